@@ -1,0 +1,163 @@
+//! Building the capability record the agent sends in `Hello`.
+//!
+//! Everything is read from the running kernel (uname, /proc, tracefs, sysfs, the bpf syscall),
+//! never inferred from the version number, so verdicts can cite what the guest actually had.
+//! Each probe degrades to "absent" (false, 0, None) instead of failing the boot: a kernel without
+//! a feature is a result, not an error.
+
+use crate::mounts::{self, BPFFS, DEBUGFS, TRACEFS};
+use crate::{bpf, sys, tracefs};
+use kmatrix_proto::{Capabilities, ModuleLoad, MountRecord};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+/// Substrings of config options worth sending: the tracing, probing and BPF surface.
+const CONFIG_KEYS: &[&str] = &[
+    "TRACE", "TRACING", "KPROBE", "UPROBE", "FPROBE", "BPF", "BTF", "PERF", "DEBUG_INFO", "PROBE",
+    "HIST", "SYNTH", "KALLSYMS", "MODULES", "IKCONFIG", "RETHOOK", "LIVEPATCH", "PREEMPT",
+];
+
+pub struct Inputs {
+    pub mounts: Vec<MountRecord>,
+    pub modules: Vec<ModuleLoad>,
+    pub channel: String,
+}
+
+pub fn build(inputs: Inputs) -> Capabilities {
+    let uname = sys::uname().ok();
+    let tracefs_ok = mounts::mounted(&inputs.mounts, TRACEFS);
+    let t = Path::new(TRACEFS);
+    let readme = read(&t.join("README")).unwrap_or_default();
+    Capabilities {
+        release: uname.as_ref().map(|u| u.release.clone()).unwrap_or_default(),
+        version: uname.as_ref().map(|u| u.version.clone()).unwrap_or_default(),
+        machine: uname.as_ref().map(|u| u.machine.clone()).unwrap_or_default(),
+        cmdline: read(Path::new("/proc/cmdline"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
+        uptime_ms: uptime_ms().unwrap_or(0),
+        tracefs_mount: tracefs_ok.then(|| TRACEFS.to_string()),
+        debugfs_mounted: mounts::mounted(&inputs.mounts, DEBUGFS),
+        bpffs_mounted: mounts::mounted(&inputs.mounts, BPFFS),
+        available_tracers: read(&t.join("available_tracers"))
+            .map(|s| s.split_whitespace().map(String::from).collect())
+            .unwrap_or_default(),
+        event_count: count_lines(&t.join("available_events")),
+        filter_function_count: tracefs::functions::get(t).lines,
+        kprobe_events: t.join("kprobe_events").exists(),
+        uprobe_events: t.join("uprobe_events").exists(),
+        dynamic_events: t.join("dynamic_events").exists(),
+        probe_syntaxes: tracefs::readme::probe_syntaxes(&readme),
+        kprobe_blacklist: Path::new(DEBUGFS)
+            .join("kprobes/blacklist")
+            .exists()
+            .then(|| count_lines(&Path::new(DEBUGFS).join("kprobes/blacklist"))),
+        btf_vmlinux: Path::new("/sys/kernel/btf/vmlinux").exists(),
+        btf_modules: btf_modules(),
+        bpf_syscall: bpf::syscall_present(),
+        bpf_jit_enable: read(Path::new("/proc/sys/net/core/bpf_jit_enable"))
+            .and_then(|s| s.trim().parse().ok()),
+        bpf_prog_types: Vec::new(),
+        bpf_map_types: Vec::new(),
+        perf_pmus: perf_pmus(),
+        modules: inputs.modules,
+        channel: inputs.channel,
+        scenarios: Vec::new(),
+        mounts: inputs.mounts,
+        config: config_gz(Path::new("/proc/config.gz")),
+    }
+}
+
+fn read(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+fn uptime_ms() -> Option<u64> {
+    let text = read(Path::new("/proc/uptime"))?;
+    let secs: f64 = text.split_whitespace().next()?.parse().ok()?;
+    Some((secs * 1000.0) as u64)
+}
+
+/// Lines of a possibly large file, streamed (available_filter_functions has ~50k).
+fn count_lines(path: &Path) -> usize {
+    let Ok(file) = std::fs::File::open(path) else {
+        return 0;
+    };
+    BufReader::with_capacity(64 * 1024, file)
+        .split(b'\n')
+        .take_while(Result::is_ok)
+        .count()
+}
+
+fn btf_modules() -> usize {
+    std::fs::read_dir("/sys/kernel/btf")
+        .map(|d| d.flatten().filter(|e| e.file_name() != "vmlinux").count())
+        .unwrap_or(0)
+}
+
+fn perf_pmus() -> BTreeMap<String, u32> {
+    let mut out = BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir("/sys/bus/event_source/devices") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let ty = read(&entry.path().join("type")).and_then(|s| s.trim().parse().ok());
+        if let Some(ty) = ty {
+            out.insert(entry.file_name().to_string_lossy().into_owned(), ty);
+        }
+    }
+    out
+}
+
+/// Tracing-related options from /proc/config.gz (absent unless CONFIG_IKCONFIG_PROC).
+fn config_gz(path: &Path) -> BTreeMap<String, String> {
+    let Ok(file) = std::fs::File::open(path) else {
+        return BTreeMap::new();
+    };
+    let mut text = String::new();
+    if flate2::read::GzDecoder::new(file)
+        .take(16 * 1024 * 1024)
+        .read_to_string(&mut text)
+        .is_err()
+    {
+        return BTreeMap::new();
+    }
+    parse_config(&text)
+}
+
+/// `CONFIG_X=y` lines whose name contains one of [`CONFIG_KEYS`]; `# CONFIG_X is not set`
+/// becomes `n`, so an absent option and a disabled one differ.
+fn parse_config(text: &str) -> BTreeMap<String, String> {
+    let wanted = |name: &str| CONFIG_KEYS.iter().any(|k| name.contains(k));
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# ") {
+            if let Some(name) = rest.strip_suffix(" is not set") {
+                if name.starts_with("CONFIG_") && wanted(name) {
+                    out.insert(name.to_string(), "n".to_string());
+                }
+            }
+        } else if let Some((name, value)) = line.split_once('=') {
+            if name.starts_with("CONFIG_") && wanted(name) {
+                out.insert(name.to_string(), value.trim_matches('"').to_string());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_keeps_tracing_options_and_unset_ones() {
+        let text = "CONFIG_KPROBES=y\n# CONFIG_FPROBE is not set\nCONFIG_SOUND=m\nCONFIG_DEFAULT_HOSTNAME=\"(none)\"\n";
+        let c = parse_config(text);
+        assert_eq!(c.get("CONFIG_KPROBES").map(String::as_str), Some("y"));
+        assert_eq!(c.get("CONFIG_FPROBE").map(String::as_str), Some("n"));
+        assert!(!c.contains_key("CONFIG_SOUND"));
+        assert_eq!(c.len(), 2);
+    }
+}

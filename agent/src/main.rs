@@ -1,0 +1,80 @@
+//! kmatrix-agent: the guest's PID 1.
+//!
+//! Mounts the pseudo filesystems (tracefs explicitly at /sys/kernel/tracing), loads the modules
+//! the host listed, opens the channel, sends `Hello` with the capability record, serves requests,
+//! and powers off. It never exits (PID 1 exiting panics the kernel) and never hangs: every error,
+//! panic, EOF and `Shutdown` ends in a power-off. The scenarios themselves live in `scenario/`.
+
+mod bpf;
+mod caps;
+mod channel;
+mod console;
+mod elf;
+mod excerpt;
+mod modules;
+mod mounts;
+mod power;
+mod process;
+mod reap;
+mod scenario;
+mod serve;
+mod sys;
+mod tracefs;
+
+use anyhow::Result;
+use kmatrix_proto::{GuestMsg, PROTO_VERSION};
+use std::path::Path;
+
+fn main() {
+    sys::started();
+    power::install_panic_hook();
+    if let Err(e) = boot_and_serve() {
+        power::fatal(&e);
+    }
+    power::power_off();
+}
+
+fn boot_and_serve() -> Result<()> {
+    // The console needs devtmpfs, so mount first and report a failure once the console is there.
+    let early = mounts::mount_early();
+    let console = console::attach();
+    let mut mount_records = early?;
+    if std::env::var_os("PATH").is_none() {
+        // The kernel starts init with only HOME and TERM; Exec requests name programs by name.
+        std::env::set_var("PATH", "/bin:/sbin:/usr/bin:/usr/sbin");
+    }
+    mount_records.extend(mounts::mount_late());
+    for m in mount_records.iter().filter(|m| m.outcome != "ok") {
+        console::say(&format!("mount({}, {}): {}", m.fstype, m.target, m.outcome));
+    }
+    let mounted_ms = sys::since_start_ms();
+    let modules = modules::load_listed(Path::new(modules::LOAD_LIST));
+    for m in modules.iter().filter(|m| m.outcome != "ok" && m.outcome != "exists") {
+        console::say(&format!("finit_module({}): {}", m.name, m.outcome));
+    }
+    let modules_ms = sys::since_start_ms();
+    let mut ch = channel::Channel::open()?;
+    let channel_ms = sys::since_start_ms();
+    if let Err(why) = console {
+        ch.send(&GuestMsg::Log { line: why })?;
+    }
+    let mut caps = caps::build(caps::Inputs {
+        mounts: mount_records,
+        modules,
+        channel: ch.name().to_string(),
+    });
+    caps.scenarios = scenario::ids();
+    let caps_ms = sys::since_start_ms();
+    let uptime_ms = caps.uptime_ms;
+    ch.send(&GuestMsg::Hello {
+        proto: PROTO_VERSION,
+        caps: Box::new(caps.clone()),
+    })?;
+    console::say(&format!("hello sent after {} ms", sys::since_start_ms()));
+    console::say(&format!(
+        "kernel uptime at hello {uptime_ms} ms, channel {}; agent ms: mounts {mounted_ms}, \
+         modules {modules_ms}, channel {channel_ms}, capabilities {caps_ms}",
+        ch.name()
+    ));
+    serve::serve(&mut ch, &caps)
+}

@@ -1,0 +1,211 @@
+//! Running programs in the guest: gated workloads for scenarios, and `Exec` requests.
+//!
+//! A gated workload gets the read end of a pipe as fd 3 and blocks reading it before doing any
+//! work (see `images/workloads/`), so the agent can attach probes and set pid filters with the
+//! child's pid first and then release it; counts then include exactly the workload's calls.
+//! Output is collected by reader threads from the start, so a chatty child never blocks on a full
+//! pipe, and every wait has a deadline after which the child is killed.
+
+use anyhow::{Context, Result};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Most output kept per stream; the rest is drained and counted.
+const MAX_OUTPUT: usize = 1024 * 1024;
+/// The fd a gated workload reads its start byte from.
+const GATE_FD: libc::c_int = 3;
+
+/// How a child ended.
+#[derive(Debug)]
+pub struct Finished {
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub wall: Duration,
+    pub timed_out: bool,
+}
+
+impl Finished {
+    pub fn success(&self) -> bool {
+        self.exit_code == Some(0) && !self.timed_out
+    }
+
+    /// `exit 3`, `signal 9`, `timed out`: for failure reasons.
+    pub fn describe(&self) -> String {
+        match (self.timed_out, self.exit_code, self.signal) {
+            (true, _, _) => "timed out".to_string(),
+            (_, Some(c), _) => format!("exit {c}"),
+            (_, _, Some(s)) => format!("signal {s}"),
+            _ => "unknown end".to_string(),
+        }
+    }
+}
+
+/// A running child with its output readers.
+pub struct Running {
+    child: Child,
+    name: String,
+    started: Instant,
+    out: Option<JoinHandle<String>>,
+    err: Option<JoinHandle<String>>,
+    gate: Option<File>,
+}
+
+impl Running {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Let a gated workload start (writes its start byte and closes the gate).
+    pub fn release(&mut self) -> Result<()> {
+        let Some(mut gate) = self.gate.take() else {
+            return Ok(());
+        };
+        gate.write_all(b"g")
+            .with_context(|| format!("write(start gate of {}) failed", self.name))
+    }
+
+    /// Wait for the child to end, killing it at `timeout`; collects its output.
+    pub fn finish(mut self, timeout: Duration) -> Result<Finished> {
+        // Closing an unreleased gate makes a gated workload exit without doing its work.
+        self.gate.take();
+        let deadline = self.started + timeout;
+        let mut timed_out = false;
+        let status: ExitStatus = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) => {}
+                Err(e) => return Err(e).with_context(|| format!("waitpid({}) failed", self.name)),
+            }
+            if Instant::now() >= deadline {
+                timed_out = true;
+                let _ = self.child.kill();
+                break self
+                    .child
+                    .wait()
+                    .with_context(|| format!("waitpid({}) after kill failed", self.name))?;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        let wall = self.started.elapsed();
+        let join = |h: Option<JoinHandle<String>>| h.and_then(|h| h.join().ok()).unwrap_or_default();
+        Ok(Finished {
+            exit_code: status.code(),
+            signal: status.signal(),
+            stdout: join(self.out.take()),
+            stderr: join(self.err.take()),
+            wall,
+            timed_out,
+        })
+    }
+}
+
+impl Drop for Running {
+    /// A child abandoned on an error path is killed and reaped, never left for PID 1 to trip on.
+    fn drop(&mut self) {
+        self.gate.take();
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Start `argv` with stdin from /dev/null, stdout and stderr captured, in `/tmp` (so stray
+/// files such as gmon.out from `-pg` builds land there). With `gated`, fd 3 is the start gate.
+pub fn spawn(argv: &[String], gated: bool) -> Result<Running> {
+    let Some((prog, args)) = argv.split_first() else {
+        anyhow::bail!("spawn: empty argv");
+    };
+    let mut cmd = Command::new(prog);
+    cmd.args(args)
+        .current_dir("/tmp")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut gate_write = None;
+    let mut gate_read: Option<OwnedFd> = None;
+    if gated {
+        let (r, w) = pipe().with_context(|| format!("pipe() for the start gate of {prog}"))?;
+        let rfd = r.as_raw_fd();
+        // SAFETY: the closure runs in the forked child before exec and only calls dup2/fcntl,
+        // which are async-signal-safe; `rfd` stays open in the child until exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if rfd == GATE_FD {
+                    // dup2 onto itself keeps FD_CLOEXEC; clear it so the gate survives exec.
+                    if libc::fcntl(rfd, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else if libc::dup2(rfd, GATE_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        gate_write = Some(File::from(w));
+        gate_read = Some(r);
+    }
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("spawn({}) failed", argv.join(" ")))?;
+    // The parent's copy of the read end must go, or the child never sees EOF on a dropped gate.
+    drop(gate_read);
+    let out = child.stdout.take().and_then(|s| reader(s, "stdout"));
+    let err = child.stderr.take().and_then(|s| reader(s, "stderr"));
+    Ok(Running {
+        child,
+        name: prog.clone(),
+        started: Instant::now(),
+        out,
+        err,
+        gate: gate_write,
+    })
+}
+
+/// Spawn, run ungated and wait: for `Exec` and for workloads that need no gate.
+pub fn run(argv: &[String], timeout: Duration) -> Result<Finished> {
+    spawn(argv, false)?.finish(timeout)
+}
+
+/// A thread that keeps the first [`MAX_OUTPUT`] bytes of `src`; None if no thread could start.
+fn reader<R: Read + Send + 'static>(mut src: R, what: &'static str) -> Option<JoinHandle<String>> {
+    std::thread::Builder::new()
+        .name(format!("child-{what}"))
+        .spawn(move || {
+            let mut kept = Vec::new();
+            let mut buf = [0u8; 8192];
+            let mut dropped = 0usize;
+            while let Ok(n) = src.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let room = MAX_OUTPUT.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+                dropped += n.saturating_sub(room);
+            }
+            let mut text = String::from_utf8_lossy(&kept).into_owned();
+            if dropped > 0 {
+                text.push_str(&format!("\n[... {dropped} bytes of {what} dropped]"));
+            }
+            text
+        })
+        .ok()
+}
+
+/// A close-on-exec pipe as (read, write).
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: fds is a valid array of two ints for pipe2 to fill.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}

@@ -1,0 +1,87 @@
+//! Event `format` scenarios: parse a syscall tracepoint's format into fields and check the
+//! layout the syscall tracer promises (`__syscall_nr` then one 8-byte slot per argument).
+
+use super::{count, verdict, Ctx, Req, Scenario};
+use crate::tracefs::format;
+use anyhow::Result;
+use kmatrix_proto::ScenarioResult;
+
+pub const ALL: [&'static dyn Scenario; 2] = [
+    &SyscallFormat {
+        id: "ftrace.format.sys_enter_openat",
+        event: "syscalls/sys_enter_openat",
+        args: &["dfd", "filename", "flags", "mode"],
+    },
+    &SyscallFormat {
+        id: "ftrace.format.sys_enter_mount",
+        event: "syscalls/sys_enter_mount",
+        args: &["dev_name", "dir_name", "type", "flags", "data"],
+    },
+];
+
+pub struct SyscallFormat {
+    id: &'static str,
+    event: &'static str,
+    args: &'static [&'static str],
+}
+
+impl Scenario for SyscallFormat {
+    fn id(&self) -> &'static str {
+        self.id
+    }
+
+    fn requirements(&self) -> Vec<Req> {
+        vec![Req::Tracefs, Req::Event(self.event)]
+    }
+
+    fn run(&self, ctx: &mut Ctx) -> Result<ScenarioResult> {
+        let text = ctx.tfs.read(&format!("events/{}/format", self.event))?;
+        let f = format::parse(&text)?;
+        let mut problems = Vec::new();
+        let expected_name = self.event.rsplit('/').next().unwrap_or(self.event);
+        if f.name != expected_name {
+            problems.push(format!("name is {:?}, expected {expected_name:?}", f.name));
+        }
+        match f.field("common_pid") {
+            Some(p) if p.size == 4 && p.signed => {}
+            other => problems.push(format!("common_pid is {other:?}, expected int (4, signed)")),
+        }
+        let own: Vec<&str> = f.own_fields().map(|f| f.name.as_str()).collect();
+        let mut want = vec!["__syscall_nr"];
+        want.extend(self.args);
+        if own != want {
+            problems.push(format!("fields {own:?}, expected {want:?}"));
+        }
+        // The syscall tracer stores `int __syscall_nr` then every argument as an unsigned long.
+        let mut layout_ok = 0u64;
+        if let Some(nr) = f.field("__syscall_nr") {
+            let mut next = (nr.offset + nr.size).next_multiple_of(8);
+            if nr.size == 4 && nr.signed {
+                layout_ok += 1;
+            } else {
+                problems.push(format!("__syscall_nr is {nr:?}, expected 4 bytes signed"));
+            }
+            for name in self.args {
+                match f.field(name) {
+                    Some(a) if a.offset == next && a.size == 8 => layout_ok += 1,
+                    Some(a) => problems.push(format!(
+                        "{name} at offset {} size {}, expected offset {next} size 8",
+                        a.offset, a.size
+                    )),
+                    None => {}
+                }
+                next += 8;
+            }
+        }
+        let mut r = verdict(
+            self.id,
+            vec![
+                count("own fields", want.len() as u64, own.len() as u64),
+                count("fields at the expected offset and size", want.len() as u64, layout_ok),
+            ],
+            problems,
+        );
+        r.detail = serde_json::to_value(&f)?;
+        Ok(r.with_excerpt(&text))
+    }
+}

@@ -1,0 +1,252 @@
+//! The scenario framework: the [`Scenario`] trait, requirements, the catalogue, and the runner
+//! that wraps every scenario in a tracefs reset before and after.
+//!
+//! A scenario exercises one tracing path against a known workload and reports exact counts. It
+//! returns `Ok(result)` with `pass` or `fail`; an `Err` whose chain holds a
+//! [`Refused`](crate::tracefs::Refused) (the kernel said no to a tracing request) becomes `fail`
+//! with that errno, any other `Err` becomes `error` (infrastructure). Requirements are checked
+//! before running, so a missing feature is `unsupported` with its evidence rather than a failure.
+
+mod events;
+mod formats;
+mod ftrace;
+mod kprobe;
+mod openat;
+mod uprobe;
+
+use crate::mounts::{DEBUGFS, TRACEFS};
+use crate::sys;
+use crate::tracefs::{Refused, Tracefs};
+use anyhow::{Context, Result};
+use kmatrix_proto::{Capabilities, Count, ScenarioResult, Status};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+/// What a scenario needs from the guest; checked against the capability record and the files.
+#[derive(Debug, Clone, Copy)]
+pub enum Req {
+    /// tracefs mounted.
+    Tracefs,
+    /// A tracer listed in `available_tracers`.
+    Tracer(&'static str),
+    /// A tracefs file (`kprobe_events`, `set_ftrace_pid`, ...).
+    File(&'static str),
+    /// An event directory under `events/` (`syscalls/sys_enter_openat`).
+    Event(&'static str),
+    /// A debugfs file (`kprobes/blacklist`).
+    Debugfs(&'static str),
+    /// A program in the image (`/bin/openat-loop`).
+    Program(&'static str),
+    /// A probe syntax in the tracefs README whose text starts with this (`e[`, `f[`).
+    ProbeSyntax(&'static str),
+}
+
+impl Req {
+    /// None when met; else the missing requirement and the evidence.
+    fn missing(&self, caps: &Capabilities) -> Option<(String, String)> {
+        let tracefs = Path::new(TRACEFS);
+        match *self {
+            Req::Tracefs => caps.tracefs_mount.is_none().then(|| {
+                let outcome = caps
+                    .mounts
+                    .iter()
+                    .find(|m| m.fstype == "tracefs")
+                    .map_or("not attempted".to_string(), |m| m.outcome.clone());
+                ("tracefs not mounted".into(), format!("mount(tracefs): {outcome}"))
+            }),
+            Req::Tracer(t) => (!caps.available_tracers.iter().any(|x| x == t)).then(|| {
+                (
+                    format!("tracer {t} not available"),
+                    format!("available_tracers: {}", caps.available_tracers.join(" ")),
+                )
+            }),
+            Req::File(f) => (!tracefs.join(f).exists()).then(|| {
+                (
+                    format!("tracefs file {f} absent"),
+                    format!("{} does not exist", tracefs.join(f).display()),
+                )
+            }),
+            Req::Event(e) => (!tracefs.join("events").join(e).is_dir()).then(|| {
+                (
+                    format!("event {e} absent"),
+                    format!("{}/events/{e} does not exist", TRACEFS),
+                )
+            }),
+            Req::Debugfs(f) => (!Path::new(DEBUGFS).join(f).exists()).then(|| {
+                (
+                    format!("debugfs file {f} absent"),
+                    format!("{DEBUGFS}/{f} does not exist (debugfs mounted: {})", caps.debugfs_mounted),
+                )
+            }),
+            Req::Program(p) => (!Path::new(p).exists()).then(|| {
+                (
+                    format!("program {p} not in the image"),
+                    format!("{p} does not exist"),
+                )
+            }),
+            Req::ProbeSyntax(prefix) => (!caps.has_probe_syntax(prefix)).then(|| {
+                let kinds: Vec<&str> = caps.probe_syntaxes.iter().map(|s| s.text.as_str()).collect();
+                (
+                    format!("probe syntax {prefix}...] not announced in tracefs README"),
+                    format!("README probe syntaxes: {}", kinds.join(" | ")),
+                )
+            }),
+        }
+    }
+}
+
+/// What a scenario gets to work with.
+pub struct Ctx<'a> {
+    pub caps: &'a Capabilities,
+    pub params: &'a BTreeMap<String, String>,
+    pub tfs: Tracefs,
+}
+
+impl Ctx<'_> {
+    /// A numeric parameter, `default` when absent; a malformed value is an error naming it.
+    pub fn param_u64(&self, key: &str, default: u64) -> Result<u64> {
+        match self.params.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse()
+                .with_context(|| format!("parameter {key}={v:?} is not a number")),
+        }
+    }
+
+    /// The `count` parameter, bounded so a typo cannot fill the guest's memory.
+    pub fn count(&self, default: u64) -> Result<u64> {
+        let n = self.param_u64("count", default)?;
+        anyhow::ensure!(
+            (1..=1_000_000).contains(&n),
+            "parameter count={n} out of range 1..=1000000"
+        );
+        Ok(n)
+    }
+
+    pub fn timeout(&self) -> Result<std::time::Duration> {
+        Ok(std::time::Duration::from_millis(
+            self.param_u64("timeout_ms", 60_000)?,
+        ))
+    }
+}
+
+pub trait Scenario: Sync {
+    /// `family.path.target`, e.g. `kprobe.tracefs.openat`.
+    fn id(&self) -> &'static str;
+    fn requirements(&self) -> Vec<Req>;
+    /// Run on a clean tracefs; the runner resets it again afterwards.
+    fn run(&self, ctx: &mut Ctx) -> Result<ScenarioResult>;
+}
+
+/// Every scenario the agent knows, in catalogue order.
+pub fn catalogue() -> Vec<&'static dyn Scenario> {
+    let mut all: Vec<&'static dyn Scenario> = Vec::new();
+    all.extend(ftrace::ALL);
+    all.extend(events::ALL);
+    all.extend(formats::ALL);
+    all.extend(kprobe::ALL);
+    all.extend(uprobe::ALL);
+    all
+}
+
+/// Ids of the catalogue, for the capability record.
+pub fn ids() -> Vec<String> {
+    catalogue().iter().map(|s| s.id().to_string()).collect()
+}
+
+/// Run one scenario by id with requirement checks and tracefs hygiene around it.
+pub fn run_one(id: &str, params: &BTreeMap<String, String>, caps: &Capabilities) -> ScenarioResult {
+    let Some(scenario) = catalogue().into_iter().find(|s| s.id() == id) else {
+        return ScenarioResult::new(
+            id,
+            Status::Error,
+            format!("unknown scenario {id:?}: not in this agent's catalogue"),
+        );
+    };
+    for req in scenario.requirements() {
+        if let Some((reason, evidence)) = req.missing(caps) {
+            let mut r = ScenarioResult::new(id, Status::Unsupported, reason);
+            r.evidence = Some(evidence);
+            return r;
+        }
+    }
+    let mut ctx = Ctx {
+        caps,
+        params,
+        tfs: Tracefs::new(TRACEFS),
+    };
+    if let Err(e) = ctx.tfs.reset() {
+        return from_error(id, e.context("tracefs reset before the scenario failed"));
+    }
+    let mut result = match scenario.run(&mut ctx) {
+        Ok(r) => r,
+        Err(e) => from_error(id, e),
+    };
+    let detach = Instant::now();
+    let reset = ctx.tfs.reset();
+    let leftovers = ctx.tfs.leftovers();
+    result.timings.detach_ms += ms(detach);
+    if let Err(e) = reset {
+        demote(&mut result, format!("{e:#}"));
+    } else if !leftovers.is_empty() {
+        demote(
+            &mut result,
+            format!("tracefs not clean after reset: {}", leftovers.join("; ")),
+        );
+    }
+    result
+}
+
+/// A clean-up failure makes a scenario an infrastructure `error`, keeping its own reason.
+fn demote(result: &mut ScenarioResult, why: String) {
+    result.reason = if result.reason.is_empty() {
+        why
+    } else {
+        format!("{}; then {why}", result.reason)
+    };
+    result.status = Status::Error;
+}
+
+/// `fail` with errno for a refused tracing request, `error` for anything else.
+fn from_error(id: &str, e: anyhow::Error) -> ScenarioResult {
+    let refused = e.chain().find_map(|c| c.downcast_ref::<Refused>());
+    let (status, errno) = match refused {
+        Some(r) => (Status::Fail, Some(r.errno)),
+        None => (Status::Error, sys::chain_errno(&e)),
+    };
+    let mut r = ScenarioResult::new(id, status, format!("{e:#}"));
+    r.errno = errno;
+    r
+}
+
+/// Milliseconds since `t`, for timings.
+pub fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+pub fn count(what: impl Into<String>, expected: u64, observed: u64) -> Count {
+    Count {
+        what: what.into(),
+        expected,
+        observed,
+    }
+}
+
+/// `pass` when every count matches and `problems` is empty, else `fail` naming each difference.
+pub fn verdict(id: &str, counts: Vec<Count>, problems: Vec<String>) -> ScenarioResult {
+    let mut why: Vec<String> = counts
+        .iter()
+        .filter(|c| c.expected != c.observed)
+        .map(|c| format!("{}: expected {}, observed {}", c.what, c.expected, c.observed))
+        .collect();
+    why.extend(problems);
+    let mut r = if why.is_empty() {
+        ScenarioResult::new(id, Status::Pass, "")
+    } else {
+        ScenarioResult::new(id, Status::Fail, why.join("; "))
+    };
+    r.counts = counts;
+    r
+}

@@ -1,0 +1,132 @@
+//! What the openat scenarios share: the `openat-loop` workload and the kernel symbol on the
+//! openat path.
+//!
+//! `openat-loop N PATH` makes exactly N `openat` syscalls once released from its start gate and
+//! prints `openat-loop: calls=N ok=K fd=F errno=E`; scenarios compare their counts with those
+//! numbers and with N.
+
+use super::Ctx;
+use crate::process::{self, Running};
+use anyhow::{bail, Context, Result};
+use std::io::{BufRead, BufReader};
+
+pub const OPENAT_LOOP: &str = "/bin/openat-loop";
+/// The file the workload opens; created by the agent so every call succeeds.
+const DEFAULT_PATH: &str = "/tmp/kmatrix-openat";
+
+/// The workload's own account of what it did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub calls: u64,
+    pub ok: u64,
+    /// The fd the last successful call returned (-1 when none did).
+    pub fd: i64,
+    pub errno: i64,
+}
+
+/// Parse `openat-loop: calls=N ok=K fd=F errno=E` from the workload's stdout.
+pub fn summary(stdout: &str) -> Result<Summary> {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("openat-loop:"))
+        .with_context(|| format!("no summary line in openat-loop output {stdout:?}"))?;
+    let mut s = Summary::default();
+    for kv in line.split_whitespace().skip(1) {
+        let Some((k, v)) = kv.split_once('=') else {
+            continue;
+        };
+        let n: i64 = v
+            .parse()
+            .with_context(|| format!("bad value in summary {line:?}"))?;
+        match k {
+            "calls" => s.calls = n as u64,
+            "ok" => s.ok = n as u64,
+            "fd" => s.fd = n,
+            "errno" => s.errno = n,
+            _ => {}
+        }
+    }
+    Ok(s)
+}
+
+/// The path the workload opens (`path` parameter), created empty when missing.
+pub fn target_path(ctx: &Ctx) -> Result<String> {
+    let path = ctx
+        .params
+        .get("path")
+        .cloned()
+        .unwrap_or_else(|| DEFAULT_PATH.to_string());
+    if !std::path::Path::new(&path).exists() {
+        std::fs::write(&path, b"").with_context(|| format!("create({path}) failed"))?;
+    }
+    Ok(path)
+}
+
+/// Grow the ring buffer when N entries of about `entry_bytes` would not fit the default, so a
+/// large count is not lost to overwriting (the size is restored by the reset).
+pub fn fit_buffer(ctx: &mut Ctx, n: u64, entry_bytes: u64) -> Result<()> {
+    let need_kb = n * entry_bytes / 1024 + 512;
+    let now_kb: u64 = ctx
+        .tfs
+        .read("buffer_size_kb")?
+        .split_whitespace()
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    if need_kb > now_kb {
+        ctx.tfs.set_buffer_size_kb(need_kb)?;
+    }
+    Ok(())
+}
+
+/// Start `openat-loop N PATH`, blocked on its gate until [`Running::release`].
+pub fn start(n: u64, path: &str) -> Result<Running> {
+    process::spawn(
+        &[OPENAT_LOOP.to_string(), n.to_string(), path.to_string()],
+        true,
+    )
+}
+
+/// The function on the openat path that kprobes and the function tracer attach to:
+/// `do_sys_openat2` (5.6 and later) when the kernel has it, else `do_sys_open`.
+pub fn symbol(ctx: &Ctx) -> Result<&'static str> {
+    for sym in ["do_sys_openat2", "do_sys_open"] {
+        if has_function(ctx, sym)? {
+            return Ok(sym);
+        }
+    }
+    bail!("neither do_sys_openat2 nor do_sys_open in available_filter_functions or /proc/kallsyms")
+}
+
+fn has_function(ctx: &Ctx, sym: &str) -> Result<bool> {
+    if crate::tracefs::functions::get(ctx.tfs.path("").as_path()).contains(sym) {
+        return Ok(true);
+    }
+    // Without dynamic ftrace there is no available_filter_functions; kprobes still work.
+    let f = std::fs::File::open("/proc/kallsyms").context("open(/proc/kallsyms) failed")?;
+    Ok(BufReader::new(f)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.split_whitespace().nth(2) == Some(sym)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_summary_line() {
+        let s = summary("openat-loop: calls=100 ok=100 fd=3 errno=0\n").unwrap();
+        assert_eq!(
+            s,
+            Summary {
+                calls: 100,
+                ok: 100,
+                fd: 3,
+                errno: 0
+            }
+        );
+        assert!(summary("nothing").is_err());
+        assert!(summary("openat-loop: calls=x").is_err());
+    }
+}

@@ -1,0 +1,83 @@
+//! The request loop: read `HostMsg` lines from the channel and answer each.
+//!
+//! A malformed or over-long line gets an `Error` reply and the loop goes on: hostile or broken
+//! host output must not take the guest down. EOF on the channel (the host went away) and
+//! `Shutdown` end the loop; the caller powers off.
+
+use crate::channel::{Channel, Line};
+use crate::{console, process, reap, scenario};
+use anyhow::Result;
+use kmatrix_proto::{Capabilities, ExecOutcome, ExecRequest, GuestMsg, HostMsg};
+use std::time::Duration;
+
+/// Default `Exec` timeout when the host sends 0.
+const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Serve until `Shutdown` (Bye sent) or EOF. Errors are channel failures: the caller powers off.
+pub fn serve(ch: &mut Channel, caps: &Capabilities) -> Result<()> {
+    loop {
+        reap::orphans();
+        let line = match ch.recv()? {
+            Line::Eof => {
+                console::say("channel closed by the host");
+                return Ok(());
+            }
+            Line::TooLong(len) => {
+                ch.send(&GuestMsg::Error {
+                    message: format!("request line of {len} bytes exceeds the limit, ignored"),
+                })?;
+                continue;
+            }
+            Line::Text(t) => t,
+        };
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let msg: HostMsg = match serde_json::from_slice(&line) {
+            Ok(m) => m,
+            Err(e) => {
+                let shown = String::from_utf8_lossy(&line[..line.len().min(200)]).into_owned();
+                ch.send(&GuestMsg::Error {
+                    message: format!("malformed request ({e}): {shown}"),
+                })?;
+                continue;
+            }
+        };
+        match msg {
+            HostMsg::Shutdown => {
+                ch.send(&GuestMsg::Bye)?;
+                return Ok(());
+            }
+            HostMsg::Run(req) => {
+                let result = scenario::run_one(&req.scenario, &req.params, caps);
+                console::say(&format!("{}: {}", result.scenario, result.status));
+                ch.send(&GuestMsg::Result(Box::new(result)))?;
+            }
+            HostMsg::Exec(req) => match exec(&req) {
+                Ok(done) => ch.send(&GuestMsg::ExecDone(done))?,
+                Err(e) => ch.send(&GuestMsg::Error {
+                    message: format!("{e:#}"),
+                })?,
+            },
+        }
+    }
+}
+
+fn exec(req: &ExecRequest) -> Result<ExecOutcome> {
+    let timeout = match req.timeout_ms {
+        0 => EXEC_TIMEOUT,
+        ms => Duration::from_millis(ms),
+    };
+    let done = process::run(&req.argv, timeout)?;
+    let mut stderr = done.stderr;
+    if done.timed_out {
+        stderr.push_str(&format!("\nkmatrix-agent: killed after {} ms timeout", timeout.as_millis()));
+    }
+    Ok(ExecOutcome {
+        exit_code: done.exit_code,
+        signal: done.signal,
+        stdout: done.stdout,
+        stderr,
+        wall_ms: done.wall.as_millis() as u64,
+    })
+}

@@ -1,0 +1,166 @@
+//! Parsing an event's `format` file into its fields.
+//!
+//! Each field line reads `field:<decl>;\toffset:<n>;\tsize:<n>;\tsigned:<0|1>;`, where `<decl>`
+//! is a C declaration whose last identifier is the field name (`const char * filename`,
+//! `char comm[16]`, `__data_loc char[] name`). Scenarios compare the parsed fields, so a line that
+//! looks like a field but does not parse is an error, not a skipped field.
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Field {
+    pub name: String,
+    /// The declaration without the name (`const char *`, `char[16]`).
+    pub ctype: String,
+    pub offset: u32,
+    pub size: u32,
+    pub signed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Format {
+    pub name: String,
+    pub id: u32,
+    pub fields: Vec<Field>,
+    pub print_fmt: String,
+}
+
+impl Format {
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// Fields that are not the `common_*` header every event shares.
+    pub fn own_fields(&self) -> impl Iterator<Item = &Field> {
+        self.fields.iter().filter(|f| !f.name.starts_with("common_"))
+    }
+}
+
+pub fn parse(text: &str) -> Result<Format> {
+    let mut name = None;
+    let mut id = None;
+    let mut print_fmt = String::new();
+    let mut fields = Vec::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if let Some(v) = t.strip_prefix("name:") {
+            name = Some(v.trim().to_string());
+        } else if let Some(v) = t.strip_prefix("ID:") {
+            id = Some(v.trim().parse().with_context(|| format!("bad ID line {t:?}"))?);
+        } else if let Some(v) = t.strip_prefix("print fmt:") {
+            print_fmt = v.trim().to_string();
+        } else if t.starts_with("field:") {
+            fields.push(parse_field(t).with_context(|| format!("bad field line {t:?}"))?);
+        }
+    }
+    let (Some(name), Some(id)) = (name, id) else {
+        bail!("format has no name: or ID: line");
+    };
+    Ok(Format {
+        name,
+        id,
+        fields,
+        print_fmt,
+    })
+}
+
+fn parse_field(line: &str) -> Result<Field> {
+    let mut decl = None;
+    let (mut offset, mut size, mut signed) = (None, None, None);
+    for part in line.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = part
+            .split_once(':')
+            .with_context(|| format!("no ':' in {part:?}"))?;
+        match key {
+            "field" | "field special" => decl = Some(value.trim()),
+            "offset" => offset = Some(value.trim().parse()?),
+            "size" => size = Some(value.trim().parse()?),
+            "signed" => signed = Some(value.trim() == "1"),
+            _ => {}
+        }
+    }
+    let (Some(decl), Some(offset), Some(size), Some(signed)) = (decl, offset, size, signed) else {
+        bail!("missing field, offset, size or signed");
+    };
+    let (ctype, name) = split_decl(decl).with_context(|| format!("no name in {decl:?}"))?;
+    Ok(Field {
+        name,
+        ctype,
+        offset,
+        size,
+        signed,
+    })
+}
+
+/// `char comm[16]` → (`char[16]`, `comm`); `const char * filename` → (`const char *`, `filename`).
+fn split_decl(decl: &str) -> Option<(String, String)> {
+    let (base, array) = match decl.find('[') {
+        Some(i) if decl.ends_with(']') => (decl[..i].trim_end(), &decl[i..]),
+        _ => (decl, ""),
+    };
+    let start = base
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map_or(0, |i| i + 1);
+    let name = &base[start..];
+    if name.is_empty() || start == 0 {
+        return None;
+    }
+    let ctype = format!("{}{array}", base[..start].trim_end());
+    Some((ctype, name.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Debian 6.1's events/syscalls/sys_enter_openat/format.
+    const OPENAT: &str = "name: sys_enter_openat
+ID: 633
+format:
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
+\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
+\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
+
+\tfield:int __syscall_nr;\toffset:8;\tsize:4;\tsigned:1;
+\tfield:int dfd;\toffset:16;\tsize:8;\tsigned:0;
+\tfield:const char * filename;\toffset:24;\tsize:8;\tsigned:0;
+\tfield:int flags;\toffset:32;\tsize:8;\tsigned:0;
+\tfield:umode_t mode;\toffset:40;\tsize:8;\tsigned:0;
+
+print fmt: \"dfd: 0x%08lx, filename: 0x%08lx, flags: 0x%08lx, mode: 0x%08lx\", ((unsigned long)(REC->dfd)), ((unsigned long)(REC->filename)), ((unsigned long)(REC->flags)), ((unsigned long)(REC->mode))
+";
+
+    #[test]
+    fn parses_sys_enter_openat() {
+        let f = parse(OPENAT).unwrap();
+        assert_eq!((f.name.as_str(), f.id), ("sys_enter_openat", 633));
+        let own: Vec<&str> = f.own_fields().map(|f| f.name.as_str()).collect();
+        assert_eq!(own, ["__syscall_nr", "dfd", "filename", "flags", "mode"]);
+        let filename = f.field("filename").unwrap();
+        assert_eq!(filename.ctype, "const char *");
+        assert_eq!((filename.offset, filename.size, filename.signed), (24, 8, false));
+        assert!(f.field("common_pid").unwrap().signed);
+        assert!(f.print_fmt.starts_with("\"dfd: 0x%08lx"));
+    }
+
+    #[test]
+    fn splits_arrays_and_data_loc() {
+        assert_eq!(
+            split_decl("char comm[16]"),
+            Some(("char[16]".into(), "comm".into()))
+        );
+        assert_eq!(
+            split_decl("__data_loc char[] name"),
+            Some(("__data_loc char[]".into(), "name".into()))
+        );
+        assert_eq!(split_decl("int"), None);
+    }
+
+    #[test]
+    fn rejects_a_broken_field_line() {
+        let bad = "name: x\nID: 1\n\tfield:int a;\toffset:zz;\tsize:4;\tsigned:1;\n";
+        assert!(parse(bad).is_err());
+    }
+}

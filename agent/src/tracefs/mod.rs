@@ -1,0 +1,167 @@
+//! Access to tracefs for scenarios: reading and writing its control files with errors that keep
+//! the errno, and bookkeeping of what a scenario touched so [`Tracefs::reset`] can undo it.
+//!
+//! Writes go through one `write(2)` each, as `echo` does: tracefs parses every write on its own,
+//! and a definition split over two writes is a different request. Opening without `O_TRUNC` adds
+//! to lists such as `kprobe_events` and `set_ftrace_filter`; [`Tracefs::truncate`] clears them.
+//! Parsers of the files' contents live in the submodules, one file format each.
+
+pub mod format;
+pub mod functions;
+pub mod profile;
+pub mod readme;
+mod reset;
+pub mod trace;
+
+use crate::sys;
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// The kernel refused a tracefs operation: the call, its input, and the errno. Scenarios that
+/// hit one report `fail` with the errno (the tracing path does not work), unlike infrastructure
+/// errors which are `error`.
+#[derive(Debug)]
+pub struct Refused {
+    pub call: String,
+    pub errno: i32,
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed: {}", self.call, sys::errno_text(self.errno))
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// What a scenario changed that a plain reset of the standard files would not undo.
+#[derive(Default)]
+struct Touched {
+    /// `options/<name>` and its value before the first change.
+    options: Vec<(String, String)>,
+    /// Event `filter` files written (relative paths).
+    filters: Vec<String>,
+    /// Instances created under `instances/`.
+    instances: Vec<String>,
+    /// `buffer_size_kb` before the first change.
+    buffer_size_kb: Option<String>,
+}
+
+/// A tracefs mount plus what the current scenario touched.
+pub struct Tracefs {
+    root: PathBuf,
+    touched: Touched,
+}
+
+impl Tracefs {
+    pub fn new(root: impl Into<PathBuf>) -> Tracefs {
+        Tracefs {
+            root: root.into(),
+            touched: Touched::default(),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    pub fn exists(&self, rel: &str) -> bool {
+        self.path(rel).exists()
+    }
+
+    /// The whole file as text.
+    pub fn read(&self, rel: &str) -> Result<String, Refused> {
+        let mut out = Vec::new();
+        File::open(self.path(rel))
+            .and_then(|mut f| f.read_to_end(&mut out))
+            .map_err(|e| refused(format!("read({rel})"), &e))?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// One `write(2)` of `data` to `rel`, adding to (not replacing) list files.
+    pub fn write(&self, rel: &str, data: &str) -> Result<(), Refused> {
+        let file = self.open_write(rel)?;
+        self.write_fd(&file, rel, data)
+    }
+
+    /// Open `rel` for writing, to write to it later without another `openat` (which would show
+    /// up in a scenario that counts openat calls).
+    pub fn open_write(&self, rel: &str) -> Result<File, Refused> {
+        OpenOptions::new()
+            .write(true)
+            .open(self.path(rel))
+            .map_err(|e| refused(format!("open({rel}, O_WRONLY)"), &e))
+    }
+
+    /// One `write(2)` of `data` on a file from [`Tracefs::open_write`]. Not `pwrite`: many
+    /// tracefs files are non-seekable (ESPIPE), and the control files ignore the position.
+    pub fn write_fd(&self, mut file: &File, rel: &str, data: &str) -> Result<(), Refused> {
+        let call = || format!("write({:?} > {rel})", data.trim_end());
+        match file.write(data.as_bytes()) {
+            Ok(n) if n == data.len() => Ok(()),
+            Ok(_) => Err(Refused {
+                call: call(),
+                errno: libc::EIO,
+            }),
+            Err(e) => Err(refused(call(), &e)),
+        }
+    }
+
+    /// Open with `O_TRUNC` and close: clears list files (`echo > kprobe_events`) and the buffer
+    /// (`echo > trace`).
+    pub fn truncate(&self, rel: &str) -> Result<(), Refused> {
+        OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(self.path(rel))
+            .map(drop)
+            .map_err(|e| refused(format!("open({rel}, O_WRONLY|O_TRUNC)"), &e))
+    }
+
+    /// Set an event's filter (`events/<sys>/<event>/filter`), remembered for reset.
+    pub fn set_filter(&mut self, event: &str, expr: &str) -> Result<(), Refused> {
+        let rel = format!("events/{event}/filter");
+        if !self.touched.filters.contains(&rel) {
+            self.touched.filters.push(rel.clone());
+        }
+        self.write(&rel, expr)
+    }
+
+    /// Set `options/<name>` to 0 or 1, remembering the first value seen for reset.
+    pub fn set_option(&mut self, name: &str, on: bool) -> Result<(), Refused> {
+        let rel = format!("options/{name}");
+        if !self.touched.options.iter().any(|(n, _)| n == name) {
+            let old = self.read(&rel)?.trim().to_string();
+            self.touched.options.push((name.to_string(), old));
+        }
+        self.write(&rel, if on { "1" } else { "0" })
+    }
+
+    /// Resize the per-CPU ring buffer, remembering the original size for reset.
+    pub fn set_buffer_size_kb(&mut self, kb: u64) -> Result<(), Refused> {
+        if self.touched.buffer_size_kb.is_none() {
+            let old = self.read("buffer_size_kb")?;
+            // While expanding after boot the file reads "7 (expanded: 1408)"; keep the number.
+            let old = old.split_whitespace().next().unwrap_or("").to_string();
+            self.touched.buffer_size_kb = Some(old);
+        }
+        self.write("buffer_size_kb", &kb.to_string())
+    }
+
+    /// Create `instances/<name>`, removed again by reset.
+    pub fn make_instance(&mut self, name: &str) -> Result<PathBuf, Refused> {
+        let rel = format!("instances/{name}");
+        std::fs::create_dir(self.path(&rel)).map_err(|e| refused(format!("mkdir({rel})"), &e))?;
+        self.touched.instances.push(name.to_string());
+        Ok(self.path(&rel))
+    }
+}
+
+fn refused(call: String, e: &std::io::Error) -> Refused {
+    Refused {
+        call,
+        errno: e.raw_os_error().unwrap_or(libc::EIO),
+    }
+}

@@ -1,0 +1,102 @@
+//! Builds what goes into the guest image and embeds it in the harness:
+//! the static agent (a nested cargo build with `+crt-static`, in its own target directory so it
+//! neither shares flags nor locks with this build) and the C workloads (`gcc -static -g -pg`).
+//! A missing compiler is a build error that names the Debian package to install.
+
+use std::env;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const AGENT_TRIPLE: &str = "x86_64-unknown-linux-gnu";
+
+fn main() {
+    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = manifest.parent().expect("harness/ sits in the workspace").to_path_buf();
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    for p in ["agent", "proto", "images/workloads", "tracer-ebpf", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", root.join(p).display());
+    }
+    println!("cargo:rerun-if-env-changed=KMATRIX_AGENT_PROFILE");
+
+    let agent = build_agent(&root);
+    let mut assets = String::new();
+    writeln!(assets, "/// The static agent, `/init` in the guest.").unwrap();
+    writeln!(assets, "pub const AGENT: &[u8] = include_bytes!({:?});", agent.display().to_string()).unwrap();
+    writeln!(assets, "/// Guest workloads: (name in /bin, static executable).").unwrap();
+    writeln!(assets, "pub const WORKLOADS: &[(&str, &[u8])] = &[").unwrap();
+    for (name, path) in build_workloads(&root, &out) {
+        writeln!(assets, "    ({name:?}, include_bytes!({:?})),", path.display().to_string()).unwrap();
+    }
+    writeln!(assets, "];").unwrap();
+    std::fs::write(out.join("assets.rs"), assets).expect("write assets.rs");
+}
+
+fn build_agent(root: &Path) -> PathBuf {
+    let target_dir = match env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => PathBuf::from(d).join("agent"),
+        None => root.join("target").join("agent"),
+    };
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let profile = env::var("KMATRIX_AGENT_PROFILE").unwrap_or_else(|_| "release".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root)
+        .args(["build", "-p", "kmatrix-agent", "--target", AGENT_TRIPLE, "--profile", &profile])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        // The agent is PID 1 in a guest without libc: link it static-pie.
+        .env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-feature=+crt-static")
+        .env_remove("RUSTFLAGS")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET");
+    // Build scripts see the outer build's profile settings; the nested build must not inherit them.
+    for (k, _) in env::vars() {
+        if k.starts_with("CARGO_PROFILE_") || k.starts_with("CARGO_CFG_") || k == "TARGET" || k == "HOST" {
+            cmd.env_remove(k);
+        }
+    }
+    let status = cmd.status().expect("run cargo to build the agent");
+    if !status.success() {
+        panic!("building the agent (kmatrix-agent, static) failed: {status}");
+    }
+    let dir = if profile == "dev" { "debug".to_string() } else { profile };
+    let bin = target_dir.join(AGENT_TRIPLE).join(dir).join("kmatrix-agent");
+    assert!(bin.exists(), "agent binary missing at {}", bin.display());
+    bin
+}
+
+fn build_workloads(root: &Path, out: &Path) -> Vec<(String, PathBuf)> {
+    let src = root.join("images").join("workloads");
+    let dst = out.join("workloads");
+    std::fs::create_dir_all(&dst).expect("create workloads dir");
+    let mut sources: Vec<PathBuf> = match std::fs::read_dir(&src) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "c"))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    sources.sort();
+    let cc = env::var("KMATRIX_CC").unwrap_or_else(|_| "gcc".into());
+    let mut built = Vec::new();
+    for s in sources {
+        let stem = s.file_stem().and_then(|x| x.to_str()).expect("utf-8 workload name").to_string();
+        let name = stem.replace('_', "-");
+        let bin = dst.join(&name);
+        // -pg and -g as the seeds build `hello`; static because the guest has no libc;
+        // no PIE so symbol addresses in the ELF are the file offsets uprobes need to compute.
+        let status = Command::new(&cc)
+            .args(["-static", "-g", "-pg", "-O1", "-fno-inline", "-Wall", "-o"])
+            .arg(&bin)
+            .arg(&s)
+            .status();
+        match status {
+            Ok(st) if st.success() => {}
+            Ok(st) => panic!("compiling workload {} failed: {st}", s.display()),
+            Err(e) => panic!("cannot run {cc} to build guest workloads ({e}); install it: apt-get install gcc libc6-dev"),
+        }
+        built.push((name, bin));
+    }
+    built
+}

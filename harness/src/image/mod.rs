@@ -1,0 +1,108 @@
+//! Guest images: a newc initramfs holding the agent as `/init`, the workloads under `/bin`, and
+//! the kernel modules the agent loads, decompressed, with the load order in
+//! `/lib/modules/kmatrix.load`.
+//!
+//! Images are content-addressed in the cache (`images/<sha256>.cpio`): the same inputs give the
+//! same bytes and the same file, which is written once. This module decides what goes in an image;
+//! how a kernel's modules are found and ordered is `kernel/`'s job.
+
+pub mod cpio;
+
+use crate::cache::{self, Cache};
+use crate::kernel::{self, PreparedKernel};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+
+mod assets {
+    include!(concat!(env!("OUT_DIR"), "/assets.rs"));
+}
+
+pub use assets::{AGENT, WORKLOADS};
+
+/// `images/guest.toml`, embedded: what every image carries.
+const GUEST_TOML: &str = include_str!("../../../images/guest.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("malformed images/guest.toml")]
+    GuestToml(#[source] toml::de::Error),
+    #[error("cannot resolve guest modules for kernel {kernel}")]
+    Modules {
+        kernel: String,
+        #[source]
+        source: kernel::KernelError,
+    },
+    #[error("cannot write image")]
+    Write(#[source] std::io::Error),
+    #[error(transparent)]
+    Cache(#[from] cache::CacheError),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GuestSpec {
+    modules: Vec<String>,
+}
+
+/// A built image in the cache.
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+    /// Modules in load order (file names as they sit under /lib/modules in the guest).
+    pub modules: Vec<String>,
+    /// Requested modules the kernel has built in.
+    pub builtin: Vec<String>,
+}
+
+impl Image {
+    /// Whether the guest can get a virtio-serial port (driver built in or shipped as a module).
+    pub fn has_virtio_console(&self) -> bool {
+        let has = |n: &str| self.modules.iter().chain(&self.builtin).any(|m| m.trim_end_matches(".ko") == n);
+        has("virtio_console")
+    }
+}
+
+/// Build (or find) the image for `kernel`.
+pub fn build(cache: &Cache, kernel: &PreparedKernel) -> Result<Image, ImageError> {
+    let spec: GuestSpec = toml::from_str(GUEST_TOML).map_err(ImageError::GuestToml)?;
+    let names: Vec<&str> = spec.modules.iter().map(String::as_str).collect();
+    let mut w = cpio::CpioWriter::new(Vec::with_capacity(AGENT.len() + (8 << 20)));
+    let io = ImageError::Write;
+    for d in ["dev", "proc", "sys", "tmp", "run", "bin", "lib/modules"] {
+        w.dir(d, 0o755).map_err(io)?;
+    }
+    // Without /dev/console in the initramfs, PID 1 starts with no stdin/stdout/stderr.
+    w.char_dev("dev/console", 0o600, 5, 1).map_err(io)?;
+    w.file("init", 0o755, AGENT).map_err(io)?;
+    for (name, bytes) in WORKLOADS {
+        w.file(&format!("bin/{name}"), 0o755, bytes).map_err(io)?;
+    }
+    let mut modules = Vec::new();
+    let mut builtin = Vec::new();
+    if kernel.modules_dir.is_some() && !names.is_empty() {
+        let closure = kernel::module_closure(kernel, &names)
+            .map_err(|source| ImageError::Modules { kernel: kernel.id.clone(), source })?;
+        builtin = closure.builtin.clone();
+        let mut load = String::new();
+        for m in &closure.modules {
+            let bytes = kernel::read_module(m)
+                .map_err(|source| ImageError::Modules { kernel: kernel.id.clone(), source })?;
+            let file = format!("{}.ko", m.name);
+            w.file(&format!("lib/modules/{file}"), 0o644, &bytes).map_err(io)?;
+            load.push_str(&format!("/lib/modules/{file}\n"));
+            modules.push(file);
+        }
+        w.file("lib/modules/kmatrix.load", 0o644, load.as_bytes()).map_err(io)?;
+    }
+    let bytes = w.finish().map_err(io)?;
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let path = cache.dir("images")?.join(format!("{sha256}.cpio"));
+    let fresh = std::fs::metadata(&path).map(|m| m.len() == bytes.len() as u64).unwrap_or(false);
+    if !fresh {
+        cache::write_atomic(&path, &bytes)?;
+    }
+    Ok(Image { path, sha256, size: bytes.len() as u64, modules, builtin })
+}

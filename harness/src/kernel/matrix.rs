@@ -1,0 +1,293 @@
+//! `kernels/matrix.toml` (which kernels to test) and `kernels/kernels.lock` (the exact packages
+//! and hashes they resolved to).
+//!
+//! The matrix names kernels by id with a suite and a version line; the lock pins, per id, every
+//! package (version, filename, size, sha256) and the sha256 of the extracted boot files, so a run
+//! is reproducible and works offline once the cache is warm. Only `kmatrix kernels update`
+//! rewrites the lock. Both files are found in `$KMATRIX_KERNELS_DIR`, else the workspace's
+//! `kernels/`, else the copies built into the binary.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{KernelError, Result};
+use super::index::{DebPackage, Signature};
+use crate::cache::write_atomic;
+
+const DEFAULT_MATRIX: &str = include_str!("../../../kernels/matrix.toml");
+const DEFAULT_LOCK: &str = include_str!("../../../kernels/kernels.lock");
+
+pub const MATRIX_FILE: &str = "matrix.toml";
+pub const LOCK_FILE: &str = "kernels.lock";
+
+/// One kernel of the matrix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixKernel {
+    pub id: String,
+    /// Only Debian for now.
+    pub distro: Distro,
+    pub suite: String,
+    /// Upstream version line: `6.1` takes the newest `6.1.x` build of the suite.
+    pub line: String,
+    #[serde(default = "default_flavour")]
+    pub flavour: String,
+    /// Part of the default matrix (`kmatrix test` without `--kernel`).
+    #[serde(default = "yes")]
+    pub default: bool,
+}
+
+fn default_flavour() -> String {
+    "amd64".into()
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Distro {
+    Debian,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Matrix {
+    #[serde(rename = "kernel")]
+    pub kernels: Vec<MatrixKernel>,
+    /// Suites searched for `debian:<version>` specs, in order.
+    #[serde(default)]
+    pub search_suites: Vec<String>,
+}
+
+impl Matrix {
+    pub fn parse(text: &str, what: &str) -> Result<Matrix> {
+        let m: Matrix =
+            toml::from_str(text).map_err(|e| KernelError::Toml { path: what.to_string(), source: Box::new(e) })?;
+        let invalid = |detail: String| KernelError::Invalid { path: what.to_string(), detail };
+        let mut seen = std::collections::HashSet::new();
+        for k in &m.kernels {
+            if !seen.insert(k.id.as_str()) {
+                return Err(invalid(format!("kernel id {:?} appears twice", k.id)));
+            }
+            let id_ok = !k.id.is_empty()
+                && k.id.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+                && !k.id.contains('/');
+            if !id_ok {
+                return Err(invalid(format!("kernel id {:?}: use letters, digits, '.', '_' and '-'", k.id)));
+            }
+            let line_ok = !k.line.is_empty() && k.line.split('.').all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()));
+            if !line_ok {
+                return Err(invalid(format!("kernel {}: line {:?} is not a version line like \"6.1\"", k.id, k.line)));
+            }
+            if k.suite.is_empty() || !k.suite.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                return Err(invalid(format!("kernel {}: suite {:?} is not a suite name", k.id, k.suite)));
+            }
+        }
+        Ok(m)
+    }
+
+    pub fn get(&self, id: &str) -> Option<&MatrixKernel> {
+        self.kernels.iter().find(|k| k.id == id)
+    }
+
+    pub fn ids(&self) -> Vec<&str> {
+        self.kernels.iter().map(|k| k.id.as_str()).collect()
+    }
+
+    /// Every suite to search for a `debian:<version>` build: `search_suites`, then the matrix's.
+    pub fn suites(&self) -> Vec<String> {
+        let mut v = self.search_suites.clone();
+        for k in &self.kernels {
+            if !v.contains(&k.suite) {
+                v.push(k.suite.clone());
+            }
+        }
+        v
+    }
+}
+
+/// One pinned kernel in the lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedKernel {
+    pub suite: String,
+    /// The `linux-image-*` package the build is named by.
+    pub image: String,
+    pub version: String,
+    pub release: String,
+    pub signature: Signature,
+    pub packages: Vec<DebPackage>,
+    /// sha256 of the extracted boot files (`vmlinuz`, `vmlinux`, `vmlinux.btf`, `config`,
+    /// `System.map`) and `modules`, a digest over every file of the modules directory.
+    pub files: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lock {
+    pub version: u32,
+    #[serde(default)]
+    pub kernels: BTreeMap<String, LockedKernel>,
+}
+
+impl Lock {
+    pub fn parse(text: &str, what: &str) -> Result<Lock> {
+        let l: Lock =
+            toml::from_str(text).map_err(|e| KernelError::Toml { path: what.to_string(), source: Box::new(e) })?;
+        if l.version != 1 {
+            return Err(KernelError::Invalid { path: what.to_string(), detail: format!("lock version {} is not 1", l.version) });
+        }
+        for (id, k) in &l.kernels {
+            for p in &k.packages {
+                if p.sha256.len() != 64 || !p.sha256.bytes().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(KernelError::Invalid {
+                        path: what.to_string(),
+                        detail: format!("kernel {id}: package {} has no valid sha256", p.name),
+                    });
+                }
+            }
+        }
+        Ok(l)
+    }
+
+    pub fn render(&self) -> Result<String> {
+        let body = toml::to_string_pretty(self)
+            .map_err(|e| KernelError::Parse { what: "kernels.lock".into(), detail: e.to_string() })?;
+        Ok(format!(
+            "# Pinned kernel packages and the sha256 of what they extract to.\n\
+             # Written by `kmatrix kernels update`; do not edit by hand.\n\n{body}"
+        ))
+    }
+}
+
+/// Where `matrix.toml` and `kernels.lock` live, and whether they are the built-in copies.
+#[derive(Debug, Clone)]
+pub struct KernelsDir {
+    pub dir: Option<PathBuf>,
+}
+
+impl KernelsDir {
+    /// `explicit`, else `$KMATRIX_KERNELS_DIR`, else the workspace's `kernels/` when it exists
+    /// (a source checkout), else none: the built-in copies.
+    pub fn locate(explicit: Option<&Path>) -> KernelsDir {
+        if let Some(p) = explicit {
+            return KernelsDir { dir: Some(p.to_path_buf()) };
+        }
+        if let Some(p) = std::env::var_os("KMATRIX_KERNELS_DIR").filter(|p| !p.is_empty()) {
+            return KernelsDir { dir: Some(PathBuf::from(p)) };
+        }
+        let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernels");
+        KernelsDir { dir: ws.join(MATRIX_FILE).is_file().then_some(ws) }
+    }
+
+    pub fn matrix(&self) -> Result<Matrix> {
+        match &self.dir {
+            Some(d) => {
+                let p = d.join(MATRIX_FILE);
+                let text = fs::read_to_string(&p).map_err(KernelError::io(&p))?;
+                Matrix::parse(&text, &p.display().to_string())
+            }
+            None => Matrix::parse(DEFAULT_MATRIX, "built-in matrix.toml"),
+        }
+    }
+
+    /// The lock, or an empty one when the file does not exist (nothing pinned).
+    pub fn lock(&self) -> Result<Lock> {
+        match &self.dir {
+            Some(d) => {
+                let p = d.join(LOCK_FILE);
+                match fs::read_to_string(&p) {
+                    Ok(text) => Lock::parse(&text, &p.display().to_string()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Lock { version: 1, ..Lock::default() }),
+                    Err(source) => Err(KernelError::Io { path: p, source }),
+                }
+            }
+            None => Lock::parse(DEFAULT_LOCK, "built-in kernels.lock"),
+        }
+    }
+
+    pub fn lock_path(&self) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.join(LOCK_FILE))
+    }
+
+    /// Replace the lock file atomically.
+    pub fn write_lock(&self, lock: &Lock) -> Result<PathBuf> {
+        let p = self.lock_path().ok_or_else(|| KernelError::Invalid {
+            path: "kernels.lock".into(),
+            detail: "no kernels directory to write to: set KMATRIX_KERNELS_DIR".into(),
+        })?;
+        write_atomic(&p, lock.render()?.as_bytes())?;
+        Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_files_parse() {
+        let m = Matrix::parse(DEFAULT_MATRIX, "matrix.toml").unwrap();
+        assert_eq!(m.ids()[..3], ["debian-5.10", "debian-6.1", "debian-6.12"]);
+        assert!(m.ids()[3].starts_with("debian-7."));
+        let l = Lock::parse(DEFAULT_LOCK, "kernels.lock").unwrap();
+        assert_eq!(l.version, 1);
+        for id in l.kernels.keys() {
+            assert!(m.get(id).is_some(), "lock names {id}, the matrix does not");
+        }
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let text = "[[kernel]]\nid = \"debian-6.1\"\ndistro = \"debian\"\nsuite = \"bookworm\"\nline = \"6.1\"\nsuit = \"x\"\n";
+        let e = Matrix::parse(text, "kernels/matrix.toml").unwrap_err();
+        let chain = format!("{e}: {}", std::error::Error::source(&e).unwrap());
+        assert!(chain.starts_with("read kernels/matrix.toml: "), "{chain}");
+        assert!(chain.contains("line 6"), "{chain}");
+        assert!(chain.contains("unknown field `suit`"), "{chain}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let base = "[[kernel]]\nid = \"a\"\ndistro = \"debian\"\nsuite = \"bookworm\"\n";
+        let e = Matrix::parse(&format!("{base}line = \"six\"\n"), "m.toml").unwrap_err();
+        assert_eq!(e.to_string(), "check m.toml: kernel a: line \"six\" is not a version line like \"6.1\"");
+        let dup = format!("{base}line = \"6.1\"\n{base}line = \"6.1\"\n");
+        let e = Matrix::parse(&dup, "m.toml").unwrap_err();
+        assert_eq!(e.to_string(), "check m.toml: kernel id \"a\" appears twice");
+        let e = Matrix::parse(&format!("{base}line = \"6.1\"\ndistro2 = 1\n"), "m.toml").unwrap_err();
+        assert!(matches!(e, KernelError::Toml { .. }));
+    }
+
+    #[test]
+    fn lock_round_trips() {
+        let mut l = Lock { version: 1, ..Lock::default() };
+        l.kernels.insert(
+            "debian-6.1".into(),
+            LockedKernel {
+                suite: "bookworm".into(),
+                image: "linux-image-6.1.0-50-amd64".into(),
+                version: "6.1.176-1".into(),
+                release: "6.1.0-50-amd64".into(),
+                signature: Signature::Good,
+                packages: vec![DebPackage {
+                    name: "linux-image-6.1.0-50-amd64".into(),
+                    version: "6.1.176-1".into(),
+                    filename: "pool/main/l/linux-signed-amd64/linux-image-6.1.0-50-amd64_6.1.176-1_amd64.deb".into(),
+                    size: 70305560,
+                    sha256: "7b5597492a0a65aee61985a492e6bcc3f2cde830072a0e3b3d8c7e1b90279bd3".into(),
+                    depends: String::new(),
+                }],
+                files: [("vmlinuz".to_string(), "00".repeat(32))].into_iter().collect(),
+            },
+        );
+        let text = l.render().unwrap();
+        assert_eq!(Lock::parse(&text, "x").unwrap(), l);
+        let bad = text.replace("7b5597492a0a", "zz");
+        assert!(Lock::parse(&bad, "x").is_err());
+    }
+}

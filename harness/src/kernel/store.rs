@@ -1,0 +1,350 @@
+//! Kernel entries in the cache: `kernels/<package>_<version>/` holding `vmlinuz`, `vmlinux`,
+//! `vmlinux.btf`, `config`, `System.map`, `modules/<release>/...` and a `manifest.json` that
+//! records the sha256 of every file.
+//!
+//! An entry is built in a staging directory and renamed into place with its manifest written
+//! last, so a half-built entry is never taken for a good one. A present manifest whose files no
+//! longer match is reported as stale, and the caller rebuilds the entry. This module does not
+//! download: it turns verified `.deb` files into an entry.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::compress::{decompress_all, Compression};
+use super::deb;
+use super::error::{KernelError, Result};
+use super::image;
+use super::index::{sha256_file, DebPackage, Signature};
+use super::modules::{canonical_name, is_module, modinfo_depends, render_modules_dep};
+use crate::cache::write_atomic;
+
+pub const MANIFEST: &str = "manifest.json";
+const FORMAT: u32 = 1;
+
+/// Size and hash of one file of an entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSum {
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// What an entry holds and the hash of every file, paths relative to the entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub format: u32,
+    pub release: String,
+    pub package: Option<String>,
+    pub package_version: Option<String>,
+    pub suite: Option<String>,
+    pub signature: Option<Signature>,
+    pub debs: Vec<DebPackage>,
+    pub bzimage: String,
+    pub vmlinux: Option<String>,
+    pub btf: Option<String>,
+    pub config: Option<String>,
+    pub system_map: Option<String>,
+    pub modules_dir: Option<String>,
+    pub files: BTreeMap<String, FileSum>,
+}
+
+impl Manifest {
+    pub fn load(path: &Path) -> Result<Manifest> {
+        let text = fs::read_to_string(path).map_err(KernelError::io(path))?;
+        serde_json::from_str(&text)
+            .map_err(|e| KernelError::Parse { what: path.display().to_string(), detail: e.to_string() })
+    }
+
+    /// Hash `path` (inside the entry at `root`) and compare with the recorded sum.
+    pub fn verify_file(&self, root: &Path, path: &Path) -> Result<()> {
+        let rel = path.strip_prefix(root).ok().and_then(|p| p.to_str()).unwrap_or("");
+        let what = path.display().to_string();
+        let want = self.files.get(rel).ok_or_else(|| KernelError::Invalid {
+            path: what.clone(),
+            detail: format!("the manifest of {} does not list it", root.display()),
+        })?;
+        let (size, sha) = sha256_file(path)?;
+        if sha != want.sha256 {
+            return Err(KernelError::HashMismatch { what, expected: want.sha256.clone(), actual: sha });
+        }
+        if size != want.size {
+            return Err(KernelError::SizeMismatch { what, expected: want.size, actual: size });
+        }
+        Ok(())
+    }
+
+    /// Check the entry at `root`: every boot file (everything but module objects) is re-hashed,
+    /// every module's size is checked (modules are re-hashed when [`super::module_closure`] picks
+    /// them). `Err` names the first file that does not match.
+    pub fn verify(&self, root: &Path) -> Result<()> {
+        for (rel, sum) in &self.files {
+            let p = root.join(rel);
+            if is_module(rel) {
+                let len = fs::metadata(&p).map_err(KernelError::io(&p))?.len();
+                if len != sum.size {
+                    return Err(KernelError::SizeMismatch { what: p.display().to_string(), expected: sum.size, actual: len });
+                }
+            } else {
+                self.verify_file(root, &p)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A digest of all files under the modules directory: sha256 over sorted
+    /// `<sha256>  <path>\n` lines. One line in the lock stands for thousands of modules.
+    pub fn modules_digest(&self) -> Option<String> {
+        let dir = self.modules_dir.as_ref()?;
+        let mut h = Sha256::new();
+        for (rel, sum) in self.files.range(format!("{dir}/")..) {
+            if !rel.starts_with(&format!("{dir}/")) {
+                break;
+            }
+            h.update(format!("{}  {}\n", sum.sha256, rel));
+        }
+        Some(hex::encode(h.finalize()))
+    }
+
+    /// The hashes a lock pins for this entry: boot files by name plus the modules digest.
+    pub fn pinned_files(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for rel in [Some(&self.bzimage), self.vmlinux.as_ref(), self.btf.as_ref(), self.config.as_ref(), self.system_map.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(s) = self.files.get(rel) {
+                out.insert(rel.clone(), s.sha256.clone());
+            }
+        }
+        if let Some(d) = self.modules_digest() {
+            out.insert("modules".to_string(), d);
+        }
+        out
+    }
+}
+
+/// The cache entry directory name of a package build: `<package>_<version>` with characters a
+/// file name should not carry (the epoch's `:`) replaced.
+pub fn entry_name(package: &str, version: &str) -> String {
+    format!("{package}_{version}")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "._+~-".contains(c) { c } else { '_' })
+        .collect()
+}
+
+/// Where a file of a kernel package goes in the entry, or `None` to skip it.
+/// Up to 6.12: `boot/{vmlinuz,config,System.map}-<rel>` and `[usr/]lib/modules/<rel>/...`;
+/// from 7.x: `usr/lib/modules/<rel>/{vmlinuz,config,System.map}` and the modules beside them.
+fn place(path: &str) -> Option<(String, Option<String>)> {
+    if let Some(name) = path.strip_prefix("boot/") {
+        for (prefix, dest) in [("vmlinuz-", "vmlinuz"), ("config-", "config"), ("System.map-", "System.map")] {
+            if let Some(rel) = name.strip_prefix(prefix) {
+                return Some((dest.to_string(), Some(rel.to_string())));
+            }
+        }
+        return None;
+    }
+    let rest = path.strip_prefix("usr/").unwrap_or(path).strip_prefix("lib/modules/")?;
+    let (rel, file) = rest.split_once('/')?;
+    match file {
+        "vmlinuz" | "config" | "System.map" => Some((file.to_string(), Some(rel.to_string()))),
+        _ => Some((format!("modules/{rel}/{file}"), None)),
+    }
+}
+
+/// Collected while extracting, shared by the workers.
+#[derive(Default)]
+struct Extracted {
+    files: BTreeMap<String, FileSum>,
+    /// canonical name → (path relative to the modules dir, direct deps)
+    modules: BTreeMap<String, (String, Vec<String>)>,
+    releases: Vec<String>,
+    errors: Vec<KernelError>,
+}
+
+/// Extract the `.deb` files (already verified) into `staging` and finish the entry: `vmlinux`
+/// (when the image has a PVH note), `vmlinux.btf`, `modules.dep`, `manifest.json`.
+pub fn build_entry(staging: &Path, debs: &[(DebPackage, PathBuf)], mut m: Manifest) -> Result<Manifest> {
+    let state = Mutex::new(Extracted::default());
+    for (pkg, path) in debs {
+        extract_deb(pkg, path, staging, &state)?;
+    }
+    let mut st = state.into_inner().unwrap_or_else(|p| p.into_inner());
+    if let Some(e) = st.errors.pop() {
+        return Err(e);
+    }
+    if let Some(other) = st.releases.iter().find(|r| **r != m.release) {
+        return Err(KernelError::Extract {
+            what: m.package.clone().unwrap_or_default(),
+            detail: format!("holds files of release {other}, expected {}", m.release),
+        });
+    }
+    let what = m.package.clone().unwrap_or_else(|| "kernel package".into());
+    if !st.files.contains_key("vmlinuz") {
+        return Err(KernelError::Extract { what, detail: "no vmlinuz (boot/vmlinuz-* or lib/modules/*/vmlinuz)".into() });
+    }
+    m.bzimage = "vmlinuz".into();
+    m.config = st.files.contains_key("config").then(|| "config".into());
+    m.system_map = st.files.contains_key("System.map").then(|| "System.map".into());
+
+    // vmlinux for PVH boot, and its BTF.
+    let bz_path = staging.join("vmlinuz");
+    let (vmlinux, btf) = derive_vmlinux(&bz_path)?;
+    if let Some(v) = vmlinux {
+        write_file(staging, "vmlinux", &v, &mut st.files)?;
+        m.vmlinux = Some("vmlinux".into());
+    }
+    if let Some(b) = btf {
+        write_file(staging, "vmlinux.btf", &b, &mut st.files)?;
+        m.btf = Some("vmlinux.btf".into());
+    }
+
+    // modules.dep, from each module's .modinfo.
+    let mod_dir = format!("modules/{}", m.release);
+    if staging.join(&mod_dir).is_dir() {
+        let dep = render_modules_dep(&st.modules);
+        write_file(staging, &format!("{mod_dir}/modules.dep"), dep.as_bytes(), &mut st.files)?;
+        m.modules_dir = Some(mod_dir);
+    }
+    m.files = st.files;
+    m.format = FORMAT;
+    let json = serde_json::to_vec_pretty(&m)
+        .map_err(|e| KernelError::Parse { what: "manifest".into(), detail: e.to_string() })?;
+    write_atomic(&staging.join(MANIFEST), &json)?;
+    Ok(m)
+}
+
+/// The ELF inside a bzImage when it carries a PVH entry note, and its `.BTF` section.
+pub fn derive_vmlinux(bz_path: &Path) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>)> {
+    let not_kernel = |detail: String| KernelError::NotAKernel { path: bz_path.to_path_buf(), detail };
+    let bytes = fs::read(bz_path).map_err(KernelError::io(bz_path))?;
+    let bz = image::parse_bzimage(&bytes).map_err(not_kernel)?;
+    let elf = image::vmlinux_of(&bytes, &bz).map_err(not_kernel)?;
+    let info = image::parse_elf(&elf).map_err(|d| not_kernel(format!("payload: {d}")))?;
+    let btf = info.btf.clone().and_then(|r| elf.get(r)).map(<[u8]>::to_vec);
+    if info.pvh_entry.is_none() {
+        eprintln!("warning: {} has no PVH entry note; it boots only as a bzImage", bz_path.display());
+        return Ok((None, btf));
+    }
+    Ok((Some(elf), btf))
+}
+
+fn write_file(root: &Path, rel: &str, data: &[u8], files: &mut BTreeMap<String, FileSum>) -> Result<()> {
+    let p = root.join(rel);
+    if let Some(d) = p.parent() {
+        fs::create_dir_all(d).map_err(KernelError::io(d))?;
+    }
+    fs::write(&p, data).map_err(KernelError::io(&p))?;
+    files.insert(rel.to_string(), FileSum { sha256: hex::encode(Sha256::digest(data)), size: data.len() as u64 });
+    Ok(())
+}
+
+/// Stream one `.deb`: the main thread decompresses the tar, two workers write, hash and read
+/// `.modinfo` (which means decompressing `.ko.xz` modules) in parallel.
+fn extract_deb(pkg: &DebPackage, path: &Path, staging: &Path, state: &Mutex<Extracted>) -> Result<()> {
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 4);
+    let (tx, rx) = mpsc::sync_channel::<(String, Option<String>, Vec<u8>)>(64);
+    let rx = Mutex::new(rx);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let job = match rx.lock() {
+                    Ok(r) => r.recv(),
+                    Err(_) => return,
+                };
+                let Ok((dest, release, data)) = job else { return };
+                let r = store_one(staging, &dest, &data);
+                let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+                match r {
+                    Ok((sum, deps)) => {
+                        st.files.insert(dest.clone(), sum);
+                        if let Some(rel) = release {
+                            if !st.releases.contains(&rel) {
+                                st.releases.push(rel);
+                            }
+                        }
+                        if let Some(deps) = deps {
+                            // dest is modules/<release>/<path>: keep <path>.
+                            let inner = dest.splitn(3, '/').nth(2).unwrap_or(&dest).to_string();
+                            st.modules.insert(canonical_name(&inner), (inner, deps));
+                        }
+                    }
+                    Err(e) => st.errors.push(e),
+                }
+            });
+        }
+        let r = deb::for_each_file(path, |p, size, reader| {
+            let Some((dest, release)) = place(p) else { return Ok(()) };
+            let mut data = Vec::with_capacity(size.min(1 << 30) as usize);
+            reader.read_to_end(&mut data).map_err(|e| KernelError::Deb {
+                what: format!("{} ({})", pkg.name, path.display()),
+                detail: format!("{p}: {e}"),
+            })?;
+            // A closed channel means every worker stopped; their errors are in `state`.
+            let _ = tx.send((dest, release, data));
+            Ok(())
+        });
+        drop(tx);
+        r
+    })
+}
+
+/// Write one file, hash it, and for a module read its dependencies.
+fn store_one(root: &Path, dest: &str, data: &[u8]) -> Result<(FileSum, Option<Vec<String>>)> {
+    let p = root.join(dest);
+    if let Some(d) = p.parent() {
+        fs::create_dir_all(d).map_err(KernelError::io(d))?;
+    }
+    fs::write(&p, data).map_err(KernelError::io(&p))?;
+    let sum = FileSum { sha256: hex::encode(Sha256::digest(data)), size: data.len() as u64 };
+    if !is_module(dest) {
+        return Ok((sum, None));
+    }
+    let kind = Compression::from_name(dest);
+    let ko = decompress_all(kind, data).map_err(|e| KernelError::Extract {
+        what: p.display().to_string(),
+        detail: format!("decompress {kind:?} module: {e}"),
+    })?;
+    Ok((sum, Some(modinfo_depends(&ko).unwrap_or_default())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn places_files_of_every_layout() {
+        let cases = [
+            ("boot/vmlinuz-6.1.0-50-amd64", Some(("vmlinuz", Some("6.1.0-50-amd64")))),
+            ("boot/config-6.1.0-50-amd64", Some(("config", Some("6.1.0-50-amd64")))),
+            ("boot/System.map-6.1.0-50-amd64", Some(("System.map", Some("6.1.0-50-amd64")))),
+            ("lib/modules/6.1.0-50-amd64/kernel/fs/9p/9p.ko", Some(("modules/6.1.0-50-amd64/kernel/fs/9p/9p.ko", None))),
+            (
+                "usr/lib/modules/6.12.107+deb13-amd64/modules.builtin",
+                Some(("modules/6.12.107+deb13-amd64/modules.builtin", None)),
+            ),
+            ("usr/lib/modules/7.3.4+deb13-amd64/vmlinuz", Some(("vmlinuz", Some("7.3.4+deb13-amd64")))),
+            ("usr/lib/modules/7.3.4+deb13-amd64/config", Some(("config", Some("7.3.4+deb13-amd64")))),
+            ("usr/lib/modules/7.3.4+deb13-amd64/System.map", Some(("System.map", Some("7.3.4+deb13-amd64")))),
+            ("usr/share/doc/linux-image-6.1.0-50-amd64/changelog.gz", None),
+            ("usr/share/bug/linux-base-7.3.4+deb13-amd64/script", None),
+        ];
+        for (path, want) in cases {
+            let got = place(path);
+            let want = want.map(|(d, r)| (d.to_string(), r.map(str::to_string)));
+            assert_eq!(got, want, "{path}");
+        }
+    }
+
+    #[test]
+    fn entry_names_are_file_safe() {
+        assert_eq!(entry_name("linux-image-7.3.4+deb13-amd64", "1:7.3.4-1~bpo13+1"), "linux-image-7.3.4+deb13-amd64_1_7.3.4-1~bpo13+1");
+    }
+}

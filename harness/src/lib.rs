@@ -1,0 +1,13 @@
+//! kmatrix host library: kernels, guest images, QEMU, the guest channel, runs and reports.
+//!
+//! The `kmatrix` binary is a thin front over this crate; tests drive the same API.
+
+pub mod cache;
+pub mod kernel;
+pub mod cli;
+pub mod exit;
+pub mod guest;
+pub mod image;
+pub mod report;
+pub mod vm;
+pub mod run;

@@ -1,0 +1,125 @@
+//! Rendering for people and programs: the boot record, benchmark statistics, and (later) the
+//! result matrix. Nothing here runs guests or reads kernels; it formats what others produced.
+
+use crate::guest::Guest;
+use crate::image::Image;
+use crate::kernel::PreparedKernel;
+use crate::vm::AccelVerdict;
+use kmatrix_proto::Capabilities;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// What `kmatrix boot` reports: the kernel, how it booted, and the agent's capability record
+/// merged with the package's config (Debian kernels carry no /proc/config.gz).
+#[derive(Debug, Serialize)]
+pub struct BootRecord {
+    pub kernel: String,
+    pub release: String,
+    pub package_version: Option<String>,
+    pub boot_path: String,
+    pub accel: String,
+    pub accel_reason: String,
+    pub hello_after_s: f64,
+    pub channel: String,
+    pub image_sha256: String,
+    pub console_log: String,
+    /// Tracing-related options from the kernel's config file (host side, before boot).
+    pub config: BTreeMap<String, String>,
+    pub caps: Capabilities,
+}
+
+impl BootRecord {
+    pub fn new(k: &PreparedKernel, v: &AccelVerdict, g: &Guest, image: &Image) -> Self {
+        BootRecord {
+            kernel: k.id.clone(),
+            release: k.release.clone(),
+            package_version: k.package_version.clone(),
+            boot_path: g.boot_path.clone(),
+            accel: v.accel.as_str().to_string(),
+            accel_reason: v.reason.clone(),
+            hello_after_s: g.hello_after.as_secs_f64(),
+            channel: g.channel().to_string(),
+            image_sha256: image.sha256.clone(),
+            console_log: g.console_log().display().to_string(),
+            config: crate::kernel::tracing_config(k),
+            caps: g.caps.clone(),
+        }
+    }
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// The record for a person.
+pub fn render_boot(r: &BootRecord) -> String {
+    let c = &r.caps;
+    let mut s = String::new();
+    let _ = writeln!(s, "kernel          {} ({}{})", r.kernel, c.release, r.package_version.as_ref().map(|v| format!(", package {v}")).unwrap_or_default());
+    let _ = writeln!(s, "boot            {} under {}, Hello after {:.2} s, channel {}", r.boot_path, r.accel, r.hello_after_s, r.channel);
+    let _ = writeln!(s, "accelerator     {}", r.accel_reason);
+    let _ = writeln!(s, "tracefs         {}", c.tracefs_mount.as_deref().unwrap_or("NOT MOUNTED"));
+    let _ = writeln!(s, "tracers         {}", c.available_tracers.join(" "));
+    let _ = writeln!(s, "events          {}   filter functions {}", c.event_count, c.filter_function_count);
+    let _ = writeln!(s, "probe files     kprobe_events {}  uprobe_events {}  dynamic_events {}", yes(c.kprobe_events), yes(c.uprobe_events), yes(c.dynamic_events));
+    let kinds: Vec<&str> = c.probe_syntaxes.iter().map(|p| p.kind.as_str()).collect();
+    let _ = writeln!(s, "probe syntaxes  {}", kinds.join(" "));
+    for p in &c.probe_syntaxes {
+        let _ = writeln!(s, "                  {}", p.text);
+    }
+    let _ = writeln!(s, "kprobe blacklist {}", c.kprobe_blacklist.map(|n| n.to_string()).unwrap_or_else(|| "unreadable".into()));
+    let _ = writeln!(s, "BTF             vmlinux {}  modules {}", yes(c.btf_vmlinux), c.btf_modules);
+    let _ = writeln!(s, "BPF             syscall {}  jit {}", yes(c.bpf_syscall), c.bpf_jit_enable.map(|j| j.to_string()).unwrap_or_else(|| "?".into()));
+    if !c.bpf_prog_types.is_empty() {
+        let _ = writeln!(s, "BPF programs    {}", c.bpf_prog_types.join(" "));
+    }
+    let pmus: Vec<String> = c.perf_pmus.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let _ = writeln!(s, "perf PMUs       {}", pmus.join(" "));
+    let mods: Vec<String> = c.modules.iter().map(|m| format!("{} ({}, {} ms)", m.name, m.outcome, m.ms)).collect();
+    let _ = writeln!(s, "modules         {}", if mods.is_empty() { "none".to_string() } else { mods.join(", ") });
+    if !r.config.is_empty() {
+        let cfg: Vec<String> = r.config.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(s, "config          {}", cfg.join(" "));
+    }
+    let _ = writeln!(s, "console log     {}", r.console_log);
+    s
+}
+
+/// min / median / max of a sample.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Stats {
+    pub min: f64,
+    pub median: f64,
+    pub max: f64,
+}
+
+impl Stats {
+    /// Statistics of `v`; an empty sample gives NaNs.
+    pub fn of(v: &[f64]) -> Stats {
+        let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+        if s.is_empty() {
+            return Stats { min: f64::NAN, median: f64::NAN, max: f64::NAN };
+        }
+        s.sort_by(|a, b| a.total_cmp(b));
+        let n = s.len();
+        let median = if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 };
+        Stats { min: s[0], median, max: s[n - 1] }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_median_odd_and_even() {
+        assert_eq!(Stats::of(&[3.0, 1.0, 2.0]), Stats { min: 1.0, median: 2.0, max: 3.0 });
+        assert_eq!(Stats::of(&[4.0, 1.0, 2.0, 3.0]).median, 2.5);
+        assert!(Stats::of(&[]).median.is_nan());
+    }
+}

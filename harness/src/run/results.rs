@@ -1,0 +1,122 @@
+//! Results on disk: one JSON object a line in `<run dir>/results.jsonl`, appended and flushed as
+//! each result arrives, so a run killed half way keeps everything it produced. Reading skips a
+//! torn last line (the run died mid-write) but reports any other malformed line by number.
+
+use kmatrix_proto::ScenarioResult;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    #[error("cannot write results to {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read results from {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: not a result ({detail})")]
+    Malformed { path: PathBuf, line: usize, detail: String },
+}
+
+/// Appends results to a JSON-lines file.
+pub struct ResultsWriter {
+    file: File,
+    path: PathBuf,
+}
+
+impl ResultsWriter {
+    /// Open `path` for appending (created if missing; existing results are kept).
+    pub fn open(path: &Path) -> Result<Self, ResultsError> {
+        let err = |source| ResultsError::Write { path: path.to_path_buf(), source };
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).map_err(err)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path).map_err(err)?;
+        Ok(ResultsWriter { file, path: path.to_path_buf() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Append one result as one line and flush it to the file.
+    pub fn append(&mut self, r: &ScenarioResult) -> Result<(), ResultsError> {
+        let err = |source| ResultsError::Write { path: self.path.clone(), source };
+        let mut line = serde_json::to_string(r).map_err(|e| err(std::io::Error::other(e)))?;
+        line.push('\n');
+        // One write call per line: concurrent appenders (O_APPEND) never interleave within it.
+        self.file.write_all(line.as_bytes()).map_err(err)?;
+        self.file.sync_data().map_err(err)
+    }
+}
+
+/// Read a results file. A torn final line (no newline, unparsable) is dropped; any other bad line
+/// is an error naming its number.
+pub fn read(path: &Path) -> Result<Vec<ScenarioResult>, ResultsError> {
+    let rerr = |source| ResultsError::Read { path: path.to_path_buf(), source };
+    let f = File::open(path).map_err(rerr)?;
+    let mut lines: Vec<(usize, String, bool)> = Vec::new();
+    let mut reader = BufReader::new(f);
+    let mut n = 0;
+    loop {
+        let mut buf = String::new();
+        let got = reader.read_line(&mut buf).map_err(rerr)?;
+        if got == 0 {
+            break;
+        }
+        n += 1;
+        let complete = buf.ends_with('\n');
+        lines.push((n, buf.trim_end().to_string(), complete));
+    }
+    let mut out = Vec::new();
+    let last = lines.len();
+    for (i, (no, text, complete)) in lines.into_iter().enumerate() {
+        if text.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<ScenarioResult>(&text) {
+            Ok(r) => out.push(r),
+            Err(_) if i + 1 == last && !complete => break,
+            Err(e) => return Err(ResultsError::Malformed { path: path.to_path_buf(), line: no, detail: e.to_string() }),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kmatrix_proto::Status;
+
+    #[test]
+    fn appends_survive_reopen_and_torn_tail_is_dropped() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("run/results.jsonl");
+        let mut w = ResultsWriter::open(&p).unwrap();
+        w.append(&ScenarioResult::new("a.b.c", Status::Pass, "")).unwrap();
+        drop(w);
+        let mut w = ResultsWriter::open(&p).unwrap();
+        w.append(&ScenarioResult::new("a.b.d", Status::Fail, "count 9 != 10")).unwrap();
+        // The run dies mid-line.
+        std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(b"{\"kernel\":\"x\",\"sce").unwrap();
+        let r = read(&p).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[1].status, Status::Fail);
+    }
+
+    #[test]
+    fn malformed_middle_line_is_named() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("results.jsonl");
+        std::fs::write(&p, "garbage\n{}\n").unwrap();
+        let e = read(&p).unwrap_err().to_string();
+        assert!(e.contains("results.jsonl:1"), "{e}");
+    }
+}

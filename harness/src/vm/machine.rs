@@ -1,0 +1,404 @@
+//! One running guest: spawns QEMU, watches its console, accepts the guest channel, and makes
+//! sure QEMU dies with its run.
+//!
+//! QEMU is started with `PR_SET_PDEATHSIG(SIGKILL)` and `kill_on_drop`, so it never outlives the
+//! harness: not on Ctrl-C, not on a panic, not on a timeout. Every wait here has a deadline; on
+//! a deadline or a guest panic the error carries the console tail as evidence.
+//!
+//! Not here: what the messages mean (the caller's protocol logic) and the command line
+//! (`qemu.rs`).
+
+use super::console::{ConsoleState, Distress, SharedConsole};
+use super::qemu::QemuConfig;
+use kmatrix_proto::{GuestMsg, HostMsg, MAX_LINE};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::UnixListener;
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    #[error("QEMU not found at {path}: install it (Debian: apt-get install qemu-system-x86) or set KMATRIX_QEMU")]
+    QemuMissing { path: PathBuf },
+    #[error("cannot start QEMU ({path})")]
+    Spawn {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot set up the guest channel in {dir}")]
+    ChannelSetup {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("QEMU exited ({status}) before {waiting_for}\n--- console tail ---\n{console}")]
+    Exited { status: String, waiting_for: String, console: String },
+    #[error("guest kernel panicked while waiting for {waiting_for}: {line}\n--- console tail ---\n{console}")]
+    Panic { line: String, waiting_for: String, console: String },
+    #[error("timed out after {secs:.1} s waiting for {waiting_for}\n--- console tail ---\n{console}")]
+    Timeout { secs: f64, waiting_for: String, console: String },
+    #[error("guest channel broken: {detail}\n--- console tail ---\n{console}")]
+    Channel { detail: String, console: String },
+    #[error("agent speaks protocol {got}, this harness speaks {want}: rebuild both")]
+    ProtoMismatch { got: u32, want: u32 },
+}
+
+impl VmError {
+    /// The console tail this error carries, if any.
+    pub fn console(&self) -> Option<&str> {
+        match self {
+            VmError::Exited { console, .. }
+            | VmError::Panic { console, .. }
+            | VmError::Timeout { console, .. }
+            | VmError::Channel { console, .. } => Some(console),
+            _ => None,
+        }
+    }
+}
+
+/// Where a VM's files go.
+#[derive(Debug, Clone)]
+pub struct VmFiles {
+    /// The console log (every byte the guest printed on ttyS0).
+    pub console_log: PathBuf,
+}
+
+/// A line that came from the guest channel, or the reason the channel ended.
+#[derive(Debug)]
+enum ChanEvent {
+    Line(&'static str, String),
+    Closed(&'static str, String),
+}
+
+pub struct Vm {
+    child: Child,
+    console: SharedConsole,
+    events: mpsc::Receiver<ChanEvent>,
+    writers: Vec<(&'static str, OwnedWriteHalf)>,
+    active: Option<&'static str>,
+    started: Instant,
+    _sockets: tempfile::TempDir,
+    pub console_log: PathBuf,
+}
+
+/// How long QEMU gets to connect to the channel sockets (it does so before the guest starts).
+const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
+
+impl Vm {
+    /// Spawn QEMU for `cfg` (its channel socket fields are filled in here) and wait until it has
+    /// connected to the channel sockets.
+    pub async fn start(mut cfg: QemuConfig, files: VmFiles, virtio: bool) -> Result<Vm, VmError> {
+        if !is_executable(&cfg.qemu) {
+            return Err(VmError::QemuMissing { path: cfg.qemu.clone() });
+        }
+        let sockets = tempfile::Builder::new()
+            .prefix("kmatrix-vm-")
+            .tempdir()
+            .map_err(|source| VmError::ChannelSetup { dir: std::env::temp_dir(), source })?;
+        let setup = |source| VmError::ChannelSetup { dir: sockets.path().to_path_buf(), source };
+        let serial_path = sockets.path().join("serial.sock");
+        let serial_l = UnixListener::bind(&serial_path).map_err(setup)?;
+        cfg.serial_channel = Some(serial_path);
+        let virtio_l = if virtio {
+            let p = sockets.path().join("virtio.sock");
+            let l = UnixListener::bind(&p).map_err(setup)?;
+            cfg.virtio_channel = Some(p);
+            Some(l)
+        } else {
+            cfg.virtio_channel = None;
+            None
+        };
+
+        let log = std::fs::File::create(&files.console_log).map_err(setup)?;
+        let mut cmd = Command::new(&cfg.qemu);
+        cmd.args(cfg.args())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let started = Instant::now();
+        let mut child = cmd.spawn().map_err(|source| VmError::Spawn { path: cfg.qemu.clone(), source })?;
+
+        let console: SharedConsole = Arc::new(Mutex::new(ConsoleState::default()));
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(pump_console(out, console.clone(), Some(log)));
+        }
+        if let Some(err) = child.stderr.take() {
+            // QEMU's own complaints go into the same tail, marked, so errors show them.
+            tokio::spawn(pump_stderr(err, console.clone()));
+        }
+
+        let (tx, events) = mpsc::channel(256);
+        let mut writers = Vec::new();
+        let mut listeners = vec![("ttyS1", serial_l)];
+        if let Some(l) = virtio_l {
+            listeners.push(("virtio", l));
+        }
+        for (name, l) in listeners {
+            let accepted = tokio::select! {
+                r = tokio::time::timeout(CONNECT_DEADLINE, l.accept()) => r,
+                st = child.wait() => {
+                    let status = st.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                    // Give the stderr pump a moment to collect QEMU's last words.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    return Err(VmError::Exited { status, waiting_for: format!("QEMU to connect the {name} channel"), console: tail(&console) });
+                }
+            };
+            let (stream, _) = match accepted {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return Err(setup(e)),
+                Err(_) => {
+                    return Err(VmError::Timeout {
+                        secs: CONNECT_DEADLINE.as_secs_f64(),
+                        waiting_for: format!("QEMU to connect the {name} channel"),
+                        console: tail(&console),
+                    })
+                }
+            };
+            let (r, w) = stream.into_split();
+            tokio::spawn(pump_channel(name, r, tx.clone()));
+            writers.push((name, w));
+        }
+        Ok(Vm {
+            child,
+            console,
+            events,
+            writers,
+            active: None,
+            started,
+            _sockets: sockets,
+            console_log: files.console_log,
+        })
+    }
+
+    /// Time since QEMU was spawned.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn console_tail(&self) -> String {
+        tail(&self.console)
+    }
+
+    pub fn distress(&self) -> Vec<Distress> {
+        self.console.lock().map(|c| c.distress().to_vec()).unwrap_or_default()
+    }
+
+    /// The channel the guest answered on (`ttyS1` or `virtio`), once it has.
+    pub fn channel(&self) -> Option<&'static str> {
+        self.active
+    }
+
+    /// Wait for the next message from the guest, up to `timeout`. Fails early when QEMU exits or
+    /// the console shows a kernel panic.
+    pub async fn recv(&mut self, timeout: Duration, waiting_for: &str) -> Result<GuestMsg, VmError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut panic_check = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                ev = self.events.recv() => match ev {
+                    Some(ChanEvent::Line(name, line)) => {
+                        if self.active.is_none() {
+                            self.active = Some(name);
+                        }
+                        return serde_json::from_str::<GuestMsg>(&line).map_err(|e| VmError::Channel {
+                            detail: format!("unparsable message on {name} ({e}): {}", kmatrix_proto::bounded(&line, 300)),
+                            console: self.console_tail(),
+                        });
+                    }
+                    Some(ChanEvent::Closed(name, why)) => {
+                        if self.active == Some(name) || self.writers.len() == 1 {
+                            return Err(self.died_or(waiting_for, VmError::Channel { detail: format!("{name} closed: {why}"), console: String::new() }).await);
+                        }
+                    }
+                    None => return Err(self.died_or(waiting_for, VmError::Channel { detail: "all channels closed".into(), console: String::new() }).await),
+                },
+                st = self.child.wait() => {
+                    let status = st.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    return Err(self.exit_error(status, waiting_for));
+                }
+                _ = panic_check.tick() => {
+                    if let Some(p) = self.console.lock().ok().and_then(|c| c.panicked().cloned()) {
+                        // The guest reboots (and QEMU exits) right after a panic; let the tail fill.
+                        let _ = tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await;
+                        return Err(VmError::Panic { line: p.line, waiting_for: waiting_for.into(), console: self.console_tail() });
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(VmError::Timeout { secs: timeout.as_secs_f64(), waiting_for: waiting_for.into(), console: self.console_tail() });
+                }
+            }
+        }
+    }
+
+    /// Wait for `Hello`; returns the capability record. Log lines before it are skipped.
+    pub async fn hello(&mut self, timeout: Duration) -> Result<kmatrix_proto::Capabilities, VmError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.recv(left, "the agent's Hello").await? {
+                GuestMsg::Hello { proto, caps } => {
+                    if proto != kmatrix_proto::PROTO_VERSION {
+                        return Err(VmError::ProtoMismatch { got: proto, want: kmatrix_proto::PROTO_VERSION });
+                    }
+                    return Ok(*caps);
+                }
+                GuestMsg::Error { message } => {
+                    return Err(VmError::Channel { detail: format!("agent failed before Hello: {message}"), console: self.console_tail() })
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    /// Send one message on the channel the guest answered on.
+    pub async fn send(&mut self, msg: &HostMsg) -> Result<(), VmError> {
+        let mut line = serde_json::to_string(msg).map_err(|e| VmError::Channel { detail: e.to_string(), console: String::new() })?;
+        line.push('\n');
+        let active = self.active;
+        let console = self.console_tail();
+        let w = self
+            .writers
+            .iter_mut()
+            .find(|(n, _)| Some(*n) == active)
+            .map(|(_, w)| w)
+            .ok_or_else(|| VmError::Channel { detail: "no channel has spoken yet".into(), console: console.clone() })?;
+        w.write_all(line.as_bytes()).await.map_err(|e| VmError::Channel { detail: format!("write: {e}"), console })
+    }
+
+    /// Ask the agent to power off and wait for QEMU to exit; kill it past `timeout`.
+    pub async fn shutdown(mut self, timeout: Duration) -> Result<(), VmError> {
+        let sent = self.send(&HostMsg::Shutdown).await;
+        match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(Ok(st)) if st.success() => sent,
+            Ok(Ok(st)) => Err(self.exit_error(st.to_string(), "a clean power-off")),
+            Ok(Err(e)) => Err(VmError::Channel { detail: format!("wait for QEMU: {e}"), console: self.console_tail() }),
+            Err(_) => {
+                let console = self.console_tail();
+                self.kill().await;
+                Err(VmError::Timeout { secs: timeout.as_secs_f64(), waiting_for: "the guest to power off".into(), console })
+            }
+        }
+    }
+
+    /// Kill QEMU now.
+    pub async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+    }
+
+    async fn died_or(&mut self, waiting_for: &str, otherwise: VmError) -> VmError {
+        // A closed channel usually means QEMU is going away: prefer its exit status, and a panic.
+        if let Ok(Ok(st)) = tokio::time::timeout(Duration::from_secs(3), self.child.wait()).await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return self.exit_error(st.to_string(), waiting_for);
+        }
+        match otherwise {
+            VmError::Channel { detail, .. } => VmError::Channel { detail, console: self.console_tail() },
+            e => e,
+        }
+    }
+
+    fn exit_error(&self, status: String, waiting_for: &str) -> VmError {
+        let console = self.console_tail();
+        if let Some(p) = self.console.lock().ok().and_then(|c| c.panicked().cloned()) {
+            return VmError::Panic { line: p.line, waiting_for: waiting_for.into(), console };
+        }
+        VmError::Exited { status, waiting_for: waiting_for.into(), console }
+    }
+}
+
+fn tail(c: &SharedConsole) -> String {
+    c.lock().map(|c| c.tail()).unwrap_or_default()
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    if p.components().count() == 1 {
+        // A bare name: look it up in PATH.
+        return std::env::var_os("PATH")
+            .map(|path| std::env::split_paths(&path).any(|d| is_executable(&d.join(p))))
+            .unwrap_or(false);
+    }
+    std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
+
+async fn pump_console(mut out: tokio::process::ChildStdout, console: SharedConsole, mut log: Option<std::fs::File>) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match out.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if let Some(f) = log.as_mut() {
+                    if f.write_all(&buf[..n]).is_err() {
+                        log = None;
+                    }
+                }
+                if let Ok(mut c) = console.lock() {
+                    c.feed(&buf[..n]);
+                }
+            }
+        }
+    }
+    if let Some(mut f) = log {
+        let _ = f.flush();
+    }
+}
+
+async fn pump_stderr(err: tokio::process::ChildStderr, console: SharedConsole) {
+    let mut lines = BufReader::new(err).lines();
+    while let Ok(Some(l)) = lines.next_line().await {
+        if let Ok(mut c) = console.lock() {
+            c.feed(format!("[qemu] {l}\n").as_bytes());
+        }
+    }
+}
+
+async fn pump_channel(name: &'static str, r: tokio::net::unix::OwnedReadHalf, tx: mpsc::Sender<ChanEvent>) {
+    let mut reader = BufReader::new(r);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        // Bounded read: a line longer than MAX_LINE is hostile or broken, not buffered forever.
+        let mut limited = (&mut reader).take(MAX_LINE as u64 + 1);
+        match limited.read_until(b'\n', &mut buf).await {
+            Ok(0) => {
+                let _ = tx.send(ChanEvent::Closed(name, "end of stream".into())).await;
+                return;
+            }
+            Ok(_) if buf.last() != Some(&b'\n') && buf.len() > MAX_LINE => {
+                let _ = tx.send(ChanEvent::Closed(name, format!("line longer than {MAX_LINE} bytes"))).await;
+                return;
+            }
+            Ok(_) => {
+                let line = String::from_utf8_lossy(&buf).trim_end().to_string();
+                // The 8250 may carry stray bytes (e.g. a NUL at UART init): only JSON objects count.
+                let Some(start) = line.find('{') else { continue };
+                if tx.send(ChanEvent::Line(name, line[start..].to_string())).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(ChanEvent::Closed(name, e.to_string())).await;
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! Running guests under QEMU: the command line (`qemu`), the accelerator choice (`accel`), the
+//! console watcher (`console`) and the running machine with its channel (`machine`).
+
+pub mod accel;
+pub mod console;
+pub mod machine;
+pub mod qemu;
+
+pub use accel::{AccelChoice, AccelVerdict};
+pub use machine::{Vm, VmError, VmFiles};
+pub use qemu::{Accel, QemuConfig};
+
+/// The QEMU binary: `$KMATRIX_QEMU`, else `qemu-system-x86_64` found in PATH (resolved to a full
+/// path so its identity can key the accelerator verdict). A missing binary is reported when a VM
+/// is started, with how to install it.
+pub fn qemu_binary() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("KMATRIX_QEMU").filter(|s| !s.is_empty()) {
+        return p.into();
+    }
+    let name = "qemu-system-x86_64";
+    std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file()))
+        .unwrap_or_else(|| name.into())
+}

@@ -1,0 +1,334 @@
+//! Types shared by the kmatrix host and its in-guest agent.
+//!
+//! Everything that crosses the guest channel is defined here, once: the messages (JSON lines, one
+//! message a line), the capability record the agent sends in `Hello`, and the result of a scenario.
+//! The host also writes results to disk in this shape, so a results file and the channel agree.
+//!
+//! This crate holds data and small pure helpers only: no I/O, no parsing of kernel files (the agent
+//! and the harness own those).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Bumped whenever a message changes shape. The agent sends it in `Hello`; the host refuses a
+/// mismatch instead of misreading results.
+pub const PROTO_VERSION: u32 = 1;
+
+/// Longest line either side accepts on the channel. A longer line is hostile or broken output
+/// and is reported as such rather than buffered without end.
+pub const MAX_LINE: usize = 4 * 1024 * 1024;
+
+/// Messages from the agent to the host.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum GuestMsg {
+    /// First message after the agent has mounted everything and probed the kernel.
+    Hello {
+        proto: u32,
+        caps: Box<Capabilities>,
+    },
+    /// One scenario's outcome, answering `HostMsg::Run`.
+    Result(Box<ScenarioResult>),
+    /// Answer to `HostMsg::Exec`.
+    ExecDone(ExecOutcome),
+    /// Free text the agent wants in the run's log (never parsed for results).
+    Log { line: String },
+    /// The agent could not do what was asked; the message names the failing call and its input.
+    Error { message: String },
+    /// Sent right before the agent powers the guest off.
+    Bye,
+}
+
+/// Messages from the host to the agent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HostMsg {
+    /// Run one scenario of the agent's catalogue.
+    Run(RunRequest),
+    /// Run a program in the guest and report its exit status and output.
+    Exec(ExecRequest),
+    /// Power the guest off.
+    Shutdown,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct RunRequest {
+    /// Scenario id, `family.path.target`.
+    pub scenario: String,
+    /// Per-scenario parameters (e.g. `count` for openat loops); unknown keys are ignored.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ExecRequest {
+    pub argv: Vec<String>,
+    #[serde(default)]
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ExecOutcome {
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub wall_ms: u64,
+}
+
+/// What the agent found in the running kernel. Typed, never free text, so verdicts can cite it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Capabilities {
+    /// `uname -r`.
+    pub release: String,
+    /// `uname -v`.
+    pub version: String,
+    pub machine: String,
+    pub cmdline: String,
+    /// Milliseconds since the kernel started (from /proc/uptime) when `Hello` was built.
+    pub uptime_ms: u64,
+    /// Where tracefs is mounted (kmatrix always mounts it at /sys/kernel/tracing).
+    pub tracefs_mount: Option<String>,
+    pub debugfs_mounted: bool,
+    pub bpffs_mounted: bool,
+    pub available_tracers: Vec<String>,
+    /// Lines of `available_events`.
+    pub event_count: usize,
+    /// Lines of `available_filter_functions` (0 when the file is absent).
+    pub filter_function_count: usize,
+    pub kprobe_events: bool,
+    pub uprobe_events: bool,
+    pub dynamic_events: bool,
+    /// Probe syntaxes announced in the tracefs README, e.g. `p[:[gr/]event]`, `r[maxactive]`,
+    /// `f[:[gr/]event]`, `e[:[gr/]event]`, `t[:[gr/]event]`.
+    pub probe_syntaxes: Vec<ProbeSyntax>,
+    /// Entries of /sys/kernel/debug/kprobes/blacklist (None when the file is absent).
+    pub kprobe_blacklist: Option<usize>,
+    /// /sys/kernel/btf/vmlinux exists.
+    pub btf_vmlinux: bool,
+    /// Number of module BTF files under /sys/kernel/btf besides vmlinux.
+    pub btf_modules: usize,
+    /// The bpf() syscall answered (anything but ENOSYS).
+    pub bpf_syscall: bool,
+    /// /proc/sys/kernel/unprivileged_bpf_disabled, /proc/sys/net/core/bpf_jit_enable.
+    pub bpf_jit_enable: Option<i64>,
+    /// BPF program types the kernel accepts, as probed by loading a minimal program of each.
+    #[serde(default)]
+    pub bpf_prog_types: Vec<String>,
+    /// BPF map types the kernel accepts, as probed by creating a small map of each.
+    #[serde(default)]
+    pub bpf_map_types: Vec<String>,
+    /// Perf PMUs under /sys/bus/event_source/devices, with their `type`.
+    pub perf_pmus: BTreeMap<String, u32>,
+    /// Modules the agent loaded, in order, with how each went.
+    pub modules: Vec<ModuleLoad>,
+    /// The channel the agent talks on (`/dev/ttyS1`, `/dev/vport0p1`, ...).
+    pub channel: String,
+    /// Ids of the scenarios in the agent's catalogue, in catalogue order.
+    #[serde(default)]
+    pub scenarios: Vec<String>,
+    /// Every filesystem the agent tried to mount, in order, with how each went.
+    #[serde(default)]
+    pub mounts: Vec<MountRecord>,
+    /// Selected kernel config options as the guest sees them (/proc/config.gz when built in).
+    /// The host adds the package's config, which Debian kernels do not carry in-guest.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+}
+
+/// One probe syntax line of the tracefs README, reduced to its prefix (`p`, `r`, `f`, `e`, `t`, ...)
+/// and the full text the kernel printed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProbeSyntax {
+    pub kind: String,
+    pub text: String,
+}
+
+impl Capabilities {
+    /// Whether the tracefs README announces a probe syntax starting with `prefix`
+    /// (e.g. `"f["` for fprobe events, `"e["` for event probes, `"r[maxactive]"`).
+    pub fn has_probe_syntax(&self, prefix: &str) -> bool {
+        self.probe_syntaxes.iter().any(|s| s.text.starts_with(prefix))
+    }
+}
+
+/// One mount the agent attempted at boot.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MountRecord {
+    pub fstype: String,
+    pub target: String,
+    /// `ok`, or the errno text of the failed `mount` (or `mkdir` of the mount point).
+    pub outcome: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModuleLoad {
+    pub name: String,
+    /// `ok`, `exists` (EEXIST: already loaded, counts as ok), `builtin`, or the errno text of the
+    /// failed `finit_module` (or `open` of the file).
+    pub outcome: String,
+    pub ms: u64,
+}
+
+/// Status vocabulary of the kernel's ftracetest, kept.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pass,
+    Fail,
+    /// A requirement is absent: `reason` names it and `evidence` shows it.
+    Unsupported,
+    /// Listed in the expectations with a reason (set by the host, never by the agent).
+    Xfail,
+    /// Infrastructure: boot failure, timeout, panic, agent crash.
+    Error,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+            Status::Unsupported => "unsupported",
+            Status::Xfail => "xfail",
+            Status::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Milliseconds spent in each phase of a scenario.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Timings {
+    pub attach_ms: f64,
+    pub run_ms: f64,
+    pub detach_ms: f64,
+}
+
+/// A count the scenario expected and the count it observed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Count {
+    pub what: String,
+    pub expected: u64,
+    pub observed: u64,
+}
+
+/// Outcome of one scenario on one kernel.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScenarioResult {
+    /// Filled in by the host (the agent does not know the matrix's kernel ids).
+    #[serde(default)]
+    pub kernel: String,
+    pub scenario: String,
+    pub status: Status,
+    /// Why: for `fail` what differed, for `unsupported` the missing requirement.
+    pub reason: String,
+    /// Evidence for an `unsupported` verdict (the README line absent, the config option, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
+    /// errno of the call that failed, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errno: Option<i32>,
+    #[serde(default)]
+    pub counts: Vec<Count>,
+    #[serde(default)]
+    pub timings: Timings,
+    /// Structured detail the scenario returns (parsed format fields, symbols chosen, ...).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub detail: serde_json::Value,
+    /// Bounded excerpt of raw output (trace lines, format file, verifier log).
+    #[serde(default)]
+    pub excerpt: String,
+}
+
+/// Longest raw excerpt a result carries.
+pub const MAX_EXCERPT: usize = 4096;
+
+impl ScenarioResult {
+    pub fn new(scenario: &str, status: Status, reason: impl Into<String>) -> Self {
+        ScenarioResult {
+            kernel: String::new(),
+            scenario: scenario.to_string(),
+            status,
+            reason: reason.into(),
+            evidence: None,
+            errno: None,
+            counts: Vec::new(),
+            timings: Timings::default(),
+            detail: serde_json::Value::Null,
+            excerpt: String::new(),
+        }
+    }
+
+    /// Set the excerpt, cut to [`MAX_EXCERPT`] bytes on a character boundary.
+    pub fn with_excerpt(mut self, raw: &str) -> Self {
+        self.excerpt = bounded(raw, MAX_EXCERPT);
+        self
+    }
+}
+
+/// `s` cut to at most `max` bytes on a character boundary, with a marker when cut.
+pub fn bounded(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}\n[... {} bytes cut]", &s[..end], s.len() - end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_as_tagged_json_lines() {
+        let msg = GuestMsg::Hello {
+            proto: PROTO_VERSION,
+            caps: Box::new(Capabilities {
+                release: "6.1.0-47-amd64".into(),
+                ..Default::default()
+            }),
+        };
+        let line = serde_json::to_string(&msg).unwrap();
+        assert!(line.starts_with(r#"{"type":"hello","proto":1,"#), "{line}");
+        assert!(!line.contains('\n'));
+        assert_eq!(serde_json::from_str::<GuestMsg>(&line).unwrap(), msg);
+        let run = HostMsg::Run(RunRequest {
+            scenario: "kprobe.tracefs.openat".into(),
+            params: BTreeMap::new(),
+        });
+        let line = serde_json::to_string(&run).unwrap();
+        assert_eq!(line, r#"{"type":"run","scenario":"kprobe.tracefs.openat","params":{}}"#);
+        assert_eq!(serde_json::from_str::<HostMsg>(&line).unwrap(), run);
+    }
+
+    #[test]
+    fn bounded_cuts_on_char_boundary() {
+        let s = "é".repeat(10); // 20 bytes
+        let b = bounded(&s, 5);
+        assert!(b.starts_with("éé"));
+        assert!(b.contains("[... 16 bytes cut]"), "{b}");
+        assert_eq!(bounded("abc", 5), "abc");
+    }
+
+    #[test]
+    fn probe_syntax_lookup_matches_prefix() {
+        let caps = Capabilities {
+            probe_syntaxes: vec![ProbeSyntax {
+                kind: "f".into(),
+                text: "f[:[<group>/][<event>]] <func-name>[%return] [<args>]".into(),
+            }],
+            ..Default::default()
+        };
+        assert!(caps.has_probe_syntax("f["));
+        assert!(!caps.has_probe_syntax("e["));
+    }
+}
