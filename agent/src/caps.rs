@@ -14,8 +14,24 @@ use std::path::Path;
 
 /// Substrings of config options worth sending: the tracing, probing and BPF surface.
 const CONFIG_KEYS: &[&str] = &[
-    "TRACE", "TRACING", "KPROBE", "UPROBE", "FPROBE", "BPF", "BTF", "PERF", "DEBUG_INFO", "PROBE",
-    "HIST", "SYNTH", "KALLSYMS", "MODULES", "IKCONFIG", "RETHOOK", "LIVEPATCH", "PREEMPT",
+    "TRACE",
+    "TRACING",
+    "KPROBE",
+    "UPROBE",
+    "FPROBE",
+    "BPF",
+    "BTF",
+    "PERF",
+    "DEBUG_INFO",
+    "PROBE",
+    "HIST",
+    "SYNTH",
+    "KALLSYMS",
+    "MODULES",
+    "IKCONFIG",
+    "RETHOOK",
+    "LIVEPATCH",
+    "PREEMPT",
 ];
 
 pub struct Inputs {
@@ -33,9 +49,7 @@ pub fn build(inputs: Inputs) -> Capabilities {
         release: uname.as_ref().map(|u| u.release.clone()).unwrap_or_default(),
         version: uname.as_ref().map(|u| u.version.clone()).unwrap_or_default(),
         machine: uname.as_ref().map(|u| u.machine.clone()).unwrap_or_default(),
-        cmdline: read(Path::new("/proc/cmdline"))
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default(),
+        cmdline: read(Path::new("/proc/cmdline")).map(|s| s.trim().to_string()).unwrap_or_default(),
         uptime_ms: uptime_ms().unwrap_or(0),
         tracefs_mount: tracefs_ok.then(|| TRACEFS.to_string()),
         debugfs_mounted: mounts::mounted(&inputs.mounts, DEBUGFS),
@@ -56,10 +70,9 @@ pub fn build(inputs: Inputs) -> Capabilities {
         btf_vmlinux: Path::new("/sys/kernel/btf/vmlinux").exists(),
         btf_modules: btf_modules(),
         bpf_syscall: bpf::syscall_present(),
-        bpf_jit_enable: read(Path::new("/proc/sys/net/core/bpf_jit_enable"))
-            .and_then(|s| s.trim().parse().ok()),
-        bpf_prog_types: Vec::new(),
-        bpf_map_types: Vec::new(),
+        bpf_jit_enable: read(Path::new("/proc/sys/net/core/bpf_jit_enable")).and_then(|s| s.trim().parse().ok()),
+        bpf_prog_types: bpf::prog_types(&uname.as_ref().map(|u| u.release.clone()).unwrap_or_default()),
+        bpf_map_types: bpf::map_types(),
         perf_pmus: perf_pmus(),
         modules: inputs.modules,
         channel: inputs.channel,
@@ -84,10 +97,7 @@ fn count_lines(path: &Path) -> usize {
     let Ok(file) = std::fs::File::open(path) else {
         return 0;
     };
-    BufReader::with_capacity(64 * 1024, file)
-        .split(b'\n')
-        .take_while(Result::is_ok)
-        .count()
+    BufReader::with_capacity(64 * 1024, file).split(b'\n').take_while(Result::is_ok).count()
 }
 
 fn btf_modules() -> usize {
@@ -116,11 +126,7 @@ fn config_gz(path: &Path) -> BTreeMap<String, String> {
         return BTreeMap::new();
     };
     let mut text = String::new();
-    if flate2::read::GzDecoder::new(file)
-        .take(16 * 1024 * 1024)
-        .read_to_string(&mut text)
-        .is_err()
-    {
+    if flate2::read::GzDecoder::new(file).take(16 * 1024 * 1024).read_to_string(&mut text).is_err() {
         return BTreeMap::new();
     }
     parse_config(&text)

@@ -50,12 +50,7 @@ impl Channel {
         };
         let file = open_port(&path)?;
         CHANNEL_FD.store(file.as_raw_fd(), Ordering::SeqCst);
-        Ok(Channel {
-            file,
-            name: path.display().to_string(),
-            buf: Vec::new(),
-            scanned: 0,
-        })
+        Ok(Channel { file, name: path.display().to_string(), buf: Vec::new(), scanned: 0 })
     }
 
     /// The device path in use, for the capability record.
@@ -67,9 +62,7 @@ impl Channel {
     pub fn send(&mut self, msg: &GuestMsg) -> Result<()> {
         let mut line = serde_json::to_vec(msg).context("serialize guest message failed")?;
         line.push(b'\n');
-        self.file
-            .write_all(&line)
-            .with_context(|| format!("write({}) failed", self.name))
+        self.file.write_all(&line).with_context(|| format!("write({}) failed", self.name))
     }
 
     /// Read the next line (without its newline). Blocks until one arrives.
@@ -170,15 +163,9 @@ fn open_port(path: &Path) -> Result<File> {
     let cpath = sys::cpath(path)?;
     // O_NONBLOCK so opening a serial line does not wait for carrier before CLOCAL is set.
     // SAFETY: cpath is a NUL-terminated path alive for the call.
-    let fd = unsafe {
-        libc::open(
-            cpath.as_ptr(),
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC,
-        )
-    };
+    let fd = unsafe { libc::open(cpath.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC) };
     if fd < 0 {
-        return Err(io::Error::last_os_error())
-            .with_context(|| format!("open({}) failed", path.display()));
+        return Err(io::Error::last_os_error()).with_context(|| format!("open({}) failed", path.display()));
     }
     // SAFETY: fd was just opened and is owned by nobody else.
     let file = unsafe { File::from_raw_fd(fd) };
@@ -190,8 +177,7 @@ fn open_port(path: &Path) -> Result<File> {
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
     // SAFETY: as above; clearing O_NONBLOCK so reads block until the host writes.
     if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
-        return Err(io::Error::last_os_error())
-            .with_context(|| format!("fcntl(F_SETFL, {}) failed", path.display()));
+        return Err(io::Error::last_os_error()).with_context(|| format!("fcntl(F_SETFL, {}) failed", path.display()));
     }
     Ok(file)
 }
@@ -208,12 +194,7 @@ fn make_raw(fd: libc::c_int) -> Result<()> {
     unsafe { libc::cfmakeraw(&mut t) };
     // The speed goes straight into the flags: cfset*speed are versioned symbols a static glibc
     // link cannot resolve, and on Linux they do exactly this.
-    t.c_cflag &= !(libc::CBAUD
-        | libc::CSIZE
-        | libc::PARENB
-        | libc::CSTOPB
-        | libc::CRTSCTS
-        | libc::HUPCL);
+    t.c_cflag &= !(libc::CBAUD | libc::CSIZE | libc::PARENB | libc::CSTOPB | libc::CRTSCTS | libc::HUPCL);
     t.c_cflag |= libc::B115200 | libc::CS8 | libc::CLOCAL | libc::CREAD;
     t.c_ispeed = libc::B115200;
     t.c_ospeed = libc::B115200;

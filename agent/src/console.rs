@@ -12,19 +12,13 @@ pub fn attach() -> Result<(), String> {
     // SAFETY: the path is a NUL-terminated literal; open has no other preconditions.
     let fd = unsafe { libc::open(c"/dev/console".as_ptr(), libc::O_RDWR | libc::O_NOCTTY) };
     if fd < 0 {
-        return Err(format!(
-            "open(/dev/console) failed: {}",
-            crate::sys::errno_text(crate::sys::errno())
-        ));
+        return Err(format!("open(/dev/console) failed: {}", crate::sys::errno_text(crate::sys::errno())));
     }
     for target in 0..=2 {
         if fd != target {
             // SAFETY: fd is an open descriptor we own; dup2 onto 0-2 replaces whatever was there.
             if unsafe { libc::dup2(fd, target) } < 0 {
-                return Err(format!(
-                    "dup2(/dev/console, {target}) failed: {}",
-                    io::Error::last_os_error()
-                ));
+                return Err(format!("dup2(/dev/console, {target}) failed: {}", io::Error::last_os_error()));
             }
         }
     }

@@ -60,16 +60,11 @@ fn symbol_value(d: &[u8], name: &str) -> Result<u64> {
                 continue;
             }
             let (_, str_off, str_size, _) = section(link as usize)?;
-            let strtab = d
-                .get(str_off..str_off + str_size)
-                .context("string table out of bounds")?;
+            let strtab = d.get(str_off..str_off + str_size).context("string table out of bounds")?;
             for sym in (off..off + size).step_by(24) {
                 let st_name = u32_at(d, sym)? as usize;
                 let info = *d.get(sym + 4).context("symbol out of bounds")?;
-                let sym_name = strtab
-                    .get(st_name..)
-                    .and_then(|s| s.split(|&b| b == 0).next())
-                    .unwrap_or(&[]);
+                let sym_name = strtab.get(st_name..).and_then(|s| s.split(|&b| b == 0).next()).unwrap_or(&[]);
                 if info & 0xf == STT_FUNC && sym_name == name.as_bytes() {
                     return u64_at(d, sym + 8);
                 }

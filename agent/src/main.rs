@@ -58,18 +58,11 @@ fn boot_and_serve() -> Result<()> {
     if let Err(why) = console {
         ch.send(&GuestMsg::Log { line: why })?;
     }
-    let mut caps = caps::build(caps::Inputs {
-        mounts: mount_records,
-        modules,
-        channel: ch.name().to_string(),
-    });
+    let mut caps = caps::build(caps::Inputs { mounts: mount_records, modules, channel: ch.name().to_string() });
     caps.scenarios = scenario::ids();
     let caps_ms = sys::since_start_ms();
     let uptime_ms = caps.uptime_ms;
-    ch.send(&GuestMsg::Hello {
-        proto: PROTO_VERSION,
-        caps: Box::new(caps.clone()),
-    })?;
+    ch.send(&GuestMsg::Hello { proto: PROTO_VERSION, caps: Box::new(caps.clone()) })?;
     console::say(&format!("hello sent after {} ms", sys::since_start_ms()));
     console::say(&format!(
         "kernel uptime at hello {uptime_ms} ms, channel {}; agent ms: mounts {mounted_ms}, \

@@ -30,21 +30,11 @@ pub fn load_listed(list: &Path) -> Vec<ModuleLoad> {
 fn load_one(path: &Path) -> ModuleLoad {
     let started = Instant::now();
     let outcome = match File::open(path) {
-        Err(e) => format!(
-            "open failed: {}",
-            sys::errno_text(e.raw_os_error().unwrap_or(0))
-        ),
+        Err(e) => format!("open failed: {}", sys::errno_text(e.raw_os_error().unwrap_or(0))),
         Ok(file) => {
             // SAFETY: finit_module reads the module from an open fd we own; the params string is
             // an empty NUL-terminated literal and flags are 0.
-            let rc = unsafe {
-                libc::syscall(
-                    libc::SYS_finit_module,
-                    file.as_raw_fd(),
-                    c"".as_ptr(),
-                    0 as libc::c_int,
-                )
-            };
+            let rc = unsafe { libc::syscall(libc::SYS_finit_module, file.as_raw_fd(), c"".as_ptr(), 0 as libc::c_int) };
             if rc == 0 {
                 "ok".to_string()
             } else {
@@ -55,19 +45,12 @@ fn load_one(path: &Path) -> ModuleLoad {
             }
         }
     };
-    ModuleLoad {
-        name: module_name(path),
-        outcome,
-        ms: started.elapsed().as_millis() as u64,
-    }
+    ModuleLoad { name: module_name(path), outcome, ms: started.elapsed().as_millis() as u64 }
 }
 
 /// `virtio_pci` from `/lib/modules/.../virtio_pci.ko` (or `.ko.xz`, `.ko.zst`).
 fn module_name(path: &Path) -> String {
-    let file = path
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     match file.find(".ko") {
         Some(i) => file[..i].to_string(),
         None => file,
@@ -80,10 +63,7 @@ mod tests {
 
     #[test]
     fn module_name_strips_directory_and_suffix() {
-        assert_eq!(
-            module_name(Path::new("/lib/modules/6.1/kernel/drivers/virtio/virtio_pci.ko")),
-            "virtio_pci"
-        );
+        assert_eq!(module_name(Path::new("/lib/modules/6.1/kernel/drivers/virtio/virtio_pci.ko")), "virtio_pci");
         assert_eq!(module_name(Path::new("virtio_console.ko.xz")), "virtio_console");
     }
 

@@ -30,72 +30,18 @@ const NOSUID_NODEV_NOEXEC: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | li
 
 /// Mounted first, in this order: the console needs /dev, everything else needs /sys and /proc.
 const EARLY: &[Spec] = &[
-    Spec {
-        fstype: "proc",
-        target: "/proc",
-        flags: NOSUID_NODEV_NOEXEC,
-        data: "",
-        essential: true,
-    },
-    Spec {
-        fstype: "sysfs",
-        target: "/sys",
-        flags: NOSUID_NODEV_NOEXEC,
-        data: "",
-        essential: true,
-    },
-    Spec {
-        fstype: "devtmpfs",
-        target: "/dev",
-        flags: libc::MS_NOSUID,
-        data: "mode=0755",
-        essential: true,
-    },
+    Spec { fstype: "proc", target: "/proc", flags: NOSUID_NODEV_NOEXEC, data: "", essential: true },
+    Spec { fstype: "sysfs", target: "/sys", flags: NOSUID_NODEV_NOEXEC, data: "", essential: true },
+    Spec { fstype: "devtmpfs", target: "/dev", flags: libc::MS_NOSUID, data: "mode=0755", essential: true },
 ];
 
 const LATE: &[Spec] = &[
-    Spec {
-        fstype: "tmpfs",
-        target: "/tmp",
-        flags: NOSUID_NODEV,
-        data: "mode=1777",
-        essential: false,
-    },
-    Spec {
-        fstype: "tmpfs",
-        target: "/run",
-        flags: NOSUID_NODEV,
-        data: "mode=0755",
-        essential: false,
-    },
-    Spec {
-        fstype: "tracefs",
-        target: TRACEFS,
-        flags: NOSUID_NODEV_NOEXEC,
-        data: "",
-        essential: false,
-    },
-    Spec {
-        fstype: "debugfs",
-        target: DEBUGFS,
-        flags: NOSUID_NODEV_NOEXEC,
-        data: "",
-        essential: false,
-    },
-    Spec {
-        fstype: "bpf",
-        target: BPFFS,
-        flags: NOSUID_NODEV_NOEXEC,
-        data: "mode=0700",
-        essential: false,
-    },
-    Spec {
-        fstype: "cgroup2",
-        target: "/sys/fs/cgroup",
-        flags: NOSUID_NODEV_NOEXEC,
-        data: "",
-        essential: false,
-    },
+    Spec { fstype: "tmpfs", target: "/tmp", flags: NOSUID_NODEV, data: "mode=1777", essential: false },
+    Spec { fstype: "tmpfs", target: "/run", flags: NOSUID_NODEV, data: "mode=0755", essential: false },
+    Spec { fstype: "tracefs", target: TRACEFS, flags: NOSUID_NODEV_NOEXEC, data: "", essential: false },
+    Spec { fstype: "debugfs", target: DEBUGFS, flags: NOSUID_NODEV_NOEXEC, data: "", essential: false },
+    Spec { fstype: "bpf", target: BPFFS, flags: NOSUID_NODEV_NOEXEC, data: "mode=0700", essential: false },
+    Spec { fstype: "cgroup2", target: "/sys/fs/cgroup", flags: NOSUID_NODEV_NOEXEC, data: "", essential: false },
 ];
 
 /// Mount proc, sysfs and devtmpfs. Any failure is fatal: the error names the failing call.
@@ -111,9 +57,7 @@ pub fn mount_late() -> Vec<MountRecord> {
 
 /// Whether a mount in `records` succeeded.
 pub fn mounted(records: &[MountRecord], target: &str) -> bool {
-    records
-        .iter()
-        .any(|r| r.target == target && r.outcome == "ok")
+    records.iter().any(|r| r.target == target && r.outcome == "ok")
 }
 
 fn mount_list(specs: &[Spec]) -> Result<Vec<MountRecord>> {
@@ -126,11 +70,7 @@ fn mount_list(specs: &[Spec]) -> Result<Vec<MountRecord>> {
             }
             Err(text) => text,
         };
-        records.push(MountRecord {
-            fstype: spec.fstype.to_string(),
-            target: spec.target.to_string(),
-            outcome,
-        });
+        records.push(MountRecord { fstype: spec.fstype.to_string(), target: spec.target.to_string(), outcome });
     }
     Ok(records)
 }
@@ -146,29 +86,14 @@ fn mount_one(spec: &Spec) -> Result<(), String> {
             format!("mkdir failed: {}", sys::errno_text(errno))
         })?;
     }
-    let (Ok(src), Ok(dst), Ok(fstype), Ok(data)) = (
-        sys::cstring(spec.fstype),
-        sys::cstring(spec.target),
-        sys::cstring(spec.fstype),
-        sys::cstring(spec.data),
-    ) else {
+    let (Ok(src), Ok(dst), Ok(fstype), Ok(data)) =
+        (sys::cstring(spec.fstype), sys::cstring(spec.target), sys::cstring(spec.fstype), sys::cstring(spec.data))
+    else {
         return Err("bad mount spec".to_string());
     };
-    let data_ptr = if spec.data.is_empty() {
-        std::ptr::null()
-    } else {
-        data.as_ptr().cast()
-    };
+    let data_ptr = if spec.data.is_empty() { std::ptr::null() } else { data.as_ptr().cast() };
     // SAFETY: all pointers are NUL-terminated strings (or null data) alive for the call.
-    let rc = unsafe {
-        libc::mount(
-            src.as_ptr(),
-            dst.as_ptr(),
-            fstype.as_ptr(),
-            spec.flags,
-            data_ptr,
-        )
-    };
+    let rc = unsafe { libc::mount(src.as_ptr(), dst.as_ptr(), fstype.as_ptr(), spec.flags, data_ptr) };
     if rc != 0 {
         return Err(sys::errno_text(sys::errno()));
     }

@@ -20,17 +20,10 @@ pub fn power_off() -> ! {
     }
     // SAFETY: sync has no preconditions and cannot fail.
     unsafe { libc::sync() };
-    for cmd in [
-        libc::LINUX_REBOOT_CMD_POWER_OFF,
-        libc::LINUX_REBOOT_CMD_HALT,
-        libc::LINUX_REBOOT_CMD_RESTART,
-    ] {
+    for cmd in [libc::LINUX_REBOOT_CMD_POWER_OFF, libc::LINUX_REBOOT_CMD_HALT, libc::LINUX_REBOOT_CMD_RESTART] {
         // SAFETY: reboot only acts on the machine; we are PID 1 with CAP_SYS_BOOT.
         unsafe { libc::reboot(cmd) };
-        console::say(&format!(
-            "reboot({cmd:#x}) failed: {}",
-            crate::sys::errno_text(crate::sys::errno())
-        ));
+        console::say(&format!("reboot({cmd:#x}) failed: {}", crate::sys::errno_text(crate::sys::errno())));
     }
     // Nothing else can stop the machine; PID 1 may not return, so wait for the host's timeout.
     loop {
@@ -64,9 +57,7 @@ fn send_raw_error(message: &str) {
     if fd < 0 {
         return;
     }
-    let msg = kmatrix_proto::GuestMsg::Error {
-        message: message.to_string(),
-    };
+    let msg = kmatrix_proto::GuestMsg::Error { message: message.to_string() };
     let Ok(mut line) = serde_json::to_vec(&msg) else {
         return;
     };

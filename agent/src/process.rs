@@ -67,8 +67,7 @@ impl Running {
         let Some(mut gate) = self.gate.take() else {
             return Ok(());
         };
-        gate.write_all(b"g")
-            .with_context(|| format!("write(start gate of {}) failed", self.name))
+        gate.write_all(b"g").with_context(|| format!("write(start gate of {}) failed", self.name))
     }
 
     /// Wait for the child to end, killing it at `timeout`; collects its output.
@@ -86,10 +85,7 @@ impl Running {
             if Instant::now() >= deadline {
                 timed_out = true;
                 let _ = self.child.kill();
-                break self
-                    .child
-                    .wait()
-                    .with_context(|| format!("waitpid({}) after kill failed", self.name))?;
+                break self.child.wait().with_context(|| format!("waitpid({}) after kill failed", self.name))?;
             }
             std::thread::sleep(Duration::from_millis(1));
         };
@@ -124,11 +120,7 @@ pub fn spawn(argv: &[String], gated: bool) -> Result<Running> {
         anyhow::bail!("spawn: empty argv");
     };
     let mut cmd = Command::new(prog);
-    cmd.args(args)
-        .current_dir("/tmp")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args(args).current_dir("/tmp").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut gate_write = None;
     let mut gate_read: Option<OwnedFd> = None;
     if gated {
@@ -152,21 +144,12 @@ pub fn spawn(argv: &[String], gated: bool) -> Result<Running> {
         gate_write = Some(File::from(w));
         gate_read = Some(r);
     }
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("spawn({}) failed", argv.join(" ")))?;
+    let mut child = cmd.spawn().with_context(|| format!("spawn({}) failed", argv.join(" ")))?;
     // The parent's copy of the read end must go, or the child never sees EOF on a dropped gate.
     drop(gate_read);
     let out = child.stdout.take().and_then(|s| reader(s, "stdout"));
     let err = child.stderr.take().and_then(|s| reader(s, "stderr"));
-    Ok(Running {
-        child,
-        name: prog.clone(),
-        started: Instant::now(),
-        out,
-        err,
-        gate: gate_write,
-    })
+    Ok(Running { child, name: prog.clone(), started: Instant::now(), out, err, gate: gate_write })
 }
 
 /// Spawn, run ungated and wait: for `Exec` and for workloads that need no gate.

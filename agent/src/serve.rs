@@ -37,9 +37,7 @@ pub fn serve(ch: &mut Channel, caps: &Capabilities) -> Result<()> {
             Ok(m) => m,
             Err(e) => {
                 let shown = String::from_utf8_lossy(&line[..line.len().min(200)]).into_owned();
-                ch.send(&GuestMsg::Error {
-                    message: format!("malformed request ({e}): {shown}"),
-                })?;
+                ch.send(&GuestMsg::Error { message: format!("malformed request ({e}): {shown}") })?;
                 continue;
             }
         };
@@ -55,9 +53,7 @@ pub fn serve(ch: &mut Channel, caps: &Capabilities) -> Result<()> {
             }
             HostMsg::Exec(req) => match exec(&req) {
                 Ok(done) => ch.send(&GuestMsg::ExecDone(done))?,
-                Err(e) => ch.send(&GuestMsg::Error {
-                    message: format!("{e:#}"),
-                })?,
+                Err(e) => ch.send(&GuestMsg::Error { message: format!("{e:#}") })?,
             },
         }
     }

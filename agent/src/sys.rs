@@ -78,11 +78,7 @@ pub fn errno_text(e: i32) -> String {
 
 /// The errno an `anyhow` chain carries, if any layer is an OS error.
 pub fn chain_errno(err: &anyhow::Error) -> Option<i32> {
-    err.chain().find_map(|cause| {
-        cause
-            .downcast_ref::<io::Error>()
-            .and_then(io::Error::raw_os_error)
-    })
+    err.chain().find_map(|cause| cause.downcast_ref::<io::Error>().and_then(io::Error::raw_os_error))
 }
 
 /// A C string from a Rust string that must not contain NUL (paths, argv, fs names).
@@ -93,8 +89,7 @@ pub fn cstring(s: &str) -> Result<CString> {
 /// A C path from a `Path`.
 pub fn cpath(p: &Path) -> Result<CString> {
     use std::os::unix::ffi::OsStrExt;
-    CString::new(p.as_os_str().as_bytes())
-        .with_context(|| format!("path {} contains a NUL byte", p.display()))
+    CString::new(p.as_os_str().as_bytes()).with_context(|| format!("path {} contains a NUL byte", p.display()))
 }
 
 /// `uname(2)` fields: release, version, machine.
@@ -113,17 +108,10 @@ pub fn uname() -> Result<Uname> {
     }
     let field = |f: &[libc::c_char]| {
         // SAFETY: the kernel NUL-terminates every utsname field within its array.
-        unsafe { CStr::from_ptr(f.as_ptr()) }
-            .to_string_lossy()
-            .into_owned()
+        unsafe { CStr::from_ptr(f.as_ptr()) }.to_string_lossy().into_owned()
     };
-    Ok(Uname {
-        release: field(&u.release),
-        version: field(&u.version),
-        machine: field(&u.machine),
-    })
+    Ok(Uname { release: field(&u.release), version: field(&u.version), machine: field(&u.machine) })
 }
-
 
 #[cfg(test)]
 mod tests {

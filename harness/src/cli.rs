@@ -62,6 +62,10 @@ pub struct GuestArgs {
     /// Extra kernel command line words (repeatable).
     #[arg(long)]
     pub append: Vec<String>,
+    /// Guest channel: virtio (virtio-serial, falls back to serial when the kernel lacks the
+    /// driver) or serial (the 8250 UART, no modules to load).
+    #[arg(long, default_value = "virtio", value_parser = ["virtio", "serial"])]
+    pub channel: String,
 }
 
 #[derive(Debug, Args)]
@@ -133,7 +137,8 @@ pub async fn prepare(args: &GuestArgs) -> Result<Prepared> {
     let image = {
         let cache = cache.clone();
         let k = kernel.clone();
-        tokio::task::spawn_blocking(move || image::build(&cache, &k)).await.context("image task died")?
+        let opts = image::ImageOptions { virtio_channel: args.channel == "virtio" };
+        tokio::task::spawn_blocking(move || image::build(&cache, &k, opts)).await.context("image task died")?
     }
     .with_context(|| format!("cannot build the guest image for {}", kernel.id))
     .exit_code(exit::INFRA)?;
@@ -156,6 +161,7 @@ impl Prepared {
         let mut o = GuestOptions::new(self.qemu.clone(), self.verdict.accel, log);
         o.memory_mb = args.memory;
         o.append = args.append.clone();
+        o.virtio = args.channel == "virtio";
         if !(args.boot_timeout.is_finite() && args.boot_timeout > 0.0) {
             return Err(anyhow::anyhow!("--boot-timeout must be a positive number of seconds, got {}", args.boot_timeout)).exit_code(exit::BAD_INPUT);
         }

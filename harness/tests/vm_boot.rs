@@ -17,6 +17,7 @@ fn args(kernel: &str) -> GuestArgs {
         mirror: None,
         out: std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kmatrix-logs"),
         append: Vec::new(),
+        channel: "virtio".into(),
     }
 }
 

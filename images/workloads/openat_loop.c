@@ -61,7 +61,7 @@ int main(int argc, char **argv)
 	}
 	wait_for_start();
 	for (i = 0; i < n; i++) {
-		long r = syscall(SYS_openat, AT_FDCWD, argv[2], O_RDONLY | O_CLOEXEC);
+		long r = syscall(SYS_openat, AT_FDCWD, argv[2], O_RDONLY | O_CLOEXEC, 0);
 
 		if (r >= 0) {
 			ok++;

@@ -23,10 +23,7 @@ pub const MAX_LINE: usize = 4 * 1024 * 1024;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum GuestMsg {
     /// First message after the agent has mounted everything and probed the kernel.
-    Hello {
-        proto: u32,
-        caps: Box<Capabilities>,
-    },
+    Hello { proto: u32, caps: Box<Capabilities> },
     /// One scenario's outcome, answering `HostMsg::Run`.
     Result(Box<ScenarioResult>),
     /// Answer to `HostMsg::Exec`.
@@ -292,19 +289,13 @@ mod tests {
     fn messages_round_trip_as_tagged_json_lines() {
         let msg = GuestMsg::Hello {
             proto: PROTO_VERSION,
-            caps: Box::new(Capabilities {
-                release: "6.1.0-47-amd64".into(),
-                ..Default::default()
-            }),
+            caps: Box::new(Capabilities { release: "6.1.0-47-amd64".into(), ..Default::default() }),
         };
         let line = serde_json::to_string(&msg).unwrap();
         assert!(line.starts_with(r#"{"type":"hello","proto":1,"#), "{line}");
         assert!(!line.contains('\n'));
         assert_eq!(serde_json::from_str::<GuestMsg>(&line).unwrap(), msg);
-        let run = HostMsg::Run(RunRequest {
-            scenario: "kprobe.tracefs.openat".into(),
-            params: BTreeMap::new(),
-        });
+        let run = HostMsg::Run(RunRequest { scenario: "kprobe.tracefs.openat".into(), params: BTreeMap::new() });
         let line = serde_json::to_string(&run).unwrap();
         assert_eq!(line, r#"{"type":"run","scenario":"kprobe.tracefs.openat","params":{}}"#);
         assert_eq!(serde_json::from_str::<HostMsg>(&line).unwrap(), run);

@@ -21,11 +21,7 @@ impl Scenario for SysEnterOpenat {
     }
 
     fn requirements(&self) -> Vec<Req> {
-        vec![
-            Req::Tracefs,
-            Req::Event(EVENT),
-            Req::Program(openat::OPENAT_LOOP),
-        ]
+        vec![Req::Tracefs, Req::Event(EVENT), Req::Program(openat::OPENAT_LOOP)]
     }
 
     fn run(&self, ctx: &mut Ctx) -> Result<ScenarioResult> {
@@ -48,11 +44,7 @@ impl Scenario for SysEnterOpenat {
         let run_ms = ms(run);
         let text = ctx.tfs.read("trace")?;
         let parsed = trace::parse(&text);
-        let hits = parsed
-            .entries
-            .iter()
-            .filter(|e| e.pid == pid && e.body.starts_with("sys_openat("))
-            .count() as u64;
+        let hits = parsed.entries.iter().filter(|e| e.pid == pid && e.body.starts_with("sys_openat(")).count() as u64;
         let mut problems = Vec::new();
         if !done.success() {
             problems.push(format!("workload ended with {}: {}", done.describe(), done.stderr));

@@ -64,10 +64,8 @@ impl Scenario for SyscallFormat {
             for name in self.args {
                 match f.field(name) {
                     Some(a) if a.offset == next && a.size == 8 => layout_ok += 1,
-                    Some(a) => problems.push(format!(
-                        "{name} at offset {} size {}, expected offset {next} size 8",
-                        a.offset, a.size
-                    )),
+                    Some(a) => problems
+                        .push(format!("{name} at offset {} size {}, expected offset {next} size 8", a.offset, a.size)),
                     None => {}
                 }
                 next += 8;

@@ -9,11 +9,7 @@ use anyhow::{bail, Context, Result};
 use kmatrix_proto::{ScenarioResult, Status};
 use std::time::Instant;
 
-pub const ALL: [&'static dyn Scenario; 3] = [
-    &OpenatProbe { ret: false },
-    &OpenatProbe { ret: true },
-    &Blacklisted,
-];
+pub const ALL: [&'static dyn Scenario; 3] = [&OpenatProbe { ret: false }, &OpenatProbe { ret: true }, &Blacklisted];
 
 const GROUP: &str = "kmatrix";
 
@@ -44,12 +40,7 @@ impl Scenario for OpenatProbe {
     }
 
     fn requirements(&self) -> Vec<Req> {
-        vec![
-            Req::Tracefs,
-            Req::File("kprobe_events"),
-            Req::File("kprobe_profile"),
-            Req::Program(openat::OPENAT_LOOP),
-        ]
+        vec![Req::Tracefs, Req::File("kprobe_events"), Req::File("kprobe_profile"), Req::Program(openat::OPENAT_LOOP)]
     }
 
     fn run(&self, ctx: &mut Ctx) -> Result<ScenarioResult> {
@@ -87,21 +78,13 @@ impl Scenario for OpenatProbe {
         let profile_text = ctx.tfs.read("kprobe_profile")?;
         let parsed = trace::parse(&text);
         let summary = openat::summary(&done.stdout).unwrap_or_default();
-        let mine: Vec<&trace::Entry> = parsed
-            .entries
-            .iter()
-            .filter(|e| e.pid == pid && e.body.starts_with(&format!("{event}: ")))
-            .collect();
+        let mine: Vec<&trace::Entry> =
+            parsed.entries.iter().filter(|e| e.pid == pid && e.body.starts_with(&format!("{event}: "))).collect();
         // Each entry must carry the workload's argument: the path it opened, or the fd it got.
-        let (arg, want) = if self.ret {
-            ("ret", summary.fd.to_string())
-        } else {
-            ("path", path.clone())
-        };
+        let (arg, want) = if self.ret { ("ret", summary.fd.to_string()) } else { ("path", path.clone()) };
         let matching = mine.iter().filter(|e| e.arg(arg) == Some(want.as_str())).count() as u64;
         let lines = profile::parse(&profile_text);
-        let prof = profile::find(&lines, GROUP, event)
-            .with_context(|| format!("{ev} missing from kprobe_profile"))?;
+        let prof = profile::find(&lines, GROUP, event).with_context(|| format!("{ev} missing from kprobe_profile"))?;
 
         let mut problems = Vec::new();
         if !done.success() {
@@ -147,23 +130,14 @@ impl Scenario for Blacklisted {
     }
 
     fn requirements(&self) -> Vec<Req> {
-        vec![
-            Req::Tracefs,
-            Req::File("kprobe_events"),
-            Req::Debugfs("kprobes/blacklist"),
-        ]
+        vec![Req::Tracefs, Req::File("kprobe_events"), Req::Debugfs("kprobes/blacklist")]
     }
 
     fn run(&self, ctx: &mut Ctx) -> Result<ScenarioResult> {
         let path = format!("{DEBUGFS}/kprobes/blacklist");
-        let blacklist =
-            std::fs::read_to_string(&path).with_context(|| format!("read({path}) failed"))?;
-        let listed: Vec<&str> = blacklist
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(1))
-            .collect();
-        let kallsyms =
-            std::fs::read_to_string("/proc/kallsyms").context("read(/proc/kallsyms) failed")?;
+        let blacklist = std::fs::read_to_string(&path).with_context(|| format!("read({path}) failed"))?;
+        let listed: Vec<&str> = blacklist.lines().filter_map(|l| l.split_whitespace().nth(1)).collect();
+        let kallsyms = std::fs::read_to_string("/proc/kallsyms").context("read(/proc/kallsyms) failed")?;
         let is_function = |s: &str| {
             kallsyms.lines().any(|l| {
                 let mut it = l.split_whitespace();
@@ -171,11 +145,8 @@ impl Scenario for Blacklisted {
                 (kind == "T" || kind == "t") && it.next() == Some(s) && it.next().is_none()
             })
         };
-        let Some(sym) = PREFERRED
-            .iter()
-            .copied()
-            .chain(listed.iter().copied())
-            .find(|s| listed.contains(s) && is_function(s))
+        let Some(sym) =
+            PREFERRED.iter().copied().chain(listed.iter().copied()).find(|s| listed.contains(s) && is_function(s))
         else {
             bail!("no blacklisted symbol found in /proc/kallsyms ({} entries)", listed.len());
         };
@@ -184,27 +155,18 @@ impl Scenario for Blacklisted {
         let outcome = ctx.tfs.write("kprobe_events", &definition);
         let attach_ms = ms(attach);
         let left = ctx.tfs.read("kprobe_events")?;
-        let error_log = if ctx.tfs.exists("error_log") {
-            ctx.tfs.read("error_log").unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let error_log =
+            if ctx.tfs.exists("error_log") { ctx.tfs.read("error_log").unwrap_or_default() } else { String::new() };
         let left_lines = left.lines().filter(|l| !l.trim().is_empty()).count() as u64;
         let errno = outcome.as_ref().err().map(|e| e.errno);
         let mut problems = Vec::new();
         match errno {
             Some(libc::EINVAL) => {}
-            Some(e) => problems.push(format!(
-                "write refused with {}, expected EINVAL",
-                crate::sys::errno_text(e)
-            )),
+            Some(e) => problems.push(format!("write refused with {}, expected EINVAL", crate::sys::errno_text(e))),
             None => problems.push(format!("kernel accepted {definition:?}")),
         }
-        let mut r = verdict(
-            self.id(),
-            vec![count("kprobe_events lines after the refused write", 0, left_lines)],
-            problems,
-        );
+        let mut r =
+            verdict(self.id(), vec![count("kprobe_events lines after the refused write", 0, left_lines)], problems);
         r.errno = errno;
         r.timings.attach_ms = attach_ms;
         r.detail = serde_json::json!({

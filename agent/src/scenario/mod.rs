@@ -7,10 +7,12 @@
 //! with that errno, any other `Err` becomes `error` (infrastructure). Requirements are checked
 //! before running, so a missing feature is `unsupported` with its evidence rather than a failure.
 
+mod dynevents;
 mod events;
 mod formats;
 mod ftrace;
 mod kprobe;
+mod marker;
 mod openat;
 mod uprobe;
 
@@ -61,30 +63,18 @@ impl Req {
                     format!("available_tracers: {}", caps.available_tracers.join(" ")),
                 )
             }),
-            Req::File(f) => (!tracefs.join(f).exists()).then(|| {
-                (
-                    format!("tracefs file {f} absent"),
-                    format!("{} does not exist", tracefs.join(f).display()),
-                )
-            }),
-            Req::Event(e) => (!tracefs.join("events").join(e).is_dir()).then(|| {
-                (
-                    format!("event {e} absent"),
-                    format!("{}/events/{e} does not exist", TRACEFS),
-                )
-            }),
+            Req::File(f) => (!tracefs.join(f).exists())
+                .then(|| (format!("tracefs file {f} absent"), format!("{} does not exist", tracefs.join(f).display()))),
+            Req::Event(e) => (!tracefs.join("events").join(e).is_dir())
+                .then(|| (format!("event {e} absent"), format!("{}/events/{e} does not exist", TRACEFS))),
             Req::Debugfs(f) => (!Path::new(DEBUGFS).join(f).exists()).then(|| {
                 (
                     format!("debugfs file {f} absent"),
                     format!("{DEBUGFS}/{f} does not exist (debugfs mounted: {})", caps.debugfs_mounted),
                 )
             }),
-            Req::Program(p) => (!Path::new(p).exists()).then(|| {
-                (
-                    format!("program {p} not in the image"),
-                    format!("{p} does not exist"),
-                )
-            }),
+            Req::Program(p) => (!Path::new(p).exists())
+                .then(|| (format!("program {p} not in the image"), format!("{p} does not exist"))),
             Req::ProbeSyntax(prefix) => (!caps.has_probe_syntax(prefix)).then(|| {
                 let kinds: Vec<&str> = caps.probe_syntaxes.iter().map(|s| s.text.as_str()).collect();
                 (
@@ -98,7 +88,6 @@ impl Req {
 
 /// What a scenario gets to work with.
 pub struct Ctx<'a> {
-    pub caps: &'a Capabilities,
     pub params: &'a BTreeMap<String, String>,
     pub tfs: Tracefs,
 }
@@ -108,27 +97,19 @@ impl Ctx<'_> {
     pub fn param_u64(&self, key: &str, default: u64) -> Result<u64> {
         match self.params.get(key) {
             None => Ok(default),
-            Some(v) => v
-                .trim()
-                .parse()
-                .with_context(|| format!("parameter {key}={v:?} is not a number")),
+            Some(v) => v.trim().parse().with_context(|| format!("parameter {key}={v:?} is not a number")),
         }
     }
 
     /// The `count` parameter, bounded so a typo cannot fill the guest's memory.
     pub fn count(&self, default: u64) -> Result<u64> {
         let n = self.param_u64("count", default)?;
-        anyhow::ensure!(
-            (1..=1_000_000).contains(&n),
-            "parameter count={n} out of range 1..=1000000"
-        );
+        anyhow::ensure!((1..=1_000_000).contains(&n), "parameter count={n} out of range 1..=1000000");
         Ok(n)
     }
 
     pub fn timeout(&self) -> Result<std::time::Duration> {
-        Ok(std::time::Duration::from_millis(
-            self.param_u64("timeout_ms", 60_000)?,
-        ))
+        Ok(std::time::Duration::from_millis(self.param_u64("timeout_ms", 60_000)?))
     }
 }
 
@@ -144,9 +125,11 @@ pub trait Scenario: Sync {
 pub fn catalogue() -> Vec<&'static dyn Scenario> {
     let mut all: Vec<&'static dyn Scenario> = Vec::new();
     all.extend(ftrace::ALL);
+    all.extend(marker::ALL);
     all.extend(events::ALL);
     all.extend(formats::ALL);
     all.extend(kprobe::ALL);
+    all.extend(dynevents::ALL);
     all.extend(uprobe::ALL);
     all
 }
@@ -172,11 +155,7 @@ pub fn run_one(id: &str, params: &BTreeMap<String, String>, caps: &Capabilities)
             return r;
         }
     }
-    let mut ctx = Ctx {
-        caps,
-        params,
-        tfs: Tracefs::new(TRACEFS),
-    };
+    let mut ctx = Ctx { params, tfs: Tracefs::new(TRACEFS) };
     if let Err(e) = ctx.tfs.reset() {
         return from_error(id, e.context("tracefs reset before the scenario failed"));
     }
@@ -191,21 +170,14 @@ pub fn run_one(id: &str, params: &BTreeMap<String, String>, caps: &Capabilities)
     if let Err(e) = reset {
         demote(&mut result, format!("{e:#}"));
     } else if !leftovers.is_empty() {
-        demote(
-            &mut result,
-            format!("tracefs not clean after reset: {}", leftovers.join("; ")),
-        );
+        demote(&mut result, format!("tracefs not clean after reset: {}", leftovers.join("; ")));
     }
     result
 }
 
 /// A clean-up failure makes a scenario an infrastructure `error`, keeping its own reason.
 fn demote(result: &mut ScenarioResult, why: String) {
-    result.reason = if result.reason.is_empty() {
-        why
-    } else {
-        format!("{}; then {why}", result.reason)
-    };
+    result.reason = if result.reason.is_empty() { why } else { format!("{}; then {why}", result.reason) };
     result.status = Status::Error;
 }
 
@@ -227,11 +199,7 @@ pub fn ms(t: Instant) -> f64 {
 }
 
 pub fn count(what: impl Into<String>, expected: u64, observed: u64) -> Count {
-    Count {
-        what: what.into(),
-        expected,
-        observed,
-    }
+    Count { what: what.into(), expected, observed }
 }
 
 /// `pass` when every count matches and `problems` is empty, else `fail` naming each difference.
@@ -249,4 +217,54 @@ pub fn verdict(id: &str, counts: Vec<Count>, problems: Vec<String>) -> ScenarioR
     };
     r.counts = counts;
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdict_fails_on_any_count_mismatch_and_names_it() {
+        let ok = verdict("x", vec![count("hits", 3, 3)], vec![]);
+        assert_eq!(ok.status, Status::Pass);
+        let bad = verdict("x", vec![count("hits", 3, 3), count("misses", 0, 2)], vec![]);
+        assert_eq!(bad.status, Status::Fail);
+        assert_eq!(bad.reason, "misses: expected 0, observed 2");
+        let problem = verdict("x", vec![], vec!["workload ended with exit 1".into()]);
+        assert_eq!(problem.status, Status::Fail);
+    }
+
+    #[test]
+    fn refused_writes_fail_with_errno_other_errors_are_infrastructure() {
+        let refused =
+            anyhow::Error::new(Refused { call: "write(\"p:x\" > kprobe_events)".into(), errno: libc::EINVAL })
+                .context("define probe");
+        let r = from_error("k", refused);
+        assert_eq!((r.status, r.errno), (Status::Fail, Some(libc::EINVAL)));
+        let r = from_error("k", anyhow::anyhow!("spawn(/bin/x) failed"));
+        assert_eq!((r.status, r.errno), (Status::Error, None));
+    }
+
+    #[test]
+    fn missing_requirements_name_the_evidence() {
+        let caps = Capabilities { available_tracers: vec!["nop".into()], ..Default::default() };
+        let (reason, evidence) = Req::Tracer("function").missing(&caps).unwrap();
+        assert_eq!(reason, "tracer function not available");
+        assert_eq!(evidence, "available_tracers: nop");
+        assert!(Req::Tracer("nop").missing(&caps).is_none());
+        assert!(Req::Tracefs.missing(&caps).is_some());
+        assert!(Req::ProbeSyntax("f[").missing(&caps).is_some());
+    }
+
+    #[test]
+    fn catalogue_ids_are_unique_and_well_formed() {
+        let ids = ids();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), ids.len(), "duplicate scenario id");
+        for id in &ids {
+            assert!(id.split('.').count() >= 3, "{id} is not family.path.target");
+        }
+    }
 }

@@ -35,9 +35,7 @@ pub fn summary(stdout: &str) -> Result<Summary> {
         let Some((k, v)) = kv.split_once('=') else {
             continue;
         };
-        let n: i64 = v
-            .parse()
-            .with_context(|| format!("bad value in summary {line:?}"))?;
+        let n: i64 = v.parse().with_context(|| format!("bad value in summary {line:?}"))?;
         match k {
             "calls" => s.calls = n as u64,
             "ok" => s.ok = n as u64,
@@ -51,11 +49,7 @@ pub fn summary(stdout: &str) -> Result<Summary> {
 
 /// The path the workload opens (`path` parameter), created empty when missing.
 pub fn target_path(ctx: &Ctx) -> Result<String> {
-    let path = ctx
-        .params
-        .get("path")
-        .cloned()
-        .unwrap_or_else(|| DEFAULT_PATH.to_string());
+    let path = ctx.params.get("path").cloned().unwrap_or_else(|| DEFAULT_PATH.to_string());
     if !std::path::Path::new(&path).exists() {
         std::fs::write(&path, b"").with_context(|| format!("create({path}) failed"))?;
     }
@@ -66,13 +60,8 @@ pub fn target_path(ctx: &Ctx) -> Result<String> {
 /// large count is not lost to overwriting (the size is restored by the reset).
 pub fn fit_buffer(ctx: &mut Ctx, n: u64, entry_bytes: u64) -> Result<()> {
     let need_kb = n * entry_bytes / 1024 + 512;
-    let now_kb: u64 = ctx
-        .tfs
-        .read("buffer_size_kb")?
-        .split_whitespace()
-        .next()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let now_kb: u64 =
+        ctx.tfs.read("buffer_size_kb")?.split_whitespace().next().and_then(|s| s.parse().ok()).unwrap_or(0);
     if need_kb > now_kb {
         ctx.tfs.set_buffer_size_kb(need_kb)?;
     }
@@ -81,10 +70,7 @@ pub fn fit_buffer(ctx: &mut Ctx, n: u64, entry_bytes: u64) -> Result<()> {
 
 /// Start `openat-loop N PATH`, blocked on its gate until [`Running::release`].
 pub fn start(n: u64, path: &str) -> Result<Running> {
-    process::spawn(
-        &[OPENAT_LOOP.to_string(), n.to_string(), path.to_string()],
-        true,
-    )
+    process::spawn(&[OPENAT_LOOP.to_string(), n.to_string(), path.to_string()], true)
 }
 
 /// The function on the openat path that kprobes and the function tracer attach to:
@@ -104,10 +90,7 @@ fn has_function(ctx: &Ctx, sym: &str) -> Result<bool> {
     }
     // Without dynamic ftrace there is no available_filter_functions; kprobes still work.
     let f = std::fs::File::open("/proc/kallsyms").context("open(/proc/kallsyms) failed")?;
-    Ok(BufReader::new(f)
-        .lines()
-        .map_while(Result::ok)
-        .any(|l| l.split_whitespace().nth(2) == Some(sym)))
+    Ok(BufReader::new(f).lines().map_while(Result::ok).any(|l| l.split_whitespace().nth(2) == Some(sym)))
 }
 
 #[cfg(test)]
@@ -117,15 +100,7 @@ mod tests {
     #[test]
     fn parses_the_summary_line() {
         let s = summary("openat-loop: calls=100 ok=100 fd=3 errno=0\n").unwrap();
-        assert_eq!(
-            s,
-            Summary {
-                calls: 100,
-                ok: 100,
-                fd: 3,
-                errno: 0
-            }
-        );
+        assert_eq!(s, Summary { calls: 100, ok: 100, fd: 3, errno: 0 });
         assert!(summary("nothing").is_err());
         assert!(summary("openat-loop: calls=x").is_err());
     }

@@ -40,23 +40,14 @@ impl Scenario for HelloProbe {
     }
 
     fn requirements(&self) -> Vec<Req> {
-        vec![
-            Req::Tracefs,
-            Req::File("uprobe_events"),
-            Req::File("uprobe_profile"),
-            Req::Program(HELLO),
-        ]
+        vec![Req::Tracefs, Req::File("uprobe_events"), Req::File("uprobe_profile"), Req::Program(HELLO)]
     }
 
     fn run(&self, ctx: &mut Ctx) -> Result<ScenarioResult> {
         let n = ctx.count(10)?;
         let func = self.function();
         let offset = elf::function_offset(Path::new(HELLO), func)?;
-        let event = if self.ret {
-            format!("{func}_ret")
-        } else {
-            func.to_string()
-        };
+        let event = if self.ret { format!("{func}_ret") } else { func.to_string() };
         let definition = if self.ret {
             format!("r:{GROUP}/{event} {HELLO}:{offset:#x} ret=$retval:s32")
         } else {
@@ -81,13 +72,10 @@ impl Scenario for HelloProbe {
         let text = ctx.tfs.read("trace")?;
         let profile_text = ctx.tfs.read("uprobe_profile")?;
         let parsed = crate::tracefs::trace::parse(&text);
-        let mine: Vec<_> = parsed
-            .entries
-            .iter()
-            .filter(|e| e.pid == pid && e.body.starts_with(&format!("{event}: ")))
-            .collect();
-        let hits = uprobe_hits(&profile_text, GROUP, &event)
-            .with_context(|| format!("{ev} missing from uprobe_profile"))?;
+        let mine: Vec<_> =
+            parsed.entries.iter().filter(|e| e.pid == pid && e.body.starts_with(&format!("{event}: "))).collect();
+        let hits =
+            uprobe_hits(&profile_text, GROUP, &event).with_context(|| format!("{ev} missing from uprobe_profile"))?;
         let greetings = done.stdout.lines().filter(|l| *l == "hello, world!").count() as u64;
         let mut counts = vec![
             count("hello, world! lines printed", n, greetings),

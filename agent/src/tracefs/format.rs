@@ -57,21 +57,14 @@ pub fn parse(text: &str) -> Result<Format> {
     let (Some(name), Some(id)) = (name, id) else {
         bail!("format has no name: or ID: line");
     };
-    Ok(Format {
-        name,
-        id,
-        fields,
-        print_fmt,
-    })
+    Ok(Format { name, id, fields, print_fmt })
 }
 
 fn parse_field(line: &str) -> Result<Field> {
     let mut decl = None;
     let (mut offset, mut size, mut signed) = (None, None, None);
     for part in line.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-        let (key, value) = part
-            .split_once(':')
-            .with_context(|| format!("no ':' in {part:?}"))?;
+        let (key, value) = part.split_once(':').with_context(|| format!("no ':' in {part:?}"))?;
         match key {
             "field" | "field special" => decl = Some(value.trim()),
             "offset" => offset = Some(value.trim().parse()?),
@@ -84,13 +77,7 @@ fn parse_field(line: &str) -> Result<Field> {
         bail!("missing field, offset, size or signed");
     };
     let (ctype, name) = split_decl(decl).with_context(|| format!("no name in {decl:?}"))?;
-    Ok(Field {
-        name,
-        ctype,
-        offset,
-        size,
-        signed,
-    })
+    Ok(Field { name, ctype, offset, size, signed })
 }
 
 /// `char comm[16]` → (`char[16]`, `comm`); `const char * filename` → (`const char *`, `filename`).
@@ -99,9 +86,7 @@ fn split_decl(decl: &str) -> Option<(String, String)> {
         Some(i) if decl.ends_with(']') => (decl[..i].trim_end(), &decl[i..]),
         _ => (decl, ""),
     };
-    let start = base
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .map_or(0, |i| i + 1);
+    let start = base.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(0, |i| i + 1);
     let name = &base[start..];
     if name.is_empty() || start == 0 {
         return None;
@@ -147,14 +132,8 @@ print fmt: \"dfd: 0x%08lx, filename: 0x%08lx, flags: 0x%08lx, mode: 0x%08lx\", (
 
     #[test]
     fn splits_arrays_and_data_loc() {
-        assert_eq!(
-            split_decl("char comm[16]"),
-            Some(("char[16]".into(), "comm".into()))
-        );
-        assert_eq!(
-            split_decl("__data_loc char[] name"),
-            Some(("__data_loc char[]".into(), "name".into()))
-        );
+        assert_eq!(split_decl("char comm[16]"), Some(("char[16]".into(), "comm".into())));
+        assert_eq!(split_decl("__data_loc char[] name"), Some(("__data_loc char[]".into(), "name".into())));
         assert_eq!(split_decl("int"), None);
     }
 

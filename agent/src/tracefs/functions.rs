@@ -31,18 +31,12 @@ pub fn get(root: &Path) -> &'static FilterFunctions {
     static CACHE: OnceLock<FilterFunctions> = OnceLock::new();
     CACHE.get_or_init(|| match std::fs::File::open(root.join("available_filter_functions")) {
         Ok(file) => scan(BufReader::with_capacity(256 * 1024, file)),
-        Err(_) => FilterFunctions {
-            lines: 0,
-            present: Vec::new(),
-        },
+        Err(_) => FilterFunctions { lines: 0, present: Vec::new() },
     })
 }
 
 fn scan(mut src: impl BufRead) -> FilterFunctions {
-    let mut out = FilterFunctions {
-        lines: 0,
-        present: Vec::new(),
-    };
+    let mut out = FilterFunctions { lines: 0, present: Vec::new() };
     let mut line = Vec::with_capacity(128);
     loop {
         line.clear();
@@ -52,10 +46,7 @@ fn scan(mut src: impl BufRead) -> FilterFunctions {
         }
         out.lines += 1;
         // `name` or `name [module]`: the name is the first word.
-        let name = line
-            .split(|b| b.is_ascii_whitespace())
-            .next()
-            .unwrap_or(&[]);
+        let name = line.split(|b| b.is_ascii_whitespace()).next().unwrap_or(&[]);
         if let Some(w) = WATCHED.iter().find(|w| w.as_bytes() == name) {
             if !out.present.contains(w) {
                 out.present.push(w);

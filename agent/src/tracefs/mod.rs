@@ -17,7 +17,7 @@ use crate::sys;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The kernel refused a tracefs operation: the call, its input, and the errno. Scenarios that
 /// hit one report `fail` with the errno (the tracing path does not work), unlike infrastructure
@@ -57,10 +57,7 @@ pub struct Tracefs {
 
 impl Tracefs {
     pub fn new(root: impl Into<PathBuf>) -> Tracefs {
-        Tracefs {
-            root: root.into(),
-            touched: Touched::default(),
-        }
+        Tracefs { root: root.into(), touched: Touched::default() }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -89,10 +86,7 @@ impl Tracefs {
     /// Open `rel` for writing, to write to it later without another `openat` (which would show
     /// up in a scenario that counts openat calls).
     pub fn open_write(&self, rel: &str) -> Result<File, Refused> {
-        OpenOptions::new()
-            .write(true)
-            .open(self.path(rel))
-            .map_err(|e| refused(format!("open({rel}, O_WRONLY)"), &e))
+        OpenOptions::new().write(true).open(self.path(rel)).map_err(|e| refused(format!("open({rel}, O_WRONLY)"), &e))
     }
 
     /// One `write(2)` of `data` on a file from [`Tracefs::open_write`]. Not `pwrite`: many
@@ -101,10 +95,7 @@ impl Tracefs {
         let call = || format!("write({:?} > {rel})", data.trim_end());
         match file.write(data.as_bytes()) {
             Ok(n) if n == data.len() => Ok(()),
-            Ok(_) => Err(Refused {
-                call: call(),
-                errno: libc::EIO,
-            }),
+            Ok(_) => Err(Refused { call: call(), errno: libc::EIO }),
             Err(e) => Err(refused(call(), &e)),
         }
     }
@@ -160,8 +151,5 @@ impl Tracefs {
 }
 
 fn refused(call: String, e: &std::io::Error) -> Refused {
-    Refused {
-        call,
-        errno: e.raw_os_error().unwrap_or(libc::EIO),
-    }
+    Refused { call, errno: e.raw_os_error().unwrap_or(libc::EIO) }
 }

@@ -35,19 +35,13 @@ mod tests {
 
     #[test]
     fn parses_hits_and_misses() {
-        let text = "  openat                                                  100               0\n  kmatrix/openat_ret 5 2\n";
+        let text =
+            "  openat                                                  100               0\n  kmatrix/openat_ret 5 2\n";
         let lines = parse(text);
         assert_eq!(lines.len(), 2);
         assert_eq!(find(&lines, "kmatrix", "openat").map(|l| l.hits), Some(100));
         let ret = find(&lines, "kmatrix", "openat_ret").cloned();
-        assert_eq!(
-            ret,
-            Some(ProfileLine {
-                name: "kmatrix/openat_ret".into(),
-                hits: 5,
-                misses: 2
-            })
-        );
+        assert_eq!(ret, Some(ProfileLine { name: "kmatrix/openat_ret".into(), hits: 5, misses: 2 }));
         assert!(find(&lines, "kmatrix", "other").is_none());
     }
 }

@@ -27,10 +27,7 @@ pub fn probe_syntaxes(readme: &str) -> Vec<ProbeSyntax> {
         if out.iter().any(|s| s.text == text) {
             continue;
         }
-        out.push(ProbeSyntax {
-            kind: kind.to_string(),
-            text: text.to_string(),
-        });
+        out.push(ProbeSyntax { kind: kind.to_string(), text: text.to_string() });
     }
     out
 }

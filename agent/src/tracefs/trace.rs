@@ -90,13 +90,7 @@ fn parse_entry(line: &str) -> Option<Entry<'_>> {
         if let Some(num) = t.strip_suffix(':') {
             if let Ok(timestamp) = num.parse::<f64>() {
                 let body = rest[offset..].trim_start();
-                return Some(Entry {
-                    task: task.trim(),
-                    pid,
-                    cpu,
-                    timestamp,
-                    body,
-                });
+                return Some(Entry { task: task.trim(), pid, cpu, timestamp, body });
             }
         }
     }

@@ -42,7 +42,21 @@ pub enum ImageError {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GuestSpec {
+    channel_modules: Vec<String>,
     modules: Vec<String>,
+}
+
+/// Choices that change what goes into an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageOptions {
+    /// Include the virtio-serial driver modules (the preferred channel).
+    pub virtio_channel: bool,
+}
+
+impl Default for ImageOptions {
+    fn default() -> Self {
+        ImageOptions { virtio_channel: true }
+    }
 }
 
 /// A built image in the cache.
@@ -66,9 +80,12 @@ impl Image {
 }
 
 /// Build (or find) the image for `kernel`.
-pub fn build(cache: &Cache, kernel: &PreparedKernel) -> Result<Image, ImageError> {
+pub fn build(cache: &Cache, kernel: &PreparedKernel, opts: ImageOptions) -> Result<Image, ImageError> {
     let spec: GuestSpec = toml::from_str(GUEST_TOML).map_err(ImageError::GuestToml)?;
-    let names: Vec<&str> = spec.modules.iter().map(String::as_str).collect();
+    let mut names: Vec<&str> = spec.modules.iter().map(String::as_str).collect();
+    if opts.virtio_channel {
+        names.extend(spec.channel_modules.iter().map(String::as_str));
+    }
     let mut w = cpio::CpioWriter::new(Vec::with_capacity(AGENT.len() + (8 << 20)));
     let io = ImageError::Write;
     for d in ["dev", "proc", "sys", "tmp", "run", "bin", "lib/modules"] {

@@ -135,7 +135,9 @@ mod tests {
 
     #[test]
     fn odd_lines() {
-        let c = KernelConfig::parse("CONFIG_A=\"x \\\"q\\\"\"\n# CONFIG_B is not set\nCONFIG_B=y\nnoise\nCONFIG_C\n#CONFIG_D is not set\n");
+        let c = KernelConfig::parse(
+            "CONFIG_A=\"x \\\"q\\\"\"\n# CONFIG_B is not set\nCONFIG_B=y\nnoise\nCONFIG_C\n#CONFIG_D is not set\n",
+        );
         assert_eq!(c.get("A"), Some("x \"q\""));
         assert!(c.is_enabled("B") && !c.is_explicitly_unset("B"));
         assert_eq!(c.get("C"), None);

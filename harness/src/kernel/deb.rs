@@ -152,7 +152,10 @@ mod tests {
     fn reads_files_of_data_tar() {
         let deb = build::deb(&[("./boot/vmlinuz-1", 0o644, b"k"), ("./lib/modules/1/a.ko", 0o644, b"odd")]);
         let files = list(&deb).unwrap();
-        assert_eq!(files, vec![("boot/vmlinuz-1".into(), b"k".to_vec()), ("lib/modules/1/a.ko".into(), b"odd".to_vec())]);
+        assert_eq!(
+            files,
+            vec![("boot/vmlinuz-1".into(), b"k".to_vec()), ("lib/modules/1/a.ko".into(), b"odd".to_vec())]
+        );
     }
 
     #[test]

@@ -10,7 +10,9 @@ use crate::cache::CacheError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
-    #[error("find a package mirror: pass --mirror or set KMATRIX_MIRROR (no `deb` URI ending in /debian in {searched})")]
+    #[error(
+        "find a package mirror: pass --mirror or set KMATRIX_MIRROR (no `deb` URI ending in /debian in {searched})"
+    )]
     NoMirror { searched: String },
 
     #[error("download {url}")]
@@ -91,6 +93,9 @@ pub enum KernelError {
 
     #[error("match kernel {id} against {lock}: {file} has sha256 {actual}, the lock pins {expected}")]
     LockMismatch { id: String, lock: String, file: String, expected: String, actual: String },
+
+    #[error("download {url}: the mirror no longer has {package}, which kernels.lock pins for {id}; run `kmatrix kernels update`, or pass --mirror pointing at an archive snapshot")]
+    PinnedGone { id: String, package: String, url: String },
 
     #[error("find module {name} in {dir}")]
     ModuleNotFound { name: String, dir: PathBuf },

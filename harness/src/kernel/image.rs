@@ -7,8 +7,8 @@
 
 use std::ops::Range;
 
-use linux_loader::loader::bootparam::setup_header;
 use linux_loader::elf::{Elf64_Ehdr, Elf64_Nhdr, Elf64_Phdr, PT_NOTE};
+use linux_loader::loader::bootparam::setup_header;
 
 use super::compress::{decompress_first_stream, Compression};
 
@@ -300,7 +300,7 @@ pub mod fake {
         shstr.extend_from_slice(b".shstrtab\0");
         heads.push((name_at, 3, out.len() as u64, shstr.len() as u64));
         out.extend_from_slice(&shstr);
-        while out.len() % 8 != 0 {
+        while !out.len().is_multiple_of(8) {
             out.push(0);
         }
         let shoff = out.len() as u64;

@@ -131,10 +131,10 @@ pub struct Release {
 }
 
 pub fn parse_release(text: &str, what: &str) -> Result<Release> {
-    let st = parse_stanzas(text).into_iter().next().ok_or_else(|| KernelError::Parse {
-        what: what.to_string(),
-        detail: "empty Release file".into(),
-    })?;
+    let st = parse_stanzas(text)
+        .into_iter()
+        .next()
+        .ok_or_else(|| KernelError::Parse { what: what.to_string(), detail: "empty Release file".into() })?;
     let mut files = Vec::new();
     for line in st.get("sha256").map(String::as_str).unwrap_or("").lines() {
         let parts: Vec<&str> = line.split_whitespace().collect();
@@ -194,7 +194,10 @@ fn verify(signed: &[u8], detached: Option<&[u8]>, what: &str, trust: &TrustOptio
         warn(&format!("SIGNATURE NOT CHECKED for {what}: {why}; trusting the mirror's hashes only"));
         let text = if detached.is_none() {
             strip_clearsign(&String::from_utf8_lossy(signed))
-                .ok_or_else(|| KernelError::Parse { what: what.to_string(), detail: "not a clear-signed message".into() })?
+                .ok_or_else(|| KernelError::Parse {
+                    what: what.to_string(),
+                    detail: "not a clear-signed message".into(),
+                })?
                 .into_bytes()
         } else {
             signed.to_vec()
@@ -260,15 +263,18 @@ pub fn fetch_release(mirror: &Mirror, suite: &str, trust: &TrustOptions) -> Resu
                     (body, Signature::Unchecked, what)
                 }
                 Err(KernelError::NotFound { .. }) => {
-                    return Err(KernelError::Signature { what, detail: "neither InRelease nor Release.gpg exists".into() })
+                    return Err(KernelError::Signature {
+                        what,
+                        detail: "neither InRelease nor Release.gpg exists".into(),
+                    })
                 }
                 Err(e) => return Err(e),
             }
         }
         Err(e) => return Err(e),
     };
-    let text = String::from_utf8(text)
-        .map_err(|_| KernelError::Parse { what: what.clone(), detail: "not UTF-8".into() })?;
+    let text =
+        String::from_utf8(text).map_err(|_| KernelError::Parse { what: what.clone(), detail: "not UTF-8".into() })?;
     let rel = parse_release(&text, &what)?;
     // A validly signed Release of another suite must not stand in for this one.
     if rel.codename != suite && rel.suite != suite {
@@ -361,7 +367,8 @@ pub fn fetch_suite(mirror: &Mirror, suite: &str, cache: &Cache, trust: &TrustOpt
     };
     let url = mirror.url(&rel_path);
     let tmp = tempfile::Builder::new().prefix(".dl-").tempfile_in(&dir).map_err(KernelError::io(&dir))?;
-    let (size, sha) = mirror.download(&rel_path, tmp.path(), MAX_INDEX.max(entry.size), &format!("{suite} Packages"))?;
+    let (size, sha) =
+        mirror.download(&rel_path, tmp.path(), entry.size.min(MAX_INDEX), &format!("{suite} Packages"))?;
     if sha != entry.sha256 {
         return Err(KernelError::HashMismatch { what: url, expected: entry.sha256, actual: sha });
     }

@@ -79,7 +79,8 @@ impl Matrix {
             if !id_ok {
                 return Err(invalid(format!("kernel id {:?}: use letters, digits, '.', '_' and '-'", k.id)));
             }
-            let line_ok = !k.line.is_empty() && k.line.split('.').all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()));
+            let line_ok =
+                !k.line.is_empty() && k.line.split('.').all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()));
             if !line_ok {
                 return Err(invalid(format!("kernel {}: line {:?} is not a version line like \"6.1\"", k.id, k.line)));
             }
@@ -139,7 +140,10 @@ impl Lock {
         let l: Lock =
             toml::from_str(text).map_err(|e| KernelError::Toml { path: what.to_string(), source: Box::new(e) })?;
         if l.version != 1 {
-            return Err(KernelError::Invalid { path: what.to_string(), detail: format!("lock version {} is not 1", l.version) });
+            return Err(KernelError::Invalid {
+                path: what.to_string(),
+                detail: format!("lock version {} is not 1", l.version),
+            });
         }
         for (id, k) in &l.kernels {
             for p in &k.packages {

@@ -52,11 +52,23 @@ impl Mirror {
         format!("{}/{}", self.base, rel.trim_start_matches('/'))
     }
 
+    /// GET with two retries on transport errors and 5xx (mirrors and proxies drop connections);
+    /// a 404 or other 4xx is final.
     fn get(&self, url: &str) -> Result<ureq::Response> {
-        match self.agent.get(url).call() {
-            Ok(r) => Ok(r),
-            Err(ureq::Error::Status(404, _)) => Err(KernelError::NotFound { url: url.to_string() }),
-            Err(e) => Err(KernelError::Http { url: url.to_string(), source: Box::new(e) }),
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.agent.get(url).call() {
+                Ok(r) => return Ok(r),
+                Err(ureq::Error::Status(404, _)) => return Err(KernelError::NotFound { url: url.to_string() }),
+                Err(e) => {
+                    let transient = matches!(&e, ureq::Error::Transport(_) | ureq::Error::Status(500..=599, _));
+                    if !transient || attempt >= 3 {
+                        return Err(KernelError::Http { url: url.to_string(), source: Box::new(e) });
+                    }
+                    std::thread::sleep(Duration::from_millis(500 * attempt));
+                }
+            }
         }
     }
 
@@ -135,7 +147,8 @@ pub fn mirror_from_apt(root: &Path) -> Result<String> {
     }
     for f in &files {
         let Ok(text) = fs::read_to_string(f) else { continue };
-        let uris = if f.extension().is_some_and(|e| e == "sources") { deb822_uris(&text) } else { one_line_uris(&text) };
+        let uris =
+            if f.extension().is_some_and(|e| e == "sources") { deb822_uris(&text) } else { one_line_uris(&text) };
         if let Some(u) = uris.into_iter().find(|u| is_debian_archive(u)) {
             return Ok(u.trim_end_matches('/').to_string());
         }

@@ -32,8 +32,8 @@ use crate::cache::Cache;
 pub use compress::Compression;
 pub use error::KernelError;
 use error::Result;
-pub use index::{Signature, TrustOptions};
 use index::{DebPackage, Resolved};
+pub use index::{Signature, TrustOptions};
 pub use matrix::{KernelsDir, Lock, LockedKernel, Matrix, MatrixKernel};
 pub use mirror::Mirror;
 pub use modules::{module_closure, read_module, ModuleClosure, ModuleFile};
@@ -191,8 +191,11 @@ pub fn prepare(spec: &KernelSpec, cache: &Cache, opts: &FetchOptions) -> Result<
                 .get(id)
                 .ok_or_else(|| KernelError::UnknownKernel { id: id.clone(), known: matrix.ids().join(", ") })?;
             let lock = kd.lock()?;
-            let lock_name = kd.lock_path().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in kernels.lock".into());
-            if let Some(l) = lock.kernels.get(id).filter(|l| l.suite == mk.suite) {
+            let lock_name =
+                kd.lock_path().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in kernels.lock".into());
+            // A lock entry for another suite or line (the matrix changed since) does not count.
+            let current = |l: &&LockedKernel| l.suite == mk.suite && version::in_line(&l.version, &mk.line);
+            if let Some(l) = lock.kernels.get(id).filter(current) {
                 let r = Resolved {
                     suite: l.suite.clone(),
                     signature: l.signature.clone(),
@@ -225,7 +228,12 @@ pub fn prepare(spec: &KernelSpec, cache: &Cache, opts: &FetchOptions) -> Result<
 
 /// Fetch the indexes of `suites`; a suite the mirror does not have is skipped with a warning,
 /// unless none is left.
-fn fetch_suites(mirror: &Mirror, suites: &[String], cache: &Cache, trust: &TrustOptions) -> Result<Vec<index::SuiteIndex>> {
+fn fetch_suites(
+    mirror: &Mirror,
+    suites: &[String],
+    cache: &Cache,
+    trust: &TrustOptions,
+) -> Result<Vec<index::SuiteIndex>> {
     let mut out = Vec::new();
     let mut last = None;
     for s in suites {
@@ -285,7 +293,10 @@ fn prepare_resolved(
         let check = Manifest::load(&mpath).and_then(|m| {
             let same_debs = m.debs.iter().map(|d| &d.sha256).eq(r.packages.iter().map(|d| &d.sha256));
             if !same_debs {
-                return Err(KernelError::Invalid { path: mpath.display().to_string(), detail: "built from other packages".into() });
+                return Err(KernelError::Invalid {
+                    path: mpath.display().to_string(),
+                    detail: "built from other packages".into(),
+                });
             }
             m.verify(&entry)?;
             Ok(m)
@@ -295,7 +306,10 @@ fn prepare_resolved(
                 check_pinned(id, &m, pinned)?;
                 return Ok(PreparedKernel::from_entry(id, &entry, &m, pinning));
             }
-            Err(e) => eprintln!("warning: cache entry {} does not match its manifest ({e}); fetching it again", entry.display()),
+            Err(e) => eprintln!(
+                "warning: cache entry {} does not match its manifest ({e}); fetching it again",
+                entry.display()
+            ),
         }
     }
 
@@ -307,12 +321,22 @@ fn prepare_resolved(
             &discovered
         }
     };
-    let downloads = tempfile::Builder::new().prefix(".download-").tempdir_in(&kroot).map_err(KernelError::io(&kroot))?;
+    let downloads =
+        tempfile::Builder::new().prefix(".download-").tempdir_in(&kroot).map_err(KernelError::io(&kroot))?;
     let mut debs = Vec::new();
     for pkg in &r.packages {
         let dest = downloads.path().join(store::entry_name(&pkg.name, "deb"));
         let url = mirror.url(&pkg.filename);
-        let (size, sha) = mirror.download(&pkg.filename, &dest, pkg.size, &pkg.name)?;
+        let (size, sha) = match mirror.download(&pkg.filename, &dest, pkg.size, &pkg.name) {
+            Err(KernelError::NotFound { url }) if pinning == Pinning::Locked => {
+                return Err(KernelError::PinnedGone {
+                    id: id.to_string(),
+                    package: format!("{} {}", pkg.name, pkg.version),
+                    url,
+                })
+            }
+            other => other?,
+        };
         if sha != pkg.sha256 {
             return Err(KernelError::HashMismatch { what: url, expected: pkg.sha256.clone(), actual: sha });
         }
@@ -379,7 +403,9 @@ fn prepare_local(path: &Path, modules: Option<&Path>, config: Option<&Path>, cac
                 k.vmlinux = Some(abs.clone());
                 (image::banner_release(&bytes), false)
             }
-            Err(elf_why) => return Err(not_kernel(format!("neither a bzImage ({bz_why}) nor a kernel ELF ({elf_why})"))),
+            Err(elf_why) => {
+                return Err(not_kernel(format!("neither a bzImage ({bz_why}) nor a kernel ELF ({elf_why})")))
+            }
         },
     };
     drop(bytes);
@@ -394,7 +420,8 @@ fn prepare_local(path: &Path, modules: Option<&Path>, config: Option<&Path>, cac
                 let btf = image::elf_section(&b, ".BTF").map(<[u8]>::to_vec);
                 (None, btf)
             };
-            let staging = tempfile::Builder::new().prefix(".staging-").tempdir_in(&kroot).map_err(KernelError::io(&kroot))?;
+            let staging =
+                tempfile::Builder::new().prefix(".staging-").tempdir_in(&kroot).map_err(KernelError::io(&kroot))?;
             let mut files = BTreeMap::new();
             let mut m = Manifest {
                 format: 1,
@@ -439,7 +466,10 @@ fn prepare_local(path: &Path, modules: Option<&Path>, config: Option<&Path>, cac
     k.release = release.unwrap_or_default();
     if let Some(c) = config {
         if !c.is_file() {
-            return Err(KernelError::Invalid { path: c.display().to_string(), detail: "--config is not a file".into() });
+            return Err(KernelError::Invalid {
+                path: c.display().to_string(),
+                detail: "--config is not a file".into(),
+            });
         }
         k.config = Some(c.to_path_buf());
     }
@@ -456,7 +486,8 @@ fn prepare_local(path: &Path, modules: Option<&Path>, config: Option<&Path>, cac
 
 /// `DIR` is `lib/modules/<release>` itself, or a directory holding `<release>/`.
 fn local_modules_dir(dir: &Path, release: &str) -> Result<PathBuf> {
-    let looks = |d: &Path| d.join("modules.order").is_file() || d.join("modules.dep").is_file() || d.join("kernel").is_dir();
+    let looks =
+        |d: &Path| d.join("modules.order").is_file() || d.join("modules.dep").is_file() || d.join("kernel").is_dir();
     if looks(dir) {
         return Ok(dir.to_path_buf());
     }
@@ -551,10 +582,7 @@ pub fn matrix_ids() -> Result<Vec<String>> {
 pub fn tracing_config(kernel: &PreparedKernel) -> BTreeMap<String, String> {
     let Some(text) = kernel.config.as_ref().and_then(|p| fs::read_to_string(p).ok()) else { return BTreeMap::new() };
     let cfg = config::KernelConfig::parse(&text);
-    config::TRACING_OPTIONS
-        .iter()
-        .filter_map(|o| cfg.get(o).map(|v| (o.to_string(), v.to_string())))
-        .collect()
+    config::TRACING_OPTIONS.iter().filter_map(|o| cfg.get(o).map(|v| (o.to_string(), v.to_string()))).collect()
 }
 
 /// Re-resolve every matrix id on the mirror (newest build of its line), prepare it (download,

@@ -92,7 +92,12 @@ pub fn render_modules_dep(mods: &BTreeMap<String, (String, Vec<String>)>) -> Str
 
 /// Post-order DFS: dependencies before dependents. Unknown names (built-in or missing) are
 /// skipped; `seen` also breaks cycles.
-fn visit(name: &str, mods: &BTreeMap<String, (String, Vec<String>)>, seen: &mut HashSet<String>, order: &mut Vec<String>) {
+fn visit(
+    name: &str,
+    mods: &BTreeMap<String, (String, Vec<String>)>,
+    seen: &mut HashSet<String>,
+    order: &mut Vec<String>,
+) {
     if !seen.insert(name.to_string()) {
         return;
     }
@@ -247,7 +252,8 @@ mod tests {
              kernel/fs/fscache/fscache.ko.xz: kernel/fs/netfs/netfs.ko.xz\n",
         )
         .unwrap();
-        fs::write(dir.join("modules.builtin"), "kernel/fs/ext4/ext4.ko\nkernel/drivers/virtio/virtio_pci.ko\n").unwrap();
+        fs::write(dir.join("modules.builtin"), "kernel/fs/ext4/ext4.ko\nkernel/drivers/virtio/virtio_pci.ko\n")
+            .unwrap();
         let k = PreparedKernel { modules_dir: Some(dir.clone()), ..PreparedKernel::empty("t", "6.1.0-50-amd64") };
         let c = module_closure(&k, &["9pnet-virtio", "9p", "virtio-pci", "9pnet_virtio"]).unwrap();
         let names: Vec<_> = c.iter().map(|m| m.name.as_str()).collect();

@@ -89,7 +89,11 @@ impl Manifest {
             if is_module(rel) {
                 let len = fs::metadata(&p).map_err(KernelError::io(&p))?.len();
                 if len != sum.size {
-                    return Err(KernelError::SizeMismatch { what: p.display().to_string(), expected: sum.size, actual: len });
+                    return Err(KernelError::SizeMismatch {
+                        what: p.display().to_string(),
+                        expected: sum.size,
+                        actual: len,
+                    });
                 }
             } else {
                 self.verify_file(root, &p)?;
@@ -115,9 +119,15 @@ impl Manifest {
     /// The hashes a lock pins for this entry: boot files by name plus the modules digest.
     pub fn pinned_files(&self) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
-        for rel in [Some(&self.bzimage), self.vmlinux.as_ref(), self.btf.as_ref(), self.config.as_ref(), self.system_map.as_ref()]
-            .into_iter()
-            .flatten()
+        for rel in [
+            Some(&self.bzimage),
+            self.vmlinux.as_ref(),
+            self.btf.as_ref(),
+            self.config.as_ref(),
+            self.system_map.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
         {
             if let Some(s) = self.files.get(rel) {
                 out.insert(rel.clone(), s.sha256.clone());
@@ -188,7 +198,10 @@ pub fn build_entry(staging: &Path, debs: &[(DebPackage, PathBuf)], mut m: Manife
     }
     let what = m.package.clone().unwrap_or_else(|| "kernel package".into());
     if !st.files.contains_key("vmlinuz") {
-        return Err(KernelError::Extract { what, detail: "no vmlinuz (boot/vmlinuz-* or lib/modules/*/vmlinuz)".into() });
+        return Err(KernelError::Extract {
+            what,
+            detail: "no vmlinuz (boot/vmlinuz-* or lib/modules/*/vmlinuz)".into(),
+        });
     }
     m.bzimage = "vmlinuz".into();
     m.config = st.files.contains_key("config").then(|| "config".into());
@@ -221,8 +234,11 @@ pub fn build_entry(staging: &Path, debs: &[(DebPackage, PathBuf)], mut m: Manife
     Ok(m)
 }
 
+/// What a bzImage yields: the ELF (only when it has a PVH entry note) and its `.BTF` section.
+pub type Derived = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// The ELF inside a bzImage when it carries a PVH entry note, and its `.BTF` section.
-pub fn derive_vmlinux(bz_path: &Path) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>)> {
+pub fn derive_vmlinux(bz_path: &Path) -> Result<Derived> {
     let not_kernel = |detail: String| KernelError::NotAKernel { path: bz_path.to_path_buf(), detail };
     let bytes = fs::read(bz_path).map_err(KernelError::io(bz_path))?;
     let bz = image::parse_bzimage(&bytes).map_err(not_kernel)?;
@@ -325,7 +341,10 @@ mod tests {
             ("boot/vmlinuz-6.1.0-50-amd64", Some(("vmlinuz", Some("6.1.0-50-amd64")))),
             ("boot/config-6.1.0-50-amd64", Some(("config", Some("6.1.0-50-amd64")))),
             ("boot/System.map-6.1.0-50-amd64", Some(("System.map", Some("6.1.0-50-amd64")))),
-            ("lib/modules/6.1.0-50-amd64/kernel/fs/9p/9p.ko", Some(("modules/6.1.0-50-amd64/kernel/fs/9p/9p.ko", None))),
+            (
+                "lib/modules/6.1.0-50-amd64/kernel/fs/9p/9p.ko",
+                Some(("modules/6.1.0-50-amd64/kernel/fs/9p/9p.ko", None)),
+            ),
             (
                 "usr/lib/modules/6.12.107+deb13-amd64/modules.builtin",
                 Some(("modules/6.12.107+deb13-amd64/modules.builtin", None)),
@@ -345,6 +364,9 @@ mod tests {
 
     #[test]
     fn entry_names_are_file_safe() {
-        assert_eq!(entry_name("linux-image-7.3.4+deb13-amd64", "1:7.3.4-1~bpo13+1"), "linux-image-7.3.4+deb13-amd64_1_7.3.4-1~bpo13+1");
+        assert_eq!(
+            entry_name("linux-image-7.3.4+deb13-amd64", "1:7.3.4-1~bpo13+1"),
+            "linux-image-7.3.4+deb13-amd64_1_7.3.4-1~bpo13+1"
+        );
     }
 }

@@ -55,11 +55,16 @@ impl Server {
                     let file = dir.join(path.trim_start_matches('/'));
                     match std::fs::read(&file) {
                         Ok(body) if file.is_file() => {
-                            let _ = write!(conn, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                            let _ = write!(
+                                conn,
+                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                                body.len()
+                            );
                             let _ = conn.write_all(&body);
                         }
                         _ => {
-                            let _ = conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                            let _ = conn
+                                .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
                         }
                     }
                 });
@@ -108,7 +113,11 @@ fn image_61(rel: &str) -> Vec<u8> {
     build::deb(&[
         (&format!("./boot/vmlinuz-{rel}"), 0o644, &bz),
         (&format!("./boot/config-{rel}"), 0o644, config_text().as_bytes()),
-        (&format!("./boot/System.map-{rel}"), 0o644, b"ffffffffffffffff B The real System.map is in the -dbg package\n"),
+        (
+            &format!("./boot/System.map-{rel}"),
+            0o644,
+            b"ffffffffffffffff B The real System.map is in the -dbg package\n",
+        ),
         (&format!("./lib/modules/{rel}/kernel/fs/9p/9p.ko"), 0o644, &p9),
         (&format!("./lib/modules/{rel}/kernel/net/9p/9pnet.ko"), 0o644, &p9net),
         (&format!("./lib/modules/{rel}/kernel/net/9p/9pnet_virtio.ko"), 0o644, &v9p),
@@ -196,12 +205,22 @@ fn seven_x_packages(rel: &str, ver: &str) -> Vec<Pkg> {
         Pkg {
             name: format!("linux-image-{rel}"),
             version: ver.into(),
-            depends: format!("dracut | initramfs-tools (>= 0.120+deb8u2), {}, {}, {}", dep("base"), dep("binary"), dep("modules")),
+            depends: format!(
+                "dracut | initramfs-tools (>= 0.120+deb8u2), {}, {}, {}",
+                dep("base"),
+                dep("binary"),
+                dep("modules")
+            ),
             deb: meta,
         },
         pkg(&format!("linux-binary-{rel}"), ver, binary),
         pkg(&format!("linux-base-{rel}"), ver, base),
-        Pkg { name: format!("linux-modules-{rel}"), version: ver.into(), depends: format!("kmod, {}", dep("base")), deb: modules },
+        Pkg {
+            name: format!("linux-modules-{rel}"),
+            version: ver.into(),
+            depends: format!("kmod, {}", dep("base")),
+            deb: modules,
+        },
     ]
 }
 
@@ -288,7 +307,8 @@ fn prepares_a_6_1_style_kernel_end_to_end() {
     assert_eq!(e.server.hits_ending(".deb"), 1);
     assert_eq!(e.server.hits_ending("Packages.xz"), 1, "the filtered index is cached by hash");
     // No .deb, staging or download directory is left behind.
-    let left: Vec<_> = std::fs::read_dir(e.cache.root().join("kernels")).unwrap().map(|d| d.unwrap().file_name()).collect();
+    let left: Vec<_> =
+        std::fs::read_dir(e.cache.root().join("kernels")).unwrap().map(|d| d.unwrap().file_name()).collect();
     assert_eq!(left.len(), 2, "{left:?}");
 }
 
@@ -333,7 +353,9 @@ fn tampered_packages_index_is_refused() {
     std::fs::write(&p, bytes).unwrap();
     let err = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap_err();
     match &err {
-        KernelError::HashMismatch { what, .. } => assert!(what.ends_with("dists/bookworm/main/binary-amd64/Packages.xz"), "{what}"),
+        KernelError::HashMismatch { what, .. } => {
+            assert!(what.ends_with("dists/bookworm/main/binary-amd64/Packages.xz"), "{what}")
+        }
         other => panic!("expected a hash mismatch, got {other}"),
     }
     assert_eq!(e.server.hits_ending(".deb"), 0);
@@ -352,7 +374,8 @@ fn tampered_deb_is_refused_and_nothing_is_cached() {
     assert!(matches!(err, KernelError::HashMismatch { .. }), "{msg}");
     assert!(msg.starts_with("verify http://127.0.0.1:"), "{msg}");
     assert!(msg.contains(&format!("linux-image-{REL_61}_6.1.176-1_amd64.deb: sha256 is ")), "{msg}");
-    let left: Vec<_> = std::fs::read_dir(e.cache.root().join("kernels")).unwrap().map(|d| d.unwrap().file_name()).collect();
+    let left: Vec<_> =
+        std::fs::read_dir(e.cache.root().join("kernels")).unwrap().map(|d| d.unwrap().file_name()).collect();
     assert_eq!(left, vec![std::ffi::OsString::from("index")]);
 }
 
@@ -381,7 +404,8 @@ fn tampered_cache_is_detected_and_refetched() {
 #[test]
 fn missing_deb_line_and_suite_are_named() {
     let e = env();
-    std::fs::remove_file(e.server.file(&format!("pool/main/l/linux/linux-image-{REL_61}_6.1.176-1_amd64.deb"))).unwrap();
+    std::fs::remove_file(e.server.file(&format!("pool/main/l/linux/linux-image-{REL_61}_6.1.176-1_amd64.deb")))
+        .unwrap();
     let err = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap_err();
     assert!(matches!(err, KernelError::NotFound { .. }), "{err}");
     assert!(err.to_string().ends_with(&format!("linux-image-{REL_61}_6.1.176-1_amd64.deb: not found (404)")), "{err}");
@@ -402,6 +426,34 @@ fn missing_deb_line_and_suite_are_named() {
     o.trust.allow_unsigned = false;
     let err = prepare(&spec("debian-6.1"), &e.cache, &o).unwrap_err();
     assert!(matches!(err, KernelError::Signature { .. }), "{err}");
+}
+
+#[test]
+fn inrelease_signature_is_checked_or_loudly_skipped() {
+    let e = env();
+    // Wrap the Release in clear-signed armour with a signature that cannot be valid.
+    let dists = e.server.file("dists/bookworm");
+    let release = std::fs::read_to_string(dists.join("Release")).unwrap();
+    let armoured = format!(
+        "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n{release}-----BEGIN PGP SIGNATURE-----\n\niQIzBAEBCAAdFiEE\n=abcd\n-----END PGP SIGNATURE-----\n"
+    );
+    std::fs::write(dists.join("InRelease"), armoured).unwrap();
+
+    // No keyring: a warning, and the text inside the armour is used, marked unchecked.
+    let mut o = e.opts.clone();
+    o.trust = TrustOptions { keyring: Some("/nonexistent/keyring.gpg".into()), allow_unsigned: false };
+    let k = prepare(&spec("debian-6.1"), &e.cache, &o).unwrap();
+    assert_eq!(k.signature, Some(Signature::Unchecked));
+
+    // With the archive keyring and gpgv installed, the forged signature is a hard error.
+    let gpgv = std::process::Command::new("gpgv").arg("--version").output().is_ok();
+    if gpgv && Path::new(index::DEFAULT_KEYRING).is_file() {
+        o.trust.keyring = None;
+        let _ = gc(&e.cache, &Lock::default());
+        let err = prepare(&spec("debian-6.1"), &e.cache, &o).unwrap_err();
+        assert!(matches!(err, KernelError::Signature { .. }), "{err}");
+        assert!(err.to_string().contains("dists/bookworm/InRelease: gpgv rejected it"), "{err}");
+    }
 }
 
 #[test]
@@ -431,7 +483,10 @@ fn lock_pins_update_rewrites_and_gc_collects() {
     assert_eq!(lock.kernels.len(), 2);
     let l61 = &lock.kernels["debian-6.1"];
     assert_eq!(l61.version, "6.1.176-1");
-    assert_eq!(l61.files.keys().collect::<Vec<_>>(), ["System.map", "config", "modules", "vmlinux", "vmlinux.btf", "vmlinuz"]);
+    assert_eq!(
+        l61.files.keys().collect::<Vec<_>>(),
+        ["System.map", "config", "modules", "vmlinux", "vmlinux.btf", "vmlinuz"]
+    );
     let text = std::fs::read_to_string(kdir.join("kernels.lock")).unwrap();
     assert_eq!(Lock::parse(&text, "lock").unwrap(), lock);
 
@@ -456,6 +511,14 @@ fn lock_pins_update_rewrites_and_gc_collects() {
     assert_eq!(names, ["linux-image-6.1.0-98-amd64_6.1.170-3"]);
     assert!(prepare(&spec("debian-6.1"), &e.cache, &e.opts).is_ok());
     assert_eq!(gc(&e.cache, &lock).unwrap(), Vec::<PathBuf>::new());
+
+    // The mirror dropped the pinned build (Debian keeps only recent ones): say what to do.
+    assert_eq!(gc(&e.cache, &Lock::default()).unwrap().len(), 2);
+    std::fs::remove_file(e.server.file(&format!("pool/main/l/linux/linux-image-{REL_61}_6.1.176-1_amd64.deb")))
+        .unwrap();
+    let err = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap_err();
+    assert!(matches!(err, KernelError::PinnedGone { .. }), "{err}");
+    assert!(err.to_string().contains("run `kmatrix kernels update`"), "{err}");
 }
 
 #[test]
@@ -463,7 +526,13 @@ fn available_lists_every_build_of_a_line() {
     let e = env();
     let a = available("6.1", &e.cache, &e.opts).unwrap();
     let v: Vec<_> = a.iter().map(|k| (k.package.as_str(), k.version.as_str(), k.suite.as_str())).collect();
-    assert_eq!(v, [("linux-image-6.1.0-99-amd64", "6.1.176-1", "bookworm"), ("linux-image-6.1.0-98-amd64", "6.1.170-3", "bookworm")]);
+    assert_eq!(
+        v,
+        [
+            ("linux-image-6.1.0-99-amd64", "6.1.176-1", "bookworm"),
+            ("linux-image-6.1.0-98-amd64", "6.1.170-3", "bookworm")
+        ]
+    );
     assert_eq!(a[1].spec, "debian:6.1.170-3");
     assert!(available("6.12", &e.cache, &e.opts).unwrap().is_empty());
 }
@@ -501,7 +570,10 @@ fn local_kernels() {
     let no_pvh = d.path().join("nopvh");
     std::fs::write(&no_pvh, fake::elf(&[], &[])).unwrap();
     let err = prepare(&spec(no_pvh.to_str().unwrap()), &cache, &o).unwrap_err();
-    assert!(err.to_string().starts_with(&format!("use {} as a kernel: an ELF kernel without", no_pvh.display())), "{err}");
+    assert!(
+        err.to_string().starts_with(&format!("use {} as a kernel: an ELF kernel without", no_pvh.display())),
+        "{err}"
+    );
     let junk = d.path().join("junk.txt");
     std::fs::write(&junk, "hello").unwrap();
     let err = prepare(&spec(junk.to_str().unwrap()), &cache, &o).unwrap_err();
@@ -532,7 +604,8 @@ fn real_opts() -> FetchOptions {
 #[ignore]
 fn real_mirror_prepare_matrix() {
     let d = tempfile::tempdir().unwrap();
-    let cache = Cache::at(std::env::var_os("KMATRIX_TEST_CACHE").map(PathBuf::from).unwrap_or(d.path().to_path_buf())).unwrap();
+    let cache =
+        Cache::at(std::env::var_os("KMATRIX_TEST_CACHE").map(PathBuf::from).unwrap_or(d.path().to_path_buf())).unwrap();
     let ids = std::env::var("KMATRIX_TEST_IDS").unwrap_or_else(|_| matrix_ids().unwrap().join(","));
     for id in ids.split(',') {
         let t = std::time::Instant::now();

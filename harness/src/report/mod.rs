@@ -1,6 +1,8 @@
 //! Rendering for people and programs: the boot record, benchmark statistics, and (later) the
 //! result matrix. Nothing here runs guests or reads kernels; it formats what others produced.
 
+pub mod table;
+
 use crate::guest::Guest;
 use crate::image::Image;
 use crate::kernel::PreparedKernel;

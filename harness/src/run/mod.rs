@@ -2,6 +2,7 @@
 //! them down as they arrive.
 
 pub mod results;
+pub mod scheduler;
 pub mod verdict;
 
 /// Whether `id` matches any of the comma-separated glob `patterns` (`*` any run, `?` one char).
@@ -50,3 +51,4 @@ mod tests {
         assert!(!matches_any("", "x"));
     }
 }
+

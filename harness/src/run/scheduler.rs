@@ -1,0 +1,203 @@
+//! The scheduler: kernels in parallel (up to `jobs`), each kernel's scenarios in order in one VM.
+//!
+//! A scenario that times out, panics the guest or kills the agent becomes `error` with the console
+//! tail, the VM is discarded, and the kernel's remaining scenarios continue in a fresh VM. A kernel
+//! that cannot be prepared or booted gives `error` for each of its scenarios, with the reason,
+//! so nothing is silently skipped. Events flow to one consumer (the caller), which judges, writes
+//! and renders them; this module decides nothing about verdicts.
+
+use crate::cache::Cache;
+use crate::guest::{Guest, GuestOptions};
+use crate::image::{self, Image, ImageOptions};
+use crate::kernel::{self, FetchOptions, KernelSpec, PreparedKernel};
+use crate::vm::{Accel, VmError};
+use kmatrix_proto::{RunRequest, ScenarioResult, Status};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Semaphore};
+
+/// One scenario to run, with its parameters.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub scenario: String,
+    pub params: BTreeMap<String, String>,
+}
+
+/// What the scheduler needs to boot guests.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    pub cache: Cache,
+    pub fetch: FetchOptions,
+    pub qemu: PathBuf,
+    pub accel: Accel,
+    pub memory_mb: u32,
+    pub boot_timeout: Duration,
+    pub scenario_timeout: Duration,
+    /// Bound on one kernel's whole run (all its VMs).
+    pub vm_timeout: Duration,
+    pub jobs: usize,
+    pub image: ImageOptions,
+    /// Where console logs go.
+    pub log_dir: PathBuf,
+}
+
+/// What happens, in order, per kernel.
+#[derive(Debug)]
+pub enum RunEvent {
+    Preparing { kernel: String },
+    Booted { kernel: String, release: String, hello_after: Duration, boot: usize },
+    Result { kernel: String, release: String, result: Box<ScenarioResult> },
+    /// Something a person should know that is not a result.
+    Note { kernel: String, text: String },
+    Done { kernel: String, wall: Duration, boot_time: Duration, scenario_time: Duration },
+}
+
+/// Run every kernel's plan; events go to `tx`. Returns when every kernel is done.
+pub async fn run(cfg: SchedulerConfig, plan: Vec<(String, Vec<Planned>)>, tx: mpsc::Sender<RunEvent>) {
+    let sem = Arc::new(Semaphore::new(cfg.jobs.max(1)));
+    let cfg = Arc::new(cfg);
+    let mut tasks = Vec::new();
+    for (kernel, scenarios) in plan {
+        let sem = sem.clone();
+        let cfg = cfg.clone();
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let Ok(_permit) = sem.acquire_owned().await else { return };
+            run_kernel(&cfg, &kernel, scenarios, &tx).await;
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+async fn prepare(cfg: &SchedulerConfig, kernel: &str) -> Result<(PreparedKernel, Image), String> {
+    let spec: KernelSpec = kernel.parse().map_err(|e| format!("bad kernel {kernel:?}: {e}"))?;
+    let (cache, fetch, io) = (cfg.cache.clone(), cfg.fetch.clone(), cfg.image);
+    tokio::task::spawn_blocking(move || {
+        let k = kernel::prepare(&spec, &cache, &fetch).map_err(|e| format!("cannot prepare kernel: {}", chain(&e)))?;
+        let img = image::build(&cache, &k, io).map_err(|e| format!("cannot build the guest image: {}", chain(&e)))?;
+        Ok((k, img))
+    })
+    .await
+    .map_err(|e| format!("preparation task died: {e}"))?
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+async fn run_kernel(cfg: &SchedulerConfig, kernel: &str, scenarios: Vec<Planned>, tx: &mpsc::Sender<RunEvent>) {
+    let started = Instant::now();
+    let _ = tx.send(RunEvent::Preparing { kernel: kernel.to_string() }).await;
+    let emit_all_error = |reason: String, release: String, rest: &[Planned]| {
+        rest.iter()
+            .map(|p| {
+                let mut r = ScenarioResult::new(&p.scenario, Status::Error, reason.clone());
+                r.kernel = kernel.to_string();
+                RunEvent::Result { kernel: kernel.to_string(), release: release.clone(), result: Box::new(r) }
+            })
+            .collect::<Vec<_>>()
+    };
+    let (k, img) = match prepare(cfg, kernel).await {
+        Ok(x) => x,
+        Err(reason) => {
+            for ev in emit_all_error(reason, String::new(), &scenarios) {
+                let _ = tx.send(ev).await;
+            }
+            let _ = tx.send(RunEvent::Done { kernel: kernel.into(), wall: started.elapsed(), boot_time: Duration::ZERO, scenario_time: Duration::ZERO }).await;
+            return;
+        }
+    };
+    let deadline = started + cfg.vm_timeout;
+    let (mut boot_time, mut scenario_time) = (Duration::ZERO, Duration::ZERO);
+    let mut next = 0;
+    let mut boots = 0;
+    while next < scenarios.len() {
+        boots += 1;
+        let log = cfg.log_dir.join(format!("{}-boot{boots}.console.log", sanitize(kernel)));
+        let mut opts = GuestOptions::new(cfg.qemu.clone(), cfg.accel, log.clone());
+        opts.memory_mb = cfg.memory_mb;
+        opts.boot_timeout = cfg.boot_timeout;
+        opts.virtio = cfg.image.virtio_channel;
+        let t0 = Instant::now();
+        let mut guest = match Guest::start(&k, &img, &opts).await {
+            Ok(g) => g,
+            Err(e) => {
+                boot_time += t0.elapsed();
+                let reason = format!("boot failed (console log {}): {e}", log.display());
+                for ev in emit_all_error(reason, k.release.clone(), &scenarios[next..]) {
+                    let _ = tx.send(ev).await;
+                }
+                break;
+            }
+        };
+        boot_time += t0.elapsed();
+        let _ = tx.send(RunEvent::Booted { kernel: kernel.into(), release: k.release.clone(), hello_after: guest.hello_after, boot: boots }).await;
+        let mut broken = false;
+        while next < scenarios.len() {
+            let p = &scenarios[next];
+            next += 1;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let reason = format!("per-VM timeout of {:.0} s reached before this scenario ran", cfg.vm_timeout.as_secs_f64());
+                for ev in emit_all_error(reason, k.release.clone(), &scenarios[next - 1..]) {
+                    let _ = tx.send(ev).await;
+                }
+                next = scenarios.len();
+                broken = true;
+                break;
+            }
+            let t1 = Instant::now();
+            let req = RunRequest { scenario: p.scenario.clone(), params: p.params.clone() };
+            let outcome = guest.run(req, cfg.scenario_timeout.min(left)).await;
+            scenario_time += t1.elapsed();
+            let mut r = match outcome {
+                Ok(r) => r,
+                Err(e) => {
+                    broken = true;
+                    infra_result(&p.scenario, &e, &log)
+                }
+            };
+            r.kernel = kernel.to_string();
+            let _ = tx.send(RunEvent::Result { kernel: kernel.into(), release: k.release.clone(), result: Box::new(r) }).await;
+            if broken {
+                break;
+            }
+        }
+        if broken {
+            guest.kill().await;
+        } else if let Err(e) = guest.shutdown().await {
+            // Every scenario already has its result; a guest that will not power off is worth a
+            // note, it changes no verdict.
+            let _ = tx.send(RunEvent::Note { kernel: kernel.into(), text: format!("guest did not power off cleanly: {e}") }).await;
+        }
+    }
+    let _ = tx.send(RunEvent::Done { kernel: kernel.into(), wall: started.elapsed(), boot_time, scenario_time }).await;
+}
+
+/// A scenario that broke the guest: `error`, with the console tail as its excerpt.
+fn infra_result(scenario: &str, e: &VmError, log: &std::path::Path) -> ScenarioResult {
+    let head = match e {
+        VmError::Timeout { secs, .. } => format!("scenario timed out after {secs:.1} s"),
+        VmError::Panic { line, .. } => format!("guest kernel panicked: {line}"),
+        VmError::Exited { status, .. } => format!("QEMU exited ({status}) during the scenario"),
+        other => other.to_string().lines().next().unwrap_or("").to_string(),
+    };
+    let mut r = ScenarioResult::new(scenario, Status::Error, format!("{head} (console log {})", log.display()));
+    r = r.with_excerpt(e.console().unwrap_or(""));
+    r
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
+}
