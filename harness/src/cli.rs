@@ -30,6 +30,50 @@ pub enum Command {
     /// Kernels: list, fetch, inspect.
     #[command(subcommand)]
     Kernels(KernelsCommand),
+    /// Run scenarios across kernels (default: the whole catalogue on the default matrix).
+    Run(RunArgs),
+    /// The scenario catalogue.
+    #[command(subcommand)]
+    Scenarios(ScenariosCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScenariosCommand {
+    /// List every scenario with its `since` and requirements.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Kernels (comma-separated ids or specs); default: every kernel of kernels/matrix.toml.
+    #[arg(long, short = 'k', value_delimiter = ',')]
+    pub kernels: Vec<String>,
+    /// Scenario globs, comma-separated (`kprobe.*,ftrace.function.*`); default: all.
+    #[arg(long, short = 's', default_value = "*")]
+    pub scenarios: String,
+    /// Kernels booted at once (default: the number of host cores).
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    /// Scenario parameter for every scenario, `key=value` (repeatable), e.g. `count=1000`.
+    #[arg(long = "param", short = 'p')]
+    pub params: Vec<String>,
+    /// Seconds one scenario may take before it is an error.
+    #[arg(long, default_value_t = 120.0)]
+    pub scenario_timeout: f64,
+    /// Seconds one kernel's whole run may take.
+    #[arg(long, default_value_t = 900.0)]
+    pub vm_timeout: f64,
+    /// Expectations file (default: kernels/expectations.toml).
+    #[arg(long)]
+    pub expectations: Option<PathBuf>,
+    /// Print results as JSON lines on stdout (the table goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub guest: GuestArgs,
 }
 
 /// Options shared by everything that boots a guest.
@@ -99,6 +143,35 @@ pub enum KernelsCommand {
         #[arg(long, env = "KMATRIX_MIRROR")]
         mirror: Option<String>,
     },
+    /// The kernels of kernels/matrix.toml with what the lock pins.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// What a kernel can do, read from its package before booting it.
+    Info {
+        id: String,
+        #[arg(long, env = "KMATRIX_MIRROR")]
+        mirror: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every build of a kernel line the mirror has (for bisecting): `--line 6.12`.
+    Available {
+        #[arg(long)]
+        line: String,
+        #[arg(long, env = "KMATRIX_MIRROR")]
+        mirror: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-resolve every matrix kernel on the mirror and rewrite kernels/kernels.lock.
+    Update {
+        #[arg(long, env = "KMATRIX_MIRROR")]
+        mirror: Option<String>,
+    },
+    /// Remove cached kernels the lock no longer names.
+    Gc,
 }
 
 pub async fn main(cli: Cli) -> Result<i32> {
@@ -106,6 +179,9 @@ pub async fn main(cli: Cli) -> Result<i32> {
         Command::Boot(a) => boot(a).await,
         Command::Bench(BenchCommand::Boot { guest, runs, json }) => bench_boot(guest, runs, json).await,
         Command::Kernels(KernelsCommand::Fetch { ids, mirror }) => kernels_fetch(ids, mirror).await,
+        Command::Kernels(k) => kernels_other(k).await,
+        Command::Run(a) => run(a).await,
+        Command::Scenarios(ScenariosCommand::List { json }) => scenarios_list(json),
     }
 }
 
@@ -246,4 +322,268 @@ async fn kernels_fetch(ids: Vec<String>, mirror: Option<String>) -> Result<i32> 
         }
     }
     Ok(exit::OK)
+}
+
+fn scenarios_list(json: bool) -> Result<i32> {
+    let cache = Cache::from_env().exit_code(exit::INFRA)?;
+    let cat = crate::catalogue::load(&cache).exit_code(exit::INFRA)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&cat)?);
+        return Ok(exit::OK);
+    }
+    let w = cat.iter().map(|s| s.id.len()).max().unwrap_or(10);
+    println!("{:w$}  {:6}  summary / requires", "scenario", "since");
+    for s in &cat {
+        println!("{:w$}  {:6}  {}", s.id, s.since, s.summary);
+        if !s.requires.is_empty() {
+            println!("{:w$}  {:6}    requires: {}", "", "", s.requires.join("; "));
+        }
+    }
+    println!("{} scenarios", cat.len());
+    Ok(exit::OK)
+}
+
+fn parse_params(raw: &[String]) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut m = std::collections::BTreeMap::new();
+    for p in raw {
+        let Some((k, v)) = p.split_once('=') else {
+            return Err(anyhow::anyhow!("--param {p:?} is not key=value")).exit_code(exit::BAD_INPUT);
+        };
+        m.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    Ok(m)
+}
+
+fn load_expectations(path: Option<&std::path::Path>) -> Result<crate::run::verdict::Expectations> {
+    use crate::run::verdict::Expectations;
+    let path = match path {
+        Some(p) => p.to_path_buf(),
+        None => match kernel::KernelsDir::locate(None).dir {
+            Some(d) => d.join("expectations.toml"),
+            None => return Ok(Expectations::default()),
+        },
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(t) => Expectations::parse(&t, &path.display().to_string()).exit_code(exit::BAD_INPUT),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Expectations::default()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())).exit_code(exit::BAD_INPUT),
+    }
+}
+
+/// Select scenarios by globs; a pattern that matches nothing is bad input, named.
+pub fn select_scenarios(cat: &[kmatrix_proto::ScenarioInfo], globs: &str) -> Result<Vec<kmatrix_proto::ScenarioInfo>> {
+    for pat in globs.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if !cat.iter().any(|s| crate::run::matches_any(pat, &s.id)) {
+            let ids: Vec<&str> = cat.iter().map(|s| s.id.as_str()).collect();
+            return Err(anyhow::anyhow!("--scenarios {pat:?} matches no scenario; known: {}", ids.join(", "))).exit_code(exit::BAD_INPUT);
+        }
+    }
+    Ok(cat.iter().filter(|s| crate::run::matches_any(globs, &s.id)).cloned().collect())
+}
+
+async fn run(a: RunArgs) -> Result<i32> {
+    use crate::run::matrix::{self, MatrixRun, Progress};
+    use crate::run::scheduler::SchedulerConfig;
+    use std::io::IsTerminal;
+    let cache = Cache::from_env().exit_code(exit::INFRA)?;
+    let cat = crate::catalogue::load(&cache).context("cannot list the agent's catalogue").exit_code(exit::INFRA)?;
+    let scenarios = select_scenarios(&cat, &a.scenarios)?;
+    let kernels = if a.kernels.is_empty() {
+        kernel::matrix_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?
+    } else {
+        a.kernels.clone()
+    };
+    for k in &kernels {
+        k.parse::<KernelSpec>().with_context(|| format!("bad kernel {k:?}")).exit_code(exit::BAD_INPUT)?;
+        if let Ok(KernelSpec::Matrix(id)) = k.parse::<KernelSpec>() {
+            let known = kernel::matrix_ids().unwrap_or_default();
+            if !known.contains(&id) {
+                return Err(anyhow::anyhow!("unknown kernel id {id:?}; known ids: {}", known.join(", "))).exit_code(exit::BAD_INPUT);
+            }
+        }
+    }
+    let params = parse_params(&a.params)?;
+    let expectations = load_expectations(a.expectations.as_deref())?;
+    for (what, v) in [("--scenario-timeout", a.scenario_timeout), ("--vm-timeout", a.vm_timeout), ("--boot-timeout", a.guest.boot_timeout)] {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(anyhow::anyhow!("{what} must be a positive number of seconds, got {v}")).exit_code(exit::BAD_INPUT);
+        }
+    }
+    let qemu = vm::qemu_binary();
+    let verdict = vm::accel::select(&cache, &qemu, a.guest.accel).await;
+    eprintln!(
+        "kmatrix: accelerator {} — {}{}",
+        verdict.accel.as_str(),
+        verdict.reason,
+        if verdict.cached { " (cached verdict)" } else { "" }
+    );
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let run_dir = a.guest.out.join(format!("run-{stamp}"));
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display())).exit_code(exit::INFRA)?;
+    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
+    let sched = SchedulerConfig {
+        cache: cache.clone(),
+        fetch: FetchOptions { mirror: a.guest.mirror.clone(), modules: a.guest.modules.clone(), config: a.guest.config.clone(), ..Default::default() },
+        qemu,
+        accel: verdict.accel,
+        memory_mb: a.guest.memory,
+        boot_timeout: Duration::from_secs_f64(a.guest.boot_timeout),
+        scenario_timeout: Duration::from_secs_f64(a.scenario_timeout),
+        vm_timeout: Duration::from_secs_f64(a.vm_timeout),
+        jobs,
+        image: image::ImageOptions { virtio_channel: a.guest.channel == "virtio" },
+        log_dir: run_dir.clone(),
+    };
+    let results_path = run_dir.join("results.jsonl");
+    eprintln!(
+        "kmatrix: {} scenarios × {} kernels, {} at once; results stream to {}",
+        scenarios.len(),
+        kernels.len(),
+        jobs,
+        results_path.display()
+    );
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let json = a.json;
+    let mr = MatrixRun { sched, kernels: kernels.clone(), scenarios, params, expectations, results_path: results_path.clone() };
+    let outcome = matrix::execute(mr, |p| match p {
+        Progress::Preparing(k) => eprintln!("{k}: preparing kernel and image"),
+        Progress::Booted { kernel, release, hello_s } => eprintln!("{kernel}: booted {release}, Hello after {hello_s:.2} s"),
+        Progress::Result(r, _) => {
+            if json {
+                println!("{}", serde_json::to_string(r).unwrap_or_default());
+            }
+            eprintln!("{}", report::table::result_line(r, color));
+        }
+        Progress::Note { kernel, text } => eprintln!("{kernel}: note: {text}"),
+        Progress::KernelDone(t) => eprintln!(
+            "{}: done in {:.1} s ({} boot{}, {:.1} s booting, {:.1} s in scenarios)",
+            t.kernel,
+            t.wall_s,
+            t.boots,
+            if t.boots == 1 { "" } else { "s" },
+            t.boot_s,
+            t.scenarios_s
+        ),
+    })
+    .await
+    .exit_code(exit::INFRA)?;
+    let table = report::table::render(&outcome.results, &kernels, color && !json);
+    let summary = report::table::Summary::of(&outcome.results);
+    let summary_path = run_dir.join("summary.json");
+    let _ = std::fs::write(&summary_path, serde_json::to_vec_pretty(&outcome).unwrap_or_default());
+    let mut text = format!("\n{table}\n");
+    for s in &outcome.stale {
+        text.push_str(&format!("stale expectation: {s}\n"));
+    }
+    text.push_str(&format!("{} in {:.1} s; results: {}\n", summary.line(), outcome.wall_s, results_path.display()));
+    if json {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+    Ok(if summary.error > 0 {
+        exit::INFRA
+    } else if summary.fail > 0 {
+        exit::TEST_FAILED
+    } else {
+        exit::OK
+    })
+}
+
+async fn kernels_other(cmd: KernelsCommand) -> Result<i32> {
+    let cache = Cache::from_env().exit_code(exit::INFRA)?;
+    let blocking = |f: Box<dyn FnOnce() -> Result<i32> + Send>| async move {
+        tokio::task::spawn_blocking(f).await.context("kernel task died")?
+    };
+    match cmd {
+        KernelsCommand::Fetch { .. } => unreachable!("handled by kernels_fetch"),
+        KernelsCommand::List { json } => blocking(Box::new(move || {
+            let dir = kernel::KernelsDir::locate(None);
+            let matrix = dir.matrix().map_err(tag_kernel)?;
+            let lock = dir.lock().ok();
+            let mut rows = Vec::new();
+            for k in &matrix.kernels {
+                let pinned = lock.as_ref().and_then(|l| l.kernels.get(&k.id));
+                rows.push(serde_json::json!({
+                    "id": k.id, "suite": k.suite, "line": k.line,
+                    "pinned": pinned.map(|p| p.version.clone()),
+                    "release": pinned.map(|p| p.release.clone()),
+                }));
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for r in &rows {
+                    println!(
+                        "{:14} {:18} line {:6} {}",
+                        r["id"].as_str().unwrap_or(""),
+                        r["suite"].as_str().unwrap_or(""),
+                        r["line"].as_str().unwrap_or(""),
+                        match (r["pinned"].as_str(), r["release"].as_str()) {
+                            (Some(v), Some(rel)) => format!("pinned {v} ({rel})"),
+                            _ => "not pinned: run `kmatrix kernels update`".into(),
+                        }
+                    );
+                }
+            }
+            Ok(exit::OK)
+        }))
+        .await,
+        KernelsCommand::Info { id, mirror, json } => blocking(Box::new(move || {
+            let spec: KernelSpec = id.parse().with_context(|| format!("bad kernel {id:?}")).exit_code(exit::BAD_INPUT)?;
+            let opts = FetchOptions { mirror, ..Default::default() };
+            let k = kernel::prepare(&spec, &cache, &opts).map_err(tag_kernel)?;
+            let info = kernel::info(&k).map_err(tag_kernel)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                println!("{} ({}{}), {:?}", info.id, info.release, info.package_version.as_ref().map(|v| format!(", package {v}")).unwrap_or_default(), info.pinning);
+                println!("PVH entry {}   BTF file {}   CONFIG_DEBUG_INFO_BTF {}", info.pvh, info.btf_file, info.btf_config.map(|b| b.to_string()).unwrap_or_else(|| "unknown".into()));
+                for (k, v) in &info.options {
+                    println!("  CONFIG_{k:28} {}", v.as_deref().unwrap_or("is not set"));
+                }
+            }
+            Ok(exit::OK)
+        }))
+        .await,
+        KernelsCommand::Available { line, mirror, json } => blocking(Box::new(move || {
+            let opts = FetchOptions { mirror, ..Default::default() };
+            let v = kernel::available(&line, &cache, &opts).map_err(tag_kernel)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for a in &v {
+                    println!("{:22} {:36} {:18} --kernel {}", a.version, a.package, a.suite, a.spec);
+                }
+                println!("{} builds of {line}", v.len());
+            }
+            Ok(exit::OK)
+        }))
+        .await,
+        KernelsCommand::Update { mirror } => blocking(Box::new(move || {
+            let opts = FetchOptions { mirror, ..Default::default() };
+            let lock = kernel::update_lock(&cache, &opts).map_err(tag_kernel)?;
+            for (id, k) in &lock.kernels {
+                println!("{:14} {} ({})", id, k.version, k.release);
+            }
+            Ok(exit::OK)
+        }))
+        .await,
+        KernelsCommand::Gc => blocking(Box::new(move || {
+            let lock = kernel::KernelsDir::locate(None).lock().map_err(tag_kernel)?;
+            let removed = kernel::gc(&cache, &lock).map_err(tag_kernel)?;
+            for r in &removed {
+                println!("removed {}", r.display());
+            }
+            println!("{} entries removed", removed.len());
+            Ok(exit::OK)
+        }))
+        .await,
+    }
+}
+
+fn tag_kernel(e: kernel::KernelError) -> anyhow::Error {
+    let code = if e.is_bad_input() { exit::BAD_INPUT } else { exit::INFRA };
+    let r: Result<(), _> = Err(e);
+    r.exit_code(code).unwrap_err()
 }

@@ -167,6 +167,27 @@ pub struct ModuleLoad {
     pub ms: u64,
 }
 
+/// A scenario of the agent's catalogue, as the host lists and judges it. The agent prints the
+/// whole catalogue as a JSON array of these when run as `kmatrix-agent --catalogue` (on the host,
+/// not as PID 1), so the host never keeps a second copy of it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ScenarioInfo {
+    /// `family.path.target`.
+    pub id: String,
+    /// One line: what the scenario exercises and what it counts.
+    pub summary: String,
+    /// The first upstream kernel version with everything this path needs (`"5.15"`). On a
+    /// kernel at or above it, `unsupported` is judged `fail` unless an expectation names it.
+    pub since: String,
+    /// The requirements the agent checks before running, as text (`tracefs file kprobe_events`,
+    /// `probe syntax f[`, `config CONFIG_HIST_TRIGGERS`, ...).
+    #[serde(default)]
+    pub requires: Vec<String>,
+    /// Default parameters (e.g. `count = 100`).
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+}
+
 /// Status vocabulary of the kernel's ftracetest, kept.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "snake_case")]

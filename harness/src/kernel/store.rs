@@ -102,16 +102,21 @@ impl Manifest {
         Ok(())
     }
 
-    /// A digest of all files under the modules directory: sha256 over sorted
-    /// `<sha256>  <path>\n` lines. One line in the lock stands for thousands of modules.
+    /// A digest of the packaged files under the modules directory: sha256 over sorted
+    /// `<sha256>  <path>\n` lines. One line in the lock stands for thousands of modules. The
+    /// generated `modules.dep` is left out, so improving its generator does not void locks.
     pub fn modules_digest(&self) -> Option<String> {
         let dir = self.modules_dir.as_ref()?;
+        let prefix = format!("{dir}/");
+        let generated = format!("{dir}/modules.dep");
         let mut h = Sha256::new();
-        for (rel, sum) in self.files.range(format!("{dir}/")..) {
-            if !rel.starts_with(&format!("{dir}/")) {
+        for (rel, sum) in self.files.range(prefix.clone()..) {
+            if !rel.starts_with(&prefix) {
                 break;
             }
-            h.update(format!("{}  {}\n", sum.sha256, rel));
+            if *rel != generated {
+                h.update(format!("{}  {}\n", sum.sha256, rel));
+            }
         }
         Some(hex::encode(h.finalize()))
     }

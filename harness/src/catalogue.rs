@@ -1,0 +1,56 @@
+//! The scenario catalogue as the host sees it: asked of the embedded agent itself
+//! (`kmatrix-agent --catalogue`, run on the host), so the list of scenarios, their `since` and
+//! their requirements exist in one place only, the code that runs them.
+
+use crate::cache::{self, Cache};
+use kmatrix_proto::ScenarioInfo;
+use sha2::{Digest, Sha256};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogueError {
+    #[error("cannot write the agent binary to {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot run the agent ({path}) to list its catalogue")]
+    Run {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the agent's catalogue is unreadable: {0}")]
+    Parse(String),
+    #[error(transparent)]
+    Cache(#[from] cache::CacheError),
+}
+
+/// The whole catalogue, in the agent's order.
+pub fn load(cache: &Cache) -> Result<Vec<ScenarioInfo>, CatalogueError> {
+    let bytes = crate::image::AGENT;
+    let sha = hex::encode(Sha256::digest(bytes));
+    let path = cache.dir("agent")?.join(format!("kmatrix-agent-{}", &sha[..16]));
+    let fresh = std::fs::metadata(&path).map(|m| m.len() == bytes.len() as u64).unwrap_or(false);
+    if !fresh {
+        cache::write_atomic_with(&path, |f| {
+            use std::io::Write;
+            f.write_all(bytes)?;
+            f.set_permissions(std::fs::Permissions::from_mode(0o755))
+        })?;
+    }
+    let out = std::process::Command::new(&path)
+        .arg("--catalogue")
+        .output()
+        .map_err(|source| CatalogueError::Run { path: path.clone(), source })?;
+    if !out.status.success() {
+        return Err(CatalogueError::Parse(format!(
+            "agent exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| CatalogueError::Parse(e.to_string()))
+}

@@ -1,0 +1,132 @@
+//! A matrix run from start to end: schedule (kernel × scenario), judge each result as it arrives,
+//! append it to `results.jsonl`, and hand it to the caller for display. Used by `kmatrix run`,
+//! `kmatrix bench matrix` and the libtest-mimic harness alike.
+
+use super::results::{ResultsError, ResultsWriter};
+use super::scheduler::{self, Planned, RunEvent, SchedulerConfig};
+use super::verdict::{self, Expectations, Judgement};
+use kmatrix_proto::{ScenarioInfo, ScenarioResult};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+pub struct MatrixRun {
+    pub sched: SchedulerConfig,
+    pub kernels: Vec<String>,
+    pub scenarios: Vec<ScenarioInfo>,
+    /// Parameters for every scenario, over the catalogue's defaults.
+    pub params: BTreeMap<String, String>,
+    pub expectations: Expectations,
+    pub results_path: PathBuf,
+}
+
+/// Per-kernel time split.
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelTime {
+    pub kernel: String,
+    pub wall_s: f64,
+    pub boot_s: f64,
+    pub scenarios_s: f64,
+    pub boots: usize,
+    pub hello_s: Vec<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    pub results: Vec<ScenarioResult>,
+    /// Expectations that no longer apply: (kernel, scenario, what was expected, what happened).
+    pub stale: Vec<String>,
+    pub kernels: Vec<KernelTime>,
+    pub wall_s: f64,
+}
+
+/// What the caller sees while the run goes.
+pub enum Progress<'a> {
+    Preparing(&'a str),
+    Booted { kernel: &'a str, release: &'a str, hello_s: f64 },
+    Result(&'a ScenarioResult, &'a Judgement),
+    Note { kernel: &'a str, text: &'a str },
+    KernelDone(&'a KernelTime),
+}
+
+pub async fn execute(run: MatrixRun, mut on: impl FnMut(Progress)) -> Result<Outcome, ResultsError> {
+    let started = Instant::now();
+    let mut writer = ResultsWriter::open(&run.results_path)?;
+    let since: BTreeMap<String, String> = run.scenarios.iter().map(|s| (s.id.clone(), s.since.clone())).collect();
+    let plan: Vec<(String, Vec<Planned>)> = run
+        .kernels
+        .iter()
+        .map(|k| {
+            let ps = run
+                .scenarios
+                .iter()
+                .map(|s| {
+                    let mut params = s.params.clone();
+                    params.extend(run.params.clone());
+                    Planned { scenario: s.id.clone(), params }
+                })
+                .collect();
+            (k.clone(), ps)
+        })
+        .collect();
+    let (tx, mut rx) = mpsc::channel(64);
+    let sched = tokio::spawn(scheduler::run(run.sched.clone(), plan, tx));
+    let mut results = Vec::new();
+    let mut stale = Vec::new();
+    let mut times: BTreeMap<String, KernelTime> = BTreeMap::new();
+    let mut done = Vec::new();
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            RunEvent::Preparing { kernel } => on(Progress::Preparing(&kernel)),
+            RunEvent::Booted { kernel, release, hello_after, .. } => {
+                let t = times.entry(kernel.clone()).or_insert_with(|| KernelTime {
+                    kernel: kernel.clone(),
+                    wall_s: 0.0,
+                    boot_s: 0.0,
+                    scenarios_s: 0.0,
+                    boots: 0,
+                    hello_s: Vec::new(),
+                });
+                t.boots += 1;
+                t.hello_s.push(hello_after.as_secs_f64());
+                on(Progress::Booted { kernel: &kernel, release: &release, hello_s: hello_after.as_secs_f64() });
+            }
+            RunEvent::Result { release, mut result, .. } => {
+                let since_v = since.get(&result.scenario).cloned();
+                let j = verdict::judge(&mut result, &release, since_v.as_deref(), &run.expectations);
+                if let Judgement::Stale { expected } = &j {
+                    stale.push(format!(
+                        "{} {}: expectations.toml expects {expected}, the run gave {}",
+                        result.kernel, result.scenario, result.status
+                    ));
+                }
+                writer.append(&result)?;
+                on(Progress::Result(&result, &j));
+                results.push(*result);
+            }
+            RunEvent::Note { kernel, text } => on(Progress::Note { kernel: &kernel, text: &text }),
+            RunEvent::Done { kernel, wall, boot_time, scenario_time } => {
+                let mut t = times.remove(&kernel).unwrap_or(KernelTime {
+                    kernel: kernel.clone(),
+                    wall_s: 0.0,
+                    boot_s: 0.0,
+                    scenarios_s: 0.0,
+                    boots: 0,
+                    hello_s: Vec::new(),
+                });
+                t.wall_s = wall.as_secs_f64();
+                t.boot_s = boot_time.as_secs_f64();
+                t.scenarios_s = scenario_time.as_secs_f64();
+                on(Progress::KernelDone(&t));
+                done.push(t);
+            }
+        }
+    }
+    let _ = sched.await;
+    Ok(Outcome { results, stale, kernels: done, wall_s: started.elapsed().as_secs_f64() })
+}
+
+/// Default per-scenario deadline.
+pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
