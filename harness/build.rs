@@ -18,8 +18,13 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(p).display());
     }
     println!("cargo:rerun-if-env-changed=KMATRIX_AGENT_PROFILE");
+    println!("cargo:rerun-if-env-changed=KMATRIX_AGENT_BIN");
 
-    let agent = build_agent(&root);
+    // KMATRIX_AGENT_BIN: use an agent built elsewhere (packaging, or a known-good build).
+    let agent = match env::var_os("KMATRIX_AGENT_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => build_agent(&root),
+    };
     let mut assets = String::new();
     writeln!(assets, "/// The static agent, `/init` in the guest.").unwrap();
     writeln!(assets, "pub const AGENT: &[u8] = include_bytes!({:?});", agent.display().to_string()).unwrap();

@@ -40,13 +40,44 @@ pub struct Inputs {
     pub channel: String,
 }
 
-pub fn build(inputs: Inputs) -> Capabilities {
+/// Milliseconds each probe took, in order, for the console line after `Hello`: this record is
+/// on every boot's critical path.
+pub type Steps = Vec<(&'static str, u64)>;
+
+pub fn build(inputs: Inputs) -> (Capabilities, Steps) {
+    let mut steps: Steps = Vec::new();
+    let mut clock = std::time::Instant::now();
+    let mut step = |name: &'static str| {
+        steps.push((name, clock.elapsed().as_millis() as u64));
+        clock = std::time::Instant::now();
+    };
     let uname = sys::uname().ok();
+    let release = uname.as_ref().map(|u| u.release.clone()).unwrap_or_default();
     let tracefs_ok = mounts::mounted(&inputs.mounts, TRACEFS);
     let t = Path::new(TRACEFS);
     let readme = read(&t.join("README")).unwrap_or_default();
-    Capabilities {
-        release: uname.as_ref().map(|u| u.release.clone()).unwrap_or_default(),
+    let probe_syntaxes = tracefs::readme::probe_syntaxes(&readme);
+    let available_tracers =
+        read(&t.join("available_tracers")).map(|s| s.split_whitespace().map(String::from).collect()).unwrap_or_default();
+    step("readme+tracers");
+    let event_count = count_lines(&t.join("available_events"));
+    step("events");
+    let filter_function_count = tracefs::functions::total(t);
+    step("functions");
+    let blacklist = Path::new(DEBUGFS).join("kprobes/blacklist");
+    let kprobe_blacklist = blacklist.exists().then(|| count_lines(&blacklist));
+    step("blacklist");
+    let bpf_syscall = bpf::syscall_present();
+    let bpf_prog_types = bpf::prog_types(&release);
+    step("bpf_prog_types");
+    let bpf_map_types = bpf::map_types();
+    step("bpf_map_types");
+    let perf_pmus = perf_pmus();
+    let btf_modules = btf_modules();
+    let config = config_gz(Path::new("/proc/config.gz"));
+    step("pmus+btf+config");
+    let caps = Capabilities {
+        release,
         version: uname.as_ref().map(|u| u.version.clone()).unwrap_or_default(),
         machine: uname.as_ref().map(|u| u.machine.clone()).unwrap_or_default(),
         cmdline: read(Path::new("/proc/cmdline")).map(|s| s.trim().to_string()).unwrap_or_default(),
@@ -54,32 +85,28 @@ pub fn build(inputs: Inputs) -> Capabilities {
         tracefs_mount: tracefs_ok.then(|| TRACEFS.to_string()),
         debugfs_mounted: mounts::mounted(&inputs.mounts, DEBUGFS),
         bpffs_mounted: mounts::mounted(&inputs.mounts, BPFFS),
-        available_tracers: read(&t.join("available_tracers"))
-            .map(|s| s.split_whitespace().map(String::from).collect())
-            .unwrap_or_default(),
-        event_count: count_lines(&t.join("available_events")),
-        filter_function_count: tracefs::functions::get(t).lines,
+        available_tracers,
+        event_count,
+        filter_function_count,
         kprobe_events: t.join("kprobe_events").exists(),
         uprobe_events: t.join("uprobe_events").exists(),
         dynamic_events: t.join("dynamic_events").exists(),
-        probe_syntaxes: tracefs::readme::probe_syntaxes(&readme),
-        kprobe_blacklist: Path::new(DEBUGFS)
-            .join("kprobes/blacklist")
-            .exists()
-            .then(|| count_lines(&Path::new(DEBUGFS).join("kprobes/blacklist"))),
+        probe_syntaxes,
+        kprobe_blacklist,
         btf_vmlinux: Path::new("/sys/kernel/btf/vmlinux").exists(),
-        btf_modules: btf_modules(),
-        bpf_syscall: bpf::syscall_present(),
+        btf_modules,
+        bpf_syscall,
         bpf_jit_enable: read(Path::new("/proc/sys/net/core/bpf_jit_enable")).and_then(|s| s.trim().parse().ok()),
-        bpf_prog_types: bpf::prog_types(&uname.as_ref().map(|u| u.release.clone()).unwrap_or_default()),
-        bpf_map_types: bpf::map_types(),
-        perf_pmus: perf_pmus(),
+        bpf_prog_types,
+        bpf_map_types,
+        perf_pmus,
         modules: inputs.modules,
         channel: inputs.channel,
         scenarios: Vec::new(),
         mounts: inputs.mounts,
-        config: config_gz(Path::new("/proc/config.gz")),
-    }
+        config,
+    };
+    (caps, steps)
 }
 
 fn read(path: &Path) -> Option<String> {

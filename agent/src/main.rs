@@ -58,7 +58,8 @@ fn boot_and_serve() -> Result<()> {
     if let Err(why) = console {
         ch.send(&GuestMsg::Log { line: why })?;
     }
-    let mut caps = caps::build(caps::Inputs { mounts: mount_records, modules, channel: ch.name().to_string() });
+    let (mut caps, steps) =
+        caps::build(caps::Inputs { mounts: mount_records, modules, channel: ch.name().to_string() });
     caps.scenarios = scenario::ids();
     let caps_ms = sys::since_start_ms();
     let uptime_ms = caps.uptime_ms;
@@ -69,5 +70,7 @@ fn boot_and_serve() -> Result<()> {
          modules {modules_ms}, channel {channel_ms}, capabilities {caps_ms}",
         ch.name()
     ));
+    let steps: Vec<String> = steps.iter().map(|(name, ms)| format!("{name} {ms}")).collect();
+    console::say(&format!("capability probes ms: {}", steps.join(", ")));
     serve::serve(&mut ch, &caps)
 }

@@ -35,6 +35,39 @@ pub enum Command {
     /// The scenario catalogue.
     #[command(subcommand)]
     Scenarios(ScenariosCommand),
+    /// Render, diff or merge result files (a run directory or its results.jsonl).
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(subcommand)]
+    pub cmd: Option<ReportCommand>,
+    /// Run directory or results.jsonl to render.
+    pub run: Option<PathBuf>,
+    /// table, json, junit or html.
+    #[arg(long, default_value = "table", value_parser = ["table", "json", "junit", "html"])]
+    pub format: String,
+    /// Write to this file instead of stdout.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Cells that changed between two runs.
+    Diff {
+        before: PathBuf,
+        after: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Join result files (e.g. CI shards) into one results.jsonl.
+    Merge {
+        inputs: Vec<PathBuf>,
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,6 +215,7 @@ pub async fn main(cli: Cli) -> Result<i32> {
         Command::Kernels(k) => kernels_other(k).await,
         Command::Run(a) => run(a).await,
         Command::Scenarios(ScenariosCommand::List { json }) => scenarios_list(json),
+        Command::Report(a) => report_cmd(a),
     }
 }
 
@@ -586,4 +620,80 @@ fn tag_kernel(e: kernel::KernelError) -> anyhow::Error {
     let code = if e.is_bad_input() { exit::BAD_INPUT } else { exit::INFRA };
     let r: Result<(), _> = Err(e);
     r.exit_code(code).unwrap_err()
+}
+
+fn results_file(p: &std::path::Path) -> PathBuf {
+    if p.is_dir() {
+        p.join("results.jsonl")
+    } else {
+        p.to_path_buf()
+    }
+}
+
+fn read_results(p: &std::path::Path) -> Result<Vec<kmatrix_proto::ScenarioResult>> {
+    crate::run::results::read(&results_file(p)).exit_code(exit::BAD_INPUT)
+}
+
+fn kernels_in(results: &[kmatrix_proto::ScenarioResult]) -> Vec<String> {
+    let mut ks: Vec<String> = Vec::new();
+    for r in results {
+        if !ks.contains(&r.kernel) {
+            ks.push(r.kernel.clone());
+        }
+    }
+    ks
+}
+
+fn report_cmd(a: ReportArgs) -> Result<i32> {
+    match a.cmd {
+        Some(ReportCommand::Diff { before, after, json }) => {
+            let d = report::diff::diff(&read_results(&before)?, &read_results(&after)?);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+            } else {
+                print!("{}", report::diff::render(&d));
+            }
+            Ok(exit::OK)
+        }
+        Some(ReportCommand::Merge { inputs, output }) => {
+            if inputs.is_empty() {
+                return Err(anyhow::anyhow!("report merge needs at least one input")).exit_code(exit::BAD_INPUT);
+            }
+            let mut all = Vec::new();
+            for i in &inputs {
+                all.extend(read_results(i)?);
+            }
+            let mut w = crate::run::results::ResultsWriter::open(&output).exit_code(exit::INFRA)?;
+            for r in &all {
+                w.append(r).exit_code(exit::INFRA)?;
+            }
+            eprintln!("{} results from {} files into {}", all.len(), inputs.len(), output.display());
+            Ok(exit::OK)
+        }
+        None => {
+            let Some(run) = a.run else {
+                return Err(anyhow::anyhow!("report needs a run directory or results.jsonl")).exit_code(exit::BAD_INPUT);
+            };
+            let results = read_results(&run)?;
+            let kernels = kernels_in(&results);
+            let text = match a.format.as_str() {
+                "json" => {
+                    let s = report::table::Summary::of(&results);
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "summary": {"pass": s.pass, "fail": s.fail, "unsupported": s.unsupported, "xfail": s.xfail, "error": s.error},
+                        "kernels": kernels,
+                        "results": results,
+                    }))? + "\n"
+                }
+                "junit" => report::junit::render(&results),
+                "html" => report::html::render(&results, &kernels, &format!("kmatrix — {}", run.display())),
+                _ => format!("{}\n{}\n", report::table::render(&results, &kernels, false), report::table::Summary::of(&results).line()),
+            };
+            match a.output {
+                Some(o) => crate::cache::write_atomic(&o, text.as_bytes()).with_context(|| format!("cannot write {}", o.display())).exit_code(exit::INFRA)?,
+                None => print!("{text}"),
+            }
+            Ok(exit::OK)
+        }
+    }
 }

@@ -1,6 +1,9 @@
 //! Rendering for people and programs: the boot record, benchmark statistics, and (later) the
 //! result matrix. Nothing here runs guests or reads kernels; it formats what others produced.
 
+pub mod diff;
+pub mod html;
+pub mod junit;
 pub mod table;
 
 use crate::guest::Guest;
