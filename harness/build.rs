@@ -76,10 +76,9 @@ fn build_workloads(root: &Path, out: &Path) -> Vec<(String, PathBuf)> {
     let dst = out.join("workloads");
     std::fs::create_dir_all(&dst).expect("create workloads dir");
     let mut sources: Vec<PathBuf> = match std::fs::read_dir(&src) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "c"))
-            .collect(),
+        Ok(rd) => {
+            rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "c")).collect()
+        }
         Err(_) => Vec::new(),
     };
     sources.sort();
@@ -99,7 +98,9 @@ fn build_workloads(root: &Path, out: &Path) -> Vec<(String, PathBuf)> {
         match status {
             Ok(st) if st.success() => {}
             Ok(st) => panic!("compiling workload {} failed: {st}", s.display()),
-            Err(e) => panic!("cannot run {cc} to build guest workloads ({e}); install it: apt-get install gcc libc6-dev"),
+            Err(e) => {
+                panic!("cannot run {cc} to build guest workloads ({e}); install it: apt-get install gcc libc6-dev")
+            }
         }
         built.push((name, bin));
     }

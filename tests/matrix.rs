@@ -72,7 +72,8 @@ impl Shared {
                 }
             };
             let wanted = &self.selected[kernel];
-            let scenarios: Vec<ScenarioInfo> = self.catalogue.iter().filter(|s| wanted.contains(&s.id)).cloned().collect();
+            let scenarios: Vec<ScenarioInfo> =
+                self.catalogue.iter().filter(|s| wanted.contains(&s.id)).cloned().collect();
             let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("matrix").join(kernel);
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             let results_path = dir.join("results.jsonl");
@@ -119,7 +120,8 @@ fn is_selected(args: &Arguments, name: &str) -> bool {
 }
 
 fn describe(r: &ScenarioResult) -> String {
-    let counts: Vec<String> = r.counts.iter().map(|c| format!("{}: expected {}, observed {}", c.what, c.expected, c.observed)).collect();
+    let counts: Vec<String> =
+        r.counts.iter().map(|c| format!("{}: expected {}, observed {}", c.what, c.expected, c.observed)).collect();
     let mut s = format!("{} on {}: {} — {}", r.scenario, r.kernel, r.status, r.reason);
     if let Some(e) = &r.evidence {
         s.push_str(&format!("\nevidence: {e}"));
@@ -143,7 +145,8 @@ fn shared_ids_contain(kernels: &[String], cat: &[ScenarioInfo], k: &str, s: &str
 
 fn main() {
     let args = Arguments::from_args();
-    let setup = || -> anyhow::Result<(Cache, Vec<ScenarioInfo>, Vec<String>, Expected, Expectations)> {
+    type Setup = (Cache, Vec<ScenarioInfo>, Vec<String>, Expected, Expectations);
+    let setup = || -> anyhow::Result<Setup> {
         let cache = Cache::from_env()?;
         let catalogue = kmatrix::catalogue::load(&cache)?;
         let kernels = match std::env::var("KMATRIX_TEST_KERNELS") {
@@ -199,8 +202,11 @@ fn main() {
             let shared = shared.clone();
             let want = exact.get(&(kernel.clone(), scenario.clone())).copied();
             Trial::test(name, move || {
-                let results = shared.results_of(&kernel).as_ref().map_err(|e| Failed::from(format!("{kernel}: {e}")))?;
-                let r = results.get(&scenario).ok_or_else(|| Failed::from(format!("{kernel}: no result for {scenario}")))?;
+                let results =
+                    shared.results_of(&kernel).as_ref().map_err(|e| Failed::from(format!("{kernel}: {e}")))?;
+                let r = results
+                    .get(&scenario)
+                    .ok_or_else(|| Failed::from(format!("{kernel}: no result for {scenario}")))?;
                 if let Some(want) = want {
                     if r.status != want {
                         return Err(format!("expected exactly {want}\n{}", describe(r)).into());

@@ -57,8 +57,9 @@ pub fn build(inputs: Inputs) -> (Capabilities, Steps) {
     let t = Path::new(TRACEFS);
     let readme = read(&t.join("README")).unwrap_or_default();
     let probe_syntaxes = tracefs::readme::probe_syntaxes(&readme);
-    let available_tracers =
-        read(&t.join("available_tracers")).map(|s| s.split_whitespace().map(String::from).collect()).unwrap_or_default();
+    let available_tracers = read(&t.join("available_tracers"))
+        .map(|s| s.split_whitespace().map(String::from).collect())
+        .unwrap_or_default();
     step("readme+tracers");
     let event_count = count_lines(&t.join("available_events"));
     step("events");

@@ -117,10 +117,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CacheError> {
 }
 
 /// Like [`write_atomic`], with the content produced by `fill` into the temporary file.
-pub fn write_atomic_with(
-    path: &Path,
-    fill: impl FnOnce(&mut File) -> std::io::Result<()>,
-) -> Result<(), CacheError> {
+pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<(), CacheError> {
     let err = |source| CacheError::Write { path: path.to_path_buf(), source };
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     create_dir(dir)?;

@@ -14,7 +14,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
-#[command(name = "kmatrix", version, about = "Boot real kernels under QEMU and check every tracing path against known workloads")]
+#[command(
+    name = "kmatrix",
+    version,
+    about = "Boot real kernels under QEMU and check every tracing path against known workloads"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -230,18 +234,28 @@ pub struct Prepared {
 
 pub async fn prepare(args: &GuestArgs) -> Result<Prepared> {
     let cache = Cache::from_env().exit_code(exit::INFRA)?;
-    let spec: KernelSpec = args.kernel.parse().with_context(|| format!("bad --kernel {:?}", args.kernel)).exit_code(exit::BAD_INPUT)?;
-    let opts = FetchOptions { mirror: args.mirror.clone(), modules: args.modules.clone(), config: args.config.clone(), ..Default::default() };
+    let spec: KernelSpec =
+        args.kernel.parse().with_context(|| format!("bad --kernel {:?}", args.kernel)).exit_code(exit::BAD_INPUT)?;
+    let opts = FetchOptions {
+        mirror: args.mirror.clone(),
+        modules: args.modules.clone(),
+        config: args.config.clone(),
+        ..Default::default()
+    };
     let kernel = {
         let cache = cache.clone();
         let spec = spec.clone();
-        tokio::task::spawn_blocking(move || kernel::prepare(&spec, &cache, &opts)).await.context("kernel preparation task died")?
+        tokio::task::spawn_blocking(move || kernel::prepare(&spec, &cache, &opts))
+            .await
+            .context("kernel preparation task died")?
     };
     let kernel = match kernel {
         Ok(k) => k,
         Err(e) => {
             let code = if e.is_bad_input() { exit::BAD_INPUT } else { exit::INFRA };
-            return Err(anyhow::Error::new(e)).with_context(|| format!("cannot prepare kernel {:?}", args.kernel)).exit_code(code);
+            return Err(anyhow::Error::new(e))
+                .with_context(|| format!("cannot prepare kernel {:?}", args.kernel))
+                .exit_code(code);
         }
     };
     let image = {
@@ -266,14 +280,19 @@ pub async fn prepare(args: &GuestArgs) -> Result<Prepared> {
 impl Prepared {
     pub fn guest_options(&self, args: &GuestArgs, tag: &str) -> Result<GuestOptions> {
         std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
-        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        let stamp =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
         let log = args.out.join(format!("{}-{tag}-{stamp}.console.log", sanitize(&self.kernel.id)));
         let mut o = GuestOptions::new(self.qemu.clone(), self.verdict.accel, log);
         o.memory_mb = args.memory;
         o.append = args.append.clone();
         o.virtio = args.channel == "virtio";
         if !(args.boot_timeout.is_finite() && args.boot_timeout > 0.0) {
-            return Err(anyhow::anyhow!("--boot-timeout must be a positive number of seconds, got {}", args.boot_timeout)).exit_code(exit::BAD_INPUT);
+            return Err(anyhow::anyhow!(
+                "--boot-timeout must be a positive number of seconds, got {}",
+                args.boot_timeout
+            ))
+            .exit_code(exit::BAD_INPUT);
         }
         o.boot_timeout = Duration::from_secs_f64(args.boot_timeout);
         Ok(o)
@@ -341,12 +360,17 @@ async fn bench_boot(guest: GuestArgs, runs: u32, json: bool) -> Result<i32> {
 
 async fn kernels_fetch(ids: Vec<String>, mirror: Option<String>) -> Result<i32> {
     let cache = Cache::from_env().exit_code(exit::INFRA)?;
-    let ids = if ids.is_empty() { kernel::matrix_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)? } else { ids };
+    let ids = if ids.is_empty() {
+        kernel::matrix_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?
+    } else {
+        ids
+    };
     for id in ids {
         let spec: KernelSpec = id.parse().with_context(|| format!("bad kernel {id:?}")).exit_code(exit::BAD_INPUT)?;
         let opts = FetchOptions { mirror: mirror.clone(), ..Default::default() };
         let c = cache.clone();
-        let k = tokio::task::spawn_blocking(move || kernel::prepare(&spec, &c, &opts)).await.context("fetch task died")?;
+        let k =
+            tokio::task::spawn_blocking(move || kernel::prepare(&spec, &c, &opts)).await.context("fetch task died")?;
         match k {
             Ok(k) => println!("{}: {} ({})", k.id, k.release, k.package_version.as_deref().unwrap_or("local")),
             Err(e) => {
@@ -409,7 +433,8 @@ pub fn select_scenarios(cat: &[kmatrix_proto::ScenarioInfo], globs: &str) -> Res
     for pat in globs.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         if !cat.iter().any(|s| crate::run::matches_any(pat, &s.id)) {
             let ids: Vec<&str> = cat.iter().map(|s| s.id.as_str()).collect();
-            return Err(anyhow::anyhow!("--scenarios {pat:?} matches no scenario; known: {}", ids.join(", "))).exit_code(exit::BAD_INPUT);
+            return Err(anyhow::anyhow!("--scenarios {pat:?} matches no scenario; known: {}", ids.join(", ")))
+                .exit_code(exit::BAD_INPUT);
         }
     }
     Ok(cat.iter().filter(|s| crate::run::matches_any(globs, &s.id)).cloned().collect())
@@ -432,15 +457,21 @@ async fn run(a: RunArgs) -> Result<i32> {
         if let Ok(KernelSpec::Matrix(id)) = k.parse::<KernelSpec>() {
             let known = kernel::matrix_ids().unwrap_or_default();
             if !known.contains(&id) {
-                return Err(anyhow::anyhow!("unknown kernel id {id:?}; known ids: {}", known.join(", "))).exit_code(exit::BAD_INPUT);
+                return Err(anyhow::anyhow!("unknown kernel id {id:?}; known ids: {}", known.join(", ")))
+                    .exit_code(exit::BAD_INPUT);
             }
         }
     }
     let params = parse_params(&a.params)?;
     let expectations = load_expectations(a.expectations.as_deref())?;
-    for (what, v) in [("--scenario-timeout", a.scenario_timeout), ("--vm-timeout", a.vm_timeout), ("--boot-timeout", a.guest.boot_timeout)] {
+    for (what, v) in [
+        ("--scenario-timeout", a.scenario_timeout),
+        ("--vm-timeout", a.vm_timeout),
+        ("--boot-timeout", a.guest.boot_timeout),
+    ] {
         if !(v.is_finite() && v > 0.0) {
-            return Err(anyhow::anyhow!("{what} must be a positive number of seconds, got {v}")).exit_code(exit::BAD_INPUT);
+            return Err(anyhow::anyhow!("{what} must be a positive number of seconds, got {v}"))
+                .exit_code(exit::BAD_INPUT);
         }
     }
     let qemu = vm::qemu_binary();
@@ -453,11 +484,18 @@ async fn run(a: RunArgs) -> Result<i32> {
     );
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     let run_dir = a.guest.out.join(format!("run-{stamp}"));
-    std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display())).exit_code(exit::INFRA)?;
+    std::fs::create_dir_all(&run_dir)
+        .with_context(|| format!("cannot create {}", run_dir.display()))
+        .exit_code(exit::INFRA)?;
     let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
     let sched = SchedulerConfig {
         cache: cache.clone(),
-        fetch: FetchOptions { mirror: a.guest.mirror.clone(), modules: a.guest.modules.clone(), config: a.guest.config.clone(), ..Default::default() },
+        fetch: FetchOptions {
+            mirror: a.guest.mirror.clone(),
+            modules: a.guest.modules.clone(),
+            config: a.guest.config.clone(),
+            ..Default::default()
+        },
         qemu,
         accel: verdict.accel,
         memory_mb: a.guest.memory,
@@ -478,10 +516,19 @@ async fn run(a: RunArgs) -> Result<i32> {
     );
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let json = a.json;
-    let mr = MatrixRun { sched, kernels: kernels.clone(), scenarios, params, expectations, results_path: results_path.clone() };
+    let mr = MatrixRun {
+        sched,
+        kernels: kernels.clone(),
+        scenarios,
+        params,
+        expectations,
+        results_path: results_path.clone(),
+    };
     let outcome = matrix::execute(mr, |p| match p {
         Progress::Preparing(k) => eprintln!("{k}: preparing kernel and image"),
-        Progress::Booted { kernel, release, hello_s } => eprintln!("{kernel}: booted {release}, Hello after {hello_s:.2} s"),
+        Progress::Booted { kernel, release, hello_s } => {
+            eprintln!("{kernel}: booted {release}, Hello after {hello_s:.2} s")
+        }
         Progress::Result(r, _) => {
             if json {
                 println!("{}", serde_json::to_string(r).unwrap_or_default());
@@ -531,88 +578,110 @@ async fn kernels_other(cmd: KernelsCommand) -> Result<i32> {
     };
     match cmd {
         KernelsCommand::Fetch { .. } => unreachable!("handled by kernels_fetch"),
-        KernelsCommand::List { json } => blocking(Box::new(move || {
-            let dir = kernel::KernelsDir::locate(None);
-            let matrix = dir.matrix().map_err(tag_kernel)?;
-            let lock = dir.lock().ok();
-            let mut rows = Vec::new();
-            for k in &matrix.kernels {
-                let pinned = lock.as_ref().and_then(|l| l.kernels.get(&k.id));
-                rows.push(serde_json::json!({
-                    "id": k.id, "suite": k.suite, "line": k.line,
-                    "pinned": pinned.map(|p| p.version.clone()),
-                    "release": pinned.map(|p| p.release.clone()),
-                }));
-            }
-            if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-            } else {
-                for r in &rows {
+        KernelsCommand::List { json } => {
+            blocking(Box::new(move || {
+                let dir = kernel::KernelsDir::locate(None);
+                let matrix = dir.matrix().map_err(tag_kernel)?;
+                let lock = dir.lock().ok();
+                let mut rows = Vec::new();
+                for k in &matrix.kernels {
+                    let pinned = lock.as_ref().and_then(|l| l.kernels.get(&k.id));
+                    rows.push(serde_json::json!({
+                        "id": k.id, "suite": k.suite, "line": k.line,
+                        "pinned": pinned.map(|p| p.version.clone()),
+                        "release": pinned.map(|p| p.release.clone()),
+                    }));
+                }
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&rows)?);
+                } else {
+                    for r in &rows {
+                        println!(
+                            "{:14} {:18} line {:6} {}",
+                            r["id"].as_str().unwrap_or(""),
+                            r["suite"].as_str().unwrap_or(""),
+                            r["line"].as_str().unwrap_or(""),
+                            match (r["pinned"].as_str(), r["release"].as_str()) {
+                                (Some(v), Some(rel)) => format!("pinned {v} ({rel})"),
+                                _ => "not pinned: run `kmatrix kernels update`".into(),
+                            }
+                        );
+                    }
+                }
+                Ok(exit::OK)
+            }))
+            .await
+        }
+        KernelsCommand::Info { id, mirror, json } => {
+            blocking(Box::new(move || {
+                let spec: KernelSpec =
+                    id.parse().with_context(|| format!("bad kernel {id:?}")).exit_code(exit::BAD_INPUT)?;
+                let opts = FetchOptions { mirror, ..Default::default() };
+                let k = kernel::prepare(&spec, &cache, &opts).map_err(tag_kernel)?;
+                let info = kernel::info(&k).map_err(tag_kernel)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&info)?);
+                } else {
                     println!(
-                        "{:14} {:18} line {:6} {}",
-                        r["id"].as_str().unwrap_or(""),
-                        r["suite"].as_str().unwrap_or(""),
-                        r["line"].as_str().unwrap_or(""),
-                        match (r["pinned"].as_str(), r["release"].as_str()) {
-                            (Some(v), Some(rel)) => format!("pinned {v} ({rel})"),
-                            _ => "not pinned: run `kmatrix kernels update`".into(),
-                        }
+                        "{} ({}{}), {:?}",
+                        info.id,
+                        info.release,
+                        info.package_version.as_ref().map(|v| format!(", package {v}")).unwrap_or_default(),
+                        info.pinning
                     );
+                    println!(
+                        "PVH entry {}   BTF file {}   CONFIG_DEBUG_INFO_BTF {}",
+                        info.pvh,
+                        info.btf_file,
+                        info.btf_config.map(|b| b.to_string()).unwrap_or_else(|| "unknown".into())
+                    );
+                    for (k, v) in &info.options {
+                        println!("  CONFIG_{k:28} {}", v.as_deref().unwrap_or("is not set"));
+                    }
                 }
-            }
-            Ok(exit::OK)
-        }))
-        .await,
-        KernelsCommand::Info { id, mirror, json } => blocking(Box::new(move || {
-            let spec: KernelSpec = id.parse().with_context(|| format!("bad kernel {id:?}")).exit_code(exit::BAD_INPUT)?;
-            let opts = FetchOptions { mirror, ..Default::default() };
-            let k = kernel::prepare(&spec, &cache, &opts).map_err(tag_kernel)?;
-            let info = kernel::info(&k).map_err(tag_kernel)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&info)?);
-            } else {
-                println!("{} ({}{}), {:?}", info.id, info.release, info.package_version.as_ref().map(|v| format!(", package {v}")).unwrap_or_default(), info.pinning);
-                println!("PVH entry {}   BTF file {}   CONFIG_DEBUG_INFO_BTF {}", info.pvh, info.btf_file, info.btf_config.map(|b| b.to_string()).unwrap_or_else(|| "unknown".into()));
-                for (k, v) in &info.options {
-                    println!("  CONFIG_{k:28} {}", v.as_deref().unwrap_or("is not set"));
+                Ok(exit::OK)
+            }))
+            .await
+        }
+        KernelsCommand::Available { line, mirror, json } => {
+            blocking(Box::new(move || {
+                let opts = FetchOptions { mirror, ..Default::default() };
+                let v = kernel::available(&line, &cache, &opts).map_err(tag_kernel)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                } else {
+                    for a in &v {
+                        println!("{:22} {:36} {:18} --kernel {}", a.version, a.package, a.suite, a.spec);
+                    }
+                    println!("{} builds of {line}", v.len());
                 }
-            }
-            Ok(exit::OK)
-        }))
-        .await,
-        KernelsCommand::Available { line, mirror, json } => blocking(Box::new(move || {
-            let opts = FetchOptions { mirror, ..Default::default() };
-            let v = kernel::available(&line, &cache, &opts).map_err(tag_kernel)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                for a in &v {
-                    println!("{:22} {:36} {:18} --kernel {}", a.version, a.package, a.suite, a.spec);
+                Ok(exit::OK)
+            }))
+            .await
+        }
+        KernelsCommand::Update { mirror } => {
+            blocking(Box::new(move || {
+                let opts = FetchOptions { mirror, ..Default::default() };
+                let lock = kernel::update_lock(&cache, &opts).map_err(tag_kernel)?;
+                for (id, k) in &lock.kernels {
+                    println!("{:14} {} ({})", id, k.version, k.release);
                 }
-                println!("{} builds of {line}", v.len());
-            }
-            Ok(exit::OK)
-        }))
-        .await,
-        KernelsCommand::Update { mirror } => blocking(Box::new(move || {
-            let opts = FetchOptions { mirror, ..Default::default() };
-            let lock = kernel::update_lock(&cache, &opts).map_err(tag_kernel)?;
-            for (id, k) in &lock.kernels {
-                println!("{:14} {} ({})", id, k.version, k.release);
-            }
-            Ok(exit::OK)
-        }))
-        .await,
-        KernelsCommand::Gc => blocking(Box::new(move || {
-            let lock = kernel::KernelsDir::locate(None).lock().map_err(tag_kernel)?;
-            let removed = kernel::gc(&cache, &lock).map_err(tag_kernel)?;
-            for r in &removed {
-                println!("removed {}", r.display());
-            }
-            println!("{} entries removed", removed.len());
-            Ok(exit::OK)
-        }))
-        .await,
+                Ok(exit::OK)
+            }))
+            .await
+        }
+        KernelsCommand::Gc => {
+            blocking(Box::new(move || {
+                let lock = kernel::KernelsDir::locate(None).lock().map_err(tag_kernel)?;
+                let removed = kernel::gc(&cache, &lock).map_err(tag_kernel)?;
+                for r in &removed {
+                    println!("removed {}", r.display());
+                }
+                println!("{} entries removed", removed.len());
+                Ok(exit::OK)
+            }))
+            .await
+        }
     }
 }
 
@@ -672,7 +741,8 @@ fn report_cmd(a: ReportArgs) -> Result<i32> {
         }
         None => {
             let Some(run) = a.run else {
-                return Err(anyhow::anyhow!("report needs a run directory or results.jsonl")).exit_code(exit::BAD_INPUT);
+                return Err(anyhow::anyhow!("report needs a run directory or results.jsonl"))
+                    .exit_code(exit::BAD_INPUT);
             };
             let results = read_results(&run)?;
             let kernels = kernels_in(&results);
@@ -687,10 +757,16 @@ fn report_cmd(a: ReportArgs) -> Result<i32> {
                 }
                 "junit" => report::junit::render(&results),
                 "html" => report::html::render(&results, &kernels, &format!("kmatrix — {}", run.display())),
-                _ => format!("{}\n{}\n", report::table::render(&results, &kernels, false), report::table::Summary::of(&results).line()),
+                _ => format!(
+                    "{}\n{}\n",
+                    report::table::render(&results, &kernels, false),
+                    report::table::Summary::of(&results).line()
+                ),
             };
             match a.output {
-                Some(o) => crate::cache::write_atomic(&o, text.as_bytes()).with_context(|| format!("cannot write {}", o.display())).exit_code(exit::INFRA)?,
+                Some(o) => crate::cache::write_atomic(&o, text.as_bytes())
+                    .with_context(|| format!("cannot write {}", o.display()))
+                    .exit_code(exit::INFRA)?,
                 None => print!("{text}"),
             }
             Ok(exit::OK)

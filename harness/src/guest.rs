@@ -89,7 +89,10 @@ impl Guest {
             match self.vm.recv(timeout, &what).await? {
                 GuestMsg::Result(r) => return Ok(*r),
                 GuestMsg::Error { message } => {
-                    return Err(VmError::Channel { detail: format!("agent error: {message}"), console: self.vm.console_tail() })
+                    return Err(VmError::Channel {
+                        detail: format!("agent error: {message}"),
+                        console: self.vm.console_tail(),
+                    })
                 }
                 _ => continue,
             }
@@ -103,7 +106,10 @@ impl Guest {
             match self.vm.recv(timeout, "an exec to finish").await? {
                 GuestMsg::ExecDone(o) => return Ok(o),
                 GuestMsg::Error { message } => {
-                    return Err(VmError::Channel { detail: format!("agent error: {message}"), console: self.vm.console_tail() })
+                    return Err(VmError::Channel {
+                        detail: format!("agent error: {message}"),
+                        console: self.vm.console_tail(),
+                    })
                 }
                 _ => continue,
             }

@@ -4,11 +4,11 @@
 
 pub mod cache;
 pub mod catalogue;
-pub mod kernel;
 pub mod cli;
 pub mod exit;
 pub mod guest;
 pub mod image;
+pub mod kernel;
 pub mod report;
-pub mod vm;
 pub mod run;
+pub mod vm;

@@ -147,7 +147,9 @@ mod tests {
     use super::*;
 
     /// Minimal newc reader for the tests: (name, mode, rdev major/minor, data).
-    fn parse(buf: &[u8]) -> Vec<(String, u32, (u32, u32), Vec<u8>)> {
+    type Entry = (String, u32, (u32, u32), Vec<u8>);
+
+    fn parse(buf: &[u8]) -> Vec<Entry> {
         let mut out = Vec::new();
         let mut off = 0;
         let hex = |s: &[u8]| u32::from_str_radix(std::str::from_utf8(s).unwrap(), 16).unwrap();

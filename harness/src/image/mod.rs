@@ -31,7 +31,7 @@ pub enum ImageError {
     Modules {
         kernel: String,
         #[source]
-        source: kernel::KernelError,
+        source: Box<kernel::KernelError>,
     },
     #[error("cannot write image")]
     Write(#[source] std::io::Error),
@@ -101,12 +101,12 @@ pub fn build(cache: &Cache, kernel: &PreparedKernel, opts: ImageOptions) -> Resu
     let mut builtin = Vec::new();
     if kernel.modules_dir.is_some() && !names.is_empty() {
         let closure = kernel::module_closure(kernel, &names)
-            .map_err(|source| ImageError::Modules { kernel: kernel.id.clone(), source })?;
+            .map_err(|source| ImageError::Modules { kernel: kernel.id.clone(), source: Box::new(source) })?;
         builtin = closure.builtin.clone();
         let mut load = String::new();
         for m in &closure.modules {
             let bytes = kernel::read_module(m)
-                .map_err(|source| ImageError::Modules { kernel: kernel.id.clone(), source })?;
+                .map_err(|source| ImageError::Modules { kernel: kernel.id.clone(), source: Box::new(source) })?;
             let file = format!("{}.ko", m.name);
             w.file(&format!("lib/modules/{file}"), 0o644, &bytes).map_err(io)?;
             load.push_str(&format!("/lib/modules/{file}\n"));

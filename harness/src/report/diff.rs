@@ -40,7 +40,14 @@ pub fn render(changes: &[CellChange]) -> String {
     let s = |o: Option<Status>| o.map(|s| s.as_str()).unwrap_or("(absent)");
     let mut out = String::new();
     for c in changes {
-        out.push_str(&format!("{:14} {:40} {:>11} -> {:<11} {}\n", c.kernel, c.scenario, s(c.before), s(c.after), c.reason.lines().next().unwrap_or("")));
+        out.push_str(&format!(
+            "{:14} {:40} {:>11} -> {:<11} {}\n",
+            c.kernel,
+            c.scenario,
+            s(c.before),
+            s(c.after),
+            c.reason.lines().next().unwrap_or("")
+        ));
     }
     out.push_str(&format!("{} cells changed\n", changes.len()));
     out

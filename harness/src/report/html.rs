@@ -51,7 +51,11 @@ td.c{{cursor:pointer;text-align:center;font-weight:600}}
             match idx.get(&(*s, k.as_str())) {
                 Some(i) => {
                     let st = results[*i].status.as_str();
-                    let _ = write!(h, "<td class=\"c {st}\" data-i=\"{i}\" title=\"{}\">{st}</td>", esc(&results[*i].reason));
+                    let _ = write!(
+                        h,
+                        "<td class=\"c {st}\" data-i=\"{i}\" title=\"{}\">{st}</td>",
+                        esc(&results[*i].reason)
+                    );
                 }
                 None => h.push_str("<td>-</td>"),
             }

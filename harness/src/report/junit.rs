@@ -56,13 +56,28 @@ pub fn render(results: &[ScenarioResult]) -> String {
             match r.status {
                 Status::Pass => x.push_str("/>\n"),
                 Status::Fail => {
-                    let _ = writeln!(x, ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>", esc(&r.reason), esc(&body));
+                    let _ = writeln!(
+                        x,
+                        ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
+                        esc(&r.reason),
+                        esc(&body)
+                    );
                 }
                 Status::Error => {
-                    let _ = writeln!(x, ">\n      <error message=\"{}\">{}</error>\n    </testcase>", esc(&r.reason), esc(&body));
+                    let _ = writeln!(
+                        x,
+                        ">\n      <error message=\"{}\">{}</error>\n    </testcase>",
+                        esc(&r.reason),
+                        esc(&body)
+                    );
                 }
                 Status::Unsupported | Status::Xfail => {
-                    let _ = writeln!(x, ">\n      <skipped message=\"{}: {}\"/>\n    </testcase>", r.status, esc(&r.reason));
+                    let _ = writeln!(
+                        x,
+                        ">\n      <skipped message=\"{}: {}\"/>\n    </testcase>",
+                        r.status,
+                        esc(&r.reason)
+                    );
                 }
             }
         }
@@ -108,6 +123,9 @@ mod tests {
         assert!(x.contains("<failure message=\"hits 9 &lt; 10 &amp; &quot;x&quot;\">"), "{x}");
         assert!(x.contains("ctl\u{fffd}char &lt;tag&gt;"), "{x}");
         assert!(x.contains("<skipped message=\"unsupported: no f[ syntax\"/>"), "{x}");
-        assert!(x.contains("<testsuite name=\"debian-6.12\" tests=\"1\" failures=\"0\" errors=\"0\" skipped=\"0\""), "{x}");
+        assert!(
+            x.contains("<testsuite name=\"debian-6.12\" tests=\"1\" failures=\"0\" errors=\"0\" skipped=\"0\""),
+            "{x}"
+        );
     }
 }

@@ -65,21 +65,46 @@ fn yes(b: bool) -> &'static str {
 pub fn render_boot(r: &BootRecord) -> String {
     let c = &r.caps;
     let mut s = String::new();
-    let _ = writeln!(s, "kernel          {} ({}{})", r.kernel, c.release, r.package_version.as_ref().map(|v| format!(", package {v}")).unwrap_or_default());
-    let _ = writeln!(s, "boot            {} under {}, Hello after {:.2} s, channel {}", r.boot_path, r.accel, r.hello_after_s, r.channel);
+    let _ = writeln!(
+        s,
+        "kernel          {} ({}{})",
+        r.kernel,
+        c.release,
+        r.package_version.as_ref().map(|v| format!(", package {v}")).unwrap_or_default()
+    );
+    let _ = writeln!(
+        s,
+        "boot            {} under {}, Hello after {:.2} s, channel {}",
+        r.boot_path, r.accel, r.hello_after_s, r.channel
+    );
     let _ = writeln!(s, "accelerator     {}", r.accel_reason);
     let _ = writeln!(s, "tracefs         {}", c.tracefs_mount.as_deref().unwrap_or("NOT MOUNTED"));
     let _ = writeln!(s, "tracers         {}", c.available_tracers.join(" "));
     let _ = writeln!(s, "events          {}   filter functions {}", c.event_count, c.filter_function_count);
-    let _ = writeln!(s, "probe files     kprobe_events {}  uprobe_events {}  dynamic_events {}", yes(c.kprobe_events), yes(c.uprobe_events), yes(c.dynamic_events));
+    let _ = writeln!(
+        s,
+        "probe files     kprobe_events {}  uprobe_events {}  dynamic_events {}",
+        yes(c.kprobe_events),
+        yes(c.uprobe_events),
+        yes(c.dynamic_events)
+    );
     let kinds: Vec<&str> = c.probe_syntaxes.iter().map(|p| p.kind.as_str()).collect();
     let _ = writeln!(s, "probe syntaxes  {}", kinds.join(" "));
     for p in &c.probe_syntaxes {
         let _ = writeln!(s, "                  {}", p.text);
     }
-    let _ = writeln!(s, "kprobe blacklist {}", c.kprobe_blacklist.map(|n| n.to_string()).unwrap_or_else(|| "unreadable".into()));
+    let _ = writeln!(
+        s,
+        "kprobe blacklist {}",
+        c.kprobe_blacklist.map(|n| n.to_string()).unwrap_or_else(|| "unreadable".into())
+    );
     let _ = writeln!(s, "BTF             vmlinux {}  modules {}", yes(c.btf_vmlinux), c.btf_modules);
-    let _ = writeln!(s, "BPF             syscall {}  jit {}", yes(c.bpf_syscall), c.bpf_jit_enable.map(|j| j.to_string()).unwrap_or_else(|| "?".into()));
+    let _ = writeln!(
+        s,
+        "BPF             syscall {}  jit {}",
+        yes(c.bpf_syscall),
+        c.bpf_jit_enable.map(|j| j.to_string()).unwrap_or_else(|| "?".into())
+    );
     if !c.bpf_prog_types.is_empty() {
         let _ = writeln!(s, "BPF programs    {}", c.bpf_prog_types.join(" "));
     }

@@ -138,6 +138,9 @@ ftrace.tracers.available            -         FAIL
         let mut x = r("debian-6.1", "kprobe.tracefs.openat", Status::Fail);
         x.counts.push(Count { what: "hits".into(), expected: 100, observed: 99 });
         x.reason = "hits 99 != 100\nmore".into();
-        assert_eq!(result_line(&x, false), " FAIL  debian-6.1   kprobe.tracefs.openat  [hits 99/100]  — hits 99 != 100");
+        assert_eq!(
+            result_line(&x, false),
+            " FAIL  debian-6.1   kprobe.tracefs.openat  [hits 99/100]  — hits 99 != 100"
+        );
     }
 }

@@ -52,4 +52,3 @@ mod tests {
         assert!(!matches_any("", "x"));
     }
 }
-

@@ -84,7 +84,9 @@ pub fn read(path: &Path) -> Result<Vec<ScenarioResult>, ResultsError> {
         match serde_json::from_str::<ScenarioResult>(&text) {
             Ok(r) => out.push(r),
             Err(_) if i + 1 == last && !complete => break,
-            Err(e) => return Err(ResultsError::Malformed { path: path.to_path_buf(), line: no, detail: e.to_string() }),
+            Err(e) => {
+                return Err(ResultsError::Malformed { path: path.to_path_buf(), line: no, detail: e.to_string() })
+            }
         }
     }
     Ok(out)

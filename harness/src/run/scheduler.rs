@@ -46,12 +46,31 @@ pub struct SchedulerConfig {
 /// What happens, in order, per kernel.
 #[derive(Debug)]
 pub enum RunEvent {
-    Preparing { kernel: String },
-    Booted { kernel: String, release: String, hello_after: Duration, boot: usize },
-    Result { kernel: String, release: String, result: Box<ScenarioResult> },
+    Preparing {
+        kernel: String,
+    },
+    Booted {
+        kernel: String,
+        release: String,
+        hello_after: Duration,
+        boot: usize,
+    },
+    Result {
+        kernel: String,
+        release: String,
+        result: Box<ScenarioResult>,
+    },
     /// Something a person should know that is not a result.
-    Note { kernel: String, text: String },
-    Done { kernel: String, wall: Duration, boot_time: Duration, scenario_time: Duration },
+    Note {
+        kernel: String,
+        text: String,
+    },
+    Done {
+        kernel: String,
+        wall: Duration,
+        boot_time: Duration,
+        scenario_time: Duration,
+    },
 }
 
 /// Run every kernel's plan; events go to `tx`. Returns when every kernel is done.
@@ -114,7 +133,14 @@ async fn run_kernel(cfg: &SchedulerConfig, kernel: &str, scenarios: Vec<Planned>
             for ev in emit_all_error(reason, String::new(), &scenarios) {
                 let _ = tx.send(ev).await;
             }
-            let _ = tx.send(RunEvent::Done { kernel: kernel.into(), wall: started.elapsed(), boot_time: Duration::ZERO, scenario_time: Duration::ZERO }).await;
+            let _ = tx
+                .send(RunEvent::Done {
+                    kernel: kernel.into(),
+                    wall: started.elapsed(),
+                    boot_time: Duration::ZERO,
+                    scenario_time: Duration::ZERO,
+                })
+                .await;
             return;
         }
     };
@@ -142,14 +168,22 @@ async fn run_kernel(cfg: &SchedulerConfig, kernel: &str, scenarios: Vec<Planned>
             }
         };
         boot_time += t0.elapsed();
-        let _ = tx.send(RunEvent::Booted { kernel: kernel.into(), release: k.release.clone(), hello_after: guest.hello_after, boot: boots }).await;
+        let _ = tx
+            .send(RunEvent::Booted {
+                kernel: kernel.into(),
+                release: k.release.clone(),
+                hello_after: guest.hello_after,
+                boot: boots,
+            })
+            .await;
         let mut broken = false;
         while next < scenarios.len() {
             let p = &scenarios[next];
             next += 1;
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                let reason = format!("per-VM timeout of {:.0} s reached before this scenario ran", cfg.vm_timeout.as_secs_f64());
+                let reason =
+                    format!("per-VM timeout of {:.0} s reached before this scenario ran", cfg.vm_timeout.as_secs_f64());
                 for ev in emit_all_error(reason, k.release.clone(), &scenarios[next - 1..]) {
                     let _ = tx.send(ev).await;
                 }
@@ -169,7 +203,9 @@ async fn run_kernel(cfg: &SchedulerConfig, kernel: &str, scenarios: Vec<Planned>
                 }
             };
             r.kernel = kernel.to_string();
-            let _ = tx.send(RunEvent::Result { kernel: kernel.into(), release: k.release.clone(), result: Box::new(r) }).await;
+            let _ = tx
+                .send(RunEvent::Result { kernel: kernel.into(), release: k.release.clone(), result: Box::new(r) })
+                .await;
             if broken {
                 break;
             }
@@ -179,7 +215,9 @@ async fn run_kernel(cfg: &SchedulerConfig, kernel: &str, scenarios: Vec<Planned>
         } else if let Err(e) = guest.shutdown().await {
             // Every scenario already has its result; a guest that will not power off is worth a
             // note, it changes no verdict.
-            let _ = tx.send(RunEvent::Note { kernel: kernel.into(), text: format!("guest did not power off cleanly: {e}") }).await;
+            let _ = tx
+                .send(RunEvent::Note { kernel: kernel.into(), text: format!("guest did not power off cleanly: {e}") })
+                .await;
         }
     }
     let _ = tx.send(RunEvent::Done { kernel: kernel.into(), wall: started.elapsed(), boot_time, scenario_time }).await;

@@ -62,7 +62,9 @@ pub enum VerdictError {
         #[source]
         source: toml::de::Error,
     },
-    #[error("{path}: expectation for {kernel}/{scenario} has status {status}; only unsupported or fail can be expected")]
+    #[error(
+        "{path}: expectation for {kernel}/{scenario} has status {status}; only unsupported or fail can be expected"
+    )]
     BadStatus { path: String, kernel: String, scenario: String, status: Status },
 }
 
@@ -163,7 +165,10 @@ reason = "CONFIG_FUNCTION_GRAPH_RETVAL is not set in Debian's 6.12"
         assert_eq!(judge(&mut r, "5.10.0-30-amd64", Some("5.15"), &e), Judgement::Kept);
         assert_eq!(r.status, Status::Unsupported);
         let mut r = res("debian-6.1", "kprobe.eprobe.openat", Status::Unsupported);
-        assert_eq!(judge(&mut r, "6.1.0-47-amd64", Some("5.15"), &e), Judgement::UnsupportedSinceFail { since: KVersion(5, 15, 0) });
+        assert_eq!(
+            judge(&mut r, "6.1.0-47-amd64", Some("5.15"), &e),
+            Judgement::UnsupportedSinceFail { since: KVersion(5, 15, 0) }
+        );
         assert_eq!(r.status, Status::Fail);
         assert!(r.reason.contains("since 5.15.0"), "{}", r.reason);
     }
@@ -176,15 +181,21 @@ reason = "CONFIG_FUNCTION_GRAPH_RETVAL is not set in Debian's 6.12"
         assert_eq!(r.status, Status::Xfail);
         assert!(r.reason.contains("CONFIG_FUNCTION_GRAPH_RETVAL"));
         let mut r = res("debian-6.12", "ftrace.function_graph.retval", Status::Pass);
-        assert_eq!(judge(&mut r, "6.12.57+deb13-amd64", Some("6.5"), &e), Judgement::Stale { expected: Status::Unsupported });
+        assert_eq!(
+            judge(&mut r, "6.12.57+deb13-amd64", Some("6.5"), &e),
+            Judgement::Stale { expected: Status::Unsupported }
+        );
         assert_eq!(r.status, Status::Pass);
     }
 
     #[test]
     fn expectations_refuse_unknown_keys_and_statuses() {
-        let err = Expectations::parse("[[expect]]\nkernel='a'\nscenario='b'\nstatus='pass'\nreason='r'\n", "x.toml").unwrap_err();
+        let err = Expectations::parse("[[expect]]\nkernel='a'\nscenario='b'\nstatus='pass'\nreason='r'\n", "x.toml")
+            .unwrap_err();
         assert!(err.to_string().contains("only unsupported or fail"), "{err}");
-        let err = Expectations::parse("[[expect]]\nkernel='a'\nscenario='b'\nstatus='fail'\nreason='r'\nwhy='?'\n", "x.toml").unwrap_err();
+        let err =
+            Expectations::parse("[[expect]]\nkernel='a'\nscenario='b'\nstatus='fail'\nreason='r'\nwhy='?'\n", "x.toml")
+                .unwrap_err();
         assert!(err.to_string().contains("why"), "{err}");
     }
 }

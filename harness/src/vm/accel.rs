@@ -62,15 +62,29 @@ pub async fn select(cache: &Cache, qemu: &Path, choice: AccelChoice) -> AccelVer
     let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     match choice {
         AccelChoice::Tcg => {
-            return AccelVerdict { accel: Accel::Tcg, reason: "TCG forced (--accel tcg)".into(), cached: false, host, measured_at: now() }
+            return AccelVerdict {
+                accel: Accel::Tcg,
+                reason: "TCG forced (--accel tcg)".into(),
+                cached: false,
+                host,
+                measured_at: now(),
+            }
         }
         AccelChoice::Kvm => {
-            return AccelVerdict { accel: Accel::Kvm, reason: "KVM forced (--accel kvm)".into(), cached: false, host, measured_at: now() }
+            return AccelVerdict {
+                accel: Accel::Kvm,
+                reason: "KVM forced (--accel kvm)".into(),
+                cached: false,
+                host,
+                measured_at: now(),
+            }
         }
         AccelChoice::Auto => {}
     }
     let path = verdict_path(cache);
-    if let Some(v) = path.as_ref().and_then(|p| std::fs::read(p).ok()).and_then(|b| serde_json::from_slice::<AccelVerdict>(&b).ok()) {
+    if let Some(v) =
+        path.as_ref().and_then(|p| std::fs::read(p).ok()).and_then(|b| serde_json::from_slice::<AccelVerdict>(&b).ok())
+    {
         if v.host == host {
             return AccelVerdict { cached: true, ..v };
         }
@@ -93,7 +107,11 @@ fn host_identity(qemu: &Path) -> String {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_default();
     let qemu_id = std::fs::metadata(qemu)
         .ok()
@@ -144,14 +162,23 @@ pub async fn run_probe(qemu: &Path, image: &Path, accel: Accel, deadline: Durati
     let out = match tokio::time::timeout(deadline, cmd.output()).await {
         Ok(Ok(o)) => o,
         Ok(Err(e)) => return Err(format!("cannot run {} ({e})", qemu.display())),
-        Err(_) => return Err(format!("the probe guest printed nothing within {:.1} s (guests hang after the firmware)", deadline.as_secs_f64())),
+        Err(_) => {
+            return Err(format!(
+                "the probe guest printed nothing within {:.1} s (guests hang after the firmware)",
+                deadline.as_secs_f64()
+            ))
+        }
     };
     let stdout = String::from_utf8_lossy(&out.stdout);
     if stdout.contains(MARKER) && out.status.code() == Some(EXIT_STATUS) {
         Ok(started.elapsed())
     } else {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        Err(format!("probe guest exited with {} without its marker: {}", out.status, stderr.lines().last().unwrap_or("").trim()))
+        Err(format!(
+            "probe guest exited with {} without its marker: {}",
+            out.status,
+            stderr.lines().last().unwrap_or("").trim()
+        ))
     }
 }
 

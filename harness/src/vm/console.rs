@@ -48,7 +48,10 @@ pub fn classify(line: &str) -> Option<DistressKind> {
         Some(DistressKind::Bug)
     } else if l.starts_with("WARNING:") || l.starts_with("------------[ cut here ]") {
         Some(DistressKind::Warn)
-    } else if l.contains("rcu_sched self-detected stall") || l.contains("rcu_preempt detected stall") || l.contains("detected stalls on CPUs/tasks") {
+    } else if l.contains("rcu_sched self-detected stall")
+        || l.contains("rcu_preempt detected stall")
+        || l.contains("detected stalls on CPUs/tasks")
+    {
         Some(DistressKind::RcuStall)
     } else if l.starts_with("INFO: task ") && l.contains("blocked for more than") {
         Some(DistressKind::HungTask)
@@ -120,7 +123,10 @@ mod tests {
     #[test]
     fn recognises_distress_lines_from_real_consoles() {
         let cases = [
-            ("[    2.345678] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100", Some(DistressKind::Panic)),
+            (
+                "[    2.345678] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100",
+                Some(DistressKind::Panic),
+            ),
             ("[   12.000001] BUG: kernel NULL pointer dereference, address: 0000000000000000", Some(DistressKind::Bug)),
             ("[   30.1] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [a:1]", Some(DistressKind::SoftLockup)),
             ("[   30.1] BUG: soft lockup - CPU#0 stuck for 22s! [a:1]", Some(DistressKind::SoftLockup)),

@@ -118,11 +118,7 @@ impl Vm {
 
         let log = std::fs::File::create(&files.console_log).map_err(setup)?;
         let mut cmd = Command::new(&cfg.qemu);
-        cmd.args(cfg.args())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        cmd.args(cfg.args()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no memory of the parent.
         unsafe {
             cmd.pre_exec(|| {
@@ -261,7 +257,10 @@ impl Vm {
                     return Ok(*caps);
                 }
                 GuestMsg::Error { message } => {
-                    return Err(VmError::Channel { detail: format!("agent failed before Hello: {message}"), console: self.console_tail() })
+                    return Err(VmError::Channel {
+                        detail: format!("agent failed before Hello: {message}"),
+                        console: self.console_tail(),
+                    })
                 }
                 _ => continue,
             }
@@ -270,16 +269,15 @@ impl Vm {
 
     /// Send one message on the channel the guest answered on.
     pub async fn send(&mut self, msg: &HostMsg) -> Result<(), VmError> {
-        let mut line = serde_json::to_string(msg).map_err(|e| VmError::Channel { detail: e.to_string(), console: String::new() })?;
+        let mut line = serde_json::to_string(msg)
+            .map_err(|e| VmError::Channel { detail: e.to_string(), console: String::new() })?;
         line.push('\n');
         let active = self.active;
         let console = self.console_tail();
-        let w = self
-            .writers
-            .iter_mut()
-            .find(|(n, _)| Some(*n) == active)
-            .map(|(_, w)| w)
-            .ok_or_else(|| VmError::Channel { detail: "no channel has spoken yet".into(), console: console.clone() })?;
+        let w =
+            self.writers.iter_mut().find(|(n, _)| Some(*n) == active).map(|(_, w)| w).ok_or_else(|| {
+                VmError::Channel { detail: "no channel has spoken yet".into(), console: console.clone() }
+            })?;
         w.write_all(line.as_bytes()).await.map_err(|e| VmError::Channel { detail: format!("write: {e}"), console })
     }
 
@@ -293,7 +291,11 @@ impl Vm {
             Err(_) => {
                 let console = self.console_tail();
                 self.kill().await;
-                Err(VmError::Timeout { secs: timeout.as_secs_f64(), waiting_for: "the guest to power off".into(), console })
+                Err(VmError::Timeout {
+                    secs: timeout.as_secs_f64(),
+                    waiting_for: "the guest to power off".into(),
+                    console,
+                })
             }
         }
     }
