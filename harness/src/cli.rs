@@ -160,6 +160,8 @@ pub struct BootArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Run the whole default matrix and report wall time split into boot, scenarios and idle.
+    Matrix(RunArgs),
     /// Boot a kernel N times; min / median / max seconds from QEMU start to the agent's Hello.
     Boot {
         #[command(flatten)]
@@ -215,6 +217,7 @@ pub async fn main(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Boot(a) => boot(a).await,
         Command::Bench(BenchCommand::Boot { guest, runs, json }) => bench_boot(guest, runs, json).await,
+        Command::Bench(BenchCommand::Matrix(a)) => bench_matrix(a).await,
         Command::Kernels(KernelsCommand::Fetch { ids, mirror }) => kernels_fetch(ids, mirror).await,
         Command::Kernels(k) => kernels_other(k).await,
         Command::Run(a) => run(a).await,
@@ -441,6 +444,35 @@ pub fn select_scenarios(cat: &[kmatrix_proto::ScenarioInfo], globs: &str) -> Res
 }
 
 async fn run(a: RunArgs) -> Result<i32> {
+    run_inner(a).await.map(|(code, _)| code)
+}
+
+async fn bench_matrix(a: RunArgs) -> Result<i32> {
+    let (code, o) = run_inner(a).await?;
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+    let boot: f64 = o.kernels.iter().map(|k| k.boot_s).sum();
+    let scen: f64 = o.kernels.iter().map(|k| k.scenarios_s).sum();
+    let idle = (o.wall_s * cores - boot - scen).max(0.0);
+    println!(
+        "matrix: {} results on {} kernels in {:.1} s wall; summed over VMs: boot {:.1} s, scenarios {:.1} s, idle core-time {:.1} s ({} cores)",
+        o.results.len(),
+        o.kernels.len(),
+        o.wall_s,
+        boot,
+        scen,
+        idle,
+        cores
+    );
+    for k in &o.kernels {
+        println!(
+            "  {:14} wall {:6.1} s  boot {:5.1} s ({} boots)  scenarios {:6.1} s",
+            k.kernel, k.wall_s, k.boot_s, k.boots, k.scenarios_s
+        );
+    }
+    Ok(code)
+}
+
+async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Outcome)> {
     use crate::run::matrix::{self, MatrixRun, Progress};
     use crate::run::scheduler::SchedulerConfig;
     use std::io::IsTerminal;
@@ -562,13 +594,14 @@ async fn run(a: RunArgs) -> Result<i32> {
     } else {
         print!("{text}");
     }
-    Ok(if summary.error > 0 {
+    let code = if summary.error > 0 {
         exit::INFRA
     } else if summary.fail > 0 {
         exit::TEST_FAILED
     } else {
         exit::OK
-    })
+    };
+    Ok((code, outcome))
 }
 
 async fn kernels_other(cmd: KernelsCommand) -> Result<i32> {

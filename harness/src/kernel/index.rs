@@ -472,17 +472,27 @@ pub fn pick_line(index: &SuiteIndex, line: &str, flavour: &str) -> Result<Resolv
     resolved(index, img, flavour)
 }
 
-/// The build whose Version is `wanted` (or, for a bare upstream version such as `6.12.57`, the
-/// newest build of it) in any of the indexes.
+/// The build whose Version is `wanted` in any of the indexes. A bare upstream version
+/// (`6.12.57`) takes the newest build of it; a version with a revision that no suite has exactly
+/// (`6.12.57-1`) takes its backport or rebuild (`6.12.57-1~bpo12+1`).
 pub fn pick_version(indexes: &[SuiteIndex], wanted: &str, flavour: &str) -> Result<Resolved> {
-    let exact = wanted.contains('-');
+    let has_exact = indexes.iter().flat_map(|i| &i.packages).any(|p| p.version == wanted);
+    let matches = |v: &str| {
+        if !wanted.contains('-') {
+            version::upstream(v) == wanted
+        } else if has_exact {
+            v == wanted
+        } else {
+            v.strip_prefix(wanted).is_some_and(|rest| rest.starts_with('~') || rest.starts_with('+'))
+        }
+    };
     let mut best: Option<(&SuiteIndex, &DebPackage)> = None;
     for idx in indexes {
         for p in &idx.packages {
             if image_abi(&p.name, flavour).is_none() {
                 continue;
             }
-            let hit = if exact { p.version == wanted } else { version::upstream(&p.version) == wanted };
+            let hit = matches(&p.version);
             if hit && best.is_none_or(|(_, b)| version::compare(&p.version, &b.version).is_gt()) {
                 best = Some((idx, p));
             }
@@ -596,6 +606,10 @@ mod tests {
         assert_eq!(r.image, "linux-image-6.1.0-47-amd64");
         let r = pick_version(&[index("bookworm")], "6.1.176", "amd64").unwrap();
         assert_eq!(r.version, "6.1.176-1");
+        // A backport stands in for the revision it was built from.
+        let r = pick_version(&[index("trixie-backports")], "7.3.4-1", "amd64").unwrap();
+        assert_eq!(r.version, "7.3.4-1~bpo13+1");
+        assert!(pick_version(&[index("trixie-backports")], "7.3.4-2", "amd64").is_err());
     }
 
     #[test]

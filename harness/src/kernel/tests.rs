@@ -642,3 +642,15 @@ fn real_mirror_update_lock() {
         eprintln!("{id}: {} {} ({})", k.image, k.version, k.suite);
     }
 }
+
+/// Every 6.12 build the real mirror has, across the suites the matrix knows.
+#[test]
+#[ignore]
+fn real_mirror_available() {
+    let cache = Cache::from_env().unwrap();
+    for line in ["6.12", "7"] {
+        for k in available(line, &cache, &real_opts()).unwrap() {
+            eprintln!("{line}: {} {} {} {}", k.package, k.version, k.suite, k.spec);
+        }
+    }
+}

@@ -9,7 +9,7 @@
 //! attaching real programs is not this module's job.
 
 const BPF_MAP_CREATE: libc::c_long = 0;
-const BPF_PROG_LOAD: libc::c_long = 5;
+pub(super) const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_F_NO_PREALLOC: u32 = 1;
 const BPF_F_SLEEPABLE: u32 = 1 << 4;
 
@@ -29,19 +29,19 @@ pub fn syscall_present() -> bool {
 /// `union bpf_attr` as BPF_PROG_LOAD reads it, up to `expected_attach_type`.
 #[repr(C)]
 #[derive(Default)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
+pub(super) struct ProgLoadAttr {
+    pub prog_type: u32,
+    pub insn_cnt: u32,
+    pub insns: u64,
+    pub license: u64,
+    pub log_level: u32,
+    pub log_size: u32,
+    pub log_buf: u64,
+    pub kern_version: u32,
+    pub prog_flags: u32,
+    pub prog_name: [u8; 16],
+    pub prog_ifindex: u32,
+    pub expected_attach_type: u32,
 }
 
 /// `union bpf_attr` as BPF_MAP_CREATE reads it, up to `map_extra`.
@@ -207,7 +207,7 @@ fn bpf_fd<T>(cmd: libc::c_long, attr: &T) -> bool {
     }
 }
 
-fn bpf_raw<T>(cmd: libc::c_long, attr: &T) -> Option<libc::c_int> {
+pub(super) fn bpf_raw<T>(cmd: libc::c_long, attr: &T) -> Option<libc::c_int> {
     // SAFETY: attr points to a live, initialised repr(C) value of the given size; the pointers
     // inside it (instructions, license) outlive the call.
     let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *const T, std::mem::size_of::<T>() as libc::c_uint) };
@@ -215,7 +215,7 @@ fn bpf_raw<T>(cmd: libc::c_long, attr: &T) -> Option<libc::c_int> {
 }
 
 /// LINUX_VERSION_CODE of a release string (`6.1.0-47-amd64` → 0x060100).
-fn version_code(release: &str) -> u32 {
+pub(super) fn version_code(release: &str) -> u32 {
     let mut parts =
         release.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse::<u32>().unwrap_or(0));
     let (a, b, c) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0), parts.next().unwrap_or(0));

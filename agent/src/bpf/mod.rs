@@ -1,0 +1,181 @@
+//! kmatrix's own BPF objects in the guest: the embedded objects, loading them with aya, the maps
+//! they share with the agent, and what a refusal by the kernel looks like ([`Rejected`]).
+//!
+//! The objects are built from `tracer-ebpf/src/*.bpf.c` by build.rs. Every one includes
+//! `tracer-ebpf/include/kmatrix.h`, so every one has the same three maps: `km_config` (the
+//! workload's tgid, written before anything is attached), `km_counts` (hits of the workload,
+//! hits filtered out, output drops) and `km_events` ([`event::KmEvent`] per hit). aya resolves
+//! the CO-RE relocations against /sys/kernel/btf/vmlinux when it loads an object. Links aya 0.14
+//! cannot make (kprobe_multi, uprobe_multi) are in [`multi`]; probing which program and map types
+//! the kernel accepts, for the capability record, is in `probe`. The scenarios and their checks
+//! are not here (`scenario/bpf*.rs`).
+
+pub mod event;
+pub mod multi;
+mod probe;
+
+pub use probe::{map_types, prog_types, syscall_present};
+
+use anyhow::{Context, Result};
+use aya::maps::{Array, Map, MapData};
+use aya::programs::ProgramError;
+use aya::{Ebpf, EbpfError, EbpfLoader};
+use event::{KmEvent, MAX_EVENTS};
+use std::fmt;
+
+/// An embedded BPF object.
+#[derive(Clone, Copy)]
+pub struct Object {
+    /// File name of the object (`probes.bpf.o`), for results.
+    pub name: &'static str,
+    pub bytes: &'static [u8],
+}
+
+macro_rules! object {
+    ($file:literal) => {
+        Object { name: $file, bytes: aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/", $file)) }
+    };
+}
+
+/// kprobe, kretprobe, tracepoint, raw_tracepoint, uprobe, uretprobe, perf_event.
+pub const PROBES: Object = object!("probes.bpf.o");
+/// tp_btf, fentry, fexit.
+pub const BTF: Object = object!("btf.bpf.o");
+/// Output through a ring buffer.
+pub const RINGBUF: Object = object!("ringbuf.bpf.o");
+/// Output through a perf event array.
+pub const PERFBUF: Object = object!("perfbuf.bpf.o");
+/// bpf_trace_printk.
+pub const PRINTK: Object = object!("printk.bpf.o");
+/// CO-RE reads of task_struct.
+pub const CORE: Object = object!("core.bpf.o");
+/// Programs for kprobe_multi and uprobe_multi links.
+pub const MULTI: Object = object!("multi.bpf.o");
+/// A program the verifier must reject.
+pub const REJECT: Object = object!("reject.bpf.o");
+
+/// A step the kernel (or the loader on its behalf) refused: the object, a program load (the
+/// verifier), an attach. Scenarios turn it into `fail` (or `unsupported`) with the errno and
+/// the verifier log as evidence.
+#[derive(Debug)]
+pub struct Rejected {
+    /// What was attempted: `load tracepoint_openat`, `attach kprobe do_sys_openat2`.
+    pub step: String,
+    pub errno: Option<i32>,
+    /// The error chain, one line.
+    pub message: String,
+    /// The verifier's log when the step was a program load (empty otherwise).
+    pub verifier_log: String,
+}
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed: {}", self.step, self.message)
+    }
+}
+
+impl std::error::Error for Rejected {}
+
+impl Rejected {
+    /// From any error, keeping the first OS error of its source chain as errno.
+    pub fn new(step: impl Into<String>, err: &(dyn std::error::Error + 'static)) -> Rejected {
+        let mut message = err.to_string();
+        let mut errno = None;
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+        while let Some(c) = cause {
+            if errno.is_none() {
+                errno = c.downcast_ref::<std::io::Error>().and_then(std::io::Error::raw_os_error);
+            }
+            cause = c.source();
+            if let Some(next) = cause {
+                let text = next.to_string();
+                if !message.contains(&text) {
+                    message = format!("{message}: {text}");
+                }
+            }
+        }
+        Rejected { step: step.into(), errno, message, verifier_log: String::new() }
+    }
+
+    /// From a program error; a load error keeps the verifier's log apart from the message.
+    pub fn program(step: impl Into<String>, err: ProgramError) -> Rejected {
+        match &err {
+            ProgramError::LoadError { io_error, verifier_log } => Rejected {
+                step: step.into(),
+                errno: io_error.raw_os_error(),
+                message: format!("BPF_PROG_LOAD: {io_error}"),
+                verifier_log: verifier_log.to_string(),
+            },
+            _ => Rejected::new(step, &err),
+        }
+    }
+}
+
+/// One object loaded with aya (maps created, CO-RE relocated; programs not loaded yet), with
+/// the workload's tgid written to `km_config`.
+pub struct Loaded {
+    pub ebpf: Ebpf,
+    pub object: &'static str,
+}
+
+impl Loaded {
+    /// Parse, relocate against the kernel's BTF and create the maps of `obj`; then filter on
+    /// `tgid`. A refusal is a [`Rejected`] in the error chain.
+    pub fn new(obj: Object, tgid: u32) -> Result<Loaded> {
+        let ebpf = EbpfLoader::new()
+            .load(obj.bytes)
+            .map_err(|e: EbpfError| Rejected::new(format!("load object {}", obj.name), &e))?;
+        let mut loaded = Loaded { ebpf, object: obj.name };
+        let config = loaded.ebpf.map_mut("km_config").with_context(|| format!("{} has no km_config map", obj.name))?;
+        write_tgid(config, tgid)?;
+        Ok(loaded)
+    }
+
+    /// A program of the object by function name, as aya's concrete type (`&mut KProbe`, ...).
+    pub fn program<'a, T>(&'a mut self, name: &str) -> Result<&'a mut T>
+    where
+        &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+    {
+        let object = self.object;
+        let prog = self.ebpf.program_mut(name).with_context(|| format!("{object} has no program {name}"))?;
+        prog.try_into().map_err(|e: ProgramError| Rejected::program(format!("program {name} of {object}"), e).into())
+    }
+
+    pub fn counts(&self) -> Result<Counts> {
+        read_counts(self.ebpf.map("km_counts").with_context(|| format!("{} has no km_counts map", self.object))?)
+    }
+
+    /// The recorded events of `hits` hits (at most [`MAX_EVENTS`]).
+    pub fn events(&self, hits: u64) -> Result<Vec<KmEvent>> {
+        read_events(self.ebpf.map("km_events").with_context(|| format!("{} has no km_events map", self.object))?, hits)
+    }
+}
+
+/// `km_counts` as the agent reads it after a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Hits of the workload (KM_HITS).
+    pub hits: u64,
+    /// Hits of other tasks that the tgid filter dropped (KM_OTHERS).
+    pub others: u64,
+    /// Events an output channel refused (KM_DROPPED).
+    pub dropped: u64,
+}
+
+pub fn write_tgid(config: &mut Map, tgid: u32) -> Result<()> {
+    let mut array: Array<&mut MapData, u64> = Array::try_from(config).context("km_config is not an array of u64")?;
+    array.set(0, u64::from(tgid), 0).context("bpf_map_update_elem(km_config) failed")
+}
+
+pub fn read_counts(map: &Map) -> Result<Counts> {
+    let array: Array<&MapData, u64> = Array::try_from(map).context("km_counts is not an array of u64")?;
+    let get = |i: u32| array.get(&i, 0).with_context(|| format!("bpf_map_lookup_elem(km_counts[{i}]) failed"));
+    Ok(Counts { hits: get(0)?, others: get(1)?, dropped: get(2)? })
+}
+
+pub fn read_events(map: &Map, hits: u64) -> Result<Vec<KmEvent>> {
+    let array: Array<&MapData, KmEvent> = Array::try_from(map).context("km_events is not an array of km_event")?;
+    (0..hits.min(MAX_EVENTS) as u32)
+        .map(|i| array.get(&i, 0).with_context(|| format!("bpf_map_lookup_elem(km_events[{i}]) failed")))
+        .collect()
+}

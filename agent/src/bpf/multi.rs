@@ -1,0 +1,310 @@
+//! Multi-attach links, which aya 0.14 cannot make: kprobe_multi (BPF_TRACE_KPROBE_MULTI, 5.18)
+//! and uprobe_multi (BPF_TRACE_UPROBE_MULTI, 6.6).
+//!
+//! The kernel only links a program to these if it was loaded with that expected attach type,
+//! and aya loads kprobe programs without one. So the object is taken through aya-obj (parse,
+//! CO-RE relocation against /sys/kernel/btf/vmlinux, map creation with aya's `MapData`, map and
+//! call relocation: what `EbpfLoader` does), and the program load and BPF_LINK_CREATE are done
+//! here with raw bpf(2) calls. [`supported`] asks the kernel the same question with a trivial
+//! program first, so a kernel without the link type gives an `unsupported` with its errno
+//! rather than a verifier error about a helper it also lacks. Not for programs aya can load.
+
+use super::event::KmEvent;
+use super::probe::{bpf_raw, version_code, ProgLoadAttr, BPF_PROG_LOAD};
+use super::{read_counts, read_events, write_tgid, Counts, Object, Rejected};
+use anyhow::{Context, Result};
+use aya::maps::{Map, MapData};
+use std::collections::{HashMap, HashSet};
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_PROG_TYPE_KPROBE: u32 = 2;
+/// Verifier log kept on a failed load.
+const LOG_SIZE: usize = 1 << 20;
+
+/// The two link types, with what results say about them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Kprobe,
+    Uprobe,
+}
+
+impl Kind {
+    /// `enum bpf_attach_type` value.
+    pub fn attach_type(self) -> u32 {
+        match self {
+            Kind::Kprobe => 42,
+            Kind::Uprobe => 48,
+        }
+    }
+
+    pub fn attach_type_name(self) -> &'static str {
+        match self {
+            Kind::Kprobe => "BPF_TRACE_KPROBE_MULTI",
+            Kind::Uprobe => "BPF_TRACE_UPROBE_MULTI",
+        }
+    }
+
+    /// The upstream release that added the link type.
+    pub fn since(self) -> &'static str {
+        match self {
+            Kind::Kprobe => "5.18",
+            Kind::Uprobe => "6.6",
+        }
+    }
+}
+
+/// Where a link attaches: kernel symbols, or offsets in an executable for one pid.
+pub enum Targets<'a> {
+    Kernel { symbols: &'a [&'a str] },
+    User { path: &'a str, offsets: &'a [u64], pid: u32 },
+}
+
+impl Targets<'_> {
+    fn kind(&self) -> Kind {
+        match self {
+            Targets::Kernel { .. } => Kind::Kprobe,
+            Targets::User { .. } => Kind::Uprobe,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Targets::Kernel { symbols } => symbols.join(","),
+            Targets::User { path, offsets, pid } => {
+                let offs: Vec<String> = offsets.iter().map(|o| format!("{o:#x}")).collect();
+                format!("{path}:{} pid {pid}", offs.join(","))
+            }
+        }
+    }
+}
+
+/// An object prepared by hand: maps created (tgid written), instructions relocated.
+pub struct MultiObject {
+    obj: aya_obj::Object,
+    maps: HashMap<String, Map>,
+    pub object: &'static str,
+}
+
+impl MultiObject {
+    pub fn new(o: Object, tgid: u32) -> Result<MultiObject> {
+        let step = format!("load object {}", o.name);
+        let mut obj = aya_obj::Object::parse(o.bytes).map_err(|e| Rejected::new(step.clone(), &e))?;
+        let btf = aya::Btf::from_sys_fs().map_err(|e| Rejected::new("read /sys/kernel/btf/vmlinux", &e))?;
+        obj.relocate_btf(&btf).map_err(|e| Rejected::new(format!("{step}: CO-RE relocation"), &e))?;
+        let mut defs: Vec<(String, aya_obj::Map)> = obj.maps.drain().collect();
+        defs.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut maps = HashMap::new();
+        let mut created = Vec::new();
+        for (name, def) in defs {
+            let data = MapData::create(def.clone(), &name, None)
+                .map_err(|e| Rejected::new(format!("{step}: create map {name}"), &e))?;
+            created.push((name.clone(), data.fd().as_fd().as_raw_fd(), def));
+            maps.insert(name, Map::from_map_data(data).context("unknown map type")?);
+        }
+        let text_sections: HashSet<usize> = obj.functions.keys().map(|(section, _)| *section).collect();
+        obj.relocate_maps(created.iter().map(|(n, fd, def)| (n.as_str(), *fd, def)), &text_sections)
+            .map_err(|e| Rejected::new(format!("{step}: map relocation"), &e))?;
+        obj.relocate_calls(&text_sections).map_err(|e| Rejected::new(format!("{step}: call relocation"), &e))?;
+        let mut me = MultiObject { obj, maps, object: o.name };
+        write_tgid(me.maps.get_mut("km_config").context("no km_config map")?, tgid)?;
+        Ok(me)
+    }
+
+    /// BPF_PROG_LOAD of program `name` as a kprobe program expecting the `kind` link.
+    pub fn load(&self, name: &str, kind: Kind) -> Result<OwnedFd, Rejected> {
+        let step = format!("load {name} ({})", kind.attach_type_name());
+        let Some(prog) = self.obj.programs.get(name) else {
+            return Err(Rejected::new(step, &std::io::Error::other(format!("{} has no program {name}", self.object))));
+        };
+        let Some(func) = self.obj.functions.get(&prog.function_key()) else {
+            return Err(Rejected::new(step, &std::io::Error::other("program without instructions")));
+        };
+        // SAFETY: bpf_insn is a plain 8-byte struct; the slice covers exactly the instructions.
+        let insns: &[u64] =
+            unsafe { std::slice::from_raw_parts(func.instructions.as_ptr().cast(), func.instructions.len()) };
+        load_insns(name, insns, &prog.license, kind).map_err(|(errno, log)| Rejected {
+            step,
+            errno: Some(errno),
+            message: format!("BPF_PROG_LOAD: {}", crate::sys::errno_text(errno)),
+            verifier_log: log,
+        })
+    }
+
+    pub fn counts(&self) -> Result<Counts> {
+        read_counts(self.maps.get("km_counts").context("no km_counts map")?)
+    }
+
+    pub fn events(&self, hits: u64) -> Result<Vec<KmEvent>> {
+        read_events(self.maps.get("km_events").context("no km_events map")?, hits)
+    }
+}
+
+/// Load `insns`; on failure load again with the verifier log on and return (errno, log).
+fn load_insns(name: &str, insns: &[u64], license: &std::ffi::CStr, kind: Kind) -> Result<OwnedFd, (i32, String)> {
+    let release = crate::sys::uname().map(|u| u.release).unwrap_or_default();
+    let mut prog_name = [0u8; 16];
+    for (d, s) in prog_name.iter_mut().zip(name.bytes().take(15)) {
+        *d = s;
+    }
+    let mut attr = ProgLoadAttr {
+        prog_type: BPF_PROG_TYPE_KPROBE,
+        insn_cnt: insns.len() as u32,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        kern_version: version_code(&release),
+        prog_name,
+        expected_attach_type: kind.attach_type(),
+        ..Default::default()
+    };
+    if let Some(fd) = bpf_raw(BPF_PROG_LOAD, &attr) {
+        // SAFETY: the kernel just returned this fd and nothing else owns it.
+        return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    let first = crate::sys::errno();
+    let mut log = vec![0u8; LOG_SIZE];
+    attr.log_level = 1;
+    attr.log_size = log.len() as u32;
+    attr.log_buf = log.as_mut_ptr() as u64;
+    if let Some(fd) = bpf_raw(BPF_PROG_LOAD, &attr) {
+        // SAFETY: as above. (A load that fails only without a log would be odd; keep it.)
+        return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+    Err((first, String::from_utf8_lossy(&log[..end]).into_owned()))
+}
+
+/// `union bpf_attr` as BPF_LINK_CREATE reads it for kprobe_multi.
+#[repr(C)]
+#[derive(Default)]
+struct KprobeMultiAttr {
+    prog_fd: u32,
+    target_fd: u32,
+    attach_type: u32,
+    flags: u32,
+    multi_flags: u32,
+    cnt: u32,
+    syms: u64,
+    addrs: u64,
+    cookies: u64,
+}
+
+/// `union bpf_attr` as BPF_LINK_CREATE reads it for uprobe_multi.
+#[repr(C)]
+#[derive(Default)]
+struct UprobeMultiAttr {
+    prog_fd: u32,
+    target_fd: u32,
+    attach_type: u32,
+    flags: u32,
+    path: u64,
+    offsets: u64,
+    ref_ctr_offsets: u64,
+    cookies: u64,
+    cnt: u32,
+    multi_flags: u32,
+    pid: u32,
+    pad: u32,
+}
+
+/// BPF_LINK_CREATE of `prog` to `targets`, target i with cookie `cookies[i]`. Dropping the fd
+/// detaches.
+pub fn link(prog: BorrowedFd, targets: &Targets, cookies: &[u64]) -> Result<OwnedFd, Rejected> {
+    let kind = targets.kind();
+    let step = format!("BPF_LINK_CREATE({}) on {}", kind.attach_type_name(), targets.describe());
+    let fail = |errno: i32| Rejected {
+        step: step.clone(),
+        errno: Some(errno),
+        message: crate::sys::errno_text(errno),
+        verifier_log: String::new(),
+    };
+    let n = match targets {
+        Targets::Kernel { symbols } => symbols.len(),
+        Targets::User { offsets, .. } => offsets.len(),
+    };
+    if cookies.len() != n {
+        return Err(Rejected { message: format!("{} cookies for {n} targets", cookies.len()), ..fail(libc::EINVAL) });
+    }
+    let prog_fd = prog.as_raw_fd() as u32;
+    let fd = match targets {
+        Targets::Kernel { symbols } => {
+            let names: Vec<CString> =
+                symbols.iter().map(|s| CString::new(*s)).collect::<Result<_, _>>().map_err(|_| fail(libc::EINVAL))?;
+            let ptrs: Vec<u64> = names.iter().map(|c| c.as_ptr() as u64).collect();
+            let attr = KprobeMultiAttr {
+                prog_fd,
+                attach_type: kind.attach_type(),
+                cnt: ptrs.len() as u32,
+                syms: ptrs.as_ptr() as u64,
+                cookies: cookies.as_ptr() as u64,
+                ..Default::default()
+            };
+            bpf_raw(BPF_LINK_CREATE, &attr)
+        }
+        Targets::User { path, offsets, pid } => {
+            let cpath = CString::new(*path).map_err(|_| fail(libc::EINVAL))?;
+            let attr = UprobeMultiAttr {
+                prog_fd,
+                attach_type: kind.attach_type(),
+                path: cpath.as_ptr() as u64,
+                offsets: offsets.as_ptr() as u64,
+                cookies: cookies.as_ptr() as u64,
+                cnt: offsets.len() as u32,
+                pid: *pid,
+                ..Default::default()
+            };
+            bpf_raw(BPF_LINK_CREATE, &attr)
+        }
+    };
+    match fd {
+        // SAFETY: the kernel just returned this fd and nothing else owns it.
+        Some(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+        None => Err(fail(crate::sys::errno())),
+    }
+}
+
+/// Whether the kernel makes a `kind` link to `targets`: a trivial program (`r0 = 0; exit`)
+/// loaded for it and linked, then closed at once. Err is the refused step with its errno.
+pub fn supported(targets: &Targets) -> Result<(), Rejected> {
+    let kind = targets.kind();
+    let insns: [u64; 2] = [0x0000_0000_0000_00b7, 0x0000_0000_0000_0095];
+    let prog = load_insns("kmatrix_probe", &insns, c"GPL", kind).map_err(|(errno, log)| Rejected {
+        step: format!("BPF_PROG_LOAD(kprobe, expected_attach_type {})", kind.attach_type_name()),
+        errno: Some(errno),
+        message: crate::sys::errno_text(errno),
+        verifier_log: log,
+    })?;
+    let n = match targets {
+        Targets::Kernel { symbols } => symbols.len(),
+        Targets::User { offsets, .. } => offsets.len(),
+    };
+    link(prog.as_fd(), targets, &vec![0; n]).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::{offset_of, size_of};
+
+    #[test]
+    fn link_attrs_have_the_uapi_layout() {
+        assert_eq!(offset_of!(KprobeMultiAttr, multi_flags), 16);
+        assert_eq!(offset_of!(KprobeMultiAttr, syms), 24);
+        assert_eq!(offset_of!(KprobeMultiAttr, cookies), 40);
+        assert_eq!(size_of::<KprobeMultiAttr>(), 48);
+        assert_eq!(offset_of!(UprobeMultiAttr, path), 16);
+        assert_eq!(offset_of!(UprobeMultiAttr, cookies), 40);
+        assert_eq!(offset_of!(UprobeMultiAttr, cnt), 48);
+        assert_eq!(offset_of!(UprobeMultiAttr, pid), 56);
+        assert_eq!(size_of::<UprobeMultiAttr>(), 64);
+    }
+
+    #[test]
+    fn the_multi_object_parses_with_both_programs() {
+        let obj = aya_obj::Object::parse(crate::bpf::MULTI.bytes).unwrap();
+        assert!(obj.programs.contains_key("kprobe_multi_openat"));
+        assert!(obj.programs.contains_key("uprobe_multi_hello"));
+        assert!(obj.maps.contains_key("km_events"));
+    }
+}

@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Programs for multi-attach links: kprobe_multi (5.18) and uprobe_multi (6.6). One link
+ * attaches one program to several targets, each with a cookie, which the program reads with
+ * bpf_get_attach_cookie() to tell the targets apart.
+ *
+ * libbpf names these sections `kprobe.multi/...` and `uprobe.multi/...`; aya 0.14 does not parse
+ * those names, so they sit in plain kprobe/uprobe sections and the agent loads them itself with
+ * the expected attach type (BPF_TRACE_KPROBE_MULTI, BPF_TRACE_UPROBE_MULTI) that the kernel
+ * requires for these links.
+ */
+#include "kmatrix.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Cookie 1: do_sys_openat2 (dfd, filename, how); cookie 2: do_filp_open, once per openat. */
+SEC("kprobe/kmatrix_kprobe_multi")
+int kprobe_multi_openat(struct pt_regs *ctx)
+{
+	struct km_event *e = km_claim();
+
+	if (!e)
+		return 0;
+	e->cookie = bpf_get_attach_cookie(ctx);
+	if (e->cookie == 1)
+		bpf_probe_read_user_str(e->name, sizeof(e->name), (const char *)PT_REGS_PARM2(ctx));
+	return 0;
+}
+
+/* Cookie 1: hello_greet(message); cookie 2: hello_add(a, b), recording a + b from the args. */
+SEC("uprobe/kmatrix_uprobe_multi")
+int uprobe_multi_hello(struct pt_regs *ctx)
+{
+	struct km_event *e = km_claim();
+
+	if (!e)
+		return 0;
+	e->cookie = bpf_get_attach_cookie(ctx);
+	if (e->cookie == 1)
+		bpf_probe_read_user_str(e->name, sizeof(e->name), (const char *)PT_REGS_PARM1(ctx));
+	else
+		e->aux = (int)PT_REGS_PARM1(ctx) + (int)PT_REGS_PARM2(ctx);
+	return 0;
+}
