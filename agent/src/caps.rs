@@ -32,6 +32,10 @@ const CONFIG_KEYS: &[&str] = &[
     "RETHOOK",
     "LIVEPATCH",
     "PREEMPT",
+    "FUNCTION_GRAPH",
+    "FTRACE",
+    "IRQSOFF",
+    "RANDOM",
 ];
 
 pub struct Inputs {
@@ -75,7 +79,7 @@ pub fn build(inputs: Inputs) -> (Capabilities, Steps) {
     step("bpf_map_types");
     let perf_pmus = perf_pmus();
     let btf_modules = btf_modules();
-    let config = config_gz(Path::new("/proc/config.gz"));
+    let (config, config_source) = kernel_config(&release);
     step("pmus+btf+config");
     let caps = Capabilities {
         release,
@@ -106,6 +110,7 @@ pub fn build(inputs: Inputs) -> (Capabilities, Steps) {
         scenarios: Vec::new(),
         mounts: inputs.mounts,
         config,
+        config_source,
     };
     (caps, steps)
 }
@@ -148,16 +153,22 @@ fn perf_pmus() -> BTreeMap<String, u32> {
     out
 }
 
-/// Tracing-related options from /proc/config.gz (absent unless CONFIG_IKCONFIG_PROC).
-fn config_gz(path: &Path) -> BTreeMap<String, String> {
-    let Ok(file) = std::fs::File::open(path) else {
-        return BTreeMap::new();
-    };
-    let mut text = String::new();
-    if flate2::read::GzDecoder::new(file).take(16 * 1024 * 1024).read_to_string(&mut text).is_err() {
-        return BTreeMap::new();
+/// Tracing-related options of the running kernel and where they were read: /proc/config.gz
+/// (only with CONFIG_IKCONFIG_PROC, which Debian does not set), else `/boot/config-<release>`
+/// when the image carries the package's config there, as an installed Debian kernel has it.
+fn kernel_config(release: &str) -> (BTreeMap<String, String>, Option<String>) {
+    const GZ: &str = "/proc/config.gz";
+    if let Ok(file) = std::fs::File::open(GZ) {
+        let mut text = String::new();
+        if flate2::read::GzDecoder::new(file).take(16 * 1024 * 1024).read_to_string(&mut text).is_ok() {
+            return (parse_config(&text), Some(GZ.to_string()));
+        }
     }
-    parse_config(&text)
+    let boot = format!("/boot/config-{release}");
+    match std::fs::read_to_string(&boot) {
+        Ok(text) => (parse_config(&text), Some(boot)),
+        Err(_) => (BTreeMap::new(), None),
+    }
 }
 
 /// `CONFIG_X=y` lines whose name contains one of [`CONFIG_KEYS`]; `# CONFIG_X is not set`

@@ -4,6 +4,9 @@
 //! the host listed, opens the channel, sends `Hello` with the capability record, serves requests,
 //! and powers off. It never exits (PID 1 exiting panics the kernel) and never hangs: every error,
 //! panic, EOF and `Shutdown` ends in a power-off. The scenarios themselves live in `scenario/`.
+//!
+//! Run as any other pid (on the host), it only answers `--catalogue`: the scenario list as JSON,
+//! so the host never keeps a second copy of it. It never mounts or powers off anything there.
 
 mod bpf;
 mod caps;
@@ -11,8 +14,10 @@ mod channel;
 mod console;
 mod elf;
 mod excerpt;
+mod kallsyms;
 mod modules;
 mod mounts;
+mod perf;
 mod power;
 mod process;
 mod reap;
@@ -25,13 +30,43 @@ use anyhow::Result;
 use kmatrix_proto::{GuestMsg, PROTO_VERSION};
 use std::path::Path;
 
+/// Exit code for a bad command line when not PID 1 (sysexits' EX_USAGE).
+const EX_USAGE: i32 = 64;
+
 fn main() {
+    if std::process::id() != 1 {
+        std::process::exit(host_main());
+    }
     sys::started();
     power::install_panic_hook();
     if let Err(e) = boot_and_serve() {
         power::fatal(&e);
     }
     power::power_off();
+}
+
+/// Not PID 1: print the catalogue for `--catalogue`, refuse anything else.
+fn host_main() -> i32 {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["--catalogue"] => match serde_json::to_string(&scenario::info()) {
+            Ok(json) => {
+                println!("{json}");
+                0
+            }
+            Err(e) => {
+                eprintln!("kmatrix-agent: serializing the catalogue failed: {e}");
+                1
+            }
+        },
+        _ => {
+            eprintln!(
+                "usage: kmatrix-agent --catalogue\n\
+                 (as PID 1 in a kmatrix guest it takes no arguments; anywhere else it only lists its catalogue)"
+            );
+            EX_USAGE
+        }
+    }
 }
 
 fn boot_and_serve() -> Result<()> {

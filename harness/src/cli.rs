@@ -41,6 +41,32 @@ pub enum Command {
     Scenarios(ScenariosCommand),
     /// Render, diff or merge result files (a run directory or its results.jsonl).
     Report(ReportArgs),
+    /// CI integration.
+    #[command(subcommand)]
+    Ci(CiCommand),
+    /// Run a host program inside guests (usable as a cargo runner); exits with its status.
+    Exec(ExecArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Kernels to run on, comma-separated (default: --kernel).
+    #[arg(long, value_delimiter = ',')]
+    pub kernels: Vec<String>,
+    /// Seconds the program may run.
+    #[arg(long, default_value_t = 600.0)]
+    pub timeout: f64,
+    #[command(flatten)]
+    pub guest: GuestArgs,
+    /// The program and its arguments.
+    #[arg(trailing_var_arg = true, required = true, allow_hyphen_values = true)]
+    pub argv: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CiCommand {
+    /// Print the GitHub Actions workflow for the matrix (one job per kernel, then a merge).
+    Github,
 }
 
 #[derive(Debug, Args)]
@@ -223,6 +249,12 @@ pub async fn main(cli: Cli) -> Result<i32> {
         Command::Run(a) => run(a).await,
         Command::Scenarios(ScenariosCommand::List { json }) => scenarios_list(json),
         Command::Report(a) => report_cmd(a),
+        Command::Exec(a) => exec_cmd(a).await,
+        Command::Ci(CiCommand::Github) => {
+            let ids = kernel::matrix_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?;
+            print!("{}", report::github::workflow(&ids));
+            Ok(exit::OK)
+        }
     }
 }
 
@@ -236,6 +268,11 @@ pub struct Prepared {
 }
 
 pub async fn prepare(args: &GuestArgs) -> Result<Prepared> {
+    prepare_with(args, Vec::new()).await
+}
+
+/// [`prepare`] with extra files in the image.
+pub async fn prepare_with(args: &GuestArgs, extra: Vec<image::ExtraFile>) -> Result<Prepared> {
     let cache = Cache::from_env().exit_code(exit::INFRA)?;
     let spec: KernelSpec =
         args.kernel.parse().with_context(|| format!("bad --kernel {:?}", args.kernel)).exit_code(exit::BAD_INPUT)?;
@@ -265,7 +302,7 @@ pub async fn prepare(args: &GuestArgs) -> Result<Prepared> {
         let cache = cache.clone();
         let k = kernel.clone();
         let opts = image::ImageOptions { virtio_channel: args.channel == "virtio" };
-        tokio::task::spawn_blocking(move || image::build(&cache, &k, opts)).await.context("image task died")?
+        tokio::task::spawn_blocking(move || image::build_with(&cache, &k, opts, &extra)).await.context("image task died")?
     }
     .with_context(|| format!("cannot build the guest image for {}", kernel.id))
     .exit_code(exit::INFRA)?;
@@ -805,4 +842,49 @@ fn report_cmd(a: ReportArgs) -> Result<i32> {
             Ok(exit::OK)
         }
     }
+}
+
+async fn exec_cmd(a: ExecArgs) -> Result<i32> {
+    let program = PathBuf::from(&a.argv[0]);
+    let (guest_path, files) = crate::exec::gather(&program).exit_code(exit::BAD_INPUT)?;
+    if !(a.timeout.is_finite() && a.timeout > 0.0) {
+        return Err(anyhow::anyhow!("--timeout must be a positive number of seconds")).exit_code(exit::BAD_INPUT);
+    }
+    let kernels = if a.kernels.is_empty() { vec![a.guest.kernel.clone()] } else { a.kernels.clone() };
+    let cwd = std::env::current_dir().ok().map(|d| d.display().to_string());
+    let mut worst = exit::OK;
+    for k in &kernels {
+        let mut ga = a.guest.clone();
+        ga.kernel = k.clone();
+        let p = prepare_with(&ga, files.clone()).await?;
+        let opts = p.guest_options(&ga, "exec")?;
+        let mut g = Guest::start(&p.kernel, &p.image, &opts)
+            .await
+            .with_context(|| format!("booting {k} failed (console log: {})", opts.console_log.display()))
+            .exit_code(exit::INFRA)?;
+        let mut argv = vec![guest_path.clone()];
+        argv.extend(a.argv[1..].iter().cloned());
+        let req = kmatrix_proto::ExecRequest {
+            argv,
+            timeout_ms: (a.timeout * 1000.0) as u64,
+            env: std::env::vars().filter(|(k, _)| k.starts_with("RUST_") || k == "KMATRIX_GUEST").collect(),
+            cwd: cwd.clone().filter(|_| false),
+        };
+        let out = g.exec(req, Duration::from_secs_f64(a.timeout + 10.0)).await.exit_code(exit::INFRA)?;
+        let _ = g.shutdown().await;
+        if kernels.len() > 1 {
+            eprintln!("== {k} ({}): exit {:?} signal {:?} in {} ms", p.kernel.release, out.exit_code, out.signal, out.wall_ms);
+        }
+        print!("{}", out.stdout);
+        eprint!("{}", out.stderr);
+        let code = match (out.exit_code, out.signal) {
+            (Some(c), _) => c,
+            (None, Some(sig)) => 128 + sig,
+            _ => exit::INFRA,
+        };
+        if code != 0 {
+            worst = code;
+        }
+    }
+    Ok(worst)
 }

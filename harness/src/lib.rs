@@ -5,10 +5,12 @@
 pub mod cache;
 pub mod catalogue;
 pub mod cli;
+pub mod exec;
 pub mod exit;
 pub mod guest;
 pub mod image;
 pub mod kernel;
 pub mod report;
 pub mod run;
+pub mod testing;
 pub mod vm;

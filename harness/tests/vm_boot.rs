@@ -155,3 +155,14 @@ fn vm_qemu_dies_with_the_harness_on_sigkill() {
 fn vm_qemu_dies_with_the_harness_on_ctrl_c() {
     qemu_never_outlives(libc::SIGINT);
 }
+
+#[test]
+fn vm_exec_runs_a_dynamic_host_program_in_the_guest_and_keeps_its_exit_code() {
+    let out = kmatrix().args(["exec", "--kernel", "debian-6.1", "--", "/bin/cat", "/proc/version"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The guest's kernel, not the host's.
+    assert!(stdout.starts_with("Linux version 6.1."), "{stdout}");
+    let out = kmatrix().args(["exec", "--kernel", "debian-6.1", "--", "/bin/false"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -13,8 +13,9 @@
  * up) exits with status 75 without making any call. Run by hand, fd 3 is normally closed and the
  * loop starts at once.
  *
- * Output: "openat-loop: calls=N ok=K fd=F errno=E", F the fd of the last successful call (-1
- * when none succeeded) and E the errno of the last failed call (0 when none failed).
+ * Output: "openat-loop: calls=N ok=K fd=F errno=E ptr=P", F the fd of the last successful call
+ * (-1 when none succeeded), E the errno of the last failed call (0 when none failed) and P the
+ * address of PATH passed as openat's filename (what a probe reading the pointer must see).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -45,7 +46,7 @@ int main(int argc, char **argv)
 {
 	char *end = NULL;
 	long n, i, ok = 0, fd = -1, last_errno = 0;
-	char line[128];
+	char line[160];
 	int len;
 
 	if (argc != 3) {
@@ -71,8 +72,8 @@ int main(int argc, char **argv)
 			last_errno = errno;
 		}
 	}
-	len = snprintf(line, sizeof(line), "openat-loop: calls=%ld ok=%ld fd=%ld errno=%ld\n",
-		       n, ok, fd, last_errno);
+	len = snprintf(line, sizeof(line), "openat-loop: calls=%ld ok=%ld fd=%ld errno=%ld ptr=%p\n",
+		       n, ok, fd, last_errno, (void *)argv[2]);
 	if (len > 0)
 		write(1, line, (size_t)len);
 	_exit(ok == n ? 0 : 1);

@@ -62,6 +62,12 @@ pub struct ExecRequest {
     pub argv: Vec<String>,
     #[serde(default)]
     pub timeout_ms: u64,
+    /// Environment for the program (the agent's own environment is not passed on).
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+    /// Working directory (default `/`).
+    #[serde(default)]
+    pub cwd: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -131,6 +137,10 @@ pub struct Capabilities {
     /// The host adds the package's config, which Debian kernels do not carry in-guest.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+    /// Where `config` was read in the guest (`/proc/config.gz`, `/boot/config-<release>`); None
+    /// when the guest had no kernel config, and requirements fall back to tracefs evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_source: Option<String>,
 }
 
 /// One probe syntax line of the tracefs README, reduced to its prefix (`p`, `r`, `f`, `e`, `t`, ...)
@@ -179,6 +189,10 @@ pub struct ScenarioInfo {
     /// The first upstream kernel version with everything this path needs (`"5.15"`). On a
     /// kernel at or above it, `unsupported` is judged `fail` unless an expectation names it.
     pub since: String,
+    /// The first upstream kernel version without the path (a tracepoint that was removed), if
+    /// any: `unsupported` at or above it is the expected outcome, not a regression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
     /// The requirements the agent checks before running, as text (`tracefs file kprobe_events`,
     /// `probe syntax f[`, `config CONFIG_HIST_TRIGGERS`, ...).
     #[serde(default)]

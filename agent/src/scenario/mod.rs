@@ -7,6 +7,12 @@
 //! with that errno, any other `Err` becomes `error` (infrastructure). Requirements are checked
 //! before running, so a missing feature is `unsupported` with its evidence rather than a failure.
 
+mod bpf;
+mod bpf_attach;
+mod bpf_core;
+mod bpf_multi;
+mod bpf_output;
+mod bpf_user;
 mod dynevents;
 mod events;
 mod formats;
@@ -16,11 +22,12 @@ mod marker;
 mod openat;
 mod uprobe;
 
+use crate::kallsyms;
 use crate::mounts::{DEBUGFS, TRACEFS};
 use crate::sys;
 use crate::tracefs::{Refused, Tracefs};
 use anyhow::{Context, Result};
-use kmatrix_proto::{Capabilities, Count, ScenarioResult, Status};
+use kmatrix_proto::{Capabilities, Count, ScenarioInfo, ScenarioResult, Status};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
@@ -41,10 +48,37 @@ pub enum Req {
     /// A program in the image (`/bin/openat-loop`).
     Program(&'static str),
     /// A probe syntax in the tracefs README whose text starts with this (`e[`, `f[`).
-    ProbeSyntax(&'static str),
+    Syntax(&'static str),
+    /// A tracer option file `options/<name>`, built only with `config`, first in upstream `since`;
+    /// when absent, the reason tells a kernel that predates the option from one built without it.
+    TraceOption { name: &'static str, config: &'static str, since: &'static str },
+    /// A kernel config option: read from the kernel's config when the guest has it, else
+    /// inferred from a tracefs file that the kernel creates exactly when the option is set.
+    Config { option: &'static str, tracefs: &'static str },
+    /// A perf PMU under `/sys/bus/event_source/devices` (`kprobe`, `uprobe`).
+    Pmu(&'static str),
+    /// A symbol in `/proc/kallsyms`.
+    Symbol(&'static str),
 }
 
 impl Req {
+    /// The requirement as text, for the catalogue (`ScenarioInfo::requires`).
+    pub fn describe(&self) -> String {
+        match *self {
+            Req::Tracefs => "tracefs mounted".to_string(),
+            Req::Tracer(t) => format!("tracer {t}"),
+            Req::File(f) => format!("tracefs file {f}"),
+            Req::Event(e) => format!("event {e}"),
+            Req::Debugfs(f) => format!("debugfs file {f}"),
+            Req::Program(p) => format!("program {p}"),
+            Req::Syntax(s) => format!("probe syntax {s} in tracefs README"),
+            Req::TraceOption { name, config, since } => format!("tracefs options/{name} ({config}, since {since})"),
+            Req::Config { option, tracefs } => format!("config {option} (else tracefs {tracefs})"),
+            Req::Pmu(p) => format!("perf PMU {p}"),
+            Req::Symbol(s) => format!("symbol {s} in /proc/kallsyms"),
+        }
+    }
+
     /// None when met; else the missing requirement and the evidence.
     fn missing(&self, caps: &Capabilities) -> Option<(String, String)> {
         let tracefs = Path::new(TRACEFS);
@@ -75,21 +109,94 @@ impl Req {
             }),
             Req::Program(p) => (!Path::new(p).exists())
                 .then(|| (format!("program {p} not in the image"), format!("{p} does not exist"))),
-            Req::ProbeSyntax(prefix) => (!caps.has_probe_syntax(prefix)).then(|| {
+            Req::Syntax(prefix) => (!caps.has_probe_syntax(prefix)).then(|| {
                 let kinds: Vec<&str> = caps.probe_syntaxes.iter().map(|s| s.text.as_str()).collect();
-                (
-                    format!("probe syntax {prefix}...] not announced in tracefs README"),
-                    format!("README probe syntaxes: {}", kinds.join(" | ")),
-                )
+                (format!("no `{prefix}` syntax in tracefs README"), format!("README probe syntaxes: {}", kinds.join(" | ")))
             }),
+            Req::TraceOption { name, config, since } => {
+                (!tracefs.join("options").join(name).exists()).then(|| option_absent(caps, name, config, since))
+            }
+            Req::Config { option, tracefs: file } => config_missing(caps, option, file),
+            Req::Pmu(p) => (!caps.perf_pmus.contains_key(p)).then(|| {
+                let pmus: Vec<&str> = caps.perf_pmus.keys().map(String::as_str).collect();
+                (format!("perf PMU {p} absent"), format!("/sys/bus/event_source/devices: {}", pmus.join(" ")))
+            }),
+            Req::Symbol(s) => match kallsyms::has(s) {
+                Ok(true) => None,
+                Ok(false) => Some((format!("symbol {s} not in /proc/kallsyms"), kallsyms::evidence(s))),
+                Err(e) => Some((format!("symbol {s} could not be looked up"), format!("{e:#}"))),
+            },
         }
     }
+}
+
+/// Where the kernel config in the record came from, e.g. `/proc/config.gz`; None when the guest
+/// had none (Debian kernels carry no /proc/config.gz).
+fn config_source(caps: &Capabilities) -> Option<&str> {
+    caps.config_source.as_deref().filter(|_| !caps.config.is_empty())
+}
+
+/// Why `options/<name>` is absent: the config says so when the guest has it; else the kernel
+/// version tells a kernel older than the option from one built without it.
+fn option_absent(caps: &Capabilities, name: &str, config: &str, since: &str) -> (String, String) {
+    let listed = std::fs::read_dir(Path::new(TRACEFS).join("options"))
+        .map(|d| d.flatten().filter_map(|e| e.file_name().into_string().ok()).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let file = format!("options/{name}");
+    if let Some(source) = config_source(caps) {
+        return match caps.config.get(config).map(String::as_str) {
+            Some("n") => (format!("{config} is not set"), format!("{file} absent; {source}: # {config} is not set")),
+            Some(v) => (format!("{file} absent although {config}={v}"), format!("{source}: {config}={v}")),
+            None => (
+                format!("{file} absent: this kernel's config has no {config} (added in {since})"),
+                format!("{source} does not mention {config}"),
+            ),
+        };
+    }
+    let evidence = format!("{file} absent (options/: {}); no kernel config in the guest", listed.join(" "));
+    match (kversion(&caps.release), kversion(since)) {
+        (Some(k), Some(s)) if k < s => (format!("{file} absent: kernel {} predates {since}", caps.release), evidence),
+        _ => (
+            format!("{config} is not set: {file} absent on {} (>= {since}), and tracefs creates it exactly with {config}", caps.release),
+            evidence,
+        ),
+    }
+}
+
+/// None when `option` is set; else why not, from the config or from the tracefs evidence.
+fn config_missing(caps: &Capabilities, option: &str, file: &str) -> Option<(String, String)> {
+    if let Some(source) = config_source(caps) {
+        return match caps.config.get(option).map(String::as_str) {
+            Some("y") | Some("m") => None,
+            Some(v) => Some((format!("{option} is not set"), format!("{source}: {option}={v}"))),
+            None => Some((format!("{option} not in this kernel's config"), format!("{source} does not mention {option}"))),
+        };
+    }
+    (!Path::new(TRACEFS).join(file).exists()).then(|| {
+        (
+            format!("{option} is not set (tracefs has no {file})"),
+            format!(
+                "{TRACEFS}/{file} does not exist, and the kernel creates it exactly when {option}=y; \
+                 no kernel config in the guest"
+            ),
+        )
+    })
+}
+
+/// `major.minor` of a kernel release (`6.1.0-47-amd64`) or a `since` (`5.15`).
+pub fn kversion(s: &str) -> Option<(u32, u32)> {
+    let mut it = s.split(|c: char| !c.is_ascii_digit());
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next()?.parse().ok()?;
+    Some((major, minor))
 }
 
 /// What a scenario gets to work with.
 pub struct Ctx<'a> {
     pub params: &'a BTreeMap<String, String>,
     pub tfs: Tracefs,
+    /// The scenario's declared parameter defaults ([`Scenario::params`]).
+    pub defaults: &'static [(&'static str, &'static str)],
 }
 
 impl Ctx<'_> {
@@ -108,6 +215,18 @@ impl Ctx<'_> {
         Ok(n)
     }
 
+    /// The `count` parameter with the default the scenario declares in [`Scenario::params`], so
+    /// the catalogue and the run agree on it.
+    pub fn declared_count(&self) -> Result<u64> {
+        let default = self
+            .defaults
+            .iter()
+            .find(|(k, _)| *k == "count")
+            .and_then(|(_, v)| v.parse().ok())
+            .context("the scenario declares no numeric count default")?;
+        self.count(default)
+    }
+
     pub fn timeout(&self) -> Result<std::time::Duration> {
         Ok(std::time::Duration::from_millis(self.param_u64("timeout_ms", 60_000)?))
     }
@@ -116,6 +235,19 @@ impl Ctx<'_> {
 pub trait Scenario: Sync {
     /// `family.path.target`, e.g. `kprobe.tracefs.openat`.
     fn id(&self) -> &'static str;
+    /// One line: what the scenario exercises and what it counts.
+    fn summary(&self) -> &'static str;
+    /// The first upstream kernel version with everything the path needs (`"5.15"`); the host
+    /// judges `unsupported` at or above it as `fail` unless an expectation names it.
+    fn since(&self) -> &'static str;
+    /// The first upstream version without the path (a removed tracepoint), if any.
+    fn until(&self) -> Option<&'static str> {
+        None
+    }
+    /// Parameters and their defaults (`count` = `100`), as the catalogue lists them.
+    fn params(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
     fn requirements(&self) -> Vec<Req>;
     /// Run on a clean tracefs; the runner resets it again afterwards.
     fn run(&self, ctx: &mut Ctx) -> Result<ScenarioResult>;
@@ -131,7 +263,23 @@ pub fn catalogue() -> Vec<&'static dyn Scenario> {
     all.extend(kprobe::ALL);
     all.extend(dynevents::ALL);
     all.extend(uprobe::ALL);
+    all.extend(bpf::ALL);
     all
+}
+
+/// The catalogue as the host lists and judges it (`kmatrix-agent --catalogue`).
+pub fn info() -> Vec<ScenarioInfo> {
+    catalogue()
+        .iter()
+        .map(|s| ScenarioInfo {
+            id: s.id().to_string(),
+            summary: s.summary().to_string(),
+            since: s.since().to_string(),
+            until: s.until().map(String::from),
+            requires: s.requirements().iter().map(Req::describe).collect(),
+            params: s.params().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        })
+        .collect()
 }
 
 /// Ids of the catalogue, for the capability record.
@@ -155,7 +303,7 @@ pub fn run_one(id: &str, params: &BTreeMap<String, String>, caps: &Capabilities)
             return r;
         }
     }
-    let mut ctx = Ctx { params, tfs: Tracefs::new(TRACEFS) };
+    let mut ctx = Ctx { params, tfs: Tracefs::new(TRACEFS), defaults: scenario.params() };
     if let Err(e) = ctx.tfs.reset() {
         return from_error(id, e.context("tracefs reset before the scenario failed"));
     }
@@ -200,6 +348,15 @@ pub fn ms(t: Instant) -> f64 {
 
 pub fn count(what: impl Into<String>, expected: u64, observed: u64) -> Count {
     Count { what: what.into(), expected, observed }
+}
+
+/// `unsupported` found while running (a refusal that shows the kernel lacks the path, such as
+/// ENOENT for a hardware counter without a PMU), with its evidence and errno.
+pub fn unsupported(id: &str, reason: impl Into<String>, evidence: impl Into<String>, errno: Option<i32>) -> ScenarioResult {
+    let mut r = ScenarioResult::new(id, Status::Unsupported, reason);
+    r.evidence = Some(evidence.into());
+    r.errno = errno;
+    r
 }
 
 /// `pass` when every count matches and `problems` is empty, else `fail` naming each difference.
@@ -253,7 +410,8 @@ mod tests {
         assert_eq!(evidence, "available_tracers: nop");
         assert!(Req::Tracer("nop").missing(&caps).is_none());
         assert!(Req::Tracefs.missing(&caps).is_some());
-        assert!(Req::ProbeSyntax("f[").missing(&caps).is_some());
+        let (reason, _) = Req::Syntax("f[").missing(&caps).unwrap();
+        assert_eq!(reason, "no `f[` syntax in tracefs README");
     }
 
     #[test]

@@ -81,6 +81,20 @@ impl Image {
 
 /// Build (or find) the image for `kernel`.
 pub fn build(cache: &Cache, kernel: &PreparedKernel, opts: ImageOptions) -> Result<Image, ImageError> {
+    build_with(cache, kernel, opts, &[])
+}
+
+/// A file a caller adds to the image (e.g. a host program for `kmatrix exec` and its libraries).
+#[derive(Debug, Clone)]
+pub struct ExtraFile {
+    /// Absolute path in the guest.
+    pub path: String,
+    pub mode: u32,
+    pub data: Vec<u8>,
+}
+
+/// [`build`] plus caller-supplied files.
+pub fn build_with(cache: &Cache, kernel: &PreparedKernel, opts: ImageOptions, extra: &[ExtraFile]) -> Result<Image, ImageError> {
     let spec: GuestSpec = toml::from_str(GUEST_TOML).map_err(ImageError::GuestToml)?;
     let mut names: Vec<&str> = spec.modules.iter().map(String::as_str).collect();
     if opts.virtio_channel {
@@ -113,6 +127,9 @@ pub fn build(cache: &Cache, kernel: &PreparedKernel, opts: ImageOptions) -> Resu
             modules.push(file);
         }
         w.file("lib/modules/kmatrix.load", 0o644, load.as_bytes()).map_err(io)?;
+    }
+    for f in extra {
+        w.file(&f.path, f.mode, &f.data).map_err(io)?;
     }
     let bytes = w.finish().map_err(io)?;
     let sha256 = hex::encode(Sha256::digest(&bytes));

@@ -69,9 +69,8 @@ td.c{{cursor:pointer;text-align:center;font-weight:600}}
 <script id="results" type="application/json">{data}</script>
 <script>
 const R = JSON.parse(document.getElementById('results').textContent);
-for (const td of document.querySelectorAll('td.c')) {{
-  td.addEventListener('click', () => {{
-    const r = R[+td.dataset.i];
+function show(i) {{
+    const r = R[i];
     const lines = [r.kernel + '  ' + r.scenario + '  ' + r.status, 'reason: ' + r.reason];
     if (r.evidence) lines.push('evidence: ' + r.evidence);
     if (r.errno != null) lines.push('errno: ' + r.errno);
@@ -81,8 +80,11 @@ for (const td of document.querySelectorAll('td.c')) {{
     if (r.detail != null) lines.push('detail: ' + JSON.stringify(r.detail, null, 2));
     if (r.excerpt) lines.push('--- excerpt ---\n' + r.excerpt);
     document.getElementById('detail').textContent = lines.join('\n');
-  }});
 }}
+for (const td of document.querySelectorAll('td.c')) td.addEventListener('click', () => show(+td.dataset.i));
+// A link can open a cell: matrix.html#open=<index>.
+const m = location.hash.match(/^#open=(\d+)$/);
+if (m && R[+m[1]]) show(+m[1]);
 </script></body></html>
 "#
     );

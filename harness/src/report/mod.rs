@@ -2,6 +2,7 @@
 //! result matrix. Nothing here runs guests or reads kernels; it formats what others produced.
 
 pub mod diff;
+pub mod github;
 pub mod html;
 pub mod junit;
 pub mod table;

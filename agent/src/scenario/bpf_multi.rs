@@ -1,0 +1,203 @@
+//! Multi-attach links: one kprobe_multi link on do_sys_openat2 (cookie 1) and do_filp_open
+//! (cookie 2), one uprobe_multi link on hello_greet (cookie 1) and hello_add (cookie 2).
+//!
+//! Each call of the workload passes both targets in that order, so the program sees 2N hits,
+//! alternating cookies 1 and 2, and reads the target's own arguments for each: the file name
+//! for do_sys_openat2, the message for hello_greet, a + b for hello_add. Before loading the real
+//! program the kernel is asked whether it makes the link at all (`multi::supported`); a
+//! refusal with EINVAL, EOPNOTSUPP or E2BIG is `unsupported`, citing the errno and the release
+//! that added the link type.
+
+use super::bpf::{events_excerpt, guarded, rejected, release, reqs, workload_problems, OpenatWorkload, HELLO};
+use super::{count, ms, openat, verdict, Ctx, Req, Scenario};
+use crate::bpf::event::{KmEvent, MAX_EVENTS};
+use crate::bpf::multi::{self, Kind, MultiObject, Targets};
+use crate::bpf::{self, Rejected};
+use crate::{elf, process, sys};
+use anyhow::Result;
+use kmatrix_proto::{ScenarioResult, Status};
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::time::Instant;
+
+/// Errnos with which a kernel says it does not know a link type (ENOTSUPP is 524, kernel-only).
+const NOT_KNOWN: [i32; 4] = [libc::EINVAL, libc::EOPNOTSUPP, libc::E2BIG, 524];
+
+pub struct MultiBpf {
+    kind: Kind,
+}
+
+pub const KPROBE_MULTI: MultiBpf = MultiBpf { kind: Kind::Kprobe };
+pub const UPROBE_MULTI: MultiBpf = MultiBpf { kind: Kind::Uprobe };
+
+impl MultiBpf {
+    fn program(&self) -> &'static str {
+        match self.kind {
+            Kind::Kprobe => "kprobe_multi_openat",
+            Kind::Uprobe => "uprobe_multi_hello",
+        }
+    }
+}
+
+/// `unsupported` citing the refusal, for a kernel that does not know the link type.
+fn unsupported(id: &str, kind: Kind, rej: &Rejected) -> ScenarioResult {
+    let release = sys::uname().map(|u| u.release).unwrap_or_default();
+    let mut r = ScenarioResult::new(id, Status::Unsupported, format!("{} links refused", kind.attach_type_name()));
+    r.errno = rej.errno;
+    r.evidence = Some(format!("{rej}; {} added in {} (kernel {release})", kind.attach_type_name(), kind.since()));
+    r
+}
+
+/// Expected count of cookie `c` (1 or 2) among the first `recorded` of alternating hits.
+fn alternating(recorded: u64, c: u64) -> u64 {
+    if c == 1 {
+        recorded.div_ceil(2)
+    } else {
+        recorded / 2
+    }
+}
+
+impl Scenario for MultiBpf {
+    fn id(&self) -> &'static str {
+        match self.kind {
+            Kind::Kprobe => "bpf.kprobe_multi.openat",
+            Kind::Uprobe => "bpf.uprobe_multi.hello",
+        }
+    }
+
+    fn since(&self) -> &'static str {
+        self.kind.since()
+    }
+
+    fn summary(&self) -> &'static str {
+        match self.kind {
+            Kind::Kprobe => "BPF kprobe_multi link on do_sys_openat2 + do_filp_open with cookies: 2N hits, per-target payload",
+            Kind::Uprobe => "BPF uprobe_multi link on hello_greet + hello_add with cookies: 2N hits, per-target payload",
+        }
+    }
+
+    fn params(&self) -> &'static [(&'static str, &'static str)] {
+        match self.kind {
+            Kind::Kprobe => &[("count", "100")],
+            Kind::Uprobe => &[("count", "10")],
+        }
+    }
+
+    fn requirements(&self) -> Vec<Req> {
+        match self.kind {
+            Kind::Kprobe => reqs(openat::OPENAT_LOOP),
+            Kind::Uprobe => reqs(HELLO),
+        }
+    }
+
+    fn run(&self, ctx: &mut Ctx) -> Result<ScenarioResult> {
+        let id = self.id();
+        let kind = self.kind;
+        guarded(id, || {
+            // The workload, and what each of its calls passes.
+            let (n, running, path, sym, offsets);
+            match kind {
+                Kind::Kprobe => {
+                    let w = OpenatWorkload::start(ctx)?;
+                    (n, path, sym, offsets) = (w.n, w.path, w.sym, Vec::new());
+                    running = w.running;
+                }
+                Kind::Uprobe => {
+                    n = ctx.declared_count()?;
+                    offsets = vec![
+                        elf::function_offset(Path::new(HELLO), "hello_greet")?,
+                        elf::function_offset(Path::new(HELLO), "hello_add")?,
+                    ];
+                    (path, sym) = (String::new(), "");
+                    running = process::spawn(&[HELLO.to_string(), n.to_string()], true)?;
+                }
+            }
+            let pid = running.pid() as u32;
+            let symbols = [sym, "do_filp_open"];
+            let targets = match kind {
+                Kind::Kprobe => Targets::Kernel { symbols: &symbols },
+                Kind::Uprobe => Targets::User { path: HELLO, offsets: &offsets, pid },
+            };
+            if let Err(rej) = multi::supported(&targets) {
+                return Ok(match rej.errno {
+                    Some(e) if NOT_KNOWN.contains(&e) => unsupported(id, kind, &rej),
+                    _ => rejected(id, &rej, Status::Fail),
+                });
+            }
+
+            let program = self.program();
+            let t = Instant::now();
+            let obj = MultiObject::new(bpf::MULTI, pid)?;
+            let prog = obj.load(program, kind)?;
+            let load_ms = ms(t);
+            let link = multi::link(prog.as_fd(), &targets, &[1, 2])?;
+            let attach_ms = ms(t);
+            let (done, run_ms) = release(running, ctx)?;
+            let counts = obj.counts()?;
+            let events = obj.events(counts.hits)?;
+            let t = Instant::now();
+            drop(link);
+            drop(prog);
+            let detach_ms = ms(t);
+
+            let recorded = (2 * n).min(MAX_EVENTS);
+            let mine: Vec<&KmEvent> = events.iter().filter(|e| e.pid == pid && e.tgid == pid).collect();
+            let first: Vec<&&KmEvent> = mine.iter().filter(|e| e.cookie == 1).collect();
+            let second: Vec<&&KmEvent> = mine.iter().filter(|e| e.cookie == 2).collect();
+            let (first_ok, second_ok, first_what, second_what) = match kind {
+                Kind::Kprobe => (
+                    first.iter().filter(|e| e.name() == path).count(),
+                    second.len(),
+                    format!("cookie 1 ({sym}) events with filename {path:?}"),
+                    "cookie 2 (do_filp_open) events".to_string(),
+                ),
+                Kind::Uprobe => (
+                    first.iter().filter(|e| e.name() == "hello, world!\n").count(),
+                    second.iter().enumerate().filter(|(i, e)| e.aux == 2 * *i as i64 + 1).count(),
+                    "cookie 1 (hello_greet) events with the message".to_string(),
+                    "cookie 2 (hello_add) events with a + b = 1, 3, 5, ... in order".to_string(),
+                ),
+            };
+            let mut c = Vec::new();
+            if kind == Kind::Kprobe {
+                let summary = openat::summary(&done.stdout).unwrap_or_default();
+                c.push(count("openat calls made by the workload", n, summary.calls));
+            }
+            c.extend([
+                count(format!("{program} hits of the workload (2 per call)"), 2 * n, counts.hits),
+                count(format!("events recorded with pid {pid}"), recorded, mine.len() as u64),
+                count(first_what, alternating(recorded, 1), first_ok as u64),
+                count(second_what, alternating(recorded, 2), second_ok as u64),
+            ]);
+            let mut r = verdict(id, c, workload_problems(&done));
+            r.timings.attach_ms = attach_ms;
+            r.timings.run_ms = run_ms;
+            r.timings.detach_ms = detach_ms;
+            r.detail = serde_json::json!({
+                "object": bpf::MULTI.name,
+                "program": program,
+                "attach_type": kind.attach_type_name(),
+                "targets": match kind {
+                    Kind::Kprobe => serde_json::json!(symbols),
+                    Kind::Uprobe => serde_json::json!({"path": HELLO, "offsets": offsets}),
+                },
+                "cookies": [1, 2],
+                "pid": pid,
+                "verifier_load_ms": load_ms,
+                "hits_filtered_out": counts.others,
+            });
+            Ok(r.with_excerpt(&events_excerpt(&events, 6)))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alternating_cookies_split_odd_counts_towards_the_first() {
+        assert_eq!((alternating(200, 1), alternating(200, 2)), (100, 100));
+        assert_eq!((alternating(1023, 1), alternating(1023, 2)), (512, 511));
+    }
+}

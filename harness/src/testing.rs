@@ -1,0 +1,308 @@
+//! The matrix as cargo tests: every (kernel, scenario) pair is a libtest-mimic trial named
+//! `<kernel>::<scenario>`, so `cargo test`, `-- --list`, filters, `--exact` and
+//! `cargo nextest run` (each trial in its own process, `--partition`) all work.
+//!
+//! A user's crate declares its matrix in a few lines, in a test target with `harness = false`:
+//!
+//! ```no_run
+//! fn main() {
+//!     kmatrix::testing::MatrixTest::new()
+//!         .kernels(&["debian-6.1", "debian-6.12"])
+//!         .scenarios("kprobe.*,bpf.fentry.*")
+//!         .main()
+//! }
+//! ```
+//!
+//! The trials selected are known before any runs (libtest's filter rules, applied here), so each
+//! kernel boots once for all of its selected scenarios: the first trial of a kernel to start runs
+//! the batch, the others wait for it. A trial passes when the judged status is pass, xfail, or
+//! unsupported below the scenario's `since`; `expected.toml` pins exact statuses where the
+//! default matrix must come out a given way (fprobe unsupported on 6.1, pass on 6.12, ...).
+//!
+//! Kernels: `KMATRIX_TEST_KERNELS=debian-6.1,debian-6.12` overrides the kernels (default: the
+//! builder's list, else all of kernels/matrix.toml).
+
+use crate::cache::Cache;
+use crate::run::matrix::{self, MatrixRun};
+use crate::run::scheduler::SchedulerConfig;
+use crate::run::verdict::Expectations;
+pub use kmatrix_proto::Status;
+use kmatrix_proto::{ScenarioInfo, ScenarioResult};
+use libtest_mimic::{Arguments, Failed, Trial};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expected {
+    #[serde(default, rename = "status")]
+    entries: Vec<ExpectedStatus>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpectedStatus {
+    kernel: String,
+    scenario: String,
+    status: Status,
+    /// Why this is the right answer (for the reader; not checked).
+    #[allow(dead_code)]
+    why: String,
+}
+
+type KernelResults = Result<BTreeMap<String, ScenarioResult>, String>;
+
+struct Shared {
+    cache: Cache,
+    catalogue: Vec<ScenarioInfo>,
+    selected: BTreeMap<String, Vec<String>>,
+    results: BTreeMap<String, OnceLock<KernelResults>>,
+    expectations: Expectations,
+    accel: Mutex<Option<crate::vm::Accel>>,
+}
+
+impl Shared {
+    fn results_of(&self, kernel: &str) -> &KernelResults {
+        self.results[kernel].get_or_init(|| self.run_kernel(kernel))
+    }
+
+    fn run_kernel(&self, kernel: &str) -> KernelResults {
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            let qemu = crate::vm::qemu_binary();
+            let accel = {
+                let known = *self.accel.lock().map_err(|e| e.to_string())?;
+                match known {
+                    Some(a) => a,
+                    None => {
+                        let v = crate::vm::accel::select(&self.cache, &qemu, Default::default()).await;
+                        eprintln!("matrix: accelerator {} — {}", v.accel.as_str(), v.reason);
+                        *self.accel.lock().map_err(|e| e.to_string())? = Some(v.accel);
+                        v.accel
+                    }
+                }
+            };
+            let wanted = &self.selected[kernel];
+            let scenarios: Vec<ScenarioInfo> =
+                self.catalogue.iter().filter(|s| wanted.contains(&s.id)).cloned().collect();
+            let dir = out_dir().join(kernel);
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let results_path = dir.join("results.jsonl");
+            let _ = std::fs::remove_file(&results_path);
+            let sched = SchedulerConfig {
+                cache: self.cache.clone(),
+                fetch: Default::default(),
+                qemu,
+                accel,
+                memory_mb: 512,
+                boot_timeout: Duration::from_secs(120),
+                scenario_timeout: matrix::SCENARIO_TIMEOUT,
+                vm_timeout: Duration::from_secs(1200),
+                jobs: 1,
+                image: Default::default(),
+                log_dir: dir.clone(),
+            };
+            let run = MatrixRun {
+                sched,
+                kernels: vec![kernel.to_string()],
+                scenarios,
+                params: BTreeMap::new(),
+                expectations: self.expectations.clone(),
+                results_path,
+            };
+            let outcome = matrix::execute(run, |_| {}).await.map_err(|e| e.to_string())?;
+            Ok(outcome.results.into_iter().map(|r| (r.scenario.clone(), r)).collect())
+        })
+    }
+}
+
+/// Where trials write results and console logs: `$KMATRIX_TEST_OUT`, else `kmatrix-matrix/`
+/// beside the test binary's profile directory (`target/debug/kmatrix-matrix`).
+fn out_dir() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("KMATRIX_TEST_OUT").filter(|p| !p.is_empty()) {
+        return p.into();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().and_then(|deps| deps.parent()).map(|profile| profile.join("kmatrix-matrix")))
+        .unwrap_or_else(|| std::env::temp_dir().join("kmatrix-matrix"))
+}
+
+/// libtest's selection rules: substring filters (or exact names), `--skip`, `--ignored`.
+fn is_selected(args: &Arguments, name: &str) -> bool {
+    if args.ignored {
+        return false; // no matrix trial is ignored
+    }
+    let matches = |f: &str| if args.exact { name == f } else { name.contains(f) };
+    if let Some(f) = &args.filter {
+        if !matches(f) {
+            return false;
+        }
+    }
+    !args.skip.iter().any(|s| matches(s))
+}
+
+fn describe(r: &ScenarioResult) -> String {
+    let counts: Vec<String> =
+        r.counts.iter().map(|c| format!("{}: expected {}, observed {}", c.what, c.expected, c.observed)).collect();
+    let mut s = format!("{} on {}: {} — {}", r.scenario, r.kernel, r.status, r.reason);
+    if let Some(e) = &r.evidence {
+        s.push_str(&format!("\nevidence: {e}"));
+    }
+    if let Some(e) = r.errno {
+        s.push_str(&format!("\nerrno: {e}"));
+    }
+    if !counts.is_empty() {
+        s.push_str(&format!("\ncounts: {}", counts.join("; ")));
+    }
+    if !r.excerpt.is_empty() {
+        s.push_str(&format!("\n--- excerpt ---\n{}", r.excerpt));
+    }
+    s
+}
+
+fn shared_ids_contain(kernels: &[String], cat: &[ScenarioInfo], k: &str, s: &str) -> bool {
+    // A narrowed run (KMATRIX_TEST_KERNELS) may leave kernels out; scenarios must always exist.
+    cat.iter().any(|x| x.id == s) && (kernels.iter().any(|x| x == k) || k.starts_with("debian-"))
+}
+
+/// A matrix of trials to run as a test binary's `main`.
+#[derive(Debug, Default, Clone)]
+pub struct MatrixTest {
+    kernels: Option<Vec<String>>,
+    scenarios: Option<String>,
+    expected: Vec<ExpectedStatus>,
+    expected_toml: Vec<String>,
+}
+
+impl MatrixTest {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Kernel ids or specs (default: every kernel of kernels/matrix.toml).
+    pub fn kernels(mut self, ids: &[&str]) -> Self {
+        self.kernels = Some(ids.iter().map(|s| s.to_string()).collect());
+        self
+    }
+
+    /// Scenario globs, comma-separated (default: the whole catalogue).
+    pub fn scenarios(mut self, globs: &str) -> Self {
+        self.scenarios = Some(globs.to_string());
+        self
+    }
+
+    /// Pin the exact status of one (kernel, scenario) pair.
+    pub fn expect(mut self, kernel: &str, scenario: &str, status: Status, why: &str) -> Self {
+        self.expected.push(ExpectedStatus {
+            kernel: kernel.into(),
+            scenario: scenario.into(),
+            status,
+            why: why.into(),
+        });
+        self
+    }
+
+    /// Exact statuses from a TOML text of `[[status]]` tables (kernel, scenario, status, why).
+    pub fn expected_toml(mut self, text: &str) -> Self {
+        self.expected_toml.push(text.to_string());
+        self
+    }
+
+    /// Parse the test binary's arguments, run the selected trials, exit.
+    pub fn main(self) -> ! {
+        let args = Arguments::from_args();
+        let this = self;
+        type Setup = (Cache, Vec<ScenarioInfo>, Vec<String>, Expected, Expectations);
+        let setup = || -> anyhow::Result<Setup> {
+            let cache = Cache::from_env()?;
+            let mut catalogue = crate::catalogue::load(&cache)?;
+            if let Some(globs) = &this.scenarios {
+                catalogue.retain(|s| crate::run::matches_any(globs, &s.id));
+                anyhow::ensure!(!catalogue.is_empty(), "scenario globs {globs:?} match nothing");
+            }
+            let kernels = match std::env::var("KMATRIX_TEST_KERNELS") {
+                Ok(v) if !v.trim().is_empty() => v.split(',').map(|s| s.trim().to_string()).collect(),
+                _ => match &this.kernels {
+                    Some(k) => k.clone(),
+                    None => crate::kernel::matrix_ids()?,
+                },
+            };
+            let mut expected = Expected { entries: this.expected.clone() };
+            for t in &this.expected_toml {
+                let e: Expected = toml::from_str(t)?;
+                expected.entries.extend(e.entries);
+            }
+            let expectations = match crate::kernel::KernelsDir::locate(None).dir {
+                Some(d) => match std::fs::read_to_string(d.join("expectations.toml")) {
+                    Ok(t) => Expectations::parse(&t, &d.join("expectations.toml").display().to_string())?,
+                    Err(_) => Expectations::default(),
+                },
+                None => Expectations::default(),
+            };
+            Ok((cache, catalogue, kernels, expected, expectations))
+        };
+        let (cache, catalogue, kernels, expected, expectations) = match setup() {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("matrix: cannot set up: {e:#}");
+                std::process::exit(101);
+            }
+        };
+        let mut selected: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut names = Vec::new();
+        for k in &kernels {
+            for s in &catalogue {
+                let name = format!("{k}::{}", s.id);
+                if !args.list && is_selected(&args, &name) {
+                    selected.entry(k.clone()).or_default().push(s.id.clone());
+                }
+                names.push((k.clone(), s.id.clone(), name));
+            }
+        }
+        // expected.toml must not rot: every entry names a real kernel and scenario.
+        for e in &expected.entries {
+            if !shared_ids_contain(&kernels, &catalogue, &e.kernel, &e.scenario) {
+                eprintln!("matrix: an expected status names {}::{}, which is not in the matrix", e.kernel, e.scenario);
+                std::process::exit(101);
+            }
+        }
+        let exact: BTreeMap<(String, String), Status> =
+            expected.entries.iter().map(|e| ((e.kernel.clone(), e.scenario.clone()), e.status)).collect();
+        let shared = Arc::new(Shared {
+            cache,
+            catalogue,
+            results: selected.keys().map(|k| (k.clone(), OnceLock::new())).collect(),
+            selected,
+            expectations,
+            accel: Mutex::new(None),
+        });
+        let trials: Vec<Trial> = names
+            .into_iter()
+            .map(|(kernel, scenario, name)| {
+                let shared = shared.clone();
+                let want = exact.get(&(kernel.clone(), scenario.clone())).copied();
+                Trial::test(name, move || {
+                    let results =
+                        shared.results_of(&kernel).as_ref().map_err(|e| Failed::from(format!("{kernel}: {e}")))?;
+                    let r = results
+                        .get(&scenario)
+                        .ok_or_else(|| Failed::from(format!("{kernel}: no result for {scenario}")))?;
+                    if let Some(want) = want {
+                        if r.status != want {
+                            return Err(format!("expected exactly {want}\n{}", describe(r)).into());
+                        }
+                        return Ok(());
+                    }
+                    match r.status {
+                        Status::Pass | Status::Xfail | Status::Unsupported => Ok(()),
+                        Status::Fail | Status::Error => Err(describe(r).into()),
+                    }
+                })
+            })
+            .collect();
+        libtest_mimic::run(&args, trials).exit();
+    }
+}
