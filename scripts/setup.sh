@@ -4,7 +4,8 @@
 # to check signatures. Idempotent: installs only what is missing. Needs root (or sudo).
 set -euo pipefail
 
-need_pkgs=(qemu-system-x86 gcc libc6-dev clang llvm libbpf-dev zstd gpgv debian-archive-keyring ca-certificates)
+# libxml2-utils (xmllint) and chromium are for the report tests: JUnit schema, HTML in a browser.
+need_pkgs=(qemu-system-x86 gcc libc6-dev clang llvm libbpf-dev zstd gpgv debian-archive-keyring ca-certificates libxml2-utils chromium)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -62,6 +62,24 @@ impl Running {
         self.child.id() as i32
     }
 
+    /// Wait until a gated workload is blocked reading its gate (`/proc/<pid>/syscall` reads
+    /// `0 0x3 ...`: read(2) on fd 3), so that its switch-out for the gate happens before
+    /// anything the caller attaches next starts counting.
+    pub fn wait_at_gate(&self, timeout: Duration) -> Result<()> {
+        let path = format!("/proc/{}/syscall", self.pid());
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = std::fs::read_to_string(&path).with_context(|| format!("read({path}) failed"))?;
+            if text.starts_with("0 0x3 ") {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                anyhow::bail!("{} (pid {}) not blocked at its start gate after {timeout:?}: {path} reads {:?}", self.name, self.pid(), text.trim());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     /// Let a gated workload start (writes its start byte and closes the gate).
     pub fn release(&mut self) -> Result<()> {
         let Some(mut gate) = self.gate.take() else {

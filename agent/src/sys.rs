@@ -59,6 +59,7 @@ pub fn errno_name(e: i32) -> String {
         libc::ENOTSUP => "EOPNOTSUPP",
         libc::ENOKEY => "ENOKEY",
         libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::EILSEQ => "EILSEQ",
         _ => "",
     };
     if name.is_empty() {

@@ -3,7 +3,7 @@
 
 /// What a BPF program saw on one hit of the workload; fields a program does not fill are zero.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KmEvent {
     /// Thread id and tgid from `bpf_get_current_pid_tgid()`.
     pub pid: u32,
@@ -29,6 +29,23 @@ pub const MAX_EVENTS: u64 = 1024;
 // SAFETY: KmEvent is repr(C), Copy, made of integers only, and has no padding (the test checks
 // the size is the sum of its fields), so any bit pattern is a valid value.
 unsafe impl aya::Pod for KmEvent {}
+
+impl Default for KmEvent {
+    fn default() -> Self {
+        KmEvent {
+            pid: 0,
+            tgid: 0,
+            aux: 0,
+            cookie: 0,
+            task_pid: 0,
+            task_tgid: 0,
+            parent_tgid: 0,
+            state_field: 0,
+            state: 0,
+            name: [0; NAME_LEN],
+        }
+    }
+}
 
 impl KmEvent {
     /// The `name` field up to its NUL, lossily decoded.

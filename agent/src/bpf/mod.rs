@@ -122,13 +122,17 @@ impl Loaded {
     /// Parse, relocate against the kernel's BTF and create the maps of `obj`; then filter on
     /// `tgid`. A refusal is a [`Rejected`] in the error chain.
     pub fn new(obj: Object, tgid: u32) -> Result<Loaded> {
-        let ebpf = EbpfLoader::new()
-            .load(obj.bytes)
-            .map_err(|e: EbpfError| Rejected::new(format!("load object {}", obj.name), &e))?;
-        let mut loaded = Loaded { ebpf, object: obj.name };
+        let mut loaded = Loaded::open(obj.name, obj.bytes)?;
         let config = loaded.ebpf.map_mut("km_config").with_context(|| format!("{} has no km_config map", obj.name))?;
         write_tgid(config, tgid)?;
         Ok(loaded)
+    }
+
+    /// Any object (a user's): parsed, relocated, maps created; nothing assumed about its maps.
+    pub fn open(name: &'static str, bytes: &[u8]) -> Result<Loaded> {
+        let ebpf =
+            EbpfLoader::new().load(bytes).map_err(|e: EbpfError| Rejected::new(format!("load object {name}"), &e))?;
+        Ok(Loaded { ebpf, object: name })
     }
 
     /// A program of the object by function name, as aya's concrete type (`&mut KProbe`, ...).
@@ -178,4 +182,60 @@ pub fn read_events(map: &Map, hits: u64) -> Result<Vec<KmEvent>> {
     (0..hits.min(MAX_EVENTS) as u32)
         .map(|i| array.get(&i, 0).with_context(|| format!("bpf_map_lookup_elem(km_events[{i}]) failed")))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every embedded object parses on the host, with the programs and maps the agent names:
+    /// catches a renamed C function or map before a guest does.
+    #[test]
+    fn embedded_objects_parse_with_their_programs_and_maps() {
+        let cases: [(Object, &[&str]); 8] = [
+            (
+                PROBES,
+                &[
+                    "kprobe_openat",
+                    "kretprobe_openat",
+                    "tracepoint_openat",
+                    "raw_tp_sys_enter",
+                    "uprobe_hello_greet",
+                    "uretprobe_hello_add",
+                    "perf_event_cpu_clock",
+                ],
+            ),
+            (BTF, &["tp_btf_sys_enter", "fentry_openat", "fexit_openat2", "fexit_open"]),
+            (RINGBUF, &["ringbuf_openat"]),
+            (PERFBUF, &["perfbuf_openat"]),
+            (PRINTK, &["printk_openat"]),
+            (CORE, &["core_task"]),
+            (MULTI, &["kprobe_multi_openat", "uprobe_multi_hello"]),
+            (REJECT, &["reject_null_deref"]),
+        ];
+        for (obj, programs) in cases {
+            let parsed = aya_obj::Object::parse(obj.bytes).unwrap_or_else(|e| panic!("{}: {e}", obj.name));
+            for p in programs {
+                assert!(parsed.programs.contains_key(*p), "{} has no program {p}", obj.name);
+            }
+            for m in ["km_config", "km_counts", "km_events"] {
+                assert!(parsed.maps.contains_key(m), "{} has no map {m}", obj.name);
+            }
+        }
+    }
+
+    #[test]
+    fn a_truncated_object_is_a_parse_error_not_a_panic() {
+        let bytes = &PROBES.bytes[..PROBES.bytes.len() / 2];
+        assert!(aya_obj::Object::parse(bytes).is_err());
+        assert!(aya_obj::Object::parse(b"not an ELF file").is_err());
+    }
+
+    #[test]
+    fn rejected_keeps_the_os_error_of_the_chain() {
+        let io = std::io::Error::from_raw_os_error(libc::EINVAL);
+        let r = Rejected::new("attach x", &io);
+        assert_eq!(r.errno, Some(libc::EINVAL));
+        assert!(r.to_string().starts_with("attach x failed: "));
+    }
 }

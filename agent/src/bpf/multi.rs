@@ -97,7 +97,13 @@ impl MultiObject {
         defs.sort_by(|a, b| a.0.cmp(&b.0));
         let mut maps = HashMap::new();
         let mut created = Vec::new();
-        for (name, def) in defs {
+        for (name, mut def) in defs {
+            // The object's BTF is not loaded into the kernel here (aya-obj's fixups for that are
+            // internal to aya), so the maps are created without key/value type ids.
+            if let aya_obj::Map::Btf(m) = &mut def {
+                m.def.btf_key_type_id = 0;
+                m.def.btf_value_type_id = 0;
+            }
             let data = MapData::create(def.clone(), &name, None)
                 .map_err(|e| Rejected::new(format!("{step}: create map {name}"), &e))?;
             created.push((name.clone(), data.fd().as_fd().as_raw_fd(), def));

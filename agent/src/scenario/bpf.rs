@@ -25,7 +25,7 @@ use kmatrix_proto::{Count, ScenarioResult, Status};
 use std::num::NonZeroU32;
 use std::time::Instant;
 
-pub const ALL: [&'static dyn Scenario; 18] = [
+pub const ALL: [&'static dyn Scenario; 19] = [
     &super::bpf_attach::KPROBE,
     &super::bpf_attach::KRETPROBE,
     &super::bpf_attach::TRACEPOINT,
@@ -44,6 +44,7 @@ pub const ALL: [&'static dyn Scenario; 18] = [
     &super::bpf_core::TASK_STRUCT,
     &super::bpf_core::TASK_STATE,
     &super::bpf_core::VERIFIER_REJECT,
+    &super::bpf_object::USER_OBJECT,
 ];
 
 pub const HELLO: &str = "/bin/hello";
@@ -73,9 +74,16 @@ pub enum Hook<'a> {
     FEntry(&'a str),
     FExit(&'a str),
     /// `path` at file `offset`, for one process.
-    UProbe { path: &'a str, offset: u64, pid: u32 },
+    UProbe {
+        path: &'a str,
+        offset: u64,
+        pid: u32,
+    },
     /// cpu-clock samples of one process every `period_ns`.
-    CpuClock { pid: u32, period_ns: u64 },
+    CpuClock {
+        pid: u32,
+        period_ns: u64,
+    },
 }
 
 impl Hook<'_> {
@@ -282,6 +290,16 @@ pub fn workload_problems(done: &Finished) -> Vec<String> {
     }
 }
 
+/// The workload's own account, and its problems: a bad end or an unreadable summary.
+pub fn openat_summary(done: &Finished) -> (openat::Summary, Vec<String>) {
+    let mut problems = workload_problems(done);
+    let summary = openat::summary(&done.stdout).unwrap_or_else(|e| {
+        problems.push(format!("{e:#}"));
+        openat::Summary::default()
+    });
+    (summary, problems)
+}
+
 /// The first few recorded events, one line each, for the excerpt.
 pub fn events_excerpt(events: &[KmEvent], n: usize) -> String {
     events
@@ -351,7 +369,7 @@ pub fn run_openat(spec: &OpenatSpec, ctx: &mut Ctx) -> Result<ScenarioResult> {
         drop(l);
         let detach_ms = ms(t);
 
-        let summary = openat::summary(&done.stdout).unwrap_or_default();
+        let (summary, problems) = openat_summary(&done);
         let (name, aux) = match spec.checks {
             Checks::Name => (Some(w.path.as_str()), None),
             Checks::Ret => (None, Some(("ret", summary.fd))),
@@ -360,7 +378,7 @@ pub fn run_openat(spec: &OpenatSpec, ctx: &mut Ctx) -> Result<ScenarioResult> {
         };
         let mut c = vec![count("openat calls made by the workload", w.n, summary.calls)];
         c.extend(event_counts(program, w.n, pid, &counts, &events, &Payload { name, aux }));
-        let mut r = verdict(spec.id, c, workload_problems(&done));
+        let mut r = verdict(spec.id, c, problems);
         r.timings.attach_ms = attach_ms;
         r.timings.run_ms = run_ms;
         r.timings.detach_ms = detach_ms;

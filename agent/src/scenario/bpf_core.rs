@@ -4,7 +4,7 @@
 //! keeps the branch the running kernel has. Also the loader's error paths: a program the
 //! verifier rejects (its log must surface) and an object that does not parse.
 
-use super::bpf::{events_excerpt, guarded, release, reqs, without_btf, workload_problems, OpenatWorkload};
+use super::bpf::{events_excerpt, guarded, openat_summary, release, reqs, without_btf, OpenatWorkload};
 use super::{count, ms, openat, verdict, Ctx, Req, Scenario};
 use crate::bpf::event::MAX_EVENTS;
 use crate::bpf::{self, Loaded, Object, Rejected};
@@ -96,7 +96,7 @@ impl Scenario for CoreBpf {
             // The workload's parent is the agent itself.
             let parent = std::process::id() as i32;
             let (want_field, want_name) = state_field_of(&release_name);
-            let summary = openat::summary(&done.stdout).unwrap_or_default();
+            let (summary, problems) = openat_summary(&done);
             let mut c = vec![
                 count("openat calls made by the workload", n, summary.calls),
                 count(format!("{program} hits of the workload"), n, counts.hits),
@@ -104,22 +104,28 @@ impl Scenario for CoreBpf {
             let of = |f: &dyn Fn(&bpf::event::KmEvent) -> bool| events.iter().filter(|e| f(e)).count() as u64;
             match self.read {
                 Read::Task => c.extend([
-                    count(format!("events with task->pid = task->tgid = {pid}"), recorded, of(&|e| {
-                        e.task_pid == pid as i32 && e.task_tgid == pid as i32
-                    })),
+                    count(
+                        format!("events with task->pid = task->tgid = {pid}"),
+                        recorded,
+                        of(&|e| e.task_pid == pid as i32 && e.task_tgid == pid as i32),
+                    ),
                     count("events with task->comm = openat-loop", recorded, of(&|e| e.name() == "openat-loop")),
-                    count(format!("events with task->real_parent->tgid = {parent} (the agent)"), recorded, of(&|e| {
-                        e.parent_tgid == parent
-                    })),
+                    count(
+                        format!("events with task->real_parent->tgid = {parent} (the agent)"),
+                        recorded,
+                        of(&|e| e.parent_tgid == parent),
+                    ),
                 ]),
                 Read::State => c.extend([
-                    count(format!("events that read task_struct::{want_name} (kernel {release_name})"), recorded, of(
-                        &|e| e.state_field == want_field,
-                    )),
+                    count(
+                        format!("events that read task_struct::{want_name} (kernel {release_name})"),
+                        recorded,
+                        of(&|e| e.state_field == want_field),
+                    ),
                     count("events with state 0 (TASK_RUNNING, in a syscall)", recorded, of(&|e| e.state == 0)),
                 ]),
             }
-            let mut r = verdict(id, c, workload_problems(&done));
+            let mut r = verdict(id, c, problems);
             r.timings.attach_ms = attach_ms;
             r.timings.run_ms = run_ms;
             r.timings.detach_ms = detach_ms;
@@ -171,10 +177,15 @@ impl Scenario for LoaderErrors {
     fn run(&self, _ctx: &mut Ctx) -> Result<ScenarioResult> {
         let id = self.id();
         let t = Instant::now();
-        let mut l = Loaded::new(bpf::REJECT, 0)?;
+        // The object itself must load (maps, BTF): only the program's verification may fail.
+        let mut l = match Loaded::new(bpf::REJECT, 0) {
+            Ok(l) => l,
+            Err(e) => return guarded(id, || Err(e)),
+        };
         let outcome = l.program::<TracePoint>("reject_null_deref")?.load();
         let attach_ms = ms(t);
-        let truncated = Object { name: "probes.bpf.o (truncated)", bytes: &bpf::PROBES.bytes[..bpf::PROBES.bytes.len() / 2] };
+        let truncated =
+            Object { name: "probes.bpf.o (truncated)", bytes: &bpf::PROBES.bytes[..bpf::PROBES.bytes.len() / 2] };
         let corrupt = match Loaded::new(truncated, 0) {
             Ok(_) => None,
             Err(e) => e.chain().find_map(|c| c.downcast_ref::<Rejected>()).map(|r| r.to_string()),

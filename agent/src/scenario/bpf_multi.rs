@@ -8,7 +8,9 @@
 //! refusal with EINVAL, EOPNOTSUPP or E2BIG is `unsupported`, citing the errno and the release
 //! that added the link type.
 
-use super::bpf::{events_excerpt, guarded, rejected, release, reqs, workload_problems, OpenatWorkload, HELLO};
+use super::bpf::{
+    events_excerpt, guarded, openat_summary, rejected, release, reqs, workload_problems, OpenatWorkload, HELLO,
+};
 use super::{count, ms, openat, verdict, Ctx, Req, Scenario};
 use crate::bpf::event::{KmEvent, MAX_EVENTS};
 use crate::bpf::multi::{self, Kind, MultiObject, Targets};
@@ -39,12 +41,26 @@ impl MultiBpf {
     }
 }
 
-/// `unsupported` citing the refusal, for a kernel that does not know the link type.
+/// `unsupported` citing the refusal, for a kernel that does not know the link type. Kernels
+/// from 5.18 built without CONFIG_FPROBE (Debian 6.1) know the attach type but answer
+/// EOPNOTSUPP; `register_fprobe` in /proc/kallsyms tells the two apart.
 fn unsupported(id: &str, kind: Kind, rej: &Rejected) -> ScenarioResult {
     let release = sys::uname().map(|u| u.release).unwrap_or_default();
-    let mut r = ScenarioResult::new(id, Status::Unsupported, format!("{} links refused", kind.attach_type_name()));
+    let name = kind.attach_type_name();
+    let history = format!("{name} added in {} (kernel {release})", kind.since());
+    let (reason, evidence) = match (kind, rej.errno) {
+        (Kind::Kprobe, Some(libc::EOPNOTSUPP)) => match crate::kallsyms::has("register_fprobe") {
+            Ok(false) => (
+                format!("{name} links need CONFIG_FPROBE, which this kernel is built without"),
+                format!("{rej}; register_fprobe not in /proc/kallsyms; {history}"),
+            ),
+            _ => (format!("{name} links refused"), format!("{rej}; {history}")),
+        },
+        _ => (format!("{name} links refused"), format!("{rej}; {history}")),
+    };
+    let mut r = ScenarioResult::new(id, Status::Unsupported, reason);
     r.errno = rej.errno;
-    r.evidence = Some(format!("{rej}; {} added in {} (kernel {release})", kind.attach_type_name(), kind.since()));
+    r.evidence = Some(evidence);
     r
 }
 
@@ -71,8 +87,12 @@ impl Scenario for MultiBpf {
 
     fn summary(&self) -> &'static str {
         match self.kind {
-            Kind::Kprobe => "BPF kprobe_multi link on do_sys_openat2 + do_filp_open with cookies: 2N hits, per-target payload",
-            Kind::Uprobe => "BPF uprobe_multi link on hello_greet + hello_add with cookies: 2N hits, per-target payload",
+            Kind::Kprobe => {
+                "BPF kprobe_multi link on do_sys_openat2 + do_filp_open with cookies: 2N hits, per-target payload"
+            }
+            Kind::Uprobe => {
+                "BPF uprobe_multi link on hello_greet + hello_add with cookies: 2N hits, per-target payload"
+            }
         }
     }
 
@@ -159,8 +179,10 @@ impl Scenario for MultiBpf {
                 ),
             };
             let mut c = Vec::new();
+            let mut problems = workload_problems(&done);
             if kind == Kind::Kprobe {
-                let summary = openat::summary(&done.stdout).unwrap_or_default();
+                let summary;
+                (summary, problems) = openat_summary(&done);
                 c.push(count("openat calls made by the workload", n, summary.calls));
             }
             c.extend([
@@ -169,7 +191,7 @@ impl Scenario for MultiBpf {
                 count(first_what, alternating(recorded, 1), first_ok as u64),
                 count(second_what, alternating(recorded, 2), second_ok as u64),
             ]);
-            let mut r = verdict(id, c, workload_problems(&done));
+            let mut r = verdict(id, c, problems);
             r.timings.attach_ms = attach_ms;
             r.timings.run_ms = run_ms;
             r.timings.detach_ms = detach_ms;

@@ -3,7 +3,7 @@
 //! program sits on syscalls/sys_enter_openat filtered to `openat-loop`, and every one of its N
 //! events must come out, with the workload's pid and file name, and none lost.
 
-use super::bpf::{attach, detach, guarded, release, reqs, workload_problems, Hook, OpenatWorkload};
+use super::bpf::{attach, detach, guarded, openat_summary, release, reqs, Hook, OpenatWorkload};
 use super::{count, ms, openat, verdict, Ctx, Req, Scenario};
 use crate::bpf::event::KmEvent;
 use crate::bpf::{self, Loaded, Object};
@@ -106,6 +106,10 @@ impl Scenario for OutputBpf {
                 _ => None,
             };
             let load_ms = attach(&mut l, program, &hook)?;
+            let printk_event = match self.channel {
+                Channel::TracePrintk => Some(printk_event_on(ctx)?),
+                _ => None,
+            };
             let attach_ms = ms(t);
             let (done, run_ms) = release(w.running, ctx)?;
             let t = Instant::now();
@@ -120,7 +124,7 @@ impl Scenario for OutputBpf {
             drop(perf);
             drop(l);
 
-            let summary = openat::summary(&done.stdout).unwrap_or_default();
+            let (summary, problems) = openat_summary(&done);
             let mine = out.events.iter().filter(|e| e.pid == pid && e.tgid == pid).count() as u64;
             let named = out.events.iter().filter(|e| e.pid == pid && e.name() == w.path).count() as u64;
             let n = w.n;
@@ -133,7 +137,7 @@ impl Scenario for OutputBpf {
                 count("records the program could not output", 0, counts.dropped),
                 count("records lost by the channel", 0, out.lost),
             ];
-            let mut r = verdict(id, c, workload_problems(&done));
+            let mut r = verdict(id, c, problems);
             r.timings.attach_ms = attach_ms;
             r.timings.run_ms = run_ms;
             r.timings.detach_ms = detach_ms;
@@ -144,6 +148,7 @@ impl Scenario for OutputBpf {
                 "pid": pid,
                 "verifier_load_ms": load_ms,
                 "hits_filtered_out": counts.others,
+                "bpf_trace_printk_event": printk_event,
             });
             Ok(r.with_excerpt(&out.raw))
         })
@@ -172,9 +177,7 @@ fn open_perf_buffers(l: &mut Loaded) -> Result<PerfBuffers> {
     let mut array = PerfEventArray::try_from(map).context("km_perf is not a perf event array")?;
     let cpus = aya::util::online_cpus().map_err(|(what, e)| anyhow::Error::new(e).context(format!("read {what}")))?;
     cpus.into_iter()
-        .map(|cpu| {
-            array.open(cpu, Some(PERF_PAGES)).with_context(|| format!("open perf buffer of cpu {cpu} failed"))
-        })
+        .map(|cpu| array.open(cpu, Some(PERF_PAGES)).with_context(|| format!("open perf buffer of cpu {cpu} failed")))
         .collect()
 }
 
@@ -195,6 +198,28 @@ fn drain_perf(buffers: &mut PerfBuffers) -> Output {
     }
     let raw = super::bpf::events_excerpt(&events, 5);
     Output { events, lost, raw }
+}
+
+const PRINTK_ENABLE: &str = "events/bpf_trace/bpf_trace_printk/enable";
+
+/// Make sure the bpf_trace/bpf_trace_printk event is on before the workload runs. Loading a
+/// program that calls bpf_trace_printk() turns it on, but since upstream moved that
+/// trace_set_clr_event() to a work item (2025, a lock-order fix backported to stable, so Debian
+/// 6.12 has it) it can happen after the workload's first calls, whose lines are then lost (seen
+/// under TCG: 99 or 0 of 100). So wait for it, then turn it on ourselves; the answer says which.
+fn printk_event_on(ctx: &mut Ctx) -> Result<&'static str> {
+    let deadline = Instant::now() + std::time::Duration::from_millis(500);
+    loop {
+        if ctx.tfs.read(PRINTK_ENABLE)?.trim() == "1" {
+            return Ok("enabled by the kernel at load");
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    ctx.tfs.write(PRINTK_ENABLE, "1")?;
+    Ok("not enabled 500 ms after load; enabled by the agent")
 }
 
 /// Read what trace_pipe holds now (without blocking) and turn each `kmatrix-openat pid=P
@@ -219,7 +244,20 @@ fn read_trace_pipe(ctx: &Ctx) -> Result<Output> {
     }
     let text = String::from_utf8_lossy(&text).into_owned();
     let events = printk_events(&text);
-    Ok(Output { events, lost: 0, raw: excerpt::head(&text, 10) })
+    let mut raw = excerpt::head(&text, 10);
+    if events.is_empty() {
+        // Say where the lines could have gone: the event bpf_trace_printk enables, the buffer.
+        let enable = ctx.tfs.read("events/bpf_trace/bpf_trace_printk/enable").unwrap_or_else(|e| e.to_string());
+        let on = ctx.tfs.read("tracing_on").unwrap_or_else(|e| e.to_string());
+        let trace = ctx.tfs.read("trace").unwrap_or_default();
+        raw = format!(
+            "trace_pipe held no kmatrix-openat line; bpf_trace_printk enable={} tracing_on={}\n{raw}\n--- trace:\n{}",
+            enable.trim(),
+            on.trim(),
+            excerpt::head(&trace, 20)
+        );
+    }
+    Ok(Output { events, lost: 0, raw })
 }
 
 /// Events from `kmatrix-openat pid=P path=F` trace lines.

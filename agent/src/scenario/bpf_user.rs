@@ -8,8 +8,8 @@
 //! event scope must exclude.
 
 use super::bpf::{
-    attach, detach, event_counts, events_excerpt, guarded, release, reqs, workload_problems, Hook, OpenatWorkload,
-    Payload, HELLO,
+    attach, detach, event_counts, events_excerpt, guarded, openat_summary, release, reqs, workload_problems, Hook,
+    OpenatWorkload, Payload, HELLO,
 };
 use super::{count, ms, openat, verdict, Ctx, Req, Scenario};
 use crate::bpf::event::MAX_EVENTS;
@@ -153,7 +153,7 @@ impl Scenario for CpuClockBpf {
             drop(l);
             let detach_ms = ms(t);
 
-            let summary = openat::summary(&done.stdout).unwrap_or_default();
+            let (summary, problems) = openat_summary(&done);
             let recorded = counts.hits.min(MAX_EVENTS);
             let from_workload =
                 events.iter().filter(|e| e.pid == pid && e.tgid == pid && e.name() == "openat-loop").count() as u64;
@@ -165,7 +165,7 @@ impl Scenario for CpuClockBpf {
                 count(format!("samples recorded with sample_period {PERIOD_NS}"), recorded, period),
                 count("samples of other tasks (outside the event's scope)", 0, counts.others),
             ];
-            let mut r = verdict(id, c, workload_problems(&done));
+            let mut r = verdict(id, c, problems);
             r.timings.attach_ms = attach_ms;
             r.timings.run_ms = run_ms;
             r.timings.detach_ms = detach_ms;

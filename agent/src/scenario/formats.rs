@@ -9,11 +9,15 @@ use kmatrix_proto::ScenarioResult;
 pub const ALL: [&'static dyn Scenario; 2] = [
     &SyscallFormat {
         id: "ftrace.format.sys_enter_openat",
+        summary: "events/syscalls/sys_enter_openat/format parsed into fields: __syscall_nr then dfd, filename, \
+                  flags, mode in 8-byte slots",
         event: "syscalls/sys_enter_openat",
         args: &["dfd", "filename", "flags", "mode"],
     },
     &SyscallFormat {
         id: "ftrace.format.sys_enter_mount",
+        summary: "events/syscalls/sys_enter_mount/format parsed into fields: __syscall_nr then dev_name, dir_name, \
+                  type, flags, data in 8-byte slots",
         event: "syscalls/sys_enter_mount",
         args: &["dev_name", "dir_name", "type", "flags", "data"],
     },
@@ -21,6 +25,7 @@ pub const ALL: [&'static dyn Scenario; 2] = [
 
 pub struct SyscallFormat {
     id: &'static str,
+    summary: &'static str,
     event: &'static str,
     args: &'static [&'static str],
 }
@@ -28,6 +33,15 @@ pub struct SyscallFormat {
 impl Scenario for SyscallFormat {
     fn id(&self) -> &'static str {
         self.id
+    }
+
+    fn summary(&self) -> &'static str {
+        self.summary
+    }
+
+    fn since(&self) -> &'static str {
+        // Syscall tracepoints and their format files came in 2.6.33.
+        "2.6.33"
     }
 
     fn requirements(&self) -> Vec<Req> {

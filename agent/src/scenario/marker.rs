@@ -52,12 +52,25 @@ impl Scenario for TraceMarker {
         "ftrace.trace_marker.roundtrip"
     }
 
+    fn summary(&self) -> &'static str {
+        "N strings written to trace_marker come back in trace as tracing_mark_write entries, in order"
+    }
+
+    fn since(&self) -> &'static str {
+        // trace_marker came with ftrace, 2.6.27.
+        "2.6.27"
+    }
+
+    fn params(&self) -> &'static [(&'static str, &'static str)] {
+        &[("count", "10")]
+    }
+
     fn requirements(&self) -> Vec<Req> {
         vec![Req::Tracefs, Req::File("trace_marker")]
     }
 
     fn run(&self, ctx: &mut Ctx) -> Result<ScenarioResult> {
-        let n = ctx.count(10)?;
+        let n = ctx.declared_count()?;
         let run = Instant::now();
         let nonce = write_markers(&ctx.tfs, "trace_marker", n)?;
         let run_ms = ms(run);
@@ -86,12 +99,24 @@ impl Scenario for TracePipe {
         "ftrace.trace_pipe.marker"
     }
 
+    fn summary(&self) -> &'static str {
+        "N trace_marker strings read through trace_pipe: all N, in order, consumed from trace"
+    }
+
+    fn since(&self) -> &'static str {
+        "2.6.27"
+    }
+
+    fn params(&self) -> &'static [(&'static str, &'static str)] {
+        &[("count", "10")]
+    }
+
     fn requirements(&self) -> Vec<Req> {
         vec![Req::Tracefs, Req::File("trace_marker"), Req::File("trace_pipe")]
     }
 
     fn run(&self, ctx: &mut Ctx) -> Result<ScenarioResult> {
-        let n = ctx.count(10)?;
+        let n = ctx.declared_count()?;
         let run = Instant::now();
         let nonce = write_markers(&ctx.tfs, "trace_marker", n)?;
         // Non-blocking: trace_pipe blocks when empty, and EAGAIN is the end of what is there.
@@ -138,12 +163,25 @@ impl Scenario for Instance {
         "ftrace.instance.marker"
     }
 
+    fn summary(&self) -> &'static str {
+        "instances/kmatrix has its own buffer: N markers in its trace, none in the global one"
+    }
+
+    fn since(&self) -> &'static str {
+        // Instances (mkdir under instances/) came in 3.10.
+        "3.10"
+    }
+
+    fn params(&self) -> &'static [(&'static str, &'static str)] {
+        &[("count", "10")]
+    }
+
     fn requirements(&self) -> Vec<Req> {
         vec![Req::Tracefs, Req::File("instances"), Req::File("trace_marker")]
     }
 
     fn run(&self, ctx: &mut Ctx) -> Result<ScenarioResult> {
-        let n = ctx.count(10)?;
+        let n = ctx.declared_count()?;
         let attach = Instant::now();
         ctx.tfs.make_instance("kmatrix")?;
         let attach_ms = ms(attach);

@@ -11,6 +11,7 @@ mod bpf;
 mod bpf_attach;
 mod bpf_core;
 mod bpf_multi;
+mod bpf_object;
 mod bpf_output;
 mod bpf_user;
 mod dynevents;
@@ -20,7 +21,10 @@ mod ftrace;
 mod kprobe;
 mod marker;
 mod openat;
+mod perf_event;
+mod sched;
 mod uprobe;
+mod workload;
 
 use crate::kallsyms;
 use crate::mounts::{DEBUGFS, TRACEFS};
@@ -259,10 +263,12 @@ pub fn catalogue() -> Vec<&'static dyn Scenario> {
     all.extend(ftrace::ALL);
     all.extend(marker::ALL);
     all.extend(events::ALL);
+    all.extend(sched::ALL);
     all.extend(formats::ALL);
     all.extend(kprobe::ALL);
     all.extend(dynevents::ALL);
     all.extend(uprobe::ALL);
+    all.extend(perf_event::ALL);
     all.extend(bpf::ALL);
     all
 }

@@ -2,13 +2,12 @@
 //! openat path.
 //!
 //! `openat-loop N PATH` makes exactly N `openat` syscalls once released from its start gate and
-//! prints `openat-loop: calls=N ok=K fd=F errno=E`; scenarios compare their counts with those
-//! numbers and with N.
+//! prints `openat-loop: calls=N ok=K fd=F errno=E ptr=P`; scenarios compare their counts with
+//! those numbers and with N.
 
 use super::Ctx;
 use crate::process::{self, Running};
 use anyhow::{bail, Context, Result};
-use std::io::{BufRead, BufReader};
 
 pub const OPENAT_LOOP: &str = "/bin/openat-loop";
 /// The file the workload opens; created by the agent so every call succeeds.
@@ -22,9 +21,11 @@ pub struct Summary {
     /// The fd the last successful call returned (-1 when none did).
     pub fd: i64,
     pub errno: i64,
+    /// The user address of PATH the calls passed as `filename` (0 when not printed).
+    pub ptr: u64,
 }
 
-/// Parse `openat-loop: calls=N ok=K fd=F errno=E` from the workload's stdout.
+/// Parse `openat-loop: calls=N ok=K fd=F errno=E ptr=0x...` from the workload's stdout.
 pub fn summary(stdout: &str) -> Result<Summary> {
     let line = stdout
         .lines()
@@ -35,6 +36,11 @@ pub fn summary(stdout: &str) -> Result<Summary> {
         let Some((k, v)) = kv.split_once('=') else {
             continue;
         };
+        if k == "ptr" {
+            let hex = v.trim_start_matches("0x");
+            s.ptr = u64::from_str_radix(hex, 16).with_context(|| format!("bad ptr in summary {line:?}"))?;
+            continue;
+        }
         let n: i64 = v.parse().with_context(|| format!("bad value in summary {line:?}"))?;
         match k {
             "calls" => s.calls = n as u64,
@@ -85,12 +91,16 @@ pub fn symbol(ctx: &Ctx) -> Result<&'static str> {
 }
 
 fn has_function(ctx: &Ctx, sym: &str) -> Result<bool> {
-    if crate::tracefs::functions::get(ctx.tfs.path("").as_path()).contains(sym) {
+    if traceable(ctx, sym) {
         return Ok(true);
     }
     // Without dynamic ftrace there is no available_filter_functions; kprobes still work.
-    let f = std::fs::File::open("/proc/kallsyms").context("open(/proc/kallsyms) failed")?;
-    Ok(BufReader::new(f).lines().map_while(Result::ok).any(|l| l.split_whitespace().nth(2) == Some(sym)))
+    crate::kallsyms::has(sym)
+}
+
+/// Whether `sym` (one of `tracefs::functions::WATCHED`) is in available_filter_functions.
+pub fn traceable(ctx: &Ctx, sym: &str) -> bool {
+    crate::tracefs::functions::get(ctx.tfs.path("").as_path()).contains(sym)
 }
 
 #[cfg(test)]
@@ -99,8 +109,9 @@ mod tests {
 
     #[test]
     fn parses_the_summary_line() {
-        let s = summary("openat-loop: calls=100 ok=100 fd=3 errno=0\n").unwrap();
-        assert_eq!(s, Summary { calls: 100, ok: 100, fd: 3, errno: 0 });
+        let s = summary("openat-loop: calls=100 ok=100 fd=3 errno=0 ptr=0x7ffe97af1f7b\n").unwrap();
+        assert_eq!(s, Summary { calls: 100, ok: 100, fd: 3, errno: 0, ptr: 0x7ffe97af1f7b });
+        assert_eq!(summary("openat-loop: calls=1 ok=1 fd=3 errno=0").unwrap().ptr, 0);
         assert!(summary("nothing").is_err());
         assert!(summary("openat-loop: calls=x").is_err());
     }

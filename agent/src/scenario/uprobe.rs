@@ -39,12 +39,34 @@ impl Scenario for HelloProbe {
         }
     }
 
+    fn summary(&self) -> &'static str {
+        if self.ret {
+            "r: uretprobe on hello_add with $retval: N entries returning 1, 3, 5, ... in order"
+        } else {
+            "p: uprobe on hello_greet (file offset from hello's ELF symbols): N entries, N uprobe_profile hits"
+        }
+    }
+
+    fn since(&self) -> &'static str {
+        if self.ret {
+            // uretprobes in uprobe_events came in 3.10.
+            "3.10"
+        } else {
+            // uprobe_events came in 3.5.
+            "3.5"
+        }
+    }
+
+    fn params(&self) -> &'static [(&'static str, &'static str)] {
+        &[("count", "10")]
+    }
+
     fn requirements(&self) -> Vec<Req> {
         vec![Req::Tracefs, Req::File("uprobe_events"), Req::File("uprobe_profile"), Req::Program(HELLO)]
     }
 
     fn run(&self, ctx: &mut Ctx) -> Result<ScenarioResult> {
-        let n = ctx.count(10)?;
+        let n = ctx.declared_count()?;
         let func = self.function();
         let offset = elf::function_offset(Path::new(HELLO), func)?;
         let event = if self.ret { format!("{func}_ret") } else { func.to_string() };

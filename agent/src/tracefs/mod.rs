@@ -1,13 +1,16 @@
 //! Access to tracefs for scenarios: reading and writing its control files with errors that keep
 //! the errno, and bookkeeping of what a scenario touched so [`Tracefs::reset`] can undo it.
 //!
-//! Writes go through one `write(2)` each, as `echo` does: tracefs parses every write on its own,
-//! and a definition split over two writes is a different request. Opening without `O_TRUNC` adds
+//! Writes go through one `write(2)` each, as `echo` does (continued only when the kernel takes
+//! part of it): tracefs parses every write on its own, and a definition split over two writes
+//! by the agent is a different request. Opening without `O_TRUNC` adds
 //! to lists such as `kprobe_events` and `set_ftrace_filter`; [`Tracefs::truncate`] clears them.
 //! Parsers of the files' contents live in the submodules, one file format each.
 
 pub mod format;
 pub mod functions;
+pub mod graph;
+pub mod hist;
 pub mod profile;
 pub mod readme;
 mod reset;
@@ -47,17 +50,21 @@ struct Touched {
     instances: Vec<String>,
     /// `buffer_size_kb` before the first change.
     buffer_size_kb: Option<String>,
+    /// Event triggers added: (`events/<sys>/<event>/trigger`, trigger text).
+    triggers: Vec<(String, String)>,
 }
 
 /// A tracefs mount plus what the current scenario touched.
 pub struct Tracefs {
     root: PathBuf,
     touched: Touched,
+    /// Files a reset cleared that the leftover check must read too (trigger files).
+    check_after_reset: Vec<String>,
 }
 
 impl Tracefs {
     pub fn new(root: impl Into<PathBuf>) -> Tracefs {
-        Tracefs { root: root.into(), touched: Touched::default() }
+        Tracefs { root: root.into(), touched: Touched::default(), check_after_reset: Vec::new() }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -89,15 +96,22 @@ impl Tracefs {
         OpenOptions::new().write(true).open(self.path(rel)).map_err(|e| refused(format!("open({rel}, O_WRONLY)"), &e))
     }
 
-    /// One `write(2)` of `data` on a file from [`Tracefs::open_write`]. Not `pwrite`: many
+    /// Write `data` on a file from [`Tracefs::open_write`] as `echo` does: one `write(2)`, and
+    /// when the kernel takes only part of it (list files such as `set_ftrace_filter` and
+    /// `set_event` consume one word per call) the rest in further calls. Not `pwrite`: many
     /// tracefs files are non-seekable (ESPIPE), and the control files ignore the position.
     pub fn write_fd(&self, mut file: &File, rel: &str, data: &str) -> Result<(), Refused> {
         let call = || format!("write({:?} > {rel})", data.trim_end());
-        match file.write(data.as_bytes()) {
-            Ok(n) if n == data.len() => Ok(()),
-            Ok(_) => Err(Refused { call: call(), errno: libc::EIO }),
-            Err(e) => Err(refused(call(), &e)),
+        let mut rest = data.as_bytes();
+        while !rest.is_empty() {
+            match file.write(rest) {
+                Ok(0) => return Err(Refused { call: call(), errno: libc::EIO }),
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(refused(call(), &e)),
+            }
         }
+        Ok(())
     }
 
     /// Open with `O_TRUNC` and close: clears list files (`echo > kprobe_events`) and the buffer
@@ -139,6 +153,37 @@ impl Tracefs {
             self.touched.buffer_size_kb = Some(old);
         }
         self.write("buffer_size_kb", &kb.to_string())
+    }
+
+    /// Add a trigger (`hist:keys=common_pid`) to an event, removed again by reset.
+    pub fn add_trigger(&mut self, event: &str, trigger: &str) -> Result<(), Refused> {
+        let rel = format!("events/{event}/trigger");
+        self.write(&rel, trigger)?;
+        self.touched.triggers.push((rel, trigger.to_string()));
+        Ok(())
+    }
+
+    /// Everything `rel` (a `trace_pipe`) holds now, read without blocking: the pipe blocks when
+    /// empty, so EAGAIN is the end of what is there. What is read is consumed.
+    pub fn drain_pipe(&self, rel: &str) -> Result<String, Refused> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut pipe = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(self.path(rel))
+            .map_err(|e| refused(format!("open({rel}, O_NONBLOCK)"), &e))?;
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) => break,
+                Ok(k) => raw.extend_from_slice(&buf[..k]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(refused(format!("read({rel})"), &e)),
+            }
+        }
+        Ok(String::from_utf8_lossy(&raw).into_owned())
     }
 
     /// Create `instances/<name>`, removed again by reset.

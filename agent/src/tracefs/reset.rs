@@ -38,8 +38,15 @@ impl Tracefs {
         if self.exists("current_tracer") {
             note(&mut failed, self.write("current_tracer", "nop"));
         }
-        note(&mut failed, self.write("events/enable", "0"));
         let touched = std::mem::take(&mut self.touched);
+        // Triggers first: a hist trigger keeps its event soft-enabled until it is removed.
+        for (rel, trigger) in touched.triggers.iter().rev() {
+            note(&mut failed, self.write(rel, &format!("!{trigger}")));
+            if !self.check_after_reset.contains(rel) {
+                self.check_after_reset.push(rel.clone());
+            }
+        }
+        note(&mut failed, self.write("events/enable", "0"));
         for rel in &touched.filters {
             // The event may be gone with its probe; only an existing filter needs clearing.
             if self.exists(rel) {
@@ -102,6 +109,9 @@ impl Tracefs {
         expect("set_event_pid", &empty);
         expect("max_graph_depth", &|t| t == "0");
         expect("trace", &comments_only);
+        for rel in &self.check_after_reset {
+            expect(rel, &comments_only);
+        }
         out
     }
 }

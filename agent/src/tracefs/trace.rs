@@ -22,6 +22,56 @@ impl Entry<'_> {
     pub fn arg(&self, key: &str) -> Option<&str> {
         probe_arg(self.body, key)
     }
+
+    /// For an event printed as `key=value` pairs (`prev_comm=x prev_pid=1 ...`, `irq=4 ret=handled`),
+    /// the value of `key`, the first pair included.
+    pub fn field(&self, key: &str) -> Option<&str> {
+        let needle = format!("{key}=");
+        let start = if self.body.starts_with(&needle) { 0 } else { self.body.find(&format!(" {needle}"))? + 1 };
+        self.body[start + needle.len()..].split_whitespace().next()
+    }
+}
+
+/// A `<stack trace>` entry (func_stack_trace, stacktrace option) and its ` => frame` lines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stack<'a> {
+    pub pid: i32,
+    pub frames: Vec<&'a str>,
+}
+
+/// Every stack trace in `text`, each attributed to the entry that printed `<stack trace>`.
+pub fn stacks(text: &str) -> Vec<Stack<'_>> {
+    let mut out: Vec<Stack> = Vec::new();
+    let mut open = false;
+    for line in text.lines() {
+        if let Some(frame) = line.trim_start().strip_prefix("=> ") {
+            if open {
+                if let Some(s) = out.last_mut() {
+                    s.frames.push(frame.trim());
+                }
+            }
+            continue;
+        }
+        open = false;
+        if let Some(e) = parse_entry(line) {
+            if e.body == "<stack trace>" {
+                out.push(Stack { pid: e.pid, frames: Vec::new() });
+                open = true;
+            }
+        }
+    }
+    out
+}
+
+/// `do_sys_openat2+0x5/0x140` → (`do_sys_openat2`, true); `do_sys_openat2` → (name, false).
+pub fn frame_symbol(frame: &str) -> (&str, bool) {
+    match frame.split_once('+') {
+        Some((name, off)) => {
+            let sized = off.split_once('/').is_some_and(|(a, b)| a.starts_with("0x") && b.starts_with("0x"));
+            (name, sized)
+        }
+        None => (frame.split_whitespace().next().unwrap_or(frame), false),
+    }
 }
 
 #[derive(Debug, Default)]
@@ -142,5 +192,35 @@ garbage line
         assert_eq!(t.entries[2].body, "do_sys_openat2 <-__x64_sys_openat");
         assert_eq!(t.lost, 7);
         assert_eq!(t.unparsed, vec!["garbage line"]);
+    }
+
+    #[test]
+    fn key_value_fields_include_the_first_pair() {
+        let line = "  yield-loop-90 [000] d..2.  5.1: sched_switch: prev_comm=yield-loop prev_pid=90 \
+                    prev_prio=120 prev_state=R ==> next_comm=yield-loop next_pid=91 next_prio=120";
+        let t = parse(line);
+        let e = &t.entries[0];
+        assert_eq!(e.field("prev_comm"), Some("yield-loop"));
+        assert_eq!(e.field("prev_pid"), Some("90"));
+        assert_eq!(e.field("next_pid"), Some("91"));
+        assert_eq!(e.field("pid"), None);
+    }
+
+    #[test]
+    fn stack_traces_follow_their_entry() {
+        let text = "\
+ openat-loop-80 [000] ..... 3.1: do_sys_openat2+0x4/0x140 <-__x64_sys_openat+0x55/0x80
+ openat-loop-80 [000] ..... 3.2: <stack trace>
+ => do_sys_openat2+0x5/0x140
+ => __x64_sys_openat+0x55/0x80
+ => do_syscall_64+0x58/0xc0
+ openat-loop-80 [000] ..... 3.3: do_sys_openat2+0x4/0x140 <-__x64_sys_openat+0x55/0x80
+";
+        let s = stacks(text);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].pid, 80);
+        assert_eq!(s[0].frames.len(), 3);
+        assert_eq!(frame_symbol(s[0].frames[2]), ("do_syscall_64", true));
+        assert_eq!(frame_symbol("do_syscall_64"), ("do_syscall_64", false));
     }
 }

@@ -54,7 +54,8 @@ pub enum Progress<'a> {
 pub async fn execute(run: MatrixRun, mut on: impl FnMut(Progress)) -> Result<Outcome, ResultsError> {
     let started = Instant::now();
     let mut writer = ResultsWriter::open(&run.results_path)?;
-    let since: BTreeMap<String, String> = run.scenarios.iter().map(|s| (s.id.clone(), s.since.clone())).collect();
+    let since: BTreeMap<String, (String, Option<String>)> =
+        run.scenarios.iter().map(|s| (s.id.clone(), (s.since.clone(), s.until.clone()))).collect();
     let plan: Vec<(String, Vec<Planned>)> = run
         .kernels
         .iter()
@@ -94,8 +95,8 @@ pub async fn execute(run: MatrixRun, mut on: impl FnMut(Progress)) -> Result<Out
                 on(Progress::Booted { kernel: &kernel, release: &release, hello_s: hello_after.as_secs_f64() });
             }
             RunEvent::Result { release, mut result, .. } => {
-                let since_v = since.get(&result.scenario).cloned();
-                let j = verdict::judge(&mut result, &release, since_v.as_deref(), &run.expectations);
+                let (since_v, until_v) = since.get(&result.scenario).cloned().unwrap_or_default();
+                let j = verdict::judge(&mut result, &release, Some(&since_v), until_v.as_deref(), &run.expectations);
                 if let Judgement::Stale { expected } = &j {
                     stale.push(format!(
                         "{} {}: expectations.toml expects {expected}, the run gave {}",

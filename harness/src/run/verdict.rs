@@ -103,8 +103,16 @@ pub enum Judgement {
     Stale { expected: Status },
 }
 
-/// Judge `r` (status from the agent) for a kernel of `release`, a scenario available `since`.
-pub fn judge(r: &mut ScenarioResult, release: &str, since: Option<&str>, exp: &Expectations) -> Judgement {
+/// Judge `r` (status from the agent) for a kernel of `release`, a scenario available from `since`
+/// up to (not including) `until`. An empty or absent `since` means the answer depends on the
+/// machine rather than the kernel version (e.g. a hardware PMU): `unsupported` then stands.
+pub fn judge(
+    r: &mut ScenarioResult,
+    release: &str,
+    since: Option<&str>,
+    until: Option<&str>,
+    exp: &Expectations,
+) -> Judgement {
     let listed = exp.find(&r.kernel, &r.scenario);
     if let Some(e) = listed {
         if e.status == r.status {
@@ -115,7 +123,11 @@ pub fn judge(r: &mut ScenarioResult, release: &str, since: Option<&str>, exp: &E
     }
     let stale = listed.map(|e| Judgement::Stale { expected: e.status });
     if r.status == Status::Unsupported {
-        if let (Some(since), Some(kv)) = (since.and_then(KVersion::parse), KVersion::parse(release)) {
+        let removed = match (until.and_then(KVersion::parse), KVersion::parse(release)) {
+            (Some(u), Some(kv)) => kv >= u,
+            _ => false,
+        };
+        if let (Some(since), Some(kv), false) = (since.and_then(KVersion::parse), KVersion::parse(release), removed) {
             if kv.cmp(&since) != Ordering::Less {
                 r.status = Status::Fail;
                 r.reason = format!(
@@ -162,11 +174,11 @@ reason = "CONFIG_FUNCTION_GRAPH_RETVAL is not set in Debian's 6.12"
     fn unsupported_below_since_stands_and_above_since_fails() {
         let e = Expectations::default();
         let mut r = res("debian-5.10", "kprobe.eprobe.openat", Status::Unsupported);
-        assert_eq!(judge(&mut r, "5.10.0-30-amd64", Some("5.15"), &e), Judgement::Kept);
+        assert_eq!(judge(&mut r, "5.10.0-30-amd64", Some("5.15"), None, &e), Judgement::Kept);
         assert_eq!(r.status, Status::Unsupported);
         let mut r = res("debian-6.1", "kprobe.eprobe.openat", Status::Unsupported);
         assert_eq!(
-            judge(&mut r, "6.1.0-47-amd64", Some("5.15"), &e),
+            judge(&mut r, "6.1.0-47-amd64", Some("5.15"), None, &e),
             Judgement::UnsupportedSinceFail { since: KVersion(5, 15, 0) }
         );
         assert_eq!(r.status, Status::Fail);
@@ -174,15 +186,27 @@ reason = "CONFIG_FUNCTION_GRAPH_RETVAL is not set in Debian's 6.12"
     }
 
     #[test]
+    fn unsupported_after_removal_or_without_since_stands() {
+        let e = Expectations::default();
+        let mut r = res("debian-6.1", "ftrace.event.urandom_read", Status::Unsupported);
+        assert_eq!(judge(&mut r, "6.1.0-47-amd64", Some("3.13"), Some("5.18"), &e), Judgement::Kept);
+        assert_eq!(r.status, Status::Unsupported);
+        let mut r = res("debian-5.10", "ftrace.event.urandom_read", Status::Unsupported);
+        assert_eq!(judge(&mut r, "5.10.0-30-amd64", Some("3.13"), Some("5.18"), &e), Judgement::UnsupportedSinceFail { since: KVersion(3, 13, 0) });
+        let mut r = res("debian-6.1", "perf.hardware.instructions", Status::Unsupported);
+        assert_eq!(judge(&mut r, "6.1.0-47-amd64", Some(""), None, &e), Judgement::Kept);
+    }
+
+    #[test]
     fn listed_expectation_gives_xfail_and_stale_entries_are_reported() {
         let e = Expectations::parse(EXP, "expectations.toml").unwrap();
         let mut r = res("debian-6.12", "ftrace.function_graph.retval", Status::Unsupported);
-        assert_eq!(judge(&mut r, "6.12.57+deb13-amd64", Some("6.5"), &e), Judgement::Expected);
+        assert_eq!(judge(&mut r, "6.12.57+deb13-amd64", Some("6.5"), None, &e), Judgement::Expected);
         assert_eq!(r.status, Status::Xfail);
         assert!(r.reason.contains("CONFIG_FUNCTION_GRAPH_RETVAL"));
         let mut r = res("debian-6.12", "ftrace.function_graph.retval", Status::Pass);
         assert_eq!(
-            judge(&mut r, "6.12.57+deb13-amd64", Some("6.5"), &e),
+            judge(&mut r, "6.12.57+deb13-amd64", Some("6.5"), None, &e),
             Judgement::Stale { expected: Status::Unsupported }
         );
         assert_eq!(r.status, Status::Pass);

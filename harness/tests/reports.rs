@@ -1,0 +1,80 @@
+//! Reports rendered from real runs (fixtures captured from `kmatrix run`, see
+//! fixtures/runs/README.md) and checked by the tools that consume them: the JUnit XML against its
+//! schema with xmllint, the HTML matrix in headless Chromium, and `report diff` between two runs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runs").join(name)
+}
+
+fn kmatrix() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_kmatrix"))
+}
+
+#[test]
+fn junit_validates_against_the_schema() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("junit.xml");
+    let st = kmatrix().args(["report", "--format", "junit", "-o"]).arg(&out).arg(fixture("after")).status().unwrap();
+    assert!(st.success());
+    let xsd = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/report/junit.xsd");
+    let v = Command::new("xmllint").arg("--noout").arg("--schema").arg(&xsd).arg(&out).output().expect("xmllint (apt-get install libxml2-utils)");
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("<testsuite name=\"debian-6.1\""), "{text}");
+}
+
+#[test]
+fn html_matrix_renders_and_opens_a_cell_in_headless_chromium() {
+    let d = tempfile::tempdir().unwrap();
+    let page = d.path().join("matrix.html");
+    let st = kmatrix().args(["report", "--format", "html", "-o"]).arg(&page).arg(fixture("after")).status().unwrap();
+    assert!(st.success());
+    let profile = d.path().join("chromium-profile");
+    let url = format!("file://{}#open=0", page.display());
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=2000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(&url)
+        .output()
+        .expect("chromium (apt-get install chromium)");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The table was built, and the script opened cell 0's detail.
+    assert!(dom.contains("<table id=\"matrix\">"), "{dom}");
+    let detail = dom.split("<div id=\"detail\">").nth(1).unwrap_or("");
+    assert!(detail.starts_with("debian-6.1  "), "detail not opened by the page's script: {}", &detail[..detail.len().min(300)]);
+    assert!(detail.contains("reason: "), "{detail}");
+}
+
+#[test]
+fn report_diff_lists_the_cells_that_changed_between_two_runs() {
+    let out = kmatrix().args(["report", "diff"]).arg(fixture("before")).arg(fixture("after")).arg("--json").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let changes = v.as_array().unwrap();
+    assert!(!changes.is_empty());
+    for c in changes {
+        assert_ne!(c["before"], c["after"]);
+    }
+}
+
+#[test]
+fn report_of_a_missing_run_is_bad_input() {
+    let out = kmatrix().args(["report", "/nonexistent/run-1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/run-1"));
+}
