@@ -79,6 +79,11 @@ fn boot_and_serve() -> Result<()> {
         std::env::set_var("PATH", "/bin:/sbin:/usr/bin:/usr/sbin");
     }
     mount_records.extend(mounts::mount_late());
+    // Let the host ask a hung guest for a task dump (sysrq-t through the keyboard); Debian's
+    // default (438) leaves dumps out. Not fatal: the dump is evidence, not a result.
+    if let Err(e) = std::fs::write("/proc/sys/kernel/sysrq", "1") {
+        console::say(&format!("write /proc/sys/kernel/sysrq: {e}"));
+    }
     for m in mount_records.iter().filter(|m| m.outcome != "ok") {
         console::say(&format!("mount({}, {}): {}", m.fstype, m.target, m.outcome));
     }

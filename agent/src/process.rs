@@ -74,10 +74,61 @@ impl Running {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                anyhow::bail!("{} (pid {}) not blocked at its start gate after {timeout:?}: {path} reads {:?}", self.name, self.pid(), text.trim());
+                anyhow::bail!(
+                    "{} (pid {}) not blocked at its start gate after {timeout:?}: {path} reads {:?}",
+                    self.name,
+                    self.pid(),
+                    text.trim()
+                );
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    /// Wait until the child has exited and is off its CPU for good, without reaping it: its
+    /// /proc entry (counters such as `voluntary_ctxt_switches`) then holds final values.
+    /// `/proc/<pid>/syscall` reads `running` until the dead task has made its last switch
+    /// (the kernel waits for it to be inactive before answering).
+    pub fn wait_exited(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let pid = self.pid();
+        loop {
+            // SAFETY: siginfo_t is plain data; waitid fills it and WNOWAIT leaves the child
+            // waitable, so `finish` still reaps it.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: `info` is a valid siginfo_t for the duration of the call.
+            let rc = unsafe {
+                libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT | libc::WNOHANG)
+            };
+            if rc != 0 {
+                return Err(std::io::Error::last_os_error()).with_context(|| format!("waitid({pid}) failed"));
+            }
+            // SAFETY: after a successful waitid, si_pid is the field it sets (0 if none exited).
+            if unsafe { info.si_pid() } == pid {
+                let path = format!("/proc/{pid}/syscall");
+                let off_cpu = std::fs::read_to_string(&path).map(|t| t.trim() != "running").unwrap_or(true);
+                if off_cpu {
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                anyhow::bail!("{} (pid {pid}) did not exit within {timeout:?}", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// voluntary + nonvoluntary context switches of the child, from `/proc/<pid>/status`.
+    pub fn context_switches(&self) -> Result<u64> {
+        let path = format!("/proc/{}/status", self.pid());
+        let text = std::fs::read_to_string(&path).with_context(|| format!("read({path}) failed"))?;
+        let field = |name: &str| -> Result<u64> {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse().ok())
+                .with_context(|| format!("{path} has no numeric {name}"))
+        };
+        Ok(field("voluntary_ctxt_switches:")? + field("nonvoluntary_ctxt_switches:")?)
     }
 
     /// Let a gated workload start (writes its start byte and closes the gate).

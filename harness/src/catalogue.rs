@@ -54,3 +54,41 @@ pub fn load(cache: &Cache) -> Result<Vec<ScenarioInfo>, CatalogueError> {
     }
     serde_json::from_slice(&out.stdout).map_err(|e| CatalogueError::Parse(e.to_string()))
 }
+
+/// Scenarios that break the guest on purpose (`selftest.*`): only selected when a pattern names
+/// them explicitly, never by `*`.
+pub const SELFTEST_PREFIX: &str = "selftest.";
+
+/// The scenarios `globs` selects, with `selftest.*` left out unless a pattern starts with it.
+pub fn select(cat: &[ScenarioInfo], globs: &str) -> Vec<ScenarioInfo> {
+    let explicit_selftest = globs.split(',').map(str::trim).any(|p| p.starts_with(SELFTEST_PREFIX));
+    cat.iter()
+        .filter(|s| explicit_selftest || !s.id.starts_with(SELFTEST_PREFIX))
+        .filter(|s| crate::run::matches_any(globs, &s.id))
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(id: &str) -> ScenarioInfo {
+        ScenarioInfo {
+            id: id.into(),
+            summary: String::new(),
+            since: String::new(),
+            until: None,
+            requires: Vec::new(),
+            params: Default::default(),
+        }
+    }
+
+    #[test]
+    fn selftests_need_an_explicit_pattern() {
+        let cat = vec![info("kprobe.tracefs.openat"), info("selftest.hang"), info("selftest.panic")];
+        let ids = |v: Vec<ScenarioInfo>| v.into_iter().map(|s| s.id).collect::<Vec<_>>();
+        assert_eq!(ids(select(&cat, "*")), ["kprobe.tracefs.openat"]);
+        assert_eq!(ids(select(&cat, "selftest.hang,kprobe.*")), ["kprobe.tracefs.openat", "selftest.hang"]);
+    }
+}

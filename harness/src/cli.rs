@@ -112,7 +112,7 @@ pub enum ScenariosCommand {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Kernels (comma-separated ids or specs); default: every kernel of kernels/matrix.toml.
-    #[arg(long, short = 'k', value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',')]
     pub kernels: Vec<String>,
     /// Scenario globs, comma-separated (`kprobe.*,ftrace.function.*`); default: all.
     #[arg(long, short = 's', default_value = "*")]
@@ -302,7 +302,9 @@ pub async fn prepare_with(args: &GuestArgs, extra: Vec<image::ExtraFile>) -> Res
         let cache = cache.clone();
         let k = kernel.clone();
         let opts = image::ImageOptions { virtio_channel: args.channel == "virtio" };
-        tokio::task::spawn_blocking(move || image::build_with(&cache, &k, opts, &extra)).await.context("image task died")?
+        tokio::task::spawn_blocking(move || image::build_with(&cache, &k, opts, &extra))
+            .await
+            .context("image task died")?
     }
     .with_context(|| format!("cannot build the guest image for {}", kernel.id))
     .exit_code(exit::INFRA)?;
@@ -477,7 +479,7 @@ pub fn select_scenarios(cat: &[kmatrix_proto::ScenarioInfo], globs: &str) -> Res
                 .exit_code(exit::BAD_INPUT);
         }
     }
-    Ok(cat.iter().filter(|s| crate::run::matches_any(globs, &s.id)).cloned().collect())
+    Ok(crate::catalogue::select(cat, globs))
 }
 
 async fn run(a: RunArgs) -> Result<i32> {
@@ -873,7 +875,10 @@ async fn exec_cmd(a: ExecArgs) -> Result<i32> {
         let out = g.exec(req, Duration::from_secs_f64(a.timeout + 10.0)).await.exit_code(exit::INFRA)?;
         let _ = g.shutdown().await;
         if kernels.len() > 1 {
-            eprintln!("== {k} ({}): exit {:?} signal {:?} in {} ms", p.kernel.release, out.exit_code, out.signal, out.wall_ms);
+            eprintln!(
+                "== {k} ({}): exit {:?} signal {:?} in {} ms",
+                p.kernel.release, out.exit_code, out.signal, out.wall_ms
+            );
         }
         print!("{}", out.stdout);
         eprint!("{}", out.stderr);
@@ -887,4 +892,34 @@ async fn exec_cmd(a: ExecArgs) -> Result<i32> {
         }
     }
     Ok(worst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_accepts_kernel_lists_and_params() {
+        let cli = Cli::try_parse_from([
+            "kmatrix",
+            "run",
+            "--kernels",
+            "debian-6.1,debian-6.12",
+            "-s",
+            "kprobe.*",
+            "-p",
+            "count=10",
+        ])
+        .unwrap();
+        let Command::Run(a) = cli.command else { panic!("not run") };
+        assert_eq!(a.kernels, ["debian-6.1", "debian-6.12"]);
+        assert_eq!(parse_params(&a.params).unwrap()["count"], "10");
+        assert!(parse_params(&["count".into()]).is_err());
+    }
 }

@@ -27,7 +27,8 @@ pub enum ExecError {
 
 /// The program and everything it needs to start, as image files at their host paths.
 pub fn gather(program: &Path) -> Result<(String, Vec<ExtraFile>), ExecError> {
-    let abs = std::fs::canonicalize(program).map_err(|source| ExecError::Read { path: program.to_path_buf(), source })?;
+    let abs =
+        std::fs::canonicalize(program).map_err(|source| ExecError::Read { path: program.to_path_buf(), source })?;
     let data = std::fs::read(&abs).map_err(|source| ExecError::Read { path: abs.clone(), source })?;
     if data.len() < 4 || &data[..4] != b"\x7fELF" {
         return Err(ExecError::NotElf { path: abs });

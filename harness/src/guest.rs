@@ -73,6 +73,7 @@ impl Guest {
             virtio_channel: None,
             bios: crate::vm::qemu::default_bios(&opts.qemu),
             debug_exit: false,
+            monitor: None,
         };
         let virtio = opts.virtio && image.has_virtio_console();
         let mut vm = Vm::start(cfg, VmFiles { console_log: opts.console_log.clone() }, virtio).await?;
@@ -131,6 +132,11 @@ impl Guest {
     /// Power off cleanly (QEMU is killed past the deadline).
     pub async fn shutdown(self) -> Result<(), VmError> {
         self.vm.shutdown(Duration::from_secs(10)).await
+    }
+
+    /// Ask the guest kernel for a task dump on the console (sysrq-t), waiting `wait` for it.
+    pub async fn task_dump(&mut self, wait: Duration) {
+        self.vm.task_dump(wait).await;
     }
 
     /// Kill the guest now.

@@ -20,7 +20,13 @@ fn junit_validates_against_the_schema() {
     let st = kmatrix().args(["report", "--format", "junit", "-o"]).arg(&out).arg(fixture("after")).status().unwrap();
     assert!(st.success());
     let xsd = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/report/junit.xsd");
-    let v = Command::new("xmllint").arg("--noout").arg("--schema").arg(&xsd).arg(&out).output().expect("xmllint (apt-get install libxml2-utils)");
+    let v = Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(&xsd)
+        .arg(&out)
+        .output()
+        .expect("xmllint (apt-get install libxml2-utils)");
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.contains("<testsuite name=\"debian-6.1\""), "{text}");
@@ -56,13 +62,18 @@ fn html_matrix_renders_and_opens_a_cell_in_headless_chromium() {
     // The table was built, and the script opened cell 0's detail.
     assert!(dom.contains("<table id=\"matrix\">"), "{dom}");
     let detail = dom.split("<div id=\"detail\">").nth(1).unwrap_or("");
-    assert!(detail.starts_with("debian-6.1  "), "detail not opened by the page's script: {}", &detail[..detail.len().min(300)]);
+    assert!(
+        detail.starts_with("debian-6.1  "),
+        "detail not opened by the page's script: {}",
+        &detail[..detail.len().min(300)]
+    );
     assert!(detail.contains("reason: "), "{detail}");
 }
 
 #[test]
 fn report_diff_lists_the_cells_that_changed_between_two_runs() {
-    let out = kmatrix().args(["report", "diff"]).arg(fixture("before")).arg(fixture("after")).arg("--json").output().unwrap();
+    let out =
+        kmatrix().args(["report", "diff"]).arg(fixture("before")).arg(fixture("after")).arg("--json").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let changes = v.as_array().unwrap();

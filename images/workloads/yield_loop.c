@@ -3,10 +3,9 @@
  * each yield has somewhere to switch to.
  *
  * kmatrix counts this process's sched_switch events and compares them with the kernel's own
- * count of its context switches: getrusage(RUSAGE_SELF) right before and right after the loop.
- * The kernel bumps nvcsw/nivcsw at exactly the point where it emits sched_switch for the
- * outgoing task, so the switches traced between the two getrusage syscalls (fenced by their
- * sys_exit / sys_enter events) equal the difference of the two snapshots.
+ * count of its context switches (/proc/<pid>/status, read by the agent at the gate and after
+ * exit). It also reports the switches of the loop alone, from getrusage(RUSAGE_SELF) right
+ * before and right after it.
  *
  * Both processes are pinned to the CPU the parent starts on. The partner is forked after the
  * gate and killed (SIGKILL) after the second snapshot.
@@ -82,7 +81,7 @@ int main(int argc, char **argv)
 		for (;;)
 			sched_yield();
 	}
-	/* Raw syscalls: the agent fences its count with these two syscalls' events. */
+	/* Raw syscalls, so no libc wrapper adds work inside the measured loop. */
 	syscall(SYS_getrusage, RUSAGE_SELF, &before);
 	for (i = 0; i < n; i++)
 		syscall(SYS_sched_yield);

@@ -104,6 +104,7 @@ impl Hook<'_> {
 /// Load program `name` of `l` (the verifier runs here) and attach it to `hook`. Refusals are a
 /// [`Rejected`] in the chain. Returns the time spent in the verifier load, in ms.
 pub fn attach(l: &mut Loaded, name: &str, hook: &Hook) -> Result<f64> {
+    let verified = Instant::now();
     let btf = match hook {
         Hook::TpBtf(_) | Hook::FEntry(_) | Hook::FExit(_) => {
             Some(Btf::from_sys_fs().map_err(|e| Rejected::new(format!("read {BTF_VMLINUX}"), &e))?)
@@ -114,7 +115,6 @@ pub fn attach(l: &mut Loaded, name: &str, hook: &Hook) -> Result<f64> {
     let attach_step = format!("attach {name} to {}", hook.describe());
     let load = |r: Result<(), ProgramError>| r.map_err(|e| Rejected::program(load_step.clone(), e));
     let link = |r: Result<(), ProgramError>| r.map_err(|e| Rejected::program(attach_step.clone(), e));
-    let verified = Instant::now();
     let mut load_ms = 0.0;
     let mut loaded = |t: Instant| load_ms = ms(t);
     match hook {

@@ -2,12 +2,13 @@
 //! agent side of users bringing their own objects (`kmatrix run --bpf-object`), driven by the
 //! scenario's parameters so it needs no protocol of its own.
 //!
-//! Parameters: `path` (the object; without it, the agent's own probes.bpf.o is written to /tmp and
-//! taken through the same steps, a self-test), `program` (default: the object's only program),
+//! Parameters: `object` (its path in the guest; without it, the agent's own probes.bpf.o is written
+//! to /tmp and taken through the same steps, a self-test), `program` (default: the object's only program),
 //! `attach` (`kprobe:SYM`, `tracepoint:CAT/NAME`, `raw_tracepoint:NAME`, `tp_btf:NAME`,
 //! `fentry:FN`, `fexit:FN`, `uprobe:PATH:SYMBOL`, `perf_event:cpu-clock`; without it the program is
 //! only loaded), `workload` (`openat-loop:N` or `hello:N`) and `expect_runs` (how many times the
-//! program must run during the workload, counted by the kernel's BPF run statistics, 5.8+).
+//! program must run during the workload, counted by the kernel's BPF run statistics, 5.8+);
+//! `path` is the file openat-loop opens, as for the other openat scenarios.
 //! Every step is reported with its time, errno and message; a refused load carries the
 //! verifier's log. What it does not do: check a user program's output (its maps are its own).
 
@@ -117,7 +118,7 @@ impl Scenario for UserObject {
     }
 
     fn params(&self) -> &'static [(&'static str, &'static str)] {
-        &[("path", ""), ("program", ""), ("attach", ""), ("workload", ""), ("expect_runs", "")]
+        &[("object", ""), ("program", ""), ("attach", ""), ("workload", ""), ("expect_runs", "")]
     }
 
     fn requirements(&self) -> Vec<Req> {
@@ -127,7 +128,7 @@ impl Scenario for UserObject {
     fn run(&self, ctx: &mut Ctx) -> Result<ScenarioResult> {
         let id = self.id();
         let param = |k: &str| ctx.params.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        let (path, program, attach_spec, workload) = match param("path") {
+        let (path, program, attach_spec, workload) = match param("object") {
             Some(p) => (p, param("program"), param("attach"), param("workload")),
             None => {
                 std::fs::write(SELFTEST_PATH, bpf::PROBES.bytes)
@@ -143,7 +144,7 @@ impl Scenario for UserObject {
         };
         let expect_runs = match param("expect_runs") {
             Some(v) => Some(v.parse::<u64>().with_context(|| format!("expect_runs={v:?} is not a number"))?),
-            None if ctx.params.get("path").is_none() => Some(10),
+            None if ctx.params.get("object").is_none() => Some(10),
             None => None,
         };
         let attach_text = attach_spec.clone().unwrap_or_default();
@@ -166,7 +167,7 @@ impl Scenario for UserObject {
         let finish = |steps: Vec<Step>, log: &str, counts: Vec<Count>, problems: Vec<String>, errno: Option<i32>| {
             let mut r = verdict(id, counts, problems);
             r.errno = errno;
-            r.detail = serde_json::json!({ "path": path, "steps": steps });
+            r.detail = serde_json::json!({ "object": path, "steps": steps });
             r.with_excerpt(&log_tail(log, 40))
         };
 

@@ -264,7 +264,8 @@ impl Scenario for SysEnterMount {
         // The syscall tracer prints every argument in hex: `flags: 6`.
         let flagged = enters.iter().filter(|e| call_arg(e.body, "flags") == Some(format!("{flags:x}"))).count() as u64;
         let exits = parsed.entries.iter().filter(|e| e.pid == a.pid && e.body == "sys_mount -> 0x0").count() as u64;
-        let fields: Vec<&str> = fmt.own_fields().map(|f| f.name.as_str()).collect();
+        let (fields, strings) =
+            super::formats::slots_and_strings(&fmt, &["dev_name", "dir_name", "type", "flags", "data"]);
         let mut problems = workload_problems(&a.done, parsed.lost);
         let want = ["__syscall_nr", "dev_name", "dir_name", "type", "flags", "data"];
         if fields != want {
@@ -282,7 +283,7 @@ impl Scenario for SysEnterMount {
         );
         r.timings.attach_ms = a.attach_ms;
         r.timings.run_ms = a.run_ms;
-        r.detail = serde_json::json!({ "pid": a.pid, "format": fmt });
+        r.detail = serde_json::json!({ "pid": a.pid, "format": fmt, "user_string_fields": strings });
         Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))
     }
 }
@@ -459,7 +460,8 @@ fn irq_count(interrupts: &str, irq: u32) -> Option<u64> {
     let cpus = lines.next()?.split_whitespace().count();
     lines.find_map(|l| {
         let (num, rest) = l.trim_start().split_once(':')?;
-        (num.parse::<u32>().ok()? == irq).then(|| rest.split_whitespace().take(cpus).filter_map(|c| c.parse::<u64>().ok()).sum())
+        (num.parse::<u32>().ok()? == irq)
+            .then(|| rest.split_whitespace().take(cpus).filter_map(|c| c.parse::<u64>().ok()).sum())
     })
 }
 

@@ -23,6 +23,17 @@ pub const ALL: [&'static dyn Scenario; 2] = [
     },
 ];
 
+/// A syscall event's own fields split in two: the argument slots (`__syscall_nr` and one per
+/// argument) and the `__<arg>_val` strings newer kernels (7.x) append to record the user
+/// strings behind pointer arguments, which are drift to show rather than a broken layout.
+pub fn slots_and_strings<'a>(f: &'a format::Format, args: &[&str]) -> (Vec<&'a str>, Vec<&'a str>) {
+    let is_string = |x: &format::Field| {
+        x.ctype.starts_with("__data_loc char") && args.iter().any(|a| x.name == format!("__{a}_val"))
+    };
+    let (strings, slots): (Vec<&format::Field>, Vec<&format::Field>) = f.own_fields().partition(|x| is_string(x));
+    (slots.iter().map(|x| x.name.as_str()).collect(), strings.iter().map(|x| x.name.as_str()).collect())
+}
+
 pub struct SyscallFormat {
     id: &'static str,
     summary: &'static str,
@@ -60,7 +71,7 @@ impl Scenario for SyscallFormat {
             Some(p) if p.size == 4 && p.signed => {}
             other => problems.push(format!("common_pid is {other:?}, expected int (4, signed)")),
         }
-        let own: Vec<&str> = f.own_fields().map(|f| f.name.as_str()).collect();
+        let (own, strings) = slots_and_strings(&f, self.args);
         let mut want = vec!["__syscall_nr"];
         want.extend(self.args);
         if own != want {
@@ -94,6 +105,7 @@ impl Scenario for SyscallFormat {
             problems,
         );
         r.detail = serde_json::to_value(&f)?;
+        r.detail["user_string_fields"] = serde_json::json!(strings);
         Ok(r.with_excerpt(&text))
     }
 }

@@ -145,11 +145,9 @@ impl Scenario for FunctionOpenat {
         let text = ctx.tfs.read("trace")?;
         let parsed = trace::parse(&text);
         let prefix = format!("{sym} <-");
-        let hits = parsed
-            .entries
-            .iter()
-            .filter(|e| e.pid == t.pid && (e.body.starts_with(&prefix) || e.body == sym))
-            .count() as u64;
+        let hits =
+            parsed.entries.iter().filter(|e| e.pid == t.pid && (e.body.starts_with(&prefix) || e.body == sym)).count()
+                as u64;
         let mut problems = workload_problems(&t.done);
         if parsed.lost > 0 {
             problems.push(format!("{} events lost", parsed.lost));
@@ -248,10 +246,9 @@ impl Scenario for FunctionStackTrace {
         let start_at_sym =
             stacks.iter().filter(|s| symbolized(s).first().map(|f| trace::frame_symbol(f).0) == Some(sym)).count()
                 as u64;
-        let reach_entry = stacks
-            .iter()
-            .filter(|s| s.frames.iter().any(|f| trace::frame_symbol(f).0 == "do_syscall_64"))
-            .count() as u64;
+        let reach_entry =
+            stacks.iter().filter(|s| s.frames.iter().any(|f| trace::frame_symbol(f).0 == "do_syscall_64")).count()
+                as u64;
         let mut problems = workload_problems(&t.done);
         if parsed.lost > 0 {
             problems.push(format!("{} events lost", parsed.lost));

@@ -55,12 +55,18 @@ impl Scenario for OpenatProbe {
 
     fn summary(&self) -> &'static str {
         match (self.ret, self.maxactive) {
-            (false, _) => "p: on the openat function with fetch args (filename as a user string): N hits in \
-                           kprobe_profile, 0 misses, every entry with the workload's path",
-            (true, None) => "r: on the openat function with $retval: N hits, 0 misses, every entry returning \
-                             the workload's fd",
-            (true, Some(_)) => "r16: (maxactive) on the openat function: accepted and echoed in kprobe_events, \
-                                N hits, 0 misses, every entry returning the workload's fd",
+            (false, _) => {
+                "p: on the openat function with fetch args (filename as a user string): N hits in \
+                           kprobe_profile, 0 misses, every entry with the workload's path"
+            }
+            (true, None) => {
+                "r: on the openat function with $retval: N hits, 0 misses, every entry returning \
+                             the workload's fd"
+            }
+            (true, Some(_)) => {
+                "r16: (maxactive) on the openat function: accepted and echoed in kprobe_events, \
+                                N hits, 0 misses, every entry returning the workload's fd"
+            }
         }
     }
 
@@ -230,7 +236,8 @@ impl Scenario for Missed {
         let text = ctx.tfs.read("trace")?;
         let profile_text = ctx.tfs.read("kprobe_profile")?;
         let lines = profile::parse(&profile_text);
-        let prof = profile::find(&lines, GROUP, event).with_context(|| format!("{event} missing from kprobe_profile"))?;
+        let prof =
+            profile::find(&lines, GROUP, event).with_context(|| format!("{event} missing from kprobe_profile"))?;
         let s = workload::summary(&done.stdout, "pause-crowd")?;
         let parsed = trace::parse(&text);
         let returns = parsed.entries.iter().filter(|e| e.body.starts_with(&format!("{event}: "))).count() as u64;
@@ -250,7 +257,8 @@ impl Scenario for Missed {
         );
         r.timings.attach_ms = attach_ms;
         r.timings.run_ms = run_ms;
-        r.detail = serde_json::json!({ "symbol": sym, "definition": definition, "kprobe_profile": profile_text.trim() });
+        r.detail =
+            serde_json::json!({ "symbol": sym, "definition": definition, "kprobe_profile": profile_text.trim() });
         Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))
     }
 }
@@ -359,9 +367,10 @@ impl Scenario for Offset {
 /// enabled with `events/kprobes/enable`, filtered to openat-loop N: N hits expected, openat
 /// reaching do_sys_open. A control probe on the openat syscall wrapper shows the calls were
 /// made: when it counts N and do_sys_open 0, openat does not call do_sys_open out of line on
-/// this kernel (6.1 and 6.12 inline it into the wrapper and keep the symbol for other callers),
-/// so the seed's probe sees no openat and the scenario fails saying so. Kernels without the
-/// symbol are `unsupported`, with /proc/kallsyms as evidence.
+/// this kernel (since 5.6 do_sys_open is a wrapper the compiler inlines into the syscall; the
+/// symbol stays for other callers), so the path the seed relies on is gone: `unsupported`, with
+/// both counts as evidence, and `until` 5.6. Kernels without the symbol are `unsupported` too,
+/// with /proc/kallsyms as evidence.
 pub struct SeedDoSysOpen;
 
 const OPENAT_WRAPPERS: &[&str] = &["__x64_sys_openat", "sys_openat"];
@@ -369,6 +378,11 @@ const OPENAT_WRAPPERS: &[&str] = &["__x64_sys_openat", "sys_openat"];
 impl Scenario for SeedDoSysOpen {
     fn id(&self) -> &'static str {
         "kprobe.seed.do_sys_open"
+    }
+
+    fn until(&self) -> Option<&'static str> {
+        // "fs: implement openat2(2)" (5.6) moved the body to do_sys_openat2.
+        Some("5.6")
     }
 
     fn summary(&self) -> &'static str {
@@ -428,19 +442,36 @@ impl Scenario for SeedDoSysOpen {
         let lines = profile::parse(&profile_text);
         let prof = profile::find(&lines, "kprobes", "function").context("function missing from kprobe_profile")?;
         let parsed = trace::parse(&text);
-        let mine = |prefix: &str| parsed.entries.iter().filter(|e| e.pid == pid && e.body.starts_with(prefix)).count() as u64;
-        let hits = mine("function: (do_sys_open+0x0/");
-        let through_wrapper = mine(&format!("openat_control: ({wrapper}+0x0/"));
+        let mine =
+            |prefix: &str| parsed.entries.iter().filter(|e| e.pid == pid && e.body.starts_with(prefix)).count() as u64;
+        // At +0x0, or +0x4 past an endbr64 where the kernel moves a probe on an IBT build.
+        let hits = mine("function: (do_sys_open+");
+        let through_wrapper = mine(&format!("openat_control: ({wrapper}+"));
         let summary = openat::summary(&done.stdout).unwrap_or_default();
         let mut problems = Vec::new();
         if !done.success() {
             problems.push(format!("workload ended with {}: {}", done.describe(), done.stderr.trim()));
         }
-        if hits == 0 && through_wrapper == n {
-            problems.push(format!(
-                "{wrapper} ran {n} times but do_sys_open never: this kernel's openat does not call do_sys_open \
-                 out of line (inlined; the symbol stays for other callers), so the seed's probe misses every openat"
-            ));
+        if hits == 0 && through_wrapper == n && done.success() {
+            // Since 5.6 do_sys_open is a two-line wrapper around do_sys_openat2 that the compiler
+            // inlines into the openat syscall; the out-of-line copy only serves other callers.
+            let mut r = super::unsupported(
+                self.id(),
+                format!("do_sys_open is not on the openat path: {wrapper} ran {n} times, do_sys_open 0"),
+                format!(
+                    "kprobe_profile: {}; the symbol is in /proc/kallsyms, but openat reaches do_sys_openat2 \
+                     without calling it out of line (inlined since 5.6)",
+                    profile_text.split_whitespace().collect::<Vec<_>>().join(" ")
+                ),
+                None,
+            );
+            r.timings.attach_ms = attach_ms;
+            r.timings.run_ms = run_ms;
+            r.counts = vec![
+                count(format!("control probe {wrapper} entries for the workload pid"), n, through_wrapper),
+                count("kprobes/function entries at do_sys_open for the workload pid", n, hits),
+            ];
+            return Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)));
         }
         let mut r = verdict(
             self.id(),

@@ -23,6 +23,7 @@ mod marker;
 mod openat;
 mod perf_event;
 mod sched;
+mod selftest;
 mod uprobe;
 mod workload;
 
@@ -115,7 +116,10 @@ impl Req {
                 .then(|| (format!("program {p} not in the image"), format!("{p} does not exist"))),
             Req::Syntax(prefix) => (!caps.has_probe_syntax(prefix)).then(|| {
                 let kinds: Vec<&str> = caps.probe_syntaxes.iter().map(|s| s.text.as_str()).collect();
-                (format!("no `{prefix}` syntax in tracefs README"), format!("README probe syntaxes: {}", kinds.join(" | ")))
+                (
+                    format!("no `{prefix}` syntax in tracefs README"),
+                    format!("README probe syntaxes: {}", kinds.join(" | ")),
+                )
             }),
             Req::TraceOption { name, config, since } => {
                 (!tracefs.join("options").join(name).exists()).then(|| option_absent(caps, name, config, since))
@@ -161,7 +165,10 @@ fn option_absent(caps: &Capabilities, name: &str, config: &str, since: &str) -> 
     match (kversion(&caps.release), kversion(since)) {
         (Some(k), Some(s)) if k < s => (format!("{file} absent: kernel {} predates {since}", caps.release), evidence),
         _ => (
-            format!("{config} is not set: {file} absent on {} (>= {since}), and tracefs creates it exactly with {config}", caps.release),
+            format!(
+                "{config} is not set: {file} absent on {} (>= {since}), and tracefs creates it exactly with {config}",
+                caps.release
+            ),
             evidence,
         ),
     }
@@ -173,7 +180,9 @@ fn config_missing(caps: &Capabilities, option: &str, file: &str) -> Option<(Stri
         return match caps.config.get(option).map(String::as_str) {
             Some("y") | Some("m") => None,
             Some(v) => Some((format!("{option} is not set"), format!("{source}: {option}={v}"))),
-            None => Some((format!("{option} not in this kernel's config"), format!("{source} does not mention {option}"))),
+            None => {
+                Some((format!("{option} not in this kernel's config"), format!("{source} does not mention {option}")))
+            }
         };
     }
     (!Path::new(TRACEFS).join(file).exists()).then(|| {
@@ -260,6 +269,9 @@ pub trait Scenario: Sync {
 /// Every scenario the agent knows, in catalogue order.
 pub fn catalogue() -> Vec<&'static dyn Scenario> {
     let mut all: Vec<&'static dyn Scenario> = Vec::new();
+    // First, so that when a test selects them with others, the others run after the breakage
+    // (in a fresh VM); never selected by `*`.
+    all.extend(selftest::ALL);
     all.extend(ftrace::ALL);
     all.extend(marker::ALL);
     all.extend(events::ALL);
@@ -358,7 +370,12 @@ pub fn count(what: impl Into<String>, expected: u64, observed: u64) -> Count {
 
 /// `unsupported` found while running (a refusal that shows the kernel lacks the path, such as
 /// ENOENT for a hardware counter without a PMU), with its evidence and errno.
-pub fn unsupported(id: &str, reason: impl Into<String>, evidence: impl Into<String>, errno: Option<i32>) -> ScenarioResult {
+pub fn unsupported(
+    id: &str,
+    reason: impl Into<String>,
+    evidence: impl Into<String>,
+    errno: Option<i32>,
+) -> ScenarioResult {
     let mut r = ScenarioResult::new(id, Status::Unsupported, reason);
     r.evidence = Some(evidence.into());
     r.errno = errno;

@@ -104,7 +104,8 @@ impl Scenario for KprobePmu {
         let path = openat::target_path(ctx)?;
         let sym = openat::symbol(ctx)?;
         let ty = perf::pmu_type("kprobe").map_err(anyhow::Error::msg)?;
-        let config = if self.ret { 1u64 << perf::format_bit("kprobe", "retprobe").map_err(anyhow::Error::msg)? } else { 0 };
+        let config =
+            if self.ret { 1u64 << perf::format_bit("kprobe", "retprobe").map_err(anyhow::Error::msg)? } else { 0 };
         let attach = Instant::now();
         let w = openat::start(n, &path)?;
         let pid = w.pid();
@@ -116,7 +117,11 @@ impl Scenario for KprobePmu {
             self.id(),
             vec![
                 count("openat calls made by the workload", n, summary.calls),
-                count(format!("{} hits of {sym} counted", if self.ret { "kretprobe" } else { "kprobe" }), n, readings[0].value),
+                count(
+                    format!("{} hits of {sym} counted", if self.ret { "kretprobe" } else { "kprobe" }),
+                    n,
+                    readings[0].value,
+                ),
             ],
             workload_problems(&done),
         );
@@ -276,8 +281,7 @@ impl Scenario for Software {
         // Its switch-out for the gate must not land in the counters: wait until it sleeps there.
         w.wait_at_gate(Duration::from_secs(10))?;
         let names = ["task-clock", "context-switches", "page-faults", "cpu-migrations"];
-        let configs =
-            [perf::SW_TASK_CLOCK, perf::SW_CONTEXT_SWITCHES, perf::SW_PAGE_FAULTS, perf::SW_CPU_MIGRATIONS];
+        let configs = [perf::SW_TASK_CLOCK, perf::SW_CONTEXT_SWITCHES, perf::SW_PAGE_FAULTS, perf::SW_CPU_MIGRATIONS];
         let mut events = Vec::new();
         for (name, config) in names.iter().zip(configs) {
             events.push(open(Attr::counter(perf::TYPE_SOFTWARE, config), pid, None, name)?);
@@ -358,7 +362,8 @@ impl Scenario for Hardware {
                 let pmus: Vec<String> = std::fs::read_dir("/sys/bus/event_source/devices")
                     .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
                     .unwrap_or_default();
-                let boot = kmsg_line("Performance Events:").unwrap_or_else(|| "no `Performance Events:` line in /dev/kmsg".into());
+                let boot = kmsg_line("Performance Events:")
+                    .unwrap_or_else(|| "no `Performance Events:` line in /dev/kmsg".into());
                 return Ok(super::unsupported(
                     self.id(),
                     format!(

@@ -94,7 +94,12 @@ pub struct ExtraFile {
 }
 
 /// [`build`] plus caller-supplied files.
-pub fn build_with(cache: &Cache, kernel: &PreparedKernel, opts: ImageOptions, extra: &[ExtraFile]) -> Result<Image, ImageError> {
+pub fn build_with(
+    cache: &Cache,
+    kernel: &PreparedKernel,
+    opts: ImageOptions,
+    extra: &[ExtraFile],
+) -> Result<Image, ImageError> {
     let spec: GuestSpec = toml::from_str(GUEST_TOML).map_err(ImageError::GuestToml)?;
     let mut names: Vec<&str> = spec.modules.iter().map(String::as_str).collect();
     if opts.virtio_channel {

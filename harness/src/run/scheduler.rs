@@ -199,7 +199,14 @@ async fn run_kernel(cfg: &SchedulerConfig, kernel: &str, scenarios: Vec<Planned>
                 Ok(r) => r,
                 Err(e) => {
                     broken = true;
-                    infra_result(&p.scenario, &e, &log)
+                    let mut r = infra_result(&p.scenario, &e, &log);
+                    if matches!(e, VmError::Timeout { .. }) {
+                        // A hang: ask the kernel what every task is doing before the VM goes.
+                        guest.task_dump(Duration::from_secs(2)).await;
+                        r = r.with_excerpt(&guest.console_tail());
+                        r.reason.push_str("; sysrq-t task dump in the excerpt and console log");
+                    }
+                    r
                 }
             };
             r.kernel = kernel.to_string();

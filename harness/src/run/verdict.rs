@@ -192,7 +192,10 @@ reason = "CONFIG_FUNCTION_GRAPH_RETVAL is not set in Debian's 6.12"
         assert_eq!(judge(&mut r, "6.1.0-47-amd64", Some("3.13"), Some("5.18"), &e), Judgement::Kept);
         assert_eq!(r.status, Status::Unsupported);
         let mut r = res("debian-5.10", "ftrace.event.urandom_read", Status::Unsupported);
-        assert_eq!(judge(&mut r, "5.10.0-30-amd64", Some("3.13"), Some("5.18"), &e), Judgement::UnsupportedSinceFail { since: KVersion(3, 13, 0) });
+        assert_eq!(
+            judge(&mut r, "5.10.0-30-amd64", Some("3.13"), Some("5.18"), &e),
+            Judgement::UnsupportedSinceFail { since: KVersion(3, 13, 0) }
+        );
         let mut r = res("debian-6.1", "perf.hardware.instructions", Status::Unsupported);
         assert_eq!(judge(&mut r, "6.1.0-47-amd64", Some(""), None, &e), Judgement::Kept);
     }

@@ -155,6 +155,7 @@ pub async fn run_probe(qemu: &Path, image: &Path, accel: Accel, deadline: Durati
         virtio_channel: None,
         bios: super::qemu::default_bios(qemu),
         debug_exit: true,
+        monitor: None,
     };
     let started = Instant::now();
     let mut cmd = tokio::process::Command::new(qemu);

@@ -82,6 +82,7 @@ pub struct Vm {
     console: SharedConsole,
     events: mpsc::Receiver<ChanEvent>,
     writers: Vec<(&'static str, OwnedWriteHalf)>,
+    monitor: Option<OwnedWriteHalf>,
     active: Option<&'static str>,
     started: Instant,
     _sockets: tempfile::TempDir,
@@ -116,6 +117,10 @@ impl Vm {
             None
         };
 
+        let monitor_path = sockets.path().join("hmp.sock");
+        let monitor_l = UnixListener::bind(&monitor_path).map_err(setup)?;
+        cfg.monitor = Some(monitor_path);
+
         let log = std::fs::File::create(&files.console_log).map_err(setup)?;
         let mut cmd = Command::new(&cfg.qemu);
         cmd.args(cfg.args()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
@@ -142,7 +147,8 @@ impl Vm {
 
         let (tx, events) = mpsc::channel(256);
         let mut writers = Vec::new();
-        let mut listeners = vec![("ttyS1", serial_l)];
+        let mut monitor = None;
+        let mut listeners = vec![("hmp", monitor_l), ("ttyS1", serial_l)];
         if let Some(l) = virtio_l {
             listeners.push(("virtio", l));
         }
@@ -168,6 +174,16 @@ impl Vm {
                 }
             };
             let (r, w) = stream.into_split();
+            if name == "hmp" {
+                // The monitor's chatter is not guest output; drain it so QEMU never blocks on it.
+                tokio::spawn(async move {
+                    let mut r = r;
+                    let mut sink = [0u8; 4096];
+                    while matches!(r.read(&mut sink).await, Ok(n) if n > 0) {}
+                });
+                monitor = Some(w);
+                continue;
+            }
             tokio::spawn(pump_channel(name, r, tx.clone()));
             writers.push((name, w));
         }
@@ -176,6 +192,7 @@ impl Vm {
             console,
             events,
             writers,
+            monitor,
             active: None,
             started,
             _sockets: sockets,
@@ -296,6 +313,16 @@ impl Vm {
                     waiting_for: "the guest to power off".into(),
                     console,
                 })
+            }
+        }
+    }
+
+    /// Ask the guest kernel for a task dump (sysrq-t through the emulated keyboard) and give it
+    /// `wait` to reach the console. Evidence for a hang, collected before the VM is killed.
+    pub async fn task_dump(&mut self, wait: Duration) {
+        if let Some(m) = self.monitor.as_mut() {
+            if m.write_all(b"sendkey alt-sysrq-t\n").await.is_ok() {
+                tokio::time::sleep(wait).await;
             }
         }
     }

@@ -48,6 +48,8 @@ pub struct QemuConfig {
     pub bios: Option<PathBuf>,
     /// Add `isa-debug-exit` at port 0xf4 (used by the KVM probe).
     pub debug_exit: bool,
+    /// Unix socket the human monitor (HMP) connects to; used to send sysrq to a hung guest.
+    pub monitor: Option<PathBuf>,
 }
 
 /// Kernel command line words kmatrix always passes.
@@ -138,6 +140,12 @@ impl QemuConfig {
             a.push("-device".into());
             a.push("virtserialport,bus=vser.0,chardev=chvirt,name=kmatrix.0".into());
         }
+        if let Some(p) = &self.monitor {
+            a.push("-chardev".into());
+            a.push(socket_chardev("hmp", p));
+            a.push("-mon".into());
+            a.push("chardev=hmp,mode=readline".into());
+        }
         if self.debug_exit {
             a.push("-device".into());
             a.push("isa-debug-exit,iobase=0xf4,iosize=0x04".into());
@@ -170,6 +178,7 @@ mod tests {
             virtio_channel: None,
             bios: None,
             debug_exit: false,
+            monitor: None,
         }
     }
 

@@ -1,0 +1,72 @@
+//! The scheduler against real failure modes in a real guest (Debian 6.1): a scenario that hangs
+//! is timed out and the kernel's other scenarios still run, in a fresh VM; a guest kernel panic
+//! becomes `error` with the console tail; results stream to results.jsonl as they arrive.
+
+use kmatrix_proto::{ScenarioResult, Status};
+use std::process::Command;
+
+fn run(scenarios: &str, extra: &[&str]) -> (Option<i32>, Vec<ScenarioResult>, String) {
+    let d = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kmatrix"))
+        .args(["run", "--kernels", "debian-6.1", "--scenarios", scenarios, "--json", "--out"])
+        .arg(d.path())
+        .args(extra)
+        .output()
+        .unwrap();
+    let results: Vec<ScenarioResult> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // The same results were streamed to the run's results.jsonl.
+    let run_dir = std::fs::read_dir(d.path())
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("run-"))
+        .unwrap();
+    let on_disk = kmatrix::run::results::read(&run_dir.path().join("results.jsonl")).unwrap();
+    assert_eq!(on_disk.len(), results.len());
+    (out.status.code(), results, String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+fn status_of<'a>(rs: &'a [ScenarioResult], id: &str) -> &'a ScenarioResult {
+    rs.iter().find(|r| r.scenario == id).unwrap_or_else(|| panic!("no result for {id}: {rs:?}"))
+}
+
+#[test]
+fn vm_hanging_scenario_times_out_and_the_rest_complete_in_a_fresh_vm() {
+    let (code, rs, stderr) =
+        run("ftrace.tracers.available,selftest.hang,kprobe.tracefs.openat", &["--scenario-timeout", "6"]);
+    assert_eq!(rs.len(), 3, "{stderr}");
+    assert_eq!(status_of(&rs, "ftrace.tracers.available").status, Status::Pass);
+    let hang = status_of(&rs, "selftest.hang");
+    assert_eq!(hang.status, Status::Error);
+    assert!(hang.reason.contains("timed out after 6.0 s"), "{}", hang.reason);
+    assert!(!hang.excerpt.is_empty(), "no console evidence");
+    assert_eq!(status_of(&rs, "kprobe.tracefs.openat").status, Status::Pass, "{stderr}");
+    assert!(stderr.contains("2 boots"), "the rest did not run in a fresh VM: {stderr}");
+    assert_eq!(code, Some(3), "an infrastructure error must give exit code 3");
+}
+
+#[test]
+fn vm_guest_panic_is_an_error_with_the_console_tail() {
+    let (code, rs, stderr) = run("selftest.panic,ftrace.tracers.available", &[]);
+    assert_eq!(rs.len(), 2, "{stderr}");
+    let p = status_of(&rs, "selftest.panic");
+    assert_eq!(p.status, Status::Error);
+    assert!(p.reason.contains("guest kernel panicked"), "{}", p.reason);
+    assert!(p.excerpt.contains("Kernel panic - not syncing"), "{}", p.excerpt);
+    assert!(p.excerpt.contains("sysrq"), "{}", p.excerpt);
+    assert_eq!(status_of(&rs, "ftrace.tracers.available").status, Status::Pass);
+    assert_eq!(code, Some(3));
+}
+
+#[test]
+fn unknown_scenario_pattern_is_bad_input_naming_it() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kmatrix"))
+        .args(["run", "--kernels", "debian-6.1", "--scenarios", "nosuch.*"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nosuch.*"));
+}
