@@ -21,7 +21,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=KMATRIX_AGENT_BIN");
 
     // KMATRIX_AGENT_BIN: use an agent built elsewhere (packaging, or a known-good build).
-    let agent = match env::var_os("KMATRIX_AGENT_BIN") {
+    let agent = match env::var_os("KMATRIX_AGENT_BIN").filter(|p| !p.is_empty()) {
         Some(p) => PathBuf::from(p),
         None => build_agent(&root),
     };

@@ -6,7 +6,7 @@
 //! a feature is a result, not an error.
 
 use crate::mounts::{self, BPFFS, DEBUGFS, TRACEFS};
-use crate::{bpf, sys, tracefs};
+use crate::{bpf, kconfig, sys, tracefs};
 use kmatrix_proto::{Capabilities, ModuleLoad, MountRecord};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
@@ -79,7 +79,7 @@ pub fn build(inputs: Inputs) -> (Capabilities, Steps) {
     step("bpf_map_types");
     let perf_pmus = perf_pmus();
     let btf_modules = btf_modules();
-    let (config, config_source) = kernel_config(&release);
+    let (config, config_source) = kernel_config();
     step("pmus+btf+config");
     let caps = Capabilities {
         release,
@@ -153,43 +153,24 @@ fn perf_pmus() -> BTreeMap<String, u32> {
     out
 }
 
-/// Tracing-related options of the running kernel and where they were read: /proc/config.gz
-/// (only with CONFIG_IKCONFIG_PROC, which Debian does not set), else `/boot/config-<release>`
-/// when the image carries the package's config there, as an installed Debian kernel has it.
-fn kernel_config(release: &str) -> (BTreeMap<String, String>, Option<String>) {
+/// Tracing-related options from /proc/config.gz (only with CONFIG_IKCONFIG_PROC, which Debian
+/// does not set) and that source. A `/boot/config-<release>` is not read here: see `kconfig`.
+fn kernel_config() -> (BTreeMap<String, String>, Option<String>) {
     const GZ: &str = "/proc/config.gz";
-    if let Ok(file) = std::fs::File::open(GZ) {
-        let mut text = String::new();
-        if flate2::read::GzDecoder::new(file).take(16 * 1024 * 1024).read_to_string(&mut text).is_ok() {
-            return (parse_config(&text), Some(GZ.to_string()));
-        }
+    let Ok(file) = std::fs::File::open(GZ) else {
+        return (BTreeMap::new(), None);
+    };
+    let mut text = String::new();
+    if flate2::read::GzDecoder::new(file).take(16 * 1024 * 1024).read_to_string(&mut text).is_err() {
+        return (BTreeMap::new(), None);
     }
-    let boot = format!("/boot/config-{release}");
-    match std::fs::read_to_string(&boot) {
-        Ok(text) => (parse_config(&text), Some(boot)),
-        Err(_) => (BTreeMap::new(), None),
-    }
+    (parse_config(&text), Some(GZ.to_string()))
 }
 
 /// `CONFIG_X=y` lines whose name contains one of [`CONFIG_KEYS`]; `# CONFIG_X is not set`
 /// becomes `n`, so an absent option and a disabled one differ.
 fn parse_config(text: &str) -> BTreeMap<String, String> {
-    let wanted = |name: &str| CONFIG_KEYS.iter().any(|k| name.contains(k));
-    let mut out = BTreeMap::new();
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# ") {
-            if let Some(name) = rest.strip_suffix(" is not set") {
-                if name.starts_with("CONFIG_") && wanted(name) {
-                    out.insert(name.to_string(), "n".to_string());
-                }
-            }
-        } else if let Some((name, value)) = line.split_once('=') {
-            if name.starts_with("CONFIG_") && wanted(name) {
-                out.insert(name.to_string(), value.trim_matches('"').to_string());
-            }
-        }
-    }
-    out
+    kconfig::parse(text, |name| CONFIG_KEYS.iter().any(|k| name.contains(k)))
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ mod console;
 mod elf;
 mod excerpt;
 mod kallsyms;
+mod kconfig;
 mod modules;
 mod mounts;
 mod perf;

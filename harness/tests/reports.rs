@@ -29,7 +29,7 @@ fn junit_validates_against_the_schema() {
         .expect("xmllint (apt-get install libxml2-utils)");
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
     let text = std::fs::read_to_string(&out).unwrap();
-    assert!(text.contains("<testsuite name=\"debian-6.1\""), "{text}");
+    assert!(text.contains("<testsuite name=\"debian-6.1\"") && text.contains("<testsuite name=\"debian-6.12\""), "{text}");
 }
 
 #[test]
@@ -63,7 +63,7 @@ fn html_matrix_renders_and_opens_a_cell_in_headless_chromium() {
     assert!(dom.contains("<table id=\"matrix\">"), "{dom}");
     let detail = dom.split("<div id=\"detail\">").nth(1).unwrap_or("");
     assert!(
-        detail.starts_with("debian-6.1  "),
+        detail.starts_with("debian-"),
         "detail not opened by the page's script: {}",
         &detail[..detail.len().min(300)]
     );
