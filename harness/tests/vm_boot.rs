@@ -166,3 +166,69 @@ fn vm_exec_runs_a_dynamic_host_program_in_the_guest_and_keeps_its_exit_code() {
     let out = kmatrix().args(["exec", "--kernel", "debian-6.1", "--", "/bin/false"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// tracefs files whose content is the tracing state a scenario could leave behind.
+const STATE_FILES: &[&str] = &[
+    "current_tracer",
+    "tracing_on",
+    "kprobe_events",
+    "uprobe_events",
+    "dynamic_events",
+    "set_event",
+    "set_ftrace_filter",
+    "set_ftrace_notrace",
+    "set_graph_function",
+    "set_ftrace_pid",
+    "set_event_pid",
+    "trace_options",
+    "events/enable",
+    "events/syscalls/sys_enter_openat/filter",
+    "events/syscalls/sys_enter_openat/trigger",
+];
+
+async fn tracefs_state(g: &mut Guest, cat: &str, ls: &str) -> String {
+    let mut state = String::new();
+    for f in STATE_FILES {
+        let req = kmatrix_proto::ExecRequest {
+            argv: vec![cat.into(), format!("/sys/kernel/tracing/{f}")],
+            ..Default::default()
+        };
+        let out = g.exec(req, std::time::Duration::from_secs(30)).await.unwrap();
+        state.push_str(&format!("== {f} (exit {:?})\n{}{}", out.exit_code, out.stdout, out.stderr));
+    }
+    let req = kmatrix_proto::ExecRequest { argv: vec![ls.into(), "/sys/kernel/tracing/instances".into()], ..Default::default() };
+    let out = g.exec(req, std::time::Duration::from_secs(30)).await.unwrap();
+    state.push_str(&format!("== instances/\n{}", out.stdout));
+    state
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vm_scenarios_leave_tracefs_as_they_found_it() {
+    let a = args("debian-6.1");
+    let (cat, mut files) = kmatrix::exec::gather(std::path::Path::new("/bin/cat")).unwrap();
+    let (ls, more) = kmatrix::exec::gather(std::path::Path::new("/bin/ls")).unwrap();
+    files.extend(more);
+    let p = cli::prepare_with(&a, files).await.unwrap();
+    let opts = p.guest_options(&a, "hygiene").unwrap();
+    let mut g = Guest::start(&p.kernel, &p.image, &opts).await.unwrap();
+    let baseline = tracefs_state(&mut g, &cat, &ls).await;
+    assert!(baseline.contains("== current_tracer (exit Some(0))\nnop\n"), "{baseline}");
+    // Scenarios that set tracers, filters, pid filters, probes, triggers and instances.
+    for s in [
+        "ftrace.function.openat",
+        "ftrace.function_graph.openat",
+        "ftrace.event.sys_enter_openat",
+        "ftrace.hist.sys_enter_openat",
+        "ftrace.instance.marker",
+        "kprobe.tracefs.openat",
+        "kprobe.eprobe.sys_enter_openat",
+        "uprobe.tracefs.hello",
+    ] {
+        let req = kmatrix_proto::RunRequest { scenario: s.into(), params: Default::default() };
+        let r = g.run(req, std::time::Duration::from_secs(120)).await.unwrap();
+        assert_ne!(r.status, kmatrix_proto::Status::Error, "{s}: {}", r.reason);
+        let after = tracefs_state(&mut g, &cat, &ls).await;
+        assert_eq!(after, baseline, "{s} left tracing state behind");
+    }
+    g.shutdown().await.unwrap();
+}
