@@ -46,6 +46,48 @@ pub enum Command {
     Ci(CiCommand),
     /// Run a host program inside guests (usable as a cargo runner); exits with its status.
     Exec(ExecArgs),
+    /// A BPF object's CO-RE relocations against each kernel's BTF, without booting; exit 1 if a
+    /// program would not relocate on some kernel.
+    CoreCheck(CoreCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CoreCheckArgs {
+    /// The BPF object (clang -target bpf -g: CO-RE needs its BTF).
+    pub object: PathBuf,
+    /// Kernels: `all` (every kernel of kernels/matrix.toml) or comma-separated ids or specs.
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    pub kernels: Vec<String>,
+    /// Debian mirror for kernels not in the cache yet.
+    #[arg(long, env = "KMATRIX_MIRROR")]
+    pub mirror: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `kmatrix run --bpf-object`: a user's object through the agent's `bpf.object.load` scenario.
+#[derive(Debug, Args, Clone, Default)]
+pub struct BpfObjectArgs {
+    /// A BPF object to load, verify, attach and fire on each kernel (runs only the
+    /// `bpf.object.load` scenario, with the object at /user/<file name> in the guest).
+    #[arg(long, value_name = "PATH")]
+    pub bpf_object: Option<PathBuf>,
+    /// The program of --bpf-object (default: its only program).
+    #[arg(long, requires = "bpf_object")]
+    pub program: Option<String>,
+    /// Where to attach it: kprobe:SYM, kretprobe:SYM, tracepoint:CAT/NAME, raw_tracepoint:NAME,
+    /// tp_btf:NAME, fentry:FN, fexit:FN, uprobe:PATH:SYMBOL, perf_event:cpu-clock. Without it
+    /// the program is only loaded (verified).
+    #[arg(long, requires = "bpf_object", value_name = "KIND:TARGET")]
+    pub attach: Option<String>,
+    /// What runs while it is attached: openat-loop:N or hello:N.
+    #[arg(long, requires = "bpf_object")]
+    pub workload: Option<String>,
+    /// How many times the program must run during the workload, counted by the kernel's BPF
+    /// statistics (default: the workload's N, exact for a hook on the workload's own call).
+    #[arg(long, requires = "bpf_object")]
+    pub expect_runs: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -135,6 +177,8 @@ pub struct RunArgs {
     /// Print results as JSON lines on stdout (the table goes to stderr).
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub bpf: BpfObjectArgs,
     #[command(flatten)]
     pub guest: GuestArgs,
 }
@@ -250,6 +294,7 @@ pub async fn main(cli: Cli) -> Result<i32> {
         Command::Scenarios(ScenariosCommand::List { json }) => scenarios_list(json),
         Command::Report(a) => report_cmd(a),
         Command::Exec(a) => exec_cmd(a).await,
+        Command::CoreCheck(a) => core_check_cmd(a).await,
         Command::Ci(CiCommand::Github) => {
             let ids = kernel::matrix_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?;
             print!("{}", report::github::workflow(&ids));
@@ -515,9 +560,24 @@ async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Outcome)> {
     use crate::run::matrix::{self, MatrixRun, Progress};
     use crate::run::scheduler::SchedulerConfig;
     use std::io::IsTerminal;
+    // A user's object is checked before anything else: a typo should not cost a boot per kernel.
+    let user = match &a.bpf.bpf_object {
+        Some(path) => {
+            if a.scenarios != "*" {
+                return Err(anyhow::anyhow!(
+                    "--bpf-object runs only {}; it does not go with --scenarios {:?}",
+                    crate::bpf_object::SCENARIO,
+                    a.scenarios
+                ))
+                .exit_code(exit::BAD_INPUT);
+            }
+            Some(plan_bpf_object(&a.bpf, path)?)
+        }
+        None => None,
+    };
     let cache = Cache::from_env().exit_code(exit::INFRA)?;
     let cat = crate::catalogue::load(&cache).context("cannot list the agent's catalogue").exit_code(exit::INFRA)?;
-    let scenarios = select_scenarios(&cat, &a.scenarios)?;
+    let scenarios = select_scenarios(&cat, user.as_ref().map_or(a.scenarios.as_str(), |_| crate::bpf_object::SCENARIO))?;
     let kernels = if a.kernels.is_empty() {
         kernel::matrix_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?
     } else {
@@ -533,7 +593,10 @@ async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Outcome)> {
             }
         }
     }
-    let params = parse_params(&a.params)?;
+    let mut params = parse_params(&a.params)?;
+    if let Some(plan) = &user {
+        params.extend(plan.params.clone());
+    }
     let expectations = load_expectations(a.expectations.as_deref())?;
     for (what, v) in [
         ("--scenario-timeout", a.scenario_timeout),
@@ -576,6 +639,7 @@ async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Outcome)> {
         jobs,
         image: image::ImageOptions { virtio_channel: a.guest.channel == "virtio" },
         log_dir: run_dir.clone(),
+        extra: user.iter().map(|p| p.file.clone()).collect(),
     };
     let results_path = run_dir.join("results.jsonl");
     eprintln!(
@@ -624,6 +688,9 @@ async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Outcome)> {
     let summary_path = run_dir.join("summary.json");
     let _ = std::fs::write(&summary_path, serde_json::to_vec_pretty(&outcome).unwrap_or_default());
     let mut text = format!("\n{table}\n");
+    if user.is_some() {
+        text.push_str(&crate::bpf_object::render_steps(&outcome.results));
+    }
     for s in &outcome.stale {
         text.push_str(&format!("stale expectation: {s}\n"));
     }
@@ -892,6 +959,75 @@ async fn exec_cmd(a: ExecArgs) -> Result<i32> {
         }
     }
     Ok(worst)
+}
+
+/// Read and check a user's object for `run --bpf-object`, and plan its scenario.
+fn plan_bpf_object(b: &BpfObjectArgs, path: &std::path::Path) -> Result<crate::bpf_object::Plan> {
+    use crate::bpf_object;
+    let obj = bpf_object::open(path).exit_code(exit::BAD_INPUT)?;
+    let req = bpf_object::Request {
+        program: b.program.clone(),
+        attach: b.attach.clone(),
+        workload: b.workload.clone(),
+        expect_runs: b.expect_runs,
+    };
+    let plan = bpf_object::plan(&obj, &req).exit_code(exit::BAD_INPUT)?;
+    eprintln!(
+        "kmatrix: {}: program {} at {} in the guest{}",
+        path.display(),
+        plan.program,
+        plan.file.path,
+        plan.params.get("expect_runs").map(|n| format!(", expecting {n} runs")).unwrap_or_default()
+    );
+    Ok(plan)
+}
+
+async fn core_check_cmd(a: CoreCheckArgs) -> Result<i32> {
+    use crate::{bpf_object, core_check};
+    let obj = bpf_object::open(&a.object).exit_code(exit::BAD_INPUT)?;
+    let info = core_check::object_info(&obj).exit_code(exit::BAD_INPUT)?;
+    let kernels = if a.kernels.is_empty() || a.kernels.iter().any(|k| k == "all") {
+        kernel::matrix_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?
+    } else {
+        a.kernels.clone()
+    };
+    let mut specs = Vec::new();
+    for k in &kernels {
+        let spec: KernelSpec = k.parse().with_context(|| format!("bad kernel {k:?}")).exit_code(exit::BAD_INPUT)?;
+        specs.push(spec);
+    }
+    let cache = Cache::from_env().exit_code(exit::INFRA)?;
+    let opts = FetchOptions { mirror: a.mirror.clone(), ..Default::default() };
+    let report = tokio::task::spawn_blocking(move || -> Result<core_check::Report> {
+        // Kernels come from the cache (fetched on first use); nothing boots.
+        let mut prepared = Vec::new();
+        for (id, spec) in kernels.iter().zip(&specs) {
+            let k = kernel::prepare(spec, &cache, &opts)
+                .map_err(tag_kernel)
+                .with_context(|| format!("cannot prepare kernel {id}"))?;
+            prepared.push(k);
+        }
+        let reports = std::thread::scope(|s| {
+            let handles: Vec<_> = prepared
+                .iter()
+                .map(|k| {
+                    let (obj, info) = (&obj, &info);
+                    s.spawn(move || core_check::check_kernel(obj, info, &k.id, &k.release, k.btf.as_deref()))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join()).collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(|_| anyhow::anyhow!("a core-check thread panicked"))?;
+        Ok(core_check::report(&obj, &info, reports))
+    })
+    .await
+    .context("core-check task died")??;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", core_check::render(&report));
+    }
+    Ok(if report.ok() { exit::OK } else { exit::TEST_FAILED })
 }
 
 #[cfg(test)]

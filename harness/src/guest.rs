@@ -8,10 +8,12 @@
 
 use crate::image::Image;
 use crate::kernel::PreparedKernel;
+use crate::vm::qemu::MemoryFile;
+use crate::vm::snapshot::{self, Snapshot, SnapshotMeta};
 use crate::vm::{Accel, QemuConfig, Vm, VmError, VmFiles};
 use kmatrix_proto::{Capabilities, ExecOutcome, ExecRequest, GuestMsg, HostMsg, RunRequest, ScenarioResult};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How to boot.
 #[derive(Debug, Clone)]
@@ -28,6 +30,8 @@ pub struct GuestOptions {
     pub append: Vec<String>,
     /// Offer a virtio-serial channel when the image can drive it.
     pub virtio: bool,
+    /// Start from (and, the first time, take) a snapshot taken at `Hello` in this cache.
+    pub snapshots: Option<crate::cache::Cache>,
 }
 
 impl GuestOptions {
@@ -41,6 +45,7 @@ impl GuestOptions {
             console_log,
             append: Vec::new(),
             virtio: true,
+            snapshots: None,
         }
     }
 }
@@ -51,8 +56,10 @@ pub struct Guest {
     pub caps: Capabilities,
     /// QEMU spawn → `Hello` received.
     pub hello_after: Duration,
-    /// Which file was booted and how (`vmlinux (PVH)` or `bzImage`).
+    /// Which file was booted and how (`vmlinux (PVH)` or `bzImage`), and whether from a snapshot.
     pub boot_path: String,
+    /// Restored from a snapshot rather than booted.
+    pub restored: bool,
 }
 
 impl Guest {
@@ -61,7 +68,7 @@ impl Guest {
             Some(v) => (v.clone(), "vmlinux (PVH entry)".to_string()),
             None => (kernel.bzimage.clone(), "bzImage".to_string()),
         };
-        let cfg = QemuConfig {
+        let mut cfg = QemuConfig {
             qemu: opts.qemu.clone(),
             kernel: boot_file,
             initrd: Some(image.path.clone()),
@@ -74,12 +81,102 @@ impl Guest {
             bios: crate::vm::qemu::default_bios(&opts.qemu),
             debug_exit: false,
             monitor: None,
+            memory_file: None,
+            incoming: false,
         };
         let virtio = opts.virtio && image.has_virtio_console();
-        let mut vm = Vm::start(cfg, VmFiles { console_log: opts.console_log.clone() }, virtio).await?;
+        let files = VmFiles { console_log: opts.console_log.clone() };
+        let Some(cache) = &opts.snapshots else {
+            return Self::cold(cfg, files, virtio, opts, boot_path).await;
+        };
+        // The key sees the device list: say whether the virtio port will be there.
+        cfg.virtio_channel = virtio.then(|| "V".into());
+        let key = snapshot::key(&cfg);
+        let lock = {
+            let cache = cache.clone();
+            let name = format!("snapshot-{key}");
+            tokio::task::spawn_blocking(move || cache.lock(&name)).await.ok().and_then(Result::ok)
+        };
+        if let Some(s) = snapshot::find(cache, &key) {
+            drop(lock);
+            snapshot::touch(&s);
+            match Self::restore(cfg.clone(), &s, files.clone(), virtio, &boot_path).await {
+                Ok(g) => return Ok(g),
+                Err(e) => {
+                    // A snapshot that will not restore is evidence of a stale or damaged cache
+                    // entry: remove it and boot cold (a new snapshot is taken next time).
+                    eprintln!("kmatrix: snapshot {} did not restore ({e}); removing it and booting cold", s.dir.display());
+                    let _ = std::fs::remove_dir_all(&s.dir);
+                    return Self::cold(cfg, files, virtio, opts, boot_path).await;
+                }
+            }
+        }
+        let staged = snapshot::staging(cache).map_err(|source| VmError::ChannelSetup { dir: cache.root().to_path_buf(), source })?;
+        let mut c = cfg.clone();
+        c.memory_file = Some(MemoryFile { path: staged.path().join("ram"), shared: true });
+        let mut vm = Vm::start(c, files.clone(), virtio).await?;
+        let caps = vm.hello(opts.boot_timeout).await?;
+        let cold = vm.elapsed();
+        let saved = Instant::now();
+        let state = staged.path().join("state");
+        let taken = async {
+            vm.hmp("migrate_set_capability x-ignore-shared on").await?;
+            vm.hmp(&format!("migrate \"exec:cat > {}\"", snapshot::sh_quote(&state))).await?;
+            vm.hmp_wait("info migrate", &["Migration status: completed", "Migration status: failed"], Duration::from_secs(60)).await
+        }
+        .await;
+        let channel = vm.channel().unwrap_or("ttyS1").to_string();
+        match taken {
+            Ok((0, _)) => {}
+            other => {
+                // No snapshot, but the guest itself is fine: keep using it.
+                let why = match other {
+                    Ok((_, out)) => format!("migration failed: {}", out.trim()),
+                    Err(e) => e.to_string(),
+                };
+                eprintln!("kmatrix: could not take a snapshot ({why}); continuing without one");
+                let _ = vm.hmp("cont").await;
+                return Ok(Guest { vm, caps, hello_after: cold, boot_path, restored: false });
+            }
+        }
+        vm.kill().await;
+        let meta = SnapshotMeta {
+            format: 1,
+            key: key.clone(),
+            caps,
+            channel,
+            cold_hello_s: cold.as_secs_f64(),
+            save_s: saved.elapsed().as_secs_f64(),
+        };
+        let committed = snapshot::commit(cache, staged, &meta);
+        drop(lock);
+        let s = committed.map_err(|source| VmError::ChannelSetup { dir: cache.root().to_path_buf(), source })?;
+        Self::restore(cfg, &s, files, virtio, &boot_path).await
+    }
+
+    async fn cold(cfg: QemuConfig, files: VmFiles, virtio: bool, opts: &GuestOptions, boot_path: String) -> Result<Guest, VmError> {
+        let mut vm = Vm::start(cfg, files, virtio).await?;
         let caps = vm.hello(opts.boot_timeout).await?;
         let hello_after = vm.elapsed();
-        Ok(Guest { vm, caps, hello_after, boot_path })
+        Ok(Guest { vm, caps, hello_after, boot_path, restored: false })
+    }
+
+    async fn restore(mut cfg: QemuConfig, s: &Snapshot, files: VmFiles, virtio: bool, boot_path: &str) -> Result<Guest, VmError> {
+        cfg.memory_file = Some(MemoryFile { path: s.ram(), shared: false });
+        cfg.incoming = true;
+        let mut vm = Vm::start(cfg, files, virtio).await?;
+        vm.hmp("migrate_set_capability x-ignore-shared on").await?;
+        vm.hmp(&format!("migrate_incoming \"exec:cat {}\"", snapshot::sh_quote(&s.state()))).await?;
+        vm.hmp_wait("info status", &["VM status: running"], Duration::from_secs(30)).await?;
+        vm.set_active(&s.meta.channel);
+        let hello_after = vm.elapsed();
+        Ok(Guest {
+            vm,
+            caps: s.meta.caps.clone(),
+            hello_after,
+            boot_path: format!("{boot_path}, restored from snapshot {}", s.meta.key),
+            restored: true,
+        })
     }
 
     /// Run one scenario; `timeout` bounds the agent's answer.

@@ -2,9 +2,11 @@
 //!
 //! The `kmatrix` binary is a thin front over this crate; tests drive the same API.
 
+pub mod bpf_object;
 pub mod cache;
 pub mod catalogue;
 pub mod cli;
+pub mod core_check;
 pub mod exec;
 pub mod exit;
 pub mod guest;

@@ -103,6 +103,7 @@ impl Shared {
                 jobs: 1,
                 image: Default::default(),
                 log_dir: dir.clone(),
+                extra: Vec::new(),
             };
             let run = MatrixRun {
                 sched,

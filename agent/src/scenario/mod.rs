@@ -27,10 +27,10 @@ mod selftest;
 mod uprobe;
 mod workload;
 
-use crate::{kallsyms, kconfig};
 use crate::mounts::{DEBUGFS, TRACEFS};
 use crate::sys;
 use crate::tracefs::{Refused, Tracefs};
+use crate::{kallsyms, kconfig};
 use anyhow::{Context, Result};
 use kmatrix_proto::{Capabilities, Count, ScenarioInfo, ScenarioResult, Status};
 use std::collections::BTreeMap;

@@ -39,11 +39,11 @@ impl Scenario for SchedSwitch {
 
     fn summary(&self) -> &'static str {
         if self.set_event {
-            "`echo sched_switch > set_event` on yield-loop N: switches out of the workload == its getrusage \
-             count, every record with its comm"
+            "`echo sched_switch > set_event` on yield-loop N: switches out of the workload == the kernel's \
+             count in /proc/<pid>/status, every record with its comm"
         } else {
-            "sched/sched_switch enabled on yield-loop N: switches out of the workload == its getrusage count, \
-             every record with its comm"
+            "sched/sched_switch enabled on yield-loop N: switches out of the workload == the kernel's count in \
+             /proc/<pid>/status, every record with its comm"
         }
     }
 

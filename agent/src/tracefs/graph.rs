@@ -128,4 +128,16 @@ mod tests {
         let l = parse_line(" 0)   0.850 us    |  do_sys_openat2();").unwrap();
         assert_eq!((l.cpu, l.pid, l.duration_us), (0, None, Some(0.85)));
     }
+
+    #[test]
+    fn parses_a_real_nested_graph() {
+        let lines = parse(include_str!("fixtures/graph-nested-6.1.txt"));
+        let count = |k: fn(&Kind) -> bool| lines.iter().filter(|l| k(&l.kind)).count();
+        assert_eq!(count(|k| matches!(k, Kind::Open("do_sys_openat2"))), 5);
+        assert_eq!(count(|k| matches!(k, Kind::Leaf(_))), 10);
+        assert_eq!(count(|k| matches!(k, Kind::Close(Some("do_sys_openat2")))), 5);
+        assert!(lines.iter().all(|l| l.pid == Some(89) && l.cpu == 0));
+        assert_eq!(lines[3].duration_us, Some(185.627));
+        assert_eq!((lines[1].depth, lines[1].duration_us), (1, Some(36.094)));
+    }
 }

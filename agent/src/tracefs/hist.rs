@@ -63,4 +63,12 @@ mod tests {
         assert_eq!(h.hitcount("common_pid", 7), None);
         assert_eq!((h.hits, h.dropped), (Some(102), Some(0)));
     }
+
+    #[test]
+    fn parses_a_real_hist_file() {
+        let h = parse(include_str!("fixtures/hist-6.12.txt"));
+        assert_eq!(h.hitcount("common_pid", 142), Some(100));
+        assert_eq!(h.hitcount("common_pid", 1), Some(1));
+        assert_eq!((h.hits, h.dropped), (Some(101), Some(0)));
+    }
 }

@@ -1,8 +1,8 @@
 //! Bringing tracefs back to its boot state between scenarios, and checking that it got there.
 //!
 //! Every scenario starts from: tracer `nop`, tracing on, no event enabled, no dynamic probe, no
-//! function or pid filter, the options and buffer size it changed restored, its instances removed,
-//! and an empty buffer. Leftover state is a bug, so [`Tracefs::leftovers`] looks for it after the
+//! function or pid filter, the options and buffer size it changed restored, its event triggers
+//! and instances removed, and an empty buffer. Leftover state is a bug, so [`Tracefs::leftovers`] looks for it after the
 //! reset instead of trusting that every write worked.
 
 use super::Tracefs;

@@ -223,4 +223,28 @@ garbage line
         assert_eq!(frame_symbol(s[0].frames[2]), ("do_syscall_64", true));
         assert_eq!(frame_symbol("do_syscall_64"), ("do_syscall_64", false));
     }
+
+    #[test]
+    fn parses_real_function_stacks() {
+        let text = include_str!("fixtures/stack-6.12.txt");
+        let s = stacks(text);
+        assert_eq!(s.len(), 3);
+        assert_eq!(s[0].frames[0], "[FTRACE TRAMPOLINE]");
+        assert_eq!(s[0].frames.len(), 5);
+        assert_eq!(frame_symbol(s[0].frames[1]), ("do_sys_openat2", true));
+        // The excerpt ends right after the third `<stack trace>` line.
+        assert!(s[2].frames.is_empty());
+        let t = parse(text);
+        assert_eq!(t.entries.len(), 6);
+        assert!(t.unparsed.len() >= 10, "frame lines are not entries");
+    }
+
+    #[test]
+    fn parses_real_irq_handler_events() {
+        let t = parse(include_str!("fixtures/irq-6.1.txt"));
+        assert_eq!(t.entries.len(), 10);
+        assert!(t.entries.iter().all(|e| e.field("irq") == Some("4")));
+        assert_eq!(t.entries[0].field("name"), Some("ttyS0"));
+        assert_eq!(t.entries[3].field("ret"), Some("unhandled"));
+    }
 }

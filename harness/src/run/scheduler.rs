@@ -41,6 +41,8 @@ pub struct SchedulerConfig {
     pub image: ImageOptions,
     /// Where console logs go.
     pub log_dir: PathBuf,
+    /// Files added to every kernel's image (a user's BPF object for `run --bpf-object`).
+    pub extra: Vec<image::ExtraFile>,
 }
 
 /// What happens, in order, per kernel.
@@ -94,10 +96,10 @@ pub async fn run(cfg: SchedulerConfig, plan: Vec<(String, Vec<Planned>)>, tx: mp
 
 async fn prepare(cfg: &SchedulerConfig, kernel: &str) -> Result<(PreparedKernel, Image), String> {
     let spec: KernelSpec = kernel.parse().map_err(|e| format!("bad kernel {kernel:?}: {e}"))?;
-    let (cache, fetch, io) = (cfg.cache.clone(), cfg.fetch.clone(), cfg.image);
+    let (cache, fetch, io, extra) = (cfg.cache.clone(), cfg.fetch.clone(), cfg.image, cfg.extra.clone());
     tokio::task::spawn_blocking(move || {
         let k = kernel::prepare(&spec, &cache, &fetch).map_err(|e| format!("cannot prepare kernel: {}", chain(&e)))?;
-        let img = image::build(&cache, &k, io).map_err(|e| format!("cannot build the guest image: {}", chain(&e)))?;
+        let img = image::build_with(&cache, &k, io, &extra).map_err(|e| format!("cannot build the guest image: {}", chain(&e)))?;
         Ok((k, img))
     })
     .await
@@ -155,6 +157,9 @@ async fn run_kernel(cfg: &SchedulerConfig, kernel: &str, scenarios: Vec<Planned>
         opts.memory_mb = cfg.memory_mb;
         opts.boot_timeout = cfg.boot_timeout;
         opts.virtio = cfg.image.virtio_channel;
+        if crate::vm::snapshot::enabled() {
+            opts.snapshots = Some(cfg.cache.clone());
+        }
         let t0 = Instant::now();
         let mut guest = match Guest::start(&k, &img, &opts).await {
             Ok(g) => g,

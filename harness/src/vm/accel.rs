@@ -156,6 +156,8 @@ pub async fn run_probe(qemu: &Path, image: &Path, accel: Accel, deadline: Durati
         bios: super::qemu::default_bios(qemu),
         debug_exit: true,
         monitor: None,
+        memory_file: None,
+        incoming: false,
     };
     let started = Instant::now();
     let mut cmd = tokio::process::Command::new(qemu);

@@ -83,6 +83,7 @@ pub struct Vm {
     events: mpsc::Receiver<ChanEvent>,
     writers: Vec<(&'static str, OwnedWriteHalf)>,
     monitor: Option<OwnedWriteHalf>,
+    monitor_out: Arc<Mutex<String>>,
     active: Option<&'static str>,
     started: Instant,
     _sockets: tempfile::TempDir,
@@ -148,6 +149,7 @@ impl Vm {
         let (tx, events) = mpsc::channel(256);
         let mut writers = Vec::new();
         let mut monitor = None;
+        let monitor_out: Arc<Mutex<String>> = Arc::new(Mutex::new(String::new()));
         let mut listeners = vec![("hmp", monitor_l), ("ttyS1", serial_l)];
         if let Some(l) = virtio_l {
             listeners.push(("virtio", l));
@@ -175,11 +177,25 @@ impl Vm {
             };
             let (r, w) = stream.into_split();
             if name == "hmp" {
-                // The monitor's chatter is not guest output; drain it so QEMU never blocks on it.
+                // The monitor's answers are kept (bounded) for `hmp_wait`; reading them also
+                // keeps QEMU from blocking on a full socket.
+                let out = monitor_out.clone();
                 tokio::spawn(async move {
                     let mut r = r;
-                    let mut sink = [0u8; 4096];
-                    while matches!(r.read(&mut sink).await, Ok(n) if n > 0) {}
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = r.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        if let Ok(mut o) = out.lock() {
+                            o.push_str(&String::from_utf8_lossy(&buf[..n]));
+                            if o.len() > 256 * 1024 {
+                                let cut = o.len() - 128 * 1024;
+                                let cut = (cut..o.len()).find(|i| o.is_char_boundary(*i)).unwrap_or(o.len());
+                                o.drain(..cut);
+                            }
+                        }
+                    }
                 });
                 monitor = Some(w);
                 continue;
@@ -193,6 +209,7 @@ impl Vm {
             events,
             writers,
             monitor,
+            monitor_out,
             active: None,
             started,
             _sockets: sockets,
@@ -315,6 +332,46 @@ impl Vm {
                 })
             }
         }
+    }
+
+    /// Send a human-monitor command and wait until its output contains one of `until`, asking
+    /// again every 50 ms (e.g. `info migrate` until `completed` or `failed`). Returns the index of
+    /// the pattern seen and the output.
+    pub async fn hmp_wait(&mut self, cmd: &str, until: &[&str], timeout: Duration) -> Result<(usize, String), VmError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mark = self.monitor_out.lock().map(|o| o.len()).unwrap_or(0);
+            self.hmp(cmd).await?;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let seen = self.monitor_out.lock().map(|o| o.get(mark.min(o.len())..).unwrap_or("").to_string()).unwrap_or_default();
+            if let Some(i) = until.iter().position(|u| seen.contains(u)) {
+                return Ok((i, seen));
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Err(self.exit_error(st.to_string(), &format!("monitor command {cmd:?}")));
+            }
+            if Instant::now() >= deadline {
+                return Err(VmError::Timeout {
+                    secs: timeout.as_secs_f64(),
+                    waiting_for: format!("{until:?} from monitor command {cmd:?} (last output: {})", seen.trim()),
+                    console: self.console_tail(),
+                });
+            }
+        }
+    }
+
+    /// Send one human-monitor command.
+    pub async fn hmp(&mut self, cmd: &str) -> Result<(), VmError> {
+        let console = self.console_tail();
+        let m = self.monitor.as_mut().ok_or_else(|| VmError::Channel { detail: "no monitor".into(), console: console.clone() })?;
+        m.write_all(format!("{cmd}\n").as_bytes())
+            .await
+            .map_err(|e| VmError::Channel { detail: format!("monitor write: {e}"), console })
+    }
+
+    /// The guest channel to use when the agent will not say Hello (a restored snapshot).
+    pub fn set_active(&mut self, name: &str) {
+        self.active = self.writers.iter().map(|(n, _)| *n).find(|n| *n == name);
     }
 
     /// Ask the guest kernel for a task dump (sysrq-t through the emulated keyboard) and give it

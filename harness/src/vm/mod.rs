@@ -5,6 +5,7 @@ pub mod accel;
 pub mod console;
 pub mod machine;
 pub mod qemu;
+pub mod snapshot;
 
 pub use accel::{AccelChoice, AccelVerdict};
 pub use machine::{Vm, VmError, VmFiles};

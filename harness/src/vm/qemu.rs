@@ -50,6 +50,17 @@ pub struct QemuConfig {
     pub debug_exit: bool,
     /// Unix socket the human monitor (HMP) connects to; used to send sysrq to a hung guest.
     pub monitor: Option<PathBuf>,
+    /// Guest RAM backed by this file: shared while a snapshot is taken (the file then holds the
+    /// RAM), private (copy-on-write) when restoring from it.
+    pub memory_file: Option<MemoryFile>,
+    /// Start paused, waiting for `migrate_incoming` (snapshot restore).
+    pub incoming: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryFile {
+    pub path: PathBuf,
+    pub shared: bool,
 }
 
 /// Kernel command line words kmatrix always passes.
@@ -94,7 +105,11 @@ impl QemuConfig {
         push("none");
         push("-no-reboot");
         push("-M");
-        push(if self.accel == Accel::Kvm { "pc,accel=kvm" } else { "pc,accel=tcg" });
+        let mut machine = String::from(if self.accel == Accel::Kvm { "pc,accel=kvm" } else { "pc,accel=tcg" });
+        if self.memory_file.is_some() {
+            machine.push_str(",memory-backend=kmram");
+        }
+        push(&machine);
         if self.accel == Accel::Kvm {
             push("-cpu");
             push("host");
@@ -104,7 +119,20 @@ impl QemuConfig {
             push("max");
         }
         push("-m");
-        push(&self.memory_mb.to_string());
+        push(&format!("{}M", self.memory_mb));
+        if let Some(m) = &self.memory_file {
+            push("-object");
+            let path = m.path.to_string_lossy().replace(',', ",,");
+            push(&format!(
+                "memory-backend-file,id=kmram,size={}M,mem-path={path},share={}",
+                self.memory_mb,
+                if m.shared { "on" } else { "off" }
+            ));
+        }
+        if self.incoming {
+            push("-incoming");
+            push("defer");
+        }
         push("-smp");
         push(&self.cpus.to_string());
         if let Some(b) = &self.bios {
@@ -179,6 +207,8 @@ mod tests {
             bios: None,
             debug_exit: false,
             monitor: None,
+            memory_file: None,
+            incoming: false,
         }
     }
 
@@ -193,6 +223,18 @@ mod tests {
         assert!(append.starts_with("console=ttyS0 panic=-1"));
         assert!(append.ends_with("kmatrix.extra=1"));
         assert!(!joined.contains("virtio-serial"));
+    }
+
+    #[test]
+    fn snapshot_restore_maps_ram_privately_and_waits_for_incoming() {
+        let mut c = cfg();
+        c.memory_file = Some(MemoryFile { path: "/c/snap/ram".into(), shared: false });
+        c.incoming = true;
+        let joined: Vec<String> = c.args().into_iter().map(|s| s.into_string().unwrap()).collect();
+        let joined = joined.join(" ");
+        assert!(joined.contains("-M pc,accel=tcg,memory-backend=kmram"), "{joined}");
+        assert!(joined.contains("memory-backend-file,id=kmram,size=1024M,mem-path=/c/snap/ram,share=off"), "{joined}");
+        assert!(joined.contains("-incoming defer"), "{joined}");
     }
 
     #[test]

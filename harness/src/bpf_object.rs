@@ -1,0 +1,381 @@
+//! A user's BPF object for `kmatrix run --bpf-object`: read and checked on the host before any
+//! kernel boots, then planned as the agent's `bpf.object.load` scenario with the object copied
+//! into each guest image at `/user/<file name>`.
+//!
+//! The host checks what it can decide without a kernel: the file is a BPF ELF object that aya-obj
+//! (the parser aya uses in the guest) accepts, the program exists, the `--attach` and
+//! `--workload` specs are well formed and the attach kind fits the program's type. Mistakes there
+//! are bad input (exit 2) instead of a boot per kernel that ends in the same error. Whether the
+//! kernel accepts the program (CO-RE, verifier, attach) is the guest's job; `core_check` computes
+//! the CO-RE part without booting. This module neither boots nor judges results.
+
+use crate::image::ExtraFile;
+use aya_obj::ProgramSection;
+use kmatrix_proto::ScenarioResult;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// The agent's scenario that loads an object from a path in the guest.
+pub const SCENARIO: &str = "bpf.object.load";
+
+/// Where users' objects sit in the guest.
+pub const GUEST_DIR: &str = "/user";
+
+/// `e_machine` of BPF objects.
+const EM_BPF: u16 = 247;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    #[error("cannot read BPF object {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not an ELF file (it does not start with \\x7fELF): not a BPF object")]
+    NotElf { path: PathBuf },
+    #[error("{path} is an ELF file for machine {machine}, not BPF ({EM_BPF}): build it with clang -target bpf")]
+    NotBpf { path: PathBuf, machine: u16 },
+    #[error("{path} is not a BPF object aya can load: {detail}")]
+    Parse { path: PathBuf, detail: String },
+    #[error("{path} has no BPF programs")]
+    NoPrograms { path: PathBuf },
+    #[error("{path} has no program {program:?}; its programs: {known}")]
+    NoProgram { path: PathBuf, program: String, known: String },
+    #[error("{path} has {count} programs ({known}): say which with --program")]
+    WhichProgram { path: PathBuf, count: usize, known: String },
+    #[error("--attach {spec:?}: {why}")]
+    Attach { spec: String, why: String },
+    #[error("--workload {spec:?}: {why}")]
+    Workload { spec: String, why: String },
+    #[error("program {program} of {path} is a {kind} program, which --attach {spec:?} cannot attach ({wants})")]
+    Mismatch { path: PathBuf, program: String, kind: &'static str, spec: String, wants: &'static str },
+    #[error("program {program} of {path} is a {kind} program: it needs --attach KIND:TARGET to be verified")]
+    NeedsAttach { path: PathBuf, program: String, kind: &'static str },
+    #[error("--attach {spec:?} needs a --workload to attach to (its pid)")]
+    NeedsWorkload { spec: String },
+}
+
+/// A program of the object, as aya-obj sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjProgram {
+    pub name: String,
+    /// The program type from its ELF section (`kprobe`, `tracepoint`, `fentry`, ...).
+    pub kind: &'static str,
+}
+
+/// A user's object, read and parsed.
+#[derive(Debug, Clone)]
+pub struct UserObject {
+    pub path: PathBuf,
+    pub bytes: Vec<u8>,
+    /// Sorted by name.
+    pub programs: Vec<ObjProgram>,
+    /// aya-obj's parse, for `core_check`.
+    pub object: aya_obj::Object,
+}
+
+/// Read `path` and parse it as aya does in the guest.
+pub fn open(path: &Path) -> Result<UserObject, ObjectError> {
+    let bytes = std::fs::read(path).map_err(|source| ObjectError::Read { path: path.to_path_buf(), source })?;
+    parse(path, bytes)
+}
+
+/// [`open`] on bytes already read; `path` names them in errors.
+pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<UserObject, ObjectError> {
+    let path = path.to_path_buf();
+    if bytes.len() < 20 || &bytes[..4] != b"\x7fELF" {
+        return Err(ObjectError::NotElf { path });
+    }
+    let machine = match bytes[5] {
+        2 => u16::from_be_bytes([bytes[18], bytes[19]]),
+        _ => u16::from_le_bytes([bytes[18], bytes[19]]),
+    };
+    if machine != EM_BPF {
+        return Err(ObjectError::NotBpf { path, machine });
+    }
+    let object = aya_obj::Object::parse(&bytes).map_err(|e| ObjectError::Parse { detail: parse_detail(&e), path: path.clone() })?;
+    let mut programs: Vec<ObjProgram> =
+        object.programs.iter().map(|(name, p)| ObjProgram { name: name.clone(), kind: kind_of(&p.section) }).collect();
+    programs.sort_by(|a, b| a.name.cmp(&b.name));
+    if programs.is_empty() {
+        return Err(ObjectError::NoPrograms { path });
+    }
+    Ok(UserObject { path, bytes, programs, object })
+}
+
+/// aya-obj's ELF errors keep their cause out of the source chain: spell it out.
+fn parse_detail(e: &aya_obj::ParseError) -> String {
+    let mut s = match e {
+        aya_obj::ParseError::ElfError(inner) => format!("{e}: {inner}"),
+        aya_obj::ParseError::SectionError { index, error } => format!("error parsing section {index}: {error}"),
+        _ => e.to_string(),
+    };
+    let mut cur = std::error::Error::source(e);
+    while let Some(c) = cur {
+        let _ = write!(s, ": {c}");
+        cur = c.source();
+    }
+    s
+}
+
+/// The program type of an aya-obj section, as the user wrote it.
+pub fn kind_of(s: &ProgramSection) -> &'static str {
+    match s {
+        ProgramSection::KProbe => "kprobe",
+        ProgramSection::KRetProbe => "kretprobe",
+        ProgramSection::UProbe { .. } => "uprobe",
+        ProgramSection::URetProbe { .. } => "uretprobe",
+        ProgramSection::TracePoint => "tracepoint",
+        ProgramSection::RawTracePoint => "raw_tracepoint",
+        ProgramSection::BtfTracePoint => "tp_btf",
+        ProgramSection::FEntry { .. } => "fentry",
+        ProgramSection::FExit { .. } => "fexit",
+        ProgramSection::PerfEvent => "perf_event",
+        ProgramSection::SocketFilter => "socket",
+        ProgramSection::Xdp { .. } => "xdp",
+        ProgramSection::SchedClassifier => "classifier",
+        ProgramSection::Lsm { .. } | ProgramSection::LsmCgroup => "lsm",
+        ProgramSection::Iter { .. } => "iter",
+        ProgramSection::Extension => "freplace",
+        _ => "other",
+    }
+}
+
+/// Program types the agent verifies without an attach target (aya's `load()` takes no target).
+fn loads_without_target(kind: &str) -> bool {
+    matches!(
+        kind,
+        "kprobe"
+            | "kretprobe"
+            | "uprobe"
+            | "uretprobe"
+            | "tracepoint"
+            | "raw_tracepoint"
+            | "perf_event"
+            | "socket"
+            | "xdp"
+            | "classifier"
+    )
+}
+
+/// What the user asked for on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub program: Option<String>,
+    pub attach: Option<String>,
+    pub workload: Option<String>,
+    pub expect_runs: Option<u64>,
+}
+
+/// The scenario to run on every kernel.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub program: String,
+    /// The `bpf.object.load` parameters.
+    pub params: BTreeMap<String, String>,
+    /// The object, for the image.
+    pub file: ExtraFile,
+}
+
+/// Check `req` against `obj` and turn it into the scenario's parameters.
+pub fn plan(obj: &UserObject, req: &Request) -> Result<Plan, ObjectError> {
+    let known = obj.programs.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
+    let prog = match &req.program {
+        Some(name) => obj.programs.iter().find(|p| &p.name == name).ok_or_else(|| ObjectError::NoProgram {
+            path: obj.path.clone(),
+            program: name.clone(),
+            known: known.clone(),
+        })?,
+        None if obj.programs.len() == 1 => &obj.programs[0],
+        None => {
+            return Err(ObjectError::WhichProgram { path: obj.path.clone(), count: obj.programs.len(), known })
+        }
+    };
+    let runs = req.workload.as_deref().map(workload_count).transpose()?;
+    match &req.attach {
+        Some(spec) => {
+            let (kind, needs_pid) = attach_kind(spec)?;
+            let wants = accepts(kind);
+            if !wants.split(", ").any(|w| w == prog.kind) {
+                return Err(ObjectError::Mismatch {
+                    path: obj.path.clone(),
+                    program: prog.name.clone(),
+                    kind: prog.kind,
+                    spec: spec.clone(),
+                    wants: accepts_text(kind),
+                });
+            }
+            if needs_pid && runs.is_none() {
+                return Err(ObjectError::NeedsWorkload { spec: spec.clone() });
+            }
+        }
+        None if !loads_without_target(prog.kind) => {
+            return Err(ObjectError::NeedsAttach { path: obj.path.clone(), program: prog.name.clone(), kind: prog.kind })
+        }
+        None => {}
+    }
+    let name = obj.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "object.bpf.o".into());
+    let guest_path = format!("{GUEST_DIR}/{}", sanitize(&name));
+    let mut params = BTreeMap::new();
+    params.insert("object".to_string(), guest_path.clone());
+    params.insert("program".to_string(), prog.name.clone());
+    if let Some(a) = &req.attach {
+        params.insert("attach".to_string(), a.clone());
+    }
+    if let Some(w) = &req.workload {
+        params.insert("workload".to_string(), w.clone());
+    }
+    // A hook on the workload's own call runs once per iteration: that is the default check.
+    // Without an attach nothing runs, so there is nothing to count.
+    let expect = req.expect_runs.or(runs.filter(|_| req.attach.is_some()));
+    if let Some(n) = expect {
+        params.insert("expect_runs".to_string(), n.to_string());
+    }
+    Ok(Plan {
+        program: prog.name.clone(),
+        params,
+        file: ExtraFile { path: guest_path, mode: 0o644, data: obj.bytes.clone() },
+    })
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_') { c } else { '_' }).collect()
+}
+
+/// The kind of an `--attach KIND:TARGET` spec, checked as the agent parses it, and whether it
+/// attaches to the workload's pid.
+fn attach_kind(spec: &str) -> Result<(&str, bool), ObjectError> {
+    let bad = |why: &str| ObjectError::Attach { spec: spec.to_string(), why: why.to_string() };
+    let (kind, target) = spec.split_once(':').ok_or_else(|| bad("not KIND:TARGET"))?;
+    if target.is_empty() {
+        return Err(bad("the target is empty"));
+    }
+    match kind {
+        "kprobe" | "kretprobe" | "raw_tracepoint" | "raw_tp" | "tp_btf" | "fentry" | "fexit" => Ok((kind, false)),
+        "tracepoint" => match target.split_once('/') {
+            Some((c, n)) if !c.is_empty() && !n.is_empty() => Ok((kind, false)),
+            _ => Err(bad("a tracepoint is tracepoint:CATEGORY/NAME")),
+        },
+        "uprobe" | "uretprobe" => match target.rsplit_once(':') {
+            Some((p, s)) if !p.is_empty() && !s.is_empty() => Ok((kind, true)),
+            _ => Err(bad("a uprobe is uprobe:PATH:SYMBOL (a path in the guest, e.g. /bin/hello)")),
+        },
+        "perf_event" if target == "cpu-clock" => Ok((kind, true)),
+        "perf_event" => Err(bad("the perf_event target is cpu-clock")),
+        _ => Err(bad(
+            "unknown kind; one of kprobe, kretprobe, tracepoint, raw_tracepoint, tp_btf, fentry, fexit, uprobe, \
+             uretprobe, perf_event",
+        )),
+    }
+}
+
+/// Program types an attach kind takes (aya's program classes: a KProbe is kprobe or kretprobe).
+fn accepts(kind: &str) -> &'static str {
+    match kind {
+        "kprobe" | "kretprobe" => "kprobe, kretprobe",
+        "tracepoint" => "tracepoint",
+        "raw_tracepoint" | "raw_tp" => "raw_tracepoint",
+        "tp_btf" => "tp_btf",
+        "fentry" => "fentry",
+        "fexit" => "fexit",
+        "uprobe" | "uretprobe" => "uprobe, uretprobe",
+        _ => "perf_event",
+    }
+}
+
+fn accepts_text(kind: &str) -> &'static str {
+    match accepts(kind) {
+        "kprobe, kretprobe" => "it takes SEC(\"kprobe\") or SEC(\"kretprobe\") programs",
+        "tracepoint" => "it takes SEC(\"tracepoint\") programs",
+        "raw_tracepoint" => "it takes SEC(\"raw_tracepoint\") programs",
+        "tp_btf" => "it takes SEC(\"tp_btf\") programs",
+        "fentry" => "it takes SEC(\"fentry\") programs",
+        "fexit" => "it takes SEC(\"fexit\") programs",
+        "uprobe, uretprobe" => "it takes SEC(\"uprobe\") or SEC(\"uretprobe\") programs",
+        _ => "it takes SEC(\"perf_event\") programs",
+    }
+}
+
+/// `openat-loop:N` or `hello:N` (N defaults to 1, as in the agent): N.
+pub fn workload_count(spec: &str) -> Result<u64, ObjectError> {
+    let bad = |why: &str| ObjectError::Workload { spec: spec.to_string(), why: why.to_string() };
+    let (name, n) = spec.split_once(':').unwrap_or((spec, "1"));
+    if !matches!(name, "openat-loop" | "hello") {
+        return Err(bad("unknown workload; openat-loop:N or hello:N"));
+    }
+    let n: u64 = n.parse().map_err(|_| bad("the count is not a number"))?;
+    if !(1..=1_000_000).contains(&n) {
+        return Err(bad("the count is out of range 1..=1000000"));
+    }
+    Ok(n)
+}
+
+/// The steps the agent reported for each `bpf.object.load` result, one block per kernel.
+pub fn render_steps(results: &[ScenarioResult]) -> String {
+    let mut out = String::new();
+    for r in results.iter().filter(|r| r.scenario == SCENARIO) {
+        let _ = writeln!(out, "{} ({}): {}", r.kernel, r.detail["object"].as_str().unwrap_or("?"), r.status);
+        for s in r.detail["steps"].as_array().map(Vec::as_slice).unwrap_or_default() {
+            let ok = s["ok"].as_bool().unwrap_or(false);
+            let _ = write!(
+                out,
+                "  {:4}  {:<48} {:>9.2} ms",
+                if ok { "ok" } else { "FAIL" },
+                s["step"].as_str().unwrap_or("?"),
+                s["ms"].as_f64().unwrap_or(0.0)
+            );
+            if let Some(e) = s["errno"].as_i64() {
+                let _ = write!(out, "  errno {e}");
+            }
+            if let Some(m) = s["message"].as_str() {
+                let _ = write!(out, "  {m}");
+            }
+            out.push('\n');
+        }
+        for c in &r.counts {
+            let _ = writeln!(out, "  {:4}  {}: {} (expected {})", if c.observed == c.expected { "ok" } else { "FAIL" }, c.what, c.observed, c.expected);
+        }
+        if r.status != kmatrix_proto::Status::Pass && !r.reason.is_empty() {
+            let _ = writeln!(out, "  reason: {}", r.reason);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_files_are_named() {
+        let p = Path::new("/x/garbage.o");
+        let e = parse(p, b"definitely not an object".to_vec()).unwrap_err();
+        assert!(matches!(e, ObjectError::NotElf { .. }));
+        assert!(e.to_string().contains("/x/garbage.o"), "{e}");
+        // An x86-64 ELF header (e_machine 62).
+        let mut elf = b"\x7fELF\x02\x01\x01".to_vec();
+        elf.resize(64, 0);
+        elf[18] = 62;
+        let e = parse(p, elf).unwrap_err();
+        assert!(matches!(e, ObjectError::NotBpf { machine: 62, .. }), "{e}");
+        let e = open(Path::new("/no/such/file.bpf.o")).unwrap_err();
+        assert!(e.to_string().contains("/no/such/file.bpf.o"), "{e}");
+    }
+
+    #[test]
+    fn attach_and_workload_specs_are_checked_as_the_agent_parses_them() {
+        assert_eq!(attach_kind("kprobe:do_sys_openat2").unwrap(), ("kprobe", false));
+        assert_eq!(attach_kind("uprobe:/bin/hello:hello_greet").unwrap(), ("uprobe", true));
+        assert_eq!(attach_kind("perf_event:cpu-clock").unwrap(), ("perf_event", true));
+        for bad in ["kprobe", "kprobe:", "tracepoint:nocategory", "xdp:eth0", "uprobe:/bin/hello", "perf_event:x"] {
+            let e = attach_kind(bad).unwrap_err().to_string();
+            assert!(e.contains(bad), "{e}");
+        }
+        assert_eq!(workload_count("openat-loop:100").unwrap(), 100);
+        assert_eq!(workload_count("hello").unwrap(), 1);
+        assert!(workload_count("openat-loop:0").is_err());
+        assert!(workload_count("rm:1").unwrap_err().to_string().contains("rm:1"));
+    }
+}

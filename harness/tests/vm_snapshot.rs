@@ -1,0 +1,62 @@
+//! Snapshots with the real Debian 6.1 kernel: the first start boots and saves the guest at
+//! `Hello`, the next restores it (and the agent answers), a damaged snapshot is removed and the
+//! guest boots cold instead.
+
+use kmatrix::cli::{self, GuestArgs};
+use kmatrix::guest::Guest;
+use kmatrix::vm::AccelChoice;
+use kmatrix_proto::{RunRequest, Status};
+use std::time::Duration;
+
+fn args(tag: &str) -> GuestArgs {
+    GuestArgs {
+        kernel: "debian-6.1".into(),
+        modules: None,
+        config: None,
+        accel: AccelChoice::Auto,
+        boot_timeout: 120.0,
+        memory: 512,
+        mirror: None,
+        out: std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kmatrix-logs"),
+        // A command line word of its own gives this test a snapshot key of its own.
+        append: vec![format!("kmatrix.test={tag}-{}", std::process::id())],
+        channel: "virtio".into(),
+    }
+}
+
+async fn kprobe_passes(g: &mut Guest) {
+    let req = RunRequest { scenario: "kprobe.tracefs.openat".into(), params: Default::default() };
+    let r = g.run(req, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(r.status, Status::Pass, "{}", r.reason);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vm_snapshot_is_taken_then_restored_and_a_damaged_one_is_replaced() {
+    let a = args("snap");
+    let p = cli::prepare(&a).await.unwrap();
+    let mut opts = p.guest_options(&a, "snap").unwrap();
+    opts.snapshots = Some(p.cache.clone());
+
+    let mut first = Guest::start(&p.kernel, &p.image, &opts).await.unwrap();
+    assert!(first.restored, "the first start takes the snapshot, then runs from it");
+    let caps = first.caps.clone();
+    kprobe_passes(&mut first).await;
+    first.shutdown().await.unwrap();
+
+    let mut second = Guest::start(&p.kernel, &p.image, &opts).await.unwrap();
+    assert!(second.restored);
+    assert_eq!(second.caps, caps);
+    assert!(second.hello_after < Duration::from_secs(2), "restore took {:?}", second.hello_after);
+    kprobe_passes(&mut second).await;
+    let snap_dir = second.boot_path.rsplit(' ').next().unwrap().to_string();
+    second.shutdown().await.unwrap();
+
+    // Damage the saved device state: the restore fails, the snapshot goes, the guest boots cold.
+    let dir = kmatrix::vm::snapshot::root(&p.cache).unwrap().join(&snap_dir);
+    std::fs::write(dir.join("state"), b"not a migration stream").unwrap();
+    let mut third = Guest::start(&p.kernel, &p.image, &opts).await.unwrap();
+    assert!(!third.restored);
+    assert!(!dir.exists(), "the damaged snapshot was not removed");
+    kprobe_passes(&mut third).await;
+    third.shutdown().await.unwrap();
+}
