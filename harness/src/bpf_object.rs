@@ -55,6 +55,8 @@ pub enum ObjectError {
     NeedsAttach { path: PathBuf, program: String, kind: &'static str },
     #[error("--attach {spec:?} needs a --workload to attach to (its pid)")]
     NeedsWorkload { spec: String },
+    #[error("--expect-runs {0} needs --attach and --workload: runs are counted while the workload runs")]
+    NothingToCount(u64),
 }
 
 /// A program of the object, as aya-obj sees it.
@@ -95,7 +97,8 @@ pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<UserObject, ObjectError> {
     if machine != EM_BPF {
         return Err(ObjectError::NotBpf { path, machine });
     }
-    let object = aya_obj::Object::parse(&bytes).map_err(|e| ObjectError::Parse { detail: parse_detail(&e), path: path.clone() })?;
+    let object = aya_obj::Object::parse(&bytes)
+        .map_err(|e| ObjectError::Parse { detail: parse_detail(&e), path: path.clone() })?;
     let mut programs: Vec<ObjProgram> =
         object.programs.iter().map(|(name, p)| ObjProgram { name: name.clone(), kind: kind_of(&p.section) }).collect();
     programs.sort_by(|a, b| a.name.cmp(&b.name));
@@ -189,11 +192,12 @@ pub fn plan(obj: &UserObject, req: &Request) -> Result<Plan, ObjectError> {
             known: known.clone(),
         })?,
         None if obj.programs.len() == 1 => &obj.programs[0],
-        None => {
-            return Err(ObjectError::WhichProgram { path: obj.path.clone(), count: obj.programs.len(), known })
-        }
+        None => return Err(ObjectError::WhichProgram { path: obj.path.clone(), count: obj.programs.len(), known }),
     };
     let runs = req.workload.as_deref().map(workload_count).transpose()?;
+    if let Some(n) = req.expect_runs.filter(|_| runs.is_none() || req.attach.is_none()) {
+        return Err(ObjectError::NothingToCount(n));
+    }
     match &req.attach {
         Some(spec) => {
             let (kind, needs_pid) = attach_kind(spec)?;
@@ -212,7 +216,11 @@ pub fn plan(obj: &UserObject, req: &Request) -> Result<Plan, ObjectError> {
             }
         }
         None if !loads_without_target(prog.kind) => {
-            return Err(ObjectError::NeedsAttach { path: obj.path.clone(), program: prog.name.clone(), kind: prog.kind })
+            return Err(ObjectError::NeedsAttach {
+                path: obj.path.clone(),
+                program: prog.name.clone(),
+                kind: prog.kind,
+            })
         }
         None => {}
     }
@@ -335,10 +343,35 @@ pub fn render_steps(results: &[ScenarioResult]) -> String {
             out.push('\n');
         }
         for c in &r.counts {
-            let _ = writeln!(out, "  {:4}  {}: {} (expected {})", if c.observed == c.expected { "ok" } else { "FAIL" }, c.what, c.observed, c.expected);
+            let _ = writeln!(
+                out,
+                "  {:4}  {}: {} (expected {})",
+                if c.observed == c.expected { "ok" } else { "FAIL" },
+                c.what,
+                c.observed,
+                c.expected
+            );
         }
-        if r.status != kmatrix_proto::Status::Pass && !r.reason.is_empty() {
-            let _ = writeln!(out, "  reason: {}", r.reason);
+        if r.status != kmatrix_proto::Status::Pass {
+            if !r.reason.is_empty() {
+                let _ = writeln!(out, "  reason: {}", r.reason);
+            }
+            if !r.excerpt.is_empty() {
+                let _ = writeln!(out, "  verifier log (end):");
+                for l in r.excerpt.lines() {
+                    let _ = writeln!(out, "    {l}");
+                }
+            }
+            // aya, like libbpf, turns a CO-RE relocation without a target into a call to this
+            // helper number; the verifier's "invalid func" alone does not say so.
+            if r.excerpt.contains("unknown#195896080") {
+                let _ = writeln!(
+                    out,
+                    "  hint: a CO-RE relocation found no target on {} (the poisoned call 0xbad2310); \
+                     `kmatrix core-check <object> --kernels {}` names the type and field",
+                    r.kernel, r.kernel
+                );
+            }
         }
     }
     out

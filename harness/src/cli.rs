@@ -178,7 +178,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
-    pub bpf: BpfObjectArgs,
+    pub bpf: Box<BpfObjectArgs>,
     #[command(flatten)]
     pub guest: GuestArgs,
 }
@@ -577,7 +577,8 @@ async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Outcome)> {
     };
     let cache = Cache::from_env().exit_code(exit::INFRA)?;
     let cat = crate::catalogue::load(&cache).context("cannot list the agent's catalogue").exit_code(exit::INFRA)?;
-    let scenarios = select_scenarios(&cat, user.as_ref().map_or(a.scenarios.as_str(), |_| crate::bpf_object::SCENARIO))?;
+    let scenarios =
+        select_scenarios(&cat, user.as_ref().map_or(a.scenarios.as_str(), |_| crate::bpf_object::SCENARIO))?;
     let kernels = if a.kernels.is_empty() {
         kernel::matrix_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?
     } else {

@@ -138,7 +138,12 @@ pub fn check_kernel(
             report.programs = obj
                 .programs
                 .iter()
-                .map(|p| ProgramReport { program: p.name.clone(), kind: p.kind.into(), ok: true, relocations: Vec::new() })
+                .map(|p| ProgramReport {
+                    program: p.name.clone(),
+                    kind: p.kind.into(),
+                    ok: true,
+                    relocations: Vec::new(),
+                })
                 .collect();
         } else {
             fail_all(&mut report, format!("kernel {kernel} has no BTF: CO-RE relocations cannot be resolved"));
@@ -148,7 +153,10 @@ pub fn check_kernel(
     let target = match AyaBtf::parse_file(btf_path, obj.object.endianness) {
         Ok(b) => b,
         Err(e) => {
-            fail_all(&mut report, format!("cannot parse the BTF of kernel {kernel} ({}): {}", btf_path.display(), chain(&e)));
+            fail_all(
+                &mut report,
+                format!("cannot parse the BTF of kernel {kernel} ({}): {}", btf_path.display(), chain(&e)),
+            );
             return report;
         }
     };
@@ -213,7 +221,10 @@ pub fn check_kernel(
         // Functions linked into this program: its own, and callees found by their code.
         let mut mine: HashSet<(usize, u64)> = HashSet::from([key]);
         for (k, f) in &functions {
-            if *k != key && outcome.iter().flatten().any(|(_, fk)| fk == k) && contains(&linked.instructions, &f.instructions) {
+            if *k != key
+                && outcome.iter().flatten().any(|(_, fk)| fk == k)
+                && contains(&linked.instructions, &f.instructions)
+            {
                 mine.insert(*k);
             }
         }
@@ -244,7 +255,10 @@ pub fn check_kernel(
                         .clone();
                     if walk.poisoned.contains(&(i as u32)) || !walk.complete {
                         ok = false;
-                        (RelocStatus::Failed, format!("{why}; the instruction is reachable, so the verifier refuses the program"))
+                        (
+                            RelocStatus::Failed,
+                            format!("{why}; the instruction is reachable, so the verifier refuses the program"),
+                        )
                     } else {
                         (RelocStatus::Guarded, format!("{why}; unreachable here (a guarded branch)"))
                     }
@@ -262,7 +276,12 @@ pub fn check_kernel(
             });
         }
         report.ok &= ok;
-        report.programs.push(ProgramReport { program: name.to_string(), kind: kind.to_string(), ok, relocations: relocs });
+        report.programs.push(ProgramReport {
+            program: name.to_string(),
+            kind: kind.to_string(),
+            ok,
+            relocations: relocs,
+        });
     }
     report
 }
@@ -400,7 +419,7 @@ fn walk(insns: &[bpf_insn]) -> Walk {
             continue;
         }
         let mut r = regs;
-        let mut next = |to: Option<usize>, regs: Regs, work: &mut Vec<(usize, Regs)>| {
+        let next = |to: Option<usize>, regs: Regs, work: &mut Vec<(usize, Regs)>| {
             if let Some(to) = to {
                 work.push((to, regs));
             }
@@ -685,7 +704,9 @@ impl Btf {
         let field = |o: usize| u32_at(b, o).map(|v| v as usize).ok_or_else(|| bad("truncated header"));
         let (type_off, type_len, str_off, str_len) = (field(8)?, field(12)?, field(16)?, field(20)?);
         let section = |off: usize, len: usize| {
-            hdr.checked_add(off).and_then(|s| b.get(s..s.checked_add(len)?)).ok_or_else(|| bad("a section lies past the end"))
+            hdr.checked_add(off)
+                .and_then(|s| b.get(s..s.checked_add(len)?))
+                .ok_or_else(|| bad("a section lies past the end"))
         };
         let types = section(type_off, type_len)?;
         let strings = section(str_off, str_len)?.to_vec();
@@ -821,10 +842,11 @@ fn core_relocs(b: &[u8], btf: &Btf) -> Result<Vec<RawReloc>, String> {
         let section = btf.name(sec);
         for i in 0..n {
             let r = p + i * rec;
-            let (insn_off, type_id, access_off, kind) = match (u32_at(s, r), u32_at(s, r + 4), u32_at(s, r + 8), u32_at(s, r + 12)) {
-                (Some(a), Some(b), Some(c), Some(d)) => (a, b, c, d),
-                _ => return Err("a CO-RE record is truncated".into()),
-            };
+            let (insn_off, type_id, access_off, kind) =
+                match (u32_at(s, r), u32_at(s, r + 4), u32_at(s, r + 8), u32_at(s, r + 12)) {
+                    (Some(a), Some(b), Some(c), Some(d)) => (a, b, c, d),
+                    _ => return Err("a CO-RE record is truncated".into()),
+                };
             let access = btf.name(access_off);
             let (type_name, spec) = describe(btf, type_id, kind, &access);
             out.push(RawReloc { section: section.clone(), insn_off, type_id, kind, access, type_name, spec });
@@ -925,7 +947,11 @@ fn explain(local: &Btf, target: &Btf, r: &RawReloc) -> String {
                                 None => {
                                     let owner = target.ty(target.skip_mods(tcur)).map(|t| {
                                         let n = target.name(t.name_off);
-                                        format!("{} {}", kind_word(t.kind), if n.is_empty() { "(anonymous)" } else { &n })
+                                        format!(
+                                            "{} {}",
+                                            kind_word(t.kind),
+                                            if n.is_empty() { "(anonymous)" } else { &n }
+                                        )
                                     });
                                     missing = Some(format!(
                                         "{} has no field `{member}` in the kernel's BTF",
@@ -1011,7 +1037,12 @@ pub fn render(r: &Report) -> String {
         }
     }
     let failed = r.kernels.iter().filter(|k| !k.ok).count();
-    let _ = writeln!(out, "{} kernel{}, {failed} with failures", r.kernels.len(), if r.kernels.len() == 1 { "" } else { "s" });
+    let _ = writeln!(
+        out,
+        "{} kernel{}, {failed} with failures",
+        r.kernels.len(),
+        if r.kernels.len() == 1 { "" } else { "s" }
+    );
     out
 }
 

@@ -105,13 +105,17 @@ impl Guest {
                 Err(e) => {
                     // A snapshot that will not restore is evidence of a stale or damaged cache
                     // entry: remove it and boot cold (a new snapshot is taken next time).
-                    eprintln!("kmatrix: snapshot {} did not restore ({e}); removing it and booting cold", s.dir.display());
+                    eprintln!(
+                        "kmatrix: snapshot {} did not restore ({e}); removing it and booting cold",
+                        s.dir.display()
+                    );
                     let _ = std::fs::remove_dir_all(&s.dir);
                     return Self::cold(cfg, files, virtio, opts, boot_path).await;
                 }
             }
         }
-        let staged = snapshot::staging(cache).map_err(|source| VmError::ChannelSetup { dir: cache.root().to_path_buf(), source })?;
+        let staged = snapshot::staging(cache)
+            .map_err(|source| VmError::ChannelSetup { dir: cache.root().to_path_buf(), source })?;
         let mut c = cfg.clone();
         c.memory_file = Some(MemoryFile { path: staged.path().join("ram"), shared: true });
         let mut vm = Vm::start(c, files.clone(), virtio).await?;
@@ -122,7 +126,12 @@ impl Guest {
         let taken = async {
             vm.hmp("migrate_set_capability x-ignore-shared on").await?;
             vm.hmp(&format!("migrate \"exec:cat > {}\"", snapshot::sh_quote(&state))).await?;
-            vm.hmp_wait("info migrate", &["Migration status: completed", "Migration status: failed"], Duration::from_secs(60)).await
+            vm.hmp_wait(
+                "info migrate",
+                &["Migration status: completed", "Migration status: failed"],
+                Duration::from_secs(60),
+            )
+            .await
         }
         .await;
         let channel = vm.channel().unwrap_or("ttyS1").to_string();
@@ -154,14 +163,26 @@ impl Guest {
         Self::restore(cfg, &s, files, virtio, &boot_path).await
     }
 
-    async fn cold(cfg: QemuConfig, files: VmFiles, virtio: bool, opts: &GuestOptions, boot_path: String) -> Result<Guest, VmError> {
+    async fn cold(
+        cfg: QemuConfig,
+        files: VmFiles,
+        virtio: bool,
+        opts: &GuestOptions,
+        boot_path: String,
+    ) -> Result<Guest, VmError> {
         let mut vm = Vm::start(cfg, files, virtio).await?;
         let caps = vm.hello(opts.boot_timeout).await?;
         let hello_after = vm.elapsed();
         Ok(Guest { vm, caps, hello_after, boot_path, restored: false })
     }
 
-    async fn restore(mut cfg: QemuConfig, s: &Snapshot, files: VmFiles, virtio: bool, boot_path: &str) -> Result<Guest, VmError> {
+    async fn restore(
+        mut cfg: QemuConfig,
+        s: &Snapshot,
+        files: VmFiles,
+        virtio: bool,
+        boot_path: &str,
+    ) -> Result<Guest, VmError> {
         cfg.memory_file = Some(MemoryFile { path: s.ram(), shared: false });
         cfg.incoming = true;
         let mut vm = Vm::start(cfg, files, virtio).await?;

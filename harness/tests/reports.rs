@@ -29,7 +29,10 @@ fn junit_validates_against_the_schema() {
         .expect("xmllint (apt-get install libxml2-utils)");
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
     let text = std::fs::read_to_string(&out).unwrap();
-    assert!(text.contains("<testsuite name=\"debian-6.1\"") && text.contains("<testsuite name=\"debian-6.12\""), "{text}");
+    assert!(
+        text.contains("<testsuite name=\"debian-6.1\"") && text.contains("<testsuite name=\"debian-6.12\""),
+        "{text}"
+    );
 }
 
 #[test]

@@ -196,7 +196,10 @@ async fn tracefs_state(g: &mut Guest, cat: &str, ls: &str) -> String {
         let out = g.exec(req, std::time::Duration::from_secs(30)).await.unwrap();
         state.push_str(&format!("== {f} (exit {:?})\n{}{}", out.exit_code, out.stdout, out.stderr));
     }
-    let req = kmatrix_proto::ExecRequest { argv: vec![ls.into(), "/sys/kernel/tracing/instances".into()], ..Default::default() };
+    let req = kmatrix_proto::ExecRequest {
+        argv: vec![ls.into(), "/sys/kernel/tracing/instances".into()],
+        ..Default::default()
+    };
     let out = g.exec(req, std::time::Duration::from_secs(30)).await.unwrap();
     state.push_str(&format!("== instances/\n{}", out.stdout));
     state

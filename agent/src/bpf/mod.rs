@@ -211,7 +211,7 @@ mod tests {
             (PRINTK, &["printk_openat"]),
             (CORE, &["core_task"]),
             (MULTI, &["kprobe_multi_openat", "uprobe_multi_hello"]),
-            (REJECT, &["reject_null_deref"]),
+            (REJECT, &["reject_ctx_oob"]),
         ];
         for (obj, programs) in cases {
             let parsed = aya_obj::Object::parse(obj.bytes).unwrap_or_else(|e| panic!("{}: {e}", obj.name));

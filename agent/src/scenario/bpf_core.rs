@@ -182,7 +182,7 @@ impl Scenario for LoaderErrors {
             Ok(l) => l,
             Err(e) => return guarded(id, || Err(e)),
         };
-        let outcome = l.program::<TracePoint>("reject_null_deref")?.load();
+        let outcome = l.program::<TracePoint>("reject_ctx_oob")?.load();
         let attach_ms = ms(t);
         let truncated =
             Object { name: "probes.bpf.o (truncated)", bytes: &bpf::PROBES.bytes[..bpf::PROBES.bytes.len() / 2] };
@@ -193,20 +193,20 @@ impl Scenario for LoaderErrors {
         let mut problems = Vec::new();
         let (errno, log) = match outcome {
             Ok(()) => {
-                problems.push("the verifier accepted reject_null_deref".to_string());
+                problems.push("the verifier accepted reject_ctx_oob".to_string());
                 (None, String::new())
             }
             Err(e) => {
-                let rej = Rejected::program("load reject_null_deref", e);
+                let rej = Rejected::program("load reject_ctx_oob", e);
                 (rej.errno, rej.verifier_log)
             }
         };
         if errno.is_some() && errno != Some(libc::EACCES) {
             problems.push(format!("load failed with {}, expected EACCES", sys::errno_text(errno.unwrap_or(0))));
         }
-        let says_why = log.contains("invalid mem access");
+        let says_why = log.contains("invalid bpf_context access");
         if errno.is_some() && !says_why {
-            problems.push("verifier log does not say \"invalid mem access\"".to_string());
+            problems.push("verifier log does not say \"invalid bpf_context access\"".to_string());
         }
         match &corrupt {
             Some(msg) if msg.contains("truncated") => {}
@@ -217,7 +217,7 @@ impl Scenario for LoaderErrors {
         r.errno = errno;
         r.timings.attach_ms = attach_ms;
         if r.status == Status::Pass {
-            r.reason = "verifier rejected reject_null_deref with EACCES; truncated object refused".into();
+            r.reason = "verifier rejected reject_ctx_oob with EACCES; truncated object refused".into();
         }
         r.detail = serde_json::json!({
             "object": bpf::REJECT.name,

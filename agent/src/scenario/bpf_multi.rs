@@ -133,7 +133,16 @@ impl Scenario for MultiBpf {
                 }
             }
             let pid = running.pid() as u32;
-            let symbols = [sym, "do_filp_open"];
+            // The second target runs once per openat too: do_filp_open, unless the kernel does not
+            // let it be traced (7.x), then the syscall wrapper.
+            let second_sym = if crate::tracefs::functions::get(std::path::Path::new(crate::mounts::TRACEFS))
+                .contains("do_filp_open")
+            {
+                "do_filp_open"
+            } else {
+                "__x64_sys_openat"
+            };
+            let symbols = [sym, second_sym];
             let targets = match kind {
                 Kind::Kprobe => Targets::Kernel { symbols: &symbols },
                 Kind::Uprobe => Targets::User { path: HELLO, offsets: &offsets, pid },
@@ -169,7 +178,7 @@ impl Scenario for MultiBpf {
                     first.iter().filter(|e| e.name() == path).count(),
                     second.len(),
                     format!("cookie 1 ({sym}) events with filename {path:?}"),
-                    "cookie 2 (do_filp_open) events".to_string(),
+                    format!("cookie 2 ({second_sym}) events"),
                 ),
                 Kind::Uprobe => (
                     first.iter().filter(|e| e.name() == "hello, world!\n").count(),

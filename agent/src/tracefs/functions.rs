@@ -12,8 +12,15 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 /// Symbols scenarios may attach to; add a name here before asking [`FilterFunctions::contains`].
-pub const WATCHED: &[&str] =
-    &["do_sys_openat2", "do_sys_open", "do_filp_open", "getname_flags", "getname", "build_open_flags"];
+pub const WATCHED: &[&str] = &[
+    "do_sys_openat2",
+    "do_sys_open",
+    "do_filp_open",
+    "getname_flags",
+    "getname",
+    "build_open_flags",
+    "__x64_sys_openat",
+];
 
 pub struct FilterFunctions {
     /// Lines of the file, as the capability record reports them (names repeat across modules).

@@ -133,6 +133,12 @@ pub fn build_with(
         }
         w.file("lib/modules/kmatrix.load", 0o644, load.as_bytes()).map_err(io)?;
     }
+    // The package's config, where the agent looks for it (Debian kernels have no
+    // /proc/config.gz): `unsupported` verdicts can then cite the option itself.
+    if let Some(cfg) = &kernel.config {
+        let bytes = std::fs::read(cfg).map_err(io)?;
+        w.file(&format!("boot/config-{}", kernel.release), 0o644, &bytes).map_err(io)?;
+    }
     for f in extra {
         w.file(&f.path, f.mode, &f.data).map_err(io)?;
     }

@@ -99,7 +99,8 @@ async fn prepare(cfg: &SchedulerConfig, kernel: &str) -> Result<(PreparedKernel,
     let (cache, fetch, io, extra) = (cfg.cache.clone(), cfg.fetch.clone(), cfg.image, cfg.extra.clone());
     tokio::task::spawn_blocking(move || {
         let k = kernel::prepare(&spec, &cache, &fetch).map_err(|e| format!("cannot prepare kernel: {}", chain(&e)))?;
-        let img = image::build_with(&cache, &k, io, &extra).map_err(|e| format!("cannot build the guest image: {}", chain(&e)))?;
+        let img = image::build_with(&cache, &k, io, &extra)
+            .map_err(|e| format!("cannot build the guest image: {}", chain(&e)))?;
         Ok((k, img))
     })
     .await

@@ -343,7 +343,11 @@ impl Vm {
             let mark = self.monitor_out.lock().map(|o| o.len()).unwrap_or(0);
             self.hmp(cmd).await?;
             tokio::time::sleep(Duration::from_millis(50)).await;
-            let seen = self.monitor_out.lock().map(|o| o.get(mark.min(o.len())..).unwrap_or("").to_string()).unwrap_or_default();
+            let seen = self
+                .monitor_out
+                .lock()
+                .map(|o| o.get(mark.min(o.len())..).unwrap_or("").to_string())
+                .unwrap_or_default();
             if let Some(i) = until.iter().position(|u| seen.contains(u)) {
                 return Ok((i, seen));
             }
@@ -363,7 +367,10 @@ impl Vm {
     /// Send one human-monitor command.
     pub async fn hmp(&mut self, cmd: &str) -> Result<(), VmError> {
         let console = self.console_tail();
-        let m = self.monitor.as_mut().ok_or_else(|| VmError::Channel { detail: "no monitor".into(), console: console.clone() })?;
+        let m = self
+            .monitor
+            .as_mut()
+            .ok_or_else(|| VmError::Channel { detail: "no monitor".into(), console: console.clone() })?;
         m.write_all(format!("{cmd}\n").as_bytes())
             .await
             .map_err(|e| VmError::Channel { detail: format!("monitor write: {e}"), console })

@@ -1,0 +1,163 @@
+//! `kmatrix core-check` against real kernels' BTF (from the kernel cache; nothing boots): the
+//! agent's own CO-RE object (tracer-ebpf `core.bpf.c`) relocates on 5.10 through `state` and on
+//! 6.1 through `__state`, the other flavour guarded; an object reading a field no kernel has
+//! fails on every kernel with the field named; bad files are bad input naming the file.
+//! `vm_bpf_object.rs` checks that the in-guest load agrees.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Compile a BPF C source as agent/build.rs does (see tests/fixtures/bpf/README.md).
+fn build(src: &Path, dir: &Path) -> PathBuf {
+    let name = src.file_name().unwrap().to_string_lossy().replace(".c", ".o");
+    let out = dir.join(name);
+    let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang".into());
+    let o = Command::new(&clang)
+        .args(["-target", "bpf", "-g", "-O2", "-D__TARGET_ARCH_x86", "-Wall", "-I"])
+        .arg(root().join("tracer-ebpf/include"))
+        .arg("-c")
+        .arg(src)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap_or_else(|e| panic!("{clang}: {e}; apt-get install clang libbpf-dev"));
+    assert!(o.status.success(), "{clang} failed on {}: {}", src.display(), String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+fn fixture(name: &str) -> PathBuf {
+    root().join("harness/tests/fixtures/bpf").join(name)
+}
+
+fn core_check(object: &Path, kernels: &str, json: bool) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kmatrix"));
+    c.args(["core-check"]).arg(object).args(["--kernels", kernels]);
+    if json {
+        c.arg("--json");
+    }
+    c.output().unwrap()
+}
+
+fn report(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+}
+
+/// The relocation of `program` on `kernel` with this kind and spec: (status, detail).
+fn reloc<'a>(r: &'a Value, kernel: &str, program: &str, kind: &str, spec: &str) -> (&'a str, &'a str) {
+    let k = r["kernels"].as_array().unwrap().iter().find(|k| k["kernel"] == kernel).unwrap();
+    let p = k["programs"].as_array().unwrap().iter().find(|p| p["program"] == program).unwrap();
+    let x = p["relocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["kind"] == kind && x["spec"] == spec)
+        .unwrap_or_else(|| panic!("no {kind} {spec} for {program} on {kernel}: {p:#}"));
+    (x["status"].as_str().unwrap(), x["detail"].as_str().unwrap())
+}
+
+#[test]
+fn core_object_reads_state_on_5_10_and_dunder_state_on_6_1() {
+    let d = tempfile::tempdir().unwrap();
+    let obj = build(&root().join("tracer-ebpf/src/core.bpf.c"), d.path());
+    let o = core_check(&obj, "debian-5.10,debian-6.1", true);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = report(&o);
+    assert_eq!(r["programs"], serde_json::json!(["core_task"]));
+    for k in r["kernels"].as_array().unwrap() {
+        assert_eq!(k["ok"], true, "{k:#}");
+        assert_eq!(k["programs"][0]["ok"], true, "{k:#}");
+    }
+    // (kernel, kind, spec, status, detail starts with)
+    let expected = [
+        ("debian-5.10", "field_exists", "task_struct.__state", "applied", "absent"),
+        (
+            "debian-5.10",
+            "field_byte_offset",
+            "task_struct.__state",
+            "guarded",
+            "struct task_struct has no field `__state`",
+        ),
+        ("debian-5.10", "field_byte_offset", "task_struct___old.state", "applied", "offset 16"),
+        ("debian-6.1", "field_exists", "task_struct.__state", "applied", "present"),
+        ("debian-6.1", "field_byte_offset", "task_struct.__state", "applied", "offset 24"),
+        (
+            "debian-6.1",
+            "field_byte_offset",
+            "task_struct___old.state",
+            "guarded",
+            "struct task_struct has no field `state`",
+        ),
+    ];
+    for (kernel, kind, spec, status, detail) in expected {
+        let (s, d) = reloc(&r, kernel, "core_task", kind, spec);
+        assert_eq!((s, d.starts_with(detail)), (status, true), "{kernel} {kind} {spec}: {s} {d}");
+    }
+    for kernel in ["debian-5.10", "debian-6.1"] {
+        for field in ["pid", "tgid", "real_parent", "comm"] {
+            let (s, d) = reloc(&r, kernel, "core_task", "field_byte_offset", &format!("task_struct.{field}"));
+            assert_eq!(s, "applied", "{kernel} task_struct.{field}: {d}");
+        }
+    }
+    // task_struct moved between the two: the offsets differ, which is what CO-RE is for.
+    let pid = |k| reloc(&r, k, "core_task", "field_byte_offset", "task_struct.pid").1.to_string();
+    assert_ne!(pid("debian-5.10"), pid("debian-6.1"));
+}
+
+#[test]
+fn a_field_no_kernel_has_fails_on_every_kernel_naming_it() {
+    let d = tempfile::tempdir().unwrap();
+    let obj = build(&fixture("bogus_field.bpf.c"), d.path());
+    let o = core_check(&obj, "all", true);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = report(&o);
+    let kernels = r["kernels"].as_array().unwrap();
+    assert!(kernels.len() >= 2);
+    for k in kernels {
+        let kernel = k["kernel"].as_str().unwrap();
+        assert_eq!(k["ok"], false);
+        let (s, d) = reloc(&r, kernel, "read_bogus", "field_byte_offset", "task_struct___bogus.kmatrix_no_such_field");
+        assert_eq!(s, "failed", "{kernel}: {d}");
+        assert!(d.contains("struct task_struct has no field `kmatrix_no_such_field`"), "{kernel}: {d}");
+    }
+    // The text report names it too.
+    let o = core_check(&obj, "debian-6.1", false);
+    assert_eq!(o.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("FAILED") && text.contains("task_struct___bogus.kmatrix_no_such_field"), "{text}");
+}
+
+#[test]
+fn a_portable_object_passes_on_the_whole_matrix() {
+    let d = tempfile::tempdir().unwrap();
+    let obj = build(&fixture("count_openat.bpf.c"), d.path());
+    let o = core_check(&obj, "all", false);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(text.contains("applied  field_byte_offset  task_struct.tgid"), "{text}");
+    assert!(text.contains(" 0 with failures"), "{text}");
+}
+
+#[test]
+fn bad_objects_are_bad_input_naming_the_file() {
+    let d = tempfile::tempdir().unwrap();
+    let good = std::fs::read(build(&fixture("count_openat.bpf.c"), d.path())).unwrap();
+    let truncated = d.path().join("truncated.bpf.o");
+    std::fs::write(&truncated, &good[..good.len() / 2]).unwrap();
+    let text = d.path().join("text.bpf.o");
+    std::fs::write(&text, "not an object\n").unwrap();
+    let missing = d.path().join("missing.bpf.o");
+    for (path, why) in [(&truncated, "is not a BPF object"), (&text, "is not an ELF file"), (&missing, "cannot read")] {
+        let o = core_check(path, "debian-6.1", false);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(&path.display().to_string()) && err.contains(why), "{err}");
+    }
+    let o = core_check(&truncated, "no-such-kernel", false);
+    assert_eq!(o.status.code(), Some(2));
+}
