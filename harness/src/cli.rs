@@ -70,7 +70,7 @@ pub struct CoreCheckArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct BpfObjectArgs {
     /// A BPF object to load, verify, attach and fire on each kernel (runs only the
-    /// `bpf.object.load` scenario, with the object at /user/<file name> in the guest).
+    /// `bpf.object.load` scenario, with the object at `/user/<file name>` in the guest).
     #[arg(long, value_name = "PATH")]
     pub bpf_object: Option<PathBuf>,
     /// The program of --bpf-object (default: its only program).

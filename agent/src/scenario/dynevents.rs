@@ -116,20 +116,6 @@ const COUNT_100: &[(&str, &str)] = &[("count", "100"), ("path", "/tmp/kmatrix-op
 /// Expected `key=value` arguments of every entry, from the workload's summary.
 type Args<'a> = dyn Fn(&openat::Summary) -> Vec<(&'static str, String)> + 'a;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_byte_pointers_are_recognised() {
-        // Debian 6.1: ptr=0xffffffffffffff9e for the pointer 0x7ffd12352f9e; 0x7b for ...7b.
-        assert!(one_byte_pointer(Some("0xffffffffffffff9e"), 0x7ffd12352f9e).is_some());
-        assert!(one_byte_pointer(Some("0x7b"), 0x7ffe97af1f7b).is_some());
-        assert!(one_byte_pointer(Some("0x7ffe97af1f7b"), 0x7ffe97af1f7b).is_none());
-        assert!(one_byte_pointer(None, 0x7ffe97af1f7b).is_none());
-    }
-}
-
 /// Define `def` in dynamic_events, filter it to the workload's pid, run `openat-loop N`, and
 /// expect N entries, each with every `key=value` of `args`.
 fn run_dynamic(ctx: &mut Ctx, id: &str, event: &str, def: &str, args: &Args) -> Result<ScenarioResult> {
@@ -180,4 +166,18 @@ fn run_dynamic(ctx: &mut Ctx, id: &str, event: &str, def: &str, args: &Args) -> 
     r.timings.run_ms = run_ms;
     r.detail = serde_json::json!({ "definition": def, "pid": pid });
     Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_byte_pointers_are_recognised() {
+        // Debian 6.1: ptr=0xffffffffffffff9e for the pointer 0x7ffd12352f9e; 0x7b for ...7b.
+        assert!(one_byte_pointer(Some("0xffffffffffffff9e"), 0x7ffd12352f9e).is_some());
+        assert!(one_byte_pointer(Some("0x7b"), 0x7ffe97af1f7b).is_some());
+        assert!(one_byte_pointer(Some("0x7ffe97af1f7b"), 0x7ffe97af1f7b).is_none());
+        assert!(one_byte_pointer(None, 0x7ffe97af1f7b).is_none());
+    }
 }

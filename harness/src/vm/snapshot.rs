@@ -147,7 +147,7 @@ pub fn prune(cache: &Cache, keep: usize) -> Vec<PathBuf> {
         }
         snaps.push((age, p));
     }
-    snaps.sort_by(|a, b| b.0.cmp(&a.0));
+    snaps.sort_by_key(|s| std::cmp::Reverse(s.0));
     for (_, p) in snaps.into_iter().skip(keep) {
         if std::fs::remove_dir_all(&p).is_ok() {
             removed.push(p);
