@@ -217,6 +217,21 @@ pub struct GuestArgs {
     /// driver) or serial (the 8250 UART, no modules to load).
     #[arg(long, default_value = "virtio", value_parser = ["virtio", "serial"])]
     pub channel: String,
+    /// Start guests from a snapshot taken at the agent's Hello (taken on first use): on or off.
+    /// Default: on for run and exec, off for boot and bench boot (they measure cold boots).
+    #[arg(long, value_parser = ["on", "off"])]
+    pub snapshot: Option<String>,
+}
+
+impl GuestArgs {
+    /// Whether to use snapshots, given this command's default.
+    pub fn snapshots(&self, default: bool) -> bool {
+        match self.snapshot.as_deref() {
+            Some("on") => true,
+            Some("off") => false,
+            _ => default && crate::vm::snapshot::enabled(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -374,6 +389,7 @@ impl Prepared {
         o.memory_mb = args.memory;
         o.append = args.append.clone();
         o.virtio = args.channel == "virtio";
+        // Callers that want snapshots set `o.snapshots`; a cold boot is the default here.
         if !(args.boot_timeout.is_finite() && args.boot_timeout > 0.0) {
             return Err(anyhow::anyhow!(
                 "--boot-timeout must be a positive number of seconds, got {}",
@@ -392,7 +408,10 @@ fn sanitize(s: &str) -> String {
 
 async fn boot(a: BootArgs) -> Result<i32> {
     let p = prepare(&a.guest).await?;
-    let opts = p.guest_options(&a.guest, "boot")?;
+    let mut opts = p.guest_options(&a.guest, "boot")?;
+    if a.guest.snapshots(false) {
+        opts.snapshots = Some(p.cache.clone());
+    }
     let guest = Guest::start(&p.kernel, &p.image, &opts)
         .await
         .with_context(|| format!("booting {} failed (console log: {})", p.kernel.id, opts.console_log.display()))
@@ -414,7 +433,10 @@ async fn bench_boot(guest: GuestArgs, runs: u32, json: bool) -> Result<i32> {
     let p = prepare(&guest).await?;
     let mut secs = Vec::new();
     for i in 0..runs {
-        let opts = p.guest_options(&guest, &format!("bench{i}"))?;
+        let mut opts = p.guest_options(&guest, &format!("bench{i}"))?;
+        if guest.snapshots(false) {
+            opts.snapshots = Some(p.cache.clone());
+        }
         let g = Guest::start(&p.kernel, &p.image, &opts)
             .await
             .with_context(|| format!("boot {} of {} failed (console log: {})", i + 1, runs, opts.console_log.display()))
@@ -640,6 +662,7 @@ async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Outcome)> {
         jobs,
         image: image::ImageOptions { virtio_channel: a.guest.channel == "virtio" },
         log_dir: run_dir.clone(),
+        snapshots: a.guest.snapshots(true),
         extra: user.iter().map(|p| p.file.clone()).collect(),
     };
     let results_path = run_dir.join("results.jsonl");
@@ -915,7 +938,10 @@ async fn exec_cmd(a: ExecArgs) -> Result<i32> {
         let mut ga = a.guest.clone();
         ga.kernel = k.clone();
         let p = prepare_with(&ga, files.clone()).await?;
-        let opts = p.guest_options(&ga, "exec")?;
+        let mut opts = p.guest_options(&ga, "exec")?;
+        if ga.snapshots(true) {
+            opts.snapshots = Some(p.cache.clone());
+        }
         let mut g = Guest::start(&p.kernel, &p.image, &opts)
             .await
             .with_context(|| format!("booting {k} failed (console log: {})", opts.console_log.display()))

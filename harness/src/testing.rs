@@ -103,6 +103,7 @@ impl Shared {
                 jobs: 1,
                 image: Default::default(),
                 log_dir: dir.clone(),
+                snapshots: crate::vm::snapshot::enabled(),
                 extra: Vec::new(),
             };
             let run = MatrixRun {

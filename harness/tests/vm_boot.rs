@@ -18,6 +18,7 @@ fn args(kernel: &str) -> GuestArgs {
         out: std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kmatrix-logs"),
         append: Vec::new(),
         channel: "virtio".into(),
+        snapshot: None,
     }
 }
 

@@ -21,6 +21,7 @@ fn args(tag: &str) -> GuestArgs {
         // A command line word of its own gives this test a snapshot key of its own.
         append: vec![format!("kmatrix.test={tag}-{}", std::process::id())],
         channel: "virtio".into(),
+        snapshot: None,
     }
 }
 

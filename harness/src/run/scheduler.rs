@@ -41,6 +41,8 @@ pub struct SchedulerConfig {
     pub image: ImageOptions,
     /// Where console logs go.
     pub log_dir: PathBuf,
+    /// Start guests from snapshots taken at `Hello` (see `vm::snapshot`).
+    pub snapshots: bool,
     /// Files added to every kernel's image (a user's BPF object for `run --bpf-object`).
     pub extra: Vec<image::ExtraFile>,
 }
@@ -158,7 +160,7 @@ async fn run_kernel(cfg: &SchedulerConfig, kernel: &str, scenarios: Vec<Planned>
         opts.memory_mb = cfg.memory_mb;
         opts.boot_timeout = cfg.boot_timeout;
         opts.virtio = cfg.image.virtio_channel;
-        if crate::vm::snapshot::enabled() {
+        if cfg.snapshots {
             opts.snapshots = Some(cfg.cache.clone());
         }
         let t0 = Instant::now();
