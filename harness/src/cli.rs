@@ -1045,36 +1045,6 @@ async fn core_check_cmd(a: CoreCheckArgs) -> Result<i32> {
     Ok(if report.ok() { exit::OK } else { exit::TEST_FAILED })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn command_line_definition_is_consistent() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn run_accepts_kernel_lists_and_params() {
-        let cli = Cli::try_parse_from([
-            "kmatrix",
-            "run",
-            "--kernels",
-            "debian-6.1,debian-6.12",
-            "-s",
-            "kprobe.*",
-            "-p",
-            "count=10",
-        ])
-        .unwrap();
-        let Command::Run(a) = cli.command else { panic!("not run") };
-        assert_eq!(a.kernels, ["debian-6.1", "debian-6.12"]);
-        assert_eq!(parse_params(&a.params).unwrap()["count"], "10");
-        assert!(parse_params(&["count".into()]).is_err());
-    }
-}
-
 /// What a person sees while a run goes: on a terminal, a progress bar per kernel with result
 /// lines printed above the bars; elsewhere (CI logs, pipes), one line per event.
 struct RunProgress {
@@ -1163,5 +1133,35 @@ impl RunProgress {
         if let Some((mp, _)) = &self.bars {
             let _ = mp.clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_accepts_kernel_lists_and_params() {
+        let cli = Cli::try_parse_from([
+            "kmatrix",
+            "run",
+            "--kernels",
+            "debian-6.1,debian-6.12",
+            "-s",
+            "kprobe.*",
+            "-p",
+            "count=10",
+        ])
+        .unwrap();
+        let Command::Run(a) = cli.command else { panic!("not run") };
+        assert_eq!(a.kernels, ["debian-6.1", "debian-6.12"]);
+        assert_eq!(parse_params(&a.params).unwrap()["count"], "10");
+        assert!(parse_params(&["count".into()]).is_err());
     }
 }

@@ -4,35 +4,12 @@
 //! fails on every kernel with the field named; bad files are bad input naming the file.
 //! `vm_bpf_object.rs` checks that the in-guest load agrees.
 
+mod common;
+
+use common::{build, core_source, fixture};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-/// Compile a BPF C source as agent/build.rs does (see tests/fixtures/bpf/README.md).
-fn build(src: &Path, dir: &Path) -> PathBuf {
-    let name = src.file_name().unwrap().to_string_lossy().replace(".c", ".o");
-    let out = dir.join(name);
-    let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang".into());
-    let o = Command::new(&clang)
-        .args(["-target", "bpf", "-g", "-O2", "-D__TARGET_ARCH_x86", "-Wall", "-I"])
-        .arg(root().join("tracer-ebpf/include"))
-        .arg("-c")
-        .arg(src)
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap_or_else(|e| panic!("{clang}: {e}; apt-get install clang libbpf-dev"));
-    assert!(o.status.success(), "{clang} failed on {}: {}", src.display(), String::from_utf8_lossy(&o.stderr));
-    out
-}
-
-fn fixture(name: &str) -> PathBuf {
-    root().join("harness/tests/fixtures/bpf").join(name)
-}
 
 fn core_check(object: &Path, kernels: &str, json: bool) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_kmatrix"));
@@ -64,7 +41,7 @@ fn reloc<'a>(r: &'a Value, kernel: &str, program: &str, kind: &str, spec: &str) 
 #[test]
 fn core_object_reads_state_on_5_10_and_dunder_state_on_6_1() {
     let d = tempfile::tempdir().unwrap();
-    let obj = build(&root().join("tracer-ebpf/src/core.bpf.c"), d.path());
+    let obj = build(&core_source(), d.path());
     let o = core_check(&obj, "debian-5.10,debian-6.1", true);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let r = report(&o);

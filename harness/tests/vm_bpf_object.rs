@@ -5,35 +5,12 @@
 //! object is bad input (exit 2) before anything boots. Objects are compiled from
 //! tests/fixtures/bpf (see its README).
 
+mod common;
+
+use common::{build, core_source, fixture};
 use kmatrix_proto::{ScenarioResult, Status};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-/// Compile a BPF C source as agent/build.rs does (see tests/fixtures/bpf/README.md).
-fn build(src: &Path, dir: &Path) -> PathBuf {
-    let name = src.file_name().unwrap().to_string_lossy().replace(".c", ".o");
-    let out = dir.join(name);
-    let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang".into());
-    let o = Command::new(&clang)
-        .args(["-target", "bpf", "-g", "-O2", "-D__TARGET_ARCH_x86", "-Wall", "-I"])
-        .arg(root().join("tracer-ebpf/include"))
-        .arg("-c")
-        .arg(src)
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap_or_else(|e| panic!("{clang}: {e}; apt-get install clang libbpf-dev"));
-    assert!(o.status.success(), "{clang} failed on {}: {}", src.display(), String::from_utf8_lossy(&o.stderr));
-    out
-}
-
-fn fixture(name: &str) -> PathBuf {
-    root().join("harness/tests/fixtures/bpf").join(name)
-}
 
 /// `kmatrix run --bpf-object OBJ ARGS --json`: exit code, results, stderr.
 fn run(object: &Path, kernels: &str, args: &[&str]) -> (Option<i32>, Vec<ScenarioResult>, String) {
@@ -124,7 +101,7 @@ fn vm_verifier_rejection_carries_the_verifier_log() {
 fn vm_core_check_agrees_with_the_in_guest_load() {
     let d = tempfile::tempdir().unwrap();
     let cases = [
-        (build(&root().join("tracer-ebpf/src/core.bpf.c"), d.path()), "tracepoint:syscalls/sys_enter_openat", true),
+        (build(&core_source(), d.path()), "tracepoint:syscalls/sys_enter_openat", true),
         (build(&fixture("bogus_field.bpf.c"), d.path()), "kprobe:do_sys_openat2", false),
     ];
     for (obj, attach, loads) in &cases {

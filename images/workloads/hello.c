@@ -14,29 +14,9 @@
  * "hello: nvcsw=V nivcsw=I minflt=F majflt=M".
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
-#define GATE_FD 3
-
-static void wait_for_start(void)
-{
-	char c;
-	ssize_t n;
-
-	if (fcntl(GATE_FD, F_GETFD) == -1)
-		return;
-	do {
-		n = read(GATE_FD, &c, 1);
-	} while (n == -1 && errno == EINTR);
-	close(GATE_FD);
-	if (n != 1)
-		_exit(75);
-}
+#include "workload.h"
 
 __attribute__((noipa)) int hello_add(int a, int b)
 {

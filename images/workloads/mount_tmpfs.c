@@ -10,51 +10,20 @@
  * Output: "mount-tmpfs: calls=N ok=K umount_ok=U errno=E flags=6".
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <unistd.h>
 
-#define GATE_FD 3
+#include "workload.h"
+
 #define FLAGS (MS_NOSUID | MS_NODEV)
-
-static void wait_for_start(void)
-{
-	char c;
-	ssize_t n;
-
-	if (fcntl(GATE_FD, F_GETFD) == -1)
-		return;
-	do {
-		n = read(GATE_FD, &c, 1);
-	} while (n == -1 && errno == EINTR);
-	close(GATE_FD);
-	if (n != 1)
-		_exit(75);
-}
 
 int main(int argc, char **argv)
 {
-	char *end = NULL;
 	long n, i, ok = 0, umount_ok = 0, last_errno = 0;
-	char line[160];
-	int len;
 
-	if (argc != 3) {
-		static const char usage[] = "usage: mount-tmpfs N DIR\n";
-		write(2, usage, sizeof(usage) - 1);
-		_exit(64);
-	}
-	n = strtol(argv[1], &end, 10);
-	if (*argv[1] == '\0' || *end != '\0' || n < 0) {
-		static const char bad[] = "mount-tmpfs: N must be a non-negative integer\n";
-		write(2, bad, sizeof(bad) - 1);
-		_exit(64);
-	}
+	check_argc(argc, 3, "usage: mount-tmpfs N DIR\n");
+	n = parse_count(argv[1], 0, LONG_MAX, "mount-tmpfs: N must be a non-negative integer\n");
 	if (mkdir(argv[2], 0755) != 0 && errno != EEXIST) {
 		perror("mount-tmpfs: mkdir");
 		_exit(1);
@@ -71,9 +40,7 @@ int main(int argc, char **argv)
 		else
 			last_errno = errno;
 	}
-	len = snprintf(line, sizeof(line), "mount-tmpfs: calls=%ld ok=%ld umount_ok=%ld errno=%ld flags=%d\n", n,
-		       ok, umount_ok, last_errno, FLAGS);
-	if (len > 0)
-		write(1, line, (size_t)len);
+	report("mount-tmpfs: calls=%ld ok=%ld umount_ok=%ld errno=%ld flags=%d\n", n, ok, umount_ok, last_errno,
+	       FLAGS);
 	_exit(ok == n && umount_ok == n ? 0 : 1);
 }

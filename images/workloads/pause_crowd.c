@@ -11,34 +11,14 @@
  * W the children that returned from pause with EINTR (exit status 0).
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
-#define GATE_FD 3
+#include "workload.h"
+
 #define MAX_CHILDREN 64
-
-static void wait_for_start(void)
-{
-	char c;
-	ssize_t n;
-
-	if (fcntl(GATE_FD, F_GETFD) == -1)
-		return;
-	do {
-		n = read(GATE_FD, &c, 1);
-	} while (n == -1 && errno == EINTR);
-	close(GATE_FD);
-	if (n != 1)
-		_exit(75);
-}
 
 static void on_usr1(int sig)
 {
@@ -69,21 +49,11 @@ int main(int argc, char **argv)
 	pid_t kids[MAX_CHILDREN];
 	struct sigaction sa;
 	sigset_t block, old;
-	char *end = NULL, line[128];
 	long k, i, paused = 0, woken = 0, tries;
-	int len, status;
+	int status;
 
-	if (argc != 2) {
-		static const char usage[] = "usage: pause-crowd K\n";
-		write(2, usage, sizeof(usage) - 1);
-		_exit(64);
-	}
-	k = strtol(argv[1], &end, 10);
-	if (*argv[1] == '\0' || *end != '\0' || k < 1 || k > MAX_CHILDREN) {
-		static const char bad[] = "pause-crowd: K must be 1..64\n";
-		write(2, bad, sizeof(bad) - 1);
-		_exit(64);
-	}
+	check_argc(argc, 2, "usage: pause-crowd K\n");
+	k = parse_count(argv[1], 1, MAX_CHILDREN, "pause-crowd: K must be 1..64\n");
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_usr1;
 	sigaction(SIGUSR1, &sa, NULL);
@@ -119,8 +89,6 @@ int main(int argc, char **argv)
 		if (waitpid(kids[i], &status, 0) == kids[i] && WIFEXITED(status) && WEXITSTATUS(status) == 0)
 			woken++;
 	}
-	len = snprintf(line, sizeof(line), "pause-crowd: children=%ld paused=%ld woken=%ld\n", k, paused, woken);
-	if (len > 0)
-		write(1, line, (size_t)len);
+	report("pause-crowd: children=%ld paused=%ld woken=%ld\n", k, paused, woken);
 	_exit(paused == k && woken == k ? 0 : 1);
 }

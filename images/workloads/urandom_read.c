@@ -9,47 +9,18 @@
  * Output: "urandom-read: calls=N ok=K bytes=B".
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <sys/syscall.h>
-#include <unistd.h>
 
-#define GATE_FD 3
-
-static void wait_for_start(void)
-{
-	char c;
-	ssize_t n;
-
-	if (fcntl(GATE_FD, F_GETFD) == -1)
-		return;
-	do {
-		n = read(GATE_FD, &c, 1);
-	} while (n == -1 && errno == EINTR);
-	close(GATE_FD);
-	if (n != 1)
-		_exit(75);
-}
+#include "workload.h"
 
 int main(int argc, char **argv)
 {
-	char *end = NULL, buf[16], line[128];
+	char buf[16];
 	long n, i, ok = 0, bytes = 0;
-	int fd, len;
+	int fd;
 
-	if (argc != 2) {
-		static const char usage[] = "usage: urandom-read N\n";
-		write(2, usage, sizeof(usage) - 1);
-		_exit(64);
-	}
-	n = strtol(argv[1], &end, 10);
-	if (*argv[1] == '\0' || *end != '\0' || n < 0) {
-		static const char bad[] = "urandom-read: N must be a non-negative integer\n";
-		write(2, bad, sizeof(bad) - 1);
-		_exit(64);
-	}
+	check_argc(argc, 2, "usage: urandom-read N\n");
+	n = parse_count(argv[1], 0, LONG_MAX, "urandom-read: N must be a non-negative integer\n");
 	fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		perror("urandom-read: open(/dev/urandom)");
@@ -64,8 +35,6 @@ int main(int argc, char **argv)
 			bytes += r;
 		}
 	}
-	len = snprintf(line, sizeof(line), "urandom-read: calls=%ld ok=%ld bytes=%ld\n", n, ok, bytes);
-	if (len > 0)
-		write(1, line, (size_t)len);
+	report("urandom-read: calls=%ld ok=%ld bytes=%ld\n", n, ok, bytes);
 	_exit(ok == n ? 0 : 1);
 }

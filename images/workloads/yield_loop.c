@@ -15,55 +15,24 @@
  * snapshots, P the partner's pid.
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
-#define GATE_FD 3
-
-static void wait_for_start(void)
-{
-	char c;
-	ssize_t n;
-
-	if (fcntl(GATE_FD, F_GETFD) == -1)
-		return;
-	do {
-		n = read(GATE_FD, &c, 1);
-	} while (n == -1 && errno == EINTR);
-	close(GATE_FD);
-	if (n != 1)
-		_exit(75);
-}
+#include "workload.h"
 
 int main(int argc, char **argv)
 {
 	struct rusage before, after;
 	cpu_set_t one;
-	char *end = NULL;
 	long n, i;
 	pid_t partner;
-	char line[160];
-	int len, cpu;
+	int cpu;
 
-	if (argc != 2) {
-		static const char usage[] = "usage: yield-loop N\n";
-		write(2, usage, sizeof(usage) - 1);
-		_exit(64);
-	}
-	n = strtol(argv[1], &end, 10);
-	if (*argv[1] == '\0' || *end != '\0' || n < 0) {
-		static const char bad[] = "yield-loop: N must be a non-negative integer\n";
-		write(2, bad, sizeof(bad) - 1);
-		_exit(64);
-	}
+	check_argc(argc, 2, "usage: yield-loop N\n");
+	n = parse_count(argv[1], 0, LONG_MAX, "yield-loop: N must be a non-negative integer\n");
 	cpu = sched_getcpu();
 	CPU_ZERO(&one);
 	CPU_SET(cpu < 0 ? 0 : cpu, &one);
@@ -88,9 +57,7 @@ int main(int argc, char **argv)
 	syscall(SYS_getrusage, RUSAGE_SELF, &after);
 	kill(partner, SIGKILL);
 	waitpid(partner, NULL, 0);
-	len = snprintf(line, sizeof(line), "yield-loop: calls=%ld nvcsw=%ld nivcsw=%ld partner=%d\n", n,
-		       after.ru_nvcsw - before.ru_nvcsw, after.ru_nivcsw - before.ru_nivcsw, (int)partner);
-	if (len > 0)
-		write(1, line, (size_t)len);
+	report("yield-loop: calls=%ld nvcsw=%ld nivcsw=%ld partner=%d\n", n, after.ru_nvcsw - before.ru_nvcsw,
+	       after.ru_nivcsw - before.ru_nivcsw, (int)partner);
 	_exit(0);
 }

@@ -47,7 +47,8 @@ pub const ALL: [&'static dyn Scenario; 19] = [
     &super::bpf_object::USER_OBJECT,
 ];
 
-pub const HELLO: &str = "/bin/hello";
+pub use super::common::workload_problems;
+pub use super::workload::HELLO;
 const BTF_VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
 /// Requirements of a bpf scenario: its workload (the kernel's side is what it tests).
@@ -87,6 +88,11 @@ pub enum Hook<'a> {
 }
 
 impl Hook<'_> {
+    /// A BTF-typed hook (tp_btf, fentry, fexit): loading its program needs the kernel's BTF.
+    pub fn needs_btf(&self) -> bool {
+        matches!(self, Hook::TpBtf(_) | Hook::FEntry(_) | Hook::FExit(_))
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Hook::KProbe(f) => format!("kprobe {f}"),
@@ -105,11 +111,10 @@ impl Hook<'_> {
 /// [`Rejected`] in the chain. Returns the time spent in the verifier load, in ms.
 pub fn attach(l: &mut Loaded, name: &str, hook: &Hook) -> Result<f64> {
     let verified = Instant::now();
-    let btf = match hook {
-        Hook::TpBtf(_) | Hook::FEntry(_) | Hook::FExit(_) => {
-            Some(Btf::from_sys_fs().map_err(|e| Rejected::new(format!("read {BTF_VMLINUX}"), &e))?)
-        }
-        _ => None,
+    let btf = if hook.needs_btf() {
+        Some(Btf::from_sys_fs().map_err(|e| Rejected::new(format!("read {BTF_VMLINUX}"), &e))?)
+    } else {
+        None
     };
     let load_step = format!("load {name}");
     let attach_step = format!("attach {name} to {}", hook.describe());
@@ -245,6 +250,50 @@ impl OpenatWorkload {
     }
 }
 
+/// What came of a program attached for one run of a gated workload.
+pub struct ProgramRun {
+    pub done: Finished,
+    pub counts: Counts,
+    pub events: Vec<KmEvent>,
+    /// Time in the verifier load, ms.
+    pub load_ms: f64,
+    pub attach_ms: f64,
+    pub run_ms: f64,
+    pub detach_ms: f64,
+}
+
+impl ProgramRun {
+    /// The attach, run and detach times into `r`.
+    pub fn timings(&self, r: &mut ScenarioResult) {
+        r.timings.attach_ms = self.attach_ms;
+        r.timings.run_ms = self.run_ms;
+        r.timings.detach_ms = self.detach_ms;
+    }
+}
+
+/// Load `object` for the workload's `pid`, attach `program` to `hook`, release the gated
+/// `running` and wait for it, read the counts and events, then detach and unload.
+pub fn run_program(
+    ctx: &Ctx,
+    object: Object,
+    pid: u32,
+    program: &str,
+    hook: &Hook,
+    running: Running,
+) -> Result<ProgramRun> {
+    let t = Instant::now();
+    let mut l = Loaded::new(object, pid)?;
+    let load_ms = attach(&mut l, program, hook)?;
+    let attach_ms = ms(t);
+    let (done, run_ms) = release(running, ctx)?;
+    let counts = l.counts()?;
+    let events = l.events(counts.hits)?;
+    let t = Instant::now();
+    detach(&mut l, program)?;
+    drop(l);
+    Ok(ProgramRun { done, counts, events, load_ms, attach_ms, run_ms, detach_ms: ms(t) })
+}
+
 /// Release a gated workload and wait for it: (how it ended, run time in ms).
 pub fn release(mut running: Running, ctx: &Ctx) -> Result<(Finished, f64)> {
     let t = Instant::now();
@@ -279,15 +328,6 @@ pub fn event_counts(what: &str, n: u64, pid: u32, counts: &Counts, events: &[KmE
         out.push(count(format!("events with {label}={v}"), recorded, hits));
     }
     out
-}
-
-/// Problems of a workload run: a bad end.
-pub fn workload_problems(done: &Finished) -> Vec<String> {
-    if done.success() {
-        Vec::new()
-    } else {
-        vec![format!("workload ended with {}: {}", done.describe(), done.stderr.trim())]
-    }
 }
 
 /// The workload's own account, and its problems: a bad end or an unreadable summary.
@@ -332,8 +372,6 @@ pub struct OpenatSpec {
     pub program: fn(sym: &str) -> &'static str,
     pub hook: for<'a> fn(sym: &'a str, pid: u32) -> Hook<'a>,
     pub checks: Checks,
-    /// Needs the kernel's BTF beyond CO-RE (tp_btf, fentry, fexit).
-    pub btf: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -349,7 +387,9 @@ pub enum Checks {
 }
 
 pub fn run_openat(spec: &OpenatSpec, ctx: &mut Ctx) -> Result<ScenarioResult> {
-    if let Some(r) = spec.btf.then(|| without_btf(spec.id)).flatten() {
+    // A BTF-typed hook needs the kernel's BTF beyond CO-RE; the hook's kind does not depend on
+    // the symbol or pid it is made with.
+    if let Some(r) = (spec.hook)("", 0).needs_btf().then(|| without_btf(spec.id)).flatten() {
         return Ok(r);
     }
     guarded(spec.id, || {
@@ -357,19 +397,9 @@ pub fn run_openat(spec: &OpenatSpec, ctx: &mut Ctx) -> Result<ScenarioResult> {
         let pid = w.pid();
         let program = (spec.program)(w.sym);
         let hook = (spec.hook)(w.sym, pid);
-        let t = Instant::now();
-        let mut l = Loaded::new(spec.object, pid)?;
-        let load_ms = attach(&mut l, program, &hook)?;
-        let attach_ms = ms(t);
-        let (done, run_ms) = release(w.running, ctx)?;
-        let counts = l.counts()?;
-        let events = l.events(counts.hits)?;
-        let t = Instant::now();
-        detach(&mut l, program)?;
-        drop(l);
-        let detach_ms = ms(t);
+        let p = run_program(ctx, spec.object, pid, program, &hook, w.running)?;
 
-        let (summary, problems) = openat_summary(&done);
+        let (summary, problems) = openat_summary(&p.done);
         let (name, aux) = match spec.checks {
             Checks::Name => (Some(w.path.as_str()), None),
             Checks::Ret => (None, Some(("ret", summary.fd))),
@@ -377,20 +407,18 @@ pub fn run_openat(spec: &OpenatSpec, ctx: &mut Ctx) -> Result<ScenarioResult> {
             Checks::NameAndNr => (Some(w.path.as_str()), Some(("syscall nr", 257))),
         };
         let mut c = vec![count("openat calls made by the workload", w.n, summary.calls)];
-        c.extend(event_counts(program, w.n, pid, &counts, &events, &Payload { name, aux }));
+        c.extend(event_counts(program, w.n, pid, &p.counts, &p.events, &Payload { name, aux }));
         let mut r = verdict(spec.id, c, problems);
-        r.timings.attach_ms = attach_ms;
-        r.timings.run_ms = run_ms;
-        r.timings.detach_ms = detach_ms;
+        p.timings(&mut r);
         r.detail = serde_json::json!({
             "object": spec.object.name,
             "program": program,
             "hook": hook.describe(),
             "pid": pid,
-            "verifier_load_ms": load_ms,
-            "hits_filtered_out": counts.others,
+            "verifier_load_ms": p.load_ms,
+            "hits_filtered_out": p.counts.others,
         });
-        Ok(r.with_excerpt(&events_excerpt(&events, 5)))
+        Ok(r.with_excerpt(&events_excerpt(&p.events, 5)))
     })
 }
 

@@ -4,7 +4,7 @@
 //! keeps the branch the running kernel has. Also the loader's error paths: a program the
 //! verifier rejects (its log must surface) and an object that does not parse.
 
-use super::bpf::{events_excerpt, guarded, openat_summary, release, reqs, without_btf, OpenatWorkload};
+use super::bpf::{events_excerpt, guarded, openat_summary, reqs, without_btf, OpenatWorkload};
 use super::{count, ms, openat, verdict, Ctx, Req, Scenario};
 use crate::bpf::event::MAX_EVENTS;
 use crate::bpf::{self, Loaded, Object, Rejected};
@@ -78,17 +78,8 @@ impl Scenario for CoreBpf {
             let pid = w.pid();
             let program = "core_task";
             let hook = super::bpf::Hook::TracePoint("syscalls", "sys_enter_openat");
-            let t = Instant::now();
-            let mut l = Loaded::new(bpf::CORE, pid)?;
-            let load_ms = super::bpf::attach(&mut l, program, &hook)?;
-            let attach_ms = ms(t);
-            let (done, run_ms) = release(w.running, ctx)?;
-            let counts = l.counts()?;
-            let events = l.events(counts.hits)?;
-            let t = Instant::now();
-            super::bpf::detach(&mut l, program)?;
-            drop(l);
-            let detach_ms = ms(t);
+            let p = super::bpf::run_program(ctx, bpf::CORE, pid, program, &hook, w.running)?;
+            let (counts, events) = (&p.counts, &p.events);
 
             let n = w.n;
             let recorded = n.min(MAX_EVENTS);
@@ -96,7 +87,7 @@ impl Scenario for CoreBpf {
             // The workload's parent is the agent itself.
             let parent = std::process::id() as i32;
             let (want_field, want_name) = state_field_of(&release_name);
-            let (summary, problems) = openat_summary(&done);
+            let (summary, problems) = openat_summary(&p.done);
             let mut c = vec![
                 count("openat calls made by the workload", n, summary.calls),
                 count(format!("{program} hits of the workload"), n, counts.hits),
@@ -126,9 +117,7 @@ impl Scenario for CoreBpf {
                 ]),
             }
             let mut r = verdict(id, c, problems);
-            r.timings.attach_ms = attach_ms;
-            r.timings.run_ms = run_ms;
-            r.timings.detach_ms = detach_ms;
+            p.timings(&mut r);
             let fields: Vec<&str> = events
                 .iter()
                 .map(|e| match e.state_field {
@@ -144,9 +133,9 @@ impl Scenario for CoreBpf {
                 "release": release_name,
                 "expected_state_field": want_name,
                 "state_field_read": fields.first().copied().unwrap_or("none"),
-                "verifier_load_ms": load_ms,
+                "verifier_load_ms": p.load_ms,
             });
-            Ok(r.with_excerpt(&events_excerpt(&events, 5)))
+            Ok(r.with_excerpt(&events_excerpt(events, 5)))
         })
     }
 }

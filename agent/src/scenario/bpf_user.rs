@@ -8,19 +8,17 @@
 //! event scope must exclude.
 
 use super::bpf::{
-    attach, detach, event_counts, events_excerpt, guarded, openat_summary, release, reqs, workload_problems, Hook,
-    OpenatWorkload, Payload, HELLO,
+    event_counts, events_excerpt, guarded, openat_summary, reqs, run_program, workload_problems, Hook, OpenatWorkload,
+    Payload, HELLO,
 };
-use super::{count, ms, openat, verdict, Ctx, Req, Scenario};
+use super::workload::{self, GREETING};
+use super::{count, openat, verdict, Ctx, Req, Scenario};
+use crate::bpf;
 use crate::bpf::event::MAX_EVENTS;
-use crate::bpf::{self, Loaded};
-use crate::{elf, process};
+use crate::elf;
 use anyhow::Result;
 use kmatrix_proto::ScenarioResult;
 use std::path::Path;
-use std::time::Instant;
-
-const GREETING: &str = "hello, world!\n";
 
 pub struct HelloBpf {
     ret: bool,
@@ -65,43 +63,30 @@ impl Scenario for HelloBpf {
             let (func, program) =
                 if self.ret { ("hello_add", "uretprobe_hello_add") } else { ("hello_greet", "uprobe_hello_greet") };
             let offset = elf::function_offset(Path::new(HELLO), func)?;
-            let w = process::spawn(&[HELLO.to_string(), n.to_string()], true)?;
+            let w = workload::start_hello(n)?;
             let pid = w.pid() as u32;
             let hook = Hook::UProbe { path: HELLO, offset, pid };
-            let t = Instant::now();
-            let mut l = Loaded::new(bpf::PROBES, pid)?;
-            let load_ms = attach(&mut l, program, &hook)?;
-            let attach_ms = ms(t);
-            let (done, run_ms) = release(w, ctx)?;
-            let counts = l.counts()?;
-            let events = l.events(counts.hits)?;
-            let t = Instant::now();
-            detach(&mut l, program)?;
-            drop(l);
-            let detach_ms = ms(t);
+            let p = run_program(ctx, bpf::PROBES, pid, program, &hook, w)?;
 
-            let greetings = done.stdout.lines().filter(|l| *l == GREETING.trim_end()).count() as u64;
-            let mut c = vec![count("hello, world! lines printed", n, greetings)];
+            let mut c = vec![count("hello, world! lines printed", n, workload::greetings(&p.done.stdout))];
             let payload = Payload { name: (!self.ret).then_some(GREETING), aux: None };
-            c.extend(event_counts(program, n, pid, &counts, &events, &payload));
+            c.extend(event_counts(program, n, pid, &p.counts, &p.events, &payload));
             if self.ret {
-                let in_order = events.iter().enumerate().filter(|(i, e)| e.aux == 2 * *i as i64 + 1).count() as u64;
+                let in_order = p.events.iter().enumerate().filter(|(i, e)| e.aux == 2 * *i as i64 + 1).count() as u64;
                 c.push(count("return values 1, 3, 5, ... in order", n.min(MAX_EVENTS), in_order));
             }
-            let mut r = verdict(id, c, workload_problems(&done));
-            r.timings.attach_ms = attach_ms;
-            r.timings.run_ms = run_ms;
-            r.timings.detach_ms = detach_ms;
+            let mut r = verdict(id, c, workload_problems(&p.done));
+            p.timings(&mut r);
             r.detail = serde_json::json!({
                 "object": bpf::PROBES.name,
                 "program": program,
                 "hook": hook.describe(),
                 "file_offset": offset,
                 "pid": pid,
-                "verifier_load_ms": load_ms,
-                "hits_filtered_out": counts.others,
+                "verifier_load_ms": p.load_ms,
+                "hits_filtered_out": p.counts.others,
             });
-            Ok(r.with_excerpt(&events_excerpt(&events, 5)))
+            Ok(r.with_excerpt(&events_excerpt(&p.events, 5)))
         })
     }
 }
@@ -141,19 +126,10 @@ impl Scenario for CpuClockBpf {
             let pid = w.pid();
             let program = "perf_event_cpu_clock";
             let hook = Hook::CpuClock { pid, period_ns: PERIOD_NS };
-            let t = Instant::now();
-            let mut l = Loaded::new(bpf::PROBES, pid)?;
-            let load_ms = attach(&mut l, program, &hook)?;
-            let attach_ms = ms(t);
-            let (done, run_ms) = release(w.running, ctx)?;
-            let counts = l.counts()?;
-            let events = l.events(counts.hits)?;
-            let t = Instant::now();
-            detach(&mut l, program)?;
-            drop(l);
-            let detach_ms = ms(t);
+            let p = run_program(ctx, bpf::PROBES, pid, program, &hook, w.running)?;
+            let (counts, events) = (&p.counts, &p.events);
 
-            let (summary, problems) = openat_summary(&done);
+            let (summary, problems) = openat_summary(&p.done);
             let recorded = counts.hits.min(MAX_EVENTS);
             let from_workload =
                 events.iter().filter(|e| e.pid == pid && e.tgid == pid && e.name() == "openat-loop").count() as u64;
@@ -166,19 +142,17 @@ impl Scenario for CpuClockBpf {
                 count("samples of other tasks (outside the event's scope)", 0, counts.others),
             ];
             let mut r = verdict(id, c, problems);
-            r.timings.attach_ms = attach_ms;
-            r.timings.run_ms = run_ms;
-            r.timings.detach_ms = detach_ms;
+            p.timings(&mut r);
             r.detail = serde_json::json!({
                 "object": bpf::PROBES.name,
                 "program": program,
                 "hook": hook.describe(),
                 "pid": pid,
                 "samples": counts.hits,
-                "workload_wall_ms": done.wall.as_secs_f64() * 1000.0,
-                "verifier_load_ms": load_ms,
+                "workload_wall_ms": p.done.wall.as_secs_f64() * 1000.0,
+                "verifier_load_ms": p.load_ms,
             });
-            Ok(r.with_excerpt(&events_excerpt(&events, 5)))
+            Ok(r.with_excerpt(&events_excerpt(events, 5)))
         })
     }
 }

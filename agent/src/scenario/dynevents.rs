@@ -4,7 +4,8 @@
 //! Requirements name the README syntax line, so a kernel without the kind reports `unsupported`
 //! with the README's list as evidence rather than a failed write.
 
-use super::{count, ms, openat, verdict, Ctx, Req, Scenario};
+use super::common::{entries_of, run_probe, trace_problems};
+use super::{count, openat, verdict, Ctx, Req, Scenario};
 use crate::excerpt;
 use crate::tracefs::trace;
 use anyhow::Result;
@@ -41,7 +42,7 @@ impl Scenario for Eprobe {
     }
 
     fn params(&self) -> &'static [(&'static str, &'static str)] {
-        COUNT_100
+        openat::PARAMS_100
     }
 
     fn requirements(&self) -> Vec<Req> {
@@ -84,7 +85,7 @@ impl Scenario for Fprobe {
     }
 
     fn params(&self) -> &'static [(&'static str, &'static str)] {
-        COUNT_100
+        openat::PARAMS_100
     }
 
     fn requirements(&self) -> Vec<Req> {
@@ -111,8 +112,6 @@ fn one_byte_pointer(seen: Option<&str>, real: u64) -> Option<String> {
     })
 }
 
-const COUNT_100: &[(&str, &str)] = &[("count", "100"), ("path", "/tmp/kmatrix-openat")];
-
 /// Expected `key=value` arguments of every entry, from the workload's summary.
 type Args<'a> = dyn Fn(&openat::Summary) -> Vec<(&'static str, String)> + 'a;
 
@@ -123,25 +122,13 @@ fn run_dynamic(ctx: &mut Ctx, id: &str, event: &str, def: &str, args: &Args) -> 
     let path = openat::target_path(ctx)?;
     openat::fit_buffer(ctx, n, 160)?;
     let attach = Instant::now();
-    let mut w = openat::start(n, &path)?;
-    let pid = w.pid();
-    ctx.tfs.write("dynamic_events", def)?;
+    let w = openat::start(n, &path)?;
     let ev = format!("{GROUP}/{event}");
-    ctx.tfs.set_filter(&ev, &format!("common_pid == {pid}"))?;
-    let enable_rel = format!("events/{ev}/enable");
-    let enable = ctx.tfs.open_write(&enable_rel)?;
-    ctx.tfs.write_fd(&enable, &enable_rel, "1")?;
-    let attach_ms = ms(attach);
-    let run = Instant::now();
-    w.release()?;
-    let done = w.finish(ctx.timeout()?)?;
-    ctx.tfs.write_fd(&enable, &enable_rel, "0")?;
-    let run_ms = ms(run);
+    let a = run_probe(ctx, w, attach, "dynamic_events", def, &ev)?;
     let text = ctx.tfs.read("trace")?;
     let parsed = trace::parse(&text);
-    let mine: Vec<_> =
-        parsed.entries.iter().filter(|e| e.pid == pid && e.body.starts_with(&format!("{event}: "))).collect();
-    let summary = openat::summary(&done.stdout).unwrap_or_default();
+    let mine = entries_of(&parsed, a.pid, event);
+    let summary = openat::summary(&a.done.stdout).unwrap_or_default();
     let mut counts = vec![
         count("openat calls made by the workload", n, summary.calls),
         count(format!("{ev} entries for the workload pid"), n, mine.len() as u64),
@@ -151,20 +138,12 @@ fn run_dynamic(ctx: &mut Ctx, id: &str, event: &str, def: &str, args: &Args) -> 
         let matching = mine.iter().filter(|e| e.arg(key) == Some(want.as_str())).count();
         counts.push(count(format!("{ev} entries with {key}={want}"), n, matching as u64));
     }
-    let mut problems = Vec::new();
-    if let Some(why) = one_byte_pointer(mine.first().and_then(|e| e.arg("ptr")), summary.ptr) {
-        problems.push(why);
-    }
-    if !done.success() {
-        problems.push(format!("workload ended with {}: {}", done.describe(), done.stderr));
-    }
-    if parsed.lost > 0 {
-        problems.push(format!("{} events lost", parsed.lost));
-    }
+    let mut problems: Vec<String> =
+        one_byte_pointer(mine.first().and_then(|e| e.arg("ptr")), summary.ptr).into_iter().collect();
+    problems.extend(trace_problems(&a.done, parsed.lost));
     let mut r = verdict(id, counts, problems);
-    r.timings.attach_ms = attach_ms;
-    r.timings.run_ms = run_ms;
-    r.detail = serde_json::json!({ "definition": def, "pid": pid });
+    a.timings(&mut r);
+    r.detail = serde_json::json!({ "definition": def, "pid": a.pid });
     Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))
 }
 

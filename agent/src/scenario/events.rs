@@ -3,9 +3,10 @@
 //! seeds' `sys_enter_mount` and `random:urandom_read`; `irq_handler_entry/exit` against
 //! /proc/interrupts; and a hist trigger keyed on the pid.
 
+use super::common::{self, pid_filter, release_and_disarm, trace_problems, workload_problems, Armed, Enables};
 use super::{count, ms, openat, verdict, workload, Ctx, Req, Scenario};
 use crate::excerpt;
-use crate::process::{self, Finished};
+use crate::process;
 use crate::tracefs::{format, hist, trace};
 use anyhow::{Context, Result};
 use kmatrix_proto::ScenarioResult;
@@ -22,55 +23,17 @@ pub const ALL: [&'static dyn Scenario; 7] = [
 ];
 
 const OPENAT: &str = "syscalls/sys_enter_openat";
-const COUNT_100: &[(&str, &str)] = &[("count", "100"), ("path", "/tmp/kmatrix-openat")];
-
-/// A gated workload run with events armed: its pid, how it ended, and the timings.
-pub struct Armed {
-    pub pid: i32,
-    pub done: Finished,
-    pub attach_ms: f64,
-    pub run_ms: f64,
-}
-
 /// Start `argv` gated, set each event's filter from `filters(pid)` (event, expression), enable
-/// the events through their `enable` files (opened before release, so disabling adds no openat
-/// of the agent's own), release, wait, disable.
-pub fn run_with_events(
+/// the events, release, wait, disable ([`common::run_with_events`]).
+fn run_with_events(
     ctx: &mut Ctx,
     argv: &[String],
     filters: &dyn Fn(i32) -> Vec<(&'static str, String)>,
 ) -> Result<Armed> {
     let attach = Instant::now();
-    let mut w = process::spawn(argv, true)?;
-    let pid = w.pid();
-    let mut enables = Vec::new();
-    for (event, expr) in filters(pid) {
-        ctx.tfs.set_filter(event, &expr)?;
-        let rel = format!("events/{event}/enable");
-        enables.push((ctx.tfs.open_write(&rel)?, rel));
-    }
-    for (fd, rel) in &enables {
-        ctx.tfs.write_fd(fd, rel, "1")?;
-    }
-    let attach_ms = ms(attach);
-    let run = Instant::now();
-    w.release()?;
-    let done = w.finish(ctx.timeout()?)?;
-    for (fd, rel) in &enables {
-        ctx.tfs.write_fd(fd, rel, "0")?;
-    }
-    Ok(Armed { pid, done, attach_ms, run_ms: ms(run) })
-}
-
-pub fn workload_problems(done: &Finished, lost: u64) -> Vec<String> {
-    let mut problems = Vec::new();
-    if !done.success() {
-        problems.push(format!("workload ended with {}: {}", done.describe(), done.stderr.trim()));
-    }
-    if lost > 0 {
-        problems.push(format!("{lost} events lost"));
-    }
-    problems
+    let w = process::spawn(argv, true)?;
+    let filters = filters(w.pid());
+    common::run_with_events(ctx, w, attach, &filters)
 }
 
 fn openat_argv(n: u64, path: &str) -> Vec<String> {
@@ -107,7 +70,7 @@ impl Scenario for SysEnterOpenat {
     }
 
     fn params(&self) -> &'static [(&'static str, &'static str)] {
-        COUNT_100
+        openat::PARAMS_100
     }
 
     fn requirements(&self) -> Vec<Req> {
@@ -122,7 +85,7 @@ impl Scenario for SysEnterOpenat {
         let n = ctx.declared_count()?;
         let path = openat::target_path(ctx)?;
         openat::fit_buffer(ctx, n, 128)?;
-        let a = run_with_events(ctx, &openat_argv(n, &path), &|pid| vec![(OPENAT, format!("common_pid == {pid}"))])?;
+        let a = run_with_events(ctx, &openat_argv(n, &path), &|pid| vec![(OPENAT, pid_filter(pid))])?;
         let text = if self.pipe { ctx.tfs.drain_pipe("trace_pipe")? } else { ctx.tfs.read("trace")? };
         let parsed = trace::parse(&text);
         let hits = parsed.entries.iter().filter(|e| e.pid == a.pid && e.body.starts_with("sys_openat(")).count() as u64;
@@ -136,10 +99,9 @@ impl Scenario for SysEnterOpenat {
             let left = trace::parse(&ctx.tfs.read("trace")?).entries.len() as u64;
             counts.push(count("entries left in trace after reading the pipe", 0, left));
         }
-        let mut r = verdict(self.id(), counts, workload_problems(&a.done, parsed.lost));
-        r.timings.attach_ms = a.attach_ms;
-        r.timings.run_ms = a.run_ms;
-        r.detail = serde_json::json!({ "pid": a.pid, "filter": format!("common_pid == {}", a.pid), "path": path });
+        let mut r = verdict(self.id(), counts, trace_problems(&a.done, parsed.lost));
+        a.timings(&mut r);
+        r.detail = serde_json::json!({ "pid": a.pid, "filter": pid_filter(a.pid), "path": path });
         Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))
     }
 }
@@ -163,7 +125,7 @@ impl Scenario for RawSyscalls {
     }
 
     fn params(&self) -> &'static [(&'static str, &'static str)] {
-        COUNT_100
+        openat::PARAMS_100
     }
 
     fn requirements(&self) -> Vec<Req> {
@@ -203,10 +165,9 @@ impl Scenario for RawSyscalls {
                 count(format!("sys_exit entries returning fd {}", summary.fd), n, fd_exits),
                 count("trace entries in total", 2 * n, parsed.entries.len() as u64),
             ],
-            workload_problems(&a.done, parsed.lost),
+            trace_problems(&a.done, parsed.lost),
         );
-        r.timings.attach_ms = a.attach_ms;
-        r.timings.run_ms = a.run_ms;
+        a.timings(&mut r);
         r.detail = serde_json::json!({ "pid": a.pid, "syscall_nr": nr });
         Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))
     }
@@ -252,7 +213,7 @@ impl Scenario for SysEnterMount {
         let fmt = format::parse(&format_text)?;
         let argv = vec![workload::MOUNT_TMPFS.to_string(), n.to_string(), MOUNT_DIR.to_string()];
         let a = run_with_events(ctx, &argv, &|pid| {
-            let f = format!("common_pid == {pid}");
+            let f = pid_filter(pid);
             vec![("syscalls/sys_enter_mount", f.clone()), ("syscalls/sys_exit_mount", f)]
         })?;
         let text = ctx.tfs.read("trace")?;
@@ -266,7 +227,7 @@ impl Scenario for SysEnterMount {
         let exits = parsed.entries.iter().filter(|e| e.pid == a.pid && e.body == "sys_mount -> 0x0").count() as u64;
         let (fields, strings) =
             super::formats::slots_and_strings(&fmt, &["dev_name", "dir_name", "type", "flags", "data"]);
-        let mut problems = workload_problems(&a.done, parsed.lost);
+        let mut problems = trace_problems(&a.done, parsed.lost);
         let want = ["__syscall_nr", "dev_name", "dir_name", "type", "flags", "data"];
         if fields != want {
             problems.push(format!("format fields {fields:?}, expected {want:?}"));
@@ -281,8 +242,7 @@ impl Scenario for SysEnterMount {
             ],
             problems,
         );
-        r.timings.attach_ms = a.attach_ms;
-        r.timings.run_ms = a.run_ms;
+        a.timings(&mut r);
         r.detail = serde_json::json!({ "pid": a.pid, "format": fmt, "user_string_fields": strings });
         Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))
     }
@@ -329,7 +289,7 @@ impl Scenario for UrandomRead {
     fn run(&self, ctx: &mut Ctx) -> Result<ScenarioResult> {
         let n = ctx.declared_count()?;
         let argv = vec![workload::URANDOM_READ.to_string(), n.to_string()];
-        let a = run_with_events(ctx, &argv, &|pid| vec![("random/urandom_read", format!("common_pid == {pid}"))])?;
+        let a = run_with_events(ctx, &argv, &|pid| vec![("random/urandom_read", pid_filter(pid))])?;
         let text = ctx.tfs.read("trace")?;
         let parsed = trace::parse(&text);
         let mine: Vec<&trace::Entry> =
@@ -341,10 +301,9 @@ impl Scenario for UrandomRead {
                 count("urandom_read events for the workload pid", n, mine.len() as u64),
                 count("events with got_bits=128", n, bits),
             ],
-            workload_problems(&a.done, parsed.lost),
+            trace_problems(&a.done, parsed.lost),
         );
-        r.timings.attach_ms = a.attach_ms;
-        r.timings.run_ms = a.run_ms;
+        a.timings(&mut r);
         Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))
     }
 }
@@ -390,21 +349,16 @@ impl Scenario for IrqHandler {
             ));
         };
         let filter = format!("irq == {irq}");
-        let mut enables = Vec::new();
+        let mut enables = Enables::default();
         for event in ["irq/irq_handler_entry", "irq/irq_handler_exit"] {
             ctx.tfs.set_filter(event, &filter)?;
-            let rel = format!("events/{event}/enable");
-            enables.push((ctx.tfs.open_write(&rel)?, rel));
+            enables.open(ctx, event)?;
         }
         let before = irq_count(&std::fs::read_to_string("/proc/interrupts")?, irq);
-        for (fd, rel) in &enables {
-            ctx.tfs.write_fd(fd, rel, "1")?;
-        }
+        enables.set(ctx, true)?;
         let run = Instant::now();
         console_lines(n)?;
-        for (fd, rel) in &enables {
-            ctx.tfs.write_fd(fd, rel, "0")?;
-        }
+        enables.set(ctx, false)?;
         let run_ms = ms(run);
         let after = irq_count(&std::fs::read_to_string("/proc/interrupts")?, irq);
         let text = ctx.tfs.read("trace")?;
@@ -498,7 +452,7 @@ impl Scenario for HistOpenat {
     }
 
     fn params(&self) -> &'static [(&'static str, &'static str)] {
-        COUNT_100
+        openat::PARAMS_100
     }
 
     fn requirements(&self) -> Vec<Req> {
@@ -515,19 +469,15 @@ impl Scenario for HistOpenat {
         let path = openat::target_path(ctx)?;
         let trigger = "hist:keys=common_pid";
         let attach = Instant::now();
-        let mut w = openat::start(n, &path)?;
-        let pid = w.pid();
+        let w = openat::start(n, &path)?;
         // The trigger arms the event (soft-enabled) until it is removed again by the reset.
         ctx.tfs.add_trigger(OPENAT, trigger)?;
-        let attach_ms = ms(attach);
-        let run = Instant::now();
-        w.release()?;
-        let done = w.finish(ctx.timeout()?)?;
-        let run_ms = ms(run);
+        let a = release_and_disarm(ctx, w, attach, |_| Ok(()))?;
+        let pid = a.pid;
         let text = ctx.tfs.read(&format!("events/{OPENAT}/hist"))?;
         let h = hist::parse(&text);
-        let calls = openat::summary(&done.stdout).map(|s| s.calls).unwrap_or(0);
-        let mut problems = workload_problems(&done, 0);
+        let calls = openat::summary(&a.done.stdout).map(|s| s.calls).unwrap_or(0);
+        let mut problems = workload_problems(&a.done);
         if h.dropped != Some(0) {
             problems.push(format!("hist Dropped: {:?}, expected 0", h.dropped));
         }
@@ -539,8 +489,7 @@ impl Scenario for HistOpenat {
             ],
             problems,
         );
-        r.timings.attach_ms = attach_ms;
-        r.timings.run_ms = run_ms;
+        a.timings(&mut r);
         r.detail = serde_json::json!({ "pid": pid, "trigger": trigger, "keys": h.entries.len(), "hits": h.hits });
         Ok(r.with_excerpt(&excerpt::head(&text, 16)))
     }

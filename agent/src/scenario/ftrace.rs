@@ -3,9 +3,9 @@
 //! function_graph tracer with `set_graph_function` (one call per line, nested calls with
 //! durations, and the `funcgraph-retval` option); and the seeds' `echo irq > current_tracer`.
 
+use super::common::{release_and_disarm, trace_problems, workload_problems, Armed};
 use super::{count, ms, openat, verdict, Ctx, Req, Scenario};
 use crate::excerpt;
-use crate::process::Finished;
 use crate::tracefs::graph::{self, Kind};
 use crate::tracefs::trace;
 use anyhow::Result;
@@ -22,9 +22,6 @@ pub const ALL: [&'static dyn Scenario; 7] = [
     &FunctionGraphRetval,
     &IrqTracer,
 ];
-
-const COUNT_100: &[(&str, &str)] = &[("count", "100"), ("path", "/tmp/kmatrix-openat")];
-const COUNT_20: &[(&str, &str)] = &[("count", "20"), ("path", "/tmp/kmatrix-openat")];
 
 /// `available_tracers` lists nop, function and function_graph.
 pub struct TracersAvailable;
@@ -63,14 +60,8 @@ impl Scenario for TracersAvailable {
 
 /// A gated openat-loop with the function or function_graph tracer armed on it: what every
 /// tracer scenario here does between choosing its options and reading `trace`.
-struct TracerRun {
-    pid: i32,
-    done: Finished,
-    attach_ms: f64,
-    run_ms: f64,
-}
-
-/// Start `openat-loop N PATH`, let `setup` write filters and options with the workload's pid,
+///
+/// Start `openat-loop N PATH`, let `setup` write filters and options, set the workload's pid,
 /// switch to `tracer`, release the workload and stop recording (tracing_on 0, through an fd
 /// opened before, so the stop adds no openat of the agent's own; a tracer change would empty
 /// the buffer).
@@ -79,29 +70,15 @@ fn run_tracer(
     n: u64,
     path: &str,
     tracer: &str,
-    setup: impl FnOnce(&mut Ctx, i32) -> Result<()>,
-) -> Result<TracerRun> {
+    setup: impl FnOnce(&mut Ctx) -> Result<()>,
+) -> Result<Armed> {
     let attach = Instant::now();
-    let mut w = openat::start(n, path)?;
-    let pid = w.pid();
-    setup(ctx, pid)?;
-    ctx.tfs.write("set_ftrace_pid", &pid.to_string())?;
+    let w = openat::start(n, path)?;
+    setup(ctx)?;
+    ctx.tfs.write("set_ftrace_pid", &w.pid().to_string())?;
     let on: File = ctx.tfs.open_write("tracing_on")?;
     ctx.tfs.write("current_tracer", tracer)?;
-    let attach_ms = ms(attach);
-    let run = Instant::now();
-    w.release()?;
-    let done = w.finish(ctx.timeout()?)?;
-    ctx.tfs.write_fd(&on, "tracing_on", "0")?;
-    Ok(TracerRun { pid, done, attach_ms, run_ms: ms(run) })
-}
-
-fn workload_problems(done: &Finished) -> Vec<String> {
-    if done.success() {
-        Vec::new()
-    } else {
-        vec![format!("workload ended with {}: {}", done.describe(), done.stderr.trim())]
-    }
+    release_and_disarm(ctx, w, attach, |ctx| Ok(ctx.tfs.write_fd(&on, "tracing_on", "0")?))
 }
 
 /// The function tracer, filtered to the openat function and the workload's pid, records exactly
@@ -123,7 +100,7 @@ impl Scenario for FunctionOpenat {
     }
 
     fn params(&self) -> &'static [(&'static str, &'static str)] {
-        COUNT_100
+        openat::PARAMS_100
     }
 
     fn requirements(&self) -> Vec<Req> {
@@ -137,21 +114,16 @@ impl Scenario for FunctionOpenat {
     }
 
     fn run(&self, ctx: &mut Ctx) -> Result<ScenarioResult> {
-        let n = ctx.declared_count()?;
-        let path = openat::target_path(ctx)?;
-        let sym = openat::symbol(ctx)?;
+        let (n, path, sym) = openat::prepare(ctx)?;
         openat::fit_buffer(ctx, n, 128)?;
-        let t = run_tracer(ctx, n, &path, "function", |ctx, _| Ok(ctx.tfs.write("set_ftrace_filter", sym)?))?;
+        let t = run_tracer(ctx, n, &path, "function", |ctx| Ok(ctx.tfs.write("set_ftrace_filter", sym)?))?;
         let text = ctx.tfs.read("trace")?;
         let parsed = trace::parse(&text);
         let prefix = format!("{sym} <-");
         let hits =
             parsed.entries.iter().filter(|e| e.pid == t.pid && (e.body.starts_with(&prefix) || e.body == sym)).count()
                 as u64;
-        let mut problems = workload_problems(&t.done);
-        if parsed.lost > 0 {
-            problems.push(format!("{} events lost", parsed.lost));
-        }
+        let problems = trace_problems(&t.done, parsed.lost);
         let calls = openat::summary(&t.done.stdout).map(|s| s.calls).unwrap_or(0);
         let mut r = verdict(
             self.id(),
@@ -162,8 +134,7 @@ impl Scenario for FunctionOpenat {
             ],
             problems,
         );
-        r.timings.attach_ms = t.attach_ms;
-        r.timings.run_ms = t.run_ms;
+        t.timings(&mut r);
         r.detail = serde_json::json!({ "symbol": sym, "pid": t.pid, "path": path });
         Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))
     }
@@ -192,7 +163,7 @@ impl Scenario for FunctionStackTrace {
     }
 
     fn params(&self) -> &'static [(&'static str, &'static str)] {
-        COUNT_20
+        openat::PARAMS_20
     }
 
     fn requirements(&self) -> Vec<Req> {
@@ -208,11 +179,9 @@ impl Scenario for FunctionStackTrace {
     }
 
     fn run(&self, ctx: &mut Ctx) -> Result<ScenarioResult> {
-        let n = ctx.declared_count()?;
-        let path = openat::target_path(ctx)?;
-        let sym = openat::symbol(ctx)?;
+        let (n, path, sym) = openat::prepare(ctx)?;
         openat::fit_buffer(ctx, n, 1024)?;
-        let t = run_tracer(ctx, n, &path, "function", |ctx, _| {
+        let t = run_tracer(ctx, n, &path, "function", |ctx| {
             ctx.tfs.write("set_ftrace_filter", sym)?;
             ctx.tfs.set_option("func_stack_trace", true)?;
             ctx.tfs.set_option("sym-offset", true)?;
@@ -249,10 +218,7 @@ impl Scenario for FunctionStackTrace {
         let reach_entry =
             stacks.iter().filter(|s| s.frames.iter().any(|f| trace::frame_symbol(f).0 == "do_syscall_64")).count()
                 as u64;
-        let mut problems = workload_problems(&t.done);
-        if parsed.lost > 0 {
-            problems.push(format!("{} events lost", parsed.lost));
-        }
+        let problems = trace_problems(&t.done, parsed.lost);
         let calls = openat::summary(&t.done.stdout).map(|s| s.calls).unwrap_or(0);
         let mut r = verdict(
             self.id(),
@@ -267,8 +233,7 @@ impl Scenario for FunctionStackTrace {
             ],
             problems,
         );
-        r.timings.attach_ms = t.attach_ms;
-        r.timings.run_ms = t.run_ms;
+        t.timings(&mut r);
         let first: Vec<&str> = stacks.first().map(|s| s.frames.clone()).unwrap_or_default();
         r.detail = serde_json::json!({ "symbol": sym, "pid": t.pid, "first_stack": first });
         Ok(r.with_excerpt(&excerpt::head_entries(&text, 16)))
@@ -302,7 +267,7 @@ impl Scenario for FunctionGraphOpenat {
     }
 
     fn params(&self) -> &'static [(&'static str, &'static str)] {
-        COUNT_100
+        openat::PARAMS_100
     }
 
     fn requirements(&self) -> Vec<Req> {
@@ -317,24 +282,12 @@ impl Scenario for FunctionGraphOpenat {
     }
 
     fn run(&self, ctx: &mut Ctx) -> Result<ScenarioResult> {
-        let n = ctx.declared_count()?;
-        let path = openat::target_path(ctx)?;
-        let sym = openat::symbol(ctx)?;
+        let (n, path, sym) = openat::prepare(ctx)?;
         openat::fit_buffer(ctx, n, 96)?;
-        let t = run_tracer(ctx, n, &path, "function_graph", |ctx, _| {
-            ctx.tfs.write("set_graph_function", sym)?;
-            // Patch only this function: without it the tracer hooks all ~40k, seconds under TCG.
-            ctx.tfs.write("set_ftrace_filter", sym)?;
-            // Depth 1: the function itself and none of its callees, so each call is one line.
-            ctx.tfs.write("max_graph_depth", "1")?;
-            // Print TASK/PID on each line so the count can be checked against the pid.
-            ctx.tfs.set_option("funcgraph-proc", true)?;
-            Ok(())
-        })?;
+        let t = run_tracer(ctx, n, &path, "function_graph", |ctx| graph_only(ctx, sym))?;
         let text = ctx.tfs.read("trace")?;
         let lines = graph::parse(&text);
-        let mine: Vec<&graph::Line> =
-            lines.iter().filter(|l| l.pid == Some(t.pid) && l.kind == Kind::Leaf(sym)).collect();
+        let mine = calls_of(&lines, t.pid, sym);
         let timed = mine.iter().filter(|l| l.duration_us.is_some_and(|d| d > 0.0)).count() as u64;
         let durations: Vec<f64> = mine.iter().filter_map(|l| l.duration_us).collect();
         let summary = openat::summary(&t.done.stdout).unwrap_or_default();
@@ -348,8 +301,7 @@ impl Scenario for FunctionGraphOpenat {
             ],
             workload_problems(&t.done),
         );
-        r.timings.attach_ms = t.attach_ms;
-        r.timings.run_ms = t.run_ms;
+        t.timings(&mut r);
         r.detail = serde_json::json!({
             "symbol": sym,
             "pid": t.pid,
@@ -358,6 +310,23 @@ impl Scenario for FunctionGraphOpenat {
         });
         Ok(r.with_excerpt(&excerpt::head(&text, 16)))
     }
+}
+
+/// function_graph set up for `sym` alone: one line per call, each with its task and pid.
+fn graph_only(ctx: &mut Ctx, sym: &str) -> Result<()> {
+    ctx.tfs.write("set_graph_function", sym)?;
+    // Patch only this function: without it the tracer hooks all ~40k, seconds under TCG.
+    ctx.tfs.write("set_ftrace_filter", sym)?;
+    // Depth 1: the function itself and none of its callees, so each call is one line.
+    ctx.tfs.write("max_graph_depth", "1")?;
+    // Print TASK/PID on each line so the count can be checked against the pid.
+    ctx.tfs.set_option("funcgraph-proc", true)?;
+    Ok(())
+}
+
+/// The one-line calls of `sym` by `pid` in a function_graph trace.
+fn calls_of<'l, 'a>(lines: &'l [graph::Line<'a>], pid: i32, sym: &str) -> Vec<&'l graph::Line<'a>> {
+    lines.iter().filter(|l| l.pid == Some(pid) && l.kind == Kind::Leaf(sym)).collect()
 }
 
 /// min / median / max of durations, for the detail.
@@ -395,7 +364,7 @@ impl Scenario for FunctionGraphNested {
     }
 
     fn params(&self) -> &'static [(&'static str, &'static str)] {
-        COUNT_20
+        openat::PARAMS_20
     }
 
     fn requirements(&self) -> Vec<Req> {
@@ -410,13 +379,11 @@ impl Scenario for FunctionGraphNested {
     }
 
     fn run(&self, ctx: &mut Ctx) -> Result<ScenarioResult> {
-        let n = ctx.declared_count()?;
-        let path = openat::target_path(ctx)?;
-        let sym = openat::symbol(ctx)?;
+        let (n, path, sym) = openat::prepare(ctx)?;
         let children: Vec<&str> = CHILDREN.iter().copied().filter(|c| openat::traceable(ctx, c)).collect();
         anyhow::ensure!(!children.is_empty(), "none of {CHILDREN:?} in available_filter_functions");
         openat::fit_buffer(ctx, n, 512)?;
-        let t = run_tracer(ctx, n, &path, "function_graph", |ctx, _| {
+        let t = run_tracer(ctx, n, &path, "function_graph", |ctx| {
             ctx.tfs.write("set_graph_function", sym)?;
             // One write: words split over writes on one fd would run together.
             let filter: Vec<&str> = std::iter::once(sym).chain(children.iter().copied()).collect();
@@ -456,8 +423,7 @@ impl Scenario for FunctionGraphNested {
             ],
             workload_problems(&t.done),
         );
-        r.timings.attach_ms = t.attach_ms;
-        r.timings.run_ms = t.run_ms;
+        t.timings(&mut r);
         let parents: Vec<f64> = calls.iter().filter_map(|c| c.duration_us).collect();
         r.detail = serde_json::json!({
             "symbol": sym,
@@ -522,7 +488,7 @@ impl Scenario for FunctionGraphRetval {
     }
 
     fn params(&self) -> &'static [(&'static str, &'static str)] {
-        COUNT_20
+        openat::PARAMS_20
     }
 
     fn requirements(&self) -> Vec<Req> {
@@ -537,23 +503,17 @@ impl Scenario for FunctionGraphRetval {
     }
 
     fn run(&self, ctx: &mut Ctx) -> Result<ScenarioResult> {
-        let n = ctx.declared_count()?;
-        let path = openat::target_path(ctx)?;
-        let sym = openat::symbol(ctx)?;
+        let (n, path, sym) = openat::prepare(ctx)?;
         openat::fit_buffer(ctx, n, 128)?;
-        let t = run_tracer(ctx, n, &path, "function_graph", |ctx, _| {
-            ctx.tfs.write("set_graph_function", sym)?;
-            ctx.tfs.write("set_ftrace_filter", sym)?;
-            ctx.tfs.write("max_graph_depth", "1")?;
-            ctx.tfs.set_option("funcgraph-proc", true)?;
+        let t = run_tracer(ctx, n, &path, "function_graph", |ctx| {
+            graph_only(ctx, sym)?;
             ctx.tfs.set_option("funcgraph-retval", true)?;
             Ok(())
         })?;
         let text = ctx.tfs.read("trace")?;
         let summary = openat::summary(&t.done.stdout).unwrap_or_default();
         let lines = graph::parse(&text);
-        let mine: Vec<&graph::Line> =
-            lines.iter().filter(|l| l.pid == Some(t.pid) && l.kind == Kind::Leaf(sym)).collect();
+        let mine = calls_of(&lines, t.pid, sym);
         let with_retval = mine.iter().filter(|l| l.retval.is_some()).count() as u64;
         let fd_ok = mine.iter().filter(|l| l.retval.and_then(retval_number) == Some(summary.fd)).count() as u64;
         let mut r = verdict(
@@ -566,8 +526,7 @@ impl Scenario for FunctionGraphRetval {
             ],
             workload_problems(&t.done),
         );
-        r.timings.attach_ms = t.attach_ms;
-        r.timings.run_ms = t.run_ms;
+        t.timings(&mut r);
         r.detail = serde_json::json!({ "symbol": sym, "pid": t.pid, "fd": summary.fd });
         Ok(r.with_excerpt(&excerpt::head(&text, 16)))
     }

@@ -3,6 +3,9 @@
 //! return probes counted in `kprobe_profile`, a probe at an offset into the function, the
 //! seeds' `p:function do_sys_open`, and the refusal of a blacklisted symbol.
 
+use super::common::{
+    entries_of, pid_filter, release_and_disarm, run_probe, run_with_events, trace_problems, workload_problems, Enables,
+};
 use super::{count, ms, openat, verdict, workload, Ctx, Req, Scenario};
 use crate::excerpt;
 use crate::mounts::DEBUGFS;
@@ -21,9 +24,17 @@ pub const ALL: [&'static dyn Scenario; 7] = [
     &Blacklisted,
 ];
 
-const COUNT_100: &[(&str, &str)] = &[("count", "100"), ("path", "/tmp/kmatrix-openat")];
-
 const GROUP: &str = "kmatrix";
+
+/// `kprobe_profile` as read, and its line for `group/event`.
+fn profile_of(ctx: &Ctx, group: &str, event: &str) -> Result<(String, profile::ProfileLine)> {
+    let text = ctx.tfs.read("kprobe_profile")?;
+    let lines = profile::parse(&text);
+    let line = profile::find(&lines, group, event)
+        .cloned()
+        .with_context(|| format!("{group}/{event} missing from kprobe_profile"))?;
+    Ok((text, line))
+}
 
 /// `p:kmatrix/openat <sym> dfd=%di:s32 path=+0(%si):ustring` (or `r:kmatrix/openat_ret <sym>
 /// ret=$retval:s64`), filtered to the workload's pid: exactly N entries in `trace` whose path
@@ -81,7 +92,7 @@ impl Scenario for OpenatProbe {
     }
 
     fn params(&self) -> &'static [(&'static str, &'static str)] {
-        COUNT_100
+        openat::PARAMS_100
     }
 
     fn requirements(&self) -> Vec<Req> {
@@ -94,9 +105,7 @@ impl Scenario for OpenatProbe {
     }
 
     fn run(&self, ctx: &mut Ctx) -> Result<ScenarioResult> {
-        let n = ctx.declared_count()?;
-        let path = openat::target_path(ctx)?;
-        let sym = openat::symbol(ctx)?;
+        let (n, path, sym) = openat::prepare(ctx)?;
         let event = self.event();
         let kind = match self.maxactive {
             Some(m) => format!("r{m}"),
@@ -112,42 +121,22 @@ impl Scenario for OpenatProbe {
         };
         openat::fit_buffer(ctx, n, 160)?;
         let attach = Instant::now();
-        let mut w = openat::start(n, &path)?;
-        let pid = w.pid();
-        ctx.tfs.write("kprobe_events", &definition)?;
+        let w = openat::start(n, &path)?;
         let ev = format!("{GROUP}/{event}");
-        ctx.tfs.set_filter(&ev, &format!("common_pid == {pid}"))?;
-        let enable_rel = format!("events/{ev}/enable");
-        let enable = ctx.tfs.open_write(&enable_rel)?;
-        ctx.tfs.write_fd(&enable, &enable_rel, "1")?;
-        let attach_ms = ms(attach);
-        let run = Instant::now();
-        w.release()?;
-        let done = w.finish(ctx.timeout()?)?;
-        // Disarm through the fd opened before: the profile counts every hit, the agent's too.
-        ctx.tfs.write_fd(&enable, &enable_rel, "0")?;
-        let run_ms = ms(run);
+        // Disarmed through the fd opened before: the profile counts every hit, the agent's too.
+        let a = run_probe(ctx, w, attach, "kprobe_events", &definition, &ev)?;
 
         let text = ctx.tfs.read("trace")?;
-        let profile_text = ctx.tfs.read("kprobe_profile")?;
+        let (profile_text, prof) = profile_of(ctx, GROUP, event)?;
         let events_text = ctx.tfs.read("kprobe_events")?;
         let parsed = trace::parse(&text);
-        let summary = openat::summary(&done.stdout).unwrap_or_default();
-        let mine: Vec<&trace::Entry> =
-            parsed.entries.iter().filter(|e| e.pid == pid && e.body.starts_with(&format!("{event}: "))).collect();
+        let summary = openat::summary(&a.done.stdout).unwrap_or_default();
+        let mine = entries_of(&parsed, a.pid, event);
         // Each entry must carry the workload's argument: the path it opened, or the fd it got.
         let (arg, want) = if self.ret { ("ret", summary.fd.to_string()) } else { ("path", path.clone()) };
         let matching = mine.iter().filter(|e| e.arg(arg) == Some(want.as_str())).count() as u64;
-        let lines = profile::parse(&profile_text);
-        let prof = profile::find(&lines, GROUP, event).with_context(|| format!("{ev} missing from kprobe_profile"))?;
 
-        let mut problems = Vec::new();
-        if !done.success() {
-            problems.push(format!("workload ended with {}: {}", done.describe(), done.stderr));
-        }
-        if parsed.lost > 0 {
-            problems.push(format!("{} events lost", parsed.lost));
-        }
+        let mut problems = trace_problems(&a.done, parsed.lost);
         if let Some(m) = self.maxactive {
             let echoed = format!("r{m}:{GROUP}/{event} ");
             if !events_text.lines().any(|l| l.starts_with(&echoed)) {
@@ -167,13 +156,12 @@ impl Scenario for OpenatProbe {
             ],
             problems,
         );
-        r.timings.attach_ms = attach_ms;
-        r.timings.run_ms = run_ms;
+        a.timings(&mut r);
         r.detail = serde_json::json!({
             "symbol": sym,
             "definition": definition,
             "kprobe_events": events_text.trim(),
-            "pid": pid,
+            "pid": a.pid,
             "kprobe_profile": profile_text.trim(),
         });
         Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))
@@ -223,28 +211,17 @@ impl Scenario for Missed {
         let event = "pause_r1";
         let definition = format!("r1:{GROUP}/{event} {sym}");
         let attach = Instant::now();
-        let mut w = crate::process::spawn(&[workload::PAUSE_CROWD.to_string(), k.to_string()], true)?;
+        let w = crate::process::spawn(&[workload::PAUSE_CROWD.to_string(), k.to_string()], true)?;
         ctx.tfs.write("kprobe_events", &definition)?;
         let enable_rel = format!("events/{GROUP}/{event}/enable");
         ctx.tfs.write(&enable_rel, "1")?;
-        let attach_ms = ms(attach);
-        let run = Instant::now();
-        w.release()?;
-        let done = w.finish(ctx.timeout()?)?;
-        ctx.tfs.write(&enable_rel, "0")?;
-        let run_ms = ms(run);
+        let a = release_and_disarm(ctx, w, attach, |ctx| Ok(ctx.tfs.write(&enable_rel, "0")?))?;
         let text = ctx.tfs.read("trace")?;
-        let profile_text = ctx.tfs.read("kprobe_profile")?;
-        let lines = profile::parse(&profile_text);
-        let prof =
-            profile::find(&lines, GROUP, event).with_context(|| format!("{event} missing from kprobe_profile"))?;
-        let s = workload::summary(&done.stdout, "pause-crowd")?;
+        let (profile_text, prof) = profile_of(ctx, GROUP, event)?;
+        let s = workload::summary(&a.done.stdout, "pause-crowd")?;
         let parsed = trace::parse(&text);
         let returns = parsed.entries.iter().filter(|e| e.body.starts_with(&format!("{event}: "))).count() as u64;
-        let mut problems = Vec::new();
-        if !done.success() {
-            problems.push(format!("workload ended with {}: {}", done.describe(), done.stderr.trim()));
-        }
+        let problems = workload_problems(&a.done);
         let mut r = verdict(
             self.id(),
             vec![
@@ -255,8 +232,7 @@ impl Scenario for Missed {
             ],
             problems,
         );
-        r.timings.attach_ms = attach_ms;
-        r.timings.run_ms = run_ms;
+        a.timings(&mut r);
         r.detail =
             serde_json::json!({ "symbol": sym, "definition": definition, "kprobe_profile": profile_text.trim() });
         Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))
@@ -285,7 +261,7 @@ impl Scenario for Offset {
     }
 
     fn params(&self) -> &'static [(&'static str, &'static str)] {
-        COUNT_100
+        openat::PARAMS_100
     }
 
     fn requirements(&self) -> Vec<Req> {
@@ -293,14 +269,11 @@ impl Scenario for Offset {
     }
 
     fn run(&self, ctx: &mut Ctx) -> Result<ScenarioResult> {
-        let n = ctx.declared_count()?;
-        let path = openat::target_path(ctx)?;
-        let sym = openat::symbol(ctx)?;
+        let (n, path, sym) = openat::prepare(ctx)?;
         let event = "openat_off";
         openat::fit_buffer(ctx, n, 128)?;
         let attach = Instant::now();
-        let mut w = openat::start(n, &path)?;
-        let pid = w.pid();
+        let w = openat::start(n, &path)?;
         let mut refused: Vec<(u64, String)> = Vec::new();
         let mut accepted = None;
         for off in 1..=MAX_OFFSET {
@@ -316,29 +289,17 @@ impl Scenario for Offset {
             bail!("the kernel refused every offset 1..={MAX_OFFSET} of {sym}: {refused:?}");
         };
         let ev = format!("{GROUP}/{event}");
-        ctx.tfs.set_filter(&ev, &format!("common_pid == {pid}"))?;
-        let enable_rel = format!("events/{ev}/enable");
-        let enable = ctx.tfs.open_write(&enable_rel)?;
-        ctx.tfs.write_fd(&enable, &enable_rel, "1")?;
-        let attach_ms = ms(attach);
-        let run = Instant::now();
-        w.release()?;
-        let done = w.finish(ctx.timeout()?)?;
-        ctx.tfs.write_fd(&enable, &enable_rel, "0")?;
-        let run_ms = ms(run);
+        let filter = pid_filter(w.pid());
+        let a = run_with_events(ctx, w, attach, &[(&ev, filter)])?;
+        let pid = a.pid;
         let text = ctx.tfs.read("trace")?;
-        let profile_text = ctx.tfs.read("kprobe_profile")?;
-        let lines = profile::parse(&profile_text);
-        let prof = profile::find(&lines, GROUP, event).with_context(|| format!("{ev} missing from kprobe_profile"))?;
+        let (_, prof) = profile_of(ctx, GROUP, event)?;
         let parsed = trace::parse(&text);
         // `openat_off: (do_sys_openat2+0x9/0x140)`.
         let place = format!("{event}: ({sym}+{off:#x}/");
         let at_offset = parsed.entries.iter().filter(|e| e.pid == pid && e.body.starts_with(&place)).count() as u64;
-        let summary = openat::summary(&done.stdout).unwrap_or_default();
-        let mut problems = Vec::new();
-        if !done.success() {
-            problems.push(format!("workload ended with {}: {}", done.describe(), done.stderr.trim()));
-        }
+        let summary = openat::summary(&a.done.stdout).unwrap_or_default();
+        let mut problems = workload_problems(&a.done);
         let odd: Vec<&(u64, String)> = refused.iter().filter(|(_, e)| e != "EILSEQ" && e != "EINVAL").collect();
         if !odd.is_empty() {
             problems.push(format!("offsets refused with an errno other than EILSEQ/EINVAL: {odd:?}"));
@@ -353,9 +314,8 @@ impl Scenario for Offset {
             ],
             problems,
         );
-        r.timings.attach_ms = attach_ms;
-        r.timings.run_ms = run_ms;
-        if r.status == kmatrix_proto::Status::Pass {
+        a.timings(&mut r);
+        if r.status == Status::Pass {
             r.reason = format!("probed {sym}+{off:#x}; refused before it: {refused:?}");
         }
         r.detail = serde_json::json!({ "symbol": sym, "offset": off, "refused": refused, "pid": pid });
@@ -395,7 +355,7 @@ impl Scenario for SeedDoSysOpen {
     }
 
     fn params(&self) -> &'static [(&'static str, &'static str)] {
-        COUNT_100
+        openat::PARAMS_100
     }
 
     fn requirements(&self) -> Vec<Req> {
@@ -417,42 +377,30 @@ impl Scenario for SeedDoSysOpen {
         let control = format!("p:{GROUP}/openat_control {wrapper}");
         openat::fit_buffer(ctx, n, 256)?;
         let attach = Instant::now();
-        let mut w = openat::start(n, &path)?;
+        let w = openat::start(n, &path)?;
         let pid = w.pid();
         ctx.tfs.write("kprobe_events", definition)?;
         ctx.tfs.write("kprobe_events", &control)?;
-        let filter = format!("common_pid == {pid}");
+        let filter = pid_filter(pid);
         ctx.tfs.set_filter("kprobes/function", &filter)?;
         ctx.tfs.set_filter(&format!("{GROUP}/openat_control"), &filter)?;
-        let seed_rel = "events/kprobes/enable";
-        let control_rel = format!("events/{GROUP}/openat_control/enable");
-        let seed = ctx.tfs.open_write(seed_rel)?;
-        let ctl = ctx.tfs.open_write(&control_rel)?;
-        ctx.tfs.write_fd(&seed, seed_rel, "1")?;
-        ctx.tfs.write_fd(&ctl, &control_rel, "1")?;
-        let attach_ms = ms(attach);
-        let run = Instant::now();
-        w.release()?;
-        let done = w.finish(ctx.timeout()?)?;
-        ctx.tfs.write_fd(&seed, seed_rel, "0")?;
-        ctx.tfs.write_fd(&ctl, &control_rel, "0")?;
-        let run_ms = ms(run);
+        // The seed enables the whole `kprobes` group, the control probe its own event.
+        let mut enables = Enables::default();
+        enables.open_file(ctx, "events/kprobes/enable")?;
+        enables.open(ctx, &format!("{GROUP}/openat_control"))?;
+        enables.set(ctx, true)?;
+        let a = release_and_disarm(ctx, w, attach, |ctx| enables.set(ctx, false))?;
         let text = ctx.tfs.read("trace")?;
-        let profile_text = ctx.tfs.read("kprobe_profile")?;
-        let lines = profile::parse(&profile_text);
-        let prof = profile::find(&lines, "kprobes", "function").context("function missing from kprobe_profile")?;
+        let (profile_text, prof) = profile_of(ctx, "kprobes", "function")?;
         let parsed = trace::parse(&text);
         let mine =
             |prefix: &str| parsed.entries.iter().filter(|e| e.pid == pid && e.body.starts_with(prefix)).count() as u64;
         // At +0x0, or +0x4 past an endbr64 where the kernel moves a probe on an IBT build.
         let hits = mine("function: (do_sys_open+");
         let through_wrapper = mine(&format!("openat_control: ({wrapper}+"));
-        let summary = openat::summary(&done.stdout).unwrap_or_default();
-        let mut problems = Vec::new();
-        if !done.success() {
-            problems.push(format!("workload ended with {}: {}", done.describe(), done.stderr.trim()));
-        }
-        if hits == 0 && through_wrapper == n && done.success() {
+        let summary = openat::summary(&a.done.stdout).unwrap_or_default();
+        let problems = workload_problems(&a.done);
+        if hits == 0 && through_wrapper == n && a.done.success() {
             // Since 5.6 do_sys_open is a two-line wrapper around do_sys_openat2 that the compiler
             // inlines into the openat syscall; the out-of-line copy only serves other callers.
             let mut r = super::unsupported(
@@ -465,8 +413,7 @@ impl Scenario for SeedDoSysOpen {
                 ),
                 None,
             );
-            r.timings.attach_ms = attach_ms;
-            r.timings.run_ms = run_ms;
+            a.timings(&mut r);
             r.counts = vec![
                 count(format!("control probe {wrapper} entries for the workload pid"), n, through_wrapper),
                 count("kprobes/function entries at do_sys_open for the workload pid", n, hits),
@@ -483,8 +430,7 @@ impl Scenario for SeedDoSysOpen {
             ],
             problems,
         );
-        r.timings.attach_ms = attach_ms;
-        r.timings.run_ms = run_ms;
+        a.timings(&mut r);
         r.detail = serde_json::json!({
             "definition": definition,
             "control": control,

@@ -14,6 +14,7 @@ mod bpf_multi;
 mod bpf_object;
 mod bpf_output;
 mod bpf_user;
+mod common;
 mod dynevents;
 mod events;
 mod formats;

@@ -12,6 +12,10 @@ use anyhow::{bail, Context, Result};
 pub const OPENAT_LOOP: &str = "/bin/openat-loop";
 /// The file the workload opens; created by the agent so every call succeeds.
 const DEFAULT_PATH: &str = "/tmp/kmatrix-openat";
+/// The parameters of the tracefs and perf openat scenarios: 100 calls on the default path.
+pub const PARAMS_100: &[(&str, &str)] = &[("count", "100"), ("path", DEFAULT_PATH)];
+/// The same with 20 calls, for scenarios whose entries are large (stacks, nested calls).
+pub const PARAMS_20: &[(&str, &str)] = &[("count", "20"), ("path", DEFAULT_PATH)];
 
 /// The workload's own account of what it did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -51,6 +55,15 @@ pub fn summary(stdout: &str) -> Result<Summary> {
         }
     }
     Ok(s)
+}
+
+/// What an openat scenario starts from: its declared count N, the path the workload opens (see
+/// [`target_path`]) and the function on the openat path ([`symbol`]).
+pub fn prepare(ctx: &Ctx) -> Result<(u64, String, &'static str)> {
+    let n = ctx.declared_count()?;
+    let path = target_path(ctx)?;
+    let sym = symbol(ctx)?;
+    Ok((n, path, sym))
 }
 
 /// The path the workload opens (`path` parameter), created empty when missing.

@@ -7,9 +7,10 @@
 //! hardware counter without a PMU (TCG has none) is `unsupported`, with the errno and the
 //! kernel's own `Performance Events:` boot line as evidence.
 
-use super::{count, ms, openat, verdict, workload, Ctx, Req, Scenario};
+use super::common::{release_and_disarm, workload_problems, Armed};
+use super::{count, openat, verdict, workload, Ctx, Req, Scenario};
 use crate::perf::{self, Attr, Event, Reading};
-use crate::process::{self, Finished, Running};
+use crate::process::Running;
 use crate::tracefs::Refused;
 use crate::{elf, excerpt};
 use anyhow::{Context, Result};
@@ -27,8 +28,6 @@ pub const ALL: [&'static dyn Scenario; 7] = [
     &Sampling,
 ];
 
-const COUNT_100: &[(&str, &str)] = &[("count", "100"), ("path", "/tmp/kmatrix-openat")];
-
 /// A refused perf call as a [`Refused`], so the runner reports `fail` with its errno.
 fn refused(call: String, errno: i32) -> anyhow::Error {
     anyhow::Error::new(Refused { call, errno })
@@ -40,27 +39,44 @@ fn open(attr: Attr, pid: i32, name: Option<&str>, what: &str) -> Result<Event> {
 }
 
 /// Enable `events`, release the gated workload, wait for it, disable and read each.
-fn count_run(ctx: &Ctx, mut w: Running, events: &[&Event]) -> Result<(Finished, Vec<Reading>, f64)> {
+fn count_run(ctx: &mut Ctx, w: Running, attach: Instant, events: &[&Event]) -> Result<(Armed, Vec<Reading>)> {
     for e in events {
         e.enable().map_err(|errno| refused("ioctl(PERF_EVENT_IOC_ENABLE)".into(), errno))?;
     }
-    let run = Instant::now();
-    w.release()?;
-    let done = w.finish(ctx.timeout()?)?;
     let mut readings = Vec::new();
-    for e in events {
-        e.disable().map_err(|errno| refused("ioctl(PERF_EVENT_IOC_DISABLE)".into(), errno))?;
-        readings.push(e.read().map_err(|errno| refused("read(perf event)".into(), errno))?);
-    }
-    Ok((done, readings, ms(run)))
+    let a = release_and_disarm(ctx, w, attach, |_| {
+        for e in events {
+            e.disable().map_err(|errno| refused("ioctl(PERF_EVENT_IOC_DISABLE)".into(), errno))?;
+            readings.push(e.read().map_err(|errno| refused("read(perf event)".into(), errno))?);
+        }
+        Ok(())
+    })?;
+    Ok((a, readings))
 }
 
-fn workload_problems(done: &Finished) -> Vec<String> {
-    if done.success() {
-        Vec::new()
-    } else {
-        vec![format!("workload ended with {}: {}", done.describe(), done.stderr.trim())]
-    }
+/// `openat-loop N` with one counter, `open_counter(pid)`, on it: the calls made and the count,
+/// named `what`, must both be N. The result (without detail), the workload's pid and the
+/// counter's reading.
+fn count_openat(
+    ctx: &mut Ctx,
+    id: &str,
+    what: String,
+    open_counter: impl FnOnce(i32) -> Result<Event>,
+) -> Result<(ScenarioResult, i32, Reading)> {
+    let n = ctx.declared_count()?;
+    let path = openat::target_path(ctx)?;
+    let attach = Instant::now();
+    let w = openat::start(n, &path)?;
+    let ev = open_counter(w.pid())?;
+    let (a, readings) = count_run(ctx, w, attach, &[&ev])?;
+    let summary = openat::summary(&a.done.stdout).unwrap_or_default();
+    let mut r = verdict(
+        id,
+        vec![count("openat calls made by the workload", n, summary.calls), count(what, n, readings[0].value)],
+        workload_problems(&a.done),
+    );
+    a.timings(&mut r);
+    Ok((r, a.pid, readings[0]))
 }
 
 /// A kprobe (or kretprobe, the PMU's `retprobe` format bit) on the openat function created
@@ -92,7 +108,7 @@ impl Scenario for KprobePmu {
     }
 
     fn params(&self) -> &'static [(&'static str, &'static str)] {
-        COUNT_100
+        openat::PARAMS_100
     }
 
     fn requirements(&self) -> Vec<Req> {
@@ -100,34 +116,15 @@ impl Scenario for KprobePmu {
     }
 
     fn run(&self, ctx: &mut Ctx) -> Result<ScenarioResult> {
-        let n = ctx.declared_count()?;
-        let path = openat::target_path(ctx)?;
         let sym = openat::symbol(ctx)?;
         let ty = perf::pmu_type("kprobe").map_err(anyhow::Error::msg)?;
         let config =
             if self.ret { 1u64 << perf::format_bit("kprobe", "retprobe").map_err(anyhow::Error::msg)? } else { 0 };
-        let attach = Instant::now();
-        let w = openat::start(n, &path)?;
-        let pid = w.pid();
-        let ev = open(Attr::counter(ty, config), pid, Some(sym), &format!("kprobe PMU {sym}"))?;
-        let attach_ms = ms(attach);
-        let (done, readings, run_ms) = count_run(ctx, w, &[&ev])?;
-        let summary = openat::summary(&done.stdout).unwrap_or_default();
-        let mut r = verdict(
-            self.id(),
-            vec![
-                count("openat calls made by the workload", n, summary.calls),
-                count(
-                    format!("{} hits of {sym} counted", if self.ret { "kretprobe" } else { "kprobe" }),
-                    n,
-                    readings[0].value,
-                ),
-            ],
-            workload_problems(&done),
-        );
-        r.timings.attach_ms = attach_ms;
-        r.timings.run_ms = run_ms;
-        r.detail = serde_json::json!({ "pmu_type": ty, "config": config, "symbol": sym, "pid": pid, "reading": format!("{:?}", readings[0]) });
+        let what = format!("{} hits of {sym} counted", if self.ret { "kretprobe" } else { "kprobe" });
+        let (mut r, pid, reading) = count_openat(ctx, self.id(), what, |pid| {
+            open(Attr::counter(ty, config), pid, Some(sym), &format!("kprobe PMU {sym}"))
+        })?;
+        r.detail = serde_json::json!({ "pmu_type": ty, "config": config, "symbol": sym, "pid": pid, "reading": format!("{reading:?}") });
         Ok(r)
     }
 }
@@ -163,24 +160,21 @@ impl Scenario for UprobePmu {
         let offset = elf::function_offset(Path::new(workload::HELLO), "hello_greet")?;
         let ty = perf::pmu_type("uprobe").map_err(anyhow::Error::msg)?;
         let attach = Instant::now();
-        let w = process::spawn(&[workload::HELLO.to_string(), n.to_string()], true)?;
+        let w = workload::start_hello(n)?;
         let pid = w.pid();
         let mut attr = Attr::counter(ty, 0);
         attr.config2 = offset;
         let ev = open(attr, pid, Some(workload::HELLO), &format!("uprobe PMU {}:{offset:#x}", workload::HELLO))?;
-        let attach_ms = ms(attach);
-        let (done, readings, run_ms) = count_run(ctx, w, &[&ev])?;
-        let greetings = done.stdout.lines().filter(|l| *l == "hello, world!").count() as u64;
+        let (a, readings) = count_run(ctx, w, attach, &[&ev])?;
         let mut r = verdict(
             self.id(),
             vec![
-                count("hello, world! lines printed", n, greetings),
+                count("hello, world! lines printed", n, workload::greetings(&a.done.stdout)),
                 count("uprobe hits of hello_greet counted", n, readings[0].value),
             ],
-            workload_problems(&done),
+            workload_problems(&a.done),
         );
-        r.timings.attach_ms = attach_ms;
-        r.timings.run_ms = run_ms;
+        a.timings(&mut r);
         r.detail = serde_json::json!({ "pmu_type": ty, "file_offset": offset, "pid": pid });
         Ok(r)
     }
@@ -205,7 +199,7 @@ impl Scenario for TracepointCount {
     }
 
     fn params(&self) -> &'static [(&'static str, &'static str)] {
-        COUNT_100
+        openat::PARAMS_100
     }
 
     fn requirements(&self) -> Vec<Req> {
@@ -218,27 +212,11 @@ impl Scenario for TracepointCount {
     }
 
     fn run(&self, ctx: &mut Ctx) -> Result<ScenarioResult> {
-        let n = ctx.declared_count()?;
-        let path = openat::target_path(ctx)?;
         let id_text = ctx.tfs.read("events/syscalls/sys_enter_openat/id")?;
         let id: u64 = id_text.trim().parse().with_context(|| format!("events/.../id holds {id_text:?}"))?;
-        let attach = Instant::now();
-        let w = openat::start(n, &path)?;
-        let pid = w.pid();
-        let ev = open(Attr::counter(perf::TYPE_TRACEPOINT, id), pid, None, &format!("tracepoint {id}"))?;
-        let attach_ms = ms(attach);
-        let (done, readings, run_ms) = count_run(ctx, w, &[&ev])?;
-        let summary = openat::summary(&done.stdout).unwrap_or_default();
-        let mut r = verdict(
-            self.id(),
-            vec![
-                count("openat calls made by the workload", n, summary.calls),
-                count("sys_enter_openat counted", n, readings[0].value),
-            ],
-            workload_problems(&done),
-        );
-        r.timings.attach_ms = attach_ms;
-        r.timings.run_ms = run_ms;
+        let (mut r, pid, _) = count_openat(ctx, self.id(), "sys_enter_openat counted".into(), |pid| {
+            open(Attr::counter(perf::TYPE_TRACEPOINT, id), pid, None, &format!("tracepoint {id}"))
+        })?;
         r.detail = serde_json::json!({ "tracepoint_id": id, "pid": pid });
         Ok(r)
     }
@@ -276,7 +254,7 @@ impl Scenario for Software {
     fn run(&self, ctx: &mut Ctx) -> Result<ScenarioResult> {
         let n = ctx.declared_count()?;
         let attach = Instant::now();
-        let w = process::spawn(&[workload::HELLO.to_string(), n.to_string()], true)?;
+        let w = workload::start_hello(n)?;
         let pid = w.pid();
         // Its switch-out for the gate must not land in the counters: wait until it sleeps there.
         w.wait_at_gate(Duration::from_secs(10))?;
@@ -286,15 +264,15 @@ impl Scenario for Software {
         for (name, config) in names.iter().zip(configs) {
             events.push(open(Attr::counter(perf::TYPE_SOFTWARE, config), pid, None, name)?);
         }
-        let attach_ms = ms(attach);
         let refs: Vec<&Event> = events.iter().collect();
-        let (done, readings, run_ms) = count_run(ctx, w, &refs)?;
+        let (a, readings) = count_run(ctx, w, attach, &refs)?;
+        let done = &a.done;
         let own = workload::summary(&done.stderr, "hello")?;
         let switches = (workload::num(&own, "nvcsw")? + workload::num(&own, "nivcsw")?) as u64;
         let faults = (workload::num(&own, "minflt")? + workload::num(&own, "majflt")?) as u64;
         let [task_clock, ctx_switches, page_faults, migrations] = [0, 1, 2, 3].map(|i| readings[i].value);
-        let greetings = done.stdout.lines().filter(|l| *l == "hello, world!").count() as u64;
-        let mut problems = workload_problems(&done);
+        let greetings = workload::greetings(&done.stdout);
+        let mut problems = workload_problems(done);
         let wall_ns = done.wall.as_nanos() as u64;
         if task_clock == 0 || task_clock > wall_ns {
             problems.push(format!("task-clock {task_clock} ns, expected > 0 and <= the wall time {wall_ns} ns"));
@@ -309,8 +287,7 @@ impl Scenario for Software {
             problems.push(format!("a counter was never enabled: {readings:?}"));
         }
         let mut r = verdict(self.id(), vec![count("hello, world! lines printed", n, greetings)], problems);
-        r.timings.attach_ms = attach_ms;
-        r.timings.run_ms = run_ms;
+        a.timings(&mut r);
         r.detail = serde_json::json!({
             "pid": pid,
             "task_clock_ns": task_clock,
@@ -356,7 +333,7 @@ impl Scenario for Hardware {
     fn run(&self, ctx: &mut Ctx) -> Result<ScenarioResult> {
         let n = ctx.declared_count()?;
         let attach = Instant::now();
-        let w = process::spawn(&[workload::HELLO.to_string(), n.to_string()], true)?;
+        let w = workload::start_hello(n)?;
         let pid = w.pid();
         let ev = match perf::open(Attr::counter(perf::TYPE_HARDWARE, perf::HW_INSTRUCTIONS), pid, None) {
             Ok(ev) => ev,
@@ -378,16 +355,14 @@ impl Scenario for Hardware {
             }
             Err(errno) => return Err(refused(format!("perf_event_open(instructions, pid {pid})"), errno)),
         };
-        let attach_ms = ms(attach);
-        let (done, readings, run_ms) = count_run(ctx, w, &[&ev])?;
-        let mut problems = workload_problems(&done);
+        let (a, readings) = count_run(ctx, w, attach, &[&ev])?;
+        let mut problems = workload_problems(&a.done);
         if readings[0].value == 0 {
             problems.push("instructions counted 0".to_string());
         }
-        let greetings = done.stdout.lines().filter(|l| *l == "hello, world!").count() as u64;
+        let greetings = workload::greetings(&a.done.stdout);
         let mut r = verdict(self.id(), vec![count("hello, world! lines printed", n, greetings)], problems);
-        r.timings.attach_ms = attach_ms;
-        r.timings.run_ms = run_ms;
+        a.timings(&mut r);
         r.detail = serde_json::json!({ "instructions": readings[0].value, "reading": format!("{:?}", readings[0]) });
         Ok(r)
     }
@@ -451,15 +426,14 @@ impl Scenario for Sampling {
     fn run(&self, ctx: &mut Ctx) -> Result<ScenarioResult> {
         let n = ctx.declared_count()?;
         let attach = Instant::now();
-        let w = process::spawn(&[workload::HELLO.to_string(), n.to_string()], true)?;
+        let w = workload::start_hello(n)?;
         let pid = w.pid();
         let mut attr = Attr::counter(perf::TYPE_SOFTWARE, perf::SW_CPU_CLOCK);
         attr.sample_period = SAMPLE_PERIOD_NS;
         attr.sample_type = perf::SAMPLE_IP | perf::SAMPLE_TID | perf::SAMPLE_CALLCHAIN;
         let ring = perf::Ring::open(attr, pid, RING_PAGES)
             .map_err(|e| refused(format!("perf_event_open(cpu-clock sampling, pid {pid}) + mmap"), e))?;
-        let attach_ms = ms(attach);
-        let (done, _, run_ms) = count_run(ctx, w, &[ring.event()])?;
+        let (a, _) = count_run(ctx, w, attach, &[ring.event()])?;
         let d = ring.drain();
         let samples = d.samples.len() as u64;
         let from_workload = d.samples.iter().filter(|s| s.pid == pid as u32).count() as u64;
@@ -468,7 +442,7 @@ impl Scenario for Sampling {
         let kernel = d.samples.iter().filter(|s| s.callchain.contains(&perf::CONTEXT_KERNEL)).count();
         let user = d.samples.iter().filter(|s| s.callchain.contains(&perf::CONTEXT_USER)).count();
         let depth_max = d.samples.iter().map(ips).max().unwrap_or(0);
-        let mut problems = workload_problems(&done);
+        let mut problems = workload_problems(&a.done);
         if samples == 0 {
             problems.push("no samples".to_string());
         }
@@ -483,8 +457,7 @@ impl Scenario for Sampling {
             ],
             problems,
         );
-        r.timings.attach_ms = attach_ms;
-        r.timings.run_ms = run_ms;
+        a.timings(&mut r);
         let first: Vec<String> =
             d.samples.first().map(|s| s.callchain.iter().map(|ip| format!("{ip:#x}")).collect()).unwrap_or_default();
         r.detail = serde_json::json!({

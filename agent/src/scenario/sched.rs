@@ -10,7 +10,7 @@
 //! switch can fall between a snapshot and the syscall's trace event, by preemption or at the
 //! might_sleep point of getrusage's `mmput`.)
 
-use super::events::workload_problems;
+use super::common::trace_problems;
 use super::{count, ms, verdict, workload, Ctx, Req, Scenario};
 use crate::excerpt;
 use crate::process;
@@ -105,7 +105,7 @@ impl Scenario for SchedSwitch {
         let outs_comm = outs.iter().filter(|e| e.field("prev_comm") == Some(COMM)).count() as u64;
         let ins_comm = ins.iter().filter(|e| e.field("next_comm") == Some(COMM)).count() as u64;
         let kernel_count = after.saturating_sub(before);
-        let mut problems = workload_problems(&done, parsed.lost);
+        let mut problems = trace_problems(&done, parsed.lost);
         if outs.is_empty() {
             problems.push("no switch out of the workload traced".into());
         }

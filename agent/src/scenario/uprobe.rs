@@ -4,8 +4,10 @@
 //! `hello N` calls hello_greet N times and hello_add(i, i + 1) for i in 0..N, so the return
 //! values are exactly 1, 3, 5, ..., 2N-1 in order.
 
-use super::{count, ms, verdict, Ctx, Req, Scenario};
-use crate::{elf, excerpt, process};
+use super::common::{entries_of, run_probe, trace_problems};
+use super::workload::{self, HELLO};
+use super::{count, verdict, Ctx, Req, Scenario};
+use crate::{elf, excerpt};
 use anyhow::{Context, Result};
 use kmatrix_proto::ScenarioResult;
 use std::path::Path;
@@ -13,7 +15,6 @@ use std::time::Instant;
 
 pub const ALL: [&'static dyn Scenario; 2] = [&HelloProbe { ret: false }, &HelloProbe { ret: true }];
 
-const HELLO: &str = "/bin/hello";
 const GROUP: &str = "kmatrix";
 
 pub struct HelloProbe {
@@ -76,55 +77,34 @@ impl Scenario for HelloProbe {
             format!("p:{GROUP}/{event} {HELLO}:{offset:#x}")
         };
         let attach = Instant::now();
-        let mut w = process::spawn(&[HELLO.to_string(), n.to_string()], true)?;
-        let pid = w.pid();
-        ctx.tfs.write("uprobe_events", &definition)?;
+        let w = workload::start_hello(n)?;
         let ev = format!("{GROUP}/{event}");
-        ctx.tfs.set_filter(&ev, &format!("common_pid == {pid}"))?;
-        let enable_rel = format!("events/{ev}/enable");
-        let enable = ctx.tfs.open_write(&enable_rel)?;
-        ctx.tfs.write_fd(&enable, &enable_rel, "1")?;
-        let attach_ms = ms(attach);
-        let run = Instant::now();
-        w.release()?;
-        let done = w.finish(ctx.timeout()?)?;
-        ctx.tfs.write_fd(&enable, &enable_rel, "0")?;
-        let run_ms = ms(run);
+        let a = run_probe(ctx, w, attach, "uprobe_events", &definition, &ev)?;
 
         let text = ctx.tfs.read("trace")?;
         let profile_text = ctx.tfs.read("uprobe_profile")?;
         let parsed = crate::tracefs::trace::parse(&text);
-        let mine: Vec<_> =
-            parsed.entries.iter().filter(|e| e.pid == pid && e.body.starts_with(&format!("{event}: "))).collect();
+        let mine = entries_of(&parsed, a.pid, &event);
         let hits =
             uprobe_hits(&profile_text, GROUP, &event).with_context(|| format!("{ev} missing from uprobe_profile"))?;
-        let greetings = done.stdout.lines().filter(|l| *l == "hello, world!").count() as u64;
         let mut counts = vec![
-            count("hello, world! lines printed", n, greetings),
+            count("hello, world! lines printed", n, workload::greetings(&a.done.stdout)),
             count(format!("{ev} entries for the workload pid"), n, mine.len() as u64),
             count("trace entries in total", n, parsed.entries.len() as u64),
             count("uprobe_profile hits", n, hits),
         ];
-        let mut problems = Vec::new();
         if self.ret {
             let expected: Vec<String> = (0..n).map(|i| (2 * i + 1).to_string()).collect();
             let seen: Vec<&str> = mine.iter().filter_map(|e| e.arg("ret")).collect();
             let matching = seen.iter().zip(&expected).filter(|(a, b)| **a == b.as_str()).count();
             counts.push(count("return values 1, 3, 5, ... in order", n, matching as u64));
         }
-        if !done.success() {
-            problems.push(format!("workload ended with {}: {}", done.describe(), done.stderr));
-        }
-        if parsed.lost > 0 {
-            problems.push(format!("{} events lost", parsed.lost));
-        }
-        let mut r = verdict(self.id(), counts, problems);
-        r.timings.attach_ms = attach_ms;
-        r.timings.run_ms = run_ms;
+        let mut r = verdict(self.id(), counts, trace_problems(&a.done, parsed.lost));
+        a.timings(&mut r);
         r.detail = serde_json::json!({
             "definition": definition,
             "file_offset": offset,
-            "pid": pid,
+            "pid": a.pid,
             "uprobe_profile": profile_text.trim(),
         });
         Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))

@@ -5,6 +5,7 @@
 //! compare those numbers (what the workload did, or what the kernel told it through getrusage)
 //! with what the tracing path observed.
 
+use crate::process::{self, Running};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 
@@ -13,6 +14,19 @@ pub const YIELD_LOOP: &str = "/bin/yield-loop";
 pub const MOUNT_TMPFS: &str = "/bin/mount-tmpfs";
 pub const URANDOM_READ: &str = "/bin/urandom-read";
 pub const PAUSE_CROWD: &str = "/bin/pause-crowd";
+
+/// The line `hello` prints per greeting.
+pub const GREETING: &str = "hello, world!\n";
+
+/// Start `hello N`, blocked on its gate until [`Running::release`].
+pub fn start_hello(n: u64) -> Result<Running> {
+    process::spawn(&[HELLO.to_string(), n.to_string()], true)
+}
+
+/// The greetings in `hello`'s output.
+pub fn greetings(stdout: &str) -> u64 {
+    stdout.lines().filter(|l| *l == GREETING.trim_end()).count() as u64
+}
 
 /// The `key=value` pairs of the line starting with `<name>:` in `text`.
 pub fn summary(text: &str, name: &str) -> Result<BTreeMap<String, String>> {
@@ -45,5 +59,6 @@ mod tests {
         assert_eq!(num(&m, "partner").unwrap(), 91);
         assert!(num(&m, "missing").is_err());
         assert!(summary("hello, world!\n", "yield-loop").is_err());
+        assert_eq!(greetings("hello, world!\nhello, world!\nhello\n"), 2);
     }
 }
