@@ -2,27 +2,16 @@
 //! `Hello`, the next restores it (and the agent answers), a damaged snapshot is removed and the
 //! guest boots cold instead.
 
+mod common;
+
 use kmatrix::cli::{self, GuestArgs};
 use kmatrix::guest::Guest;
-use kmatrix::vm::AccelChoice;
 use kmatrix_proto::{RunRequest, Status};
 use std::time::Duration;
 
 fn args(tag: &str) -> GuestArgs {
-    GuestArgs {
-        kernel: "debian-6.1".into(),
-        modules: None,
-        config: None,
-        accel: AccelChoice::Auto,
-        boot_timeout: 120.0,
-        memory: 512,
-        mirror: None,
-        out: std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kmatrix-logs"),
-        // A command line word of its own gives this test a snapshot key of its own.
-        append: vec![format!("kmatrix.test={tag}-{}", std::process::id())],
-        channel: "virtio".into(),
-        snapshot: None,
-    }
+    // A command line word of its own gives this test a snapshot key of its own.
+    common::guest_args("debian-6.1", vec![format!("kmatrix.test={tag}-{}", std::process::id())])
 }
 
 async fn kprobe_passes(g: &mut Guest) {

@@ -33,6 +33,12 @@ pub struct KernelTime {
     pub hello_s: Vec<f64>,
 }
 
+impl KernelTime {
+    fn new(kernel: &str) -> Self {
+        KernelTime { kernel: kernel.to_string(), wall_s: 0.0, boot_s: 0.0, scenarios_s: 0.0, boots: 0, hello_s: Vec::new() }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Outcome {
     pub results: Vec<ScenarioResult>,
@@ -82,14 +88,7 @@ pub async fn execute(run: MatrixRun, mut on: impl FnMut(Progress)) -> Result<Out
         match ev {
             RunEvent::Preparing { kernel } => on(Progress::Preparing(&kernel)),
             RunEvent::Booted { kernel, release, hello_after, .. } => {
-                let t = times.entry(kernel.clone()).or_insert_with(|| KernelTime {
-                    kernel: kernel.clone(),
-                    wall_s: 0.0,
-                    boot_s: 0.0,
-                    scenarios_s: 0.0,
-                    boots: 0,
-                    hello_s: Vec::new(),
-                });
+                let t = times.entry(kernel.clone()).or_insert_with(|| KernelTime::new(&kernel));
                 t.boots += 1;
                 t.hello_s.push(hello_after.as_secs_f64());
                 on(Progress::Booted { kernel: &kernel, release: &release, hello_s: hello_after.as_secs_f64() });
@@ -109,14 +108,7 @@ pub async fn execute(run: MatrixRun, mut on: impl FnMut(Progress)) -> Result<Out
             }
             RunEvent::Note { kernel, text } => on(Progress::Note { kernel: &kernel, text: &text }),
             RunEvent::Done { kernel, wall, boot_time, scenario_time } => {
-                let mut t = times.remove(&kernel).unwrap_or(KernelTime {
-                    kernel: kernel.clone(),
-                    wall_s: 0.0,
-                    boot_s: 0.0,
-                    scenarios_s: 0.0,
-                    boots: 0,
-                    hello_s: Vec::new(),
-                });
+                let mut t = times.remove(&kernel).unwrap_or_else(|| KernelTime::new(&kernel));
                 t.wall_s = wall.as_secs_f64();
                 t.boot_s = boot_time.as_secs_f64();
                 t.scenarios_s = scenario_time.as_secs_f64();

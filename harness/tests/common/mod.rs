@@ -1,6 +1,9 @@
 //! What the integration tests that compile BPF objects share: the workspace root, the fixture
 //! sources (tests/fixtures/bpf, see its README) and compiling a source as agent/build.rs does.
 
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -36,4 +39,22 @@ pub fn build(src: &Path, dir: &Path) -> PathBuf {
         .unwrap_or_else(|e| panic!("{clang}: {e}; apt-get install clang libbpf-dev"));
     assert!(o.status.success(), "{clang} failed on {}: {}", src.display(), String::from_utf8_lossy(&o.stderr));
     out
+}
+
+/// Guest options for the VM tests: `kernel`, auto accelerator, generous boot timeout, logs under
+/// the target's temporary directory, `append` on the kernel command line.
+pub fn guest_args(kernel: &str, append: Vec<String>) -> kmatrix::cli::GuestArgs {
+    kmatrix::cli::GuestArgs {
+        kernel: kernel.into(),
+        modules: None,
+        config: None,
+        accel: kmatrix::vm::AccelChoice::Auto,
+        boot_timeout: 120.0,
+        memory: 512,
+        mirror: None,
+        out: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kmatrix-logs"),
+        append,
+        channel: "virtio".into(),
+        snapshot: None,
+    }
 }
