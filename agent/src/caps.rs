@@ -77,6 +77,8 @@ pub fn build(inputs: Inputs) -> (Capabilities, Steps) {
     step("bpf_prog_types");
     let bpf_map_types = bpf::map_types();
     step("bpf_map_types");
+    let bpf_attach_types = bpf::attach_types();
+    step("bpf_attach_types");
     let perf_pmus = perf_pmus();
     let btf_modules = btf_modules();
     let (config, config_source) = kernel_config();
@@ -104,6 +106,7 @@ pub fn build(inputs: Inputs) -> (Capabilities, Steps) {
         bpf_jit_enable: read(Path::new("/proc/sys/net/core/bpf_jit_enable")).and_then(|s| s.trim().parse().ok()),
         bpf_prog_types,
         bpf_map_types,
+        bpf_attach_types,
         perf_pmus,
         modules: inputs.modules,
         channel: inputs.channel,

@@ -1,25 +1,14 @@
 //! Boots the real Debian 6.1 kernel under QEMU (these tests download it on first use) and checks
 //! the walking skeleton end to end, through the library and through the `kmatrix` binary.
 
+mod common;
+
 use kmatrix::cli::{self, GuestArgs};
 use kmatrix::guest::Guest;
-use kmatrix::vm::AccelChoice;
 use std::process::Command;
 
 fn args(kernel: &str) -> GuestArgs {
-    GuestArgs {
-        kernel: kernel.into(),
-        modules: None,
-        config: None,
-        accel: AccelChoice::Auto,
-        boot_timeout: 120.0,
-        memory: 512,
-        mirror: None,
-        out: std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kmatrix-logs"),
-        append: Vec::new(),
-        channel: "virtio".into(),
-        snapshot: None,
-    }
+    common::guest_args(kernel, Vec::new())
 }
 
 fn kmatrix() -> Command {
@@ -45,6 +34,11 @@ async fn vm_boot_debian_6_1_agent_reports_tracefs_and_kprobe_events() {
     assert!(g.caps.btf_vmlinux);
     assert!(g.caps.bpf_syscall);
     assert!(g.caps.has_probe_syntax("r[maxactive]"), "{:?}", g.caps.probe_syntaxes);
+    // Attach types probed in the guest: 6.1 attaches kprobes and fentry, but is built without
+    // CONFIG_FPROBE, so it has no kprobe_multi links.
+    let attach = &g.caps.bpf_attach_types;
+    assert!(attach.iter().any(|t| t == "fentry") && attach.iter().any(|t| t == "kprobe"), "{attach:?}");
+    assert!(!attach.iter().any(|t| t == "kprobe_multi"), "{attach:?}");
     g.shutdown().await.expect("clean power-off");
 }
 

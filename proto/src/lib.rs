@@ -121,6 +121,14 @@ pub struct Capabilities {
     /// BPF map types the kernel accepts, as probed by creating a small map of each.
     #[serde(default)]
     pub bpf_map_types: Vec<String>,
+    /// BPF attach types the kernel accepts, as probed by attaching a trivial program of each to
+    /// a harmless target and detaching it. Probed at boot: `kprobe` (kprobe perf event),
+    /// `bpf_link_create` (BPF_LINK_CREATE of a kprobe perf event, 5.15), `raw_tracepoint`,
+    /// `fentry`, `fexit`, `perf_event`, `kprobe_multi`, `uprobe_multi`. The agent probes
+    /// `tracepoint`, `uprobe` and `tp_btf` only when a scenario asks (too slow for the boot under
+    /// TCG), so they are never listed here.
+    #[serde(default)]
+    pub bpf_attach_types: Vec<String>,
     /// Perf PMUs under /sys/bus/event_source/devices, with their `type`.
     pub perf_pmus: BTreeMap<String, u32>,
     /// Modules the agent loaded, in order, with how each went.

@@ -14,7 +14,7 @@ pub mod event;
 pub mod multi;
 mod probe;
 
-pub use probe::{attach_probes, attach_types, map_types, prog_types, syscall_present, DEVT};
+pub use probe::{attach_probe, attach_types, map_types, prog_types, syscall_present};
 
 use anyhow::{Context, Result};
 use aya::maps::{Array, Map, MapData};

@@ -41,13 +41,14 @@ impl MultiBpf {
     }
 }
 
-/// `unsupported` citing the refusal, for a kernel that does not know the link type. Kernels
-/// from 5.18 built without CONFIG_FPROBE (Debian 6.1) know the attach type but answer
-/// EOPNOTSUPP; `register_fprobe` in /proc/kallsyms tells the two apart.
+/// `unsupported` citing the refusal, for a kernel that does not know the link type, and the
+/// capability record's attach types. Kernels from 5.18 built without CONFIG_FPROBE (Debian 6.1)
+/// know the attach type but answer EOPNOTSUPP; `register_fprobe` in /proc/kallsyms tells the
+/// two apart.
 fn unsupported(id: &str, kind: Kind, rej: &Rejected) -> ScenarioResult {
     let release = sys::uname().map(|u| u.release).unwrap_or_default();
     let name = kind.attach_type_name();
-    let history = format!("{name} added in {} (kernel {release})", kind.since());
+    let history = format!("{name} added in {} (kernel {release}); {}", kind.since(), record(kind));
     let (reason, evidence) = match (kind, rej.errno) {
         (Kind::Kprobe, Some(libc::EOPNOTSUPP)) => match crate::kallsyms::has("register_fprobe") {
             Ok(false) => (
@@ -62,6 +63,23 @@ fn unsupported(id: &str, kind: Kind, rej: &Rejected) -> ScenarioResult {
     r.errno = rej.errno;
     r.evidence = Some(evidence);
     r
+}
+
+/// What the capability record says: the attach types probed at boot, and how the probe of this
+/// link type went (`attach types probed: kprobe ... (no kprobe_multi: BPF_LINK_CREATE(...) ...)`).
+fn record(kind: Kind) -> String {
+    let name = match kind {
+        Kind::Kprobe => "kprobe_multi",
+        Kind::Uprobe => "uprobe_multi",
+    };
+    let types = bpf::attach_types();
+    let listed = if types.is_empty() { "none".to_string() } else { types.join(" ") };
+    let this = match bpf::attach_probe(name).map(|p| p.outcome) {
+        Some(Ok(())) => format!("{name} attached"),
+        Some(Err(why)) => format!("no {name}: {why}"),
+        None => format!("no {name}"),
+    };
+    format!("attach types probed: {listed} ({this})")
 }
 
 /// Expected count of cookie `c` (1 or 2) among the first `recorded` of alternating hits.

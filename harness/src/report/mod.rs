@@ -109,6 +109,9 @@ pub fn render_boot(r: &BootRecord) -> String {
     if !c.bpf_prog_types.is_empty() {
         let _ = writeln!(s, "BPF programs    {}", c.bpf_prog_types.join(" "));
     }
+    if !c.bpf_attach_types.is_empty() {
+        let _ = writeln!(s, "BPF attach      {}", c.bpf_attach_types.join(" "));
+    }
     let pmus: Vec<String> = c.perf_pmus.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let _ = writeln!(s, "perf PMUs       {}", pmus.join(" "));
     let mods: Vec<String> = c.modules.iter().map(|m| format!("{} ({}, {} ms)", m.name, m.outcome, m.ms)).collect();

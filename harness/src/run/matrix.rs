@@ -35,7 +35,14 @@ pub struct KernelTime {
 
 impl KernelTime {
     fn new(kernel: &str) -> Self {
-        KernelTime { kernel: kernel.to_string(), wall_s: 0.0, boot_s: 0.0, scenarios_s: 0.0, boots: 0, hello_s: Vec::new() }
+        KernelTime {
+            kernel: kernel.to_string(),
+            wall_s: 0.0,
+            boot_s: 0.0,
+            scenarios_s: 0.0,
+            boots: 0,
+            hello_s: Vec::new(),
+        }
     }
 }
 
