@@ -349,15 +349,7 @@ pub async fn prepare_with(args: &GuestArgs, extra: Vec<image::ExtraFile>) -> Res
             .await
             .context("kernel preparation task died")?
     };
-    let kernel = match kernel {
-        Ok(k) => k,
-        Err(e) => {
-            let code = if e.is_bad_input() { exit::BAD_INPUT } else { exit::INFRA };
-            return Err(anyhow::Error::new(e))
-                .with_context(|| format!("cannot prepare kernel {:?}", args.kernel))
-                .exit_code(code);
-        }
-    };
+    let kernel = kernel.map_err(tag_kernel).with_context(|| format!("cannot prepare kernel {:?}", args.kernel))?;
     let image = {
         let cache = cache.clone();
         let k = kernel.clone();
@@ -480,13 +472,8 @@ async fn kernels_fetch(ids: Vec<String>, mirror: Option<String>) -> Result<i32> 
         let c = cache.clone();
         let k =
             tokio::task::spawn_blocking(move || kernel::prepare(&spec, &c, &opts)).await.context("fetch task died")?;
-        match k {
-            Ok(k) => println!("{}: {} ({})", k.id, k.release, k.package_version.as_deref().unwrap_or("local")),
-            Err(e) => {
-                let code = if e.is_bad_input() { exit::BAD_INPUT } else { exit::INFRA };
-                return Err(anyhow::Error::new(e)).with_context(|| format!("cannot fetch {id}")).exit_code(code);
-            }
-        }
+        let k = k.map_err(tag_kernel).with_context(|| format!("cannot fetch {id}"))?;
+        println!("{}: {} ({})", k.id, k.release, k.package_version.as_deref().unwrap_or("local"));
     }
     Ok(exit::OK)
 }
@@ -836,6 +823,8 @@ async fn kernels_other(cmd: KernelsCommand) -> Result<i32> {
     }
 }
 
+/// A kernel provider error with its exit code: bad input (unknown id, not a kernel) or
+/// infrastructure (network, disk).
 fn tag_kernel(e: kernel::KernelError) -> anyhow::Error {
     let code = if e.is_bad_input() { exit::BAD_INPUT } else { exit::INFRA };
     let r: Result<(), _> = Err(e);
