@@ -115,4 +115,18 @@ static __always_inline struct km_event *km_claim(void)
 	return e;
 }
 
+/*
+ * Record a hit of the workload: `aux` and the user string at `user_name` (the openat filename)
+ * in the next event slot. Nothing for other tasks or once the slots are used up.
+ */
+static __always_inline void km_record(__s64 aux, const char *user_name)
+{
+	struct km_event *e = km_claim();
+
+	if (!e)
+		return;
+	e->aux = aux;
+	bpf_probe_read_user_str(e->name, sizeof(e->name), user_name);
+}
+
 #endif /* __KMATRIX_H__ */

@@ -12,28 +12,17 @@ char LICENSE[] SEC("license") = "GPL";
 SEC("tp_btf/sys_enter")
 int BPF_PROG(tp_btf_sys_enter, struct pt_regs *regs, long id)
 {
-	struct km_event *e;
-
 	if (id != KM_NR_OPENAT)
 		return 0;
-	e = km_claim();
-	if (!e)
-		return 0;
-	e->aux = id;
 	/* regs->si is a direct load through a BTF pointer, where raw_tp needs a probe read. */
-	bpf_probe_read_user_str(e->name, sizeof(e->name), (const char *)regs->si);
+	km_record(id, (const char *)regs->si);
 	return 0;
 }
 
 SEC("fentry/do_sys_openat2")
 int BPF_PROG(fentry_openat, int dfd, const char *filename)
 {
-	struct km_event *e = km_claim();
-
-	if (!e)
-		return 0;
-	e->aux = dfd;
-	bpf_probe_read_user_str(e->name, sizeof(e->name), filename);
+	km_record(dfd, filename);
 	return 0;
 }
 
@@ -42,23 +31,13 @@ int BPF_PROG(fentry_openat, int dfd, const char *filename)
 SEC("fexit/do_sys_openat2")
 int BPF_PROG(fexit_openat2, int dfd, const char *filename, void *how, long ret)
 {
-	struct km_event *e = km_claim();
-
-	if (!e)
-		return 0;
-	e->aux = ret;
-	bpf_probe_read_user_str(e->name, sizeof(e->name), filename);
+	km_record(ret, filename);
 	return 0;
 }
 
 SEC("fexit/do_sys_open")
 int BPF_PROG(fexit_open, int dfd, const char *filename, int flags, unsigned short mode, long ret)
 {
-	struct km_event *e = km_claim();
-
-	if (!e)
-		return 0;
-	e->aux = ret;
-	bpf_probe_read_user_str(e->name, sizeof(e->name), filename);
+	km_record(ret, filename);
 	return 0;
 }

@@ -16,12 +16,7 @@ char LICENSE[] SEC("license") = "GPL";
 SEC("kprobe/do_sys_openat2")
 int BPF_KPROBE(kprobe_openat, int dfd, const char *filename)
 {
-	struct km_event *e = km_claim();
-
-	if (!e)
-		return 0;
-	e->aux = dfd;
-	bpf_probe_read_user_str(e->name, sizeof(e->name), filename);
+	km_record(dfd, filename);
 	return 0;
 }
 
@@ -40,12 +35,7 @@ int BPF_KRETPROBE(kretprobe_openat, long ret)
 SEC("tracepoint/syscalls/sys_enter_openat")
 int tracepoint_openat(struct trace_event_raw_sys_enter *ctx)
 {
-	struct km_event *e = km_claim();
-
-	if (!e)
-		return 0;
-	e->aux = ctx->id;
-	bpf_probe_read_user_str(e->name, sizeof(e->name), (const char *)ctx->args[1]);
+	km_record(ctx->id, (const char *)ctx->args[1]);
 	return 0;
 }
 
