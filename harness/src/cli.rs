@@ -3,14 +3,16 @@
 
 use crate::cache::Cache;
 use crate::exit::{self, ExitContext};
-use crate::guest::{Guest, GuestOptions};
+use crate::guest::GuestOptions;
 use crate::image;
 use crate::kernel::{self, FetchOptions, KernelSpec, PreparedKernel};
 use crate::report;
-use crate::vm::{self, AccelChoice, AccelVerdict};
+use crate::session::Session;
+use crate::vm::AccelChoice;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
@@ -166,10 +168,10 @@ pub struct RunArgs {
     #[arg(long = "param", short = 'p')]
     pub params: Vec<String>,
     /// Seconds one scenario may take before it is an error.
-    #[arg(long, default_value_t = 120.0)]
+    #[arg(long, default_value_t = crate::session::SCENARIO_TIMEOUT.as_secs_f64())]
     pub scenario_timeout: f64,
     /// Seconds one kernel's whole run may take.
-    #[arg(long, default_value_t = 900.0)]
+    #[arg(long, default_value_t = crate::session::VM_TIMEOUT.as_secs_f64())]
     pub vm_timeout: f64,
     /// Expectations file (default: kernels/expectations.toml).
     #[arg(long)]
@@ -199,10 +201,10 @@ pub struct GuestArgs {
     #[arg(long, default_value = "auto")]
     pub accel: AccelChoice,
     /// Seconds from QEMU start to the agent's Hello before the boot counts as failed.
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, default_value_t = crate::session::BOOT_TIMEOUT.as_secs_f64())]
     pub boot_timeout: f64,
     /// Guest memory in MiB.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = crate::session::MEMORY_MB)]
     pub memory: u32,
     /// Debian mirror (default: KMATRIX_MIRROR, else the host's apt configuration).
     #[arg(long, env = "KMATRIX_MIRROR")]
@@ -320,55 +322,34 @@ pub async fn main(cli: Cli) -> Result<i32> {
 
 /// Everything a boot needs, prepared once.
 pub struct Prepared {
-    pub cache: Cache,
+    pub session: Session,
     pub kernel: PreparedKernel,
     pub image: image::Image,
-    pub verdict: AccelVerdict,
-    pub qemu: PathBuf,
 }
 
 pub async fn prepare(args: &GuestArgs) -> Result<Prepared> {
     prepare_with(args, Vec::new()).await
 }
 
+/// Open a session for `args.accel` and say which accelerator it uses and why.
+async fn open_session(choice: AccelChoice) -> Result<Session> {
+    let session = Session::open(choice).await.exit_code(exit::INFRA)?;
+    eprintln!("kmatrix: {}", session.accel.describe());
+    Ok(session)
+}
+
 /// [`prepare`] with extra files in the image.
 pub async fn prepare_with(args: &GuestArgs, extra: Vec<image::ExtraFile>) -> Result<Prepared> {
-    let cache = Cache::from_env().exit_code(exit::INFRA)?;
-    let spec: KernelSpec =
-        args.kernel.parse().with_context(|| format!("bad --kernel {:?}", args.kernel)).exit_code(exit::BAD_INPUT)?;
+    let session = open_session(args.accel).await?;
     let opts = FetchOptions {
         mirror: args.mirror.clone(),
         modules: args.modules.clone(),
         config: args.config.clone(),
         ..Default::default()
     };
-    let kernel = {
-        let cache = cache.clone();
-        let spec = spec.clone();
-        tokio::task::spawn_blocking(move || kernel::prepare(&spec, &cache, &opts))
-            .await
-            .context("kernel preparation task died")?
-    };
-    let kernel = kernel.map_err(tag_kernel).with_context(|| format!("cannot prepare kernel {:?}", args.kernel))?;
-    let image = {
-        let cache = cache.clone();
-        let k = kernel.clone();
-        let opts = image::ImageOptions { virtio_channel: args.channel == "virtio" };
-        tokio::task::spawn_blocking(move || image::build_with(&cache, &k, opts, &extra))
-            .await
-            .context("image task died")?
-    }
-    .with_context(|| format!("cannot build the guest image for {}", kernel.id))
-    .exit_code(exit::INFRA)?;
-    let qemu = vm::qemu_binary();
-    let verdict = vm::accel::select(&cache, &qemu, args.accel).await;
-    eprintln!(
-        "kmatrix: accelerator {} — {}{}",
-        verdict.accel.as_str(),
-        verdict.reason,
-        if verdict.cached { " (cached verdict; delete the cache's host/accel.json to re-probe)" } else { "" }
-    );
-    Ok(Prepared { cache, kernel, image, verdict, qemu })
+    let io = image::ImageOptions { virtio_channel: args.channel == "virtio" };
+    let (kernel, image) = session.prepare(&args.kernel, &opts, io, &extra).await.map_err(tag_session)?;
+    Ok(Prepared { session, kernel, image })
 }
 
 impl Prepared {
@@ -377,7 +358,7 @@ impl Prepared {
         let stamp =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
         let log = args.out.join(format!("{}-{tag}-{stamp}.console.log", sanitize(&self.kernel.id)));
-        let mut o = GuestOptions::new(self.qemu.clone(), self.verdict.accel, log);
+        let mut o = self.session.guest_options(log);
         o.memory_mb = args.memory;
         o.append = args.append.clone();
         o.virtio = args.channel == "virtio";
@@ -402,13 +383,15 @@ async fn boot(a: BootArgs) -> Result<i32> {
     let p = prepare(&a.guest).await?;
     let mut opts = p.guest_options(&a.guest, "boot")?;
     if a.guest.snapshots(false) {
-        opts.snapshots = Some(p.cache.clone());
+        opts.snapshots = Some(p.session.cache.clone());
     }
-    let guest = Guest::start(&p.kernel, &p.image, &opts)
+    let guest = p
+        .session
+        .start_guest(&p.kernel, &p.image, &opts)
         .await
         .with_context(|| format!("booting {} failed (console log: {})", p.kernel.id, opts.console_log.display()))
         .exit_code(exit::INFRA)?;
-    let rec = report::BootRecord::new(&p.kernel, &p.verdict, &guest, &p.image);
+    let rec = report::BootRecord::new(&p.kernel, &p.session.accel.verdict(), &guest, &p.image);
     guest.shutdown().await.context("the guest did not power off cleanly").exit_code(exit::INFRA)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&rec)?);
@@ -427,14 +410,24 @@ async fn bench_boot(guest: GuestArgs, runs: u32, json: bool) -> Result<i32> {
     for i in 0..runs {
         let mut opts = p.guest_options(&guest, &format!("bench{i}"))?;
         if guest.snapshots(false) {
-            opts.snapshots = Some(p.cache.clone());
+            opts.snapshots = Some(p.session.cache.clone());
         }
-        let g = Guest::start(&p.kernel, &p.image, &opts)
+        let g = p
+            .session
+            .start_guest(&p.kernel, &p.image, &opts)
             .await
             .with_context(|| format!("boot {} of {} failed (console log: {})", i + 1, runs, opts.console_log.display()))
             .exit_code(exit::INFRA)?;
         let s = g.hello_after.as_secs_f64();
-        eprintln!("run {}/{}: Hello after {:.3} s ({}, channel {})", i + 1, runs, s, g.boot_path, g.channel());
+        eprintln!(
+            "run {}/{}: Hello after {:.3} s ({}, {}, channel {})",
+            i + 1,
+            runs,
+            s,
+            g.boot_path,
+            g.accel.as_str(),
+            g.channel()
+        );
         secs.push(s);
         g.shutdown().await.context("the guest did not power off cleanly").exit_code(exit::INFRA)?;
     }
@@ -442,14 +435,14 @@ async fn bench_boot(guest: GuestArgs, runs: u32, json: bool) -> Result<i32> {
     if json {
         println!(
             "{}",
-            serde_json::json!({"kernel": p.kernel.id, "release": p.kernel.release, "accel": p.verdict.accel, "runs": secs, "min": stats.min, "median": stats.median, "max": stats.max})
+            serde_json::json!({"kernel": p.kernel.id, "release": p.kernel.release, "accel": p.session.accel.current(), "runs": secs, "min": stats.min, "median": stats.median, "max": stats.max})
         );
     } else {
         println!(
             "boot to Hello, {} ({}), {}, {} runs: min {:.3} s  median {:.3} s  max {:.3} s",
             p.kernel.id,
             p.kernel.release,
-            p.verdict.accel.as_str(),
+            p.session.accel.current().as_str(),
             runs,
             stats.min,
             stats.median,
@@ -618,14 +611,7 @@ async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Outcome)> {
                 .exit_code(exit::BAD_INPUT);
         }
     }
-    let qemu = vm::qemu_binary();
-    let verdict = vm::accel::select(&cache, &qemu, a.guest.accel).await;
-    eprintln!(
-        "kmatrix: accelerator {} — {}{}",
-        verdict.accel.as_str(),
-        verdict.reason,
-        if verdict.cached { " (cached verdict)" } else { "" }
-    );
+    let session = Arc::new(open_session(a.guest.accel).await?);
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     let run_dir = a.guest.out.join(format!("run-{stamp}"));
     std::fs::create_dir_all(&run_dir)
@@ -633,15 +619,13 @@ async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Outcome)> {
         .exit_code(exit::INFRA)?;
     let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
     let sched = SchedulerConfig {
-        cache: cache.clone(),
+        session: session.clone(),
         fetch: FetchOptions {
             mirror: a.guest.mirror.clone(),
             modules: a.guest.modules.clone(),
             config: a.guest.config.clone(),
             ..Default::default()
         },
-        qemu,
-        accel: verdict.accel,
         memory_mb: a.guest.memory,
         boot_timeout: Duration::from_secs_f64(a.guest.boot_timeout),
         scenario_timeout: Duration::from_secs_f64(a.scenario_timeout),
@@ -823,6 +807,13 @@ async fn kernels_other(cmd: KernelsCommand) -> Result<i32> {
     }
 }
 
+/// A session error with its exit code: bad input or infrastructure.
+fn tag_session(e: crate::session::SessionError) -> anyhow::Error {
+    let code = if e.is_bad_input() { exit::BAD_INPUT } else { exit::INFRA };
+    let r: Result<(), _> = Err(e);
+    r.exit_code(code).unwrap_err()
+}
+
 /// A kernel provider error with its exit code: bad input (unknown id, not a kernel) or
 /// infrastructure (network, disk).
 fn tag_kernel(e: kernel::KernelError) -> anyhow::Error {
@@ -929,9 +920,11 @@ async fn exec_cmd(a: ExecArgs) -> Result<i32> {
         let p = prepare_with(&ga, files.clone()).await?;
         let mut opts = p.guest_options(&ga, "exec")?;
         if ga.snapshots(true) {
-            opts.snapshots = Some(p.cache.clone());
+            opts.snapshots = Some(p.session.cache.clone());
         }
-        let mut g = Guest::start(&p.kernel, &p.image, &opts)
+        let mut g = p
+            .session
+            .start_guest(&p.kernel, &p.image, &opts)
             .await
             .with_context(|| format!("booting {k} failed (console log: {})", opts.console_log.display()))
             .exit_code(exit::INFRA)?;

@@ -39,9 +39,9 @@ impl GuestOptions {
         GuestOptions {
             qemu,
             accel,
-            memory_mb: 512,
+            memory_mb: crate::session::MEMORY_MB,
             cpus: 1,
-            boot_timeout: Duration::from_secs(60),
+            boot_timeout: crate::session::BOOT_TIMEOUT,
             console_log,
             append: Vec::new(),
             virtio: true,
@@ -60,6 +60,8 @@ pub struct Guest {
     pub boot_path: String,
     /// Restored from a snapshot rather than booted.
     pub restored: bool,
+    /// The accelerator this guest runs under.
+    pub accel: Accel,
 }
 
 impl Guest {
@@ -97,7 +99,7 @@ impl Guest {
             let name = format!("snapshot-{key}");
             tokio::task::spawn_blocking(move || cache.lock(&name)).await.ok().and_then(Result::ok)
         };
-        if let Some(s) = snapshot::find(cache, &key) {
+        if let Some(s) = snapshot::find(cache, &key).filter(|s| s.meta.accel == Some(opts.accel)) {
             drop(lock);
             snapshot::touch(&s);
             match Self::restore(cfg.clone(), &s, files.clone(), virtio, &boot_path).await {
@@ -145,12 +147,13 @@ impl Guest {
                 };
                 eprintln!("kmatrix: could not take a snapshot ({why}); continuing without one");
                 let _ = vm.hmp("cont").await;
-                return Ok(Guest { vm, caps, hello_after: cold, boot_path, restored: false });
+                return Ok(Guest { vm, caps, hello_after: cold, boot_path, restored: false, accel: opts.accel });
             }
         }
         vm.kill().await;
         let meta = SnapshotMeta {
-            format: 1,
+            format: snapshot::FORMAT,
+            accel: Some(opts.accel),
             key: key.clone(),
             caps,
             channel,
@@ -173,7 +176,7 @@ impl Guest {
         let mut vm = Vm::start(cfg, files, virtio).await?;
         let caps = vm.hello(opts.boot_timeout).await?;
         let hello_after = vm.elapsed();
-        Ok(Guest { vm, caps, hello_after, boot_path, restored: false })
+        Ok(Guest { vm, caps, hello_after, boot_path, restored: false, accel: opts.accel })
     }
 
     async fn restore(
@@ -185,6 +188,7 @@ impl Guest {
     ) -> Result<Guest, VmError> {
         cfg.memory_file = Some(MemoryFile { path: s.ram(), shared: false });
         cfg.incoming = true;
+        let accel = cfg.accel;
         let mut vm = Vm::start(cfg, files, virtio).await?;
         vm.hmp("migrate_set_capability x-ignore-shared on").await?;
         vm.hmp(&format!("migrate_incoming \"exec:cat {}\"", snapshot::sh_quote(&s.state()))).await?;
@@ -197,6 +201,7 @@ impl Guest {
             hello_after,
             boot_path: format!("{boot_path}, restored from snapshot {}", s.meta.key),
             restored: true,
+            accel,
         })
     }
 

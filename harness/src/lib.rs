@@ -14,5 +14,6 @@ pub mod image;
 pub mod kernel;
 pub mod report;
 pub mod run;
+pub mod session;
 pub mod testing;
 pub mod vm;

@@ -26,13 +26,13 @@ use crate::cache::Cache;
 use crate::run::matrix::{self, MatrixRun};
 use crate::run::scheduler::SchedulerConfig;
 use crate::run::verdict::Expectations;
+use crate::session::{self, Session};
 pub use kmatrix_proto::Status;
 use kmatrix_proto::{ScenarioInfo, ScenarioResult};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,7 +60,8 @@ struct Shared {
     selected: BTreeMap<String, Vec<String>>,
     results: BTreeMap<String, OnceLock<KernelResults>>,
     expectations: Expectations,
-    accel: Mutex<Option<crate::vm::Accel>>,
+    /// Opened by the first kernel to run, shared by all: a KVM failure in one switches them all.
+    session: Mutex<Option<Arc<Session>>>,
 }
 
 impl Shared {
@@ -70,20 +71,20 @@ impl Shared {
 
     fn run_kernel(&self, kernel: &str) -> KernelResults {
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
-        rt.block_on(async {
-            let qemu = crate::vm::qemu_binary();
-            let accel = {
-                let known = *self.accel.lock().map_err(|e| e.to_string())?;
-                match known {
-                    Some(a) => a,
-                    None => {
-                        let v = crate::vm::accel::select(&self.cache, &qemu, Default::default()).await;
-                        eprintln!("matrix: accelerator {} — {}", v.accel.as_str(), v.reason);
-                        *self.accel.lock().map_err(|e| e.to_string())? = Some(v.accel);
-                        v.accel
-                    }
+        let session = {
+            let mut known = self.session.lock().map_err(|e| e.to_string())?;
+            match &*known {
+                Some(s) => s.clone(),
+                None => {
+                    let qemu = crate::vm::qemu_binary();
+                    let s = Arc::new(rt.block_on(Session::with(self.cache.clone(), qemu, Default::default())));
+                    eprintln!("matrix: {}", s.accel.describe());
+                    *known = Some(s.clone());
+                    s
                 }
-            };
+            }
+        };
+        rt.block_on(async {
             let wanted = &self.selected[kernel];
             let scenarios: Vec<ScenarioInfo> =
                 self.catalogue.iter().filter(|s| wanted.contains(&s.id)).cloned().collect();
@@ -92,14 +93,12 @@ impl Shared {
             let results_path = dir.join("results.jsonl");
             let _ = std::fs::remove_file(&results_path);
             let sched = SchedulerConfig {
-                cache: self.cache.clone(),
+                session,
                 fetch: Default::default(),
-                qemu,
-                accel,
-                memory_mb: 512,
-                boot_timeout: Duration::from_secs(120),
-                scenario_timeout: matrix::SCENARIO_TIMEOUT,
-                vm_timeout: Duration::from_secs(1200),
+                memory_mb: session::MEMORY_MB,
+                boot_timeout: session::BOOT_TIMEOUT,
+                scenario_timeout: session::SCENARIO_TIMEOUT,
+                vm_timeout: session::VM_TIMEOUT,
                 jobs: 1,
                 image: Default::default(),
                 log_dir: dir.clone(),
@@ -280,7 +279,7 @@ impl MatrixTest {
             results: selected.keys().map(|k| (k.clone(), OnceLock::new())).collect(),
             selected,
             expectations,
-            accel: Mutex::new(None),
+            session: Mutex::new(None),
         });
         let trials: Vec<Trial> = names
             .into_iter()

@@ -3,13 +3,8 @@
 
 mod common;
 
-use kmatrix::cli::{self, GuestArgs};
 use kmatrix::guest::Guest;
 use std::process::Command;
-
-fn args(kernel: &str) -> GuestArgs {
-    common::guest_args(kernel, Vec::new())
-}
 
 fn kmatrix() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_kmatrix"));
@@ -19,10 +14,8 @@ fn kmatrix() -> Command {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn vm_boot_debian_6_1_agent_reports_tracefs_and_kprobe_events() {
-    let a = args("debian-6.1");
-    let p = cli::prepare(&a).await.expect("prepare debian-6.1");
-    let opts = p.guest_options(&a, "test").unwrap();
-    let g = Guest::start(&p.kernel, &p.image, &opts).await.expect("boot to Hello");
+    let p = common::prepare("debian-6.1", Vec::new()).await;
+    let g = p.start(&p.options("test", Vec::new())).await;
     // The release the guest reports is the one the package is named for.
     assert_eq!(g.caps.release, p.kernel.release);
     assert_eq!(p.kernel.package.as_deref(), Some(format!("linux-image-{}", g.caps.release).as_str()));
@@ -202,13 +195,11 @@ async fn tracefs_state(g: &mut Guest, cat: &str, ls: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn vm_scenarios_leave_tracefs_as_they_found_it() {
-    let a = args("debian-6.1");
     let (cat, mut files) = kmatrix::exec::gather(std::path::Path::new("/bin/cat")).unwrap();
     let (ls, more) = kmatrix::exec::gather(std::path::Path::new("/bin/ls")).unwrap();
     files.extend(more);
-    let p = cli::prepare_with(&a, files).await.unwrap();
-    let opts = p.guest_options(&a, "hygiene").unwrap();
-    let mut g = Guest::start(&p.kernel, &p.image, &opts).await.unwrap();
+    let p = common::prepare("debian-6.1", files).await;
+    let mut g = p.start(&p.options("hygiene", Vec::new())).await;
     let baseline = tracefs_state(&mut g, &cat, &ls).await;
     assert!(baseline.contains("== current_tracer (exit Some(0))\nnop\n"), "{baseline}");
     // Scenarios that set tracers, filters, pid filters, probes, triggers and instances.

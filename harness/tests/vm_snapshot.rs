@@ -4,15 +4,9 @@
 
 mod common;
 
-use kmatrix::cli::{self, GuestArgs};
 use kmatrix::guest::Guest;
 use kmatrix_proto::{RunRequest, Status};
 use std::time::Duration;
-
-fn args(tag: &str) -> GuestArgs {
-    // A command line word of its own gives this test a snapshot key of its own.
-    common::guest_args("debian-6.1", vec![format!("kmatrix.test={tag}-{}", std::process::id())])
-}
 
 async fn kprobe_passes(g: &mut Guest) {
     let req = RunRequest { scenario: "kprobe.tracefs.openat".into(), params: Default::default() };
@@ -22,18 +16,18 @@ async fn kprobe_passes(g: &mut Guest) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn vm_snapshot_is_taken_then_restored_and_a_damaged_one_is_replaced() {
-    let a = args("snap");
-    let p = cli::prepare(&a).await.unwrap();
-    let mut opts = p.guest_options(&a, "snap").unwrap();
-    opts.snapshots = Some(p.cache.clone());
+    let p = common::prepare("debian-6.1", Vec::new()).await;
+    // A command line word of its own gives this test a snapshot key of its own.
+    let mut opts = p.options("snap", vec![format!("kmatrix.test=snap-{}", std::process::id())]);
+    opts.snapshots = Some(p.session.cache.clone());
 
-    let mut first = Guest::start(&p.kernel, &p.image, &opts).await.unwrap();
+    let mut first = p.start(&opts).await;
     assert!(first.restored, "the first start takes the snapshot, then runs from it");
     let caps = first.caps.clone();
     kprobe_passes(&mut first).await;
     first.shutdown().await.unwrap();
 
-    let mut second = Guest::start(&p.kernel, &p.image, &opts).await.unwrap();
+    let mut second = p.start(&opts).await;
     assert!(second.restored);
     assert_eq!(second.caps, caps);
     assert!(second.hello_after < Duration::from_secs(2), "restore took {:?}", second.hello_after);
@@ -42,9 +36,9 @@ async fn vm_snapshot_is_taken_then_restored_and_a_damaged_one_is_replaced() {
     second.shutdown().await.unwrap();
 
     // Damage the saved device state: the restore fails, the snapshot goes, the guest boots cold.
-    let dir = kmatrix::vm::snapshot::root(&p.cache).unwrap().join(&snap_dir);
+    let dir = kmatrix::vm::snapshot::root(&p.session.cache).unwrap().join(&snap_dir);
     std::fs::write(dir.join("state"), b"not a migration stream").unwrap();
-    let mut third = Guest::start(&p.kernel, &p.image, &opts).await.unwrap();
+    let mut third = p.start(&opts).await;
     assert!(!third.restored);
     assert!(!dir.exists(), "the damaged snapshot was not removed");
     kprobe_passes(&mut third).await;

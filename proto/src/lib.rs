@@ -264,6 +264,9 @@ pub struct ScenarioResult {
     /// Filled in by the host (the agent does not know the matrix's kernel ids).
     #[serde(default)]
     pub kernel: String,
+    /// The accelerator the guest ran under (`kvm`, `tcg`); filled in by the host.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub accel: String,
     pub scenario: String,
     pub status: Status,
     /// Why: for `fail` what differed, for `unsupported` the missing requirement.
@@ -293,6 +296,7 @@ impl ScenarioResult {
     pub fn new(scenario: &str, status: Status, reason: impl Into<String>) -> Self {
         ScenarioResult {
             kernel: String::new(),
+            accel: String::new(),
             scenario: scenario.to_string(),
             status,
             reason: reason.into(),

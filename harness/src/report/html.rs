@@ -51,10 +51,13 @@ td.c{{cursor:pointer;text-align:center;font-weight:600}}
             match idx.get(&(*s, k.as_str())) {
                 Some(i) => {
                     let st = results[*i].status.as_str();
+                    let r = &results[*i];
+                    let accel = if r.accel.is_empty() { String::new() } else { format!(" [{}]", r.accel) };
                     let _ = write!(
                         h,
-                        "<td class=\"c {st}\" data-i=\"{i}\" title=\"{}\">{st}</td>",
-                        esc(&results[*i].reason)
+                        "<td class=\"c {st}\" data-i=\"{i}\" title=\"{}{}\">{st}</td>",
+                        esc(&r.reason),
+                        esc(&accel)
                     );
                 }
                 None => h.push_str("<td>-</td>"),
@@ -72,6 +75,7 @@ const R = JSON.parse(document.getElementById('results').textContent);
 function show(i) {{
     const r = R[i];
     const lines = [r.kernel + '  ' + r.scenario + '  ' + r.status, 'reason: ' + r.reason];
+    if (r.accel) lines.push('accelerator: ' + r.accel);
     if (r.evidence) lines.push('evidence: ' + r.evidence);
     if (r.errno != null) lines.push('errno: ' + r.errno);
     for (const c of r.counts || []) lines.push(c.what + ': expected ' + c.expected + ', observed ' + c.observed);

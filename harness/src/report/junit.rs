@@ -3,7 +3,7 @@
 //! (never silently: the message says which requirement was missing).
 
 use kmatrix_proto::{ScenarioResult, Status};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 fn esc(s: &str) -> String {
@@ -44,6 +44,16 @@ pub fn render(results: &[ScenarioResult]) -> String {
             esc(kernel),
             rs.len()
         );
+        // Which accelerator the kernel's guests ran under: a TCG run takes ten times longer.
+        let accels: BTreeSet<&str> = rs.iter().map(|r| r.accel.as_str()).filter(|a| !a.is_empty()).collect();
+        if !accels.is_empty() {
+            let v = accels.into_iter().collect::<Vec<_>>().join(",");
+            let _ = writeln!(
+                x,
+                "    <properties>\n      <property name=\"accel\" value=\"{}\"/>\n    </properties>",
+                esc(&v)
+            );
+        }
         for r in rs {
             let _ = write!(
                 x,
@@ -118,7 +128,11 @@ mod tests {
         b.kernel = "debian-6.1".into();
         let mut c = ScenarioResult::new("ftrace.tracers.available", Status::Pass, "");
         c.kernel = "debian-6.12".into();
+        c.accel = "tcg".into();
         let x = render(&[a, b, c]);
+        // The accelerator is a property of the suite that ran under it, and only of that one.
+        assert_eq!(x.matches("<property name=\"accel\" value=\"tcg\"/>").count(), 1, "{x}");
+        assert!(x.contains("skipped=\"0\" time=\"0.000\">\n    <properties>"), "{x}");
         assert!(x.contains("<testsuites name=\"kmatrix\" tests=\"3\" failures=\"1\" errors=\"0\">"), "{x}");
         assert!(x.contains("<failure message=\"hits 9 &lt; 10 &amp; &quot;x&quot;\">"), "{x}");
         assert!(x.contains("ctl\u{fffd}char &lt;tag&gt;"), "{x}");

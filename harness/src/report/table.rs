@@ -24,6 +24,8 @@ pub struct Summary {
     pub unsupported: usize,
     pub xfail: usize,
     pub error: usize,
+    /// Results per accelerator (`kvm`, `tcg`), for results that say.
+    pub accels: std::collections::BTreeMap<String, usize>,
 }
 
 impl Summary {
@@ -37,15 +39,27 @@ impl Summary {
                 Status::Xfail => s.xfail += 1,
                 Status::Error => s.error += 1,
             }
+            if !r.accel.is_empty() {
+                *s.accels.entry(r.accel.clone()).or_default() += 1;
+            }
         }
         s
     }
 
     pub fn line(&self) -> String {
-        format!(
+        let mut l = format!(
             "{} passed, {} failed, {} unsupported, {} xfail, {} error",
             self.pass, self.fail, self.unsupported, self.xfail, self.error
-        )
+        );
+        match self.accels.len() {
+            0 => {}
+            1 => l.push_str(&format!(" under {}", self.accels.keys().next().map_or("", |k| k.as_str()))),
+            _ => {
+                let parts: Vec<String> = self.accels.iter().map(|(a, n)| format!("{n} {a}")).collect();
+                l.push_str(&format!(" (accelerators: {})", parts.join(", ")));
+            }
+        }
+        l
     }
 }
 
@@ -131,6 +145,18 @@ ftrace.tracers.available            -         FAIL
 ";
         assert_eq!(t, expected);
         assert_eq!(Summary::of(&rs).line(), "1 passed, 1 failed, 1 unsupported, 0 xfail, 0 error");
+    }
+
+    #[test]
+    fn summary_names_the_accelerators() {
+        let mut a = r("debian-6.1", "x", Status::Pass);
+        let mut b = r("debian-6.12", "x", Status::Fail);
+        assert!(!Summary::of([&a, &b]).line().contains("under"));
+        a.accel = "tcg".into();
+        b.accel = "tcg".into();
+        assert_eq!(Summary::of([&a, &b]).line(), "1 passed, 1 failed, 0 unsupported, 0 xfail, 0 error under tcg");
+        b.accel = "kvm".into();
+        assert!(Summary::of([&a, &b]).line().ends_with("(accelerators: 1 kvm, 1 tcg)"));
     }
 
     #[test]

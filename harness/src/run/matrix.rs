@@ -9,7 +9,7 @@ use kmatrix_proto::{ScenarioInfo, ScenarioResult};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::mpsc;
 
 pub struct MatrixRun {
@@ -127,6 +127,3 @@ pub async fn execute(run: MatrixRun, mut on: impl FnMut(Progress)) -> Result<Out
     let _ = sched.await;
     Ok(Outcome { results, stale, kernels: done, wall_s: started.elapsed().as_secs_f64() })
 }
-
-/// Default per-scenario deadline.
-pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);

@@ -6,11 +6,10 @@
 //! so nothing is silently skipped. Events flow to one consumer (the caller), which judges, writes
 //! and renders them; this module decides nothing about verdicts.
 
-use crate::cache::Cache;
-use crate::guest::{Guest, GuestOptions};
 use crate::image::{self, Image, ImageOptions};
-use crate::kernel::{self, FetchOptions, KernelSpec, PreparedKernel};
-use crate::vm::{Accel, VmError};
+use crate::kernel::{FetchOptions, PreparedKernel};
+use crate::session::Session;
+use crate::vm::VmError;
 use kmatrix_proto::{RunRequest, ScenarioResult, Status};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -28,10 +27,9 @@ pub struct Planned {
 /// What the scheduler needs to boot guests.
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
-    pub cache: Cache,
+    /// Cache, QEMU and the accelerator (which may switch to TCG mid-run).
+    pub session: Arc<Session>,
     pub fetch: FetchOptions,
-    pub qemu: PathBuf,
-    pub accel: Accel,
     pub memory_mb: u32,
     pub boot_timeout: Duration,
     pub scenario_timeout: Duration,
@@ -97,16 +95,7 @@ pub async fn run(cfg: SchedulerConfig, plan: Vec<(String, Vec<Planned>)>, tx: mp
 }
 
 async fn prepare(cfg: &SchedulerConfig, kernel: &str) -> Result<(PreparedKernel, Image), String> {
-    let spec: KernelSpec = kernel.parse().map_err(|e| format!("bad kernel {kernel:?}: {e}"))?;
-    let (cache, fetch, io, extra) = (cfg.cache.clone(), cfg.fetch.clone(), cfg.image, cfg.extra.clone());
-    tokio::task::spawn_blocking(move || {
-        let k = kernel::prepare(&spec, &cache, &fetch).map_err(|e| format!("cannot prepare kernel: {}", chain(&e)))?;
-        let img = image::build_with(&cache, &k, io, &extra)
-            .map_err(|e| format!("cannot build the guest image: {}", chain(&e)))?;
-        Ok((k, img))
-    })
-    .await
-    .map_err(|e| format!("preparation task died: {e}"))?
+    cfg.session.prepare(kernel, &cfg.fetch, cfg.image, &cfg.extra).await.map_err(|e| chain(&e))
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
@@ -156,20 +145,24 @@ async fn run_kernel(cfg: &SchedulerConfig, kernel: &str, scenarios: Vec<Planned>
     while next < scenarios.len() {
         boots += 1;
         let log = cfg.log_dir.join(format!("{}-boot{boots}.console.log", sanitize(kernel)));
-        let mut opts = GuestOptions::new(cfg.qemu.clone(), cfg.accel, log.clone());
+        let mut opts = cfg.session.guest_options(log.clone());
         opts.memory_mb = cfg.memory_mb;
         opts.boot_timeout = cfg.boot_timeout;
         opts.virtio = cfg.image.virtio_channel;
         if cfg.snapshots {
-            opts.snapshots = Some(cfg.cache.clone());
+            opts.snapshots = Some(cfg.session.cache.clone());
         }
         let t0 = Instant::now();
-        let mut guest = match Guest::start(&k, &img, &opts).await {
+        let mut guest = match cfg.session.start_guest(&k, &img, &opts).await {
             Ok(g) => g,
             Err(e) => {
                 boot_time += t0.elapsed();
                 let reason = format!("boot failed (console log {}): {e}", log.display());
-                for ev in emit_all_error(reason, k.release.clone(), &scenarios[next..]) {
+                let accel = cfg.session.accel.current().as_str();
+                for mut ev in emit_all_error(reason, k.release.clone(), &scenarios[next..]) {
+                    if let RunEvent::Result { result, .. } = &mut ev {
+                        result.accel = accel.to_string();
+                    }
                     let _ = tx.send(ev).await;
                 }
                 break;
@@ -205,6 +198,12 @@ async fn run_kernel(cfg: &SchedulerConfig, kernel: &str, scenarios: Vec<Planned>
             scenario_time += t1.elapsed();
             let mut r = match outcome {
                 Ok(r) => r,
+                Err(e) if e.is_accelerator() && cfg.session.accel.fall_back(&e) => {
+                    // KVM failed under this scenario, not the scenario: redo it in a TCG guest.
+                    next -= 1;
+                    broken = true;
+                    break;
+                }
                 Err(e) => {
                     broken = true;
                     let mut r = infra_result(&p.scenario, &e, &log);
@@ -218,6 +217,7 @@ async fn run_kernel(cfg: &SchedulerConfig, kernel: &str, scenarios: Vec<Planned>
                 }
             };
             r.kernel = kernel.to_string();
+            r.accel = guest.accel.as_str().to_string();
             let _ = tx
                 .send(RunEvent::Result { kernel: kernel.into(), release: k.release.clone(), result: Box::new(r) })
                 .await;

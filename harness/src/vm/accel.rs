@@ -1,16 +1,32 @@
 //! Choosing the accelerator: KVM when it works, TCG otherwise, and a remembered verdict.
 //!
-//! `/dev/kvm` opening and `KVM_CREATE_VM` succeeding do not prove KVM works: on some hosts guests
-//! hang right after the firmware. So kmatrix boots a probe guest under KVM (a 200-byte PVH ELF
-//! built here that prints a marker on COM1 and leaves through `isa-debug-exit`) with a hard
-//! deadline. The verdict, with its evidence, is cached per host (kernel release, QEMU version,
-//! CPU model) so later runs do not pay for the probe; `--accel` overrides it.
+//! `/dev/kvm` existing proves nothing on the machines kmatrix runs on: on some hosts QEMU asserts
+//! in its KVM code with `-cpu host`; on others a toy guest runs but a real kernel stops at its
+//! first `lock cmpxchg16b` with `KVM internal error`, and QEMU *pauses* instead of exiting. So:
+//!
+//! 1. a 200-byte probe guest (a PVH ELF built here that prints a marker on COM1 and leaves through
+//!    `isa-debug-exit`) is a fast first filter, never the proof;
+//! 2. the proof is the real kernel of the run reaching the agent's `Hello` under KVM within
+//!    [`KVM_HELLO_DEADLINE`]: [`Accelerator::proven`] records it, and every KVM boot is held to
+//!    that deadline;
+//! 3. QEMU's stderr is watched (`console::accel_failure`): a KVM error ends the guest at once as
+//!    a [`VmError::Accelerator`](super::VmError::Accelerator), and [`Accelerator::fall_back`]
+//!    flips the verdict to TCG, stores it, and lets the caller redo the guest under TCG in the same
+//!    run — unless the user forced `--accel kvm`, in which case it is an error.
+//!
+//! The verdict, with its evidence, is cached per host (kernel release, QEMU binary, CPU model and
+//! flags), one file per host identity, so later runs pay for nothing; `--accel` overrides it.
 
+use super::machine::VmError;
 use super::qemu::{Accel, QemuConfig};
 use crate::cache::{self, Cache};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 /// What the probe prints on COM1.
 const MARKER: &str = "KMATRIX-ACCEL-PROBE-OK";
@@ -19,6 +35,10 @@ const EXIT_BYTE: u8 = 0x10;
 const EXIT_STATUS: i32 = ((EXIT_BYTE as i32) << 1) | 1;
 /// A working KVM runs the probe in well under a second (QEMU start included).
 pub const PROBE_DEADLINE: Duration = Duration::from_secs(4);
+/// QEMU start → the agent's `Hello` under KVM. Where KVM works, Debian's kernels get there in
+/// well under a second (snapshot saving comes after `Hello`); a KVM boot slower than this is a
+/// KVM that does not work, and the guest is redone under TCG.
+pub const KVM_HELLO_DEADLINE: Duration = Duration::from_secs(15);
 
 /// The accelerator chosen and why.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -33,6 +53,12 @@ pub struct AccelVerdict {
     pub host: String,
     /// When it was measured (seconds since the epoch).
     pub measured_at: u64,
+    /// For KVM: whether a real kernel has reached `Hello` under it on this host (the probe guest
+    /// alone does not prove KVM works). For TCG after a KVM failure: QEMU's words.
+    #[serde(default)]
+    pub evidence: Option<String>,
+    #[serde(default)]
+    pub proven: bool,
 }
 
 /// User's choice on the command line.
@@ -56,63 +82,179 @@ impl std::str::FromStr for AccelChoice {
     }
 }
 
-/// Pick the accelerator: forced by `choice`, else the cached verdict for this host, else probe.
-pub async fn select(cache: &Cache, qemu: &Path, choice: AccelChoice) -> AccelVerdict {
-    let host = host_identity(qemu);
-    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    match choice {
-        AccelChoice::Tcg => {
-            return AccelVerdict {
-                accel: Accel::Tcg,
-                reason: "TCG forced (--accel tcg)".into(),
-                cached: false,
-                host,
-                measured_at: now(),
-            }
-        }
-        AccelChoice::Kvm => {
-            return AccelVerdict {
-                accel: Accel::Kvm,
-                reason: "KVM forced (--accel kvm)".into(),
-                cached: false,
-                host,
-                measured_at: now(),
-            }
-        }
-        AccelChoice::Auto => {}
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// The accelerator of a session: read by every guest start, flipped to TCG (once) when KVM fails.
+/// Shared by every kernel of a run (`Arc`).
+#[derive(Debug)]
+pub struct Accelerator {
+    state: Mutex<AccelVerdict>,
+    choice: AccelChoice,
+    store: Option<PathBuf>,
+}
+
+impl Accelerator {
+    /// Pick the accelerator: forced by `choice`, else the cached verdict for this host, else the
+    /// probe guest as a first filter (the real kernel's `Hello` is the proof, see the module doc).
+    pub async fn select(cache: &Cache, qemu: &Path, choice: AccelChoice) -> Accelerator {
+        let host = host_identity(qemu);
+        let store = verdict_path(cache, &host);
+        let forced = |accel: Accel, reason: &str| AccelVerdict {
+            accel,
+            reason: reason.into(),
+            cached: false,
+            host: host.clone(),
+            measured_at: now(),
+            evidence: None,
+            proven: false,
+        };
+        let verdict = match choice {
+            AccelChoice::Tcg => forced(Accel::Tcg, "TCG forced (--accel tcg)"),
+            AccelChoice::Kvm => forced(Accel::Kvm, "KVM forced (--accel kvm)"),
+            AccelChoice::Auto => match store.as_deref().and_then(read_verdict).filter(|v| v.host == host) {
+                Some(v) => AccelVerdict { cached: true, ..v },
+                None => {
+                    let (accel, reason) = probe_kvm(cache, qemu).await;
+                    let v = AccelVerdict {
+                        accel,
+                        reason,
+                        cached: false,
+                        host,
+                        measured_at: now(),
+                        evidence: None,
+                        proven: false,
+                    };
+                    if let Some(p) = &store {
+                        write_verdict(p, &v);
+                    }
+                    v
+                }
+            },
+        };
+        Accelerator { state: Mutex::new(verdict), choice, store }
     }
-    let path = verdict_path(cache);
-    if let Some(v) =
-        path.as_ref().and_then(|p| std::fs::read(p).ok()).and_then(|b| serde_json::from_slice::<AccelVerdict>(&b).ok())
-    {
-        if v.host == host {
-            return AccelVerdict { cached: true, ..v };
+
+    /// A fixed accelerator, nothing probed or stored (tests, and callers that know).
+    pub fn fixed(accel: Accel, reason: &str) -> Accelerator {
+        let v = AccelVerdict {
+            accel,
+            reason: reason.into(),
+            cached: false,
+            host: String::new(),
+            measured_at: now(),
+            evidence: None,
+            proven: false,
+        };
+        let choice = if accel == Accel::Kvm { AccelChoice::Kvm } else { AccelChoice::Tcg };
+        Accelerator { state: Mutex::new(v), choice, store: None }
+    }
+
+    pub fn current(&self) -> Accel {
+        self.verdict().accel
+    }
+
+    pub fn verdict(&self) -> AccelVerdict {
+        match self.state.lock() {
+            Ok(v) => v.clone(),
+            Err(p) => p.into_inner().clone(),
         }
     }
-    let (accel, reason) = probe_kvm(cache, qemu).await;
-    let v = AccelVerdict { accel, reason, cached: false, host, measured_at: now() };
-    if let (Some(p), Ok(bytes)) = (path, serde_json::to_vec_pretty(&v)) {
+
+    /// Where the verdict is cached, if anywhere.
+    pub fn store(&self) -> Option<&Path> {
+        self.store.as_deref()
+    }
+
+    /// One line for the user: which accelerator and why.
+    pub fn describe(&self) -> String {
+        let v = self.verdict();
+        let cached = match (&self.store, v.cached) {
+            (Some(p), true) => format!(" (cached verdict in {}; delete it to re-probe)", p.display()),
+            _ => String::new(),
+        };
+        format!("accelerator {} — {}{cached}", v.accel.as_str(), v.reason)
+    }
+
+    /// A real kernel reached `Hello` under KVM: that, not the probe guest, proves KVM works here.
+    pub fn proven(&self, kernel: &str, hello: Duration) {
+        let Ok(mut v) = self.state.lock() else { return };
+        if v.accel != Accel::Kvm || v.proven {
+            return;
+        }
+        v.proven = true;
+        v.reason = format!("KVM works: {kernel} reached the agent's Hello under KVM in {:.2} s", hello.as_secs_f64());
+        v.measured_at = now();
+        if let (Some(p), AccelChoice::Auto) = (&self.store, self.choice) {
+            write_verdict(p, &v);
+        }
+    }
+
+    /// A guest failed because of KVM (`err` is a [`VmError::Accelerator`]). Unless KVM was forced,
+    /// switch this session — and this host's cached verdict — to TCG and return true: the caller
+    /// redoes the guest under TCG. The switch is announced once, however many guests saw it.
+    pub fn fall_back(&self, err: &VmError) -> bool {
+        let VmError::Accelerator { evidence, .. } = err else { return false };
+        if self.choice == AccelChoice::Kvm {
+            return false;
+        }
+        let Ok(mut v) = self.state.lock() else { return false };
+        if v.accel == Accel::Tcg {
+            // Another guest of this run already switched.
+            return true;
+        }
+        v.accel = Accel::Tcg;
+        v.proven = false;
+        v.evidence = Some(evidence.clone());
+        v.reason = format!("KVM failed with a real kernel ({evidence}); using TCG");
+        v.measured_at = now();
+        v.cached = false;
+        let stored = match &self.store {
+            Some(p) if self.choice == AccelChoice::Auto => {
+                write_verdict(p, &v);
+                format!("; verdict stored in {}", p.display())
+            }
+            _ => String::new(),
+        };
+        eprintln!(
+            "kmatrix: KVM failed on this host ({evidence}); redoing under TCG for this run and later ones{stored}"
+        );
+        true
+    }
+}
+
+fn read_verdict(p: &Path) -> Option<AccelVerdict> {
+    serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+}
+
+fn write_verdict(p: &Path, v: &AccelVerdict) {
+    if let Ok(bytes) = serde_json::to_vec_pretty(v) {
         // A verdict we cannot store is re-measured next time; not worth failing the run for.
-        let _ = cache::write_atomic(&p, &bytes);
+        let _ = cache::write_atomic(p, &bytes);
     }
-    v
 }
 
-fn verdict_path(cache: &Cache) -> Option<PathBuf> {
-    cache.dir("host").ok().map(|d| d.join("accel.json"))
+/// One verdict file per host identity, so a different QEMU (a test's fake one, say) never
+/// overwrites the real one's verdict.
+fn verdict_path(cache: &Cache, host: &str) -> Option<PathBuf> {
+    let id = hex::encode(&Sha256::digest(host.as_bytes())[..8]);
+    cache.dir("host").ok().map(|d| d.join(format!("accel-{id}.json")))
 }
 
-/// Kernel release, QEMU binary identity and CPU model: a verdict holds while these hold.
+/// Kernel release, QEMU binary identity, CPU model and a hash of the CPU flags: a verdict holds
+/// while these hold.
 fn host_identity(qemu: &Path) -> String {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        cpuinfo
+            .lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
+            .map(|l| l.split_once(':').map(|x| x.1).unwrap_or("").trim().to_string())
+            .unwrap_or_default()
+    };
+    let flags = hex::encode(&Sha256::digest(field("flags").as_bytes())[..6]);
     let qemu_id = std::fs::metadata(qemu)
         .ok()
         .map(|m| {
@@ -120,7 +262,7 @@ fn host_identity(qemu: &Path) -> String {
             format!("{}:{}:{}", qemu.display(), m.len(), m.mtime())
         })
         .unwrap_or_else(|| qemu.display().to_string());
-    format!("{} | {} | {}", release.trim(), qemu_id, cpu)
+    format!("{} | {} | {} | flags {}", release.trim(), qemu_id, field("model name"), flags)
 }
 
 /// Boot the probe guest under KVM. Returns TCG with the evidence when anything is off.
@@ -136,12 +278,16 @@ async fn probe_kvm(cache: &Cache, qemu: &Path) -> (Accel, String) {
         return (Accel::Tcg, format!("KVM not probed (cannot write {}); using TCG", image.display()));
     }
     match run_probe(qemu, &image, Accel::Kvm, PROBE_DEADLINE).await {
-        Ok(elapsed) => (Accel::Kvm, format!("KVM works: probe guest ran in {:.2} s", elapsed.as_secs_f64())),
+        Ok(elapsed) => (
+            Accel::Kvm,
+            format!("KVM passed the probe guest in {:.2} s (not yet proven with a real kernel)", elapsed.as_secs_f64()),
+        ),
         Err(why) => (Accel::Tcg, format!("KVM unusable: {why}; using TCG")),
     }
 }
 
 /// Run the probe image under `accel`; Ok(time) when it printed the marker and exited as planned.
+/// QEMU's stderr is read as it comes: a KVM error ends the probe at once, not at the deadline.
 pub async fn run_probe(qemu: &Path, image: &Path, accel: Accel, deadline: Duration) -> Result<Duration, String> {
     let cfg = QemuConfig {
         qemu: qemu.to_path_buf(),
@@ -161,27 +307,68 @@ pub async fn run_probe(qemu: &Path, image: &Path, accel: Accel, deadline: Durati
     };
     let started = Instant::now();
     let mut cmd = tokio::process::Command::new(qemu);
-    cmd.args(cfg.args()).stdin(std::process::Stdio::null()).kill_on_drop(true);
-    let out = match tokio::time::timeout(deadline, cmd.output()).await {
-        Ok(Ok(o)) => o,
-        Ok(Err(e)) => return Err(format!("cannot run {} ({e})", qemu.display())),
-        Err(_) => {
-            return Err(format!(
-                "the probe guest printed nothing within {:.1} s (guests hang after the firmware)",
-                deadline.as_secs_f64()
-            ))
+    cmd.args(cfg.args()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    super::machine::die_with_parent(&mut cmd);
+    let mut child = cmd.spawn().map_err(|e| format!("cannot run {} ({e})", qemu.display()))?;
+    let stdout = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let stderr = Arc::new(Mutex::new(Vec::<String>::new()));
+    if let Some(mut out) = child.stdout.take() {
+        let buf = stdout.clone();
+        tokio::spawn(async move {
+            let mut b = [0u8; 1024];
+            while let Ok(n) = out.read(&mut b).await {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut v) = buf.lock() {
+                    let room = 4096usize.saturating_sub(v.len());
+                    v.extend_from_slice(&b[..n.min(room)]);
+                }
+            }
+        });
+    }
+    if let Some(err) = child.stderr.take() {
+        let buf = stderr.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(err).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                if let Ok(mut v) = buf.lock() {
+                    if v.len() < 64 {
+                        v.push(l);
+                    }
+                }
+            }
+        });
+    }
+    let kvm_error = || stderr.lock().ok().and_then(|v| v.iter().find(|l| super::console::accel_failure(l)).cloned());
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let end = tokio::time::Instant::now() + deadline;
+    let status = loop {
+        tokio::select! {
+            st = child.wait() => break st.map_err(|e| format!("wait for {} ({e})", qemu.display()))?,
+            _ = tick.tick() => {
+                if let Some(l) = kvm_error() {
+                    let _ = child.start_kill();
+                    return Err(format!("QEMU said {l:?}"));
+                }
+            }
+            _ = tokio::time::sleep_until(end) => {
+                let _ = child.start_kill();
+                return Err(format!(
+                    "the probe guest printed nothing within {:.1} s (guests hang after the firmware)",
+                    deadline.as_secs_f64()
+                ));
+            }
         }
     };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if stdout.contains(MARKER) && out.status.code() == Some(EXIT_STATUS) {
+    // Let the readers drain what QEMU wrote last.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let out = stdout.lock().map(|v| String::from_utf8_lossy(&v).to_string()).unwrap_or_default();
+    if out.contains(MARKER) && status.code() == Some(EXIT_STATUS) {
         Ok(started.elapsed())
     } else {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        Err(format!(
-            "probe guest exited with {} without its marker: {}",
-            out.status,
-            stderr.lines().last().unwrap_or("").trim()
-        ))
+        let why = kvm_error().or_else(|| stderr.lock().ok().and_then(|v| v.last().cloned())).unwrap_or_default();
+        Err(format!("probe guest exited with {status} without its marker: {}", why.trim()))
     }
 }
 

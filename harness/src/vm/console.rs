@@ -60,6 +60,33 @@ pub fn classify(line: &str) -> Option<DistressKind> {
     }
 }
 
+/// QEMU's own words (its stderr) that mean the accelerator, not the guest, failed: KVM could not
+/// run or emulate an instruction (QEMU then *pauses* the guest rather than exiting, so waiting for
+/// the guest is pointless), or QEMU's KVM setup asserted or aborted.
+///
+/// Sources: QEMU 7.2 `accel/kvm/kvm-all.c` ("KVM internal error. Suberror: %d", "kvm run
+/// failed %s", "KVM: entry failed, hardware error 0x%x", "emulation failure"),
+/// `target/i386/kvm/kvm.c` (`kvm_buf_set_msrs` assertion after "error: failed to set MSR").
+pub fn accel_failure(qemu_line: &str) -> bool {
+    const PATTERNS: &[&str] = &[
+        "KVM internal error",
+        "kvm run failed",
+        "KVM: entry failed",
+        "emulation failure",
+        "failed to set MSR",
+        "kvm_buf_set_msrs",
+        "Assertion `",
+        "could not access KVM kernel module",
+        "failed to initialize kvm",
+        "failed to initialize KVM",
+        "KVM_CREATE_VM",
+    ];
+    PATTERNS.iter().any(|p| qemu_line.contains(p))
+}
+
+/// Lines of QEMU's stderr kept as evidence.
+const QEMU_LINES: usize = 24;
+
 /// Shared state the console task fills and the runner reads.
 #[derive(Debug, Default)]
 pub struct ConsoleState {
@@ -67,6 +94,10 @@ pub struct ConsoleState {
     distress: Vec<Distress>,
     partial: Vec<u8>,
     pub bytes: u64,
+    /// QEMU's stderr, bounded.
+    qemu: VecDeque<String>,
+    /// The first QEMU line that said the accelerator failed.
+    accel: Option<String>,
 }
 
 impl ConsoleState {
@@ -112,6 +143,30 @@ impl ConsoleState {
     pub fn panicked(&self) -> Option<&Distress> {
         self.distress.iter().find(|d| d.kind == DistressKind::Panic)
     }
+
+    /// One line of QEMU's stderr: kept apart from the guest's console (and in its tail, marked
+    /// `[qemu]`, so an error report shows both in order).
+    pub fn feed_qemu(&mut self, line: &str) {
+        let line: String = line.chars().take(MAX_LINE).collect();
+        if self.accel.is_none() && accel_failure(&line) {
+            self.accel = Some(line.clone());
+        }
+        if self.qemu.len() == QEMU_LINES {
+            self.qemu.pop_front();
+        }
+        self.qemu.push_back(line.clone());
+        self.push_line(format!("[qemu] {line}"));
+    }
+
+    /// The QEMU line that said the accelerator failed, if one did.
+    pub fn accel_failed(&self) -> Option<&str> {
+        self.accel.as_deref()
+    }
+
+    /// What QEMU wrote on stderr (the last lines).
+    pub fn qemu_stderr(&self) -> String {
+        self.qemu.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
 }
 
 pub type SharedConsole = Arc<Mutex<ConsoleState>>;
@@ -139,6 +194,39 @@ mod tests {
         for (line, want) in cases {
             assert_eq!(classify(line), want, "{line}");
         }
+    }
+
+    /// QEMU's stderr as captured on the two broken-KVM host kinds (an Intel host with nested KVM
+    /// that cannot emulate the kernel's first `lock cmpxchg16b`; an AMD host where `-cpu host`
+    /// makes QEMU assert), and lines that are not accelerator failures.
+    #[test]
+    fn recognises_accelerator_failures_in_qemu_stderr() {
+        let broken = [
+            "KVM internal error. Suberror: 1",
+            "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69",
+            "qemu-system-x86_64: ../../target/i386/kvm/kvm.c:3183: kvm_buf_set_msrs: Assertion `ret == cpu->kvm_msr_buf->nmsrs' failed.",
+            "error: kvm run failed Bad address",
+            "KVM: entry failed, hardware error 0x80000021",
+        ];
+        for l in broken {
+            assert!(accel_failure(l), "{l}");
+        }
+        let fine = [
+            "qemu-system-x86_64: warning: host doesn't support requested feature: CPUID.80000001H:ECX.svm [bit 2]",
+            "qemu-system-x86_64: terminating on signal 15 from pid 1234",
+            "extra data[0]: 0x0000000000000001",
+        ];
+        for l in fine {
+            assert!(!accel_failure(l), "{l}");
+        }
+        let mut c = ConsoleState::default();
+        c.feed_qemu("qemu-system-x86_64: warning: something");
+        assert_eq!(c.accel_failed(), None);
+        c.feed_qemu("KVM internal error. Suberror: 1");
+        c.feed_qemu("extra data[0]: 0x0000000000000001");
+        assert_eq!(c.accel_failed(), Some("KVM internal error. Suberror: 1"));
+        assert!(c.qemu_stderr().ends_with("extra data[0]: 0x0000000000000001"));
+        assert!(c.tail().contains("[qemu] KVM internal error"));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! (`qemu.rs`).
 
 use super::console::{ConsoleState, Distress, SharedConsole};
-use super::qemu::QemuConfig;
+use super::qemu::{Accel, QemuConfig};
 use kmatrix_proto::{GuestMsg, HostMsg, MAX_LINE};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -48,6 +48,11 @@ pub enum VmError {
     Channel { detail: String, console: String },
     #[error("agent speaks protocol {got}, this harness speaks {want}: rebuild both")]
     ProtoMismatch { got: u32, want: u32 },
+    /// The accelerator, not the guest, failed: QEMU said so on stderr (and is killed at once,
+    /// since a KVM error pauses the guest instead of ending QEMU), QEMU under KVM died before the
+    /// guest answered, or the real kernel did not reach `Hello` under KVM within its deadline.
+    #[error("the {accel} accelerator failed while waiting for {waiting_for}: {evidence}\n--- QEMU stderr ---\n{qemu_stderr}\n--- console tail ---\n{console}")]
+    Accelerator { accel: &'static str, evidence: String, waiting_for: String, qemu_stderr: String, console: String },
 }
 
 impl VmError {
@@ -57,9 +62,15 @@ impl VmError {
             VmError::Exited { console, .. }
             | VmError::Panic { console, .. }
             | VmError::Timeout { console, .. }
-            | VmError::Channel { console, .. } => Some(console),
+            | VmError::Channel { console, .. }
+            | VmError::Accelerator { console, .. } => Some(console),
             _ => None,
         }
+    }
+
+    /// Whether the accelerator (not the kernel, the agent or kmatrix) is to blame.
+    pub fn is_accelerator(&self) -> bool {
+        matches!(self, VmError::Accelerator { .. })
     }
 }
 
@@ -79,6 +90,7 @@ enum ChanEvent {
 
 pub struct Vm {
     child: Child,
+    accel: Accel,
     console: SharedConsole,
     events: mpsc::Receiver<ChanEvent>,
     writers: Vec<(&'static str, OwnedWriteHalf)>,
@@ -125,15 +137,7 @@ impl Vm {
         let log = std::fs::File::create(&files.console_log).map_err(setup)?;
         let mut cmd = Command::new(&cfg.qemu);
         cmd.args(cfg.args()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-        // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        die_with_parent(&mut cmd);
         let started = Instant::now();
         let mut child = cmd.spawn().map_err(|source| VmError::Spawn { path: cfg.qemu.clone(), source })?;
 
@@ -161,7 +165,8 @@ impl Vm {
                     let status = st.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
                     // Give the stderr pump a moment to collect QEMU's last words.
                     tokio::time::sleep(Duration::from_millis(50)).await;
-                    return Err(VmError::Exited { status, waiting_for: format!("QEMU to connect the {name} channel"), console: tail(&console) });
+                    let waiting_for = format!("QEMU to connect the {name} channel");
+                    return Err(exited(cfg.accel, &console, status, &waiting_for));
                 }
             };
             let (stream, _) = match accepted {
@@ -205,6 +210,7 @@ impl Vm {
         }
         Ok(Vm {
             child,
+            accel: cfg.accel,
             console,
             events,
             writers,
@@ -265,6 +271,9 @@ impl Vm {
                     return Err(self.exit_error(status, waiting_for));
                 }
                 _ = panic_check.tick() => {
+                    if let Some(e) = self.accel_error(waiting_for).await {
+                        return Err(e);
+                    }
                     if let Some(p) = self.console.lock().ok().and_then(|c| c.panicked().cloned()) {
                         // The guest reboots (and QEMU exits) right after a panic; let the tail fill.
                         let _ = tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await;
@@ -410,11 +419,67 @@ impl Vm {
     }
 
     fn exit_error(&self, status: String, waiting_for: &str) -> VmError {
-        let console = self.console_tail();
-        if let Some(p) = self.console.lock().ok().and_then(|c| c.panicked().cloned()) {
-            return VmError::Panic { line: p.line, waiting_for: waiting_for.into(), console };
+        exited(self.accel, &self.console, status, waiting_for)
+    }
+
+    /// When QEMU said on stderr that KVM failed: give it a moment to finish its report (the
+    /// register dump and `Code=` line follow), kill it (it pauses the guest rather than exiting)
+    /// and return the accelerator error with its words as evidence.
+    async fn accel_error(&mut self, waiting_for: &str) -> Option<VmError> {
+        if self.accel != Accel::Kvm {
+            return None;
         }
-        VmError::Exited { status, waiting_for: waiting_for.into(), console }
+        self.console.lock().ok()?.accel_failed()?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.kill().await;
+        let c = self.console.lock().ok()?;
+        Some(VmError::Accelerator {
+            accel: self.accel.as_str(),
+            evidence: c.accel_failed().unwrap_or_default().to_string(),
+            waiting_for: waiting_for.into(),
+            qemu_stderr: c.qemu_stderr(),
+            console: c.tail(),
+        })
+    }
+}
+
+/// QEMU has exited while we waited for `waiting_for`: a guest panic when the console shows one;
+/// under KVM, an accelerator failure when QEMU said so on stderr or died by a signal (an abort
+/// in its KVM code); otherwise a plain exit.
+fn exited(accel: Accel, console: &SharedConsole, status: String, waiting_for: &str) -> VmError {
+    let Ok(c) = console.lock() else {
+        return VmError::Exited { status, waiting_for: waiting_for.into(), console: String::new() };
+    };
+    if let Some(p) = c.panicked() {
+        return VmError::Panic { line: p.line.clone(), waiting_for: waiting_for.into(), console: c.tail() };
+    }
+    // Under KVM, QEMU gone before the guest printed a byte is KVM's doing (an abort in QEMU's KVM
+    // code, a VM that could not be created); if not, the redo under TCG fails the same way and
+    // reports it as what it is.
+    if accel == Accel::Kvm && (c.accel_failed().is_some() || c.bytes == 0) {
+        let evidence = c.accel_failed().map(str::to_string).unwrap_or_else(|| format!("QEMU {status}"));
+        return VmError::Accelerator {
+            accel: accel.as_str(),
+            evidence,
+            waiting_for: waiting_for.into(),
+            qemu_stderr: c.qemu_stderr(),
+            console: c.tail(),
+        };
+    }
+    VmError::Exited { status, waiting_for: waiting_for.into(), console: c.tail() }
+}
+
+/// QEMU gets SIGKILL when the thread that spawned it dies (`PR_SET_PDEATHSIG`): no QEMU outlives
+/// kmatrix, not on Ctrl-C, not on a panic, not on SIGKILL.
+pub fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 
@@ -459,7 +524,7 @@ async fn pump_stderr(err: tokio::process::ChildStderr, console: SharedConsole) {
     let mut lines = BufReader::new(err).lines();
     while let Ok(Some(l)) = lines.next_line().await {
         if let Ok(mut c) = console.lock() {
-            c.feed(format!("[qemu] {l}\n").as_bytes());
+            c.feed_qemu(&l);
         }
     }
 }

@@ -25,12 +25,16 @@ pub fn enabled() -> bool {
 }
 
 /// Bumped when the layout or the way snapshots are taken changes.
-const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SnapshotMeta {
     pub format: u32,
     pub key: String,
+    /// The accelerator the snapshot was taken under: a KVM snapshot is never restored under TCG
+    /// or the other way round (the key, made of the command line, differs too).
+    #[serde(default)]
+    pub accel: Option<super::qemu::Accel>,
     /// The agent's `Hello`, as it came at snapshot time.
     pub caps: Capabilities,
     /// The channel the agent answered on (`ttyS1` or `virtio`).
@@ -217,6 +221,7 @@ mod tests {
         std::fs::write(st.path().join("state"), b"s").unwrap();
         let meta = SnapshotMeta {
             format: FORMAT,
+            accel: Some(Accel::Tcg),
             key: "k1".into(),
             caps: Capabilities::default(),
             channel: "ttyS1".into(),

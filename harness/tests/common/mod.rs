@@ -41,20 +41,46 @@ pub fn build(src: &Path, dir: &Path) -> PathBuf {
     out
 }
 
-/// Guest options for the VM tests: `kernel`, auto accelerator, generous boot timeout, logs under
-/// the target's temporary directory, `append` on the kernel command line.
-pub fn guest_args(kernel: &str, append: Vec<String>) -> kmatrix::cli::GuestArgs {
-    kmatrix::cli::GuestArgs {
-        kernel: kernel.into(),
-        modules: None,
-        config: None,
-        accel: kmatrix::vm::AccelChoice::Auto,
-        boot_timeout: 120.0,
-        memory: 512,
-        mirror: None,
-        out: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kmatrix-logs"),
-        append,
-        channel: "virtio".into(),
-        snapshot: None,
+/// A kernel ready to boot, with the session (cache, QEMU, accelerator) that boots it.
+pub struct Prepared {
+    pub session: kmatrix::session::Session,
+    pub kernel: kmatrix::kernel::PreparedKernel,
+    pub image: kmatrix::image::Image,
+}
+
+/// Prepare `kernel` (a matrix id) with `extra` files in its image, in a session on the default
+/// cache with the accelerator chosen as `kmatrix run` chooses it.
+pub async fn prepare(kernel: &str, extra: Vec<kmatrix::image::ExtraFile>) -> Prepared {
+    let session = kmatrix::session::Session::open(kmatrix::vm::AccelChoice::Auto).await.expect("open a session");
+    eprintln!("test: {}", session.accel.describe());
+    let (kernel, image) = session
+        .prepare(kernel, &Default::default(), Default::default(), &extra)
+        .await
+        .unwrap_or_else(|e| panic!("prepare {kernel}: {e:#}"));
+    Prepared { session, kernel, image }
+}
+
+impl Prepared {
+    /// Guest options for the VM tests: a generous boot timeout, the console log under the
+    /// target's temporary directory, `append` on the kernel command line, no snapshots.
+    pub fn options(&self, tag: &str, append: Vec<String>) -> kmatrix::guest::GuestOptions {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kmatrix-logs");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut o = self.session.guest_options(dir.join(format!(
+            "{}-{tag}-{}.console.log",
+            self.kernel.id,
+            std::process::id()
+        )));
+        o.boot_timeout = std::time::Duration::from_secs(120);
+        o.append = append;
+        o
+    }
+
+    /// Start a guest (under TCG again if KVM fails, as every surface does).
+    pub async fn start(&self, opts: &kmatrix::guest::GuestOptions) -> kmatrix::guest::Guest {
+        self.session
+            .start_guest(&self.kernel, &self.image, opts)
+            .await
+            .unwrap_or_else(|e| panic!("boot {} to Hello: {e}", self.kernel.id))
     }
 }

@@ -1,0 +1,189 @@
+//! A KVM that half-works must never cost a run. These tests boot the real Debian 6.1 kernel
+//! through a QEMU that fails under KVM the ways real hosts do (`fixtures/qemu/fake-qemu`: the
+//! `KVM internal error` of nested Intel hosts, after which QEMU pauses instead of exiting; the
+//! `kvm_buf_set_msrs` abort of AMD hosts) while passing the 200-byte probe guest, as those hosts
+//! do. The boot must be declared an accelerator failure at once, the session must switch to TCG
+//! (and remember it), and the guest must come up and run scenarios under TCG with exact results.
+//! Also: `--accel kvm` turns the same failure into a clear error, results say their accelerator,
+//! and the probe's QEMU dies with kmatrix.
+
+mod common;
+
+use kmatrix::cache::Cache;
+use kmatrix::guest::Guest;
+use kmatrix::session::Session;
+use kmatrix::vm::{Accel, AccelChoice, VmError};
+use kmatrix_proto::{RunRequest, ScenarioResult, Status};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The fake QEMU installed under `mode` (its behaviour) in a fresh directory: a new binary
+/// identity, so this test's accelerator verdict is its own.
+fn fake_qemu(mode: &str) -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join(mode);
+    std::fs::copy(common::root().join("harness/tests/fixtures/qemu/fake-qemu"), &p).unwrap();
+    (d, p)
+}
+
+fn log(tag: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kmatrix-logs");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(format!("accel-{tag}-{}.console.log", std::process::id()))
+}
+
+async fn kprobe_counts_exactly(g: &mut Guest) {
+    let req = RunRequest { scenario: "kprobe.tracefs.openat".into(), params: Default::default() };
+    let r = g.run(req, Duration::from_secs(120)).await.unwrap();
+    assert_eq!(r.status, Status::Pass, "{}", r.reason);
+    assert!(!r.counts.is_empty() && r.counts.iter().all(|c| c.expected == c.observed), "{:?}", r.counts);
+}
+
+/// The whole story for one broken host kind.
+async fn falls_back_to_tcg(mode: &str, evidence: &str) {
+    let (_dir, qemu) = fake_qemu(mode);
+    let cache = Cache::from_env().unwrap();
+    let session = Session::with(cache.clone(), qemu.clone(), AccelChoice::Auto).await;
+    let store = session.accel.store().map(Path::to_path_buf);
+    // The toy guest runs on such hosts, so the first filter lets KVM through: not the proof.
+    assert_eq!(session.accel.current(), Accel::Kvm, "{}", session.accel.describe());
+    let (kernel, image) = session.prepare("debian-6.1", &Default::default(), Default::default(), &[]).await.unwrap();
+
+    // One KVM boot by itself: an accelerator failure, declared at once with QEMU's words, not
+    // after the boot timeout (60 s).
+    let mut opts = session.guest_options(log(mode));
+    opts.accel = Accel::Kvm;
+    let t = Instant::now();
+    let e = Guest::start(&kernel, &image, &opts).await.err().expect("a KVM boot on this QEMU must fail");
+    let took = t.elapsed();
+    match &e {
+        VmError::Accelerator { evidence: ev, qemu_stderr, .. } => {
+            assert!(ev.contains(evidence), "{ev}");
+            assert!(qemu_stderr.contains(evidence), "{qemu_stderr}");
+        }
+        other => panic!("expected an accelerator failure, got: {other}"),
+    }
+    assert!(took < Duration::from_secs(2), "declared after {took:?}");
+
+    // Through the session: the same failure switches it to TCG and the guest comes up there.
+    let opts = session.guest_options(log(mode));
+    let mut g = session.start_guest(&kernel, &image, &opts).await.unwrap();
+    assert_eq!(g.accel, Accel::Tcg);
+    assert_eq!(session.accel.current(), Accel::Tcg);
+    let v = session.accel.verdict();
+    assert!(v.evidence.as_deref().is_some_and(|e| e.contains(evidence)), "{v:?}");
+    kprobe_counts_exactly(&mut g).await;
+    g.shutdown().await.unwrap();
+
+    // The verdict is remembered for this host: the next session goes straight to TCG.
+    let again = Session::with(cache, qemu, AccelChoice::Auto).await;
+    assert_eq!(again.accel.current(), Accel::Tcg, "{}", again.accel.describe());
+    assert!(again.accel.verdict().cached);
+    if let Some(p) = store {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vm_accel_kvm_internal_error_pauses_qemu_and_the_guest_is_redone_under_tcg() {
+    falls_back_to_tcg("kvm-internal-error", "KVM internal error. Suberror: 1").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vm_accel_kvm_abort_in_set_msrs_and_the_guest_is_redone_under_tcg() {
+    falls_back_to_tcg("kvm-abort", "failed to set MSR 0x10a").await;
+}
+
+fn kmatrix(qemu: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kmatrix"));
+    c.env("KMATRIX_QEMU", qemu).current_dir(env!("CARGO_TARGET_TMPDIR"));
+    c
+}
+
+#[test]
+fn vm_accel_run_falls_back_once_and_every_result_says_tcg() {
+    let (_dir, qemu) = fake_qemu("kvm-internal-error");
+    let out_dir = tempfile::tempdir().unwrap();
+    let t = Instant::now();
+    let out = kmatrix(&qemu)
+        .args([
+            "run",
+            "--kernels",
+            "debian-6.1,debian-6.12",
+            "--scenarios",
+            "ftrace.tracers.available,kprobe.tracefs.openat",
+        ])
+        .args(["--snapshot", "off", "--json", "--out"])
+        .arg(out_dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let rs: Vec<ScenarioResult> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rs.len(), 4, "{stderr}");
+    for r in &rs {
+        assert_eq!(r.status, Status::Pass, "{} {}: {}", r.kernel, r.scenario, r.reason);
+        assert_eq!(r.accel, "tcg", "{} {}", r.kernel, r.scenario);
+    }
+    // Said once, in one line, however many guests met it.
+    assert_eq!(stderr.matches("KVM failed on this host").count(), 1, "{stderr}");
+    assert!(stderr.contains("under tcg"), "the summary line names the accelerator: {stderr}");
+    // Two kernels, two TCG boots and one KVM attempt: nowhere near one boot timeout (60 s).
+    assert!(t.elapsed() < Duration::from_secs(60), "took {:?}", t.elapsed());
+}
+
+#[test]
+fn vm_accel_forced_kvm_is_a_clear_infrastructure_error_naming_qemu() {
+    let (_dir, qemu) = fake_qemu("kvm-internal-error");
+    let t = Instant::now();
+    let out = kmatrix(&qemu).args(["boot", "--kernel", "debian-6.1", "--accel", "kvm"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("the kvm accelerator failed"), "{stderr}");
+    assert!(stderr.contains("KVM internal error. Suberror: 1"), "{stderr}");
+    assert!(!stderr.contains("redoing under TCG"), "{stderr}");
+    assert!(t.elapsed() < Duration::from_secs(30), "took {:?}", t.elapsed());
+}
+
+/// Processes whose command line mentions `needle`.
+fn processes_with(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(c) = std::fs::read(e.path().join("cmdline")) {
+            let c = String::from_utf8_lossy(&c).replace('\0', " ");
+            if c.contains(needle) && !c.contains("cargo") {
+                found.push(format!("{}: {c}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn vm_accel_probe_qemu_dies_with_kmatrix() {
+    let (dir, qemu) = fake_qemu("probe-hangs");
+    let needle = dir.path().join("host").display().to_string();
+    let cache = tempfile::tempdir().unwrap();
+    let mut child = kmatrix(&qemu)
+        .env("KMATRIX_CACHE", cache.path())
+        .args(["boot", "--kernel", "debian-6.1"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The probe image lives in the cache: wait for its QEMU (paused, never answering) to run.
+    let probe = cache.path().join("host/accel-probe.elf").display().to_string();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while processes_with(&probe).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!processes_with(&probe).is_empty(), "the probe QEMU never started");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(processes_with(&probe), Vec::<String>::new(), "probe QEMU outlived kmatrix ({needle})");
+}
