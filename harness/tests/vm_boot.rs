@@ -79,6 +79,37 @@ fn a_path_that_is_not_a_kernel_is_refused_by_name() {
 }
 
 #[test]
+fn run_with_a_path_that_is_not_a_kernel_is_refused_before_anything_boots() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("passwd-like");
+    std::fs::write(&f, b"root:x:0:0:root:/root:/bin/bash\n").unwrap();
+    let out = kmatrix()
+        .args(["run", "--scenarios", "ftrace.tracers.available", "--out"])
+        .arg(d.path())
+        .arg("--kernel")
+        .arg(&f)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("passwd-like") && stderr.contains("neither a bzImage"), "{stderr}");
+}
+
+#[test]
+fn run_refuses_kernel_and_kernels_together_and_bad_timeouts() {
+    let out = kmatrix().args(["run", "--kernel", "debian-6.1", "--kernels", "debian-5.10"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("both --kernel debian-6.1 and --kernels debian-5.10"), "{stderr}");
+    for (flag, v) in [("--vm-timeout", "0"), ("--scenario-timeout", "nan"), ("--boot-timeout", "-1")] {
+        let out = kmatrix().args(["run".to_string(), format!("{flag}={v}")]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {v}: {stderr}");
+        assert!(stderr.contains(flag), "{stderr}");
+    }
+}
+
+#[test]
 fn missing_qemu_says_how_to_install_it() {
     let d = tempfile::tempdir().unwrap();
     let out = kmatrix()

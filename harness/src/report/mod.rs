@@ -5,6 +5,7 @@ pub mod diff;
 pub mod github;
 pub mod html;
 pub mod junit;
+pub mod progress;
 pub mod table;
 
 use crate::guest::Guest;

@@ -1,0 +1,34 @@
+//! `kmatrix boot`: one kernel to the agent's `Hello`, its capability record printed.
+
+use super::*;
+
+#[derive(Debug, Args)]
+pub struct BootArgs {
+    #[command(flatten)]
+    pub guest: GuestArgs,
+    /// Print the record as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub(crate) async fn boot(a: BootArgs) -> Result<i32> {
+    let p = prepare(&a.guest).await?;
+    let mut opts = p.guest_options(&a.guest, "boot")?;
+    if a.guest.snapshots(false) {
+        opts.snapshots = Some(p.session.cache.clone());
+    }
+    let guest = p
+        .session
+        .start_guest(&p.kernel, &p.image, &opts)
+        .await
+        .with_context(|| format!("booting {} failed (console log: {})", p.kernel.id, opts.console_log.display()))
+        .exit_code(exit::INFRA)?;
+    let rec = render::BootRecord::new(&p.kernel, &p.session.accel.verdict(), &guest, &p.image);
+    guest.shutdown().await.context("the guest did not power off cleanly").exit_code(exit::INFRA)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rec)?);
+    } else {
+        print!("{}", render::render_boot(&rec));
+    }
+    Ok(exit::OK)
+}

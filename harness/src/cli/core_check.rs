@@ -1,0 +1,66 @@
+//! `kmatrix core-check`: a BPF object's CO-RE relocations against each kernel's BTF, no boot.
+
+use super::*;
+
+#[derive(Debug, Args)]
+pub struct CoreCheckArgs {
+    /// The BPF object (clang -target bpf -g: CO-RE needs its BTF).
+    pub object: PathBuf,
+    /// Kernels: `all` (every kernel of kernels/matrix.toml) or comma-separated ids or specs.
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    pub kernels: Vec<String>,
+    /// Debian mirror for kernels not in the cache yet.
+    #[arg(long, env = "KMATRIX_MIRROR")]
+    pub mirror: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub(crate) async fn core_check_cmd(a: CoreCheckArgs) -> Result<i32> {
+    use crate::{bpf_object, core_check};
+    let obj = bpf_object::open(&a.object).exit_code(exit::BAD_INPUT)?;
+    let info = core_check::object_info(&obj).exit_code(exit::BAD_INPUT)?;
+    let kernels = if a.kernels.is_empty() || a.kernels.iter().any(|k| k == "all") {
+        kernel::matrix_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?
+    } else {
+        a.kernels.clone()
+    };
+    let mut specs = Vec::new();
+    for k in &kernels {
+        let spec: KernelSpec = k.parse().with_context(|| format!("bad kernel {k:?}")).exit_code(exit::BAD_INPUT)?;
+        specs.push(spec);
+    }
+    let cache = Cache::from_env().exit_code(exit::INFRA)?;
+    let opts = FetchOptions { mirror: a.mirror.clone(), ..Default::default() };
+    let report = tokio::task::spawn_blocking(move || -> Result<core_check::Report> {
+        // Kernels come from the cache (fetched on first use); nothing boots.
+        let mut prepared = Vec::new();
+        for (id, spec) in kernels.iter().zip(&specs) {
+            let k = kernel::prepare(spec, &cache, &opts)
+                .map_err(tag_kernel)
+                .with_context(|| format!("cannot prepare kernel {id}"))?;
+            prepared.push(k);
+        }
+        let reports = std::thread::scope(|s| {
+            let handles: Vec<_> = prepared
+                .iter()
+                .map(|k| {
+                    let (obj, info) = (&obj, &info);
+                    s.spawn(move || core_check::check_kernel(obj, info, &k.id, &k.release, k.btf.as_deref()))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join()).collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(|_| anyhow::anyhow!("a core-check thread panicked"))?;
+        Ok(core_check::report(&obj, &info, reports))
+    })
+    .await
+    .context("core-check task died")??;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", core_check::render(&report));
+    }
+    Ok(if report.ok() { exit::OK } else { exit::TEST_FAILED })
+}

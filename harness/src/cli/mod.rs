@@ -1,0 +1,280 @@
+//! The `kmatrix` command line: the argument types and one file per command, each the glue from
+//! its arguments to the library (`Session`, `run`, `report`, ...). What every guest-booting
+//! command shares — `GuestArgs` and preparing a kernel in a session — lives here. Rendering lives
+//! in `report/`, the work in the library modules.
+
+mod bench;
+mod boot;
+mod core_check;
+mod exec;
+mod kernels;
+mod report;
+mod run;
+mod scenarios;
+
+pub use bench::BenchCommand;
+pub use boot::BootArgs;
+pub use core_check::CoreCheckArgs;
+pub use exec::ExecArgs;
+pub use kernels::KernelsCommand;
+pub use report::{ReportArgs, ReportCommand};
+pub use run::{select_scenarios, BpfObjectArgs, RunArgs};
+pub use scenarios::ScenariosCommand;
+
+use crate::cache::Cache;
+use crate::exit::{self, ExitContext};
+use crate::guest::GuestOptions;
+use crate::image;
+use crate::kernel::{self, FetchOptions, KernelSpec, PreparedKernel};
+use crate::report as render;
+use crate::session::Session;
+use crate::vm::AccelChoice;
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kmatrix",
+    version,
+    about = "Boot real kernels under QEMU and check every tracing path against known workloads"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Boot one kernel and print the agent's capability record.
+    Boot(BootArgs),
+    /// Measure things (boot time, ...).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Kernels: list, fetch, inspect.
+    #[command(subcommand)]
+    Kernels(KernelsCommand),
+    /// Run scenarios across kernels (default: the whole catalogue on the default matrix).
+    Run(RunArgs),
+    /// The scenario catalogue.
+    #[command(subcommand)]
+    Scenarios(ScenariosCommand),
+    /// Render, diff or merge result files (a run directory or its results.jsonl).
+    Report(ReportArgs),
+    /// CI integration.
+    #[command(subcommand)]
+    Ci(CiCommand),
+    /// Run a host program inside guests (usable as a cargo runner); exits with its status.
+    Exec(ExecArgs),
+    /// A BPF object's CO-RE relocations against each kernel's BTF, without booting; exit 1 if a
+    /// program would not relocate on some kernel.
+    CoreCheck(CoreCheckArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CiCommand {
+    /// Print the GitHub Actions workflow for the matrix (one job per kernel, then a merge).
+    Github,
+}
+
+/// Options shared by everything that boots a guest.
+#[derive(Debug, Args, Clone)]
+pub struct GuestArgs {
+    /// Kernel: a matrix id (debian-6.1), `debian:<package-version>`, or a path to a bzImage/vmlinux.
+    /// Default: debian-6.1 (`run` and `exec` take `--kernels` for several).
+    #[arg(long, short = 'k')]
+    pub kernel: Option<String>,
+    /// Modules directory for a local kernel (lib/modules/<release>).
+    #[arg(long)]
+    pub modules: Option<PathBuf>,
+    /// Config file for a local kernel.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Accelerator: auto (KVM when it works), kvm, tcg.
+    #[arg(long, default_value = "auto")]
+    pub accel: AccelChoice,
+    /// Seconds from QEMU start to the agent's Hello before the boot counts as failed.
+    #[arg(long, default_value_t = crate::session::BOOT_TIMEOUT.as_secs_f64(), value_parser = seconds)]
+    pub boot_timeout: f64,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = crate::session::MEMORY_MB)]
+    pub memory: u32,
+    /// Debian mirror (default: KMATRIX_MIRROR, else the host's apt configuration).
+    #[arg(long, env = "KMATRIX_MIRROR")]
+    pub mirror: Option<String>,
+    /// Where console logs go.
+    #[arg(long, default_value = "target/kmatrix")]
+    pub out: PathBuf,
+    /// Extra kernel command line words (repeatable).
+    #[arg(long)]
+    pub append: Vec<String>,
+    /// Guest channel: virtio (virtio-serial, falls back to serial when the kernel lacks the
+    /// driver) or serial (the 8250 UART, no modules to load).
+    #[arg(long, default_value = "virtio", value_parser = ["virtio", "serial"])]
+    pub channel: String,
+    /// Start guests from a snapshot taken at the agent's Hello (taken on first use): on or off.
+    /// Default: on for run and exec, off for boot and bench boot (they measure cold boots).
+    #[arg(long, value_parser = ["on", "off"])]
+    pub snapshot: Option<String>,
+}
+
+/// The kernel `boot`, `bench boot` and `exec` use when none is named.
+pub const DEFAULT_KERNEL: &str = "debian-6.1";
+
+impl GuestArgs {
+    /// `--kernel`, else [`DEFAULT_KERNEL`].
+    pub fn kernel(&self) -> &str {
+        self.kernel.as_deref().unwrap_or(DEFAULT_KERNEL)
+    }
+
+    /// `--kernel K` and `--kernels A,B` together are ambiguous: refuse them (exit 2) rather than
+    /// silently ignore one. Returns the kernels named, `--kernel` as a list of one.
+    pub fn kernels_or(&self, kernels: &[String]) -> Result<Vec<String>> {
+        match (&self.kernel, kernels.is_empty()) {
+            (Some(k), false) => Err(anyhow::anyhow!(
+                "both --kernel {k} and --kernels {} given: name the kernels once, with --kernels",
+                kernels.join(",")
+            ))
+            .exit_code(exit::BAD_INPUT),
+            (Some(k), true) => Ok(vec![k.clone()]),
+            (None, _) => Ok(kernels.to_vec()),
+        }
+    }
+
+    /// Whether to use snapshots, given this command's default.
+    pub fn snapshots(&self, default: bool) -> bool {
+        match self.snapshot.as_deref() {
+            Some("on") => true,
+            Some("off") => false,
+            _ => default && crate::vm::snapshot::enabled(),
+        }
+    }
+}
+
+pub async fn main(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Boot(a) => boot::boot(a).await,
+        Command::Bench(BenchCommand::Boot { guest, runs, json }) => bench::bench_boot(guest, runs, json).await,
+        Command::Bench(BenchCommand::Matrix(a)) => bench::bench_matrix(a).await,
+        Command::Kernels(KernelsCommand::Fetch { ids, mirror }) => kernels::kernels_fetch(ids, mirror).await,
+        Command::Kernels(k) => kernels::kernels_other(k).await,
+        Command::Run(a) => run::run(a).await,
+        Command::Scenarios(ScenariosCommand::List { json }) => scenarios::scenarios_list(json),
+        Command::Report(a) => report::report_cmd(a),
+        Command::Exec(a) => exec::exec_cmd(a).await,
+        Command::CoreCheck(a) => core_check::core_check_cmd(a).await,
+        Command::Ci(CiCommand::Github) => {
+            let ids = kernel::matrix_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?;
+            print!("{}", render::github::workflow(&ids));
+            Ok(exit::OK)
+        }
+    }
+}
+
+/// A number of seconds on the command line (every timeout): positive and finite, else clap
+/// refuses it naming the flag (exit 2).
+fn seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number of seconds")),
+    }
+}
+
+/// Everything a boot needs, prepared once.
+pub struct Prepared {
+    pub session: Session,
+    pub kernel: PreparedKernel,
+    pub image: image::Image,
+}
+
+impl Prepared {
+    pub fn guest_options(&self, args: &GuestArgs, tag: &str) -> Result<GuestOptions> {
+        std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+        let stamp =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        let log = args.out.join(format!("{}-{tag}-{stamp}.console.log", sanitize(&self.kernel.id)));
+        let mut o = self.session.guest_options(log);
+        o.memory_mb = args.memory;
+        o.append = args.append.clone();
+        o.virtio = args.channel == "virtio";
+        // Callers that want snapshots set `o.snapshots`; a cold boot is the default here.
+        o.boot_timeout = Duration::from_secs_f64(args.boot_timeout);
+        Ok(o)
+    }
+}
+
+pub async fn prepare(args: &GuestArgs) -> Result<Prepared> {
+    prepare_with(args, Vec::new()).await
+}
+
+/// Open a session for `args.accel` and say which accelerator it uses and why.
+async fn open_session(choice: AccelChoice) -> Result<Session> {
+    let session = Session::open(choice).await.exit_code(exit::INFRA)?;
+    eprintln!("kmatrix: {}", session.accel.describe());
+    Ok(session)
+}
+
+/// [`prepare`] with extra files in the image.
+pub async fn prepare_with(args: &GuestArgs, extra: Vec<image::ExtraFile>) -> Result<Prepared> {
+    let session = open_session(args.accel).await?;
+    let opts = FetchOptions {
+        mirror: args.mirror.clone(),
+        modules: args.modules.clone(),
+        config: args.config.clone(),
+        ..Default::default()
+    };
+    let io = image::ImageOptions { virtio_channel: args.channel == "virtio" };
+    let (kernel, image) = session.prepare(args.kernel(), &opts, io, &extra).await.map_err(tag_session)?;
+    Ok(Prepared { session, kernel, image })
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
+}
+
+/// A session error with its exit code: bad input or infrastructure.
+fn tag_session(e: crate::session::SessionError) -> anyhow::Error {
+    let code = if e.is_bad_input() { exit::BAD_INPUT } else { exit::INFRA };
+    let r: Result<(), _> = Err(e);
+    r.exit_code(code).unwrap_err()
+}
+
+/// A kernel provider error with its exit code: bad input (unknown id, not a kernel) or
+/// infrastructure (network, disk).
+fn tag_kernel(e: kernel::KernelError) -> anyhow::Error {
+    let code = if e.is_bad_input() { exit::BAD_INPUT } else { exit::INFRA };
+    let r: Result<(), _> = Err(e);
+    r.exit_code(code).unwrap_err()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_accepts_kernel_lists_and_params() {
+        let cli = Cli::try_parse_from([
+            "kmatrix",
+            "run",
+            "--kernels",
+            "debian-6.1,debian-6.12",
+            "-s",
+            "kprobe.*",
+            "-p",
+            "count=10",
+        ])
+        .unwrap();
+        let Command::Run(a) = cli.command else { panic!("not run") };
+        assert_eq!(a.kernels, ["debian-6.1", "debian-6.12"]);
+        assert_eq!(run::parse_params(&a.params).unwrap()["count"], "10");
+        assert!(run::parse_params(&["count".into()]).is_err());
+    }
+}

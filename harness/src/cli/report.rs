@@ -1,0 +1,117 @@
+//! `kmatrix report`: render, diff and merge result files.
+
+use super::*;
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(subcommand)]
+    pub cmd: Option<ReportCommand>,
+    /// Run directory or results.jsonl to render.
+    pub run: Option<PathBuf>,
+    /// table, json, junit or html.
+    #[arg(long, default_value = "table", value_parser = ["table", "json", "junit", "html"])]
+    pub format: String,
+    /// Write to this file instead of stdout.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Cells that changed between two runs.
+    Diff {
+        before: PathBuf,
+        after: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Join result files (e.g. CI shards) into one results.jsonl.
+    Merge {
+        inputs: Vec<PathBuf>,
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+    },
+}
+
+pub(crate) fn results_file(p: &std::path::Path) -> PathBuf {
+    if p.is_dir() {
+        p.join("results.jsonl")
+    } else {
+        p.to_path_buf()
+    }
+}
+
+pub(crate) fn read_results(p: &std::path::Path) -> Result<Vec<kmatrix_proto::ScenarioResult>> {
+    crate::run::results::read(&results_file(p)).exit_code(exit::BAD_INPUT)
+}
+
+pub(crate) fn kernels_in(results: &[kmatrix_proto::ScenarioResult]) -> Vec<String> {
+    let mut ks: Vec<String> = Vec::new();
+    for r in results {
+        if !ks.contains(&r.kernel) {
+            ks.push(r.kernel.clone());
+        }
+    }
+    ks
+}
+
+pub(crate) fn report_cmd(a: ReportArgs) -> Result<i32> {
+    match a.cmd {
+        Some(ReportCommand::Diff { before, after, json }) => {
+            let d = render::diff::diff(&read_results(&before)?, &read_results(&after)?);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+            } else {
+                print!("{}", render::diff::render(&d));
+            }
+            Ok(exit::OK)
+        }
+        Some(ReportCommand::Merge { inputs, output }) => {
+            if inputs.is_empty() {
+                return Err(anyhow::anyhow!("report merge needs at least one input")).exit_code(exit::BAD_INPUT);
+            }
+            let mut all = Vec::new();
+            for i in &inputs {
+                all.extend(read_results(i)?);
+            }
+            let mut w = crate::run::results::ResultsWriter::open(&output).exit_code(exit::INFRA)?;
+            for r in &all {
+                w.append(r).exit_code(exit::INFRA)?;
+            }
+            eprintln!("{} results from {} files into {}", all.len(), inputs.len(), output.display());
+            Ok(exit::OK)
+        }
+        None => {
+            let Some(run) = a.run else {
+                return Err(anyhow::anyhow!("report needs a run directory or results.jsonl"))
+                    .exit_code(exit::BAD_INPUT);
+            };
+            let results = read_results(&run)?;
+            let kernels = kernels_in(&results);
+            let text = match a.format.as_str() {
+                "json" => {
+                    let s = render::table::Summary::of(&results);
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "summary": {"pass": s.pass, "fail": s.fail, "unsupported": s.unsupported, "xfail": s.xfail, "error": s.error},
+                        "kernels": kernels,
+                        "results": results,
+                    }))? + "\n"
+                }
+                "junit" => render::junit::render(&results),
+                "html" => render::html::render(&results, &kernels, &format!("kmatrix — {}", run.display())),
+                _ => format!(
+                    "{}\n{}\n",
+                    render::table::render(&results, &kernels, false),
+                    render::table::Summary::of(&results).line()
+                ),
+            };
+            match a.output {
+                Some(o) => crate::cache::write_atomic(&o, text.as_bytes())
+                    .with_context(|| format!("cannot write {}", o.display()))
+                    .exit_code(exit::INFRA)?,
+                None => print!("{text}"),
+            }
+            Ok(exit::OK)
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! `kmatrix run`: the matrix (kernels × scenarios, or a user's BPF object), judged, streamed to
+//! results.jsonl and rendered as a table.
+
+use super::*;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Kernels (comma-separated ids or specs); default: every kernel of kernels/matrix.toml.
+    #[arg(long, value_delimiter = ',')]
+    pub kernels: Vec<String>,
+    /// Scenario globs, comma-separated (`kprobe.*,ftrace.function.*`); default: all.
+    #[arg(long, short = 's', default_value = "*")]
+    pub scenarios: String,
+    /// Kernels booted at once (default: the number of host cores).
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    /// Scenario parameter for every scenario, `key=value` (repeatable), e.g. `count=1000`.
+    #[arg(long = "param", short = 'p')]
+    pub params: Vec<String>,
+    /// Seconds one scenario may take before it is an error.
+    #[arg(long, default_value_t = crate::session::SCENARIO_TIMEOUT.as_secs_f64(), value_parser = seconds)]
+    pub scenario_timeout: f64,
+    /// Seconds one kernel's whole run may take.
+    #[arg(long, default_value_t = crate::session::VM_TIMEOUT.as_secs_f64(), value_parser = seconds)]
+    pub vm_timeout: f64,
+    /// Expectations file (default: kernels/expectations.toml).
+    #[arg(long)]
+    pub expectations: Option<PathBuf>,
+    /// Print results as JSON lines on stdout (the table goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub bpf: Box<BpfObjectArgs>,
+    #[command(flatten)]
+    pub guest: GuestArgs,
+}
+
+/// `kmatrix run --bpf-object`: a user's object through the agent's `bpf.object.load` scenario.
+#[derive(Debug, Args, Clone, Default)]
+pub struct BpfObjectArgs {
+    /// A BPF object to load, verify, attach and fire on each kernel (runs only the
+    /// `bpf.object.load` scenario, with the object at `/user/<file name>` in the guest).
+    #[arg(long, value_name = "PATH")]
+    pub bpf_object: Option<PathBuf>,
+    /// The program of --bpf-object (default: its only program).
+    #[arg(long, requires = "bpf_object")]
+    pub program: Option<String>,
+    /// Where to attach it: kprobe:SYM, kretprobe:SYM, tracepoint:CAT/NAME, raw_tracepoint:NAME,
+    /// tp_btf:NAME, fentry:FN, fexit:FN, uprobe:PATH:SYMBOL, perf_event:cpu-clock. Without it
+    /// the program is only loaded (verified).
+    #[arg(long, requires = "bpf_object", value_name = "KIND:TARGET")]
+    pub attach: Option<String>,
+    /// What runs while it is attached: openat-loop:N or hello:N.
+    #[arg(long, requires = "bpf_object")]
+    pub workload: Option<String>,
+    /// How many times the program must run during the workload, counted by the kernel's BPF
+    /// statistics (default: the workload's N, exact for a hook on the workload's own call).
+    #[arg(long, requires = "bpf_object")]
+    pub expect_runs: Option<u64>,
+}
+
+pub(crate) fn parse_params(raw: &[String]) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut m = std::collections::BTreeMap::new();
+    for p in raw {
+        let Some((k, v)) = p.split_once('=') else {
+            return Err(anyhow::anyhow!("--param {p:?} is not key=value")).exit_code(exit::BAD_INPUT);
+        };
+        m.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    Ok(m)
+}
+
+pub(crate) fn load_expectations(path: Option<&std::path::Path>) -> Result<crate::run::verdict::Expectations> {
+    use crate::run::verdict::Expectations;
+    let path = match path {
+        Some(p) => p.to_path_buf(),
+        None => match kernel::KernelsDir::locate(None).dir {
+            Some(d) => d.join("expectations.toml"),
+            None => return Ok(Expectations::default()),
+        },
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(t) => Expectations::parse(&t, &path.display().to_string()).exit_code(exit::BAD_INPUT),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Expectations::default()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())).exit_code(exit::BAD_INPUT),
+    }
+}
+
+/// Select scenarios by globs; a pattern that matches nothing is bad input, named.
+pub fn select_scenarios(cat: &[kmatrix_proto::ScenarioInfo], globs: &str) -> Result<Vec<kmatrix_proto::ScenarioInfo>> {
+    for pat in globs.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if !cat.iter().any(|s| crate::run::matches_any(pat, &s.id)) {
+            let ids: Vec<&str> = cat.iter().map(|s| s.id.as_str()).collect();
+            return Err(anyhow::anyhow!("--scenarios {pat:?} matches no scenario; known: {}", ids.join(", ")))
+                .exit_code(exit::BAD_INPUT);
+        }
+    }
+    Ok(crate::catalogue::select(cat, globs))
+}
+
+pub(crate) async fn run(a: RunArgs) -> Result<i32> {
+    run_inner(a).await.map(|(code, _)| code)
+}
+
+pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Outcome)> {
+    use crate::run::matrix::{self, MatrixRun, Progress};
+    use crate::run::scheduler::SchedulerConfig;
+    use std::io::IsTerminal;
+    // A user's object is checked before anything else: a typo should not cost a boot per kernel.
+    let user = match &a.bpf.bpf_object {
+        Some(path) => {
+            if a.scenarios != "*" {
+                return Err(anyhow::anyhow!(
+                    "--bpf-object runs only {}; it does not go with --scenarios {:?}",
+                    crate::bpf_object::SCENARIO,
+                    a.scenarios
+                ))
+                .exit_code(exit::BAD_INPUT);
+            }
+            Some(plan_bpf_object(&a.bpf, path)?)
+        }
+        None => None,
+    };
+    let cache = Cache::from_env().exit_code(exit::INFRA)?;
+    let cat = crate::catalogue::load(&cache).context("cannot list the agent's catalogue").exit_code(exit::INFRA)?;
+    let scenarios =
+        select_scenarios(&cat, user.as_ref().map_or(a.scenarios.as_str(), |_| crate::bpf_object::SCENARIO))?;
+    let named = a.guest.kernels_or(&a.kernels)?;
+    let kernels = if named.is_empty() {
+        kernel::matrix_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?
+    } else {
+        named
+    };
+    for k in &kernels {
+        match k.parse::<KernelSpec>().with_context(|| format!("bad kernel {k:?}")).exit_code(exit::BAD_INPUT)? {
+            KernelSpec::Matrix(id) => {
+                let known = kernel::matrix_ids().unwrap_or_default();
+                if !known.contains(&id) {
+                    return Err(anyhow::anyhow!("unknown kernel id {id:?}; known ids: {}", known.join(", ")))
+                        .exit_code(exit::BAD_INPUT);
+                }
+            }
+            // A file of the user's is looked at before anything boots: a path that is not a
+            // kernel is bad input naming it, not an `error` cell per scenario.
+            spec @ KernelSpec::Local { .. } => {
+                let fetch = FetchOptions {
+                    modules: a.guest.modules.clone(),
+                    config: a.guest.config.clone(),
+                    ..Default::default()
+                };
+                let c = cache.clone();
+                tokio::task::spawn_blocking(move || kernel::prepare(&spec, &c, &fetch))
+                    .await
+                    .context("kernel preparation task died")?
+                    .map_err(tag_kernel)
+                    .with_context(|| format!("cannot use kernel {k:?}"))?;
+            }
+            KernelSpec::Debian(_) => {}
+        }
+    }
+    let mut params = parse_params(&a.params)?;
+    if let Some(plan) = &user {
+        params.extend(plan.params.clone());
+    }
+    let expectations = load_expectations(a.expectations.as_deref())?;
+    let session = Arc::new(open_session(a.guest.accel).await?);
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let run_dir = a.guest.out.join(format!("run-{stamp}"));
+    std::fs::create_dir_all(&run_dir)
+        .with_context(|| format!("cannot create {}", run_dir.display()))
+        .exit_code(exit::INFRA)?;
+    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
+    let sched = SchedulerConfig {
+        session: session.clone(),
+        fetch: FetchOptions {
+            mirror: a.guest.mirror.clone(),
+            modules: a.guest.modules.clone(),
+            config: a.guest.config.clone(),
+            ..Default::default()
+        },
+        memory_mb: a.guest.memory,
+        boot_timeout: Duration::from_secs_f64(a.guest.boot_timeout),
+        scenario_timeout: Duration::from_secs_f64(a.scenario_timeout),
+        vm_timeout: Duration::from_secs_f64(a.vm_timeout),
+        jobs,
+        image: image::ImageOptions { virtio_channel: a.guest.channel == "virtio" },
+        log_dir: run_dir.clone(),
+        snapshots: a.guest.snapshots(true),
+        extra: user.iter().map(|p| p.file.clone()).collect(),
+    };
+    let results_path = run_dir.join("results.jsonl");
+    eprintln!(
+        "kmatrix: {} scenarios × {} kernels, {} at once; results stream to {}",
+        scenarios.len(),
+        kernels.len(),
+        jobs,
+        results_path.display()
+    );
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let json = a.json;
+    let mr = MatrixRun {
+        sched,
+        kernels: kernels.clone(),
+        scenarios,
+        params,
+        expectations,
+        results_path: results_path.clone(),
+    };
+    let progress = render::progress::RunProgress::new(&kernels, mr.scenarios.len(), color && !json);
+    let outcome = matrix::execute(mr, |p| {
+        if let Progress::Result(r, _) = &p {
+            if json {
+                println!("{}", serde_json::to_string(r).unwrap_or_default());
+            }
+        }
+        progress.event(&p, color);
+    })
+    .await
+    .exit_code(exit::INFRA)?;
+    progress.finish();
+    let table = render::table::render(&outcome.results, &kernels, color && !json);
+    let summary = render::table::Summary::of(&outcome.results);
+    let summary_path = run_dir.join("summary.json");
+    let _ = std::fs::write(&summary_path, serde_json::to_vec_pretty(&outcome).unwrap_or_default());
+    let mut text = format!("\n{table}\n");
+    if user.is_some() {
+        text.push_str(&crate::bpf_object::render_steps(&outcome.results));
+    }
+    for s in &outcome.stale {
+        text.push_str(&format!("stale expectation: {s}\n"));
+    }
+    text.push_str(&format!("{} in {:.1} s; results: {}\n", summary.line(), outcome.wall_s, results_path.display()));
+    if json {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+    let code = if summary.error > 0 {
+        exit::INFRA
+    } else if summary.fail > 0 {
+        exit::TEST_FAILED
+    } else {
+        exit::OK
+    };
+    Ok((code, outcome))
+}
+
+/// Read and check a user's object for `run --bpf-object`, and plan its scenario.
+pub(crate) fn plan_bpf_object(b: &BpfObjectArgs, path: &std::path::Path) -> Result<crate::bpf_object::Plan> {
+    use crate::bpf_object;
+    let obj = bpf_object::open(path).exit_code(exit::BAD_INPUT)?;
+    let req = bpf_object::Request {
+        program: b.program.clone(),
+        attach: b.attach.clone(),
+        workload: b.workload.clone(),
+        expect_runs: b.expect_runs,
+    };
+    let plan = bpf_object::plan(&obj, &req).exit_code(exit::BAD_INPUT)?;
+    eprintln!(
+        "kmatrix: {}: program {} at {} in the guest{}",
+        path.display(),
+        plan.program,
+        plan.file.path,
+        plan.params.get("expect_runs").map(|n| format!(", expecting {n} runs")).unwrap_or_default()
+    );
+    Ok(plan)
+}
