@@ -25,32 +25,13 @@
 use crate::cache::Cache;
 use crate::run::matrix::{self, MatrixRun};
 use crate::run::scheduler::SchedulerConfig;
-use crate::run::verdict::Expectations;
+use crate::run::verdict::{Expectation, Expectations, Role};
 use crate::session::{self, Session};
 pub use kmatrix_proto::Status;
 use kmatrix_proto::{ScenarioInfo, ScenarioResult};
 use libtest_mimic::{Arguments, Failed, Trial};
-use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Expected {
-    #[serde(default, rename = "status")]
-    entries: Vec<ExpectedStatus>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExpectedStatus {
-    kernel: String,
-    scenario: String,
-    status: Status,
-    /// Why this is the right answer (for the reader; not checked).
-    #[allow(dead_code)]
-    why: String,
-}
 
 type KernelResults = Result<BTreeMap<String, ScenarioResult>, String>;
 
@@ -148,7 +129,7 @@ fn is_selected(args: &Arguments, name: &str) -> bool {
 fn describe(r: &ScenarioResult) -> String {
     let counts: Vec<String> =
         r.counts.iter().map(|c| format!("{}: expected {}, observed {}", c.what, c.expected, c.observed)).collect();
-    let mut s = format!("{} on {}: {} — {}", r.scenario, r.kernel, r.status, r.reason);
+    let mut s = format!("{} on {}: {} — {}", r.scenario, r.kernel, r.status, r.explanation());
     if let Some(e) = &r.evidence {
         s.push_str(&format!("\nevidence: {e}"));
     }
@@ -175,7 +156,7 @@ fn shared_ids_contain(kernels: &[String], matrix: &[String], cat: &[ScenarioInfo
 pub struct MatrixTest {
     kernels: Option<Vec<String>>,
     scenarios: Option<String>,
-    expected: Vec<ExpectedStatus>,
+    expected: Vec<Expectation>,
     expected_toml: Vec<String>,
 }
 
@@ -197,17 +178,22 @@ impl MatrixTest {
     }
 
     /// Pin the exact status of one (kernel, scenario) pair.
+    /// Pin the status the agent must report for one (kernel, scenario) pair (`pass`, `fail`,
+    /// `unsupported`), with why.
     pub fn expect(mut self, kernel: &str, scenario: &str, status: Status, why: &str) -> Self {
-        self.expected.push(ExpectedStatus {
+        self.expected.push(Expectation {
             kernel: kernel.into(),
             scenario: scenario.into(),
             status,
-            why: why.into(),
+            reason: why.into(),
+            cause: None,
+            errno: None,
         });
         self
     }
 
-    /// Exact statuses from a TOML text of `[[status]]` tables (kernel, scenario, status, why).
+    /// Pins from a TOML text in the schema of kernels/expectations.toml (`[[expect]]` tables:
+    /// kernel, scenario, status, reason, and optionally the cause or errno the result must show).
     pub fn expected_toml(mut self, text: &str) -> Self {
         self.expected_toml.push(text.to_string());
         self
@@ -217,7 +203,7 @@ impl MatrixTest {
     pub fn main(self) -> ! {
         let args = Arguments::from_args();
         let this = self;
-        type Setup = (Cache, Vec<ScenarioInfo>, Vec<String>, Expected, Expectations);
+        type Setup = (Cache, Vec<ScenarioInfo>, Vec<String>, Expectations, Expectations);
         let setup = || -> anyhow::Result<Setup> {
             let cache = Cache::from_env()?;
             // `selftest.*` (scenarios that break the guest on purpose) only when named.
@@ -231,14 +217,15 @@ impl MatrixTest {
                     None => crate::kernel::matrix_ids()?,
                 },
             };
-            let mut expected = Expected { entries: this.expected.clone() };
+            let mut expected = Expectations { entries: this.expected.clone() };
             for t in &this.expected_toml {
-                let e: Expected = toml::from_str(t)?;
-                expected.entries.extend(e.entries);
+                expected.entries.extend(Expectations::parse(t, "the test's expected statuses", Role::Pins)?.entries);
             }
             let expectations = match crate::kernel::KernelsDir::locate(None).dir {
                 Some(d) => match std::fs::read_to_string(d.join("expectations.toml")) {
-                    Ok(t) => Expectations::parse(&t, &d.join("expectations.toml").display().to_string())?,
+                    Ok(t) => {
+                        Expectations::parse(&t, &d.join("expectations.toml").display().to_string(), Role::Verdicts)?
+                    }
                     Err(_) => Expectations::default(),
                 },
                 None => Expectations::default(),
@@ -271,8 +258,8 @@ impl MatrixTest {
                 std::process::exit(101);
             }
         }
-        let exact: BTreeMap<(String, String), Status> =
-            expected.entries.iter().map(|e| ((e.kernel.clone(), e.scenario.clone()), e.status)).collect();
+        let exact: BTreeMap<(String, String), Expectation> =
+            expected.entries.into_iter().map(|e| ((e.kernel.clone(), e.scenario.clone()), e)).collect();
         let shared = Arc::new(Shared {
             cache,
             catalogue,
@@ -285,7 +272,7 @@ impl MatrixTest {
             .into_iter()
             .map(|(kernel, scenario, name)| {
                 let shared = shared.clone();
-                let want = exact.get(&(kernel.clone(), scenario.clone())).copied();
+                let want = exact.get(&(kernel.clone(), scenario.clone())).cloned();
                 Trial::test(name, move || {
                     let results =
                         shared.results_of(&kernel).as_ref().map_err(|e| Failed::from(format!("{kernel}: {e}")))?;
@@ -293,10 +280,20 @@ impl MatrixTest {
                         .get(&scenario)
                         .ok_or_else(|| Failed::from(format!("{kernel}: no result for {scenario}")))?;
                     if let Some(want) = want {
-                        if r.status != want {
-                            return Err(format!("expected exactly {want}\n{}", describe(r)).into());
+                        // A pin is on what the guest saw; the verdict must still be acceptable.
+                        let saw = r.agent_status.unwrap_or(r.status);
+                        if saw != want.status {
+                            return Err(format!(
+                                "the agent must report exactly {} ({}), it reported {saw}\n{}",
+                                want.status,
+                                want.reason,
+                                describe(r)
+                            )
+                            .into());
                         }
-                        return Ok(());
+                        if let Err(why) = want.cause_matches(r) {
+                            return Err(format!("{} ({}): {why}\n{}", want.status, want.reason, describe(r)).into());
+                        }
                     }
                     match r.status {
                         Status::Pass | Status::Xfail | Status::Unsupported => Ok(()),

@@ -268,9 +268,19 @@ pub struct ScenarioResult {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub accel: String,
     pub scenario: String,
+    /// The verdict: the agent's status, judged by the host (see `agent_status`, `verdict`).
     pub status: Status,
-    /// Why: for `fail` what differed, for `unsupported` the missing requirement.
+    /// Why, as the agent said it: for `fail` what differed, for `unsupported` the missing
+    /// requirement. The host never rewrites it.
     pub reason: String,
+    /// The status the agent reported, kept by the host when it judges the result, so a results
+    /// file says both what the guest saw and what the host decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_status: Option<Status>,
+    /// Why the host's verdict differs from the agent's status (an expectation with its reason,
+    /// `unsupported` on a kernel that should have it, a cause that did not match).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
     /// Evidence for an `unsupported` verdict (the README line absent, the config option, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<String>,
@@ -293,6 +303,17 @@ pub struct ScenarioResult {
 pub const MAX_EXCERPT: usize = 4096;
 
 impl ScenarioResult {
+    /// The reason a person reads: the host's verdict first when it changed the status, then what
+    /// the agent said.
+    pub fn explanation(&self) -> String {
+        match (&self.verdict, self.agent_status) {
+            (Some(v), Some(a)) if self.reason.is_empty() => format!("{v} (agent: {a})"),
+            (Some(v), Some(a)) => format!("{v} (agent: {a}: {})", self.reason),
+            (Some(v), None) => format!("{v}: {}", self.reason),
+            (None, _) => self.reason.clone(),
+        }
+    }
+
     pub fn new(scenario: &str, status: Status, reason: impl Into<String>) -> Self {
         ScenarioResult {
             kernel: String::new(),
@@ -300,6 +321,8 @@ impl ScenarioResult {
             scenario: scenario.to_string(),
             status,
             reason: reason.into(),
+            agent_status: None,
+            verdict: None,
             evidence: None,
             errno: None,
             counts: Vec::new(),

@@ -80,7 +80,8 @@ pub(crate) fn load_expectations(path: Option<&std::path::Path>) -> Result<crate:
         },
     };
     match std::fs::read_to_string(&path) {
-        Ok(t) => Expectations::parse(&t, &path.display().to_string()).exit_code(exit::BAD_INPUT),
+        Ok(t) => Expectations::parse(&t, &path.display().to_string(), crate::run::verdict::Role::Verdicts)
+            .exit_code(exit::BAD_INPUT),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Expectations::default()),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())).exit_code(exit::BAD_INPUT),
     }

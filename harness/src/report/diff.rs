@@ -30,7 +30,7 @@ pub fn diff(a: &[ScenarioResult], b: &[ScenarioResult]) -> Vec<CellChange> {
                 scenario: k.1.clone(),
                 before,
                 after,
-                reason: y.or(x).map(|r| r.reason.clone()).unwrap_or_default(),
+                reason: y.or(x).map(|r| r.explanation()).unwrap_or_default(),
             })
         })
         .collect()

@@ -56,7 +56,7 @@ td.c{{cursor:pointer;text-align:center;font-weight:600}}
                     let _ = write!(
                         h,
                         "<td class=\"c {st}\" data-i=\"{i}\" title=\"{}{}\">{st}</td>",
-                        esc(&r.reason),
+                        esc(&r.explanation()),
                         esc(&accel)
                     );
                 }
@@ -75,6 +75,7 @@ const R = JSON.parse(document.getElementById('results').textContent);
 function show(i) {{
     const r = R[i];
     const lines = [r.kernel + '  ' + r.scenario + '  ' + r.status, 'reason: ' + r.reason];
+    if (r.verdict) lines.push('verdict: ' + r.verdict + ' (the agent reported ' + r.agent_status + ')');
     if (r.accel) lines.push('accelerator: ' + r.accel);
     if (r.evidence) lines.push('evidence: ' + r.evidence);
     if (r.errno != null) lines.push('errno: ' + r.errno);

@@ -69,7 +69,7 @@ pub fn render(results: &[ScenarioResult]) -> String {
                     let _ = writeln!(
                         x,
                         ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
-                        esc(&r.reason),
+                        esc(&r.explanation()),
                         esc(&body)
                     );
                 }
@@ -77,7 +77,7 @@ pub fn render(results: &[ScenarioResult]) -> String {
                     let _ = writeln!(
                         x,
                         ">\n      <error message=\"{}\">{}</error>\n    </testcase>",
-                        esc(&r.reason),
+                        esc(&r.explanation()),
                         esc(&body)
                     );
                 }
@@ -86,7 +86,7 @@ pub fn render(results: &[ScenarioResult]) -> String {
                         x,
                         ">\n      <skipped message=\"{}: {}\"/>\n    </testcase>",
                         r.status,
-                        esc(&r.reason)
+                        esc(&r.explanation())
                     );
                 }
             }
@@ -102,7 +102,7 @@ fn secs(r: &ScenarioResult) -> f64 {
 }
 
 fn detail(r: &ScenarioResult) -> String {
-    let mut s = r.reason.clone();
+    let mut s = r.explanation();
     for c in &r.counts {
         let _ = write!(s, "\n{}: expected {}, observed {}", c.what, c.expected, c.observed);
     }

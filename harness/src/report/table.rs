@@ -113,8 +113,9 @@ pub fn result_line(r: &ScenarioResult, color: bool) -> String {
     if !counts.is_empty() {
         let _ = write!(line, "  [{}]", counts.join(", "));
     }
-    if !r.reason.is_empty() && r.status != Status::Pass {
-        let _ = write!(line, "  — {}", r.reason.lines().next().unwrap_or(""));
+    let why = r.explanation();
+    if !why.is_empty() && r.status != Status::Pass {
+        let _ = write!(line, "  — {}", why.lines().next().unwrap_or(""));
     }
     line
 }

@@ -36,15 +36,64 @@ impl std::fmt::Display for KVersion {
     }
 }
 
-/// One entry of `kernels/expectations.toml`.
+/// One expectation: what the agent will report for a (kernel, scenario), why, and the cause it
+/// must show. The one schema of `kernels/expectations.toml` (known gaps, judged `xfail`) and of a
+/// test suite's pinned statuses (`tests/expected.toml`, [`Role::Pins`]).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Expectation {
     pub kernel: String,
     pub scenario: String,
-    /// What the agent is expected to report: `unsupported` or `fail`.
+    /// What the agent reports (its own status, before any verdict).
     pub status: Status,
+    /// Why, for people: a config gap with the config line, a kernel bug with the upstream fix.
     pub reason: String,
+    /// Text that must appear in what the agent said (its reason, evidence, excerpt or a count
+    /// that differed): the cause this expectation is about. A different cause is not this one.
+    #[serde(default)]
+    pub cause: Option<String>,
+    /// The errno the failing call must have returned.
+    #[serde(default)]
+    pub errno: Option<i32>,
+}
+
+impl Expectation {
+    /// Whether `r` (the agent's result) shows this expectation's cause; `Err` says what is
+    /// missing.
+    pub fn cause_matches(&self, r: &ScenarioResult) -> Result<(), String> {
+        if let Some(want) = self.errno {
+            if r.errno != Some(want) {
+                return Err(format!("errno {want} expected, the result has {:?}", r.errno));
+            }
+        }
+        if let Some(cause) = &self.cause {
+            let counts = r
+                .counts
+                .iter()
+                .filter(|c| c.expected != c.observed)
+                .map(|c| format!("{}: expected {}, observed {}", c.what, c.expected, c.observed));
+            let said = [r.reason.as_str(), r.evidence.as_deref().unwrap_or(""), r.excerpt.as_str()]
+                .into_iter()
+                .map(str::to_string)
+                .chain(counts)
+                .collect::<Vec<_>>()
+                .join("\n");
+            if !said.contains(cause.as_str()) {
+                return Err(format!("the result does not show the expected cause {cause:?}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a file of expectations is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `kernels/expectations.toml`: known gaps and bugs; the listed result becomes `xfail`. Only
+    /// `unsupported` or `fail` can be expected, and each entry must name its cause.
+    Verdicts,
+    /// A test suite's pins: the agent must report exactly this status (and the cause, if given).
+    Pins,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -66,20 +115,31 @@ pub enum VerdictError {
         "{path}: expectation for {kernel}/{scenario} has status {status}; only unsupported or fail can be expected"
     )]
     BadStatus { path: String, kernel: String, scenario: String, status: Status },
+    #[error("{path}: expectation for {kernel}/{scenario} names no cause: give `cause` (text the result must show) or `errno`")]
+    NoCause { path: String, kernel: String, scenario: String },
+    #[error("{path}: {kernel}/{scenario} is listed twice")]
+    Duplicate { path: String, kernel: String, scenario: String },
 }
 
 impl Expectations {
-    pub fn parse(text: &str, path: &str) -> Result<Expectations, VerdictError> {
+    pub fn parse(text: &str, path: &str, role: Role) -> Result<Expectations, VerdictError> {
         let e: Expectations =
             toml::from_str(text).map_err(|source| VerdictError::Parse { path: path.to_string(), source })?;
+        let mut seen = std::collections::BTreeSet::new();
         for x in &e.entries {
-            if !matches!(x.status, Status::Unsupported | Status::Fail) {
-                return Err(VerdictError::BadStatus {
-                    path: path.to_string(),
-                    kernel: x.kernel.clone(),
-                    scenario: x.scenario.clone(),
-                    status: x.status,
-                });
+            let (kernel, scenario, path) = (x.kernel.clone(), x.scenario.clone(), path.to_string());
+            if !seen.insert((kernel.clone(), scenario.clone())) {
+                return Err(VerdictError::Duplicate { path, kernel, scenario });
+            }
+            let allowed = match role {
+                Role::Verdicts => matches!(x.status, Status::Unsupported | Status::Fail),
+                Role::Pins => x.status != Status::Xfail,
+            };
+            if !allowed {
+                return Err(VerdictError::BadStatus { path, kernel, scenario, status: x.status });
+            }
+            if role == Role::Verdicts && x.cause.is_none() && x.errno.is_none() {
+                return Err(VerdictError::NoCause { path, kernel, scenario });
             }
         }
         Ok(e)
@@ -97,15 +157,19 @@ pub enum Judgement {
     Kept,
     /// `unsupported` at or above `since`: now `fail`.
     UnsupportedSinceFail { since: KVersion },
-    /// Listed in the expectations: now `xfail`.
+    /// Listed in the expectations, with its cause: now `xfail`.
     Expected,
+    /// Listed with this status, but the result shows another cause: now `fail`.
+    OtherCause { expected: Status, why: String },
     /// Listed, but the scenario did not do what was expected: the entry is stale.
     Stale { expected: Status },
 }
 
 /// Judge `r` (status from the agent) for a kernel of `release`, a scenario available from `since`
 /// up to (not including) `until`. An empty or absent `since` means the answer depends on the
-/// machine rather than the kernel version (e.g. a hardware PMU): `unsupported` then stands.
+/// machine rather than the kernel version (e.g. a hardware PMU): `unsupported` then stands. The
+/// agent's status and reason are kept (`agent_status`, `reason`); the host's word goes in
+/// `verdict` when it changes the status.
 pub fn judge(
     r: &mut ScenarioResult,
     release: &str,
@@ -113,12 +177,25 @@ pub fn judge(
     until: Option<&str>,
     exp: &Expectations,
 ) -> Judgement {
+    r.agent_status = Some(r.status);
     let listed = exp.find(&r.kernel, &r.scenario);
     if let Some(e) = listed {
         if e.status == r.status {
-            r.status = Status::Xfail;
-            r.reason = format!("{} (expected: {})", r.reason, e.reason);
-            return Judgement::Expected;
+            return match e.cause_matches(r) {
+                Ok(()) => {
+                    r.status = Status::Xfail;
+                    r.verdict = Some(format!("expected: {}", e.reason));
+                    Judgement::Expected
+                }
+                Err(why) => {
+                    r.status = Status::Fail;
+                    r.verdict = Some(format!(
+                        "kernels/expectations.toml expects {} for another cause ({}): {why}",
+                        e.status, e.reason
+                    ));
+                    Judgement::OtherCause { expected: e.status, why }
+                }
+            };
         }
     }
     let stale = listed.map(|e| Judgement::Stale { expected: e.status });
@@ -130,11 +207,10 @@ pub fn judge(
         if let (Some(since), Some(kv), false) = (since.and_then(KVersion::parse), KVersion::parse(release), removed) {
             if kv.cmp(&since) != Ordering::Less {
                 r.status = Status::Fail;
-                r.reason = format!(
-                    "unsupported on {release}, but the scenario is available since {since}: {} \
-                     (list it in kernels/expectations.toml with a reason if this is a known config gap)",
-                    r.reason
-                );
+                r.verdict = Some(format!(
+                    "unsupported on {release}, but the scenario is available since {since} \
+                     (list it in kernels/expectations.toml with a reason and cause if this is a known config gap)"
+                ));
                 return stale.unwrap_or(Judgement::UnsupportedSinceFail { since });
             }
         }
@@ -158,6 +234,7 @@ kernel = "debian-6.12"
 scenario = "ftrace.function_graph.retval"
 status = "unsupported"
 reason = "CONFIG_FUNCTION_GRAPH_RETVAL is not set in Debian's 6.12"
+cause = "f[ syntax"
 "#;
 
     #[test]
@@ -182,7 +259,9 @@ reason = "CONFIG_FUNCTION_GRAPH_RETVAL is not set in Debian's 6.12"
             Judgement::UnsupportedSinceFail { since: KVersion(5, 15, 0) }
         );
         assert_eq!(r.status, Status::Fail);
-        assert!(r.reason.contains("since 5.15.0"), "{}", r.reason);
+        assert_eq!(r.agent_status, Some(Status::Unsupported));
+        assert_eq!(r.reason, "no f[ syntax in tracefs README", "the agent's reason is kept");
+        assert!(r.verdict.as_deref().unwrap_or("").contains("since 5.15.0"), "{:?}", r.verdict);
     }
 
     #[test]
@@ -202,11 +281,12 @@ reason = "CONFIG_FUNCTION_GRAPH_RETVAL is not set in Debian's 6.12"
 
     #[test]
     fn listed_expectation_gives_xfail_and_stale_entries_are_reported() {
-        let e = Expectations::parse(EXP, "expectations.toml").unwrap();
+        let e = Expectations::parse(EXP, "expectations.toml", Role::Verdicts).unwrap();
         let mut r = res("debian-6.12", "ftrace.function_graph.retval", Status::Unsupported);
         assert_eq!(judge(&mut r, "6.12.57+deb13-amd64", Some("6.5"), None, &e), Judgement::Expected);
         assert_eq!(r.status, Status::Xfail);
-        assert!(r.reason.contains("CONFIG_FUNCTION_GRAPH_RETVAL"));
+        assert_eq!(r.agent_status, Some(Status::Unsupported));
+        assert!(r.explanation().contains("CONFIG_FUNCTION_GRAPH_RETVAL"));
         let mut r = res("debian-6.12", "ftrace.function_graph.retval", Status::Pass);
         assert_eq!(
             judge(&mut r, "6.12.57+deb13-amd64", Some("6.5"), None, &e),
@@ -216,13 +296,44 @@ reason = "CONFIG_FUNCTION_GRAPH_RETVAL is not set in Debian's 6.12"
     }
 
     #[test]
-    fn expectations_refuse_unknown_keys_and_statuses() {
-        let err = Expectations::parse("[[expect]]\nkernel='a'\nscenario='b'\nstatus='pass'\nreason='r'\n", "x.toml")
-            .unwrap_err();
+    fn a_listed_status_with_another_cause_is_a_fail_not_an_xfail() {
+        let e = Expectations::parse(EXP, "expectations.toml", Role::Verdicts).unwrap();
+        let mut r =
+            ScenarioResult::new("ftrace.function_graph.retval", Status::Unsupported, "tracer function_graph absent");
+        r.kernel = "debian-6.12".into();
+        let j = judge(&mut r, "6.12.57+deb13-amd64", Some("6.5"), None, &e);
+        assert!(matches!(j, Judgement::OtherCause { expected: Status::Unsupported, .. }), "{j:?}");
+        assert_eq!(r.status, Status::Fail);
+        assert_eq!(r.agent_status, Some(Status::Unsupported));
+        assert!(r.explanation().contains("f[ syntax"), "{}", r.explanation());
+        // errno is part of the cause too.
+        let text = "[[expect]]\nkernel='k'\nscenario='s'\nstatus='unsupported'\nreason='r'\nerrno=95\n";
+        let e = Expectations::parse(text, "x.toml", Role::Verdicts).unwrap();
+        let mut r = ScenarioResult::new("s", Status::Unsupported, "refused");
+        r.kernel = "k".into();
+        r.errno = Some(22);
+        assert!(matches!(judge(&mut r, "6.1.0", None, None, &e), Judgement::OtherCause { .. }));
+        let mut r = ScenarioResult::new("s", Status::Unsupported, "refused");
+        r.kernel = "k".into();
+        r.errno = Some(95);
+        assert_eq!(judge(&mut r, "6.1.0", None, None, &e), Judgement::Expected);
+    }
+
+    #[test]
+    fn expectations_refuse_unknown_keys_statuses_missing_causes_and_duplicates() {
+        let entry = |extra: &str| format!("[[expect]]\nkernel='a'\nscenario='b'\nreason='r'\n{extra}");
+        let err = Expectations::parse(&entry("status='pass'\ncause='x'\n"), "x.toml", Role::Verdicts).unwrap_err();
         assert!(err.to_string().contains("only unsupported or fail"), "{err}");
         let err =
-            Expectations::parse("[[expect]]\nkernel='a'\nscenario='b'\nstatus='fail'\nreason='r'\nwhy='?'\n", "x.toml")
-                .unwrap_err();
+            Expectations::parse(&entry("status='fail'\ncause='x'\nwhy='?'\n"), "x.toml", Role::Verdicts).unwrap_err();
         assert!(err.to_string().contains("why"), "{err}");
+        let err = Expectations::parse(&entry("status='fail'\n"), "x.toml", Role::Verdicts).unwrap_err();
+        assert!(err.to_string().contains("names no cause"), "{err}");
+        // Pins may pin any agent status, without a cause, but not a verdict.
+        assert!(Expectations::parse(&entry("status='pass'\n"), "p.toml", Role::Pins).is_ok());
+        assert!(Expectations::parse(&entry("status='xfail'\n"), "p.toml", Role::Pins).is_err());
+        let twice = format!("{}{}", entry("status='pass'\n"), entry("status='fail'\n"));
+        let err = Expectations::parse(&twice, "p.toml", Role::Pins).unwrap_err();
+        assert!(err.to_string().contains("listed twice"), "{err}");
     }
 }
