@@ -87,12 +87,8 @@ pub fn open(path: &Path) -> Result<UserObject, ObjectError> {
 /// [`open`] on bytes already read; `path` names them in errors.
 pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<UserObject, ObjectError> {
     let path = path.to_path_buf();
-    if bytes.len() < 20 || &bytes[..4] != b"\x7fELF" {
+    let Some(machine) = crate::elf::machine(&bytes) else {
         return Err(ObjectError::NotElf { path });
-    }
-    let machine = match bytes[5] {
-        2 => u16::from_be_bytes([bytes[18], bytes[19]]),
-        _ => u16::from_le_bytes([bytes[18], bytes[19]]),
     };
     if machine != EM_BPF {
         return Err(ObjectError::NotBpf { path, machine });

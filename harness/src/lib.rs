@@ -7,6 +7,7 @@ pub mod cache;
 pub mod catalogue;
 pub mod cli;
 pub mod core_check;
+pub mod elf;
 pub mod exec;
 pub mod exit;
 pub mod guest;

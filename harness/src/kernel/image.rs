@@ -1,16 +1,18 @@
 //! Looking inside kernel images: the bzImage setup header, its compressed payload (the ELF
 //! `vmlinux`), the PVH entry note that lets QEMU boot that ELF directly, and its `.BTF` section.
 //!
-//! Structures come from linux-loader's generated bindings (`bootparam::setup_header`,
-//! `elf::Elf64_*`) so field offsets match the kernel's boot protocol. This module reads bytes; it
-//! never writes files and never boots anything.
+//! The setup header comes from linux-loader's generated bindings (`bootparam::setup_header`) so
+//! field offsets match the kernel's boot protocol; the ELF side is read with the harness's ELF
+//! reader ([`crate::elf`]). This module reads bytes; it never writes files and never boots
+//! anything.
 
+use std::io;
 use std::ops::Range;
 
-use linux_loader::elf::{Elf64_Ehdr, Elf64_Nhdr, Elf64_Phdr, PT_NOTE};
 use linux_loader::loader::bootparam::setup_header;
 
 use super::compress::{decompress_first_stream, Compression};
+use crate::elf::{le, Elf, ElfError};
 
 /// Offset of the setup header in a bzImage (boot protocol).
 const SETUP_HEADER_OFFSET: usize = 0x1f1;
@@ -22,20 +24,41 @@ const EM_X86_64: u16 = 62;
 /// Far above any real vmlinux (Debian's are ~65 MB), to bound a hostile payload.
 const MAX_VMLINUX: usize = 1 << 30;
 
+/// Why bytes are not a bzImage or an x86-64 kernel ELF. Each message is the reason alone: the
+/// kernel provider puts it after the file's name.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("too short for a setup header")]
+    NoSetupHeader { len: usize },
+    #[error("no bzImage setup header (HdrS)")]
+    NotBzImage { magic: u32, boot_flag: u16 },
+    #[error("boot protocol {version:#x} is older than 2.08 (no payload fields)")]
+    OldProtocol { version: u16 },
+    #[error("payload length overflows")]
+    PayloadOverflow { start: usize, length: usize },
+    #[error("payload {:#x}..{:#x} is outside the {len} byte file", payload.start, payload.end)]
+    PayloadOutside { payload: Range<usize>, len: usize },
+    #[error("payload is compressed with a format kmatrix does not read (only xz, zstd, gzip)")]
+    UnknownCompression,
+    /// The decoder's reason is part of the message: the provider keeps only the text.
+    #[error("decompress the {kind:?} payload: {cause}")]
+    Decompress { kind: Compression, cause: io::Error },
+    #[error("the {kind:?} payload is not an ELF file")]
+    PayloadNotElf { kind: Compression },
+    #[error(transparent)]
+    Elf(#[from] ElfError),
+    #[error("ELF machine {machine} is not x86-64")]
+    NotX86_64 { machine: u16 },
+}
+
 /// Plain-old-data structs from linux-loader that may be read from any byte pattern.
 ///
 /// # Safety
 /// Implementors must be `repr(C)` (or packed) structs of integers only, with no padding
 /// invariants, so every bit pattern is a valid value.
 unsafe trait Pod: Copy {}
-// SAFETY: bindgen structs of integer fields only.
+// SAFETY: a bindgen struct of integer fields only.
 unsafe impl Pod for setup_header {}
-// SAFETY: as above.
-unsafe impl Pod for Elf64_Ehdr {}
-// SAFETY: as above.
-unsafe impl Pod for Elf64_Phdr {}
-// SAFETY: as above.
-unsafe impl Pod for Elf64_Nhdr {}
 
 fn read_pod<T: Pod>(bytes: &[u8], off: usize) -> Option<T> {
     let end = off.checked_add(std::mem::size_of::<T>())?;
@@ -43,16 +66,6 @@ fn read_pod<T: Pod>(bytes: &[u8], off: usize) -> Option<T> {
     // SAFETY: `src` has exactly size_of::<T>() bytes, `read_unaligned` has no alignment
     // requirement, and `T: Pod` accepts any bit pattern.
     Some(unsafe { std::ptr::read_unaligned(src.as_ptr().cast::<T>()) })
-}
-
-fn u16_at(b: &[u8], off: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(off..off + 2)?.try_into().ok()?))
-}
-fn u32_at(b: &[u8], off: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(off..off + 4)?.try_into().ok()?))
-}
-fn u64_at(b: &[u8], off: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(off..off + 8)?.try_into().ok()?))
 }
 
 /// What a bzImage says about itself.
@@ -74,21 +87,22 @@ impl BzImage {
 }
 
 /// Parse a bzImage's setup header; `Err` says why the bytes are not one.
-pub fn parse_bzimage(b: &[u8]) -> Result<BzImage, String> {
-    let h: setup_header = read_pod(b, SETUP_HEADER_OFFSET).ok_or("too short for a setup header")?;
+pub fn parse_bzimage(b: &[u8]) -> Result<BzImage, ImageError> {
+    let h: setup_header = read_pod(b, SETUP_HEADER_OFFSET).ok_or(ImageError::NoSetupHeader { len: b.len() })?;
     let (magic, flag, version) = (h.header, h.boot_flag, h.version);
     if magic != HDRS || flag != 0xAA55 {
-        return Err("no bzImage setup header (HdrS)".into());
+        return Err(ImageError::NotBzImage { magic, boot_flag: flag });
     }
     if version < 0x208 {
-        return Err(format!("boot protocol {version:#x} is older than 2.08 (no payload fields)"));
+        return Err(ImageError::OldProtocol { version });
     }
     let sects = if h.setup_sects == 0 { 4 } else { h.setup_sects as usize };
     let (po, pl) = (h.payload_offset as usize, h.payload_length as usize);
     let start = (sects + 1) * 512 + po;
-    let payload = start..start.checked_add(pl).ok_or("payload length overflows")?;
+    let end = start.checked_add(pl).ok_or(ImageError::PayloadOverflow { start, length: pl })?;
+    let payload = start..end;
     if payload.end > b.len() || pl == 0 {
-        return Err(format!("payload {:#x}..{:#x} is outside the {} byte file", payload.start, payload.end, b.len()));
+        return Err(ImageError::PayloadOutside { payload, len: b.len() });
     }
     let kv = h.kernel_version;
     let version_str = if kv != 0 {
@@ -109,14 +123,12 @@ pub fn parse_bzimage(b: &[u8]) -> Result<BzImage, String> {
 }
 
 /// Decompress the payload of a bzImage into the ELF `vmlinux`.
-pub fn vmlinux_of(b: &[u8], bz: &BzImage) -> Result<Vec<u8>, String> {
-    let kind = bz
-        .compression
-        .ok_or_else(|| "payload is compressed with a format kmatrix does not read (only xz, zstd, gzip)".to_string())?;
+pub fn vmlinux_of(b: &[u8], bz: &BzImage) -> Result<Vec<u8>, ImageError> {
+    let kind = bz.compression.ok_or(ImageError::UnknownCompression)?;
     let out = decompress_first_stream(kind, &b[bz.payload.clone()], MAX_VMLINUX)
-        .map_err(|e| format!("decompress the {kind:?} payload: {e}"))?;
+        .map_err(|cause| ImageError::Decompress { kind, cause })?;
     if !out.starts_with(b"\x7fELF") {
-        return Err(format!("the {kind:?} payload is not an ELF file"));
+        return Err(ImageError::PayloadNotElf { kind });
     }
     Ok(out)
 }
@@ -130,87 +142,30 @@ pub struct ElfKernel {
     pub btf: Option<Range<usize>>,
 }
 
-/// A section of a little-endian ELF64 file, by name.
+/// A section of a little-endian ELF64 file, by name; `None` when the file is not one or a
+/// section header on the way is unreadable.
 pub fn elf_section<'a>(b: &'a [u8], name: &str) -> Option<&'a [u8]> {
-    let r = elf_section_range(b, name)?;
-    b.get(r)
-}
-
-fn elf_section_range(b: &[u8], name: &str) -> Option<Range<usize>> {
-    let shoff = usize::try_from(u64_at(b, 0x28)?).ok()?;
-    let shentsize = u16_at(b, 0x3a)? as usize;
-    let shnum = u16_at(b, 0x3c)? as usize;
-    let shstrndx = u16_at(b, 0x3e)? as usize;
-    if shentsize < 64 || shoff == 0 {
-        return None;
-    }
-    let sh = |i: usize| -> Option<(u32, u32, usize, usize)> {
-        let o = shoff.checked_add(i.checked_mul(shentsize)?)?;
-        let off = usize::try_from(u64_at(b, o + 24)?).ok()?;
-        let size = usize::try_from(u64_at(b, o + 32)?).ok()?;
-        Some((u32_at(b, o)?, u32_at(b, o + 4)?, off, size))
-    };
-    let (_, _, stroff, strsize) = sh(shstrndx)?;
-    let strtab = b.get(stroff..stroff.checked_add(strsize)?)?;
-    for i in 0..shnum {
-        let (n, ty, off, size) = sh(i)?;
-        let s = strtab.get(n as usize..)?;
-        let end = s.iter().position(|&c| c == 0)?;
-        // SHT_NOBITS (8) has no bytes in the file.
-        if &s[..end] == name.as_bytes() && ty != 8 {
-            let r = off..off.checked_add(size)?;
-            return (r.end <= b.len()).then_some(r);
-        }
-    }
-    None
+    Some(Elf::parse(b).ok()?.section(name).ok()??.data)
 }
 
 /// Parse an x86-64 ELF kernel; `Err` says why the bytes are not one.
-pub fn parse_elf(b: &[u8]) -> Result<ElfKernel, String> {
-    let eh: Elf64_Ehdr = read_pod(b, 0).ok_or("too short for an ELF header")?;
-    if eh.e_ident[..4] != *b"\x7fELF" {
-        return Err("not an ELF file".into());
+pub fn parse_elf(b: &[u8]) -> Result<ElfKernel, ImageError> {
+    let elf = Elf::parse(b)?;
+    if elf.machine() != EM_X86_64 {
+        return Err(ImageError::NotX86_64 { machine: elf.machine() });
     }
-    if eh.e_ident[4] != 2 || eh.e_ident[5] != 1 {
-        return Err("not a little-endian 64-bit ELF file".into());
-    }
-    if eh.e_machine != EM_X86_64 {
-        return Err(format!("ELF machine {} is not x86-64", eh.e_machine));
-    }
-    let mut pvh_entry = None;
-    let phsize = std::mem::size_of::<Elf64_Phdr>();
-    for i in 0..eh.e_phnum as usize {
-        let Some(off) = (eh.e_phoff as usize).checked_add(i * phsize) else { break };
-        let Some(ph) = read_pod::<Elf64_Phdr>(b, off) else { break };
-        if ph.p_type != PT_NOTE {
-            continue;
-        }
-        let start = ph.p_offset as usize;
-        let Some(end) = start.checked_add(ph.p_filesz as usize).filter(|&e| e <= b.len()) else { continue };
-        // Notes are 4-byte aligned unless the segment says 8.
-        let align = if ph.p_align == 8 { 8 } else { 4 };
-        let up = |x: usize| x.div_ceil(align) * align;
-        let mut at = start;
-        while at + 12 <= end {
-            let Some(n) = read_pod::<Elf64_Nhdr>(b, at) else { break };
-            let name_at = at + 12;
-            let desc_at = name_at + up(n.n_namesz as usize);
-            let next = desc_at + up(n.n_descsz as usize);
-            if next > end {
-                break;
-            }
-            let name = &b[name_at..name_at + n.n_namesz as usize];
-            if name.strip_suffix(b"\0").unwrap_or(name) == b"Xen" && n.n_type == XEN_ELFNOTE_PHYS32_ENTRY {
-                pvh_entry = match n.n_descsz {
-                    4 => u32_at(b, desc_at).map(u64::from),
-                    8 => u64_at(b, desc_at),
-                    _ => None,
-                };
-            }
-            at = next;
-        }
-    }
-    Ok(ElfKernel { pvh_entry, btf: elf_section_range(b, ".BTF") })
+    // Kernels carry one; were there several, the last would count.
+    let pvh_entry =
+        elf.notes().into_iter().rfind(|n| n.name == b"Xen" && n.kind == XEN_ELFNOTE_PHYS32_ENTRY).and_then(|n| match n
+            .desc
+            .len()
+        {
+            4 => le::u32_at(n.desc, 0).map(u64::from),
+            8 => le::u64_at(n.desc, 0),
+            _ => None,
+        });
+    let btf = elf.section(".BTF").ok().flatten().and_then(|s| s.range);
+    Ok(ElfKernel { pvh_entry, btf })
 }
 
 /// `uname -r` from the `Linux version <release> ...` banner inside an image.
@@ -246,6 +201,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 #[cfg(test)]
 pub mod fake {
     use super::*;
+    use object::elf::PT_NOTE;
 
     /// An x86-64 ELF with one PT_NOTE segment holding `notes` (name, type, desc) and the named
     /// sections (plus `.shstrtab`).
@@ -397,10 +353,10 @@ mod tests {
         let mut bz = fake::bzimage(&fake::vmlinux("1"), Compression::Xz, "1");
         // Payload length pointing past the end of the file.
         bz[0x24c..0x250].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(parse_bzimage(&bz).unwrap_err().contains("outside"));
+        assert!(parse_bzimage(&bz).unwrap_err().to_string().contains("outside"));
         let mut elf = fake::vmlinux("1");
         elf[18] = 183; // aarch64
-        assert!(parse_elf(&elf).unwrap_err().contains("not x86-64"));
+        assert!(parse_elf(&elf).unwrap_err().to_string().contains("not x86-64"));
     }
 
     #[test]

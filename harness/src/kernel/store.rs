@@ -246,8 +246,8 @@ pub type Derived = (Option<Vec<u8>>, Option<Vec<u8>>);
 pub fn derive_vmlinux(bz_path: &Path) -> Result<Derived> {
     let not_kernel = |detail: String| KernelError::NotAKernel { path: bz_path.to_path_buf(), detail };
     let bytes = fs::read(bz_path).map_err(KernelError::io(bz_path))?;
-    let bz = image::parse_bzimage(&bytes).map_err(not_kernel)?;
-    let elf = image::vmlinux_of(&bytes, &bz).map_err(not_kernel)?;
+    let bz = image::parse_bzimage(&bytes).map_err(|e| not_kernel(e.to_string()))?;
+    let elf = image::vmlinux_of(&bytes, &bz).map_err(|e| not_kernel(e.to_string()))?;
     let info = image::parse_elf(&elf).map_err(|d| not_kernel(format!("payload: {d}")))?;
     let btf = info.btf.clone().and_then(|r| elf.get(r)).map(<[u8]>::to_vec);
     if info.pvh_entry.is_none() {
