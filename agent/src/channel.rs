@@ -83,15 +83,22 @@ impl Channel {
             if self.buf.len() > MAX_LINE {
                 return self.skip_long_line();
             }
-            let n = match self.file.read(&mut chunk) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e).with_context(|| format!("read({}) failed", self.name)),
-            };
+            let n = self.read(&mut chunk)?;
             if n == 0 {
                 return Ok(Line::Eof);
             }
             self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// One read(2) into `chunk`, retried when a signal interrupts it; 0 at EOF.
+    fn read(&mut self, chunk: &mut [u8]) -> Result<usize> {
+        loop {
+            match self.file.read(chunk) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e).with_context(|| format!("read({}) failed", self.name)),
+            }
         }
     }
 
@@ -102,11 +109,7 @@ impl Channel {
         self.scanned = 0;
         let mut chunk = [0u8; 8192];
         loop {
-            let n = match self.file.read(&mut chunk) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e).with_context(|| format!("read({}) failed", self.name)),
-            };
+            let n = self.read(&mut chunk)?;
             if n == 0 {
                 return Ok(Line::Eof);
             }

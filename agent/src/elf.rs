@@ -1,8 +1,11 @@
-//! Finding a function's file offset in an ELF executable, for uprobe definitions
-//! (`p:grp/ev /bin/hello:0x1234` takes a file offset, not an address).
+//! The agent's one ELF reader: file offsets in an executable for uprobes, which take a file
+//! offset, not an address (`p:grp/ev /bin/hello:0x1234`): of a named function (scenarios), or of
+//! the entry point from the first page alone (the capability probe, which must not read the
+//! whole file on the boot's critical path).
 //!
 //! Only what uprobes need: 64-bit little-endian files, `.symtab` (falling back to `.dynsym`),
-//! and the `PT_LOAD` segment that maps the symbol. Not a general ELF reader.
+//! and the `PT_LOAD` segment that maps an address. Not a general ELF reader; BPF objects are
+//! parsed by aya-obj.
 
 use anyhow::{bail, ensure, Context, Result};
 use std::path::Path;
@@ -10,6 +13,7 @@ use std::path::Path;
 const SHT_SYMTAB: u32 = 2;
 const SHT_DYNSYM: u32 = 11;
 const PT_LOAD: u32 = 1;
+const PF_X: u32 = 1;
 const STT_FUNC: u8 = 2;
 
 /// File offset of function `name` in the ELF file at `path`.
@@ -18,16 +22,35 @@ pub fn function_offset(path: &Path, name: &str) -> Result<u64> {
     offset_in(&data, name).with_context(|| format!("symbol {name} in {}", path.display()))
 }
 
+/// File offset of the entry point of the ELF file whose head (at least its ELF and program
+/// headers) is `head`, through the executable `PT_LOAD` segment that maps it.
+pub fn entry_offset(head: &[u8]) -> Result<u64> {
+    check_header(head)?;
+    let entry = u64_at(head, 0x18)?;
+    file_offset(head, entry, PF_X).with_context(|| format!("entry point {entry:#x}"))
+}
+
 fn offset_in(d: &[u8], name: &str) -> Result<u64> {
+    check_header(d)?;
+    let vaddr = symbol_value(d, name)?;
+    file_offset(d, vaddr, 0)
+}
+
+fn check_header(d: &[u8]) -> Result<()> {
     ensure!(d.len() >= 64 && &d[..4] == b"\x7fELF", "not an ELF file");
     ensure!(d[4] == 2 && d[5] == 1, "not a 64-bit little-endian ELF file");
-    let vaddr = symbol_value(d, name)?;
+    Ok(())
+}
+
+/// File offset of `vaddr` through the first `PT_LOAD` segment that maps it and has every flag
+/// of `flags` (`PF_X`), or any when `flags` is 0.
+fn file_offset(d: &[u8], vaddr: u64, flags: u32) -> Result<u64> {
     let phoff = u64_at(d, 0x20)? as usize;
     let phentsize = u16_at(d, 0x36)? as usize;
     let phnum = u16_at(d, 0x38)? as usize;
     for i in 0..phnum {
         let ph = phoff + i * phentsize;
-        if u32_at(d, ph)? != PT_LOAD {
+        if u32_at(d, ph)? != PT_LOAD || u32_at(d, ph + 0x04)? & flags != flags {
             continue;
         }
         let offset = u64_at(d, ph + 0x08)?;
@@ -37,7 +60,10 @@ fn offset_in(d: &[u8], name: &str) -> Result<u64> {
             return Ok(vaddr - p_vaddr + offset);
         }
     }
-    bail!("address {vaddr:#x} is in no PT_LOAD segment")
+    match flags {
+        0 => bail!("address {vaddr:#x} is in no PT_LOAD segment"),
+        _ => bail!("address {vaddr:#x} is in no executable PT_LOAD segment"),
+    }
 }
 
 fn symbol_value(d: &[u8], name: &str) -> Result<u64> {
@@ -103,6 +129,31 @@ mod tests {
         let off = function_offset(&exe, "main").unwrap();
         assert!(off > 0);
         assert!(function_offset(&exe, "no_such_function_kmatrix").is_err());
+    }
+
+    #[test]
+    fn entry_offset_maps_the_entry_point_through_its_executable_segment() {
+        let mut elf = vec![0u8; 64 + 2 * 56];
+        elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        elf[0x18..0x20].copy_from_slice(&0x401234u64.to_le_bytes());
+        elf[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
+        elf[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+        elf[0x38..0x3a].copy_from_slice(&2u16.to_le_bytes());
+        // A read-only PT_LOAD at 0x400000, then the executable one at 0x401000 from offset 0x1000.
+        for (i, (flags, offset, vaddr)) in [(4u32, 0u64, 0x400000u64), (5, 0x1000, 0x401000)].into_iter().enumerate() {
+            let ph = 64 + 56 * i;
+            elf[ph..ph + 4].copy_from_slice(&PT_LOAD.to_le_bytes());
+            elf[ph + 4..ph + 8].copy_from_slice(&flags.to_le_bytes());
+            elf[ph + 8..ph + 16].copy_from_slice(&offset.to_le_bytes());
+            elf[ph + 0x10..ph + 0x18].copy_from_slice(&vaddr.to_le_bytes());
+            elf[ph + 0x20..ph + 0x28].copy_from_slice(&0x1000u64.to_le_bytes());
+        }
+        assert_eq!(entry_offset(&elf).unwrap(), 0x1234);
+        assert!(entry_offset(&elf[..100]).is_err());
+        assert!(entry_offset(b"#!/bin/sh").is_err());
+        // The entry point in a segment that is not executable is no entry point.
+        elf[64 + 56 + 4..64 + 56 + 8].copy_from_slice(&4u32.to_le_bytes());
+        assert!(entry_offset(&elf).is_err());
     }
 
     #[test]

@@ -18,6 +18,18 @@ pub fn head_entries(text: &str, n: usize) -> String {
     head(&entries.collect::<Vec<_>>().join("\n"), n)
 }
 
+/// The last `n` lines of `text` (where a verifier log says why), saying how many were cut.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(n);
+    let kept = lines[start..].join("\n");
+    if start == 0 {
+        kept
+    } else {
+        format!("[{start} lines before]\n{kept}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -27,5 +39,11 @@ mod tests {
         assert_eq!(head("a\nb\nc", 2), "a\nb\n...");
         assert_eq!(head("a\nb", 2), "a\nb");
         assert_eq!(head_entries("# x\na\n#y\nb", 5), "a\nb");
+    }
+
+    #[test]
+    fn tail_keeps_the_end_and_says_what_it_cut() {
+        assert_eq!(tail("a\nb\nc", 2), "[1 lines before]\nb\nc");
+        assert_eq!(tail("a", 5), "a");
     }
 }

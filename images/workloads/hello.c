@@ -1,5 +1,5 @@
 /*
- * hello: the seeds' "hello, world!" program, with named functions for uprobes and uretprobes.
+ * hello: the classic "hello, world!" program, with named functions for uprobes and uretprobes.
  *
  * hello_greet() prints the message, hello_add() returns a known value (a + b) for $retval
  * checks; both are noipa so -O1 keeps them as real, separately probeable functions with their

@@ -1,6 +1,6 @@
 /*
  * mount-tmpfs N DIR: N times mount a tmpfs on DIR (created if missing) and unmount it again,
- * the seeds' sys_enter_mount tracepoint workload.
+ * the workload of the syscalls/sys_enter_mount event (ftrace.event.sys_enter_mount).
  *
  * Each mount(2) is made through syscall(SYS_mount, ...) with source "kmatrix", type "tmpfs",
  * flags MS_NOSUID|MS_NODEV (6) and data "size=64k", so every sys_enter_mount event must show

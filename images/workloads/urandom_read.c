@@ -1,6 +1,6 @@
 /*
- * urandom-read N: N read(2) calls of 16 bytes from /dev/urandom, the seeds' random:urandom_read
- * tracepoint workload (the tracepoint itself left the kernel in 5.18 and its stable backports).
+ * urandom-read N: N read(2) calls of 16 bytes from /dev/urandom, the workload of the
+ * random:urandom_read tracepoint that BCC's examples/tracing/urandomread.py traces (the tracepoint itself left the kernel in 5.18 and its stable backports).
  *
  * /dev/urandom is opened before the start gate, so after it the program makes exactly N reads
  * of the device.

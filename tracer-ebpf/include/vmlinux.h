@@ -111,8 +111,8 @@ struct trace_entry {
 	int pid;
 } __attribute__((preserve_access_index));
 
-/* include/trace/events/syscalls.h: the record of syscalls/sys_enter_* tracepoints, as the
- * seeds quote it from a generated vmlinux.h. */
+/* include/trace/events/syscalls.h: the record of syscalls/sys_enter_* tracepoints, as
+ * `bpftool btf dump file /sys/kernel/btf/vmlinux format c` prints it. */
 struct trace_event_raw_sys_enter {
 	struct trace_entry ent;
 	long id;

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The seeds' TRACEPOINT_PROBE example, without BCC: a tracepoint program that calls
- * bpf_trace_printk(), whose lines the agent reads back from trace_pipe. The format is a
- * static const array, so it lands in .rodata, a global-data map (5.2+), as with bpf_printk().
+ * BCC's TRACEPOINT_PROBE example (examples/tracing/urandomread.py) without BCC: a tracepoint
+ * program that calls bpf_trace_printk(), whose lines the agent reads back from trace_pipe. The
+ * format is a static const array, so it lands in .rodata, a global-data map (5.2+), as with
+ * bpf_printk().
  */
 #include "kmatrix.h"
 

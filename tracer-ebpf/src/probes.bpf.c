@@ -3,7 +3,7 @@
  * The classic attach points, one program each, every one filtered to the workload's tgid:
  * kprobe and kretprobe on the openat path, the syscalls/sys_enter_openat tracepoint, the
  * sys_enter raw tracepoint, uprobe and uretprobe on the `hello` workload, and a perf_event
- * program for cpu-clock samples. The section names give the seeds' targets; the agent picks
+ * program for cpu-clock samples. The section names give the usual targets; the agent picks
  * the real ones at attach time (do_sys_openat2 from 5.6, do_sys_open before).
  */
 #include "kmatrix.h"
@@ -30,8 +30,9 @@ int BPF_KRETPROBE(kretprobe_openat, long ret)
 	return 0;
 }
 
-/* As the seeds do it: the tracepoint's record is struct trace_event_raw_sys_enter, whose
- * args[] are the syscall's arguments (openat: dfd, filename, flags, mode). */
+/* As libbpf-style tracepoint programs read it: the tracepoint's record is struct
+ * trace_event_raw_sys_enter, whose args[] are the syscall's arguments (openat: dfd, filename,
+ * flags, mode). */
 SEC("tracepoint/syscalls/sys_enter_openat")
 int tracepoint_openat(struct trace_event_raw_sys_enter *ctx)
 {

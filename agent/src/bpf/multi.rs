@@ -10,18 +10,17 @@
 //! rather than a verifier error about a helper it also lacks. Not for programs aya can load.
 
 use super::event::KmEvent;
-use super::probe::{bpf_raw, version_code, ProgLoadAttr, BPF_PROG_LOAD};
-use super::{read_counts, read_events, write_tgid, Counts, Object, Rejected};
+use super::object::{read_counts, read_events, write_tgid, Counts, Object};
+use super::rejected::Rejected;
+use super::sys::{
+    bpf_raw, load_with_log, owned, KprobeMultiAttr, UprobeMultiAttr, BPF_LINK_CREATE, BPF_TRACE_KPROBE_MULTI,
+    BPF_TRACE_UPROBE_MULTI, PROG_KPROBE, RETURN_ZERO,
+};
 use anyhow::{Context, Result};
 use aya::maps::{Map, MapData};
 use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-
-const BPF_LINK_CREATE: libc::c_long = 28;
-const BPF_PROG_TYPE_KPROBE: u32 = 2;
-/// Verifier log kept on a failed load.
-const LOG_SIZE: usize = 1 << 20;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 /// The two link types, with what results say about them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,8 +33,8 @@ impl Kind {
     /// `enum bpf_attach_type` value.
     pub fn attach_type(self) -> u32 {
         match self {
-            Kind::Kprobe => 42,
-            Kind::Uprobe => 48,
+            Kind::Kprobe => BPF_TRACE_KPROBE_MULTI,
+            Kind::Uprobe => BPF_TRACE_UPROBE_MULTI,
         }
     }
 
@@ -47,7 +46,7 @@ impl Kind {
     }
 
     /// The upstream release that added the link type.
-    pub fn since(self) -> &'static str {
+    pub const fn since(self) -> &'static str {
         match self {
             Kind::Kprobe => "5.18",
             Kind::Uprobe => "6.6",
@@ -130,7 +129,7 @@ impl MultiObject {
         // SAFETY: bpf_insn is a plain 8-byte struct; the slice covers exactly the instructions.
         let insns: &[u64] =
             unsafe { std::slice::from_raw_parts(func.instructions.as_ptr().cast(), func.instructions.len()) };
-        load_insns(name, insns, &prog.license, kind).map_err(|(errno, log)| Rejected {
+        load_with_log(name, PROG_KPROBE, insns, &prog.license, kind.attach_type()).map_err(|(errno, log)| Rejected {
             step,
             errno: Some(errno),
             message: format!("BPF_PROG_LOAD: {}", crate::sys::errno_text(errno)),
@@ -145,73 +144,6 @@ impl MultiObject {
     pub fn events(&self, hits: u64) -> Result<Vec<KmEvent>> {
         read_events(self.maps.get("km_events").context("no km_events map")?, hits)
     }
-}
-
-/// Load `insns`; on failure load again with the verifier log on and return (errno, log).
-fn load_insns(name: &str, insns: &[u64], license: &std::ffi::CStr, kind: Kind) -> Result<OwnedFd, (i32, String)> {
-    let release = crate::sys::uname().map(|u| u.release).unwrap_or_default();
-    let mut prog_name = [0u8; 16];
-    for (d, s) in prog_name.iter_mut().zip(name.bytes().take(15)) {
-        *d = s;
-    }
-    let mut attr = ProgLoadAttr {
-        prog_type: BPF_PROG_TYPE_KPROBE,
-        insn_cnt: insns.len() as u32,
-        insns: insns.as_ptr() as u64,
-        license: license.as_ptr() as u64,
-        kern_version: version_code(&release),
-        prog_name,
-        expected_attach_type: kind.attach_type(),
-        ..Default::default()
-    };
-    if let Some(fd) = bpf_raw(BPF_PROG_LOAD, &attr) {
-        // SAFETY: the kernel just returned this fd and nothing else owns it.
-        return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-    }
-    let first = crate::sys::errno();
-    let mut log = vec![0u8; LOG_SIZE];
-    attr.log_level = 1;
-    attr.log_size = log.len() as u32;
-    attr.log_buf = log.as_mut_ptr() as u64;
-    if let Some(fd) = bpf_raw(BPF_PROG_LOAD, &attr) {
-        // SAFETY: as above. (A load that fails only without a log would be odd; keep it.)
-        return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-    }
-    let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-    Err((first, String::from_utf8_lossy(&log[..end]).into_owned()))
-}
-
-/// `union bpf_attr` as BPF_LINK_CREATE reads it for kprobe_multi.
-#[repr(C)]
-#[derive(Default)]
-struct KprobeMultiAttr {
-    prog_fd: u32,
-    target_fd: u32,
-    attach_type: u32,
-    flags: u32,
-    multi_flags: u32,
-    cnt: u32,
-    syms: u64,
-    addrs: u64,
-    cookies: u64,
-}
-
-/// `union bpf_attr` as BPF_LINK_CREATE reads it for uprobe_multi.
-#[repr(C)]
-#[derive(Default)]
-struct UprobeMultiAttr {
-    prog_fd: u32,
-    target_fd: u32,
-    attach_type: u32,
-    flags: u32,
-    path: u64,
-    offsets: u64,
-    ref_ctr_offsets: u64,
-    cookies: u64,
-    cnt: u32,
-    multi_flags: u32,
-    pid: u32,
-    pad: u32,
 }
 
 /// BPF_LINK_CREATE of `prog` to `targets`, target i with cookie `cookies[i]`. Dropping the fd
@@ -263,54 +195,24 @@ pub fn link(prog: BorrowedFd, targets: &Targets, cookies: &[u64]) -> Result<Owne
             bpf_raw(BPF_LINK_CREATE, &attr)
         }
     };
-    match fd {
-        // SAFETY: the kernel just returned this fd and nothing else owns it.
-        Some(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
-        None => Err(fail(crate::sys::errno())),
-    }
+    owned(fd).map_err(fail)
 }
 
 /// Whether the kernel makes a `kind` link to `targets`: a trivial program (`r0 = 0; exit`)
 /// loaded for it and linked, then closed at once. Err is the refused step with its errno.
 pub fn supported(targets: &Targets) -> Result<(), Rejected> {
     let kind = targets.kind();
-    let insns: [u64; 2] = [0x0000_0000_0000_00b7, 0x0000_0000_0000_0095];
-    let prog = load_insns("kmatrix_probe", &insns, c"GPL", kind).map_err(|(errno, log)| Rejected {
-        step: format!("BPF_PROG_LOAD(kprobe, expected_attach_type {})", kind.attach_type_name()),
-        errno: Some(errno),
-        message: crate::sys::errno_text(errno),
-        verifier_log: log,
-    })?;
+    let prog = load_with_log("kmatrix_probe", PROG_KPROBE, &RETURN_ZERO, c"GPL", kind.attach_type()).map_err(
+        |(errno, log)| Rejected {
+            step: format!("BPF_PROG_LOAD(kprobe, expected_attach_type {})", kind.attach_type_name()),
+            errno: Some(errno),
+            message: crate::sys::errno_text(errno),
+            verifier_log: log,
+        },
+    )?;
     let n = match targets {
         Targets::Kernel { symbols } => symbols.len(),
         Targets::User { offsets, .. } => offsets.len(),
     };
     link(prog.as_fd(), targets, &vec![0; n]).map(drop)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::mem::{offset_of, size_of};
-
-    #[test]
-    fn link_attrs_have_the_uapi_layout() {
-        assert_eq!(offset_of!(KprobeMultiAttr, multi_flags), 16);
-        assert_eq!(offset_of!(KprobeMultiAttr, syms), 24);
-        assert_eq!(offset_of!(KprobeMultiAttr, cookies), 40);
-        assert_eq!(size_of::<KprobeMultiAttr>(), 48);
-        assert_eq!(offset_of!(UprobeMultiAttr, path), 16);
-        assert_eq!(offset_of!(UprobeMultiAttr, cookies), 40);
-        assert_eq!(offset_of!(UprobeMultiAttr, cnt), 48);
-        assert_eq!(offset_of!(UprobeMultiAttr, pid), 56);
-        assert_eq!(size_of::<UprobeMultiAttr>(), 64);
-    }
-
-    #[test]
-    fn the_multi_object_parses_with_both_programs() {
-        let obj = aya_obj::Object::parse(crate::bpf::MULTI.bytes).unwrap();
-        assert!(obj.programs.contains_key("kprobe_multi_openat"));
-        assert!(obj.programs.contains_key("uprobe_multi_hello"));
-        assert!(obj.maps.contains_key("km_events"));
-    }
 }

@@ -1,0 +1,24 @@
+//! `bpf.fexit.*`: a BPF fexit program on do_sys_openat2 (do_sys_open before
+//! 5.6) reading the arguments and the return value together; needs the kernel's BTF.
+//!
+//! The run is `support::bpf::run_openat`: the program sees exactly the N calls of
+//! `openat-loop N PATH`, each with the workload's pid and the payload checked.
+
+use crate::bpf;
+use crate::scenario::meta::{Meta, Scenario};
+use crate::scenario::support::bpf::{run_openat, Checks, Hook};
+use crate::scenario::support::openat_loop;
+
+pub const OPENAT: Scenario = Meta::new("bpf.fexit.openat", "5.5")
+    .summary("BPF fexit on do_sys_openat2/do_sys_open: N hits, filename and return value together")
+    .requires(&[openat_loop::IN_IMAGE])
+    .params(&[("count", "100")])
+    .run(|ctx| {
+        run_openat(
+            ctx,
+            bpf::BTF,
+            |sym| if sym == "do_sys_open" { "fexit_open" } else { "fexit_openat2" },
+            |sym, _| Hook::FExit(sym),
+            Checks::NameAndRet,
+        )
+    });

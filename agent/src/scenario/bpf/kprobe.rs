@@ -1,0 +1,16 @@
+//! `bpf.kprobe.*`: a BPF kprobe program on do_sys_openat2 (do_sys_open
+//! before 5.6) reading the file name as a user string.
+//!
+//! The run is `support::bpf::run_openat`: the program sees exactly the N calls of
+//! `openat-loop N PATH`, each with the workload's pid and the payload checked.
+
+use crate::bpf;
+use crate::scenario::meta::{Meta, Scenario};
+use crate::scenario::support::bpf::{run_openat, Checks, Hook};
+use crate::scenario::support::openat_loop;
+
+pub const OPENAT: Scenario = Meta::new("bpf.kprobe.openat", "4.1")
+    .summary("BPF kprobe on do_sys_openat2/do_sys_open: N hits, pid and filename (user string) per hit")
+    .requires(&[openat_loop::IN_IMAGE])
+    .params(&[("count", "100")])
+    .run(|ctx| run_openat(ctx, bpf::PROBES, |_| "kprobe_openat", |sym, _| Hook::KProbe(sym), Checks::Name));

@@ -1,0 +1,312 @@
+//! `bpf.object.*`: a BPF object from a path in the guest, loaded, verified, attached and fired
+//! step by step: the agent side of users bringing their own objects (`kmatrix run
+//! --bpf-object`), driven by the scenario's parameters so it needs no protocol of its own.
+//!
+//! Parameters: `object` (its path in the guest; without it, the agent's own probes.bpf.o is
+//! written to /tmp and taken through the same steps, a self-test), `program` (default: the
+//! object's only program), `attach` (`kprobe:SYM`, `tracepoint:CAT/NAME`, `raw_tracepoint:NAME`,
+//! `tp_btf:NAME`, `fentry:FN`, `fexit:FN`, `uprobe:PATH:SYMBOL`, `perf_event:cpu-clock`; without
+//! it the program is only loaded), `workload` (`openat-loop:N` or `hello:N`) and `expect_runs`
+//! (how many times the program must run during the workload, counted by the kernel's BPF run
+//! statistics, 5.8+); `path` is the file openat-loop opens, as for the other openat scenarios.
+//! Every step is reported with its time, errno and message; a refused load carries the
+//! verifier's log. What it does not do: check a user program's output (its maps are its own).
+
+use crate::bpf::{self, Loaded, Rejected};
+use crate::excerpt;
+use crate::scenario::meta::{Ctx, Meta, Scenario};
+use crate::scenario::support::bpf::{attach, detach, release, Hook};
+use crate::scenario::support::openat_loop;
+use crate::scenario::support::verdict::{count, ms, verdict};
+use crate::scenario::support::workload;
+use crate::{elf, process};
+use anyhow::{bail, Context, Result};
+use aya::programs::{Program, ProgramError};
+use kmatrix_proto::{Count, ScenarioResult, Status};
+use std::path::Path;
+use std::time::Instant;
+
+pub const LOAD: Scenario = Meta::new("bpf.object.load", "4.1")
+.summary("a BPF object from a path: load, verify, attach, run a workload, detach, each step reported with the verifier log")
+.params(&[("object", ""), ("program", ""), ("attach", ""), ("workload", ""), ("expect_runs", "")])
+.run(load);
+
+/// Where the self-test writes the embedded object, to load it from a path like a user's.
+const SELFTEST_PATH: &str = "/tmp/kmatrix-selftest.bpf.o";
+
+/// One step of the path, as reported.
+#[derive(serde::Serialize)]
+struct Step {
+    step: String,
+    ok: bool,
+    ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errno: Option<i32>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    message: String,
+}
+
+/// `KIND:TARGET` of the `attach` parameter.
+#[derive(Debug, PartialEq, Eq)]
+enum AttachSpec {
+    KProbe(String),
+    TracePoint(String, String),
+    RawTracePoint(String),
+    TpBtf(String),
+    FEntry(String),
+    FExit(String),
+    UProbe { path: String, symbol: String },
+    CpuClock,
+}
+
+fn parse_attach(spec: &str) -> Result<AttachSpec> {
+    let (kind, target) = spec.split_once(':').with_context(|| format!("attach={spec:?} is not KIND:TARGET"))?;
+    let target = target.to_string();
+    Ok(match kind {
+        "kprobe" | "kretprobe" => AttachSpec::KProbe(target),
+        "tracepoint" => {
+            let (c, n) = target.split_once('/').with_context(|| format!("attach={spec:?}: tracepoint:CAT/NAME"))?;
+            AttachSpec::TracePoint(c.to_string(), n.to_string())
+        }
+        "raw_tracepoint" | "raw_tp" => AttachSpec::RawTracePoint(target),
+        "tp_btf" => AttachSpec::TpBtf(target),
+        "fentry" => AttachSpec::FEntry(target),
+        "fexit" => AttachSpec::FExit(target),
+        "uprobe" | "uretprobe" => {
+            let (path, symbol) =
+                target.rsplit_once(':').with_context(|| format!("attach={spec:?}: uprobe:PATH:SYMBOL"))?;
+            AttachSpec::UProbe { path: path.to_string(), symbol: symbol.to_string() }
+        }
+        "perf_event" if target == "cpu-clock" => AttachSpec::CpuClock,
+        _ => bail!("attach={spec:?}: unknown kind {kind:?} (kprobe, tracepoint, raw_tracepoint, tp_btf, fentry, fexit, uprobe, perf_event:cpu-clock)"),
+    })
+}
+
+/// `openat-loop:N` or `hello:N` as argv.
+fn parse_workload(spec: &str, openat_path: &str) -> Result<Vec<String>> {
+    let (name, n) = spec.split_once(':').unwrap_or((spec, "1"));
+    let n: u64 = n.parse().with_context(|| format!("workload={spec:?}: count is not a number"))?;
+    anyhow::ensure!((1..=1_000_000).contains(&n), "workload={spec:?}: count out of range 1..=1000000");
+    Ok(match name {
+        "openat-loop" => vec![openat_loop::OPENAT_LOOP.into(), n.to_string(), openat_path.into()],
+        "hello" => vec![workload::HELLO.into(), n.to_string()],
+        _ => bail!("workload={spec:?}: unknown workload (openat-loop:N, hello:N)"),
+    })
+}
+
+/// Load a program that needs no attach target to verify.
+fn load_only(p: &mut Program) -> Option<Result<(), ProgramError>> {
+    Some(match p {
+        Program::KProbe(p) => p.load(),
+        Program::UProbe(p) => p.load(),
+        Program::TracePoint(p) => p.load(),
+        Program::RawTracePoint(p) => p.load(),
+        Program::PerfEvent(p) => p.load(),
+        Program::SocketFilter(p) => p.load(),
+        Program::Xdp(p) => p.load(),
+        Program::SchedClassifier(p) => p.load(),
+        _ => return None,
+    })
+}
+
+fn load(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    let id = ctx.id();
+    let param = |k: &str| ctx.params.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let (path, program, attach_spec, workload) = match param("object") {
+        Some(p) => (p, param("program"), param("attach"), param("workload")),
+        None => {
+            std::fs::write(SELFTEST_PATH, bpf::PROBES.bytes)
+                .with_context(|| format!("write({SELFTEST_PATH}) failed"))?;
+            let sym = openat_loop::symbol(ctx)?;
+            (
+                SELFTEST_PATH.to_string(),
+                Some("kprobe_openat".to_string()),
+                Some(format!("kprobe:{sym}")),
+                Some("openat-loop:10".to_string()),
+            )
+        }
+    };
+    let expect_runs = match param("expect_runs") {
+        Some(v) => Some(v.parse::<u64>().with_context(|| format!("expect_runs={v:?} is not a number"))?),
+        None if ctx.params.get("object").is_none() => Some(10),
+        None => None,
+    };
+    let attach_text = attach_spec.clone().unwrap_or_default();
+    let attach_spec = attach_spec.as_deref().map(parse_attach).transpose()?;
+    let argv = match workload.as_deref() {
+        Some(w) => Some(parse_workload(w, &openat_loop::target_path(ctx)?)?),
+        None => None,
+    };
+    let bytes = std::fs::read(&path).with_context(|| format!("read({path}) failed"))?;
+
+    let mut steps: Vec<Step> = Vec::new();
+    let mut verifier_log = String::new();
+    let push = |steps: &mut Vec<Step>, step: String, t: Instant, r: Result<(), &Rejected>| {
+        let (ok, errno, message) = match r {
+            Ok(()) => (true, None, String::new()),
+            Err(rej) => (false, rej.errno, rej.message.clone()),
+        };
+        steps.push(Step { step, ok, ms: ms(t), errno, message });
+    };
+    let finish = |steps: Vec<Step>, log: &str, counts: Vec<Count>, problems: Vec<String>, errno: Option<i32>| {
+        let mut r = verdict(id, counts, problems);
+        r.errno = errno;
+        r.detail = serde_json::json!({ "object": path, "steps": steps });
+        r.with_excerpt(&excerpt::tail(log, 40))
+    };
+
+    // Step 1: the object (parse, CO-RE relocation against the kernel's BTF, maps).
+    let t = Instant::now();
+    let mut l = match Loaded::open("user object", &bytes) {
+        Ok(l) => {
+            push(&mut steps, format!("load object {path}"), t, Ok(()));
+            l
+        }
+        Err(e) => {
+            let rej = e.chain().find_map(|c| c.downcast_ref::<Rejected>()).context("load object")?;
+            push(&mut steps, format!("load object {path}"), t, Err(rej));
+            return Ok(finish(steps, "", Vec::new(), vec![rej.to_string()], rej.errno));
+        }
+    };
+    let names: Vec<String> = l.ebpf.programs().map(|(n, _)| n.to_string()).collect();
+    let program = match program {
+        Some(p) => p,
+        None if names.len() == 1 => names[0].clone(),
+        None => {
+            bail!("the object has {} programs ({}); say which with program=NAME", names.len(), names.join(", "))
+        }
+    };
+    let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
+
+    // The workload, gated, so uprobe and perf_event attach to its pid before it runs.
+    let mut running = argv.as_ref().map(|a| process::spawn(a, true)).transpose()?;
+    let pid = running.as_ref().map(|w| w.pid() as u32);
+
+    // Steps 2 and 3: verify (load) and attach.
+    let t = Instant::now();
+    let outcome: Result<f64, anyhow::Error> = match &attach_spec {
+        None => {
+            let prog = l.ebpf.program_mut(&program).with_context(|| format!("no program {program} in {path}"))?;
+            match load_only(prog) {
+                Some(r) => r.map(|()| ms(t)).map_err(|e| Rejected::program(format!("load {program}"), e).into()),
+                None => bail!("program {program} needs an attach target to be verified: give attach=KIND:TARGET"),
+            }
+        }
+        Some(spec) => {
+            let need_pid = || pid.context("uprobe and perf_event attach need a workload=... to attach to");
+            let offset;
+            let hook = match spec {
+                AttachSpec::KProbe(s) => Hook::KProbe(s),
+                AttachSpec::TracePoint(c, n) => Hook::TracePoint(c, n),
+                AttachSpec::RawTracePoint(n) => Hook::RawTracePoint(n),
+                AttachSpec::TpBtf(n) => Hook::TpBtf(n),
+                AttachSpec::FEntry(f) => Hook::FEntry(f),
+                AttachSpec::FExit(f) => Hook::FExit(f),
+                AttachSpec::UProbe { path, symbol } => {
+                    offset = elf::function_offset(Path::new(path), symbol)?;
+                    Hook::UProbe { path, offset, pid: need_pid()? }
+                }
+                AttachSpec::CpuClock => Hook::CpuClock { pid: need_pid()?, period_ns: 1_000_000 },
+            };
+            attach(&mut l, &program, &hook)
+        }
+    };
+    let load_ms = match outcome {
+        Ok(load_ms) => load_ms,
+        Err(e) => {
+            let Some(rej) = e.chain().find_map(|c| c.downcast_ref::<Rejected>()) else {
+                return Err(e);
+            };
+            push(&mut steps, rej.step.clone(), t, Err(rej));
+            verifier_log = rej.verifier_log.clone();
+            return Ok(finish(steps, &verifier_log, Vec::new(), vec![rej.to_string()], rej.errno));
+        }
+    };
+    let attach_ms = ms(t);
+    steps.push(Step {
+        step: format!("load {program} (verifier)"),
+        ok: true,
+        ms: load_ms,
+        errno: None,
+        message: String::new(),
+    });
+    if attach_spec.is_some() {
+        let step = format!("attach {program} to {attach_text}");
+        steps.push(Step { step, ok: true, ms: attach_ms - load_ms, errno: None, message: String::new() });
+    }
+    let info = l.ebpf.program(&program).and_then(|p| p.info().ok());
+    let runs_before = info.as_ref().map_or(0, |i| i.run_count());
+
+    // Step 4: the workload.
+    let mut counts = Vec::new();
+    let mut problems = Vec::new();
+    let mut run_ms = 0.0;
+    if let Some(w) = running.take() {
+        let done;
+        (done, run_ms) = release(w, ctx)?;
+        let ok = done.success();
+        steps.push(Step {
+            step: format!("run {}", argv.as_ref().map(|a| a.join(" ")).unwrap_or_default()),
+            ok,
+            ms: done.wall.as_secs_f64() * 1000.0,
+            errno: None,
+            message: if ok { String::new() } else { done.describe() },
+        });
+        if !ok {
+            problems.push(format!("workload ended with {}: {}", done.describe(), done.stderr.trim()));
+        }
+        let after = l.ebpf.program(&program).and_then(|p| p.info().ok()).map(|i| i.run_count());
+        if let (Some(expected), Some(after)) = (expect_runs, after) {
+            counts.push(count(
+                format!("{program} runs during the workload (BPF stats)"),
+                expected,
+                after - runs_before,
+            ));
+        }
+    }
+    let t = Instant::now();
+    if attach_spec.is_some() {
+        let r = detach(&mut l, &program);
+        let rej = r.as_ref().err().map(|e| Rejected::new("detach", e.root_cause()));
+        push(&mut steps, format!("detach {program}"), t, rej.as_ref().map_or(Ok(()), Err));
+    }
+    drop(l);
+    let detach_ms = ms(t);
+    let mut r = finish(steps, &verifier_log, counts, problems, None);
+    r.timings.attach_ms = attach_ms;
+    r.timings.run_ms = run_ms;
+    r.timings.detach_ms = detach_ms;
+    if r.status == Status::Pass {
+        r.reason = format!("{program} of {path}: every step succeeded");
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attach_specs_parse_and_bad_ones_name_the_input() {
+        assert_eq!(parse_attach("kprobe:do_sys_openat2").unwrap(), AttachSpec::KProbe("do_sys_openat2".into()));
+        assert_eq!(
+            parse_attach("tracepoint:syscalls/sys_enter_openat").unwrap(),
+            AttachSpec::TracePoint("syscalls".into(), "sys_enter_openat".into())
+        );
+        assert_eq!(
+            parse_attach("uprobe:/bin/hello:hello_greet").unwrap(),
+            AttachSpec::UProbe { path: "/bin/hello".into(), symbol: "hello_greet".into() }
+        );
+        assert!(parse_attach("tracepoint:nocategory").unwrap_err().to_string().contains("nocategory"));
+        assert!(parse_attach("xdp:eth0").is_err());
+        assert!(parse_attach("kprobe").is_err());
+    }
+
+    #[test]
+    fn workloads_parse() {
+        assert_eq!(parse_workload("hello:3", "/f").unwrap(), vec!["/bin/hello".to_string(), "3".into()]);
+        assert_eq!(parse_workload("openat-loop:5", "/f").unwrap()[1..], ["5".to_string(), "/f".into()]);
+        assert!(parse_workload("hello:x", "/f").is_err());
+        assert!(parse_workload("rm:1", "/f").is_err());
+    }
+}

@@ -1,0 +1,61 @@
+//! `bpf.perf_event.*`: a BPF perf_event program on cpu-clock samples of `openat-loop`.
+//!
+//! Sampling is statistical: the check is that samples arrive (at least one), all of them from
+//! the workload (pid and comm), and none from other tasks, which the per-process event scope
+//! must exclude. Not for perf sampling without BPF (`perf/sampling.rs`).
+
+use crate::bpf;
+use crate::bpf::event::MAX_EVENTS;
+use crate::scenario::meta::{Ctx, Meta, Scenario};
+use crate::scenario::support::bpf::{events_excerpt, guarded, openat_summary, run_program, Hook, OpenatWorkload};
+use crate::scenario::support::openat_loop;
+use crate::scenario::support::verdict::{count, verdict};
+use anyhow::Result;
+use kmatrix_proto::ScenarioResult;
+
+/// One sample per millisecond of the workload's CPU time.
+const PERIOD_NS: u64 = 1_000_000;
+
+/// cpu-clock sampling of `openat-loop` (default 20000 calls, long enough for many samples).
+pub const CPU_CLOCK: Scenario = Meta::new("bpf.perf_event.cpu_clock", "4.9")
+    .summary("BPF perf_event program on cpu-clock samples of the workload: samples arrive, all from its pid and comm")
+    .requires(&[openat_loop::IN_IMAGE])
+    .params(&[("count", "20000")])
+    .run(cpu_clock);
+
+fn cpu_clock(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    let id = ctx.id();
+    guarded(id, || {
+        let w = OpenatWorkload::start(ctx)?;
+        let pid = w.pid();
+        let program = "perf_event_cpu_clock";
+        let hook = Hook::CpuClock { pid, period_ns: PERIOD_NS };
+        let p = run_program(ctx, bpf::PROBES, pid, program, &hook, w.running)?;
+        let (counts, events) = (&p.counts, &p.events);
+
+        let (summary, problems) = openat_summary(&p.done);
+        let recorded = counts.hits.min(MAX_EVENTS);
+        let from_workload =
+            events.iter().filter(|e| e.pid == pid && e.tgid == pid && e.name() == "openat-loop").count() as u64;
+        let period = events.iter().filter(|e| e.aux == PERIOD_NS as i64).count() as u64;
+        let c = vec![
+            count("openat calls made by the workload", w.n, summary.calls),
+            count("samples of the workload: at least one", 1, counts.hits.min(1)),
+            count("samples recorded with the workload's pid and comm openat-loop", recorded, from_workload),
+            count(format!("samples recorded with sample_period {PERIOD_NS}"), recorded, period),
+            count("samples of other tasks (outside the event's scope)", 0, counts.others),
+        ];
+        let mut r = verdict(id, c, problems);
+        p.timings(&mut r);
+        r.detail = serde_json::json!({
+            "object": bpf::PROBES.name,
+            "program": program,
+            "hook": hook.describe(),
+            "pid": pid,
+            "samples": counts.hits,
+            "workload_wall_ms": p.done.wall.as_secs_f64() * 1000.0,
+            "verifier_load_ms": p.load_ms,
+        });
+        Ok(r.with_excerpt(&events_excerpt(events, 5)))
+    })
+}

@@ -1,0 +1,18 @@
+//! `bpf.raw_tracepoint.*`: a BPF raw_tracepoint program on sys_enter, filtered to
+//! openat in the program, reading the arguments from pt_regs.
+//!
+//! The run is `support::bpf::run_openat`: the program sees exactly the N calls of
+//! `openat-loop N PATH`, each with the workload's pid and the payload checked.
+
+use crate::bpf;
+use crate::scenario::meta::{Meta, Scenario};
+use crate::scenario::support::bpf::{run_openat, Checks, Hook};
+use crate::scenario::support::openat_loop;
+
+pub const SYS_ENTER: Scenario = Meta::new("bpf.raw_tracepoint.sys_enter", "4.17")
+    .summary("BPF raw_tracepoint sys_enter filtered to openat: N hits, filename from pt_regs")
+    .requires(&[openat_loop::IN_IMAGE])
+    .params(&[("count", "100")])
+    .run(|ctx| {
+        run_openat(ctx, bpf::PROBES, |_| "raw_tp_sys_enter", |_, _| Hook::RawTracePoint("sys_enter"), Checks::NameAndNr)
+    });

@@ -1,0 +1,137 @@
+//! `ftrace.function.*`: the function tracer on the openat function, filtered with
+//! `set_ftrace_filter` and `set_ftrace_pid`, alone and with the `func_stack_trace` and
+//! `sym-offset` options (Documentation/trace/ftrace.rst, "function" and "trace_options").
+//!
+//! Not for function_graph (`function_graph.rs`).
+
+use crate::excerpt;
+use crate::scenario::meta::{Ctx, Meta, Scenario};
+use crate::scenario::req::Req;
+use crate::scenario::support::gated::trace_problems;
+use crate::scenario::support::openat_loop;
+use crate::scenario::support::tracer::run_tracer;
+use crate::scenario::support::tracer::FUNCTION_TRACER;
+use crate::scenario::support::verdict::{count, verdict};
+use crate::tracefs::trace;
+use anyhow::Result;
+use kmatrix_proto::ScenarioResult;
+
+/// The function tracer, filtered to the openat function and the workload's pid, records exactly
+/// one entry per openat call.
+// set_ftrace_pid came in 2.6.30.
+pub const OPENAT: Scenario = Meta::new("ftrace.function.openat", "2.6.30")
+    .summary("function tracer with set_ftrace_filter on the openat function and set_ftrace_pid: N entries")
+    .requires(&[FUNCTION_TRACER, openat_loop::IN_IMAGE])
+    .params(openat_loop::PARAMS_100)
+    .run(openat);
+
+fn openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    let (n, path, sym) = openat_loop::prepare(ctx)?;
+    openat_loop::fit_buffer(ctx, n, 128)?;
+    let t = run_tracer(ctx, n, &path, "function", |ctx| Ok(ctx.tfs.write("set_ftrace_filter", sym)?))?;
+    let text = ctx.tfs.read("trace")?;
+    let parsed = trace::parse(&text);
+    let prefix = format!("{sym} <-");
+    let hits =
+        parsed.entries.iter().filter(|e| e.pid == t.pid && (e.body.starts_with(&prefix) || e.body == sym)).count()
+            as u64;
+    let problems = trace_problems(&t.done, parsed.lost);
+    let calls = openat_loop::summary(&t.done.stdout).map(|s| s.calls).unwrap_or(0);
+    let mut r = verdict(
+        ctx.id(),
+        vec![
+            count("openat calls made by the workload", n, calls),
+            count(format!("function entries of {sym} for the workload pid"), n, hits),
+            count("trace entries in total", n, parsed.entries.len() as u64),
+        ],
+        problems,
+    );
+    t.timings(&mut r);
+    r.detail = serde_json::json!({ "symbol": sym, "pid": t.pid, "path": path });
+    Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))
+}
+
+/// The function tracer on the openat function with `func_stack_trace` and `sym-offset` set (the
+/// stack trace example of Documentation/trace/ftrace.rst, "func_stack_trace"). Each of the N
+/// entries names its caller with an offset and is followed by a `<stack trace>` whose frames,
+/// past the ftrace trampoline the unwinder starts in, all read `symbol+0xoff/0xsize`, from the
+/// traced function down to the syscall entry (`do_syscall_64`).
+// The func_stack_trace option of the function tracer came in 2.6.30.
+pub const STACKTRACE: Scenario = Meta::new("ftrace.function.stacktrace", "2.6.30")
+    .summary(
+        "function tracer + func_stack_trace + sym-offset on the openat function: N entries, N stacks with \
+        symbol+offset frames reaching do_syscall_64",
+    )
+    .requires(&[
+        FUNCTION_TRACER,
+        Req::File("options/func_stack_trace"),
+        Req::File("options/sym-offset"),
+        openat_loop::IN_IMAGE,
+    ])
+    .params(openat_loop::PARAMS_20)
+    .run(stacktrace);
+
+fn stacktrace(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    let (n, path, sym) = openat_loop::prepare(ctx)?;
+    openat_loop::fit_buffer(ctx, n, 1024)?;
+    let t = run_tracer(ctx, n, &path, "function", |ctx| {
+        ctx.tfs.write("set_ftrace_filter", sym)?;
+        ctx.tfs.set_option("func_stack_trace", true)?;
+        ctx.tfs.set_option("sym-offset", true)?;
+        Ok(())
+    })?;
+    let text = ctx.tfs.read("trace")?;
+    let parsed = trace::parse(&text);
+    // With sym-offset: `do_sys_openat2+0x4/0x140 <-__x64_sys_openat+0x55/0x80`.
+    let entries: Vec<&trace::Entry> = parsed
+        .entries
+        .iter()
+        .filter(|e| e.pid == t.pid && e.body != "<stack trace>")
+        .filter(|e| trace::frame_symbol(e.body.split(" <-").next().unwrap_or("")).0 == sym)
+        .collect();
+    let with_offsets = entries
+        .iter()
+        .filter(|e| {
+            let (own, caller) = e.body.split_once(" <-").unwrap_or((e.body, ""));
+            trace::frame_symbol(own).1 && trace::frame_symbol(caller).1
+        })
+        .count() as u64;
+    let stacks: Vec<trace::Stack> = trace::stacks(&text).into_iter().filter(|s| s.pid == t.pid).collect();
+    let all_offsets = stacks
+        .iter()
+        .filter(|s| {
+            let f = past_trampoline(s);
+            !f.is_empty() && f.iter().all(|f| trace::frame_symbol(f).1)
+        })
+        .count() as u64;
+    let start_at_sym =
+        stacks.iter().filter(|s| past_trampoline(s).first().map(|f| trace::frame_symbol(f).0) == Some(sym)).count()
+            as u64;
+    let reach_entry =
+        stacks.iter().filter(|s| s.frames.iter().any(|f| trace::frame_symbol(f).0 == "do_syscall_64")).count() as u64;
+    let problems = trace_problems(&t.done, parsed.lost);
+    let calls = openat_loop::summary(&t.done.stdout).map(|s| s.calls).unwrap_or(0);
+    let mut r = verdict(
+        ctx.id(),
+        vec![
+            count("openat calls made by the workload", n, calls),
+            count(format!("function entries of {sym} for the workload pid"), n, entries.len() as u64),
+            count("entries naming function and caller as symbol+0xoff/0xsize", n, with_offsets),
+            count("stack traces for the workload pid", n, stacks.len() as u64),
+            count("stacks whose frames past the ftrace trampoline all read symbol+0xoff/0xsize", n, all_offsets),
+            count(format!("stacks whose first frame past the trampoline is {sym}"), n, start_at_sym),
+            count("stacks reaching do_syscall_64", n, reach_entry),
+        ],
+        problems,
+    );
+    t.timings(&mut r);
+    let first: Vec<&str> = stacks.first().map(|s| s.frames.clone()).unwrap_or_default();
+    r.detail = serde_json::json!({ "symbol": sym, "pid": t.pid, "first_stack": first });
+    Ok(r.with_excerpt(&excerpt::head_entries(&text, 16)))
+}
+
+/// The frames of a function-tracer stack past the ftrace trampoline the unwinder starts in,
+/// printed `[FTRACE TRAMPOLINE]` (6.12) or as a bare address (6.1).
+fn past_trampoline<'a>(s: &trace::Stack<'a>) -> Vec<&'a str> {
+    s.frames.iter().copied().skip_while(|f| *f == "[FTRACE TRAMPOLINE]" || f.starts_with("0x")).collect()
+}

@@ -1,0 +1,42 @@
+//! The `ftrace.` family: tracers, events, markers, instances, hist triggers and event formats
+//! through tracefs, each file holding the scenarios of one id path (`ftrace.<path>.*`).
+//!
+//! This module is only the family's registry, in catalogue order.
+
+mod event;
+mod format;
+mod function;
+mod function_graph;
+mod hist;
+mod instance;
+mod set_event;
+mod trace_marker;
+mod trace_pipe;
+mod tracer;
+mod tracers;
+
+use crate::scenario::meta::Scenario;
+
+pub const ALL: &[Scenario] = &[
+    tracers::AVAILABLE,
+    function::OPENAT,
+    function::STACKTRACE,
+    function_graph::OPENAT,
+    function_graph::NESTED,
+    function_graph::RETVAL,
+    tracer::IRQ_REFUSED,
+    trace_marker::ROUNDTRIP,
+    trace_pipe::MARKER,
+    instance::MARKER,
+    event::SYS_ENTER_OPENAT,
+    trace_pipe::SYS_ENTER_OPENAT,
+    event::RAW_SYSCALLS,
+    event::SYS_ENTER_MOUNT,
+    event::URANDOM_READ,
+    event::IRQ_HANDLER,
+    hist::SYS_ENTER_OPENAT,
+    event::SCHED_SWITCH,
+    set_event::SCHED_SWITCH,
+    format::SYS_ENTER_OPENAT,
+    format::SYS_ENTER_MOUNT,
+];

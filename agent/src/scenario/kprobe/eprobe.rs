@@ -1,0 +1,115 @@
+//! `kprobe.eprobe.*`: event probes (`e:`, Documentation/trace/eprobetrace.rst), defined through
+//! `dynamic_events` on top of a tracepoint and fetching its fields.
+//!
+//! Requirements name the README syntax line, so a kernel without the kind reports
+//! `unsupported` with the README's list as evidence rather than a failed write. The run is
+//! shared with fprobes (`fprobe.rs`): one definition in `dynamic_events`, N entries.
+
+use crate::excerpt;
+use crate::scenario::meta::{Ctx, Meta, Scenario};
+use crate::scenario::req::Req;
+use crate::scenario::support::gated::trace_problems;
+use crate::scenario::support::openat_loop;
+use crate::scenario::support::probe_events::{entries_of, run_probe, GROUP};
+use crate::scenario::support::verdict::{count, verdict};
+use crate::tracefs::trace;
+use anyhow::Result;
+use kmatrix_proto::ScenarioResult;
+use std::time::Instant;
+
+/// `e:kmatrix/openat_e syscalls.sys_enter_openat dfd=$dfd:s32 ptr=$filename:x64
+/// path=+0($filename):ustring`: one entry per openat call, each with AT_FDCWD, the pointer the
+/// workload passed and the path behind it.
+///
+/// The fetch-arg syntax is right (`$filename:ustring` and `+0($filename):ustring` read the same):
+/// on Debian 6.1 (6.1.170) the eprobe code reads a `const char *` field (FILTER_PTR_STRING) as
+/// `*(char *)addr`, one byte of the pointer (`ptr=0x7b` for 0x7ffe97af1f7b), so every path is
+/// `(fault)` and the scenario fails on the pointer and path counts; 6.12 reads the pointer.
+// "tracing: Add a probe that attaches to trace events", 5.15.
+pub const SYS_ENTER_OPENAT: Scenario = Meta::new("kprobe.eprobe.sys_enter_openat", "5.15")
+    .summary(
+        "e: on syscalls.sys_enter_openat reading dfd, the filename pointer and the string behind it: N entries, \
+        each with AT_FDCWD, the workload's pointer and path",
+    )
+    .requires(&[
+        Req::Tracefs,
+        Req::File("dynamic_events"),
+        Req::Syntax("e["),
+        Req::Event("syscalls/sys_enter_openat"),
+        openat_loop::IN_IMAGE,
+    ])
+    .params(openat_loop::PARAMS_100)
+    .run(sys_enter_openat);
+
+fn sys_enter_openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    let def = format!(
+        "e:{GROUP}/openat_e syscalls.sys_enter_openat dfd=$dfd:s32 ptr=$filename:x64 path=+0($filename):ustring"
+    );
+    let path = openat_loop::target_path(ctx)?;
+    let args = |s: &openat_loop::Summary| {
+        vec![("dfd", libc::AT_FDCWD.to_string()), ("ptr", format!("{:#x}", s.ptr)), ("path", path.clone())]
+    };
+    run_dynamic(ctx, "openat_e", &def, &args)
+}
+
+/// When an eprobe read `ptr` as the sign-extended low byte of the real pointer, say so: that is
+/// the eprobe FILTER_PTR_STRING bug (`*(char *)addr` instead of the pointer), not the syntax.
+fn one_byte_pointer(seen: Option<&str>, real: u64) -> Option<String> {
+    let seen = u64::from_str_radix(seen?.trim_start_matches("0x"), 16).ok()?;
+    let byte = real as u8 as i8 as i64 as u64;
+    (real != 0 && seen != real && seen == byte).then(|| {
+        format!(
+            "$filename read as {seen:#x}, the sign-extended low byte of the pointer {real:#x}: the kernel's \
+             eprobe reads a `const char *` field as one char, so no string behind it can be fetched"
+        )
+    })
+}
+
+/// Expected `key=value` arguments of every entry, from the workload's summary.
+pub type Args<'a> = dyn Fn(&openat_loop::Summary) -> Vec<(&'static str, String)> + 'a;
+
+/// Define `def` in dynamic_events, filter it to the workload's pid, run `openat-loop N`, and
+/// expect N entries, each with every `key=value` of `args`.
+pub fn run_dynamic(ctx: &mut Ctx, event: &str, def: &str, args: &Args) -> Result<ScenarioResult> {
+    let n = ctx.declared_count()?;
+    let path = openat_loop::target_path(ctx)?;
+    openat_loop::fit_buffer(ctx, n, 160)?;
+    let attach = Instant::now();
+    let w = openat_loop::start(n, &path)?;
+    let ev = format!("{GROUP}/{event}");
+    let a = run_probe(ctx, w, attach, "dynamic_events", def, &ev)?;
+    let text = ctx.tfs.read("trace")?;
+    let parsed = trace::parse(&text);
+    let mine = entries_of(&parsed, a.pid, event);
+    let summary = openat_loop::summary(&a.done.stdout).unwrap_or_default();
+    let mut counts = vec![
+        count("openat calls made by the workload", n, summary.calls),
+        count(format!("{ev} entries for the workload pid"), n, mine.len() as u64),
+        count("trace entries in total", n, parsed.entries.len() as u64),
+    ];
+    for (key, want) in args(&summary) {
+        let matching = mine.iter().filter(|e| e.arg(key) == Some(want.as_str())).count();
+        counts.push(count(format!("{ev} entries with {key}={want}"), n, matching as u64));
+    }
+    let mut problems: Vec<String> =
+        one_byte_pointer(mine.first().and_then(|e| e.arg("ptr")), summary.ptr).into_iter().collect();
+    problems.extend(trace_problems(&a.done, parsed.lost));
+    let mut r = verdict(ctx.id(), counts, problems);
+    a.timings(&mut r);
+    r.detail = serde_json::json!({ "definition": def, "pid": a.pid });
+    Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_byte_pointers_are_recognised() {
+        // Debian 6.1: ptr=0xffffffffffffff9e for the pointer 0x7ffd12352f9e; 0x7b for ...7b.
+        assert!(one_byte_pointer(Some("0xffffffffffffff9e"), 0x7ffd12352f9e).is_some());
+        assert!(one_byte_pointer(Some("0x7b"), 0x7ffe97af1f7b).is_some());
+        assert!(one_byte_pointer(Some("0x7ffe97af1f7b"), 0x7ffe97af1f7b).is_none());
+        assert!(one_byte_pointer(None, 0x7ffe97af1f7b).is_none());
+    }
+}

@@ -1,0 +1,90 @@
+//! `perf.hardware.*`: `perf stat -e instructions ./hello` (perf-stat(1)) as a
+//! PERF_TYPE_HARDWARE counter on the `hello` workload.
+//!
+//! Without a hardware PMU (TCG has none) the kernel refuses the counter: that is `unsupported`,
+//! with the errno and the kernel's own `Performance Events:` boot line as evidence.
+
+use crate::perf::{self, Attr};
+use crate::scenario::meta::{Ctx, Meta, Scenario};
+use crate::scenario::req::Req;
+use crate::scenario::support::gated::workload_problems;
+use crate::scenario::support::perf::{count_run, refused};
+use crate::scenario::support::verdict::{count, unsupported, verdict};
+use crate::scenario::support::workload;
+use anyhow::Result;
+use kmatrix_proto::ScenarioResult;
+use std::time::Instant;
+
+/// PERF_TYPE_HARDWARE instructions on `hello`: with a PMU, instructions > 0; without, the
+/// kernel's ENOENT (or EOPNOTSUPP, ENODEV) as evidence.
+// Empty: whether a hardware PMU exists depends on the machine (none under TCG, one under
+// KVM with a vPMU), not on the kernel version (perf_event_open has it since 2.6.31).
+pub const INSTRUCTIONS: Scenario = Meta::new("perf.hardware.instructions", "")
+    .summary(
+        "the seeds' `perf stat -e instructions ./hello`: PERF_TYPE_HARDWARE instructions > 0 (unsupported \
+        without a PMU, errno as evidence)",
+    )
+    .requires(&[Req::Program(workload::HELLO)])
+    .params(&[("count", "10")])
+    .run(instructions);
+
+fn instructions(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    let n = ctx.declared_count()?;
+    let attach = Instant::now();
+    let w = workload::start_hello(n)?;
+    let pid = w.pid();
+    let ev = match perf::open(Attr::counter(perf::TYPE_HARDWARE, perf::HW_INSTRUCTIONS), pid, None) {
+        Ok(ev) => ev,
+        Err(errno @ (libc::ENOENT | libc::EOPNOTSUPP | libc::ENODEV)) => {
+            let pmus: Vec<String> = std::fs::read_dir("/sys/bus/event_source/devices")
+                .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+                .unwrap_or_default();
+            let boot =
+                kmsg_line("Performance Events:").unwrap_or_else(|| "no `Performance Events:` line in /dev/kmsg".into());
+            return Ok(unsupported(
+                ctx.id(),
+                format!(
+                    "no hardware PMU: perf_event_open(PERF_TYPE_HARDWARE, instructions) failed with {}",
+                    crate::sys::errno_text(errno)
+                ),
+                format!("kernel: {boot}; PMUs: {}", pmus.join(" ")),
+                Some(errno),
+            ));
+        }
+        Err(errno) => return Err(refused(format!("perf_event_open(instructions, pid {pid})"), errno)),
+    };
+    let (a, readings) = count_run(ctx, w, attach, &[&ev])?;
+    let mut problems = workload_problems(&a.done);
+    if readings[0].value == 0 {
+        problems.push("instructions counted 0".to_string());
+    }
+    let greetings = workload::greetings(&a.done.stdout);
+    let mut r = verdict(ctx.id(), vec![count("hello, world! lines printed", n, greetings)], problems);
+    a.timings(&mut r);
+    r.detail = serde_json::json!({ "instructions": readings[0].value, "reading": format!("{:?}", readings[0]) });
+    Ok(r)
+}
+
+/// The first kernel log record containing `needle` (from /dev/kmsg, without blocking).
+fn kmsg_line(needle: &str) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open("/dev/kmsg").ok()?;
+    let mut buf = vec![0u8; 8192];
+    for _ in 0..20_000 {
+        match f.read(&mut buf) {
+            Ok(0) => return None,
+            Ok(k) => {
+                let rec = String::from_utf8_lossy(&buf[..k]);
+                let text = rec.split_once(';').map_or(rec.as_ref(), |(_, t)| t).trim();
+                if text.contains(needle) {
+                    return Some(text.to_string());
+                }
+            }
+            // EPIPE: a record was overwritten while reading; the next read goes on.
+            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+            Err(_) => return None,
+        }
+    }
+    None
+}

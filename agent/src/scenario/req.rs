@@ -1,0 +1,223 @@
+//! Requirements of a scenario ([`Req`]): what it needs from the guest, how the catalogue words
+//! it, and, when it is missing, the reason and evidence of the `unsupported` result.
+//!
+//! Checked against the capability record and the guest's files before a scenario runs. Not for
+//! what a scenario finds out while running (a refused write, a missing PMU): that is its own
+//! verdict.
+
+use crate::mounts::{DEBUGFS, TRACEFS};
+use crate::{kallsyms, kconfig};
+use kmatrix_proto::Capabilities;
+use std::path::Path;
+
+/// What a scenario needs from the guest; checked against the capability record and the files.
+#[derive(Debug, Clone, Copy)]
+pub enum Req {
+    /// tracefs mounted.
+    Tracefs,
+    /// A tracer listed in `available_tracers`.
+    Tracer(&'static str),
+    /// A tracefs file (`kprobe_events`, `set_ftrace_pid`, ...).
+    File(&'static str),
+    /// An event directory under `events/` (`syscalls/sys_enter_openat`).
+    Event(&'static str),
+    /// A debugfs file (`kprobes/blacklist`).
+    Debugfs(&'static str),
+    /// A program in the image (`/bin/openat-loop`).
+    Program(&'static str),
+    /// A probe syntax in the tracefs README whose text starts with this (`e[`, `f[`).
+    Syntax(&'static str),
+    /// A tracer option file `options/<name>`, built only with `config`, first in upstream `since`;
+    /// when absent, the reason tells a kernel that predates the option from one built without it.
+    TraceOption { name: &'static str, config: &'static str, since: &'static str },
+    /// A kernel config option: read from the kernel's config when the guest has it, else
+    /// inferred from a tracefs file that the kernel creates exactly when the option is set.
+    Config { option: &'static str, tracefs: &'static str },
+    /// A perf PMU under `/sys/bus/event_source/devices` (`kprobe`, `uprobe`).
+    Pmu(&'static str),
+    /// A symbol in `/proc/kallsyms`.
+    Symbol(&'static str),
+    /// Several requirements that go together (one tracefs interface's files), checked and
+    /// listed in order as if written out.
+    All(&'static [Req]),
+}
+
+impl Req {
+    /// The requirements in `reqs`, groups ([`Req::All`]) written out, in order.
+    pub fn flatten(reqs: &'static [Req]) -> Vec<&'static Req> {
+        reqs.iter().flat_map(|r| if let Req::All(group) = r { Req::flatten(group) } else { vec![r] }).collect()
+    }
+
+    /// The requirement as text, for the catalogue (`ScenarioInfo::requires`).
+    pub fn describe(&self) -> String {
+        match *self {
+            Req::Tracefs => "tracefs mounted".to_string(),
+            Req::Tracer(t) => format!("tracer {t}"),
+            Req::File(f) => format!("tracefs file {f}"),
+            Req::Event(e) => format!("event {e}"),
+            Req::Debugfs(f) => format!("debugfs file {f}"),
+            Req::Program(p) => format!("program {p}"),
+            Req::Syntax(s) => format!("probe syntax {s} in tracefs README"),
+            Req::TraceOption { name, config, since } => format!("tracefs options/{name} ({config}, since {since})"),
+            Req::Config { option, tracefs } => format!("config {option} (else tracefs {tracefs})"),
+            Req::Pmu(p) => format!("perf PMU {p}"),
+            Req::Symbol(s) => format!("symbol {s} in /proc/kallsyms"),
+            Req::All(group) => group.iter().map(Req::describe).collect::<Vec<_>>().join(", "),
+        }
+    }
+
+    /// None when met; else the missing requirement and the evidence.
+    pub fn missing(&self, caps: &Capabilities) -> Option<(String, String)> {
+        let tracefs = Path::new(TRACEFS);
+        match *self {
+            Req::Tracefs => caps.tracefs_mount.is_none().then(|| {
+                let outcome = caps
+                    .mounts
+                    .iter()
+                    .find(|m| m.fstype == "tracefs")
+                    .map_or("not attempted".to_string(), |m| m.outcome.clone());
+                ("tracefs not mounted".into(), format!("mount(tracefs): {outcome}"))
+            }),
+            Req::Tracer(t) => (!caps.available_tracers.iter().any(|x| x == t)).then(|| {
+                (
+                    format!("tracer {t} not available"),
+                    format!("available_tracers: {}", caps.available_tracers.join(" ")),
+                )
+            }),
+            Req::File(f) => (!tracefs.join(f).exists())
+                .then(|| (format!("tracefs file {f} absent"), format!("{} does not exist", tracefs.join(f).display()))),
+            Req::Event(e) => (!tracefs.join("events").join(e).is_dir())
+                .then(|| (format!("event {e} absent"), format!("{}/events/{e} does not exist", TRACEFS))),
+            Req::Debugfs(f) => (!Path::new(DEBUGFS).join(f).exists()).then(|| {
+                (
+                    format!("debugfs file {f} absent"),
+                    format!("{DEBUGFS}/{f} does not exist (debugfs mounted: {})", caps.debugfs_mounted),
+                )
+            }),
+            Req::Program(p) => (!Path::new(p).exists())
+                .then(|| (format!("program {p} not in the image"), format!("{p} does not exist"))),
+            Req::Syntax(prefix) => (!caps.has_probe_syntax(prefix)).then(|| {
+                let kinds: Vec<&str> = caps.probe_syntaxes.iter().map(|s| s.text.as_str()).collect();
+                (
+                    format!("no `{prefix}` syntax in tracefs README"),
+                    format!("README probe syntaxes: {}", kinds.join(" | ")),
+                )
+            }),
+            Req::TraceOption { name, config, since } => {
+                (!tracefs.join("options").join(name).exists()).then(|| option_absent(caps, name, config, since))
+            }
+            Req::Config { option, tracefs: file } => config_missing(caps, option, file),
+            Req::Pmu(p) => (!caps.perf_pmus.contains_key(p)).then(|| {
+                let pmus: Vec<&str> = caps.perf_pmus.keys().map(String::as_str).collect();
+                (format!("perf PMU {p} absent"), format!("/sys/bus/event_source/devices: {}", pmus.join(" ")))
+            }),
+            Req::Symbol(s) => match kallsyms::has(s) {
+                Ok(true) => None,
+                Ok(false) => Some((format!("symbol {s} not in /proc/kallsyms"), kallsyms::evidence(s))),
+                Err(e) => Some((format!("symbol {s} could not be looked up"), format!("{e:#}"))),
+            },
+            Req::All(group) => group.iter().find_map(|r| r.missing(caps)),
+        }
+    }
+}
+
+/// Why `options/<name>` is absent: the config says so when the guest has it; else the kernel
+/// version tells a kernel older than the option from one built without it.
+fn option_absent(caps: &Capabilities, name: &str, config: &str, since: &str) -> (String, String) {
+    let listed = std::fs::read_dir(Path::new(TRACEFS).join("options"))
+        .map(|d| d.flatten().filter_map(|e| e.file_name().into_string().ok()).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let file = format!("options/{name}");
+    if let Some(kconfig::Config { source, options }) = kconfig::get(caps) {
+        return match options.get(config).map(String::as_str) {
+            Some("n") => (format!("{config} is not set"), format!("{file} absent; {source}: # {config} is not set")),
+            Some(v) => (format!("{file} absent although {config}={v}"), format!("{source}: {config}={v}")),
+            None => (
+                format!("{file} absent: this kernel's config has no {config} (added in {since})"),
+                format!("{source} does not mention {config}"),
+            ),
+        };
+    }
+    let evidence = format!("{file} absent (options/: {}); no kernel config in the guest", listed.join(" "));
+    match (kversion(&caps.release), kversion(since)) {
+        (Some(k), Some(s)) if k < s => (format!("{file} absent: kernel {} predates {since}", caps.release), evidence),
+        _ => (
+            format!(
+                "{config} is not set: {file} absent on {} (>= {since}), and tracefs creates it exactly with {config}",
+                caps.release
+            ),
+            evidence,
+        ),
+    }
+}
+
+/// None when `option` is set; else why not, from the config or from the tracefs evidence.
+fn config_missing(caps: &Capabilities, option: &str, file: &str) -> Option<(String, String)> {
+    if let Some(kconfig::Config { source, options }) = kconfig::get(caps) {
+        return match options.get(option).map(String::as_str) {
+            Some("y") | Some("m") => None,
+            Some("n") => Some((format!("{option} is not set"), format!("{source}: # {option} is not set"))),
+            Some(v) => Some((format!("{option} is not set"), format!("{source}: {option}={v}"))),
+            None => {
+                Some((format!("{option} not in this kernel's config"), format!("{source} does not mention {option}")))
+            }
+        };
+    }
+    (!Path::new(TRACEFS).join(file).exists()).then(|| {
+        (
+            format!("{option} is not set (tracefs has no {file})"),
+            format!(
+                "{TRACEFS}/{file} does not exist, and the kernel creates it exactly when {option}=y; \
+                 no kernel config in the guest"
+            ),
+        )
+    })
+}
+
+/// `major.minor` of a kernel release (`6.1.0-47-amd64`) or a `since` (`5.15`).
+fn kversion(s: &str) -> Option<(u32, u32)> {
+    let mut it = s.split(|c: char| !c.is_ascii_digit());
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GROUP: Req = Req::All(&[Req::Tracefs, Req::File("kprobe_events")]);
+    const LIST: &[Req] = &[GROUP, Req::Tracer("function"), Req::All(&[GROUP, Req::Program("/bin/x")])];
+
+    #[test]
+    fn groups_are_listed_and_checked_as_if_written_out() {
+        let described: Vec<String> = Req::flatten(LIST).into_iter().map(Req::describe).collect();
+        assert_eq!(
+            described,
+            [
+                "tracefs mounted",
+                "tracefs file kprobe_events",
+                "tracer function",
+                "tracefs mounted",
+                "tracefs file kprobe_events",
+                "program /bin/x"
+            ]
+        );
+        // The first missing member of a group is the group's answer.
+        let caps = Capabilities::default();
+        let (reason, _) = GROUP.missing(&caps).unwrap();
+        assert_eq!(reason, "tracefs not mounted");
+    }
+
+    #[test]
+    fn missing_requirements_name_the_evidence() {
+        let caps = Capabilities { available_tracers: vec!["nop".into()], ..Default::default() };
+        let (reason, evidence) = Req::Tracer("function").missing(&caps).unwrap();
+        assert_eq!(reason, "tracer function not available");
+        assert_eq!(evidence, "available_tracers: nop");
+        assert!(Req::Tracer("nop").missing(&caps).is_none());
+        assert!(Req::Tracefs.missing(&caps).is_some());
+        let (reason, _) = Req::Syntax("f[").missing(&caps).unwrap();
+        assert_eq!(reason, "no `f[` syntax in tracefs README");
+    }
+}

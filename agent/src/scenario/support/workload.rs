@@ -1,0 +1,64 @@
+//! What the scenarios share about the workloads besides `openat-loop` (`support::openat_loop`):
+//! their paths in the image and their one-line summaries.
+//!
+//! Every workload prints one line `<name>: key=value ...` on stdout after its work; scenarios
+//! compare those numbers (what the workload did, or what the kernel told it through getrusage)
+//! with what the tracing path observed.
+
+use crate::process::{self, Running};
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+
+pub const HELLO: &str = "/bin/hello";
+pub const YIELD_LOOP: &str = "/bin/yield-loop";
+pub const MOUNT_TMPFS: &str = "/bin/mount-tmpfs";
+pub const URANDOM_READ: &str = "/bin/urandom-read";
+pub const PAUSE_CROWD: &str = "/bin/pause-crowd";
+
+/// The line `hello` prints per greeting.
+pub const GREETING: &str = "hello, world!\n";
+
+/// Start `hello N`, blocked on its gate until [`Running::release`].
+pub fn start_hello(n: u64) -> Result<Running> {
+    process::spawn(&[HELLO.to_string(), n.to_string()], true)
+}
+
+/// The greetings in `hello`'s output.
+pub fn greetings(stdout: &str) -> u64 {
+    stdout.lines().filter(|l| *l == GREETING.trim_end()).count() as u64
+}
+
+/// The `key=value` pairs of the line starting with `<name>:` in `text`.
+pub fn summary(text: &str, name: &str) -> Result<BTreeMap<String, String>> {
+    let prefix = format!("{name}:");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .with_context(|| format!("no `{prefix}` summary line in the workload's output {text:?}"))?;
+    Ok(line[prefix.len()..]
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
+}
+
+/// A numeric value of a summary; a missing or malformed one is an error naming it.
+pub fn num(map: &BTreeMap<String, String>, key: &str) -> Result<i64> {
+    let v = map.get(key).with_context(|| format!("summary has no {key}= ({map:?})"))?;
+    v.parse().with_context(|| format!("summary {key}={v:?} is not a number"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_summary_pairs() {
+        let m = summary("noise\nyield-loop: calls=10 nvcsw=3 nivcsw=0 partner=91\n", "yield-loop").unwrap();
+        assert_eq!(num(&m, "nvcsw").unwrap(), 3);
+        assert_eq!(num(&m, "partner").unwrap(), 91);
+        assert!(num(&m, "missing").is_err());
+        assert!(summary("hello, world!\n", "yield-loop").is_err());
+        assert_eq!(greetings("hello, world!\nhello, world!\nhello\n"), 2);
+    }
+}
