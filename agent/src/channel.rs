@@ -91,6 +91,31 @@ impl Channel {
         }
     }
 
+    /// A line if one arrives within `timeout_ms` (a complete line already buffered comes at once),
+    /// for loops that also watch other file descriptors (a running `Exec`). Over-long lines are
+    /// skipped as in [`recv`](Self::recv).
+    pub fn poll_recv(&mut self, timeout_ms: i32) -> Result<Option<Line>> {
+        if self.buf[self.scanned..].contains(&b'\n') {
+            return self.recv().map(Some);
+        }
+        let mut pfd = libc::pollfd { fd: self.file.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd, its count, a timeout.
+        let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        if rc <= 0 || pfd.revents == 0 {
+            return Ok(None);
+        }
+        let mut chunk = [0u8; 8192];
+        let n = self.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(Some(Line::Eof));
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        if self.buf[self.scanned..].contains(&b'\n') || self.buf.len() > MAX_LINE {
+            return self.recv().map(Some);
+        }
+        Ok(None)
+    }
+
     /// One read(2) into `chunk`, retried when a signal interrupts it; 0 at EOF.
     fn read(&mut self, chunk: &mut [u8]) -> Result<usize> {
         loop {

@@ -14,6 +14,7 @@ mod channel;
 mod console;
 mod elf;
 mod excerpt;
+mod exec;
 mod kallsyms;
 mod kconfig;
 mod modules;
@@ -24,6 +25,7 @@ mod process;
 mod reap;
 mod scenario;
 mod serve;
+mod share;
 mod sys;
 mod tracefs;
 

@@ -38,6 +38,14 @@ const EARLY: &[Spec] = &[
 const LATE: &[Spec] = &[
     Spec { fstype: "tmpfs", target: "/tmp", flags: NOSUID_NODEV, data: "mode=1777", essential: false },
     Spec { fstype: "tmpfs", target: "/run", flags: NOSUID_NODEV, data: "mode=0755", essential: false },
+    // Pseudo-terminals for `kmatrix shell` (`/dev/ptmx` of devtmpfs opens the instance at pts/).
+    Spec {
+        fstype: "devpts",
+        target: "/dev/pts",
+        flags: libc::MS_NOSUID | libc::MS_NOEXEC,
+        data: "mode=0620,ptmxmode=0666",
+        essential: false,
+    },
     Spec { fstype: "tracefs", target: TRACEFS, flags: NOSUID_NODEV_NOEXEC, data: "", essential: false },
     Spec { fstype: "debugfs", target: DEBUGFS, flags: NOSUID_NODEV_NOEXEC, data: "", essential: false },
     Spec { fstype: "bpf", target: BPFFS, flags: NOSUID_NODEV_NOEXEC, data: "mode=0700", essential: false },

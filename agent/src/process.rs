@@ -221,11 +221,6 @@ pub fn spawn(argv: &[String], gated: bool) -> Result<Running> {
     Ok(Running { child, name: prog.clone(), started: Instant::now(), out, err, gate: gate_write })
 }
 
-/// Spawn, run ungated and wait: for `Exec` and for workloads that need no gate.
-pub fn run(argv: &[String], timeout: Duration) -> Result<Finished> {
-    spawn(argv, false)?.finish(timeout)
-}
-
 /// A thread that keeps the first [`MAX_OUTPUT`] bytes of `src`; None if no thread could start.
 fn reader<R: Read + Send + 'static>(mut src: R, what: &'static str) -> Option<JoinHandle<String>> {
     std::thread::Builder::new()

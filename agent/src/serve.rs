@@ -5,13 +5,9 @@
 //! `Shutdown` end the loop; the caller powers off.
 
 use crate::channel::{Channel, Line};
-use crate::{console, process, reap, scenario};
+use crate::{console, exec, reap, scenario};
 use anyhow::Result;
-use kmatrix_proto::{Capabilities, ExecOutcome, ExecRequest, GuestMsg, HostMsg};
-use std::time::Duration;
-
-/// Default `Exec` timeout when the host sends 0.
-const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
+use kmatrix_proto::{Capabilities, GuestMsg, HostMsg};
 
 /// Serve until `Shutdown` (Bye sent) or EOF. Errors are channel failures: the caller powers off.
 pub fn serve(ch: &mut Channel, caps: &Capabilities) -> Result<()> {
@@ -51,29 +47,14 @@ pub fn serve(ch: &mut Channel, caps: &Capabilities) -> Result<()> {
                 console::say(&format!("{}: {}", result.scenario, result.status));
                 ch.send(&GuestMsg::Result(Box::new(result)))?;
             }
-            HostMsg::Exec(req) => match exec(&req) {
+            HostMsg::Exec(req) => match exec::run(ch, &req) {
                 Ok(done) => ch.send(&GuestMsg::ExecDone(done))?,
                 Err(e) => ch.send(&GuestMsg::Error { message: format!("{e:#}") })?,
             },
+            // Only meaningful while a program runs (`exec::run` handles them then).
+            HostMsg::Input { .. } | HostMsg::Winsize { .. } | HostMsg::Signal { .. } => {
+                ch.send(&GuestMsg::Error { message: "no program is running".into() })?
+            }
         }
     }
-}
-
-fn exec(req: &ExecRequest) -> Result<ExecOutcome> {
-    let timeout = match req.timeout_ms {
-        0 => EXEC_TIMEOUT,
-        ms => Duration::from_millis(ms),
-    };
-    let done = process::run(&req.argv, timeout)?;
-    let mut stderr = done.stderr;
-    if done.timed_out {
-        stderr.push_str(&format!("\nkmatrix-agent: killed after {} ms timeout", timeout.as_millis()));
-    }
-    Ok(ExecOutcome {
-        exit_code: done.exit_code,
-        signal: done.signal,
-        stdout: done.stdout,
-        stderr,
-        wall_ms: done.wall.as_millis() as u64,
-    })
 }

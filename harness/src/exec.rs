@@ -1,86 +1,113 @@
-//! `kmatrix exec`: run a host program inside guests, so a test binary can run on each kernel of a
-//! matrix (also as a cargo runner: `runner = "kmatrix exec --kernels debian-6.1 --"`).
+//! Host programs in guests (`kmatrix exec`, `kmatrix shell`, tool scenarios): the guest sees the
+//! host's root read-only (see `agent/src/share.rs`), so anything a host shell can run — a dynamic
+//! test binary, a `#!` script, perf or bpftool — runs unchanged, at its host path, in the
+//! caller's cwd, with the caller's environment minus what only makes sense on the host.
 //!
-//! The program goes into the image at its host path, with the shared libraries and the ELF
-//! interpreter `ldd` names (guests have no libc of their own), so an ordinary dynamically linked
-//! test binary runs unchanged. This module gathers those files; booting is `guest.rs`'s job.
+//! This module checks a command line on the host before anything boots (a missing program or
+//! interpreter is bad input, named) and decides the environment; booting and the protocol are
+//! `guest.rs`'s job, the command's output and exit code `cli/exec.rs`'s.
 
-use crate::image::ExtraFile;
+use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ExecError {
-    #[error("cannot read program {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path} is not an ELF executable")]
-    NotElf { path: PathBuf },
-    #[error("cannot run ldd on {path}: {detail}")]
-    Ldd { path: PathBuf, detail: String },
-    #[error("{path} needs {lib}, which ldd cannot find on this host")]
-    MissingLib { path: PathBuf, lib: String },
+    #[error("program {name:?} not found on this host (looked in PATH: {path})")]
+    NotFound { name: String, path: String },
+    #[error("cannot run {path}: {detail}")]
+    NotExecutable { path: PathBuf, detail: String },
+    #[error("{script} needs the interpreter {interpreter}, which this host does not have")]
+    NoInterpreter { script: PathBuf, interpreter: String },
 }
 
-/// The program and everything it needs to start, as image files at their host paths.
-pub fn gather(program: &Path) -> Result<(String, Vec<ExtraFile>), ExecError> {
-    let abs =
-        std::fs::canonicalize(program).map_err(|source| ExecError::Read { path: program.to_path_buf(), source })?;
-    let data = std::fs::read(&abs).map_err(|source| ExecError::Read { path: abs.clone(), source })?;
-    if data.len() < 4 || &data[..4] != b"\x7fELF" {
-        return Err(ExecError::NotElf { path: abs });
-    }
-    let guest_path = abs.display().to_string();
-    let mut files = vec![ExtraFile { path: guest_path.clone(), mode: 0o755, data }];
-    for lib in shared_libs(&abs)? {
-        let data = std::fs::read(&lib).map_err(|source| ExecError::Read { path: lib.clone(), source })?;
-        files.push(ExtraFile { path: lib.display().to_string(), mode: 0o755, data });
-        // Programs ask for the interpreter by its PT_INTERP path, which may be a symlink
-        // (/lib64/ld-linux-x86-64.so.2 → /lib/x86_64-linux-gnu/...): keep both names.
-        if let Ok(real) = std::fs::canonicalize(&lib) {
-            if real != lib {
-                if let Ok(d) = std::fs::read(&real) {
-                    files.push(ExtraFile { path: real.display().to_string(), mode: 0o755, data: d });
-                }
-            }
-        }
-    }
-    Ok((guest_path, files))
+/// Variables never passed to the guest: they name host resources the guest cannot reach
+/// (display servers, agents' sockets, the host's runtime and session directories, the terminal
+/// multiplexer) or would make the guest's programs write where the host expects its own files.
+/// Everything else of the caller's environment goes through (`RUST_BACKTRACE`, `CARGO_*`,
+/// `PATH`, `HOME`, test filters...). `--env NAME=VALUE` adds or overrides.
+pub const ENV_DENY: &[&str] = &[
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
+    "XAUTHORITY",
+    "SSH_AUTH_SOCK",
+    "SSH_AGENT_PID",
+    "GPG_AGENT_INFO",
+    "DBUS_SESSION_BUS_ADDRESS",
+    "XDG_RUNTIME_DIR",
+    "XDG_SESSION_ID",
+    "TMUX",
+    "TMUX_PANE",
+    "STY",
+    "KMATRIX_CACHE",
+    "KMATRIX_QEMU",
+    "LD_PRELOAD",
+];
+
+/// The environment a guest program gets from `host` (the caller's), plus `KMATRIX_GUEST`
+/// (the kernel id) and `KMATRIX_KERNEL_RELEASE`.
+pub fn guest_env(
+    host: impl IntoIterator<Item = (String, String)>,
+    kernel: &str,
+    release: &str,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = host.into_iter().filter(|(k, _)| !ENV_DENY.contains(&k.as_str())).collect();
+    env.retain(|(k, _)| k != "KMATRIX_GUEST" && k != "KMATRIX_KERNEL_RELEASE");
+    env.push(("KMATRIX_GUEST".into(), kernel.into()));
+    env.push(("KMATRIX_KERNEL_RELEASE".into(), release.into()));
+    env
 }
 
-/// Libraries (and the interpreter) `ldd` lists for `program`; empty for a static binary.
-fn shared_libs(program: &Path) -> Result<Vec<PathBuf>, ExecError> {
-    let out = Command::new("ldd")
-        .arg(program)
-        .output()
-        .map_err(|e| ExecError::Ldd { path: program.to_path_buf(), detail: e.to_string() })?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    parse_ldd(&text).map_err(|lib| ExecError::MissingLib { path: program.to_path_buf(), lib })
-}
-
-/// Parse `ldd` output. Err(name) for a library marked "not found".
-pub fn parse_ldd(text: &str) -> Result<Vec<PathBuf>, String> {
-    let mut libs = Vec::new();
-    for line in text.lines().map(str::trim) {
-        if line.contains("not a dynamic executable") || line.starts_with("statically linked") {
-            return Ok(Vec::new());
+/// Resolve `program` as a shell would on this host: a name is looked up in `path` (the caller's
+/// `PATH`), a path is taken relative to `cwd`. The result must be an executable file; a script's
+/// `#!` interpreter must exist too (`#!/usr/bin/env NAME` looks NAME up in `path`).
+pub fn resolve(program: &str, path: &str, cwd: &Path) -> Result<PathBuf, ExecError> {
+    let found = if program.contains('/') {
+        let p = cwd.join(program);
+        if !p.exists() {
+            return Err(ExecError::NotFound { name: program.into(), path: "(a path, not looked up)".into() });
         }
-        if let Some((name, rest)) = line.split_once("=>") {
-            let rest = rest.trim();
-            if rest.starts_with("not found") {
-                return Err(name.trim().to_string());
-            }
-            if let Some(p) = rest.split_whitespace().next().filter(|p| p.starts_with('/')) {
-                libs.push(PathBuf::from(p));
-            }
-        } else if let Some(p) = line.split_whitespace().next().filter(|p| p.starts_with('/')) {
-            libs.push(PathBuf::from(p)); // the interpreter
+        p
+    } else {
+        lookup(program, path).ok_or_else(|| ExecError::NotFound { name: program.into(), path: path.into() })?
+    };
+    let meta = std::fs::metadata(&found)
+        .map_err(|e| ExecError::NotExecutable { path: found.clone(), detail: e.to_string() })?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(ExecError::NotExecutable { path: found, detail: "not an executable file".into() });
+    }
+    if let Some(interp) = interpreter(&found) {
+        let mut words = interp.split_whitespace();
+        let first = words.next().unwrap_or("");
+        let ok = if Path::new(first).file_name() == Some(OsStr::new("env")) {
+            // `#!/usr/bin/env [-S] NAME`: NAME must be in PATH.
+            let name = words.find(|w| !w.starts_with('-')).unwrap_or("");
+            Path::new(first).is_file() && lookup(name, path).is_some()
+        } else {
+            Path::new(first).is_file()
+        };
+        if !ok {
+            return Err(ExecError::NoInterpreter { script: found, interpreter: interp });
         }
     }
-    Ok(libs)
+    Ok(found)
+}
+
+fn lookup(name: &str, path: &str) -> Option<PathBuf> {
+    std::env::split_paths(path)
+        .map(|d| d.join(name))
+        .find(|p| std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false))
+}
+
+/// The `#!` line of a script (without `#!`), if `p` starts with one.
+fn interpreter(p: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(p).and_then(|mut f| f.read(&mut head)).ok()?;
+    let head = &head[..n];
+    let rest = head.strip_prefix(b"#!")?;
+    let line = rest.split(|&b| b == b'\n').next()?;
+    Some(String::from_utf8_lossy(line).trim().to_string())
 }
 
 #[cfg(test)]
@@ -88,31 +115,57 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_real_ldd_output() {
-        // `ldd target/debug/kmatrix` on Debian bookworm.
-        let text = "\tlinux-vdso.so.1 (0x00007ffd2b7f2000)\n\
-                    \tlibgcc_s.so.1 => /lib/x86_64-linux-gnu/libgcc_s.so.1 (0x00007f0b0c1a0000)\n\
-                    \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f0b0bfbf000)\n\
-                    \t/lib64/ld-linux-x86-64.so.2 (0x00007f0b0c8a7000)\n";
-        let libs = parse_ldd(text).unwrap();
-        assert_eq!(
-            libs,
-            vec![
-                PathBuf::from("/lib/x86_64-linux-gnu/libgcc_s.so.1"),
-                PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
-                PathBuf::from("/lib64/ld-linux-x86-64.so.2")
-            ]
-        );
-        assert_eq!(parse_ldd("\tnot a dynamic executable\n").unwrap(), Vec::<PathBuf>::new());
-        assert_eq!(parse_ldd("\tlibfoo.so.1 => not found\n").unwrap_err(), "libfoo.so.1");
+    fn resolves_names_in_path_and_paths_against_cwd() {
+        let d = tempfile::tempdir().unwrap();
+        let bin = d.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let tool = bin.join("tool");
+        std::fs::write(&tool, b"\x7fELF").unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = bin.display().to_string();
+        assert_eq!(resolve("tool", &path, Path::new("/")).unwrap(), tool);
+        assert_eq!(resolve("./bin/tool", "", d.path()).unwrap(), d.path().join("./bin/tool"));
+        let e = resolve("no-such-tool", &path, Path::new("/")).unwrap_err();
+        assert!(e.to_string().contains("no-such-tool") && e.to_string().contains(&path), "{e}");
+        let data = d.path().join("data.txt");
+        std::fs::write(&data, b"x").unwrap();
+        assert!(matches!(resolve(data.to_str().unwrap(), "", Path::new("/")), Err(ExecError::NotExecutable { .. })));
     }
 
     #[test]
-    fn refuses_a_non_elf_program_by_name() {
+    fn a_script_needs_its_interpreter() {
         let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("script.sh");
-        std::fs::write(&p, "#!/bin/sh\n").unwrap();
-        let e = gather(&p).unwrap_err().to_string();
-        assert!(e.contains("script.sh") && e.contains("not an ELF"), "{e}");
+        let write = |name: &str, text: &str| {
+            let p = d.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            p.display().to_string()
+        };
+        let ok = write("ok.sh", "#!/bin/sh\necho hi\n");
+        assert!(resolve(&ok, "/usr/bin:/bin", Path::new("/")).is_ok());
+        let bad = write("bad.sh", "#!/opt/kmatrix-no-such/interp -x\n");
+        let e = resolve(&bad, "/usr/bin:/bin", Path::new("/")).unwrap_err();
+        assert!(e.to_string().contains("/opt/kmatrix-no-such/interp"), "{e}");
+        let env_bad = write("env.sh", "#!/usr/bin/env kmatrix-no-such-lang\n");
+        assert!(matches!(resolve(&env_bad, "/usr/bin:/bin", Path::new("/")), Err(ExecError::NoInterpreter { .. })));
+        let env_ok = write("env-ok.sh", "#!/usr/bin/env sh\n");
+        assert!(resolve(&env_ok, "/usr/bin:/bin", Path::new("/")).is_ok());
+    }
+
+    #[test]
+    fn environment_drops_host_only_variables_and_names_the_kernel() {
+        let host = vec![
+            ("RUST_BACKTRACE".to_string(), "1".to_string()),
+            ("SSH_AUTH_SOCK".to_string(), "/run/user/0/ssh".to_string()),
+            ("KMATRIX_GUEST".to_string(), "stale".to_string()),
+            ("CARGO_PKG_NAME".to_string(), "x".to_string()),
+        ];
+        let env = guest_env(host, "debian-6.1", "6.1.0-50-amd64");
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("RUST_BACKTRACE"), Some("1"));
+        assert_eq!(get("CARGO_PKG_NAME"), Some("x"));
+        assert_eq!(get("SSH_AUTH_SOCK"), None);
+        assert_eq!(get("KMATRIX_GUEST"), Some("debian-6.1"));
+        assert_eq!(env.iter().filter(|(k, _)| k == "KMATRIX_GUEST").count(), 1);
     }
 }

@@ -32,6 +32,9 @@ pub struct GuestOptions {
     pub virtio: bool,
     /// Start from (and, the first time, take) a snapshot taken at `Hello` in this cache.
     pub snapshots: Option<crate::cache::Cache>,
+    /// Share the host's root (read-only) into the guest, and these host directories writable.
+    /// The image must carry the share modules (`ImageOptions::share`).
+    pub share: Option<Vec<PathBuf>>,
 }
 
 impl GuestOptions {
@@ -46,6 +49,7 @@ impl GuestOptions {
             append: Vec::new(),
             virtio: true,
             snapshots: None,
+            share: None,
         }
     }
 }
@@ -62,6 +66,8 @@ pub struct Guest {
     pub restored: bool,
     /// The accelerator this guest runs under.
     pub accel: Accel,
+    /// The host root shared into this guest, for `Exec` requests that run in it.
+    pub share: Option<kmatrix_proto::Share>,
 }
 
 impl Guest {
@@ -85,6 +91,7 @@ impl Guest {
             monitor: None,
             memory_file: None,
             incoming: false,
+            shares: share_dirs(opts.share.as_deref()),
         };
         let virtio = opts.virtio && image.has_virtio_console();
         let files = VmFiles { console_log: opts.console_log.clone() };
@@ -147,7 +154,15 @@ impl Guest {
                 };
                 eprintln!("kmatrix: could not take a snapshot ({why}); continuing without one");
                 let _ = vm.hmp("cont").await;
-                return Ok(Guest { vm, caps, hello_after: cold, boot_path, restored: false, accel: opts.accel });
+                return Ok(Guest {
+                    vm,
+                    caps,
+                    hello_after: cold,
+                    boot_path,
+                    restored: false,
+                    accel: opts.accel,
+                    share: share_of(opts),
+                });
             }
         }
         vm.kill().await;
@@ -176,7 +191,7 @@ impl Guest {
         let mut vm = Vm::start(cfg, files, virtio).await?;
         let caps = vm.hello(opts.boot_timeout).await?;
         let hello_after = vm.elapsed();
-        Ok(Guest { vm, caps, hello_after, boot_path, restored: false, accel: opts.accel })
+        Ok(Guest { vm, caps, hello_after, boot_path, restored: false, accel: opts.accel, share: share_of(opts) })
     }
 
     async fn restore(
@@ -189,6 +204,7 @@ impl Guest {
         cfg.memory_file = Some(MemoryFile { path: s.ram(), shared: false });
         cfg.incoming = true;
         let accel = cfg.accel;
+        let share = share_from_dirs(&cfg.shares);
         let mut vm = Vm::start(cfg, files, virtio).await?;
         vm.hmp("migrate_set_capability x-ignore-shared on").await?;
         vm.hmp(&format!("migrate_incoming \"exec:cat {}\"", snapshot::sh_quote(&s.state()))).await?;
@@ -202,6 +218,7 @@ impl Guest {
             boot_path: format!("{boot_path}, restored from snapshot {}", s.meta.key),
             restored: true,
             accel,
+            share,
         })
     }
 
@@ -225,9 +242,21 @@ impl Guest {
 
     /// Run a program in the guest.
     pub async fn exec(&mut self, req: ExecRequest, timeout: Duration) -> Result<ExecOutcome, VmError> {
+        self.exec_streaming(req, timeout, |_, _| {}).await
+    }
+
+    /// Run a program in the guest, handing its output to `on_output(fd, bytes)` as it comes
+    /// (when the request asks for streaming).
+    pub async fn exec_streaming(
+        &mut self,
+        req: ExecRequest,
+        timeout: Duration,
+        mut on_output: impl FnMut(u8, &[u8]),
+    ) -> Result<ExecOutcome, VmError> {
         self.vm.send(&HostMsg::Exec(req)).await?;
         loop {
             match self.vm.recv(timeout, "an exec to finish").await? {
+                GuestMsg::ExecOutput { fd, data } => on_output(fd, &data),
                 GuestMsg::ExecDone(o) => return Ok(o),
                 GuestMsg::Error { message } => {
                     return Err(VmError::Channel {
@@ -238,6 +267,16 @@ impl Guest {
                 _ => continue,
             }
         }
+    }
+
+    /// Send a message to the agent while an `Exec` runs (`Input`, `Winsize`, `Signal`).
+    pub async fn send(&mut self, msg: &HostMsg) -> Result<(), VmError> {
+        self.vm.send(msg).await
+    }
+
+    /// The next message from the agent (for callers that drive an interactive `Exec`).
+    pub async fn recv(&mut self, timeout: Duration, waiting_for: &str) -> Result<GuestMsg, VmError> {
+        self.vm.recv(timeout, waiting_for).await
     }
 
     pub fn channel(&self) -> &'static str {
@@ -266,4 +305,32 @@ impl Guest {
     pub async fn kill(mut self) {
         self.vm.kill().await;
     }
+}
+
+/// The QEMU share devices for `rw` host directories plus the read-only host root.
+fn share_dirs(rw: Option<&[PathBuf]>) -> Vec<crate::vm::qemu::ShareDir> {
+    let Some(rw) = rw else { return Vec::new() };
+    let mut v = vec![crate::vm::qemu::ShareDir {
+        tag: kmatrix_proto::ROOT_TAG.into(),
+        path: PathBuf::from("/"),
+        readonly: true,
+    }];
+    for (i, p) in rw.iter().enumerate() {
+        v.push(crate::vm::qemu::ShareDir { tag: format!("kmatrix-rw{i}"), path: p.clone(), readonly: false });
+    }
+    v
+}
+
+/// What the agent needs to mount the shares of `dirs`.
+fn share_from_dirs(dirs: &[crate::vm::qemu::ShareDir]) -> Option<kmatrix_proto::Share> {
+    let root = dirs.iter().find(|d| d.tag == kmatrix_proto::ROOT_TAG)?;
+    Some(kmatrix_proto::Share {
+        fs: "9p".into(),
+        tag: root.tag.clone(),
+        rw: dirs.iter().filter(|d| !d.readonly).map(|d| (d.tag.clone(), d.path.display().to_string())).collect(),
+    })
+}
+
+fn share_of(opts: &GuestOptions) -> Option<kmatrix_proto::Share> {
+    share_from_dirs(&share_dirs(opts.share.as_deref()))
 }

@@ -205,18 +205,21 @@ const STATE_FILES: &[&str] = &[
     "events/syscalls/sys_enter_openat/trigger",
 ];
 
-async fn tracefs_state(g: &mut Guest, cat: &str, ls: &str) -> String {
+/// The host's `cat` and `ls`, run in the guest through the shared host root.
+async fn tracefs_state(g: &mut Guest) -> String {
     let mut state = String::new();
     for f in STATE_FILES {
         let req = kmatrix_proto::ExecRequest {
-            argv: vec![cat.into(), format!("/sys/kernel/tracing/{f}")],
+            argv: vec!["/bin/cat".into(), format!("/sys/kernel/tracing/{f}")],
+            root: g.share.clone(),
             ..Default::default()
         };
         let out = g.exec(req, std::time::Duration::from_secs(30)).await.unwrap();
         state.push_str(&format!("== {f} (exit {:?})\n{}{}", out.exit_code, out.stdout, out.stderr));
     }
     let req = kmatrix_proto::ExecRequest {
-        argv: vec![ls.into(), "/sys/kernel/tracing/instances".into()],
+        argv: vec!["/bin/ls".into(), "/sys/kernel/tracing/instances".into()],
+        root: g.share.clone(),
         ..Default::default()
     };
     let out = g.exec(req, std::time::Duration::from_secs(30)).await.unwrap();
@@ -226,12 +229,11 @@ async fn tracefs_state(g: &mut Guest, cat: &str, ls: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn vm_scenarios_leave_tracefs_as_they_found_it() {
-    let (cat, mut files) = kmatrix::exec::gather(std::path::Path::new("/bin/cat")).unwrap();
-    let (ls, more) = kmatrix::exec::gather(std::path::Path::new("/bin/ls")).unwrap();
-    files.extend(more);
-    let p = common::prepare("debian-6.1", files).await;
-    let mut g = p.start(&p.options("hygiene", Vec::new())).await;
-    let baseline = tracefs_state(&mut g, &cat, &ls).await;
+    let p = common::prepare_shared("debian-6.1").await;
+    let mut opts = p.options("hygiene", Vec::new());
+    opts.share = Some(Vec::new());
+    let mut g = p.start(&opts).await;
+    let baseline = tracefs_state(&mut g).await;
     assert!(baseline.contains("== current_tracer (exit Some(0))\nnop\n"), "{baseline}");
     // Scenarios that set tracers, filters, pid filters, probes, triggers and instances.
     for s in [
@@ -247,7 +249,7 @@ async fn vm_scenarios_leave_tracefs_as_they_found_it() {
         let req = kmatrix_proto::RunRequest { scenario: s.into(), params: Default::default() };
         let r = g.run(req, std::time::Duration::from_secs(120)).await.unwrap();
         assert_ne!(r.status, kmatrix_proto::Status::Error, "{s}: {}", r.reason);
-        let after = tracefs_state(&mut g, &cat, &ls).await;
+        let after = tracefs_state(&mut g).await;
         assert_eq!(after, baseline, "{s} left tracing state behind");
     }
     g.shutdown().await.unwrap();

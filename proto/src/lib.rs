@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 /// Bumped whenever a message changes shape. The agent sends it in `Hello`; the host refuses a
 /// mismatch instead of misreading results.
-pub const PROTO_VERSION: u32 = 1;
+pub const PROTO_VERSION: u32 = 2;
 
 /// Longest line either side accepts on the channel. A longer line is hostile or broken output
 /// and is reported as such rather than buffered without end.
@@ -28,6 +28,9 @@ pub enum GuestMsg {
     Result(Box<ScenarioResult>),
     /// Answer to `HostMsg::Exec`.
     ExecDone(ExecOutcome),
+    /// Output of a running `Exec` with `stream` set, as it comes (before `ExecDone`). `fd` is 1
+    /// or 2; `data` is the bytes (not necessarily UTF-8, hence not a string).
+    ExecOutput { fd: u8, data: Vec<u8> },
     /// Free text the agent wants in the run's log (never parsed for results).
     Log { line: String },
     /// The agent could not do what was asked; the message names the failing call and its input.
@@ -44,6 +47,12 @@ pub enum HostMsg {
     Run(RunRequest),
     /// Run a program in the guest and report its exit status and output.
     Exec(ExecRequest),
+    /// Bytes for the stdin of the running `Exec` (`stdin: pipe` or a terminal); empty = EOF.
+    Input { data: Vec<u8> },
+    /// The host terminal's size changed (a running `Exec` with a terminal).
+    Winsize { rows: u16, cols: u16 },
+    /// Send a signal to the running `Exec`'s process group (a terminal's Ctrl-C is a byte instead).
+    Signal { signal: i32 },
     /// Power the guest off.
     Shutdown,
 }
@@ -65,10 +74,52 @@ pub struct ExecRequest {
     /// Environment for the program (the agent's own environment is not passed on).
     #[serde(default)]
     pub env: Vec<(String, String)>,
-    /// Working directory (default `/`).
+    /// Working directory (default `/tmp`); inside the host's root when `root` is set.
     #[serde(default)]
     pub cwd: Option<String>,
+    /// Run inside the host's root, shared read-only into the guest (see [`Share`]); `None`: the
+    /// guest's own initramfs root.
+    #[serde(default)]
+    pub root: Option<Share>,
+    /// Send `ExecOutput` messages while the program runs (besides the totals in `ExecDone`).
+    #[serde(default)]
+    pub stream: bool,
+    /// Where stdin comes from.
+    #[serde(default)]
+    pub stdin: StdinMode,
+    /// Terminal size when `stdin` is `Tty`.
+    #[serde(default)]
+    pub winsize: Option<(u16, u16)>,
 }
+
+/// How a program's stdin is wired.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StdinMode {
+    /// /dev/null.
+    #[default]
+    Null,
+    /// A pipe fed by `HostMsg::Input` (empty data closes it).
+    Pipe,
+    /// A pseudo-terminal: stdin, stdout and stderr all on it, the program its session leader
+    /// (Ctrl-C from `Input` reaches the foreground job); output comes as `ExecOutput` fd 1.
+    Tty,
+}
+
+/// The host's root file system, shared into the guest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Share {
+    /// `9p` (virtio-9p-pci, no daemon) or `virtiofs` (vhost-user-fs with virtiofsd).
+    pub fs: String,
+    /// The device's mount tag.
+    pub tag: String,
+    /// Host directories shared writable, each its own device: (mount tag, absolute host path).
+    #[serde(default)]
+    pub rw: Vec<(String, String)>,
+}
+
+/// The tag of the host root's share.
+pub const ROOT_TAG: &str = "kmatrix-root";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct ExecOutcome {
@@ -77,6 +128,13 @@ pub struct ExecOutcome {
     pub stdout: String,
     pub stderr: String,
     pub wall_ms: u64,
+    /// Killed at the timeout.
+    #[serde(default)]
+    pub timed_out: bool,
+    /// How the host root was mounted for this program (filesystem, options, and the time the
+    /// first mount took), when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<String>,
 }
 
 /// What the agent found in the running kernel. Typed, never free text, so verdicts can cite it.

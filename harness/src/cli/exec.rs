@@ -1,15 +1,28 @@
-//! `kmatrix exec`: a host program run inside guests, with its exit status.
+//! `kmatrix exec`: a host program run inside guests through the shared host root, with the
+//! caller's environment, cwd and stdin, its output streamed live, and its exit status. Usable as
+//! a cargo runner (`CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="kmatrix exec --"`). Several
+//! kernels run in parallel: output lines are prefixed with the kernel, kept per kernel in the
+//! output directory, and one summary line per kernel closes the run.
 
 use super::*;
+use crate::guest::Guest;
+use kmatrix_proto::{ExecOutcome, ExecRequest, HostMsg, StdinMode};
+use std::io::{IsTerminal, Read, Write};
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// Kernels to run on, comma-separated (default: --kernel).
+    /// Kernels to run on, comma-separated, or `all` for the matrix (default: --kernel).
     #[arg(long, value_delimiter = ',')]
     pub kernels: Vec<String>,
-    /// Seconds the program may run.
+    /// Seconds the program may run; it is killed (with everything it started) after that.
     #[arg(long, default_value_t = 600.0, value_parser = seconds)]
     pub timeout: f64,
+    /// A host directory the guest may write (repeatable); the rest of the host is read-only.
+    #[arg(long, value_name = "DIR")]
+    pub rw: Vec<PathBuf>,
+    /// Set a variable in the guest program's environment (repeatable), `NAME=VALUE`.
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
     #[command(flatten)]
     pub guest: GuestArgs,
     /// The program and its arguments.
@@ -17,55 +30,238 @@ pub struct ExecArgs {
     pub argv: Vec<String>,
 }
 
+/// The exit code for a program's end: its own code, 128 + signal, or infrastructure.
+pub(crate) fn code_of(out: &ExecOutcome) -> i32 {
+    match (out.exit_code, out.signal) {
+        (Some(c), _) => c,
+        (None, Some(sig)) => 128 + sig,
+        _ => exit::INFRA,
+    }
+}
+
+/// Check the command line on the host and build the request every kernel gets.
+pub(crate) fn request(
+    argv: &[String],
+    extra_env: &[String],
+    timeout: f64,
+    rw: &[PathBuf],
+) -> Result<(ExecRequest, Vec<PathBuf>)> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let path = std::env::var("PATH").unwrap_or_default();
+    let program = crate::exec::resolve(&argv[0], &path, &cwd).exit_code(exit::BAD_INPUT)?;
+    let mut env: Vec<(String, String)> = std::env::vars().collect();
+    for kv in extra_env {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--env {kv:?}: expected NAME=VALUE"))
+            .exit_code(exit::BAD_INPUT)?;
+        env.retain(|(n, _)| n != k);
+        env.push((k.to_string(), v.to_string()));
+    }
+    // These are the guest's own, bound over the host's in the shared view.
+    let own =
+        |p: &std::path::Path| ["/tmp", "/proc", "/sys", "/dev", "/run"].iter().find(|o| p.starts_with(o)).copied();
+    if let Some(o) = own(&cwd) {
+        return Err(anyhow::anyhow!(
+            "the current directory {} is not visible in the guest: {o} there is the guest's own; run from another directory",
+            cwd.display()
+        ))
+        .exit_code(exit::BAD_INPUT);
+    }
+    let mut rw_abs = Vec::new();
+    for d in rw {
+        let abs = std::fs::canonicalize(d)
+            .with_context(|| format!("--rw {}: no such directory", d.display()))
+            .exit_code(exit::BAD_INPUT)?;
+        if !abs.is_dir() {
+            return Err(anyhow::anyhow!("--rw {}: not a directory", d.display())).exit_code(exit::BAD_INPUT);
+        }
+        if let Some(o) = own(&abs) {
+            return Err(anyhow::anyhow!("--rw {}: {o} is the guest's own, not shared", d.display()))
+                .exit_code(exit::BAD_INPUT);
+        }
+        rw_abs.push(abs);
+    }
+    let mut full = vec![program.display().to_string()];
+    full.extend(argv[1..].iter().cloned());
+    let req = ExecRequest {
+        argv: full,
+        timeout_ms: (timeout * 1000.0) as u64,
+        env,
+        cwd: Some(cwd.display().to_string()),
+        root: None,
+        stream: true,
+        stdin: StdinMode::Null,
+        winsize: None,
+    };
+    Ok((req, rw_abs))
+}
+
 pub(crate) async fn exec_cmd(a: ExecArgs) -> Result<i32> {
-    let program = PathBuf::from(&a.argv[0]);
-    let (guest_path, files) = crate::exec::gather(&program).exit_code(exit::BAD_INPUT)?;
+    let (base, rw) = request(&a.argv, &a.env, a.timeout, &a.rw)?;
     let mut kernels = a.guest.kernels_or(&a.kernels)?;
     if kernels.is_empty() {
         kernels.push(a.guest.kernel().to_string());
     }
-    let cwd = std::env::current_dir().ok().map(|d| d.display().to_string());
+    if kernels.len() == 1 && kernels[0] == "all" {
+        kernels = kernel::matrix_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?;
+    }
+    // stdin: a pipe or file is read up front and handed to every kernel's program; a terminal is
+    // not read (use `kmatrix shell` for that).
+    let stdin_bytes = if std::io::stdin().is_terminal() {
+        None
+    } else {
+        let mut b = Vec::new();
+        std::io::stdin().read_to_end(&mut b).context("cannot read stdin")?;
+        Some(b)
+    };
+    let session = Arc::new(open_session(a.guest.accel).await?);
+    let single = kernels.len() == 1;
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let out_dir = a.guest.out.join(format!("exec-{stamp}"));
+    if !single {
+        std::fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+    }
+    let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let sem = Arc::new(tokio::sync::Semaphore::new(jobs));
+    let mut tasks = Vec::new();
+    for k in kernels.clone() {
+        let (session, sem, guest_args, mut req, rw, out_dir) =
+            (session.clone(), sem.clone(), a.guest.clone(), base.clone(), rw.clone(), out_dir.clone());
+        let stdin_bytes = stdin_bytes.clone();
+        let timeout = a.timeout;
+        tasks.push(tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let mut ga = guest_args;
+            ga.kernel = Some(k.clone());
+            let fetch = FetchOptions {
+                mirror: ga.mirror.clone(),
+                modules: ga.modules.clone(),
+                config: ga.config.clone(),
+                ..Default::default()
+            };
+            let io = image::ImageOptions { virtio_channel: ga.channel == "virtio", share: true };
+            let (kernel, image) = session.prepare(&k, &fetch, io, &[]).await.map_err(tag_session)?;
+            let p = Prepared { session: session.clone(), kernel, image };
+            let mut opts = p.guest_options(&ga, "exec")?;
+            opts.share = Some(rw);
+            if ga.snapshots(true) {
+                opts.snapshots = Some(p.session.cache.clone());
+            }
+            let mut g = p
+                .session
+                .start_guest(&p.kernel, &p.image, &opts)
+                .await
+                .with_context(|| format!("booting {k} failed (console log: {})", opts.console_log.display()))
+                .exit_code(exit::INFRA)?;
+            req.root = g.share.clone();
+            req.env = crate::exec::guest_env(std::mem::take(&mut req.env), &k, &p.kernel.release);
+            if stdin_bytes.is_some() {
+                req.stdin = StdinMode::Pipe;
+            }
+            let out = run_one(&mut g, req, stdin_bytes, timeout, single, &k, &out_dir).await;
+            let accel = g.accel.as_str();
+            let _ = g.shutdown().await;
+            let out = out?;
+            Ok::<_, anyhow::Error>((k, p.kernel.release.clone(), accel, out))
+        }));
+    }
     let mut worst = exit::OK;
-    for k in &kernels {
-        let mut ga = a.guest.clone();
-        ga.kernel = Some(k.clone());
-        let p = prepare_with(&ga, files.clone()).await?;
-        let mut opts = p.guest_options(&ga, "exec")?;
-        if ga.snapshots(true) {
-            opts.snapshots = Some(p.session.cache.clone());
-        }
-        let mut g = p
-            .session
-            .start_guest(&p.kernel, &p.image, &opts)
-            .await
-            .with_context(|| format!("booting {k} failed (console log: {})", opts.console_log.display()))
-            .exit_code(exit::INFRA)?;
-        let mut argv = vec![guest_path.clone()];
-        argv.extend(a.argv[1..].iter().cloned());
-        let req = kmatrix_proto::ExecRequest {
-            argv,
-            timeout_ms: (a.timeout * 1000.0) as u64,
-            env: std::env::vars().filter(|(k, _)| k.starts_with("RUST_") || k == "KMATRIX_GUEST").collect(),
-            cwd: cwd.clone().filter(|_| false),
-        };
-        let out = g.exec(req, Duration::from_secs_f64(a.timeout + 10.0)).await.exit_code(exit::INFRA)?;
-        let _ = g.shutdown().await;
-        if kernels.len() > 1 {
-            eprintln!(
-                "== {k} ({}): exit {:?} signal {:?} in {} ms",
-                p.kernel.release, out.exit_code, out.signal, out.wall_ms
-            );
-        }
-        print!("{}", out.stdout);
-        eprint!("{}", out.stderr);
-        let code = match (out.exit_code, out.signal) {
-            (Some(c), _) => c,
-            (None, Some(sig)) => 128 + sig,
-            _ => exit::INFRA,
-        };
-        if code != 0 {
-            worst = code;
+    let mut failures = Vec::new();
+    for t in tasks {
+        match t.await.context("an exec task died")? {
+            Ok((k, release, accel, out)) => {
+                let code = code_of(&out);
+                if !single {
+                    eprintln!(
+                        "== {k} ({release}, {accel}): {} in {} ms{}",
+                        match (out.exit_code, out.signal) {
+                            (Some(c), _) => format!("exit {c}"),
+                            (None, Some(s)) => format!("signal {s}"),
+                            _ => "no status".into(),
+                        },
+                        out.wall_ms,
+                        if out.timed_out { " (timed out)" } else { "" }
+                    );
+                }
+                if code != 0 && worst == exit::OK {
+                    worst = code;
+                }
+            }
+            Err(e) => failures.push(e),
         }
     }
+    if let Some(e) = failures.into_iter().next() {
+        return Err(e);
+    }
+    if !single {
+        eprintln!("kmatrix: output of each kernel in {}", out_dir.display());
+    }
     Ok(worst)
+}
+
+/// Run `req` in `g`: feed stdin, stream output (raw for one kernel, line-prefixed for several),
+/// keep it per kernel in `out_dir`.
+async fn run_one(
+    g: &mut Guest,
+    req: ExecRequest,
+    stdin: Option<Vec<u8>>,
+    timeout: f64,
+    single: bool,
+    kernel: &str,
+    out_dir: &std::path::Path,
+) -> Result<ExecOutcome> {
+    let piped = req.stdin == StdinMode::Pipe;
+    // Several kernels: each one's output is also kept whole, in its own files.
+    let mut files = if single {
+        None
+    } else {
+        Some([
+            std::fs::File::create(out_dir.join(format!("{}.stdout", sanitize(kernel))))?,
+            std::fs::File::create(out_dir.join(format!("{}.stderr", sanitize(kernel))))?,
+        ])
+    };
+    let mut partial: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    let prefix = format!("[{kernel}] ");
+    let mut on_output = |fd: u8, data: &[u8]| {
+        let i = usize::from(fd.clamp(1, 2) - 1);
+        if let Some(f) = files.as_mut() {
+            let _ = f[i].write_all(data);
+        }
+        if single {
+            let _ = if fd == 2 { std::io::stderr().write_all(data) } else { std::io::stdout().write_all(data) };
+            return;
+        }
+        partial[i].extend_from_slice(data);
+        while let Some(n) = partial[i].iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = partial[i].drain(..=n).collect();
+            let mut text = prefix.clone().into_bytes();
+            text.extend_from_slice(&line);
+            let _ = if fd == 2 { std::io::stderr().write_all(&text) } else { std::io::stdout().write_all(&text) };
+        }
+    };
+    let wait = Duration::from_secs_f64(timeout + 30.0);
+    if piped {
+        // Send the request, then stdin and its end, then read to the finish.
+        g.send(&HostMsg::Exec(req)).await.exit_code(exit::INFRA)?;
+        for chunk in stdin.unwrap_or_default().chunks(32 * 1024) {
+            g.send(&HostMsg::Input { data: chunk.to_vec() }).await.exit_code(exit::INFRA)?;
+        }
+        g.send(&HostMsg::Input { data: Vec::new() }).await.exit_code(exit::INFRA)?;
+        loop {
+            match g.recv(wait, "an exec to finish").await.exit_code(exit::INFRA)? {
+                kmatrix_proto::GuestMsg::ExecOutput { fd, data } => on_output(fd, &data),
+                kmatrix_proto::GuestMsg::ExecDone(o) => return Ok(o),
+                kmatrix_proto::GuestMsg::Error { message } => {
+                    return Err(anyhow::anyhow!("{kernel}: the agent could not run it: {message}"))
+                        .exit_code(exit::INFRA)
+                }
+                _ => {}
+            }
+        }
+    }
+    g.exec_streaming(req, wait, &mut on_output)
+        .await
+        .map_err(|e| anyhow::anyhow!("{kernel}: {e}"))
+        .exit_code(exit::INFRA)
 }

@@ -184,7 +184,7 @@ fn seconds(s: &str) -> Result<f64, String> {
 
 /// Everything a boot needs, prepared once.
 pub struct Prepared {
-    pub session: Session,
+    pub session: Arc<Session>,
     pub kernel: PreparedKernel,
     pub image: image::Image,
 }
@@ -218,14 +218,14 @@ async fn open_session(choice: AccelChoice) -> Result<Session> {
 
 /// [`prepare`] with extra files in the image.
 pub async fn prepare_with(args: &GuestArgs, extra: Vec<image::ExtraFile>) -> Result<Prepared> {
-    let session = open_session(args.accel).await?;
+    let session = Arc::new(open_session(args.accel).await?);
     let opts = FetchOptions {
         mirror: args.mirror.clone(),
         modules: args.modules.clone(),
         config: args.config.clone(),
         ..Default::default()
     };
-    let io = image::ImageOptions { virtio_channel: args.channel == "virtio" };
+    let io = image::ImageOptions { virtio_channel: args.channel == "virtio", share: false };
     let (kernel, image) = session.prepare(args.kernel(), &opts, io, &extra).await.map_err(tag_session)?;
     Ok(Prepared { session, kernel, image })
 }

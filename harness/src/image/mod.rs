@@ -43,6 +43,7 @@ pub enum ImageError {
 #[serde(deny_unknown_fields)]
 struct GuestSpec {
     channel_modules: Vec<String>,
+    share_modules: Vec<String>,
     modules: Vec<String>,
 }
 
@@ -51,11 +52,14 @@ struct GuestSpec {
 pub struct ImageOptions {
     /// Include the virtio-serial driver modules (the preferred channel).
     pub virtio_channel: bool,
+    /// Include the modules that mount the host's root (9p over virtio), listed apart in
+    /// `/lib/modules/kmatrix-share.load`: the agent loads them on first use, not at boot.
+    pub share: bool,
 }
 
 impl Default for ImageOptions {
     fn default() -> Self {
-        ImageOptions { virtio_channel: true }
+        ImageOptions { virtio_channel: true, share: false }
     }
 }
 
@@ -132,6 +136,22 @@ pub fn build_with(
             modules.push(file);
         }
         w.file("lib/modules/kmatrix.load", 0o644, load.as_bytes()).map_err(io)?;
+    }
+    if opts.share && kernel.modules_dir.is_some() {
+        let names: Vec<&str> = spec.share_modules.iter().map(String::as_str).collect();
+        let closure = kernel::module_closure(kernel, &names)
+            .map_err(|source| ImageError::Modules { kernel: kernel.id.clone(), source: Box::new(source) })?;
+        let mut load = String::new();
+        for m in &closure.modules {
+            let file = format!("{}.ko", m.name);
+            if !modules.contains(&file) {
+                let bytes = kernel::read_module(m)
+                    .map_err(|source| ImageError::Modules { kernel: kernel.id.clone(), source: Box::new(source) })?;
+                w.file(&format!("lib/modules/{file}"), 0o644, &bytes).map_err(io)?;
+            }
+            load.push_str(&format!("/lib/modules/{file}\n"));
+        }
+        w.file("lib/modules/kmatrix-share.load", 0o644, load.as_bytes()).map_err(io)?;
     }
     // The package's config, where the agent looks for it (Debian kernels have no
     // /proc/config.gz): `unsupported` verdicts can then cite the option itself.

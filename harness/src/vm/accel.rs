@@ -304,6 +304,7 @@ pub async fn run_probe(qemu: &Path, image: &Path, accel: Accel, deadline: Durati
         monitor: None,
         memory_file: None,
         incoming: false,
+        shares: Vec::new(),
     };
     let started = Instant::now();
     let mut cmd = tokio::process::Command::new(qemu);

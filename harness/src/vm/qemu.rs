@@ -55,6 +55,16 @@ pub struct QemuConfig {
     pub memory_file: Option<MemoryFile>,
     /// Start paused, waiting for `migrate_incoming` (snapshot restore).
     pub incoming: bool,
+    /// Host directories shared over virtio-9p (the host root, read-only, and `--rw` dirs).
+    pub shares: Vec<ShareDir>,
+}
+
+/// A host directory the guest can mount by its tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareDir {
+    pub tag: String,
+    pub path: PathBuf,
+    pub readonly: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,6 +184,21 @@ impl QemuConfig {
             a.push("-mon".into());
             a.push("chardev=hmp,mode=readline".into());
         }
+        for (i, d) in self.shares.iter().enumerate() {
+            // security_model=none: files are accessed as QEMU's own user, nothing is remapped;
+            // the guest sees the host's owners and modes as they are. multidevs=remap: the host
+            // root spans several file systems (/proc and /sys both have inode 1), and without
+            // remapping their 9p qids collide and the guest takes one directory for the other.
+            let mut fsdev = OsString::from(format!("local,id=kmfs{i},security_model=none,multidevs=remap,path="));
+            fsdev.push(d.path.as_os_str().to_string_lossy().replace(',', ",,"));
+            if d.readonly {
+                fsdev.push(",readonly=on");
+            }
+            a.push("-fsdev".into());
+            a.push(fsdev);
+            a.push("-device".into());
+            a.push(format!("virtio-9p-pci,fsdev=kmfs{i},mount_tag={}", d.tag).into());
+        }
         if self.debug_exit {
             a.push("-device".into());
             a.push("isa-debug-exit,iobase=0xf4,iosize=0x04".into());
@@ -209,6 +234,7 @@ mod tests {
             monitor: None,
             memory_file: None,
             incoming: false,
+            shares: Vec::new(),
         }
     }
 
@@ -223,6 +249,20 @@ mod tests {
         assert!(append.starts_with("console=ttyS0 panic=-1"));
         assert!(append.ends_with("kmatrix.extra=1"));
         assert!(!joined.contains("virtio-serial"));
+        assert!(!joined.contains("9p"));
+    }
+
+    #[test]
+    fn shares_are_9p_devices_with_their_tags_read_only_unless_asked() {
+        let mut c = cfg();
+        c.shares = vec![
+            ShareDir { tag: "kmatrix-root".into(), path: "/".into(), readonly: true },
+            ShareDir { tag: "kmatrix-rw0".into(), path: "/work/a,b".into(), readonly: false },
+        ];
+        let joined: Vec<String> = c.args().into_iter().map(|s| s.into_string().unwrap()).collect();
+        let joined = joined.join(" ");
+        assert!(joined.contains("-fsdev local,id=kmfs0,security_model=none,multidevs=remap,path=/,readonly=on -device virtio-9p-pci,fsdev=kmfs0,mount_tag=kmatrix-root"), "{joined}");
+        assert!(joined.contains("-fsdev local,id=kmfs1,security_model=none,multidevs=remap,path=/work/a,,b -device virtio-9p-pci,fsdev=kmfs1,mount_tag=kmatrix-rw0"), "{joined}");
     }
 
     #[test]

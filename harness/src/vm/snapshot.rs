@@ -191,6 +191,7 @@ mod tests {
             monitor: Some("/tmp/x/hmp.sock".into()),
             memory_file: None,
             incoming: false,
+            shares: Vec::new(),
         }
     }
 

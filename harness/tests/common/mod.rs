@@ -51,10 +51,24 @@ pub struct Prepared {
 /// Prepare `kernel` (a matrix id) with `extra` files in its image, in a session on the default
 /// cache with the accelerator chosen as `kmatrix run` chooses it.
 pub async fn prepare(kernel: &str, extra: Vec<kmatrix::image::ExtraFile>) -> Prepared {
+    prepare_with(kernel, extra, Default::default()).await
+}
+
+/// [`prepare`] with the modules that mount the host's root in the image (set `share` in the
+/// guest options to share it).
+pub async fn prepare_shared(kernel: &str) -> Prepared {
+    prepare_with(kernel, Vec::new(), kmatrix::image::ImageOptions { share: true, ..Default::default() }).await
+}
+
+async fn prepare_with(
+    kernel: &str,
+    extra: Vec<kmatrix::image::ExtraFile>,
+    io: kmatrix::image::ImageOptions,
+) -> Prepared {
     let session = kmatrix::session::Session::open(kmatrix::vm::AccelChoice::Auto).await.expect("open a session");
     eprintln!("test: {}", session.accel.describe());
     let (kernel, image) = session
-        .prepare(kernel, &Default::default(), Default::default(), &extra)
+        .prepare(kernel, &Default::default(), io, &extra)
         .await
         .unwrap_or_else(|e| panic!("prepare {kernel}: {e:#}"));
     Prepared { session, kernel, image }

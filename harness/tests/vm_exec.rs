@@ -1,0 +1,161 @@
+//! `kmatrix exec` through the shared host root, on real Debian kernels: a real crate's `cargo test`
+//! with kmatrix as the cargo runner on two kernels; scripts, the caller's env, cwd and stdin; exit
+//! codes and signals; a program that never exits and leaves children holding its pipes; and the
+//! bad inputs (no such program, a script without its interpreter, a bad --rw) refused by name.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A scratch directory the guest can see (the guest's /tmp is its own, not the host's).
+fn scratch() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+}
+
+fn kmatrix() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kmatrix"));
+    c.env_remove("KMATRIX_QEMU").current_dir(env!("CARGO_TARGET_TMPDIR"));
+    c
+}
+
+#[test]
+fn vm_exec_is_a_cargo_runner_for_a_real_crate_on_two_kernels() {
+    let demo = common::root().join("examples/runner-demo");
+    let target = scratch();
+    let runner = format!("{} exec --kernels debian-6.1,debian-6.12 --", env!("CARGO_BIN_EXE_kmatrix"));
+    let run = |token: Option<&str>| {
+        let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        c.args(["test", "--offline", "--manifest-path"])
+            .arg(demo.join("Cargo.toml"))
+            .env("CARGO_TARGET_DIR", target.path())
+            .env("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER", &runner)
+            .env_remove("KMATRIX_DEMO_TOKEN");
+        if let Some(t) = token {
+            c.env("KMATRIX_DEMO_TOKEN", t);
+        }
+        c.output().unwrap()
+    };
+    let out = run(Some("passed-through"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for k in ["debian-6.1", "debian-6.12"] {
+        for t in ["tracefs_lists_the_function_tracer", "runs_in_the_guest_with_the_callers_environment_and_cwd"] {
+            assert!(stdout.contains(&format!("[{k}] test {t} ... ok")), "{k} {t}:\n{stdout}\n{stderr}");
+        }
+        assert!(stderr.contains(&format!("== {k} (")), "{stderr}");
+    }
+    // The same suite without the caller's variable fails in the guest: the check can fail.
+    let out = run(None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        stdout.contains("[debian-6.1] test runs_in_the_guest_with_the_callers_environment_and_cwd ... FAILED"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn vm_exec_runs_scripts_with_env_cwd_stdin_and_exit_codes() {
+    let d = scratch();
+    let script = d.path().join("check.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/bash\nset -e\necho \"cwd=$(pwd) foo=$FOO guest=$KMATRIX_GUEST\"\nread line\necho \"stdin=$line\"\n\
+         test -e /sys/kernel/tracing/trace\necho oops >&2\nexit 42\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut child = kmatrix()
+        .args(["exec", "--kernel", "debian-6.1", "--env", "FOO=bar", "--"])
+        .arg(&script)
+        .current_dir(d.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"from the host\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(42), "{stdout}\n{stderr}");
+    assert!(stdout.contains(&format!("cwd={} foo=bar guest=debian-6.1", d.path().display())), "{stdout}");
+    assert!(stdout.contains("stdin=from the host"), "{stdout}");
+    assert!(stderr.contains("oops"), "{stderr}");
+    // A signal is 128 + its number, as a shell reports it.
+    let out =
+        kmatrix().args(["exec", "--kernel", "debian-6.1", "--", "/bin/sh", "-c", "kill -TERM $$"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(128 + 15), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn vm_exec_kills_a_program_at_its_timeout_with_what_it_left_behind() {
+    let t = Instant::now();
+    let out = kmatrix()
+        .args(["exec", "--kernel", "debian-6.1", "--timeout", "3", "--"])
+        .args(["/bin/sh", "-c", "echo started; (sleep 600 &); sleep 600"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(128 + 9), "{stdout}\n{stderr}");
+    assert!(stdout.contains("started"), "output so far is kept: {stdout}");
+    assert!(t.elapsed() < Duration::from_secs(30), "took {:?}", t.elapsed());
+    // A program that exits while a child it left holds its output: the grace ends it.
+    let t = Instant::now();
+    let out = kmatrix()
+        .args(["exec", "--kernel", "debian-6.1", "--timeout", "60", "--"])
+        .args(["/bin/sh", "-c", "(sleep 600 &); echo parent-done"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("parent-done"));
+    assert!(t.elapsed() < Duration::from_secs(20), "a grandchild held the pipes: {:?}", t.elapsed());
+}
+
+#[test]
+fn exec_refuses_missing_programs_interpreters_and_dirs_by_name() {
+    let d = tempfile::tempdir().unwrap();
+    let out = kmatrix().args(["exec", "--", "kmatrix-no-such-program"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("kmatrix-no-such-program"), "{stderr}");
+    let script = d.path().join("needs-lua.sh");
+    std::fs::write(&script, "#!/opt/kmatrix-absent/lua\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = kmatrix().args(["exec", "--"]).arg(&script).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("/opt/kmatrix-absent/lua"), "{stderr}");
+    let out = kmatrix().args(["exec", "--rw", "/kmatrix/no/such/dir", "--", "/bin/true"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("/kmatrix/no/such/dir"), "{stderr}");
+    // The guest's /tmp is its own: a cwd there cannot be the program's cwd.
+    let out = kmatrix().args(["exec", "--", "/bin/true"]).current_dir(d.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is not visible in the guest"), "{stderr}");
+}
+
+#[test]
+fn vm_exec_writes_only_where_allowed() {
+    let d = scratch();
+    let file = d.path().join("written-by-guest");
+    let out = kmatrix()
+        .args(["exec", "--kernel", "debian-6.1", "--rw"])
+        .arg(d.path())
+        .args(["--", "/bin/sh", "-c"])
+        .arg(format!("echo from-guest > {} && touch /kmatrix-host-root-probe", file.display()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The --rw directory took the write; the rest of the host root is read-only.
+    assert_eq!(std::fs::read_to_string(&file).unwrap_or_default(), "from-guest\n", "{stderr}");
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("Read-only file system"), "{stderr}");
+    assert!(!std::path::Path::new("/kmatrix-host-root-probe").exists());
+}
