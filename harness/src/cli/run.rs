@@ -74,7 +74,7 @@ pub(crate) fn load_expectations(path: Option<&std::path::Path>) -> Result<crate:
     use crate::run::verdict::Expectations;
     let path = match path {
         Some(p) => p.to_path_buf(),
-        None => match kernel::KernelsDir::locate(None).dir {
+        None => match kernel::KernelsDir::try_locate(None).map_err(tag_kernel)?.dir {
             Some(d) => d.join("expectations.toml"),
             None => return Ok(Expectations::default()),
         },
@@ -127,6 +127,10 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Ou
     let scenarios =
         select_scenarios(&cat, user.as_ref().map_or(a.scenarios.as_str(), |_| crate::bpf_object::SCENARIO))?;
     let named = a.guest.kernels_or(&a.kernels)?;
+    if named.is_empty() {
+        let kd = kernel::KernelsDir::try_locate(None).map_err(tag_kernel)?;
+        eprintln!("kmatrix: kernels from {}", kd.describe());
+    }
     let kernels = if named.is_empty() {
         kernel::matrix_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?
     } else {

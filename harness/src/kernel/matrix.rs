@@ -174,18 +174,71 @@ pub struct KernelsDir {
     pub dir: Option<PathBuf>,
 }
 
+/// A project's own file: `kmatrix.toml`, found from the current directory upward. Today it says
+/// where the project keeps its kernels directory (`matrix.toml`, `kernels.lock`,
+/// `expectations.toml`), relative to itself.
+pub const PROJECT_FILE: &str = "kmatrix.toml";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectFile {
+    /// The kernels directory, relative to the project file (default `kernels`).
+    #[serde(default)]
+    kernels: Option<PathBuf>,
+}
+
 impl KernelsDir {
-    /// `explicit`, else `$KMATRIX_KERNELS_DIR`, else the workspace's `kernels/` when it exists
-    /// (a source checkout), else none: the built-in copies.
+    /// `explicit`, else `$KMATRIX_KERNELS_DIR`, else the project's, found from the current
+    /// directory upward as cargo finds `Cargo.toml` (see [`KernelsDir::discover`]), else none:
+    /// the built-in copies. A malformed `kmatrix.toml` is an error naming it.
     pub fn locate(explicit: Option<&Path>) -> KernelsDir {
+        Self::try_locate(explicit).unwrap_or(KernelsDir { dir: None })
+    }
+
+    /// [`locate`](Self::locate), with a malformed project file as an error.
+    pub fn try_locate(explicit: Option<&Path>) -> Result<KernelsDir> {
         if let Some(p) = explicit {
-            return KernelsDir { dir: Some(p.to_path_buf()) };
+            return Ok(KernelsDir { dir: Some(p.to_path_buf()) });
         }
         if let Some(p) = std::env::var_os("KMATRIX_KERNELS_DIR").filter(|p| !p.is_empty()) {
-            return KernelsDir { dir: Some(PathBuf::from(p)) };
+            return Ok(KernelsDir { dir: Some(PathBuf::from(p)) });
         }
-        let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernels");
-        KernelsDir { dir: ws.join(MATRIX_FILE).is_file().then_some(ws) }
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        Ok(KernelsDir { dir: Self::discover(&cwd)? })
+    }
+
+    /// The nearest of `start` and its ancestors that has a `kmatrix.toml` (its kernels directory)
+    /// or a `kernels/matrix.toml`.
+    pub fn discover(start: &Path) -> Result<Option<PathBuf>> {
+        for dir in start.ancestors() {
+            let project = dir.join(PROJECT_FILE);
+            if project.is_file() {
+                let text = fs::read_to_string(&project).map_err(KernelError::io(&project))?;
+                let pf: ProjectFile = toml::from_str(&text)
+                    .map_err(|e| KernelError::Invalid { path: project.display().to_string(), detail: e.to_string() })?;
+                let kd = dir.join(pf.kernels.unwrap_or_else(|| PathBuf::from("kernels")));
+                if !kd.join(MATRIX_FILE).is_file() {
+                    return Err(KernelError::Invalid {
+                        path: project.display().to_string(),
+                        detail: format!("its kernels directory {} has no {MATRIX_FILE}", kd.display()),
+                    });
+                }
+                return Ok(Some(kd));
+            }
+            let kd = dir.join("kernels");
+            if kd.join(MATRIX_FILE).is_file() {
+                return Ok(Some(kd));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Which matrix this is, for the run's first lines.
+    pub fn describe(&self) -> String {
+        match &self.dir {
+            Some(d) => d.join(MATRIX_FILE).display().to_string(),
+            None => "the built-in matrix (no kmatrix.toml or kernels/matrix.toml here or above)".into(),
+        }
     }
 
     pub fn matrix(&self) -> Result<Matrix> {

@@ -574,7 +574,7 @@ pub fn info(kernel: &PreparedKernel) -> Result<KernelInfo> {
 
 /// The ids of the kernel matrix, in file order.
 pub fn matrix_ids() -> Result<Vec<String>> {
-    Ok(KernelsDir::locate(None).matrix()?.ids().into_iter().map(str::to_string).collect())
+    Ok(KernelsDir::try_locate(None)?.matrix()?.ids().into_iter().map(str::to_string).collect())
 }
 
 /// The [`config::TRACING_OPTIONS`] the kernel's config sets (`KPROBES` → `y`); empty when the
