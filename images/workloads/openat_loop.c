@@ -13,9 +13,12 @@
  * agent gave up) exits with status 75 without making any call. Run by hand, fd 3 is normally
  * closed and the loop starts at once.
  *
- * Output: "openat-loop: calls=N ok=K fd=F errno=E ptr=P", F the fd of the last successful call
- * (-1 when none succeeded), E the errno of the last failed call (0 when none failed) and P the
- * address of PATH passed as openat's filename (what a probe reading the pointer must see).
+ * Output: "openat-loop: calls=C ok=K fd=F errno=E ptr=P": C the openat syscalls the loop really
+ * made and K those that returned an fd, both counted as they happen (not taken from N, so a
+ * scenario can compare what the kernel saw with what happened, and both with N); F the fd of
+ * the last successful call (-1 when none succeeded), E the errno of the last failed call (0 when
+ * none failed) and P the address of PATH passed as openat's filename (what a probe reading the
+ * pointer must see). The exit status is 0 only when all N calls were made and succeeded.
  */
 #define _GNU_SOURCE
 #include <sys/syscall.h>
@@ -24,7 +27,7 @@
 
 int main(int argc, char **argv)
 {
-	long n, i, ok = 0, fd = -1, last_errno = 0;
+	long n, i, calls = 0, ok = 0, fd = -1, last_errno = 0;
 
 	check_argc(argc, 3, "usage: openat-loop N PATH\n");
 	n = parse_count(argv[1], 0, LONG_MAX, "openat-loop: N must be a non-negative integer\n");
@@ -32,6 +35,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < n; i++) {
 		long r = syscall(SYS_openat, AT_FDCWD, argv[2], O_RDONLY | O_CLOEXEC, 0);
 
+		calls++;
 		if (r >= 0) {
 			ok++;
 			fd = r;
@@ -40,6 +44,6 @@ int main(int argc, char **argv)
 			last_errno = errno;
 		}
 	}
-	report("openat-loop: calls=%ld ok=%ld fd=%ld errno=%ld ptr=%p\n", n, ok, fd, last_errno, (void *)argv[2]);
-	_exit(ok == n ? 0 : 1);
+	report("openat-loop: calls=%ld ok=%ld fd=%ld errno=%ld ptr=%p\n", calls, ok, fd, last_errno, (void *)argv[2]);
+	_exit(calls == n && ok == n ? 0 : 1);
 }

@@ -14,6 +14,7 @@ pub mod hist;
 pub mod profile;
 pub mod readme;
 mod reset;
+pub mod stats;
 pub mod trace;
 
 use crate::sys;

@@ -72,10 +72,7 @@ fn core_read(ctx: &mut Ctx, read: Read) -> Result<ScenarioResult> {
         let parent = std::process::id() as i32;
         let (want_field, want_name) = state_field_of(&release_name);
         let (summary, problems) = openat_summary(&p.done);
-        let mut c = vec![
-            count("openat calls made by the workload", n, summary.calls),
-            count(format!("{program} hits of the workload"), n, counts.hits),
-        ];
+        let mut c = openat_loop::counts(n, &summary, format!("{program} hits of the workload"), counts.hits);
         let of = |f: &dyn Fn(&KmEvent) -> bool| events.iter().filter(|e| f(e)).count() as u64;
         match read {
             Read::Task => c.extend([

@@ -33,6 +33,8 @@ pub const LOAD: Scenario = Meta::new("bpf.object.load", "4.1")
 
 /// Where the self-test writes the embedded object, to load it from a path like a user's.
 const SELFTEST_PATH: &str = "/tmp/kmatrix-selftest.bpf.o";
+/// The self-test's openat-loop calls, each one run of its kprobe.
+const SELFTEST_CALLS: u64 = 10;
 
 /// One step of the path, as reported.
 #[derive(serde::Serialize)]
@@ -122,13 +124,15 @@ fn load(ctx: &mut Ctx) -> Result<ScenarioResult> {
                 SELFTEST_PATH.to_string(),
                 Some("kprobe_openat".to_string()),
                 Some(format!("kprobe:{sym}")),
-                Some("openat-loop:10".to_string()),
+                Some(format!("openat-loop:{SELFTEST_CALLS}")),
             )
         }
     };
+    // The self-test counts its runs too: `object` absent or empty (the catalogue's default, which
+    // the host sends) both mean the self-test.
     let expect_runs = match param("expect_runs") {
         Some(v) => Some(v.parse::<u64>().with_context(|| format!("expect_runs={v:?} is not a number"))?),
-        None if ctx.params.get("object").is_none() => Some(10),
+        None if param("object").is_none() => Some(SELFTEST_CALLS),
         None => None,
     };
     let attach_text = attach_spec.clone().unwrap_or_default();
@@ -176,7 +180,12 @@ fn load(ctx: &mut Ctx) -> Result<ScenarioResult> {
             bail!("the object has {} programs ({}); say which with program=NAME", names.len(), names.join(", "))
         }
     };
-    let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
+    // Held until the end: the kernel counts program runs while this fd is open.
+    let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).map_err(|e| format!("BPF_ENABLE_STATS: {e}"));
+    let run_count = |l: &Loaded| -> Result<u64, String> {
+        let prog = l.ebpf.program(&program).ok_or_else(|| format!("no program {program}"))?;
+        prog.info().map(|i| i.run_count()).map_err(|e| format!("BPF_OBJ_GET_INFO_BY_FD: {e}"))
+    };
 
     // The workload, gated, so uprobe and perf_event attach to its pid before it runs.
     let mut running = argv.as_ref().map(|a| process::spawn(a, true)).transpose()?;
@@ -234,13 +243,15 @@ fn load(ctx: &mut Ctx) -> Result<ScenarioResult> {
         let step = format!("attach {program} to {attach_text}");
         steps.push(Step { step, ok: true, ms: attach_ms - load_ms, errno: None, message: String::new() });
     }
-    let info = l.ebpf.program(&program).and_then(|p| p.info().ok());
-    let runs_before = info.as_ref().map_or(0, |i| i.run_count());
+    let runs_before = run_count(&l);
 
     // Step 4: the workload.
     let mut counts = Vec::new();
     let mut problems = Vec::new();
     let mut run_ms = 0.0;
+    if let (Some(expected), None) = (expect_runs, &running) {
+        problems.push(format!("expect_runs={expected} needs a workload=... to count the runs of"));
+    }
     if let Some(w) = running.take() {
         let done;
         (done, run_ms) = release(w, ctx)?;
@@ -255,13 +266,10 @@ fn load(ctx: &mut Ctx) -> Result<ScenarioResult> {
         if !ok {
             problems.push(format!("workload ended with {}: {}", done.describe(), done.stderr.trim()));
         }
-        let after = l.ebpf.program(&program).and_then(|p| p.info().ok()).map(|i| i.run_count());
-        if let (Some(expected), Some(after)) = (expect_runs, after) {
-            counts.push(count(
-                format!("{program} runs during the workload (BPF stats)"),
-                expected,
-                after - runs_before,
-            ));
+        if let Some(expected) = expect_runs {
+            let (c, p) = runs_check(&program, expected, stats.as_ref().err(), &runs_before, &run_count(&l));
+            counts.extend(c);
+            problems.extend(p);
         }
     }
     let t = Instant::now();
@@ -271,6 +279,7 @@ fn load(ctx: &mut Ctx) -> Result<ScenarioResult> {
         push(&mut steps, format!("detach {program}"), t, rej.as_ref().map_or(Ok(()), Err));
     }
     drop(l);
+    drop(stats);
     let detach_ms = ms(t);
     let mut r = finish(steps, &verifier_log, counts, problems, None);
     r.timings.attach_ms = attach_ms;
@@ -280,6 +289,38 @@ fn load(ctx: &mut Ctx) -> Result<ScenarioResult> {
         r.reason = format!("{program} of {path}: every step succeeded");
     }
     Ok(r)
+}
+
+/// The `expect_runs` check: the runs of `program` during the workload, from the kernel's BPF
+/// run statistics read `before` and `after` it. Statistics that could not be enabled, or a run
+/// count that could not be read, are problems naming why, never a check left out.
+fn runs_check(
+    program: &str,
+    expected: u64,
+    enable_failed: Option<&String>,
+    before: &Result<u64, String>,
+    after: &Result<u64, String>,
+) -> (Vec<Count>, Vec<String>) {
+    let mut problems = Vec::new();
+    if let Some(e) = enable_failed {
+        problems.push(format!("expect_runs={expected}: BPF run statistics could not be enabled ({e})"));
+    }
+    match (before, after) {
+        (Ok(b), Ok(a)) => (
+            vec![count(format!("{program} runs during the workload (BPF stats)"), expected, a.saturating_sub(*b))],
+            problems,
+        ),
+        _ => {
+            for (when, read) in [("before", before), ("after", after)] {
+                if let Err(e) = read {
+                    problems.push(format!(
+                        "expect_runs={expected}: the run count of {program} could not be read {when} the workload: {e}"
+                    ));
+                }
+            }
+            (Vec::new(), problems)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -300,6 +341,25 @@ mod tests {
         assert!(parse_attach("tracepoint:nocategory").unwrap_err().to_string().contains("nocategory"));
         assert!(parse_attach("xdp:eth0").is_err());
         assert!(parse_attach("kprobe").is_err());
+    }
+
+    #[test]
+    fn expect_runs_fails_when_the_runs_cannot_be_counted() {
+        let (c, p) = runs_check("p", 10, None, &Ok(5), &Ok(15));
+        assert_eq!((c[0].expected, c[0].observed, p.len()), (10, 10, 0));
+        // info() failing after the workload used to drop the check and pass.
+        let (c, p) = runs_check("p", 10, None, &Ok(5), &Err("BPF_OBJ_GET_INFO_BY_FD: EPERM".into()));
+        assert!(c.is_empty());
+        assert_eq!(
+            p,
+            ["expect_runs=10: the run count of p could not be read after the workload: BPF_OBJ_GET_INFO_BY_FD: EPERM"]
+        );
+        let r = verdict("bpf.object.load", c, p);
+        assert_eq!(r.status, Status::Fail);
+        let (_, p) = runs_check("p", 10, None, &Err("x".into()), &Err("y".into()));
+        assert_eq!(p.len(), 2);
+        let (c, p) = runs_check("p", 10, Some(&"BPF_ENABLE_STATS: EINVAL".to_string()), &Ok(0), &Ok(0));
+        assert_eq!((c[0].observed, p.len()), (0, 1));
     }
 
     #[test]

@@ -38,13 +38,13 @@ fn cpu_clock(ctx: &mut Ctx) -> Result<ScenarioResult> {
         let from_workload =
             events.iter().filter(|e| e.pid == pid && e.tgid == pid && e.name() == "openat-loop").count() as u64;
         let period = events.iter().filter(|e| e.aux == PERIOD_NS as i64).count() as u64;
-        let c = vec![
-            count("openat calls made by the workload", w.n, summary.calls),
+        let mut c = openat_loop::made(w.n, &summary);
+        c.extend([
             count("samples of the workload: at least one", 1, counts.hits.min(1)),
             count("samples recorded with the workload's pid and comm openat-loop", recorded, from_workload),
             count(format!("samples recorded with sample_period {PERIOD_NS}"), recorded, period),
             count("samples of other tasks (outside the event's scope)", 0, counts.others),
-        ];
+        ]);
         let mut r = verdict(id, c, problems);
         p.timings(&mut r);
         r.detail = serde_json::json!({

@@ -11,6 +11,7 @@ use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
 use crate::scenario::support::bpf_output::{run_output, Channel, Output};
 use crate::scenario::support::openat_loop;
+use crate::tracefs::stats::{self, BufferStats};
 use anyhow::Result;
 use std::time::Instant;
 
@@ -53,9 +54,11 @@ impl Channel for TracePipe {
     }
 
     /// What trace_pipe holds now, each `kmatrix-openat pid=P path=F` line an event (pid, name)
-    /// for the common checks.
+    /// for the common checks; records lost are what the ring buffer's per-CPU counters say it
+    /// lost (overwritten or dropped) since the reset before the scenario cleared them.
     fn drain(&mut self, ctx: &Ctx, _l: &mut Loaded) -> Result<Output> {
         let text = ctx.tfs.drain_pipe("trace_pipe")?;
+        let (lost, losses) = buffer_lost(&stats::per_cpu(&ctx.tfs)?);
         let events = printk_events(&text);
         let mut raw = excerpt::head(&text, 10);
         if events.is_empty() {
@@ -70,8 +73,24 @@ impl Channel for TracePipe {
                 excerpt::head(&trace, 20)
             );
         }
-        Ok(Output { events, lost: 0, raw })
+        if lost > 0 {
+            raw = format!("{losses}\n{raw}");
+        }
+        Ok(Output { events, lost, raw })
     }
+}
+
+/// Events the global ring buffer lost, summed over its CPUs, and which CPU lost how many.
+fn buffer_lost(per_cpu: &[(String, BufferStats)]) -> (u64, String) {
+    let lost = per_cpu.iter().map(|(_, s)| s.lost()).sum();
+    let each: Vec<String> = per_cpu
+        .iter()
+        .filter(|(_, s)| s.lost() > 0)
+        .map(|(cpu, s)| {
+            format!("{cpu}: overrun {} commit overrun {} dropped {}", s.overrun, s.commit_overrun, s.dropped_events)
+        })
+        .collect();
+    (lost, format!("the ring buffer lost {lost} events ({})", each.join("; ")))
 }
 
 /// Events from `kmatrix-openat pid=P path=F` trace lines.
@@ -108,5 +127,22 @@ mod tests {
         let ev = printk_events(text);
         assert_eq!(ev.len(), 1);
         assert_eq!((ev[0].pid, ev[0].name()), (93, "/tmp/kmatrix-openat".to_string()));
+    }
+
+    #[test]
+    fn records_lost_are_the_buffers_own_count() {
+        let overrun = stats::parse(include_str!("../../tracefs/fixtures/stats-overrun-6.1.txt")).unwrap();
+        let cleared = stats::parse(include_str!("../../tracefs/fixtures/stats-cleared-6.1.txt")).unwrap();
+        let (lost, why) = buffer_lost(&[("cpu0".into(), cleared.clone()), ("cpu1".into(), overrun)]);
+        assert_eq!(lost, 16819);
+        assert_eq!(why, "the ring buffer lost 16819 events (cpu1: overrun 16819 commit overrun 0 dropped 0)");
+        // The verdict's "records lost by the channel" fails on it.
+        let r = crate::scenario::support::verdict::verdict(
+            "bpf.trace_printk.openat",
+            vec![crate::scenario::support::verdict::count("records lost by the channel", 0, lost)],
+            Vec::new(),
+        );
+        assert_eq!(r.status, kmatrix_proto::Status::Fail);
+        assert_eq!(buffer_lost(&[("cpu0".into(), cleared)]).0, 0);
     }
 }

@@ -39,7 +39,8 @@ pub fn hello_probe(ctx: &mut Ctx, ret: bool) -> Result<ScenarioResult> {
 
         let mut c = vec![count("hello, world! lines printed", n, workload::greetings(&p.done.stdout))];
         let payload = Payload { name: (!ret).then_some(GREETING), aux: None };
-        c.extend(event_counts(program, n, pid, &p.counts, &p.events, &payload));
+        c.push(count(format!("{program} hits of the workload"), n, p.counts.hits));
+        c.extend(event_counts(n, pid, &p.events, &payload));
         if ret {
             let in_order = p.events.iter().enumerate().filter(|(i, e)| e.aux == 2 * *i as i64 + 1).count() as u64;
             c.push(count("return values 1, 3, 5, ... in order", n.min(MAX_EVENTS), in_order));

@@ -57,17 +57,15 @@ pub fn sys_enter_openat_read(ctx: &mut Ctx, pipe: bool) -> Result<ScenarioResult
     let text = if pipe { ctx.tfs.drain_pipe("trace_pipe")? } else { ctx.tfs.read("trace")? };
     let parsed = trace::parse(&text);
     let hits = parsed.entries.iter().filter(|e| e.pid == a.pid && e.body.starts_with("sys_openat(")).count() as u64;
-    let calls = openat_loop::summary(&a.done.stdout).map(|s| s.calls).unwrap_or(0);
-    let mut counts = vec![
-        count("openat calls made by the workload", n, calls),
-        count("sys_enter_openat entries for the workload pid", n, hits),
-        count("entries read in total", n, parsed.entries.len() as u64),
-    ];
+    let mut problems = trace_problems(&a.done, parsed.lost);
+    let summary = openat_loop::account(&a.done, &mut problems);
+    let mut counts = openat_loop::counts(n, &summary, "sys_enter_openat entries for the workload pid", hits);
+    counts.push(count("entries read in total", n, parsed.entries.len() as u64));
     if pipe {
         let left = trace::parse(&ctx.tfs.read("trace")?).entries.len() as u64;
         counts.push(count("entries left in trace after reading the pipe", 0, left));
     }
-    let mut r = verdict(ctx.id(), counts, trace_problems(&a.done, parsed.lost));
+    let mut r = verdict(ctx.id(), counts, problems);
     a.timings(&mut r);
     r.detail = serde_json::json!({ "pid": a.pid, "filter": pid_filter(a.pid), "path": path });
     Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))
@@ -99,7 +97,8 @@ fn raw_syscalls(ctx: &mut Ctx) -> Result<ScenarioResult> {
     })?;
     let text = ctx.tfs.read("trace")?;
     let parsed = trace::parse(&text);
-    let summary = openat_loop::summary(&a.done.stdout).unwrap_or_default();
+    let mut problems = trace_problems(&a.done, parsed.lost);
+    let summary = openat_loop::account(&a.done, &mut problems);
     let mine = |prefix: &str| -> Vec<&trace::Entry> {
         parsed.entries.iter().filter(|e| e.pid == a.pid && e.body.starts_with(prefix)).collect()
     };
@@ -107,17 +106,18 @@ fn raw_syscalls(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let enters = mine(&format!("sys_enter: NR {nr} ("));
     let exits = mine(&format!("sys_exit: NR {nr} = "));
     let fd_exits = exits.iter().filter(|e| e.body.ends_with(&format!(" = {}", summary.fd))).count() as u64;
-    let mut r = verdict(
-        ctx.id(),
-        vec![
-            count("openat calls made by the workload", n, summary.calls),
-            count(format!("sys_enter NR {nr} entries for the workload pid"), n, enters.len() as u64),
-            count(format!("sys_exit NR {nr} entries for the workload pid"), n, exits.len() as u64),
-            count(format!("sys_exit entries returning fd {}", summary.fd), n, fd_exits),
-            count("trace entries in total", 2 * n, parsed.entries.len() as u64),
-        ],
-        trace_problems(&a.done, parsed.lost),
+    let mut counts = openat_loop::counts(
+        n,
+        &summary,
+        format!("sys_enter NR {nr} entries for the workload pid"),
+        enters.len() as u64,
     );
+    counts.extend([
+        count(format!("sys_exit NR {nr} entries for the workload pid"), n, exits.len() as u64),
+        count(format!("sys_exit entries returning fd {}", summary.fd), n, fd_exits),
+        count("trace entries in total", 2 * n, parsed.entries.len() as u64),
+    ]);
+    let mut r = verdict(ctx.id(), counts, problems);
     a.timings(&mut r);
     r.detail = serde_json::json!({ "pid": a.pid, "syscall_nr": nr });
     Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))

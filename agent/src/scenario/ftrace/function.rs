@@ -35,17 +35,11 @@ fn openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let hits =
         parsed.entries.iter().filter(|e| e.pid == t.pid && (e.body.starts_with(&prefix) || e.body == sym)).count()
             as u64;
-    let problems = trace_problems(&t.done, parsed.lost);
-    let calls = openat_loop::summary(&t.done.stdout).map(|s| s.calls).unwrap_or(0);
-    let mut r = verdict(
-        ctx.id(),
-        vec![
-            count("openat calls made by the workload", n, calls),
-            count(format!("function entries of {sym} for the workload pid"), n, hits),
-            count("trace entries in total", n, parsed.entries.len() as u64),
-        ],
-        problems,
-    );
+    let mut problems = trace_problems(&t.done, parsed.lost);
+    let summary = openat_loop::account(&t.done, &mut problems);
+    let mut counts = openat_loop::counts(n, &summary, format!("function entries of {sym} for the workload pid"), hits);
+    counts.push(count("trace entries in total", n, parsed.entries.len() as u64));
+    let mut r = verdict(ctx.id(), counts, problems);
     t.timings(&mut r);
     r.detail = serde_json::json!({ "symbol": sym, "pid": t.pid, "path": path });
     Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))
@@ -109,21 +103,22 @@ fn stacktrace(ctx: &mut Ctx) -> Result<ScenarioResult> {
             as u64;
     let reach_entry =
         stacks.iter().filter(|s| s.frames.iter().any(|f| trace::frame_symbol(f).0 == "do_syscall_64")).count() as u64;
-    let problems = trace_problems(&t.done, parsed.lost);
-    let calls = openat_loop::summary(&t.done.stdout).map(|s| s.calls).unwrap_or(0);
-    let mut r = verdict(
-        ctx.id(),
-        vec![
-            count("openat calls made by the workload", n, calls),
-            count(format!("function entries of {sym} for the workload pid"), n, entries.len() as u64),
-            count("entries naming function and caller as symbol+0xoff/0xsize", n, with_offsets),
-            count("stack traces for the workload pid", n, stacks.len() as u64),
-            count("stacks whose frames past the ftrace trampoline all read symbol+0xoff/0xsize", n, all_offsets),
-            count(format!("stacks whose first frame past the trampoline is {sym}"), n, start_at_sym),
-            count("stacks reaching do_syscall_64", n, reach_entry),
-        ],
-        problems,
+    let mut problems = trace_problems(&t.done, parsed.lost);
+    let summary = openat_loop::account(&t.done, &mut problems);
+    let mut counts = openat_loop::counts(
+        n,
+        &summary,
+        format!("function entries of {sym} for the workload pid"),
+        entries.len() as u64,
     );
+    counts.extend([
+        count("entries naming function and caller as symbol+0xoff/0xsize", n, with_offsets),
+        count("stack traces for the workload pid", n, stacks.len() as u64),
+        count("stacks whose frames past the ftrace trampoline all read symbol+0xoff/0xsize", n, all_offsets),
+        count(format!("stacks whose first frame past the trampoline is {sym}"), n, start_at_sym),
+        count("stacks reaching do_syscall_64", n, reach_entry),
+    ]);
+    let mut r = verdict(ctx.id(), counts, problems);
     t.timings(&mut r);
     let first: Vec<&str> = stacks.first().map(|s| s.frames.clone()).unwrap_or_default();
     r.detail = serde_json::json!({ "symbol": sym, "pid": t.pid, "first_stack": first });

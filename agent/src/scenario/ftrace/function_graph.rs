@@ -38,17 +38,19 @@ fn openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let mine = calls_of(&lines, t.pid, sym);
     let timed = mine.iter().filter(|l| l.duration_us.is_some_and(|d| d > 0.0)).count() as u64;
     let durations: Vec<f64> = mine.iter().filter_map(|l| l.duration_us).collect();
-    let summary = openat_loop::summary(&t.done.stdout).unwrap_or_default();
-    let mut r = verdict(
-        ctx.id(),
-        vec![
-            count("openat calls made by the workload", n, summary.calls),
-            count(format!("function_graph calls of {sym} for the workload pid"), n, mine.len() as u64),
-            count("calls with a parsed duration > 0", n, timed),
-            count("function_graph call lines in total", n, lines.len() as u64),
-        ],
-        workload_problems(&t.done),
+    let mut problems = workload_problems(&t.done);
+    let summary = openat_loop::account(&t.done, &mut problems);
+    let mut counts = openat_loop::counts(
+        n,
+        &summary,
+        format!("function_graph calls of {sym} for the workload pid"),
+        mine.len() as u64,
     );
+    counts.extend([
+        count("calls with a parsed duration > 0", n, timed),
+        count("function_graph call lines in total", n, lines.len() as u64),
+    ]);
+    let mut r = verdict(ctx.id(), counts, problems);
     t.timings(&mut r);
     r.detail = serde_json::json!({
         "symbol": sym,
@@ -135,19 +137,17 @@ fn nested(ctx: &mut Ctx) -> Result<ScenarioResult> {
         .count() as u64;
     let seen: std::collections::BTreeSet<&str> =
         calls.iter().flat_map(|c| c.children.iter().map(|(name, _)| *name)).collect();
-    let summary = openat_loop::summary(&t.done.stdout).unwrap_or_default();
-    let mut r = verdict(
-        ctx.id(),
-        vec![
-            count("openat calls made by the workload", n, summary.calls),
-            count(format!("{sym}() {{ opens for the workload pid"), n, calls.len() as u64),
-            count(format!("calls closed by a timed `}} /* {sym} */`"), n, complete),
-            count("calls with at least one traced child", n, with_child),
-            count("calls whose children all have a duration > 0", n, children_timed),
-            count("calls whose children's time is within the parent's", n, within),
-        ],
-        workload_problems(&t.done),
-    );
+    let mut problems = workload_problems(&t.done);
+    let summary = openat_loop::account(&t.done, &mut problems);
+    let mut counts =
+        openat_loop::counts(n, &summary, format!("{sym}() {{ opens for the workload pid"), calls.len() as u64);
+    counts.extend([
+        count(format!("calls closed by a timed `}} /* {sym} */`"), n, complete),
+        count("calls with at least one traced child", n, with_child),
+        count("calls whose children all have a duration > 0", n, children_timed),
+        count("calls whose children's time is within the parent's", n, within),
+    ]);
+    let mut r = verdict(ctx.id(), counts, problems);
     t.timings(&mut r);
     let parents: Vec<f64> = calls.iter().filter_map(|c| c.duration_us).collect();
     r.detail = serde_json::json!({
@@ -218,21 +218,23 @@ fn retval(ctx: &mut Ctx) -> Result<ScenarioResult> {
         Ok(())
     })?;
     let text = ctx.tfs.read("trace")?;
-    let summary = openat_loop::summary(&t.done.stdout).unwrap_or_default();
+    let mut problems = workload_problems(&t.done);
+    let summary = openat_loop::account(&t.done, &mut problems);
     let lines = graph::parse(&text);
     let mine = calls_of(&lines, t.pid, sym);
     let with_retval = mine.iter().filter(|l| l.retval.is_some()).count() as u64;
     let fd_ok = mine.iter().filter(|l| l.retval.and_then(retval_number) == Some(summary.fd)).count() as u64;
-    let mut r = verdict(
-        ctx.id(),
-        vec![
-            count("openat calls made by the workload", n, summary.calls),
-            count(format!("function_graph calls of {sym} for the workload pid"), n, mine.len() as u64),
-            count("calls printing a return value", n, with_retval),
-            count(format!("calls returning the workload's fd {}", summary.fd), n, fd_ok),
-        ],
-        workload_problems(&t.done),
+    let mut counts = openat_loop::counts(
+        n,
+        &summary,
+        format!("function_graph calls of {sym} for the workload pid"),
+        mine.len() as u64,
     );
+    counts.extend([
+        count("calls printing a return value", n, with_retval),
+        count(format!("calls returning the workload's fd {}", summary.fd), n, fd_ok),
+    ]);
+    let mut r = verdict(ctx.id(), counts, problems);
     t.timings(&mut r);
     r.detail = serde_json::json!({ "symbol": sym, "pid": t.pid, "fd": summary.fd });
     Ok(r.with_excerpt(&excerpt::head(&text, 16)))

@@ -7,7 +7,7 @@ use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
 use crate::scenario::support::gated::{release_and_disarm, workload_problems};
 use crate::scenario::support::openat_loop;
-use crate::scenario::support::verdict::{count, verdict};
+use crate::scenario::support::verdict::verdict;
 use crate::tracefs::hist;
 use anyhow::Result;
 use kmatrix_proto::ScenarioResult;
@@ -41,19 +41,14 @@ fn sys_enter_openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let pid = a.pid;
     let text = ctx.tfs.read(&format!("events/{OPENAT}/hist"))?;
     let h = hist::parse(&text);
-    let calls = openat_loop::summary(&a.done.stdout).map(|s| s.calls).unwrap_or(0);
     let mut problems = workload_problems(&a.done);
+    let summary = openat_loop::account(&a.done, &mut problems);
     if h.dropped != Some(0) {
         problems.push(format!("hist Dropped: {:?}, expected 0", h.dropped));
     }
-    let mut r = verdict(
-        ctx.id(),
-        vec![
-            count("openat calls made by the workload", n, calls),
-            count(format!("hitcount of common_pid {pid}"), n, h.hitcount("common_pid", pid as i64).unwrap_or(0)),
-        ],
-        problems,
-    );
+    let hits = h.hitcount("common_pid", pid as i64).unwrap_or(0);
+    let counts = openat_loop::counts(n, &summary, format!("hitcount of common_pid {pid}"), hits);
+    let mut r = verdict(ctx.id(), counts, problems);
     a.timings(&mut r);
     r.detail = serde_json::json!({ "pid": pid, "trigger": trigger, "keys": h.entries.len(), "hits": h.hits });
     Ok(r.with_excerpt(&excerpt::head(&text, 16)))

@@ -81,19 +81,15 @@ pub fn run_dynamic(ctx: &mut Ctx, event: &str, def: &str, args: &Args) -> Result
     let text = ctx.tfs.read("trace")?;
     let parsed = trace::parse(&text);
     let mine = entries_of(&parsed, a.pid, event);
-    let summary = openat_loop::summary(&a.done.stdout).unwrap_or_default();
-    let mut counts = vec![
-        count("openat calls made by the workload", n, summary.calls),
-        count(format!("{ev} entries for the workload pid"), n, mine.len() as u64),
-        count("trace entries in total", n, parsed.entries.len() as u64),
-    ];
+    let mut problems = trace_problems(&a.done, parsed.lost);
+    let summary = openat_loop::account(&a.done, &mut problems);
+    let mut counts = openat_loop::counts(n, &summary, format!("{ev} entries for the workload pid"), mine.len() as u64);
+    counts.push(count("trace entries in total", n, parsed.entries.len() as u64));
     for (key, want) in args(&summary) {
         let matching = mine.iter().filter(|e| e.arg(key) == Some(want.as_str())).count();
         counts.push(count(format!("{ev} entries with {key}={want}"), n, matching as u64));
     }
-    let mut problems: Vec<String> =
-        one_byte_pointer(mine.first().and_then(|e| e.arg("ptr")), summary.ptr).into_iter().collect();
-    problems.extend(trace_problems(&a.done, parsed.lost));
+    problems.splice(0..0, one_byte_pointer(mine.first().and_then(|e| e.arg("ptr")), summary.ptr));
     let mut r = verdict(ctx.id(), counts, problems);
     a.timings(&mut r);
     r.detail = serde_json::json!({ "definition": def, "pid": a.pid });

@@ -57,22 +57,15 @@ fn openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
     // `openat_off: (do_sys_openat2+0x9/0x140)`.
     let place = format!("{event}: ({sym}+{off:#x}/");
     let at_offset = parsed.entries.iter().filter(|e| e.pid == pid && e.body.starts_with(&place)).count() as u64;
-    let summary = openat_loop::summary(&a.done.stdout).unwrap_or_default();
     let mut problems = workload_problems(&a.done);
+    let summary = openat_loop::account(&a.done, &mut problems);
     let odd: Vec<&(u64, String)> = refused.iter().filter(|(_, e)| e != "EILSEQ" && e != "EINVAL").collect();
     if !odd.is_empty() {
         problems.push(format!("offsets refused with an errno other than EILSEQ/EINVAL: {odd:?}"));
     }
-    let mut r = verdict(
-        ctx.id(),
-        vec![
-            count("openat calls made by the workload", n, summary.calls),
-            count(format!("{ev} entries at {sym}+{off:#x}"), n, at_offset),
-            count("kprobe_profile hits", n, prof.hits),
-            count("kprobe_profile misses", 0, prof.misses),
-        ],
-        problems,
-    );
+    let mut counts = openat_loop::counts(n, &summary, format!("{ev} entries at {sym}+{off:#x}"), at_offset);
+    counts.extend([count("kprobe_profile hits", n, prof.hits), count("kprobe_profile misses", 0, prof.misses)]);
+    let mut r = verdict(ctx.id(), counts, problems);
     a.timings(&mut r);
     if r.status == Status::Pass {
         r.reason = format!("probed {sym}+{off:#x}; refused before it: {refused:?}");

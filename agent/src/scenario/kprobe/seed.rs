@@ -67,8 +67,8 @@ fn do_sys_open(ctx: &mut Ctx) -> Result<ScenarioResult> {
     // At +0x0, or +0x4 past an endbr64 where the kernel moves a probe on an IBT build.
     let hits = mine("function: (do_sys_open+");
     let through_wrapper = mine(&format!("openat_control: ({wrapper}+"));
-    let summary = openat_loop::summary(&a.done.stdout).unwrap_or_default();
-    let problems = workload_problems(&a.done);
+    let mut problems = workload_problems(&a.done);
+    let summary = openat_loop::account(&a.done, &mut problems);
     if hits == 0 && through_wrapper == n && a.done.success() {
         // Since 5.6 do_sys_open is a two-line wrapper around do_sys_openat2 that the compiler
         // inlines into the openat syscall; the out-of-line copy only serves other callers.
@@ -89,16 +89,17 @@ fn do_sys_open(ctx: &mut Ctx) -> Result<ScenarioResult> {
         ];
         return Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)));
     }
-    let mut r = verdict(
-        ctx.id(),
-        vec![
-            count("openat calls made by the workload", n, summary.calls),
-            count(format!("control probe {wrapper} entries for the workload pid"), n, through_wrapper),
-            count("kprobes/function entries at do_sys_open for the workload pid", n, hits),
-            count("kprobe_profile misses of kprobes/function", 0, prof.misses),
-        ],
-        problems,
+    let mut counts = openat_loop::counts(
+        n,
+        &summary,
+        format!("control probe {wrapper} entries for the workload pid"),
+        through_wrapper,
     );
+    counts.extend([
+        count("kprobes/function entries at do_sys_open for the workload pid", n, hits),
+        count("kprobe_profile misses of kprobes/function", 0, prof.misses),
+    ]);
+    let mut r = verdict(ctx.id(), counts, problems);
     a.timings(&mut r);
     r.detail = serde_json::json!({
         "definition": definition,

@@ -73,32 +73,27 @@ pub fn openat_probe(ctx: &mut Ctx, ret: bool, maxactive: Option<u32>) -> Result<
     let (profile_text, prof) = profile_of(ctx, GROUP, event)?;
     let events_text = ctx.tfs.read("kprobe_events")?;
     let parsed = trace::parse(&text);
-    let summary = openat_loop::summary(&a.done.stdout).unwrap_or_default();
+    let mut problems = trace_problems(&a.done, parsed.lost);
+    let summary = openat_loop::account(&a.done, &mut problems);
     let mine = entries_of(&parsed, a.pid, event);
     // Each entry must carry the workload's argument: the path it opened, or the fd it got.
     let (arg, want) = if ret { ("ret", summary.fd.to_string()) } else { ("path", path.clone()) };
     let matching = mine.iter().filter(|e| e.arg(arg) == Some(want.as_str())).count() as u64;
 
-    let mut problems = trace_problems(&a.done, parsed.lost);
     if let Some(m) = maxactive {
         let echoed = format!("r{m}:{GROUP}/{event} ");
         if !events_text.lines().any(|l| l.starts_with(&echoed)) {
             problems.push(format!("kprobe_events does not echo {echoed:?}: {:?}", events_text.trim()));
         }
     }
-    let mut r = verdict(
-        ctx.id(),
-        vec![
-            count("openat calls made by the workload", n, summary.calls),
-            count("openat calls that succeeded", n, summary.ok),
-            count(format!("{ev} entries for the workload pid"), n, mine.len() as u64),
-            count(format!("{ev} entries with {arg}={want}"), n, matching),
-            count("trace entries in total", n, parsed.entries.len() as u64),
-            count("kprobe_profile hits", n, prof.hits),
-            count("kprobe_profile misses", 0, prof.misses),
-        ],
-        problems,
-    );
+    let mut counts = openat_loop::counts(n, &summary, format!("{ev} entries for the workload pid"), mine.len() as u64);
+    counts.extend([
+        count(format!("{ev} entries with {arg}={want}"), n, matching),
+        count("trace entries in total", n, parsed.entries.len() as u64),
+        count("kprobe_profile hits", n, prof.hits),
+        count("kprobe_profile misses", 0, prof.misses),
+    ]);
+    let mut r = verdict(ctx.id(), counts, problems);
     a.timings(&mut r);
     r.detail = serde_json::json!({
         "symbol": sym,

@@ -9,6 +9,7 @@
 //! `km_events` array the other bpf scenarios read (`support::bpf::run_program`).
 
 use super::bpf::{attach, detach, guarded, openat_summary, release, Hook, OpenatWorkload};
+use super::openat_loop;
 use super::verdict::{count, ms, verdict};
 use crate::bpf::event::KmEvent;
 use crate::bpf::{Loaded, Object};
@@ -80,15 +81,14 @@ pub fn run_output(
         let mine = out.events.iter().filter(|e| e.pid == pid && e.tgid == pid).count() as u64;
         let named = out.events.iter().filter(|e| e.pid == pid && e.name() == w.path).count() as u64;
         let n = w.n;
-        let c = vec![
-            count("openat calls made by the workload", n, summary.calls),
-            count(format!("{program} hits of the workload"), n, counts.hits),
+        let mut c = openat_loop::counts(n, &summary, format!("{program} hits of the workload"), counts.hits);
+        c.extend([
             count("records received", n, out.events.len() as u64),
             count(format!("records with pid {pid}"), n, mine),
             count(format!("records with pid {pid} and filename {:?}", w.path), n, named),
             count("records the program could not output", 0, counts.dropped),
             count("records lost by the channel", 0, out.lost),
-        ];
+        ]);
         let mut r = verdict(id, c, problems);
         r.timings.attach_ms = attach_ms;
         r.timings.run_ms = run_ms;

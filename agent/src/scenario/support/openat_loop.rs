@@ -2,13 +2,16 @@
 //! and summary line, and the kernel function on the openat path.
 //!
 //! `openat-loop N PATH` makes exactly N `openat` syscalls once released from its start gate and
-//! prints `openat-loop: calls=N ok=K fd=F errno=E ptr=P`; scenarios compare their counts with
-//! those numbers and with N. Not for the other workloads (`support::workload`).
+//! prints `openat-loop: calls=C ok=K fd=F errno=E ptr=P`, C and K counted as they happen (the
+//! calls made, those that succeeded). Scenarios compare the tracing path's count with C and with
+//! N, and C and K with N ([`counts`]). Not for the other workloads (`support::workload`).
 
-use crate::process::{self, Running};
+use super::verdict::count;
+use crate::process::{self, Finished, Running};
 use crate::scenario::meta::Ctx;
 use crate::scenario::req::Req;
 use anyhow::{bail, Context, Result};
+use kmatrix_proto::Count;
 
 pub const OPENAT_LOOP: &str = "/bin/openat-loop";
 /// The workload in the image: what every openat scenario requires.
@@ -23,7 +26,9 @@ pub const PARAMS_20: &[(&str, &str)] = &[("count", "20"), ("path", DEFAULT_PATH)
 /// The workload's own account of what it did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Summary {
+    /// The openat syscalls it made.
     pub calls: u64,
+    /// Those that returned an fd.
     pub ok: u64,
     /// The fd the last successful call returned (-1 when none did).
     pub fd: i64,
@@ -32,13 +37,15 @@ pub struct Summary {
     pub ptr: u64,
 }
 
-/// Parse `openat-loop: calls=N ok=K fd=F errno=E ptr=0x...` from the workload's stdout.
+/// Parse `openat-loop: calls=C ok=K fd=F errno=E ptr=0x...` from the workload's stdout; a line
+/// without `calls=` and `ok=` is not a summary (its counts would read as zeros).
 pub fn summary(stdout: &str) -> Result<Summary> {
     let line = stdout
         .lines()
         .find(|l| l.starts_with("openat-loop:"))
         .with_context(|| format!("no summary line in openat-loop output {stdout:?}"))?;
     let mut s = Summary::default();
+    let (mut calls, mut ok) = (false, false);
     for kv in line.split_whitespace().skip(1) {
         let Some((k, v)) = kv.split_once('=') else {
             continue;
@@ -50,14 +57,41 @@ pub fn summary(stdout: &str) -> Result<Summary> {
         }
         let n: i64 = v.parse().with_context(|| format!("bad value in summary {line:?}"))?;
         match k {
-            "calls" => s.calls = n as u64,
-            "ok" => s.ok = n as u64,
+            "calls" => (s.calls, calls) = (n as u64, true),
+            "ok" => (s.ok, ok) = (n as u64, true),
             "fd" => s.fd = n,
             "errno" => s.errno = n,
             _ => {}
         }
     }
+    anyhow::ensure!(calls && ok, "summary line without calls= and ok=: {line:?}");
     Ok(s)
+}
+
+/// The workload's account of a finished run; an unreadable summary is a problem (and zero
+/// counts, which the verdict then shows), never a silent default.
+pub fn account(done: &Finished, problems: &mut Vec<String>) -> Summary {
+    summary(&done.stdout).unwrap_or_else(|e| {
+        problems.push(format!("{e:#}"));
+        Summary::default()
+    })
+}
+
+/// What the workload did, against N: the openat calls it made and those that succeeded, from
+/// its own counters.
+pub fn made(n: u64, s: &Summary) -> Vec<Count> {
+    vec![count("openat calls made by the workload", n, s.calls), count("openat calls that succeeded", n, s.ok)]
+}
+
+/// [`made`], and the tracing path's count `seen` of the workload's calls (`what`) against the
+/// calls the workload really made and against N. When the workload did not make N calls, the
+/// first tells a path that saw what happened from one that did not.
+pub fn counts(n: u64, s: &Summary, what: impl Into<String>, seen: u64) -> Vec<Count> {
+    let what = what.into();
+    let mut out = made(n, s);
+    out.push(count(format!("{what} (== the workload's calls)"), s.calls, seen));
+    out.push(count(what, n, seen));
+    out
 }
 
 /// What an openat scenario starts from: its declared count N, the path the workload opens (see
@@ -122,6 +156,7 @@ pub fn traceable(ctx: &Ctx, sym: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::support::verdict::verdict;
 
     #[test]
     fn parses_the_summary_line() {
@@ -130,5 +165,41 @@ mod tests {
         assert_eq!(summary("openat-loop: calls=1 ok=1 fd=3 errno=0").unwrap().ptr, 0);
         assert!(summary("nothing").is_err());
         assert!(summary("openat-loop: calls=x").is_err());
+    }
+
+    /// The summary of `openat-loop 5 /nonexistent`, as the workload prints it.
+    const FAILED_OPENS: &str = "openat-loop: calls=5 ok=0 fd=-1 errno=2 ptr=0x7ffd32723a16\n";
+
+    #[test]
+    fn calls_that_fail_in_the_workload_fail_the_verdict() {
+        let s = summary(FAILED_OPENS).unwrap();
+        // The kernel saw all 5 calls: the path works, the workload's opens did not.
+        let c = counts(5, &s, "entries", 5);
+        let r = verdict("x", c, Vec::new());
+        assert_eq!(r.status, kmatrix_proto::Status::Fail);
+        assert_eq!(r.reason, "openat calls that succeeded: expected 5, observed 0");
+        // A path that missed one of the calls the workload made fails against both.
+        let ok = summary("openat-loop: calls=5 ok=5 fd=3 errno=0\n").unwrap();
+        let r = verdict("x", counts(5, &ok, "entries", 4), Vec::new());
+        assert_eq!(
+            r.reason,
+            "entries (== the workload's calls): expected 5, observed 4; entries: expected 5, observed 4"
+        );
+        assert_eq!(verdict("x", counts(5, &ok, "entries", 5), Vec::new()).status, kmatrix_proto::Status::Pass);
+    }
+
+    #[test]
+    fn an_unreadable_summary_is_a_problem() {
+        let done = Finished {
+            exit_code: Some(0),
+            signal: None,
+            stdout: "openat-loop: nothing\n".into(),
+            stderr: String::new(),
+            wall: std::time::Duration::ZERO,
+            timed_out: false,
+        };
+        let mut problems = Vec::new();
+        assert_eq!(account(&done, &mut problems), Summary::default());
+        assert_eq!(problems.len(), 1);
     }
 }

@@ -6,7 +6,7 @@
 
 use super::gated::{release_and_disarm, workload_problems, Armed};
 use super::openat_loop;
-use super::verdict::{count, verdict};
+use super::verdict::verdict;
 use crate::perf::{self, Attr, Event, Reading};
 use crate::process::Running;
 use crate::scenario::meta::Ctx;
@@ -55,12 +55,9 @@ pub fn count_openat(
     let w = openat_loop::start(n, &path)?;
     let ev = open_counter(w.pid())?;
     let (a, readings) = count_run(ctx, w, attach, &[&ev])?;
-    let summary = openat_loop::summary(&a.done.stdout).unwrap_or_default();
-    let mut r = verdict(
-        ctx.id(),
-        vec![count("openat calls made by the workload", n, summary.calls), count(what, n, readings[0].value)],
-        workload_problems(&a.done),
-    );
+    let mut problems = workload_problems(&a.done);
+    let summary = openat_loop::account(&a.done, &mut problems);
+    let mut r = verdict(ctx.id(), openat_loop::counts(n, &summary, what, readings[0].value), problems);
     a.timings(&mut r);
     Ok((r, a.pid, readings[0]))
 }
