@@ -27,7 +27,9 @@ const GRACE: Duration = Duration::from_millis(500);
 
 /// Run `req`, streaming to `ch` when asked. Requests that arrive meanwhile (`Input`, `Winsize`,
 /// `Signal`) are applied; anything else gets an `Error`, since one program runs at a time.
-pub fn run(ch: &mut Channel, req: &ExecRequest) -> Result<ExecOutcome> {
+/// Without a channel (a scenario running a host tool), nothing is streamed and no request can
+/// arrive: the program runs to its end or its timeout.
+pub fn run(mut ch: Option<&mut Channel>, req: &ExecRequest) -> Result<ExecOutcome> {
     let timeout = match req.timeout_ms {
         0 => DEFAULT_TIMEOUT,
         ms => Duration::from_millis(ms),
@@ -131,7 +133,7 @@ pub fn run(ch: &mut Channel, req: &ExecRequest) -> Result<ExecOutcome> {
                     let k = &mut kept[usize::from(*fd - 1)];
                     let room = MAX_KEPT.saturating_sub(k.len());
                     k.extend_from_slice(&buf[..n.min(room)]);
-                    if req.stream || tty {
+                    if let (true, Some(ch)) = (req.stream || tty, ch.as_deref_mut()) {
                         ch.send(&GuestMsg::ExecOutput { fd: *fd, data: buf[..n].to_vec() })?;
                     }
                 }
@@ -145,7 +147,17 @@ pub fn run(ch: &mut Channel, req: &ExecRequest) -> Result<ExecOutcome> {
             sources.remove(i);
         }
         // Requests from the host while the program runs.
-        if let Some(line) = ch.poll_recv(if sources.is_empty() { 20 } else { 0 })? {
+        let wait_ms = if sources.is_empty() { 20 } else { 0 };
+        let line = match ch.as_deref_mut() {
+            Some(ch) => ch.poll_recv(wait_ms)?,
+            None => {
+                if sources.is_empty() {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                None
+            }
+        };
+        if let Some(line) = line {
             match line {
                 Line::Eof => {
                     kill_group(pgid, libc::SIGKILL);
@@ -165,10 +177,8 @@ pub fn run(ch: &mut Channel, req: &ExecRequest) -> Result<ExecOutcome> {
                         }
                     }
                     Ok(HostMsg::Signal { signal }) => kill_group(pgid, signal),
-                    Ok(other) => ch.send(&GuestMsg::Error {
-                        message: format!("a program is running; request ignored: {}", kind(&other)),
-                    })?,
-                    Err(e) => ch.send(&GuestMsg::Error { message: format!("malformed request ({e})") })?,
+                    Ok(other) => reply(&mut ch, format!("a program is running; request ignored: {}", kind(&other)))?,
+                    Err(e) => reply(&mut ch, format!("malformed request ({e})"))?,
                 },
             }
         }
@@ -210,6 +220,13 @@ pub fn run(ch: &mut Channel, req: &ExecRequest) -> Result<ExecOutcome> {
         timed_out,
         share: shared,
     })
+}
+
+fn reply(ch: &mut Option<&mut Channel>, message: String) -> Result<()> {
+    match ch.as_deref_mut() {
+        Some(ch) => ch.send(&GuestMsg::Error { message }),
+        None => Ok(()),
+    }
 }
 
 fn kind(m: &HostMsg) -> &'static str {

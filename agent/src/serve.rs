@@ -43,11 +43,12 @@ pub fn serve(ch: &mut Channel, caps: &Capabilities) -> Result<()> {
                 return Ok(());
             }
             HostMsg::Run(req) => {
+                crate::share::offer(req.root.clone());
                 let result = scenario::run_one(&req.scenario, &req.params, caps);
                 console::say(&format!("{}: {}", result.scenario, result.status));
                 ch.send(&GuestMsg::Result(Box::new(result)))?;
             }
-            HostMsg::Exec(req) => match exec::run(ch, &req) {
+            HostMsg::Exec(req) => match exec::run(Some(ch), &req) {
                 Ok(done) => ch.send(&GuestMsg::ExecDone(done))?,
                 Err(e) => ch.send(&GuestMsg::Error { message: format!("{e:#}") })?,
             },

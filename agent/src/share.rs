@@ -26,6 +26,29 @@ const GUEST_OWN: &[&str] = &["/proc", "/sys", "/dev", "/tmp", "/run"];
 
 /// What was mounted, said once and then repeated for every program that uses it.
 static MOUNTED: Mutex<Option<String>> = Mutex::new(None);
+/// The share the host offered with the running request (scenarios learn it from here).
+static OFFERED: Mutex<Option<Share>> = Mutex::new(None);
+
+/// Record the share the host offers with a request (`None`: this guest has none).
+pub fn offer(share: Option<Share>) {
+    if let Ok(mut o) = OFFERED.lock() {
+        *o = share;
+    }
+}
+
+/// The offered share, mounted (once); `Err` says why there is none.
+pub fn mount_offered() -> Result<String, String> {
+    let offered = OFFERED.lock().map_err(|_| "share state poisoned".to_string())?.clone();
+    match offered {
+        None => Err("the host root is not shared into this guest".into()),
+        Some(s) => ensure(&s).map_err(|e| format!("{e:#}")),
+    }
+}
+
+/// The offered share, if any.
+pub fn offered() -> Option<Share> {
+    OFFERED.lock().ok().and_then(|o| o.clone())
+}
 
 /// Mount the share described by `share` (once) and return one line saying how, and how long the
 /// first mount took.

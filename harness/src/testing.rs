@@ -81,7 +81,10 @@ impl Shared {
                 scenario_timeout: session::SCENARIO_TIMEOUT,
                 vm_timeout: session::VM_TIMEOUT,
                 jobs: 1,
-                image: Default::default(),
+                image: crate::image::ImageOptions {
+                    share: scenarios.iter().any(|s| s.host_root),
+                    ..Default::default()
+                },
                 log_dir: dir.clone(),
                 snapshots: crate::vm::snapshot::enabled(),
                 extra: Vec::new(),

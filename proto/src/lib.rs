@@ -64,6 +64,10 @@ pub struct RunRequest {
     /// Per-scenario parameters (e.g. `count` for openat loops); unknown keys are ignored.
     #[serde(default)]
     pub params: BTreeMap<String, String>,
+    /// The host's root, when this guest shares it: scenarios that run the host's own tools
+    /// (`tool.*`) mount it and run them in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<Share>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -266,6 +270,10 @@ pub struct ScenarioInfo {
     /// Default parameters (e.g. `count = 100`).
     #[serde(default)]
     pub params: BTreeMap<String, String>,
+    /// The scenario runs host programs through the shared host root: the host must share it
+    /// into the guest (and put the share modules in the image).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub host_root: bool,
 }
 
 /// Status vocabulary of the kernel's ftracetest, kept.

@@ -15,6 +15,7 @@ mod perf;
 mod req;
 mod selftest;
 mod support;
+mod tool;
 mod tracepoint;
 mod uprobe;
 
@@ -32,7 +33,7 @@ use support::verdict::ms;
 /// `selftest` family comes first, so that when a test selects it with others, the others run
 /// after the breakage (in a fresh VM); `*` never selects it. kprobe and uprobe list their
 /// tracefs scenarios before their perf PMU ones, as the catalogue always has.
-const CATALOGUE: [&[Scenario]; 9] = [
+const CATALOGUE: [&[Scenario]; 10] = [
     selftest::ALL,
     ftrace::ALL,
     kprobe::TRACEFS,
@@ -42,6 +43,7 @@ const CATALOGUE: [&[Scenario]; 9] = [
     tracepoint::ALL,
     perf::ALL,
     bpf::ALL,
+    tool::ALL,
 ];
 
 /// Every scenario the agent knows, in catalogue order.
@@ -59,6 +61,7 @@ pub fn info() -> Vec<ScenarioInfo> {
             until: s.meta.until.map(String::from),
             requires: Req::flatten(s.meta.requires).into_iter().map(Req::describe).collect(),
             params: s.meta.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            host_root: Req::flatten(s.meta.requires).iter().any(|r| matches!(r, Req::HostProgram { .. })),
         })
         .collect()
 }

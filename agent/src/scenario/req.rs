@@ -15,6 +15,9 @@ use std::path::Path;
 pub enum Req {
     /// tracefs mounted.
     Tracefs,
+    /// A program of the host, run through the shared host root (`/usr/bin/perf`), and the Debian
+    /// package that provides it (for the reason when it is missing).
+    HostProgram { path: &'static str, package: &'static str },
     /// A tracer listed in `available_tracers`.
     Tracer(&'static str),
     /// A tracefs file (`kprobe_events`, `set_ftrace_pid`, ...).
@@ -57,6 +60,7 @@ impl Req {
             Req::Event(e) => format!("event {e}"),
             Req::Debugfs(f) => format!("debugfs file {f}"),
             Req::Program(p) => format!("program {p}"),
+            Req::HostProgram { path, .. } => format!("host program {path} (shared host root)"),
             Req::Syntax(s) => format!("probe syntax {s} in tracefs README"),
             Req::TraceOption { name, config, since } => format!("tracefs options/{name} ({config}, since {since})"),
             Req::Config { option, tracefs } => format!("config {option} (else tracefs {tracefs})"),
@@ -96,6 +100,18 @@ impl Req {
             }),
             Req::Program(p) => (!Path::new(p).exists())
                 .then(|| (format!("program {p} not in the image"), format!("{p} does not exist"))),
+            Req::HostProgram { path, package } => match crate::share::mount_offered() {
+                Err(why) => Some((format!("host program {path} unreachable: {why}"), why)),
+                Ok(how) => {
+                    let inside = format!("{}{path}", crate::share::HOST_ROOT);
+                    (!Path::new(&inside).exists()).then(|| {
+                        (
+                            format!("host program {path} missing: install Debian's {package} on the host"),
+                            format!("{inside} does not exist ({how})"),
+                        )
+                    })
+                }
+            },
             Req::Syntax(prefix) => (!caps.has_probe_syntax(prefix)).then(|| {
                 let kinds: Vec<&str> = caps.probe_syntaxes.iter().map(|s| s.text.as_str()).collect();
                 (

@@ -188,7 +188,10 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Ou
         scenario_timeout: Duration::from_secs_f64(a.scenario_timeout),
         vm_timeout: Duration::from_secs_f64(a.vm_timeout),
         jobs,
-        image: image::ImageOptions { virtio_channel: a.guest.channel == "virtio", share: false },
+        image: image::ImageOptions {
+            virtio_channel: a.guest.channel == "virtio",
+            share: scenarios.iter().any(|s| s.host_root),
+        },
         log_dir: run_dir.clone(),
         snapshots: a.guest.snapshots(true),
         extra: user.iter().map(|p| p.file.clone()).collect(),

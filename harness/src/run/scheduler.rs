@@ -149,6 +149,10 @@ async fn run_kernel(cfg: &SchedulerConfig, kernel: &str, scenarios: Vec<Planned>
         opts.memory_mb = cfg.memory_mb;
         opts.boot_timeout = cfg.boot_timeout;
         opts.virtio = cfg.image.virtio_channel;
+        if cfg.image.share {
+            // Scenarios that run the host's tools get the host root (read-only).
+            opts.share = Some(Vec::new());
+        }
         if cfg.snapshots {
             opts.snapshots = Some(cfg.session.cache.clone());
         }
@@ -193,7 +197,7 @@ async fn run_kernel(cfg: &SchedulerConfig, kernel: &str, scenarios: Vec<Planned>
                 break;
             }
             let t1 = Instant::now();
-            let req = RunRequest { scenario: p.scenario.clone(), params: p.params.clone() };
+            let req = RunRequest { scenario: p.scenario.clone(), params: p.params.clone(), root: guest.share.clone() };
             let outcome = guest.run(req, cfg.scenario_timeout.min(left)).await;
             scenario_time += t1.elapsed();
             let mut r = match outcome {

@@ -13,6 +13,7 @@
 pub mod bpf;
 pub mod bpf_output;
 pub mod gated;
+pub mod host_tool;
 pub mod markers;
 pub mod openat_loop;
 pub mod perf;
