@@ -431,7 +431,7 @@ mod tests {
         assert!(line.starts_with(r#"{"type":"hello","proto":1,"#), "{line}");
         assert!(!line.contains('\n'));
         assert_eq!(serde_json::from_str::<GuestMsg>(&line).unwrap(), msg);
-        let run = HostMsg::Run(RunRequest { scenario: "kprobe.tracefs.openat".into(), params: BTreeMap::new() });
+        let run = HostMsg::Run(RunRequest { scenario: "kprobe.tracefs.openat".into(), params: BTreeMap::new(), root: None });
         let line = serde_json::to_string(&run).unwrap();
         assert_eq!(line, r#"{"type":"run","scenario":"kprobe.tracefs.openat","params":{}}"#);
         assert_eq!(serde_json::from_str::<HostMsg>(&line).unwrap(), run);
