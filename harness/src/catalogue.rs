@@ -81,6 +81,7 @@ mod tests {
             until: None,
             requires: Vec::new(),
             params: Default::default(),
+            host_root: false,
         }
     }
 

@@ -428,10 +428,11 @@ mod tests {
             caps: Box::new(Capabilities { release: "6.1.0-47-amd64".into(), ..Default::default() }),
         };
         let line = serde_json::to_string(&msg).unwrap();
-        assert!(line.starts_with(r#"{"type":"hello","proto":1,"#), "{line}");
+        assert!(line.starts_with(r#"{"type":"hello","proto":2,"#), "{line}");
         assert!(!line.contains('\n'));
         assert_eq!(serde_json::from_str::<GuestMsg>(&line).unwrap(), msg);
-        let run = HostMsg::Run(RunRequest { scenario: "kprobe.tracefs.openat".into(), params: BTreeMap::new(), root: None });
+        let run =
+            HostMsg::Run(RunRequest { scenario: "kprobe.tracefs.openat".into(), params: BTreeMap::new(), root: None });
         let line = serde_json::to_string(&run).unwrap();
         assert_eq!(line, r#"{"type":"run","scenario":"kprobe.tracefs.openat","params":{}}"#);
         assert_eq!(serde_json::from_str::<HostMsg>(&line).unwrap(), run);
