@@ -11,6 +11,7 @@ mod kernels;
 mod report;
 mod run;
 mod scenarios;
+mod shell;
 
 pub use bench::BenchCommand;
 pub use boot::BootArgs;
@@ -20,6 +21,7 @@ pub use kernels::KernelsCommand;
 pub use report::{ReportArgs, ReportCommand};
 pub use run::{select_scenarios, BpfObjectArgs, RunArgs};
 pub use scenarios::ScenariosCommand;
+pub use shell::ShellArgs;
 
 use crate::cache::Cache;
 use crate::exit::{self, ExitContext};
@@ -68,6 +70,8 @@ pub enum Command {
     Ci(CiCommand),
     /// Run a host program inside guests (usable as a cargo runner); exits with its status.
     Exec(ExecArgs),
+    /// An interactive shell in a guest, over the shared host root; exits with the shell's status.
+    Shell(ShellArgs),
     /// A BPF object's CO-RE relocations against each kernel's BTF, without booting; exit 1 if a
     /// program would not relocate on some kernel.
     CoreCheck(CoreCheckArgs),
@@ -164,6 +168,7 @@ pub async fn main(cli: Cli) -> Result<i32> {
         Command::Scenarios(ScenariosCommand::List { json }) => scenarios::scenarios_list(json),
         Command::Report(a) => report::report_cmd(a),
         Command::Exec(a) => exec::exec_cmd(a).await,
+        Command::Shell(a) => shell::shell_cmd(a).await,
         Command::CoreCheck(a) => core_check::core_check_cmd(a).await,
         Command::Ci(CiCommand::Github) => {
             let ids = kernel::matrix_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?;
