@@ -15,6 +15,7 @@ pub mod image;
 pub mod kernel;
 pub mod report;
 pub mod run;
+pub mod selftest;
 pub mod session;
 pub mod testing;
 pub mod vm;

@@ -11,6 +11,7 @@ mod kernels;
 mod report;
 mod run;
 mod scenarios;
+mod selftest;
 mod shell;
 
 pub use bench::BenchCommand;
@@ -21,6 +22,7 @@ pub use kernels::KernelsCommand;
 pub use report::{ReportArgs, ReportCommand};
 pub use run::{select_scenarios, BpfObjectArgs, RunArgs};
 pub use scenarios::ScenariosCommand;
+pub use selftest::{SelftestArgs, SelftestCommand};
 pub use shell::ShellArgs;
 
 use crate::cache::Cache;
@@ -72,6 +74,9 @@ pub enum Command {
     Exec(ExecArgs),
     /// An interactive shell in a guest, over the shared host root; exits with the shell's status.
     Shell(ShellArgs),
+    /// The kernel's own selftests, from each kernel's source package, as kmatrix results.
+    #[command(subcommand)]
+    Selftest(SelftestCommand),
     /// A BPF object's CO-RE relocations against each kernel's BTF, without booting; exit 1 if a
     /// program would not relocate on some kernel.
     CoreCheck(CoreCheckArgs),
@@ -169,6 +174,7 @@ pub async fn main(cli: Cli) -> Result<i32> {
         Command::Report(a) => report::report_cmd(a),
         Command::Exec(a) => exec::exec_cmd(a).await,
         Command::Shell(a) => shell::shell_cmd(a).await,
+        Command::Selftest(c) => selftest::selftest_cmd(c).await,
         Command::CoreCheck(a) => core_check::core_check_cmd(a).await,
         Command::Ci(CiCommand::Github) => {
             let ids = kernel::matrix_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?;

@@ -15,6 +15,7 @@ pub mod index;
 pub mod matrix;
 pub mod mirror;
 mod modules;
+mod source;
 mod store;
 pub mod version;
 
@@ -37,6 +38,7 @@ pub use index::{Signature, TrustOptions};
 pub use matrix::{KernelsDir, Lock, LockedKernel, Matrix, MatrixKernel};
 pub use mirror::Mirror;
 pub use modules::{module_closure, read_module, ModuleClosure, ModuleFile};
+pub use source::{selftests, SelftestTree};
 use store::{Manifest, MANIFEST};
 
 /// What the user asked for.
