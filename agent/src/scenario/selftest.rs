@@ -1,13 +1,14 @@
 //! The `selftest.` family: scenarios that break the guest on purpose, so the host's scheduler
 //! can be tested against the real failure modes: a scenario that never answers (timeout, fresh
-//! VM for the rest) and a guest kernel panic (`error` with the console tail). The host never
+//! VM for the rest), a guest kernel panic (`error` with the console tail), the agent (PID 1)
+//! dying, and a guest that floods the channel with garbage and an endless line. The host never
 //! selects `selftest.*` unless a pattern names it explicitly. Not a tracing path.
 
 use super::meta::{Ctx, Meta, Scenario};
 use anyhow::{Context, Result};
 use kmatrix_proto::ScenarioResult;
 
-pub const ALL: &[Scenario] = &[HANG, PANIC];
+pub const ALL: &[Scenario] = &[HANG, PANIC, AGENT_EXIT, FLOOD];
 
 /// Never returns: the agent blocks, as a scenario stuck in the kernel would.
 const HANG: Scenario = Meta::new("selftest.hang", "")
@@ -29,4 +30,41 @@ fn panic(_ctx: &mut Ctx) -> Result<ScenarioResult> {
     std::fs::write("/proc/sys/kernel/sysrq", "1").context("write /proc/sys/kernel/sysrq")?;
     std::fs::write("/proc/sysrq-trigger", "c").context("write c to /proc/sysrq-trigger")?;
     anyhow::bail!("the kernel survived sysrq-c")
+}
+
+/// PID 1 exits: the kernel panics with "Attempted to kill init".
+const AGENT_EXIT: Scenario = Meta::new("selftest.agent_exit", "")
+    .summary("test-only: the agent (PID 1) exits mid-scenario (the host must report it, not hang)")
+    .run(agent_exit);
+
+fn agent_exit(_ctx: &mut Ctx) -> Result<ScenarioResult> {
+    std::process::exit(70)
+}
+
+/// Writes garbage and then a line of more than 100 MB on the channel, then hangs.
+const FLOOD: Scenario = Meta::new("selftest.flood", "")
+    .summary("test-only: the agent floods the channel with garbage and a 100 MB line (the host must stay bounded)")
+    .run(flood);
+
+fn flood(_ctx: &mut Ctx) -> Result<ScenarioResult> {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+    let fd = crate::power::CHANNEL_FD.load(std::sync::atomic::Ordering::SeqCst);
+    anyhow::ensure!(fd >= 0, "no channel to flood");
+    // SAFETY: the channel's descriptor stays open for the agent's life; ManuallyDrop never closes it.
+    let mut ch = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+    // First a line of 110 MB (the host must give up on it at its line limit, not buffer it),
+    // then garbage.
+    let chunk = vec![b'x'; 1 << 20];
+    for _ in 0..110 {
+        if ch.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    for _ in 0..1000 {
+        let _ = ch.write_all(b"\n\x01\x02 not json {{{ \n{\"type\":\"nonsense\"}\n");
+    }
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
 }

@@ -215,16 +215,25 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Ou
         results_path: results_path.clone(),
     };
     let progress = render::progress::RunProgress::new(&kernels, mr.scenarios.len(), color && !json);
-    let outcome = matrix::execute(mr, |p| {
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let execute = matrix::execute(mr, |p| {
         if let Progress::Result(r, _) = &p {
+            done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if json {
                 println!("{}", serde_json::to_string(r).unwrap_or_default());
             }
         }
         progress.event(&p, color);
-    })
-    .await
-    .exit_code(exit::INFRA)?;
+    });
+    // Ctrl-C or a TERM: every result so far is already in results.jsonl; say so and where, and
+    // leave (the guests' QEMUs die with kmatrix).
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch for SIGTERM")?;
+    let outcome = tokio::select! {
+        o = execute => o.exit_code(exit::INFRA)?,
+        _ = tokio::signal::ctrl_c() => return Ok((interrupted("SIGINT", &done, &results_path, &progress), crate::run::matrix::Outcome::empty())),
+        _ = term.recv() => return Ok((interrupted("SIGTERM", &done, &results_path, &progress), crate::run::matrix::Outcome::empty())),
+    };
     progress.finish();
     let table = render::table::render(&outcome.results, &kernels, color && !json);
     let summary = render::table::Summary::of(&outcome.results);
@@ -272,4 +281,24 @@ pub(crate) fn plan_bpf_object(b: &BpfObjectArgs, path: &std::path::Path) -> Resu
         plan.params.get("expect_runs").map(|n| format!(", expecting {n} runs")).unwrap_or_default()
     );
     Ok(plan)
+}
+
+/// The closing line of a run stopped by a signal; the exit code a shell would give it.
+fn interrupted(
+    signal: &str,
+    done: &std::sync::atomic::AtomicUsize,
+    results: &std::path::Path,
+    progress: &render::progress::RunProgress,
+) -> i32 {
+    progress.finish();
+    eprintln!(
+        "kmatrix: run interrupted by {signal}: {} results kept in {}",
+        done.load(std::sync::atomic::Ordering::Relaxed),
+        results.display()
+    );
+    if signal == "SIGINT" {
+        130
+    } else {
+        143
+    }
 }

@@ -55,6 +55,13 @@ pub struct Outcome {
     pub wall_s: f64,
 }
 
+impl Outcome {
+    /// No results (a run stopped before it ended; what it wrote is in results.jsonl).
+    pub fn empty() -> Outcome {
+        Outcome { results: Vec::new(), stale: Vec::new(), kernels: Vec::new(), wall_s: 0.0 }
+    }
+}
+
 /// What the caller sees while the run goes.
 pub enum Progress<'a> {
     Preparing(&'a str),
