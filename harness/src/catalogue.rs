@@ -1,6 +1,11 @@
 //! The scenario catalogue as the host sees it: asked of the embedded agent itself
 //! (`kmatrix-agent --catalogue`, run on the host), so the list of scenarios, their `since` and
 //! their requirements exist in one place only, the code that runs them.
+//!
+//! Why a round trip rather than sharing the list through `proto` at build time: the catalogue is
+//! made of the agent's `const` scenario entries (with their requirement enums and run functions),
+//! so the agent binary the harness embeds anyway is the one thing that can print it without a
+//! second copy or generated code; running it costs ~10 ms once per agent build (cached by hash).
 
 use crate::cache::{self, Cache};
 use kmatrix_proto::ScenarioInfo;
