@@ -7,6 +7,9 @@
 //! This crate holds data and small pure helpers only: no I/O, no parsing of kernel files (the agent
 //! and the harness own those).
 
+// The shared vocabulary of host and guest: every public item says what it means.
+#![warn(missing_docs)]
+
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -23,18 +26,34 @@ pub const MAX_LINE: usize = 4 * 1024 * 1024;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum GuestMsg {
     /// First message after the agent has mounted everything and probed the kernel.
-    Hello { proto: u32, caps: Box<Capabilities> },
+    Hello {
+        /// [`PROTO_VERSION`] of the agent.
+        proto: u32,
+        /// What the agent found in the running kernel.
+        caps: Box<Capabilities>,
+    },
     /// One scenario's outcome, answering `HostMsg::Run`.
     Result(Box<ScenarioResult>),
     /// Answer to `HostMsg::Exec`.
     ExecDone(ExecOutcome),
     /// Output of a running `Exec` with `stream` set, as it comes (before `ExecDone`). `fd` is 1
     /// or 2; `data` is the bytes (not necessarily UTF-8, hence not a string).
-    ExecOutput { fd: u8, data: Vec<u8> },
+    ExecOutput {
+        /// 1 (stdout, or the terminal) or 2 (stderr).
+        fd: u8,
+        /// The bytes, as read.
+        data: Vec<u8>,
+    },
     /// Free text the agent wants in the run's log (never parsed for results).
-    Log { line: String },
+    Log {
+        /// The text.
+        line: String,
+    },
     /// The agent could not do what was asked; the message names the failing call and its input.
-    Error { message: String },
+    Error {
+        /// What failed, naming the call and its input.
+        message: String,
+    },
     /// Sent right before the agent powers the guest off.
     Bye,
 }
@@ -48,16 +67,28 @@ pub enum HostMsg {
     /// Run a program in the guest and report its exit status and output.
     Exec(ExecRequest),
     /// Bytes for the stdin of the running `Exec` (`stdin: pipe` or a terminal); empty = EOF.
-    Input { data: Vec<u8> },
+    Input {
+        /// The bytes; empty closes the program's stdin.
+        data: Vec<u8>,
+    },
     /// The host terminal's size changed (a running `Exec` with a terminal).
-    Winsize { rows: u16, cols: u16 },
+    Winsize {
+        /// Lines.
+        rows: u16,
+        /// Columns.
+        cols: u16,
+    },
     /// Send a signal to the running `Exec`'s process group (a terminal's Ctrl-C is a byte instead).
-    Signal { signal: i32 },
+    Signal {
+        /// The signal number (`SIGINT` is 2).
+        signal: i32,
+    },
     /// Power the guest off.
     Shutdown,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+/// Run one scenario of the agent's catalogue.
 pub struct RunRequest {
     /// Scenario id, `family.path.target`.
     pub scenario: String,
@@ -71,9 +102,13 @@ pub struct RunRequest {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+/// Run a program in the guest: in its own root, or in the host's root shared into it.
 pub struct ExecRequest {
+    /// The program (a path in the root it runs in) and its arguments.
     pub argv: Vec<String>,
     #[serde(default)]
+    /// Milliseconds the program may run (0: the agent's default, 60 s); its process group is
+    /// killed then.
     pub timeout_ms: u64,
     /// Environment for the program (the agent's own environment is not passed on).
     #[serde(default)]
@@ -126,11 +161,17 @@ pub struct Share {
 pub const ROOT_TAG: &str = "kmatrix-root";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+/// How a program run by `Exec` ended, with its output (bounded to 1 MiB per stream).
 pub struct ExecOutcome {
+    /// Its exit code, when it exited.
     pub exit_code: Option<i32>,
+    /// The signal that ended it, when one did.
     pub signal: Option<i32>,
+    /// Its standard output (lossy UTF-8).
     pub stdout: String,
+    /// Its standard error (lossy UTF-8), plus the agent's note when it was killed.
     pub stderr: String,
+    /// Milliseconds from spawn to the end.
     pub wall_ms: u64,
     /// Killed at the timeout.
     #[serde(default)]
@@ -148,21 +189,29 @@ pub struct Capabilities {
     pub release: String,
     /// `uname -v`.
     pub version: String,
+    /// `uname -m`.
     pub machine: String,
+    /// `/proc/cmdline`.
     pub cmdline: String,
     /// Milliseconds since the kernel started (from /proc/uptime) when `Hello` was built.
     pub uptime_ms: u64,
     /// Where tracefs is mounted (kmatrix always mounts it at /sys/kernel/tracing).
     pub tracefs_mount: Option<String>,
+    /// debugfs mounted at /sys/kernel/debug.
     pub debugfs_mounted: bool,
+    /// bpffs mounted at /sys/fs/bpf.
     pub bpffs_mounted: bool,
+    /// `available_tracers`.
     pub available_tracers: Vec<String>,
     /// Lines of `available_events`.
     pub event_count: usize,
     /// Lines of `available_filter_functions` (0 when the file is absent).
     pub filter_function_count: usize,
+    /// tracefs has `kprobe_events`.
     pub kprobe_events: bool,
+    /// tracefs has `uprobe_events`.
     pub uprobe_events: bool,
+    /// tracefs has `dynamic_events`.
     pub dynamic_events: bool,
     /// Probe syntaxes announced in the tracefs README, e.g. `p[:[gr/]event]`, `r[maxactive]`,
     /// `f[:[gr/]event]`, `e[:[gr/]event]`, `t[:[gr/]event]`.
@@ -217,7 +266,9 @@ pub struct Capabilities {
 /// and the full text the kernel printed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ProbeSyntax {
+    /// The syntax's letter as the README writes it (`p`, `r`, `f`, `e`, ...).
     pub kind: String,
+    /// The README line itself.
     pub text: String,
 }
 
@@ -232,18 +283,23 @@ impl Capabilities {
 /// One mount the agent attempted at boot.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MountRecord {
+    /// The file system type (`tracefs`).
     pub fstype: String,
+    /// Where it was mounted.
     pub target: String,
     /// `ok`, or the errno text of the failed `mount` (or `mkdir` of the mount point).
     pub outcome: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// One kernel module the agent loaded (or tried to).
 pub struct ModuleLoad {
+    /// The module's name (`virtio_pci`).
     pub name: String,
     /// `ok`, `exists` (EEXIST: already loaded, counts as ok), `builtin`, or the errno text of the
     /// failed `finit_module` (or `open` of the file).
     pub outcome: String,
+    /// Milliseconds the load took.
     pub ms: u64,
 }
 
@@ -280,7 +336,9 @@ pub struct ScenarioInfo {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
+    /// Every check held.
     Pass,
+    /// A check did not hold: `reason` and the counts say which.
     Fail,
     /// A requirement is absent: `reason` names it and `evidence` shows it.
     Unsupported,
@@ -291,6 +349,7 @@ pub enum Status {
 }
 
 impl Status {
+    /// The status as results files and reports write it (`pass`, `xfail`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Pass => "pass",
@@ -311,16 +370,22 @@ impl std::fmt::Display for Status {
 /// Milliseconds spent in each phase of a scenario.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Timings {
+    /// Milliseconds spent attaching (probes, programs, tracers).
     pub attach_ms: f64,
+    /// Milliseconds the workload ran.
     pub run_ms: f64,
+    /// Milliseconds spent detaching and cleaning up.
     pub detach_ms: f64,
 }
 
 /// A count the scenario expected and the count it observed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Count {
+    /// What was counted (`kprobe_profile hits`).
     pub what: String,
+    /// What the scenario expected.
     pub expected: u64,
+    /// What the kernel reported.
     pub observed: u64,
 }
 
@@ -333,6 +398,7 @@ pub struct ScenarioResult {
     /// The accelerator the guest ran under (`kvm`, `tcg`); filled in by the host.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub accel: String,
+    /// Scenario id, `family.path.target`.
     pub scenario: String,
     /// The verdict: the agent's status, judged by the host (see `agent_status`, `verdict`).
     pub status: Status,
@@ -354,8 +420,10 @@ pub struct ScenarioResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errno: Option<i32>,
     #[serde(default)]
+    /// Every count the scenario made, matched or not.
     pub counts: Vec<Count>,
     #[serde(default)]
+    /// Where the time went.
     pub timings: Timings,
     /// Structured detail the scenario returns (parsed format fields, symbols chosen, ...).
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
@@ -380,6 +448,7 @@ impl ScenarioResult {
         }
     }
 
+    /// A result with no counts, timings, detail or excerpt yet.
     pub fn new(scenario: &str, status: Status, reason: impl Into<String>) -> Self {
         ScenarioResult {
             kernel: String::new(),

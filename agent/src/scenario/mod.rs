@@ -1,7 +1,7 @@
 //! The scenario catalogue and the runner that wraps every scenario in requirement checks and a
 //! tracefs reset before and after.
 //!
-//! Layout: `meta` says what a scenario is ([`Meta`] and one function), `req` what it may
+//! Layout: `meta` says what a scenario is ([`meta::Meta`] and one function), `req` what it may
 //! require; one folder per id family (`ftrace/`, `kprobe/`, `uprobe/`, `tracepoint/`, `perf/`,
 //! `bpf/`, and `selftest`), each a registry (`mod.rs`) over files named after the id's path
 //! (`kprobe/eprobe.rs` holds `kprobe.eprobe.*`); `support/` holds what several families share

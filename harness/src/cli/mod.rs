@@ -95,7 +95,7 @@ pub struct GuestArgs {
     /// Default: debian-6.1 (`run` and `exec` take `--kernels` for several).
     #[arg(long, short = 'k')]
     pub kernel: Option<String>,
-    /// Modules directory for a local kernel (lib/modules/<release>).
+    /// Modules directory for a local kernel (`lib/modules/<release>`).
     #[arg(long)]
     pub modules: Option<PathBuf>,
     /// Config file for a local kernel.

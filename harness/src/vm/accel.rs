@@ -10,7 +10,7 @@
 //!    [`KVM_HELLO_DEADLINE`]: [`Accelerator::proven`] records it, and every KVM boot is held to
 //!    that deadline;
 //! 3. QEMU's stderr is watched (`console::accel_failure`): a KVM error ends the guest at once as
-//!    a [`VmError::Accelerator`](super::VmError::Accelerator), and [`Accelerator::fall_back`]
+//!    a [`VmError::Accelerator`], and [`Accelerator::fall_back`]
 //!    flips the verdict to TCG, stores it, and lets the caller redo the guest under TCG in the same
 //!    run — unless the user forced `--accel kvm`, in which case it is an error.
 //!
@@ -374,8 +374,8 @@ pub async fn run_probe(qemu: &Path, image: &Path, accel: Accel, deadline: Durati
 }
 
 /// A minimal ELF64 with a Xen PVH entry note (as Linux's vmlinux has): QEMU enters it in 32-bit
-/// protected mode at the note's address. The code prints [`MARKER`] on COM1 and writes
-/// [`EXIT_BYTE`] to `isa-debug-exit`.
+/// protected mode at the note's address. The code prints `MARKER` on COM1 and writes
+/// `EXIT_BYTE` to `isa-debug-exit`.
 pub fn probe_elf() -> Vec<u8> {
     const LOAD: u64 = 0x10_0000;
     const EHDR: usize = 64;

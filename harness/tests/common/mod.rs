@@ -2,7 +2,7 @@
 //! sources (tests/fixtures/bpf, see its README) and compiling a source as agent/build.rs does.
 
 // Each test binary uses a different part of this module.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses a different part of this module")]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
