@@ -276,10 +276,7 @@ pub fn owned(fd: Option<libc::c_int>) -> Result<OwnedFd, i32> {
 
 /// LINUX_VERSION_CODE of a release string (`6.1.0-47-amd64` → 0x060100).
 pub fn version_code(release: &str) -> u32 {
-    let mut parts =
-        release.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse::<u32>().unwrap_or(0));
-    let (a, b, c) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    (a << 16) + (b << 8) + c.min(255)
+    kmatrix_proto::KernelVersion::parse(release).unwrap_or_default().code()
 }
 
 /// LINUX_VERSION_CODE of the running kernel (kernels before 5.0 refuse kprobe programs without

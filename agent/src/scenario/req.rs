@@ -192,10 +192,7 @@ fn config_missing(caps: &Capabilities, option: &str, file: &str) -> Option<(Stri
 
 /// `major.minor` of a kernel release (`6.1.0-47-amd64`) or a `since` (`5.15`).
 fn kversion(s: &str) -> Option<(u32, u32)> {
-    let mut it = s.split(|c: char| !c.is_ascii_digit());
-    let major = it.next()?.parse().ok()?;
-    let minor = it.next()?.parse().ok()?;
-    Some((major, minor))
+    kmatrix_proto::KernelVersion::parse(s).map(|v| (v.major, v.minor))
 }
 
 #[cfg(test)]

@@ -35,10 +35,9 @@ pub fn selftests(kernel: &PreparedKernel, name: &str, cache: &Cache, opts: &Fetc
         .suite
         .clone()
         .ok_or_else(|| invalid("a local kernel has no Debian source package to take its selftests from".into()))?;
-    let mut parts = kernel.release.split(['.', '-']);
-    let line = match (parts.next(), parts.next()) {
-        (Some(a), Some(b)) => format!("{a}.{b}"),
-        _ => return Err(invalid(format!("cannot tell the version line of release {:?}", kernel.release))),
+    let line = match kmatrix_proto::KernelVersion::parse(&kernel.release) {
+        Some(v) => format!("{}.{}", v.major, v.minor),
+        None => return Err(invalid(format!("cannot tell the version line of release {:?}", kernel.release))),
     };
     let want = format!("linux-source-{line}");
     let mirror = Mirror::discover(opts.mirror.as_deref())?;

@@ -14,27 +14,8 @@ use kmatrix_proto::{ScenarioResult, Status};
 use serde::Deserialize;
 use std::cmp::Ordering;
 
-/// A kernel version as `major.minor.patch` (missing parts are 0).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct KVersion(pub u32, pub u32, pub u32);
-
-impl KVersion {
-    /// Parse the leading `a.b[.c]` of a release (`6.1.0-47-amd64`) or of a `since` (`5.15`).
-    pub fn parse(s: &str) -> Option<KVersion> {
-        let head: String = s.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
-        let mut it = head.split('.').filter(|p| !p.is_empty()).map(|p| p.parse::<u32>());
-        let a = it.next()?.ok()?;
-        let b = it.next().unwrap_or(Ok(0)).ok()?;
-        let c = it.next().unwrap_or(Ok(0)).ok()?;
-        Some(KVersion(a, b, c))
-    }
-}
-
-impl std::fmt::Display for KVersion {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}.{}", self.0, self.1, self.2)
-    }
-}
+/// Versions are parsed by the one type both sides share.
+pub use kmatrix_proto::KernelVersion as KVersion;
 
 /// One expectation: what the agent will report for a (kernel, scenario), why, and the cause it
 /// must show. The one schema of `kernels/expectations.toml` (known gaps, judged `xfail`) and of a
@@ -239,12 +220,8 @@ cause = "f[ syntax"
 
     #[test]
     fn versions_parse_from_releases_and_since() {
-        assert_eq!(KVersion::parse("6.1.0-47-amd64"), Some(KVersion(6, 1, 0)));
-        assert_eq!(KVersion::parse("5.15"), Some(KVersion(5, 15, 0)));
-        assert_eq!(KVersion::parse("6.12.57+deb13-amd64"), Some(KVersion(6, 12, 57)));
-        assert_eq!(KVersion::parse("abc"), None);
-        assert!(KVersion(5, 10, 0) < KVersion(5, 15, 0));
-        assert!(KVersion(6, 1, 0) > KVersion(5, 15, 0));
+        assert_eq!(KVersion::parse("6.1.0-47-amd64"), Some(KVersion::new(6, 1, 0)));
+        assert_eq!(KVersion::parse("5.15"), Some(KVersion::new(5, 15, 0)));
     }
 
     #[test]
@@ -256,7 +233,7 @@ cause = "f[ syntax"
         let mut r = res("debian-6.1", "kprobe.eprobe.openat", Status::Unsupported);
         assert_eq!(
             judge(&mut r, "6.1.0-47-amd64", Some("5.15"), None, &e),
-            Judgement::UnsupportedSinceFail { since: KVersion(5, 15, 0) }
+            Judgement::UnsupportedSinceFail { since: KVersion::new(5, 15, 0) }
         );
         assert_eq!(r.status, Status::Fail);
         assert_eq!(r.agent_status, Some(Status::Unsupported));
@@ -273,7 +250,7 @@ cause = "f[ syntax"
         let mut r = res("debian-5.10", "ftrace.event.urandom_read", Status::Unsupported);
         assert_eq!(
             judge(&mut r, "5.10.0-30-amd64", Some("3.13"), Some("5.18"), &e),
-            Judgement::UnsupportedSinceFail { since: KVersion(3, 13, 0) }
+            Judgement::UnsupportedSinceFail { since: KVersion::new(3, 13, 0) }
         );
         let mut r = res("debian-6.1", "perf.hardware.instructions", Status::Unsupported);
         assert_eq!(judge(&mut r, "6.1.0-47-amd64", Some(""), None, &e), Judgement::Kept);

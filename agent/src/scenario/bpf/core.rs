@@ -42,9 +42,8 @@ pub const TASK_STATE: Scenario = Meta::new("bpf.core.task_state", "5.5")
 
 /// The state field a kernel release has: `__state` from 5.14.
 fn state_field_of(release: &str) -> (u32, &'static str) {
-    let mut parts = release.split(|c: char| !c.is_ascii_digit()).filter_map(|s| s.parse::<u32>().ok());
-    let version = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    if version >= (5, 14) {
+    let version = kmatrix_proto::KernelVersion::parse(release).unwrap_or_default();
+    if version >= kmatrix_proto::KernelVersion::new(5, 14, 0) {
         (1, "__state")
     } else {
         (2, "state")
