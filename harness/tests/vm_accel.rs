@@ -13,7 +13,7 @@ use kmatrix::cache::Cache;
 use kmatrix::guest::Guest;
 use kmatrix::session::Session;
 use kmatrix::vm::{Accel, AccelChoice, VmError};
-use kmatrix_proto::{RunRequest, ScenarioResult, Status};
+use kmatrix_proto::{RunRequest, Status};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -120,11 +120,7 @@ fn vm_accel_run_falls_back_once_and_every_result_says_tcg() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let rs: Vec<ScenarioResult> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rs = common::json_results(&out.stdout);
     assert_eq!(rs.len(), 4, "{stderr}");
     for r in &rs {
         assert_eq!(r.status, Status::Pass, "{} {}: {}", r.kernel, r.scenario, r.reason);

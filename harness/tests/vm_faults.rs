@@ -3,6 +3,8 @@
 //! a 110 MB line and garbage, QEMU SIGKILLed mid-scenario, kmatrix interrupted by SIGINT and
 //! SIGTERM, and the results directory on a full file system. Figures: docs/reliability.md.
 
+mod common;
+
 use kmatrix_proto::{ScenarioResult, Status};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -2,7 +2,9 @@
 //! linux-source-6.1 (downloaded and verified on first use): a handful of cases with exact
 //! statuses, mapped to `selftest.ftrace.<dir>.<file>` results in a run directory.
 
-use kmatrix_proto::{ScenarioResult, Status};
+mod common;
+
+use kmatrix_proto::Status;
 use std::process::Command;
 
 #[test]
@@ -17,11 +19,7 @@ fn vm_selftest_ftrace_cases_become_results_with_ftracetest_statuses() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let rs: Vec<ScenarioResult> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rs = common::json_results(&out.stdout);
     let got: Vec<(&str, Status)> = rs.iter().map(|r| (r.scenario.as_str(), r.status)).collect();
     assert_eq!(
         got,

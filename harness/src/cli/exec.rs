@@ -134,26 +134,7 @@ pub(crate) async fn exec_cmd(a: ExecArgs) -> Result<i32> {
             let _permit = sem.acquire_owned().await;
             let mut ga = guest_args;
             ga.kernel = Some(k.clone());
-            let fetch = FetchOptions {
-                mirror: ga.mirror.clone(),
-                modules: ga.modules.clone(),
-                config: ga.config.clone(),
-                ..Default::default()
-            };
-            let io = image::ImageOptions { virtio_channel: ga.channel == "virtio", share: true };
-            let (kernel, image) = session.prepare(&k, &fetch, io, &[]).await.map_err(tag_session)?;
-            let p = Prepared { session: session.clone(), kernel, image };
-            let mut opts = p.guest_options(&ga, "exec")?;
-            opts.share = Some(rw);
-            if ga.snapshots(true) {
-                opts.snapshots = Some(p.session.cache.clone());
-            }
-            let mut g = p
-                .session
-                .start_guest(&p.kernel, &p.image, &opts)
-                .await
-                .with_context(|| format!("booting {k} failed (console log: {})", opts.console_log.display()))
-                .exit_code(exit::INFRA)?;
+            let (p, mut g) = start_shared(&session, &ga, &k, "exec", rw).await?;
             req.root = g.share.clone();
             req.env = crate::exec::guest_env(std::mem::take(&mut req.env), &k, &p.kernel.release);
             if stdin_bytes.is_some() {

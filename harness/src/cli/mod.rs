@@ -133,6 +133,21 @@ pub struct GuestArgs {
 pub const DEFAULT_KERNEL: &str = "debian-6.1";
 
 impl GuestArgs {
+    /// Where kernels come from, as these arguments say.
+    pub fn fetch_options(&self) -> FetchOptions {
+        FetchOptions {
+            mirror: self.mirror.clone(),
+            modules: self.modules.clone(),
+            config: self.config.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// What goes into the image: the channel's modules, and the share's when `share`.
+    pub fn image_options(&self, share: bool) -> image::ImageOptions {
+        image::ImageOptions { virtio_channel: self.channel == "virtio", share }
+    }
+
     /// `--kernel`, else [`DEFAULT_KERNEL`].
     pub fn kernel(&self) -> &str {
         self.kernel.as_deref().unwrap_or(DEFAULT_KERNEL)
@@ -230,15 +245,37 @@ async fn open_session(choice: AccelChoice) -> Result<Session> {
 /// [`prepare`] with extra files in the image.
 pub async fn prepare_with(args: &GuestArgs, extra: Vec<image::ExtraFile>) -> Result<Prepared> {
     let session = Arc::new(open_session(args.accel).await?);
-    let opts = FetchOptions {
-        mirror: args.mirror.clone(),
-        modules: args.modules.clone(),
-        config: args.config.clone(),
-        ..Default::default()
-    };
-    let io = image::ImageOptions { virtio_channel: args.channel == "virtio", share: false };
-    let (kernel, image) = session.prepare(args.kernel(), &opts, io, &extra).await.map_err(tag_session)?;
+    let io = args.image_options(false);
+    let (kernel, image) =
+        session.prepare(args.kernel(), &args.fetch_options(), io, &extra).await.map_err(tag_session)?;
     Ok(Prepared { session, kernel, image })
+}
+
+/// Prepare `kernel` in `session` with the host-root share modules, and boot it sharing the host
+/// root (read-only, `rw` directories writable), from a snapshot unless told otherwise. For the
+/// commands that run the user's programs (`exec`, `shell`, `selftest`).
+pub(crate) async fn start_shared(
+    session: &Arc<Session>,
+    args: &GuestArgs,
+    kernel: &str,
+    tag: &str,
+    rw: Vec<PathBuf>,
+) -> Result<(Prepared, crate::guest::Guest)> {
+    let (k, image) =
+        session.prepare(kernel, &args.fetch_options(), args.image_options(true), &[]).await.map_err(tag_session)?;
+    let p = Prepared { session: session.clone(), kernel: k, image };
+    let mut opts = p.guest_options(args, tag)?;
+    opts.share = Some(rw);
+    if args.snapshots(true) {
+        opts.snapshots = Some(p.session.cache.clone());
+    }
+    let g = p
+        .session
+        .start_guest(&p.kernel, &p.image, &opts)
+        .await
+        .with_context(|| format!("booting {kernel} failed (console log: {})", opts.console_log.display()))
+        .exit_code(exit::INFRA)?;
+    Ok((p, g))
 }
 
 fn sanitize(s: &str) -> String {

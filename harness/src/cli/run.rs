@@ -148,11 +148,7 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Ou
             // A file of the user's is looked at before anything boots: a path that is not a
             // kernel is bad input naming it, not an `error` cell per scenario.
             spec @ KernelSpec::Local { .. } => {
-                let fetch = FetchOptions {
-                    modules: a.guest.modules.clone(),
-                    config: a.guest.config.clone(),
-                    ..Default::default()
-                };
+                let fetch = a.guest.fetch_options();
                 let c = cache.clone();
                 tokio::task::spawn_blocking(move || kernel::prepare(&spec, &c, &fetch))
                     .await
@@ -177,21 +173,13 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Ou
     let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
     let sched = SchedulerConfig {
         session: session.clone(),
-        fetch: FetchOptions {
-            mirror: a.guest.mirror.clone(),
-            modules: a.guest.modules.clone(),
-            config: a.guest.config.clone(),
-            ..Default::default()
-        },
+        fetch: a.guest.fetch_options(),
         memory_mb: a.guest.memory,
         boot_timeout: Duration::from_secs_f64(a.guest.boot_timeout),
         scenario_timeout: Duration::from_secs_f64(a.scenario_timeout),
         vm_timeout: Duration::from_secs_f64(a.vm_timeout),
         jobs,
-        image: image::ImageOptions {
-            virtio_channel: a.guest.channel == "virtio",
-            share: scenarios.iter().any(|s| s.host_root),
-        },
+        image: a.guest.image_options(scenarios.iter().any(|s| s.host_root)),
         log_dir: run_dir.clone(),
         snapshots: a.guest.snapshots(true),
         extra: user.iter().map(|p| p.file.clone()).collect(),

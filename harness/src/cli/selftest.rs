@@ -52,14 +52,8 @@ pub(crate) async fn selftest_cmd(cmd: SelftestCommand) -> Result<i32> {
     eprintln!("kmatrix: ftracetest on {}; results stream to {}", kernels.join(", "), results_path.display());
     let mut all = Vec::new();
     for k in &kernels {
-        let fetch = FetchOptions {
-            mirror: a.guest.mirror.clone(),
-            modules: a.guest.modules.clone(),
-            config: a.guest.config.clone(),
-            ..Default::default()
-        };
-        let io = image::ImageOptions { virtio_channel: a.guest.channel == "virtio", share: true };
-        let (kernel, image) = session.prepare(k, &fetch, io, &[]).await.map_err(tag_session)?;
+        let fetch = a.guest.fetch_options();
+        let (kernel, _) = session.prepare(k, &fetch, a.guest.image_options(true), &[]).await.map_err(tag_session)?;
         let tree = {
             let (kernel, cache, fetch) = (kernel.clone(), session.cache.clone(), fetch.clone());
             tokio::task::spawn_blocking(move || crate::kernel::selftests(&kernel, "ftrace", &cache, &fetch))
@@ -80,18 +74,7 @@ pub(crate) async fn selftest_cmd(cmd: SelftestCommand) -> Result<i32> {
                     .exit_code(exit::BAD_INPUT);
             }
         }
-        let p = Prepared { session: session.clone(), kernel, image };
-        let mut opts = p.guest_options(&a.guest, "ftracetest")?;
-        opts.share = Some(Vec::new());
-        if a.guest.snapshots(true) {
-            opts.snapshots = Some(p.session.cache.clone());
-        }
-        let mut g = p
-            .session
-            .start_guest(&p.kernel, &p.image, &opts)
-            .await
-            .with_context(|| format!("booting {k} failed (console log: {})", opts.console_log.display()))
-            .exit_code(exit::INFRA)?;
+        let (_, mut g) = start_shared(&session, &a.guest, k, "ftracetest", Vec::new()).await?;
         let mut argv =
             vec!["/bin/bash".to_string(), "-c".into(), crate::selftest::runner_script(), "ftracetest".into()];
         argv.extend(a.tests.iter().map(|t| format!("test.d/{t}")));

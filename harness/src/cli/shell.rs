@@ -53,26 +53,7 @@ pub(crate) async fn shell_cmd(a: ShellArgs) -> Result<i32> {
     };
     let (mut req, rw) = super::exec::request(&argv, &[], 24.0 * 3600.0, &a.rw)?;
     let session = Arc::new(open_session(a.guest.accel).await?);
-    let fetch = FetchOptions {
-        mirror: a.guest.mirror.clone(),
-        modules: a.guest.modules.clone(),
-        config: a.guest.config.clone(),
-        ..Default::default()
-    };
-    let io = image::ImageOptions { virtio_channel: a.guest.channel == "virtio", share: true };
-    let (kernel, image) = session.prepare(a.guest.kernel(), &fetch, io, &[]).await.map_err(tag_session)?;
-    let p = Prepared { session, kernel, image };
-    let mut opts = p.guest_options(&a.guest, "shell")?;
-    opts.share = Some(rw);
-    if a.guest.snapshots(true) {
-        opts.snapshots = Some(p.session.cache.clone());
-    }
-    let mut g = p
-        .session
-        .start_guest(&p.kernel, &p.image, &opts)
-        .await
-        .with_context(|| format!("booting {} failed (console log: {})", p.kernel.id, opts.console_log.display()))
-        .exit_code(exit::INFRA)?;
+    let (p, mut g) = start_shared(&session, &a.guest, a.guest.kernel(), "shell", rw).await?;
     req.root = g.share.clone();
     req.env = crate::exec::guest_env(std::mem::take(&mut req.env), &p.kernel.id, &p.kernel.release);
     // The host root is read-only: keep the shell's history in the guest's /tmp.

@@ -98,3 +98,12 @@ impl Prepared {
             .unwrap_or_else(|e| panic!("boot {} to Hello: {e}", self.kernel.id))
     }
 }
+
+/// The results a `kmatrix ... --json` run printed on stdout, one JSON line each.
+pub fn json_results(stdout: &[u8]) -> Vec<kmatrix_proto::ScenarioResult> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a result ({e}): {l}")))
+        .collect()
+}
