@@ -3,6 +3,7 @@
 //! The `kmatrix` binary is a thin front over this crate; tests drive the same API.
 
 pub mod bpf_object;
+pub mod btf;
 pub mod cache;
 pub mod catalogue;
 pub mod cli;

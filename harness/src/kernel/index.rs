@@ -303,7 +303,7 @@ fn stanza_to_package(st: &Stanza) -> Option<DebPackage> {
 }
 
 /// Keep the kernel stanzas of a Packages stream (decompressed), as text.
-fn filter_packages(r: impl BufRead, what: &str) -> Result<String> {
+pub fn filter_packages(r: impl BufRead, what: &str) -> Result<String> {
     let mut out = String::new();
     let mut stanza = String::new();
     let mut keep = false;

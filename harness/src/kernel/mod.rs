@@ -8,13 +8,13 @@
 
 pub mod compress;
 pub mod config;
-mod deb;
+pub mod deb;
 mod error;
 pub mod image;
 pub mod index;
 pub mod matrix;
 pub mod mirror;
-mod modules;
+pub mod modules;
 mod store;
 pub mod version;
 
