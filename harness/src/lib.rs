@@ -11,6 +11,7 @@ pub mod core_check;
 pub mod elf;
 pub mod exec;
 pub mod exit;
+pub mod gc;
 pub mod guest;
 pub mod image;
 pub mod kernel;

@@ -7,6 +7,7 @@ mod bench;
 mod boot;
 mod core_check;
 mod exec;
+mod gc;
 mod kernels;
 mod report;
 mod run;
@@ -16,6 +17,7 @@ pub use bench::BenchCommand;
 pub use boot::BootArgs;
 pub use core_check::CoreCheckArgs;
 pub use exec::ExecArgs;
+pub use gc::GcArgs;
 pub use kernels::KernelsCommand;
 pub use report::{ReportArgs, ReportCommand};
 pub use run::{select_scenarios, BpfObjectArgs, RunArgs};
@@ -71,6 +73,9 @@ pub enum Command {
     /// A BPF object's CO-RE relocations against each kernel's BTF, without booting; exit 1 if a
     /// program would not relocate on some kernel.
     CoreCheck(CoreCheckArgs),
+    /// Keep the cache (kernels, images, snapshots) and the run directories within a size budget,
+    /// least recently used first; never what a running kmatrix uses.
+    Gc(GcArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +109,10 @@ pub struct GuestArgs {
     /// Debian mirror (default: KMATRIX_MIRROR, else the host's apt configuration).
     #[arg(long, env = "KMATRIX_MIRROR")]
     pub mirror: Option<String>,
+    /// Use a Release file whose signature cannot be checked (no gpgv, no archive keyring, no
+    /// signature), trusting the mirror's hashes alone. Without it, that is an error.
+    #[arg(long)]
+    pub allow_unsigned: bool,
     /// Where console logs go.
     #[arg(long, default_value = "target/kmatrix")]
     pub out: PathBuf,
@@ -143,6 +152,17 @@ impl GuestArgs {
         }
     }
 
+    /// How to fetch this command's kernels: mirror, trust, a local kernel's extras.
+    pub fn fetch_options(&self) -> FetchOptions {
+        FetchOptions {
+            mirror: self.mirror.clone(),
+            modules: self.modules.clone(),
+            config: self.config.clone(),
+            trust: trust(self.allow_unsigned),
+            ..Default::default()
+        }
+    }
+
     /// Whether to use snapshots, given this command's default.
     pub fn snapshots(&self, default: bool) -> bool {
         match self.snapshot.as_deref() {
@@ -158,19 +178,27 @@ pub async fn main(cli: Cli) -> Result<i32> {
         Command::Boot(a) => boot::boot(a).await,
         Command::Bench(BenchCommand::Boot { guest, runs, json }) => bench::bench_boot(guest, runs, json).await,
         Command::Bench(BenchCommand::Matrix(a)) => bench::bench_matrix(a).await,
-        Command::Kernels(KernelsCommand::Fetch { ids, mirror }) => kernels::kernels_fetch(ids, mirror).await,
+        Command::Kernels(KernelsCommand::Fetch { ids, mirror, allow_unsigned }) => {
+            kernels::kernels_fetch(ids, mirror, allow_unsigned).await
+        }
         Command::Kernels(k) => kernels::kernels_other(k).await,
         Command::Run(a) => run::run(a).await,
         Command::Scenarios(ScenariosCommand::List { json }) => scenarios::scenarios_list(json),
         Command::Report(a) => report::report_cmd(a),
         Command::Exec(a) => exec::exec_cmd(a).await,
         Command::CoreCheck(a) => core_check::core_check_cmd(a).await,
+        Command::Gc(a) => gc::gc_cmd(a).await,
         Command::Ci(CiCommand::Github) => {
             let ids = kernel::matrix_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?;
             print!("{}", render::github::workflow(&ids));
             Ok(exit::OK)
         }
     }
+}
+
+/// `--allow-unsigned` as the kernel provider takes it.
+fn trust(allow_unsigned: bool) -> kernel::TrustOptions {
+    kernel::TrustOptions { allow_unsigned, ..Default::default() }
 }
 
 /// A number of seconds on the command line (every timeout): positive and finite, else clap
@@ -219,12 +247,7 @@ async fn open_session(choice: AccelChoice) -> Result<Session> {
 /// [`prepare`] with extra files in the image.
 pub async fn prepare_with(args: &GuestArgs, extra: Vec<image::ExtraFile>) -> Result<Prepared> {
     let session = open_session(args.accel).await?;
-    let opts = FetchOptions {
-        mirror: args.mirror.clone(),
-        modules: args.modules.clone(),
-        config: args.config.clone(),
-        ..Default::default()
-    };
+    let opts = args.fetch_options();
     let io = image::ImageOptions { virtio_channel: args.channel == "virtio" };
     let (kernel, image) = session.prepare(args.kernel(), &opts, io, &extra).await.map_err(tag_session)?;
     Ok(Prepared { session, kernel, image })
