@@ -39,6 +39,21 @@ pub enum ObjectError {
     NotBpf { path: PathBuf, machine: u16 },
     #[error("{path} is not a BPF object aya can load: {detail}")]
     Parse { path: PathBuf, detail: String },
+    #[error("{path} is not a BPF object aya can load: aya-obj failed on it ({message})")]
+    AyaPanic { path: PathBuf, message: String },
+    #[error("{path} is not a BPF object aya can load: its ELF sections are unreadable")]
+    Elf {
+        path: PathBuf,
+        #[source]
+        source: crate::elf::ElfError,
+    },
+    #[error("{path} is not a BPF object aya can load: its {section} is malformed")]
+    Btf {
+        path: PathBuf,
+        section: &'static str,
+        #[source]
+        source: crate::btf::BtfError,
+    },
     #[error("{path} has no BPF programs")]
     NoPrograms { path: PathBuf },
     #[error("{path} has no program {program:?}; its programs: {known}")]
@@ -93,7 +108,9 @@ pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<UserObject, ObjectError> {
     if machine != EM_BPF {
         return Err(ObjectError::NotBpf { path, machine });
     }
-    let object = aya_obj::Object::parse(&bytes)
+    check_btf(&path, &bytes)?;
+    let object = contain(|| aya_obj::Object::parse(&bytes))
+        .map_err(|message| ObjectError::AyaPanic { path: path.clone(), message })?
         .map_err(|e| ObjectError::Parse { detail: parse_detail(&e), path: path.clone() })?;
     let mut programs: Vec<ObjProgram> =
         object.programs.iter().map(|(name, p)| ObjProgram { name: name.clone(), kind: kind_of(&p.section) }).collect();
@@ -102,6 +119,57 @@ pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<UserObject, ObjectError> {
         return Err(ObjectError::NoPrograms { path });
     }
     Ok(UserObject { path, bytes, programs, object })
+}
+
+/// Read the object's `.BTF` and `.BTF.ext` with the harness's readers first: aya-obj 0.3 panics
+/// on some malformed ones (a `.BTF.ext` part that ends inside a record, a string offset past the
+/// string table), and a bad object is bad input, not a crash. aya reads `.BTF.ext` only with a
+/// `.BTF`, each the first section of that name.
+fn check_btf(path: &Path, bytes: &[u8]) -> Result<(), ObjectError> {
+    let elf_err = |source| ObjectError::Elf { path: path.to_path_buf(), source };
+    let sections = crate::elf::Elf::parse(bytes).and_then(|e| e.sections()).map_err(elf_err)?;
+    let find = |name: &str| sections.iter().find(|s| s.name == name.as_bytes());
+    let Some(btf) = find(".BTF") else { return Ok(()) };
+    let btf_err = |section, source| ObjectError::Btf { path: path.to_path_buf(), section, source };
+    let table = crate::btf::BtfTable::parse(btf.data).map_err(|e| btf_err(".BTF", e))?;
+    if let Some(ext) = find(".BTF.ext") {
+        crate::btf::ext::BtfExt::parse(ext.data, &table).map_err(|e| btf_err(".BTF.ext", e))?;
+    }
+    Ok(())
+}
+
+thread_local! {
+    /// Set while [`contain`] runs on this thread: its panics are reported by it, not the hook.
+    static CONTAINED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f`, aya-obj code over a user's object, with a panic turned into its message. aya-obj 0.3
+/// indexes slices with offsets and sizes read from the file in many places (a symbol that lies
+/// past its section, a `.BTF.ext` part that ends inside a record): [`check_btf`] names the
+/// cases it can first, and this keeps the rest from ending kmatrix with exit 101 instead of a
+/// clear error. Only this thread's panics inside `f` are kept quiet; every other panic still
+/// goes to the hook that was there before (the default one, or libFuzzer's, which aborts).
+pub fn contain<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let before = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !CONTAINED.with(std::cell::Cell::get) {
+                before(info);
+            }
+        }));
+    });
+    let was = CONTAINED.with(|c| c.replace(true));
+    // aya-obj's parse and relocation read the object and write only what they return.
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CONTAINED.with(|c| c.set(was));
+    r.map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into())
+    })
 }
 
 /// aya-obj's ELF errors keep their cause out of the source chain: spell it out.
@@ -391,6 +459,19 @@ mod tests {
         assert!(matches!(e, ObjectError::NotBpf { machine: 62, .. }), "{e}");
         let e = open(Path::new("/no/such/file.bpf.o")).unwrap_err();
         assert!(e.to_string().contains("/no/such/file.bpf.o"), "{e}");
+    }
+
+    #[test]
+    fn a_panic_in_aya_code_is_contained_and_the_thread_goes_on() {
+        let r: Result<(), String> = contain(|| {
+            let v: Vec<u8> = Vec::new();
+            let at = std::hint::black_box(4);
+            let _ = v[at];
+        });
+        assert_eq!(r.unwrap_err(), "index out of bounds: the len is 0 but the index is 4");
+        assert_eq!(contain(|| 7), Ok(7));
+        // Panics outside `contain` still panic.
+        assert!(std::thread::spawn(|| contain(|| ()).map(|()| panic!("outside"))).join().is_err());
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //!
 //! Everything written here goes through a temporary file in the same directory and a rename, so a
 //! crash or a full disk never leaves a half-written entry under its final name. Concurrent runs
-//! coordinate with `flock` on lock files, so two fetches of one kernel download it once.
+//! coordinate with `flock` on lock files, so two fetches of one kernel download it once, and an
+//! entry a process uses is held (a shared lock on `locks/use-<entry>.lock`, kept until the process
+//! exits) so that `kmatrix gc` leaves it alone.
 //! This module knows nothing of what the entries mean; `kernel/` and `image/` decide that.
 
 use std::fs::{self, File, OpenOptions};
@@ -74,34 +76,105 @@ impl Cache {
     /// Take an exclusive lock named `name` (a file under `locks/`), blocking until it is free.
     /// The lock is released when the returned guard is dropped, or when the process dies.
     pub fn lock(&self, name: &str) -> Result<FileLock, CacheError> {
+        FileLock::acquire(&self.lock_path(name)?)
+    }
+
+    fn lock_path(&self, name: &str) -> Result<PathBuf, CacheError> {
         let dir = self.dir("locks")?;
         let safe: String = name
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_' { c } else { '_' })
             .collect();
-        FileLock::acquire(&dir.join(format!("{safe}.lock")))
+        Ok(dir.join(format!("{safe}.lock")))
+    }
+
+    /// Mark the entry `name` (`kernel-<entry>`, `image-<sha256>`, `snapshot-<key>`, ...) as used
+    /// by this process until it exits: a shared lock on its use lock, which [`Cache::claim`] (gc)
+    /// cannot take while any process holds it, and a fresh modification time on that lock file,
+    /// which is when the entry was last used. Call it before looking the entry up, so that an
+    /// entry being removed is waited for and then seen as gone. Holding twice is holding once.
+    pub fn hold(&self, name: &str) -> Result<(), CacheError> {
+        let path = self.lock_path(&format!("use-{name}"))?;
+        let held = HELD.get_or_init(Default::default);
+        let mut held = held.lock().unwrap_or_else(|p| p.into_inner());
+        if !held.contains_key(&path) {
+            let lock = FileLock::acquire_mode(&path, libc::LOCK_SH)?;
+            held.insert(path.clone(), lock);
+        }
+        // When it was last used: for least-recently-used pruning. Not worth failing a run for.
+        if let Some(l) = held.get(&path) {
+            let _ = l.file.set_modified(std::time::SystemTime::now());
+        }
+        Ok(())
+    }
+
+    /// Take the use lock of entry `name` exclusively, without waiting: `None` while a running
+    /// kmatrix holds the entry ([`Cache::hold`]). Whoever removes an entry does it under this.
+    pub fn claim(&self, name: &str) -> Result<Option<FileLock>, CacheError> {
+        let path = self.lock_path(&format!("use-{name}"))?;
+        let existed = path.exists();
+        let lock = FileLock::try_acquire(&path)?;
+        if let (Some(l), false) = (&lock, existed) {
+            // Made by this claim, not by a use: it must not say the entry was used now.
+            let _ = l.file.set_modified(std::time::UNIX_EPOCH);
+        }
+        Ok(lock)
+    }
+
+    /// Let go of every entry of this cache that this process holds (a long-lived process done
+    /// with them; tests).
+    pub fn release_all(&self) {
+        let Ok(dir) = self.dir("locks") else { return };
+        if let Some(held) = HELD.get() {
+            held.lock().unwrap_or_else(|p| p.into_inner()).retain(|path, _| !path.starts_with(&dir));
+        }
+    }
+
+    /// When the entry `name` was last held, if it ever was.
+    pub fn last_used(&self, name: &str) -> Option<std::time::SystemTime> {
+        let path = self.lock_path(&format!("use-{name}")).ok()?;
+        fs::metadata(path).and_then(|m| m.modified()).ok()
     }
 }
+
+/// This process's holds, by lock file: released when the process exits.
+static HELD: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<PathBuf, FileLock>>> =
+    std::sync::OnceLock::new();
 
 fn create_dir(p: &Path) -> Result<(), CacheError> {
     fs::create_dir_all(p).map_err(|source| CacheError::CreateDir { path: p.to_path_buf(), source })
 }
 
-/// An exclusive `flock` held for the guard's lifetime.
+/// A `flock` held for the guard's lifetime (exclusive unless taken with [`libc::LOCK_SH`]).
 #[derive(Debug)]
 pub struct FileLock {
-    _file: File,
+    file: File,
 }
 
 impl FileLock {
+    /// An exclusive lock on `path` (created if missing), waiting until it is free.
     pub fn acquire(path: &Path) -> Result<FileLock, CacheError> {
+        Self::acquire_mode(path, libc::LOCK_EX)
+    }
+
+    /// An exclusive lock on `path` if nobody holds it now; `None` if somebody does.
+    pub fn try_acquire(path: &Path) -> Result<Option<FileLock>, CacheError> {
+        match Self::acquire_mode(path, libc::LOCK_EX | libc::LOCK_NB) {
+            Ok(l) => Ok(Some(l)),
+            Err(CacheError::Lock { source, .. }) if source.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `flock(mode)` on `path`, retried when a signal interrupts the wait.
+    pub fn acquire_mode(path: &Path, mode: libc::c_int) -> Result<FileLock, CacheError> {
         let err = |source| CacheError::Lock { path: path.to_path_buf(), source };
         let file = OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(err)?;
         loop {
             // SAFETY: flock on a descriptor we own; no memory is passed.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+            let rc = unsafe { libc::flock(file.as_raw_fd(), mode) };
             if rc == 0 {
-                return Ok(FileLock { _file: file });
+                return Ok(FileLock { file });
             }
             let e = std::io::Error::last_os_error();
             if e.kind() != std::io::ErrorKind::Interrupted {
@@ -152,6 +225,36 @@ mod tests {
         let r = write_atomic_with(&p, |_| Err(std::io::Error::other("disk full")));
         assert!(r.is_err());
         assert_eq!(fs::read(&p).unwrap(), b"good");
+    }
+
+    #[test]
+    fn a_held_entry_cannot_be_claimed_until_its_holder_is_gone() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::at(d.path()).unwrap();
+        assert!(cache.last_used("image-a").is_none());
+        let claim = cache.claim("image-a").unwrap().expect("nobody holds it");
+        drop(claim);
+        cache.hold("image-a").unwrap();
+        cache.hold("image-a").unwrap();
+        assert!(cache.claim("image-a").unwrap().is_none(), "held by this process");
+        assert!(cache.last_used("image-a").unwrap().elapsed().unwrap().as_secs() < 60);
+        assert!(cache.claim("image-b").unwrap().is_some(), "another entry is free");
+        cache.release_all();
+        assert!(cache.claim("image-a").unwrap().is_some(), "released");
+        cache.hold("image-a").unwrap();
+        // Another process's hold, and that process gone.
+        let lock = cache.lock_path("use-kernel-k").unwrap();
+        // -o: the lock stays with flock(1) itself, not with the sleep it runs.
+        let mut child =
+            std::process::Command::new("flock").args(["-s", "-o"]).arg(&lock).args(["sleep", "30"]).spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while cache.claim("kernel-k").unwrap().is_some() {
+            assert!(std::time::Instant::now() < deadline, "flock(1) never took the lock");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(cache.claim("kernel-k").unwrap().is_some());
     }
 
     #[test]

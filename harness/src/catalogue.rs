@@ -38,6 +38,7 @@ pub fn load(cache: &Cache) -> Result<Vec<ScenarioInfo>, CatalogueError> {
     let bytes = crate::image::AGENT;
     let sha = hex::encode(Sha256::digest(bytes));
     let path = cache.dir("agent")?.join(format!("kmatrix-agent-{}", &sha[..16]));
+    cache.hold(&format!("agent-{}", &sha[..16]))?;
     let fresh = std::fs::metadata(&path).map(|m| m.len() == bytes.len() as u64).unwrap_or(false);
     if !fresh {
         cache::write_atomic_with(&path, |f| {

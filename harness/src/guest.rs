@@ -104,7 +104,14 @@ impl Guest {
         let lock = {
             let cache = cache.clone();
             let name = format!("snapshot-{key}");
-            tokio::task::spawn_blocking(move || cache.lock(&name)).await.ok().and_then(Result::ok)
+            tokio::task::spawn_blocking(move || {
+                // Held for this process's life: gc and pruning leave it alone.
+                let _ = cache.hold(&name);
+                cache.lock(&name)
+            })
+            .await
+            .ok()
+            .and_then(Result::ok)
         };
         if let Some(s) = snapshot::find(cache, &key).filter(|s| s.meta.accel == Some(opts.accel)) {
             drop(lock);

@@ -3,6 +3,7 @@
 //! The `kmatrix` binary is a thin front over this crate; tests drive the same API.
 
 pub mod bpf_object;
+pub mod btf;
 pub mod cache;
 pub mod catalogue;
 pub mod cli;
@@ -10,6 +11,7 @@ pub mod core_check;
 pub mod elf;
 pub mod exec;
 pub mod exit;
+pub mod gc;
 pub mod guest;
 pub mod image;
 pub mod kernel;

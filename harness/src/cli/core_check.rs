@@ -12,6 +12,9 @@ pub struct CoreCheckArgs {
     /// Debian mirror for kernels not in the cache yet.
     #[arg(long, env = "KMATRIX_MIRROR")]
     pub mirror: Option<String>,
+    /// Use a Release whose signature cannot be checked (no gpgv, keyring or signature).
+    #[arg(long)]
+    pub allow_unsigned: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -32,7 +35,7 @@ pub(crate) async fn core_check_cmd(a: CoreCheckArgs) -> Result<i32> {
         specs.push(spec);
     }
     let cache = Cache::from_env().exit_code(exit::INFRA)?;
-    let opts = FetchOptions { mirror: a.mirror.clone(), ..Default::default() };
+    let opts = FetchOptions { mirror: a.mirror.clone(), trust: trust(a.allow_unsigned), ..Default::default() };
     let report = tokio::task::spawn_blocking(move || -> Result<core_check::Report> {
         // Kernels come from the cache (fetched on first use); nothing boots.
         let mut prepared = Vec::new();

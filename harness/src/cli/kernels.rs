@@ -10,6 +10,9 @@ pub enum KernelsCommand {
         ids: Vec<String>,
         #[arg(long, env = "KMATRIX_MIRROR")]
         mirror: Option<String>,
+        /// Use a Release whose signature cannot be checked (no gpgv, keyring or signature).
+        #[arg(long)]
+        allow_unsigned: bool,
     },
     /// The kernels of kernels/matrix.toml with what the lock pins.
     List {
@@ -21,6 +24,9 @@ pub enum KernelsCommand {
         id: String,
         #[arg(long, env = "KMATRIX_MIRROR")]
         mirror: Option<String>,
+        /// Use a Release whose signature cannot be checked (no gpgv, keyring or signature).
+        #[arg(long)]
+        allow_unsigned: bool,
         #[arg(long)]
         json: bool,
     },
@@ -30,6 +36,9 @@ pub enum KernelsCommand {
         line: String,
         #[arg(long, env = "KMATRIX_MIRROR")]
         mirror: Option<String>,
+        /// Use a Release whose signature cannot be checked (no gpgv, keyring or signature).
+        #[arg(long)]
+        allow_unsigned: bool,
         #[arg(long)]
         json: bool,
     },
@@ -37,12 +46,15 @@ pub enum KernelsCommand {
     Update {
         #[arg(long, env = "KMATRIX_MIRROR")]
         mirror: Option<String>,
+        /// Use a Release whose signature cannot be checked (no gpgv, keyring or signature).
+        #[arg(long)]
+        allow_unsigned: bool,
     },
     /// Remove cached kernels the lock no longer names.
     Gc,
 }
 
-pub(crate) async fn kernels_fetch(ids: Vec<String>, mirror: Option<String>) -> Result<i32> {
+pub(crate) async fn kernels_fetch(ids: Vec<String>, mirror: Option<String>, allow_unsigned: bool) -> Result<i32> {
     let cache = Cache::from_env().exit_code(exit::INFRA)?;
     let ids = if ids.is_empty() {
         kernel::matrix_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?
@@ -51,7 +63,7 @@ pub(crate) async fn kernels_fetch(ids: Vec<String>, mirror: Option<String>) -> R
     };
     for id in ids {
         let spec: KernelSpec = id.parse().with_context(|| format!("bad kernel {id:?}")).exit_code(exit::BAD_INPUT)?;
-        let opts = FetchOptions { mirror: mirror.clone(), ..Default::default() };
+        let opts = FetchOptions { mirror: mirror.clone(), trust: trust(allow_unsigned), ..Default::default() };
         let c = cache.clone();
         let k =
             tokio::task::spawn_blocking(move || kernel::prepare(&spec, &c, &opts)).await.context("fetch task died")?;
@@ -102,11 +114,11 @@ pub(crate) async fn kernels_other(cmd: KernelsCommand) -> Result<i32> {
             }))
             .await
         }
-        KernelsCommand::Info { id, mirror, json } => {
+        KernelsCommand::Info { id, mirror, allow_unsigned, json } => {
             blocking(Box::new(move || {
                 let spec: KernelSpec =
                     id.parse().with_context(|| format!("bad kernel {id:?}")).exit_code(exit::BAD_INPUT)?;
-                let opts = FetchOptions { mirror, ..Default::default() };
+                let opts = FetchOptions { mirror, trust: trust(allow_unsigned), ..Default::default() };
                 let k = kernel::prepare(&spec, &cache, &opts).map_err(tag_kernel)?;
                 let info = kernel::info(&k).map_err(tag_kernel)?;
                 if json {
@@ -133,9 +145,9 @@ pub(crate) async fn kernels_other(cmd: KernelsCommand) -> Result<i32> {
             }))
             .await
         }
-        KernelsCommand::Available { line, mirror, json } => {
+        KernelsCommand::Available { line, mirror, allow_unsigned, json } => {
             blocking(Box::new(move || {
-                let opts = FetchOptions { mirror, ..Default::default() };
+                let opts = FetchOptions { mirror, trust: trust(allow_unsigned), ..Default::default() };
                 let v = kernel::available(&line, &cache, &opts).map_err(tag_kernel)?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&v)?);
@@ -149,9 +161,9 @@ pub(crate) async fn kernels_other(cmd: KernelsCommand) -> Result<i32> {
             }))
             .await
         }
-        KernelsCommand::Update { mirror } => {
+        KernelsCommand::Update { mirror, allow_unsigned } => {
             blocking(Box::new(move || {
-                let opts = FetchOptions { mirror, ..Default::default() };
+                let opts = FetchOptions { mirror, trust: trust(allow_unsigned), ..Default::default() };
                 let lock = kernel::update_lock(&cache, &opts).map_err(tag_kernel)?;
                 for (id, k) in &lock.kernels {
                     println!("{:14} {} ({})", id, k.version, k.release);

@@ -7,6 +7,7 @@ mod bench;
 mod boot;
 mod core_check;
 mod exec;
+mod gc;
 mod kernels;
 mod report;
 mod run;
@@ -18,6 +19,7 @@ pub use bench::BenchCommand;
 pub use boot::BootArgs;
 pub use core_check::CoreCheckArgs;
 pub use exec::ExecArgs;
+pub use gc::GcArgs;
 pub use kernels::KernelsCommand;
 pub use report::{ReportArgs, ReportCommand};
 pub use run::{select_scenarios, BpfObjectArgs, RunArgs};
@@ -80,6 +82,9 @@ pub enum Command {
     /// A BPF object's CO-RE relocations against each kernel's BTF, without booting; exit 1 if a
     /// program would not relocate on some kernel.
     CoreCheck(CoreCheckArgs),
+    /// Keep the cache (kernels, images, snapshots) and the run directories within a size budget,
+    /// least recently used first; never what a running kmatrix uses.
+    Gc(GcArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +118,10 @@ pub struct GuestArgs {
     /// Debian mirror (default: KMATRIX_MIRROR, else the host's apt configuration).
     #[arg(long, env = "KMATRIX_MIRROR")]
     pub mirror: Option<String>,
+    /// Use a Release file whose signature cannot be checked (no gpgv, no archive keyring, no
+    /// signature), trusting the mirror's hashes alone. Without it, that is an error.
+    #[arg(long)]
+    pub allow_unsigned: bool,
     /// Where console logs go.
     #[arg(long, default_value = "target/kmatrix")]
     pub out: PathBuf,
@@ -133,16 +142,6 @@ pub struct GuestArgs {
 pub const DEFAULT_KERNEL: &str = "debian-6.1";
 
 impl GuestArgs {
-    /// Where kernels come from, as these arguments say.
-    pub fn fetch_options(&self) -> FetchOptions {
-        FetchOptions {
-            mirror: self.mirror.clone(),
-            modules: self.modules.clone(),
-            config: self.config.clone(),
-            ..Default::default()
-        }
-    }
-
     /// What goes into the image: the channel's modules, and the share's when `share`.
     pub fn image_options(&self, share: bool) -> image::ImageOptions {
         image::ImageOptions { virtio_channel: self.channel == "virtio", share }
@@ -167,6 +166,17 @@ impl GuestArgs {
         }
     }
 
+    /// How to fetch this command's kernels: mirror, trust, a local kernel's extras.
+    pub fn fetch_options(&self) -> FetchOptions {
+        FetchOptions {
+            mirror: self.mirror.clone(),
+            modules: self.modules.clone(),
+            config: self.config.clone(),
+            trust: trust(self.allow_unsigned),
+            ..Default::default()
+        }
+    }
+
     /// Whether to use snapshots, given this command's default.
     pub fn snapshots(&self, default: bool) -> bool {
         match self.snapshot.as_deref() {
@@ -182,7 +192,9 @@ pub async fn main(cli: Cli) -> Result<i32> {
         Command::Boot(a) => boot::boot(a).await,
         Command::Bench(BenchCommand::Boot { guest, runs, json }) => bench::bench_boot(guest, runs, json).await,
         Command::Bench(BenchCommand::Matrix(a)) => bench::bench_matrix(a).await,
-        Command::Kernels(KernelsCommand::Fetch { ids, mirror }) => kernels::kernels_fetch(ids, mirror).await,
+        Command::Kernels(KernelsCommand::Fetch { ids, mirror, allow_unsigned }) => {
+            kernels::kernels_fetch(ids, mirror, allow_unsigned).await
+        }
         Command::Kernels(k) => kernels::kernels_other(k).await,
         Command::Run(a) => run::run(a).await,
         Command::Scenarios(ScenariosCommand::List { json }) => scenarios::scenarios_list(json),
@@ -191,12 +203,20 @@ pub async fn main(cli: Cli) -> Result<i32> {
         Command::Shell(a) => shell::shell_cmd(a).await,
         Command::Selftest(c) => selftest::selftest_cmd(c).await,
         Command::CoreCheck(a) => core_check::core_check_cmd(a).await,
+        Command::Gc(a) => gc::gc_cmd(a).await,
         Command::Ci(CiCommand::Github) => {
             let ids = kernel::matrix_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?;
-            print!("{}", render::github::workflow(&ids));
+            let cache = Cache::from_env().exit_code(exit::INFRA)?;
+            let scenarios = crate::catalogue::load(&cache).exit_code(exit::INFRA)?.len();
+            print!("{}", render::github::workflow(&render::github::shards(&ids, scenarios)));
             Ok(exit::OK)
         }
     }
+}
+
+/// `--allow-unsigned` as the kernel provider takes it.
+fn trust(allow_unsigned: bool) -> kernel::TrustOptions {
+    kernel::TrustOptions { allow_unsigned, ..Default::default() }
 }
 
 /// A number of seconds on the command line (every timeout): positive and finite, else clap

@@ -170,6 +170,8 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Ou
     std::fs::create_dir_all(&run_dir)
         .with_context(|| format!("cannot create {}", run_dir.display()))
         .exit_code(exit::INFRA)?;
+    // Held while the run lasts: `kmatrix gc` leaves a running run's directory alone.
+    let _in_use = crate::gc::hold_run_dir(&run_dir).exit_code(exit::INFRA)?;
     let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
     let sched = SchedulerConfig {
         session: session.clone(),

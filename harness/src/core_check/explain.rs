@@ -8,8 +8,8 @@
 //! puts that decision in words, and says "incompatible type" where every name is present but
 //! aya's stricter type comparison still failed.
 
-use super::btf::{flavourless, kind_word, BtfTable, ARRAY, ENUM, ENUM64, STRUCT, UNION};
 use super::records::RawReloc;
+use crate::btf::{flavourless, kind_word, BtfTable, ARRAY, ENUM, ENUM64, STRUCT, UNION};
 
 /// Why a relocation found no target in the kernel's BTF, naming the type or field missing.
 pub fn explain(local: &BtfTable, target: &BtfTable, r: &RawReloc) -> String {
@@ -93,7 +93,7 @@ pub fn explain(local: &BtfTable, target: &BtfTable, r: &RawReloc) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core_check::btf::{build, INT};
+    use crate::btf::{build, INT};
 
     /// `struct <name> { int <field>; }`: type 1 int, type 2 the struct.
     fn one_field(name: &str, field: &str) -> BtfTable {

@@ -16,13 +16,12 @@
 //! Here: the report model and its errors. The jobs, in the order data flows:
 //! `records` (the object's sections, BTF and CO-RE records, read once), `relocate` (aya's
 //! relocation and linking on one kernel, per-program outcome), `walk` (reachability of
-//! poisoned instructions), `explain` (why a relocation found no target), `btf` (the BTF type
-//! table the two sides are read with), `render` (the text report).
+//! poisoned instructions), `explain` (why a relocation found no target), `render` (the text
+//! report). The BTF readers both sides are read with live in [`crate::btf`].
 //!
 //! What it is not: a verifier. A program whose relocations all resolve may still be refused
 //! (bounds, helpers, attach target); `kmatrix run --bpf-object` finds that by loading it.
 
-mod btf;
 mod explain;
 mod records;
 mod relocate;
@@ -36,7 +35,7 @@ use serde::Serialize;
 use crate::bpf_object::UserObject;
 use crate::elf::ElfError;
 
-pub use btf::{BtfError, BtfTable};
+pub use crate::btf::{BtfError, BtfTable};
 pub use records::{object_info, ObjectInfo, RawReloc};
 pub use relocate::check_kernel;
 pub use render::render;

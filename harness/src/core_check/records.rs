@@ -8,10 +8,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::btf::{kind_word, BtfError, BtfTable, ARRAY, MAGIC, STRUCT, UNION};
 use super::CoreError;
 use crate::bpf_object::UserObject;
-use crate::elf::le::{u16_at, u32_at};
+use crate::btf::ext::BtfExt;
+use crate::btf::{kind_word, BtfError, BtfTable, ARRAY, STRUCT, UNION};
 use crate::elf::Elf;
 
 /// One CO-RE relocation record of the object, with names.
@@ -57,51 +57,23 @@ pub fn object_info(obj: &UserObject) -> Result<ObjectInfo, CoreError> {
 
 /// The CO-RE records of a `.BTF.ext`, named with the object's BTF.
 fn core_relocs(b: &[u8], btf: &BtfTable) -> Result<Vec<RawReloc>, BtfError> {
-    let len = b.len();
-    let truncated = |what, offset| BtfError::Truncated { what, offset, len };
-    if u16_at(b, 0) != Some(MAGIC) {
-        return Err(BtfError::Magic { what: "BTF.ext", len });
-    }
-    let hdr = u32_at(b, 4).ok_or(truncated("header", 0))? as usize;
-    if hdr < 32 {
-        return Ok(Vec::new()); // No CO-RE part (an old compiler).
-    }
-    let off = u32_at(b, 24).ok_or(truncated("header", 0))? as usize;
-    let size = u32_at(b, 28).ok_or(truncated("header", 0))? as usize;
-    if size == 0 {
-        return Ok(Vec::new());
-    }
-    let start = hdr as u64 + off as u64;
-    let past = BtfError::PastEnd { what: "CO-RE records", start, end: start + size as u64, len };
-    let s = hdr.checked_add(off).and_then(|s| b.get(s..s.checked_add(size)?)).ok_or(past)?;
-    let base = hdr + off;
-    let rec = u32_at(s, 0).ok_or(truncated("CO-RE records", base))? as usize;
-    if rec < 16 {
-        return Err(BtfError::RecordSize { size: rec });
-    }
-    let mut out = Vec::new();
-    let mut p = 4;
-    while p < s.len() {
-        let (sec, n) = match (u32_at(s, p), u32_at(s, p + 4)) {
-            (Some(a), Some(b)) => (a, b as usize),
-            _ => return Err(truncated("CO-RE section header", base + p)),
-        };
-        p += 8;
-        let section = btf.name(sec);
-        for i in 0..n {
-            let r = p + i * rec;
-            let (insn_off, type_id, access_off, kind) =
-                match (u32_at(s, r), u32_at(s, r + 4), u32_at(s, r + 8), u32_at(s, r + 12)) {
-                    (Some(a), Some(b), Some(c), Some(d)) => (a, b, c, d),
-                    _ => return Err(truncated("CO-RE record", base + r)),
-                };
-            let access = btf.name(access_off);
-            let (type_name, spec) = describe(btf, type_id, kind, &access);
-            out.push(RawReloc { section: section.clone(), insn_off, type_id, kind, access, type_name, spec });
-        }
-        p += n * rec;
-    }
-    Ok(out)
+    let ext = BtfExt::parse(b, btf)?;
+    Ok(ext
+        .core_records()
+        .map(|r| {
+            let access = btf.name(r.access_off);
+            let (type_name, spec) = describe(btf, r.type_id, r.kind, &access);
+            RawReloc {
+                section: btf.name(r.section),
+                insn_off: r.insn_off,
+                type_id: r.type_id,
+                kind: r.kind,
+                access,
+                type_name,
+                spec,
+            }
+        })
+        .collect())
 }
 
 /// The relocation's root type name and its access string with names:
@@ -157,7 +129,7 @@ fn describe(btf: &BtfTable, type_id: u32, kind: u32, access: &str) -> (String, S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core_check::btf::{build, INT};
+    use crate::btf::{build, INT};
 
     /// `struct task_struct { int pid; int tgid; }` and the strings CO-RE records name.
     fn btf() -> BtfTable {
@@ -202,7 +174,10 @@ mod tests {
         let btf = btf();
         let mut short = ext(&[[16, 2, 35, 0]]);
         short[32..36].copy_from_slice(&8u32.to_le_bytes()); // record size 8
-        assert_eq!(core_relocs(&short, &btf).unwrap_err(), BtfError::RecordSize { size: 8 });
+        assert_eq!(
+            core_relocs(&short, &btf).unwrap_err(),
+            BtfError::RecordSize { what: "CO-RE records", size: 8, min: 16 }
+        );
         let mut cut = ext(&[[16, 2, 35, 0], [24, 2, 35, 2]]);
         cut.truncate(cut.len() - 4);
         let len = cut.len() as u32 - 32;

@@ -17,12 +17,12 @@ use aya_obj::btf::{Btf as AyaBtf, BtfError as AyaBtfError, BtfFeatures, BtfReloc
 use aya_obj::generated::bpf_insn;
 use aya_obj::relocation::EbpfRelocationError;
 
-use super::btf::BtfTable;
 use super::explain::explain;
 use super::records::ObjectInfo;
 use super::walk::{walk, POISON, TAG};
 use super::{CoreError, KernelReport, ProgramReport, Reloc, RelocStatus};
-use crate::bpf_object::UserObject;
+use crate::bpf_object::{contain, UserObject};
+use crate::btf::BtfTable;
 
 /// A function of aya-obj's object: (section index, address).
 type FnKey = (usize, u64);
@@ -41,6 +41,8 @@ enum Refusal {
     Relocate { kernel: String, cause: Box<BtfRelocationError> },
     #[error("aya cannot link the object's functions: {}", chain(cause))]
     Link { cause: Box<EbpfRelocationError> },
+    #[error("aya-obj failed relocating the object for {kernel} ({message})")]
+    Panicked { kernel: String, message: String },
 }
 
 /// What relocate_btf did to a relocation's instruction.
@@ -69,7 +71,8 @@ pub fn check_kernel(
         programs: Vec::new(),
     };
     let programs = match btf_path {
-        Some(path) => relocate(obj, info, kernel, release, path),
+        Some(path) => contain(|| relocate(obj, info, kernel, release, path))
+            .unwrap_or_else(|message| Err(Refusal::Panicked { kernel: kernel.to_string(), message })),
         None if info.relocs.is_empty() => Ok(bare(obj, true)),
         None => Err(Refusal::NoBtf { kernel: kernel.to_string() }),
     };

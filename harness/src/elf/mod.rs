@@ -44,7 +44,8 @@ pub struct Section<'a> {
     pub name: &'a [u8],
     /// `sh_type` (`SHT_PROGBITS`, `SHT_NOBITS`, ...).
     pub kind: u32,
-    /// Where its bytes lie in the file; `None` for `SHT_NOBITS` (`.bss`), which has none.
+    /// Where its bytes lie in the file; `None` for `SHT_NOBITS` (`.bss`), which has none, and
+    /// for an empty section whose offset lies past the end of the file.
     pub range: Option<Range<usize>>,
     /// Its bytes (empty for `SHT_NOBITS`).
     pub data: &'a [u8],
@@ -109,8 +110,13 @@ impl<'a> Elf<'a> {
     ) -> Result<Section<'a>, ElfError> {
         let name = self.section_name(table, index, header)?;
         let data = header.data(LittleEndian, self.data).map_err(|cause| self.section_error(index, cause))?;
-        // `data` succeeded, so the range lies inside the file and fits a usize.
-        let range = header.file_range(LittleEndian).map(|(off, size)| off as usize..(off + size) as usize);
+        // `data` succeeded, so a non-empty range lies inside the file; an empty one may claim any
+        // offset (object hands out no bytes for it), and is not a place in the file.
+        let len = self.data.len() as u64;
+        let range = header
+            .file_range(LittleEndian)
+            .filter(|&(off, size)| off.checked_add(size).is_some_and(|end| end <= len))
+            .map(|(off, size)| off as usize..(off + size) as usize);
         Ok(Section { index, name, kind: header.sh_type(LittleEndian), range, data })
     }
 
@@ -229,5 +235,22 @@ mod tests {
             e.to_string(),
             format!("read section 1 (its header at offset {btf:#x}): Invalid ELF section size or offset")
         );
+    }
+
+    /// Found by the `elf` fuzz target (fuzz/corpus/elf/regress-empty-section-past-end): an empty
+    /// section whose offset lies far past the end of the file had a `range` that did not slice.
+    #[test]
+    fn an_empty_section_past_the_end_has_no_range() {
+        let mut b = fake::elf(&[], &[(".x", b"")]);
+        let shoff = le::u64_at(&b, 0x28).unwrap() as usize;
+        let x = shoff + 64;
+        b[x + 24..x + 32].copy_from_slice(&(1u64 << 47).to_le_bytes()); // sh_offset
+        let s = Elf::parse(&b).unwrap().section(".x").unwrap().unwrap();
+        assert_eq!((s.data, s.range), (&b""[..], None));
+        for s in Elf::parse(&b).unwrap().sections().unwrap() {
+            if let Some(r) = s.range {
+                assert_eq!(&b[r], s.data);
+            }
+        }
     }
 }

@@ -165,6 +165,7 @@ pub fn build_with(
     let bytes = w.finish().map_err(io)?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let path = cache.dir("images")?.join(format!("{sha256}.cpio"));
+    cache.hold(&format!("image-{sha256}"))?;
     let fresh = std::fs::metadata(&path).map(|m| m.len() == bytes.len() as u64).unwrap_or(false);
     if !fresh {
         cache::write_atomic(&path, &bytes)?;

@@ -110,13 +110,20 @@ pub fn decompress_first_stream(kind: Compression, data: &[u8], limit: usize) -> 
     Ok(out)
 }
 
-/// Decompress a whole buffer (a module).
-pub fn decompress_all(kind: Compression, data: &[u8]) -> io::Result<Vec<u8>> {
+/// Largest module kmatrix decompresses: far above any real one (tens of MB), so a compressed
+/// module that expands without end is an error, not an allocation.
+pub const MAX_MODULE: usize = 256 << 20;
+
+/// Decompress a whole buffer (a module); more than `limit` bytes of output is an error.
+pub fn decompress_all(kind: Compression, data: &[u8], limit: usize) -> io::Result<Vec<u8>> {
     if kind == Compression::None {
         return Ok(data.to_vec());
     }
-    let mut out = Vec::with_capacity(data.len() * 3);
-    kind.reader(data)?.read_to_end(&mut out)?;
+    let mut out = Vec::with_capacity(data.len().saturating_mul(3).min(limit));
+    kind.reader(data)?.take(limit as u64 + 1).read_to_end(&mut out)?;
+    if out.len() > limit {
+        return Err(io::Error::other(format!("decompressed size passes {limit} bytes")));
+    }
     Ok(out)
 }
 
@@ -152,6 +159,14 @@ mod tests {
             // Over the limit is an error, not an allocation.
             assert!(decompress_first_stream(kind, &c, 1000).is_err(), "{kind:?}");
         }
+    }
+
+    #[test]
+    fn a_module_that_expands_past_the_limit_is_an_error() {
+        let c = xz(&[0u8; 1 << 20]);
+        assert_eq!(decompress_all(Compression::Xz, &c, 1 << 20).unwrap().len(), 1 << 20);
+        let e = decompress_all(Compression::Xz, &c, (1 << 20) - 1).unwrap_err();
+        assert_eq!(e.to_string(), format!("decompressed size passes {} bytes", (1 << 20) - 1));
     }
 
     #[test]

@@ -13,13 +13,20 @@ use super::error::{KernelError, Result};
 const AR_MAGIC: &[u8; 8] = b"!<arch>\n";
 
 /// Call `f(path, size, reader)` for every regular file in the data member of the `.deb` at `deb`.
-pub fn for_each_file(deb: &Path, mut f: impl FnMut(&str, u64, &mut dyn Read) -> Result<()>) -> Result<()> {
-    let what = deb.display().to_string();
+pub fn for_each_file(deb: &Path, f: impl FnMut(&str, u64, &mut dyn Read) -> Result<()>) -> Result<()> {
     let file = std::fs::File::open(deb).map_err(KernelError::io(deb))?;
-    let mut r = BufReader::with_capacity(1 << 20, file);
-    let (name, size) = find_member(&mut r, &what, "data.tar")?;
+    read_files(BufReader::with_capacity(1 << 20, file), &deb.display().to_string(), f)
+}
+
+/// [`for_each_file`] on a `.deb` read from `r`; `what` names it in errors.
+pub fn read_files(
+    mut r: impl Read,
+    what: &str,
+    mut f: impl FnMut(&str, u64, &mut dyn Read) -> Result<()>,
+) -> Result<()> {
+    let (name, size) = find_member(&mut r, what, "data.tar")?;
     let kind = Compression::from_name(&name);
-    let bad = |detail: String| KernelError::Deb { what: what.clone(), detail };
+    let bad = |detail: String| KernelError::Deb { what: what.to_string(), detail };
     let data = kind.reader(r.take(size)).map_err(|e| bad(format!("{name}: {e}")))?;
     let mut archive = tar::Archive::new(data);
     let entries = archive.entries().map_err(|e| bad(format!("{name}: {e}")))?;
@@ -34,6 +41,22 @@ pub fn for_each_file(deb: &Path, mut f: impl FnMut(&str, u64, &mut dyn Read) -> 
         f(&path, len, &mut entry)?;
     }
     Ok(())
+}
+
+/// Largest file kmatrix takes out of a package: far above any real one (Debian's largest
+/// modules and `vmlinuz` are tens of MB), so a hostile archive cannot fill memory.
+pub const MAX_FILE: u64 = 512 << 20;
+
+/// Read one file handed out by [`for_each_file`]. `size` is what its tar header claims: memory
+/// is reserved for at most 64 MB of it up front (a header may claim 8 GB over a few bytes), and
+/// more than `limit` bytes is an error.
+pub fn read_file(r: &mut dyn Read, size: u64, limit: u64) -> std::io::Result<Vec<u8>> {
+    let mut data = Vec::with_capacity(size.min(limit).min(64 << 20) as usize);
+    r.take(limit + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > limit {
+        return Err(std::io::Error::other(format!("larger than {limit} bytes")));
+    }
+    Ok(data)
 }
 
 /// `./a/b` → `a/b`; `None` for absolute paths and any `..`.
@@ -165,6 +188,18 @@ mod tests {
         let deb = build::deb(&[("./boot/vmlinuz-1", 0o644, &[1u8; 5000])]);
         let e = list(&deb[..deb.len() - 40]).unwrap_err();
         assert!(matches!(e, KernelError::Deb { .. }), "{e}");
+    }
+
+    #[test]
+    fn claimed_sizes_do_not_reserve_memory() {
+        // A header may claim any size: what is reserved follows the bytes that are there.
+        let mut r: &[u8] = b"four";
+        let data = read_file(&mut r, 8 << 30, MAX_FILE).unwrap();
+        assert_eq!(data, b"four");
+        assert!(data.capacity() <= 64 << 20, "{}", data.capacity());
+        let mut r: &[u8] = &[0u8; 100];
+        let e = read_file(&mut r, 100, 99).unwrap_err();
+        assert_eq!(e.to_string(), "larger than 99 bytes");
     }
 
     #[test]

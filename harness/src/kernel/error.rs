@@ -47,6 +47,10 @@ pub enum KernelError {
 
     #[error("verify the signature of {what}: {detail}")]
     Signature { what: String, detail: String },
+    /// The signature could not be checked at all (no gpgv, no keyring): refused unless the user
+    /// said `--allow-unsigned`.
+    #[error("verify the signature of {what}: {missing}; install it, or pass --allow-unsigned to trust the mirror's hashes without a signature")]
+    Unverifiable { what: String, missing: String },
 
     #[error("find suite {suite} on the mirror: neither {url}/InRelease nor {url}/Release exists")]
     UnknownSuite { suite: String, url: String },

@@ -1,7 +1,8 @@
 //! The Debian archive's chain of trust, from `InRelease` to a kernel package's `.deb` hash.
 //!
-//! `InRelease` (checked with `gpgv` against the archive keyring when both are present) lists the
-//! sha256 of `Packages.xz`; `Packages.xz` lists the sha256 of every `.deb`. This module fetches and
+//! `InRelease` (checked with `gpgv` against the archive keyring; without either, or without a
+//! signature, it is refused unless the user passes `--allow-unsigned`) lists the sha256 of
+//! `Packages.xz`; `Packages.xz` lists the sha256 of every `.deb`. This module fetches and
 //! checks those two files and picks kernel packages out of the index. It does not download or
 //! open `.deb` files: `deb.rs` does.
 
@@ -34,7 +35,8 @@ const MAX_INDEX: u64 = 256 << 20;
 pub enum Signature {
     /// `gpgv` accepted the signature against the keyring.
     Good,
-    /// No `gpgv` or no keyring, or unsigned Release explicitly allowed: hashes only.
+    /// Not checked (no `gpgv`, no keyring, or no signature), which only `--allow-unsigned`
+    /// accepts: hashes only.
     Unchecked,
 }
 
@@ -52,8 +54,12 @@ impl Signature {
 pub struct TrustOptions {
     /// The keyring for `gpgv`; `None` means [`DEFAULT_KEYRING`].
     pub keyring: Option<PathBuf>,
-    /// Accept a suite that has a Release but neither InRelease nor Release.gpg (a local test
-    /// mirror). A bad signature is an error even then.
+    /// The `gpgv` program; `None` means `gpgv` from `PATH`.
+    pub gpgv: Option<PathBuf>,
+    /// `--allow-unsigned`: use a Release whose signature cannot be checked (no `gpgv`, no
+    /// keyring, or neither InRelease nor Release.gpg, as on a local test mirror), trusting the
+    /// mirror's hashes alone. Without it such a Release is refused. A bad signature is an error
+    /// even with it.
     pub allow_unsigned: bool,
 }
 
@@ -191,7 +197,10 @@ fn warn(msg: &str) {
 fn verify(signed: &[u8], detached: Option<&[u8]>, what: &str, trust: &TrustOptions) -> Result<(Vec<u8>, Signature)> {
     let keyring = trust.keyring.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_KEYRING));
     let unchecked = |why: String| -> Result<(Vec<u8>, Signature)> {
-        warn(&format!("SIGNATURE NOT CHECKED for {what}: {why}; trusting the mirror's hashes only"));
+        if !trust.allow_unsigned {
+            return Err(KernelError::Unverifiable { what: what.to_string(), missing: why });
+        }
+        warn(&format!("SIGNATURE NOT CHECKED for {what}: {why}; --allow-unsigned: trusting the mirror's hashes only"));
         let text = if detached.is_none() {
             strip_clearsign(&String::from_utf8_lossy(signed))
                 .ok_or_else(|| KernelError::Parse {
@@ -205,12 +214,16 @@ fn verify(signed: &[u8], detached: Option<&[u8]>, what: &str, trust: &TrustOptio
         Ok((text, Signature::Unchecked))
     };
     if !keyring.is_file() {
-        return unchecked(format!("keyring {} is missing (install debian-archive-keyring)", keyring.display()));
+        return unchecked(format!(
+            "the archive keyring {} is missing (Debian and Ubuntu: apt-get install debian-archive-keyring)",
+            keyring.display()
+        ));
     }
     let dir = tempfile::tempdir().map_err(KernelError::io(std::env::temp_dir()))?;
     let data = dir.path().join("signed");
     fs::write(&data, signed).map_err(KernelError::io(&data))?;
-    let mut cmd = Command::new("gpgv");
+    let gpgv = trust.gpgv.clone().unwrap_or_else(|| PathBuf::from("gpgv"));
+    let mut cmd = Command::new(&gpgv);
     cmd.arg("--keyring").arg(&keyring);
     if let Some(sig) = detached {
         let sig_path = dir.path().join("signed.gpg");
@@ -222,9 +235,9 @@ fn verify(signed: &[u8], detached: Option<&[u8]>, what: &str, trust: &TrustOptio
     let out = match cmd.stdin(Stdio::null()).output() {
         Ok(o) => o,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return unchecked("gpgv is not installed (install gpgv)".into());
+            return unchecked(format!("{} is not installed (Debian and Ubuntu: apt-get install gpgv)", gpgv.display()));
         }
-        Err(source) => return Err(KernelError::Io { path: PathBuf::from("gpgv"), source }),
+        Err(source) => return Err(KernelError::Io { path: gpgv, source }),
     };
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -263,9 +276,9 @@ pub fn fetch_release(mirror: &Mirror, suite: &str, trust: &TrustOptions) -> Resu
                     (body, Signature::Unchecked, what)
                 }
                 Err(KernelError::NotFound { .. }) => {
-                    return Err(KernelError::Signature {
+                    return Err(KernelError::Unverifiable {
                         what,
-                        detail: "neither InRelease nor Release.gpg exists".into(),
+                        missing: "the mirror has neither InRelease nor Release.gpg, so there is no signature".into(),
                     })
                 }
                 Err(e) => return Err(e),
@@ -306,7 +319,7 @@ fn stanza_to_package(st: &Stanza) -> Option<DebPackage> {
 }
 
 /// Keep the kernel stanzas of a Packages stream (decompressed), as text.
-fn filter_packages(r: impl BufRead, what: &str) -> Result<String> {
+pub fn filter_packages(r: impl BufRead, what: &str) -> Result<String> {
     let mut out = String::new();
     let mut stanza = String::new();
     let mut keep = false;

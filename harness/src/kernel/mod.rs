@@ -8,13 +8,13 @@
 
 pub mod compress;
 pub mod config;
-mod deb;
+pub mod deb;
 mod error;
 pub mod image;
 pub mod index;
 pub mod matrix;
 pub mod mirror;
-mod modules;
+pub mod modules;
 mod source;
 mod store;
 pub mod version;
@@ -288,6 +288,8 @@ fn prepare_resolved(
     let pinning = if pinned.is_some() { Pinning::Locked } else { Pinning::NotPinned };
     let kroot = cache.dir("kernels")?;
     let name = store::entry_name(&r.image, &r.version);
+    // Used by this process from now on: `kmatrix gc` leaves it alone.
+    cache.hold(&format!("kernel-{name}"))?;
     let _guard = cache.lock(&format!("kernel-{name}"))?;
     let entry = kroot.join(&name);
     let mpath = entry.join(MANIFEST);
@@ -384,6 +386,7 @@ fn prepare_local(path: &Path, modules: Option<&Path>, config: Option<&Path>, cac
     let digest = hex::encode(sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes)));
     let kroot = cache.dir("kernels")?;
     let name = format!("local-{}", &digest[..16]);
+    cache.hold(&format!("kernel-{name}"))?;
     let _guard = cache.lock(&format!("kernel-{name}"))?;
     let entry = kroot.join(&name);
     let mut k = PreparedKernel::empty(&format!("local:{}", abs.display()), "");
@@ -621,7 +624,7 @@ pub fn update_lock(cache: &Cache, opts: &FetchOptions) -> Result<Lock> {
 }
 
 /// Remove the kernel cache entries the lock does not name (other builds, local kernels, stale
-/// indexes). Returns what was removed.
+/// indexes), except those a running kmatrix holds. Returns what was removed.
 pub fn gc(cache: &Cache, lock: &Lock) -> Result<Vec<PathBuf>> {
     let kroot = cache.dir("kernels")?;
     let keep: std::collections::HashSet<String> =
@@ -646,6 +649,8 @@ pub fn gc(cache: &Cache, lock: &Lock) -> Result<Vec<PathBuf>> {
                 continue;
             }
         }
+        // One a running kmatrix holds stays (`kmatrix gc` says so).
+        let Some(_claim) = cache.claim(&format!("kernel-{name}"))? else { continue };
         let _guard = cache.lock(&format!("kernel-{name}"))?;
         fs::remove_dir_all(&path).map_err(KernelError::io(&path))?;
         removed.push(path);

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::compress::{decompress_all, Compression};
+use super::compress::{decompress_all, Compression, MAX_MODULE};
 use super::error::{KernelError, Result};
 use super::image::elf_section;
 use super::store::Manifest;
@@ -109,7 +109,7 @@ fn visit(
 }
 
 /// Parsed `modules.dep`: canonical name → (path relative to the modules dir, deps as paths).
-fn parse_modules_dep(text: &str) -> HashMap<String, (String, Vec<String>)> {
+pub fn parse_modules_dep(text: &str) -> HashMap<String, (String, Vec<String>)> {
     let mut m = HashMap::new();
     for line in text.lines() {
         let Some((path, deps)) = line.split_once(':') else { continue };
@@ -121,7 +121,7 @@ fn parse_modules_dep(text: &str) -> HashMap<String, (String, Vec<String>)> {
 }
 
 /// Canonical names listed in `modules.builtin` (paths like `kernel/fs/ext4/ext4.ko`).
-fn parse_builtin(text: &str) -> HashSet<String> {
+pub fn parse_builtin(text: &str) -> HashSet<String> {
     text.lines().filter(|l| !l.trim().is_empty()).map(|l| canonical_name(l.trim())).collect()
 }
 
@@ -139,7 +139,7 @@ fn scan_modules_dep(dir: &Path) -> Result<String> {
                 stack.push(p);
             } else if let Some(rel) = p.strip_prefix(dir).ok().and_then(|r| r.to_str()).filter(|r| is_module(r)) {
                 let raw = fs::read(&p).map_err(KernelError::io(&p))?;
-                let ko = decompress_all(Compression::from_name(rel), &raw).map_err(KernelError::io(&p))?;
+                let ko = decompress_all(Compression::from_name(rel), &raw, MAX_MODULE).map_err(KernelError::io(&p))?;
                 mods.insert(canonical_name(rel), (rel.to_string(), modinfo_depends(&ko).unwrap_or_default()));
             }
         }
@@ -197,7 +197,7 @@ pub fn module_closure(kernel: &PreparedKernel, names: &[&str]) -> Result<ModuleC
 /// The module's ELF bytes, decompressed.
 pub fn read_module(m: &ModuleFile) -> Result<Vec<u8>> {
     let raw = fs::read(&m.path).map_err(KernelError::io(&m.path))?;
-    decompress_all(m.compressed, &raw).map_err(|e| KernelError::Extract {
+    decompress_all(m.compressed, &raw, MAX_MODULE).map_err(|e| KernelError::Extract {
         what: m.path.display().to_string(),
         detail: format!("decompress {:?} module: {e}", m.compressed),
     })

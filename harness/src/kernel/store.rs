@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::compress::{decompress_all, Compression};
+use super::compress::{decompress_all, Compression, MAX_MODULE};
 use super::deb;
 use super::error::{KernelError, Result};
 use super::image;
@@ -303,8 +303,7 @@ fn extract_deb(pkg: &DebPackage, path: &Path, staging: &Path, state: &Mutex<Extr
         }
         let r = deb::for_each_file(path, |p, size, reader| {
             let Some((dest, release)) = place(p) else { return Ok(()) };
-            let mut data = Vec::with_capacity(size.min(1 << 30) as usize);
-            reader.read_to_end(&mut data).map_err(|e| KernelError::Deb {
+            let data = deb::read_file(reader, size, deb::MAX_FILE).map_err(|e| KernelError::Deb {
                 what: format!("{} ({})", pkg.name, path.display()),
                 detail: format!("{p}: {e}"),
             })?;
@@ -329,7 +328,7 @@ fn store_one(root: &Path, dest: &str, data: &[u8]) -> Result<(FileSum, Option<Ve
         return Ok((sum, None));
     }
     let kind = Compression::from_name(dest);
-    let ko = decompress_all(kind, data).map_err(|e| KernelError::Extract {
+    let ko = decompress_all(kind, data, MAX_MODULE).map_err(|e| KernelError::Extract {
         what: p.display().to_string(),
         detail: format!("decompress {kind:?} module: {e}"),
     })?;

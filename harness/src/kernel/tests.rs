@@ -236,7 +236,7 @@ fn opts_for(server: &Server, kdir: &Path, lock: Option<&str>) -> FetchOptions {
     FetchOptions {
         mirror: Some(server.url.clone()),
         kernels_dir: Some(kdir.to_path_buf()),
-        trust: TrustOptions { keyring: None, allow_unsigned: true },
+        trust: TrustOptions { allow_unsigned: true, ..TrustOptions::default() },
         ..Default::default()
     }
 }
@@ -425,31 +425,76 @@ fn missing_deb_line_and_suite_are_named() {
     std::fs::write(kdir.path().join("matrix.toml"), MATRIX).unwrap();
     o.trust.allow_unsigned = false;
     let err = prepare(&spec("debian-6.1"), &e.cache, &o).unwrap_err();
-    assert!(matches!(err, KernelError::Signature { .. }), "{err}");
+    assert!(matches!(err, KernelError::Unverifiable { .. }), "{err}");
+    assert!(
+        err.to_string().contains("neither InRelease nor Release.gpg") && err.to_string().contains("--allow-unsigned")
+    );
+    assert!(!err.is_bad_input());
 }
 
-#[test]
-fn inrelease_signature_is_checked_or_loudly_skipped() {
-    let e = env();
-    // Wrap the Release in clear-signed armour with a signature that cannot be valid.
+/// The fixture mirror's Release wrapped in clear-signed armour, with a signature that cannot be
+/// valid.
+fn armour_release(e: &Env) {
     let dists = e.server.file("dists/bookworm");
     let release = std::fs::read_to_string(dists.join("Release")).unwrap();
     let armoured = format!(
         "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n{release}-----BEGIN PGP SIGNATURE-----\n\niQIzBAEBCAAdFiEE\n=abcd\n-----END PGP SIGNATURE-----\n"
     );
     std::fs::write(dists.join("InRelease"), armoured).unwrap();
+}
 
-    // No keyring: a warning, and the text inside the armour is used, marked unchecked.
+#[test]
+fn an_unverifiable_signature_is_refused_unless_allowed() {
+    let keyring = tempfile::NamedTempFile::new().unwrap();
+    let cases = [
+        // (keyring, gpgv, what the refusal names)
+        (
+            PathBuf::from("/nonexistent/keyring.gpg"),
+            None,
+            "the archive keyring /nonexistent/keyring.gpg is missing (Debian and Ubuntu: apt-get install debian-archive-keyring)",
+        ),
+        (
+            keyring.path().to_path_buf(),
+            Some(PathBuf::from("/nonexistent/gpgv")),
+            "/nonexistent/gpgv is not installed (Debian and Ubuntu: apt-get install gpgv)",
+        ),
+    ];
+    for (keyring, gpgv, missing) in cases {
+        let e = env();
+        armour_release(&e);
+        let mut o = e.opts.clone();
+        o.trust = TrustOptions { keyring: Some(keyring), gpgv, allow_unsigned: false };
+        let err = prepare(&spec("debian-6.1"), &e.cache, &o).unwrap_err();
+        assert!(matches!(&err, KernelError::Unverifiable { missing: m, .. } if m == missing), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("dists/bookworm/InRelease")
+                && text.ends_with("pass --allow-unsigned to trust the mirror's hashes without a signature"),
+            "{text}"
+        );
+        assert!(!err.is_bad_input(), "a missing tool is the machine's set-up, not the user's input");
+        assert_eq!(e.server.hits_ending(".deb"), 0, "nothing is downloaded past an unverifiable Release");
+
+        // --allow-unsigned: the text inside the armour is used, marked unchecked.
+        o.trust.allow_unsigned = true;
+        let k = prepare(&spec("debian-6.1"), &e.cache, &o).unwrap();
+        assert_eq!(k.signature, Some(Signature::Unchecked));
+    }
+}
+
+#[test]
+fn a_bad_signature_is_refused_even_when_unsigned_is_allowed() {
+    // gpgv and the archive keyring are installed by scripts/setup.sh: this test needs both.
+    assert!(
+        Path::new(index::DEFAULT_KEYRING).is_file(),
+        "{} missing: apt-get install debian-archive-keyring",
+        index::DEFAULT_KEYRING
+    );
+    let e = env();
+    armour_release(&e);
     let mut o = e.opts.clone();
-    o.trust = TrustOptions { keyring: Some("/nonexistent/keyring.gpg".into()), allow_unsigned: false };
-    let k = prepare(&spec("debian-6.1"), &e.cache, &o).unwrap();
-    assert_eq!(k.signature, Some(Signature::Unchecked));
-
-    // With the archive keyring and gpgv installed, the forged signature is a hard error.
-    let gpgv = std::process::Command::new("gpgv").arg("--version").output().is_ok();
-    if gpgv && Path::new(index::DEFAULT_KEYRING).is_file() {
-        o.trust.keyring = None;
-        let _ = gc(&e.cache, &Lock::default());
+    for allow_unsigned in [false, true] {
+        o.trust = TrustOptions { allow_unsigned, ..TrustOptions::default() };
         let err = prepare(&spec("debian-6.1"), &e.cache, &o).unwrap_err();
         assert!(matches!(err, KernelError::Signature { .. }), "{err}");
         assert!(err.to_string().contains("dists/bookworm/InRelease: gpgv rejected it"), "{err}");
@@ -504,8 +549,11 @@ fn lock_pins_update_rewrites_and_gc_collects() {
     assert!(err.to_string().contains("vmlinux has sha256"), "{err}");
     std::fs::write(kdir.join("kernels.lock"), &text).unwrap();
 
-    // gc keeps what the lock names and removes the rest.
+    // gc keeps what the lock names and removes the rest, but not while it is in use: this
+    // process holds what it prepared until it lets go.
     prepare(&spec("debian:6.1.170-3"), &e.cache, &e.opts).unwrap();
+    assert_eq!(gc(&e.cache, &lock).unwrap(), Vec::<PathBuf>::new());
+    e.cache.release_all();
     let removed = gc(&e.cache, &lock).unwrap();
     let names: Vec<_> = removed.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
     assert_eq!(names, ["linux-image-6.1.0-98-amd64_6.1.170-3"]);
@@ -513,6 +561,7 @@ fn lock_pins_update_rewrites_and_gc_collects() {
     assert_eq!(gc(&e.cache, &lock).unwrap(), Vec::<PathBuf>::new());
 
     // The mirror dropped the pinned build (Debian keeps only recent ones): say what to do.
+    e.cache.release_all();
     assert_eq!(gc(&e.cache, &Lock::default()).unwrap().len(), 2);
     std::fs::remove_file(e.server.file(&format!("pool/main/l/linux/linux-image-{REL_61}_6.1.176-1_amd64.deb")))
         .unwrap();

@@ -60,10 +60,14 @@ impl ResultsWriter {
 /// Read a results file. A torn final line (no newline, unparsable) is dropped; any other bad line
 /// is an error naming its number.
 pub fn read(path: &Path) -> Result<Vec<ScenarioResult>, ResultsError> {
+    let f = File::open(path).map_err(|source| ResultsError::Read { path: path.to_path_buf(), source })?;
+    read_from(BufReader::new(f), path)
+}
+
+/// [`read`] from `reader`; `path` names it in errors.
+pub fn read_from(mut reader: impl BufRead, path: &Path) -> Result<Vec<ScenarioResult>, ResultsError> {
     let rerr = |source| ResultsError::Read { path: path.to_path_buf(), source };
-    let f = File::open(path).map_err(rerr)?;
     let mut lines: Vec<(usize, String, bool)> = Vec::new();
-    let mut reader = BufReader::new(f);
     let mut n = 0;
     loop {
         let mut buf = String::new();

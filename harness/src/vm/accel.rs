@@ -244,7 +244,7 @@ fn verdict_path(cache: &Cache, host: &str) -> Option<PathBuf> {
 
 /// Kernel release, QEMU binary identity, CPU model and a hash of the CPU flags: a verdict holds
 /// while these hold.
-fn host_identity(qemu: &Path) -> String {
+pub(crate) fn host_identity(qemu: &Path) -> String {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let field = |name: &str| {
@@ -255,14 +255,42 @@ fn host_identity(qemu: &Path) -> String {
             .unwrap_or_default()
     };
     let flags = hex::encode(&Sha256::digest(field("flags").as_bytes())[..6]);
-    let qemu_id = std::fs::metadata(qemu)
+    format!("{} | {} | {} | flags {}", release.trim(), qemu_identity(qemu), field("model name"), flags)
+}
+
+/// The QEMU part of a host identity: `path:size:mtime`, or the path alone when it is missing.
+fn qemu_identity(qemu: &Path) -> String {
+    std::fs::metadata(qemu)
         .ok()
         .map(|m| {
             use std::os::unix::fs::MetadataExt;
             format!("{}:{}:{}", qemu.display(), m.len(), m.mtime())
         })
-        .unwrap_or_else(|| qemu.display().to_string());
-    format!("{} | {} | {} | flags {}", release.trim(), qemu_id, field("model name"), flags)
+        .unwrap_or_else(|| qemu.display().to_string())
+}
+
+/// Why the verdict file at `p` can never apply again, if it cannot: the QEMU binary it was
+/// measured with is gone or changed (its identity names the binary's path, size and mtime), or
+/// the file is unreadable. `kmatrix gc` removes such files.
+pub fn stale_verdict(p: &Path) -> Option<&'static str> {
+    let Some(v) = read_verdict(p) else { return Some("unreadable accelerator verdict") };
+    let recorded = v.host.split(" | ").nth(1)?;
+    // `path:size:mtime`, or the path alone when the binary was missing when measured.
+    let parts: Vec<&str> = recorded.rsplitn(3, ':').collect();
+    let path = match parts[..] {
+        [mtime, size, path] if [mtime, size].iter().all(|x| !x.is_empty() && x.bytes().all(|c| c.is_ascii_digit())) => {
+            path
+        }
+        _ => recorded,
+    };
+    let path = Path::new(path);
+    if !path.exists() {
+        Some("its QEMU binary no longer exists")
+    } else if qemu_identity(path) != recorded {
+        Some("its QEMU binary changed since it was measured")
+    } else {
+        None
+    }
 }
 
 /// Boot the probe guest under KVM. Returns TCG with the evidence when anything is off.

@@ -8,6 +8,7 @@
 //! Not here: what the messages mean (the caller's protocol logic) and the command line
 //! (`qemu.rs`).
 
+use super::channel::{decode, Frame, LineDecoder};
 use super::console::{ConsoleState, Distress, SharedConsole};
 use super::qemu::{Accel, QemuConfig};
 use kmatrix_proto::{GuestMsg, HostMsg, MAX_LINE};
@@ -253,7 +254,7 @@ impl Vm {
                         if self.active.is_none() {
                             self.active = Some(name);
                         }
-                        return serde_json::from_str::<GuestMsg>(&line).map_err(|e| VmError::Channel {
+                        return decode(&line).map_err(|e| VmError::Channel {
                             detail: format!("unparsable message on {name} ({e}): {}", kmatrix_proto::bounded(&line, 300)),
                             console: self.console_tail(),
                         });
@@ -529,34 +530,36 @@ async fn pump_stderr(err: tokio::process::ChildStderr, console: SharedConsole) {
     }
 }
 
-async fn pump_channel(name: &'static str, r: tokio::net::unix::OwnedReadHalf, tx: mpsc::Sender<ChanEvent>) {
-    let mut reader = BufReader::new(r);
-    let mut buf = Vec::new();
+async fn pump_channel(name: &'static str, mut r: tokio::net::unix::OwnedReadHalf, tx: mpsc::Sender<ChanEvent>) {
+    // Bounded: a line longer than MAX_LINE is hostile or broken, not buffered forever.
+    let mut decoder = LineDecoder::new(MAX_LINE);
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut frames = Vec::new();
     loop {
-        buf.clear();
-        // Bounded read: a line longer than MAX_LINE is hostile or broken, not buffered forever.
-        let mut limited = (&mut reader).take(MAX_LINE as u64 + 1);
-        match limited.read_until(b'\n', &mut buf).await {
+        let why = match r.read(&mut chunk).await {
             Ok(0) => {
-                let _ = tx.send(ChanEvent::Closed(name, "end of stream".into())).await;
+                frames.extend(decoder.finish());
+                "end of stream".to_string()
+            }
+            Ok(n) => {
+                decoder.push(&chunk[..n], &mut frames);
+                String::new()
+            }
+            Err(e) => e.to_string(),
+        };
+        for f in frames.drain(..) {
+            let ev = match f {
+                Frame::Line(line) => ChanEvent::Line(name, line),
+                Frame::TooLong { max } => ChanEvent::Closed(name, format!("line longer than {max} bytes")),
+            };
+            let closed = matches!(ev, ChanEvent::Closed(..));
+            if tx.send(ev).await.is_err() || closed {
                 return;
             }
-            Ok(_) if buf.last() != Some(&b'\n') && buf.len() > MAX_LINE => {
-                let _ = tx.send(ChanEvent::Closed(name, format!("line longer than {MAX_LINE} bytes"))).await;
-                return;
-            }
-            Ok(_) => {
-                let line = String::from_utf8_lossy(&buf).trim_end().to_string();
-                // The 8250 may carry stray bytes (e.g. a NUL at UART init): only JSON objects count.
-                let Some(start) = line.find('{') else { continue };
-                if tx.send(ChanEvent::Line(name, line[start..].to_string())).await.is_err() {
-                    return;
-                }
-            }
-            Err(e) => {
-                let _ = tx.send(ChanEvent::Closed(name, e.to_string())).await;
-                return;
-            }
+        }
+        if !why.is_empty() {
+            let _ = tx.send(ChanEvent::Closed(name, why)).await;
+            return;
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Running guests under QEMU: the command line (`qemu`), the accelerator choice (`accel`), the
-//! console watcher (`console`) and the running machine with its channel (`machine`).
+//! console watcher (`console`), the channel's framing (`channel`) and the running machine
+//! (`machine`).
 
 pub mod accel;
+pub mod channel;
 pub mod console;
 pub mod machine;
 pub mod qemu;

@@ -153,6 +153,9 @@ pub fn prune(cache: &Cache, keep: usize) -> Vec<PathBuf> {
     }
     snaps.sort_by_key(|s| std::cmp::Reverse(s.0));
     for (_, p) in snaps.into_iter().skip(keep) {
+        // One that a running kmatrix holds (it restored from it) stays.
+        let key = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let Ok(Some(_claim)) = cache.claim(&format!("snapshot-{key}")) else { continue };
         if std::fs::remove_dir_all(&p).is_ok() {
             removed.push(p);
         }

@@ -1,11 +1,15 @@
-//! A read-only table of a BTF blob's types and strings, as much of each type as naming and
-//! explaining CO-RE relocations needs: kind, name, the referenced type, struct and union
-//! members, enum value names. core-check reads two with it, the object's `.BTF` (to name each
-//! relocation) and a kernel's (to say why one found no target).
+//! BTF as the harness reads it: [`BtfTable`], a read-only table of a BTF blob's types and
+//! strings, as much of each type as naming and explaining CO-RE relocations needs (kind, name,
+//! the referenced type, struct and union members, enum value names), and [`ext`], the reader of
+//! a BPF object's `.BTF.ext`. core-check reads two tables, the object's `.BTF` (to name each
+//! relocation) and a kernel's (to say why one found no target); `bpf_object` checks an object's
+//! `.BTF`/`.BTF.ext` with them before aya-obj, which panics on some malformed ones, sees it.
 //!
 //! What it is not: aya-obj's `Btf`, which computes the relocations and does not expose its types;
 //! this table never relocates, sanitises or writes BTF, and keeps no sizes, offsets or bit fields.
 //! Little-endian BTF only (every kernel and object kmatrix reads is x86-64 or BPF little-endian).
+
+pub mod ext;
 
 use crate::elf::le::{u16_at, u32_at};
 
@@ -42,8 +46,12 @@ pub enum BtfError {
     PastEnd { what: &'static str, start: u64, end: u64, len: usize },
     #[error("read type {id} at offset {offset}: unknown BTF kind {kind}")]
     UnknownKind { id: usize, kind: u8, offset: usize },
-    #[error("read the CO-RE records: a record of {size} bytes is shorter than the 16 bytes of one")]
-    RecordSize { size: usize },
+    #[error("read the {what}: records of {size} bytes, where one takes {min} (and a multiple of 4)")]
+    RecordSize { what: &'static str, size: usize, min: usize },
+    #[error("read the {what} at offset {offset}: string offset {string} is not a string of the object's .BTF")]
+    BadString { what: &'static str, offset: usize, string: u32 },
+    #[error("read the BTF.ext header: it claims {hdr_len} bytes of {len}")]
+    Header { hdr_len: usize, len: usize },
 }
 
 /// A BTF type, as much of it as naming and explaining relocations needs.
@@ -139,6 +147,12 @@ impl BtfTable {
     /// The string at `off` of the string table; empty when there is none.
     pub fn name(&self, off: u32) -> String {
         cstr(&self.strings, off as usize).unwrap_or_default()
+    }
+
+    /// Whether `off` starts a NUL-terminated string inside the string table: what aya-obj's
+    /// `string_at` needs not to fail (or, past the table, not to panic).
+    pub fn has_string(&self, off: u32) -> bool {
+        self.strings.get(off as usize..).is_some_and(|s| s.contains(&0))
     }
 
     /// Through typedefs and modifiers (volatile, const, restrict, type tags).
