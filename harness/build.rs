@@ -1,7 +1,9 @@
 //! Builds what goes into the guest image and embeds it in the harness:
 //! the static agent (a nested cargo build with `+crt-static`, in its own target directory so it
-//! neither shares flags nor locks with this build) and the C workloads (`gcc -static -g -pg`).
-//! A missing compiler is a build error that names the Debian package to install.
+//! neither shares flags nor locks with this build) and the C workloads (`gcc -static -g -pg`),
+//! plus the few dynamically linked variants the host's tools need ([`DYNAMIC`]), which the guest
+//! runs only inside the shared host root, where their libraries are.
+//! A missing compiler or header is a build error that names the Debian package to install.
 
 use std::env;
 use std::fmt::Write as _;
@@ -9,6 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const AGENT_TRIPLE: &str = "x86_64-unknown-linux-gnu";
+
+/// Dynamically linked workloads: (name in /bin, source, extra flags). `hello-dyn` is `hello` as
+/// the seeds build it (`gcc -g -pg`, PIE, libc from the host) for uftrace, which preloads its
+/// libmcount, with USDT probes (`<sys/sdt.h>`, Debian's systemtap-sdt-dev) for bpftrace and BCC.
+const DYNAMIC: &[(&str, &str, &[&str])] = &[("hello-dyn", "hello.c", &["-DKMATRIX_SDT"])];
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -103,6 +110,25 @@ fn build_workloads(root: &Path, out: &Path) -> Vec<(String, PathBuf)> {
             }
         }
         built.push((name, bin));
+    }
+    for (name, source, flags) in DYNAMIC {
+        let bin = dst.join(name);
+        let output = Command::new(&cc)
+            .args(["-g", "-pg", "-O1", "-fno-inline", "-Wall"])
+            .args(*flags)
+            .arg("-o")
+            .arg(&bin)
+            .arg(src.join(source))
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run {cc} to build guest workloads ({e}); install it: apt-get install gcc")
+            });
+        if !output.status.success() {
+            let err = String::from_utf8_lossy(&output.stderr);
+            let hint = if err.contains("sys/sdt.h") { " (install systemtap-sdt-dev)" } else { "" };
+            panic!("compiling workload {name} from {source} failed{hint}: {}\n{err}", output.status);
+        }
+        built.push((name.to_string(), bin));
     }
     built
 }

@@ -87,6 +87,15 @@ fn boot_and_serve() -> Result<()> {
     if let Err(e) = std::fs::write("/proc/sys/kernel/sysrq", "1") {
         console::say(&format!("write /proc/sys/kernel/sysrq: {e}"));
     }
+    // Kernels before 5.11 charge BPF maps and programs to RLIMIT_MEMLOCK, 64 KiB for init by
+    // default: after a few dozen probes every load and map creation fails with EPERM, and the
+    // capability record would list types as absent that the kernel has (bpftool's feature
+    // probe, which raises the limit as libbpf does, disagreed on Debian 5.10). Raise it first.
+    let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: setrlimit reads one valid rlimit struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
+        console::say(&format!("setrlimit(RLIMIT_MEMLOCK, unlimited): {}", sys::errno_text(sys::errno())));
+    }
     for m in mount_records.iter().filter(|m| m.outcome != "ok") {
         console::say(&format!("mount({}, {}): {}", m.fstype, m.target, m.outcome));
     }

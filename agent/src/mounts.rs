@@ -46,6 +46,9 @@ const LATE: &[Spec] = &[
         data: "mode=0620,ptmxmode=0666",
         essential: false,
     },
+    // POSIX shared memory (shm_open), as every distribution mounts it: the host's tools expect
+    // it in the guest's /dev (uftrace's libmcount keeps its buffers there).
+    Spec { fstype: "tmpfs", target: "/dev/shm", flags: NOSUID_NODEV, data: "mode=1777", essential: false },
     Spec { fstype: "tracefs", target: TRACEFS, flags: NOSUID_NODEV_NOEXEC, data: "", essential: false },
     Spec { fstype: "debugfs", target: DEBUGFS, flags: NOSUID_NODEV_NOEXEC, data: "", essential: false },
     Spec { fstype: "bpf", target: BPFFS, flags: NOSUID_NODEV_NOEXEC, data: "mode=0700", essential: false },

@@ -1,8 +1,14 @@
 //! Running programs in the guest: gated workloads for scenarios, and `Exec` requests.
 //!
-//! A gated workload gets the read end of a pipe as fd 3 and blocks reading it before doing any
-//! work (see `images/workloads/`), so the agent can attach probes and set pid filters with the
-//! child's pid first and then release it; counts then include exactly the workload's calls.
+//! A gated workload gets the read end of a pipe as fd 3, and `KMATRIX_GATE=3` in its environment
+//! to say so, and blocks reading it before doing any work (see `images/workloads/`), so the agent
+//! can attach probes and set pid filters with the child's pid first and then release it; counts
+//! then include exactly the workload's calls. Without the variable a workload never reads fd 3:
+//! a tool that runs it (perf, uftrace, bpftrace) may leave its own descriptor there.
+//!
+//! A host tool of a `tool.*` scenario that must run beside the agent (`trace-cmd record -P`,
+//! stopped with SIGINT) starts with [`spawn_in_root`]: chrooted into the shared host root, in
+//! its own session, so a timeout or an abandoned run ends its whole process group.
 //! Output is collected by reader threads from the start, so a chatty child never blocks on a full
 //! pipe, and every wait has a deadline after which the child is killed.
 
@@ -19,6 +25,8 @@ use std::time::{Duration, Instant};
 const MAX_OUTPUT: usize = 1024 * 1024;
 /// The fd a gated workload reads its start byte from.
 const GATE_FD: libc::c_int = 3;
+/// The variable that tells a workload its gate is open (`images/workloads/workload.h`).
+const GATE_ENV: &str = "KMATRIX_GATE";
 
 /// How a child ended.
 #[derive(Debug)]
@@ -55,6 +63,8 @@ pub struct Running {
     out: Option<JoinHandle<String>>,
     err: Option<JoinHandle<String>>,
     gate: Option<File>,
+    /// The child leads its own process group (a host tool), ended as a whole.
+    group: bool,
 }
 
 impl Running {
@@ -153,11 +163,15 @@ impl Running {
             }
             if Instant::now() >= deadline {
                 timed_out = true;
-                let _ = self.child.kill();
+                self.kill();
                 break self.child.wait().with_context(|| format!("waitpid({}) after kill failed", self.name))?;
             }
             std::thread::sleep(Duration::from_millis(1));
         };
+        if self.group {
+            // What the tool left in its group (per-CPU recorders) must not outlive it.
+            kill_group(self.pid(), libc::SIGKILL);
+        }
         let wall = self.started.elapsed();
         let join = |h: Option<JoinHandle<String>>| h.and_then(|h| h.join().ok()).unwrap_or_default();
         Ok(Finished {
@@ -171,15 +185,81 @@ impl Running {
     }
 }
 
+impl Running {
+    /// Send `signal` to the child (to its whole group when it leads one), as a user's Ctrl-C
+    /// (SIGINT) stops `trace-cmd record`.
+    pub fn signal(&self, signal: i32) -> Result<()> {
+        let pid = self.pid();
+        let target = if self.group { -pid } else { pid };
+        // SAFETY: kill(2) on our own child (or its group); a child already gone gives ESRCH.
+        if unsafe { libc::kill(target, signal) } != 0 {
+            return Err(std::io::Error::last_os_error()).with_context(|| format!("kill({target}, {signal}) failed"));
+        }
+        Ok(())
+    }
+
+    /// Whether the child has ended (it is reaped; [`Running::finish`] still reports how).
+    pub fn has_exited(&mut self) -> Result<bool> {
+        Ok(self.child.try_wait().with_context(|| format!("waitpid({}) failed", self.name))?.is_some())
+    }
+
+    fn kill(&mut self) {
+        if self.group {
+            kill_group(self.pid(), libc::SIGKILL);
+        }
+        let _ = self.child.kill();
+    }
+}
+
 impl Drop for Running {
     /// A child abandoned on an error path is killed and reaped, never left for PID 1 to trip on.
     fn drop(&mut self) {
         self.gate.take();
         if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
+            self.kill();
             let _ = self.child.wait();
         }
     }
+}
+
+fn kill_group(pgid: i32, signal: i32) {
+    if pgid > 1 {
+        // SAFETY: kill(2) on a process group this module created; a group already gone gives ESRCH.
+        unsafe { libc::kill(-pgid, signal) };
+    }
+}
+
+/// Start a host program for a `tool.*` scenario: `argv` (host paths) chrooted into `root` (the
+/// mounted host root), in `cwd` (a path inside it), with exactly `env`, stdin from /dev/null and
+/// its output captured, as the leader of its own session and process group.
+pub fn spawn_in_root(argv: &[String], root: &str, cwd: &str, env: &[(&str, &str)]) -> Result<Running> {
+    let Some((prog, args)) = argv.split_first() else {
+        anyhow::bail!("spawn: empty argv");
+    };
+    let outer_cwd = format!("{root}{cwd}");
+    let root_c = crate::sys::cstring(root)?;
+    let mut cmd = Command::new(prog);
+    cmd.args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .current_dir(&outer_cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: only async-signal-safe calls (setsid, chroot) between fork and exec, on a string
+    // prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 || libc::chroot(root_c.as_ptr()) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().with_context(|| format!("spawn({}) in {root} failed", argv.join(" ")))?;
+    let out = child.stdout.take().and_then(|s| reader(s, "stdout"));
+    let err = child.stderr.take().and_then(|s| reader(s, "stderr"));
+    Ok(Running { child, name: prog.clone(), started: Instant::now(), out, err, gate: None, group: true })
 }
 
 /// Start `argv` with stdin from /dev/null, stdout and stderr captured, in `/tmp` (so stray
@@ -212,13 +292,14 @@ pub fn spawn(argv: &[String], gated: bool) -> Result<Running> {
         }
         gate_write = Some(File::from(w));
         gate_read = Some(r);
+        cmd.env(GATE_ENV, GATE_FD.to_string());
     }
     let mut child = cmd.spawn().with_context(|| format!("spawn({}) failed", argv.join(" ")))?;
     // The parent's copy of the read end must go, or the child never sees EOF on a dropped gate.
     drop(gate_read);
     let out = child.stdout.take().and_then(|s| reader(s, "stdout"));
     let err = child.stderr.take().and_then(|s| reader(s, "stderr"));
-    Ok(Running { child, name: prog.clone(), started: Instant::now(), out, err, gate: gate_write })
+    Ok(Running { child, name: prog.clone(), started: Instant::now(), out, err, gate: gate_write, group: false })
 }
 
 /// A thread that keeps the first [`MAX_OUTPUT`] bytes of `src`; None if no thread could start.

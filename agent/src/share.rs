@@ -65,6 +65,11 @@ pub fn ensure(share: &Share) -> Result<String> {
         .map(|m| format!("{}: {}", m.name, m.outcome))
         .collect();
     std::fs::create_dir_all(HOST_ROOT).with_context(|| format!("mkdir({HOST_ROOT}) failed"))?;
+    // Shared propagation, as systemd sets it on every host: programs parse /proc/self/mountinfo
+    // expecting the optional `shared:N` field (uftrace 0.13 finds tracefs only then), and the
+    // binds below inherit it.
+    mount("", "/", "", libc::MS_REC | libc::MS_SHARED, "")
+        .map_err(|e| anyhow::anyhow!("mount(/, MS_REC|MS_SHARED) failed: {e}"))?;
     let (fstype, data) = match share.fs.as_str() {
         // msize: 9p moves at most msize bytes per request; 512 KiB is the virtio transport's
         // ceiling and cuts round trips for large reads (binaries, libraries).

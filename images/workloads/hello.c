@@ -6,8 +6,13 @@
  * own symbols. `hello [N]` greets N times (default 1), so a probe on hello_greet sees exactly N
  * hits and one on hello_add N hits returning 0+1, 1+2, ...
  *
- * Start gate: as openat-loop, when fd 3 is open the program waits for one byte on it first
- * (EOF: exit 75 without greeting).
+ * Built twice (harness/build.rs): `hello`, static as every workload, and `hello-dyn` as the seeds
+ * build it (`gcc -g -pg`, dynamically linked, PIE) for tools that need a dynamic program (uftrace
+ * preloads libmcount), with KMATRIX_SDT defined: USDT probes (<sys/sdt.h>) hello:greet(message)
+ * in hello_greet and hello:add(i, sum) after each hello_add, for bpftrace's and BCC's usdt.
+ *
+ * Start gate: as openat-loop (workload.h: with KMATRIX_GATE set, one byte on fd 3 first; EOF:
+ * exit 75 without greeting).
  *
  * On stderr it reports what the kernel counted for it between the gate and the end of its work
  * (getrusage differences), for perf counters to be checked against:
@@ -18,6 +23,15 @@
 
 #include "workload.h"
 
+#ifdef KMATRIX_SDT
+#include <sys/sdt.h>
+#define HELLO_PROBE1(name, a) DTRACE_PROBE1(hello, name, a)
+#define HELLO_PROBE2(name, a, b) DTRACE_PROBE2(hello, name, a, b)
+#else
+#define HELLO_PROBE1(name, a)
+#define HELLO_PROBE2(name, a, b)
+#endif
+
 __attribute__((noipa)) int hello_add(int a, int b)
 {
 	return a + b;
@@ -25,6 +39,7 @@ __attribute__((noipa)) int hello_add(int a, int b)
 
 __attribute__((noipa)) void hello_greet(const char *message)
 {
+	HELLO_PROBE1(greet, message);
 	fputs(message, stdout);
 }
 
@@ -41,6 +56,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < n; i++) {
 		hello_greet(message);
 		sum = hello_add((int)i, (int)i + 1);
+		HELLO_PROBE2(add, i, sum);
 	}
 	fflush(stdout);
 	getrusage(RUSAGE_SELF, &after);

@@ -8,10 +8,10 @@
  *    gmon.out at exit (one more openat);
  *  - the summary is written with one write(2), no stdio.
  *
- * Start gate (workload.h): when fd 3 is open, the program blocks reading one byte from it before
- * the first call, so the agent can set pid filters with this pid first. EOF on the gate (the
- * agent gave up) exits with status 75 without making any call. Run by hand, fd 3 is normally
- * closed and the loop starts at once.
+ * Start gate (workload.h): when the agent opened one (KMATRIX_GATE in the environment, fd 3),
+ * the program blocks reading one byte from it before the first call, so the agent can set pid
+ * filters with this pid first. EOF on the gate (the agent gave up) exits with status 75 without
+ * making any call. Run by hand or by a tool, the loop starts at once.
  *
  * Output: "openat-loop: calls=C ok=K fd=F errno=E ptr=P": C the openat syscalls the loop really
  * made and K those that returned an fd, both counted as they happen (not taken from N, so a

@@ -2,10 +2,11 @@
  * workload.h: what the kmatrix workloads share: the start gate, argument checks and the summary
  * line. Included by each workload source after its system headers (with _GNU_SOURCE defined).
  *
- * Start gate: when fd 3 is open, the program blocks reading one byte from it before its work,
- * so the agent can set pid filters with this pid first. EOF on the gate (the agent gave up)
- * exits with status 75 without any work. Run by hand, fd 3 is normally closed and the program
- * starts at once.
+ * Start gate: when the environment has KMATRIX_GATE (the agent sets it with the gate) and fd 3
+ * is open, the program blocks reading one byte from it before its work, so the agent can set pid
+ * filters with this pid first. EOF on the gate (the agent gave up) exits with status 75 without
+ * any work. Run by hand or by a tool (perf, uftrace, bpftrace -c), the variable is unset and the
+ * program starts at once, whatever the tool left open as fd 3.
  *
  * Bad arguments write one message to stderr with one write(2) and _exit(64). The summary line
  * goes to stdout with one write(2), no stdio buffering, so a program that ends with _exit() (and
@@ -25,13 +26,13 @@
 
 #define GATE_FD 3
 
-/* Wait for the agent's go on the gate (fd 3) when it is open; EOF: exit 75. */
+/* Wait for the agent's go on the gate (fd 3) when the agent opened one; EOF: exit 75. */
 static inline void wait_for_start(void)
 {
 	char c;
 	ssize_t n;
 
-	if (fcntl(GATE_FD, F_GETFD) == -1)
+	if (!getenv("KMATRIX_GATE") || fcntl(GATE_FD, F_GETFD) == -1)
 		return;
 	do {
 		n = read(GATE_FD, &c, 1);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The classic attach points, one program each, every one filtered to the workload's tgid:
- * kprobe and kretprobe on the openat path, the syscalls/sys_enter_openat tracepoint, the
+ * kprobe and kretprobe on the openat path, the syscalls/sys_enter_openat and sys_enter_mount
+ * tracepoints, the
  * sys_enter raw tracepoint, uprobe and uretprobe on the `hello` workload, and a perf_event
  * program for cpu-clock samples. The section names give the usual targets; the agent picks
  * the real ones at attach time (do_sys_openat2 from 5.6, do_sys_open before).
@@ -37,6 +38,16 @@ SEC("tracepoint/syscalls/sys_enter_openat")
 int tracepoint_openat(struct trace_event_raw_sys_enter *ctx)
 {
 	km_record(ctx->id, (const char *)ctx->args[1]);
+	return 0;
+}
+
+/* Seed 002's program, as the notes declare it: the sys_enter_mount record read as struct
+ * trace_event_raw_sys_enter, whose args[] are mount(2)'s dev_name, dir_name, type, flags and
+ * data. Records the flags and the file system type string. */
+SEC("tracepoint/syscalls/sys_enter_mount")
+int mount_entry(struct trace_event_raw_sys_enter *ctx)
+{
+	km_record((__s64)ctx->args[3], (const char *)ctx->args[2]);
 	return 0;
 }
 

@@ -105,6 +105,16 @@ pub fn prog_types(kernel_release: &str) -> Vec<String> {
         .collect()
 }
 
+/// The names of the program types [`prog_types`] probes (libbpf's names, as bpftool prints them).
+pub fn probed_prog_types() -> impl Iterator<Item = &'static str> {
+    PROG_TYPES.iter().map(|(_, name, _, _)| *name)
+}
+
+/// The names of the map types [`map_types`] probes, map-in-map types included.
+pub fn probed_map_types() -> impl Iterator<Item = &'static str> {
+    MAP_TYPES.iter().map(|(_, name, ..)| *name).chain(["array_of_maps", "hash_of_maps"])
+}
+
 /// Map types that create with a one-entry map.
 pub fn map_types() -> Vec<String> {
     let mut out: Vec<String> = MAP_TYPES

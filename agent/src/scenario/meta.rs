@@ -14,7 +14,7 @@
 use super::req::Req;
 use crate::tracefs::Tracefs;
 use anyhow::{Context, Result};
-use kmatrix_proto::ScenarioResult;
+use kmatrix_proto::{Capabilities, ScenarioResult};
 use std::collections::BTreeMap;
 
 /// What the catalogue says about a scenario; the host lists and judges it from this alone.
@@ -78,6 +78,8 @@ pub struct Ctx<'a> {
     pub tfs: Tracefs,
     /// The running scenario's catalogue entry.
     pub meta: &'static Meta,
+    /// The capability record this boot sent the host (a tool's answers are checked against it).
+    pub caps: &'a Capabilities,
 }
 
 impl Ctx<'_> {

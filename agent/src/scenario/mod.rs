@@ -87,7 +87,7 @@ pub fn run_one(id: &str, params: &BTreeMap<String, String>, caps: &Capabilities)
             return r;
         }
     }
-    let mut ctx = Ctx { params, tfs: Tracefs::new(TRACEFS), meta: &scenario.meta };
+    let mut ctx = Ctx { params, tfs: Tracefs::new(TRACEFS), meta: &scenario.meta, caps };
     if let Err(e) = ctx.tfs.reset() {
         return from_error(id, e.context("tracefs reset before the scenario failed"));
     }
@@ -165,6 +165,7 @@ mod tests {
             ("tracepoint", tracepoint::ALL),
             ("perf", perf::ALL),
             ("bpf", bpf::ALL),
+            ("tool", tool::ALL),
         ];
         for (family, scenarios) in families {
             for s in scenarios {

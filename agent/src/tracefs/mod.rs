@@ -53,6 +53,8 @@ struct Touched {
     buffer_size_kb: Option<String>,
     /// Event triggers added: (`events/<sys>/<event>/trigger`, trigger text).
     triggers: Vec<(String, String)>,
+    /// `trace_clock` before a host tool could change it (the selected clock).
+    trace_clock: Option<String>,
 }
 
 /// A tracefs mount plus what the current scenario touched.
@@ -154,6 +156,44 @@ impl Tracefs {
             self.touched.buffer_size_kb = Some(old);
         }
         self.write("buffer_size_kb", &kb.to_string())
+    }
+
+    /// Before a program the agent does not drive writes to tracefs (a host tool: trace-cmd,
+    /// uftrace -k): remember every option, the buffer size and the trace clock as they are, so
+    /// that the reset restores whatever the tool changed and left.
+    pub fn remember_settings(&mut self) -> Result<(), Refused> {
+        let dir = self.path("options");
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .map_err(|e| Refused {
+                call: format!("read_dir({})", dir.display()),
+                errno: e.raw_os_error().unwrap_or(libc::EIO),
+            })?
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        for name in names {
+            if !self.touched.options.iter().any(|(n, _)| *n == name) {
+                let old = self.read(&format!("options/{name}"))?.trim().to_string();
+                self.touched.options.push((name, old));
+            }
+        }
+        if self.touched.buffer_size_kb.is_none() {
+            // Before the first use after boot it reads "7 (expanded: 1408)": 1408 is the size
+            // the buffer has once anything traced, which is what a tool leaves it at.
+            let old = self.read("buffer_size_kb")?;
+            let expanded = old.split_once("(expanded: ").and_then(|(_, r)| r.split(')').next());
+            let kb = expanded.or_else(|| old.split_whitespace().next()).unwrap_or("").trim();
+            self.touched.buffer_size_kb = Some(kb.to_string());
+        }
+        if self.touched.trace_clock.is_none() && self.exists("trace_clock") {
+            // `[local] global counter ...`: the selected clock is in brackets.
+            let text = self.read("trace_clock")?;
+            self.touched.trace_clock = text
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix('[').and_then(|w| w.strip_suffix(']')))
+                .map(str::to_string);
+        }
+        Ok(())
     }
 
     /// Add a trigger (`hist:keys=common_pid`) to an event, removed again by reset.

@@ -73,6 +73,9 @@ impl Tracefs {
         if let Some(kb) = &touched.buffer_size_kb {
             note(&mut failed, self.write("buffer_size_kb", kb));
         }
+        if let Some(clock) = &touched.trace_clock {
+            note(&mut failed, self.write("trace_clock", clock));
+        }
         note(&mut failed, self.truncate("trace"));
         note(&mut failed, self.write("tracing_on", "1"));
         if !failed.is_empty() {

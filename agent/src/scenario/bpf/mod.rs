@@ -32,6 +32,7 @@ pub const ALL: &[Scenario] = &[
     kprobe::OPENAT,
     kretprobe::OPENAT,
     tracepoint::SYS_ENTER_OPENAT,
+    tracepoint::SYS_ENTER_MOUNT,
     raw_tracepoint::SYS_ENTER,
     tp_btf::SYS_ENTER,
     fentry::OPENAT,

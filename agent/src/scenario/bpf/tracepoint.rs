@@ -1,13 +1,23 @@
-//! `bpf.tracepoint.*`: a BPF tracepoint program on syscalls/sys_enter_openat
-//! reading its record (`struct trace_event_raw_sys_enter`).
+//! `bpf.tracepoint.*`: BPF tracepoint programs on syscalls/sys_enter_openat and (seed 002)
+//! syscalls/sys_enter_mount, reading their record as `struct trace_event_raw_sys_enter`.
 //!
-//! The run is `support::bpf::run_openat`: the program sees exactly the N calls of
-//! `openat-loop N PATH`, each with the workload's pid and the payload checked.
+//! The openat run is `support::bpf::run_openat`: the program sees exactly the N calls of
+//! `openat-loop N PATH`, each with the workload's pid and the payload checked; the mount run is
+//! `mount-tmpfs N DIR`'s N mounts.
 
 use crate::bpf;
-use crate::scenario::meta::{Meta, Scenario};
-use crate::scenario::support::bpf::{run_openat, Checks, Hook};
+use crate::process;
+use crate::scenario::meta::{Ctx, Meta, Scenario};
+use crate::scenario::req::Req;
+use crate::scenario::support::bpf::{
+    event_counts, events_excerpt, guarded, run_openat, run_program, Checks, Hook, Payload,
+};
+use crate::scenario::support::gated::workload_problems;
 use crate::scenario::support::openat_loop;
+use crate::scenario::support::verdict::{count, verdict};
+use crate::scenario::support::workload;
+use anyhow::Result;
+use kmatrix_proto::ScenarioResult;
 
 pub const SYS_ENTER_OPENAT: Scenario = Meta::new("bpf.tracepoint.sys_enter_openat", "4.7")
     .summary("BPF tracepoint syscalls/sys_enter_openat reading trace_event_raw_sys_enter args: N hits, filename")
@@ -22,3 +32,53 @@ pub const SYS_ENTER_OPENAT: Scenario = Meta::new("bpf.tracepoint.sys_enter_opena
             Checks::NameAndNr,
         )
     });
+
+const MOUNT_DIR: &str = "/tmp/kmatrix-bpf-mnt";
+
+/// Seed 002's `SEC("tracepoint/syscalls/sys_enter_mount") int mount_entry(struct
+/// trace_event_raw_sys_enter *ctx)`, on `mount-tmpfs N DIR`: N hits of the workload, each reading
+/// args[3] (flags, the workload's MS_NOSUID|MS_NODEV = 6) and the string at args[2] (`tmpfs`).
+// BPF tracepoint programs came in 4.7.
+pub const SYS_ENTER_MOUNT: Scenario = Meta::new("bpf.tracepoint.sys_enter_mount", "4.7")
+    .summary("seed 002's BPF tracepoint syscalls/sys_enter_mount reading trace_event_raw_sys_enter args: N hits, flags 6, type \"tmpfs\"")
+    .requires(&[Req::Program(workload::MOUNT_TMPFS)])
+    .params(&[("count", "20")])
+    .run(sys_enter_mount);
+
+fn sys_enter_mount(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    let id = ctx.id();
+    guarded(id, || {
+        let n = ctx.declared_count()?;
+        let argv = [workload::MOUNT_TMPFS.to_string(), n.to_string(), MOUNT_DIR.to_string()];
+        let w = process::spawn(&argv, true)?;
+        let pid = w.pid() as u32;
+        let hook = Hook::TracePoint("syscalls", "sys_enter_mount");
+        let p = run_program(ctx, bpf::PROBES, pid, "mount_entry", &hook, w)?;
+        let mut problems = workload_problems(&p.done);
+        let s = workload::summary(&p.done.stdout, "mount-tmpfs")?;
+        let flags = workload::num(&s, "flags")?;
+        let mut c = vec![
+            count("mounts made by the workload", n, workload::num(&s, "ok")?.max(0) as u64),
+            count("mount_entry hits of the workload", n, p.counts.hits),
+        ];
+        c.extend(event_counts(
+            n,
+            pid,
+            &p.events,
+            &Payload { name: Some("tmpfs"), aux: Some(("flags (args[3])", flags)) },
+        ));
+        if p.counts.others > 0 {
+            problems.push(format!("{} sys_enter_mount hits of other tasks (nothing else mounts)", p.counts.others));
+        }
+        let mut r = verdict(id, c, problems);
+        p.timings(&mut r);
+        r.detail = serde_json::json!({
+            "object": bpf::PROBES.name,
+            "program": "mount_entry",
+            "hook": hook.describe(),
+            "pid": pid,
+            "verifier_load_ms": p.load_ms,
+        });
+        Ok(r.with_excerpt(&events_excerpt(&p.events, 5)))
+    })
+}

@@ -255,7 +255,7 @@ fn irq_handler(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let before = irq_count(&std::fs::read_to_string("/proc/interrupts")?, irq);
     enables.set(ctx, true)?;
     let run = Instant::now();
-    console_lines(n)?;
+    console_lines(ctx.id(), n)?;
     enables.set(ctx, false)?;
     let run_ms = ms(run);
     let after = irq_count(&std::fs::read_to_string("/proc/interrupts")?, irq);
@@ -299,7 +299,7 @@ fn irq_handler(ctx: &mut Ctx) -> Result<ScenarioResult> {
 }
 
 /// The irq number whose /proc/interrupts line ends with `device`.
-fn irq_of(interrupts: &str, device: &str) -> Option<u32> {
+pub(super) fn irq_of(interrupts: &str, device: &str) -> Option<u32> {
     interrupts.lines().find_map(|l| {
         let (num, _) = l.trim_start().split_once(':')?;
         (l.split_whitespace().last() == Some(device)).then(|| num.parse().ok())?
@@ -307,7 +307,7 @@ fn irq_of(interrupts: &str, device: &str) -> Option<u32> {
 }
 
 /// The sum over CPUs of `irq`'s count in /proc/interrupts.
-fn irq_count(interrupts: &str, irq: u32) -> Option<u64> {
+pub(super) fn irq_count(interrupts: &str, irq: u32) -> Option<u64> {
     let mut lines = interrupts.lines();
     let cpus = lines.next()?.split_whitespace().count();
     lines.find_map(|l| {
@@ -317,10 +317,11 @@ fn irq_count(interrupts: &str, irq: u32) -> Option<u64> {
     })
 }
 
-/// Write `n` lines to the console (fd 2, /dev/console) and wait until the UART sent them.
-fn console_lines(n: u64) -> Result<()> {
+/// Write `n` lines to the console (fd 2, /dev/console), each naming `who`, and wait until the
+/// UART sent them.
+pub(super) fn console_lines(who: &str, n: u64) -> Result<()> {
     for i in 0..n {
-        crate::console::say(&format!("ftrace.event.irq_handler: console line {i} of {n}"));
+        crate::console::say(&format!("{who}: console line {i} of {n}"));
     }
     // SAFETY: tcdrain on fd 2 only waits for output to drain; a non-tty fd fails with ENOTTY.
     if unsafe { libc::tcdrain(2) } != 0 {

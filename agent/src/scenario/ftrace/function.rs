@@ -1,6 +1,7 @@
 //! `ftrace.function.*`: the function tracer on the openat function, filtered with
 //! `set_ftrace_filter` and `set_ftrace_pid`, alone and with the `func_stack_trace` and
-//! `sym-offset` options (Documentation/trace/ftrace.rst, "function" and "trace_options").
+//! `sym-offset` options (Documentation/trace/ftrace.rst, "function" and "trace_options"), and
+//! the seeds' filter of four functions built with `>>` appends.
 //!
 //! Not for function_graph (`function_graph.rs`).
 
@@ -122,6 +123,87 @@ fn stacktrace(ctx: &mut Ctx) -> Result<ScenarioResult> {
     t.timings(&mut r);
     let first: Vec<&str> = stacks.first().map(|s| s.frames.clone()).unwrap_or_default();
     r.detail = serde_json::json!({ "symbol": sym, "pid": t.pid, "first_stack": first });
+    Ok(r.with_excerpt(&excerpt::head_entries(&text, 16)))
+}
+
+/// The close path of close(2): `file_close_fd` from 6.8 (close_fd stays for other callers),
+/// `close_fd` from 5.11, `__close_fd` before.
+const CLOSE_PATH: [&str; 3] = ["file_close_fd", "close_fd", "__close_fd"];
+
+/// The seeds' "kernel함수 trace" script: `echo do_sys_openat2 > set_ftrace_filter`, then `echo
+/// ksys_read >>`, `ksys_write >>`, `close_fd >>` (with the names this kernel has: the openat
+/// function, and close(2)'s path), `func_stack_trace` and `sym-offset` on, the function tracer
+/// on `openat-loop N`. The filter lists exactly the four; the workload's entries are exactly
+/// what it does once released: N opens, N + 1 closes (its fds and the start gate), 1 write (its
+/// summary line), no read (it was blocked in the gate's read before tracing began), each entry
+/// with its stack.
+// set_ftrace_filter appends and func_stack_trace date from 2.6.30.
+pub const FILTER_APPENDS: Scenario = Meta::new("ftrace.function.filter_appends", "2.6.30")
+    .summary(
+        "set_ftrace_filter built with > and >> (open, ksys_read, ksys_write, close path) + func_stack_trace on          openat-loop N: exactly N opens, N+1 closes, 1 write, 0 reads, a stack each",
+    )
+    .requires(&[
+        FUNCTION_TRACER,
+        Req::File("options/func_stack_trace"),
+        Req::File("options/sym-offset"),
+        openat_loop::IN_IMAGE,
+    ])
+    .params(openat_loop::PARAMS_20)
+    .run(filter_appends);
+
+fn filter_appends(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    let (n, path, open) = openat_loop::prepare(ctx)?;
+    let Some(close) = CLOSE_PATH.iter().copied().find(|f| openat_loop::traceable(ctx, f)) else {
+        anyhow::bail!("none of {CLOSE_PATH:?} in available_filter_functions");
+    };
+    let functions = [open, "ksys_read", "ksys_write", close];
+    openat_loop::fit_buffer(ctx, n, 2048)?;
+    let mut listed = String::new();
+    let t = run_tracer(ctx, n, &path, "function", |ctx| {
+        // `>` then `>>`: truncate, then one write each to a file opened for appending.
+        ctx.tfs.truncate("set_ftrace_filter")?;
+        for f in functions {
+            ctx.tfs.write("set_ftrace_filter", f)?;
+        }
+        listed = ctx.tfs.read("set_ftrace_filter")?;
+        ctx.tfs.set_option("func_stack_trace", true)?;
+        ctx.tfs.set_option("sym-offset", true)?;
+        Ok(())
+    })?;
+    let text = ctx.tfs.read("trace")?;
+    let parsed = trace::parse(&text);
+    let hits = |f: &str| {
+        parsed
+            .entries
+            .iter()
+            .filter(|e| e.pid == t.pid && e.body != "<stack trace>")
+            .filter(|e| trace::frame_symbol(e.body.split(" <-").next().unwrap_or("")).0 == f)
+            .count() as u64
+    };
+    let entries = parsed.entries.iter().filter(|e| e.pid == t.pid && e.body != "<stack trace>").count() as u64;
+    let stacks = trace::stacks(&text).into_iter().filter(|s| s.pid == t.pid).count() as u64;
+    let in_filter: std::collections::BTreeSet<&str> =
+        listed.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split_whitespace().next()).collect();
+    let mut problems = trace_problems(&t.done, parsed.lost);
+    let summary = openat_loop::account(&t.done, &mut problems);
+    let mut counts = openat_loop::made(n, &summary);
+    counts.extend([
+        count(
+            "functions listed in set_ftrace_filter (the four written)",
+            4,
+            functions.iter().filter(|f| in_filter.contains(*f)).count() as u64,
+        ),
+        count("set_ftrace_filter lines", 4, in_filter.len() as u64),
+        count(format!("{open} entries of the workload"), n, hits(open)),
+        count(format!("{close} entries of the workload (its fds and the gate)"), n + 1, hits(close)),
+        count("ksys_write entries of the workload (its summary line)", 1, hits("ksys_write")),
+        count("ksys_read entries of the workload", 0, hits("ksys_read")),
+        count("entries of the workload in total", 2 * n + 2, entries),
+        count("stack traces of the workload (one per entry)", entries, stacks),
+    ]);
+    let mut r = verdict(ctx.id(), counts, problems);
+    t.timings(&mut r);
+    r.detail = serde_json::json!({ "functions": functions, "set_ftrace_filter": in_filter, "pid": t.pid });
     Ok(r.with_excerpt(&excerpt::head_entries(&text, 16)))
 }
 

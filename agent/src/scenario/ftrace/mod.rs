@@ -9,6 +9,9 @@ mod function;
 mod function_graph;
 mod hist;
 mod instance;
+mod options;
+mod sched;
+mod session;
 mod set_event;
 mod trace_marker;
 mod trace_pipe;
@@ -21,10 +24,13 @@ pub const ALL: &[Scenario] = &[
     tracers::AVAILABLE,
     function::OPENAT,
     function::STACKTRACE,
+    function::FILTER_APPENDS,
     function_graph::OPENAT,
     function_graph::NESTED,
     function_graph::RETVAL,
     tracer::IRQ_REFUSED,
+    tracer::IRQSOFF,
+    tracer::PREEMPTOFF,
     trace_marker::ROUNDTRIP,
     trace_pipe::MARKER,
     instance::MARKER,
@@ -37,6 +43,9 @@ pub const ALL: &[Scenario] = &[
     hist::SYS_ENTER_OPENAT,
     event::SCHED_SWITCH,
     set_event::SCHED_SWITCH,
+    sched::WAKEUP_SWITCH,
+    options::STACKTRACE,
+    session::TRACE_SH,
     format::SYS_ENTER_OPENAT,
     format::SYS_ENTER_MOUNT,
 ];

@@ -1,10 +1,13 @@
-//! `ftrace.tracer.*`: what `current_tracer` does with a name that is no tracer.
+//! `ftrace.tracer.*`: what `current_tracer` does with a name that is no tracer, and the latency
+//! tracers `irqsoff` and `preemptoff` (Documentation/trace/ftrace.rst), which the seeds' `irq`
+//! was after and which Debian does not build.
 //!
-//! Not for the tracers that exist (`tracers.rs`, `function.rs`, `function_graph.rs`).
+//! Not for listing tracers (`tracers.rs`) or the function tracers (`function.rs`,
+//! `function_graph.rs`).
 
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
-use crate::scenario::support::verdict::{ms, verdict};
+use crate::scenario::support::verdict::{count, ms, verdict};
 use anyhow::Result;
 use kmatrix_proto::{ScenarioResult, Status};
 use std::time::Instant;
@@ -55,4 +58,65 @@ fn irq_refused(ctx: &mut Ctx) -> Result<ScenarioResult> {
         );
     }
     Ok(r.with_excerpt(&tracers))
+}
+
+/// The `irqsoff` tracer (CONFIG_IRQSOFF_TRACER): tracing the longest interrupts-off section.
+// The irqsoff tracer came with ftrace (2.6.27).
+pub const IRQSOFF: Scenario = Meta::new("ftrace.tracer.irqsoff", "2.6.27")
+    .summary("irqsoff tracer: a max latency > 0 with its trace (started/ended at); unsupported with the config line where not built")
+    .requires(&[
+        Req::Tracefs,
+        Req::Config { option: "CONFIG_IRQSOFF_TRACER", tracefs: "options/irq-info" },
+        Req::Tracer("irqsoff"),
+        Req::File("tracing_max_latency"),
+    ])
+    .run(|ctx| latency(ctx, "irqsoff"));
+
+/// The `preemptoff` tracer (CONFIG_PREEMPT_TRACER, needs a preemptible kernel).
+// The preemptoff tracer came with ftrace (2.6.27).
+pub const PREEMPTOFF: Scenario = Meta::new("ftrace.tracer.preemptoff", "2.6.27")
+    .summary("preemptoff tracer: a max latency > 0 with its trace (started/ended at); unsupported with the config line where not built")
+    .requires(&[
+        Req::Tracefs,
+        Req::Config { option: "CONFIG_PREEMPT_TRACER", tracefs: "options/irq-info" },
+        Req::Tracer("preemptoff"),
+        Req::File("tracing_max_latency"),
+    ])
+    .run(|ctx| latency(ctx, "preemptoff"));
+
+/// Run a latency tracer while the agent makes the kernel work (reads of /proc, which take locks
+/// with interrupts or preemption off), then read the maximum it recorded: > 0, with a trace
+/// headed `# <tracer> latency trace` naming where the section started and ended.
+fn latency(ctx: &mut Ctx, tracer: &str) -> Result<ScenarioResult> {
+    ctx.tfs.write("tracing_max_latency", "0")?;
+    let attach = Instant::now();
+    ctx.tfs.write("current_tracer", tracer)?;
+    let attach_ms = ms(attach);
+    let run = Instant::now();
+    for _ in 0..20 {
+        let _ = std::fs::read_to_string("/proc/interrupts");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    ctx.tfs.write("tracing_on", "0")?;
+    let run_ms = ms(run);
+    let max: u64 = ctx.tfs.read("tracing_max_latency")?.trim().parse().unwrap_or(0);
+    let text = ctx.tfs.read("trace")?;
+    let mut problems = Vec::new();
+    if max == 0 {
+        problems.push("tracing_max_latency stayed 0".into());
+    }
+    let header = format!("# {tracer} latency trace");
+    let marks = ["=> started at:", "=> ended at:"].iter().filter(|m| text.contains(*m)).count() as u64;
+    let mut r = verdict(
+        ctx.id(),
+        vec![
+            count(format!("trace headed {header:?}"), 1, u64::from(text.contains(&header))),
+            count("started at / ended at lines", 2, marks),
+        ],
+        problems,
+    );
+    r.timings.attach_ms = attach_ms;
+    r.timings.run_ms = run_ms;
+    r.detail = serde_json::json!({ "tracer": tracer, "tracing_max_latency_us": max });
+    Ok(r.with_excerpt(&crate::excerpt::head(&text, 20)))
 }

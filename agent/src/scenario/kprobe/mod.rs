@@ -7,6 +7,7 @@
 //! and through perf_event_open.
 
 mod blacklist;
+mod debugfs;
 mod eprobe;
 mod fprobe;
 mod maxactive;
@@ -27,6 +28,7 @@ pub const TRACEFS: &[Scenario] = &[
     offset::OPENAT,
     seed::DO_SYS_OPEN,
     blacklist::REFUSED,
+    debugfs::LIST,
     eprobe::SYS_ENTER_OPENAT,
     fprobe::OPENAT,
 ];

@@ -1,12 +1,33 @@
-//! Running the host's own tools (perf, trace-cmd, bpftool, ...) in the guest for `tool.*`
-//! scenarios: through the host root the host shares into the guest (`share.rs`), as the agent
-//! runs a user's program for `kmatrix exec` (`exec.rs`), without streaming. The requirement
-//! `Req::HostProgram` has already mounted the share and checked the program exists.
+//! Running the host's own tools (perf, trace-cmd, uftrace, bpftool, bpftrace, BCC) in the guest
+//! for `tool.*` scenarios: through the host root the host shares into the guest (`share.rs`), as
+//! the agent runs a user's program for `kmatrix exec` (`exec.rs`), without streaming.
+//!
+//! - [`Tool`]: a tool, its Debian package (the requirement `Req::HostProgram`, which has already
+//!   mounted the share and checked the program exists when a scenario runs) and its version,
+//!   asked once per boot and recorded in every result (`detail.tool_version`);
+//! - [`Workdir`]: a fresh directory in the guest's `/tmp` (the view shares it, at the same path)
+//!   where the tool runs and writes its files, with copies of the image's workloads, which the
+//!   view cannot see at `/bin` (that is the host's);
+//! - [`failed`]: a tool that did not do its job, with its own words as the evidence.
+//!
+//! Not here: judging what a tool printed (each tool's scenario file) and folding stacks
+//! (`support::stacks`).
 
-use crate::{exec, share};
+use super::verdict::unsupported;
+use crate::process::{self, Finished, Running};
+use crate::scenario::meta::Ctx;
+use crate::scenario::req::Req;
+use crate::{excerpt, exec, share};
 use anyhow::{Context, Result};
-use kmatrix_proto::{ExecOutcome, ExecRequest};
+use kmatrix_proto::{ExecOutcome, ExecRequest, ScenarioResult, Status};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
+
+/// A step of a tool scenario: its value, or (inner `Err`) the result that ends the scenario
+/// because the tool failed; the outer `Err` is the agent's own trouble (infrastructure).
+pub type Step<T> = Result<std::result::Result<T, ScenarioResult>>;
 
 /// The environment host tools get: a plain root shell's, nothing of the agent's own.
 const ENV: &[(&str, &str)] = &[
@@ -18,15 +39,86 @@ const ENV: &[(&str, &str)] = &[
     ("TERM", "dumb"),
 ];
 
+/// Where every tool scenario works (in the guest's own `/tmp`), emptied before and after.
+const WORK: &str = "/tmp/kmatrix-tool";
+
+/// A host tool: what runs, from which Debian package, and how it says its version.
+#[derive(Debug, Clone, Copy)]
+pub struct Tool {
+    pub name: &'static str,
+    /// The program, as a host path.
+    pub path: &'static str,
+    pub package: &'static str,
+    /// A command printing the version on its first line (stdout or stderr); empty: read
+    /// [`Tool::version_file`] instead.
+    pub version_argv: &'static [&'static str],
+    /// A host file holding the version (`bcc/version.py`), for tools whose version needs no run.
+    pub version_file: Option<&'static str>,
+}
+
+impl Tool {
+    /// The requirement: the program in the shared host root.
+    pub const fn req(&self) -> Req {
+        Req::HostProgram { path: self.path, package: self.package }
+    }
+
+    /// The tool's own version line, asked once per boot; the error text when it cannot say.
+    pub fn version(&self) -> String {
+        static KNOWN: Mutex<BTreeMap<&'static str, String>> = Mutex::new(BTreeMap::new());
+        if let Some(v) = KNOWN.lock().ok().and_then(|k| k.get(self.name).cloned()) {
+            return v;
+        }
+        let v = self.ask_version();
+        if let Ok(mut k) = KNOWN.lock() {
+            k.insert(self.name, v.clone());
+        }
+        v
+    }
+
+    fn ask_version(&self) -> String {
+        if let Some(file) = self.version_file {
+            let inside = format!("{}{file}", share::HOST_ROOT);
+            return match std::fs::read_to_string(&inside) {
+                Ok(t) => t
+                    .lines()
+                    .find_map(|l| l.split_once("__version__").map(|(_, v)| v.trim_matches([' ', '=', '\'', '"'])))
+                    .map(|v| format!("{} {v}", self.name))
+                    .unwrap_or_else(|| format!("no __version__ in {file}")),
+                Err(e) => format!("cannot read {file}: {e}"),
+            };
+        }
+        match run(self.version_argv, Duration::from_secs(30)) {
+            Ok(out) => {
+                let text = if out.stdout.trim().is_empty() { &out.stderr } else { &out.stdout };
+                text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("").to_string()
+            }
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    /// `detail` of a result: the tool's version and the scenario's own fields.
+    pub fn detail(&self, fields: serde_json::Value) -> serde_json::Value {
+        let mut d = serde_json::json!({ "tool": self.name, "tool_version": self.version() });
+        if let (Some(d), serde_json::Value::Object(f)) = (d.as_object_mut(), fields) {
+            d.extend(f);
+        }
+        d
+    }
+}
+
 /// Run `argv` (host paths) in the host root with cwd `/tmp` (the guest's own, writable), up to
 /// `timeout`.
 pub fn run(argv: &[&str], timeout: Duration) -> Result<ExecOutcome> {
+    run_in(argv, "/tmp", timeout)
+}
+
+fn run_in(argv: &[&str], cwd: &str, timeout: Duration) -> Result<ExecOutcome> {
     let root = share::offered().context("the host root is not shared into this guest")?;
     let req = ExecRequest {
         argv: argv.iter().map(|s| s.to_string()).collect(),
         timeout_ms: timeout.as_millis() as u64,
         env: ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        cwd: Some("/tmp".into()),
+        cwd: Some(cwd.into()),
         root: Some(root),
         stream: false,
         stdin: Default::default(),
@@ -42,5 +134,176 @@ pub fn ended(out: &ExecOutcome) -> String {
         (_, Some(c), _) => format!("exit {c} in {} ms", out.wall_ms),
         (_, _, Some(s)) => format!("signal {s} after {} ms", out.wall_ms),
         _ => "no exit status".into(),
+    }
+}
+
+/// Whether the tool exited 0 within its time.
+pub fn ok(out: &ExecOutcome) -> bool {
+    out.exit_code == Some(0) && !out.timed_out
+}
+
+/// The problem of a run that did not end well, for a verdict: its end and stderr's tail.
+pub fn problem(what: &str, out: &ExecOutcome) -> Option<String> {
+    (!ok(out)).then(|| format!("{what}: {}: {}", ended(out), excerpt::tail(out.stderr.trim(), 5)))
+}
+
+/// A tool that could not do its job on this kernel: `status` (`fail` where it should work,
+/// `unsupported` where the kernel lacks something, said in `reason`), the tool's own words as
+/// evidence and its output as excerpt.
+pub fn failed(ctx: &Ctx, tool: &Tool, status: Status, reason: impl Into<String>, out: &ExecOutcome) -> ScenarioResult {
+    let evidence = format!("{}: {}", ended(out), excerpt::tail(out.stderr.trim(), 20));
+    let mut r = match status {
+        Status::Unsupported => unsupported(ctx.id(), reason, evidence, None),
+        _ => {
+            let mut r = ScenarioResult::new(ctx.id(), status, reason);
+            r.evidence = Some(evidence);
+            r
+        }
+    };
+    r.detail = tool.detail(serde_json::json!({}));
+    r.with_excerpt(&format!("{}\n{}", excerpt::tail(&out.stdout, 20), excerpt::tail(&out.stderr, 20)))
+}
+
+/// How a tool started with [`Workdir::start`] ended, in the shape of a run's outcome.
+pub fn outcome(f: Finished) -> ExecOutcome {
+    ExecOutcome {
+        exit_code: f.exit_code,
+        signal: f.signal,
+        stdout: f.stdout,
+        stderr: f.stderr,
+        wall_ms: f.wall.as_millis() as u64,
+        timed_out: f.timed_out,
+        share: None,
+    }
+}
+
+/// Wait until `ready` holds (the tool has set tracefs up), polling every 10 ms up to `timeout`;
+/// `Ok(false)` when the tool exited first or the time ran out.
+pub fn wait_ready(tool: &mut Running, timeout: Duration, mut ready: impl FnMut() -> bool) -> Result<bool> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if ready() {
+            return Ok(true);
+        }
+        if tool.has_exited()? || std::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The processes of process group `pgid` besides its leader (a tool's helpers: trace-cmd's
+/// per-CPU recorders), from /proc.
+pub fn group_helpers(pgid: i32) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+        .filter(|&pid| pid != pgid)
+        .filter(|pid| {
+            // `pid (comm) state ppid pgrp ...`: the comm may hold spaces, so split after its `)`.
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().nth(2) == Some(&pgid.to_string()))
+                })
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+/// A fresh working directory in the guest's `/tmp`, at the same path inside the host root's view;
+/// removed again when dropped, so a scenario's files (perf.data, trace.dat) do not fill the
+/// guest's memory.
+pub struct Workdir {
+    dir: String,
+}
+
+impl Workdir {
+    pub fn new() -> Result<Workdir> {
+        if Path::new(WORK).exists() {
+            std::fs::remove_dir_all(WORK).with_context(|| format!("rm -r {WORK} failed"))?;
+        }
+        std::fs::create_dir_all(WORK).with_context(|| format!("mkdir({WORK}) failed"))?;
+        Ok(Workdir { dir: WORK.to_string() })
+    }
+
+    /// The path of `name` in the directory (the same for the agent and the tool).
+    pub fn path(&self, name: &str) -> String {
+        format!("{}/{name}", self.dir)
+    }
+
+    /// Copy a program of the image (`/bin/hello`) into the directory, where a tool running in the
+    /// host root can start it; returns its path.
+    pub fn copy(&self, image_path: &str) -> Result<String> {
+        let name = Path::new(image_path).file_name().and_then(|n| n.to_str()).context("program without a name")?;
+        let to = self.path(name);
+        std::fs::copy(image_path, &to).with_context(|| format!("cp {image_path} {to} failed"))?;
+        Ok(to)
+    }
+
+    /// Create an empty file in the directory (the file a workload opens); returns its path.
+    pub fn touch(&self, name: &str) -> Result<String> {
+        let to = self.path(name);
+        std::fs::write(&to, b"").with_context(|| format!("create({to}) failed"))?;
+        Ok(to)
+    }
+
+    /// Read a file the tool wrote.
+    pub fn read(&self, name: &str) -> Result<String> {
+        let p = self.path(name);
+        let bytes = std::fs::read(&p).with_context(|| format!("read({p}) failed"))?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Run `argv` with this directory as cwd, up to `timeout`.
+    pub fn run(&self, argv: &[&str], timeout: Duration) -> Result<ExecOutcome> {
+        run_in(argv, &self.dir, timeout)
+    }
+
+    /// Run `argv` with stdout into the file `out` of this directory (`/bin/sh -c 'exec argv >
+    /// out'`), for outputs larger than what a run keeps (1 MiB): `perf script`, `bpftool btf dump`.
+    pub fn run_to_file(&self, argv: &[&str], out: &str, timeout: Duration) -> Result<ExecOutcome> {
+        let quoted: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
+        let script = format!("exec {} > {}", quoted.join(" "), shell_quote(&self.path(out)));
+        run_in(&["/bin/sh", "-c", &script], &self.dir, timeout)
+    }
+
+    /// Start `argv` in this directory beside the agent (a recorder stopped with a signal), in
+    /// its own process group; [`Running::finish`] collects its output.
+    pub fn start(&self, argv: &[&str]) -> Result<Running> {
+        let root = share::offered().context("the host root is not shared into this guest")?;
+        share::ensure(&root)?;
+        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        process::spawn_in_root(&argv, share::HOST_ROOT, &self.dir, ENV)
+    }
+}
+
+impl Drop for Workdir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `s` as one word for `/bin/sh`.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-=:,+@%".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_words_are_quoted_only_when_needed() {
+        assert_eq!(shell_quote("/usr/bin/perf"), "/usr/bin/perf");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
     }
 }

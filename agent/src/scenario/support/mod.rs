@@ -8,7 +8,9 @@
 //! - `tracer`: a workload under the function or function_graph tracer;
 //! - `markers`: trace_marker strings written and found again;
 //! - `perf`: perf_event_open counters on the workload;
-//! - `bpf`, `bpf_output`: BPF programs attached for a workload run, and their output channels.
+//! - `bpf`, `bpf_output`: BPF programs attached for a workload run, and their output channels;
+//! - `host_tool`, `stacks`: the host's tools run in the shared host root, and sampled stacks
+//!   folded for flame graphs (the `tool.*` family).
 
 pub mod bpf;
 pub mod bpf_output;
@@ -18,6 +20,7 @@ pub mod markers;
 pub mod openat_loop;
 pub mod perf;
 pub mod probe_events;
+pub mod stacks;
 pub mod tracer;
 pub mod verdict;
 pub mod workload;

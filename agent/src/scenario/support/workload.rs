@@ -10,6 +10,9 @@ use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 
 pub const HELLO: &str = "/bin/hello";
+/// `hello` as the seeds build it (`gcc -g -pg`, dynamically linked) with USDT probes: runnable
+/// only in the shared host root (its libc is the host's), for the host's tools.
+pub const HELLO_DYN: &str = "/bin/hello-dyn";
 pub const YIELD_LOOP: &str = "/bin/yield-loop";
 pub const MOUNT_TMPFS: &str = "/bin/mount-tmpfs";
 pub const URANDOM_READ: &str = "/bin/urandom-read";

@@ -1,28 +1,45 @@
-//! `tool.perf.*`: the host's `perf` (Debian's linux-perf) against the guest's kernel, as in
-//! perf-list(1), perf-stat(1), perf-record(1).
+//! `tool.perf.*`: the host's `perf` (Debian's linux-perf) against the guest's kernel, as the
+//! seed notes use it: perf-list(1), perf-stat(1), perf-record(1) with perf-report(1) and
+//! perf-script(1), and the flame graph folded from `perf script`.
+//!
+//! Workloads are the image's, copied into the tool's working directory (the host root's view
+//! sees the host's `/bin`); `perf` starts them itself, as a user's `perf stat ./hello` does.
 
 use crate::mounts::TRACEFS;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
-use crate::scenario::support::host_tool;
-use crate::scenario::support::verdict::{count, verdict};
-use anyhow::Result;
-use kmatrix_proto::ScenarioResult;
-use std::collections::BTreeSet;
+use crate::scenario::support::host_tool::{self, Tool, Workdir};
+use crate::scenario::support::openat_loop::{self, OPENAT_LOOP};
+use crate::scenario::support::stacks::{self, Sample};
+use crate::scenario::support::verdict::{count, unsupported, verdict};
+use crate::scenario::support::workload::{HELLO, HELLO_DYN};
+use anyhow::{Context, Result};
+use kmatrix_proto::{ScenarioResult, Status};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-const PERF: Req = Req::HostProgram { path: "/usr/bin/perf", package: "linux-perf" };
+pub const PERF: Tool = Tool {
+    name: "perf",
+    path: "/usr/bin/perf",
+    package: "linux-perf",
+    version_argv: &["/usr/bin/perf", "version"],
+    version_file: None,
+};
+const REQ: Req = PERF.req();
+const MINUTE: Duration = Duration::from_secs(60);
+/// Folded stacks kept in a result's detail (a flame graph of `hello` has a few dozen).
+const MAX_FOLDED: usize = 2000;
 
 /// `perf list tracepoint` names `syscalls:sys_enter_openat` and lists exactly the syscall events
 /// the guest's tracefs has.
 // Tracepoint listing through tracefs/debugfs is as old as perf itself (2.6.31).
 pub const LIST: Scenario = Meta::new("tool.perf.list", "2.6.31")
     .summary("perf list tracepoint names syscalls:sys_enter_openat and agrees with the guest's events/syscalls")
-    .requires(&[Req::Tracefs, Req::Event("syscalls/sys_enter_openat"), PERF])
+    .requires(&[Req::Tracefs, Req::Event("syscalls/sys_enter_openat"), REQ])
     .run(list);
 
 fn list(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let out = host_tool::run(&["/usr/bin/perf", "list", "--no-desc", "tracepoint"], Duration::from_secs(60))?;
+    let out = host_tool::run(&["/usr/bin/perf", "list", "--no-desc", "tracepoint"], MINUTE)?;
     let listed: BTreeSet<String> = out
         .stdout
         .lines()
@@ -35,10 +52,7 @@ fn list(ctx: &mut Ctx) -> Result<ScenarioResult> {
         .filter(|e| e.path().is_dir())
         .map(|e| format!("syscalls:{}", e.file_name().to_string_lossy()))
         .collect();
-    let mut problems = Vec::new();
-    if out.exit_code != Some(0) {
-        problems.push(format!("perf list: {}: {}", host_tool::ended(&out), out.stderr.trim()));
-    }
+    let mut problems: Vec<String> = host_tool::problem("perf list", &out).into_iter().collect();
     let only_perf: Vec<&String> = listed.difference(&events).collect();
     let only_tracefs: Vec<&String> = events.difference(&listed).collect();
     if !only_perf.is_empty() {
@@ -57,6 +71,400 @@ fn list(ctx: &mut Ctx) -> Result<ScenarioResult> {
         ),
     ];
     let mut r = verdict(ctx.id(), counts, problems);
-    r.detail = serde_json::json!({ "perf_syscall_events": listed.len(), "tracefs_syscall_events": events.len() });
+    r.detail = PERF.detail(serde_json::json!({
+        "perf_syscall_events": listed.len(),
+        "tracefs_syscall_events": events.len(),
+    }));
     Ok(r.with_excerpt(&out.stdout.lines().filter(|l| l.contains("openat")).collect::<Vec<_>>().join("\n")))
+}
+
+/// `perf stat -e syscalls:sys_enter_openat -- openat-loop N PATH`: the counter reads exactly N.
+// Counting a tracepoint with perf stat came with perf (2.6.31).
+pub const STAT_OPENAT: Scenario = Meta::new("tool.perf.stat_openat", "2.6.31")
+    .summary("perf stat -e syscalls:sys_enter_openat -- openat-loop N: the counter reads exactly N")
+    .requires(&[Req::Tracefs, Req::Event("syscalls/sys_enter_openat"), Req::Program(OPENAT_LOOP), REQ])
+    .params(&[("count", "100")])
+    .run(stat_openat);
+
+fn stat_openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    let n = ctx.declared_count()?;
+    let dir = Workdir::new()?;
+    let prog = dir.copy(OPENAT_LOOP)?;
+    let file = dir.touch("target")?;
+    let ns = n.to_string();
+    let argv = ["/usr/bin/perf", "stat", "-x", ",", "-e", "syscalls:sys_enter_openat", "--", &prog, &ns, &file];
+    let out = dir.run(&argv, MINUTE)?;
+    let Some(value) = stat_value(&out.stderr, "syscalls:sys_enter_openat") else {
+        return Ok(host_tool::failed(
+            ctx,
+            &PERF,
+            Status::Fail,
+            "perf stat printed no syscalls:sys_enter_openat line",
+            &out,
+        ));
+    };
+    let mut problems: Vec<String> = Vec::new();
+    let summary = openat_loop::summary(&out.stdout).unwrap_or_else(|e| {
+        problems.push(format!("{e:#}"));
+        Default::default()
+    });
+    if out.exit_code != Some(0) {
+        problems.push(format!("perf stat (exit status of the workload): {}", host_tool::ended(&out)));
+    }
+    let counted = match value.parse::<u64>() {
+        Ok(v) => v,
+        Err(_) => {
+            problems.push(format!("perf stat did not count: {value:?}"));
+            0
+        }
+    };
+    let counts = openat_loop::counts(n, &summary, "perf stat's syscalls:sys_enter_openat count", counted);
+    let mut r = verdict(ctx.id(), counts, problems);
+    r.detail = PERF.detail(serde_json::json!({ "perf_stat_value": value, "argv": argv.join(" ") }));
+    Ok(r.with_excerpt(&out.stderr))
+}
+
+/// The first CSV field of `perf stat -x,`'s line for `event` (`100,,syscalls:...,`), a count or
+/// `<not supported>` / `<not counted>`.
+fn stat_value(stderr: &str, event: &str) -> Option<String> {
+    stderr.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(',').collect();
+        (f.len() > 2 && f[2] == event).then(|| f[0].trim().to_string())
+    })
+}
+
+/// The seeds' `perf stat -e instructions ./hello`: instructions counted where the machine has a
+/// hardware PMU; `unsupported` with perf's own `<not supported>` line where it has none (TCG).
+// Depends on the machine's PMU (QEMU TCG has none, KVM with a vPMU has one), not the kernel.
+pub const STAT_INSTRUCTIONS: Scenario = Meta::new("tool.perf.stat_instructions", "")
+    .summary("the seeds' perf stat -e instructions ./hello: > 0 instructions, unsupported without a PMU (perf's line as evidence)")
+    .requires(&[Req::Program(HELLO), REQ])
+    .run(stat_instructions);
+
+fn stat_instructions(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    let dir = Workdir::new()?;
+    let prog = dir.copy(HELLO)?;
+    let argv = ["/usr/bin/perf", "stat", "-x", ",", "-e", "instructions", "--", &prog];
+    let out = dir.run(&argv, MINUTE)?;
+    let Some(value) = stat_value(&out.stderr, "instructions") else {
+        return Ok(host_tool::failed(ctx, &PERF, Status::Fail, "perf stat printed no instructions line", &out));
+    };
+    let line = out.stderr.lines().find(|l| l.contains(",instructions,")).unwrap_or("").to_string();
+    if value == "<not supported>" {
+        let mut r = unsupported(
+            ctx.id(),
+            "no hardware PMU: perf stat reports instructions <not supported>",
+            format!("perf stat -x, -e instructions: {line}"),
+            None,
+        );
+        r.detail = PERF.detail(serde_json::json!({ "perf_stat_value": value }));
+        return Ok(r.with_excerpt(&out.stderr));
+    }
+    let mut problems: Vec<String> = host_tool::problem("perf stat", &out).into_iter().collect();
+    let counted = value.parse::<u64>().unwrap_or_else(|_| {
+        problems.push(format!("perf stat did not count instructions: {value:?}"));
+        0
+    });
+    if counted == 0 {
+        problems.push("perf stat counted 0 instructions for hello".into());
+    }
+    let greeted = out.stdout.lines().filter(|l| *l == "hello, world!").count() as u64;
+    let mut r = verdict(ctx.id(), vec![count("hello, world! lines printed", 1, greeted)], problems);
+    r.detail = PERF.detail(serde_json::json!({ "instructions": counted }));
+    Ok(r.with_excerpt(&out.stderr))
+}
+
+/// `perf record -g -- ./hello N`, then `perf report --stdio --sort comm,dso,symbol` (the seeds'
+/// "hello trace heat map"): samples, and rows for hello's own functions `main` and `hello_greet`
+/// in hello's own object, symbols resolved from its ELF.
+// perf record with call graphs and perf report's --sort came with perf (2.6.31).
+pub const RECORD_REPORT: Scenario = Meta::new("tool.perf.record_report", "2.6.31")
+    .summary("perf record -g -- ./hello N; perf report --stdio --sort comm,dso,symbol: rows for hello's main and hello_greet")
+    .requires(&[Req::Program(HELLO), REQ])
+    .params(&[("count", "50000")])
+    .run(record_report);
+
+fn record_report(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    let n = ctx.declared_count()?.to_string();
+    let dir = Workdir::new()?;
+    let prog = dir.copy(HELLO)?;
+    let rec = dir.run(&["/usr/bin/perf", "record", "-g", "-o", "perf.data", "--", &prog, &n], MINUTE)?;
+    if !host_tool::ok(&rec) {
+        return Ok(host_tool::failed(ctx, &PERF, Status::Fail, "perf record -g failed", &rec));
+    }
+    let rep =
+        dir.run(&["/usr/bin/perf", "report", "-i", "perf.data", "--stdio", "--sort", "comm,dso,symbol"], MINUTE)?;
+    if !host_tool::ok(&rep) {
+        return Ok(host_tool::failed(ctx, &PERF, Status::Fail, "perf report failed", &rep));
+    }
+    let samples = recorded_samples(&rec.stderr);
+    let rows = report_rows(&rep.stdout);
+    let dso = std::path::Path::new(&prog).file_name().and_then(|n| n.to_str()).unwrap_or("hello");
+    let own: BTreeSet<&str> =
+        rows.iter().filter(|r| r.comm == "hello" && r.dso == dso).map(|r| r.symbol.as_str()).collect();
+    let wanted = ["main", "hello_greet"];
+    let found = wanted.iter().filter(|w| own.contains(*w)).count() as u64;
+    let mut problems = Vec::new();
+    if samples == 0 {
+        problems.push("perf report shows no samples".into());
+    }
+    let mut r = verdict(
+        ctx.id(),
+        vec![count("rows of hello's main and hello_greet (comm hello, dso hello)", 2, found)],
+        problems,
+    );
+    r.detail = PERF.detail(serde_json::json!({
+        "samples": samples,
+        "hello_symbols": own,
+        "rows": rows.len(),
+    }));
+    Ok(r.with_excerpt(&report_excerpt(&rep.stdout)))
+}
+
+/// A row of `perf report --stdio --sort comm,dso,symbol` (top level, not a call chain line).
+#[derive(Debug, PartialEq)]
+struct Row {
+    comm: String,
+    dso: String,
+    /// `k` (kernel) or `.` (user).
+    kind: char,
+    symbol: String,
+}
+
+/// `    19.93%     0.00%  hello    hello   [.] main    -      -` (with children) or
+/// `    93.41%  swapper  [kernel.kallsyms]  [k] native_safe_halt` (without).
+fn report_rows(text: &str) -> Vec<Row> {
+    text.lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let pct = w.iter().take_while(|x| x.ends_with('%')).count();
+            if pct == 0 || w.len() < pct + 4 {
+                return None;
+            }
+            let kind = match w[pct + 2] {
+                "[k]" => 'k',
+                "[.]" => '.',
+                _ => return None,
+            };
+            Some(Row { comm: w[pct].into(), dso: w[pct + 1].into(), kind, symbol: w[pct + 3].into() })
+        })
+        .collect()
+}
+
+/// The samples perf record says it wrote: `[ perf record: Captured and wrote 0.030 MB
+/// perf.data (281 samples) ]` (0 when it does not say).
+fn recorded_samples(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .filter(|l| l.contains("perf record: Captured and wrote"))
+        .filter_map(|l| l.rsplit_once('(').and_then(|(_, r)| r.split_whitespace().next()))
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum()
+}
+
+fn report_excerpt(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && (l.starts_with("# Samples") || l.contains('%')))
+        .take(40)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The seeds' system-wide profile, `perf record -e cpu-clock -ag -- sleep 1` then `perf report
+/// --stdio --sort comm,dso,symbol`: samples of more than one task, and every kernel frame of
+/// every sample (`perf script`) resolved to a symbol.
+// System-wide sampling with call graphs came with perf (2.6.31).
+pub const RECORD_SYSTEM: Scenario = Meta::new("tool.perf.record_system", "2.6.31")
+    .summary("perf record -e cpu-clock -ag -- sleep 1: samples of more than one task, every kernel frame resolved to a symbol")
+    .requires(&[REQ])
+    .params(&[("seconds", "1")])
+    .run(record_system);
+
+fn record_system(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    let secs = ctx.param_u64("seconds", 1)?;
+    anyhow::ensure!((1..=30).contains(&secs), "parameter seconds={secs} out of range 1..=30");
+    let secs = secs.to_string();
+    let dir = Workdir::new()?;
+    let rec = dir.run(
+        &["/usr/bin/perf", "record", "-e", "cpu-clock", "-ag", "-o", "perf.data", "--", "/usr/bin/sleep", &secs],
+        MINUTE,
+    )?;
+    if !host_tool::ok(&rec) {
+        return Ok(host_tool::failed(ctx, &PERF, Status::Fail, "perf record -ag failed", &rec));
+    }
+    let rep =
+        dir.run(&["/usr/bin/perf", "report", "-i", "perf.data", "--stdio", "--sort", "comm,dso,symbol"], MINUTE)?;
+    if !host_tool::ok(&rep) {
+        return Ok(host_tool::failed(ctx, &PERF, Status::Fail, "perf report failed", &rep));
+    }
+    let script = dir.run_to_file(&["/usr/bin/perf", "script", "-i", "perf.data"], "script.txt", MINUTE)?;
+    if !host_tool::ok(&script) {
+        return Ok(host_tool::failed(ctx, &PERF, Status::Fail, "perf script failed", &script));
+    }
+    let samples = stacks::parse_perf_script(&dir.read("script.txt")?);
+    let mut per_task: BTreeMap<String, u64> = BTreeMap::new();
+    for s in &samples {
+        *per_task.entry(format!("{}/{}", s.comm, s.pid)).or_insert(0) += 1;
+    }
+    let kernel: Vec<&stacks::Frame> = samples.iter().flat_map(|s| &s.frames).filter(|f| f.is_kernel()).collect();
+    let resolved = kernel.iter().filter(|f| f.resolved()).count() as u64;
+    let report_comms: BTreeSet<String> = report_rows(&rep.stdout).into_iter().map(|r| r.comm).collect();
+    let mut problems = Vec::new();
+    if per_task.len() < 2 {
+        problems.push(format!("samples of {} task(s) only: {per_task:?}", per_task.len()));
+    }
+    if kernel.is_empty() {
+        problems.push("no kernel frame in any sample".into());
+    }
+    if report_comms.len() < 2 {
+        problems.push(format!("perf report names {} command(s): {report_comms:?}", report_comms.len()));
+    }
+    let mut r = verdict(
+        ctx.id(),
+        vec![
+            count("samples in perf script (== perf record's)", recorded_samples(&rec.stderr), samples.len() as u64),
+            count("kernel frames resolved to a symbol (== kernel frames)", kernel.len() as u64, resolved),
+        ],
+        problems,
+    );
+    r.detail = PERF.detail(serde_json::json!({ "samples_per_task": per_task, "kernel_frames": kernel.len() }));
+    Ok(r.with_excerpt(&report_excerpt(&rep.stdout)))
+}
+
+/// The seeds' `perf record --call-graph dwarf --aio --sample-cpu ./hello` (the hotspot recipe),
+/// on hello as the seeds build it (hello-dyn: dynamic, PIE): `perf script` unwinds every sample
+/// taken in hello_greet or hello_add through hello's own frames into `main`, from the copied
+/// user stack and hello's DWARF CFI. (The static workloads have no `.eh_frame_hdr`, which
+/// perf's unwinder needs: on them it stops at the first frame.)
+// DWARF unwinding of user stacks (PERF_SAMPLE_STACK_USER) came in 3.7.
+pub const RECORD_DWARF: Scenario = Meta::new("tool.perf.record_dwarf", "3.7")
+    .summary("perf record --call-graph dwarf --aio --sample-cpu ./hello-dyn N: every sample in hello_greet/hello_add unwinds into main")
+    .requires(&[Req::Program(HELLO_DYN), REQ])
+    .params(&[("count", "50000")])
+    .run(record_dwarf);
+
+fn record_dwarf(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    let n = ctx.declared_count()?.to_string();
+    let dir = Workdir::new()?;
+    let prog = dir.copy(HELLO_DYN)?;
+    let argv =
+        ["/usr/bin/perf", "record", "-o", "perf.data", "--call-graph", "dwarf", "--aio", "--sample-cpu", &prog, &n];
+    let rec = dir.run(&argv, MINUTE)?;
+    if !host_tool::ok(&rec) {
+        return Ok(host_tool::failed(ctx, &PERF, Status::Fail, "perf record --call-graph dwarf failed", &rec));
+    }
+    let script = dir.run_to_file(&["/usr/bin/perf", "script", "-i", "perf.data"], "script.txt", MINUTE)?;
+    if !host_tool::ok(&script) {
+        return Ok(host_tool::failed(ctx, &PERF, Status::Fail, "perf script failed", &script));
+    }
+    let samples = stacks::parse_perf_script(&dir.read("script.txt")?);
+    let in_hello: Vec<&Sample> =
+        samples.iter().filter(|s| s.comm == "hello-dyn" && (s.has("hello_greet") || s.has("hello_add"))).collect();
+    let unwound =
+        in_hello.iter().filter(|s| s.calls("main", "hello_greet") || s.calls("main", "hello_add")).count() as u64;
+    let mut problems = Vec::new();
+    if in_hello.is_empty() {
+        problems.push(format!("no sample of {} in hello_greet or hello_add", samples.len()));
+    }
+    let mut r = verdict(
+        ctx.id(),
+        vec![count("samples in hello_greet/hello_add unwound into main", in_hello.len() as u64, unwound)],
+        problems,
+    );
+    r.detail =
+        PERF.detail(serde_json::json!({ "samples": samples.len(), "samples_in_hello_functions": in_hello.len() }));
+    let first = in_hello
+        .first()
+        .map(|s| s.frames.iter().map(|f| format!("{} ({})", f.sym, f.dso)).collect::<Vec<_>>().join("\n"));
+    Ok(r.with_excerpt(&first.unwrap_or_default()))
+}
+
+/// The seeds' "hello flame graph": `perf record -g -- ./hello N`, `perf script` folded into
+/// stacks (as stackcollapse-perf.pl does) in `detail.collapsed`, the host's input for the SVG.
+/// The folded stacks must name hello's functions on the path main → hello_greet, and fold every
+/// sample `perf script` printed.
+// perf script came in 2.6.35.
+pub const FLAMEGRAPH: Scenario = Meta::new("tool.perf.flamegraph", "2.6.35")
+    .summary("perf record -g -- ./hello N; perf script folded into flame graph stacks (detail.collapsed) naming main;hello_greet")
+    .requires(&[Req::Program(HELLO), REQ])
+    .params(&[("count", "50000")])
+    .run(flamegraph);
+
+fn flamegraph(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    let n = ctx.declared_count()?.to_string();
+    let dir = Workdir::new()?;
+    let prog = dir.copy(HELLO)?;
+    let rec = dir.run(&["/usr/bin/perf", "record", "-g", "-o", "perf.data", "--", &prog, &n], MINUTE)?;
+    if !host_tool::ok(&rec) {
+        return Ok(host_tool::failed(ctx, &PERF, Status::Fail, "perf record -g failed", &rec));
+    }
+    let script = dir.run_to_file(&["/usr/bin/perf", "script", "-i", "perf.data"], "script.txt", MINUTE)?;
+    if !host_tool::ok(&script) {
+        return Ok(host_tool::failed(ctx, &PERF, Status::Fail, "perf script failed", &script));
+    }
+    let text = dir.read("script.txt").context("perf script output")?;
+    let samples = stacks::parse_perf_script(&text);
+    let folded = stacks::collapse(&samples);
+    let through = folded.iter().filter(|(k, _)| k.contains(";main;hello_greet")).map(|(_, v)| v).sum::<u64>();
+    let lines = stacks::folded_lines(&folded);
+    let mut problems = Vec::new();
+    if through == 0 {
+        problems.push("no folded stack goes main;hello_greet".into());
+    }
+    let mut r = verdict(
+        ctx.id(),
+        vec![count("samples folded (== samples perf script printed)", samples.len() as u64, folded.values().sum())],
+        problems,
+    );
+    r.detail = PERF.detail(serde_json::json!({
+        "samples": samples.len(),
+        "samples_through_main_hello_greet": through,
+        "collapsed": lines.iter().take(MAX_FOLDED).collect::<Vec<_>>(),
+        "collapsed_truncated": lines.len() > MAX_FOLDED,
+    }));
+    let hot: Vec<&String> = lines.iter().filter(|l| l.contains("hello_greet")).take(10).collect();
+    Ok(r.with_excerpt(&hot.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `perf report --stdio --sort comm,dso,symbol` of `perf record -g ./hello 100000` (Debian
+    /// 6.1, perf 6.1.192), top rows.
+    const REPORT: &str = "# Samples: 281  of event 'cpu-clock:ppp'
+#
+# Children      Self  Command  Shared Object         Symbol                                 IPC   [IPC Coverage]
+# ........  ........  .......  ....................  .....................................  ....................
+#
+    19.93%     0.00%  hello    [unknown]             [.] 0xbe552274c0854800                 -      -
+            |
+            ---0xbe552274c0854800
+               __do_global_dtors_aux
+    19.93%     0.00%  hello    hello                 [.] main                               -      -
+     6.76%     6.76%  hello    hello                 [.] __mcount_internal                  -      -
+     2.49%     2.49%  hello    hello                 [.] hello_greet                        -      -
+    40.00%    40.00%  hello    [kernel.kallsyms]     [k] native_write_msr                   -      -
+";
+
+    #[test]
+    fn report_rows_and_samples() {
+        let rows = report_rows(REPORT);
+        assert_eq!(rows.len(), 5);
+        assert_eq!(rows[1], Row { comm: "hello".into(), dso: "hello".into(), kind: '.', symbol: "main".into() });
+        assert_eq!(rows[4].kind, 'k');
+        let rec = "[ perf record: Woken up 1 times to write data ]\n\
+                   [ perf record: Captured and wrote 0.602 MB perf.data (4235 samples) ]\n";
+        assert_eq!(recorded_samples(rec), 4235);
+        assert_eq!(recorded_samples("nothing"), 0);
+    }
+
+    #[test]
+    fn stat_csv_values() {
+        let err = "openat-loop: x\n100,,syscalls:sys_enter_openat,12050039,100.00,,\n";
+        assert_eq!(stat_value(err, "syscalls:sys_enter_openat").as_deref(), Some("100"));
+        let err = "<not supported>,,instructions,0,100.00,,\n";
+        assert_eq!(stat_value(err, "instructions").as_deref(), Some("<not supported>"));
+        assert_eq!(stat_value(err, "cycles"), None);
+    }
 }
