@@ -32,6 +32,9 @@ fn main() {
         Some(p) => PathBuf::from(p),
         None => build_agent(&root),
     };
+    // The guest gets the agent without its debug info (15 MB of the 22); the full binary stays in
+    // target/agent for symbolising a crash, and its build id matches the stripped copy's.
+    let agent = strip_debug(&agent, &out.join("kmatrix-agent"));
     let mut assets = String::new();
     writeln!(assets, "/// The static agent, `/init` in the guest.").unwrap();
     writeln!(assets, "pub const AGENT: &[u8] = include_bytes!({:?});", agent.display().to_string()).unwrap();
@@ -76,6 +79,18 @@ fn build_agent(root: &Path) -> PathBuf {
     let bin = target_dir.join(AGENT_TRIPLE).join(dir).join("kmatrix-agent");
     assert!(bin.exists(), "agent binary missing at {}", bin.display());
     bin
+}
+
+/// `objcopy --strip-debug src dst` (binutils): symbols and unwind tables stay, DWARF goes.
+fn strip_debug(src: &Path, dst: &Path) -> PathBuf {
+    let objcopy = env::var("KMATRIX_OBJCOPY").unwrap_or_else(|_| "objcopy".into());
+    let out = Command::new(&objcopy).arg("--strip-debug").arg(src).arg(dst).output().unwrap_or_else(|e| {
+        panic!("cannot run {objcopy} to strip the agent's debug info ({e}); install it: apt-get install binutils")
+    });
+    if !out.status.success() {
+        panic!("{objcopy} --strip-debug {} failed: {}", src.display(), String::from_utf8_lossy(&out.stderr));
+    }
+    dst.to_path_buf()
 }
 
 fn build_workloads(root: &Path, out: &Path) -> Vec<(String, PathBuf)> {
