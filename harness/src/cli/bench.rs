@@ -7,7 +7,9 @@ use super::*;
 pub enum BenchCommand {
     /// Run the whole default matrix and report wall time split into boot, scenarios and idle.
     Matrix(RunArgs),
-    /// Boot a kernel N times; min / median / max seconds from QEMU start to the agent's Hello.
+    /// Boot a kernel N times; min / median / max seconds from QEMU start to the agent's Hello,
+    /// beside the floor: the same kernel alone (no initramfs) from QEMU start to its VFS panic,
+    /// measured in the same run, interleaved.
     Boot {
         #[command(flatten)]
         guest: GuestArgs,
@@ -24,7 +26,9 @@ pub(crate) async fn bench_boot(guest: GuestArgs, runs: u32, json: bool) -> Resul
     }
     let p = prepare(&guest).await?;
     let mut secs = Vec::new();
+    let mut floor = Vec::new();
     for i in 0..runs {
+        floor.push(bare_kernel(&p).await?);
         let mut opts = p.guest_options(&guest, &format!("bench{i}"))?;
         if guest.snapshots(false) {
             opts.snapshots = Some(p.session.cache.clone());
@@ -49,21 +53,24 @@ pub(crate) async fn bench_boot(guest: GuestArgs, runs: u32, json: bool) -> Resul
         g.shutdown().await.context("the guest did not power off cleanly").exit_code(exit::INFRA)?;
     }
     let stats = render::Stats::of(&secs);
+    let bare = render::Stats::of(&floor);
     if json {
         println!(
             "{}",
-            serde_json::json!({"kernel": p.kernel.id, "release": p.kernel.release, "accel": p.session.accel.current(), "runs": secs, "min": stats.min, "median": stats.median, "max": stats.max})
+            serde_json::json!({"kernel": p.kernel.id, "release": p.kernel.release, "accel": p.session.accel.current(), "runs": secs, "min": stats.min, "median": stats.median, "max": stats.max, "bare_kernel": {"runs": floor, "min": bare.min, "median": bare.median, "max": bare.max}})
         );
     } else {
         println!(
-            "boot to Hello, {} ({}), {}, {} runs: min {:.3} s  median {:.3} s  max {:.3} s",
+            "boot to Hello, {} ({}), {}, {} runs: min {:.3} s  median {:.3} s  max {:.3} s; bare kernel to its panic: median {:.3} s (Hello - floor: {:+.3} s)",
             p.kernel.id,
             p.kernel.release,
             p.session.accel.current().as_str(),
             runs,
             stats.min,
             stats.median,
-            stats.max
+            stats.max,
+            bare.median,
+            stats.median - bare.median
         );
     }
     Ok(exit::OK)
@@ -92,4 +99,42 @@ pub(crate) async fn bench_matrix(a: RunArgs) -> Result<i32> {
         );
     }
     Ok(code)
+}
+
+/// The floor: QEMU start → exit for the same kernel file with the same machine, firmware and
+/// kernel command line, but no initramfs: the kernel runs its initcalls, finds no root file
+/// system, panics, and (`panic=-1`, `-no-reboot`) QEMU exits.
+async fn bare_kernel(p: &Prepared) -> Result<f64> {
+    let cfg = crate::vm::QemuConfig {
+        qemu: p.session.qemu.clone(),
+        kernel: p.kernel.vmlinux.clone().unwrap_or_else(|| p.kernel.bzimage.clone()),
+        initrd: None,
+        accel: p.session.accel.current(),
+        memory_mb: crate::session::MEMORY_MB,
+        cpus: 1,
+        append: Vec::new(),
+        serial_channel: None,
+        virtio_channel: None,
+        bios: crate::vm::qemu::default_bios(&p.session.qemu),
+        debug_exit: false,
+        monitor: None,
+        memory_file: None,
+        incoming: false,
+        shares: Vec::new(),
+    };
+    let started = std::time::Instant::now();
+    let mut cmd = tokio::process::Command::new(&cfg.qemu);
+    cmd.args(cfg.args())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    crate::vm::machine::die_with_parent(&mut cmd);
+    let st = tokio::time::timeout(Duration::from_secs(120), cmd.status())
+        .await
+        .context("the bare kernel did not reach its VFS panic within 120 s")?
+        .with_context(|| format!("cannot run {}", cfg.qemu.display()))?;
+    let s = started.elapsed().as_secs_f64();
+    eprintln!("bare kernel (no initramfs) to its panic: {s:.3} s ({st})");
+    Ok(s)
 }
