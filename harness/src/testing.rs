@@ -303,6 +303,9 @@ impl MatrixTest {
                             return Err(format!("{} ({}): {why}\n{}", want.status, want.reason, describe(r)).into());
                         }
                     }
+                    if r.verdict.as_deref().is_some_and(|v| v.starts_with(crate::run::verdict::STALE)) {
+                        return Err(format!("fix or remove the expectation\n{}", describe(r)).into());
+                    }
                     match r.status {
                         Status::Pass | Status::Xfail | Status::Unsupported => Ok(()),
                         Status::Fail | Status::Error => Err(describe(r).into()),

@@ -131,6 +131,9 @@ impl Expectations {
     }
 }
 
+/// How a result's verdict starts when an expectation no longer applies.
+pub const STALE: &str = "stale expectation";
+
 /// What judging did to a result, for the report.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Judgement {
@@ -180,6 +183,22 @@ pub fn judge(
         }
     }
     let stale = listed.map(|e| Judgement::Stale { expected: e.status });
+    if let Some(e) = listed {
+        // Said in the result itself, so every report (and `cargo test`) shows it.
+        r.verdict = Some(format!(
+            "{STALE}: kernels/expectations.toml expects {} here ({}), the agent reported {}",
+            e.status, e.reason, r.status
+        ));
+    }
+    if KVersion::parse(release).is_none() && since.and_then(KVersion::parse).is_some() {
+        // A local kernel whose version could not be read: nothing can be judged against `since`,
+        // and the result says so rather than passing for judged.
+        r.verdict = Some(format!(
+            "not judged against `since` {}: the kernel's release {release:?} has no version",
+            since.unwrap_or_default()
+        ));
+        return stale.unwrap_or(Judgement::Kept);
+    }
     if r.status == Status::Unsupported {
         let removed = match (until.and_then(KVersion::parse), KVersion::parse(release)) {
             (Some(u), Some(kv)) => kv >= u,
@@ -270,6 +289,19 @@ cause = "f[ syntax"
             Judgement::Stale { expected: Status::Unsupported }
         );
         assert_eq!(r.status, Status::Pass);
+        assert!(r.verdict.as_deref().unwrap_or("").starts_with(STALE), "{:?}", r.verdict);
+    }
+
+    #[test]
+    fn a_kernel_without_a_version_is_said_not_judged() {
+        let e = Expectations::default();
+        let mut r = res("local-abc", "kprobe.fprobe.openat", Status::Unsupported);
+        assert_eq!(judge(&mut r, "", Some("6.4"), None, &e), Judgement::Kept);
+        assert_eq!(r.status, Status::Unsupported);
+        assert!(r.verdict.as_deref().unwrap_or("").contains("not judged against `since` 6.4"), "{:?}", r.verdict);
+        let mut r = res("debian-6.1", "kprobe.fprobe.openat", Status::Pass);
+        judge(&mut r, "6.1.0-50-amd64", Some("6.4"), None, &e);
+        assert_eq!(r.verdict, None);
     }
 
     #[test]
