@@ -262,6 +262,57 @@ pub fn spawn_in_root(argv: &[String], root: &str, cwd: &str, env: &[(&str, &str)
     Ok(Running { child, name: prog.clone(), started: Instant::now(), out, err, gate: None, group: true })
 }
 
+/// A user's host command as a gated workload (`run --bpf-object --workload 'CMD'`): run in the
+/// host root like [`spawn_in_root`], held at the start gate by a shell that `exec`s the command
+/// once released, so probes attach to its pid (the shell's, which becomes the command's) first.
+pub fn spawn_gated_in_root(argv: &[String], root: &str, cwd: &str, env: &[(&str, &str)]) -> Result<Running> {
+    anyhow::ensure!(!argv.is_empty(), "spawn: empty argv");
+    let mut wrapped: Vec<String> =
+        vec!["/bin/sh".into(), "-c".into(), "read -r _ <&3; exec \"$@\"".into(), "kmatrix-gate".into()];
+    wrapped.extend(argv.iter().cloned());
+    let (r, w) = pipe().context("pipe() for the start gate")?;
+    let rfd = r.as_raw_fd();
+    let root_c = crate::sys::cstring(root)?;
+    let mut cmd = Command::new(&wrapped[0]);
+    cmd.args(&wrapped[1..])
+        .env_clear()
+        .envs(env.iter().copied())
+        .current_dir(format!("{root}{cwd}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: only async-signal-safe calls (dup2, fcntl, setsid, chroot) between fork and exec,
+    // on values prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            if rfd == GATE_FD {
+                if libc::fcntl(rfd, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(rfd, GATE_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::setsid() < 0 || libc::chroot(root_c.as_ptr()) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().with_context(|| format!("spawn({}) in {root} failed", argv.join(" ")))?;
+    drop(r);
+    let out = child.stdout.take().and_then(|s| reader(s, "stdout"));
+    let err = child.stderr.take().and_then(|s| reader(s, "stderr"));
+    Ok(Running {
+        child,
+        name: argv[0].clone(),
+        started: Instant::now(),
+        out,
+        err,
+        gate: Some(File::from(w)),
+        group: true,
+    })
+}
+
 /// Start `argv` with stdin from /dev/null, stdout and stderr captured, in `/tmp` (so stray
 /// files such as gmon.out from `-pg` builds land there). With `gated`, fd 3 is the start gate.
 pub fn spawn(argv: &[String], gated: bool) -> Result<Running> {

@@ -244,6 +244,86 @@ pub struct Plan {
     pub params: BTreeMap<String, String>,
     /// The object, for the image.
     pub file: ExtraFile,
+    /// The workload is a host command: guests must share the host root.
+    pub host_root: bool,
+}
+
+/// What `--workload` names: one of the agent's built-in workloads (exact counts), or any host
+/// command, run in the guest through the shared host root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Workload {
+    /// `openat-loop:N`, `hello:N`: a hook on the workload's own call runs exactly N times.
+    Builtin(u64),
+    /// A host command line (program resolved on the host, arguments as given).
+    Command(Vec<String>),
+}
+
+/// `--workload SPEC`: a built-in (`openat-loop:N`, `hello:N`) or a host command line
+/// (`'rm -f /var/tmp/x'`), split as a shell would split plain words and quotes. A command's
+/// program must exist on the host.
+pub fn workload(spec: &str) -> Result<Workload, ObjectError> {
+    let bad = |why: String| ObjectError::Workload { spec: spec.to_string(), why };
+    let name = spec.split(':').next().unwrap_or(spec);
+    if matches!(name, "openat-loop" | "hello") && !spec.contains(char::is_whitespace) {
+        return workload_count(spec).map(Workload::Builtin);
+    }
+    let argv = shell_words(spec).map_err(bad)?;
+    let Some(first) = argv.first() else { return Err(bad("empty command".into())) };
+    let path = std::env::var("PATH").unwrap_or_default();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let resolved = crate::exec::resolve(first, &path, &cwd).map_err(|e| bad(e.to_string()))?;
+    let mut full = vec![resolved.display().to_string()];
+    full.extend(argv[1..].iter().cloned());
+    Ok(Workload::Command(full))
+}
+
+/// Plain words, 'single' and "double" quotes, backslash escapes; no expansion of any kind.
+fn shell_words(s: &str) -> Result<Vec<String>, String> {
+    let (mut words, mut cur, mut any) = (Vec::new(), String::new(), false);
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                any = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => cur.push(c),
+                        None => return Err("unterminated single quote".into()),
+                    }
+                }
+            }
+            '"' => {
+                any = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => cur.push(chars.next().ok_or("a backslash at the end")?),
+                        Some(c) => cur.push(c),
+                        None => return Err("unterminated double quote".into()),
+                    }
+                }
+            }
+            '\\' => {
+                any = true;
+                cur.push(chars.next().ok_or("a backslash at the end")?);
+            }
+            c if c.is_whitespace() => {
+                if any {
+                    words.push(std::mem::take(&mut cur));
+                    any = false;
+                }
+            }
+            c => {
+                any = true;
+                cur.push(c);
+            }
+        }
+    }
+    if any {
+        words.push(cur);
+    }
+    Ok(words)
 }
 
 /// Check `req` against `obj` and turn it into the scenario's parameters.
@@ -258,8 +338,13 @@ pub fn plan(obj: &UserObject, req: &Request) -> Result<Plan, ObjectError> {
         None if obj.programs.len() == 1 => &obj.programs[0],
         None => return Err(ObjectError::WhichProgram { path: obj.path.clone(), count: obj.programs.len(), known }),
     };
-    let runs = req.workload.as_deref().map(workload_count).transpose()?;
-    if let Some(n) = req.expect_runs.filter(|_| runs.is_none() || req.attach.is_none()) {
+    let wl = req.workload.as_deref().map(workload).transpose()?;
+    let runs = match &wl {
+        Some(Workload::Builtin(n)) => Some(*n),
+        _ => None,
+    };
+    let has_workload = wl.is_some();
+    if let Some(n) = req.expect_runs.filter(|_| !has_workload || req.attach.is_none()) {
         return Err(ObjectError::NothingToCount(n));
     }
     match &req.attach {
@@ -275,7 +360,7 @@ pub fn plan(obj: &UserObject, req: &Request) -> Result<Plan, ObjectError> {
                     wants: accepts_text(kind),
                 });
             }
-            if needs_pid && runs.is_none() {
+            if needs_pid && !has_workload {
                 return Err(ObjectError::NeedsWorkload { spec: spec.clone() });
             }
         }
@@ -296,8 +381,14 @@ pub fn plan(obj: &UserObject, req: &Request) -> Result<Plan, ObjectError> {
     if let Some(a) = &req.attach {
         params.insert("attach".to_string(), a.clone());
     }
-    if let Some(w) = &req.workload {
-        params.insert("workload".to_string(), w.clone());
+    match &wl {
+        Some(Workload::Builtin(_)) => {
+            params.insert("workload".to_string(), req.workload.clone().unwrap_or_default());
+        }
+        Some(Workload::Command(argv)) => {
+            params.insert("workload_cmd".to_string(), serde_json::to_string(argv).unwrap_or_default());
+        }
+        None => {}
     }
     // A hook on the workload's own call runs once per iteration: that is the default check.
     // Without an attach nothing runs, so there is nothing to count.
@@ -309,6 +400,7 @@ pub fn plan(obj: &UserObject, req: &Request) -> Result<Plan, ObjectError> {
         program: prog.name.clone(),
         params,
         file: ExtraFile { path: guest_path, mode: 0o644, data: obj.bytes.clone() },
+        host_root: matches!(wl, Some(Workload::Command(_))),
     })
 }
 
@@ -484,6 +576,14 @@ mod tests {
             assert!(e.contains(bad), "{e}");
         }
         assert_eq!(workload_count("openat-loop:100").unwrap(), 100);
+        assert_eq!(workload("hello:3").unwrap(), Workload::Builtin(3));
+        let Workload::Command(argv) = workload("sh -c 'touch a && rm \"a b\"' x\\ y").unwrap() else {
+            panic!("a command")
+        };
+        assert!(argv[0].ends_with("/sh"), "{argv:?}");
+        assert_eq!(argv[1..], ["-c".to_string(), "touch a && rm \"a b\"".into(), "x y".into()]);
+        assert!(workload("kmatrix-no-such-cmd --x").unwrap_err().to_string().contains("kmatrix-no-such-cmd"));
+        assert!(workload("sh -c 'unterminated").unwrap_err().to_string().contains("unterminated single quote"));
         assert_eq!(workload_count("hello").unwrap(), 1);
         assert!(workload_count("openat-loop:0").is_err());
         assert!(workload_count("rm:1").unwrap_err().to_string().contains("rm:1"));

@@ -148,3 +148,34 @@ fn corrupt_object_is_bad_input_before_any_boot() {
     assert_eq!(code, Some(2));
     assert!(stderr.contains("is a kprobe program"), "{stderr}");
 }
+
+#[test]
+fn vm_user_object_with_a_host_command_as_workload_checks_it_ran() {
+    let d = tempfile::tempdir().unwrap();
+    let obj = build(&fixture("count_openat.bpf.c"), d.path());
+    // The user's own trigger: a shell that creates and unlinks a file, hooked at do_unlinkat.
+    let unlink = "sh -c 'touch /tmp/kmatrix-unlink && rm /tmp/kmatrix-unlink'";
+    let (code, rs, stderr) =
+        run(&obj, "debian-6.1", &["--program", "count_openat", "--attach", "kprobe:do_unlinkat", "--workload", unlink]);
+    assert_eq!(rs.len(), 1, "{stderr}");
+    let r = &rs[0];
+    assert_eq!(r.status, Status::Pass, "{r:#?}");
+    assert_eq!(code, Some(0));
+    let ran = r.counts.iter().find(|c| c.what.contains("ran at least once")).unwrap_or_else(|| panic!("{r:#?}"));
+    assert_eq!((ran.expected, ran.observed), (1, 1));
+    // A command that never reaches the hook: the same check fails.
+    let (code, rs, stderr) = run(
+        &obj,
+        "debian-6.1",
+        &["--program", "count_openat", "--attach", "kprobe:do_unlinkat", "--workload", "/bin/true"],
+    );
+    assert_eq!(rs.len(), 1, "{stderr}");
+    assert_eq!(rs[0].status, Status::Fail, "{:#?}", rs[0]);
+    assert!(rs[0].reason.contains("ran at least once"), "{}", rs[0].reason);
+    assert_eq!(code, Some(1));
+    // A command the host does not have is bad input, before anything boots.
+    let (code, rs, stderr) =
+        run(&obj, "debian-6.1", &["--attach", "kprobe:do_unlinkat", "--workload", "kmatrix-no-such-cmd -x"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(rs.is_empty() && stderr.contains("kmatrix-no-such-cmd"), "{stderr}");
+}

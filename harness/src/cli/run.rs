@@ -181,7 +181,9 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Ou
         scenario_timeout: Duration::from_secs_f64(a.scenario_timeout),
         vm_timeout: Duration::from_secs_f64(a.vm_timeout),
         jobs,
-        image: a.guest.image_options(scenarios.iter().any(|s| s.host_root)),
+        image: a
+            .guest
+            .image_options(scenarios.iter().any(|s| s.host_root) || user.as_ref().is_some_and(|p| p.host_root)),
         log_dir: run_dir.clone(),
         snapshots: a.guest.snapshots(true),
         extra: user.iter().map(|p| p.file.clone()).collect(),
