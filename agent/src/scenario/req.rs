@@ -15,6 +15,10 @@ use std::path::Path;
 pub enum Req {
     /// tracefs mounted.
     Tracefs,
+    /// Something of the machine, not the kernel (`hardware PMU`): the scenario detects it itself
+    /// and reports `unsupported` with the kernel's errno; the host, which knows the machine (TCG
+    /// has no PMU), judges whether that is right.
+    Machine(&'static str),
     /// A program of the host, run through the shared host root (`/usr/bin/perf`), and the Debian
     /// package that provides it (for the reason when it is missing).
     HostProgram { path: &'static str, package: &'static str },
@@ -60,6 +64,7 @@ impl Req {
             Req::Event(e) => format!("event {e}"),
             Req::Debugfs(f) => format!("debugfs file {f}"),
             Req::Program(p) => format!("program {p}"),
+            Req::Machine(m) => format!("machine: {m}"),
             Req::HostProgram { path, .. } => format!("host program {path} (shared host root)"),
             Req::Syntax(s) => format!("probe syntax {s} in tracefs README"),
             Req::TraceOption { name, config, since } => format!("tracefs options/{name} ({config}, since {since})"),
@@ -98,6 +103,8 @@ impl Req {
                     format!("{DEBUGFS}/{f} does not exist (debugfs mounted: {})", caps.debugfs_mounted),
                 )
             }),
+            // Judged by the host; the scenario reports what the kernel says.
+            Req::Machine(_) => None,
             Req::Program(p) => (!Path::new(p).exists())
                 .then(|| (format!("program {p} not in the image"), format!("{p} does not exist"))),
             Req::HostProgram { path, package } => match crate::share::mount_offered() {

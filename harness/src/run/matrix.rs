@@ -76,6 +76,8 @@ pub async fn execute(run: MatrixRun, mut on: impl FnMut(Progress)) -> Result<Out
     let mut writer = ResultsWriter::open(&run.results_path)?;
     let since: BTreeMap<String, (String, Option<String>)> =
         run.scenarios.iter().map(|s| (s.id.clone(), (s.since.clone(), s.until.clone()))).collect();
+    let requires: BTreeMap<String, Vec<String>> =
+        run.scenarios.iter().map(|s| (s.id.clone(), s.requires.clone())).collect();
     let plan: Vec<(String, Vec<Planned>)> = run
         .kernels
         .iter()
@@ -109,7 +111,18 @@ pub async fn execute(run: MatrixRun, mut on: impl FnMut(Progress)) -> Result<Out
             }
             RunEvent::Result { release, mut result, .. } => {
                 let (since_v, until_v) = since.get(&result.scenario).cloned().unwrap_or_default();
-                let j = verdict::judge(&mut result, &release, Some(&since_v), until_v.as_deref(), &run.expectations);
+                let machine = verdict::machine_unmet(
+                    requires.get(&result.scenario).map_or(&[][..], Vec::as_slice),
+                    &result.accel,
+                );
+                let j = verdict::judge_on(
+                    &mut result,
+                    &release,
+                    Some(&since_v),
+                    until_v.as_deref(),
+                    machine.as_deref(),
+                    &run.expectations,
+                );
                 if let Judgement::Stale { expected } = &j {
                     stale.push(format!(
                         "{} {}: expectations.toml expects {expected}, the run gave {}",

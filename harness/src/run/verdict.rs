@@ -131,6 +131,13 @@ impl Expectations {
     }
 }
 
+/// The machine requirements the host can judge, with what makes them unmet: a scenario that
+/// requires `machine: hardware PMU` cannot have one under TCG, which emulates none.
+pub fn machine_unmet(requires: &[String], accel: &str) -> Option<String> {
+    let pmu = requires.iter().any(|r| r == "machine: hardware PMU");
+    (pmu && accel == "tcg").then(|| "TCG emulates no hardware PMU".to_string())
+}
+
 /// How a result's verdict starts when an expectation no longer applies.
 pub const STALE: &str = "stale expectation";
 
@@ -159,6 +166,19 @@ pub fn judge(
     release: &str,
     since: Option<&str>,
     until: Option<&str>,
+    exp: &Expectations,
+) -> Judgement {
+    judge_on(r, release, since, until, None, exp)
+}
+
+/// [`judge`] on a machine that lacks what the scenario needs (`machine`, from
+/// [`machine_unmet`]): `unsupported` then stands whatever the kernel version, and says why.
+pub fn judge_on(
+    r: &mut ScenarioResult,
+    release: &str,
+    since: Option<&str>,
+    until: Option<&str>,
+    machine: Option<&str>,
     exp: &Expectations,
 ) -> Judgement {
     r.agent_status = Some(r.status);
@@ -197,6 +217,10 @@ pub fn judge(
             "not judged against `since` {}: the kernel's release {release:?} has no version",
             since.unwrap_or_default()
         ));
+        return stale.unwrap_or(Judgement::Kept);
+    }
+    if let (Status::Unsupported, Some(why)) = (r.status, machine) {
+        r.verdict = Some(format!("unsupported stands: {why}"));
         return stale.unwrap_or(Judgement::Kept);
     }
     if r.status == Status::Unsupported {
@@ -290,6 +314,23 @@ cause = "f[ syntax"
         );
         assert_eq!(r.status, Status::Pass);
         assert!(r.verdict.as_deref().unwrap_or("").starts_with(STALE), "{:?}", r.verdict);
+    }
+
+    #[test]
+    fn a_machine_requirement_is_judged_with_the_accelerator() {
+        let e = Expectations::default();
+        let requires = vec!["machine: hardware PMU".to_string(), "program /bin/hello".to_string()];
+        let tcg = machine_unmet(&requires, "tcg");
+        assert_eq!(tcg.as_deref(), Some("TCG emulates no hardware PMU"));
+        assert_eq!(machine_unmet(&requires, "kvm"), None);
+        let mut r = res("debian-6.1", "perf.hardware.instructions", Status::Unsupported);
+        assert_eq!(judge_on(&mut r, "6.1.0-50-amd64", Some("2.6.31"), None, tcg.as_deref(), &e), Judgement::Kept);
+        assert_eq!(r.status, Status::Unsupported);
+        // Under KVM the machine has a PMU: unsupported on a kernel since 2.6.31 is a failure.
+        let mut r = res("debian-6.1", "perf.hardware.instructions", Status::Unsupported);
+        let j = judge_on(&mut r, "6.1.0-50-amd64", Some("2.6.31"), None, None, &e);
+        assert!(matches!(j, Judgement::UnsupportedSinceFail { .. }), "{j:?}");
+        assert_eq!(r.status, Status::Fail);
     }
 
     #[test]

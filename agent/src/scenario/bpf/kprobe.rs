@@ -6,10 +6,10 @@
 
 use crate::bpf;
 use crate::scenario::meta::{Meta, Scenario};
-use crate::scenario::support::bpf::{run_openat, Checks, Hook};
+use crate::scenario::support::bpf::{run_openat, Checks, Hook, BTF_CORE};
 use crate::scenario::support::openat_loop;
 
-pub const OPENAT: Scenario = Meta::new("bpf.kprobe.openat", "4.1")
+pub const OPENAT: Scenario = Meta::new("bpf.kprobe.openat", BTF_CORE)
     .summary("BPF kprobe on do_sys_openat2/do_sys_open: N hits, pid and filename (user string) per hit")
     .requires(&[openat_loop::IN_IMAGE])
     .params(&[("count", "100")])

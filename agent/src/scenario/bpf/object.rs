@@ -26,7 +26,7 @@ use kmatrix_proto::{Count, ScenarioResult, Status};
 use std::path::Path;
 use std::time::Instant;
 
-pub const LOAD: Scenario = Meta::new("bpf.object.load", "4.1")
+pub const LOAD: Scenario = Meta::new("bpf.object.load", "5.8")
 .summary("a BPF object from a path: load, verify, attach, run a workload, detach, each step reported with the verifier log")
 .params(&[("object", ""), ("program", ""), ("attach", ""), ("workload", ""), ("workload_cmd", ""), ("expect_runs", "")])
 .run(load);

@@ -6,10 +6,10 @@
 
 use crate::bpf;
 use crate::scenario::meta::{Meta, Scenario};
-use crate::scenario::support::bpf::{run_openat, Checks, Hook};
+use crate::scenario::support::bpf::{run_openat, Checks, Hook, BTF_CORE};
 use crate::scenario::support::openat_loop;
 
-pub const SYS_ENTER: Scenario = Meta::new("bpf.raw_tracepoint.sys_enter", "4.17")
+pub const SYS_ENTER: Scenario = Meta::new("bpf.raw_tracepoint.sys_enter", BTF_CORE)
     .summary("BPF raw_tracepoint sys_enter filtered to openat: N hits, filename from pt_regs")
     .requires(&[openat_loop::IN_IMAGE])
     .params(&[("count", "100")])

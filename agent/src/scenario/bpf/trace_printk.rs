@@ -9,13 +9,14 @@ use crate::bpf::{self, Loaded};
 use crate::excerpt;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
+use crate::scenario::support::bpf::BTF_CORE;
 use crate::scenario::support::bpf_output::{run_output, Channel, Output};
 use crate::scenario::support::openat_loop;
 use crate::tracefs::stats::{self, BufferStats};
 use anyhow::Result;
 use std::time::Instant;
 
-pub const OPENAT: Scenario = Meta::new("bpf.trace_printk.openat", "4.1")
+pub const OPENAT: Scenario = Meta::new("bpf.trace_printk.openat", BTF_CORE)
     .summary("bpf_trace_printk from a tracepoint program read back from trace_pipe: N lines")
     .requires(&[openat_loop::IN_IMAGE, Req::File("trace_pipe")])
     .params(&[("count", "100")])

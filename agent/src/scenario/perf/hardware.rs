@@ -17,16 +17,19 @@ use std::time::Instant;
 
 /// PERF_TYPE_HARDWARE instructions on `hello`: with a PMU, instructions > 0; without, the
 /// kernel's ENOENT (or EOPNOTSUPP, ENODEV) as evidence.
-// Empty: whether a hardware PMU exists depends on the machine (none under TCG, one under
-// KVM with a vPMU), not on the kernel version (perf_event_open has it since 2.6.31).
-pub const INSTRUCTIONS: Scenario = Meta::new("perf.hardware.instructions", "")
+// perf_event_open has PERF_TYPE_HARDWARE since 2.6.31; whether a PMU exists depends on the
+// machine (none under TCG, one under KVM with a vPMU): `Req::Machine`, judged by the host.
+pub const INSTRUCTIONS: Scenario = Meta::new("perf.hardware.instructions", "2.6.31")
     .summary(
         "the seeds' `perf stat -e instructions ./hello`: PERF_TYPE_HARDWARE instructions > 0 (unsupported \
         without a PMU, errno as evidence)",
     )
-    .requires(&[Req::Program(workload::HELLO)])
+    .requires(&[Req::Machine(HARDWARE_PMU), Req::Program(workload::HELLO)])
     .params(&[("count", "10")])
     .run(instructions);
+
+/// The machine requirement, as the host matches it (`machine: hardware PMU`).
+const HARDWARE_PMU: &str = "hardware PMU";
 
 fn instructions(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let n = ctx.declared_count()?;

@@ -10,6 +10,11 @@
 //! log; a missing link type is `unsupported` with the refusal as evidence. What is not here: the
 //! loading itself (`crate::bpf`), the scenarios (`scenario/bpf/`), and the tracefs families.
 
+/// The `since` of the BPF scenarios whose objects are CO-RE: they need the kernel's BTF
+/// (`/sys/kernel/btf/vmlinux`, CONFIG_DEBUG_INFO_BTF) to relocate, and read user memory with
+/// `bpf_probe_read_user_str` — both first in 5.5 (BTF in sysfs from 5.4, the helper from 5.5).
+pub const BTF_CORE: &str = "5.5";
+
 use super::gated::workload_problems;
 use super::openat_loop;
 use super::verdict::{count, ms, verdict};
