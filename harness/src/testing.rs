@@ -71,7 +71,12 @@ impl Shared {
                 self.catalogue.iter().filter(|s| wanted.contains(&s.id)).cloned().collect();
             let dir = out_dir().join(kernel);
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let results_path = dir.join("results.jsonl");
+            // Under nextest each trial is a process of its own (the CI's partitions): each keeps
+            // a results file of its own, beside the others, for `report merge` to join.
+            let results_path = match std::env::var_os("NEXTEST_RUN_ID") {
+                Some(_) => dir.join(format!("results-{}.jsonl", std::process::id())),
+                None => dir.join("results.jsonl"),
+            };
             let _ = std::fs::remove_file(&results_path);
             let sched = SchedulerConfig {
                 session,

@@ -190,7 +190,9 @@ pub async fn main(cli: Cli) -> Result<i32> {
         Command::Gc(a) => gc::gc_cmd(a).await,
         Command::Ci(CiCommand::Github) => {
             let ids = kernel::matrix_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?;
-            print!("{}", render::github::workflow(&ids));
+            let cache = Cache::from_env().exit_code(exit::INFRA)?;
+            let scenarios = crate::catalogue::load(&cache).exit_code(exit::INFRA)?.len();
+            print!("{}", render::github::workflow(&render::github::shards(&ids, scenarios)));
             Ok(exit::OK)
         }
     }
