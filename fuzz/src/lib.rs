@@ -3,7 +3,7 @@
 //! its input, whatever the bytes.
 //!
 //! `fuzz_targets/<name>.rs` hands each function to libFuzzer (`cargo +nightly fuzz run <name>`,
-//! see README.md); [`replay`]'s test runs every corpus under `corpus/<name>/` with deterministic
+//! see README.md); the `replay` tests run every corpus under `corpus/<name>/` with deterministic
 //! mutations on stable, as part of `cargo test --workspace`. What it is not: a place for checks of
 //! what the parsers return on good input; their unit tests hold those.
 //!

@@ -145,7 +145,7 @@ thread_local! {
 
 /// Run `f`, aya-obj code over a user's object, with a panic turned into its message. aya-obj 0.3
 /// indexes slices with offsets and sizes read from the file in many places (a symbol that lies
-/// past its section, a `.BTF.ext` part that ends inside a record): [`check_btf`] names the
+/// past its section, a `.BTF.ext` part that ends inside a record): `check_btf` names the
 /// cases it can first, and this keeps the rest from ending kmatrix with exit 101 instead of a
 /// clear error. Only this thread's panics inside `f` are kept quiet; every other panic still
 /// goes to the hook that was there before (the default one, or libFuzzer's, which aborts).

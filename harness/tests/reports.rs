@@ -35,6 +35,20 @@ fn junit_validates_against_the_schema() {
     );
 }
 
+/// The browser: `$KMATRIX_CHROMIUM`, else the first of Debian's `chromium`, Ubuntu's
+/// `chromium-browser` and Google's `google-chrome` (what GitHub's Ubuntu runners have) on PATH.
+fn chromium() -> String {
+    if let Some(b) = std::env::var("KMATRIX_CHROMIUM").ok().filter(|b| !b.is_empty()) {
+        return b;
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| std::env::split_paths(&path).any(|d| d.join(b).is_file()))
+        .unwrap_or("chromium")
+        .to_string()
+}
+
 #[test]
 fn html_matrix_renders_and_opens_a_cell_in_headless_chromium() {
     let d = tempfile::tempdir().unwrap();
@@ -43,7 +57,7 @@ fn html_matrix_renders_and_opens_a_cell_in_headless_chromium() {
     assert!(st.success());
     let profile = d.path().join("chromium-profile");
     let url = format!("file://{}#open=0", page.display());
-    let out = Command::new("chromium")
+    let out = Command::new(chromium())
         .args([
             "--headless",
             "--no-sandbox",
@@ -59,7 +73,7 @@ fn html_matrix_renders_and_opens_a_cell_in_headless_chromium() {
         .arg("--dump-dom")
         .arg(&url)
         .output()
-        .expect("chromium (apt-get install chromium)");
+        .expect("chromium (Debian: apt-get install chromium; elsewhere set KMATRIX_CHROMIUM)");
     let dom = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // The table was built, and the script opened cell 0's detail.
