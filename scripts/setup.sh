@@ -8,9 +8,14 @@ set -euo pipefail
 # The tracing tools run inside guests through the shared host root (tool.* scenarios, exec,
 # shell): perf, trace-cmd, uftrace, bpftool, bpftrace, BCC (tplist, TRACEPOINT_PROBE), the
 # USDT headers, bash/coreutils for the kernel's ftracetest; tmux drives the shell test.
-need_pkgs=(qemu-system-x86 gcc libc6-dev clang llvm libbpf-dev zstd gpgv debian-archive-keyring ca-certificates
-  libxml2-utils chromium
+need_pkgs=(qemu-system-x86 gcc libc6-dev binutils clang llvm libbpf-dev zstd gpgv debian-archive-keyring ca-certificates
+  libxml2-utils
   linux-perf trace-cmd uftrace bpftool bpftrace bpfcc-tools systemtap-sdt-dev busybox-static tmux)
+# A browser for the HTML report test: Debian's chromium, unless one is there already (Ubuntu's
+# apt chromium is only a snap wrapper; CI runners ship google-chrome).
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null && ! command -v google-chrome >/dev/null; then
+  need_pkgs+=(chromium)
+fi
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
