@@ -6,11 +6,12 @@ set -euo pipefail
 
 # libxml2-utils (xmllint) and chromium are for the report tests: JUnit schema, HTML in a browser.
 # The tracing tools run inside guests through the shared host root (tool.* scenarios, exec,
-# shell): perf, trace-cmd, uftrace, bpftool, bpftrace, BCC (tplist, TRACEPOINT_PROBE), the
-# USDT headers, bash/coreutils for the kernel's ftracetest; tmux drives the shell test.
+# shell): perf, trace-cmd, uftrace, bpftool, bpftrace, BCC (tplist, TRACEPOINT_PROBE), gdb and
+# strace (the notes' hello sessions), the USDT headers, bash/coreutils for the kernel's
+# ftracetest; tmux drives the shell test.
 need_pkgs=(qemu-system-x86 gcc libc6-dev clang llvm libbpf-dev zstd gpgv debian-archive-keyring ca-certificates
   libxml2-utils chromium
-  linux-perf trace-cmd uftrace bpftool bpftrace bpfcc-tools systemtap-sdt-dev busybox-static tmux)
+  linux-perf trace-cmd uftrace bpftool bpftrace bpfcc-tools gdb strace systemtap-sdt-dev busybox-static tmux)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
