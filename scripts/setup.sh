@@ -11,9 +11,10 @@ need_pkgs=(qemu-system-x86 gcc libc6-dev binutils clang llvm libbpf-dev zstd gpg
   libxml2-utils tmux systemtap-sdt-dev)
 # The tracing tools, run inside guests through the shared host root (tool.* scenarios, exec,
 # shell, selftest): perf, trace-cmd, uftrace, bpftool, bpftrace, BCC (tplist, TRACEPOINT_PROBE),
+# gdb and strace (the notes' hello sessions),
 # busybox. Debian's names; where a distribution lacks one, its tool.* scenarios report the
 # program missing (unsupported, naming the package) rather than the set-up failing.
-tool_pkgs=(linux-perf trace-cmd uftrace bpftool bpftrace bpfcc-tools busybox-static)
+tool_pkgs=(linux-perf trace-cmd uftrace bpftool bpftrace bpfcc-tools gdb strace busybox-static)
 # A browser for the HTML report test: Debian's chromium, unless one is there already (Ubuntu's
 # apt chromium is only a snap wrapper; CI runners ship google-chrome).
 if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null && ! command -v google-chrome >/dev/null; then

@@ -243,6 +243,17 @@ impl Workdir {
         Ok(to)
     }
 
+    /// Copy the program of the `program` parameter, `default` when absent (a program of the
+    /// image: `/bin/hello-dyn`), into the directory; returns its path there.
+    pub fn copy_program(&self, ctx: &Ctx, default: &str) -> Result<String> {
+        let program = ctx.params.get("program").map(String::as_str).unwrap_or(default);
+        anyhow::ensure!(
+            program.starts_with("/bin/"),
+            "parameter program={program:?}: a program of the image, /bin/..."
+        );
+        self.copy(program)
+    }
+
     /// Create an empty file in the directory (the file a workload opens); returns its path.
     pub fn touch(&self, name: &str) -> Result<String> {
         let to = self.path(name);

@@ -51,6 +51,7 @@ pub const TPLIST_LIST: Scenario = Meta::new("tool.bcc.tplist", "2.6.31")
         "tplist-bpfcc 'syscalls:sys_enter_open*' == tracefs' events; tplist-bpfcc -l hello-dyn: hello:greet, hello:add",
     )
     .requires(&[Req::Tracefs, Req::Event("syscalls/sys_enter_openat"), Req::Program(HELLO_DYN), TPLIST.req()])
+    .params(&[("program", HELLO_DYN)])
     .run(tplist);
 
 fn tplist(ctx: &mut Ctx) -> Result<ScenarioResult> {
@@ -66,7 +67,7 @@ fn tplist(ctx: &mut Ctx) -> Result<ScenarioResult> {
         .map(|n| format!("syscalls:{n}"))
         .collect();
     let dir = Workdir::new()?;
-    let hello = dir.copy(HELLO_DYN)?;
+    let hello = dir.copy_program(ctx, HELLO_DYN)?;
     let usdt = dir.run(&["/usr/sbin/tplist-bpfcc", "-l", &hello], TIMEOUT)?;
     if !host_tool::ok(&usdt) {
         return Ok(host_tool::failed(ctx, &TPLIST, Status::Fail, "tplist-bpfcc -l failed", &usdt));

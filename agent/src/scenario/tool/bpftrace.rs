@@ -219,13 +219,13 @@ pub const USDT: Scenario = Meta::new("tool.bpftrace.usdt", "4.3")
         "bpftrace usdt:hello-dyn:hello:greet + hello:add -c 'hello-dyn N': N each, max(arg0) == N-1, sum(arg1) == N²",
     )
     .requires(&[Req::Program(HELLO_DYN), REQ])
-    .params(&[("count", "10")])
+    .params(&[("count", "10"), ("program", HELLO_DYN)])
     .run(usdt);
 
 fn usdt(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let n = ctx.declared_count()?;
     let dir = Workdir::new()?;
-    let hello = dir.copy(HELLO_DYN)?;
+    let hello = dir.copy_program(ctx, HELLO_DYN)?;
     let program = format!(
         "usdt:{hello}:hello:greet {{ @greet = count(); }} \
          usdt:{hello}:hello:add {{ @add = count(); @last = max(arg0); @sum = sum(arg1); }}"

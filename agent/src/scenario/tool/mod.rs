@@ -1,5 +1,5 @@
 //! `tool.<tool>.<what>`: the real tracing tools of the host (perf, trace-cmd, uftrace, bpftool,
-//! bpftrace, BCC) run in the guest through the shared host root, judged as exactly as the
+//! bpftrace, BCC, and the notes' gdb and strace) run in the guest through the shared host root, judged as exactly as the
 //! agent's own scenarios — the question "does *my tool* work on *that kernel*". One file per
 //! tool; what they share (running a host program, its version, a working directory, folded
 //! stacks) is `support::host_tool` and `support::stacks`. Every result records the tool's
@@ -8,7 +8,9 @@
 mod bcc;
 mod bpftool;
 mod bpftrace;
+mod gdb;
 mod perf;
+mod strace;
 mod trace_cmd;
 mod uftrace;
 
@@ -41,4 +43,6 @@ pub const ALL: &[Scenario] = &[
     bcc::TPLIST_LIST,
     bcc::URANDOM_READ_PROBE,
     bcc::SYS_ENTER_OPENAT,
+    gdb::HELLO,
+    strace::OPENAT,
 ];

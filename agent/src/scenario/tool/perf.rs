@@ -340,13 +340,13 @@ fn record_system(ctx: &mut Ctx) -> Result<ScenarioResult> {
 pub const RECORD_DWARF: Scenario = Meta::new("tool.perf.record_dwarf", "3.7")
     .summary("perf record --call-graph dwarf --aio --sample-cpu ./hello-dyn N: every sample in hello_greet/hello_add unwinds into main")
     .requires(&[Req::Program(HELLO_DYN), REQ])
-    .params(&[("count", "50000")])
+    .params(&[("count", "50000"), ("program", HELLO_DYN)])
     .run(record_dwarf);
 
 fn record_dwarf(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let n = ctx.declared_count()?.to_string();
     let dir = Workdir::new()?;
-    let prog = dir.copy(HELLO_DYN)?;
+    let prog = dir.copy_program(ctx, HELLO_DYN)?;
     let argv =
         ["/usr/bin/perf", "record", "-o", "perf.data", "--call-graph", "dwarf", "--aio", "--sample-cpu", &prog, &n];
     let rec = dir.run(&argv, MINUTE)?;
@@ -359,7 +359,7 @@ fn record_dwarf(ctx: &mut Ctx) -> Result<ScenarioResult> {
     }
     let samples = stacks::parse_perf_script(&dir.read("script.txt")?);
     let in_hello: Vec<&Sample> =
-        samples.iter().filter(|s| s.comm == "hello-dyn" && (s.has("hello_greet") || s.has("hello_add"))).collect();
+        samples.iter().filter(|s| prog.ends_with(&s.comm) && (s.has("hello_greet") || s.has("hello_add"))).collect();
     let unwound =
         in_hello.iter().filter(|s| s.calls("main", "hello_greet") || s.calls("main", "hello_add")).count() as u64;
     let mut problems = Vec::new();
@@ -379,8 +379,9 @@ fn record_dwarf(ctx: &mut Ctx) -> Result<ScenarioResult> {
     Ok(r.with_excerpt(&first.unwrap_or_default()))
 }
 
-/// The seeds' "hello flame graph": `perf record -g -- ./hello N`, `perf script` folded into
-/// stacks (as stackcollapse-perf.pl does) in `detail.collapsed`, the host's input for the SVG.
+/// The seeds' "hello flame graph": `perf record -g -- ./hello N`, `perf script -F +pid` (the
+/// notes' Firefox-profiler form, which stackcollapse-perf.pl reads as well) folded into stacks
+/// in `detail.collapsed`, the host's input for the SVG.
 /// The folded stacks must name hello's functions on the path main → hello_greet, and fold every
 /// sample `perf script` printed.
 // perf script came in 2.6.35.
@@ -398,7 +399,8 @@ fn flamegraph(ctx: &mut Ctx) -> Result<ScenarioResult> {
     if !host_tool::ok(&rec) {
         return Ok(host_tool::failed(ctx, &PERF, Status::Fail, "perf record -g failed", &rec));
     }
-    let script = dir.run_to_file(&["/usr/bin/perf", "script", "-i", "perf.data"], "script.txt", MINUTE)?;
+    let script =
+        dir.run_to_file(&["/usr/bin/perf", "script", "-F", "+pid", "-i", "perf.data"], "script.txt", MINUTE)?;
     if !host_tool::ok(&script) {
         return Ok(host_tool::failed(ctx, &PERF, Status::Fail, "perf script failed", &script));
     }

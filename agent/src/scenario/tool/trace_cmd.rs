@@ -174,11 +174,15 @@ pub const RECORD_PID: Scenario = Meta::new("tool.trace-cmd.record_pid", "2.6.30"
          that pid, no other entry",
     )
     .requires(&[FUNCTION_TRACER, Req::Program(OPENAT_LOOP), REQ])
-    .params(openat_loop::PARAMS_100)
+    .params(&[("count", "100"), ("path", "/tmp/kmatrix-openat"), ("function", "")])
     .run(function_pid);
 
 fn function_pid(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let (n, path, sym) = openat_loop::prepare(ctx)?;
+    let (n, path, openat) = openat_loop::prepare(ctx)?;
+    // `function`: another function to record instead (one the workload does not call N times
+    // makes the count fail).
+    let sym = ctx.params.get("function").filter(|f| !f.is_empty()).cloned().unwrap_or_else(|| openat.to_string());
+    let sym = sym.as_str();
     let dir = Workdir::new()?;
     let ready = |ctx: &Ctx, pid: i32| {
         let read = |f: &str| ctx.tfs.read(f).map(|t| t.trim().to_string()).unwrap_or_default();
