@@ -269,6 +269,17 @@ fn prepares_a_6_1_style_kernel_end_to_end() {
     assert_eq!(k.package_version.as_deref(), Some("6.1.176-1"));
     assert_eq!(k.pinning, Pinning::NotPinned);
     assert_eq!(k.signature, Some(Signature::Unchecked));
+    // What results record: the spec that boots this very build again, and the .deb's hash.
+    let image_deb =
+        std::fs::read(e.server.file(&format!("pool/main/l/linux/linux-image-{REL_61}_6.1.176-1_amd64.deb"))).unwrap();
+    let b = k.build();
+    assert_eq!(b.spec, "debian:6.1.176-1");
+    assert_eq!(
+        (b.release.as_str(), b.package.as_deref(), b.suite.as_deref()),
+        (REL_61, k.package.as_deref(), Some("bookworm"))
+    );
+    assert_eq!(b.sha256, Some(hex::encode(Sha256::digest(&image_deb))));
+    assert_eq!((b.modules, b.config), (None, None), "a package's own files are not the user's");
     assert_eq!(std::fs::read(k.vmlinux.as_ref().unwrap()).unwrap(), fake::vmlinux(REL_61));
     assert_eq!(std::fs::read(k.btf.as_ref().unwrap()).unwrap(), b"\x9f\xeb\x01\x00fake-btf");
     assert_eq!(std::fs::read_to_string(k.config.as_ref().unwrap()).unwrap(), config_text());
@@ -604,6 +615,13 @@ fn local_kernels() {
     assert_eq!(std::fs::read(k.vmlinux.as_ref().unwrap()).unwrap(), elf);
     assert_eq!(k.modules_dir.as_deref(), Some(mods.as_path()));
     assert_eq!(module_closure(&k, &["a"]).unwrap().len(), 1);
+    // A result on a local kernel names its file, the file's hash and the user's modules.
+    let b = k.build();
+    assert_eq!(PathBuf::from(&b.spec), std::fs::canonicalize(&bz).unwrap());
+    let want = hex::encode(Sha256::digest(std::fs::read(&bz).unwrap()));
+    assert_eq!(b.sha256.as_deref(), Some(want.as_str()));
+    assert_eq!(b.modules.as_deref(), Some(mods.to_str().unwrap()));
+    assert_eq!((b.package, b.release.as_str()), (None, "6.13.0-rc1"));
     // Warm: same answer.
     assert_eq!(prepare(&s, &cache, &o).unwrap(), k);
 

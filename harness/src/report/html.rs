@@ -77,6 +77,8 @@ function show(i) {{
     const lines = [r.kernel + '  ' + r.scenario + '  ' + r.status, 'reason: ' + r.reason];
     if (r.verdict) lines.push('verdict: ' + r.verdict + ' (the agent reported ' + r.agent_status + ')');
     if (r.accel) lines.push('accelerator: ' + r.accel);
+    if (r.build) lines.push('build: ' + r.build.spec + (r.build.release ? ' (' + r.build.release + ')' : '') + (r.build.sha256 ? ' sha256 ' + r.build.sha256 : ''));
+    if (r.params && Object.keys(r.params).length) lines.push('parameters: ' + Object.entries(r.params).map(([k, v]) => k + '=' + v).join(' '));
     if (r.evidence) lines.push('evidence: ' + r.evidence);
     if (r.errno != null) lines.push('errno: ' + r.errno);
     for (const c of r.counts || []) lines.push(c.what + ': expected ' + c.expected + ', observed ' + c.observed);

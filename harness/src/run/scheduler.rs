@@ -112,19 +112,22 @@ fn chain(e: &dyn std::error::Error) -> String {
 async fn run_kernel(cfg: &SchedulerConfig, kernel: &str, scenarios: Vec<Planned>, tx: &mpsc::Sender<RunEvent>) {
     let started = Instant::now();
     let _ = tx.send(RunEvent::Preparing { kernel: kernel.to_string() }).await;
-    let emit_all_error = |reason: String, release: String, rest: &[Planned]| {
+    let emit_all_error = |reason: String, build: Option<&PreparedKernel>, rest: &[Planned]| {
         rest.iter()
             .map(|p| {
                 let mut r = ScenarioResult::new(&p.scenario, Status::Error, reason.clone());
                 r.kernel = kernel.to_string();
-                RunEvent::Result { kernel: kernel.to_string(), release: release.clone(), result: Box::new(r) }
+                r.params = p.params.clone();
+                r.build = build.map(PreparedKernel::build);
+                let release = build.map(|k| k.release.clone()).unwrap_or_default();
+                RunEvent::Result { kernel: kernel.to_string(), release, result: Box::new(r) }
             })
             .collect::<Vec<_>>()
     };
     let (k, img) = match prepare(cfg, kernel).await {
         Ok(x) => x,
         Err(reason) => {
-            for ev in emit_all_error(reason, String::new(), &scenarios) {
+            for ev in emit_all_error(reason, None, &scenarios) {
                 let _ = tx.send(ev).await;
             }
             let _ = tx
@@ -138,6 +141,7 @@ async fn run_kernel(cfg: &SchedulerConfig, kernel: &str, scenarios: Vec<Planned>
             return;
         }
     };
+    let build = k.build();
     let deadline = started + cfg.vm_timeout;
     let (mut boot_time, mut scenario_time) = (Duration::ZERO, Duration::ZERO);
     let mut next = 0;
@@ -163,7 +167,7 @@ async fn run_kernel(cfg: &SchedulerConfig, kernel: &str, scenarios: Vec<Planned>
                 boot_time += t0.elapsed();
                 let reason = format!("boot failed (console log {}): {e}", log.display());
                 let accel = cfg.session.accel.current().as_str();
-                for mut ev in emit_all_error(reason, k.release.clone(), &scenarios[next..]) {
+                for mut ev in emit_all_error(reason, Some(&k), &scenarios[next..]) {
                     if let RunEvent::Result { result, .. } = &mut ev {
                         result.accel = accel.to_string();
                     }
@@ -189,7 +193,7 @@ async fn run_kernel(cfg: &SchedulerConfig, kernel: &str, scenarios: Vec<Planned>
             if left.is_zero() {
                 let reason =
                     format!("per-VM timeout of {:.0} s reached before this scenario ran", cfg.vm_timeout.as_secs_f64());
-                for ev in emit_all_error(reason, k.release.clone(), &scenarios[next - 1..]) {
+                for ev in emit_all_error(reason, Some(&k), &scenarios[next - 1..]) {
                     let _ = tx.send(ev).await;
                 }
                 next = scenarios.len();
@@ -222,6 +226,9 @@ async fn run_kernel(cfg: &SchedulerConfig, kernel: &str, scenarios: Vec<Planned>
             };
             r.kernel = kernel.to_string();
             r.accel = guest.accel.as_str().to_string();
+            // What a rerun needs to replay this cell exactly: the build and the parameters.
+            r.build = Some(build.clone());
+            r.params = p.params.clone();
             let _ = tx
                 .send(RunEvent::Result { kernel: kernel.into(), release: k.release.clone(), result: Box::new(r) })
                 .await;
