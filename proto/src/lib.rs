@@ -141,6 +141,11 @@ pub struct RunRequest {
     /// (`tool.*`) mount it and run them in it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<Share>,
+    /// Leave tracefs as the scenario left it (probes registered, tracer and events on, the
+    /// trace buffer full) instead of resetting it after the scenario: `kmatrix rerun --shell`
+    /// opens a shell on that state. The reset before the scenario still happens.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_state: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -594,11 +599,14 @@ mod tests {
         assert!(line.starts_with(r#"{"type":"hello","proto":2,"#), "{line}");
         assert!(!line.contains('\n'));
         assert_eq!(serde_json::from_str::<GuestMsg>(&line).unwrap(), msg);
-        let run =
-            HostMsg::Run(RunRequest { scenario: "kprobe.tracefs.openat".into(), params: BTreeMap::new(), root: None });
-        let line = serde_json::to_string(&run).unwrap();
+        let mut req = RunRequest { scenario: "kprobe.tracefs.openat".into(), ..Default::default() };
+        let line = serde_json::to_string(&HostMsg::Run(req.clone())).unwrap();
         assert_eq!(line, r#"{"type":"run","scenario":"kprobe.tracefs.openat","params":{}}"#);
-        assert_eq!(serde_json::from_str::<HostMsg>(&line).unwrap(), run);
+        assert_eq!(serde_json::from_str::<HostMsg>(&line).unwrap(), HostMsg::Run(req.clone()));
+        req.keep_state = true;
+        let line = serde_json::to_string(&HostMsg::Run(req.clone())).unwrap();
+        assert_eq!(line, r#"{"type":"run","scenario":"kprobe.tracefs.openat","params":{},"keep_state":true}"#);
+        assert_eq!(serde_json::from_str::<HostMsg>(&line).unwrap(), HostMsg::Run(req));
     }
 
     #[test]

@@ -71,8 +71,9 @@ pub fn ids() -> Vec<String> {
     catalogue().map(|s| s.meta.id.to_string()).collect()
 }
 
-/// Run one scenario by id with requirement checks and tracefs hygiene around it.
-pub fn run_one(id: &str, params: &BTreeMap<String, String>, caps: &Capabilities) -> ScenarioResult {
+/// Run one scenario by id with requirement checks and tracefs hygiene around it; with `keep`,
+/// tracefs is left as the scenario left it (for a shell on that state) instead of reset after.
+pub fn run_one(id: &str, params: &BTreeMap<String, String>, caps: &Capabilities, keep: bool) -> ScenarioResult {
     let Some(scenario) = catalogue().find(|s| s.meta.id == id) else {
         return ScenarioResult::new(
             id,
@@ -95,6 +96,9 @@ pub fn run_one(id: &str, params: &BTreeMap<String, String>, caps: &Capabilities)
         Ok(r) => r,
         Err(e) => from_error(id, e),
     };
+    if keep {
+        return result;
+    }
     let detach = Instant::now();
     let reset = ctx.tfs.reset();
     let leftovers = ctx.tfs.leftovers();

@@ -10,6 +10,7 @@ mod exec;
 mod gc;
 mod kernels;
 mod report;
+mod rerun;
 mod run;
 mod scenarios;
 mod selftest;
@@ -22,6 +23,7 @@ pub use exec::ExecArgs;
 pub use gc::GcArgs;
 pub use kernels::KernelsCommand;
 pub use report::{ReportArgs, ReportCommand};
+pub use rerun::RerunArgs;
 pub use run::{select_scenarios, BpfObjectArgs, RunArgs};
 pub use scenarios::ScenariosCommand;
 pub use selftest::{SelftestArgs, SelftestCommand};
@@ -69,6 +71,9 @@ pub enum Command {
     Scenarios(ScenariosCommand),
     /// Render, diff or merge result files (a run directory or its results.jsonl).
     Report(ReportArgs),
+    /// Run cells of a results file again, exactly: the same kernel build, parameters and
+    /// accelerator; `--shell` opens a shell on one cell's kept tracefs state.
+    Rerun(RerunArgs),
     /// CI integration.
     #[command(subcommand)]
     Ci(CiCommand),
@@ -199,6 +204,7 @@ pub async fn main(cli: Cli) -> Result<i32> {
         Command::Run(a) => run::run(a).await,
         Command::Scenarios(ScenariosCommand::List { json }) => scenarios::scenarios_list(json),
         Command::Report(a) => report::report_cmd(a),
+        Command::Rerun(a) => rerun::rerun_cmd(a).await,
         Command::Exec(a) => exec::exec_cmd(a).await,
         Command::Shell(a) => shell::shell_cmd(a).await,
         Command::Selftest(c) => selftest::selftest_cmd(c).await,

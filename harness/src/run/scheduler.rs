@@ -24,6 +24,16 @@ pub struct Planned {
     pub params: BTreeMap<String, String>,
 }
 
+/// One kernel's share of a run: the label its results carry (a matrix id, so expectations and
+/// reports find them), the spec that is booted (the same id, or the exact build a rerun asks
+/// for, `debian:6.1.176-1`), and its scenarios in order.
+#[derive(Debug, Clone)]
+pub struct KernelPlan {
+    pub label: String,
+    pub spec: String,
+    pub scenarios: Vec<Planned>,
+}
+
 /// What the scheduler needs to boot guests.
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
@@ -76,17 +86,17 @@ pub enum RunEvent {
 }
 
 /// Run every kernel's plan; events go to `tx`. Returns when every kernel is done.
-pub async fn run(cfg: SchedulerConfig, plan: Vec<(String, Vec<Planned>)>, tx: mpsc::Sender<RunEvent>) {
+pub async fn run(cfg: SchedulerConfig, plan: Vec<KernelPlan>, tx: mpsc::Sender<RunEvent>) {
     let sem = Arc::new(Semaphore::new(cfg.jobs.max(1)));
     let cfg = Arc::new(cfg);
     let mut tasks = Vec::new();
-    for (kernel, scenarios) in plan {
+    for kp in plan {
         let sem = sem.clone();
         let cfg = cfg.clone();
         let tx = tx.clone();
         tasks.push(tokio::spawn(async move {
             let Ok(_permit) = sem.acquire_owned().await else { return };
-            run_kernel(&cfg, &kernel, scenarios, &tx).await;
+            run_kernel(&cfg, &kp.label, &kp.spec, kp.scenarios, &tx).await;
         }));
     }
     for t in tasks {
@@ -109,7 +119,13 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-async fn run_kernel(cfg: &SchedulerConfig, kernel: &str, scenarios: Vec<Planned>, tx: &mpsc::Sender<RunEvent>) {
+async fn run_kernel(
+    cfg: &SchedulerConfig,
+    kernel: &str,
+    spec: &str,
+    scenarios: Vec<Planned>,
+    tx: &mpsc::Sender<RunEvent>,
+) {
     let started = Instant::now();
     let _ = tx.send(RunEvent::Preparing { kernel: kernel.to_string() }).await;
     let emit_all_error = |reason: String, build: Option<&PreparedKernel>, rest: &[Planned]| {
@@ -124,7 +140,7 @@ async fn run_kernel(cfg: &SchedulerConfig, kernel: &str, scenarios: Vec<Planned>
             })
             .collect::<Vec<_>>()
     };
-    let (k, img) = match prepare(cfg, kernel).await {
+    let (k, img) = match prepare(cfg, spec).await {
         Ok(x) => x,
         Err(reason) => {
             for ev in emit_all_error(reason, None, &scenarios) {
@@ -201,7 +217,12 @@ async fn run_kernel(cfg: &SchedulerConfig, kernel: &str, scenarios: Vec<Planned>
                 break;
             }
             let t1 = Instant::now();
-            let req = RunRequest { scenario: p.scenario.clone(), params: p.params.clone(), root: guest.share.clone() };
+            let req = RunRequest {
+                scenario: p.scenario.clone(),
+                params: p.params.clone(),
+                root: guest.share.clone(),
+                keep_state: false,
+            };
             let outcome = guest.run(req, cfg.scenario_timeout.min(left)).await;
             scenario_time += t1.elapsed();
             let mut r = match outcome {
