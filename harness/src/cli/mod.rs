@@ -4,6 +4,7 @@
 //! in `report/`, the work in the library modules.
 
 mod bench;
+mod bisect;
 mod boot;
 mod core_check;
 mod exec;
@@ -17,6 +18,7 @@ mod selftest;
 mod shell;
 
 pub use bench::BenchCommand;
+pub use bisect::BisectArgs;
 pub use boot::BootArgs;
 pub use core_check::CoreCheckArgs;
 pub use exec::ExecArgs;
@@ -71,6 +73,9 @@ pub enum Command {
     Scenarios(ScenariosCommand),
     /// Render, diff or merge result files (a run directory or its results.jsonl).
     Report(ReportArgs),
+    /// The first build of a kernel line where a scenario stops passing or a command stops
+    /// exiting 0, with the Debian changelog between the last good and the first bad build.
+    Bisect(BisectArgs),
     /// Run cells of a results file again, exactly: the same kernel build, parameters and
     /// accelerator; `--shell` opens a shell on one cell's kept tracefs state.
     Rerun(RerunArgs),
@@ -205,6 +210,7 @@ pub async fn main(cli: Cli) -> Result<i32> {
         Command::Scenarios(ScenariosCommand::List { json }) => scenarios::scenarios_list(json),
         Command::Report(a) => report::report_cmd(a),
         Command::Rerun(a) => rerun::rerun_cmd(a).await,
+        Command::Bisect(a) => bisect::bisect_cmd(a).await,
         Command::Exec(a) => exec::exec_cmd(a).await,
         Command::Shell(a) => shell::shell_cmd(a).await,
         Command::Selftest(c) => selftest::selftest_cmd(c).await,

@@ -136,6 +136,18 @@ impl KernelError {
         )
     }
 
+    /// The chain of trust failed (a hash, a size, a signature, the lock): never worked around.
+    pub fn is_integrity(&self) -> bool {
+        matches!(
+            self,
+            KernelError::HashMismatch { .. }
+                | KernelError::SizeMismatch { .. }
+                | KernelError::Signature { .. }
+                | KernelError::Unverifiable { .. }
+                | KernelError::LockMismatch { .. }
+        )
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> KernelError {
         let path = path.into();
         move |source| KernelError::Io { path, source }

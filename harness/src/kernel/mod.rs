@@ -6,6 +6,7 @@
 //! It does not boot anything or build guest images; `vm/` and `image/` take a [`PreparedKernel`]
 //! from here. All functions block (network and disk); async callers use `spawn_blocking`.
 
+pub mod changelog;
 pub mod compress;
 pub mod config;
 pub mod deb;

@@ -123,8 +123,17 @@ fn image_61(rel: &str) -> Vec<u8> {
         (&format!("./lib/modules/{rel}/kernel/net/9p/9pnet_virtio.ko"), 0o644, &v9p),
         (&format!("./lib/modules/{rel}/kernel/fs/netfs/netfs.ko"), 0o644, &netfs),
         (&format!("./lib/modules/{rel}/modules.builtin"), 0o644, b"kernel/drivers/virtio/virtio_pci.ko\n"),
-        (&format!("./usr/share/doc/linux-image-{rel}/changelog.gz"), 0o644, b"x"),
+        (&format!("./usr/share/doc/linux-image-{rel}/changelog.gz"), 0o644, &gzip(CHANGELOG.as_bytes())),
     ])
+}
+
+/// A real kernel changelog's first entries (see fixtures/README.md), as packages ship it.
+const CHANGELOG: &str = include_str!("fixtures/changelog-6.12-bpo.txt");
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
 }
 
 fn pkg(name: &str, version: &str, deb: Vec<u8>) -> Pkg {
@@ -720,4 +729,31 @@ fn real_mirror_available() {
             eprintln!("{line}: {} {} {} {}", k.package, k.version, k.suite, k.spec);
         }
     }
+}
+
+#[test]
+fn changelog_comes_from_the_image_package_verified_and_is_kept() {
+    let e = env();
+    let k = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap();
+    let deb = format!("linux-image-{REL_61}_6.1.176-1_amd64.deb");
+    assert_eq!(e.server.hits_ending(&deb), 1);
+    assert_eq!(changelog::changelog(&k, &e.cache, &e.opts).unwrap(), CHANGELOG);
+    // Downloaded again (prepare keeps no .deb), then kept in the build's entry.
+    assert_eq!(e.server.hits_ending(&deb), 2);
+    assert_eq!(changelog::changelog(&k, &e.cache, &e.opts).unwrap(), CHANGELOG);
+    assert_eq!(e.server.hits_ending(&deb), 2);
+    assert!(k.manifest.as_ref().unwrap().parent().unwrap().join("changelog.gz").is_file());
+
+    // A package that changed on the mirror since the build was prepared is refused.
+    let e = env();
+    let k = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap();
+    std::fs::write(e.server.file(&format!("pool/main/l/linux/{deb}")), b"tampered").unwrap();
+    let err = changelog::changelog(&k, &e.cache, &e.opts).unwrap_err();
+    assert!(matches!(err, KernelError::HashMismatch { .. } | KernelError::SizeMismatch { .. }), "{err}");
+
+    // A local kernel has none, and says so.
+    let mut local = k.clone();
+    local.package = None;
+    let err = changelog::changelog(&local, &e.cache, &e.opts).unwrap_err();
+    assert!(err.to_string().contains("a local kernel has no Debian changelog"), "{err}");
 }
