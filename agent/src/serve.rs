@@ -44,7 +44,7 @@ pub fn serve(ch: &mut Channel, caps: &Capabilities) -> Result<()> {
             }
             HostMsg::Run(req) => {
                 crate::share::offer(req.root.clone());
-                let result = scenario::run_one(&req.scenario, &req.params, caps);
+                let result = scenario::run_one(&req.scenario, &req.params, caps, req.keep_state);
                 console::say(&format!("{}: {}", result.scenario, result.status));
                 ch.send(&GuestMsg::Result(Box::new(result)))?;
             }

@@ -101,6 +101,7 @@ impl Shared {
                 params: BTreeMap::new(),
                 expectations: self.expectations.clone(),
                 results_path,
+                cells: None,
             };
             let outcome = matrix::execute(run, |_| {}).await.map_err(|e| e.to_string())?;
             Ok(outcome.results.into_iter().map(|r| (r.scenario.clone(), r)).collect())

@@ -85,6 +85,19 @@ fn html_matrix_renders_and_opens_a_cell_in_headless_chromium() {
         &detail[..detail.len().min(300)]
     );
     assert!(detail.contains("reason: "), "{detail}");
+    // Each failed cell of the run (three in this fixture) has its rerun command line, on the
+    // page and in its detail.
+    let reruns = dom.split("<ul id=\"reruns\">").nth(1).and_then(|s| s.split("</ul>").next()).unwrap_or("");
+    let run = fixture("after").display().to_string();
+    for (k, s) in [
+        ("debian-6.1", "kprobe.eprobe.sys_enter_openat"),
+        ("debian-6.12", "perf.hardware.instructions"),
+        ("debian-6.1", "perf.hardware.instructions"),
+    ] {
+        let line = format!("<code>kmatrix rerun {run} --kernel {k} --scenario {s}</code>");
+        assert!(reruns.contains(&line), "no {line} in {reruns}");
+    }
+    assert_eq!(reruns.matches("<li>").count(), 3, "{reruns}");
 }
 
 #[test]

@@ -34,7 +34,7 @@ fn log(tag: &str) -> PathBuf {
 }
 
 async fn kprobe_counts_exactly(g: &mut Guest) {
-    let req = RunRequest { scenario: "kprobe.tracefs.openat".into(), params: Default::default(), root: None };
+    let req = RunRequest { scenario: "kprobe.tracefs.openat".into(), ..Default::default() };
     let r = g.run(req, Duration::from_secs(120)).await.unwrap();
     assert_eq!(r.status, Status::Pass, "{}", r.reason);
     assert!(!r.counts.is_empty() && r.counts.iter().all(|c| c.expected == c.observed), "{:?}", r.counts);

@@ -246,7 +246,7 @@ async fn vm_scenarios_leave_tracefs_as_they_found_it() {
         "kprobe.eprobe.sys_enter_openat",
         "uprobe.tracefs.hello",
     ] {
-        let req = kmatrix_proto::RunRequest { scenario: s.into(), params: Default::default(), root: None };
+        let req = kmatrix_proto::RunRequest { scenario: s.into(), ..Default::default() };
         let r = g.run(req, std::time::Duration::from_secs(120)).await.unwrap();
         assert_ne!(r.status, kmatrix_proto::Status::Error, "{s}: {}", r.reason);
         let after = tracefs_state(&mut g).await;

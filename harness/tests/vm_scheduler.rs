@@ -43,8 +43,19 @@ fn vm_hanging_scenario_times_out_and_the_rest_complete_in_a_fresh_vm() {
     assert_eq!(hang.status, Status::Error);
     assert!(hang.reason.contains("timed out after 6.0 s"), "{}", hang.reason);
     assert!(!hang.excerpt.is_empty(), "no console evidence");
-    assert_eq!(status_of(&rs, "kprobe.tracefs.openat").status, Status::Pass, "{stderr}");
+    let kp = status_of(&rs, "kprobe.tracefs.openat");
+    assert_eq!(kp.status, Status::Pass, "{stderr}");
     assert!(stderr.contains("2 boots"), "the rest did not run in a fresh VM: {stderr}");
+    // Every result says the exact build it ran on (the locked package version, not the line)
+    // and the parameters it ran with (the catalogue's defaults: count=100 for this one).
+    let lock = kmatrix::kernel::KernelsDir::locate(None).lock().unwrap();
+    let version = &lock.kernels["debian-6.1"].version;
+    for r in &rs {
+        let b = r.build.as_ref().unwrap_or_else(|| panic!("{} has no build", r.scenario));
+        assert_eq!(b.spec, format!("debian:{version}"), "{}", r.scenario);
+        assert_eq!(b.sha256.as_deref(), Some(lock.kernels["debian-6.1"].packages[0].sha256.as_str()));
+    }
+    assert_eq!(kp.params.get("count").map(String::as_str), Some("100"), "{:?}", kp.params);
     assert_eq!(code, Some(3), "an infrastructure error must give exit code 3");
 }
 

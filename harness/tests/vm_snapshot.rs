@@ -9,7 +9,7 @@ use kmatrix_proto::{RunRequest, Status};
 use std::time::Duration;
 
 async fn kprobe_passes(g: &mut Guest) {
-    let req = RunRequest { scenario: "kprobe.tracefs.openat".into(), params: Default::default(), root: None };
+    let req = RunRequest { scenario: "kprobe.tracefs.openat".into(), ..Default::default() };
     let r = g.run(req, Duration::from_secs(60)).await.unwrap();
     assert_eq!(r.status, Status::Pass, "{}", r.reason);
 }

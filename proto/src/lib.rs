@@ -141,6 +141,11 @@ pub struct RunRequest {
     /// (`tool.*`) mount it and run them in it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<Share>,
+    /// Leave tracefs as the scenario left it (probes registered, tracer and events on, the
+    /// trace buffer full) instead of resetting it after the scenario: `kmatrix rerun --shell`
+    /// opens a shell on that state. The reset before the scenario still happens.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_state: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -440,6 +445,15 @@ pub struct ScenarioResult {
     /// The accelerator the guest ran under (`kvm`, `tcg`); filled in by the host.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub accel: String,
+    /// The exact kernel build the scenario ran on, enough to boot it again (`kmatrix rerun`);
+    /// filled in by the host. Absent in results written before kmatrix recorded it, and when
+    /// the kernel could not be prepared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<KernelBuild>,
+    /// The parameters the scenario ran with (the catalogue's defaults and the run's `--param`s,
+    /// as sent to the agent); filled in by the host.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
     /// Scenario id, `family.path.target`.
     pub scenario: String,
     /// The verdict: the agent's status, judged by the host (see `agent_status`, `verdict`).
@@ -475,6 +489,33 @@ pub struct ScenarioResult {
     pub excerpt: String,
 }
 
+/// The exact kernel build a result ran on: what `kmatrix rerun` boots again.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct KernelBuild {
+    /// The `--kernel` spec that selects exactly this build: `debian:6.1.176-1` for a Debian
+    /// package (its version, not its line), the absolute path of a local kernel file.
+    pub spec: String,
+    /// `uname -r` of the build (`6.1.0-50-amd64`); empty when a local file does not say it.
+    #[serde(default)]
+    pub release: String,
+    /// The Debian package (`linux-image-6.1.0-50-amd64`), for a packaged kernel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    /// The suite the package came from (`bookworm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<String>,
+    /// sha256 of what was booted: the image package (`.deb`) of a Debian build, the file of a
+    /// local kernel. A rerun refuses a build whose hash differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// A local kernel's `--modules` directory, when one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modules: Option<String>,
+    /// A local kernel's `--config` file, when one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+}
+
 /// Longest raw excerpt a result carries.
 pub const MAX_EXCERPT: usize = 4096;
 
@@ -495,6 +536,8 @@ impl ScenarioResult {
         ScenarioResult {
             kernel: String::new(),
             accel: String::new(),
+            build: None,
+            params: BTreeMap::new(),
             scenario: scenario.to_string(),
             status,
             reason: reason.into(),
@@ -556,11 +599,36 @@ mod tests {
         assert!(line.starts_with(r#"{"type":"hello","proto":2,"#), "{line}");
         assert!(!line.contains('\n'));
         assert_eq!(serde_json::from_str::<GuestMsg>(&line).unwrap(), msg);
-        let run =
-            HostMsg::Run(RunRequest { scenario: "kprobe.tracefs.openat".into(), params: BTreeMap::new(), root: None });
-        let line = serde_json::to_string(&run).unwrap();
+        let mut req = RunRequest { scenario: "kprobe.tracefs.openat".into(), ..Default::default() };
+        let line = serde_json::to_string(&HostMsg::Run(req.clone())).unwrap();
         assert_eq!(line, r#"{"type":"run","scenario":"kprobe.tracefs.openat","params":{}}"#);
-        assert_eq!(serde_json::from_str::<HostMsg>(&line).unwrap(), run);
+        assert_eq!(serde_json::from_str::<HostMsg>(&line).unwrap(), HostMsg::Run(req.clone()));
+        req.keep_state = true;
+        let line = serde_json::to_string(&HostMsg::Run(req.clone())).unwrap();
+        assert_eq!(line, r#"{"type":"run","scenario":"kprobe.tracefs.openat","params":{},"keep_state":true}"#);
+        assert_eq!(serde_json::from_str::<HostMsg>(&line).unwrap(), HostMsg::Run(req));
+    }
+
+    #[test]
+    fn results_without_build_or_params_still_parse_and_new_ones_round_trip() {
+        // A line as kmatrix wrote it before results recorded the build and the parameters.
+        let old = r#"{"kernel":"debian-6.1","accel":"tcg","scenario":"kprobe.tracefs.openat","status":"pass","reason":"","counts":[],"timings":{"attach_ms":1.0,"run_ms":2.0,"detach_ms":0.5},"excerpt":""}"#;
+        let r: ScenarioResult = serde_json::from_str(old).unwrap();
+        assert_eq!((r.build.as_ref(), r.params.len()), (None, 0));
+        // Neither is written when absent, so such a result serialises as before.
+        assert!(!serde_json::to_string(&r).unwrap().contains("build"));
+        let mut r = r;
+        r.build = Some(KernelBuild {
+            spec: "debian:6.1.176-1".into(),
+            release: "6.1.0-50-amd64".into(),
+            package: Some("linux-image-6.1.0-50-amd64".into()),
+            ..Default::default()
+        });
+        r.params.insert("count".into(), "100".into());
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(line.contains(r#""build":{"spec":"debian:6.1.176-1","release":"6.1.0-50-amd64","package":"linux-image-6.1.0-50-amd64"}"#), "{line}");
+        assert!(line.contains(r#""params":{"count":"100"}"#), "{line}");
+        assert_eq!(serde_json::from_str::<ScenarioResult>(&line).unwrap(), r);
     }
 
     #[test]

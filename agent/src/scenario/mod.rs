@@ -71,8 +71,9 @@ pub fn ids() -> Vec<String> {
     catalogue().map(|s| s.meta.id.to_string()).collect()
 }
 
-/// Run one scenario by id with requirement checks and tracefs hygiene around it.
-pub fn run_one(id: &str, params: &BTreeMap<String, String>, caps: &Capabilities) -> ScenarioResult {
+/// Run one scenario by id with requirement checks and tracefs hygiene around it; with `keep`,
+/// tracefs is left as the scenario left it (for a shell on that state) instead of reset after.
+pub fn run_one(id: &str, params: &BTreeMap<String, String>, caps: &Capabilities, keep: bool) -> ScenarioResult {
     let Some(scenario) = catalogue().find(|s| s.meta.id == id) else {
         return ScenarioResult::new(
             id,
@@ -101,6 +102,9 @@ pub fn run_one(id: &str, params: &BTreeMap<String, String>, caps: &Capabilities)
         // A scenario without timings of its own (a host tool attaches, runs and detaches inside
         // its own process) reports its whole run.
         t.run_ms = ms(started);
+    }
+    if keep {
+        return result;
     }
     let detach = Instant::now();
     let reset = ctx.tfs.reset();

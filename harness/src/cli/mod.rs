@@ -4,24 +4,28 @@
 //! in `report/`, the work in the library modules.
 
 mod bench;
+mod bisect;
 mod boot;
 mod core_check;
 mod exec;
 mod gc;
 mod kernels;
 mod report;
+mod rerun;
 mod run;
 mod scenarios;
 mod selftest;
 mod shell;
 
 pub use bench::BenchCommand;
+pub use bisect::BisectArgs;
 pub use boot::BootArgs;
 pub use core_check::CoreCheckArgs;
 pub use exec::ExecArgs;
 pub use gc::GcArgs;
 pub use kernels::KernelsCommand;
 pub use report::{ReportArgs, ReportCommand};
+pub use rerun::RerunArgs;
 pub use run::{select_scenarios, BpfObjectArgs, RunArgs};
 pub use scenarios::ScenariosCommand;
 pub use selftest::{SelftestArgs, SelftestCommand};
@@ -69,6 +73,12 @@ pub enum Command {
     Scenarios(ScenariosCommand),
     /// Render, diff or merge result files (a run directory or its results.jsonl).
     Report(ReportArgs),
+    /// The first build of a kernel line where a scenario stops passing or a command stops
+    /// exiting 0, with the Debian changelog between the last good and the first bad build.
+    Bisect(BisectArgs),
+    /// Run cells of a results file again, exactly: the same kernel build, parameters and
+    /// accelerator; `--shell` opens a shell on one cell's kept tracefs state.
+    Rerun(RerunArgs),
     /// CI integration.
     #[command(subcommand)]
     Ci(CiCommand),
@@ -199,6 +209,8 @@ pub async fn main(cli: Cli) -> Result<i32> {
         Command::Run(a) => run::run(a).await,
         Command::Scenarios(ScenariosCommand::List { json }) => scenarios::scenarios_list(json),
         Command::Report(a) => report::report_cmd(a),
+        Command::Rerun(a) => rerun::rerun_cmd(a).await,
+        Command::Bisect(a) => bisect::bisect_cmd(a).await,
         Command::Exec(a) => exec::exec_cmd(a).await,
         Command::Shell(a) => shell::shell_cmd(a).await,
         Command::Selftest(c) => selftest::selftest_cmd(c).await,

@@ -98,7 +98,12 @@ pub(crate) fn report_cmd(a: ReportArgs) -> Result<i32> {
                     }))? + "\n"
                 }
                 "junit" => render::junit::render(&results),
-                "html" => render::html::render(&results, &kernels, &format!("kmatrix — {}", run.display())),
+                "html" => render::html::render(
+                    &results,
+                    &kernels,
+                    &format!("kmatrix — {}", run.display()),
+                    &run.display().to_string(),
+                ),
                 _ => format!(
                     "{}\n{}\n",
                     render::table::render(&results, &kernels, false),

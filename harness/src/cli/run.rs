@@ -104,9 +104,6 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32> {
 }
 
 pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Outcome)> {
-    use crate::run::matrix::{self, MatrixRun, Progress};
-    use crate::run::scheduler::SchedulerConfig;
-    use std::io::IsTerminal;
     // A user's object is checked before anything else: a typo should not cost a boot per kernel.
     let user = match &a.bpf.bpf_object {
         Some(path) => {
@@ -167,91 +164,151 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Ou
     let session = Arc::new(open_session(a.guest.accel).await?);
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     let run_dir = a.guest.out.join(format!("run-{stamp}"));
-    std::fs::create_dir_all(&run_dir)
-        .with_context(|| format!("cannot create {}", run_dir.display()))
-        .exit_code(exit::INFRA)?;
-    // Held while the run lasts: `kmatrix gc` leaves a running run's directory alone.
-    let _in_use = crate::gc::hold_run_dir(&run_dir).exit_code(exit::INFRA)?;
-    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
-    let sched = SchedulerConfig {
-        session: session.clone(),
-        fetch: a.guest.fetch_options(),
-        memory_mb: a.guest.memory,
-        boot_timeout: Duration::from_secs_f64(a.guest.boot_timeout),
-        scenario_timeout: Duration::from_secs_f64(a.scenario_timeout),
-        vm_timeout: Duration::from_secs_f64(a.vm_timeout),
-        jobs,
-        image: a
-            .guest
-            .image_options(scenarios.iter().any(|s| s.host_root) || user.as_ref().is_some_and(|p| p.host_root)),
-        log_dir: run_dir.clone(),
-        snapshots: a.guest.snapshots(true),
+    let host_root = scenarios.iter().any(|s| s.host_root) || user.as_ref().is_some_and(|p| p.host_root);
+    let launch = Launch {
+        session,
+        guest: a.guest.clone(),
+        jobs: a.jobs,
+        scenario_timeout: a.scenario_timeout,
+        vm_timeout: a.vm_timeout,
+        host_root,
         extra: user.iter().map(|p| p.file.clone()).collect(),
+        json: a.json,
+        bpf_steps: user.is_some(),
+        run_dir,
     };
-    let results_path = run_dir.join("results.jsonl");
-    eprintln!(
-        "kmatrix: {} scenarios × {} kernels, {} at once; results stream to {}",
-        scenarios.len(),
-        kernels.len(),
-        jobs,
-        results_path.display()
-    );
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let json = a.json;
-    let mr = MatrixRun {
-        sched,
-        kernels: kernels.clone(),
-        scenarios,
-        params,
-        expectations,
-        results_path: results_path.clone(),
-    };
-    let progress = render::progress::RunProgress::new(&kernels, mr.scenarios.len(), color && !json);
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    let execute = matrix::execute(mr, |p| {
-        if let Progress::Result(r, _) = &p {
-            done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if json {
-                println!("{}", serde_json::to_string(r).unwrap_or_default());
+    launch.execute((kernels, scenarios, params, expectations, None)).await
+}
+
+/// A matrix run set up and under way: run directory, scheduler, progress, Ctrl-C, table and
+/// summary line. `kmatrix run` and `kmatrix rerun` both end here.
+pub(crate) struct Launch {
+    pub session: Arc<Session>,
+    pub guest: GuestArgs,
+    pub jobs: Option<usize>,
+    pub scenario_timeout: f64,
+    pub vm_timeout: f64,
+    /// Some scenario needs the host root shared in.
+    pub host_root: bool,
+    pub extra: Vec<crate::image::ExtraFile>,
+    pub json: bool,
+    /// Print the steps of `run --bpf-object` under the table.
+    pub bpf_steps: bool,
+    /// Created if missing; results are appended to its results.jsonl.
+    pub run_dir: PathBuf,
+}
+
+/// Kernels (labels), scenarios, parameters for all, expectations, and exact cells (rerun).
+pub(crate) type MatrixParts = (
+    Vec<String>,
+    Vec<kmatrix_proto::ScenarioInfo>,
+    std::collections::BTreeMap<String, String>,
+    crate::run::verdict::Expectations,
+    Option<Vec<crate::run::scheduler::KernelPlan>>,
+);
+
+impl Launch {
+    pub(crate) async fn execute(self, parts: MatrixParts) -> Result<(i32, crate::run::matrix::Outcome)> {
+        use crate::run::matrix::{self, MatrixRun, Progress};
+        use crate::run::scheduler::SchedulerConfig;
+        use std::io::IsTerminal;
+        let (kernels, scenarios, params, expectations, cells) = parts;
+        let run_dir = self.run_dir.clone();
+        std::fs::create_dir_all(&run_dir)
+            .with_context(|| format!("cannot create {}", run_dir.display()))
+            .exit_code(exit::INFRA)?;
+        // Held while the run lasts: `kmatrix gc` leaves a running run's directory alone.
+        let _in_use = crate::gc::hold_run_dir(&run_dir).exit_code(exit::INFRA)?;
+        let jobs =
+            self.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
+        let sched = SchedulerConfig {
+            session: self.session.clone(),
+            fetch: self.guest.fetch_options(),
+            memory_mb: self.guest.memory,
+            boot_timeout: Duration::from_secs_f64(self.guest.boot_timeout),
+            scenario_timeout: Duration::from_secs_f64(self.scenario_timeout),
+            vm_timeout: Duration::from_secs_f64(self.vm_timeout),
+            jobs,
+            image: self.guest.image_options(self.host_root),
+            log_dir: run_dir.clone(),
+            snapshots: self.guest.snapshots(true),
+            extra: self.extra.clone(),
+        };
+        let results_path = run_dir.join("results.jsonl");
+        let cell_count = match &cells {
+            Some(c) => c.iter().map(|k| k.scenarios.len()).sum::<usize>(),
+            None => scenarios.len() * kernels.len(),
+        };
+        eprintln!(
+            "kmatrix: {cell_count} cells ({} scenarios × {} kernels), {} at once; results stream to {}",
+            scenarios.len(),
+            kernels.len(),
+            jobs,
+            results_path.display()
+        );
+        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let json = self.json;
+        let per_kernel = cell_count / kernels.len().max(1);
+        let mr = MatrixRun {
+            sched,
+            kernels: kernels.clone(),
+            scenarios,
+            params,
+            expectations,
+            results_path: results_path.clone(),
+            cells,
+        };
+        let progress = render::progress::RunProgress::new(&kernels, per_kernel, color && !json);
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let execute = matrix::execute(mr, |p| {
+            if let Progress::Result(r, _) = &p {
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if json {
+                    println!("{}", serde_json::to_string(r).unwrap_or_default());
+                }
             }
+            progress.event(&p, color);
+        });
+        // Ctrl-C or a TERM: every result so far is already in results.jsonl; say so and where, and
+        // leave (the guests' QEMUs die with kmatrix).
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot watch for SIGTERM")?;
+        let outcome = tokio::select! {
+            o = execute => o.exit_code(exit::INFRA)?,
+            _ = tokio::signal::ctrl_c() => return Ok((interrupted("SIGINT", &done, &results_path, &progress), crate::run::matrix::Outcome::empty())),
+            _ = term.recv() => return Ok((interrupted("SIGTERM", &done, &results_path, &progress), crate::run::matrix::Outcome::empty())),
+        };
+        progress.finish();
+        let table = render::table::render(&outcome.results, &kernels, color && !json);
+        let summary = render::table::Summary::of(&outcome.results);
+        let summary_path = run_dir.join("summary.json");
+        let _ = std::fs::write(&summary_path, serde_json::to_vec_pretty(&outcome).unwrap_or_default());
+        let mut text = format!("\n{table}\n");
+        if self.bpf_steps {
+            text.push_str(&crate::bpf_object::render_steps(&outcome.results));
         }
-        progress.event(&p, color);
-    });
-    // Ctrl-C or a TERM: every result so far is already in results.jsonl; say so and where, and
-    // leave (the guests' QEMUs die with kmatrix).
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot watch for SIGTERM")?;
-    let outcome = tokio::select! {
-        o = execute => o.exit_code(exit::INFRA)?,
-        _ = tokio::signal::ctrl_c() => return Ok((interrupted("SIGINT", &done, &results_path, &progress), crate::run::matrix::Outcome::empty())),
-        _ = term.recv() => return Ok((interrupted("SIGTERM", &done, &results_path, &progress), crate::run::matrix::Outcome::empty())),
-    };
-    progress.finish();
-    let table = render::table::render(&outcome.results, &kernels, color && !json);
-    let summary = render::table::Summary::of(&outcome.results);
-    let summary_path = run_dir.join("summary.json");
-    let _ = std::fs::write(&summary_path, serde_json::to_vec_pretty(&outcome).unwrap_or_default());
-    let mut text = format!("\n{table}\n");
-    if user.is_some() {
-        text.push_str(&crate::bpf_object::render_steps(&outcome.results));
+        for s in &outcome.stale {
+            text.push_str(&format!("stale expectation: {s}\n"));
+        }
+        text.push_str(&format!("{} in {:.1} s; results: {}\n", summary.line(), outcome.wall_s, results_path.display()));
+        if json {
+            eprint!("{text}");
+        } else {
+            print!("{text}");
+        }
+        Ok((exit_code(&summary), outcome))
     }
-    for s in &outcome.stale {
-        text.push_str(&format!("stale expectation: {s}\n"));
-    }
-    text.push_str(&format!("{} in {:.1} s; results: {}\n", summary.line(), outcome.wall_s, results_path.display()));
-    if json {
-        eprint!("{text}");
-    } else {
-        print!("{text}");
-    }
-    let code = if summary.error > 0 {
+}
+
+/// A run's exit code: infrastructure errors first, then test failures.
+pub(crate) fn exit_code(summary: &render::table::Summary) -> i32 {
+    if summary.error > 0 {
         exit::INFRA
     } else if summary.fail > 0 {
         exit::TEST_FAILED
     } else {
         exit::OK
-    };
-    Ok((code, outcome))
+    }
 }
 
 /// Read and check a user's object for `run --bpf-object`, and plan its scenario.

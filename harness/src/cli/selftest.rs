@@ -113,6 +113,7 @@ pub(crate) async fn selftest_cmd(cmd: SelftestCommand) -> Result<i32> {
             let mut r = crate::selftest::result_of(c);
             r.kernel = k.clone();
             r.accel = accel.to_string();
+            r.build = Some(kernel.build());
             writer.append(&r).exit_code(exit::INFRA)?;
             if a.json {
                 println!("{}", serde_json::to_string(&r).unwrap_or_default());

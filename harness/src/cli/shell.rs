@@ -46,16 +46,28 @@ fn winsize() -> Option<(u16, u16)> {
 }
 
 pub(crate) async fn shell_cmd(a: ShellArgs) -> Result<i32> {
-    let argv = if a.argv.is_empty() {
-        vec![std::env::var("SHELL").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "/bin/bash".into())]
-    } else {
-        a.argv.clone()
-    };
-    let (mut req, rw) = super::exec::request(&argv, &[], 24.0 * 3600.0, &a.rw)?;
+    let argv = if a.argv.is_empty() { default_shell() } else { a.argv.clone() };
+    let (req, rw) = super::exec::request(&argv, &[], 24.0 * 3600.0, &a.rw)?;
     let session = Arc::new(open_session(a.guest.accel).await?);
-    let (p, mut g) = start_shared(&session, &a.guest, a.guest.kernel(), "shell", rw).await?;
+    let (p, g) = start_shared(&session, &a.guest, a.guest.kernel(), "shell", rw).await?;
+    interactive(g, req, &p.kernel).await
+}
+
+/// The shell's default command line: `$SHELL`, else /bin/bash.
+pub(crate) fn default_shell() -> Vec<String> {
+    vec![std::env::var("SHELL").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "/bin/bash".into())]
+}
+
+/// Run `req` (a host program, checked by `exec::request`) on a terminal in the booted guest `g`
+/// of `kernel`, this terminal raw, until it exits; then power the guest off and return its exit
+/// code. `kmatrix shell` and `kmatrix rerun --shell` both end here.
+pub(crate) async fn interactive(
+    mut g: crate::guest::Guest,
+    mut req: kmatrix_proto::ExecRequest,
+    kernel: &crate::kernel::PreparedKernel,
+) -> Result<i32> {
     req.root = g.share.clone();
-    req.env = crate::exec::guest_env(std::mem::take(&mut req.env), &p.kernel.id, &p.kernel.release);
+    req.env = crate::exec::guest_env(std::mem::take(&mut req.env), &kernel.id, &kernel.release);
     // The host root is read-only: keep the shell's history in the guest's /tmp.
     req.env.retain(|(k, _)| k != "HISTFILE");
     req.env.push(("HISTFILE".into(), "/tmp/.kmatrix_shell_history".into()));
@@ -63,8 +75,8 @@ pub(crate) async fn shell_cmd(a: ShellArgs) -> Result<i32> {
     req.winsize = winsize().or(Some((24, 80)));
     eprintln!(
         "kmatrix: shell on {} ({}, {}); `exit` powers the guest off\r",
-        p.kernel.id,
-        p.kernel.release,
+        kernel.id,
+        kernel.release,
         g.accel.as_str()
     );
     g.send(&HostMsg::Exec(req)).await.exit_code(exit::INFRA)?;

@@ -127,6 +127,27 @@ impl KernelError {
         )
     }
 
+    /// The mirror does not have the build (any more): not in any suite's index, or its package
+    /// is gone from the pool. An archive snapshot given with `--mirror` may still have it.
+    pub fn is_gone(&self) -> bool {
+        matches!(
+            self,
+            KernelError::VersionNotFound { .. } | KernelError::PinnedGone { .. } | KernelError::NotFound { .. }
+        )
+    }
+
+    /// The chain of trust failed (a hash, a size, a signature, the lock): never worked around.
+    pub fn is_integrity(&self) -> bool {
+        matches!(
+            self,
+            KernelError::HashMismatch { .. }
+                | KernelError::SizeMismatch { .. }
+                | KernelError::Signature { .. }
+                | KernelError::Unverifiable { .. }
+                | KernelError::LockMismatch { .. }
+        )
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> KernelError {
         let path = path.into();
         move |source| KernelError::Io { path, source }

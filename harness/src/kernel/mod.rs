@@ -6,6 +6,7 @@
 //! It does not boot anything or build guest images; `vm/` and `image/` take a [`PreparedKernel`]
 //! from here. All functions block (network and disk); async callers use `spawn_blocking`.
 
+pub mod changelog;
 pub mod compress;
 pub mod config;
 pub mod deb;
@@ -138,9 +139,31 @@ pub struct PreparedKernel {
     pub pinning: Pinning,
     pub suite: Option<String>,
     pub signature: Option<Signature>,
+    /// sha256 of the image package (`.deb`) of a Debian build, of the file of a local kernel.
+    pub sha256: Option<String>,
 }
 
 impl PreparedKernel {
+    /// The exact build, as results record it: the spec that boots this build again
+    /// (`debian:<package version>`, a local file's path) and what identifies its bytes.
+    pub fn build(&self) -> kmatrix_proto::KernelBuild {
+        let local = self.pinning == Pinning::Local;
+        let spec = match (&self.package_version, local) {
+            (Some(v), false) => format!("debian:{v}"),
+            _ => self.bzimage.display().to_string(),
+        };
+        let path = |p: &Option<PathBuf>| p.as_ref().filter(|_| local).map(|p| p.display().to_string());
+        kmatrix_proto::KernelBuild {
+            spec,
+            release: self.release.clone(),
+            package: self.package.clone(),
+            suite: self.suite.clone(),
+            sha256: self.sha256.clone(),
+            modules: path(&self.modules_dir),
+            config: path(&self.config),
+        }
+    }
+
     pub(crate) fn empty(id: &str, release: &str) -> PreparedKernel {
         PreparedKernel {
             id: id.into(),
@@ -157,6 +180,7 @@ impl PreparedKernel {
             pinning: Pinning::Local,
             suite: None,
             signature: None,
+            sha256: None,
         }
     }
 
@@ -177,6 +201,7 @@ impl PreparedKernel {
             pinning,
             suite: m.suite.clone(),
             signature: m.signature.clone(),
+            sha256: m.debs.iter().find(|d| Some(&d.name) == m.package.as_ref()).map(|d| d.sha256.clone()),
         }
     }
 }
@@ -392,6 +417,7 @@ fn prepare_local(path: &Path, modules: Option<&Path>, config: Option<&Path>, cac
     let mut k = PreparedKernel::empty(&format!("local:{}", abs.display()), "");
     k.bzimage = abs.clone();
     k.pinning = Pinning::Local;
+    k.sha256 = Some(digest.clone());
 
     let (release, vmlinux_from_bz) = match image::parse_bzimage(&bytes) {
         Ok(bz) => {

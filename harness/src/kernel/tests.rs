@@ -123,8 +123,17 @@ fn image_61(rel: &str) -> Vec<u8> {
         (&format!("./lib/modules/{rel}/kernel/net/9p/9pnet_virtio.ko"), 0o644, &v9p),
         (&format!("./lib/modules/{rel}/kernel/fs/netfs/netfs.ko"), 0o644, &netfs),
         (&format!("./lib/modules/{rel}/modules.builtin"), 0o644, b"kernel/drivers/virtio/virtio_pci.ko\n"),
-        (&format!("./usr/share/doc/linux-image-{rel}/changelog.gz"), 0o644, b"x"),
+        (&format!("./usr/share/doc/linux-image-{rel}/changelog.gz"), 0o644, &gzip(CHANGELOG.as_bytes())),
     ])
+}
+
+/// A real kernel changelog's first entries (see fixtures/README.md), as packages ship it.
+const CHANGELOG: &str = include_str!("fixtures/changelog-6.12-bpo.txt");
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
 }
 
 fn pkg(name: &str, version: &str, deb: Vec<u8>) -> Pkg {
@@ -269,6 +278,17 @@ fn prepares_a_6_1_style_kernel_end_to_end() {
     assert_eq!(k.package_version.as_deref(), Some("6.1.176-1"));
     assert_eq!(k.pinning, Pinning::NotPinned);
     assert_eq!(k.signature, Some(Signature::Unchecked));
+    // What results record: the spec that boots this very build again, and the .deb's hash.
+    let image_deb =
+        std::fs::read(e.server.file(&format!("pool/main/l/linux/linux-image-{REL_61}_6.1.176-1_amd64.deb"))).unwrap();
+    let b = k.build();
+    assert_eq!(b.spec, "debian:6.1.176-1");
+    assert_eq!(
+        (b.release.as_str(), b.package.as_deref(), b.suite.as_deref()),
+        (REL_61, k.package.as_deref(), Some("bookworm"))
+    );
+    assert_eq!(b.sha256, Some(hex::encode(Sha256::digest(&image_deb))));
+    assert_eq!((b.modules, b.config), (None, None), "a package's own files are not the user's");
     assert_eq!(std::fs::read(k.vmlinux.as_ref().unwrap()).unwrap(), fake::vmlinux(REL_61));
     assert_eq!(std::fs::read(k.btf.as_ref().unwrap()).unwrap(), b"\x9f\xeb\x01\x00fake-btf");
     assert_eq!(std::fs::read_to_string(k.config.as_ref().unwrap()).unwrap(), config_text());
@@ -604,6 +624,13 @@ fn local_kernels() {
     assert_eq!(std::fs::read(k.vmlinux.as_ref().unwrap()).unwrap(), elf);
     assert_eq!(k.modules_dir.as_deref(), Some(mods.as_path()));
     assert_eq!(module_closure(&k, &["a"]).unwrap().len(), 1);
+    // A result on a local kernel names its file, the file's hash and the user's modules.
+    let b = k.build();
+    assert_eq!(PathBuf::from(&b.spec), std::fs::canonicalize(&bz).unwrap());
+    let want = hex::encode(Sha256::digest(std::fs::read(&bz).unwrap()));
+    assert_eq!(b.sha256.as_deref(), Some(want.as_str()));
+    assert_eq!(b.modules.as_deref(), Some(mods.to_str().unwrap()));
+    assert_eq!((b.package, b.release.as_str()), (None, "6.13.0-rc1"));
     // Warm: same answer.
     assert_eq!(prepare(&s, &cache, &o).unwrap(), k);
 
@@ -702,4 +729,31 @@ fn real_mirror_available() {
             eprintln!("{line}: {} {} {} {}", k.package, k.version, k.suite, k.spec);
         }
     }
+}
+
+#[test]
+fn changelog_comes_from_the_image_package_verified_and_is_kept() {
+    let e = env();
+    let k = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap();
+    let deb = format!("linux-image-{REL_61}_6.1.176-1_amd64.deb");
+    assert_eq!(e.server.hits_ending(&deb), 1);
+    assert_eq!(changelog::changelog(&k, &e.cache, &e.opts).unwrap(), CHANGELOG);
+    // Downloaded again (prepare keeps no .deb), then kept in the build's entry.
+    assert_eq!(e.server.hits_ending(&deb), 2);
+    assert_eq!(changelog::changelog(&k, &e.cache, &e.opts).unwrap(), CHANGELOG);
+    assert_eq!(e.server.hits_ending(&deb), 2);
+    assert!(k.manifest.as_ref().unwrap().parent().unwrap().join("changelog.gz").is_file());
+
+    // A package that changed on the mirror since the build was prepared is refused.
+    let e = env();
+    let k = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap();
+    std::fs::write(e.server.file(&format!("pool/main/l/linux/{deb}")), b"tampered").unwrap();
+    let err = changelog::changelog(&k, &e.cache, &e.opts).unwrap_err();
+    assert!(matches!(err, KernelError::HashMismatch { .. } | KernelError::SizeMismatch { .. }), "{err}");
+
+    // A local kernel has none, and says so.
+    let mut local = k.clone();
+    local.package = None;
+    let err = changelog::changelog(&local, &e.cache, &e.opts).unwrap_err();
+    assert!(err.to_string().contains("a local kernel has no Debian changelog"), "{err}");
 }

@@ -10,7 +10,9 @@ fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-pub fn render(results: &[ScenarioResult], kernels: &[String], title: &str) -> String {
+/// The page for `results`; `run` is where they were read from (a run directory or results.jsonl),
+/// which the `kmatrix rerun` command lines of failed cells name.
+pub fn render(results: &[ScenarioResult], kernels: &[String], title: &str, run: &str) -> String {
     let mut scenarios: Vec<&str> = Vec::new();
     let mut seen = BTreeSet::new();
     let mut idx: BTreeMap<(&str, &str), usize> = BTreeMap::new();
@@ -22,6 +24,9 @@ pub fn render(results: &[ScenarioResult], kernels: &[String], title: &str) -> St
     }
     // Embedded as JSON; `</` is escaped so no result text can close the script element.
     let data = serde_json::to_string(results).unwrap_or_else(|_| "[]".into()).replace("</", "<\\/");
+    let reruns: Vec<Option<String>> =
+        results.iter().map(|r| crate::run::rerun::failed(r).then(|| crate::run::rerun::command_line(run, r))).collect();
+    let rerun_data = serde_json::to_string(&reruns).unwrap_or_else(|_| "[]".into()).replace("</", "<\\/");
     let summary = super::table::Summary::of(results).line();
     let mut h = String::new();
     let _ = write!(
@@ -65,24 +70,38 @@ td.c{{cursor:pointer;text-align:center;font-weight:600}}
         }
         h.push_str("</tr>\n");
     }
+    h.push_str("</tbody></table>\n");
+    let failed: Vec<(&ScenarioResult, &String)> =
+        results.iter().zip(&reruns).filter_map(|(r, c)| c.as_ref().map(|c| (r, c))).collect();
+    if !failed.is_empty() {
+        h.push_str("<h2>Run a failed cell again</h2>\n<p>The same kernel build, parameters and accelerator; add <code>--shell</code> for a shell on the scenario's kept tracefs state.</p>\n<ul id=\"reruns\">\n");
+        for (r, c) in failed {
+            let _ = writeln!(h, "<li>{} {}: <code>{}</code></li>", esc(&r.kernel), esc(&r.scenario), esc(c));
+        }
+        h.push_str("</ul>\n");
+    }
     let _ = write!(
         h,
-        r#"</tbody></table>
-<div id="detail">Click a cell for its result.</div>
+        r#"<div id="detail">Click a cell for its result.</div>
 <script id="results" type="application/json">{data}</script>
+<script id="reruns-data" type="application/json">{rerun_data}</script>
 <script>
 const R = JSON.parse(document.getElementById('results').textContent);
+const RERUN = JSON.parse(document.getElementById('reruns-data').textContent);
 function show(i) {{
     const r = R[i];
     const lines = [r.kernel + '  ' + r.scenario + '  ' + r.status, 'reason: ' + r.reason];
     if (r.verdict) lines.push('verdict: ' + r.verdict + ' (the agent reported ' + r.agent_status + ')');
     if (r.accel) lines.push('accelerator: ' + r.accel);
+    if (r.build) lines.push('build: ' + r.build.spec + (r.build.release ? ' (' + r.build.release + ')' : '') + (r.build.sha256 ? ' sha256 ' + r.build.sha256 : ''));
+    if (r.params && Object.keys(r.params).length) lines.push('parameters: ' + Object.entries(r.params).map(([k, v]) => k + '=' + v).join(' '));
     if (r.evidence) lines.push('evidence: ' + r.evidence);
     if (r.errno != null) lines.push('errno: ' + r.errno);
     for (const c of r.counts || []) lines.push(c.what + ': expected ' + c.expected + ', observed ' + c.observed);
     const t = r.timings || {{}};
     lines.push('timings: attach ' + t.attach_ms + ' ms, run ' + t.run_ms + ' ms, detach ' + t.detach_ms + ' ms');
     if (r.detail != null) lines.push('detail: ' + JSON.stringify(r.detail, null, 2));
+    if (RERUN[i]) lines.push('rerun: ' + RERUN[i]);
     if (r.excerpt) lines.push('--- excerpt ---\n' + r.excerpt);
     document.getElementById('detail').textContent = lines.join('\n');
 }}
@@ -106,9 +125,15 @@ mod tests {
         let mut r = ScenarioResult::new("a.b.c", Status::Fail, "bad <b>");
         r.kernel = "debian-6.1".into();
         r.excerpt = "</script><script>alert(1)</script>".into();
-        let h = render(&[r], &["debian-6.1".into(), "debian-6.12".into()], "run 1");
+        let mut ok = ScenarioResult::new("a.b.d", Status::Pass, "");
+        ok.kernel = "debian-6.1".into();
+        let h = render(&[r, ok], &["debian-6.1".into(), "debian-6.12".into()], "run 1", "runs/run 1");
         assert!(h.contains("<td class=\"c fail\" data-i=\"0\" title=\"bad &lt;b&gt;\">fail</td><td>-</td>"), "{h}");
         assert!(!h.contains("</script><script>alert"));
-        assert!(h.contains("0 passed, 1 failed"));
+        assert!(h.contains("1 passed, 1 failed"));
+        // The failed cell, and only it, has its rerun command line, quoted for a shell.
+        assert!(h.contains("<li>debian-6.1 a.b.c: <code>kmatrix rerun 'runs/run 1' --kernel debian-6.1 --scenario a.b.c</code></li>"), "{h}");
+        assert!(!h.contains("--scenario a.b.d"), "{h}");
+        assert!(h.contains(r#"["kmatrix rerun 'runs/run 1' --kernel debian-6.1 --scenario a.b.c",null]"#), "{h}");
     }
 }

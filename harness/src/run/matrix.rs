@@ -3,7 +3,7 @@
 //! `kmatrix bench matrix` and the libtest-mimic harness alike.
 
 use super::results::{ResultsError, ResultsWriter};
-use super::scheduler::{self, Planned, RunEvent, SchedulerConfig};
+use super::scheduler::{self, KernelPlan, Planned, RunEvent, SchedulerConfig};
 use super::verdict::{self, Expectations, Judgement};
 use kmatrix_proto::{ScenarioInfo, ScenarioResult};
 use serde::Serialize;
@@ -20,6 +20,9 @@ pub struct MatrixRun {
     pub params: BTreeMap<String, String>,
     pub expectations: Expectations,
     pub results_path: PathBuf,
+    /// Exactly these cells instead of `kernels` × `scenarios` with `params` (`kmatrix rerun`:
+    /// each kernel's exact build, each scenario with its own recorded parameters).
+    pub cells: Option<Vec<KernelPlan>>,
 }
 
 /// Per-kernel time split.
@@ -78,22 +81,25 @@ pub async fn execute(run: MatrixRun, mut on: impl FnMut(Progress)) -> Result<Out
         run.scenarios.iter().map(|s| (s.id.clone(), (s.since.clone(), s.until.clone()))).collect();
     let requires: BTreeMap<String, Vec<String>> =
         run.scenarios.iter().map(|s| (s.id.clone(), s.requires.clone())).collect();
-    let plan: Vec<(String, Vec<Planned>)> = run
-        .kernels
-        .iter()
-        .map(|k| {
-            let ps = run
-                .scenarios
-                .iter()
-                .map(|s| {
-                    let mut params = s.params.clone();
-                    params.extend(run.params.clone());
-                    Planned { scenario: s.id.clone(), params }
-                })
-                .collect();
-            (k.clone(), ps)
-        })
-        .collect();
+    let plan: Vec<KernelPlan> = match run.cells.clone() {
+        Some(cells) => cells,
+        None => run
+            .kernels
+            .iter()
+            .map(|k| {
+                let scenarios = run
+                    .scenarios
+                    .iter()
+                    .map(|s| {
+                        let mut params = s.params.clone();
+                        params.extend(run.params.clone());
+                        Planned { scenario: s.id.clone(), params }
+                    })
+                    .collect();
+                KernelPlan { label: k.clone(), spec: k.clone(), scenarios }
+            })
+            .collect(),
+    };
     let (tx, mut rx) = mpsc::channel(64);
     let sched = tokio::spawn(scheduler::run(run.sched.clone(), plan, tx));
     let mut results = Vec::new();

@@ -2,6 +2,7 @@
 //! them down as they arrive.
 
 pub mod matrix;
+pub mod rerun;
 pub mod results;
 pub mod scheduler;
 pub mod verdict;

@@ -24,6 +24,16 @@ pub struct Planned {
     pub params: BTreeMap<String, String>,
 }
 
+/// One kernel's share of a run: the label its results carry (a matrix id, so expectations and
+/// reports find them), the spec that is booted (the same id, or the exact build a rerun asks
+/// for, `debian:6.1.176-1`), and its scenarios in order.
+#[derive(Debug, Clone)]
+pub struct KernelPlan {
+    pub label: String,
+    pub spec: String,
+    pub scenarios: Vec<Planned>,
+}
+
 /// What the scheduler needs to boot guests.
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
@@ -76,17 +86,17 @@ pub enum RunEvent {
 }
 
 /// Run every kernel's plan; events go to `tx`. Returns when every kernel is done.
-pub async fn run(cfg: SchedulerConfig, plan: Vec<(String, Vec<Planned>)>, tx: mpsc::Sender<RunEvent>) {
+pub async fn run(cfg: SchedulerConfig, plan: Vec<KernelPlan>, tx: mpsc::Sender<RunEvent>) {
     let sem = Arc::new(Semaphore::new(cfg.jobs.max(1)));
     let cfg = Arc::new(cfg);
     let mut tasks = Vec::new();
-    for (kernel, scenarios) in plan {
+    for kp in plan {
         let sem = sem.clone();
         let cfg = cfg.clone();
         let tx = tx.clone();
         tasks.push(tokio::spawn(async move {
             let Ok(_permit) = sem.acquire_owned().await else { return };
-            run_kernel(&cfg, &kernel, scenarios, &tx).await;
+            run_kernel(&cfg, &kp.label, &kp.spec, kp.scenarios, &tx).await;
         }));
     }
     for t in tasks {
@@ -109,22 +119,31 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-async fn run_kernel(cfg: &SchedulerConfig, kernel: &str, scenarios: Vec<Planned>, tx: &mpsc::Sender<RunEvent>) {
+async fn run_kernel(
+    cfg: &SchedulerConfig,
+    kernel: &str,
+    spec: &str,
+    scenarios: Vec<Planned>,
+    tx: &mpsc::Sender<RunEvent>,
+) {
     let started = Instant::now();
     let _ = tx.send(RunEvent::Preparing { kernel: kernel.to_string() }).await;
-    let emit_all_error = |reason: String, release: String, rest: &[Planned]| {
+    let emit_all_error = |reason: String, build: Option<&PreparedKernel>, rest: &[Planned]| {
         rest.iter()
             .map(|p| {
                 let mut r = ScenarioResult::new(&p.scenario, Status::Error, reason.clone());
                 r.kernel = kernel.to_string();
-                RunEvent::Result { kernel: kernel.to_string(), release: release.clone(), result: Box::new(r) }
+                r.params = p.params.clone();
+                r.build = build.map(PreparedKernel::build);
+                let release = build.map(|k| k.release.clone()).unwrap_or_default();
+                RunEvent::Result { kernel: kernel.to_string(), release, result: Box::new(r) }
             })
             .collect::<Vec<_>>()
     };
-    let (k, img) = match prepare(cfg, kernel).await {
+    let (k, img) = match prepare(cfg, spec).await {
         Ok(x) => x,
         Err(reason) => {
-            for ev in emit_all_error(reason, String::new(), &scenarios) {
+            for ev in emit_all_error(reason, None, &scenarios) {
                 let _ = tx.send(ev).await;
             }
             let _ = tx
@@ -138,6 +157,7 @@ async fn run_kernel(cfg: &SchedulerConfig, kernel: &str, scenarios: Vec<Planned>
             return;
         }
     };
+    let build = k.build();
     let deadline = started + cfg.vm_timeout;
     let (mut boot_time, mut scenario_time) = (Duration::ZERO, Duration::ZERO);
     let mut next = 0;
@@ -163,7 +183,7 @@ async fn run_kernel(cfg: &SchedulerConfig, kernel: &str, scenarios: Vec<Planned>
                 boot_time += t0.elapsed();
                 let reason = format!("boot failed (console log {}): {e}", log.display());
                 let accel = cfg.session.accel.current().as_str();
-                for mut ev in emit_all_error(reason, k.release.clone(), &scenarios[next..]) {
+                for mut ev in emit_all_error(reason, Some(&k), &scenarios[next..]) {
                     if let RunEvent::Result { result, .. } = &mut ev {
                         result.accel = accel.to_string();
                     }
@@ -189,7 +209,7 @@ async fn run_kernel(cfg: &SchedulerConfig, kernel: &str, scenarios: Vec<Planned>
             if left.is_zero() {
                 let reason =
                     format!("per-VM timeout of {:.0} s reached before this scenario ran", cfg.vm_timeout.as_secs_f64());
-                for ev in emit_all_error(reason, k.release.clone(), &scenarios[next - 1..]) {
+                for ev in emit_all_error(reason, Some(&k), &scenarios[next - 1..]) {
                     let _ = tx.send(ev).await;
                 }
                 next = scenarios.len();
@@ -197,7 +217,12 @@ async fn run_kernel(cfg: &SchedulerConfig, kernel: &str, scenarios: Vec<Planned>
                 break;
             }
             let t1 = Instant::now();
-            let req = RunRequest { scenario: p.scenario.clone(), params: p.params.clone(), root: guest.share.clone() };
+            let req = RunRequest {
+                scenario: p.scenario.clone(),
+                params: p.params.clone(),
+                root: guest.share.clone(),
+                keep_state: false,
+            };
             let outcome = guest.run(req, cfg.scenario_timeout.min(left)).await;
             scenario_time += t1.elapsed();
             let mut r = match outcome {
@@ -222,6 +247,9 @@ async fn run_kernel(cfg: &SchedulerConfig, kernel: &str, scenarios: Vec<Planned>
             };
             r.kernel = kernel.to_string();
             r.accel = guest.accel.as_str().to_string();
+            // What a rerun needs to replay this cell exactly: the build and the parameters.
+            r.build = Some(build.clone());
+            r.params = p.params.clone();
             let _ = tx
                 .send(RunEvent::Result { kernel: kernel.into(), release: k.release.clone(), result: Box::new(r) })
                 .await;

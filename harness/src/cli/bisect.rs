@@ -1,0 +1,283 @@
+//! `kmatrix bisect`: the first build of a kernel line where a scenario stops passing, or where a
+//! command stops exiting 0 (as `git bisect run`), over every build of the line the mirror
+//! offers, with the Debian changelog entries between the last good and the first bad build. The
+//! search is `bisect.rs`'s; this file picks the builds and the predicate and prints.
+
+use super::*;
+use crate::bisect::{self, BisectError, Bisector, Predicate, Report, Search, Step};
+use crate::kernel::{version, AvailableKernel};
+
+#[derive(Debug, Args)]
+pub struct BisectArgs {
+    /// The kernel line (`6.12`): its builds on the mirror, oldest to newest, are bisected.
+    /// Default: the line of --good/--bad.
+    #[arg(long)]
+    pub line: Option<String>,
+    /// A build known good (package version `6.12.43-1~bpo12+1`, or `debian:<version>`);
+    /// default: the line's oldest build. It is tested first.
+    #[arg(long)]
+    pub good: Option<String>,
+    /// A build known bad; default: the line's newest build. It is tested first.
+    #[arg(long)]
+    pub bad: Option<String>,
+    /// Predicate: this scenario passes (good) or fails or is unsupported (bad).
+    #[arg(long, short = 's')]
+    pub scenario: Option<String>,
+    /// A parameter of --scenario, `key=value` (repeatable).
+    #[arg(long = "param", short = 'p')]
+    pub params: Vec<String>,
+    /// Seconds the predicate may take on one build.
+    #[arg(long, default_value_t = 600.0, value_parser = seconds)]
+    pub timeout: f64,
+    /// Print the outcome as JSON on stdout (progress lines stay on stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Accelerator: auto (KVM when it works), kvm, tcg.
+    #[arg(long, default_value = "auto")]
+    pub accel: AccelChoice,
+    /// Debian mirror (default: KMATRIX_MIRROR, else the host's apt configuration).
+    #[arg(long, env = "KMATRIX_MIRROR")]
+    pub mirror: Option<String>,
+    /// Use a Release file whose signature cannot be checked, trusting the mirror's hashes alone.
+    #[arg(long)]
+    pub allow_unsigned: bool,
+    /// Seconds from QEMU start to the agent's Hello before a build counts as not booting.
+    #[arg(long, default_value_t = crate::session::BOOT_TIMEOUT.as_secs_f64(), value_parser = seconds)]
+    pub boot_timeout: f64,
+    /// Where the step logs (console, command output) go, in a `bisect-<time>` directory.
+    #[arg(long, default_value = "target/kmatrix")]
+    pub out: PathBuf,
+    /// Snapshots at Hello: off (default: each build boots once) or on (a later bisect over the
+    /// same builds restores them).
+    #[arg(long, value_parser = ["on", "off"])]
+    pub snapshot: Option<String>,
+    /// Predicate: this host command, run in the guest over the shared host root, exits 0 (good),
+    /// 125 (skip this build) or 1-127 (bad). `$KMATRIX_GUEST` is the build (`debian:<version>`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub argv: Vec<String>,
+}
+
+/// `debian:6.12.57-1` or `6.12.57-1` → `6.12.57-1`.
+fn version_of(s: &str) -> &str {
+    s.strip_prefix("debian:").unwrap_or(s)
+}
+
+/// `6.12.57-1~bpo12+1` → `6.12`.
+fn line_of(v: &str) -> Option<String> {
+    let mut parts = version::upstream(version_of(v)).split('.');
+    let (a, b) = (parts.next()?, parts.next()?);
+    (a.bytes().all(|c| c.is_ascii_digit()) && b.bytes().all(|c| c.is_ascii_digit()) && !a.is_empty() && !b.is_empty())
+        .then(|| format!("{a}.{b}"))
+}
+
+pub(crate) async fn bisect_cmd(a: BisectArgs) -> Result<i32> {
+    let predicate = predicate(&a)?;
+    let line = match (&a.line, a.good.as_deref().or(a.bad.as_deref())) {
+        (Some(l), _) => l.clone(),
+        (None, Some(v)) => line_of(v)
+            .ok_or_else(|| anyhow::anyhow!("{v:?} is not a kernel package version such as 6.12.57-1"))
+            .exit_code(exit::BAD_INPUT)?,
+        (None, None) => {
+            return Err(anyhow::anyhow!("bisect needs --line, or --good and --bad builds")).exit_code(exit::BAD_INPUT)
+        }
+    };
+    for (flag, v) in [("--good", &a.good), ("--bad", &a.bad)] {
+        if let Some(v) = v {
+            if line_of(v).as_deref() != Some(line.as_str()) {
+                return Err(anyhow::anyhow!("{flag} {v} is not a build of line {line}")).exit_code(exit::BAD_INPUT);
+            }
+        }
+    }
+    let cache = Cache::from_env().exit_code(exit::INFRA)?;
+    let fetch = FetchOptions { mirror: a.mirror.clone(), trust: trust(a.allow_unsigned), ..Default::default() };
+    let all = {
+        let (l, c, f) = (line.clone(), cache.clone(), fetch.clone());
+        tokio::task::spawn_blocking(move || kernel::available(&l, &c, &f))
+            .await
+            .context("listing builds died")?
+            .map_err(tag_kernel)?
+    };
+    // Oldest first, each version once (a build can sit in two suites).
+    let mut builds: Vec<AvailableKernel> = Vec::new();
+    for b in all.into_iter().rev() {
+        if !builds.iter().any(|x| x.version == b.version) {
+            builds.push(b);
+        }
+    }
+    builds.sort_by(|x, y| version::compare(&x.version, &y.version));
+    if builds.len() < 2 {
+        return Err(anyhow::anyhow!(
+            "the mirror has {} build(s) of line {line}: nothing to bisect (see `kmatrix kernels available --line {line}`)",
+            builds.len()
+        ))
+        .exit_code(exit::BAD_INPUT);
+    }
+    let find = |flag: &str, v: &Option<String>, default: usize| -> Result<usize> {
+        let Some(v) = v else { return Ok(default) };
+        builds.iter().position(|b| b.version == version_of(v)).ok_or_else(|| {
+            let known: Vec<&str> = builds.iter().map(|b| b.version.as_str()).collect();
+            anyhow::Error::new(exit::Exit {
+                code: exit::BAD_INPUT,
+                error: anyhow::anyhow!(
+                    "{flag} {v}: the mirror has no such build of {line}; it has {}",
+                    known.join(", ")
+                ),
+            })
+        })
+    };
+    let good = find("--good", &a.good, 0)?;
+    let bad = find("--bad", &a.bad, builds.len() - 1)?;
+    if good >= bad {
+        return Err(anyhow::anyhow!(
+            "the good build {} is not older than the bad build {}",
+            builds[good].version,
+            builds[bad].version
+        ))
+        .exit_code(exit::BAD_INPUT);
+    }
+    let builds: Vec<AvailableKernel> = builds[good..=bad].to_vec();
+    let session = Arc::new(open_session(a.accel).await?);
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let out = a.out.join(format!("bisect-{stamp}"));
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display())).exit_code(exit::INFRA)?;
+    let b = Bisector {
+        session,
+        fetch,
+        virtio: true,
+        memory_mb: crate::session::MEMORY_MB,
+        boot_timeout: Duration::from_secs_f64(a.boot_timeout),
+        scenario_timeout: Duration::from_secs_f64(a.timeout),
+        snapshots: matches!(a.snapshot.as_deref(), Some("on")),
+        out: out.clone(),
+        predicate,
+    };
+    eprintln!(
+        "kmatrix: bisecting {} builds of {line}, {} to {}, for the first where {} does not hold; logs in {}",
+        builds.len(),
+        builds[0].version,
+        builds[builds.len() - 1].version,
+        b.predicate.describe(),
+        out.display()
+    );
+    let n = builds.len();
+    let report = bisect::bisect(&b, &line, builds, 0, n - 1, progress).await.map_err(|e| {
+        let code = match e {
+            BisectError::Endpoint { .. } => exit::BAD_INPUT,
+            _ => exit::INFRA,
+        };
+        anyhow::Error::new(exit::Exit { code, error: e.into() })
+    })?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render(&report));
+    }
+    Ok(exit::OK)
+}
+
+/// The predicate the arguments ask for: exactly one of --scenario and a command.
+fn predicate(a: &BisectArgs) -> Result<Predicate> {
+    match (&a.scenario, a.argv.is_empty()) {
+        (Some(id), true) => {
+            let cache = Cache::from_env().exit_code(exit::INFRA)?;
+            let cat =
+                crate::catalogue::load(&cache).context("cannot list the agent's catalogue").exit_code(exit::INFRA)?;
+            let Some(info) = cat.iter().find(|s| &s.id == id) else {
+                return Err(anyhow::anyhow!("--scenario {id}: no such scenario (see `kmatrix scenarios list`)"))
+                    .exit_code(exit::BAD_INPUT);
+            };
+            let mut params = info.params.clone();
+            params.extend(super::run::parse_params(&a.params)?);
+            Ok(Predicate::Scenario { id: id.clone(), params, host_root: info.host_root })
+        }
+        (None, false) => {
+            if !a.params.is_empty() {
+                return Err(anyhow::anyhow!("--param goes with --scenario, not with a command"))
+                    .exit_code(exit::BAD_INPUT);
+            }
+            let (req, _) = super::exec::request(&a.argv, &[], a.timeout, &[])?;
+            Ok(Predicate::Command { req, timeout: Duration::from_secs_f64(a.timeout) })
+        }
+        (Some(_), false) => Err(anyhow::anyhow!("give one predicate: --scenario or a command after --, not both"))
+            .exit_code(exit::BAD_INPUT),
+        (None, true) => Err(anyhow::anyhow!(
+            "bisect needs a predicate: --scenario ID, or a command after -- (exit 0 good, 125 skip, 1-127 bad)"
+        ))
+        .exit_code(exit::BAD_INPUT),
+    }
+}
+
+/// One line per step, as it ends.
+fn progress(s: &Step, search: &Search) {
+    let left = match search.bounds() {
+        Some(_) => {
+            format!("; {} untested between the bounds, ~{} steps left", search.untested().len(), search.steps_left())
+        }
+        None => String::new(),
+    };
+    eprintln!(
+        "kmatrix: step {}: {} is {} ({}) in {:.1} s (prepare {:.1} s, {} {:.1} s, run {:.1} s){left}",
+        s.n,
+        s.build,
+        s.verdict.as_str(),
+        s.reason,
+        s.secs,
+        s.prepare_s,
+        if s.restored { "restore" } else { "boot" },
+        s.boot_s,
+        s.run_s
+    );
+}
+
+/// The outcome as a person reads it: the steps, the two builds, the changelog between them.
+fn render(r: &Report) -> String {
+    let mut t = format!(
+        "bisect of {} ({} builds) for the first where {} does not hold\n\n",
+        r.line,
+        r.builds.len(),
+        r.predicate
+    );
+    t.push_str(&format!("{:>4}  {:34} {:6} {:>8}  why\n", "step", "build", "result", "time"));
+    for s in &r.steps {
+        t.push_str(&format!("{:>4}  {:34} {:6} {:>7.1}s  {}\n", s.n, s.build, s.verdict.as_str(), s.secs, s.reason));
+    }
+    t.push_str(&format!(
+        "\nlast good: {} ({})\nfirst bad: {} ({})\n",
+        r.last_good.spec, r.last_good.package, r.first_bad.spec, r.first_bad.package
+    ));
+    if !r.could_also_be.is_empty() {
+        let v: Vec<&str> = r.could_also_be.iter().map(|b| b.spec.as_str()).collect();
+        t.push_str(&format!("(skipped builds hide the answer: the first bad build may also be {})\n", v.join(", ")));
+    }
+    t.push_str(&format!("{} steps in {:.1} s\n", r.steps.len(), r.wall_s));
+    match &r.changelog_error {
+        Some(e) => t.push_str(&format!("\nno changelog: {e}\n")),
+        None => {
+            t.push_str(&format!(
+                "\nDebian changelog from {} to {} ({} entries, from {}):\n\n",
+                r.last_good.version,
+                r.first_bad.version,
+                r.changelog.len(),
+                r.first_bad.package
+            ));
+            for e in &r.changelog {
+                t.push_str(&e.text);
+                t.push('\n');
+            }
+        }
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_come_from_package_versions() {
+        assert_eq!(line_of("6.12.57-1~bpo12+1").as_deref(), Some("6.12"));
+        assert_eq!(line_of("debian:6.1.176-1").as_deref(), Some("6.1"));
+        assert_eq!(line_of("1:7.3.4-1").as_deref(), Some("7.3"));
+        assert_eq!(line_of("latest"), None);
+    }
+}

@@ -1,0 +1,260 @@
+//! `kmatrix rerun`: the cells of a results file run again exactly as they ran — the same kernel
+//! build (package version and `.deb` hash, not just the line), the same scenario parameters, the
+//! same accelerator — into a new run directory; or, with `--shell`, one cell run with its tracefs
+//! state kept and a shell opened on it. What to run is decided in `run::rerun`; this file is the
+//! glue to the kernel provider, the matrix run and the shell.
+
+use super::*;
+use crate::run::rerun::{self, Selection};
+use kmatrix_proto::{RunRequest, ScenarioResult};
+
+#[derive(Debug, Args)]
+pub struct RerunArgs {
+    /// A run directory or its results.jsonl (this machine's, a CI shard's, a merged one).
+    pub run: PathBuf,
+    /// Only the cells that failed (status fail or error).
+    #[arg(long)]
+    pub failed: bool,
+    /// Only the cells of this kernel: the id the results name (`debian-6.1`, globs work) or a
+    /// build (`debian:6.1.176-1`).
+    #[arg(long, short = 'k')]
+    pub kernel: Option<String>,
+    /// Only these scenarios (globs, comma-separated).
+    #[arg(long, short = 's')]
+    pub scenario: Option<String>,
+    /// Run one cell with the scenario's tracefs state kept (probes registered, tracer and events
+    /// on, the trace buffer full) and open a shell in that guest; `exit` powers it off.
+    #[arg(long)]
+    pub shell: bool,
+    /// Accelerator for every cell (default: the one each result ran under).
+    #[arg(long)]
+    pub accel: Option<AccelChoice>,
+    /// Debian mirror (default: KMATRIX_MIRROR, else the host's apt configuration); an archive
+    /// snapshot mirror brings back builds the mirror no longer has.
+    #[arg(long, env = "KMATRIX_MIRROR")]
+    pub mirror: Option<String>,
+    /// Use a Release file whose signature cannot be checked, trusting the mirror's hashes alone.
+    #[arg(long)]
+    pub allow_unsigned: bool,
+    /// Where the new run directory goes.
+    #[arg(long, default_value = "target/kmatrix")]
+    pub out: PathBuf,
+    /// Expectations file (default: kernels/expectations.toml).
+    #[arg(long)]
+    pub expectations: Option<PathBuf>,
+    /// Seconds one scenario may take before it is an error.
+    #[arg(long, default_value_t = crate::session::SCENARIO_TIMEOUT.as_secs_f64(), value_parser = seconds)]
+    pub scenario_timeout: f64,
+    /// Seconds from QEMU start to the agent's Hello before the boot counts as failed.
+    #[arg(long, default_value_t = crate::session::BOOT_TIMEOUT.as_secs_f64(), value_parser = seconds)]
+    pub boot_timeout: f64,
+    /// Start guests from a snapshot taken at the agent's Hello: on (default) or off.
+    #[arg(long, value_parser = ["on", "off"])]
+    pub snapshot: Option<String>,
+    /// Print results as JSON lines on stdout (the table goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// With --shell: the shell and its arguments (default: $SHELL, else /bin/bash).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, requires = "shell")]
+    pub argv: Vec<String>,
+}
+
+impl RerunArgs {
+    /// The guest options of `run` and `shell`, for this rerun's kernel `spec` under `accel`.
+    fn guest(&self, accel: AccelChoice, spec: &str) -> GuestArgs {
+        GuestArgs {
+            kernel: Some(spec.to_string()),
+            modules: None,
+            config: None,
+            accel,
+            boot_timeout: self.boot_timeout,
+            memory: crate::session::MEMORY_MB,
+            mirror: self.mirror.clone(),
+            allow_unsigned: self.allow_unsigned,
+            out: self.out.clone(),
+            append: Vec::new(),
+            channel: "virtio".into(),
+            snapshot: self.snapshot.clone(),
+        }
+    }
+}
+
+pub(crate) async fn rerun_cmd(a: RerunArgs) -> Result<i32> {
+    let file = super::report::results_file(&a.run);
+    let results = super::report::read_results(&a.run)?;
+    let sel = Selection { failed: a.failed, kernel: a.kernel.clone(), scenario: a.scenario.clone() };
+    let cells = rerun::select(&results, &sel, &file.display().to_string()).exit_code(exit::BAD_INPUT)?;
+    let lock = kernel::KernelsDir::try_locate(None).ok().and_then(|kd| kd.lock().ok());
+    let groups = rerun::plan(&cells, lock.as_ref(), a.accel).exit_code(exit::BAD_INPUT)?;
+    let cache = Cache::from_env().exit_code(exit::INFRA)?;
+    let cat = crate::catalogue::load(&cache).context("cannot list the agent's catalogue").exit_code(exit::INFRA)?;
+    let mut infos: Vec<kmatrix_proto::ScenarioInfo> = Vec::new();
+    for r in &cells {
+        let Some(info) = cat.iter().find(|s| s.id == r.scenario) else {
+            return Err(anyhow::anyhow!(
+                "{} {}: this kmatrix's catalogue has no scenario {} (the results come from another kmatrix version?)",
+                r.kernel,
+                r.scenario,
+                r.scenario
+            ))
+            .exit_code(exit::BAD_INPUT);
+        };
+        if !infos.iter().any(|i| i.id == info.id) {
+            infos.push(info.clone());
+        }
+    }
+    // Every build first: one that is gone or differs stops the rerun before anything boots.
+    for r in &cells {
+        let spec = rerun::boot_spec(r, lock.as_ref()).exit_code(exit::BAD_INPUT)?;
+        verify_build(&a, &cache, r, &spec).await?;
+    }
+    if a.shell {
+        let [cell] = cells.as_slice() else {
+            let list: Vec<String> = cells.iter().map(|r| format!("{} {}", r.kernel, r.scenario)).collect();
+            return Err(anyhow::anyhow!(
+                "--shell opens one cell, and {} match: {}; narrow them with --kernel and --scenario",
+                cells.len(),
+                list.join(", ")
+            ))
+            .exit_code(exit::BAD_INPUT);
+        };
+        return shell_at_failure(&a, cell, lock.as_ref()).await;
+    }
+    let expectations = super::run::load_expectations(a.expectations.as_deref())?;
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let run_dir = a.out.join(format!("run-{stamp}"));
+    eprintln!("kmatrix: rerunning {} cells of {}", cells.len(), file.display());
+    let mut worst = exit::OK;
+    let mut now: Vec<ScenarioResult> = Vec::new();
+    for g in groups {
+        let session = Arc::new(open_session(g.accel).await?);
+        let labels: Vec<String> = g.plan.iter().map(|k| k.label.clone()).collect();
+        let scenarios: Vec<kmatrix_proto::ScenarioInfo> = infos
+            .iter()
+            .filter(|i| g.plan.iter().any(|k| k.scenarios.iter().any(|p| p.scenario == i.id)))
+            .cloned()
+            .collect();
+        let mut guest = a.guest(g.accel, "");
+        guest.kernel = None;
+        // A local kernel's modules and config, as its result recorded them (the spec is a path).
+        let local = cells.iter().filter_map(|r| r.build.as_ref()).find(|b| b.modules.is_some() || b.config.is_some());
+        guest.modules = local.and_then(|b| b.modules.as_ref().map(PathBuf::from));
+        guest.config = local.and_then(|b| b.config.as_ref().map(PathBuf::from));
+        let launch = super::run::Launch {
+            session,
+            guest,
+            jobs: None,
+            scenario_timeout: a.scenario_timeout,
+            vm_timeout: crate::session::VM_TIMEOUT.as_secs_f64(),
+            host_root: scenarios.iter().any(|s| s.host_root),
+            extra: Vec::new(),
+            json: a.json,
+            bpf_steps: false,
+            run_dir: run_dir.clone(),
+        };
+        let (code, outcome) =
+            launch.execute((labels, scenarios, Default::default(), expectations.clone(), Some(g.plan))).await?;
+        worst = worst.max(code);
+        now.extend(outcome.results);
+    }
+    let mut text = String::new();
+    for r in &cells {
+        let after = now.iter().find(|n| n.kernel == r.kernel && n.scenario == r.scenario);
+        let after = after.map_or_else(|| "no result (interrupted)".to_string(), |n| n.status.to_string());
+        text.push_str(&format!("{} {}: was {}, now {after}\n", r.kernel, r.scenario, r.status));
+    }
+    if a.json {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+    Ok(worst)
+}
+
+/// Prepare (download, verify, extract) the build `r` ran on, as `spec`, and check it is the
+/// same build: a build the mirror no longer has is an infrastructure error naming it and
+/// `--mirror`; one whose package differs from what the result recorded is refused.
+async fn verify_build(a: &RerunArgs, cache: &Cache, r: &ScenarioResult, spec: &str) -> Result<()> {
+    let recorded = r.build.clone().unwrap_or_default();
+    let parsed: KernelSpec = spec.parse().map_err(tag_kernel)?;
+    let fetch = FetchOptions {
+        mirror: a.mirror.clone(),
+        modules: recorded.modules.as_ref().map(PathBuf::from),
+        config: recorded.config.as_ref().map(PathBuf::from),
+        trust: trust(a.allow_unsigned),
+        ..Default::default()
+    };
+    let c = cache.clone();
+    let k = tokio::task::spawn_blocking(move || kernel::prepare(&parsed, &c, &fetch))
+        .await
+        .context("kernel preparation task died")?;
+    let k = match k {
+        Ok(k) => k,
+        Err(e) if e.is_gone() => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "kernel build {} ({}), which {} {} ran on, is not on the mirror; pass --mirror with an archive \
+                 snapshot mirror that still has it",
+                recorded.spec,
+                recorded.package.as_deref().unwrap_or(&recorded.release),
+                r.kernel,
+                r.scenario
+            )))
+            .exit_code(exit::INFRA)
+        }
+        Err(e) => return Err(tag_kernel(e)).with_context(|| format!("cannot prepare kernel build {spec}")),
+    };
+    if let (Some(want), Some(got)) = (&recorded.sha256, &k.sha256) {
+        if want != got {
+            let what = if k.package.is_some() { "its package" } else { "the file" };
+            return Err(anyhow::anyhow!(
+                "{} {}: kernel build {} is not the one the result ran on: {what} has sha256 {got}, the result \
+                 recorded {want}",
+                r.kernel,
+                r.scenario,
+                recorded.spec
+            ))
+            .exit_code(exit::BAD_INPUT);
+        }
+    }
+    Ok(())
+}
+
+/// `--shell`: boot the cell's build with the host root shared, run the scenario with its
+/// parameters keeping tracefs as the scenario leaves it, say what it gave, and open a shell.
+async fn shell_at_failure(a: &RerunArgs, r: &ScenarioResult, lock: Option<&kernel::Lock>) -> Result<i32> {
+    // The shell is checked on the host before anything boots.
+    let argv = if a.argv.is_empty() { super::shell::default_shell() } else { a.argv.clone() };
+    let (shell, _) = super::exec::request(&argv, &[], 24.0 * 3600.0, &[])?;
+    let spec = rerun::boot_spec(r, lock).exit_code(exit::BAD_INPUT)?;
+    let accel = match a.accel {
+        Some(x) => x,
+        None => rerun::accel_of(r).exit_code(exit::BAD_INPUT)?,
+    };
+    let session = Arc::new(open_session(accel).await?);
+    let ga = a.guest(accel, &spec);
+    let (p, mut g) = start_shared(&session, &ga, &spec, "rerun-shell", Vec::new()).await?;
+    let req =
+        RunRequest { scenario: r.scenario.clone(), params: r.params.clone(), root: g.share.clone(), keep_state: true };
+    let now = g
+        .run(req, Duration::from_secs_f64(a.scenario_timeout))
+        .await
+        .with_context(|| format!("running {} on {spec} failed", r.scenario))
+        .exit_code(exit::INFRA)?;
+    eprintln!(
+        "kmatrix: {} {} on {spec}: was {}, now {}{}",
+        r.kernel,
+        r.scenario,
+        r.status,
+        now.status,
+        if now.reason.is_empty() { String::new() } else { format!(": {}", now.reason) }
+    );
+    for c in &now.counts {
+        eprintln!("kmatrix:   {}: expected {}, observed {}", c.what, c.expected, c.observed);
+    }
+    eprintln!(
+        "kmatrix: tracefs (/sys/kernel/tracing) is as {} left it: probes, tracer, events, filters and the trace \
+         buffer kept",
+        r.scenario
+    );
+    super::shell::interactive(g, shell, &p.kernel).await
+}
