@@ -37,7 +37,7 @@ const MOUNT_DIR: &str = "/tmp/kmatrix-bpf-mnt";
 
 /// Seed 002's `SEC("tracepoint/syscalls/sys_enter_mount") int mount_entry(struct
 /// trace_event_raw_sys_enter *ctx)`, on `mount-tmpfs N DIR`: N hits of the workload, each reading
-/// args[3] (flags, the workload's MS_NOSUID|MS_NODEV = 6) and the string at args[2] (`tmpfs`).
+/// `args[3]` (flags, the workload's `MS_NOSUID|MS_NODEV` = 6) and the string at `args[2]` (`tmpfs`).
 // BPF tracepoint programs came in 4.7.
 pub const SYS_ENTER_MOUNT: Scenario = Meta::new("bpf.tracepoint.sys_enter_mount", BTF_CORE)
     .summary("seed 002's BPF tracepoint syscalls/sys_enter_mount reading trace_event_raw_sys_enter args: N hits, flags 6, type \"tmpfs\"")

@@ -1,5 +1,5 @@
 //! `kprobe.debugfs.*`: what debugfs says about the kprobes a scenario registered — the notes'
-//! "Active kprobes [k] and kretprobes [r] show up in /sys/kernel/debug/kprobes/list"
+//! "Active kprobes \[k\] and kretprobes \[r\] show up in /sys/kernel/debug/kprobes/list"
 //! (Documentation/trace/kprobes.rst, "The kprobes debugfs interface").
 //!
 //! Not for defining probes (`tracefs.rs`) or the blacklist (`blacklist.rs`).

@@ -120,9 +120,9 @@ TRACEPOINT_PROBE(syscalls, sys_enter_openat) {
 }
 "#;
 
-/// Load the C program in argv[1] with BCC, run the workload argv[3:], then either read N lines
-/// of bpf_trace_printk output (argv[2] = "printk:N") or the `counts` entry of the workload's pid
-/// (argv[2] = "counts"). Prints `pid <P>`, then `line <msg>` per trace line or `count <C>`.
+/// Load the C program in `argv[1]` with BCC, run the workload `argv[3:]`, then either read N lines
+/// of bpf_trace_printk output (`argv[2] = "printk:N"`) or the `counts` entry of the workload's pid
+/// (`argv[2] = "counts"`). Prints `pid <P>`, then `line <msg>` per trace line or `count <C>`.
 const DRIVER: &str = r#"import ctypes, subprocess, sys, time
 from bcc import BPF
 b = BPF(text=open(sys.argv[1]).read())
