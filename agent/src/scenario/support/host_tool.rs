@@ -194,23 +194,30 @@ pub fn wait_ready(tool: &mut Running, timeout: Duration, mut ready: impl FnMut()
 
 /// The processes of process group `pgid` besides its leader (a tool's helpers: trace-cmd's
 /// per-CPU recorders), from /proc.
-pub fn group_helpers(pgid: i32) -> usize {
+pub fn group_helpers(pgid: i32) -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0;
+        return Vec::new();
     };
     dir.flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
-        .filter(|&pid| pid != pgid)
-        .filter(|pid| {
-            // `pid (comm) state ppid pgrp ...`: the comm may hold spaces, so split after its `)`.
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    s.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().nth(2) == Some(&pgid.to_string()))
-                })
-                .unwrap_or(false)
-        })
-        .count()
+        .filter(|&pid| pid != pgid && stat_field(pid, 2).as_deref() == Some(&pgid.to_string()))
+        .collect()
+}
+
+/// Field `i` (0-based) after the comm of `/proc/<pid>/stat` (`pid (comm) state ppid pgrp ...`:
+/// 0 is the state, 2 the process group); the comm may hold spaces, so split after its `)`.
+fn stat_field(pid: i32, i: usize) -> Option<String> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(i).map(str::to_string))
+}
+
+/// Whether process `pid` holds a file whose path contains `name` open and sleeps (state `S`):
+/// a recorder that opened its per-CPU `trace_pipe_raw` and waits for data.
+pub fn waits_on(pid: i32, name: &str) -> bool {
+    let holds = std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+        fds.flatten().any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy().contains(name)))
+    });
+    holds && stat_field(pid, 0).as_deref() == Some("S")
 }
 
 /// A fresh working directory in the guest's `/tmp`, at the same path inside the host root's view;

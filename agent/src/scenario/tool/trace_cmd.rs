@@ -103,10 +103,15 @@ fn record_pid(
     argv.extend_from_slice(&["-P", &pid_s, "-o", "trace.dat"]);
     let mut tc = dir.start(&argv)?;
     let leader = tc.pid();
-    // Ready when tracefs is set up for the pid and trace-cmd's recorder (one process per CPU,
-    // in its process group) runs: released earlier, a short workload's data can be lost.
+    // Ready when tracefs is set up for the pid and trace-cmd's recorders (one process per CPU,
+    // in its process group) hold their trace_pipe_raw open and wait on it: released earlier, a
+    // short workload's data is lost now and then (trace-cmd 3.1.6, see the module docs).
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let set_up = || ready(ctx, pid) && host_tool::group_helpers(leader) >= cpus;
+    let recording = || {
+        let helpers = host_tool::group_helpers(leader);
+        helpers.iter().filter(|&&p| host_tool::waits_on(p, "trace_pipe_raw")).count() >= cpus
+    };
+    let set_up = || ready(ctx, pid) && recording();
     if !host_tool::wait_ready(&mut tc, MINUTE, set_up)? {
         let _ = tc.signal(libc::SIGINT);
         let out = host_tool::outcome(tc.finish(Duration::from_secs(10))?);
