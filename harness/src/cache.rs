@@ -245,16 +245,29 @@ mod tests {
         // Another process's hold, and that process gone.
         let lock = cache.lock_path("use-kernel-k").unwrap();
         // -o: the lock stays with flock(1) itself, not with the sleep it runs.
-        let mut child =
-            std::process::Command::new("flock").args(["-s", "-o"]).arg(&lock).args(["sleep", "30"]).spawn().unwrap();
+        // Its own process group, so the whole holder (flock and the sleep it runs) goes below.
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("flock")
+            .args(["-s", "-o"])
+            .arg(&lock)
+            .args(["sleep", "30"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while cache.claim("kernel-k").unwrap().is_some() {
             assert!(std::time::Instant::now() < deadline, "flock(1) never took the lock");
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        child.kill().unwrap();
+        // SAFETY: kill(2) on the process group this test just created.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
         child.wait().unwrap();
-        assert!(cache.claim("kernel-k").unwrap().is_some());
+        // The holder is gone once the kernel has closed its files; give a loaded machine a moment.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while cache.claim("kernel-k").unwrap().is_none() {
+            assert!(std::time::Instant::now() < deadline, "the lock outlived its holder");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     #[test]
