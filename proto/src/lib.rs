@@ -5,13 +5,15 @@
 //! The host also writes results to disk in this shape, so a results file and the channel agree.
 //!
 //! This crate holds data and small pure helpers only: no I/O, no parsing of kernel files (the agent
-//! and the harness own those).
+//! and the harness own those) beyond the two line formats both sides read ([`ftrace`]).
 
 // The shared vocabulary of host and guest: every public item says what it means.
 #![warn(missing_docs)]
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+pub mod ftrace;
 
 /// An upstream kernel version, `major.minor.patch`: the one parser of versions for the host and
 /// the agent alike, from a release (`6.1.0-47-amd64`, `6.12.57+deb13-amd64`), a `since` (`5.15`)
@@ -487,6 +489,10 @@ pub struct ScenarioResult {
     /// Bounded excerpt of raw output (trace lines, format file, verifier log).
     #[serde(default)]
     pub excerpt: String,
+    /// Files made from this result's trace data for a person to open (a Chrome trace, a flame
+    /// graph), relative to the results file's directory; filled in by the host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<String>,
 }
 
 /// The exact kernel build a result ran on: what `kmatrix rerun` boots again.
@@ -549,6 +555,7 @@ impl ScenarioResult {
             timings: Timings::default(),
             detail: serde_json::Value::Null,
             excerpt: String::new(),
+            artifacts: Vec::new(),
         }
     }
 

@@ -290,6 +290,15 @@ impl Launch {
         for s in &outcome.stale {
             text.push_str(&format!("stale expectation: {s}\n"));
         }
+        let artifacts: usize = outcome.results.iter().map(|r| r.artifacts.len()).sum();
+        if artifacts > 0 {
+            text.push_str(&format!(
+                "{artifacts} artifacts (traces, flame graphs) under {} in {:.2} s; `kmatrix trace {} <kernel>::<scenario>` lists a cell's\n",
+                run_dir.join("artifacts").display(),
+                outcome.artifacts_s,
+                run_dir.display()
+            ));
+        }
         text.push_str(&format!("{} in {:.1} s; results: {}\n", summary.line(), outcome.wall_s, results_path.display()));
         if json {
             eprint!("{text}");

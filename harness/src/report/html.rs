@@ -11,8 +11,9 @@ fn esc(s: &str) -> String {
 }
 
 /// The page for `results`; `run` is where they were read from (a run directory or results.jsonl),
-/// which the `kmatrix rerun` command lines of failed cells name.
-pub fn render(results: &[ScenarioResult], kernels: &[String], title: &str, run: &str) -> String {
+/// which the `kmatrix rerun` command lines of failed cells name; `links` goes before each
+/// artifact's path (relative to the run directory) to make its link from where the page is.
+pub fn render(results: &[ScenarioResult], kernels: &[String], title: &str, run: &str, links: &str) -> String {
     let mut scenarios: Vec<&str> = Vec::new();
     let mut seen = BTreeSet::new();
     let mut idx: BTreeMap<(&str, &str), usize> = BTreeMap::new();
@@ -71,6 +72,19 @@ td.c{{cursor:pointer;text-align:center;font-weight:600}}
         h.push_str("</tr>\n");
     }
     h.push_str("</tbody></table>\n");
+    let with_artifacts: Vec<&ScenarioResult> = results.iter().filter(|r| !r.artifacts.is_empty()).collect();
+    if !with_artifacts.is_empty() {
+        h.push_str("<h2>Traces and flame graphs</h2>\n<p>Chrome trace-event JSON opens in Perfetto or chrome://tracing; SVG flame graphs open in a browser.</p>\n<ul id=\"artifacts\">\n");
+        for r in with_artifacts {
+            let _ = write!(h, "<li>{} {}:", esc(&r.kernel), esc(&r.scenario));
+            for a in &r.artifacts {
+                let name = a.rsplit('/').next().unwrap_or(a);
+                let _ = write!(h, " <a href=\"{}\">{}</a>", esc(&format!("{links}{a}")), esc(name));
+            }
+            h.push_str("</li>\n");
+        }
+        h.push_str("</ul>\n");
+    }
     let failed: Vec<(&ScenarioResult, &String)> =
         results.iter().zip(&reruns).filter_map(|(r, c)| c.as_ref().map(|c| (r, c))).collect();
     if !failed.is_empty() {
@@ -80,6 +94,7 @@ td.c{{cursor:pointer;text-align:center;font-weight:600}}
         }
         h.push_str("</ul>\n");
     }
+    let links_js = serde_json::to_string(links).unwrap_or_else(|_| "\"\"".into()).replace("</", "<\\/");
     let _ = write!(
         h,
         r#"<div id="detail">Click a cell for its result.</div>
@@ -88,6 +103,7 @@ td.c{{cursor:pointer;text-align:center;font-weight:600}}
 <script>
 const R = JSON.parse(document.getElementById('results').textContent);
 const RERUN = JSON.parse(document.getElementById('reruns-data').textContent);
+const LINKS = {links_js};
 function show(i) {{
     const r = R[i];
     const lines = [r.kernel + '  ' + r.scenario + '  ' + r.status, 'reason: ' + r.reason];
@@ -102,6 +118,7 @@ function show(i) {{
     lines.push('timings: attach ' + t.attach_ms + ' ms, run ' + t.run_ms + ' ms, detach ' + t.detach_ms + ' ms');
     if (r.detail != null) lines.push('detail: ' + JSON.stringify(r.detail, null, 2));
     if (RERUN[i]) lines.push('rerun: ' + RERUN[i]);
+    for (const a of r.artifacts || []) lines.push('artifact: ' + LINKS + a);
     if (r.excerpt) lines.push('--- excerpt ---\n' + r.excerpt);
     document.getElementById('detail').textContent = lines.join('\n');
 }}
@@ -127,7 +144,8 @@ mod tests {
         r.excerpt = "</script><script>alert(1)</script>".into();
         let mut ok = ScenarioResult::new("a.b.d", Status::Pass, "");
         ok.kernel = "debian-6.1".into();
-        let h = render(&[r, ok], &["debian-6.1".into(), "debian-6.12".into()], "run 1", "runs/run 1");
+        ok.artifacts = vec!["artifacts/debian-6.1/a.b.d.trace.json".into()];
+        let h = render(&[r, ok], &["debian-6.1".into(), "debian-6.12".into()], "run 1", "runs/run 1", "");
         assert!(h.contains("<td class=\"c fail\" data-i=\"0\" title=\"bad &lt;b&gt;\">fail</td><td>-</td>"), "{h}");
         assert!(!h.contains("</script><script>alert"));
         assert!(h.contains("1 passed, 1 failed"));
@@ -135,5 +153,12 @@ mod tests {
         assert!(h.contains("<li>debian-6.1 a.b.c: <code>kmatrix rerun 'runs/run 1' --kernel debian-6.1 --scenario a.b.c</code></li>"), "{h}");
         assert!(!h.contains("--scenario a.b.d"), "{h}");
         assert!(h.contains(r#"["kmatrix rerun 'runs/run 1' --kernel debian-6.1 --scenario a.b.c",null]"#), "{h}");
+        // Each artifact is linked, relative to the run directory.
+        assert!(
+            h.contains(
+                r#"<li>debian-6.1 a.b.d: <a href="artifacts/debian-6.1/a.b.d.trace.json">a.b.d.trace.json</a></li>"#
+            ),
+            "{h}"
+        );
     }
 }
