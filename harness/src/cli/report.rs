@@ -107,7 +107,7 @@ pub(crate) fn report_cmd(a: ReportArgs) -> Result<i32> {
                 "json" => {
                     let s = render::table::Summary::of(&results);
                     serde_json::to_string_pretty(&serde_json::json!({
-                        "summary": {"pass": s.pass, "fail": s.fail, "unsupported": s.unsupported, "xfail": s.xfail, "error": s.error},
+                        "summary": {"pass": s.pass, "fail": s.fail, "unsupported": s.unsupported, "xfail": s.xfail, "flaky": s.flaky, "error": s.error, "causes": s.causes},
                         "kernels": kernels,
                         "results": results,
                     }))? + "\n"

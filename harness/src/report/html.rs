@@ -40,7 +40,7 @@ table{{border-collapse:collapse}} th,td{{border:1px solid #ccc;padding:4px 8px}}
 th{{background:#f4f4f4;position:sticky;top:0}} td.s{{font-family:monospace;text-align:left}}
 td.c{{cursor:pointer;text-align:center;font-weight:600}}
 .pass{{background:#c8f0c8}} .fail{{background:#f7b0b0}} .unsupported{{background:#fbe8a6}}
-.xfail{{background:#e2c6f0}} .error{{background:#e04040;color:#fff}}
+.xfail{{background:#e2c6f0}} .error{{background:#e04040;color:#fff}} .flaky{{background:#a6e3e9}}
 #detail{{white-space:pre-wrap;font-family:monospace;background:#fafafa;border:1px solid #ddd;padding:1em;margin-top:1em}}
 </style></head><body>
 <h1>{t}</h1><p id="summary">{summary}</p>
@@ -111,6 +111,8 @@ function show(i) {{
     if (r.accel) lines.push('accelerator: ' + r.accel);
     if (r.build) lines.push('build: ' + r.build.spec + (r.build.release ? ' (' + r.build.release + ')' : '') + (r.build.sha256 ? ' sha256 ' + r.build.sha256 : ''));
     if (r.params && Object.keys(r.params).length) lines.push('parameters: ' + Object.entries(r.params).map(([k, v]) => k + '=' + v).join(' '));
+    if (r.cause) lines.push('cause: ' + r.cause);
+    if (r.previous) lines.push('first attempt: ' + r.previous.status + ': ' + r.previous.reason);
     if (r.evidence) lines.push('evidence: ' + r.evidence);
     if (r.errno != null) lines.push('errno: ' + r.errno);
     for (const c of r.counts || []) lines.push(c.what + ': expected ' + c.expected + ', observed ' + c.observed);
