@@ -282,6 +282,6 @@ pub fn results(data: &[u8]) {
     kernels.dedup();
     let _ = kmatrix::report::table::render(&rs, &kernels, false);
     let _ = kmatrix::report::junit::render(&rs);
-    let _ = kmatrix::report::html::render(&rs, &kernels, "fuzz", "fuzz/results.jsonl");
+    let _ = kmatrix::report::html::render(&rs, &kernels, "fuzz", "fuzz/results.jsonl", "");
     let _ = kmatrix::report::diff::diff(&rs, &rs[rs.len() / 2..]);
 }

@@ -303,7 +303,7 @@ impl Bisector {
                 match g.run(req, self.scenario_timeout).await {
                     Ok(r) => {
                         step.verdict = match r.status {
-                            Status::Pass => Verdict::Good,
+                            Status::Pass | Status::Flaky => Verdict::Good,
                             Status::Fail | Status::Unsupported => Verdict::Bad,
                             Status::Error | Status::Xfail => Verdict::Skip,
                         };

@@ -2,7 +2,7 @@
 //!
 //! | code | meaning |
 //! |---|---|
-//! | 0 | every verdict is pass, expected-unsupported or xfail (or the command succeeded) |
+//! | 0 | every verdict is pass, expected-unsupported, xfail or flaky (or the command succeeded) |
 //! | 1 | at least one scenario failed (a test failure) |
 //! | 2 | bad input: usage, unknown kernel id, a file that is not a kernel, malformed files |
 //! | 3 | infrastructure: QEMU missing, download failed, guest panicked or timed out, agent died |

@@ -50,6 +50,35 @@ fn chromium() -> String {
 }
 
 #[test]
+fn junit_of_flaky_cells_and_errors_with_causes_validates() {
+    use kmatrix_proto::{Cause, ScenarioResult, Status};
+    let d = tempfile::tempdir().unwrap();
+    let mut first =
+        ScenarioResult::new("kprobe.tracefs.openat", Status::Fail, "kprobe_profile hits: expected 100, observed 99");
+    first.kernel = "debian-6.1".into();
+    let mut flaky = ScenarioResult::new("kprobe.tracefs.openat", Status::Flaky, "");
+    flaky.kernel = "debian-6.1".into();
+    flaky.previous = Some(Box::new(first));
+    let mut err = ScenarioResult::new("ftrace.tracers.available", Status::Error, "scenario timed out after 6.0 s");
+    err.kernel = "debian-6.1".into();
+    err.cause = Some(Cause::Timeout);
+    let text: String = [flaky, err].iter().map(|r| serde_json::to_string(r).unwrap() + "\n").collect();
+    std::fs::write(d.path().join("results.jsonl"), text).unwrap();
+    let out = d.path().join("junit.xml");
+    let st = kmatrix().args(["report", "--format", "junit", "-o"]).arg(&out).arg(d.path()).status().unwrap();
+    assert!(st.success());
+    let xsd = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/report/junit.xsd");
+    let v = Command::new("xmllint").arg("--noout").arg("--schema").arg(&xsd).arg(&out).output().unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    let x = std::fs::read_to_string(&out).unwrap();
+    assert!(x.contains("<system-out>flaky: the first attempt gave fail: kprobe_profile hits: expected 100, observed 99; the retry passed</system-out>"), "{x}");
+    assert!(x.contains("errors=\"1\"") && x.contains("failures=\"0\""), "{x}");
+    let table = kmatrix().arg("report").arg(d.path()).output().unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("0 passed, 0 failed, 0 unsupported, 0 xfail, 1 flaky, 1 error (1 timeout)"), "{table}");
+}
+
+#[test]
 fn html_matrix_renders_and_opens_a_cell_in_headless_chromium() {
     let d = tempfile::tempdir().unwrap();
     let page = d.path().join("matrix.html");

@@ -24,6 +24,9 @@ fn run_args(scenarios: &str, out: &Path) -> Vec<String> {
         "--scenarios".into(),
         scenarios.into(),
         "--json".into(),
+        // The faults are the point: a retry would only repeat them.
+        "--retries".into(),
+        "0".into(),
         "--out".into(),
         out.display().to_string(),
     ]

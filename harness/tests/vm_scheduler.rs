@@ -1,6 +1,8 @@
 //! The scheduler against real failure modes in a real guest (Debian 6.1): a scenario that hangs
 //! is timed out and the kernel's other scenarios still run, in a fresh VM; a guest kernel panic
-//! becomes `error` with the console tail; results stream to results.jsonl as they arrive.
+//! becomes `error` with the console tail; each error says its cause and the summary counts them;
+//! a scenario that fails once and passes on the automatic retry is `flaky`, with both attempts;
+//! results stream to results.jsonl as they arrive.
 
 use kmatrix_proto::{ScenarioResult, Status};
 use std::process::Command;
@@ -35,13 +37,17 @@ fn status_of<'a>(rs: &'a [ScenarioResult], id: &str) -> &'a ScenarioResult {
 
 #[test]
 fn vm_hanging_scenario_times_out_and_the_rest_complete_in_a_fresh_vm() {
-    let (code, rs, stderr) =
-        run("ftrace.tracers.available,selftest.hang,kprobe.tracefs.openat", &["--scenario-timeout", "6"]);
+    let (code, rs, stderr) = run(
+        "ftrace.tracers.available,selftest.hang,kprobe.tracefs.openat",
+        &["--scenario-timeout", "6", "--retries", "0"],
+    );
     assert_eq!(rs.len(), 3, "{stderr}");
     assert_eq!(status_of(&rs, "ftrace.tracers.available").status, Status::Pass);
     let hang = status_of(&rs, "selftest.hang");
     assert_eq!(hang.status, Status::Error);
     assert!(hang.reason.contains("timed out after 6.0 s"), "{}", hang.reason);
+    assert_eq!(hang.cause, Some(kmatrix_proto::Cause::Timeout));
+    assert!(stderr.contains("2 passed, 0 failed, 0 unsupported, 0 xfail, 0 flaky, 1 error (1 timeout)"), "{stderr}");
     assert!(!hang.excerpt.is_empty(), "no console evidence");
     let kp = status_of(&rs, "kprobe.tracefs.openat");
     assert_eq!(kp.status, Status::Pass, "{stderr}");
@@ -61,15 +67,34 @@ fn vm_hanging_scenario_times_out_and_the_rest_complete_in_a_fresh_vm() {
 
 #[test]
 fn vm_guest_panic_is_an_error_with_the_console_tail() {
-    let (code, rs, stderr) = run("selftest.panic,ftrace.tracers.available", &[]);
+    let (code, rs, stderr) = run("selftest.panic,ftrace.tracers.available", &["--retries", "0"]);
     assert_eq!(rs.len(), 2, "{stderr}");
     let p = status_of(&rs, "selftest.panic");
     assert_eq!(p.status, Status::Error);
     assert!(p.reason.contains("guest kernel panicked"), "{}", p.reason);
+    assert_eq!(p.cause, Some(kmatrix_proto::Cause::KernelOops));
     assert!(p.excerpt.contains("Kernel panic - not syncing"), "{}", p.excerpt);
     assert!(p.excerpt.contains("sysrq"), "{}", p.excerpt);
     assert_eq!(status_of(&rs, "ftrace.tracers.available").status, Status::Pass);
     assert_eq!(code, Some(3));
+}
+
+#[test]
+fn vm_a_scenario_that_fails_once_and_passes_on_the_retry_is_flaky_with_both_attempts() {
+    let (code, rs, stderr) = run("selftest.flaky,ftrace.tracers.available", &[]);
+    assert_eq!(rs.len(), 2, "{stderr}");
+    let f = status_of(&rs, "selftest.flaky");
+    assert_eq!((f.status, f.agent_status), (Status::Flaky, Some(Status::Pass)), "{f:?}");
+    let first = f.previous.as_deref().expect("the first attempt is kept");
+    assert_eq!(first.status, Status::Fail);
+    assert!(first.reason.contains("fails on purpose"), "{}", first.reason);
+    assert!(f.verdict.as_deref().unwrap_or("").starts_with("flaky: the first attempt gave fail"), "{:?}", f.verdict);
+    assert!(stderr.contains("1 passed, 0 failed, 0 unsupported, 0 xfail, 1 flaky, 0 error"), "{stderr}");
+    assert_eq!(code, Some(0), "flaky is not a failure");
+    // Without the retry it is what it was: a failure.
+    let (code, rs, stderr) = run("selftest.flaky", &["--retries", "0"]);
+    assert_eq!((rs.len(), rs[0].status, rs[0].previous.is_none()), (1, Status::Fail, true), "{stderr}");
+    assert_eq!(code, Some(1));
 }
 
 #[test]

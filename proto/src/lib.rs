@@ -5,13 +5,15 @@
 //! The host also writes results to disk in this shape, so a results file and the channel agree.
 //!
 //! This crate holds data and small pure helpers only: no I/O, no parsing of kernel files (the agent
-//! and the harness own those).
+//! and the harness own those) beyond the two line formats both sides read ([`ftrace`]).
 
 // The shared vocabulary of host and guest: every public item says what it means.
 #![warn(missing_docs)]
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+pub mod ftrace;
 
 /// An upstream kernel version, `major.minor.patch`: the one parser of versions for the host and
 /// the agent alike, from a release (`6.1.0-47-amd64`, `6.12.57+deb13-amd64`), a `since` (`5.15`)
@@ -391,8 +393,45 @@ pub enum Status {
     Unsupported,
     /// Listed in the expectations with a reason (set by the host, never by the agent).
     Xfail,
-    /// Infrastructure: boot failure, timeout, panic, agent crash.
+    /// Infrastructure: boot failure, timeout, panic, agent crash (`cause` says which).
     Error,
+    /// Failed (or erred) once and passed on the single automatic retry; the first attempt is
+    /// kept in `previous`. Set by the host, never by the agent.
+    Flaky,
+}
+
+/// Why a result is an `error`: what broke, so CI can tell "the test is wrong" from "the machine
+/// failed".
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cause {
+    /// The machinery around the scenario: QEMU died or could not start, the channel broke, the
+    /// kernel could not be prepared, the agent could not do its part.
+    Infrastructure,
+    /// The guest kernel panicked or oopsed.
+    KernelOops,
+    /// The scenario, the boot or the kernel's whole run ran out of time.
+    Timeout,
+    /// The accelerator failed (a KVM that does not work).
+    Accelerator,
+}
+
+impl Cause {
+    /// The cause as results files and reports write it (`kernel-oops`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Infrastructure => "infrastructure",
+            Cause::KernelOops => "kernel-oops",
+            Cause::Timeout => "timeout",
+            Cause::Accelerator => "accelerator",
+        }
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Status {
@@ -404,6 +443,7 @@ impl Status {
             Status::Unsupported => "unsupported",
             Status::Xfail => "xfail",
             Status::Error => "error",
+            Status::Flaky => "flaky",
         }
     }
 }
@@ -472,6 +512,13 @@ pub struct ScenarioResult {
     /// Evidence for an `unsupported` verdict (the README line absent, the config option, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<String>,
+    /// For an `error`: what broke (set by the host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
+    /// The first attempt, when this result is the automatic retry of a cell that failed or
+    /// erred (a retry that passed makes the cell `flaky`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Box<ScenarioResult>>,
     /// errno of the call that failed, when one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errno: Option<i32>,
@@ -487,6 +534,10 @@ pub struct ScenarioResult {
     /// Bounded excerpt of raw output (trace lines, format file, verifier log).
     #[serde(default)]
     pub excerpt: String,
+    /// Files made from this result's trace data for a person to open (a Chrome trace, a flame
+    /// graph), relative to the results file's directory; filled in by the host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<String>,
 }
 
 /// The exact kernel build a result ran on: what `kmatrix rerun` boots again.
@@ -544,11 +595,14 @@ impl ScenarioResult {
             agent_status: None,
             verdict: None,
             evidence: None,
+            cause: None,
+            previous: None,
             errno: None,
             counts: Vec::new(),
             timings: Timings::default(),
             detail: serde_json::Value::Null,
             excerpt: String::new(),
+            artifacts: Vec::new(),
         }
     }
 

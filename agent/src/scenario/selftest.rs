@@ -1,14 +1,29 @@
 //! The `selftest.` family: scenarios that break the guest on purpose, so the host's scheduler
 //! can be tested against the real failure modes: a scenario that never answers (timeout, fresh
 //! VM for the rest), a guest kernel panic (`error` with the console tail), the agent (PID 1)
-//! dying, and a guest that floods the channel with garbage and an endless line. The host never
+//! dying, a guest that floods the channel with garbage and an endless line, and a scenario that
+//! fails once and then passes (the host's single retry must call it `flaky`). The host never
 //! selects `selftest.*` unless a pattern names it explicitly. Not a tracing path.
 
 use super::meta::{Ctx, Meta, Scenario};
 use anyhow::{Context, Result};
 use kmatrix_proto::ScenarioResult;
 
-pub const ALL: &[Scenario] = &[HANG, PANIC, AGENT_EXIT, FLOOD];
+pub const ALL: &[Scenario] = &[HANG, PANIC, AGENT_EXIT, FLOOD, FLAKY];
+
+/// Fails the first time it runs in a guest, passes every time after.
+const FLAKY: Scenario = Meta::new("selftest.flaky", "")
+    .summary("test-only: fails on its first run in a guest, passes on the next (the host must retry it and say flaky)")
+    .run(flaky);
+
+fn flaky(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    Ok(match n {
+        0 => ScenarioResult::new(ctx.id(), kmatrix_proto::Status::Fail, "first run in this guest: fails on purpose"),
+        _ => ScenarioResult::new(ctx.id(), kmatrix_proto::Status::Pass, format!("run {} in this guest", n + 1)),
+    })
+}
 
 /// Never returns: the agent blocks, as a scenario stuck in the kernel would.
 const HANG: Scenario = Meta::new("selftest.hang", "")

@@ -9,13 +9,15 @@
 
 pub mod format;
 pub mod functions;
-pub mod graph;
 pub mod hist;
 pub mod profile;
 pub mod readme;
 mod reset;
 pub mod stats;
 pub mod trace;
+
+/// function_graph lines: the parser host and agent share.
+pub use kmatrix_proto::ftrace::graph;
 
 use crate::sys;
 use std::fmt;

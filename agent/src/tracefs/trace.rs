@@ -4,33 +4,9 @@
 //! count: lines that do not parse are kept apart (`unparsed`) rather than dropped silently, and
 //! `CPU:N [LOST M EVENTS]` markers are summed into `lost`.
 
-/// One trace entry.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Entry<'a> {
-    pub task: &'a str,
-    pub pid: i32,
-    pub cpu: u32,
-    pub timestamp: f64,
-    /// Everything after `TIMESTAMP: ` (`openat: (do_sys_openat2+0x0/0x...) ...`,
-    /// `sys_openat(dfd: ...)`, `do_sys_openat2 <-__x64_sys_openat`).
-    pub body: &'a str,
-}
-
-impl Entry<'_> {
-    /// For a probe entry (`name: (place) a=1 b="x y"`), the value of argument `key`, with the
-    /// quotes of a string argument removed.
-    pub fn arg(&self, key: &str) -> Option<&str> {
-        probe_arg(self.body, key)
-    }
-
-    /// For an event printed as `key=value` pairs (`prev_comm=x prev_pid=1 ...`, `irq=4 ret=handled`),
-    /// the value of `key`, the first pair included.
-    pub fn field(&self, key: &str) -> Option<&str> {
-        let needle = format!("{key}=");
-        let start = if self.body.starts_with(&needle) { 0 } else { self.body.find(&format!(" {needle}"))? + 1 };
-        self.body[start + needle.len()..].split_whitespace().next()
-    }
-}
+// The entry line itself is parsed by the one parser host and agent share.
+use kmatrix_proto::ftrace::parse_entry;
+pub use kmatrix_proto::ftrace::Entry;
 
 /// A `<stack trace>` entry (func_stack_trace, stacktrace option) and its ` => frame` lines.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,55 +83,6 @@ fn lost_marker(line: &str) -> Option<u64> {
     let rest = line.strip_prefix("CPU:")?;
     let (_, rest) = rest.split_once("[LOST ")?;
     rest.strip_suffix(" EVENTS]")?.trim().parse().ok()
-}
-
-fn parse_entry(line: &str) -> Option<Entry<'_>> {
-    // The CPU column is the first ` [digits]`; task names may hold spaces and dashes but the
-    // kernel prints the CPU right after TASK-PID (and the optional `(TGID)` column).
-    let mut search = 0;
-    let (cpu_start, cpu_end) = loop {
-        let at = search + line[search..].find(" [")?;
-        let inner_start = at + 2;
-        let close = inner_start + line[inner_start..].find(']')?;
-        let inner = &line[inner_start..close];
-        if !inner.is_empty() && inner.bytes().all(|b| b.is_ascii_digit()) {
-            break (at, close);
-        }
-        search = inner_start;
-    };
-    let cpu: u32 = line[cpu_start + 2..cpu_end].parse().ok()?;
-    let mut head = line[..cpu_start].trim();
-    if head.ends_with(')') {
-        // record-tgid: `task-pid (  tgid)`.
-        head = head[..head.rfind('(')?].trim_end();
-    }
-    let (task, pid) = head.rsplit_once('-')?;
-    let pid: i32 = pid.parse().ok()?;
-    let rest = &line[cpu_end + 1..];
-    // The timestamp is the first whitespace-separated token that is `<float>:`.
-    let mut offset = 0;
-    for token in rest.split_inclusive(char::is_whitespace) {
-        let t = token.trim_end();
-        offset += token.len();
-        if let Some(num) = t.strip_suffix(':') {
-            if let Ok(timestamp) = num.parse::<f64>() {
-                let body = rest[offset..].trim_start();
-                return Some(Entry { task: task.trim(), pid, cpu, timestamp, body });
-            }
-        }
-    }
-    None
-}
-
-/// The value of `key=` in a probe entry's body.
-fn probe_arg<'a>(body: &'a str, key: &str) -> Option<&'a str> {
-    let needle = format!(" {key}=");
-    let start = body.find(&needle)? + needle.len();
-    let rest = &body[start..];
-    if let Some(quoted) = rest.strip_prefix('"') {
-        return Some(&quoted[..quoted.find('"')?]);
-    }
-    Some(rest.split_whitespace().next().unwrap_or(""))
 }
 
 #[cfg(test)]

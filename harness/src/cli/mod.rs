@@ -16,6 +16,7 @@ mod run;
 mod scenarios;
 mod selftest;
 mod shell;
+mod trace;
 
 pub use bench::BenchCommand;
 pub use bisect::BisectArgs;
@@ -30,6 +31,7 @@ pub use run::{select_scenarios, BpfObjectArgs, RunArgs};
 pub use scenarios::ScenariosCommand;
 pub use selftest::{SelftestArgs, SelftestCommand};
 pub use shell::ShellArgs;
+pub use trace::TraceArgs;
 
 use crate::cache::Cache;
 use crate::exit::{self, ExitContext};
@@ -76,6 +78,9 @@ pub enum Command {
     /// The first build of a kernel line where a scenario stops passing or a command stops
     /// exiting 0, with the Debian changelog between the last good and the first bad build.
     Bisect(BisectArgs),
+    /// Where a cell's artifacts are (Chrome trace of its ftrace data, flame graph of its
+    /// sampled stacks), made now from its result when the run did not write them.
+    Trace(TraceArgs),
     /// Run cells of a results file again, exactly: the same kernel build, parameters and
     /// accelerator; `--shell` opens a shell on one cell's kept tracefs state.
     Rerun(RerunArgs),
@@ -211,6 +216,7 @@ pub async fn main(cli: Cli) -> Result<i32> {
         Command::Report(a) => report::report_cmd(a),
         Command::Rerun(a) => rerun::rerun_cmd(a).await,
         Command::Bisect(a) => bisect::bisect_cmd(a).await,
+        Command::Trace(a) => trace::trace_cmd(a),
         Command::Exec(a) => exec::exec_cmd(a).await,
         Command::Shell(a) => shell::shell_cmd(a).await,
         Command::Selftest(c) => selftest::selftest_cmd(c).await,

@@ -41,6 +41,21 @@ pub(crate) fn results_file(p: &std::path::Path) -> PathBuf {
     }
 }
 
+/// What goes before an artifact's path (relative to the run directory) for a page written to
+/// `output`: nothing when the page sits in the run directory, else the run directory's absolute
+/// path (a page on stdout goes wherever the caller puts it).
+fn links_from(run: &std::path::Path, output: Option<&std::path::Path>) -> String {
+    let file = results_file(run);
+    let dir = file.parent().map(|d| if d.as_os_str().is_empty() { std::path::Path::new(".") } else { d });
+    let Some(dir) = dir.and_then(|d| std::fs::canonicalize(d).ok()) else { return String::new() };
+    let page_dir =
+        output.and_then(|o| o.parent()).map(|d| if d.as_os_str().is_empty() { std::path::Path::new(".") } else { d });
+    match page_dir.and_then(|d| std::fs::canonicalize(d).ok()) {
+        Some(p) if p == dir => String::new(),
+        _ => format!("{}/", dir.display()),
+    }
+}
+
 pub(crate) fn read_results(p: &std::path::Path) -> Result<Vec<kmatrix_proto::ScenarioResult>> {
     crate::run::results::read(&results_file(p)).exit_code(exit::BAD_INPUT)
 }
@@ -92,7 +107,7 @@ pub(crate) fn report_cmd(a: ReportArgs) -> Result<i32> {
                 "json" => {
                     let s = render::table::Summary::of(&results);
                     serde_json::to_string_pretty(&serde_json::json!({
-                        "summary": {"pass": s.pass, "fail": s.fail, "unsupported": s.unsupported, "xfail": s.xfail, "error": s.error},
+                        "summary": {"pass": s.pass, "fail": s.fail, "unsupported": s.unsupported, "xfail": s.xfail, "flaky": s.flaky, "error": s.error, "causes": s.causes},
                         "kernels": kernels,
                         "results": results,
                     }))? + "\n"
@@ -103,6 +118,7 @@ pub(crate) fn report_cmd(a: ReportArgs) -> Result<i32> {
                     &kernels,
                     &format!("kmatrix — {}", run.display()),
                     &run.display().to_string(),
+                    &links_from(&run, a.output.as_deref()),
                 ),
                 _ => format!(
                     "{}\n{}\n",

@@ -12,7 +12,7 @@ use kmatrix_proto::{RunRequest, ScenarioResult};
 pub struct RerunArgs {
     /// A run directory or its results.jsonl (this machine's, a CI shard's, a merged one).
     pub run: PathBuf,
-    /// Only the cells that failed (status fail or error).
+    /// Only the cells that failed (status fail, error or flaky).
     #[arg(long)]
     pub failed: bool,
     /// Only the cells of this kernel: the id the results name (`debian-6.1`, globs work) or a
@@ -151,6 +151,8 @@ pub(crate) async fn rerun_cmd(a: RerunArgs) -> Result<i32> {
             json: a.json,
             bpf_steps: false,
             run_dir: run_dir.clone(),
+            // A rerun shows what the cell does now: a retry would hide a flake it reproduces.
+            retries: 0,
         };
         let (code, outcome) =
             launch.execute((labels, scenarios, Default::default(), expectations.clone(), Some(g.plan))).await?;

@@ -26,6 +26,10 @@ pub struct RunArgs {
     /// Expectations file (default: kernels/expectations.toml).
     #[arg(long)]
     pub expectations: Option<PathBuf>,
+    /// Run a scenario that fails or errs once more (0 or 1); a pass then is `flaky`, with both
+    /// attempts in the result.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=1))]
+    pub retries: u32,
     /// Print results as JSON lines on stdout (the table goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -176,6 +180,7 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Ou
         json: a.json,
         bpf_steps: user.is_some(),
         run_dir,
+        retries: a.retries,
     };
     launch.execute((kernels, scenarios, params, expectations, None)).await
 }
@@ -196,6 +201,8 @@ pub(crate) struct Launch {
     pub bpf_steps: bool,
     /// Created if missing; results are appended to its results.jsonl.
     pub run_dir: PathBuf,
+    /// See `SchedulerConfig::retries`.
+    pub retries: u32,
 }
 
 /// Kernels (labels), scenarios, parameters for all, expectations, and exact cells (rerun).
@@ -233,6 +240,7 @@ impl Launch {
             log_dir: run_dir.clone(),
             snapshots: self.guest.snapshots(true),
             extra: self.extra.clone(),
+            retries: self.retries,
         };
         let results_path = run_dir.join("results.jsonl");
         let cell_count = match &cells {
@@ -289,6 +297,15 @@ impl Launch {
         }
         for s in &outcome.stale {
             text.push_str(&format!("stale expectation: {s}\n"));
+        }
+        let artifacts: usize = outcome.results.iter().map(|r| r.artifacts.len()).sum();
+        if artifacts > 0 {
+            text.push_str(&format!(
+                "{artifacts} artifacts (traces, flame graphs) under {} in {:.2} s; `kmatrix trace {} <kernel>::<scenario>` lists a cell's\n",
+                run_dir.join("artifacts").display(),
+                outcome.artifacts_s,
+                run_dir.display()
+            ));
         }
         text.push_str(&format!("{} in {:.1} s; results: {}\n", summary.line(), outcome.wall_s, results_path.display()));
         if json {

@@ -11,8 +11,9 @@ fn esc(s: &str) -> String {
 }
 
 /// The page for `results`; `run` is where they were read from (a run directory or results.jsonl),
-/// which the `kmatrix rerun` command lines of failed cells name.
-pub fn render(results: &[ScenarioResult], kernels: &[String], title: &str, run: &str) -> String {
+/// which the `kmatrix rerun` command lines of failed cells name; `links` goes before each
+/// artifact's path (relative to the run directory) to make its link from where the page is.
+pub fn render(results: &[ScenarioResult], kernels: &[String], title: &str, run: &str, links: &str) -> String {
     let mut scenarios: Vec<&str> = Vec::new();
     let mut seen = BTreeSet::new();
     let mut idx: BTreeMap<(&str, &str), usize> = BTreeMap::new();
@@ -39,7 +40,7 @@ table{{border-collapse:collapse}} th,td{{border:1px solid #ccc;padding:4px 8px}}
 th{{background:#f4f4f4;position:sticky;top:0}} td.s{{font-family:monospace;text-align:left}}
 td.c{{cursor:pointer;text-align:center;font-weight:600}}
 .pass{{background:#c8f0c8}} .fail{{background:#f7b0b0}} .unsupported{{background:#fbe8a6}}
-.xfail{{background:#e2c6f0}} .error{{background:#e04040;color:#fff}}
+.xfail{{background:#e2c6f0}} .error{{background:#e04040;color:#fff}} .flaky{{background:#a6e3e9}}
 #detail{{white-space:pre-wrap;font-family:monospace;background:#fafafa;border:1px solid #ddd;padding:1em;margin-top:1em}}
 </style></head><body>
 <h1>{t}</h1><p id="summary">{summary}</p>
@@ -71,6 +72,19 @@ td.c{{cursor:pointer;text-align:center;font-weight:600}}
         h.push_str("</tr>\n");
     }
     h.push_str("</tbody></table>\n");
+    let with_artifacts: Vec<&ScenarioResult> = results.iter().filter(|r| !r.artifacts.is_empty()).collect();
+    if !with_artifacts.is_empty() {
+        h.push_str("<h2>Traces and flame graphs</h2>\n<p>Chrome trace-event JSON opens in Perfetto or chrome://tracing; SVG flame graphs open in a browser.</p>\n<ul id=\"artifacts\">\n");
+        for r in with_artifacts {
+            let _ = write!(h, "<li>{} {}:", esc(&r.kernel), esc(&r.scenario));
+            for a in &r.artifacts {
+                let name = a.rsplit('/').next().unwrap_or(a);
+                let _ = write!(h, " <a href=\"{}\">{}</a>", esc(&format!("{links}{a}")), esc(name));
+            }
+            h.push_str("</li>\n");
+        }
+        h.push_str("</ul>\n");
+    }
     let failed: Vec<(&ScenarioResult, &String)> =
         results.iter().zip(&reruns).filter_map(|(r, c)| c.as_ref().map(|c| (r, c))).collect();
     if !failed.is_empty() {
@@ -80,6 +94,7 @@ td.c{{cursor:pointer;text-align:center;font-weight:600}}
         }
         h.push_str("</ul>\n");
     }
+    let links_js = serde_json::to_string(links).unwrap_or_else(|_| "\"\"".into()).replace("</", "<\\/");
     let _ = write!(
         h,
         r#"<div id="detail">Click a cell for its result.</div>
@@ -88,6 +103,7 @@ td.c{{cursor:pointer;text-align:center;font-weight:600}}
 <script>
 const R = JSON.parse(document.getElementById('results').textContent);
 const RERUN = JSON.parse(document.getElementById('reruns-data').textContent);
+const LINKS = {links_js};
 function show(i) {{
     const r = R[i];
     const lines = [r.kernel + '  ' + r.scenario + '  ' + r.status, 'reason: ' + r.reason];
@@ -95,6 +111,8 @@ function show(i) {{
     if (r.accel) lines.push('accelerator: ' + r.accel);
     if (r.build) lines.push('build: ' + r.build.spec + (r.build.release ? ' (' + r.build.release + ')' : '') + (r.build.sha256 ? ' sha256 ' + r.build.sha256 : ''));
     if (r.params && Object.keys(r.params).length) lines.push('parameters: ' + Object.entries(r.params).map(([k, v]) => k + '=' + v).join(' '));
+    if (r.cause) lines.push('cause: ' + r.cause);
+    if (r.previous) lines.push('first attempt: ' + r.previous.status + ': ' + r.previous.reason);
     if (r.evidence) lines.push('evidence: ' + r.evidence);
     if (r.errno != null) lines.push('errno: ' + r.errno);
     for (const c of r.counts || []) lines.push(c.what + ': expected ' + c.expected + ', observed ' + c.observed);
@@ -102,6 +120,7 @@ function show(i) {{
     lines.push('timings: attach ' + t.attach_ms + ' ms, run ' + t.run_ms + ' ms, detach ' + t.detach_ms + ' ms');
     if (r.detail != null) lines.push('detail: ' + JSON.stringify(r.detail, null, 2));
     if (RERUN[i]) lines.push('rerun: ' + RERUN[i]);
+    for (const a of r.artifacts || []) lines.push('artifact: ' + LINKS + a);
     if (r.excerpt) lines.push('--- excerpt ---\n' + r.excerpt);
     document.getElementById('detail').textContent = lines.join('\n');
 }}
@@ -127,7 +146,8 @@ mod tests {
         r.excerpt = "</script><script>alert(1)</script>".into();
         let mut ok = ScenarioResult::new("a.b.d", Status::Pass, "");
         ok.kernel = "debian-6.1".into();
-        let h = render(&[r, ok], &["debian-6.1".into(), "debian-6.12".into()], "run 1", "runs/run 1");
+        ok.artifacts = vec!["artifacts/debian-6.1/a.b.d.trace.json".into()];
+        let h = render(&[r, ok], &["debian-6.1".into(), "debian-6.12".into()], "run 1", "runs/run 1", "");
         assert!(h.contains("<td class=\"c fail\" data-i=\"0\" title=\"bad &lt;b&gt;\">fail</td><td>-</td>"), "{h}");
         assert!(!h.contains("</script><script>alert"));
         assert!(h.contains("1 passed, 1 failed"));
@@ -135,5 +155,12 @@ mod tests {
         assert!(h.contains("<li>debian-6.1 a.b.c: <code>kmatrix rerun 'runs/run 1' --kernel debian-6.1 --scenario a.b.c</code></li>"), "{h}");
         assert!(!h.contains("--scenario a.b.d"), "{h}");
         assert!(h.contains(r#"["kmatrix rerun 'runs/run 1' --kernel debian-6.1 --scenario a.b.c",null]"#), "{h}");
+        // Each artifact is linked, relative to the run directory.
+        assert!(
+            h.contains(
+                r#"<li>debian-6.1 a.b.d: <a href="artifacts/debian-6.1/a.b.d.trace.json">a.b.d.trace.json</a></li>"#
+            ),
+            "{h}"
+        );
     }
 }

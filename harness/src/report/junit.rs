@@ -65,6 +65,16 @@ pub fn render(results: &[ScenarioResult]) -> String {
             let body = detail(r);
             match r.status {
                 Status::Pass => x.push_str("/>\n"),
+                // Passed on the retry: a pass, with the first attempt said.
+                Status::Flaky => {
+                    let first =
+                        r.previous.as_deref().map(|p| format!("{}: {}", p.status, p.explanation())).unwrap_or_default();
+                    let _ = writeln!(
+                        x,
+                        ">\n      <system-out>flaky: the first attempt gave {}; the retry passed</system-out>\n    </testcase>",
+                        esc(&first)
+                    );
+                }
                 Status::Fail => {
                     let _ = writeln!(
                         x,

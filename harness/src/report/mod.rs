@@ -1,7 +1,10 @@
 //! Rendering for people and programs: the boot record, benchmark statistics, and (later) the
 //! result matrix. Nothing here runs guests or reads kernels; it formats what others produced.
 
+pub mod artifacts;
+pub mod chrome_trace;
 pub mod diff;
+pub mod flamegraph;
 pub mod github;
 pub mod html;
 pub mod junit;

@@ -13,6 +13,7 @@ pub fn symbol(s: Status) -> (&'static str, &'static str) {
         Status::Unsupported => ("unsup", "\x1b[33m"),
         Status::Xfail => ("xfail", "\x1b[35m"),
         Status::Error => ("ERROR", "\x1b[1;41;37m"),
+        Status::Flaky => ("flaky", "\x1b[36m"),
     }
 }
 
@@ -24,6 +25,9 @@ pub struct Summary {
     pub unsupported: usize,
     pub xfail: usize,
     pub error: usize,
+    pub flaky: usize,
+    /// Errors per cause (`timeout`, `kernel-oops`, ...), for errors that say.
+    pub causes: std::collections::BTreeMap<String, usize>,
     /// Results per accelerator (`kvm`, `tcg`), for results that say.
     pub accels: std::collections::BTreeMap<String, usize>,
 }
@@ -37,7 +41,12 @@ impl Summary {
                 Status::Fail => s.fail += 1,
                 Status::Unsupported => s.unsupported += 1,
                 Status::Xfail => s.xfail += 1,
-                Status::Error => s.error += 1,
+                Status::Error => {
+                    s.error += 1;
+                    let cause = r.cause.map_or("unknown cause", kmatrix_proto::Cause::as_str);
+                    *s.causes.entry(cause.to_string()).or_default() += 1;
+                }
+                Status::Flaky => s.flaky += 1,
             }
             if !r.accel.is_empty() {
                 *s.accels.entry(r.accel.clone()).or_default() += 1;
@@ -48,9 +57,13 @@ impl Summary {
 
     pub fn line(&self) -> String {
         let mut l = format!(
-            "{} passed, {} failed, {} unsupported, {} xfail, {} error",
-            self.pass, self.fail, self.unsupported, self.xfail, self.error
+            "{} passed, {} failed, {} unsupported, {} xfail, {} flaky, {} error",
+            self.pass, self.fail, self.unsupported, self.xfail, self.flaky, self.error
         );
+        if !self.causes.is_empty() {
+            let parts: Vec<String> = self.causes.iter().map(|(c, n)| format!("{n} {c}")).collect();
+            l.push_str(&format!(" ({})", parts.join(", ")));
+        }
         match self.accels.len() {
             0 => {}
             1 => l.push_str(&format!(" under {}", self.accels.keys().next().map_or("", |k| k.as_str()))),
@@ -145,7 +158,7 @@ kprobe.fprobe.openat            unsup           ok
 ftrace.tracers.available            -         FAIL
 ";
         assert_eq!(t, expected);
-        assert_eq!(Summary::of(&rs).line(), "1 passed, 1 failed, 1 unsupported, 0 xfail, 0 error");
+        assert_eq!(Summary::of(&rs).line(), "1 passed, 1 failed, 1 unsupported, 0 xfail, 0 flaky, 0 error");
     }
 
     #[test]
@@ -155,7 +168,10 @@ ftrace.tracers.available            -         FAIL
         assert!(!Summary::of([&a, &b]).line().contains("under"));
         a.accel = "tcg".into();
         b.accel = "tcg".into();
-        assert_eq!(Summary::of([&a, &b]).line(), "1 passed, 1 failed, 0 unsupported, 0 xfail, 0 error under tcg");
+        assert_eq!(
+            Summary::of([&a, &b]).line(),
+            "1 passed, 1 failed, 0 unsupported, 0 xfail, 0 flaky, 0 error under tcg"
+        );
         b.accel = "kvm".into();
         assert!(Summary::of([&a, &b]).line().ends_with("(accelerators: 1 kvm, 1 tcg)"));
     }

@@ -56,12 +56,14 @@ pub struct Outcome {
     pub stale: Vec<String>,
     pub kernels: Vec<KernelTime>,
     pub wall_s: f64,
+    /// Seconds spent making the results' artifacts (traces, flame graphs).
+    pub artifacts_s: f64,
 }
 
 impl Outcome {
     /// No results (a run stopped before it ended; what it wrote is in results.jsonl).
     pub fn empty() -> Outcome {
-        Outcome { results: Vec::new(), stale: Vec::new(), kernels: Vec::new(), wall_s: 0.0 }
+        Outcome { results: Vec::new(), stale: Vec::new(), kernels: Vec::new(), wall_s: 0.0, artifacts_s: 0.0 }
     }
 }
 
@@ -106,6 +108,7 @@ pub async fn execute(run: MatrixRun, mut on: impl FnMut(Progress)) -> Result<Out
     let mut stale = Vec::new();
     let mut times: BTreeMap<String, KernelTime> = BTreeMap::new();
     let mut done = Vec::new();
+    let mut artifacts_s = 0.0;
     while let Some(ev) = rx.recv().await {
         match ev {
             RunEvent::Preparing { kernel } => on(Progress::Preparing(&kernel)),
@@ -135,6 +138,18 @@ pub async fn execute(run: MatrixRun, mut on: impl FnMut(Progress)) -> Result<Out
                         result.kernel, result.scenario, result.status
                     ));
                 }
+                // Trace data a person can open, next to results.jsonl; a failure to write one
+                // is said, it changes no verdict.
+                let t = Instant::now();
+                let run_dir = run.results_path.parent().unwrap_or(std::path::Path::new("."));
+                match crate::report::artifacts::write(run_dir, &result) {
+                    Ok(a) => result.artifacts = a,
+                    Err(e) => {
+                        let text = format!("{} {}: no artifacts: {e}", result.kernel, result.scenario);
+                        on(Progress::Note { kernel: &result.kernel, text: &text });
+                    }
+                }
+                artifacts_s += t.elapsed().as_secs_f64();
                 writer.append(&result)?;
                 on(Progress::Result(&result, &j));
                 results.push(*result);
@@ -151,5 +166,5 @@ pub async fn execute(run: MatrixRun, mut on: impl FnMut(Progress)) -> Result<Out
         }
     }
     let _ = sched.await;
-    Ok(Outcome { results, stale, kernels: done, wall_s: started.elapsed().as_secs_f64() })
+    Ok(Outcome { results, stale, kernels: done, wall_s: started.elapsed().as_secs_f64(), artifacts_s })
 }

@@ -39,7 +39,7 @@ pub enum RerunError {
 /// Which cells of a results file to run again.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
-    /// Only `fail` and `error` cells.
+    /// Only `fail`, `error` and `flaky` cells.
     pub failed: bool,
     /// Kernel id globs (`debian-6.1`, `debian-*`), or a build's spec (`debian:6.1.176-1`).
     pub kernel: Option<String>,
@@ -67,9 +67,9 @@ impl Selection {
     }
 }
 
-/// A cell that failed: what `--failed` and the report's rerun lines pick.
+/// A cell that failed (flaky ones failed once): what `--failed` and the report's rerun lines pick.
 pub fn failed(r: &ScenarioResult) -> bool {
-    matches!(r.status, Status::Fail | Status::Error)
+    matches!(r.status, Status::Fail | Status::Error | Status::Flaky)
 }
 
 /// The cells of `results` that `sel` picks, in file order; a cell listed twice (a merged file,

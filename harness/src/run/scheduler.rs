@@ -1,7 +1,9 @@
 //! The scheduler: kernels in parallel (up to `jobs`), each kernel's scenarios in order in one VM.
 //!
 //! A scenario that times out, panics the guest or kills the agent becomes `error` with the console
-//! tail, the VM is discarded, and the kernel's remaining scenarios continue in a fresh VM. A kernel
+//! tail and its cause, the VM is discarded, and the kernel's remaining scenarios continue in a
+//! fresh VM. A scenario that fails or errs runs once more (`retries`), its first attempt kept in
+//! the retry's result (the verdicts call a pass then `flaky`). A kernel
 //! that cannot be prepared or booted gives `error` for each of its scenarios, with the reason,
 //! so nothing is silently skipped. Events flow to one consumer (the caller), which judges, writes
 //! and renders them; this module decides nothing about verdicts.
@@ -10,7 +12,7 @@ use crate::image::{self, Image, ImageOptions};
 use crate::kernel::{FetchOptions, PreparedKernel};
 use crate::session::Session;
 use crate::vm::VmError;
-use kmatrix_proto::{RunRequest, ScenarioResult, Status};
+use kmatrix_proto::{Cause, RunRequest, ScenarioResult, Status};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,6 +55,9 @@ pub struct SchedulerConfig {
     pub snapshots: bool,
     /// Files added to every kernel's image (a user's BPF object for `run --bpf-object`).
     pub extra: Vec<image::ExtraFile>,
+    /// Run a scenario that fails or errs once more (0 or 1): a pass then makes it `flaky`, and
+    /// the result keeps the first attempt in `previous`.
+    pub retries: u32,
 }
 
 /// What happens, in order, per kernel.
@@ -128,10 +133,11 @@ async fn run_kernel(
 ) {
     let started = Instant::now();
     let _ = tx.send(RunEvent::Preparing { kernel: kernel.to_string() }).await;
-    let emit_all_error = |reason: String, build: Option<&PreparedKernel>, rest: &[Planned]| {
+    let emit_all_error = |reason: String, cause: Cause, build: Option<&PreparedKernel>, rest: &[Planned]| {
         rest.iter()
             .map(|p| {
                 let mut r = ScenarioResult::new(&p.scenario, Status::Error, reason.clone());
+                r.cause = Some(cause);
                 r.kernel = kernel.to_string();
                 r.params = p.params.clone();
                 r.build = build.map(PreparedKernel::build);
@@ -143,7 +149,7 @@ async fn run_kernel(
     let (k, img) = match prepare(cfg, spec).await {
         Ok(x) => x,
         Err(reason) => {
-            for ev in emit_all_error(reason, None, &scenarios) {
+            for ev in emit_all_error(reason, Cause::Infrastructure, None, &scenarios) {
                 let _ = tx.send(ev).await;
             }
             let _ = tx
@@ -162,6 +168,8 @@ async fn run_kernel(
     let (mut boot_time, mut scenario_time) = (Duration::ZERO, Duration::ZERO);
     let mut next = 0;
     let mut boots = 0;
+    // The failed first attempt of the scenario at `next`, while its retry is pending.
+    let mut first_attempt: Option<ScenarioResult> = None;
     while next < scenarios.len() {
         boots += 1;
         let log = cfg.log_dir.join(format!("{}-boot{boots}.console.log", sanitize(kernel)));
@@ -183,9 +191,11 @@ async fn run_kernel(
                 boot_time += t0.elapsed();
                 let reason = format!("boot failed (console log {}): {e}", log.display());
                 let accel = cfg.session.accel.current().as_str();
-                for mut ev in emit_all_error(reason, Some(&k), &scenarios[next..]) {
+                for mut ev in emit_all_error(reason, cause_of(&e), Some(&k), &scenarios[next..]) {
                     if let RunEvent::Result { result, .. } = &mut ev {
                         result.accel = accel.to_string();
+                        // The retry of the scenario that broke the last guest could not boot.
+                        result.previous = first_attempt.take().map(Box::new);
                     }
                     let _ = tx.send(ev).await;
                 }
@@ -209,7 +219,10 @@ async fn run_kernel(
             if left.is_zero() {
                 let reason =
                     format!("per-VM timeout of {:.0} s reached before this scenario ran", cfg.vm_timeout.as_secs_f64());
-                for ev in emit_all_error(reason, Some(&k), &scenarios[next - 1..]) {
+                for mut ev in emit_all_error(reason, Cause::Timeout, Some(&k), &scenarios[next - 1..]) {
+                    if let RunEvent::Result { result, .. } = &mut ev {
+                        result.previous = first_attempt.take().map(Box::new);
+                    }
                     let _ = tx.send(ev).await;
                 }
                 next = scenarios.len();
@@ -226,7 +239,14 @@ async fn run_kernel(
             let outcome = guest.run(req, cfg.scenario_timeout.min(left)).await;
             scenario_time += t1.elapsed();
             let mut r = match outcome {
-                Ok(r) => r,
+                Ok(mut r) => {
+                    // The agent could not do its part (a clean-up that failed, a workload that
+                    // would not start): the machinery, not the kernel's tracing.
+                    if r.status == Status::Error && r.cause.is_none() {
+                        r.cause = Some(Cause::Infrastructure);
+                    }
+                    r
+                }
                 Err(e) if e.is_accelerator() && cfg.session.accel.fall_back(&e) => {
                     // KVM failed under this scenario, not the scenario: redo it in a TCG guest.
                     next -= 1;
@@ -250,6 +270,24 @@ async fn run_kernel(
             // What a rerun needs to replay this cell exactly: the build and the parameters.
             r.build = Some(build.clone());
             r.params = p.params.clone();
+            if let Some(first) = first_attempt.take() {
+                r.previous = Some(Box::new(first));
+            } else if matches!(r.status, Status::Fail | Status::Error) && cfg.retries > 0 {
+                // Once more, in this guest or (when it broke) a fresh one; the first attempt
+                // goes into the retry's result.
+                let _ = tx
+                    .send(RunEvent::Note {
+                        kernel: kernel.into(),
+                        text: format!("{} gave {}: retrying it once", r.scenario, r.status),
+                    })
+                    .await;
+                first_attempt = Some(r);
+                next -= 1;
+                if broken {
+                    break;
+                }
+                continue;
+            }
             let _ = tx
                 .send(RunEvent::Result { kernel: kernel.into(), release: k.release.clone(), result: Box::new(r) })
                 .await;
@@ -279,8 +317,19 @@ fn infra_result(scenario: &str, e: &VmError, log: &std::path::Path) -> ScenarioR
         other => other.to_string().lines().next().unwrap_or("").to_string(),
     };
     let mut r = ScenarioResult::new(scenario, Status::Error, format!("{head} (console log {})", log.display()));
+    r.cause = Some(cause_of(e));
     r = r.with_excerpt(e.console().unwrap_or(""));
     r
+}
+
+/// What broke, from how the guest failed.
+fn cause_of(e: &VmError) -> Cause {
+    match e {
+        VmError::Timeout { .. } => Cause::Timeout,
+        VmError::Panic { .. } => Cause::KernelOops,
+        e if e.is_accelerator() => Cause::Accelerator,
+        _ => Cause::Infrastructure,
+    }
 }
 
 fn sanitize(s: &str) -> String {

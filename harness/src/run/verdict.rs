@@ -154,6 +154,8 @@ pub enum Judgement {
     OtherCause { expected: Status, why: String },
     /// Listed, but the scenario did not do what was expected: the entry is stale.
     Stale { expected: Status },
+    /// Failed (or erred) once, passed on the retry: now `flaky`.
+    Flaky,
 }
 
 /// Judge `r` (status from the agent) for a kernel of `release`, a scenario available from `since`
@@ -182,6 +184,17 @@ pub fn judge_on(
     exp: &Expectations,
 ) -> Judgement {
     r.agent_status = Some(r.status);
+    if let Some(first) = r.previous.as_deref().filter(|p| matches!(p.status, Status::Fail | Status::Error)) {
+        if r.status == Status::Pass {
+            r.status = Status::Flaky;
+            r.verdict = Some(format!(
+                "flaky: the first attempt gave {}: {}; the retry passed",
+                first.status,
+                first.explanation()
+            ));
+            return Judgement::Flaky;
+        }
+    }
     let listed = exp.find(&r.kernel, &r.scenario);
     if let Some(e) = listed {
         if e.status == r.status {

@@ -1,0 +1,116 @@
+//! Per-cell artifacts a person can open, written next to `results.jsonl` as results arrive:
+//! `artifacts/<kernel>/<scenario>.trace.json` (Chrome trace-event JSON of captured ftrace data),
+//! `<scenario>.svg` (flame graph of sampled stacks) and `<scenario>.folded` (the collapsed
+//! stacks it was drawn from). Made on the host from what the result carries, so an older results
+//! file gets them too (`kmatrix trace`). Each file is bounded by [`MAX_BYTES`].
+//!
+//! Not here: the conversions themselves (`chrome_trace.rs`, `flamegraph.rs`).
+
+use super::{chrome_trace, flamegraph};
+use kmatrix_proto::ScenarioResult;
+use std::path::{Path, PathBuf};
+
+/// Largest artifact file kept; a larger rendering is left out (the result says so).
+pub const MAX_BYTES: usize = 2 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error("cannot write artifact {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot draw the flame graph of {kernel} {scenario}")]
+    Flamegraph {
+        kernel: String,
+        scenario: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn safe(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || "-._".contains(c) { c } else { '_' }).collect()
+}
+
+/// Where `kernel`'s artifacts go in a run directory.
+pub fn dir(run_dir: &Path, kernel: &str) -> PathBuf {
+    run_dir.join("artifacts").join(safe(kernel))
+}
+
+/// The artifacts of `r` as (file name, bytes); empty when it carries no trace data.
+pub fn render(r: &ScenarioResult) -> Result<Vec<(String, Vec<u8>)>, ArtifactError> {
+    let base = safe(&r.scenario);
+    let mut out = Vec::new();
+    if let Some(t) = chrome_trace::from_result(r) {
+        out.push((format!("{base}.trace.json"), serde_json::to_vec(&t).unwrap_or_default()));
+    }
+    if let Some(lines) = flamegraph::collapsed(r) {
+        let samples: u64 = lines.iter().filter_map(|l| l.rsplit_once(' ')?.1.parse::<u64>().ok()).sum();
+        let title = format!("{} {}", r.kernel, r.scenario);
+        let sub = format!(
+            "{samples} samples, {} stacks{}",
+            lines.len(),
+            r.build.as_ref().map(|b| format!(", {}", b.spec)).unwrap_or_default()
+        );
+        let svg = flamegraph::svg(&lines, &title, &sub).map_err(|source| ArtifactError::Flamegraph {
+            kernel: r.kernel.clone(),
+            scenario: r.scenario.clone(),
+            source,
+        })?;
+        out.push((format!("{base}.svg"), svg));
+        out.push((format!("{base}.folded"), (lines.join("\n") + "\n").into_bytes()));
+    }
+    out.retain(|(_, b)| b.len() <= MAX_BYTES);
+    Ok(out)
+}
+
+/// Write `r`'s artifacts under `run_dir`; returns their paths relative to it (what the result
+/// records in `artifacts`).
+pub fn write(run_dir: &Path, r: &ScenarioResult) -> Result<Vec<String>, ArtifactError> {
+    let files = render(r)?;
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let d = dir(run_dir, &r.kernel);
+    std::fs::create_dir_all(&d).map_err(|source| ArtifactError::Write { path: d.clone(), source })?;
+    let mut rel = Vec::new();
+    for (name, bytes) in files {
+        let p = d.join(&name);
+        crate::cache::write_atomic(&p, &bytes)
+            .map_err(|e| ArtifactError::Write { path: p.clone(), source: std::io::Error::other(e) })?;
+        rel.push(format!("artifacts/{}/{name}", safe(&r.kernel)));
+    }
+    Ok(rel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kmatrix_proto::Status;
+
+    #[test]
+    fn writes_a_trace_and_a_flame_graph_next_to_the_results() {
+        let d = tempfile::tempdir().unwrap();
+        let mut r = ScenarioResult::new("tool.perf.flamegraph", Status::Pass, "");
+        r.kernel = "debian:6.12.57-1~bpo12+1".into();
+        r.detail = serde_json::json!({"collapsed": ["hello;main;hello_greet 3"]});
+        r.excerpt = " hello-90 [000] ..... 1.5: sched_switch: prev_comm=hello".into();
+        let rel = write(d.path(), &r).unwrap();
+        assert_eq!(
+            rel,
+            [
+                "artifacts/debian_6.12.57-1_bpo12_1/tool.perf.flamegraph.trace.json",
+                "artifacts/debian_6.12.57-1_bpo12_1/tool.perf.flamegraph.svg",
+                "artifacts/debian_6.12.57-1_bpo12_1/tool.perf.flamegraph.folded",
+            ]
+        );
+        for p in &rel {
+            assert!(d.path().join(p).is_file(), "{p}");
+        }
+        assert_eq!(std::fs::read_to_string(d.path().join(&rel[2])).unwrap(), "hello;main;hello_greet 3\n");
+        let plain = ScenarioResult::new("ftrace.tracers.available", Status::Pass, "");
+        assert!(write(d.path(), &plain).unwrap().is_empty());
+    }
+}
