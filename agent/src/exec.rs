@@ -8,6 +8,7 @@
 //! scenarios' own workloads (`process.rs`), which need start gates and exact counts.
 
 use crate::channel::{Channel, Line};
+use crate::process::kill_group;
 use crate::{share, sys};
 use anyhow::{Context, Result};
 use kmatrix_proto::{ExecOutcome, ExecRequest, GuestMsg, HostMsg, StdinMode};
@@ -237,13 +238,6 @@ fn kind(m: &HostMsg) -> &'static str {
         HostMsg::Input { .. } => "input",
         HostMsg::Winsize { .. } => "winsize",
         HostMsg::Signal { .. } => "signal",
-    }
-}
-
-fn kill_group(pgid: i32, sig: i32) {
-    if pgid > 1 {
-        // SAFETY: kill(2) on a process group we created; a group already gone gives ESRCH.
-        unsafe { libc::kill(-pgid, sig) };
     }
 }
 

@@ -222,7 +222,27 @@ impl Drop for Running {
     }
 }
 
-fn kill_group(pgid: i32, signal: i32) {
+/// In a forked child before exec: the start gate's read end `rfd` becomes fd 3 and survives the
+/// exec. Only async-signal-safe calls (fcntl, dup2).
+fn gate_onto_fd3(rfd: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: fcntl/dup2 on descriptors the child owns; no memory is touched.
+    let rc = unsafe {
+        if rfd == GATE_FD {
+            // dup2 onto itself keeps FD_CLOEXEC; clear it so the gate survives exec.
+            libc::fcntl(rfd, libc::F_SETFD, 0)
+        } else {
+            libc::dup2(rfd, GATE_FD)
+        }
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Signal a process group this agent created (its programs are session leaders); a group
+/// already gone gives ESRCH, which is fine.
+pub fn kill_group(pgid: i32, signal: i32) {
     if pgid > 1 {
         // SAFETY: kill(2) on a process group this module created; a group already gone gives ESRCH.
         unsafe { libc::kill(-pgid, signal) };
@@ -285,13 +305,7 @@ pub fn spawn_gated_in_root(argv: &[String], root: &str, cwd: &str, env: &[(&str,
     // on values prepared before the fork.
     unsafe {
         cmd.pre_exec(move || {
-            if rfd == GATE_FD {
-                if libc::fcntl(rfd, libc::F_SETFD, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            } else if libc::dup2(rfd, GATE_FD) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            gate_onto_fd3(rfd)?;
             if libc::setsid() < 0 || libc::chroot(root_c.as_ptr()) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -329,17 +343,7 @@ pub fn spawn(argv: &[String], gated: bool) -> Result<Running> {
         // SAFETY: the closure runs in the forked child before exec and only calls dup2/fcntl,
         // which are async-signal-safe; `rfd` stays open in the child until exec.
         unsafe {
-            cmd.pre_exec(move || {
-                if rfd == GATE_FD {
-                    // dup2 onto itself keeps FD_CLOEXEC; clear it so the gate survives exec.
-                    if libc::fcntl(rfd, libc::F_SETFD, 0) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                } else if libc::dup2(rfd, GATE_FD) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
+            cmd.pre_exec(move || gate_onto_fd3(rfd));
         }
         gate_write = Some(File::from(w));
         gate_read = Some(r);

@@ -4,10 +4,12 @@
 //! that matches nothing are refused with the error naming them; `--shell` opens a shell on the
 //! scenario's kept tracefs state (driven through tmux, as `vm_shell.rs` does).
 
+mod common;
+
+use common::Tmux;
 use kmatrix_proto::{ScenarioResult, Status};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
 fn kmatrix(args: &[&str], out: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kmatrix")).args(args).arg("--out").arg(out).output().unwrap()
@@ -122,51 +124,6 @@ fn vm_rerun_replays_cells_on_the_same_build_with_the_same_parameters() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("torn.jsonl:1"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
-struct Tmux {
-    session: String,
-}
-
-impl Tmux {
-    fn start(cmd: &str) -> Tmux {
-        let session = format!("kmatrix-rerun-{}", std::process::id());
-        let st = Command::new("tmux")
-            .args(["new-session", "-d", "-s", &session, "-x", "160", "-y", "50"])
-            .arg(cmd)
-            .current_dir(env!("CARGO_TARGET_TMPDIR"))
-            .status()
-            .expect("tmux (apt-get install tmux; scripts/setup.sh installs it)");
-        assert!(st.success());
-        Tmux { session }
-    }
-
-    fn send(&self, keys: &[&str]) {
-        let st = Command::new("tmux").args(["send-keys", "-t", &self.session]).args(keys).status().unwrap();
-        assert!(st.success());
-    }
-
-    fn wait_for(&self, text: &str, secs: u64) -> String {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let out = Command::new("tmux")
-                .args(["capture-pane", "-p", "-J", "-S", "-200", "-t", &self.session])
-                .output()
-                .unwrap();
-            let s = String::from_utf8_lossy(&out.stdout).to_string();
-            if s.contains(text) {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "{text:?} not on the screen after {secs} s:\n{s}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["kill-session", "-t", &self.session]).status();
-    }
-}
-
 #[test]
 fn vm_rerun_shell_opens_on_the_scenarios_kept_tracefs_state() {
     let d = tempfile::tempdir().unwrap();
@@ -178,21 +135,21 @@ fn vm_rerun_shell_opens_on_the_scenarios_kept_tracefs_state() {
         env!("CARGO_BIN_EXE_kmatrix"),
         d.path().display()
     );
-    let t = Tmux::start(&cmd);
-    let s = t.wait_for("km-prompt$ ", 180);
+    let t = Tmux::start("rerun", 160, 50, &cmd);
+    let s = t.wait_for("km-prompt$ ", 1, 180);
     assert!(s.contains("debian-6.1 kprobe.tracefs.openat on debian-6.1: was pass, now pass"), "{s}");
     // The probe the scenario defined is still registered, with its 9 hits, and the trace
     // buffer still holds its 9 entries for the workload.
     t.send(&["echo EVENTS=$(cat /sys/kernel/tracing/kprobe_events | cut -d' ' -f1)", "Enter"]);
-    t.wait_for("EVENTS=p:kmatrix/openat", 30);
+    t.wait_for("EVENTS=p:kmatrix/openat", 1, 30);
     t.send(&[
         "echo HITS=$(awk '$1==\"openat\" || $1==\"kmatrix/openat\" {print $2}' /sys/kernel/tracing/kprobe_profile)",
         "Enter",
     ]);
-    t.wait_for("HITS=9", 30);
+    t.wait_for("HITS=9", 1, 30);
     t.send(&["echo ENTRIES=$(grep -c ' openat: ' /sys/kernel/tracing/trace)", "Enter"]);
-    t.wait_for("ENTRIES=9", 30);
+    t.wait_for("ENTRIES=9", 1, 30);
     t.send(&["exit 7", "Enter"]);
-    let s = t.wait_for("KMATRIX-EXIT=", 60);
+    let s = t.wait_for("KMATRIX-EXIT=", 1, 60);
     assert!(s.contains("KMATRIX-EXIT=7"), "{s}");
 }

@@ -3,55 +3,11 @@
 //! and its changes, Ctrl-C reaching the guest's foreground program, and `exit N` ending kmatrix
 //! with N.
 
+mod common;
+
+use common::Tmux;
 use std::process::Command;
-use std::time::{Duration, Instant};
-
-struct Tmux {
-    session: String,
-}
-
-impl Tmux {
-    fn start(cmd: &str) -> Tmux {
-        let session = format!("kmatrix-shell-{}", std::process::id());
-        let st = Command::new("tmux")
-            .args(["new-session", "-d", "-s", &session, "-x", "100", "-y", "30"])
-            .arg(cmd)
-            .current_dir(env!("CARGO_TARGET_TMPDIR"))
-            .status()
-            .expect("tmux (apt-get install tmux; scripts/setup.sh installs it)");
-        assert!(st.success());
-        Tmux { session }
-    }
-
-    fn send(&self, keys: &[&str]) {
-        let st = Command::new("tmux").args(["send-keys", "-t", &self.session]).args(keys).status().unwrap();
-        assert!(st.success());
-    }
-
-    fn screen(&self) -> String {
-        let out = Command::new("tmux").args(["capture-pane", "-p", "-J", "-t", &self.session]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).to_string()
-    }
-
-    /// Wait until the screen shows `text` (`count` times), up to `secs`.
-    fn wait_for(&self, text: &str, count: usize, secs: u64) -> String {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let s = self.screen();
-            if s.matches(text).count() >= count {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "{text:?} ×{count} not on the screen after {secs} s:\n{s}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["kill-session", "-t", &self.session]).status();
-    }
-}
+use std::time::Duration;
 
 #[test]
 fn vm_shell_is_interactive_follows_the_window_passes_ctrl_c_and_exits_with_the_status() {
@@ -59,7 +15,7 @@ fn vm_shell_is_interactive_follows_the_window_passes_ctrl_c_and_exits_with_the_s
         "env PS1='km-prompt$ ' {} shell --kernel debian-6.1 -- /bin/bash --norc --noprofile; echo KMATRIX-EXIT=$?; sleep 600",
         env!("CARGO_BIN_EXE_kmatrix")
     );
-    let t = Tmux::start(&cmd);
+    let t = Tmux::start("shell", 100, 30, &cmd);
     t.wait_for("km-prompt$ ", 1, 120);
     t.send(&["echo TRACER=$(cat /sys/kernel/tracing/current_tracer) RELEASE=$(uname -r)", "Enter"]);
     let s = t.wait_for("TRACER=nop RELEASE=6.1.", 1, 30);

@@ -107,3 +107,58 @@ pub fn json_results(stdout: &[u8]) -> Vec<kmatrix_proto::ScenarioResult> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a result ({e}): {l}")))
         .collect()
 }
+
+/// A terminal a person would use, driven through tmux (`send-keys`, then `capture-pane`): for
+/// the tests of `kmatrix shell` and `kmatrix rerun --shell`.
+pub struct Tmux {
+    pub session: String,
+}
+
+impl Tmux {
+    /// A detached session of `cols`×`rows` running `cmd` (a shell command line), named after
+    /// `tag` and this test process.
+    pub fn start(tag: &str, cols: u16, rows: u16, cmd: &str) -> Tmux {
+        let session = format!("kmatrix-{tag}-{}", std::process::id());
+        let st = Command::new("tmux")
+            .args(["new-session", "-d", "-s", &session, "-x", &cols.to_string(), "-y", &rows.to_string()])
+            .arg(cmd)
+            .current_dir(env!("CARGO_TARGET_TMPDIR"))
+            .status()
+            .expect("tmux (apt-get install tmux; scripts/setup.sh installs it)");
+        assert!(st.success());
+        Tmux { session }
+    }
+
+    pub fn send(&self, keys: &[&str]) {
+        let st = Command::new("tmux").args(["send-keys", "-t", &self.session]).args(keys).status().unwrap();
+        assert!(st.success());
+    }
+
+    /// The screen and the last 200 lines above it, wrapped lines joined.
+    pub fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-J", "-S", "-200", "-t", &self.session])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// Wait until the screen shows `text` (at least `count` times), up to `secs`.
+    pub fn wait_for(&self, text: &str, count: usize, secs: u64) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let s = self.screen();
+            if s.matches(text).count() >= count {
+                return s;
+            }
+            assert!(std::time::Instant::now() < deadline, "{text:?} ×{count} not on the screen after {secs} s:\n{s}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["kill-session", "-t", &self.session]).status();
+    }
+}
