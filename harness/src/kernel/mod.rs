@@ -11,6 +11,7 @@ pub mod compress;
 pub mod config;
 pub mod deb;
 mod error;
+mod headers;
 pub mod image;
 pub mod index;
 pub mod matrix;
@@ -39,6 +40,7 @@ pub use index::{Signature, TrustOptions};
 pub use matrix::{KernelsDir, Lock, LockedKernel, Matrix, MatrixKernel};
 pub use mirror::Mirror;
 pub use modules::{module_closure, read_module, ModuleClosure, ModuleFile};
+pub use headers::{headers, HeadersTree};
 pub use source::{selftests, SelftestTree};
 use store::{Manifest, MANIFEST};
 
