@@ -19,11 +19,7 @@ pub fn for_each_file(deb: &Path, f: impl FnMut(&str, u64, &mut dyn Read) -> Resu
 }
 
 /// [`for_each_file`] on a `.deb` read from `r`; `what` names it in errors.
-pub fn read_files(
-    r: impl Read,
-    what: &str,
-    mut f: impl FnMut(&str, u64, &mut dyn Read) -> Result<()>,
-) -> Result<()> {
+pub fn read_files(r: impl Read, what: &str, mut f: impl FnMut(&str, u64, &mut dyn Read) -> Result<()>) -> Result<()> {
     read_entries(r, what, |path, entry| match entry {
         Entry::File { size, data } => f(path, size, data),
         Entry::Symlink { .. } => Ok(()),

@@ -60,7 +60,8 @@ pub fn headers(kernel: &PreparedKernel, cache: &Cache, opts: &FetchOptions) -> R
     // The common part first: the flavour's files go over it.
     let mut pkgs = Vec::new();
     for dep in depends_on_headers(&flavour.depends) {
-        let p = find(&dep).ok_or_else(|| invalid(format!("suite {suite} has no {dep} {version}, which {flavour_name} needs")))?;
+        let p = find(&dep)
+            .ok_or_else(|| invalid(format!("suite {suite} has no {dep} {version}, which {flavour_name} needs")))?;
         pkgs.push((p.clone(), false));
     }
     pkgs.push((flavour.clone(), true));
@@ -183,8 +184,14 @@ mod tests {
 
     #[test]
     fn paths_are_placed_in_one_tree() {
-        assert_eq!(place("usr/src/linux-headers-6.1.0-50-amd64/include/generated/autoconf.h"), Some("include/generated/autoconf.h".into()));
-        assert_eq!(place("usr/src/linux-headers-6.1.0-50-common/include/linux/kconfig.h"), Some("include/linux/kconfig.h".into()));
+        assert_eq!(
+            place("usr/src/linux-headers-6.1.0-50-amd64/include/generated/autoconf.h"),
+            Some("include/generated/autoconf.h".into())
+        );
+        assert_eq!(
+            place("usr/src/linux-headers-6.1.0-50-common/include/linux/kconfig.h"),
+            Some("include/linux/kconfig.h".into())
+        );
         assert_eq!(place("lib/modules/6.1.0-50-amd64/build"), None);
         assert_eq!(place("usr/src/python3.11/x"), None);
         assert_eq!(place("usr/share/doc/linux-headers-6.1.0-50-amd64/changelog.Debian.gz"), None);
@@ -234,7 +241,10 @@ mod tests {
         assert_eq!(fs::read(d.join("Makefile")).expect("Makefile"), b"# the top Makefile\n");
         assert_eq!(fs::read(d.join("include/linux/kconfig.h")).expect("kconfig.h"), b"common");
         assert_eq!(fs::read(d.join("include/generated/autoconf.h")).expect("autoconf.h"), b"flavour");
-        assert_eq!(fs::read_link(d.join("scripts")).expect("link"), Path::new("../../lib/linux-kbuild-7.3.4+deb13/scripts"));
+        assert_eq!(
+            fs::read_link(d.join("scripts")).expect("link"),
+            Path::new("../../lib/linux-kbuild-7.3.4+deb13/scripts")
+        );
         assert!(!d.join("usr").exists() && !d.join("build").exists());
     }
 

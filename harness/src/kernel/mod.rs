@@ -35,12 +35,12 @@ use crate::cache::Cache;
 pub use compress::Compression;
 pub use error::KernelError;
 use error::Result;
+pub use headers::{headers, HeadersTree};
 use index::{DebPackage, Resolved};
 pub use index::{Signature, TrustOptions};
 pub use matrix::{KernelsDir, Lock, LockedKernel, Matrix, MatrixKernel};
 pub use mirror::Mirror;
 pub use modules::{module_closure, read_module, ModuleClosure, ModuleFile};
-pub use headers::{headers, HeadersTree};
 pub use source::{selftests, SelftestTree};
 use store::{Manifest, MANIFEST};
 

@@ -10,6 +10,7 @@
 //! where neither works (a local kernel without them), a BCC program is `unsupported` with the
 //! config line and the host's reason as the evidence.
 
+use crate::excerpt;
 use crate::mounts::TRACEFS;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
@@ -17,7 +18,6 @@ use crate::scenario::support::host_tool::{self, Step, Tool, Workdir};
 use crate::scenario::support::openat_loop::{self, OPENAT_LOOP};
 use crate::scenario::support::verdict::{count, verdict};
 use crate::scenario::support::workload::{HELLO_DYN, URANDOM_READ};
-use crate::excerpt;
 use anyhow::Result;
 use kmatrix_proto::{ExecOutcome, ScenarioResult, Status};
 use std::collections::BTreeSet;
@@ -171,7 +171,14 @@ pub const URANDOM_READ_PROBE: Scenario = Meta::new("tool.bcc.urandom_read", "4.7
     .summary(
         "the notes' BCC TRACEPOINT_PROBE(random, urandom_read) as written, on urandom-read N: N lines of got_bits 128",
     )
-    .requires(&[Req::Tracefs, Req::Event("random/urandom_read"), Req::Program(URANDOM_READ), BCC.req(), BCC_MODULE, Req::KernelHeaders])
+    .requires(&[
+        Req::Tracefs,
+        Req::Event("random/urandom_read"),
+        Req::Program(URANDOM_READ),
+        BCC.req(),
+        BCC_MODULE,
+        Req::KernelHeaders,
+    ])
     .params(&[("count", "10")])
     .run(urandom_read);
 
