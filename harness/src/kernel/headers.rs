@@ -74,14 +74,8 @@ pub fn headers(kernel: &PreparedKernel, cache: &Cache, opts: &FetchOptions) -> R
     let mut names = Vec::new();
     for (pkg, is_flavour) in &pkgs {
         let dl = tempfile::Builder::new().prefix(".dl-").tempfile_in(&parent).map_err(KernelError::io(&parent))?;
-        let (size, sha) = mirror.download(&pkg.filename, dl.path(), pkg.size.min(MAX_HEADERS_DEB), &pkg.name)?;
+        mirror.download_checked(&pkg.filename, &pkg.sha256, pkg.size, dl.path(), MAX_HEADERS_DEB, &pkg.name)?;
         let url = mirror.url(&pkg.filename);
-        if sha != pkg.sha256 {
-            return Err(KernelError::HashMismatch { what: url, expected: pkg.sha256.clone(), actual: sha });
-        }
-        if size != pkg.size {
-            return Err(KernelError::SizeMismatch { what: url, expected: pkg.size, actual: size });
-        }
         extract(dl.path(), staging.path(), *is_flavour, &url)?;
         names.push(format!("{} {}", pkg.name, pkg.version));
     }

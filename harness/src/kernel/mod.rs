@@ -357,8 +357,7 @@ fn prepare_resolved(
     let mut debs = Vec::new();
     for pkg in &r.packages {
         let dest = downloads.path().join(store::entry_name(&pkg.name, "deb"));
-        let url = mirror.url(&pkg.filename);
-        let (size, sha) = match mirror.download(&pkg.filename, &dest, pkg.size, &pkg.name) {
+        match mirror.download_checked(&pkg.filename, &pkg.sha256, pkg.size, &dest, pkg.size, &pkg.name) {
             Err(KernelError::NotFound { url }) if pinning == Pinning::Locked => {
                 return Err(KernelError::PinnedGone {
                     id: id.to_string(),
@@ -367,12 +366,6 @@ fn prepare_resolved(
                 })
             }
             other => other?,
-        };
-        if sha != pkg.sha256 {
-            return Err(KernelError::HashMismatch { what: url, expected: pkg.sha256.clone(), actual: sha });
-        }
-        if size != pkg.size {
-            return Err(KernelError::SizeMismatch { what: url, expected: pkg.size, actual: size });
         }
         debs.push((pkg.clone(), dest));
     }
