@@ -7,7 +7,8 @@
 //! Mounted lazily, never at boot: a snapshot is taken at `Hello`, before any share is mounted (a
 //! mounted 9p export blocks migration), and a restored guest mounts it on its first `Exec`. The
 //! modules (`9p`, `9pnet_virtio`, or `virtiofs`/`fuse` on kernels that build them as modules) are
-//! in the image, listed in [`LOAD_LIST`], and loaded here. Not here: what runs in the view
+//! in the image, listed in [`LOAD_LIST`] and [`VIRTIOFS_LOAD_LIST`], and only the chosen file
+//! system's are loaded here (a module load costs tens of ms under TCG). Not here: what runs in the view
 //! (`exec.rs`).
 
 use crate::{modules, sys};
@@ -19,8 +20,10 @@ use std::time::Instant;
 
 /// Where the host root is mounted.
 pub const HOST_ROOT: &str = "/host";
-/// The share modules the image builder listed, in load order.
+/// The 9p share modules the image builder listed, in load order.
 pub const LOAD_LIST: &str = "/lib/modules/kmatrix-share.load";
+/// The virtio-fs share modules (`fuse`, `virtiofs`) where the kernel builds them as modules.
+pub const VIRTIOFS_LOAD_LIST: &str = "/lib/modules/kmatrix-virtiofs.load";
 /// The guest's own mounts bound over the host's, recursively (sysfs carries tracefs & co).
 const GUEST_OWN: &[&str] = &["/proc", "/sys", "/dev", "/tmp", "/run"];
 
@@ -58,7 +61,8 @@ pub fn ensure(share: &Share) -> Result<String> {
         return Ok(d.clone());
     }
     let started = Instant::now();
-    let loaded = modules::load_listed(Path::new(LOAD_LIST));
+    let list = if share.fs == "virtiofs" { VIRTIOFS_LOAD_LIST } else { LOAD_LIST };
+    let loaded = modules::load_listed(Path::new(list));
     let failed: Vec<String> = loaded
         .iter()
         .filter(|m| m.outcome != "ok" && m.outcome != "exists")
@@ -89,20 +93,21 @@ pub fn ensure(share: &Share) -> Result<String> {
         mount(dir, &target, "", libc::MS_BIND | libc::MS_REC, "")
             .map_err(|e| anyhow::anyhow!("bind mount({dir}, {target}) failed: {e}"))?;
     }
-    for (tag, host_path) in &share.rw {
-        let target = format!("{HOST_ROOT}{host_path}");
-        mount(tag, &target, fstype, 0, &data)
-            .map_err(|e| anyhow::anyhow!("mount({fstype} {tag}, {target}, rw) failed: {e}"))?;
+    for m in &share.extra {
+        let target = format!("{HOST_ROOT}{}", m.path);
+        let (flags, how) = if m.readonly { (libc::MS_RDONLY, "ro") } else { (0, "rw") };
+        mount(&m.tag, &target, fstype, flags, &data)
+            .map_err(|e| anyhow::anyhow!("mount({fstype} {}, {target}, {how}) failed: {e}", m.tag))?;
     }
+    let list = |ro: bool| share.extra.iter().filter(|m| m.readonly == ro).map(|m| m.path.as_str()).collect::<Vec<_>>();
+    let (rw, ro) = (list(false), list(true));
     let said = format!(
-        "host root over {fstype} ({}) read-only at {HOST_ROOT}{}, mounted in {} ms",
+        "host root over {fstype} ({}) read-only at {HOST_ROOT}{}{}, mounted in {} ms{}",
         share.tag,
-        if share.rw.is_empty() {
-            String::new()
-        } else {
-            format!(", writable: {}", share.rw.iter().map(|(_, p)| p.as_str()).collect::<Vec<_>>().join(", "))
-        },
-        started.elapsed().as_millis()
+        if rw.is_empty() { String::new() } else { format!(", writable: {}", rw.join(", ")) },
+        if ro.is_empty() { String::new() } else { format!(", read-only: {}", ro.join(", ")) },
+        started.elapsed().as_millis(),
+        if share.why.is_empty() { String::new() } else { format!("; {fstype} because {}", share.why) },
     );
     *done = Some(said.clone());
     Ok(said)

@@ -201,9 +201,24 @@ pub struct Share {
     pub fs: String,
     /// The device's mount tag.
     pub tag: String,
-    /// Host directories shared writable, each its own device: (mount tag, absolute host path).
+    /// Host directories shared besides the root, each its own device of the same kind.
     #[serde(default)]
-    pub rw: Vec<(String, String)>,
+    pub extra: Vec<ShareMount>,
+    /// Why the host chose `fs` (said in `ExecOutcome::share`).
+    #[serde(default)]
+    pub why: String,
+}
+
+/// An extra shared directory: its device's tag, mounted at `path` of the guest's view of the host
+/// root (`--rw DIR`: the host path itself, writable).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ShareMount {
+    /// Its device's mount tag.
+    pub tag: String,
+    /// Absolute path in the view (under the host root's mount point in the guest).
+    pub path: String,
+    /// Mounted read-only (`MS_RDONLY`), else writable.
+    pub readonly: bool,
 }
 
 /// The tag of the host root's share.
