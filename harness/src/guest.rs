@@ -89,7 +89,14 @@ impl Guest {
             accel: opts.accel,
             memory_mb: opts.memory_mb,
             cpus: opts.cpus,
-            append: opts.append.clone(),
+            append: {
+                // The agent loads the share's modules before Hello (so they are in a snapshot).
+                let mut a = opts.append.clone();
+                if let Some(plan) = &opts.share {
+                    a.push(format!("kmatrix.share={}", plan.fs.name()));
+                }
+                a
+            },
             serial_channel: None,
             virtio_channel: None,
             bios: crate::vm::qemu::default_bios(&opts.qemu),
