@@ -6,9 +6,11 @@
 set -euo pipefail
 
 # Needed: QEMU, the workloads' and BPF objects' compilers, signature checking, xmllint (JUnit
-# schema test), tmux (the shell test), USDT headers (the USDT workload).
+# schema test), tmux (the shell test), USDT headers (the USDT workload), virtiofsd's build
+# dependencies (seccomp, libcap-ng).
 need_pkgs=(qemu-system-x86 gcc libc6-dev binutils clang llvm libbpf-dev zstd gpgv debian-archive-keyring ca-certificates
-  libxml2-utils tmux systemtap-sdt-dev)
+  libxml2-utils tmux systemtap-sdt-dev
+  libseccomp-dev libcap-ng-dev)
 # The tracing tools, run inside guests through the shared host root (tool.* scenarios, exec,
 # shell, selftest): perf, trace-cmd, uftrace, bpftool, bpftrace, BCC (tplist, TRACEPOINT_PROBE),
 # gdb and strace (the notes' hello sessions),
@@ -41,4 +43,14 @@ for p in "${missing_tools[@]}"; do
 done
 command -v qemu-system-x86_64 >/dev/null || { echo "setup: qemu-system-x86_64 still missing" >&2; exit 1; }
 command -v cargo >/dev/null || { echo "setup: cargo missing: install Rust (rustup) first" >&2; exit 1; }
+# virtiofsd (virtio-fs shares; without it guests share the host root over 9p): the Rust daemon,
+# not packaged for bookworm, built from the crate registry into ~/.cargo/bin. Pinned; skipped
+# when this version is already there (a usable virtiofsd elsewhere is used by kmatrix as is).
+VIRTIOFSD_VERSION=1.14.0
+virtiofsd_bin="${CARGO_HOME:-$HOME/.cargo}/bin/virtiofsd"
+if ! "$virtiofsd_bin" --version 2>/dev/null | grep -q "$VIRTIOFSD_VERSION"; then
+  echo "setup: building virtiofsd $VIRTIOFSD_VERSION (cargo install, a few minutes)" >&2
+  cargo install virtiofsd --locked --version "$VIRTIOFSD_VERSION" -q \
+    || echo "setup: warning: virtiofsd did not build; kmatrix shares the host root over 9p" >&2
+fi
 echo "setup: ok ($(qemu-system-x86_64 --version | head -1))" >&2

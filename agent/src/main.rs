@@ -104,6 +104,9 @@ fn boot_and_serve() -> Result<()> {
     for m in modules.iter().filter(|m| m.outcome != "ok" && m.outcome != "exists") {
         console::say(&format!("finit_module({}): {}", m.name, m.outcome));
     }
+    if let Some(said) = share::preload() {
+        console::say(&said);
+    }
     let modules_ms = sys::since_start_ms();
     let mut ch = channel::Channel::open()?;
     let channel_ms = sys::since_start_ms();

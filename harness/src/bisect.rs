@@ -254,7 +254,8 @@ impl Bisector {
         opts.memory_mb = self.memory_mb;
         opts.boot_timeout = self.boot_timeout;
         opts.virtio = self.virtio;
-        opts.share = self.predicate.host_root().then(Vec::new);
+        opts.share =
+            self.predicate.host_root().then(|| crate::vm::share::auto_here(self.snapshots, &k.id, k.config.as_deref()));
         opts.snapshots = self.snapshots.then(|| self.session.cache.clone());
         let t1 = Instant::now();
         let started = self.session.start_guest(&k, &img, &opts).await;

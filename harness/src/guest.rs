@@ -9,7 +9,9 @@
 use crate::image::Image;
 use crate::kernel::PreparedKernel;
 use crate::vm::qemu::MemoryFile;
+use crate::vm::share::{ShareFs, SharePlan};
 use crate::vm::snapshot::{self, Snapshot, SnapshotMeta};
+use crate::vm::virtiofs::Daemon;
 use crate::vm::{Accel, QemuConfig, Vm, VmError, VmFiles};
 use kmatrix_proto::{Capabilities, ExecOutcome, ExecRequest, GuestMsg, HostMsg, RunRequest, ScenarioResult};
 use std::path::PathBuf;
@@ -32,9 +34,10 @@ pub struct GuestOptions {
     pub virtio: bool,
     /// Start from (and, the first time, take) a snapshot taken at `Hello` in this cache.
     pub snapshots: Option<crate::cache::Cache>,
-    /// Share the host's root (read-only) into the guest, and these host directories writable.
-    /// The image must carry the share modules (`ImageOptions::share`).
-    pub share: Option<Vec<PathBuf>>,
+    /// Share the host's root (read-only) into the guest, and the plan's extra directories, over
+    /// the plan's file system. The image must carry the share modules (`ImageOptions::share`).
+    /// A virtio-fs guest boots cold: QEMU cannot snapshot a vhost-user-fs device.
+    pub share: Option<SharePlan>,
 }
 
 impl GuestOptions {
@@ -68,10 +71,13 @@ pub struct Guest {
     pub accel: Accel,
     /// The host root shared into this guest, for `Exec` requests that run in it.
     pub share: Option<kmatrix_proto::Share>,
+    /// The virtiofsd daemons serving this guest's shares; killed with it.
+    _daemons: Vec<Daemon>,
 }
 
 impl Guest {
     pub async fn start(kernel: &PreparedKernel, image: &Image, opts: &GuestOptions) -> Result<Guest, VmError> {
+        let (shares, daemons) = share_dirs(opts.share.as_ref())?;
         let (boot_file, boot_path) = match &kernel.vmlinux {
             Some(v) => (v.clone(), "vmlinux (PVH entry)".to_string()),
             None => (kernel.bzimage.clone(), "bzImage".to_string()),
@@ -83,7 +89,14 @@ impl Guest {
             accel: opts.accel,
             memory_mb: opts.memory_mb,
             cpus: opts.cpus,
-            append: opts.append.clone(),
+            append: {
+                // The agent loads the share's modules before Hello (so they are in a snapshot).
+                let mut a = opts.append.clone();
+                if let Some(plan) = &opts.share {
+                    a.push(format!("kmatrix.share={}", plan.fs.name()));
+                }
+                a
+            },
             serial_channel: None,
             virtio_channel: None,
             bios: crate::vm::qemu::default_bios(&opts.qemu),
@@ -91,12 +104,13 @@ impl Guest {
             monitor: None,
             memory_file: None,
             incoming: false,
-            shares: share_dirs(opts.share.as_deref()),
+            shares,
         };
         let virtio = opts.virtio && image.has_virtio_console();
         let files = VmFiles { console_log: opts.console_log.clone() };
-        let Some(cache) = &opts.snapshots else {
-            return Self::cold(cfg, files, virtio, opts, boot_path).await;
+        let snapshots = opts.snapshots.as_ref().filter(|_| daemons.is_empty());
+        let Some(cache) = snapshots else {
+            return Self::cold(cfg, files, virtio, opts, boot_path, daemons).await;
         };
         // The key sees the device list: say whether the virtio port will be there.
         cfg.virtio_channel = virtio.then(|| "V".into());
@@ -116,7 +130,7 @@ impl Guest {
         if let Some(s) = snapshot::find(cache, &key).filter(|s| s.meta.accel == Some(opts.accel)) {
             drop(lock);
             snapshot::touch(&s);
-            match Self::restore(cfg.clone(), &s, files.clone(), virtio, &boot_path).await {
+            match Self::restore(cfg.clone(), &s, files.clone(), virtio, &boot_path, share_of(opts)).await {
                 Ok(g) => return Ok(g),
                 Err(e) => {
                     // A snapshot that will not restore is evidence of a stale or damaged cache
@@ -126,7 +140,7 @@ impl Guest {
                         s.dir.display()
                     );
                     let _ = std::fs::remove_dir_all(&s.dir);
-                    return Self::cold(cfg, files, virtio, opts, boot_path).await;
+                    return Self::cold(cfg, files, virtio, opts, boot_path, daemons).await;
                 }
             }
         }
@@ -169,6 +183,7 @@ impl Guest {
                     restored: false,
                     accel: opts.accel,
                     share: share_of(opts),
+                    _daemons: daemons,
                 });
             }
         }
@@ -185,7 +200,7 @@ impl Guest {
         let committed = snapshot::commit(cache, staged, &meta);
         drop(lock);
         let s = committed.map_err(|source| VmError::ChannelSetup { dir: cache.root().to_path_buf(), source })?;
-        Self::restore(cfg, &s, files, virtio, &boot_path).await
+        Self::restore(cfg, &s, files, virtio, &boot_path, share_of(opts)).await
     }
 
     async fn cold(
@@ -194,11 +209,28 @@ impl Guest {
         virtio: bool,
         opts: &GuestOptions,
         boot_path: String,
+        mut daemons: Vec<Daemon>,
     ) -> Result<Guest, VmError> {
-        let mut vm = Vm::start(cfg, files, virtio).await?;
-        let caps = vm.hello(opts.boot_timeout).await?;
+        let started = Vm::start(cfg, files, virtio).await;
+        let mut vm = match started {
+            Ok(vm) => vm,
+            Err(e) => return Err(daemon_died(&mut daemons).unwrap_or(e)),
+        };
+        let caps = match vm.hello(opts.boot_timeout).await {
+            Ok(c) => c,
+            Err(e) => return Err(daemon_died(&mut daemons).unwrap_or(e)),
+        };
         let hello_after = vm.elapsed();
-        Ok(Guest { vm, caps, hello_after, boot_path, restored: false, accel: opts.accel, share: share_of(opts) })
+        Ok(Guest {
+            vm,
+            caps,
+            hello_after,
+            boot_path,
+            restored: false,
+            accel: opts.accel,
+            share: share_of(opts),
+            _daemons: daemons,
+        })
     }
 
     async fn restore(
@@ -207,11 +239,11 @@ impl Guest {
         files: VmFiles,
         virtio: bool,
         boot_path: &str,
+        share: Option<kmatrix_proto::Share>,
     ) -> Result<Guest, VmError> {
         cfg.memory_file = Some(MemoryFile { path: s.ram(), shared: false });
         cfg.incoming = true;
         let accel = cfg.accel;
-        let share = share_from_dirs(&cfg.shares);
         let mut vm = Vm::start(cfg, files, virtio).await?;
         vm.hmp("migrate_set_capability x-ignore-shared on").await?;
         vm.hmp(&format!("migrate_incoming \"exec:cat {}\"", snapshot::sh_quote(&s.state()))).await?;
@@ -226,6 +258,7 @@ impl Guest {
             restored: true,
             accel,
             share,
+            _daemons: Vec::new(),
         })
     }
 
@@ -314,32 +347,66 @@ impl Guest {
     }
 }
 
-/// The QEMU share devices for `rw` host directories plus the read-only host root.
-fn share_dirs(rw: Option<&[PathBuf]>) -> Vec<crate::vm::qemu::ShareDir> {
-    let Some(rw) = rw else { return Vec::new() };
-    let mut v = vec![crate::vm::qemu::ShareDir {
+/// The QEMU share devices of `plan` (the read-only host root first, then its extra directories),
+/// with the virtiofsd daemons serving them when the plan is virtio-fs.
+fn share_dirs(plan: Option<&SharePlan>) -> Result<(Vec<crate::vm::qemu::ShareDir>, Vec<Daemon>), VmError> {
+    let Some(plan) = plan else { return Ok((Vec::new(), Vec::new())) };
+    let mut dirs = vec![crate::vm::qemu::ShareDir {
         tag: kmatrix_proto::ROOT_TAG.into(),
         path: PathBuf::from("/"),
         readonly: true,
+        virtiofs: None,
     }];
-    for (i, p) in rw.iter().enumerate() {
-        v.push(crate::vm::qemu::ShareDir { tag: format!("kmatrix-rw{i}"), path: p.clone(), readonly: false });
+    for (i, e) in plan.extra.iter().enumerate() {
+        dirs.push(crate::vm::qemu::ShareDir {
+            tag: format!("kmatrix-x{i}"),
+            path: e.host.clone(),
+            readonly: e.readonly,
+            virtiofs: None,
+        });
     }
-    v
+    let mut daemons = Vec::new();
+    if let ShareFs::Virtiofs { daemon } = &plan.fs {
+        for d in &mut dirs {
+            let started = Daemon::start(daemon, &d.path, d.readonly).map_err(VmError::Virtiofs)?;
+            d.virtiofs = Some(started.socket.clone());
+            daemons.push(started);
+        }
+    }
+    Ok((dirs, daemons))
 }
 
-/// What the agent needs to mount the shares of `dirs`.
-fn share_from_dirs(dirs: &[crate::vm::qemu::ShareDir]) -> Option<kmatrix_proto::Share> {
-    let root = dirs.iter().find(|d| d.tag == kmatrix_proto::ROOT_TAG)?;
-    Some(kmatrix_proto::Share {
-        fs: "9p".into(),
-        tag: root.tag.clone(),
-        rw: dirs.iter().filter(|d| !d.readonly).map(|d| (d.tag.clone(), d.path.display().to_string())).collect(),
-        headers: None,
-        headers_missing: None,
+/// When a guest did not come up, a virtiofsd that died is the better explanation.
+fn daemon_died(daemons: &mut [Daemon]) -> Option<VmError> {
+    daemons.iter_mut().find_map(|d| {
+        d.exited().map(|status| {
+            VmError::Virtiofs(crate::vm::virtiofs::VirtiofsError::Spawn {
+                path: "virtiofsd".into(),
+                dir: d.socket.clone(),
+                detail: format!("it exited ({status}) before the guest was up; its stderr is above"),
+            })
+        })
     })
 }
 
+/// What the agent needs to mount the shares of `opts`' plan.
 fn share_of(opts: &GuestOptions) -> Option<kmatrix_proto::Share> {
-    share_from_dirs(&share_dirs(opts.share.as_deref()))
+    let plan = opts.share.as_ref()?;
+    Some(kmatrix_proto::Share {
+        fs: plan.fs.name().into(),
+        tag: kmatrix_proto::ROOT_TAG.into(),
+        extra: plan
+            .extra
+            .iter()
+            .enumerate()
+            .map(|(i, e)| kmatrix_proto::ShareMount {
+                tag: format!("kmatrix-x{i}"),
+                path: e.guest.display().to_string(),
+                readonly: e.readonly,
+            })
+            .collect(),
+        why: plan.why.clone(),
+        headers: None,
+        headers_missing: None,
+    })
 }

@@ -231,7 +231,7 @@ async fn tracefs_state(g: &mut Guest) -> String {
 async fn vm_scenarios_leave_tracefs_as_they_found_it() {
     let p = common::prepare_shared("debian-6.1").await;
     let mut opts = p.options("hygiene", Vec::new());
-    opts.share = Some(Vec::new());
+    opts.share = Some(kmatrix::vm::share::SharePlan::nine_p("the hygiene test starts from a snapshot", Vec::new()));
     let mut g = p.start(&opts).await;
     let baseline = tracefs_state(&mut g).await;
     assert!(baseline.contains("== current_tracer (exit Some(0))\nnop\n"), "{baseline}");

@@ -201,19 +201,33 @@ pub struct Share {
     pub fs: String,
     /// The device's mount tag.
     pub tag: String,
-    /// Host directories shared writable, each its own device: (mount tag, absolute host path).
+    /// Host directories shared besides the root, each its own device of the same kind.
     #[serde(default)]
-    pub rw: Vec<(String, String)>,
-    /// The running kernel's headers (Debian's `linux-headers` packages, extracted by the host into
-    /// its cache) as a host path, which the guest reaches through the host root: its `src/` goes
-    /// over `/usr/src` and its `modules/<release>/` over `/lib/modules` in the guest's view, where
-    /// BCC looks for them.
+    pub extra: Vec<ShareMount>,
+    /// Why the host chose `fs` (said in `ExecOutcome::share`).
+    #[serde(default)]
+    pub why: String,
+    /// The running kernel's headers (Debian's `linux-headers` packages merged into one header
+    /// tree by the host, in its cache) as a host path, which the guest reaches through the host
+    /// root; tools that compile against the kernel get it as `BCC_KERNEL_SOURCE`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headers: Option<String>,
     /// Why the host has no headers for this kernel (a local kernel, a suite without them, a
     /// failed download), when a scenario wanted them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headers_missing: Option<String>,
+}
+
+/// An extra shared directory: its device's tag, mounted at `path` of the guest's view of the host
+/// root (`--rw DIR`: the host path itself, writable).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ShareMount {
+    /// Its device's mount tag.
+    pub tag: String,
+    /// Absolute path in the view (under the host root's mount point in the guest).
+    pub path: String,
+    /// Mounted read-only (`MS_RDONLY`), else writable.
+    pub readonly: bool,
 }
 
 /// The tag of the host root's share.

@@ -23,6 +23,10 @@ pub struct ExecArgs {
     /// Set a variable in the guest program's environment (repeatable), `NAME=VALUE`.
     #[arg(long = "env", value_name = "NAME=VALUE")]
     pub env: Vec<String>,
+    /// Say on stderr, per kernel, how the host root was shared (virtio-fs or 9p, why, and the
+    /// first mount's time) and how the guest started (one kernel; several always say it).
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
     #[command(flatten)]
     pub guest: GuestArgs,
     /// The program and its arguments.
@@ -140,19 +144,24 @@ pub(crate) async fn exec_cmd(a: ExecArgs) -> Result<i32> {
             if stdin_bytes.is_some() {
                 req.stdin = StdinMode::Pipe;
             }
+            let started = g.boot_path.clone();
             let out = run_one(&mut g, req, stdin_bytes, timeout, single, &k, &out_dir).await;
             let accel = g.accel.as_str();
             let _ = g.shutdown().await;
             let out = out?;
-            Ok::<_, anyhow::Error>((k, p.kernel.release.clone(), accel, out))
+            Ok::<_, anyhow::Error>((k, p.kernel.release.clone(), accel, started, out))
         }));
     }
     let mut worst = exit::OK;
     let mut failures = Vec::new();
     for t in tasks {
         match t.await.context("an exec task died")? {
-            Ok((k, release, accel, out)) => {
+            Ok((k, release, accel, started, out)) => {
                 let code = code_of(&out);
+                if !single || a.verbose {
+                    eprintln!("kmatrix: {k}: booted {started}");
+                    eprintln!("kmatrix: {k}: {}", out.share.as_deref().unwrap_or("host root not mounted"));
+                }
                 if !single {
                     eprintln!(
                         "== {k} ({release}, {accel}): {} in {} ms{}",

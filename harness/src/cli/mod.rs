@@ -151,6 +151,11 @@ pub struct GuestArgs {
     /// Default: on for run and exec, off for boot and bench boot (they measure cold boots).
     #[arg(long, value_parser = ["on", "off"])]
     pub snapshot: Option<String>,
+    /// How the host root reaches guests that share it (exec, shell, selftest): auto (virtio-fs
+    /// for cold boots, 9p when the guest starts from a snapshot, which QEMU cannot take with
+    /// virtio-fs), virtiofs (an error without a usable virtiofsd), or 9p.
+    #[arg(long, value_enum, default_value_t = crate::vm::share::ShareMode::Auto)]
+    pub share: crate::vm::share::ShareMode,
 }
 
 /// The kernel `boot`, `bench boot` and `exec` use when none is named.
@@ -303,8 +308,12 @@ pub(crate) async fn start_shared(
         session.prepare(kernel, &args.fetch_options(), args.image_options(true), &[]).await.map_err(tag_session)?;
     let p = Prepared { session: session.clone(), kernel: k, image };
     let mut opts = p.guest_options(args, tag)?;
-    opts.share = Some(rw);
-    if args.snapshots(true) {
+    let snapshots = args.snapshots(true);
+    let extra = rw.iter().map(|d| crate::vm::share::ExtraShare::rw(d)).collect();
+    let plan = crate::vm::share::choose_here(args.share, snapshots, kernel, p.kernel.config.as_deref(), extra)
+        .exit_code(exit::BAD_INPUT)?;
+    opts.share = Some(plan);
+    if snapshots {
         opts.snapshots = Some(p.session.cache.clone());
     }
     let g = p

@@ -75,6 +75,7 @@ impl RerunArgs {
             append: Vec::new(),
             channel: "virtio".into(),
             snapshot: self.snapshot.clone(),
+            share: Default::default(),
         }
     }
 }

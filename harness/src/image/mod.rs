@@ -44,6 +44,7 @@ pub enum ImageError {
 struct GuestSpec {
     channel_modules: Vec<String>,
     share_modules: Vec<String>,
+    virtiofs_modules: Vec<String>,
     modules: Vec<String>,
 }
 
@@ -52,8 +53,9 @@ struct GuestSpec {
 pub struct ImageOptions {
     /// Include the virtio-serial driver modules (the preferred channel).
     pub virtio_channel: bool,
-    /// Include the modules that mount the host's root (9p over virtio), listed apart in
-    /// `/lib/modules/kmatrix-share.load`: the agent loads them on first use, not at boot.
+    /// Include the modules that mount the host's root, listed apart per file system in
+    /// `/lib/modules/kmatrix-share.load` (9p over virtio) and `kmatrix-virtiofs.load`: the agent
+    /// loads the chosen one's on first use, not at boot.
     pub share: bool,
 }
 
@@ -138,20 +140,29 @@ pub fn build_with(
         w.file("lib/modules/kmatrix.load", 0o644, load.as_bytes()).map_err(io)?;
     }
     if opts.share && kernel.modules_dir.is_some() {
-        let names: Vec<&str> = spec.share_modules.iter().map(String::as_str).collect();
-        let closure = kernel::module_closure(kernel, &names)
-            .map_err(|source| ImageError::Modules { kernel: kernel.id.clone(), source: Box::new(source) })?;
-        let mut load = String::new();
-        for m in &closure.modules {
-            let file = format!("{}.ko", m.name);
-            if !modules.contains(&file) {
-                let bytes = kernel::read_module(m)
-                    .map_err(|source| ImageError::Modules { kernel: kernel.id.clone(), source: Box::new(source) })?;
-                w.file(&format!("lib/modules/{file}"), 0o644, &bytes).map_err(io)?;
+        // Files already in the image (boot modules, the other list's): written once.
+        let mut written = modules.clone();
+        for (names, list) in
+            [(&spec.share_modules, "kmatrix-share.load"), (&spec.virtiofs_modules, "kmatrix-virtiofs.load")]
+        {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let closure = kernel::module_closure(kernel, &names)
+                .map_err(|source| ImageError::Modules { kernel: kernel.id.clone(), source: Box::new(source) })?;
+            let mut load = String::new();
+            for m in &closure.modules {
+                let file = format!("{}.ko", m.name);
+                if !written.contains(&file) {
+                    let bytes = kernel::read_module(m).map_err(|source| ImageError::Modules {
+                        kernel: kernel.id.clone(),
+                        source: Box::new(source),
+                    })?;
+                    w.file(&format!("lib/modules/{file}"), 0o644, &bytes).map_err(io)?;
+                    written.push(file.clone());
+                }
+                load.push_str(&format!("/lib/modules/{file}\n"));
             }
-            load.push_str(&format!("/lib/modules/{file}\n"));
+            w.file(&format!("lib/modules/{list}"), 0o644, load.as_bytes()).map_err(io)?;
         }
-        w.file("lib/modules/kmatrix-share.load", 0o644, load.as_bytes()).map_err(io)?;
     }
     // The package's config, where the agent looks for it (Debian kernels have no
     // /proc/config.gz): `unsupported` verdicts can then cite the option itself.

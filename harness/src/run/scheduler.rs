@@ -197,7 +197,7 @@ async fn run_kernel(
         opts.virtio = cfg.image.virtio_channel;
         if cfg.image.share {
             // Scenarios that run the host's tools get the host root (read-only).
-            opts.share = Some(Vec::new());
+            opts.share = Some(crate::vm::share::auto_here(cfg.snapshots, kernel, k.config.as_deref()));
         }
         if cfg.snapshots {
             opts.snapshots = Some(cfg.session.cache.clone());

@@ -47,6 +47,8 @@ pub enum VmError {
     Timeout { secs: f64, waiting_for: String, console: String },
     #[error("guest channel broken: {detail}\n--- console tail ---\n{console}")]
     Channel { detail: String, console: String },
+    #[error("cannot serve a virtio-fs share")]
+    Virtiofs(#[source] super::virtiofs::VirtiofsError),
     #[error("agent speaks protocol {got}, this harness speaks {want}: rebuild both")]
     ProtoMismatch { got: u32, want: u32 },
     /// The accelerator, not the guest, failed: QEMU said so on stderr (and is killed at once,

@@ -1,13 +1,15 @@
 //! Running guests under QEMU: the command line (`qemu`), the accelerator choice (`accel`), the
-//! console watcher (`console`), the channel's framing (`channel`) and the running machine
-//! (`machine`).
+//! console watcher (`console`), the channel's framing (`channel`), the running machine
+//! (`machine`), and the host-root share (`share`: virtio-fs or 9p, `virtiofs`: its daemon).
 
 pub mod accel;
 pub mod channel;
 pub mod console;
 pub mod machine;
 pub mod qemu;
+pub mod share;
 pub mod snapshot;
+pub mod virtiofs;
 
 pub use accel::{AccelChoice, AccelVerdict};
 pub use machine::{Vm, VmError, VmFiles};

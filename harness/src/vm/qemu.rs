@@ -55,7 +55,7 @@ pub struct QemuConfig {
     pub memory_file: Option<MemoryFile>,
     /// Start paused, waiting for `migrate_incoming` (snapshot restore).
     pub incoming: bool,
-    /// Host directories shared over virtio-9p (the host root, read-only, and `--rw` dirs).
+    /// Host directories shared into the guest (the host root, read-only, and extra dirs).
     pub shares: Vec<ShareDir>,
 }
 
@@ -65,6 +65,9 @@ pub struct ShareDir {
     pub tag: String,
     pub path: PathBuf,
     pub readonly: bool,
+    /// `None`: virtio-9p (QEMU serves `path` itself); `Some(socket)`: vhost-user-fs, served by
+    /// the virtiofsd listening there (which was told `path` and `readonly`).
+    pub virtiofs: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,7 +119,9 @@ impl QemuConfig {
         push("-no-reboot");
         push("-M");
         let mut machine = String::from(if self.accel == Accel::Kvm { "pc,accel=kvm" } else { "pc,accel=tcg" });
-        if self.memory_file.is_some() {
+        // vhost-user-fs: virtiofsd maps guest RAM, so it must be shared memory.
+        let memfd = self.memory_file.is_none() && self.shares.iter().any(|d| d.virtiofs.is_some());
+        if self.memory_file.is_some() || memfd {
             machine.push_str(",memory-backend=kmram");
         }
         push(&machine);
@@ -138,6 +143,10 @@ impl QemuConfig {
                 self.memory_mb,
                 if m.shared { "on" } else { "off" }
             ));
+        }
+        if memfd {
+            push("-object");
+            push(&format!("memory-backend-memfd,id=kmram,size={}M,share=on", self.memory_mb));
         }
         if self.incoming {
             push("-incoming");
@@ -185,6 +194,13 @@ impl QemuConfig {
             a.push("chardev=hmp,mode=readline".into());
         }
         for (i, d) in self.shares.iter().enumerate() {
+            if let Some(socket) = &d.virtiofs {
+                a.push("-chardev".into());
+                a.push(socket_chardev(&format!("kmvfs{i}"), socket));
+                a.push("-device".into());
+                a.push(format!("vhost-user-fs-pci,chardev=kmvfs{i},tag={}", d.tag).into());
+                continue;
+            }
             // security_model=none: files are accessed as QEMU's own user, nothing is remapped;
             // the guest sees the host's owners and modes as they are. multidevs=remap: the host
             // root spans several file systems (/proc and /sys both have inode 1), and without
@@ -256,13 +272,30 @@ mod tests {
     fn shares_are_9p_devices_with_their_tags_read_only_unless_asked() {
         let mut c = cfg();
         c.shares = vec![
-            ShareDir { tag: "kmatrix-root".into(), path: "/".into(), readonly: true },
-            ShareDir { tag: "kmatrix-rw0".into(), path: "/work/a,b".into(), readonly: false },
+            ShareDir { tag: "kmatrix-root".into(), path: "/".into(), readonly: true, virtiofs: None },
+            ShareDir { tag: "kmatrix-rw0".into(), path: "/work/a,b".into(), readonly: false, virtiofs: None },
         ];
         let joined: Vec<String> = c.args().into_iter().map(|s| s.into_string().unwrap()).collect();
         let joined = joined.join(" ");
         assert!(joined.contains("-fsdev local,id=kmfs0,security_model=none,multidevs=remap,path=/,readonly=on -device virtio-9p-pci,fsdev=kmfs0,mount_tag=kmatrix-root"), "{joined}");
         assert!(joined.contains("-fsdev local,id=kmfs1,security_model=none,multidevs=remap,path=/work/a,,b -device virtio-9p-pci,fsdev=kmfs1,mount_tag=kmatrix-rw0"), "{joined}");
+    }
+
+    #[test]
+    fn virtiofs_shares_are_vhost_user_devices_over_shared_memory() {
+        let mut c = cfg();
+        c.shares = vec![ShareDir {
+            tag: "kmatrix-root".into(),
+            path: "/".into(),
+            readonly: true,
+            virtiofs: Some("/tmp/v/fs.sock".into()),
+        }];
+        let joined: Vec<String> = c.args().into_iter().map(|s| s.into_string().unwrap()).collect();
+        let joined = joined.join(" ");
+        assert!(joined.contains("-M pc,accel=tcg,memory-backend=kmram"), "{joined}");
+        assert!(joined.contains("-object memory-backend-memfd,id=kmram,size=1024M,share=on"), "{joined}");
+        assert!(joined.contains("-chardev socket,id=kmvfs0,path=/tmp/v/fs.sock -device vhost-user-fs-pci,chardev=kmvfs0,tag=kmatrix-root"), "{joined}");
+        assert!(!joined.contains("9p"), "{joined}");
     }
 
     #[test]

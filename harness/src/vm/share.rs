@@ -1,0 +1,204 @@
+//! Which device shares the host's root into a guest — virtio-fs (vhost-user-fs with virtiofsd)
+//! or virtio-9p (no daemon) — and why, plus the extra host directories a guest gets (`--rw`,
+//! read-only extras such as kernel headers), each mounted at a path of the guest's view.
+//!
+//! The rule (`--share auto`), from measurements on a 2-core host under TCG (docs/architecture.md):
+//! QEMU 7.2 cannot migrate a guest with a vhost-user-fs device ("Migration is disabled when
+//! VirtIOFS is used"), so a virtio-fs guest always boots cold, while a 9p guest restores from a
+//! snapshot. When the guest would start from a snapshot, 9p; when it boots cold anyway
+//! (`--snapshot off`), virtio-fs, whose file access is several times faster. virtio-fs needs a
+//! usable virtiofsd and `CONFIG_VIRTIO_FS` in the kernel; without them, 9p, and the reason says
+//! which was missing. Not here: starting the daemon (`virtiofs.rs`), the QEMU devices (`qemu.rs`).
+
+use super::virtiofs::{self, VirtiofsError};
+use std::path::{Path, PathBuf};
+
+/// What the user asked for (`--share`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ShareMode {
+    /// virtio-fs for cold boots, 9p when the guest starts from a snapshot.
+    #[default]
+    Auto,
+    /// virtio-fs, or an error when it cannot be had.
+    Virtiofs,
+    /// virtio-9p.
+    #[value(name = "9p")]
+    NineP,
+}
+
+/// The file system a guest's shares use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShareFs {
+    NineP,
+    /// virtio-fs served by this virtiofsd.
+    Virtiofs {
+        daemon: PathBuf,
+    },
+}
+
+impl ShareFs {
+    /// The guest's name for it (`mount -t`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ShareFs::NineP => "9p",
+            ShareFs::Virtiofs { .. } => "virtiofs",
+        }
+    }
+}
+
+/// A host directory shared besides the root, mounted at `guest` in the guest's view of the host
+/// root (for `--rw DIR`, its own host path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraShare {
+    pub host: PathBuf,
+    pub guest: PathBuf,
+    pub readonly: bool,
+}
+
+impl ExtraShare {
+    /// `--rw DIR`: writable, at its own path.
+    pub fn rw(dir: &Path) -> Self {
+        ExtraShare { host: dir.into(), guest: dir.into(), readonly: false }
+    }
+}
+
+/// The host root (read-only) and `extra`, over `fs`, chosen because of `why`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharePlan {
+    pub fs: ShareFs,
+    pub why: String,
+    pub extra: Vec<ExtraShare>,
+}
+
+impl SharePlan {
+    /// 9p for `why` (surfaces that always start from snapshots).
+    pub fn nine_p(why: &str, extra: Vec<ExtraShare>) -> Self {
+        SharePlan { fs: ShareFs::NineP, why: why.into(), extra }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ShareError {
+    #[error("--share virtiofs: {0}")]
+    NoDaemon(VirtiofsError),
+    #[error("--share virtiofs: kernel {kernel} has no virtio-fs (CONFIG_VIRTIO_FS is not set in {config})")]
+    NoKernelSupport { kernel: String, config: String },
+}
+
+/// Whether a kernel config enables virtio-fs; `None` when there is no config to read.
+pub fn kernel_has_virtiofs(config: Option<&Path>) -> Option<bool> {
+    let text = std::fs::read_to_string(config?).ok()?;
+    Some(text.lines().any(|l| l == "CONFIG_VIRTIO_FS=y" || l == "CONFIG_VIRTIO_FS=m"))
+}
+
+/// Decide, for a guest that would start from a snapshot when `snapshots`, of kernel `kernel`
+/// whose config says `kernel_virtiofs`, with `daemon` the virtiofsd lookup.
+pub fn choose(
+    mode: ShareMode,
+    snapshots: bool,
+    kernel: &str,
+    kernel_virtiofs: Option<bool>,
+    daemon: Result<PathBuf, VirtiofsError>,
+    extra: Vec<ExtraShare>,
+) -> Result<SharePlan, ShareError> {
+    let no_kernel = kernel_virtiofs == Some(false);
+    match mode {
+        ShareMode::NineP => Ok(SharePlan::nine_p("asked for (--share 9p)", extra)),
+        ShareMode::Virtiofs => {
+            if no_kernel {
+                return Err(ShareError::NoKernelSupport { kernel: kernel.into(), config: "its config".into() });
+            }
+            let daemon = daemon.map_err(ShareError::NoDaemon)?;
+            Ok(SharePlan { fs: ShareFs::Virtiofs { daemon }, why: "asked for (--share virtiofs)".into(), extra })
+        }
+        ShareMode::Auto if snapshots => Ok(SharePlan::nine_p(
+            "the guest starts from a snapshot, which QEMU cannot take with virtio-fs; 9p after a restore beats a cold virtio-fs boot for short programs",
+            extra,
+        )),
+        ShareMode::Auto if no_kernel => {
+            Ok(SharePlan::nine_p(&format!("kernel {kernel} has no virtio-fs (CONFIG_VIRTIO_FS)"), extra))
+        }
+        ShareMode::Auto => match daemon {
+            Ok(daemon) => Ok(SharePlan {
+                fs: ShareFs::Virtiofs { daemon },
+                why: "cold boot and virtiofsd found: virtio-fs reads files several times faster than 9p".into(),
+                extra,
+            }),
+            Err(e) => Ok(SharePlan::nine_p(&format!("no virtio-fs: {e}"), extra)),
+        },
+    }
+}
+
+/// [`choose`] with this host's virtiofsd.
+pub fn choose_here(
+    mode: ShareMode,
+    snapshots: bool,
+    kernel: &str,
+    config: Option<&Path>,
+    extra: Vec<ExtraShare>,
+) -> Result<SharePlan, ShareError> {
+    // Only look for the daemon when it could be used: `--share 9p` works without one.
+    let daemon = match mode {
+        ShareMode::NineP => Err(VirtiofsError::NotFound { looked: "(not looked for)".into() }),
+        ShareMode::Auto if snapshots => Err(VirtiofsError::NotFound { looked: "(not looked for)".into() }),
+        _ => virtiofs::find(),
+    };
+    choose(mode, snapshots, kernel, kernel_has_virtiofs(config), daemon, extra)
+}
+
+/// `--share auto` for surfaces without a `--share` option (run's tool scenarios, bisect).
+pub fn auto_here(snapshots: bool, kernel: &str, config: Option<&Path>) -> SharePlan {
+    // Auto never errs (only a forced virtio-fs can): 9p with the reason otherwise.
+    choose_here(ShareMode::Auto, snapshots, kernel, config, Vec::new())
+        .unwrap_or_else(|e| SharePlan::nine_p(&e.to_string(), Vec::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found() -> Result<PathBuf, VirtiofsError> {
+        Ok("/usr/bin/virtiofsd".into())
+    }
+    fn missing() -> Result<PathBuf, VirtiofsError> {
+        Err(VirtiofsError::NotFound { looked: "/nonexistent/virtiofsd".into() })
+    }
+
+    #[test]
+    fn auto_takes_9p_from_a_snapshot_and_virtiofs_for_a_cold_boot() {
+        let p = choose(ShareMode::Auto, true, "k", Some(true), found(), vec![]).unwrap();
+        assert_eq!(p.fs, ShareFs::NineP);
+        assert!(p.why.contains("snapshot"), "{}", p.why);
+        let p = choose(ShareMode::Auto, false, "k", Some(true), found(), vec![]).unwrap();
+        assert_eq!(p.fs.name(), "virtiofs");
+    }
+
+    #[test]
+    fn auto_without_daemon_or_kernel_support_is_9p_and_says_why() {
+        let p = choose(ShareMode::Auto, false, "k", Some(true), missing(), vec![]).unwrap();
+        assert_eq!(p.fs, ShareFs::NineP);
+        assert!(p.why.contains("/nonexistent/virtiofsd"), "{}", p.why);
+        let p = choose(ShareMode::Auto, false, "old", Some(false), found(), vec![]).unwrap();
+        assert_eq!(p.fs, ShareFs::NineP);
+        assert!(p.why.contains("CONFIG_VIRTIO_FS"), "{}", p.why);
+    }
+
+    #[test]
+    fn forced_virtiofs_without_it_is_an_error_naming_the_daemon() {
+        let e = choose(ShareMode::Virtiofs, true, "k", Some(true), missing(), vec![]).unwrap_err();
+        assert!(e.to_string().contains("virtiofsd"), "{e}");
+        assert!(choose(ShareMode::Virtiofs, false, "k", Some(false), found(), vec![]).is_err());
+        assert_eq!(choose(ShareMode::NineP, false, "k", Some(true), found(), vec![]).unwrap().fs, ShareFs::NineP);
+    }
+
+    #[test]
+    fn kernel_config_is_read_for_virtio_fs() {
+        let d = tempfile::tempdir().unwrap();
+        let c = d.path().join("config");
+        std::fs::write(&c, "CONFIG_FUSE_FS=m\nCONFIG_VIRTIO_FS=m\n").unwrap();
+        assert_eq!(kernel_has_virtiofs(Some(&c)), Some(true));
+        std::fs::write(&c, "# CONFIG_VIRTIO_FS is not set\n").unwrap();
+        assert_eq!(kernel_has_virtiofs(Some(&c)), Some(false));
+        assert_eq!(kernel_has_virtiofs(None), None);
+    }
+}
