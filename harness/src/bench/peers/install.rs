@@ -191,10 +191,16 @@ pub fn ensure(peer: Peer, dir: &BenchDir, progress: &dyn Fn(&str)) -> Result<Str
 
 fn run_install(peer: Peer, mut c: Command) -> Result<(), PeerError> {
     let command = format!("{c:?}");
-    let out = c.stdin(Stdio::null()).output().map_err(|source| PeerError::Spawn { command: command.clone(), source })?;
+    let out =
+        c.stdin(Stdio::null()).output().map_err(|source| PeerError::Spawn { command: command.clone(), source })?;
     if out.status.success() {
         return Ok(());
     }
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    Err(PeerError::Install { peer, command, status: out.status.to_string(), tail: super::tail_lines(&text, 12).join("\n") })
+    Err(PeerError::Install {
+        peer,
+        command,
+        status: out.status.to_string(),
+        tail: super::tail_lines(&text, 12).join("\n"),
+    })
 }

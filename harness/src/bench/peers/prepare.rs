@@ -43,7 +43,11 @@ pub const VMTEST_TRACEFS: &str = "mount -t tracefs nodev /sys/kernel/tracing; ";
 const VMTEST_MODULES: &[&str] = &["virtio_pci", "virtio_console", "9pnet_virtio", "9p"];
 
 /// The kernel's files, from kmatrix's cache (fetched there first if missing).
-pub fn kernel(id: &str, cache: &crate::cache::Cache, fetch: &crate::kernel::FetchOptions) -> Result<PreparedKernel, PeerError> {
+pub fn kernel(
+    id: &str,
+    cache: &crate::cache::Cache,
+    fetch: &crate::kernel::FetchOptions,
+) -> Result<PreparedKernel, PeerError> {
     let spec: crate::kernel::KernelSpec =
         id.parse().map_err(|e| PeerError::Kernel { id: id.into(), source: Box::new(e) })?;
     crate::kernel::prepare(&spec, cache, fetch).map_err(|e| PeerError::Kernel { id: id.into(), source: Box::new(e) })
@@ -60,7 +64,8 @@ fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), PeerError> {
     use std::os::unix::fs::PermissionsExt;
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, data).map_err(PeerError::io("cannot write", &tmp))?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(PeerError::io("cannot chmod", &tmp))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
+        .map_err(PeerError::io("cannot chmod", &tmp))?;
     std::fs::rename(&tmp, path).map_err(PeerError::io("cannot rename into", path))
 }
 
@@ -86,8 +91,11 @@ exec qemu-system-x86_64 "$@"
 
 /// A static busybox on the host (an initramfs has no libc to load a dynamic one with).
 fn static_busybox(dir: &BenchDir) -> Result<PathBuf, PeerError> {
-    let missing =
-        || PeerError::MissingProgram { peer: Peer::Vmtest, program: "busybox (static)".into(), package: "busybox-static".into() };
+    let missing = || PeerError::MissingProgram {
+        peer: Peer::Vmtest,
+        program: "busybox (static)".into(),
+        package: "busybox-static".into(),
+    };
     let path = super::install::which("busybox", &dir.path_env()).ok_or_else(missing)?;
     let data = std::fs::read(&path).map_err(PeerError::io("cannot read", &path))?;
     use object::{Object, ObjectSection};
@@ -113,7 +121,8 @@ pub fn vmtest_initramfs(dir: &BenchDir, k: &PreparedKernel) -> Result<PathBuf, P
          export PATH=/bin\nmkdir -p /proc /newroot\nmount -t proc proc /proc\n",
     );
     let mut w = CpioWriter::new(Vec::new());
-    let io = |e: std::io::Error| PeerError::Io { what: "cannot build the initramfs for", path: kdir.clone(), source: e };
+    let io =
+        |e: std::io::Error| PeerError::Io { what: "cannot build the initramfs for", path: kdir.clone(), source: e };
     w.dir("dev", 0o755).map_err(io)?;
     w.char_dev("dev/console", 0o600, 5, 1).map_err(io)?;
     w.file("bin/busybox", 0o755, &bb).map_err(io)?;
@@ -121,8 +130,8 @@ pub fn vmtest_initramfs(dir: &BenchDir, k: &PreparedKernel) -> Result<PathBuf, P
         w.symlink(&format!("bin/{applet}"), "busybox").map_err(io)?;
     }
     for m in closure.iter() {
-        let bytes =
-            crate::kernel::modules::read_module(m).map_err(|e| PeerError::Kernel { id: k.id.clone(), source: Box::new(e) })?;
+        let bytes = crate::kernel::modules::read_module(m)
+            .map_err(|e| PeerError::Kernel { id: k.id.clone(), source: Box::new(e) })?;
         w.file(&format!("lib/modules/{}.ko", m.name), 0o644, &bytes).map_err(io)?;
         init.push_str(&format!("insmod /lib/modules/{}.ko || echo \"initramfs: insmod {} failed\"\n", m.name, m.name));
     }
@@ -193,13 +202,18 @@ pub fn module_tree(dir: &BenchDir, k: &PreparedKernel) -> Result<PathBuf, PeerEr
     if mods.join("modules.dep.bin").is_file() && image.exists() {
         return Ok(image);
     }
-    let src = k.modules_dir.clone().ok_or(PeerError::KernelFile { id: k.id.clone(), what: "modules", peer: Peer::VirtmeNg })?;
+    let src = k.modules_dir.clone().ok_or(PeerError::KernelFile {
+        id: k.id.clone(),
+        what: "modules",
+        peer: Peer::VirtmeNg,
+    })?;
     let tmp = dir.kernel_dir(&k.release).join("tree.tmp");
     let _ = std::fs::remove_dir_all(&tmp);
     let tmods = tmp.join("lib/modules").join(&k.release);
     mkdir(&tmods)?;
     mkdir(&tmp.join("boot"))?;
-    let link = |target: &Path, at: &Path| std::os::unix::fs::symlink(target, at).map_err(PeerError::io("cannot link", at));
+    let link =
+        |target: &Path, at: &Path| std::os::unix::fs::symlink(target, at).map_err(PeerError::io("cannot link", at));
     link(&k.bzimage, &tmp.join("boot").join(format!("vmlinuz-{}", k.release)))?;
     link(&src.join("kernel"), &tmods.join("kernel"))?;
     for f in ["modules.builtin", "modules.builtin.modinfo", "modules.order"] {

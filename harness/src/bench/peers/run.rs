@@ -85,7 +85,9 @@ pub async fn run_once(job: &Job, release: &str, timeout: Duration) -> Attempt {
             failure: Some(format!("still running after {} s: killed", timeout.as_secs())),
             tail: Vec::new(),
         },
-        Ok(Err(e)) => Attempt { seconds, exit_code: None, failure: Some(format!("cannot wait for it: {e}")), tail: Vec::new() },
+        Ok(Err(e)) => {
+            Attempt { seconds, exit_code: None, failure: Some(format!("cannot wait for it: {e}")), tail: Vec::new() }
+        }
         Ok(Ok(out)) => {
             let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
             let failure = match (out.status.code(), check_output(&text, release)) {
@@ -117,7 +119,12 @@ fn first_error(text: &str) -> Option<String> {
 fn host_info() -> HostInfo {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
         .unwrap_or_else(|| "unknown".into());
     let date = std::process::Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC"])
@@ -134,7 +141,9 @@ fn host_info() -> HostInfo {
 }
 
 fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg").map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 /// The jobs of one kernel: kmatrix cold and from a snapshot, each peer's README command and its
@@ -157,8 +166,19 @@ fn jobs_for(
     for mode in [Mode::Cold, Mode::Snapshot] {
         let snap = if mode == Mode::Cold { "off" } else { "on" };
         let args = [
-            "exec", "--accel", "tcg", "--snapshot", snap, "--kernel", &k.id, "--out",
-            &dir.root.join("kmatrix-out").display().to_string(), "--", "sh", "-c", TASK,
+            "exec",
+            "--accel",
+            "tcg",
+            "--snapshot",
+            snap,
+            "--kernel",
+            &k.id,
+            "--out",
+            &dir.root.join("kmatrix-out").display().to_string(),
+            "--",
+            "sh",
+            "-c",
+            TASK,
         ];
         jobs.push((
             Job {
@@ -201,7 +221,14 @@ fn jobs_for(
             Peer::Vmtest => dir.vmtest(),
             Peer::VirtmeNg => dir.vng(),
         };
-        let job = |mode, args| Job { tool: peer.into(), mode, program: program.clone(), args, env: peer_env.clone(), cwd: dir.root.clone() };
+        let job = |mode, args| Job {
+            tool: peer.into(),
+            mode,
+            program: program.clone(),
+            args,
+            env: peer_env.clone(),
+            cwd: dir.root.clone(),
+        };
         jobs.push((job(Mode::OutOfTheBox, readme), Vec::new()));
         jobs.push((job(Mode::Minimum, minimum), needs.iter().map(|s| s.to_string()).collect()));
     }
@@ -211,6 +238,18 @@ fn jobs_for(
 /// Install, prepare, run everything, one command at a time.
 pub async fn bench(opts: &Options, cache: &crate::cache::Cache, progress: &dyn Fn(&str)) -> Result<Report, PeerError> {
     let dir = BenchDir::open(cache)?;
+    // Kernels first: a wrong kernel id fails before anything is installed.
+    let mut kernels = Vec::new();
+    for id in &opts.kernels {
+        let (kid, cache, fetch) = (id.clone(), cache.clone(), opts.fetch.clone());
+        kernels.push(tokio::task::spawn_blocking(move || prepare::kernel(&kid, &cache, &fetch)).await.map_err(
+            |e| PeerError::Io {
+                what: "kernel preparation died for",
+                path: PathBuf::from(id),
+                source: std::io::Error::other(e.to_string()),
+            },
+        )??);
+    }
     let mut versions = vec![("kmatrix".to_string(), env!("CARGO_PKG_VERSION").to_string())];
     for &peer in &opts.peers {
         let v = install::ensure(peer, &dir, progress)?;
@@ -219,19 +258,17 @@ pub async fn bench(opts: &Options, cache: &crate::cache::Cache, progress: &dyn F
     }
     let mut host = host_info();
     let mut cells: Vec<Cell> = Vec::new();
-    for id in &opts.kernels {
-        let k = {
-            let (kid, cache, fetch) = (id.clone(), cache.clone(), opts.fetch.clone());
-            tokio::task::spawn_blocking(move || prepare::kernel(&kid, &cache, &fetch))
-                .await
-                .map_err(|e| PeerError::Io { what: "kernel preparation died for", path: PathBuf::from(id), source: std::io::Error::other(e.to_string()) })??
-        };
+    for k in kernels {
         let jobs = {
             let (d, k, peers, exe, root) =
                 (dir.clone(), k.clone(), opts.peers.clone(), opts.kmatrix.clone(), cache.root().to_path_buf());
-            tokio::task::spawn_blocking(move || jobs_for(&d, &k, &peers, &exe, &root))
-                .await
-                .map_err(|e| PeerError::Io { what: "preparing the peers died for", path: dir.root.clone(), source: std::io::Error::other(e.to_string()) })??
+            tokio::task::spawn_blocking(move || jobs_for(&d, &k, &peers, &exe, &root)).await.map_err(|e| {
+                PeerError::Io {
+                    what: "preparing the peers died for",
+                    path: dir.root.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                }
+            })??
         };
         let first = cells.len();
         for (job, needs) in &jobs {
@@ -263,7 +300,15 @@ pub async fn bench(opts: &Options, cache: &crate::cache::Cache, progress: &dyn F
         for run in 0..opts.runs {
             for (i, (job, _)) in jobs.iter().enumerate().filter(|(_, (j, _))| j.mode != Mode::OutOfTheBox) {
                 let a = run_once(job, &k.release, opts.timeout).await;
-                progress(&format!("{} {} {} run {}/{}: {}", k.id, job.tool.name(), job.mode.name(), run + 1, opts.runs, verdict(&a)));
+                progress(&format!(
+                    "{} {} {} run {}/{}: {}",
+                    k.id,
+                    job.tool.name(),
+                    job.mode.name(),
+                    run + 1,
+                    opts.runs,
+                    verdict(&a)
+                ));
                 cells[first + i].attempts.push(a);
             }
         }

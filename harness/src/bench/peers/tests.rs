@@ -6,7 +6,12 @@ const VNG_61: &str = "6.1.0-50-amd64\nblk mmiotrace function_graph function nop\
 const VMTEST_OOB: &str = "=> vmlinuz\n===> Booting\n[    2.9] Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)\n";
 
 fn attempt(seconds: f64, failure: Option<&str>) -> Attempt {
-    Attempt { seconds, exit_code: Some(if failure.is_some() { 1 } else { 0 }), failure: failure.map(str::to_string), tail: vec!["last".into()] }
+    Attempt {
+        seconds,
+        exit_code: Some(if failure.is_some() { 1 } else { 0 }),
+        failure: failure.map(str::to_string),
+        tail: vec!["last".into()],
+    }
 }
 
 fn cell(tool: Tool, mode: Mode, secs: &[(f64, bool)]) -> Cell {
@@ -15,7 +20,11 @@ fn cell(tool: Tool, mode: Mode, secs: &[(f64, bool)]) -> Cell {
         kernel: "debian-6.1".into(),
         release: "6.1.0-50-amd64".into(),
         mode,
-        needs: if tool == Tool::Kmatrix || mode == Mode::OutOfTheBox { vec![] } else { vec!["a wrapper".into(), "an initramfs".into()] },
+        needs: if tool == Tool::Kmatrix || mode == Mode::OutOfTheBox {
+            vec![]
+        } else {
+            vec!["a wrapper".into(), "an initramfs".into()]
+        },
         command: vec![],
         attempts: secs.iter().map(|&(s, ok)| attempt(s, (!ok).then_some("no tracer list"))).collect(),
     }
@@ -25,7 +34,13 @@ fn report(cells: Vec<Cell>) -> Report {
     Report {
         runs: 3,
         accel: "tcg".into(),
-        host: HostInfo { cpu: "x".into(), cores: 2, load_start: "1 1 1".into(), load_end: "1 1 1".into(), date: "d".into() },
+        host: HostInfo {
+            cpu: "x".into(),
+            cores: 2,
+            load_start: "1 1 1".into(),
+            load_end: "1 1 1".into(),
+            date: "d".into(),
+        },
         bench_dir: "/b".into(),
         versions: vec![],
         cells,
@@ -36,13 +51,22 @@ fn report(cells: Vec<Cell>) -> Report {
 fn output_check_wants_the_release_and_a_tracer_list() {
     assert_eq!(check_output(VNG_61, "6.1.0-50-amd64"), Ok(()));
     // The other kernel's release is not this one's.
-    assert_eq!(check_output(VNG_61, "6.12.74+deb13-amd64"), Err("no line \"6.12.74+deb13-amd64\" (uname -r) in the output".into()));
+    assert_eq!(
+        check_output(VNG_61, "6.12.74+deb13-amd64"),
+        Err("no line \"6.12.74+deb13-amd64\" (uname -r) in the output".into())
+    );
     // `cat` failing (tracefs not mounted there) leaves the release alone.
     assert_eq!(
-        check_output("6.1.0-50-amd64\ncat: /sys/kernel/tracing/available_tracers: No such file or directory\n", "6.1.0-50-amd64"),
+        check_output(
+            "6.1.0-50-amd64\ncat: /sys/kernel/tracing/available_tracers: No such file or directory\n",
+            "6.1.0-50-amd64"
+        ),
         Err("no tracer list (a line of tracer names with nop) in the output".into())
     );
-    assert_eq!(check_output(VMTEST_OOB, "6.1.0-50-amd64"), Err("neither \"6.1.0-50-amd64\" nor a tracer list in the output".into()));
+    assert_eq!(
+        check_output(VMTEST_OOB, "6.1.0-50-amd64"),
+        Err("neither \"6.1.0-50-amd64\" nor a tracer list in the output".into())
+    );
     // A release inside a longer line (a boot banner) is not `uname -r`'s output.
     assert!(check_output("Linux version 6.1.0-50-amd64 (gcc)\nnop\n", "6.1.0-50-amd64").is_err());
 }
@@ -84,9 +108,15 @@ fn markdown_table_rows_and_failures() {
     ]);
     let md = r.markdown();
     let lines: Vec<&str> = md.lines().collect();
-    assert_eq!(lines[2], "| kmatrix | debian-6.1 (6.1.0-50-amd64) | cold | 3/3 | 3.00 | 4.00 | 5.00 | 1.0× | — | yes |");
+    assert_eq!(
+        lines[2],
+        "| kmatrix | debian-6.1 (6.1.0-50-amd64) | cold | 3/3 | 3.00 | 4.00 | 5.00 | 1.0× | — | yes |"
+    );
     assert_eq!(lines[3], "| vmtest | debian-6.1 (6.1.0-50-amd64) | minimum | 2/3 | 8.00 | 10.00 | 12.00 | 2.5× | — | needs a wrapper; an initramfs |");
-    assert!(md.contains("- vmtest debian-6.1 minimum run 2: exit 1 after 1.0 s: no tracer list — last lines: `last`"), "{md}");
+    assert!(
+        md.contains("- vmtest debian-6.1 minimum run 2: exit 1 after 1.0 s: no tracer list — last lines: `last`"),
+        "{md}"
+    );
 }
 
 #[test]
