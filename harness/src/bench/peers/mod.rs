@@ -138,7 +138,7 @@ impl Attempt {
 /// missing, for the table.
 pub fn check_output(output: &str, release: &str) -> Result<(), String> {
     let lines: Vec<&str> = output.lines().map(str::trim).collect();
-    let has_release = lines.iter().any(|l| *l == release);
+    let has_release = lines.contains(&release);
     let has_tracers = lines.iter().any(|l| {
         let words: Vec<&str> = l.split_whitespace().collect();
         words.contains(&"nop") && words.iter().all(|w| w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
