@@ -56,7 +56,7 @@ pub async fn run_once(job: &Job, release: &str, timeout: Duration) -> Attempt {
         cmd.env(k, v);
     }
     let started = Instant::now();
-    let child = match cmd.spawn() {
+    let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
             return Attempt {
@@ -67,8 +67,11 @@ pub async fn run_once(job: &Job, release: &str, timeout: Duration) -> Attempt {
             }
         }
     };
+    // Output is read as it comes, so a run killed at the timeout still leaves its evidence.
+    let out = collect(child.stdout.take());
+    let err = collect(child.stderr.take());
     let pgid = child.id();
-    let waited = tokio::time::timeout(timeout, child.wait_with_output()).await;
+    let waited = tokio::time::timeout(timeout, child.wait()).await;
     let seconds = started.elapsed().as_secs_f64();
     // The tool's QEMU and helpers are in its process group: none of them outlives the run.
     if let Some(pid) = pgid {
@@ -78,36 +81,48 @@ pub async fn run_once(job: &Job, release: &str, timeout: Duration) -> Attempt {
             libc::kill(-(pid as i32), libc::SIGKILL);
         }
     }
-    match waited {
-        Err(_) => Attempt {
-            seconds,
-            exit_code: None,
-            failure: Some(format!("still running after {} s: killed", timeout.as_secs())),
-            tail: Vec::new(),
-        },
-        Ok(Err(e)) => {
-            Attempt { seconds, exit_code: None, failure: Some(format!("cannot wait for it: {e}")), tail: Vec::new() }
-        }
-        Ok(Ok(out)) => {
-            let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-            let failure = match (out.status.code(), check_output(&text, release)) {
+    if waited.is_err() {
+        let _ = child.wait().await;
+    }
+    // The group is gone, so the pipes reach EOF; a grandchild that left the group could keep
+    // one open: do not wait for it long.
+    let text = async { format!("{}\n{}", out.await.unwrap_or_default(), err.await.unwrap_or_default()) };
+    let text = tokio::time::timeout(Duration::from_secs(5), text).await.unwrap_or_default();
+    let mut tail = tail_lines(&text, 4);
+    let (exit_code, failure) = match waited {
+        Err(_) => (None, Some(format!("still running after {} s: killed", timeout.as_secs()))),
+        Ok(Err(e)) => (None, Some(format!("cannot wait for it: {e}"))),
+        Ok(Ok(status)) => (
+            status.code(),
+            match (status.code(), check_output(&text, release)) {
                 (Some(0), Ok(())) => None,
                 (Some(0), Err(why)) => Some(why),
                 (Some(c), Ok(())) => Some(format!("right output, but exit {c}")),
                 (Some(_), Err(why)) => Some(why),
-                (None, _) => Some(format!("ended by {}", out.status)),
-            };
-            let mut tail = tail_lines(&text, 4);
-            // The first error line often says more than the last lines (a panic, then QEMU's
-            // teardown): keep it in front.
-            if failure.is_some() {
-                if let Some(e) = first_error(&text).filter(|e| !tail.contains(e)) {
-                    tail.insert(0, e);
-                }
-            }
-            Attempt { seconds, exit_code: out.status.code(), failure, tail }
+                (None, _) => Some(format!("ended by {status}")),
+            },
+        ),
+    };
+    // The first error line often says more than the last lines (a panic, then QEMU's
+    // teardown): keep it in front.
+    if failure.is_some() {
+        if let Some(e) = first_error(&text).filter(|e| !tail.contains(e)) {
+            tail.insert(0, e);
         }
     }
+    Attempt { seconds, exit_code, failure, tail }
+}
+
+/// Everything `pipe` yields until EOF, as text.
+fn collect<R: tokio::io::AsyncRead + Unpin + Send + 'static>(pipe: Option<R>) -> tokio::task::JoinHandle<String> {
+    tokio::spawn(async move {
+        let mut buf = Vec::new();
+        if let Some(mut p) = pipe {
+            use tokio::io::AsyncReadExt;
+            let _ = p.read_to_end(&mut buf).await;
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    })
 }
 
 /// The first line that reads like an error: a kernel panic, a QEMU or tool error.

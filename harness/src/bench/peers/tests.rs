@@ -126,3 +126,37 @@ fn peer_names_parse_and_unknown_ones_are_named() {
     let e = "qemu-run".parse::<Peer>().unwrap_err();
     assert_eq!(e.to_string(), "unknown peer \"qemu-run\": expected one of vmtest, virtme-ng");
 }
+
+fn sh(script: &str) -> run::Job {
+    run::Job {
+        tool: Tool::Vmtest,
+        mode: Mode::Minimum,
+        program: "sh".into(),
+        args: vec!["-c".into(), script.into()],
+        env: vec![],
+        cwd: std::env::temp_dir(),
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+}
+
+#[test]
+fn a_real_process_is_judged_by_its_exit_and_its_output() {
+    let t = std::time::Duration::from_secs(30);
+    let ok = block_on(run::run_once(&sh("echo 6.1.0-50-amd64; echo 'blk function nop'"), "6.1.0-50-amd64", t));
+    assert_eq!((ok.exit_code, ok.failure.as_deref()), (Some(0), None));
+    let bad = block_on(run::run_once(&sh("echo 6.1.0-50-amd64; echo 'blk nop' >&2; exit 3"), "6.1.0-50-amd64", t));
+    assert_eq!((bad.exit_code, bad.failure.as_deref()), (Some(3), Some("right output, but exit 3")));
+    // The output of a killed run is kept as evidence, and the run ends at the timeout, not when
+    // its sleeping child would.
+    let t = std::time::Duration::from_secs(1);
+    let hung = block_on(run::run_once(&sh("echo booting; sleep 30 & wait"), "6.1.0-50-amd64", t));
+    assert_eq!(hung.exit_code, None);
+    assert_eq!(hung.failure.as_deref(), Some("still running after 1 s: killed"));
+    assert_eq!(hung.tail, ["booting"]);
+    assert!(hung.seconds < 10.0, "{}", hung.seconds);
+    let missing = block_on(run::run_once(&run::Job { program: "/nonexistent/vng".into(), ..sh("") }, "x", t));
+    assert!(missing.failure.unwrap().starts_with("cannot run /nonexistent/vng"));
+}
