@@ -2,6 +2,7 @@
 //!
 //! The `kmatrix` binary is a thin front over this crate; tests drive the same API.
 
+pub mod bench;
 pub mod bisect;
 pub mod bpf_object;
 pub mod btf;

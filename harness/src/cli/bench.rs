@@ -1,7 +1,9 @@
-//! `kmatrix bench`: boot times (cold or from a snapshot) and the whole matrix's wall time split
-//! into boot, scenarios and idle core-time.
+//! `kmatrix bench`: boot times (cold or from a snapshot), the whole matrix's wall time split
+//! into boot, scenarios and idle core-time, and the side-by-side with the peers (the work of
+//! `peers` is in `crate::bench::peers`; this file only wires its arguments).
 
 use super::*;
+use crate::bench::peers::{self, Peer};
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -18,6 +20,92 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Boot Debian kernels with kmatrix (cold and from a snapshot) and with each peer (vmtest,
+    /// virtme-ng; installed on demand into <cache>/bench), run `uname -r; cat
+    /// /sys/kernel/tracing/available_tracers`, power off; N runs each, one at a time, under TCG.
+    /// Each peer is first tried as its README says, then with the least it needs here. Prints
+    /// min / median / max per tool, kernel and mode and the ratios to kmatrix.
+    Peers(PeersArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PeersArgs {
+    /// Peers to compare with, comma-separated: vmtest, virtme-ng.
+    #[arg(long, value_delimiter = ',', default_value = "vmtest,virtme-ng", value_parser = parse_peer)]
+    pub peers: Vec<Peer>,
+    /// Kernels (matrix ids or `debian:<version>`), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "debian-6.1,debian-6.12")]
+    pub kernels: Vec<String>,
+    /// Timed runs per tool, kernel and mode (at least 1).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+    /// Seconds one run may take before it is killed and counted as failed.
+    #[arg(long, default_value_t = 300.0, value_parser = seconds)]
+    pub timeout: f64,
+    /// Skip each peer's out-of-the-box attempt.
+    #[arg(long)]
+    pub skip_out_of_the_box: bool,
+    /// Print the whole result as JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Debian mirror (default: KMATRIX_MIRROR, else the host's apt configuration).
+    #[arg(long, env = "KMATRIX_MIRROR")]
+    pub mirror: Option<String>,
+    /// Trust a Release file whose signature cannot be checked (see `kmatrix boot --help`).
+    #[arg(long)]
+    pub allow_unsigned: bool,
+}
+
+fn parse_peer(s: &str) -> Result<Peer, String> {
+    s.parse::<Peer>().map_err(|e| e.to_string())
+}
+
+pub(crate) async fn bench_peers(a: PeersArgs) -> Result<i32> {
+    let cache = Cache::from_env().exit_code(exit::INFRA)?;
+    let kmatrix = std::env::current_exe().context("cannot find the kmatrix binary itself")?;
+    let mut peers = a.peers.clone();
+    peers.sort();
+    peers.dedup();
+    let opts = peers::run::Options {
+        peers,
+        kernels: a.kernels.clone(),
+        runs: a.runs,
+        timeout: Duration::from_secs_f64(a.timeout),
+        kmatrix,
+        fetch: FetchOptions { mirror: a.mirror.clone(), trust: trust(a.allow_unsigned), ..Default::default() },
+        skip_out_of_the_box: a.skip_out_of_the_box,
+    };
+    let progress = |s: &str| eprintln!("bench peers: {s}");
+    let report = peers::run::bench(&opts, &cache, &progress).await.map_err(|e| {
+        let code = match e {
+            peers::install::PeerError::Kernel { ref source, .. } if source.is_bad_input() => exit::BAD_INPUT,
+            _ => exit::INFRA,
+        };
+        let r: Result<(), _> = Err(e);
+        r.exit_code(code).unwrap_err()
+    })?;
+    let json = serde_json::to_string_pretty(&report).context("cannot serialize the result")?;
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let saved = report.bench_dir.join(format!("peers-{stamp}.json"));
+    std::fs::write(&saved, &json).with_context(|| format!("cannot write {}", saved.display()))?;
+    if a.json {
+        println!("{json}");
+    } else {
+        println!(
+            "{} runs each, {}, {} ({} cores), load {} → {}, {}; {}",
+            report.runs,
+            report.accel,
+            report.host.cpu,
+            report.host.cores,
+            report.host.load_start,
+            report.host.load_end,
+            report.host.date,
+            report.versions.iter().map(|(n, v)| format!("{n} {v}")).collect::<Vec<_>>().join(", ")
+        );
+        print!("{}", report.markdown());
+        eprintln!("bench peers: result saved in {}", saved.display());
+    }
+    Ok(exit::OK)
 }
 
 pub(crate) async fn bench_boot(guest: GuestArgs, runs: u32, json: bool) -> Result<i32> {

@@ -212,6 +212,7 @@ pub async fn main(cli: Cli) -> Result<i32> {
         Command::Boot(a) => boot::boot(a).await,
         Command::Bench(BenchCommand::Boot { guest, runs, json }) => bench::bench_boot(guest, runs, json).await,
         Command::Bench(BenchCommand::Matrix(a)) => bench::bench_matrix(a).await,
+        Command::Bench(BenchCommand::Peers(a)) => bench::bench_peers(a).await,
         Command::Kernels(KernelsCommand::Fetch { ids, mirror, allow_unsigned }) => {
             kernels::kernels_fetch(ids, mirror, allow_unsigned).await
         }

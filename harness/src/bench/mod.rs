@@ -1,0 +1,6 @@
+//! Benchmarks that need more than kmatrix itself: `kmatrix bench peers` runs the same task with
+//! kmatrix and with other tools that boot kernels in QEMU (vmtest, virtme-ng), installed on demand
+//! into a bench directory of the cache. Not for kmatrix's own boot and matrix timings
+//! (`bench boot`, `bench matrix` are in the CLI, on the session and the scheduler).
+
+pub mod peers;
