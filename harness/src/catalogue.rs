@@ -47,10 +47,19 @@ pub fn load(cache: &Cache) -> Result<Vec<ScenarioInfo>, CatalogueError> {
             f.set_permissions(std::fs::Permissions::from_mode(0o755))
         })?;
     }
-    let out = std::process::Command::new(&path)
-        .arg("--catalogue")
-        .output()
-        .map_err(|source| CatalogueError::Run { path: path.clone(), source })?;
+    // ETXTBSY ("Text file busy"): a child forked by another thread while the file was still
+    // open for writing holds a write descriptor until it execs (here, or in a concurrent kmatrix
+    // that wrote the same file). It goes within milliseconds; retry briefly, as Go's os/exec does.
+    let mut tries = 0;
+    let out = loop {
+        match std::process::Command::new(&path).arg("--catalogue").output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 20 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            other => break other.map_err(|source| CatalogueError::Run { path: path.clone(), source })?,
+        }
+    };
     if !out.status.success() {
         return Err(CatalogueError::Parse(format!(
             "agent exited with {}: {}",
