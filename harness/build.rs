@@ -102,6 +102,9 @@ fn strip(src: &Path, dst: &Path) -> PathBuf {
     dst.to_path_buf()
 }
 
+/// Files to embed (name in /bin, path), then symlinks (name in /bin, target).
+type Workloads = (Vec<(String, PathBuf)>, Vec<(String, String)>);
+
 /// The static workloads as one multi-call program, `/bin/hello`, the others (`/bin/openat-loop`,
 /// ...) symlinks to it: each static glibc program is ~0.77 MB of which the workload's own code
 /// is a few KB, so six copies were 4.7 MB of a 10.5 MB image. hello.c owns `main` (its symbols
@@ -109,7 +112,7 @@ fn strip(src: &Path, dst: &Path) -> PathBuf {
 /// `hello_greet`, uprobes for `hello_greet`); every other source is compiled with its `main`
 /// renamed `<stem>_main`, and `main` hands over to it when `argv[0]`'s basename is that
 /// workload's name (a generated `dispatch.c`). Returned: the real files, then (alias, target).
-fn build_workloads(root: &Path, out: &Path) -> (Vec<(String, PathBuf)>, Vec<(String, String)>) {
+fn build_workloads(root: &Path, out: &Path) -> Workloads {
     let src = root.join("images").join("workloads");
     let dst = out.join("workloads");
     std::fs::create_dir_all(&dst).expect("create workloads dir");
