@@ -54,6 +54,15 @@ pub enum Lane {
 }
 
 impl Lane {
+    /// As `--lane` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lane::Core => "core",
+            Lane::Tools => "tools",
+            Lane::All => "all",
+        }
+    }
+
     /// Whether a scenario belongs to this lane: the tools lane is the scenarios that run the
     /// host's programs (they need its root shared in, which every guest of a run then gets).
     pub fn has(self, s: &kmatrix_proto::ScenarioInfo) -> bool {
@@ -156,8 +165,12 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Ou
     if user.is_none() {
         scenarios.retain(|s| a.lane.has(s));
         if scenarios.is_empty() {
-            return Err(anyhow::anyhow!("--scenarios {:?} selects no scenario of the {:?} lane", a.scenarios, a.lane))
-                .exit_code(exit::BAD_INPUT);
+            return Err(anyhow::anyhow!(
+                "--scenarios {:?} selects no scenario of the {} lane",
+                a.scenarios,
+                a.lane.name()
+            ))
+            .exit_code(exit::BAD_INPUT);
         }
     }
     let named = a.guest.kernels_or(&a.kernels)?;
