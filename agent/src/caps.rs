@@ -107,6 +107,7 @@ pub fn build(inputs: Inputs) -> (Capabilities, Steps) {
         bpf_prog_types,
         bpf_map_types,
         bpf_attach_types,
+        bpf_attach_on_demand: bpf::ON_DEMAND.iter().map(|s| s.to_string()).collect(),
         perf_pmus,
         modules: inputs.modules,
         channel: inputs.channel,

@@ -308,11 +308,14 @@ pub struct Capabilities {
     /// BPF attach types the kernel accepts, as probed by attaching a trivial program of each to
     /// a harmless target and detaching it. Probed at boot: `kprobe` (kprobe perf event),
     /// `bpf_link_create` (BPF_LINK_CREATE of a kprobe perf event, 5.15), `raw_tracepoint`,
-    /// `fentry`, `fexit`, `perf_event`, `kprobe_multi`, `uprobe_multi`. The agent probes
-    /// `tracepoint`, `uprobe` and `tp_btf` only when a scenario asks (too slow for the boot under
-    /// TCG), so they are never listed here.
+    /// `fentry`, `fexit`, `perf_event`. The others are in `bpf_attach_on_demand`.
     #[serde(default)]
     pub bpf_attach_types: Vec<String>,
+    /// Attach types not probed at boot (too slow for its critical path under TCG: a
+    /// kprobe_multi link alone costs 80-110 ms on 6.12): the agent probes each when a scenario
+    /// first asks. Not being in `bpf_attach_types` says nothing about them.
+    #[serde(default)]
+    pub bpf_attach_on_demand: Vec<String>,
     /// Perf PMUs under /sys/bus/event_source/devices, with their `type`.
     pub perf_pmus: BTreeMap<String, u32>,
     /// Modules the agent loaded, in order, with how each went.

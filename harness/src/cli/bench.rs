@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::bench::peers::{self, Peer};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -182,11 +183,71 @@ pub(crate) async fn bench_matrix(a: RunArgs) -> Result<i32> {
     );
     for k in &o.kernels {
         println!(
-            "  {:14} wall {:6.1} s  boot {:5.1} s ({} boots)  scenarios {:6.1} s",
-            k.kernel, k.wall_s, k.boot_s, k.boots, k.scenarios_s
+            "  {:14} wall {:6.1} s  boot {:5.1} s ({} boots: {})  scenarios {:6.1} s",
+            k.kernel,
+            k.wall_s,
+            k.boot_s,
+            k.boots,
+            k.hello_s.iter().map(|h| format!("{h:.2}")).collect::<Vec<_>>().join(" "),
+            k.scenarios_s
         );
     }
+    phases(&o);
     Ok(code)
+}
+
+/// Where the scenarios' time went: per family and for the slowest cells, the agent's phases
+/// (attach, workload, detach) and the rest of the host-side round trip (the request, setup and
+/// reading the results in the guest, the answer), from each result's timings.
+fn phases(o: &crate::run::matrix::Outcome) {
+    struct Cell<'a> {
+        kernel: &'a str,
+        scenario: &'a str,
+        wall: f64,
+        attach: f64,
+        run: f64,
+        detach: f64,
+    }
+    let timings: BTreeMap<(&str, &str), &kmatrix_proto::Timings> =
+        o.results.iter().map(|r| ((r.kernel.as_str(), r.scenario.as_str()), &r.timings)).collect();
+    let mut cells: Vec<Cell> = Vec::new();
+    for k in &o.kernels {
+        for (s, wall) in &k.scenario_walls {
+            let t = timings.get(&(k.kernel.as_str(), s.as_str()));
+            cells.push(Cell {
+                kernel: &k.kernel,
+                scenario: s,
+                wall: *wall,
+                attach: t.map_or(0.0, |t| t.attach_ms / 1000.0),
+                run: t.map_or(0.0, |t| t.run_ms / 1000.0),
+                detach: t.map_or(0.0, |t| t.detach_ms / 1000.0),
+            });
+        }
+    }
+    if cells.is_empty() {
+        return;
+    }
+    let mut families: BTreeMap<&str, (usize, f64, f64, f64, f64)> = BTreeMap::new();
+    for c in &cells {
+        let f = families.entry(c.scenario.split('.').next().unwrap_or(c.scenario)).or_default();
+        *f = (f.0 + 1, f.1 + c.wall, f.2 + c.attach, f.3 + c.run, f.4 + c.detach);
+    }
+    println!("per family (seconds summed over kernels): cells  wall  attach  workload  detach  other");
+    let mut fam: Vec<_> = families.into_iter().collect();
+    fam.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
+    for (name, (n, wall, attach, run, detach)) in fam {
+        let other = (wall - attach - run - detach).max(0.0);
+        println!("  {name:12} {n:4} {wall:7.1} {attach:7.2} {run:9.2} {detach:7.2} {other:6.2}");
+    }
+    cells.sort_by(|a, b| b.wall.total_cmp(&a.wall));
+    println!("slowest cells: wall (attach / workload / detach / other) seconds");
+    for c in cells.iter().take(15) {
+        let other = (c.wall - c.attach - c.run - c.detach).max(0.0);
+        println!(
+            "  {:6.2}  ({:.2} / {:.2} / {:.2} / {:.2})  {} {}",
+            c.wall, c.attach, c.run, c.detach, other, c.kernel, c.scenario
+        );
+    }
 }
 
 /// The floor: QEMU start → exit for the same kernel file with the same machine, firmware and

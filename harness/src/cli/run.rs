@@ -11,6 +11,12 @@ pub struct RunArgs {
     /// Scenario globs, comma-separated (`kprobe.*,ftrace.function.*`); default: all.
     #[arg(long, short = 's', default_value = "*")]
     pub scenarios: String,
+    /// Which scenarios: `core` (the kernel's own tracing interfaces, run by the agent: every
+    /// scenario that does not need the host's root), `tools` (the real tools of the host, run
+    /// in guests that share its root: `tool.*`), or `all` (both, one table). Combined with
+    /// `--scenarios`: a scenario must match both.
+    #[arg(long, value_enum, default_value_t = Lane::All)]
+    pub lane: Lane,
     /// Kernels booted at once (default: the number of host cores).
     #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
@@ -37,6 +43,35 @@ pub struct RunArgs {
     pub bpf: Box<BpfObjectArgs>,
     #[command(flatten)]
     pub guest: GuestArgs,
+}
+
+/// A measured share of the catalogue (see `RunArgs::lane`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lane {
+    Core,
+    Tools,
+    All,
+}
+
+impl Lane {
+    /// As `--lane` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lane::Core => "core",
+            Lane::Tools => "tools",
+            Lane::All => "all",
+        }
+    }
+
+    /// Whether a scenario belongs to this lane: the tools lane is the scenarios that run the
+    /// host's programs (they need its root shared in, which every guest of a run then gets).
+    pub fn has(self, s: &kmatrix_proto::ScenarioInfo) -> bool {
+        match self {
+            Lane::Core => !s.host_root,
+            Lane::Tools => s.host_root,
+            Lane::All => true,
+        }
+    }
 }
 
 /// `kmatrix run --bpf-object`: a user's object through the agent's `bpf.object.load` scenario.
@@ -125,8 +160,19 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Ou
     };
     let cache = Cache::from_env().exit_code(exit::INFRA)?;
     let cat = crate::catalogue::load(&cache).context("cannot list the agent's catalogue").exit_code(exit::INFRA)?;
-    let scenarios =
+    let mut scenarios =
         select_scenarios(&cat, user.as_ref().map_or(a.scenarios.as_str(), |_| crate::bpf_object::SCENARIO))?;
+    if user.is_none() {
+        scenarios.retain(|s| a.lane.has(s));
+        if scenarios.is_empty() {
+            return Err(anyhow::anyhow!(
+                "--scenarios {:?} selects no scenario of the {} lane",
+                a.scenarios,
+                a.lane.name()
+            ))
+            .exit_code(exit::BAD_INPUT);
+        }
+    }
     let named = a.guest.kernels_or(&a.kernels)?;
     if named.is_empty() {
         let kd = kernel::KernelsDir::try_locate(None).map_err(tag_kernel)?;

@@ -3,14 +3,18 @@
 //! `/lib/modules/kmatrix.load`.
 //!
 //! Images are content-addressed in the cache (`images/<sha256>.cpio`): the same inputs give the
-//! same bytes and the same file, which is written once. This module decides what goes in an image;
+//! same bytes and the same file, which is written once. An index keyed by the inputs' hash
+//! (`image-inputs/<key>.json`, a few hundred bytes each, outside `gc`'s reach: the embedded agent and workloads, `guest.toml`, the kernel
+//! build, the options, extra files) names the image those inputs gave, so a process that finds
+//! it neither decompresses modules nor assembles ~6 MB in memory (each `cargo nextest` trial is
+//! a process of its own). This module decides what goes in an image;
 //! how a kernel's modules are found and ordered is `kernel/`'s job.
 
 pub mod cpio;
 
 use crate::cache::{self, Cache};
 use crate::kernel::{self, PreparedKernel};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
@@ -18,7 +22,7 @@ mod assets {
     include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 }
 
-pub use assets::{AGENT, WORKLOADS};
+pub use assets::{AGENT, WORKLOADS, WORKLOAD_ALIASES};
 
 /// `images/guest.toml`, embedded: what every image carries.
 const GUEST_TOML: &str = include_str!("../../../images/guest.toml");
@@ -66,7 +70,7 @@ impl Default for ImageOptions {
 }
 
 /// A built image in the cache.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Image {
     pub path: PathBuf,
     pub sha256: String,
@@ -106,6 +110,80 @@ pub fn build_with(
     opts: ImageOptions,
     extra: &[ExtraFile],
 ) -> Result<Image, ImageError> {
+    let key = input_key(kernel, opts, extra);
+    let index = cache.dir("image-inputs")?.join(format!("{key}.json"));
+    if let Some(img) = indexed(&index) {
+        cache.hold(&format!("image-{}", img.sha256))?;
+        return Ok(img);
+    }
+    let img = assemble(cache, kernel, opts, extra)?;
+    if let Ok(json) = serde_json::to_vec(&img) {
+        // Only a shortcut: an index that cannot be written costs the next process a rebuild.
+        let _ = cache::write_atomic(&index, &json);
+    }
+    Ok(img)
+}
+
+/// Bumped when what [`assemble`] puts in an image changes in a way its inputs do not show.
+const LAYOUT: u32 = 2;
+
+/// The hash of everything [`assemble`] reads: the embedded assets, `guest.toml`, the kernel build
+/// (its package hash, else its files' identities), the options and the extra files.
+fn input_key(kernel: &PreparedKernel, opts: ImageOptions, extra: &[ExtraFile]) -> String {
+    let mut h = Sha256::new();
+    let mut field = |b: &[u8]| {
+        h.update((b.len() as u64).to_le_bytes());
+        h.update(b);
+    };
+    field(&LAYOUT.to_le_bytes());
+    field(AGENT);
+    for (name, bytes) in WORKLOADS {
+        field(name.as_bytes());
+        field(bytes);
+    }
+    for (name, target) in WORKLOAD_ALIASES {
+        field(name.as_bytes());
+        field(target.as_bytes());
+    }
+    field(GUEST_TOML.as_bytes());
+    field(format!("{opts:?}").as_bytes());
+    field(kernel.id.as_bytes());
+    field(kernel.release.as_bytes());
+    field(kernel.sha256.as_deref().unwrap_or("").as_bytes());
+    for p in [&kernel.modules_dir, &kernel.config] {
+        field(p.as_deref().map(file_identity).unwrap_or_default().as_bytes());
+    }
+    for f in extra {
+        field(f.path.as_bytes());
+        field(&f.mode.to_le_bytes());
+        field(&f.data);
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
+/// Path, size, mtime and inode: a file replaced in place (a local kernel rebuilt) changes them.
+fn file_identity(p: &std::path::Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(p) {
+        Ok(m) => format!("{}:{}:{}:{}", p.display(), m.len(), m.mtime(), m.ino()),
+        Err(_) => p.display().to_string(),
+    }
+}
+
+/// The image an index entry names, when that image is still in the cache whole.
+fn indexed(index: &std::path::Path) -> Option<Image> {
+    let img: Image = serde_json::from_slice(&std::fs::read(index).ok()?).ok()?;
+    let len = std::fs::metadata(&img.path).ok()?.len();
+    (len == img.size).then_some(img)
+}
+
+/// Assemble the image in memory and write it to the cache under its content hash.
+fn assemble(
+    cache: &Cache,
+    kernel: &PreparedKernel,
+    opts: ImageOptions,
+    extra: &[ExtraFile],
+) -> Result<Image, ImageError> {
     let spec: GuestSpec = toml::from_str(GUEST_TOML).map_err(ImageError::GuestToml)?;
     let mut names: Vec<&str> = spec.modules.iter().map(String::as_str).collect();
     if opts.virtio_channel {
@@ -121,6 +199,11 @@ pub fn build_with(
     w.file("init", 0o755, AGENT).map_err(io)?;
     for (name, bytes) in WORKLOADS {
         w.file(&format!("bin/{name}"), 0o755, bytes).map_err(io)?;
+    }
+    // The other static workloads are names of the multi-call /bin/hello (see harness/build.rs):
+    // a symlink keeps `comm` and argv[0] the workload's own name.
+    for (name, target) in WORKLOAD_ALIASES {
+        w.symlink(&format!("bin/{name}"), target).map_err(io)?;
     }
     let mut modules = Vec::new();
     let mut builtin = Vec::new();
@@ -182,4 +265,34 @@ pub fn build_with(
         cache::write_atomic(&path, &bytes)?;
     }
     Ok(Image { path, sha256, size: bytes.len() as u64, modules, builtin })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_inputs_reuse_the_indexed_image_and_a_lost_image_is_rebuilt() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::at(d.path()).unwrap();
+        let k = PreparedKernel::empty("local-test", "6.1.0-test");
+        let opts = ImageOptions::default();
+        let a = build(&cache, &k, opts).unwrap();
+        assert!(a.size > AGENT.len() as u64, "the image holds the agent");
+        let index = cache.dir("image-inputs").unwrap().join(format!("{}.json", input_key(&k, opts, &[])));
+        assert!(index.is_file(), "the inputs' index entry is written");
+        // The index is what answers now: a changed entry is believed while its image is whole.
+        let mut fake: Image = serde_json::from_slice(&std::fs::read(&index).unwrap()).unwrap();
+        fake.builtin = vec!["from-the-index".into()];
+        std::fs::write(&index, serde_json::to_vec(&fake).unwrap()).unwrap();
+        assert_eq!(build(&cache, &k, opts).unwrap().builtin, ["from-the-index"]);
+        // Other inputs, another key; a removed image is built again, with the same bytes.
+        let extra = [ExtraFile { path: "/user/x".into(), mode: 0o644, data: b"x".to_vec() }];
+        assert_ne!(input_key(&k, opts, &extra), input_key(&k, opts, &[]));
+        std::fs::remove_file(&a.path).unwrap();
+        let again = build(&cache, &k, opts).unwrap();
+        assert_eq!(again.sha256, a.sha256);
+        assert!(again.builtin.is_empty(), "rebuilt, not taken from the stale index entry");
+        assert!(again.path.is_file());
+    }
 }

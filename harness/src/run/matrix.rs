@@ -34,6 +34,8 @@ pub struct KernelTime {
     pub scenarios_s: f64,
     pub boots: usize,
     pub hello_s: Vec<f64>,
+    /// Host-side seconds of each scenario, request to answer, in the order they ran.
+    pub scenario_walls: Vec<(String, f64)>,
 }
 
 impl KernelTime {
@@ -45,6 +47,7 @@ impl KernelTime {
             scenarios_s: 0.0,
             boots: 0,
             hello_s: Vec::new(),
+            scenario_walls: Vec::new(),
         }
     }
 }
@@ -118,7 +121,11 @@ pub async fn execute(run: MatrixRun, mut on: impl FnMut(Progress)) -> Result<Out
                 t.hello_s.push(hello_after.as_secs_f64());
                 on(Progress::Booted { kernel: &kernel, release: &release, hello_s: hello_after.as_secs_f64() });
             }
-            RunEvent::Result { release, mut result, .. } => {
+            RunEvent::Result { kernel, release, mut result, wall } => {
+                if !wall.is_zero() {
+                    let t = times.entry(kernel.clone()).or_insert_with(|| KernelTime::new(&kernel));
+                    t.scenario_walls.push((result.scenario.clone(), wall.as_secs_f64()));
+                }
                 let (since_v, until_v) = since.get(&result.scenario).cloned().unwrap_or_default();
                 let machine = verdict::machine_unmet(
                     requires.get(&result.scenario).map_or(&[][..], Vec::as_slice),

@@ -1,4 +1,6 @@
 //! The scheduler: kernels in parallel (up to `jobs`), each kernel's scenarios in order in one VM.
+//! Kernels start heaviest first, by what their scenarios took last time on this machine
+//! (`history`), so the run does not end waiting for a heavy kernel that started last.
 //!
 //! A scenario that times out, panics the guest or kills the agent becomes `error` with the console
 //! tail and its cause, the VM is discarded, and the kernel's remaining scenarios continue in a
@@ -8,6 +10,7 @@
 //! so nothing is silently skipped. Events flow to one consumer (the caller), which judges, writes
 //! and renders them; this module decides nothing about verdicts.
 
+use super::history;
 use crate::image::{self, Image, ImageOptions};
 use crate::kernel::{FetchOptions, PreparedKernel};
 use crate::session::Session;
@@ -79,6 +82,8 @@ pub enum RunEvent {
         kernel: String,
         release: String,
         result: Box<ScenarioResult>,
+        /// Host-side time from the request to the answer (both attempts when retried).
+        wall: Duration,
     },
     /// Something a person should know that is not a result.
     Note {
@@ -93,17 +98,24 @@ pub enum RunEvent {
     },
 }
 
-/// Run every kernel's plan; events go to `tx`. Returns when every kernel is done.
-pub async fn run(cfg: SchedulerConfig, plan: Vec<KernelPlan>, tx: mpsc::Sender<RunEvent>) {
+/// Run every kernel's plan, heaviest first; events go to `tx`. Returns when every kernel is done.
+pub async fn run(cfg: SchedulerConfig, mut plan: Vec<KernelPlan>, tx: mpsc::Sender<RunEvent>) {
     let sem = Arc::new(Semaphore::new(cfg.jobs.max(1)));
+    let times = history::load(&cfg.session.cache);
+    let weight =
+        |kp: &KernelPlan| history::estimate(&times, &kp.label, kp.scenarios.iter().map(|p| p.scenario.as_str()));
+    // Stable: kernels never seen keep the order they were given in.
+    plan.sort_by(|a, b| weight(b).total_cmp(&weight(a)));
     let cfg = Arc::new(cfg);
     let mut tasks = Vec::new();
     for kp in plan {
-        let sem = sem.clone();
+        // Permits are taken here, in order: a spawned task's first poll order is not the
+        // spawn order, and the order is the point.
+        let Ok(permit) = sem.clone().acquire_owned().await else { break };
         let cfg = cfg.clone();
         let tx = tx.clone();
         tasks.push(tokio::spawn(async move {
-            let Ok(_permit) = sem.acquire_owned().await else { return };
+            let _permit = permit;
             run_kernel(&cfg, &kp.label, &kp.spec, kp.scenarios, &tx).await;
         }));
     }
@@ -156,7 +168,7 @@ async fn run_kernel(
                 r.params = p.params.clone();
                 r.build = build.map(PreparedKernel::build);
                 let release = build.map(|k| k.release.clone()).unwrap_or_default();
-                RunEvent::Result { kernel: kernel.to_string(), release, result: Box::new(r) }
+                RunEvent::Result { kernel: kernel.to_string(), release, result: Box::new(r), wall: Duration::ZERO }
             })
             .collect::<Vec<_>>()
     };
@@ -188,6 +200,9 @@ async fn run_kernel(
     let mut boots = 0;
     // The failed first attempt of the scenario at `next`, while its retry is pending.
     let mut first_attempt: Option<ScenarioResult> = None;
+    // Host-side seconds per scenario (a retried one: both attempts), for `history`.
+    let mut walls: Vec<(String, f64)> = Vec::new();
+    let mut first_wall = Duration::ZERO;
     while next < scenarios.len() {
         boots += 1;
         let log = cfg.log_dir.join(format!("{}-boot{boots}.console.log", sanitize(kernel)));
@@ -261,6 +276,7 @@ async fn run_kernel(
                 keep_state: false,
             };
             let outcome = guest.run(req, cfg.scenario_timeout.min(left)).await;
+            let wall = t1.elapsed() + std::mem::take(&mut first_wall);
             scenario_time += t1.elapsed();
             let mut r = match outcome {
                 Ok(mut r) => {
@@ -306,20 +322,25 @@ async fn run_kernel(
                     })
                     .await;
                 first_attempt = Some(r);
+                first_wall = wall;
                 next -= 1;
                 if broken {
                     break;
                 }
                 continue;
             }
+            walls.push((r.scenario.clone(), wall.as_secs_f64()));
             let _ = tx
-                .send(RunEvent::Result { kernel: kernel.into(), release: k.release.clone(), result: Box::new(r) })
+                .send(RunEvent::Result { kernel: kernel.into(), release: k.release.clone(), result: Box::new(r), wall })
                 .await;
             if broken {
                 break;
             }
         }
-        if broken {
+        if broken || guest.restored {
+            // A restored guest is a private copy-on-write copy of a snapshot and nothing in it
+            // is kept: its kernel's power-off path (paid once per cargo-nextest trial) changes
+            // no result, every scenario already has one.
             guest.kill().await;
         } else if let Err(e) = guest.shutdown().await {
             // Every scenario already has its result; a guest that will not power off is worth a
@@ -328,6 +349,11 @@ async fn run_kernel(
                 .send(RunEvent::Note { kernel: kernel.into(), text: format!("guest did not power off cleanly: {e}") })
                 .await;
         }
+    }
+    if !walls.is_empty() {
+        let cache = cfg.session.cache.clone();
+        let label = kernel.to_string();
+        let _ = tokio::task::spawn_blocking(move || history::record(&cache, &label, &walls)).await;
     }
     let _ = tx.send(RunEvent::Done { kernel: kernel.into(), wall: started.elapsed(), boot_time, scenario_time }).await;
 }

@@ -105,6 +105,9 @@ pub struct Vm {
     pub console_log: PathBuf,
 }
 
+/// How often [`Vm::hmp_wait`] asks its question again.
+const HMP_POLL: Duration = Duration::from_millis(5);
+
 /// How long QEMU gets to connect to the channel sockets (it does so before the guest starts).
 const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -346,20 +349,33 @@ impl Vm {
         }
     }
 
-    /// Send a human-monitor command and wait until its output contains one of `until`, asking
-    /// again every 50 ms (e.g. `info migrate` until `completed` or `failed`). Returns the index of
-    /// the pattern seen and the output.
+    /// Send a human-monitor command and wait until its output contains one of `until` (e.g.
+    /// `info migrate` until `completed` or `failed`), asking again once QEMU has answered (its
+    /// next `(qemu)` prompt), at most every [`HMP_POLL`]. Returns the index of the pattern seen
+    /// and the output. The answer is looked at every millisecond or so: a snapshot restore waits
+    /// here for `VM status: running`, and a fixed 50 ms sleep was half of its time.
     pub async fn hmp_wait(&mut self, cmd: &str, until: &[&str], timeout: Duration) -> Result<(usize, String), VmError> {
         let deadline = Instant::now() + timeout;
         loop {
             let mark = self.monitor_out.lock().map(|o| o.len()).unwrap_or(0);
             self.hmp(cmd).await?;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let seen = self
-                .monitor_out
-                .lock()
-                .map(|o| o.get(mark.min(o.len())..).unwrap_or("").to_string())
-                .unwrap_or_default();
+            let asked = Instant::now();
+            let seen = loop {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                let seen = self
+                    .monitor_out
+                    .lock()
+                    .map(|o| o.get(mark.min(o.len())..).unwrap_or("").to_string())
+                    .unwrap_or_default();
+                // The echoed command comes first, then the answer, then the next prompt.
+                let answered = seen.trim_end().ends_with("(qemu)");
+                if until.iter().any(|u| seen.contains(u)) || (answered && asked.elapsed() >= HMP_POLL) {
+                    break seen;
+                }
+                if asked.elapsed() >= HMP_POLL * 10 || Instant::now() >= deadline {
+                    break seen;
+                }
+            };
             if let Some(i) = until.iter().position(|u| seen.contains(u)) {
                 return Ok((i, seen));
             }
