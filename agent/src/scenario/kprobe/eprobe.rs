@@ -67,9 +67,10 @@ fn sys_enter_openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
 /// numeric scenario fail, the check's failing case.
 const OPENAT_FLAGS: &str = "0x80000";
 
-/// `e:kmatrix/openat_en syscalls.sys_enter_openat dfd=$dfd:s32 flags=$flags:x64 mode=$mode:u64`:
+/// `e:kmatrix/openat_en syscalls.sys_enter_openat dfd=$dfd:s32 flags=$flags:x32 mode=$mode:u32`:
 /// what works on every kernel with eprobes, 6.1 included. The syscall's integer fields are
-/// `size:8 signed:0` in its `format` (the raw registers), so `dfd` is read whole and cast to s32.
+/// `size:8 signed:0` in its `format` (whole registers), so each is read whole and cast to its C
+/// type's 32 bits (the upper half of an `int` argument's register is not the program's).
 // "tracing: Add a probe that attaches to trace events", 5.15.
 pub const SYS_ENTER_OPENAT_NUMERIC: Scenario = Meta::new("kprobe.eprobe.sys_enter_openat_numeric", "5.15")
     .summary(
@@ -87,7 +88,7 @@ pub const SYS_ENTER_OPENAT_NUMERIC: Scenario = Meta::new("kprobe.eprobe.sys_ente
     .run(sys_enter_openat_numeric);
 
 fn sys_enter_openat_numeric(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let def = format!("e:{GROUP}/openat_en syscalls.sys_enter_openat dfd=$dfd:s32 flags=$flags:x64 mode=$mode:u64");
+    let def = format!("e:{GROUP}/openat_en syscalls.sys_enter_openat dfd=$dfd:s32 flags=$flags:x32 mode=$mode:u32");
     let flags = ctx.params.get("flags").map_or(OPENAT_FLAGS, String::as_str).trim().to_owned();
     let args = move |_: &openat_loop::Summary| {
         vec![("dfd", libc::AT_FDCWD.to_string()), ("flags", flags.clone()), ("mode", "0".to_owned())]
