@@ -5,8 +5,8 @@
 //! `CPU:N [LOST M EVENTS]` markers are summed into `lost`.
 
 // The entry line itself is parsed by the one parser host and agent share.
-pub use crate::ftrace::Entry;
 use crate::ftrace::parse_entry;
+pub use crate::ftrace::Entry;
 
 /// A `<stack trace>` entry (func_stack_trace, stacktrace option) and its ` => frame` lines.
 #[derive(Debug, Clone, PartialEq)]
