@@ -119,7 +119,12 @@ fn split_decl(decl: &str) -> Option<(String, String)> {
         Some(i) if decl.ends_with(']') => (decl[..i].trim_end(), &decl[i..]),
         _ => (decl, ""),
     };
-    let start = base.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(0, |i| i + 1);
+    // The byte after the last character that cannot be in a C name (a multi-byte one included:
+    // found by the `format` fuzz target, `+ 1` sliced inside it).
+    let start = base
+        .char_indices()
+        .rfind(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     let name = &base[start..];
     if name.is_empty() || start == 0 {
         return None;
@@ -168,6 +173,9 @@ print fmt: \"dfd: 0x%08lx, filename: 0x%08lx, flags: 0x%08lx, mode: 0x%08lx\", (
         assert_eq!(split_decl("char comm[16]"), Some(("char[16]".into(), "comm".into())));
         assert_eq!(split_decl("__data_loc char[] name"), Some(("__data_loc char[]".into(), "name".into())));
         assert_eq!(split_decl("int"), None);
+        let odd = "unsigned short x\u{fffd}name";
+        assert_eq!(split_decl(odd), Some(("unsigned short x\u{fffd}".into(), "name".into())));
+        assert_eq!(split_decl("int \u{fffd}"), None);
     }
 
     #[test]
