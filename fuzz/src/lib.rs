@@ -7,12 +7,13 @@
 //! mutations on stable, as part of `cargo test --workspace`. What it is not: a place for checks of
 //! what the parsers return on good input; their unit tests hold those.
 //!
-//! The agent's tracefs parsers (`agent/src/tracefs/`) are not here: the agent is a binary crate
-//! with no library target, so they cannot be called from outside it.
+//! The tracefs parsers the agent uses live in `kmatrix_proto::tracefs` (and `ftrace::graph`), so
+//! their targets are here too ([`tracefs`]).
 
 pub mod mutate;
 #[cfg(test)]
 mod replay;
+pub mod tracefs;
 
 use std::io::Read;
 use std::path::Path;
@@ -52,6 +53,13 @@ pub const TARGETS: &[Target] = &[
     Target { name: "btf_ext", run: btf_ext },
     Target { name: "bpf_object", run: bpf_object },
     Target { name: "results", run: results },
+    Target { name: "trace", run: tracefs::trace_lines },
+    Target { name: "function_graph", run: tracefs::function_graph },
+    Target { name: "format", run: tracefs::event_format },
+    Target { name: "kprobe_profile", run: tracefs::kprobe_profile },
+    Target { name: "hist", run: tracefs::hist_file },
+    Target { name: "readme", run: tracefs::readme_syntaxes },
+    Target { name: "stats", run: tracefs::buffer_stats },
 ];
 
 /// Output limit for the decompressing targets: far above what a few KB of input can honestly

@@ -199,7 +199,7 @@ macro_rules! replay_tests {
 
 replay_tests!(
     channel console release packages deb compress kernel_image config matrix lock expectations elf btf btf_ext
-    bpf_object results
+    bpf_object results trace function_graph format kprobe_profile hist readme stats
 );
 
 /// The seeds are what the parsers accept, so mutations start deep inside them rather than at

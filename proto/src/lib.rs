@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 pub mod ftrace;
+pub mod tracefs;
 
 /// An upstream kernel version, `major.minor.patch`: the one parser of versions for the host and
 /// the agent alike, from a release (`6.1.0-47-amd64`, `6.12.57+deb13-amd64`), a `since` (`5.15`)

@@ -5,16 +5,15 @@
 //! part of it): tracefs parses every write on its own, and a definition split over two writes
 //! by the agent is a different request. Opening without `O_TRUNC` adds
 //! to lists such as `kprobe_events` and `set_ftrace_filter`; [`Tracefs::truncate`] clears them.
-//! Parsers of the files' contents live in the submodules, one file format each.
+//! Parsers of the files' contents are `kmatrix_proto::tracefs` (pure, shared with the fuzz
+//! targets), re-exported here under their old names; `functions` and `stats` add the reading.
 
-pub mod format;
 pub mod functions;
-pub mod hist;
-pub mod profile;
-pub mod readme;
 mod reset;
 pub mod stats;
-pub mod trace;
+
+/// The pure parsers, one file format each.
+pub use kmatrix_proto::tracefs::{format, hist, profile, readme, trace};
 
 /// function_graph lines: the parser host and agent share.
 pub use kmatrix_proto::ftrace::graph;

@@ -148,7 +148,7 @@ fn gunzip(gz: &[u8]) -> std::result::Result<String, String> {
 
 /// Download the build's packages (image first) until one holds a changelog; return it, gzipped.
 fn fetch(m: &Manifest, entry: &Path, opts: &FetchOptions, what: &str) -> Result<Vec<u8>> {
-    let mirror = Mirror::discover(opts.mirror.as_deref())?;
+    let mirror = Mirror::from_options(opts)?;
     let dir = tempfile::Builder::new().prefix(".changelog-").tempdir_in(entry).map_err(KernelError::io(entry))?;
     let mut debs: Vec<_> = m.debs.iter().collect();
     debs.sort_by_key(|d| Some(&d.name) != m.package.as_ref());

@@ -32,6 +32,16 @@ pub enum KernelError {
         source: std::io::Error,
     },
 
+    /// The mirror sent nothing for the read timeout in the middle of a body (or of its headers).
+    #[error(
+        "download {url}: the mirror stalled, no data for {secs} s after {received} of {expected} bytes (KMATRIX_READ_TIMEOUT sets the limit, in seconds)"
+    )]
+    Stalled { url: String, secs: u64, received: u64, expected: String },
+
+    /// The connection ended before the body's announced length.
+    #[error("download {url}: the mirror closed the connection after {received} of {expected} bytes")]
+    Truncated { url: String, received: u64, expected: String },
+
     #[error("access {path}")]
     Io {
         path: PathBuf,

@@ -51,7 +51,7 @@ pub fn headers(kernel: &PreparedKernel, cache: &Cache, opts: &FetchOptions) -> R
     if let Some(packages) = complete(&entry) {
         return Ok(tree(packages));
     }
-    let mirror = Mirror::discover(opts.mirror.as_deref())?;
+    let mirror = Mirror::from_options(opts)?;
     let idx = index::fetch_suite(&mirror, &suite, cache, &opts.trust)?;
     let find = |name: &str| idx.packages.iter().find(|p| p.name == name && p.version == version);
     let flavour_name = format!("linux-headers-{release}");

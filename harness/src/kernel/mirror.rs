@@ -4,6 +4,11 @@
 //! `deb` URI of the host's own apt configuration whose path ends in `/debian`. Downloads stream into
 //! a file while hashing, with a progress bar on stderr when it is a terminal. This module does not
 //! decide what to trust: callers compare the returned sha256 with the index.
+//!
+//! A mirror that stalls (sends nothing for the read timeout: [`FetchOptions::read_timeout`], else
+//! `KMATRIX_READ_TIMEOUT` seconds, else 30 s) or closes mid-body ends the download with an error
+//! naming the URL and how far it got; callers download into temporary files, so nothing partial
+//! stays in the cache.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -13,22 +18,43 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::error::{KernelError, Result};
+use super::FetchOptions;
+
+/// How long a read from the mirror may wait for data before the download is called stalled.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A Debian mirror base URL, without a trailing slash (e.g. `http://host/debian`).
 #[derive(Debug, Clone)]
 pub struct Mirror {
     base: String,
     agent: ureq::Agent,
+    read_timeout: Duration,
 }
 
 impl Mirror {
     pub fn new(base: &str) -> Mirror {
+        Mirror::with_read_timeout(base, DEFAULT_READ_TIMEOUT)
+    }
+
+    /// A mirror whose reads give up after `read_timeout` without data.
+    pub fn with_read_timeout(base: &str, read_timeout: Duration) -> Mirror {
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(20))
-            .timeout_read(Duration::from_secs(60))
+            .timeout_read(read_timeout)
             .try_proxy_from_env(true)
             .build();
-        Mirror { base: base.trim_end_matches('/').to_string(), agent }
+        Mirror { base: base.trim_end_matches('/').to_string(), agent, read_timeout }
+    }
+
+    /// The mirror of `opts` ([`Mirror::discover`]) with its read timeout: `opts.read_timeout`,
+    /// else `KMATRIX_READ_TIMEOUT` (whole seconds, at least 1), else [`DEFAULT_READ_TIMEOUT`].
+    pub fn from_options(opts: &FetchOptions) -> Result<Mirror> {
+        let timeout = match opts.read_timeout {
+            Some(t) => t,
+            None => read_timeout_from_env(std::env::var("KMATRIX_READ_TIMEOUT").ok().as_deref())?,
+        };
+        let m = Mirror::discover(opts.mirror.as_deref())?;
+        Ok(Mirror::with_read_timeout(&m.base, timeout))
     }
 
     /// `explicit` (from `--mirror`), else `KMATRIX_MIRROR`, else the host's apt configuration.
@@ -94,6 +120,7 @@ impl Mirror {
         let url = self.url(rel);
         let resp = self.get(&url)?;
         let len = resp.header("content-length").and_then(|l| l.parse::<u64>().ok());
+        let expected = len.map_or_else(|| "an unannounced number of".to_string(), |l| l.to_string());
         let bar = progress_bar(len.unwrap_or(max_size), label);
         let mut reader = resp.into_reader().take(max_size + 1);
         let mut file = fs::File::create(dest).map_err(KernelError::io(dest))?;
@@ -105,6 +132,16 @@ impl Mirror {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                // SO_RCVTIMEO expiring reads as EAGAIN (WouldBlock) on Linux.
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
+                    bar.finish_and_clear();
+                    let secs = self.read_timeout.as_secs().max(1);
+                    return Err(KernelError::Stalled { url, secs, received: total, expected });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    bar.finish_and_clear();
+                    return Err(KernelError::Truncated { url, received: total, expected });
+                }
                 Err(source) => return Err(KernelError::Network { url, source }),
             };
             hasher.update(&buf[..n]);
@@ -113,6 +150,9 @@ impl Mirror {
             bar.set_position(total);
         }
         bar.finish_and_clear();
+        if len.is_some_and(|l| total < l) {
+            return Err(KernelError::Truncated { url, received: total, expected });
+        }
         if total > max_size {
             return Err(KernelError::SizeMismatch { what: url, expected: max_size, actual: total });
         }
@@ -143,6 +183,20 @@ impl Mirror {
             return Err(KernelError::SizeMismatch { what: url, expected: size, actual: got_size });
         }
         Ok(())
+    }
+}
+
+/// `KMATRIX_READ_TIMEOUT`: whole seconds, at least 1; unset or empty is the default.
+fn read_timeout_from_env(value: Option<&str>) -> Result<Duration> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(DEFAULT_READ_TIMEOUT),
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) if n >= 1 => Ok(Duration::from_secs(n)),
+            _ => Err(KernelError::Parse {
+                what: "KMATRIX_READ_TIMEOUT".into(),
+                detail: format!("{v:?} is not a whole number of seconds >= 1"),
+            }),
+        },
     }
 }
 
@@ -289,6 +343,17 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
         )
         .unwrap();
         assert_eq!(mirror_from_apt(d.path()).unwrap(), "http://z.example/debian");
+    }
+
+    #[test]
+    fn read_timeout_comes_from_the_environment_or_defaults() {
+        assert_eq!(read_timeout_from_env(None).unwrap(), DEFAULT_READ_TIMEOUT);
+        assert_eq!(read_timeout_from_env(Some(" ")).unwrap(), DEFAULT_READ_TIMEOUT);
+        assert_eq!(read_timeout_from_env(Some("5")).unwrap(), Duration::from_secs(5));
+        for bad in ["0", "-1", "1.5", "soon"] {
+            let e = read_timeout_from_env(Some(bad)).unwrap_err().to_string();
+            assert!(e.starts_with("parse KMATRIX_READ_TIMEOUT: "), "{e}");
+        }
     }
 
     #[test]

@@ -102,6 +102,9 @@ pub struct FetchOptions {
     /// Where `matrix.toml` and `kernels.lock` are; else [`KernelsDir::locate`].
     pub kernels_dir: Option<PathBuf>,
     pub trust: TrustOptions,
+    /// How long a download may wait for data before it is called stalled; else
+    /// `KMATRIX_READ_TIMEOUT` seconds, else 30 s ([`mirror::DEFAULT_READ_TIMEOUT`]).
+    pub read_timeout: Option<std::time::Duration>,
 }
 
 /// Whether a kernel's bytes are pinned by the lock.
@@ -235,14 +238,14 @@ pub fn prepare(spec: &KernelSpec, cache: &Cache, opts: &FetchOptions) -> Result<
                 };
                 return prepare_resolved(id, &r, Some((&l.files, &lock_name)), None, cache, opts);
             }
-            let mirror = Mirror::discover(opts.mirror.as_deref())?;
+            let mirror = Mirror::from_options(opts)?;
             let idx = index::fetch_suite(&mirror, &mk.suite, cache, &opts.trust)?;
             let r = index::pick_line(&idx, &mk.line, &mk.flavour)?;
             prepare_resolved(id, &r, None, Some(&mirror), cache, opts)
         }
         KernelSpec::Debian(v) => {
             let matrix = KernelsDir::locate(opts.kernels_dir.as_deref()).matrix()?;
-            let mirror = Mirror::discover(opts.mirror.as_deref())?;
+            let mirror = Mirror::from_options(opts)?;
             let indexes = fetch_suites(&mirror, &matrix.suites(), cache, &opts.trust)?;
             let r = index::pick_version(&indexes, v, "amd64")?;
             prepare_resolved(&format!("debian:{v}"), &r, None, Some(&mirror), cache, opts)
@@ -348,7 +351,7 @@ fn prepare_resolved(
     let mirror = match mirror {
         Some(m) => m,
         None => {
-            discovered = Mirror::discover(opts.mirror.as_deref())?;
+            discovered = Mirror::from_options(opts)?;
             &discovered
         }
     };
@@ -541,7 +544,7 @@ pub struct AvailableKernel {
 /// Every build of `line` (`6.12`) in every suite the matrix knows, newest first.
 pub fn available(line: &str, cache: &Cache, opts: &FetchOptions) -> Result<Vec<AvailableKernel>> {
     let matrix = KernelsDir::locate(opts.kernels_dir.as_deref()).matrix()?;
-    let mirror = Mirror::discover(opts.mirror.as_deref())?;
+    let mirror = Mirror::from_options(opts)?;
     let indexes = fetch_suites(&mirror, &matrix.suites(), cache, &opts.trust)?;
     let mut out: Vec<AvailableKernel> = indexes
         .iter()
@@ -616,7 +619,7 @@ pub fn tracing_config(kernel: &PreparedKernel) -> BTreeMap<String, String> {
 pub fn update_lock(cache: &Cache, opts: &FetchOptions) -> Result<Lock> {
     let kd = KernelsDir::locate(opts.kernels_dir.as_deref());
     let matrix = kd.matrix()?;
-    let mirror = Mirror::discover(opts.mirror.as_deref())?;
+    let mirror = Mirror::from_options(opts)?;
     let mut lock = Lock { version: 1, kernels: BTreeMap::new() };
     let mut indexes: BTreeMap<String, index::SuiteIndex> = BTreeMap::new();
     for mk in &matrix.kernels {

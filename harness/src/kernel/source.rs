@@ -40,7 +40,7 @@ pub fn selftests(kernel: &PreparedKernel, name: &str, cache: &Cache, opts: &Fetc
         None => return Err(invalid(format!("cannot tell the version line of release {:?}", kernel.release))),
     };
     let want = format!("linux-source-{line}");
-    let mirror = Mirror::discover(opts.mirror.as_deref())?;
+    let mirror = Mirror::from_options(opts)?;
     let idx = index::fetch_suite(&mirror, &suite, cache, &opts.trust)?;
     let mut candidates: Vec<&index::DebPackage> = idx.packages.iter().filter(|p| p.name == want).collect();
     candidates.sort_by(|a, b| version::compare(&a.version, &b.version));

@@ -18,10 +18,21 @@ use super::deb::build;
 use super::image::fake;
 use super::*;
 
-/// A tiny HTTP/1.1 server: GET of files under `root`, 404 otherwise, counting requests by path.
+/// A fault the fixture server injects into the body of a file: headers announce the whole
+/// length, `after` bytes follow, then the server holds the connection silent (`Stall`) or
+/// closes it (`Close`).
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    Stall { after: usize },
+    Close { after: usize },
+}
+
+/// A tiny HTTP/1.1 server: GET of files under `root`, 404 otherwise, counting requests by path;
+/// requests whose path ends with a key of `faults` get that fault.
 struct Server {
     url: String,
     hits: Arc<Mutex<HashMap<String, usize>>>,
+    faults: Arc<Mutex<HashMap<String, Fault>>>,
     _root: tempfile::TempDir,
     root: PathBuf,
 }
@@ -31,13 +42,16 @@ impl Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/debian", listener.local_addr().unwrap());
         let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let faults: Arc<Mutex<HashMap<String, Fault>>> = Arc::default();
         let dir = root.path().to_path_buf();
         let h = hits.clone();
+        let f = faults.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut conn) = conn else { continue };
                 let dir = dir.clone();
                 let h = h.clone();
+                let f = f.clone();
                 std::thread::spawn(move || {
                     let mut r = BufReader::new(conn.try_clone().unwrap());
                     let mut line = String::new();
@@ -52,8 +66,25 @@ impl Server {
                     }
                     let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
                     *h.lock().unwrap().entry(path.clone()).or_default() += 1;
+                    let fault = f.lock().unwrap().iter().find(|(k, _)| path.ends_with(k.as_str())).map(|(_, v)| *v);
                     let file = dir.join(path.trim_start_matches('/'));
                     match std::fs::read(&file) {
+                        Ok(body) if file.is_file() && fault.is_some() => {
+                            let _ = write!(conn, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                            match fault {
+                                Some(Fault::Stall { after }) => {
+                                    let _ = conn.write_all(&body[..after.min(body.len())]);
+                                    let _ = conn.flush();
+                                    // Silent, connection open, past any read timeout a test sets.
+                                    std::thread::sleep(std::time::Duration::from_secs(20));
+                                }
+                                Some(Fault::Close { after }) => {
+                                    let _ = conn.write_all(&body[..after.min(body.len())]);
+                                    let _ = conn.shutdown(std::net::Shutdown::Both);
+                                }
+                                None => {}
+                            }
+                        }
                         Ok(body) if file.is_file() => {
                             let _ = write!(
                                 conn,
@@ -71,7 +102,16 @@ impl Server {
             }
         });
         let root_path = root.path().to_path_buf();
-        Server { url, hits, _root: root, root: root_path }
+        Server { url, hits, faults, _root: root, root: root_path }
+    }
+
+    /// Inject `fault` into every request for a path ending with `suffix`; `None` heals it.
+    fn set_fault(&self, suffix: &str, fault: Option<Fault>) {
+        let mut f = self.faults.lock().unwrap();
+        match fault {
+            Some(x) => f.insert(suffix.to_string(), x),
+            None => f.remove(suffix),
+        };
     }
 
     fn hits_ending(&self, suffix: &str) -> usize {
@@ -473,6 +513,59 @@ fn tampered_deb_is_refused_and_nothing_is_cached() {
     let left: Vec<_> =
         std::fs::read_dir(e.cache.root().join("kernels")).unwrap().map(|d| d.unwrap().file_name()).collect();
     assert_eq!(left, vec![std::ffi::OsString::from("index")]);
+}
+
+/// The names under the cache's `kernels/` (an aborted download must leave only the index).
+fn kernels_left(e: &Env) -> Vec<std::ffi::OsString> {
+    let mut v: Vec<_> =
+        std::fs::read_dir(e.cache.root().join("kernels")).unwrap().map(|d| d.unwrap().file_name()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_stalled_mirror_is_named_leaves_nothing_and_a_later_fetch_works() {
+    let mut e = env();
+    e.opts.read_timeout = Some(std::time::Duration::from_secs(1));
+    let rel = format!("pool/main/l/linux/linux-image-{REL_61}_6.1.176-1_amd64.deb");
+    let size = std::fs::metadata(e.server.file(&rel)).unwrap().len();
+    e.server.set_fault(&rel, Some(Fault::Stall { after: 1000 }));
+    let t = std::time::Instant::now();
+    let err = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap_err();
+    let (took, msg) = (t.elapsed(), err.to_string());
+    assert!(matches!(err, KernelError::Stalled { secs: 1, received: 1000, .. }), "{msg}");
+    assert!(
+        msg.starts_with(&format!(
+            "download {}/{rel}: the mirror stalled, no data for 1 s after 1000 of {size} bytes",
+            e.server.url
+        )),
+        "{msg}"
+    );
+    assert!(msg.contains("KMATRIX_READ_TIMEOUT"), "{msg}");
+    // One read timeout (1 s) and no retry of a stalled body: not the server's 20 s silence.
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    assert_eq!(kernels_left(&e), vec![std::ffi::OsString::from("index")]);
+    e.server.set_fault(&rel, None);
+    let k = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap();
+    assert_eq!(k.release, REL_61);
+}
+
+#[test]
+fn a_mirror_closing_mid_body_is_named_leaves_nothing_and_a_later_fetch_works() {
+    let e = env();
+    let rel = format!("pool/main/l/linux/linux-image-{REL_61}_6.1.176-1_amd64.deb");
+    let size = std::fs::metadata(e.server.file(&rel)).unwrap().len();
+    e.server.set_fault(&rel, Some(Fault::Close { after: 1000 }));
+    let err = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, KernelError::Truncated { received: 1000, .. }), "{msg}");
+    assert_eq!(
+        msg,
+        format!("download {}/{rel}: the mirror closed the connection after 1000 of {size} bytes", e.server.url)
+    );
+    assert_eq!(kernels_left(&e), vec![std::ffi::OsString::from("index")]);
+    e.server.set_fault(&rel, None);
+    assert_eq!(prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap().release, REL_61);
 }
 
 #[test]

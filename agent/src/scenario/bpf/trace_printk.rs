@@ -132,8 +132,10 @@ mod tests {
 
     #[test]
     fn records_lost_are_the_buffers_own_count() {
-        let overrun = stats::parse(include_str!("../../tracefs/fixtures/stats-overrun-6.1.txt")).unwrap();
-        let cleared = stats::parse(include_str!("../../tracefs/fixtures/stats-cleared-6.1.txt")).unwrap();
+        let overrun =
+            stats::parse(include_str!("../../../../proto/src/tracefs/fixtures/stats-overrun-6.1.txt")).unwrap();
+        let cleared =
+            stats::parse(include_str!("../../../../proto/src/tracefs/fixtures/stats-cleared-6.1.txt")).unwrap();
         let (lost, why) = buffer_lost(&[("cpu0".into(), cleared.clone()), ("cpu1".into(), overrun)]);
         assert_eq!(lost, 16819);
         assert_eq!(why, "the ring buffer lost 16819 events (cpu1: overrun 16819 commit overrun 0 dropped 0)");

@@ -100,7 +100,8 @@ mod tests {
 
     #[test]
     fn user_string_fields_of_7_x_are_drift_not_slots() {
-        let f = format::parse(include_str!("../../tracefs/fixtures/sys_enter_mount-7.3.format")).unwrap();
+        let f =
+            format::parse(include_str!("../../../../proto/src/tracefs/fixtures/sys_enter_mount-7.3.format")).unwrap();
         let (slots, strings) = slots_and_strings(&f, &["dev_name", "dir_name", "type", "flags", "data"]);
         assert_eq!(slots, ["__syscall_nr", "dev_name", "dir_name", "type", "flags", "data"]);
         assert_eq!(strings, ["__dev_name_val", "__dir_name_val", "__type_val"]);

@@ -4,6 +4,13 @@
 //! Requirements name the README syntax line, so a kernel without the kind reports
 //! `unsupported` with the README's list as evidence rather than a failed write. The run is
 //! shared with fprobes (`fprobe.rs`): one definition in `dynamic_events`, N entries.
+//!
+//! Two scenarios on the same tracepoint, so one kernel bug does not hide what works:
+//! `sys_enter_openat_numeric` checks the eprobe itself (created, fires N times, integer fields
+//! read right) and passes on every kernel with eprobes; `sys_enter_openat` fetches the string
+//! behind the `const char *filename` field, which kernels without upstream 206b25c09080
+//! ("tracing: eprobe: read the complete FILTER_PTR_STRING pointer", v7.2-rc1, in 6.12.97 and
+//! Debian's 6.12) cannot do: they read one byte of the pointer.
 
 use crate::excerpt;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
@@ -22,9 +29,13 @@ use std::time::Instant;
 /// workload passed and the path behind it.
 ///
 /// The fetch-arg syntax is right (`$filename:ustring` and `+0($filename):ustring` read the same):
-/// on Debian 6.1 (6.1.170) the eprobe code reads a `const char *` field (FILTER_PTR_STRING) as
-/// `*(char *)addr`, one byte of the pointer (`ptr=0x7b` for 0x7ffe97af1f7b), so every path is
-/// `(fault)` and the scenario fails on the pointer and path counts; 6.12 reads the pointer.
+/// on Debian 6.1 (6.1.176) `get_event_field()` in kernel/trace/trace_eprobe.c reads a
+/// `const char *` field (FILTER_PTR_STRING) as `*(char *)addr`, one byte of the pointer
+/// (`ptr=0x7b` for 0x7ffe97af1f7b), so every path is `(fault)` and the scenario fails on the
+/// pointer and path counts. Fixed upstream by 206b25c09080 ("tracing: eprobe: read the complete
+/// FILTER_PTR_STRING pointer", `val = *(unsigned long *)addr`), backported to 6.12.97: Debian's
+/// 6.12.107 source has it, its 6.1.176 source does not (both diffed from Debian's
+/// linux-source packages).
 // "tracing: Add a probe that attaches to trace events", 5.15.
 pub const SYS_ENTER_OPENAT: Scenario = Meta::new("kprobe.eprobe.sys_enter_openat", "5.15")
     .summary(
@@ -50,6 +61,39 @@ fn sys_enter_openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
         vec![("dfd", libc::AT_FDCWD.to_string()), ("ptr", format!("{:#x}", s.ptr)), ("path", path.clone())]
     };
     run_dynamic(ctx, "openat_e", &def, &args)
+}
+
+/// The flags `openat-loop` passes (`O_RDONLY | O_CLOEXEC`); `--param flags=0x0` makes the
+/// numeric scenario fail, the check's failing case.
+const OPENAT_FLAGS: &str = "0x80000";
+
+/// `e:kmatrix/openat_en syscalls.sys_enter_openat dfd=$dfd:s32 flags=$flags:x32 mode=$mode:u32`:
+/// what works on every kernel with eprobes, 6.1 included. The syscall's integer fields are
+/// `size:8 signed:0` in its `format` (whole registers), so each is read whole and cast to its C
+/// type's 32 bits (the upper half of an `int` argument's register is not the program's).
+// "tracing: Add a probe that attaches to trace events", 5.15.
+pub const SYS_ENTER_OPENAT_NUMERIC: Scenario = Meta::new("kprobe.eprobe.sys_enter_openat_numeric", "5.15")
+    .summary(
+        "e: on syscalls.sys_enter_openat reading its integer fields: N entries, each with AT_FDCWD, \
+        O_RDONLY|O_CLOEXEC and mode 0 (no string fetch, so 6.1's one-byte pointer bug cannot touch it)",
+    )
+    .requires(&[
+        Req::Tracefs,
+        Req::File("dynamic_events"),
+        Req::Syntax("e["),
+        Req::Event("syscalls/sys_enter_openat"),
+        openat_loop::IN_IMAGE,
+    ])
+    .params(&[("count", "100"), ("path", openat_loop::DEFAULT_PATH), ("flags", OPENAT_FLAGS)])
+    .run(sys_enter_openat_numeric);
+
+fn sys_enter_openat_numeric(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    let def = format!("e:{GROUP}/openat_en syscalls.sys_enter_openat dfd=$dfd:s32 flags=$flags:x32 mode=$mode:u32");
+    let flags = ctx.params.get("flags").map_or(OPENAT_FLAGS, String::as_str).trim().to_owned();
+    let args = move |_: &openat_loop::Summary| {
+        vec![("dfd", libc::AT_FDCWD.to_string()), ("flags", flags.clone()), ("mode", "0".to_owned())]
+    };
+    run_dynamic(ctx, "openat_en", &def, &args)
 }
 
 /// When an eprobe read `ptr` as the sign-extended low byte of the real pointer, say so: that is
@@ -107,5 +151,11 @@ mod tests {
         assert!(one_byte_pointer(Some("0x7b"), 0x7ffe97af1f7b).is_some());
         assert!(one_byte_pointer(Some("0x7ffe97af1f7b"), 0x7ffe97af1f7b).is_none());
         assert!(one_byte_pointer(None, 0x7ffe97af1f7b).is_none());
+    }
+
+    #[test]
+    fn the_numeric_scenario_expects_the_workloads_flags() {
+        // openat_loop.c: syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0).
+        assert_eq!(OPENAT_FLAGS, format!("{:#x}", libc::O_RDONLY | libc::O_CLOEXEC));
     }
 }

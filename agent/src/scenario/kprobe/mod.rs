@@ -30,6 +30,7 @@ pub const TRACEFS: &[Scenario] = &[
     blacklist::REFUSED,
     debugfs::LIST,
     eprobe::SYS_ENTER_OPENAT,
+    eprobe::SYS_ENTER_OPENAT_NUMERIC,
     fprobe::OPENAT,
 ];
 

@@ -17,7 +17,7 @@ pub const OPENAT_LOOP: &str = "/bin/openat-loop";
 /// The workload in the image: what every openat scenario requires.
 pub const IN_IMAGE: Req = Req::Program(OPENAT_LOOP);
 /// The file the workload opens; created by the agent so every call succeeds.
-const DEFAULT_PATH: &str = "/tmp/kmatrix-openat";
+pub const DEFAULT_PATH: &str = "/tmp/kmatrix-openat";
 /// The parameters of the tracefs and perf openat scenarios: 100 calls on the default path.
 pub const PARAMS_100: &[(&str, &str)] = &[("count", "100"), ("path", DEFAULT_PATH)];
 /// The same with 20 calls, for scenarios whose entries are large (stacks, nested calls).

@@ -3,10 +3,14 @@
 //! The kernel prints `  <event> <hits> <misses>`; newer kernels may print `<group>/<event>`, so
 //! lookups accept either.
 
+/// One probe's line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProfileLine {
+    /// The event, with or without its group.
     pub name: String,
+    /// Times the probe fired.
     pub hits: u64,
+    /// Times it could not record (kretprobe maxactive exhausted, recursion).
     pub misses: u64,
 }
 

@@ -5,13 +5,15 @@
 //! `CPU:N [LOST M EVENTS]` markers are summed into `lost`.
 
 // The entry line itself is parsed by the one parser host and agent share.
-use kmatrix_proto::ftrace::parse_entry;
-pub use kmatrix_proto::ftrace::Entry;
+use crate::ftrace::parse_entry;
+pub use crate::ftrace::Entry;
 
 /// A `<stack trace>` entry (func_stack_trace, stacktrace option) and its ` => frame` lines.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stack<'a> {
+    /// The pid of the entry that printed `<stack trace>`.
     pub pid: i32,
+    /// The frames, innermost first, as printed (`do_sys_openat2+0x5/0x140`).
     pub frames: Vec<&'a str>,
 }
 
@@ -50,8 +52,10 @@ pub fn frame_symbol(frame: &str) -> (&str, bool) {
     }
 }
 
+/// A parsed `trace` file.
 #[derive(Debug, Default)]
 pub struct Trace<'a> {
+    /// Every entry line, in file order.
     pub entries: Vec<Entry<'a>>,
     /// Sum of `[LOST N EVENTS]` markers.
     pub lost: u64,

@@ -9,11 +9,14 @@
 //!     Dropped: 0
 //! ```
 
+/// A `hist` file: its entries and totals.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Hist {
     /// (key text inside the braces, hitcount), in file order.
     pub entries: Vec<(String, u64)>,
+    /// `Totals: Hits:`.
     pub hits: Option<u64>,
+    /// `Totals: Dropped:`.
     pub dropped: Option<u64>,
 }
 
@@ -27,6 +30,7 @@ impl Hist {
     }
 }
 
+/// Parse the text of a `hist` file; lines that are neither entries nor totals are skipped.
 pub fn parse(text: &str) -> Hist {
     let mut h = Hist::default();
     for line in text.lines() {

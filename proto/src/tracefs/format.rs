@@ -5,28 +5,57 @@
 //! `char comm[16]`, `__data_loc char[] name`). Scenarios compare the parsed fields, so a line that
 //! looks like a field but does not parse is an error, not a skipped field.
 
-use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
+/// A `format` file that does not parse, with the line at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    /// An `ID:` line whose value is not a number (the line).
+    #[error("bad ID line {0:?}")]
+    Id(String),
+    /// A `field:` line that does not parse: the line, and what is wrong with it.
+    #[error("bad field line {line:?}: {detail}")]
+    Field {
+        /// The line, trimmed.
+        line: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// No `name:` or no `ID:` line: not a format file.
+    #[error("format has no name: or ID: line")]
+    NoName,
+}
+
+/// One field of an event's record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Field {
+    /// The field's name (`filename`).
     pub name: String,
     /// The declaration without the name (`const char *`, `char[16]`).
     pub ctype: String,
+    /// Its offset in the record, in bytes.
     pub offset: u32,
+    /// Its size, in bytes.
     pub size: u32,
+    /// `signed:1`.
     pub signed: bool,
 }
 
+/// An event's `format` file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Format {
+    /// `name:` (the event, without its system).
     pub name: String,
+    /// `ID:`, the event's type number.
     pub id: u32,
+    /// Every `field:` line, in file order (the `common_*` header first).
     pub fields: Vec<Field>,
+    /// `print fmt:` as printed.
     pub print_fmt: String,
 }
 
 impl Format {
+    /// The field called `name`.
     pub fn field(&self, name: &str) -> Option<&Field> {
         self.fields.iter().find(|f| f.name == name)
     }
@@ -37,7 +66,9 @@ impl Format {
     }
 }
 
-pub fn parse(text: &str) -> Result<Format> {
+/// Parse the text of a `format` file; a line that looks like a field but does not parse is an
+/// error naming it.
+pub fn parse(text: &str) -> Result<Format, FormatError> {
     let mut name = None;
     let mut id = None;
     let mut print_fmt = String::new();
@@ -47,36 +78,38 @@ pub fn parse(text: &str) -> Result<Format> {
         if let Some(v) = t.strip_prefix("name:") {
             name = Some(v.trim().to_string());
         } else if let Some(v) = t.strip_prefix("ID:") {
-            id = Some(v.trim().parse().with_context(|| format!("bad ID line {t:?}"))?);
+            id = Some(v.trim().parse().map_err(|_| FormatError::Id(t.to_string()))?);
         } else if let Some(v) = t.strip_prefix("print fmt:") {
             print_fmt = v.trim().to_string();
         } else if t.starts_with("field:") {
-            fields.push(parse_field(t).with_context(|| format!("bad field line {t:?}"))?);
+            fields.push(parse_field(t).map_err(|detail| FormatError::Field { line: t.to_string(), detail })?);
         }
     }
     let (Some(name), Some(id)) = (name, id) else {
-        bail!("format has no name: or ID: line");
+        return Err(FormatError::NoName);
     };
     Ok(Format { name, id, fields, print_fmt })
 }
 
-fn parse_field(line: &str) -> Result<Field> {
+/// One `field:` line; the error says what is wrong with it.
+fn parse_field(line: &str) -> Result<Field, String> {
     let mut decl = None;
     let (mut offset, mut size, mut signed) = (None, None, None);
     for part in line.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-        let (key, value) = part.split_once(':').with_context(|| format!("no ':' in {part:?}"))?;
+        let (key, value) = part.split_once(':').ok_or_else(|| format!("no ':' in {part:?}"))?;
+        let number = |v: &str| v.trim().parse::<u32>().map_err(|e| format!("{key}:{v}: {e}"));
         match key {
             "field" | "field special" => decl = Some(value.trim()),
-            "offset" => offset = Some(value.trim().parse()?),
-            "size" => size = Some(value.trim().parse()?),
+            "offset" => offset = Some(number(value)?),
+            "size" => size = Some(number(value)?),
             "signed" => signed = Some(value.trim() == "1"),
             _ => {}
         }
     }
     let (Some(decl), Some(offset), Some(size), Some(signed)) = (decl, offset, size, signed) else {
-        bail!("missing field, offset, size or signed");
+        return Err("missing field, offset, size or signed".into());
     };
-    let (ctype, name) = split_decl(decl).with_context(|| format!("no name in {decl:?}"))?;
+    let (ctype, name) = split_decl(decl).ok_or_else(|| format!("no name in {decl:?}"))?;
     Ok(Field { name, ctype, offset, size, signed })
 }
 
@@ -86,7 +119,12 @@ fn split_decl(decl: &str) -> Option<(String, String)> {
         Some(i) if decl.ends_with(']') => (decl[..i].trim_end(), &decl[i..]),
         _ => (decl, ""),
     };
-    let start = base.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(0, |i| i + 1);
+    // The byte after the last character that cannot be in a C name (a multi-byte one included:
+    // found by the `format` fuzz target, `+ 1` sliced inside it).
+    let start = base
+        .char_indices()
+        .rfind(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     let name = &base[start..];
     if name.is_empty() || start == 0 {
         return None;
@@ -135,11 +173,17 @@ print fmt: \"dfd: 0x%08lx, filename: 0x%08lx, flags: 0x%08lx, mode: 0x%08lx\", (
         assert_eq!(split_decl("char comm[16]"), Some(("char[16]".into(), "comm".into())));
         assert_eq!(split_decl("__data_loc char[] name"), Some(("__data_loc char[]".into(), "name".into())));
         assert_eq!(split_decl("int"), None);
+        let odd = "unsigned short x\u{fffd}name";
+        assert_eq!(split_decl(odd), Some(("unsigned short x\u{fffd}".into(), "name".into())));
+        assert_eq!(split_decl("int \u{fffd}"), None);
     }
 
     #[test]
     fn rejects_a_broken_field_line() {
         let bad = "name: x\nID: 1\n\tfield:int a;\toffset:zz;\tsize:4;\tsigned:1;\n";
-        assert!(parse(bad).is_err());
+        let e = parse(bad).unwrap_err();
+        assert!(matches!(e, FormatError::Field { .. }), "{e}");
+        assert!(e.to_string().starts_with("bad field line \"field:int a;"), "{e}");
+        assert_eq!(parse("ID: 1\n"), Err(FormatError::NoName));
     }
 }

@@ -6,7 +6,7 @@
 //! `t[:...]`, `s:...`, `-:...`. The text after the kind tells what the kernel accepts (for
 //! example `r[maxactive]` and `%return`), so the full line is kept beside the kind.
 
-use kmatrix_proto::ProbeSyntax;
+use crate::ProbeSyntax;
 
 /// Every probe syntax line, in README order, without duplicates.
 pub fn probe_syntaxes(readme: &str) -> Vec<ProbeSyntax> {
