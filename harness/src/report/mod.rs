@@ -9,6 +9,8 @@ pub mod github;
 pub mod html;
 pub mod junit;
 pub mod progress;
+#[cfg(test)]
+mod snapshots;
 pub mod table;
 
 use crate::guest::Guest;
