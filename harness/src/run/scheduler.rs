@@ -10,7 +10,7 @@
 
 use crate::image::{self, Image, ImageOptions};
 use crate::kernel::{FetchOptions, PreparedKernel};
-use crate::session::Session;
+use crate::session::{Session, SessionError};
 use crate::vm::VmError;
 use kmatrix_proto::{Cause, RunRequest, ScenarioResult, Status};
 use std::collections::BTreeMap;
@@ -109,8 +109,8 @@ pub async fn run(cfg: SchedulerConfig, plan: Vec<KernelPlan>, tx: mpsc::Sender<R
     }
 }
 
-async fn prepare(cfg: &SchedulerConfig, kernel: &str) -> Result<(PreparedKernel, Image), String> {
-    cfg.session.prepare(kernel, &cfg.fetch, cfg.image, &cfg.extra).await.map_err(|e| chain(&e))
+async fn prepare(cfg: &SchedulerConfig, kernel: &str) -> Result<(PreparedKernel, Image), SessionError> {
+    cfg.session.prepare(kernel, &cfg.fetch, cfg.image, &cfg.extra).await
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
@@ -148,8 +148,8 @@ async fn run_kernel(
     };
     let (k, img) = match prepare(cfg, spec).await {
         Ok(x) => x,
-        Err(reason) => {
-            for ev in emit_all_error(reason, Cause::Infrastructure, None, &scenarios) {
+        Err(e) => {
+            for ev in emit_all_error(chain(&e), Cause::Infrastructure, None, &scenarios) {
                 let _ = tx.send(ev).await;
             }
             let _ = tx
