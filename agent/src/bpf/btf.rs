@@ -7,7 +7,7 @@
 //! objects is aya's (`aya::Btf`), not this module's.
 
 use super::sys::{
-    bpf_raw, bpf_raw_mut, btf_info, owned, BtfInfo, StepError, IdAttr, ProgLoadAttr, TestRunAttr, BPF_BTF_GET_FD_BY_ID,
+    bpf_raw, bpf_raw_mut, btf_info, owned, BtfInfo, IdAttr, ProgLoadAttr, StepError, TestRunAttr, BPF_BTF_GET_FD_BY_ID,
     BPF_BTF_GET_NEXT_ID, BPF_F_SLEEPABLE, BPF_PROG_LOAD, BPF_PROG_TEST_RUN, PROG_SYSCALL,
 };
 use std::os::fd::AsRawFd;
@@ -68,7 +68,8 @@ pub fn vmlinux_btf_id(kind: u32, name: &str, kv: u32) -> Result<u32, StepError> 
 /// vmlinux BTF: through BPF_OBJ_GET_INFO_BY_FD (one copy) when the kernel gives it an id (5.11),
 /// else from sysfs (which hands it out a page per read(2), copying each twice).
 fn vmlinux_btf() -> Result<Vec<u8>, StepError> {
-    let file = |action| move |e: std::io::Error| StepError::File { action, path: BTF_VMLINUX.into(), detail: e.to_string() };
+    let file =
+        |action| move |e: std::io::Error| StepError::File { action, path: BTF_VMLINUX.into(), detail: e.to_string() };
     let size = std::fs::metadata(BTF_VMLINUX).map_err(file("stat"))?.len() as u32;
     let mut id = 0u32;
     // Kernel BTF objects come first (vmlinux, then modules); a few ids are enough.

@@ -15,9 +15,9 @@ use super::btf::{self, BTF_KIND_TYPEDEF, TARGET_FUNC_ID};
 use super::multi::{self, Targets};
 use super::sys::{
     bpf_fd, bpf_fd_or, bpf_raw, kernel_version, link_create, load, load_typed, raw_tp_open, set_bpf, version_code,
-    BtfLoadAttr, MapCreateAttr, ProgLoadAttr, BPF_BTF_LOAD, BPF_F_NO_PREALLOC, BPF_F_SLEEPABLE, BPF_MAP_CREATE,
-    BPF_PERF_EVENT, BPF_PROG_LOAD, BPF_TRACE_FENTRY, BPF_TRACE_FEXIT, BPF_TRACE_RAW_TP, PROG_KPROBE, PROG_PERF_EVENT,
-    PROG_RAW_TRACEPOINT, PROG_TRACEPOINT, PROG_TRACING, StepError,
+    BtfLoadAttr, MapCreateAttr, ProgLoadAttr, StepError, BPF_BTF_LOAD, BPF_F_NO_PREALLOC, BPF_F_SLEEPABLE,
+    BPF_MAP_CREATE, BPF_PERF_EVENT, BPF_PROG_LOAD, BPF_TRACE_FENTRY, BPF_TRACE_FEXIT, BPF_TRACE_RAW_TP, PROG_KPROBE,
+    PROG_PERF_EVENT, PROG_RAW_TRACEPOINT, PROG_TRACEPOINT, PROG_TRACING,
 };
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -363,8 +363,10 @@ fn probe_uprobe(kv: u32, offset: u64) -> Outcome {
     let pmu = crate::perf::pmu_type("uprobe")?;
     let mut attr = crate::perf::Attr::counter(pmu, 0);
     attr.config2 = offset;
-    let event = crate::perf::open(attr, 0, Some(ATTACH_USER))
-        .map_err(|errno| StepError::Refused { call: format!("perf_event_open(uprobe {ATTACH_USER}:{offset:#x})"), errno })?;
+    let event = crate::perf::open(attr, 0, Some(ATTACH_USER)).map_err(|errno| StepError::Refused {
+        call: format!("perf_event_open(uprobe {ATTACH_USER}:{offset:#x})"),
+        errno,
+    })?;
     set_bpf(&event, &load(PROG_KPROBE, 0, kv)?)
 }
 
