@@ -126,7 +126,8 @@ pub fn changelog(k: &PreparedKernel, cache: &Cache, opts: &FetchOptions) -> Resu
         }
     }
     let gz = std::fs::read(&kept).map_err(KernelError::io(&kept))?;
-    let text = gunzip(&gz).map_err(|e| KernelError::Parse { what: kept.display().to_string(), detail: e.to_string() })?;
+    let text =
+        gunzip(&gz).map_err(|e| KernelError::Parse { what: kept.display().to_string(), detail: e.to_string() })?;
     if parse(&text).is_empty() {
         return Err(KernelError::Parse {
             what: kept.display().to_string(),

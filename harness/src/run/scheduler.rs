@@ -8,9 +8,10 @@
 //! so nothing is silently skipped. Events flow to one consumer (the caller), which judges, writes
 //! and renders them; this module decides nothing about verdicts.
 
+use super::guests::GuestSettings;
 use crate::image::{self, Image, ImageOptions};
-use crate::kernel::{FetchOptions, PreparedKernel};
-use crate::session::{Session, SessionError};
+use crate::kernel::PreparedKernel;
+use crate::session::SessionError;
 use crate::vm::VmError;
 use kmatrix_proto::{Cause, RunRequest, ScenarioResult, Status};
 use std::collections::BTreeMap;
@@ -39,20 +40,14 @@ pub struct KernelPlan {
 /// What the scheduler needs to boot guests.
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
-    /// Cache, QEMU and the accelerator (which may switch to TCG mid-run).
-    pub session: Arc<Session>,
-    pub fetch: FetchOptions,
-    pub memory_mb: u32,
-    pub boot_timeout: Duration,
-    pub scenario_timeout: Duration,
+    /// How guests boot (the session, fetch options, memory, timeouts, snapshots).
+    pub guests: GuestSettings,
     /// Bound on one kernel's whole run (all its VMs).
     pub vm_timeout: Duration,
     pub jobs: usize,
     pub image: ImageOptions,
     /// Where console logs go.
     pub log_dir: PathBuf,
-    /// Start guests from snapshots taken at `Hello` (see `vm::snapshot`).
-    pub snapshots: bool,
     /// Files added to every kernel's image (a user's BPF object for `run --bpf-object`).
     pub extra: Vec<image::ExtraFile>,
     /// Run a scenario that fails or errs once more (0 or 1): a pass then makes it `flaky`, and
@@ -110,7 +105,7 @@ pub async fn run(cfg: SchedulerConfig, plan: Vec<KernelPlan>, tx: mpsc::Sender<R
 }
 
 async fn prepare(cfg: &SchedulerConfig, kernel: &str) -> Result<(PreparedKernel, Image), SessionError> {
-    cfg.session.prepare(kernel, &cfg.fetch, cfg.image, &cfg.extra).await
+    cfg.guests.session.prepare(kernel, &cfg.guests.fetch, cfg.image, &cfg.extra).await
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
@@ -173,24 +168,19 @@ async fn run_kernel(
     while next < scenarios.len() {
         boots += 1;
         let log = cfg.log_dir.join(format!("{}-boot{boots}.console.log", sanitize(kernel)));
-        let mut opts = cfg.session.guest_options(log.clone());
-        opts.memory_mb = cfg.memory_mb;
-        opts.boot_timeout = cfg.boot_timeout;
+        let mut opts = cfg.guests.options(log.clone());
         opts.virtio = cfg.image.virtio_channel;
         if cfg.image.share {
             // Scenarios that run the host's tools get the host root (read-only).
             opts.share = Some(Vec::new());
         }
-        if cfg.snapshots {
-            opts.snapshots = Some(cfg.session.cache.clone());
-        }
         let t0 = Instant::now();
-        let mut guest = match cfg.session.start_guest(&k, &img, &opts).await {
+        let mut guest = match cfg.guests.session.start_guest(&k, &img, &opts).await {
             Ok(g) => g,
             Err(e) => {
                 boot_time += t0.elapsed();
                 let reason = format!("boot failed (console log {}): {e}", log.display());
-                let accel = cfg.session.accel.current().as_str();
+                let accel = cfg.guests.session.accel.current().as_str();
                 for mut ev in emit_all_error(reason, cause_of(&e), Some(&k), &scenarios[next..]) {
                     if let RunEvent::Result { result, .. } = &mut ev {
                         result.accel = accel.to_string();
@@ -236,7 +226,7 @@ async fn run_kernel(
                 root: guest.share.clone(),
                 keep_state: false,
             };
-            let outcome = guest.run(req, cfg.scenario_timeout.min(left)).await;
+            let outcome = guest.run(req, cfg.guests.scenario_timeout.min(left)).await;
             scenario_time += t1.elapsed();
             let mut r = match outcome {
                 Ok(mut r) => {
@@ -247,7 +237,7 @@ async fn run_kernel(
                     }
                     r
                 }
-                Err(e) if e.is_accelerator() && cfg.session.accel.fall_back(&e) => {
+                Err(e) if e.is_accelerator() && cfg.guests.session.accel.fall_back(&e) => {
                     // KVM failed under this scenario, not the scenario: redo it in a TCG guest.
                     next -= 1;
                     broken = true;
