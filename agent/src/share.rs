@@ -95,17 +95,27 @@ pub fn ensure(share: &Share) -> Result<String> {
             .map_err(|e| anyhow::anyhow!("mount({fstype} {tag}, {target}, rw) failed: {e}"))?;
     }
     let said = format!(
-        "host root over {fstype} ({}) read-only at {HOST_ROOT}{}, mounted in {} ms",
+        "host root over {fstype} ({}) read-only at {HOST_ROOT}{}{}, mounted in {} ms",
         share.tag,
         if share.rw.is_empty() {
             String::new()
         } else {
             format!(", writable: {}", share.rw.iter().map(|(_, p)| p.as_str()).collect::<Vec<_>>().join(", "))
         },
+        share.headers.as_ref().map_or(String::new(), |h| format!(", kernel headers from {h}")),
         started.elapsed().as_millis()
     );
     *done = Some(said.clone());
     Ok(said)
+}
+
+/// The kernel's headers the host offered (a merged header tree, see the harness's
+/// `kernel/headers.rs`), as the agent sees them, if they are there: `BCC_KERNEL_SOURCE` for
+/// programs run in the view is the host path itself.
+pub fn headers_dir() -> Option<(String, std::path::PathBuf)> {
+    let host_path = offered()?.headers?;
+    let seen = Path::new(HOST_ROOT).join(host_path.trim_start_matches('/'));
+    seen.join("include/linux/kconfig.h").is_file().then_some((host_path, seen))
 }
 
 fn mount(src: &str, target: &str, fstype: &str, flags: libc::c_ulong, data: &str) -> Result<(), String> {

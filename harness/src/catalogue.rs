@@ -88,6 +88,7 @@ mod tests {
             requires: Vec::new(),
             params: Default::default(),
             host_root: false,
+            kernel_headers: false,
         }
     }
 

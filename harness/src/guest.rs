@@ -335,6 +335,8 @@ fn share_from_dirs(dirs: &[crate::vm::qemu::ShareDir]) -> Option<kmatrix_proto::
         fs: "9p".into(),
         tag: root.tag.clone(),
         rw: dirs.iter().filter(|d| !d.readonly).map(|d| (d.tag.clone(), d.path.display().to_string())).collect(),
+        headers: None,
+        headers_missing: None,
     })
 }
 

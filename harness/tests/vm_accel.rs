@@ -5,7 +5,8 @@
 //! do. The boot must be declared an accelerator failure at once, the session must switch to TCG
 //! (and remember it), and the guest must come up and run scenarios under TCG with exact results.
 //! Also: `--accel kvm` turns the same failure into a clear error, results say their accelerator,
-//! and the probe's QEMU dies with kmatrix.
+//! the probe's QEMU dies with kmatrix, and a host without `/dev/kvm` at all (a real mount
+//! namespace without the node) boots under TCG first time, saying why.
 
 mod common;
 
@@ -182,4 +183,60 @@ fn vm_accel_probe_qemu_dies_with_kmatrix() {
     child.wait().unwrap();
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(processes_with(&probe), Vec::<String>::new(), "probe QEMU outlived kmatrix ({needle})");
+}
+
+/// The host kind without `/dev/kvm` (a container, a cloud VM without nested virtualisation), for
+/// real: kmatrix runs in a private mount namespace whose `/dev` is a fresh tmpfs holding the usual
+/// nodes but no `kvm`, with a cache of its own (the kernels shared read-only), and boots the real
+/// 6.1 under TCG first time, saying why. As root only (`unshare`): CI here runs as root.
+#[test]
+fn vm_accel_host_without_dev_kvm_boots_under_tcg_first_time() {
+    assert!(
+        Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0")),
+        "this test builds a /dev without kvm in a mount namespace: run it as root"
+    );
+    let real = Cache::from_env().unwrap();
+    // Make sure the kernel is there: the namespace's cache only links to it.
+    let out = Command::new(env!("CARGO_BIN_EXE_kmatrix")).args(["kernels", "fetch", "debian-6.1"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cache = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(real.root().join("kernels"), cache.path().join("kernels")).unwrap();
+    let old = tempfile::tempdir().unwrap();
+    // Keep the real /dev reachable at $OLD, then put a /dev without kvm over it.
+    let script = r#"set -e
+mount --rbind /dev "$OLD"
+mount -t tmpfs -o mode=0755,nosuid tmpfs /dev
+for n in null zero full random urandom tty; do touch /dev/$n; mount --bind "$OLD/$n" /dev/$n; done
+mkdir /dev/pts /dev/shm
+mount --rbind "$OLD/pts" /dev/pts
+mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+ln -s pts/ptmx /dev/ptmx
+ln -s /proc/self/fd /dev/fd
+test ! -e /dev/kvm
+exec "$KMATRIX" boot --kernel debian-6.1 --json"#;
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "/bin/sh", "-c", script])
+        .env("OLD", old.path())
+        .env("KMATRIX", env!("CARGO_BIN_EXE_kmatrix"))
+        .env("KMATRIX_CACHE", cache.path())
+        .current_dir(env!("CARGO_TARGET_TMPDIR"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("cannot open /dev/kvm"), "the reason is said: {stderr}");
+    let boot: serde_json::Value = serde_json::from_str(&stdout).expect("boot --json");
+    assert_eq!(boot["accel"], "tcg", "{stdout}");
+    assert_eq!(boot["release"], "6.1.0-50-amd64", "{stdout}");
+    // The verdict went into the namespace's own cache, not the machine's.
+    let verdicts: Vec<_> = std::fs::read_dir(cache.path().join("host"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name().to_string_lossy().starts_with("accel-") && e.file_name().to_string_lossy().ends_with(".json")
+        })
+        .collect();
+    assert_eq!(verdicts.len(), 1);
+    let v = std::fs::read_to_string(verdicts[0].path()).unwrap();
+    assert!(v.contains("cannot open /dev/kvm"), "{v}");
 }

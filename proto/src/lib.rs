@@ -204,6 +204,16 @@ pub struct Share {
     /// Host directories shared writable, each its own device: (mount tag, absolute host path).
     #[serde(default)]
     pub rw: Vec<(String, String)>,
+    /// The running kernel's headers (Debian's `linux-headers` packages, extracted by the host into
+    /// its cache) as a host path, which the guest reaches through the host root: its `src/` goes
+    /// over `/usr/src` and its `modules/<release>/` over `/lib/modules` in the guest's view, where
+    /// BCC looks for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<String>,
+    /// Why the host has no headers for this kernel (a local kernel, a suite without them, a
+    /// failed download), when a scenario wanted them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers_missing: Option<String>,
 }
 
 /// The tag of the host root's share.
@@ -379,6 +389,10 @@ pub struct ScenarioInfo {
     /// into the guest (and put the share modules in the image).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub host_root: bool,
+    /// The scenario compiles against the running kernel's headers (BCC): the host fetches its
+    /// `linux-headers` packages and offers them with the host root.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub kernel_headers: bool,
 }
 
 /// Status vocabulary of the kernel's ftracetest, kept.

@@ -62,6 +62,7 @@ pub fn info() -> Vec<ScenarioInfo> {
             requires: Req::flatten(s.meta.requires).into_iter().map(Req::describe).collect(),
             params: s.meta.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             host_root: Req::flatten(s.meta.requires).iter().any(|r| matches!(r, Req::HostProgram { .. })),
+            kernel_headers: Req::flatten(s.meta.requires).iter().any(|r| matches!(r, Req::KernelHeaders)),
         })
         .collect()
 }

@@ -22,6 +22,10 @@ pub enum Req {
     /// A program of the host, run through the shared host root (`/usr/bin/perf`), and the Debian
     /// package that provides it (for the reason when it is missing).
     HostProgram { path: &'static str, package: &'static str },
+    /// The running kernel's headers, for tools that compile against them at run time (BCC): the
+    /// kernel's own `/sys/kernel/kheaders.tar.xz` (CONFIG_IKHEADERS), or Debian's `linux-headers`
+    /// of the build, fetched by the host and mounted in the shared host root.
+    KernelHeaders,
     /// A tracer listed in `available_tracers`.
     Tracer(&'static str),
     /// A tracefs file (`kprobe_events`, `set_ftrace_pid`, ...).
@@ -66,6 +70,7 @@ impl Req {
             Req::Program(p) => format!("program {p}"),
             Req::Machine(m) => format!("machine: {m}"),
             Req::HostProgram { path, .. } => format!("host program {path} (shared host root)"),
+            Req::KernelHeaders => "the kernel's headers (CONFIG_IKHEADERS, or linux-headers shared by the host)".into(),
             Req::Syntax(s) => format!("probe syntax {s} in tracefs README"),
             Req::TraceOption { name, config, since } => format!("tracefs options/{name} ({config}, since {since})"),
             Req::Config { option, tracefs } => format!("config {option} (else tracefs {tracefs})"),
@@ -119,6 +124,7 @@ impl Req {
                     })
                 }
             },
+            Req::KernelHeaders => headers_missing(caps),
             Req::Syntax(prefix) => (!caps.has_probe_syntax(prefix)).then(|| {
                 let kinds: Vec<&str> = caps.probe_syntaxes.iter().map(|s| s.text.as_str()).collect();
                 (
@@ -175,6 +181,32 @@ fn option_absent(caps: &Capabilities, name: &str, config: &str, since: &str) -> 
 }
 
 /// None when `option` is set; else why not, from the config or from the tracefs evidence.
+/// None when the kernel's headers are reachable; else why not: the config line of
+/// CONFIG_IKHEADERS and what the host said about its `linux-headers` packages.
+fn headers_missing(caps: &Capabilities) -> Option<(String, String)> {
+    const KHEADERS: &str = "/sys/kernel/kheaders.tar.xz";
+    let release = &caps.release;
+    let shared = crate::share::mount_offered();
+    if Path::new(KHEADERS).exists() || (shared.is_ok() && crate::share::headers_dir().is_some()) {
+        return None;
+    }
+    let config = match kconfig::get(caps).map(|c| (c.source.clone(), c.options.get("CONFIG_IKHEADERS").cloned())) {
+        Some((source, Some(v))) if v == "n" => format!("{source}: # CONFIG_IKHEADERS is not set"),
+        Some((source, Some(v))) => format!("{source}: CONFIG_IKHEADERS={v} (the kheaders module is not loaded)"),
+        Some((source, None)) => format!("{source} does not mention CONFIG_IKHEADERS"),
+        None => "no kernel config in the guest".to_string(),
+    };
+    let host = match (&shared, crate::share::offered()) {
+        (Err(why), _) => format!("no shared host root: {why}"),
+        (Ok(_), Some(kmatrix_proto::Share { headers_missing: Some(why), .. })) => format!("the host has none: {why}"),
+        (Ok(_), Some(kmatrix_proto::Share { headers: Some(h), .. })) => {
+            format!("the host offered {h}, but it has no include/linux/kconfig.h")
+        }
+        (Ok(_), _) => "the host offered no linux-headers (the scenario's catalogue entry does not ask for them)".into(),
+    };
+    Some((format!("no kernel headers for {release}: {host}"), format!("{config}; {KHEADERS} absent; {host}")))
+}
+
 fn config_missing(caps: &Capabilities, option: &str, file: &str) -> Option<(String, String)> {
     if let Some(kconfig::Config { source, options }) = kconfig::get(caps) {
         return match options.get(option).map(String::as_str) {

@@ -147,6 +147,7 @@ pub(crate) async fn rerun_cmd(a: RerunArgs) -> Result<i32> {
             scenario_timeout: a.scenario_timeout,
             vm_timeout: crate::session::VM_TIMEOUT.as_secs_f64(),
             host_root: scenarios.iter().any(|s| s.host_root),
+            kernel_headers: scenarios.iter().any(|s| s.kernel_headers),
             extra: Vec::new(),
             json: a.json,
             bpf_steps: false,

@@ -176,6 +176,7 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Ou
         scenario_timeout: a.scenario_timeout,
         vm_timeout: a.vm_timeout,
         host_root,
+        kernel_headers: scenarios.iter().any(|s| s.kernel_headers),
         extra: user.iter().map(|p| p.file.clone()).collect(),
         json: a.json,
         bpf_steps: user.is_some(),
@@ -195,6 +196,8 @@ pub(crate) struct Launch {
     pub vm_timeout: f64,
     /// Some scenario needs the host root shared in.
     pub host_root: bool,
+    /// Some scenario needs the kernel's headers (`SchedulerConfig::kernel_headers`).
+    pub kernel_headers: bool,
     pub extra: Vec<crate::image::ExtraFile>,
     pub json: bool,
     /// Print the steps of `run --bpf-object` under the table.
@@ -244,6 +247,7 @@ impl Launch {
             log_dir: run_dir.clone(),
             extra: self.extra.clone(),
             retries: self.retries,
+            kernel_headers: self.kernel_headers,
         };
         let results_path = run_dir.join("results.jsonl");
         let cell_count = match &cells {

@@ -164,14 +164,8 @@ fn fetch(m: &Manifest, entry: &Path, opts: &FetchOptions, what: &str) -> Result<
     debs.sort_by_key(|d| Some(&d.name) != m.package.as_ref());
     for pkg in debs {
         let dest = dir.path().join("package.deb");
-        let (size, sha) = mirror.download(&pkg.filename, &dest, pkg.size, &format!("{} (changelog)", pkg.name))?;
-        let url = mirror.url(&pkg.filename);
-        if sha != pkg.sha256 {
-            return Err(KernelError::HashMismatch { what: url, expected: pkg.sha256.clone(), actual: sha });
-        }
-        if size != pkg.size {
-            return Err(KernelError::SizeMismatch { what: url, expected: pkg.size, actual: size });
-        }
+        let label = format!("{} (changelog)", pkg.name);
+        mirror.download_checked(&pkg.filename, &pkg.sha256, pkg.size, &dest, pkg.size, &label)?;
         let mut best: Option<(u8, Vec<u8>)> = None;
         deb::for_each_file(&dest, |path, size, r| {
             if let Some(rank) = rank(path) {

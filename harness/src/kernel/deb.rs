@@ -1,8 +1,8 @@
 //! Reading `.deb` files without dpkg: the `ar` container, then the `data.tar.{xz,zst,gz}` member.
 //!
-//! Only regular files are handed out, with their path normalised (`./boot/x` → `boot/x`) and
-//! refused when it would leave the archive (`..`, absolute). Where each file goes is the caller's
-//! business.
+//! Regular files (and, for callers that ask, symbolic links) are handed out with their path
+//! normalised (`./boot/x` → `boot/x`) and refused when it would leave the archive (`..`,
+//! absolute). Where each file goes, and what a link may point at, is the caller's business.
 
 use std::io::{BufReader, Read};
 use std::path::Path;
@@ -19,11 +19,30 @@ pub fn for_each_file(deb: &Path, f: impl FnMut(&str, u64, &mut dyn Read) -> Resu
 }
 
 /// [`for_each_file`] on a `.deb` read from `r`; `what` names it in errors.
-pub fn read_files(
-    mut r: impl Read,
-    what: &str,
-    mut f: impl FnMut(&str, u64, &mut dyn Read) -> Result<()>,
-) -> Result<()> {
+pub fn read_files(r: impl Read, what: &str, mut f: impl FnMut(&str, u64, &mut dyn Read) -> Result<()>) -> Result<()> {
+    read_entries(r, what, |path, entry| match entry {
+        Entry::File { size, data } => f(path, size, data),
+        Entry::Symlink { .. } => Ok(()),
+    })
+}
+
+/// One member of a package's data archive, as [`for_each_entry`] hands it out.
+pub enum Entry<'a> {
+    /// A regular file: its size as the tar header claims, and its bytes.
+    File { size: u64, data: &'a mut dyn Read },
+    /// A symbolic link and its target, as written in the archive (may be absolute or lead out of
+    /// the archive: the caller decides).
+    Symlink { target: String },
+}
+
+/// Call `f(path, entry)` for every regular file and symbolic link in the data member of the
+/// `.deb` at `deb` (directories are implied by the paths).
+pub fn for_each_entry(deb: &Path, f: impl FnMut(&str, Entry<'_>) -> Result<()>) -> Result<()> {
+    let file = std::fs::File::open(deb).map_err(KernelError::io(deb))?;
+    read_entries(BufReader::with_capacity(1 << 20, file), &deb.display().to_string(), f)
+}
+
+fn read_entries(mut r: impl Read, what: &str, mut f: impl FnMut(&str, Entry<'_>) -> Result<()>) -> Result<()> {
     let (name, size) = find_member(&mut r, what, "data.tar")?;
     let kind = Compression::from_name(&name);
     let bad = |detail: String| KernelError::Deb { what: what.to_string(), detail };
@@ -32,13 +51,24 @@ pub fn read_files(
     let entries = archive.entries().map_err(|e| bad(format!("{name}: {e}")))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| bad(format!("{name}: {e}")))?;
-        if !entry.header().entry_type().is_file() {
+        let kind = entry.header().entry_type();
+        if !kind.is_file() && !kind.is_symlink() {
             continue;
         }
         let raw = entry.path().map_err(|e| bad(format!("{name}: {e}")))?.to_string_lossy().into_owned();
         let path = normalise(&raw).ok_or_else(|| bad(format!("unsafe path {raw:?} in {name}")))?;
+        if kind.is_symlink() {
+            let target = entry
+                .link_name()
+                .map_err(|e| bad(format!("{name}: {e}")))?
+                .ok_or_else(|| bad(format!("symbolic link {path} without a target in {name}")))?
+                .to_string_lossy()
+                .into_owned();
+            f(&path, Entry::Symlink { target })?;
+            continue;
+        }
         let len = entry.header().size().map_err(|e| bad(format!("{name}: {e}")))?;
-        f(&path, len, &mut entry)?;
+        f(&path, Entry::File { size: len, data: &mut entry })?;
     }
     Ok(())
 }
@@ -116,12 +146,16 @@ pub mod build {
 
     /// `files` are (path, mode, bytes), `path` as in the archive (e.g. `./boot/vmlinuz-1`).
     pub fn deb(files: &[(&str, u32, &[u8])]) -> Vec<u8> {
+        deb_of_tar(&tar_of(files))
+    }
+
+    /// A `.deb` whose data member is the tar `data`.
+    pub fn deb_of_tar(data: &[u8]) -> Vec<u8> {
         let control = tar_of(&[("./control", 0o644, b"Package: test\nVersion: 1\nArchitecture: amd64\n")]);
-        let data = tar_of(files);
         let mut out = b"!<arch>\n".to_vec();
         member(&mut out, "debian-binary", b"2.0\n");
         member(&mut out, "control.tar.xz", &xz(&control));
-        member(&mut out, "data.tar.xz", &xz(&data));
+        member(&mut out, "data.tar.xz", &xz(data));
         out
     }
 

@@ -301,8 +301,9 @@ pub fn fetch_release(mirror: &Mirror, suite: &str, trust: &TrustOptions) -> Resu
 
 /// True for the packages an index is filtered down to: the ones a kernel can be made of.
 fn is_kernel_package(name: &str) -> bool {
-    // linux-source-<line>: the kernel's own selftests (`kmatrix selftest ftrace`).
-    ["linux-image-", "linux-binary-", "linux-base-", "linux-modules-", "linux-source-"]
+    // linux-source-<line>: the kernel's own selftests (`kmatrix selftest ftrace`);
+    // linux-headers-*: BCC's headers (`kernel/headers.rs`).
+    ["linux-image-", "linux-binary-", "linux-base-", "linux-modules-", "linux-source-", "linux-headers-"]
         .iter()
         .any(|p| name.starts_with(p))
 }
@@ -371,8 +372,9 @@ pub fn fetch_suite(mirror: &Mirror, suite: &str, cache: &Cache, trust: &TrustOpt
         })?
         .clone();
     let dir = cache.dir("kernels/index")?;
-    // The name says what the filter kept (v2: linux-source too), so an older cache is not reused.
-    let cached = dir.join(format!("{}.kernel-packages-v2", entry.sha256));
+    // The name says what the filter kept (v2: linux-source too; v3: linux-headers too), so an
+    // older cache is not reused.
+    let cached = dir.join(format!("{}.kernel-packages-v3", entry.sha256));
     if let Ok(text) = fs::read_to_string(&cached) {
         return Ok(SuiteIndex { suite: suite.to_string(), signature, packages: parse_packages(&text) });
     }

@@ -121,6 +121,31 @@ impl Mirror {
     }
 }
 
+impl Mirror {
+    /// Download the package file `filename` into `dest` and hold it to what the signed index
+    /// says: exactly `size` bytes (never more than `max_size` read) with sha256 `sha256`. The one
+    /// place a `.deb` is checked against its index entry.
+    pub fn download_checked(
+        &self,
+        filename: &str,
+        sha256: &str,
+        size: u64,
+        dest: &Path,
+        max_size: u64,
+        label: &str,
+    ) -> Result<()> {
+        let (got_size, sha) = self.download(filename, dest, size.min(max_size), label)?;
+        let url = self.url(filename);
+        if sha != sha256 {
+            return Err(KernelError::HashMismatch { what: url, expected: sha256.to_string(), actual: sha });
+        }
+        if got_size != size {
+            return Err(KernelError::SizeMismatch { what: url, expected: size, actual: got_size });
+        }
+        Ok(())
+    }
+}
+
 fn progress_bar(len: u64, label: &str) -> indicatif::ProgressBar {
     // ProgressDrawTarget::stderr draws nothing when stderr is not a terminal.
     let bar = indicatif::ProgressBar::with_draw_target(Some(len), indicatif::ProgressDrawTarget::stderr());

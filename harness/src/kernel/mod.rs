@@ -11,6 +11,7 @@ pub mod compress;
 pub mod config;
 pub mod deb;
 mod error;
+mod headers;
 pub mod image;
 pub mod index;
 pub mod matrix;
@@ -34,6 +35,7 @@ use crate::cache::Cache;
 pub use compress::Compression;
 pub use error::KernelError;
 use error::Result;
+pub use headers::{headers, HeadersTree};
 use index::{DebPackage, Resolved};
 pub use index::{Signature, TrustOptions};
 pub use matrix::{KernelsDir, Lock, LockedKernel, Matrix, MatrixKernel};
@@ -355,8 +357,7 @@ fn prepare_resolved(
     let mut debs = Vec::new();
     for pkg in &r.packages {
         let dest = downloads.path().join(store::entry_name(&pkg.name, "deb"));
-        let url = mirror.url(&pkg.filename);
-        let (size, sha) = match mirror.download(&pkg.filename, &dest, pkg.size, &pkg.name) {
+        match mirror.download_checked(&pkg.filename, &pkg.sha256, pkg.size, &dest, pkg.size, &pkg.name) {
             Err(KernelError::NotFound { url }) if pinning == Pinning::Locked => {
                 return Err(KernelError::PinnedGone {
                     id: id.to_string(),
@@ -365,12 +366,6 @@ fn prepare_resolved(
                 })
             }
             other => other?,
-        };
-        if sha != pkg.sha256 {
-            return Err(KernelError::HashMismatch { what: url, expected: pkg.sha256.clone(), actual: sha });
-        }
-        if size != pkg.size {
-            return Err(KernelError::SizeMismatch { what: url, expected: pkg.size, actual: size });
         }
         debs.push((pkg.clone(), dest));
     }

@@ -67,14 +67,8 @@ pub fn selftests(kernel: &PreparedKernel, name: &str, cache: &Cache, opts: &Fetc
     let parent = entry.parent().map(Path::to_path_buf).unwrap_or_else(|| entry.clone());
     fs::create_dir_all(&parent).map_err(KernelError::io(&parent))?;
     let dl = tempfile::Builder::new().prefix(".dl-").tempfile_in(&parent).map_err(KernelError::io(&parent))?;
-    let (size, sha) = mirror.download(&pkg.filename, dl.path(), pkg.size.min(MAX_SOURCE_DEB), &pkg.name)?;
+    mirror.download_checked(&pkg.filename, &pkg.sha256, pkg.size, dl.path(), MAX_SOURCE_DEB, &pkg.name)?;
     let url = mirror.url(&pkg.filename);
-    if sha != pkg.sha256 {
-        return Err(KernelError::HashMismatch { what: url, expected: pkg.sha256.clone(), actual: sha });
-    }
-    if size != pkg.size {
-        return Err(KernelError::SizeMismatch { what: url, expected: pkg.size, actual: size });
-    }
     let staging = tempfile::Builder::new().prefix(".staging-").tempdir_in(&parent).map_err(KernelError::io(&parent))?;
     let prefix = format!("tools/testing/selftests/{name}/");
     let mut found = 0usize;

@@ -127,6 +127,27 @@ fn image_61(rel: &str) -> Vec<u8> {
     ])
 }
 
+/// `linux-headers-<release>` as Debian 6.1 lays it out: generated headers, the one-line Makefile,
+/// the `/lib/modules` links.
+fn headers_flavour_61() -> Vec<u8> {
+    let d = format!("./usr/src/linux-headers-{REL_61}");
+    build::deb(&[
+        (&format!("{d}/Makefile"), 0o644, b"include /usr/src/linux-headers-6.1.0-99-common/Makefile\n"),
+        (&format!("{d}/include/generated/autoconf.h"), 0o644, b"#define CONFIG_KPROBES 1\n"),
+        (&format!("{d}/.config"), 0o644, config_text().as_bytes()),
+    ])
+}
+
+/// `linux-headers-<abi>-common`: the source tree's headers.
+fn headers_common_61() -> Vec<u8> {
+    let d = "./usr/src/linux-headers-6.1.0-99-common";
+    build::deb(&[
+        (&format!("{d}/Makefile"), 0o644, b"VERSION = 6\n"),
+        (&format!("{d}/include/linux/kconfig.h"), 0o644, b"/* kconfig.h */\n"),
+        (&format!("{d}/arch/x86/include/asm/ptrace.h"), 0o644, b"/* ptrace.h */\n"),
+    ])
+}
+
 /// A real kernel changelog's first entries (see fixtures/README.md), as packages ship it.
 const CHANGELOG: &str = include_str!("fixtures/changelog-6.12-bpo.txt");
 
@@ -188,6 +209,11 @@ fn standard_mirror() -> Server {
             pkg(&format!("linux-image-{REL_61}"), "6.1.176-1", image_61(REL_61)),
             pkg("linux-image-6.1.0-99-cloud-amd64", "6.1.176-1", b"not this".to_vec()),
             pkg("linux-image-6.1.0-99-amd64-dbg", "6.1.177-1", b"not this".to_vec()),
+            Pkg {
+                depends: "linux-headers-6.1.0-99-common (= 6.1.176-1), linux-kbuild-6.1 (>= 6.1.176-1)".into(),
+                ..pkg(&format!("linux-headers-{REL_61}"), "6.1.176-1", headers_flavour_61())
+            },
+            pkg("linux-headers-6.1.0-99-common", "6.1.176-1", headers_common_61()),
         ],
     );
     write_suite(root.path(), "trixie-backports", &seven_x_packages("7.3.4+deb13-amd64", "7.3.4-1~bpo13+1"));
@@ -379,6 +405,56 @@ fn tampered_packages_index_is_refused() {
         other => panic!("expected a hash mismatch, got {other}"),
     }
     assert_eq!(e.server.hits_ending(".deb"), 0);
+}
+
+#[test]
+fn headers_of_the_build_are_fetched_merged_and_checked() {
+    let e = env();
+    let k = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap();
+    let h = crate::kernel::headers(&k, &e.cache, &e.opts).unwrap();
+    assert_eq!(
+        h.packages,
+        vec!["linux-headers-6.1.0-99-common 6.1.176-1".to_string(), format!("linux-headers-{REL_61} 6.1.176-1"),]
+    );
+    let read = |p: &str| std::fs::read_to_string(h.dir.join(p)).unwrap();
+    // One tree: the common part's Makefile and headers, the flavour's generated files.
+    assert_eq!(read("Makefile"), "VERSION = 6\n");
+    assert_eq!(read("include/linux/kconfig.h"), "/* kconfig.h */\n");
+    assert_eq!(read("include/generated/autoconf.h"), "#define CONFIG_KPROBES 1\n");
+    assert_eq!(read("arch/x86/include/asm/ptrace.h"), "/* ptrace.h */\n");
+    // Once is enough: a second call downloads nothing.
+    let hits = e.server.hits_ending("_all.deb") + e.server.hits_ending("_amd64.deb");
+    assert_eq!(crate::kernel::headers(&k, &e.cache, &e.opts).unwrap(), h);
+    assert_eq!(e.server.hits_ending("_all.deb") + e.server.hits_ending("_amd64.deb"), hits);
+}
+
+#[test]
+fn tampered_headers_are_refused_and_nothing_is_cached() {
+    let e = env();
+    let k = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap();
+    let p = e.server.file("pool/main/l/linux/linux-headers-6.1.0-99-common_6.1.176-1_amd64.deb");
+    let mut bytes = std::fs::read(&p).unwrap();
+    let n = bytes.len();
+    bytes[n - 50] ^= 0xff;
+    std::fs::write(&p, bytes).unwrap();
+    let err = crate::kernel::headers(&k, &e.cache, &e.opts).unwrap_err();
+    assert!(matches!(err, KernelError::HashMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("linux-headers-6.1.0-99-common_6.1.176-1_amd64.deb: sha256 is "), "{err}");
+    let left: Vec<_> =
+        std::fs::read_dir(e.cache.root().join("headers")).unwrap().map(|d| d.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn headers_a_suite_lacks_and_local_kernels_are_named() {
+    let e = env();
+    let mut k = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap();
+    k.release = "6.1.0-98-amd64".into();
+    let err = crate::kernel::headers(&k, &e.cache, &e.opts).unwrap_err().to_string();
+    assert!(err.contains("suite bookworm has no linux-headers-6.1.0-98-amd64 6.1.176-1"), "{err}");
+    k.suite = None;
+    let err = crate::kernel::headers(&k, &e.cache, &e.opts).unwrap_err().to_string();
+    assert!(err.contains("a local kernel has no Debian headers package"), "{err}");
 }
 
 #[test]

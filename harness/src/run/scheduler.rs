@@ -53,6 +53,9 @@ pub struct SchedulerConfig {
     /// Run a scenario that fails or errs once more (0 or 1): a pass then makes it `flaky`, and
     /// the result keeps the first attempt in `previous`.
     pub retries: u32,
+    /// Some scenario compiles against the kernel's headers (BCC): fetch each kernel's
+    /// `linux-headers` packages and offer them with the host root.
+    pub kernel_headers: bool,
 }
 
 /// What happens, in order, per kernel.
@@ -108,6 +111,17 @@ async fn prepare(cfg: &SchedulerConfig, kernel: &str) -> Result<(PreparedKernel,
     cfg.guests.session.prepare(kernel, &cfg.guests.fetch, cfg.image, &cfg.extra).await
 }
 
+/// The kernel's headers as a host path, or why there are none (said by the scenarios that need
+/// them: `unsupported` with this reason, judged like any other).
+async fn headers(cfg: &SchedulerConfig, k: &PreparedKernel) -> Result<String, String> {
+    let (k, cache, fetch) = (k.clone(), cfg.session.cache.clone(), cfg.fetch.clone());
+    tokio::task::spawn_blocking(move || crate::kernel::headers(&k, &cache, &fetch))
+        .await
+        .map_err(|e| format!("fetching the kernel headers panicked: {e}"))?
+        .map(|h| h.dir.display().to_string())
+        .map_err(|e| chain(&e))
+}
+
 fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
@@ -159,6 +173,10 @@ async fn run_kernel(
         }
     };
     let build = k.build();
+    let kernel_headers = match cfg.kernel_headers {
+        true => Some(headers(cfg, &k).await),
+        false => None,
+    };
     let deadline = started + cfg.vm_timeout;
     let (mut boot_time, mut scenario_time) = (Duration::ZERO, Duration::ZERO);
     let mut next = 0;
@@ -193,6 +211,12 @@ async fn run_kernel(
             }
         };
         boot_time += t0.elapsed();
+        if let (Some(h), Some(share)) = (&kernel_headers, guest.share.as_mut()) {
+            match h {
+                Ok(dir) => share.headers = Some(dir.clone()),
+                Err(why) => share.headers_missing = Some(why.clone()),
+            }
+        }
         let _ = tx
             .send(RunEvent::Booted {
                 kernel: kernel.into(),

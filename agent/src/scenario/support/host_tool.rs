@@ -139,10 +139,15 @@ pub fn run(argv: &[&str], timeout: Duration) -> Result<ExecOutcome> {
 
 fn run_in(argv: &[&str], cwd: &str, timeout: Duration) -> Result<ExecOutcome> {
     let root = share::offered().context("the host root is not shared into this guest")?;
+    let mut env: Vec<(String, String)> = ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    // The kernel's headers, when the host fetched them (BCC compiles against them).
+    if let Some((host_path, _)) = share::headers_dir() {
+        env.push(("BCC_KERNEL_SOURCE".into(), host_path));
+    }
     let req = ExecRequest {
         argv: argv.iter().map(|s| s.to_string()).collect(),
         timeout_ms: timeout.as_millis() as u64,
-        env: ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        env,
         cwd: Some(cwd.into()),
         root: Some(root),
         stream: false,

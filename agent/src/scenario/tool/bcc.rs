@@ -3,11 +3,14 @@
 //! `TRACEPOINT_PROBE(random, urandom_read)` program run exactly as written, and the same macro
 //! on `syscalls:sys_enter_openat` counting a workload's calls.
 //!
-//! BCC compiles C at run time against the running kernel's headers: `/lib/modules/<release>/build`
-//! (here the host root's, which has none for a guest's release) or the kernel's own
-//! `/sys/kernel/kheaders.tar.xz` (CONFIG_IKHEADERS). Where neither exists, a BCC program is
-//! `unsupported`, with the config line and BCC's own error as the evidence.
+//! BCC compiles C at run time against the running kernel's headers: the kernel's own
+//! `/sys/kernel/kheaders.tar.xz` (CONFIG_IKHEADERS, which no Debian kernel sets) or
+//! `/lib/modules/<release>/build`. The host fetches the build's `linux-headers` packages through
+//! the kernel's chain of trust and the agent mounts them there in the view ([`Req::KernelHeaders`]);
+//! where neither works (a local kernel without them), a BCC program is `unsupported` with the
+//! config line and the host's reason as the evidence.
 
+use crate::excerpt;
 use crate::mounts::TRACEFS;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
@@ -15,11 +18,9 @@ use crate::scenario::support::host_tool::{self, Step, Tool, Workdir};
 use crate::scenario::support::openat_loop::{self, OPENAT_LOOP};
 use crate::scenario::support::verdict::{count, verdict};
 use crate::scenario::support::workload::{HELLO_DYN, URANDOM_READ};
-use crate::{excerpt, kconfig, share};
 use anyhow::Result;
 use kmatrix_proto::{ExecOutcome, ScenarioResult, Status};
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::Duration;
 
 pub const TPLIST: Tool = Tool {
@@ -146,29 +147,8 @@ else:
         print("line", line.decode(errors="replace").rstrip())
 "#;
 
-/// Why a BCC program cannot be compiled here, when the kernel offers no headers: the config line
-/// of CONFIG_IKHEADERS and the missing headers directory. None when headers exist.
-fn no_headers(ctx: &Ctx) -> Option<(String, String)> {
-    let release = &ctx.caps.release;
-    let build = format!("/lib/modules/{release}/build");
-    let kheaders = "/sys/kernel/kheaders.tar.xz";
-    if Path::new(kheaders).exists() || Path::new(&format!("{}{build}", share::HOST_ROOT)).exists() {
-        return None;
-    }
-    let config = match kconfig::get(ctx.caps).map(|c| (c.source.clone(), c.options.get("CONFIG_IKHEADERS").cloned())) {
-        Some((source, Some(v))) if v == "n" => format!("{source}: # CONFIG_IKHEADERS is not set"),
-        Some((source, Some(v))) => format!("{source}: CONFIG_IKHEADERS={v} (the kheaders module is not loaded)"),
-        Some((source, None)) => format!("{source} does not mention CONFIG_IKHEADERS"),
-        None => "no kernel config in the guest".to_string(),
-    };
-    Some((
-        format!("no kernel headers for {release}: CONFIG_IKHEADERS is not set and the host has no {build}"),
-        format!("{config}; {kheaders} absent; {build} absent in the host root"),
-    ))
-}
-
-/// Run `program` through [`DRIVER`] with the workload `workload`; the run, or the result when
-/// BCC could not load it (unsupported without headers, else fail).
+/// Run `program` through [`DRIVER`] with the workload `workload`; the run, or the failed result
+/// when BCC could not load it (the headers are there: [`Req::KernelHeaders`] was checked).
 fn run_bcc(ctx: &Ctx, dir: &Workdir, program: &str, mode: &str, workload: &[&str]) -> Step<ExecOutcome> {
     std::fs::write(dir.path("prog.c"), program)?;
     std::fs::write(dir.path("driver.py"), DRIVER)?;
@@ -179,15 +159,7 @@ fn run_bcc(ctx: &Ctx, dir: &Workdir, program: &str, mode: &str, workload: &[&str
     if host_tool::ok(&out) {
         return Ok(Ok(out));
     }
-    let r = match no_headers(ctx) {
-        Some((reason, evidence)) => {
-            let mut r = host_tool::failed(ctx, &BCC, Status::Unsupported, reason, &out);
-            r.evidence = Some(format!("{evidence}; BCC: {}", excerpt::tail(out.stderr.trim(), 12)));
-            r
-        }
-        None => host_tool::failed(ctx, &BCC, Status::Fail, "BCC could not load and run the program", &out),
-    };
-    Ok(Err(r))
+    Ok(Err(host_tool::failed(ctx, &BCC, Status::Fail, "BCC could not load and run the program", &out)))
 }
 
 /// The notes' `TRACEPOINT_PROBE(random, urandom_read)` program, run with BCC exactly as
@@ -199,7 +171,14 @@ pub const URANDOM_READ_PROBE: Scenario = Meta::new("tool.bcc.urandom_read", "4.7
     .summary(
         "the notes' BCC TRACEPOINT_PROBE(random, urandom_read) as written, on urandom-read N: N lines of got_bits 128",
     )
-    .requires(&[Req::Tracefs, Req::Event("random/urandom_read"), Req::Program(URANDOM_READ), BCC.req(), BCC_MODULE])
+    .requires(&[
+        Req::Tracefs,
+        Req::Event("random/urandom_read"),
+        Req::Program(URANDOM_READ),
+        BCC.req(),
+        BCC_MODULE,
+        Req::KernelHeaders,
+    ])
     .params(&[("count", "10")])
     .run(urandom_read);
 
@@ -234,6 +213,7 @@ pub const SYS_ENTER_OPENAT: Scenario = Meta::new("tool.bcc.sys_enter_openat", "4
         Req::Program(OPENAT_LOOP),
         BCC.req(),
         BCC_MODULE,
+        Req::KernelHeaders,
     ])
     .params(&[("count", "100")])
     .run(sys_enter_openat);
