@@ -113,13 +113,23 @@ async fn prepare(cfg: &SchedulerConfig, kernel: &str) -> Result<(PreparedKernel,
 
 /// The kernel's headers as a host path, or why there are none (said by the scenarios that need
 /// them: `unsupported` with this reason, judged like any other).
-async fn headers(cfg: &SchedulerConfig, k: &PreparedKernel) -> Result<String, String> {
-    let (k, cache, fetch) = (k.clone(), cfg.session.cache.clone(), cfg.fetch.clone());
+async fn headers(cfg: &SchedulerConfig, k: &PreparedKernel) -> Result<String, NoHeaders> {
+    let (k, cache, fetch) = (k.clone(), cfg.guests.session.cache.clone(), cfg.guests.fetch.clone());
     tokio::task::spawn_blocking(move || crate::kernel::headers(&k, &cache, &fetch))
         .await
-        .map_err(|e| format!("fetching the kernel headers panicked: {e}"))?
+        .map_err(|e| NoHeaders::Panicked(e.to_string()))?
         .map(|h| h.dir.display().to_string())
-        .map_err(|e| chain(&e))
+        .map_err(|e| NoHeaders::Provider(chain(&e)))
+}
+
+/// Why a guest gets no kernel headers; its text is the reason the scenarios needing them give.
+#[derive(Debug, Clone, thiserror::Error)]
+enum NoHeaders {
+    #[error("fetching the kernel headers panicked: {0}")]
+    Panicked(String),
+    /// The kernel provider's error, its whole chain on one line.
+    #[error("{0}")]
+    Provider(String),
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
@@ -214,7 +224,7 @@ async fn run_kernel(
         if let (Some(h), Some(share)) = (&kernel_headers, guest.share.as_mut()) {
             match h {
                 Ok(dir) => share.headers = Some(dir.clone()),
-                Err(why) => share.headers_missing = Some(why.clone()),
+                Err(why) => share.headers_missing = Some(why.to_string()),
             }
         }
         let _ = tx
