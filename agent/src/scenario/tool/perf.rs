@@ -289,6 +289,16 @@ pub const RECORD_SYSTEM: Scenario = Meta::new("tool.perf.record_system", "2.6.31
     .params(&[("seconds", "1")])
     .run(record_system);
 
+/// `perf script -i perf.data` into script.txt, parsed into samples.
+fn script_samples(ctx: &Ctx, dir: &Workdir) -> Step<Vec<Sample>> {
+    let argv = ["/usr/bin/perf", "script", "-i", "perf.data"];
+    let script = dir.step_to_file(ctx, &PERF, &argv, "script.txt", "perf script failed")?;
+    Ok(match script {
+        Ok(_) => Ok(stacks::parse_perf_script(&dir.read("script.txt")?)),
+        Err(r) => Err(r),
+    })
+}
+
 fn record_system(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let secs = ctx.param_u64("seconds", 1)?;
     anyhow::ensure!((1..=30).contains(&secs), "parameter seconds={secs} out of range 1..=30");
@@ -307,14 +317,7 @@ fn record_system(ctx: &mut Ctx) -> Result<ScenarioResult> {
         &["/usr/bin/perf", "report", "-i", "perf.data", "--stdio", "--sort", "comm,dso,symbol"],
         "perf report failed"
     ));
-    step!(dir.step_to_file(
-        ctx,
-        &PERF,
-        &["/usr/bin/perf", "script", "-i", "perf.data"],
-        "script.txt",
-        "perf script failed"
-    ));
-    let samples = stacks::parse_perf_script(&dir.read("script.txt")?);
+    let samples = step!(script_samples(ctx, &dir));
     let mut per_task: BTreeMap<String, u64> = BTreeMap::new();
     for s in &samples {
         *per_task.entry(format!("{}/{}", s.comm, s.pid)).or_insert(0) += 1;
@@ -375,14 +378,7 @@ fn record_dwarf(ctx: &mut Ctx) -> Result<ScenarioResult> {
         &cmd,
     ];
     step!(dir.step(ctx, &PERF, &argv, "perf record --call-graph dwarf failed"));
-    step!(dir.step_to_file(
-        ctx,
-        &PERF,
-        &["/usr/bin/perf", "script", "-i", "perf.data"],
-        "script.txt",
-        "perf script failed"
-    ));
-    let samples = stacks::parse_perf_script(&dir.read("script.txt")?);
+    let samples = step!(script_samples(ctx, &dir));
     let in_hello: Vec<&Sample> =
         samples.iter().filter(|s| prog.ends_with(&s.comm) && (s.has("hello_greet") || s.has("hello_add"))).collect();
     let unwound =
