@@ -6,19 +6,28 @@
 
 use std::io;
 
-/// Put `/dev/console` on fds 0, 1 and 2. Returns the errno text when the console cannot be opened;
-/// the agent goes on without one (the channel still works).
-pub fn attach() -> Result<(), String> {
+/// Why the console is not on fds 0-2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    #[error("open(/dev/console) failed: {}", crate::sys::errno_text(*.errno))]
+    Open { errno: i32 },
+    #[error("dup2(/dev/console, {target}) failed: {source}")]
+    Dup2 { target: i32, source: io::Error },
+}
+
+/// Put `/dev/console` on fds 0, 1 and 2. Returns why when the console cannot be opened; the
+/// agent goes on without one (the channel still works).
+pub fn attach() -> Result<(), ConsoleError> {
     // SAFETY: the path is a NUL-terminated literal; open has no other preconditions.
     let fd = unsafe { libc::open(c"/dev/console".as_ptr(), libc::O_RDWR | libc::O_NOCTTY) };
     if fd < 0 {
-        return Err(format!("open(/dev/console) failed: {}", crate::sys::errno_text(crate::sys::errno())));
+        return Err(ConsoleError::Open { errno: crate::sys::errno() });
     }
     for target in 0..=2 {
         if fd != target {
             // SAFETY: fd is an open descriptor we own; dup2 onto 0-2 replaces whatever was there.
             if unsafe { libc::dup2(fd, target) } < 0 {
-                return Err(format!("dup2(/dev/console, {target}) failed: {}", io::Error::last_os_error()));
+                return Err(ConsoleError::Dup2 { target, source: io::Error::last_os_error() });
             }
         }
     }

@@ -111,7 +111,7 @@ fn boot_and_serve() -> Result<()> {
     let mut ch = channel::Channel::open()?;
     let channel_ms = sys::since_start_ms();
     if let Err(why) = console {
-        ch.send(&GuestMsg::Log { line: why })?;
+        ch.send(&GuestMsg::Log { line: why.to_string() })?;
     }
     let (mut caps, steps) =
         caps::build(caps::Inputs { mounts: mount_records, modules, channel: ch.name().to_string() });

@@ -76,37 +76,45 @@ fn mount_list(specs: &[Spec]) -> Result<Vec<MountRecord>> {
     for spec in specs {
         let outcome = match mount_one(spec) {
             Ok(()) => "ok".to_string(),
-            Err(text) if spec.essential => {
-                bail!("mount({}, {}) failed: {text}", spec.fstype, spec.target)
+            Err(e) if spec.essential => {
+                bail!("mount({}, {}) failed: {e}", spec.fstype, spec.target)
             }
-            Err(text) => text,
+            Err(e) => e.to_string(),
         };
         records.push(MountRecord { fstype: spec.fstype.to_string(), target: spec.target.to_string(), outcome });
     }
     Ok(records)
 }
 
-/// Create the mount point and mount; the error is the outcome text for the record.
-fn mount_one(spec: &Spec) -> Result<(), String> {
+/// Why a mount failed; its text is the outcome the mount record keeps (`EBUSY (16)`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum MountError {
+    #[error("mkdir failed: {}", sys::errno_text(*.errno))]
+    Mkdir { errno: i32 },
+    #[error("bad mount spec")]
+    Spec,
+    #[error("{}", sys::errno_text(*.errno))]
+    Mount { errno: i32 },
+}
+
+/// Create the mount point and mount; the error's text is the outcome for the record.
+fn mount_one(spec: &Spec) -> Result<(), MountError> {
     let target = Path::new(spec.target);
     if !target.is_dir() {
         // On sysfs the kernel creates the tracing mount points itself; when one is missing the
         // filesystem is not built in and mkdir fails, which is the evidence we record.
-        std::fs::create_dir_all(target).map_err(|e| {
-            let errno = e.raw_os_error().unwrap_or(0);
-            format!("mkdir failed: {}", sys::errno_text(errno))
-        })?;
+        std::fs::create_dir_all(target).map_err(|e| MountError::Mkdir { errno: e.raw_os_error().unwrap_or(0) })?;
     }
     let (Ok(src), Ok(dst), Ok(fstype), Ok(data)) =
         (sys::cstring(spec.fstype), sys::cstring(spec.target), sys::cstring(spec.fstype), sys::cstring(spec.data))
     else {
-        return Err("bad mount spec".to_string());
+        return Err(MountError::Spec);
     };
     let data_ptr = if spec.data.is_empty() { std::ptr::null() } else { data.as_ptr().cast() };
     // SAFETY: all pointers are NUL-terminated strings (or null data) alive for the call.
     let rc = unsafe { libc::mount(src.as_ptr(), dst.as_ptr(), fstype.as_ptr(), spec.flags, data_ptr) };
     if rc != 0 {
-        return Err(sys::errno_text(sys::errno()));
+        return Err(MountError::Mount { errno: sys::errno() });
     }
     Ok(())
 }

@@ -156,18 +156,34 @@ impl Event {
     }
 }
 
+/// A dynamic PMU's sysfs file that could not be read or held something else than expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PmuError {
+    #[error("read({path}) failed: {detail}")]
+    Read { path: String, detail: String },
+    /// `want` is what it should hold: `a number`, `config:<bit>`.
+    #[error("{path} holds {text:?}, not {want}")]
+    Content { path: String, text: String, want: &'static str },
+}
+
+/// A PMU sysfs file's text.
+fn pmu_file(path: String) -> Result<(String, String), PmuError> {
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok((path, text)),
+        Err(e) => Err(PmuError::Read { path, detail: e.to_string() }),
+    }
+}
+
 /// The `type` of a dynamic PMU (`kprobe`, `uprobe`) from sysfs.
-pub fn pmu_type(pmu: &str) -> Result<u32, String> {
-    let path = format!("/sys/bus/event_source/devices/{pmu}/type");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("read({path}) failed: {e}"))?;
-    text.trim().parse().map_err(|_| format!("{path} holds {text:?}, not a number"))
+pub fn pmu_type(pmu: &str) -> Result<u32, PmuError> {
+    let (path, text) = pmu_file(format!("/sys/bus/event_source/devices/{pmu}/type"))?;
+    text.trim().parse().map_err(|_| PmuError::Content { path, text, want: "a number" })
 }
 
 /// The config bit a PMU format names (`retprobe` reads `config:0` on x86).
-pub fn format_bit(pmu: &str, field: &str) -> Result<u32, String> {
-    let path = format!("/sys/bus/event_source/devices/{pmu}/format/{field}");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("read({path}) failed: {e}"))?;
-    parse_format_bit(&text).ok_or_else(|| format!("{path} holds {text:?}, not config:<bit>"))
+pub fn format_bit(pmu: &str, field: &str) -> Result<u32, PmuError> {
+    let (path, text) = pmu_file(format!("/sys/bus/event_source/devices/{pmu}/format/{field}"))?;
+    parse_format_bit(&text).ok_or(PmuError::Content { path, text, want: "config:<bit>" })
 }
 
 fn parse_format_bit(text: &str) -> Option<u32> {

@@ -10,13 +10,13 @@
 
 use crate::guest::Guest;
 use crate::image::ImageOptions;
-use crate::kernel::{changelog, AvailableKernel, FetchOptions};
-use crate::session::{Session, SessionError};
+use crate::kernel::{changelog, AvailableKernel};
+use crate::run::guests::GuestSettings;
+use crate::session::SessionError;
 use kmatrix_proto::{ExecRequest, RunRequest, Status};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What a build is, for the search.
@@ -169,13 +169,9 @@ pub struct Step {
 /// How to boot and where logs go.
 #[derive(Debug, Clone)]
 pub struct Bisector {
-    pub session: Arc<Session>,
-    pub fetch: FetchOptions,
+    /// How guests boot, as `kmatrix run` boots them.
+    pub guests: GuestSettings,
     pub virtio: bool,
-    pub memory_mb: u32,
-    pub boot_timeout: Duration,
-    pub scenario_timeout: Duration,
-    pub snapshots: bool,
     pub out: PathBuf,
     pub predicate: Predicate,
 }
@@ -234,7 +230,7 @@ impl Bisector {
             logs: Vec::new(),
         };
         let image = ImageOptions { virtio_channel: self.virtio, share: self.predicate.host_root() };
-        let prepared = self.session.prepare(&b.spec, &self.fetch, image, &[]).await;
+        let prepared = self.guests.session.prepare(&b.spec, &self.guests.fetch, image, &[]).await;
         step.prepare_s = t0.elapsed().as_secs_f64();
         let (k, img) = match prepared {
             Ok(x) => x,
@@ -250,15 +246,14 @@ impl Bisector {
         let tag = format!("step{n}-{}", sanitize(&b.version));
         let log = self.out.join(format!("{tag}.console.log"));
         step.logs.push(log.clone());
-        let mut opts = self.session.guest_options(log.clone());
-        opts.memory_mb = self.memory_mb;
-        opts.boot_timeout = self.boot_timeout;
+        let mut opts = self.guests.options(log.clone());
         opts.virtio = self.virtio;
-        opts.share =
-            self.predicate.host_root().then(|| crate::vm::share::auto_here(self.snapshots, &k.id, k.config.as_deref()));
-        opts.snapshots = self.snapshots.then(|| self.session.cache.clone());
+        opts.share = self
+            .predicate
+            .host_root()
+            .then(|| crate::vm::share::auto_here(self.guests.snapshots, &k.id, k.config.as_deref()));
         let t1 = Instant::now();
-        let started = self.session.start_guest(&k, &img, &opts).await;
+        let started = self.guests.session.start_guest(&k, &img, &opts).await;
         step.boot_s = t1.elapsed().as_secs_f64();
         let mut g = match started {
             Ok(g) => g,
@@ -301,7 +296,7 @@ impl Bisector {
                     root: g.share.clone(),
                     keep_state: false,
                 };
-                match g.run(req, self.scenario_timeout).await {
+                match g.run(req, self.guests.scenario_timeout).await {
                     Ok(r) => {
                         step.verdict = match r.status {
                             Status::Pass | Status::Flaky => Verdict::Good,
@@ -419,7 +414,7 @@ pub async fn bisect(
 
 /// The changelog entries between two builds, from the first bad build's package.
 async fn between(b: &Bisector, good: &AvailableKernel, bad: &AvailableKernel) -> Result<Vec<changelog::Entry>, String> {
-    let (spec, cache, fetch) = (bad.spec.clone(), b.session.cache.clone(), b.fetch.clone());
+    let (spec, cache, fetch) = (bad.spec.clone(), b.guests.session.cache.clone(), b.guests.fetch.clone());
     let (gv, bv) = (good.version.clone(), bad.version.clone());
     tokio::task::spawn_blocking(move || {
         let parsed = spec.parse().map_err(|e| chain(&e))?;

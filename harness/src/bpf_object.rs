@@ -110,7 +110,7 @@ pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<UserObject, ObjectError> {
     }
     check_btf(&path, &bytes)?;
     let object = contain(|| aya_obj::Object::parse(&bytes))
-        .map_err(|message| ObjectError::AyaPanic { path: path.clone(), message })?
+        .map_err(|Panicked(message)| ObjectError::AyaPanic { path: path.clone(), message })?
         .map_err(|e| ObjectError::Parse { detail: parse_detail(&e), path: path.clone() })?;
     let mut programs: Vec<ObjProgram> =
         object.programs.iter().map(|(name, p)| ObjProgram { name: name.clone(), kind: kind_of(&p.section) }).collect();
@@ -149,7 +149,7 @@ thread_local! {
 /// cases it can first, and this keeps the rest from ending kmatrix with exit 101 instead of a
 /// clear error. Only this thread's panics inside `f` are kept quiet; every other panic still
 /// goes to the hook that was there before (the default one, or libFuzzer's, which aborts).
-pub fn contain<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+pub fn contain<T>(f: impl FnOnce() -> T) -> Result<T, Panicked> {
     static HOOK: std::sync::Once = std::sync::Once::new();
     HOOK.call_once(|| {
         let before = std::panic::take_hook();
@@ -164,13 +164,20 @@ pub fn contain<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     CONTAINED.with(|c| c.set(was));
     r.map_err(|payload| {
-        payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic without a message".into())
+        Panicked(
+            payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".into()),
+        )
     })
 }
+
+/// A panic [`contain`] caught, with its message (aya-obj's, e.g. an index out of bounds).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Panicked(pub String);
 
 /// aya-obj's ELF errors keep their cause out of the source chain: spell it out.
 fn parse_detail(e: &aya_obj::ParseError) -> String {
@@ -555,12 +562,12 @@ mod tests {
 
     #[test]
     fn a_panic_in_aya_code_is_contained_and_the_thread_goes_on() {
-        let r: Result<(), String> = contain(|| {
+        let r: Result<(), Panicked> = contain(|| {
             let v: Vec<u8> = Vec::new();
             let at = std::hint::black_box(4);
             let _ = v[at];
         });
-        assert_eq!(r.unwrap_err(), "index out of bounds: the len is 0 but the index is 4");
+        assert_eq!(r.unwrap_err().0, "index out of bounds: the len is 0 but the index is 4");
         assert_eq!(contain(|| 7), Ok(7));
         // Panics outside `contain` still panic.
         assert!(std::thread::spawn(|| contain(|| ()).map(|()| panic!("outside"))).join().is_err());

@@ -23,6 +23,7 @@
 //! builder's list, else all of kernels/matrix.toml).
 
 use crate::cache::Cache;
+use crate::run::guests::GuestSettings;
 use crate::run::matrix::{self, MatrixRun};
 use crate::run::scheduler::SchedulerConfig;
 use crate::run::verdict::{Expectation, Expectations, Role};
@@ -79,11 +80,14 @@ impl Shared {
             };
             let _ = std::fs::remove_file(&results_path);
             let sched = SchedulerConfig {
-                session,
-                fetch: Default::default(),
-                memory_mb: session::MEMORY_MB,
-                boot_timeout: session::BOOT_TIMEOUT,
-                scenario_timeout: session::SCENARIO_TIMEOUT,
+                guests: GuestSettings {
+                    session,
+                    fetch: Default::default(),
+                    memory_mb: session::MEMORY_MB,
+                    boot_timeout: session::BOOT_TIMEOUT,
+                    scenario_timeout: session::SCENARIO_TIMEOUT,
+                    snapshots: crate::vm::snapshot::enabled(),
+                },
                 vm_timeout: session::VM_TIMEOUT,
                 jobs: 1,
                 image: crate::image::ImageOptions {
@@ -91,7 +95,6 @@ impl Shared {
                     ..Default::default()
                 },
                 log_dir: dir.clone(),
-                snapshots: crate::vm::snapshot::enabled(),
                 extra: Vec::new(),
                 // A trial is one attempt; nextest's own retries (the ci profile) cover flakes.
                 retries: 0,

@@ -122,28 +122,12 @@ fn missing_qemu_says_how_to_install_it() {
     assert!(stderr.contains("apt-get install qemu-system-x86"), "{stderr}");
 }
 
-/// QEMU children of `pid`, from /proc.
-fn qemu_children(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(child) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
-        // comm is in parentheses; ppid is the second field after it.
-        let Some(rest) = stat.rsplit_once(") ").map(|x| x.1) else { continue };
-        let ppid: u32 = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
-        if ppid == pid && stat.contains("(qemu-system-x86") {
-            out.push(child);
-        }
-    }
-    out
-}
-
 fn qemu_never_outlives(signal: i32) {
     let mut child = kmatrix().args(["boot", "--kernel", "debian-6.1", "--accel", "tcg"]).spawn().unwrap();
     let pid = child.id();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let qemu = loop {
-        let q = qemu_children(pid);
+        let q = common::qemu_children(pid);
         if !q.is_empty() {
             break q;
         }

@@ -16,6 +16,11 @@ fn kmatrix() -> Command {
     c
 }
 
+/// `kmatrix <args>` started with its stdout and stderr piped, to be watched while it runs.
+fn spawn_run(args: &[String]) -> std::process::Child {
+    kmatrix().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
 fn run_args(scenarios: &str, out: &Path) -> Vec<String> {
     vec![
         "run".into(),
@@ -46,22 +51,6 @@ fn results_file(out: &Path) -> PathBuf {
     run.join("results.jsonl")
 }
 
-/// QEMU processes whose parent is `pid`.
-fn qemus_of(pid: u32) -> Vec<u32> {
-    let mut v = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
-        // pid (comm) state ppid ...
-        let Some(after) = stat.rsplit_once(") ").map(|x| x.1) else { continue };
-        let ppid: u32 = after.split_whitespace().nth(1).and_then(|x| x.parse().ok()).unwrap_or(0);
-        if ppid == pid && stat.contains("(qemu-system-x86") {
-            v.push(p);
-        }
-    }
-    v
-}
-
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| !s.contains(") Z ")).unwrap_or(false)
 }
@@ -71,7 +60,7 @@ fn wait_watching(mut child: Child, mut hook: impl FnMut(&Child, &[u32]) -> bool)
     let mut seen = Vec::new();
     let mut hooked = false;
     loop {
-        for q in qemus_of(child.id()) {
+        for q in common::qemu_children(child.id()) {
             if !seen.contains(&q) {
                 seen.push(q);
             }
@@ -96,12 +85,7 @@ fn assert_no_orphans(qemus: &[u32]) {
 #[test]
 fn vm_fault_agent_exit_is_an_error_and_the_rest_run_in_a_fresh_vm() {
     let d = tempfile::tempdir().unwrap();
-    let child = kmatrix()
-        .args(run_args("selftest.agent_exit,ftrace.tracers.available", d.path()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(&run_args("selftest.agent_exit,ftrace.tracers.available", d.path()));
     let (out, qemus) = wait_watching(child, |_, _| true);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let rs = results_of(&out.stdout);
@@ -118,12 +102,7 @@ fn vm_fault_agent_exit_is_an_error_and_the_rest_run_in_a_fresh_vm() {
 #[test]
 fn vm_fault_a_flooding_guest_is_cut_off_at_the_line_limit_with_bounded_memory() {
     let d = tempfile::tempdir().unwrap();
-    let child = kmatrix()
-        .args(run_args("selftest.flood,ftrace.tracers.available", d.path()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(&run_args("selftest.flood,ftrace.tracers.available", d.path()));
     // kmatrix's own peak RSS (VmHWM), read while it runs.
     let mut peak_kib = 0u64;
     let (out, _) = wait_watching(child, |c, _| {
@@ -152,7 +131,7 @@ fn vm_fault_qemu_killed_mid_scenario_is_an_error_and_the_run_goes_on() {
     let d = tempfile::tempdir().unwrap();
     let mut args = run_args("selftest.hang,ftrace.tracers.available", d.path());
     args.extend(["--scenario-timeout".into(), "60".into(), "--snapshot".into(), "off".into()]);
-    let child = kmatrix().args(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = spawn_run(&args);
     let started = Instant::now();
     let (out, qemus) = wait_watching(child, |_, seen| {
         // Once the first guest has been up a while (booted and into the hanging scenario).
@@ -175,12 +154,7 @@ fn vm_fault_qemu_killed_mid_scenario_is_an_error_and_the_run_goes_on() {
 
 fn interrupted_by(signal: i32, name: &str, code: i32) {
     let d = tempfile::tempdir().unwrap();
-    let child = kmatrix()
-        .args(run_args("ftrace.*,kprobe.tracefs.*", d.path()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(&run_args("ftrace.*,kprobe.tracefs.*", d.path()));
     let out_dir = d.path().to_path_buf();
     let (out, qemus) = wait_watching(child, |c, _| {
         // After a few results are on disk.

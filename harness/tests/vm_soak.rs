@@ -11,6 +11,7 @@
 
 use kmatrix::cache::Cache;
 use kmatrix::run::matrix::{self, MatrixRun};
+use kmatrix::run::guests::GuestSettings;
 use kmatrix::run::scheduler::SchedulerConfig;
 use kmatrix::run::verdict::Expectations;
 use kmatrix::session::{self, Session};
@@ -105,16 +106,18 @@ fn vm_soak_fifty_runs_leak_no_fd_process_temp_file_or_memory() {
         let dir = out.path().join(format!("run-{i}"));
         std::fs::create_dir_all(&dir).unwrap();
         let sched = SchedulerConfig {
-            session: session.clone(),
-            fetch: Default::default(),
-            memory_mb: session::MEMORY_MB,
-            boot_timeout: session::BOOT_TIMEOUT,
-            scenario_timeout: session::SCENARIO_TIMEOUT,
+            guests: GuestSettings {
+                session: session.clone(),
+                fetch: Default::default(),
+                memory_mb: session::MEMORY_MB,
+                boot_timeout: session::BOOT_TIMEOUT,
+                scenario_timeout: session::SCENARIO_TIMEOUT,
+                snapshots: true,
+            },
             vm_timeout: session::VM_TIMEOUT,
             jobs: 1,
             image: Default::default(),
             log_dir: dir.clone(),
-            snapshots: true,
             extra: Vec::new(),
             retries: 0,
             kernel_headers: false,

@@ -7,7 +7,7 @@
 //! objects is aya's (`aya::Btf`), not this module's.
 
 use super::sys::{
-    bpf_raw, bpf_raw_mut, btf_info, owned, BtfInfo, IdAttr, ProgLoadAttr, TestRunAttr, BPF_BTF_GET_FD_BY_ID,
+    bpf_raw, bpf_raw_mut, btf_info, owned, BtfInfo, IdAttr, ProgLoadAttr, StepError, TestRunAttr, BPF_BTF_GET_FD_BY_ID,
     BPF_BTF_GET_NEXT_ID, BPF_F_SLEEPABLE, BPF_PROG_LOAD, BPF_PROG_TEST_RUN, PROG_SYSCALL,
 };
 use std::os::fd::AsRawFd;
@@ -52,22 +52,25 @@ pub fn target_btf() -> Vec<u8> {
 /// (5.14: a syscall program calling `bpf_btf_find_by_name_kind`, run once): reading the BTF
 /// costs a copy of its 4-6 MB, ~30 ms under TCG through BPF_OBJ_GET_INFO_BY_FD and twice that
 /// through sysfs, which is what older kernels get.
-pub fn vmlinux_btf_id(kind: u32, name: &str, kv: u32) -> Result<u32, String> {
+pub fn vmlinux_btf_id(kind: u32, name: &str, kv: u32) -> Result<u32, StepError> {
+    let missing = || StepError::Missing { name: name.to_string(), place: BTF_VMLINUX };
     match kernel_btf_lookup(kind, name, kv) {
         Ok(Some(id)) => return Ok(id),
-        Ok(None) => return Err(format!("{name} not in {BTF_VMLINUX}")),
+        Ok(None) => return Err(missing()),
         Err(_) => {}
     }
     let btf = vmlinux_btf()?;
-    let ids =
-        btf_type_ids(&btf, &[(kind, name)]).ok_or_else(|| format!("{BTF_VMLINUX} is not BTF this agent can read"))?;
-    ids[0].ok_or_else(|| format!("{name} not in {BTF_VMLINUX}"))
+    let ids = btf_type_ids(&btf, &[(kind, name)])
+        .ok_or(StepError::Content { path: BTF_VMLINUX.into(), problem: "is not BTF this agent can read" })?;
+    ids[0].ok_or_else(missing)
 }
 
 /// vmlinux BTF: through BPF_OBJ_GET_INFO_BY_FD (one copy) when the kernel gives it an id (5.11),
 /// else from sysfs (which hands it out a page per read(2), copying each twice).
-fn vmlinux_btf() -> Result<Vec<u8>, String> {
-    let size = std::fs::metadata(BTF_VMLINUX).map_err(|e| format!("stat {BTF_VMLINUX}: {e}"))?.len() as u32;
+fn vmlinux_btf() -> Result<Vec<u8>, StepError> {
+    let file =
+        |action| move |e: std::io::Error| StepError::File { action, path: BTF_VMLINUX.into(), detail: e.to_string() };
+    let size = std::fs::metadata(BTF_VMLINUX).map_err(file("stat"))?.len() as u32;
     let mut id = 0u32;
     // Kernel BTF objects come first (vmlinux, then modules); a few ids are enough.
     for _ in 0..64 {
@@ -88,7 +91,7 @@ fn vmlinux_btf() -> Result<Vec<u8>, String> {
             return Ok(buf);
         }
     }
-    std::fs::read(BTF_VMLINUX).map_err(|e| format!("read {BTF_VMLINUX}: {e}"))
+    std::fs::read(BTF_VMLINUX).map_err(file("read"))
 }
 
 /// `bpf_btf_find_by_name_kind(name, kind)` run by the kernel: Err when it cannot (no syscall

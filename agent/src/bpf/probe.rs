@@ -15,9 +15,9 @@ use super::btf::{self, BTF_KIND_TYPEDEF, TARGET_FUNC_ID};
 use super::multi::{self, Targets};
 use super::sys::{
     bpf_fd, bpf_fd_or, bpf_raw, kernel_version, link_create, load, load_typed, raw_tp_open, set_bpf, version_code,
-    BtfLoadAttr, MapCreateAttr, ProgLoadAttr, BPF_BTF_LOAD, BPF_F_NO_PREALLOC, BPF_F_SLEEPABLE, BPF_MAP_CREATE,
-    BPF_PERF_EVENT, BPF_PROG_LOAD, BPF_TRACE_FENTRY, BPF_TRACE_FEXIT, BPF_TRACE_RAW_TP, PROG_KPROBE, PROG_PERF_EVENT,
-    PROG_RAW_TRACEPOINT, PROG_TRACEPOINT, PROG_TRACING,
+    BtfLoadAttr, MapCreateAttr, ProgLoadAttr, StepError, BPF_BTF_LOAD, BPF_F_NO_PREALLOC, BPF_F_SLEEPABLE,
+    BPF_MAP_CREATE, BPF_PERF_EVENT, BPF_PROG_LOAD, BPF_TRACE_FENTRY, BPF_TRACE_FEXIT, BPF_TRACE_RAW_TP, PROG_KPROBE,
+    PROG_PERF_EVENT, PROG_RAW_TRACEPOINT, PROG_TRACEPOINT, PROG_TRACING,
 };
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -222,7 +222,7 @@ pub const AT_BOOT: &[&str] = &["kprobe", "bpf_link_create", "raw_tracepoint", "f
 pub const ON_DEMAND: &[&str] = &["kprobe_multi", "uprobe_multi", "tracepoint", "uprobe", "tp_btf"];
 
 /// A probe's outcome: Ok when the kernel made the attachment, else the refused step.
-pub type Outcome = Result<(), String>;
+pub type Outcome = Result<(), StepError>;
 
 /// One attach type as probed.
 #[derive(Debug, Clone)]
@@ -260,11 +260,11 @@ pub fn attach_probe(name: &str) -> Option<AttachProbe> {
     let outcome = match name {
         "kprobe_multi" => {
             let targets = Targets::Kernel { symbols: &[KPROBE_MULTI_FUNCTION] };
-            multi::supported(&targets).map_err(|r| r.to_string())
+            multi::supported(&targets).map_err(|r| StepError::Multi(r.to_string()))
         }
         "uprobe_multi" => user_target().and_then(|offset| {
             let targets = Targets::User { path: ATTACH_USER, offsets: &[offset], pid: 0 };
-            multi::supported(&targets).map_err(|r| r.to_string())
+            multi::supported(&targets).map_err(|r| StepError::Multi(r.to_string()))
         }),
         "tracepoint" => probe_tracepoint(kv),
         "uprobe" => user_target().and_then(|offset| probe_uprobe(kv, offset)),
@@ -339,16 +339,16 @@ impl Drop for NoKprobeOptimizer {
 /// `kprobe` and `bpf_link_create`: a perf event of the kprobe PMU, linked with BPF_LINK_CREATE
 /// where the kernel has it (which proves both), else with the ioctl.
 fn probe_kprobe(kv: u32) -> (Outcome, Outcome) {
-    let event = crate::perf::pmu_type("kprobe").and_then(|pmu| {
-        let mut refused = String::new();
+    let event = crate::perf::pmu_type("kprobe").map_err(StepError::from).and_then(|pmu| {
+        let mut refused = StepError::Refused { call: String::new(), errno: 0 };
         for func in KPROBE_FUNCTIONS {
             for offset in KPROBE_OFFSETS {
                 let mut attr = crate::perf::Attr::counter(pmu, 0);
                 attr.config2 = offset;
                 match crate::perf::open(attr, 0, Some(func)) {
                     Ok(e) => return Ok(e),
-                    Err(e) => {
-                        refused = format!("perf_event_open(kprobe {func}+{offset}): {}", crate::sys::errno_text(e))
+                    Err(errno) => {
+                        refused = StepError::Refused { call: format!("perf_event_open(kprobe {func}+{offset})"), errno }
                     }
                 }
             }
@@ -369,8 +369,10 @@ fn probe_uprobe(kv: u32, offset: u64) -> Outcome {
     let pmu = crate::perf::pmu_type("uprobe")?;
     let mut attr = crate::perf::Attr::counter(pmu, 0);
     attr.config2 = offset;
-    let event = crate::perf::open(attr, 0, Some(ATTACH_USER))
-        .map_err(|e| format!("perf_event_open(uprobe {ATTACH_USER}:{offset:#x}): {}", crate::sys::errno_text(e)))?;
+    let event = crate::perf::open(attr, 0, Some(ATTACH_USER)).map_err(|errno| StepError::Refused {
+        call: format!("perf_event_open(uprobe {ATTACH_USER}:{offset:#x})"),
+        errno,
+    })?;
     set_bpf(&event, &load(PROG_KPROBE, 0, kv)?)
 }
 
@@ -378,12 +380,12 @@ fn probe_tracepoint(kv: u32) -> Outcome {
     let (group, name) = PERF_TRACEPOINT;
     let path = format!("{}/events/{group}/{name}/id", crate::mounts::TRACEFS);
     let id: u64 = std::fs::read_to_string(&path)
-        .map_err(|e| format!("read {path}: {e}"))?
+        .map_err(|e| StepError::File { action: "read", path: path.clone(), detail: e.to_string() })?
         .trim()
         .parse()
-        .map_err(|_| format!("{path} is not a number"))?;
+        .map_err(|_| StepError::Content { path: path.clone(), problem: "is not a number" })?;
     let event = crate::perf::open(crate::perf::Attr::counter(crate::perf::TYPE_TRACEPOINT, id), 0, None)
-        .map_err(|e| format!("perf_event_open(tracepoint {group}:{name}): {}", crate::sys::errno_text(e)))?;
+        .map_err(|errno| StepError::Refused { call: format!("perf_event_open(tracepoint {group}:{name})"), errno })?;
     set_bpf(&event, &load(PROG_TRACEPOINT, 0, kv)?)
 }
 
@@ -398,24 +400,27 @@ fn probe_perf_event(kv: u32) -> Outcome {
     // with a period of 1000 s: it never fires before it is closed.
     attr.sample_period = 1_000_000_000_000;
     let event = crate::perf::open(attr, 0, None)
-        .map_err(|e| format!("perf_event_open(software cpu-clock): {}", crate::sys::errno_text(e)))?;
+        .map_err(|errno| StepError::Refused { call: "perf_event_open(software cpu-clock)".into(), errno })?;
     set_bpf(&event, &load(PROG_PERF_EVENT, 0, kv)?)
 }
 
 /// File offset of the entry point of [`ATTACH_USER`], from its ELF and program headers (its
 /// first page; `elf::function_offset` reads the whole ~750 KB file, ~10 ms under TCG).
-fn user_target() -> Result<u64, String> {
+fn user_target() -> Result<u64, StepError> {
     use std::io::Read;
     let mut head = vec![0u8; 4096];
-    let n = std::fs::File::open(ATTACH_USER)
-        .and_then(|mut f| f.read(&mut head))
-        .map_err(|e| format!("read {ATTACH_USER}: {e}"))?;
-    crate::elf::entry_offset(&head[..n]).map_err(|e| format!("{ATTACH_USER}: {e:#}"))
+    let n = std::fs::File::open(ATTACH_USER).and_then(|mut f| f.read(&mut head)).map_err(|e| StepError::File {
+        action: "read",
+        path: ATTACH_USER.into(),
+        detail: e.to_string(),
+    })?;
+    crate::elf::entry_offset(&head[..n])
+        .map_err(|e| StepError::Elf { path: ATTACH_USER.into(), detail: format!("{e:#}") })
 }
 
 /// A program of `prog_type` (`r0 = 0; exit`) with BTF, `int kmatrix_target(void *ctx)`, and
 /// that BTF: what fentry and fexit can attach to.
-fn typed_program(prog_type: u32, kv: u32) -> Result<(OwnedFd, OwnedFd), String> {
+fn typed_program(prog_type: u32, kv: u32) -> Result<(OwnedFd, OwnedFd), StepError> {
     let blob = btf::target_btf();
     let attr = BtfLoadAttr {
         btf: blob.as_ptr() as u64,

@@ -247,10 +247,35 @@ pub fn bpf_raw_mut<T>(cmd: libc::c_long, attr: &mut T) -> Option<libc::c_int> {
     (rc >= 0).then_some(rc as libc::c_int)
 }
 
-/// [`bpf_raw`] for a command that returns an fd: the fd owned, or the refusal as
-/// `<what>: <errno>`.
-pub fn bpf_fd_or<T>(cmd: libc::c_long, attr: &T, what: impl std::fmt::Display) -> Result<OwnedFd, String> {
-    owned(bpf_raw(cmd, attr)).map_err(|e| format!("{what}: {}", crate::sys::errno_text(e)))
+/// Why a probe step got no attachment. Its text goes into the capability record and scenario
+/// evidence (where expectations match it), so each variant prints as the message it names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepError {
+    /// The kernel refused `call` (`BPF_PROG_LOAD(type 2, attach type 0)`) with `errno`.
+    #[error("{call}: {}", crate::sys::errno_text(*.errno))]
+    Refused { call: String, errno: i32 },
+    /// A file the step reads first could not be read: `action` is `read` or `stat`.
+    #[error("{action} {path}: {detail}")]
+    File { action: &'static str, path: String, detail: String },
+    /// A file holds what the step cannot use (`problem`: `is not a number`).
+    #[error("{path} {problem}")]
+    Content { path: String, problem: &'static str },
+    /// An ELF file the step reads is not what it needs.
+    #[error("{path}: {detail}")]
+    Elf { path: String, detail: String },
+    /// A type the step needs is not in `place` (vmlinux BTF).
+    #[error("{name} not in {place}")]
+    Missing { name: String, place: &'static str },
+    #[error(transparent)]
+    Pmu(#[from] crate::perf::PmuError),
+    /// A multi-attach link refused (its step, errno and message as [`super::Rejected`] says).
+    #[error("{0}")]
+    Multi(String),
+}
+
+/// [`bpf_raw`] for a command that returns an fd: the fd owned, or the refusal of `call`.
+pub fn bpf_fd_or<T>(cmd: libc::c_long, attr: &T, call: impl std::fmt::Display) -> Result<OwnedFd, StepError> {
+    owned(bpf_raw(cmd, attr)).map_err(|errno| StepError::Refused { call: call.to_string(), errno })
 }
 
 /// Whether `cmd` with `attr` returned an fd (closed at once).
@@ -286,13 +311,19 @@ pub fn kernel_version() -> u32 {
 }
 
 /// BPF_PROG_LOAD of [`RETURN_ZERO`] as `prog_type` expecting `attach`.
-pub fn load(prog_type: u32, attach: u32, kv: u32) -> Result<OwnedFd, String> {
+pub fn load(prog_type: u32, attach: u32, kv: u32) -> Result<OwnedFd, StepError> {
     load_typed(prog_type, attach, 0, 0, kv)
 }
 
 /// [`load`] of a tracing program typed by BTF id `btf_id`: of vmlinux, or of the program
 /// `attach_prog_fd` when that is not 0.
-pub fn load_typed(prog_type: u32, attach: u32, btf_id: u32, attach_prog_fd: u32, kv: u32) -> Result<OwnedFd, String> {
+pub fn load_typed(
+    prog_type: u32,
+    attach: u32,
+    btf_id: u32,
+    attach_prog_fd: u32,
+    kv: u32,
+) -> Result<OwnedFd, StepError> {
     let attr = ProgLoadAttr {
         prog_name: *b"kmatrix_probe\0\0\0",
         expected_attach_type: attach,
@@ -356,24 +387,24 @@ pub fn btf_info(fd: &OwnedFd, info: &mut BtfInfo) -> Result<(), i32> {
 }
 
 /// PERF_EVENT_IOC_SET_BPF: run `prog` on `event`.
-pub fn set_bpf(event: &crate::perf::Event, prog: &OwnedFd) -> Result<(), String> {
+pub fn set_bpf(event: &crate::perf::Event, prog: &OwnedFd) -> Result<(), StepError> {
     // SAFETY: a perf ioctl on our own fd whose argument is an fd number, not a pointer.
     let rc = unsafe { libc::ioctl(event.fd(), PERF_EVENT_IOC_SET_BPF, prog.as_raw_fd()) };
     if rc < 0 {
-        return Err(format!("PERF_EVENT_IOC_SET_BPF: {}", crate::sys::errno_text(crate::sys::errno())));
+        return Err(StepError::Refused { call: "PERF_EVENT_IOC_SET_BPF".into(), errno: crate::sys::errno() });
     }
     Ok(())
 }
 
 /// BPF_RAW_TRACEPOINT_OPEN: a raw tracepoint by `name`, or (None) the attach point a tracing
 /// program was loaded for.
-pub fn raw_tp_open(name: Option<&std::ffi::CStr>, prog: &OwnedFd) -> Result<OwnedFd, String> {
+pub fn raw_tp_open(name: Option<&std::ffi::CStr>, prog: &OwnedFd) -> Result<OwnedFd, StepError> {
     let attr = RawTpAttr { name: name.map_or(0, |n| n.as_ptr() as u64), prog_fd: prog.as_raw_fd() as u32, _pad: 0 };
     bpf_fd_or(BPF_RAW_TRACEPOINT_OPEN, &attr, "BPF_RAW_TRACEPOINT_OPEN")
 }
 
 /// BPF_LINK_CREATE of `prog` to the perf event (or other target) `target_fd`.
-pub fn link_create(prog: &OwnedFd, target_fd: libc::c_int, attach_type: u32) -> Result<OwnedFd, String> {
+pub fn link_create(prog: &OwnedFd, target_fd: libc::c_int, attach_type: u32) -> Result<OwnedFd, StepError> {
     let attr = LinkCreateAttr {
         prog_fd: prog.as_raw_fd() as u32,
         target_fd: target_fd as u32,

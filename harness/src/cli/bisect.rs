@@ -141,13 +141,15 @@ pub(crate) async fn bisect_cmd(a: BisectArgs) -> Result<i32> {
     let out = a.out.join(format!("bisect-{stamp}"));
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display())).exit_code(exit::INFRA)?;
     let b = Bisector {
-        session,
-        fetch,
+        guests: crate::run::guests::GuestSettings {
+            session,
+            fetch,
+            memory_mb: crate::session::MEMORY_MB,
+            boot_timeout: Duration::from_secs_f64(a.boot_timeout),
+            scenario_timeout: Duration::from_secs_f64(a.timeout),
+            snapshots: matches!(a.snapshot.as_deref(), Some("on")),
+        },
         virtio: true,
-        memory_mb: crate::session::MEMORY_MB,
-        boot_timeout: Duration::from_secs_f64(a.boot_timeout),
-        scenario_timeout: Duration::from_secs_f64(a.timeout),
-        snapshots: matches!(a.snapshot.as_deref(), Some("on")),
         out: out.clone(),
         predicate,
     };

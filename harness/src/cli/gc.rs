@@ -7,7 +7,7 @@ use super::*;
 pub struct GcArgs {
     /// Size budget for the cache and the run directories: bytes, or a number with K, M, G or T
     /// (powers of 1024).
-    #[arg(long, default_value = crate::gc::DEFAULT_MAX_SIZE, value_parser = size)]
+    #[arg(long, default_value = crate::gc::DEFAULT_MAX_SIZE, value_parser = crate::gc::parse_size)]
     pub max_size: u64,
     /// A directory holding run directories (`run-*`), as `run --out` names it (repeatable).
     #[arg(long, default_value = "target/kmatrix")]
@@ -18,10 +18,6 @@ pub struct GcArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
-}
-
-fn size(s: &str) -> Result<u64, String> {
-    crate::gc::parse_size(s).map_err(|e| e.to_string())
 }
 
 pub(crate) async fn gc_cmd(a: GcArgs) -> Result<i32> {

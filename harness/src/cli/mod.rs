@@ -10,7 +10,7 @@ mod core_check;
 mod exec;
 mod gc;
 mod kernels;
-mod report;
+pub(crate) mod report;
 mod rerun;
 mod run;
 mod scenarios;
@@ -245,12 +245,17 @@ fn trust(allow_unsigned: bool) -> kernel::TrustOptions {
 
 /// A number of seconds on the command line (every timeout): positive and finite, else clap
 /// refuses it naming the flag (exit 2).
-fn seconds(s: &str) -> Result<f64, String> {
+fn seconds(s: &str) -> Result<f64, BadSeconds> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err(format!("{s:?} is not a positive number of seconds")),
+        _ => Err(BadSeconds(s.to_string())),
     }
 }
+
+/// A command-line timeout that is not a positive, finite number (as given).
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not a positive number of seconds")]
+pub struct BadSeconds(pub String);
 
 /// Everything a boot needs, prepared once.
 pub struct Prepared {

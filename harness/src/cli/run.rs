@@ -265,6 +265,7 @@ pub(crate) type MatrixParts = (
 
 impl Launch {
     pub(crate) async fn execute(self, parts: MatrixParts) -> Result<(i32, crate::run::matrix::Outcome)> {
+        use crate::run::guests::GuestSettings;
         use crate::run::matrix::{self, MatrixRun, Progress};
         use crate::run::scheduler::SchedulerConfig;
         use std::io::IsTerminal;
@@ -278,16 +279,18 @@ impl Launch {
         let jobs =
             self.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
         let sched = SchedulerConfig {
-            session: self.session.clone(),
-            fetch: self.guest.fetch_options(),
-            memory_mb: self.guest.memory,
-            boot_timeout: Duration::from_secs_f64(self.guest.boot_timeout),
-            scenario_timeout: Duration::from_secs_f64(self.scenario_timeout),
+            guests: GuestSettings {
+                session: self.session.clone(),
+                fetch: self.guest.fetch_options(),
+                memory_mb: self.guest.memory,
+                boot_timeout: Duration::from_secs_f64(self.guest.boot_timeout),
+                scenario_timeout: Duration::from_secs_f64(self.scenario_timeout),
+                snapshots: self.guest.snapshots(true),
+            },
             vm_timeout: Duration::from_secs_f64(self.vm_timeout),
             jobs,
             image: self.guest.image_options(self.host_root),
             log_dir: run_dir.clone(),
-            snapshots: self.guest.snapshots(true),
             extra: self.extra.clone(),
             retries: self.retries,
             kernel_headers: self.kernel_headers,

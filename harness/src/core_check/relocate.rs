@@ -71,8 +71,9 @@ pub fn check_kernel(
         programs: Vec::new(),
     };
     let programs = match btf_path {
-        Some(path) => contain(|| relocate(obj, info, kernel, release, path))
-            .unwrap_or_else(|message| Err(Refusal::Panicked { kernel: kernel.to_string(), message })),
+        Some(path) => contain(|| relocate(obj, info, kernel, release, path)).unwrap_or_else(
+            |crate::bpf_object::Panicked(message)| Err(Refusal::Panicked { kernel: kernel.to_string(), message }),
+        ),
         None if info.relocs.is_empty() => Ok(bare(obj, true)),
         None => Err(Refusal::NoBtf { kernel: kernel.to_string() }),
     };

@@ -126,7 +126,8 @@ pub fn changelog(k: &PreparedKernel, cache: &Cache, opts: &FetchOptions) -> Resu
         }
     }
     let gz = std::fs::read(&kept).map_err(KernelError::io(&kept))?;
-    let text = gunzip(&gz).map_err(|e| KernelError::Parse { what: kept.display().to_string(), detail: e })?;
+    let text =
+        gunzip(&gz).map_err(|e| KernelError::Parse { what: kept.display().to_string(), detail: e.to_string() })?;
     if parse(&text).is_empty() {
         return Err(KernelError::Parse {
             what: kept.display().to_string(),
@@ -136,12 +137,21 @@ pub fn changelog(k: &PreparedKernel, cache: &Cache, opts: &FetchOptions) -> Resu
     Ok(text)
 }
 
-fn gunzip(gz: &[u8]) -> std::result::Result<String, String> {
+/// Why a kept changelog did not decompress.
+#[derive(Debug, thiserror::Error)]
+enum GunzipError {
+    #[error("gunzip: {0}")]
+    Gzip(#[from] std::io::Error),
+    #[error("larger than {MAX} bytes")]
+    TooLarge,
+}
+
+fn gunzip(gz: &[u8]) -> std::result::Result<String, GunzipError> {
     use std::io::Read;
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(gz).take(MAX + 1).read_to_end(&mut out).map_err(|e| format!("gunzip: {e}"))?;
+    flate2::read::GzDecoder::new(gz).take(MAX + 1).read_to_end(&mut out)?;
     if out.len() as u64 > MAX {
-        return Err(format!("larger than {MAX} bytes"));
+        return Err(GunzipError::TooLarge);
     }
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
@@ -235,6 +245,6 @@ mod tests {
         assert_eq!(rank("usr/share/doc/linux-image-6.1.0-50-amd64/NEWS.Debian.gz"), None);
         assert_eq!(rank("boot/vmlinuz-6.1.0-50-amd64"), None);
         assert!(parse("not a changelog\n  at all\n").is_empty());
-        assert_eq!(gunzip(b"not gzip").unwrap_err().split(':').next(), Some("gunzip"));
+        assert_eq!(gunzip(b"not gzip").unwrap_err().to_string().split(':').next(), Some("gunzip"));
     }
 }

@@ -173,43 +173,61 @@ pub fn from_result(r: &ScenarioResult) -> Option<Value> {
     }))
 }
 
+/// What is wrong with a trace-event file: the first event that breaks the nesting, with its
+/// index, name and track (pid, tid).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TraceCheckError {
+    #[error("no traceEvents array")]
+    NoEvents,
+    #[error("event {index} has no {field}")]
+    Missing { index: usize, field: &'static str },
+    #[error("event {index} ({name}) at {ts} goes back from {prev} on track {track:?}")]
+    Backwards { index: usize, name: String, ts: f64, prev: f64, track: (i64, i64) },
+    #[error("event {index}: E {name} ends B {open} on track {track:?}")]
+    Crossed { index: usize, name: String, open: String, track: (i64, i64) },
+    #[error("event {index}: E {name} without a B on track {track:?}")]
+    Unopened { index: usize, name: String, track: (i64, i64) },
+    #[error("event {index}: unexpected ph {ph:?}")]
+    Phase { index: usize, ph: String },
+    #[error("B {} never ends on track {track:?}", .open.join(", "))]
+    NeverEnds { open: Vec<String>, track: (i64, i64) },
+}
+
 /// What is wrong with a trace-event file, if anything: every `B` ends with an `E` of the same
 /// name on its track, in order, and timestamps never go back on a track. For tests and for
 /// `kmatrix trace --check`.
-pub fn check(trace: &Value) -> Result<(), String> {
-    let events = trace["traceEvents"].as_array().ok_or("no traceEvents array")?;
+pub fn check(trace: &Value) -> Result<(), TraceCheckError> {
+    let events = trace["traceEvents"].as_array().ok_or(TraceCheckError::NoEvents)?;
     let mut open: BTreeMap<(i64, i64), Vec<String>> = BTreeMap::new();
     let mut last: BTreeMap<(i64, i64), f64> = BTreeMap::new();
-    for (i, e) in events.iter().enumerate() {
-        let ph = e["ph"].as_str().ok_or(format!("event {i} has no ph"))?;
+    for (index, e) in events.iter().enumerate() {
+        let missing = |field| TraceCheckError::Missing { index, field };
+        let ph = e["ph"].as_str().ok_or(missing("ph"))?;
         if ph == "M" {
             continue;
         }
-        let key = (
-            e["pid"].as_i64().ok_or(format!("event {i} has no pid"))?,
-            e["tid"].as_i64().ok_or(format!("event {i} has no tid"))?,
-        );
-        let ts = e["ts"].as_f64().ok_or(format!("event {i} has no ts"))?;
+        let track = (e["pid"].as_i64().ok_or(missing("pid"))?, e["tid"].as_i64().ok_or(missing("tid"))?);
+        let ts = e["ts"].as_f64().ok_or(missing("ts"))?;
         let name = e["name"].as_str().unwrap_or("").to_string();
-        if let Some(prev) = last.get(&key) {
+        if let Some(prev) = last.get(&track) {
             if ts < *prev {
-                return Err(format!("event {i} ({name}) at {ts} goes back from {prev} on track {key:?}"));
+                return Err(TraceCheckError::Backwards { index, name, ts, prev: *prev, track });
             }
         }
-        last.insert(key, ts);
+        last.insert(track, ts);
         match ph {
-            "B" => open.entry(key).or_default().push(name),
-            "E" => match open.entry(key).or_default().pop() {
+            "B" => open.entry(track).or_default().push(name),
+            "E" => match open.entry(track).or_default().pop() {
                 Some(b) if b == name => {}
-                Some(b) => return Err(format!("event {i}: E {name} ends B {b} on track {key:?}")),
-                None => return Err(format!("event {i}: E {name} without a B on track {key:?}")),
+                Some(b) => return Err(TraceCheckError::Crossed { index, name, open: b, track }),
+                None => return Err(TraceCheckError::Unopened { index, name, track }),
             },
             "i" | "X" => {}
-            other => return Err(format!("event {i}: unexpected ph {other:?}")),
+            other => return Err(TraceCheckError::Phase { index, ph: other.to_string() }),
         }
     }
-    match open.iter().find(|(_, v)| !v.is_empty()) {
-        Some((k, v)) => Err(format!("B {} never ends on track {k:?}", v.join(", "))),
+    match open.into_iter().find(|(_, v)| !v.is_empty()) {
+        Some((track, open)) => Err(TraceCheckError::NeverEnds { open, track }),
         None => Ok(()),
     }
 }
@@ -291,15 +309,15 @@ mod tests {
         check(&v).unwrap();
         assert_eq!(slices(&v, "E").len(), 2);
         let bad = json!({"traceEvents": [{"ph": "B", "name": "a", "pid": 1, "tid": 1, "ts": 1.0}]});
-        assert!(check(&bad).unwrap_err().contains("never ends"));
+        assert!(check(&bad).unwrap_err().to_string().contains("never ends"));
         let back = json!({"traceEvents": [
             {"ph": "i", "name": "a", "pid": 1, "tid": 1, "ts": 2.0},
             {"ph": "i", "name": "b", "pid": 1, "tid": 1, "ts": 1.0}]});
-        assert!(check(&back).unwrap_err().contains("goes back"));
+        assert!(check(&back).unwrap_err().to_string().contains("goes back"));
         let crossed = json!({"traceEvents": [
             {"ph": "B", "name": "a", "pid": 1, "tid": 1, "ts": 1.0},
             {"ph": "B", "name": "b", "pid": 1, "tid": 1, "ts": 1.0},
             {"ph": "E", "name": "a", "pid": 1, "tid": 1, "ts": 2.0}]});
-        assert!(check(&crossed).unwrap_err().contains("ends B b"));
+        assert!(check(&crossed).unwrap_err().to_string().contains("ends B b"));
     }
 }

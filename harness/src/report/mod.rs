@@ -1,5 +1,8 @@
-//! Rendering for people and programs: the boot record, benchmark statistics, and (later) the
-//! result matrix. Nothing here runs guests or reads kernels; it formats what others produced.
+//! Rendering for people and programs: the boot record and benchmark statistics (here), the
+//! result matrix as a terminal table, JUnit XML, an HTML page and a GitHub summary, run diffs,
+//! progress bars, and a cell's artifacts (Chrome trace JSON, flame graph SVG). Nothing here runs
+//! guests or reads kernels; it formats what others produced. Snapshot tests (`snapshots`) pin
+//! the table, JUnit and HTML output.
 
 pub mod artifacts;
 pub mod chrome_trace;
@@ -9,6 +12,8 @@ pub mod github;
 pub mod html;
 pub mod junit;
 pub mod progress;
+#[cfg(test)]
+mod snapshots;
 pub mod table;
 
 use crate::guest::Guest;

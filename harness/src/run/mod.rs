@@ -1,6 +1,7 @@
 //! Runs: which (kernel, scenario) pairs to run, running them, judging the results, and writing
 //! them down as they arrive.
 
+pub mod guests;
 pub mod history;
 pub mod matrix;
 pub mod rerun;

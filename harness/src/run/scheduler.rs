@@ -11,9 +11,10 @@
 //! and renders them; this module decides nothing about verdicts.
 
 use super::history;
+use super::guests::GuestSettings;
 use crate::image::{self, Image, ImageOptions};
-use crate::kernel::{FetchOptions, PreparedKernel};
-use crate::session::Session;
+use crate::kernel::PreparedKernel;
+use crate::session::SessionError;
 use crate::vm::VmError;
 use kmatrix_proto::{Cause, RunRequest, ScenarioResult, Status};
 use std::collections::BTreeMap;
@@ -42,20 +43,14 @@ pub struct KernelPlan {
 /// What the scheduler needs to boot guests.
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
-    /// Cache, QEMU and the accelerator (which may switch to TCG mid-run).
-    pub session: Arc<Session>,
-    pub fetch: FetchOptions,
-    pub memory_mb: u32,
-    pub boot_timeout: Duration,
-    pub scenario_timeout: Duration,
+    /// How guests boot (the session, fetch options, memory, timeouts, snapshots).
+    pub guests: GuestSettings,
     /// Bound on one kernel's whole run (all its VMs).
     pub vm_timeout: Duration,
     pub jobs: usize,
     pub image: ImageOptions,
     /// Where console logs go.
     pub log_dir: PathBuf,
-    /// Start guests from snapshots taken at `Hello` (see `vm::snapshot`).
-    pub snapshots: bool,
     /// Files added to every kernel's image (a user's BPF object for `run --bpf-object`).
     pub extra: Vec<image::ExtraFile>,
     /// Run a scenario that fails or errs once more (0 or 1): a pass then makes it `flaky`, and
@@ -101,7 +96,7 @@ pub enum RunEvent {
 /// Run every kernel's plan, heaviest first; events go to `tx`. Returns when every kernel is done.
 pub async fn run(cfg: SchedulerConfig, mut plan: Vec<KernelPlan>, tx: mpsc::Sender<RunEvent>) {
     let sem = Arc::new(Semaphore::new(cfg.jobs.max(1)));
-    let times = history::load(&cfg.session.cache);
+    let times = history::load(&cfg.guests.session.cache);
     let weight =
         |kp: &KernelPlan| history::estimate(&times, &kp.label, kp.scenarios.iter().map(|p| p.scenario.as_str()));
     // Stable: kernels never seen keep the order they were given in.
@@ -124,19 +119,29 @@ pub async fn run(cfg: SchedulerConfig, mut plan: Vec<KernelPlan>, tx: mpsc::Send
     }
 }
 
-async fn prepare(cfg: &SchedulerConfig, kernel: &str) -> Result<(PreparedKernel, Image), String> {
-    cfg.session.prepare(kernel, &cfg.fetch, cfg.image, &cfg.extra).await.map_err(|e| chain(&e))
+async fn prepare(cfg: &SchedulerConfig, kernel: &str) -> Result<(PreparedKernel, Image), SessionError> {
+    cfg.guests.session.prepare(kernel, &cfg.guests.fetch, cfg.image, &cfg.extra).await
 }
 
 /// The kernel's headers as a host path, or why there are none (said by the scenarios that need
 /// them: `unsupported` with this reason, judged like any other).
-async fn headers(cfg: &SchedulerConfig, k: &PreparedKernel) -> Result<String, String> {
-    let (k, cache, fetch) = (k.clone(), cfg.session.cache.clone(), cfg.fetch.clone());
+async fn headers(cfg: &SchedulerConfig, k: &PreparedKernel) -> Result<String, NoHeaders> {
+    let (k, cache, fetch) = (k.clone(), cfg.guests.session.cache.clone(), cfg.guests.fetch.clone());
     tokio::task::spawn_blocking(move || crate::kernel::headers(&k, &cache, &fetch))
         .await
-        .map_err(|e| format!("fetching the kernel headers panicked: {e}"))?
+        .map_err(|e| NoHeaders::Panicked(e.to_string()))?
         .map(|h| h.dir.display().to_string())
-        .map_err(|e| chain(&e))
+        .map_err(|e| NoHeaders::Provider(chain(&e)))
+}
+
+/// Why a guest gets no kernel headers; its text is the reason the scenarios needing them give.
+#[derive(Debug, Clone, thiserror::Error)]
+enum NoHeaders {
+    #[error("fetching the kernel headers panicked: {0}")]
+    Panicked(String),
+    /// The kernel provider's error, its whole chain on one line.
+    #[error("{0}")]
+    Provider(String),
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
@@ -174,8 +179,8 @@ async fn run_kernel(
     };
     let (k, img) = match prepare(cfg, spec).await {
         Ok(x) => x,
-        Err(reason) => {
-            for ev in emit_all_error(reason, Cause::Infrastructure, None, &scenarios) {
+        Err(e) => {
+            for ev in emit_all_error(chain(&e), Cause::Infrastructure, None, &scenarios) {
                 let _ = tx.send(ev).await;
             }
             let _ = tx
@@ -206,24 +211,19 @@ async fn run_kernel(
     while next < scenarios.len() {
         boots += 1;
         let log = cfg.log_dir.join(format!("{}-boot{boots}.console.log", sanitize(kernel)));
-        let mut opts = cfg.session.guest_options(log.clone());
-        opts.memory_mb = cfg.memory_mb;
-        opts.boot_timeout = cfg.boot_timeout;
+        let mut opts = cfg.guests.options(log.clone());
         opts.virtio = cfg.image.virtio_channel;
         if cfg.image.share {
             // Scenarios that run the host's tools get the host root (read-only).
-            opts.share = Some(crate::vm::share::auto_here(cfg.snapshots, kernel, k.config.as_deref()));
-        }
-        if cfg.snapshots {
-            opts.snapshots = Some(cfg.session.cache.clone());
+            opts.share = Some(crate::vm::share::auto_here(cfg.guests.snapshots, kernel, k.config.as_deref()));
         }
         let t0 = Instant::now();
-        let mut guest = match cfg.session.start_guest(&k, &img, &opts).await {
+        let mut guest = match cfg.guests.session.start_guest(&k, &img, &opts).await {
             Ok(g) => g,
             Err(e) => {
                 boot_time += t0.elapsed();
                 let reason = format!("boot failed (console log {}): {e}", log.display());
-                let accel = cfg.session.accel.current().as_str();
+                let accel = cfg.guests.session.accel.current().as_str();
                 for mut ev in emit_all_error(reason, cause_of(&e), Some(&k), &scenarios[next..]) {
                     if let RunEvent::Result { result, .. } = &mut ev {
                         result.accel = accel.to_string();
@@ -239,7 +239,7 @@ async fn run_kernel(
         if let (Some(h), Some(share)) = (&kernel_headers, guest.share.as_mut()) {
             match h {
                 Ok(dir) => share.headers = Some(dir.clone()),
-                Err(why) => share.headers_missing = Some(why.clone()),
+                Err(why) => share.headers_missing = Some(why.to_string()),
             }
         }
         let _ = tx
@@ -275,7 +275,7 @@ async fn run_kernel(
                 root: guest.share.clone(),
                 keep_state: false,
             };
-            let outcome = guest.run(req, cfg.scenario_timeout.min(left)).await;
+            let outcome = guest.run(req, cfg.guests.scenario_timeout.min(left)).await;
             let wall = t1.elapsed() + std::mem::take(&mut first_wall);
             scenario_time += t1.elapsed();
             let mut r = match outcome {
@@ -287,7 +287,7 @@ async fn run_kernel(
                     }
                     r
                 }
-                Err(e) if e.is_accelerator() && cfg.session.accel.fall_back(&e) => {
+                Err(e) if e.is_accelerator() && cfg.guests.session.accel.fall_back(&e) => {
                     // KVM failed under this scenario, not the scenario: redo it in a TCG guest.
                     next -= 1;
                     broken = true;
@@ -351,7 +351,7 @@ async fn run_kernel(
         }
     }
     if !walls.is_empty() {
-        let cache = cfg.session.cache.clone();
+        let cache = cfg.guests.session.cache.clone();
         let label = kernel.to_string();
         let _ = tokio::task::spawn_blocking(move || history::record(&cache, &label, &walls)).await;
     }

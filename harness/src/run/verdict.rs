@@ -41,10 +41,10 @@ pub struct Expectation {
 impl Expectation {
     /// Whether `r` (the agent's result) shows this expectation's cause; `Err` says what is
     /// missing.
-    pub fn cause_matches(&self, r: &ScenarioResult) -> Result<(), String> {
+    pub fn cause_matches(&self, r: &ScenarioResult) -> Result<(), OtherCause> {
         if let Some(want) = self.errno {
             if r.errno != Some(want) {
-                return Err(format!("errno {want} expected, the result has {:?}", r.errno));
+                return Err(OtherCause::Errno { want, got: r.errno });
             }
         }
         if let Some(cause) = &self.cause {
@@ -60,11 +60,21 @@ impl Expectation {
                 .collect::<Vec<_>>()
                 .join("\n");
             if !said.contains(cause.as_str()) {
-                return Err(format!("the result does not show the expected cause {cause:?}"));
+                return Err(OtherCause::NotShown { cause: cause.clone() });
             }
         }
         Ok(())
     }
+}
+
+/// How a result with the expected status differs from the expectation's cause: the outcome of
+/// [`Expectation::cause_matches`], shown in the verdict.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OtherCause {
+    #[error("errno {want} expected, the result has {got:?}")]
+    Errno { want: i32, got: Option<i32> },
+    #[error("the result does not show the expected cause {cause:?}")]
+    NotShown { cause: String },
 }
 
 /// What a file of expectations is for.
@@ -151,7 +161,7 @@ pub enum Judgement {
     /// Listed in the expectations, with its cause: now `xfail`.
     Expected,
     /// Listed with this status, but the result shows another cause: now `fail`.
-    OtherCause { expected: Status, why: String },
+    OtherCause { expected: Status, why: OtherCause },
     /// Listed, but the scenario did not do what was expected: the entry is stale.
     Stale { expected: Status },
     /// Failed (or erred) once, passed on the retry: now `flaky`.

@@ -70,14 +70,19 @@ pub enum AccelChoice {
     Tcg,
 }
 
+/// An accelerator name that is none of `auto`, `kvm`, `tcg` (as given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown accelerator {0:?}: expected auto, kvm or tcg")]
+pub struct UnknownAccel(pub String);
+
 impl std::str::FromStr for AccelChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownAccel;
+    fn from_str(s: &str) -> Result<Self, UnknownAccel> {
         match s {
             "auto" => Ok(AccelChoice::Auto),
             "kvm" => Ok(AccelChoice::Kvm),
             "tcg" => Ok(AccelChoice::Tcg),
-            _ => Err(format!("unknown accelerator {s:?}: expected auto, kvm or tcg")),
+            _ => Err(UnknownAccel(s.to_string())),
         }
     }
 }
@@ -314,9 +319,28 @@ async fn probe_kvm(cache: &Cache, qemu: &Path) -> (Accel, String) {
     }
 }
 
+/// Why the probe guest did not pass; its message becomes the accelerator verdict's reason
+/// ("KVM unusable: ...").
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("cannot run {} ({source})", .qemu.display())]
+    Spawn { qemu: std::path::PathBuf, source: std::io::Error },
+    #[error("wait for {} ({source})", .qemu.display())]
+    Wait { qemu: std::path::PathBuf, source: std::io::Error },
+    /// QEMU's own stderr line that names an accelerator failure.
+    #[error("QEMU said {line:?}")]
+    QemuSaid { line: String },
+    #[error("the probe guest printed nothing within {:.1} s (guests hang after the firmware)", .deadline.as_secs_f64())]
+    Silent { deadline: Duration },
+    /// The guest exited without printing the marker (or with another status); `last` is QEMU's
+    /// accelerator error, else its last stderr line.
+    #[error("probe guest exited with {status} without its marker: {last}")]
+    NoMarker { status: std::process::ExitStatus, last: String },
+}
+
 /// Run the probe image under `accel`; Ok(time) when it printed the marker and exited as planned.
 /// QEMU's stderr is read as it comes: a KVM error ends the probe at once, not at the deadline.
-pub async fn run_probe(qemu: &Path, image: &Path, accel: Accel, deadline: Duration) -> Result<Duration, String> {
+pub async fn run_probe(qemu: &Path, image: &Path, accel: Accel, deadline: Duration) -> Result<Duration, ProbeError> {
     let cfg = QemuConfig {
         qemu: qemu.to_path_buf(),
         kernel: image.to_path_buf(),
@@ -338,7 +362,7 @@ pub async fn run_probe(qemu: &Path, image: &Path, accel: Accel, deadline: Durati
     let mut cmd = tokio::process::Command::new(qemu);
     cmd.args(cfg.args()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     super::machine::die_with_parent(&mut cmd);
-    let mut child = cmd.spawn().map_err(|e| format!("cannot run {} ({e})", qemu.display()))?;
+    let mut child = cmd.spawn().map_err(|source| ProbeError::Spawn { qemu: qemu.to_path_buf(), source })?;
     let stdout = Arc::new(Mutex::new(Vec::<u8>::new()));
     let stderr = Arc::new(Mutex::new(Vec::<String>::new()));
     if let Some(mut out) = child.stdout.take() {
@@ -374,19 +398,16 @@ pub async fn run_probe(qemu: &Path, image: &Path, accel: Accel, deadline: Durati
     let end = tokio::time::Instant::now() + deadline;
     let status = loop {
         tokio::select! {
-            st = child.wait() => break st.map_err(|e| format!("wait for {} ({e})", qemu.display()))?,
+            st = child.wait() => break st.map_err(|source| ProbeError::Wait { qemu: qemu.to_path_buf(), source })?,
             _ = tick.tick() => {
                 if let Some(l) = kvm_error() {
                     let _ = child.start_kill();
-                    return Err(format!("QEMU said {l:?}"));
+                    return Err(ProbeError::QemuSaid { line: l });
                 }
             }
             _ = tokio::time::sleep_until(end) => {
                 let _ = child.start_kill();
-                return Err(format!(
-                    "the probe guest printed nothing within {:.1} s (guests hang after the firmware)",
-                    deadline.as_secs_f64()
-                ));
+                return Err(ProbeError::Silent { deadline });
             }
         }
     };
@@ -397,7 +418,7 @@ pub async fn run_probe(qemu: &Path, image: &Path, accel: Accel, deadline: Durati
         Ok(started.elapsed())
     } else {
         let why = kvm_error().or_else(|| stderr.lock().ok().and_then(|v| v.last().cloned())).unwrap_or_default();
-        Err(format!("probe guest exited with {status} without its marker: {}", why.trim()))
+        Err(ProbeError::NoMarker { status, last: why.trim().to_string() })
     }
 }
 
@@ -482,6 +503,6 @@ mod tests {
     #[test]
     fn accel_choice_parses_and_refuses_unknown() {
         assert_eq!("tcg".parse::<AccelChoice>().unwrap(), AccelChoice::Tcg);
-        assert!("hvf".parse::<AccelChoice>().unwrap_err().contains("hvf"));
+        assert!("hvf".parse::<AccelChoice>().unwrap_err().to_string().contains("hvf"));
     }
 }

@@ -162,3 +162,19 @@ impl Drop for Tmux {
         let _ = Command::new("tmux").args(["kill-session", "-t", &self.session]).status();
     }
 }
+
+/// QEMU processes whose parent is `pid`, from /proc (what a test checks is gone after a run).
+pub fn qemu_children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        // `pid (comm) state ppid ...`: comm may hold spaces, so split after its parenthesis.
+        let Some(rest) = stat.rsplit_once(") ").map(|x| x.1) else { continue };
+        let ppid: u32 = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+        if ppid == pid && stat.contains("(qemu-system-x86") {
+            out.push(child);
+        }
+    }
+    out
+}

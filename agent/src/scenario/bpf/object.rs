@@ -192,9 +192,9 @@ fn load(ctx: &mut Ctx) -> Result<ScenarioResult> {
     };
     // Held until the end: the kernel counts program runs while this fd is open.
     let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).map_err(|e| format!("BPF_ENABLE_STATS: {e}"));
-    let run_count = |l: &Loaded| -> Result<u64, String> {
-        let prog = l.ebpf.program(&program).ok_or_else(|| format!("no program {program}"))?;
-        prog.info().map(|i| i.run_count()).map_err(|e| format!("BPF_OBJ_GET_INFO_BY_FD: {e}"))
+    let run_count = |l: &Loaded| -> Result<u64> {
+        let prog = l.ebpf.program(&program).with_context(|| format!("no program {program}"))?;
+        prog.info().map(|i| i.run_count()).context("BPF_OBJ_GET_INFO_BY_FD")
     };
 
     // The workload, gated, so uprobe and perf_event attach to its pid before it runs.
@@ -296,7 +296,7 @@ fn load(ctx: &mut Ctx) -> Result<ScenarioResult> {
                 }
                 (b, a) => problems.push(format!(
                     "the run count of {program} could not be read: {}",
-                    b.as_ref().err().or(a.as_ref().err()).cloned().unwrap_or_default()
+                    b.as_ref().err().or(a.as_ref().err()).map(|e| format!("{e:#}")).unwrap_or_default()
                 )),
             }
         }
@@ -327,8 +327,8 @@ fn runs_check(
     program: &str,
     expected: u64,
     enable_failed: Option<&String>,
-    before: &Result<u64, String>,
-    after: &Result<u64, String>,
+    before: &Result<u64>,
+    after: &Result<u64>,
 ) -> (Vec<Count>, Vec<String>) {
     let mut problems = Vec::new();
     if let Some(e) = enable_failed {
@@ -343,7 +343,7 @@ fn runs_check(
             for (when, read) in [("before", before), ("after", after)] {
                 if let Err(e) = read {
                     problems.push(format!(
-                        "expect_runs={expected}: the run count of {program} could not be read {when} the workload: {e}"
+                        "expect_runs={expected}: the run count of {program} could not be read {when} the workload: {e:#}"
                     ));
                 }
             }
@@ -377,7 +377,7 @@ mod tests {
         let (c, p) = runs_check("p", 10, None, &Ok(5), &Ok(15));
         assert_eq!((c[0].expected, c[0].observed, p.len()), (10, 10, 0));
         // info() failing after the workload used to drop the check and pass.
-        let (c, p) = runs_check("p", 10, None, &Ok(5), &Err("BPF_OBJ_GET_INFO_BY_FD: EPERM".into()));
+        let (c, p) = runs_check("p", 10, None, &Ok(5), &Err(anyhow::anyhow!("BPF_OBJ_GET_INFO_BY_FD: EPERM")));
         assert!(c.is_empty());
         assert_eq!(
             p,
@@ -385,7 +385,7 @@ mod tests {
         );
         let r = verdict("bpf.object.load", c, p);
         assert_eq!(r.status, Status::Fail);
-        let (_, p) = runs_check("p", 10, None, &Err("x".into()), &Err("y".into()));
+        let (_, p) = runs_check("p", 10, None, &Err(anyhow::anyhow!("x")), &Err(anyhow::anyhow!("y")));
         assert_eq!(p.len(), 2);
         let (c, p) = runs_check("p", 10, Some(&"BPF_ENABLE_STATS: EINVAL".to_string()), &Ok(0), &Ok(0));
         assert_eq!((c[0].observed, p.len()), (0, 1));

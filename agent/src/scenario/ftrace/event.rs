@@ -237,14 +237,9 @@ pub const IRQ_HANDLER: Scenario = Meta::new("ftrace.event.irq_handler", "2.6.30"
 
 fn irq_handler(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let n = ctx.declared_count()?;
-    let interrupts = std::fs::read_to_string("/proc/interrupts").context("read(/proc/interrupts) failed")?;
-    let Some(irq) = irq_of(&interrupts, "ttyS0") else {
-        return Ok(unsupported(
-            ctx.id(),
-            "no ttyS0 interrupt in /proc/interrupts: the console is not an interrupt-driven 8250",
-            excerpt::head(&interrupts, 16),
-            None,
-        ));
+    let irq = match console_irq(ctx)? {
+        Ok(irq) => irq,
+        Err(r) => return Ok(r),
     };
     let filter = format!("irq == {irq}");
     let mut enables = Enables::default();
@@ -299,6 +294,20 @@ fn irq_handler(ctx: &mut Ctx) -> Result<ScenarioResult> {
 }
 
 /// The irq number whose /proc/interrupts line ends with `device`.
+/// The serial console's (ttyS0) interrupt number, or the `unsupported` result when
+/// /proc/interrupts has none (the console is not an interrupt-driven 8250).
+pub(super) fn console_irq(ctx: &Ctx) -> Result<std::result::Result<u32, ScenarioResult>> {
+    let interrupts = std::fs::read_to_string("/proc/interrupts").context("read(/proc/interrupts) failed")?;
+    Ok(irq_of(&interrupts, "ttyS0").ok_or_else(|| {
+        unsupported(
+            ctx.id(),
+            "no ttyS0 interrupt in /proc/interrupts: the console is not an interrupt-driven 8250",
+            excerpt::head(&interrupts, 16),
+            None,
+        )
+    }))
+}
+
 pub(super) fn irq_of(interrupts: &str, device: &str) -> Option<u32> {
     interrupts.lines().find_map(|l| {
         let (num, _) = l.trim_start().split_once(':')?;
@@ -360,10 +369,7 @@ pub const SCHED_SWITCH: Scenario = Meta::new("ftrace.event.sched_switch", "2.6.3
 pub fn sched_switch_enabled_by(ctx: &mut Ctx, set_event: bool) -> Result<ScenarioResult> {
     let n = ctx.declared_count()?;
     let attach = Instant::now();
-    let mut w = process::spawn(&[workload::YIELD_LOOP.to_string(), n.to_string()], true)?;
-    let pid = w.pid();
-    w.wait_at_gate(Duration::from_secs(10))?;
-    let before = w.context_switches()?;
+    let (w, pid, before) = super::sched::yield_loop_at_gate(n)?;
     ctx.tfs.set_filter(SWITCH, &format!("prev_pid == {pid} || next_pid == {pid}"))?;
     let mut set_event_text = None;
     if set_event {
@@ -377,10 +383,7 @@ pub fn sched_switch_enabled_by(ctx: &mut Ctx, set_event: bool) -> Result<Scenari
     let switch_enabled = ctx.tfs.read(&format!("events/{SWITCH}/enable"))?.trim().to_string();
     let attach_ms = ms(attach);
     let run = Instant::now();
-    w.release()?;
-    w.wait_exited(ctx.timeout()?)?;
-    let after = w.context_switches()?;
-    let done = w.finish(ctx.timeout()?)?;
+    let (after, done) = super::sched::run_to_end(w, ctx.timeout()?)?;
     ctx.tfs.write("events/enable", "0")?;
     let run_ms = ms(run);
 

@@ -46,6 +46,18 @@ fn openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
     Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))
 }
 
+/// func_stack_trace and sym-offset on: a stack after each entry, every symbol as
+/// `symbol+0xoff/0xsize`.
+fn stack_options(ctx: &mut Ctx) -> Result<()> {
+    ctx.tfs.set_option("func_stack_trace", true)?;
+    Ok(ctx.tfs.set_option("sym-offset", true)?)
+}
+
+/// What the two stack-trace scenarios need: the function tracer, its stack and offset options,
+/// and the openat workload.
+const STACK_REQS: &[Req] =
+    &[FUNCTION_TRACER, Req::File("options/func_stack_trace"), Req::File("options/sym-offset"), openat_loop::IN_IMAGE];
+
 /// The function tracer on the openat function with `func_stack_trace` and `sym-offset` set (the
 /// stack trace example of Documentation/trace/ftrace.rst, "func_stack_trace"). Each of the N
 /// entries names its caller with an offset and is followed by a `<stack trace>` whose frames,
@@ -57,12 +69,7 @@ pub const STACKTRACE: Scenario = Meta::new("ftrace.function.stacktrace", "2.6.30
         "function tracer + func_stack_trace + sym-offset on the openat function: N entries, N stacks with \
         symbol+offset frames reaching do_syscall_64",
     )
-    .requires(&[
-        FUNCTION_TRACER,
-        Req::File("options/func_stack_trace"),
-        Req::File("options/sym-offset"),
-        openat_loop::IN_IMAGE,
-    ])
+    .requires(STACK_REQS)
     .params(openat_loop::PARAMS_20)
     .run(stacktrace);
 
@@ -71,9 +78,7 @@ fn stacktrace(ctx: &mut Ctx) -> Result<ScenarioResult> {
     openat_loop::fit_buffer(ctx, n, 1024)?;
     let t = run_tracer(ctx, n, &path, "function", |ctx| {
         ctx.tfs.write("set_ftrace_filter", sym)?;
-        ctx.tfs.set_option("func_stack_trace", true)?;
-        ctx.tfs.set_option("sym-offset", true)?;
-        Ok(())
+        stack_options(ctx)
     })?;
     let text = ctx.tfs.read("trace")?;
     let parsed = trace::parse(&text);
@@ -142,12 +147,7 @@ pub const FILTER_APPENDS: Scenario = Meta::new("ftrace.function.filter_appends",
     .summary(
         "set_ftrace_filter built with > and >> (open, ksys_read, ksys_write, close path) + func_stack_trace on          openat-loop N: exactly N opens, N+1 closes, 1 write, 0 reads, a stack each",
     )
-    .requires(&[
-        FUNCTION_TRACER,
-        Req::File("options/func_stack_trace"),
-        Req::File("options/sym-offset"),
-        openat_loop::IN_IMAGE,
-    ])
+    .requires(STACK_REQS)
     .params(openat_loop::PARAMS_20)
     .run(filter_appends);
 
@@ -166,9 +166,7 @@ fn filter_appends(ctx: &mut Ctx) -> Result<ScenarioResult> {
             ctx.tfs.write("set_ftrace_filter", f)?;
         }
         listed = ctx.tfs.read("set_ftrace_filter")?;
-        ctx.tfs.set_option("func_stack_trace", true)?;
-        ctx.tfs.set_option("sym-offset", true)?;
-        Ok(())
+        stack_options(ctx)
     })?;
     let text = ctx.tfs.read("trace")?;
     let parsed = trace::parse(&text);

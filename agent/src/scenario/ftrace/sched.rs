@@ -77,13 +77,28 @@ pub const WAKEUP_SWITCH: Scenario = Meta::new("ftrace.sched.wakeup_switch", "2.6
     .params(&[("count", "50")])
     .run(wakeup_switch);
 
-fn wakeup_switch(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?;
-    let attach = Instant::now();
-    let mut w = process::spawn(&[workload::YIELD_LOOP.to_string(), n.to_string()], true)?;
+/// yield-loop N started at its gate: the process, its pid and its context switches so far.
+pub(super) fn yield_loop_at_gate(n: u64) -> Result<(process::Running, i32, u64)> {
+    let w = process::spawn(&[workload::YIELD_LOOP.to_string(), n.to_string()], true)?;
     let pid = w.pid();
     w.wait_at_gate(Duration::from_secs(10))?;
     let before = w.context_switches()?;
+    Ok((w, pid, before))
+}
+
+/// Release a gated workload and let it run to its end: its context switches then, and how it
+/// finished.
+pub(super) fn run_to_end(mut w: process::Running, timeout: Duration) -> Result<(u64, process::Finished)> {
+    w.release()?;
+    w.wait_exited(timeout)?;
+    let after = w.context_switches()?;
+    Ok((after, w.finish(timeout)?))
+}
+
+fn wakeup_switch(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    let n = ctx.declared_count()?;
+    let attach = Instant::now();
+    let (w, pid, before) = yield_loop_at_gate(n)?;
     ctx.tfs.set_filter(WAKEUP, &format!("pid == {pid}"))?;
     ctx.tfs.set_filter(SWITCH, &format!("prev_pid == {pid} || next_pid == {pid}"))?;
     let mut enables = Enables::default();
@@ -92,10 +107,7 @@ fn wakeup_switch(ctx: &mut Ctx) -> Result<ScenarioResult> {
     enables.set(ctx, true)?;
     let attach_ms = ms(attach);
     let run = Instant::now();
-    w.release()?;
-    w.wait_exited(ctx.timeout()?)?;
-    let after = w.context_switches()?;
-    let done = w.finish(ctx.timeout()?)?;
+    let (after, done) = run_to_end(w, ctx.timeout()?)?;
     enables.set(ctx, false)?;
     let run_ms = ms(run);
 

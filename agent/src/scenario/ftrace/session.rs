@@ -9,7 +9,7 @@
 //!
 //! Not for each part alone (`function.rs`, `sched.rs`, `event.rs`).
 
-use super::event::{console_lines, irq_count, irq_of};
+use super::event::{console_irq, console_lines, irq_count};
 use super::sched::wakeups;
 use crate::excerpt;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
@@ -17,9 +17,9 @@ use crate::scenario::req::Req;
 use crate::scenario::support::gated::trace_problems;
 use crate::scenario::support::openat_loop;
 use crate::scenario::support::tracer::FUNCTION_TRACER;
-use crate::scenario::support::verdict::{count, ms, unsupported, verdict};
+use crate::scenario::support::verdict::{count, ms, verdict};
 use crate::tracefs::trace;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use kmatrix_proto::ScenarioResult;
 use std::time::{Duration, Instant};
 
@@ -59,14 +59,9 @@ pub const TRACE_SH: Scenario = Meta::new("ftrace.session.trace_sh", "2.6.33")
 fn trace_sh(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let (n, path, sym) = openat_loop::prepare(ctx)?;
     let lines = ctx.param_u64("lines", 3)?.clamp(1, 100);
-    let interrupts = std::fs::read_to_string("/proc/interrupts").context("read(/proc/interrupts) failed")?;
-    let Some(irq) = irq_of(&interrupts, "ttyS0") else {
-        return Ok(unsupported(
-            ctx.id(),
-            "no ttyS0 interrupt in /proc/interrupts: the console is not an interrupt-driven 8250",
-            excerpt::head(&interrupts, 16),
-            None,
-        ));
+    let irq = match console_irq(ctx)? {
+        Ok(irq) => irq,
+        Err(r) => return Ok(r),
     };
     openat_loop::fit_buffer(ctx, n, 2048)?;
     let attach = Instant::now();

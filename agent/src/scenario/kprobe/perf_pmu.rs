@@ -29,8 +29,8 @@ pub const OPENAT_RET: Scenario = Meta::new("kprobe.perf_pmu.openat_ret", "4.17")
 
 fn pmu_openat(ctx: &mut Ctx, ret: bool) -> Result<ScenarioResult> {
     let sym = openat_loop::symbol(ctx)?;
-    let ty = perf::pmu_type("kprobe").map_err(anyhow::Error::msg)?;
-    let config = if ret { 1u64 << perf::format_bit("kprobe", "retprobe").map_err(anyhow::Error::msg)? } else { 0 };
+    let ty = perf::pmu_type("kprobe")?;
+    let config = if ret { 1u64 << perf::format_bit("kprobe", "retprobe")? } else { 0 };
     let what = format!("{} hits of {sym} counted", if ret { "kretprobe" } else { "kprobe" });
     let (mut r, pid, reading) =
         count_openat(ctx, what, |pid| open(Attr::counter(ty, config), pid, Some(sym), &format!("kprobe PMU {sym}")))?;

@@ -29,6 +29,21 @@ use std::time::Duration;
 /// because the tool failed; the outer `Err` is the agent's own trouble (infrastructure).
 pub type Step<T> = Result<std::result::Result<T, ScenarioResult>>;
 
+/// The value of a [`Step`]; a finished result (the tool failed) is returned from the scenario,
+/// the agent's own trouble goes up with `?`.
+macro_rules! step {
+    ($e:expr) => {
+        match $e? {
+            Ok(v) => v,
+            Err(r) => return Ok(r),
+        }
+    };
+}
+pub(crate) use step;
+
+/// How long one tool command may take in most scenarios.
+pub const MINUTE: Duration = Duration::from_secs(60);
+
 /// The environment host tools get: a plain root shell's, nothing of the agent's own.
 const ENV: &[(&str, &str)] = &[
     ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
@@ -57,6 +72,16 @@ pub struct Tool {
 }
 
 impl Tool {
+    /// A tool that prints its version when run with `version_argv`.
+    pub const fn asking(
+        name: &'static str,
+        path: &'static str,
+        package: &'static str,
+        version_argv: &'static [&'static str],
+    ) -> Tool {
+        Tool { name, path, package, version_argv, version_file: None }
+    }
+
     /// The requirement: the program in the shared host root.
     pub const fn req(&self) -> Req {
         Req::HostProgram { path: self.path, package: self.package }
@@ -283,6 +308,19 @@ impl Workdir {
     /// Run `argv` with this directory as cwd, up to `timeout`.
     pub fn run(&self, argv: &[&str], timeout: Duration) -> Result<ExecOutcome> {
         run_in(argv, &self.dir, timeout)
+    }
+
+    /// [`Workdir::run`] up to a [`MINUTE`] as a [`Step`]: a tool that does not end well (see
+    /// [`ok`]) ends the scenario `fail` with `reason` and the tool's output as evidence.
+    pub fn step(&self, ctx: &Ctx, tool: &Tool, argv: &[&str], reason: &str) -> Step<ExecOutcome> {
+        let out = self.run(argv, MINUTE)?;
+        Ok(if ok(&out) { Ok(out) } else { Err(failed(ctx, tool, Status::Fail, reason, &out)) })
+    }
+
+    /// [`Workdir::step`] with stdout into the file `file` ([`Workdir::run_to_file`]).
+    pub fn step_to_file(&self, ctx: &Ctx, tool: &Tool, argv: &[&str], file: &str, reason: &str) -> Step<ExecOutcome> {
+        let out = self.run_to_file(argv, file, MINUTE)?;
+        Ok(if ok(&out) { Ok(out) } else { Err(failed(ctx, tool, Status::Fail, reason, &out)) })
     }
 
     /// Run `argv` with stdout into the file `out` of this directory (`/bin/sh -c 'exec argv >

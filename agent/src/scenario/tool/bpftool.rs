@@ -10,24 +10,16 @@ use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
 use crate::scenario::support::bpf::{attach, detach, guarded, release, Hook};
 use crate::scenario::support::gated::workload_problems;
-use crate::scenario::support::host_tool::{self, Tool, Workdir};
+use crate::scenario::support::host_tool::{self, step, Tool, Workdir, MINUTE};
 use crate::scenario::support::verdict::{count, unsupported, verdict};
 use crate::scenario::support::workload::{self, HELLO};
 use anyhow::{Context, Result};
 use kmatrix_proto::{ScenarioResult, Status};
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::Duration;
 
-pub const BPFTOOL: Tool = Tool {
-    name: "bpftool",
-    path: "/usr/sbin/bpftool",
-    package: "bpftool",
-    version_argv: &["/usr/sbin/bpftool", "version"],
-    version_file: None,
-};
+pub const BPFTOOL: Tool = Tool::asking("bpftool", "/usr/sbin/bpftool", "bpftool", &["/usr/sbin/bpftool", "version"]);
 const REQ: Req = BPFTOOL.req();
-const MINUTE: Duration = Duration::from_secs(60);
 const BTF_VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
 /// `bpftool feature probe kernel -j`: bpftool's answers for the program and map types, compared
@@ -210,10 +202,7 @@ fn btf_dump(ctx: &mut Ctx) -> Result<ScenarioResult> {
     }
     let dir = Workdir::new()?;
     let argv = ["/usr/sbin/bpftool", "btf", "dump", "file", BTF_VMLINUX, "format", "c"];
-    let out = dir.run_to_file(&argv, "vmlinux.h", MINUTE)?;
-    if !host_tool::ok(&out) {
-        return Ok(host_tool::failed(ctx, &BPFTOOL, Status::Fail, "bpftool btf dump failed", &out));
-    }
+    step!(dir.step_to_file(ctx, &BPFTOOL, &argv, "vmlinux.h", "bpftool btf dump failed"));
     let header = dir.read("vmlinux.h")?;
     let members = struct_members(&header, "trace_event_raw_sys_enter");
     let mut problems = Vec::new();

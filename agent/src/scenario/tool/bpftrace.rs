@@ -6,7 +6,7 @@
 use crate::mounts::TRACEFS;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
-use crate::scenario::support::host_tool::{self, Step, Tool, Workdir};
+use crate::scenario::support::host_tool::{self, step, Step, Tool, Workdir};
 use crate::scenario::support::openat_loop::{self, OPENAT_LOOP};
 use crate::scenario::support::verdict::{count, verdict};
 use crate::scenario::support::workload::{HELLO, HELLO_DYN};
@@ -15,13 +15,8 @@ use kmatrix_proto::{Count, ScenarioResult, Status};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-pub const BPFTRACE: Tool = Tool {
-    name: "bpftrace",
-    path: "/usr/bin/bpftrace",
-    package: "bpftrace",
-    version_argv: &["/usr/bin/bpftrace", "--version"],
-    version_file: None,
-};
+pub const BPFTRACE: Tool =
+    Tool::asking("bpftrace", "/usr/bin/bpftrace", "bpftrace", &["/usr/bin/bpftrace", "--version"]);
 const REQ: Req = BPFTRACE.req();
 /// bpftrace compiles its program with LLVM before attaching: slow under TCG.
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -121,10 +116,7 @@ fn tracepoint(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let dir = Workdir::new()?;
     let command = format!("{} {n} {}", dir.copy(OPENAT_LOOP)?, dir.touch("target")?);
     let program = "tracepoint:syscalls:sys_enter_openat /pid == cpid/ { @n = count(); }";
-    let (maps, stdout) = match one_liner(ctx, &dir, program, &command)? {
-        Ok(x) => x,
-        Err(r) => return Ok(r),
-    };
+    let (maps, stdout) = step!(one_liner(ctx, &dir, program, &command));
     let mut problems = Vec::new();
     let summary = openat_loop::summary(&stdout).unwrap_or_else(|e| {
         problems.push(format!("{e:#}"));
@@ -156,10 +148,7 @@ fn kretprobe(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let program = format!(
         "kprobe:{sym} /pid == cpid/ {{ @calls = count(); }} kretprobe:{sym} /pid == cpid/ {{ @ret[retval] = count(); }}"
     );
-    let (maps, stdout) = match one_liner(ctx, &dir, &program, &command)? {
-        Ok(x) => x,
-        Err(r) => return Ok(r),
-    };
+    let (maps, stdout) = step!(one_liner(ctx, &dir, &program, &command));
     let mut problems = Vec::new();
     let summary = openat_loop::summary(&stdout).unwrap_or_else(|e| {
         problems.push(format!("{e:#}"));
@@ -197,10 +186,7 @@ fn uprobe(ctx: &mut Ctx) -> Result<ScenarioResult> {
         "uprobe:{hello}:hello_greet /pid == cpid/ {{ @greet = count(); }} \
          uretprobe:{hello}:hello_add /pid == cpid/ {{ @add = count(); @sum = sum(retval); }}"
     );
-    let (maps, stdout) = match one_liner(ctx, &dir, &program, &format!("{hello} {n}"))? {
-        Ok(x) => x,
-        Err(r) => return Ok(r),
-    };
+    let (maps, stdout) = step!(one_liner(ctx, &dir, &program, &format!("{hello} {n}")));
     let counts = vec![
         count("hello, world! lines printed", n, stdout.lines().filter(|l| *l == "hello, world!").count() as u64),
         map_count(&maps, "@greet, uprobe hits on hello_greet", "@greet", n),
@@ -230,10 +216,7 @@ fn usdt(ctx: &mut Ctx) -> Result<ScenarioResult> {
         "usdt:{hello}:hello:greet {{ @greet = count(); }} \
          usdt:{hello}:hello:add {{ @add = count(); @last = max(arg0); @sum = sum(arg1); }}"
     );
-    let (maps, stdout) = match one_liner(ctx, &dir, &program, &format!("{hello} {n}"))? {
-        Ok(x) => x,
-        Err(r) => return Ok(r),
-    };
+    let (maps, stdout) = step!(one_liner(ctx, &dir, &program, &format!("{hello} {n}")));
     let counts = vec![
         count("hello, world! lines printed", n, stdout.lines().filter(|l| *l == "hello, world!").count() as u64),
         map_count(&maps, "@greet, hello:greet probes", "@greet", n),

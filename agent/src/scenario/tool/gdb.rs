@@ -5,21 +5,13 @@
 use crate::excerpt;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
-use crate::scenario::support::host_tool::{self, Tool, Workdir};
+use crate::scenario::support::host_tool::{step, Tool, Workdir};
 use crate::scenario::support::verdict::{count, verdict};
 use crate::scenario::support::workload::HELLO_DYN;
 use anyhow::Result;
-use kmatrix_proto::{ScenarioResult, Status};
-use std::time::Duration;
+use kmatrix_proto::ScenarioResult;
 
-pub const GDB: Tool = Tool {
-    name: "gdb",
-    path: "/usr/bin/gdb",
-    package: "gdb",
-    version_argv: &["/usr/bin/gdb", "--version"],
-    version_file: None,
-};
-const MINUTE: Duration = Duration::from_secs(60);
+pub const GDB: Tool = Tool::asking("gdb", "/usr/bin/gdb", "gdb", &["/usr/bin/gdb", "--version"]);
 
 /// The notes' gdb session on hello, in batch mode: a breakpoint on hello_greet stops the program
 /// exactly N times (`Breakpoint 1, hello_greet (message=...)`), `p message` prints the greeting,
@@ -44,10 +36,7 @@ fn hello(ctx: &mut Ctx) -> Result<ScenarioResult> {
         argv.extend_from_slice(&["-ex", "continue"]);
     }
     argv.extend_from_slice(&["-ex", "disas main", "--args", &prog, &ns]);
-    let out = dir.run(&argv, MINUTE)?;
-    if !host_tool::ok(&out) {
-        return Ok(host_tool::failed(ctx, &GDB, Status::Fail, "gdb -batch failed", &out));
-    }
+    let out = step!(dir.step(ctx, &GDB, &argv, "gdb -batch failed"));
     let text = &out.stdout;
     let stops = text.lines().filter(|l| l.starts_with("Breakpoint 1, hello_greet")).count() as u64;
     let printed = text.lines().filter(|l| l.starts_with("$1 = ") && l.contains("hello, world!")).count() as u64;

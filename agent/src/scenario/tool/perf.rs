@@ -8,25 +8,17 @@
 use crate::mounts::TRACEFS;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
-use crate::scenario::support::host_tool::{self, Tool, Workdir};
+use crate::scenario::support::host_tool::{self, step, Step, Tool, Workdir, MINUTE};
 use crate::scenario::support::openat_loop::{self, OPENAT_LOOP};
 use crate::scenario::support::stacks::{self, Sample};
 use crate::scenario::support::verdict::{count, unsupported, verdict};
 use crate::scenario::support::workload::{HELLO, HELLO_DYN};
 use anyhow::{Context, Result};
-use kmatrix_proto::{ScenarioResult, Status};
+use kmatrix_proto::{ExecOutcome, ScenarioResult, Status};
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
-pub const PERF: Tool = Tool {
-    name: "perf",
-    path: "/usr/bin/perf",
-    package: "linux-perf",
-    version_argv: &["/usr/bin/perf", "version"],
-    version_file: None,
-};
+pub const PERF: Tool = Tool::asking("perf", "/usr/bin/perf", "linux-perf", &["/usr/bin/perf", "version"]);
 const REQ: Req = PERF.req();
-const MINUTE: Duration = Duration::from_secs(60);
 /// Folded stacks kept in a result's detail (a flame graph of `hello` has a few dozen).
 const MAX_FOLDED: usize = 2000;
 
@@ -187,24 +179,33 @@ fn stat_instructions(ctx: &mut Ctx) -> Result<ScenarioResult> {
 // perf record with call graphs and perf report's --sort came with perf (2.6.31).
 pub const RECORD_REPORT: Scenario = Meta::new("tool.perf.record_report", "2.6.31")
     .summary("perf record -g -- ./hello N; perf report --stdio --sort comm,dso,symbol: rows for hello's main and hello_greet")
-    .requires(&[Req::Program(HELLO), REQ])
-    .params(&[("count", "200000")])
+    .requires(HELLO_REQS)
+    .params(HELLO_PARAMS)
     .run(record_report);
 
-fn record_report(ctx: &mut Ctx) -> Result<ScenarioResult> {
+/// What the two `perf record -g -- ./hello N` scenarios need.
+const HELLO_REQS: &[Req] = &[Req::Program(HELLO), REQ];
+const HELLO_PARAMS: &[(&str, &str)] = &[("count", "200000")];
+
+/// `perf record -g -o perf.data -- ./hello N` (quiet) in a new working directory: the directory,
+/// hello's path there and perf record's outcome.
+fn record_hello(ctx: &Ctx) -> Step<(Workdir, String, ExecOutcome)> {
     let n = ctx.declared_count()?.to_string();
     let dir = Workdir::new()?;
     let prog = dir.copy(HELLO)?;
     let cmd = quiet(&prog, &n);
-    let rec = dir.run(&["/usr/bin/perf", "record", "-g", "-o", "perf.data", "--", "/bin/sh", "-c", &cmd], MINUTE)?;
-    if !host_tool::ok(&rec) {
-        return Ok(host_tool::failed(ctx, &PERF, Status::Fail, "perf record -g failed", &rec));
-    }
-    let rep =
-        dir.run(&["/usr/bin/perf", "report", "-i", "perf.data", "--stdio", "--sort", "comm,dso,symbol"], MINUTE)?;
-    if !host_tool::ok(&rep) {
-        return Ok(host_tool::failed(ctx, &PERF, Status::Fail, "perf report failed", &rep));
-    }
+    let argv = ["/usr/bin/perf", "record", "-g", "-o", "perf.data", "--", "/bin/sh", "-c", &cmd];
+    Ok(dir.step(ctx, &PERF, &argv, "perf record -g failed")?.map(|rec| (dir, prog, rec)))
+}
+
+fn record_report(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    let (dir, prog, rec) = step!(record_hello(ctx));
+    let rep = step!(dir.step(
+        ctx,
+        &PERF,
+        &["/usr/bin/perf", "report", "-i", "perf.data", "--stdio", "--sort", "comm,dso,symbol"],
+        "perf report failed"
+    ));
     let samples = recorded_samples(&rec.stderr);
     let rows = report_rows(&rep.stdout);
     let dso = std::path::Path::new(&prog).file_name().and_then(|n| n.to_str()).unwrap_or("hello");
@@ -288,6 +289,16 @@ pub const RECORD_SYSTEM: Scenario = Meta::new("tool.perf.record_system", "2.6.31
     .params(&[("seconds", "1")])
     .run(record_system);
 
+/// `perf script -i perf.data` into script.txt, parsed into samples.
+fn script_samples(ctx: &Ctx, dir: &Workdir) -> Step<Vec<Sample>> {
+    let argv = ["/usr/bin/perf", "script", "-i", "perf.data"];
+    let script = dir.step_to_file(ctx, &PERF, &argv, "script.txt", "perf script failed")?;
+    Ok(match script {
+        Ok(_) => Ok(stacks::parse_perf_script(&dir.read("script.txt")?)),
+        Err(r) => Err(r),
+    })
+}
+
 fn record_system(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let secs = ctx.param_u64("seconds", 1)?;
     anyhow::ensure!((1..=30).contains(&secs), "parameter seconds={secs} out of range 1..=30");
@@ -300,16 +311,13 @@ fn record_system(ctx: &mut Ctx) -> Result<ScenarioResult> {
     if !host_tool::ok(&rec) {
         return Ok(host_tool::failed(ctx, &PERF, Status::Fail, "perf record -ag failed", &rec));
     }
-    let rep =
-        dir.run(&["/usr/bin/perf", "report", "-i", "perf.data", "--stdio", "--sort", "comm,dso,symbol"], MINUTE)?;
-    if !host_tool::ok(&rep) {
-        return Ok(host_tool::failed(ctx, &PERF, Status::Fail, "perf report failed", &rep));
-    }
-    let script = dir.run_to_file(&["/usr/bin/perf", "script", "-i", "perf.data"], "script.txt", MINUTE)?;
-    if !host_tool::ok(&script) {
-        return Ok(host_tool::failed(ctx, &PERF, Status::Fail, "perf script failed", &script));
-    }
-    let samples = stacks::parse_perf_script(&dir.read("script.txt")?);
+    let rep = step!(dir.step(
+        ctx,
+        &PERF,
+        &["/usr/bin/perf", "report", "-i", "perf.data", "--stdio", "--sort", "comm,dso,symbol"],
+        "perf report failed"
+    ));
+    let samples = step!(script_samples(ctx, &dir));
     let mut per_task: BTreeMap<String, u64> = BTreeMap::new();
     for s in &samples {
         *per_task.entry(format!("{}/{}", s.comm, s.pid)).or_insert(0) += 1;
@@ -369,15 +377,8 @@ fn record_dwarf(ctx: &mut Ctx) -> Result<ScenarioResult> {
         "-c",
         &cmd,
     ];
-    let rec = dir.run(&argv, MINUTE)?;
-    if !host_tool::ok(&rec) {
-        return Ok(host_tool::failed(ctx, &PERF, Status::Fail, "perf record --call-graph dwarf failed", &rec));
-    }
-    let script = dir.run_to_file(&["/usr/bin/perf", "script", "-i", "perf.data"], "script.txt", MINUTE)?;
-    if !host_tool::ok(&script) {
-        return Ok(host_tool::failed(ctx, &PERF, Status::Fail, "perf script failed", &script));
-    }
-    let samples = stacks::parse_perf_script(&dir.read("script.txt")?);
+    step!(dir.step(ctx, &PERF, &argv, "perf record --call-graph dwarf failed"));
+    let samples = step!(script_samples(ctx, &dir));
     let in_hello: Vec<&Sample> =
         samples.iter().filter(|s| prog.ends_with(&s.comm) && (s.has("hello_greet") || s.has("hello_add"))).collect();
     let unwound =
@@ -407,24 +408,19 @@ fn record_dwarf(ctx: &mut Ctx) -> Result<ScenarioResult> {
 // perf script came in 2.6.35.
 pub const FLAMEGRAPH: Scenario = Meta::new("tool.perf.flamegraph", "2.6.35")
     .summary("perf record -g -- ./hello N; perf script folded into flame graph stacks (detail.collapsed) naming main;hello_greet")
-    .requires(&[Req::Program(HELLO), REQ])
-    .params(&[("count", "200000")])
+    .requires(HELLO_REQS)
+    .params(HELLO_PARAMS)
     .run(flamegraph);
 
 fn flamegraph(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?.to_string();
-    let dir = Workdir::new()?;
-    let prog = dir.copy(HELLO)?;
-    let cmd = quiet(&prog, &n);
-    let rec = dir.run(&["/usr/bin/perf", "record", "-g", "-o", "perf.data", "--", "/bin/sh", "-c", &cmd], MINUTE)?;
-    if !host_tool::ok(&rec) {
-        return Ok(host_tool::failed(ctx, &PERF, Status::Fail, "perf record -g failed", &rec));
-    }
-    let script =
-        dir.run_to_file(&["/usr/bin/perf", "script", "-F", "+pid", "-i", "perf.data"], "script.txt", MINUTE)?;
-    if !host_tool::ok(&script) {
-        return Ok(host_tool::failed(ctx, &PERF, Status::Fail, "perf script failed", &script));
-    }
+    let (dir, _, _) = step!(record_hello(ctx));
+    step!(dir.step_to_file(
+        ctx,
+        &PERF,
+        &["/usr/bin/perf", "script", "-F", "+pid", "-i", "perf.data"],
+        "script.txt",
+        "perf script failed"
+    ));
     let text = dir.read("script.txt").context("perf script output")?;
     let samples = stacks::parse_perf_script(&text);
     let folded = stacks::collapse(&samples);

@@ -4,21 +4,13 @@
 use crate::excerpt;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
-use crate::scenario::support::host_tool::{self, Tool, Workdir};
+use crate::scenario::support::host_tool::{step, Tool, Workdir};
 use crate::scenario::support::openat_loop::{self, OPENAT_LOOP};
 use crate::scenario::support::verdict::{count, verdict};
 use anyhow::Result;
-use kmatrix_proto::{ScenarioResult, Status};
-use std::time::Duration;
+use kmatrix_proto::ScenarioResult;
 
-pub const STRACE: Tool = Tool {
-    name: "strace",
-    path: "/usr/bin/strace",
-    package: "strace",
-    version_argv: &["/usr/bin/strace", "-V"],
-    version_file: None,
-};
-const MINUTE: Duration = Duration::from_secs(60);
+pub const STRACE: Tool = Tool::asking("strace", "/usr/bin/strace", "strace", &["/usr/bin/strace", "-V"]);
 
 /// The notes' `strace ./hello`, as `strace -e trace=openat -o FILE openat-loop N PATH`: exactly
 /// N openat calls of PATH, each returning an fd.
@@ -35,10 +27,12 @@ fn openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let prog = dir.copy(OPENAT_LOOP)?;
     let path = openat_loop::target_path(ctx)?;
     let ns = n.to_string();
-    let out = dir.run(&["/usr/bin/strace", "-e", "trace=openat", "-o", "strace.txt", &prog, &ns, &path], MINUTE)?;
-    if !host_tool::ok(&out) {
-        return Ok(host_tool::failed(ctx, &STRACE, Status::Fail, "strace failed", &out));
-    }
+    let out = step!(dir.step(
+        ctx,
+        &STRACE,
+        &["/usr/bin/strace", "-e", "trace=openat", "-o", "strace.txt", &prog, &ns, &path],
+        "strace failed"
+    ));
     let text = dir.read("strace.txt")?;
     // `openat(AT_FDCWD, "/tmp/kmatrix-openat", O_RDONLY|O_CLOEXEC) = 3`
     let calls: Vec<&str> = text.lines().filter(|l| l.starts_with("openat(")).collect();

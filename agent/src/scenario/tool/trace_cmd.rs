@@ -13,7 +13,7 @@
 use crate::excerpt;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
-use crate::scenario::support::host_tool::{self, Step, Tool, Workdir};
+use crate::scenario::support::host_tool::{self, Step, Tool, Workdir, MINUTE};
 use crate::scenario::support::openat_loop::{self, Summary, OPENAT_LOOP};
 use crate::scenario::support::tracer::FUNCTION_TRACER;
 use crate::scenario::support::verdict::{count, verdict};
@@ -21,15 +21,9 @@ use anyhow::{bail, Result};
 use kmatrix_proto::{ScenarioResult, Status};
 use std::time::Duration;
 
-pub const TRACE_CMD: Tool = Tool {
-    name: "trace-cmd",
-    path: "/usr/bin/trace-cmd",
-    package: "trace-cmd",
-    version_argv: &["/usr/bin/trace-cmd", "--version"],
-    version_file: None,
-};
+pub const TRACE_CMD: Tool =
+    Tool::asking("trace-cmd", "/usr/bin/trace-cmd", "trace-cmd", &["/usr/bin/trace-cmd", "--version"]);
 const REQ: Req = TRACE_CMD.req();
-const MINUTE: Duration = Duration::from_secs(60);
 const OPENAT_EVENT: &str = "syscalls/sys_enter_openat";
 /// How long trace-cmd may take to stop by itself once the `-P` process has exited.
 const STOP_WAIT: Duration = Duration::from_secs(20);

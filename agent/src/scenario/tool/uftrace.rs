@@ -10,7 +10,7 @@
 use crate::excerpt;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
-use crate::scenario::support::host_tool::{self, Step, Tool, Workdir};
+use crate::scenario::support::host_tool::{self, step, Step, Tool, Workdir, MINUTE};
 use crate::scenario::support::stacks;
 use crate::scenario::support::verdict::{count, verdict};
 use crate::scenario::support::workload::HELLO_DYN;
@@ -18,17 +18,9 @@ use anyhow::{Context, Result};
 use kmatrix_proto::{Count, ScenarioResult, Status};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::time::Duration;
 
-pub const UFTRACE: Tool = Tool {
-    name: "uftrace",
-    path: "/usr/bin/uftrace",
-    package: "uftrace",
-    version_argv: &["/usr/bin/uftrace", "--version"],
-    version_file: None,
-};
+pub const UFTRACE: Tool = Tool::asking("uftrace", "/usr/bin/uftrace", "uftrace", &["/usr/bin/uftrace", "--version"]);
 const REQ: Req = UFTRACE.req();
-const MINUTE: Duration = Duration::from_secs(60);
 /// `program`: the image's program to record (hello-dyn; a static one shows uftrace's refusal).
 const PARAMS: &[(&str, &str)] = &[("count", "10"), ("program", HELLO_DYN)];
 
@@ -139,19 +131,11 @@ pub const REPLAY: Scenario = Meta::new("tool.uftrace.replay", "2.6.32")
 
 fn replay_tree(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let n = ctx.declared_count()?;
-    let dir = match record(ctx, n, false)? {
-        Ok(d) => d,
-        Err(r) => return Ok(r),
-    };
-    let (calls, text) = match replay(ctx, &dir)? {
-        Ok(x) => x,
-        Err(r) => return Ok(r),
-    };
+    let dir = step!(record(ctx, n, false));
+    let (calls, text) = step!(replay(ctx, &dir));
     // The seeds' `uftrace report`: the calls column of hello_greet and hello_add is N.
-    let rep = dir.run(&["/usr/bin/uftrace", "report", "-d", "uftrace.data"], MINUTE)?;
-    if !host_tool::ok(&rep) {
-        return Ok(host_tool::failed(ctx, &UFTRACE, Status::Fail, "uftrace report failed", &rep));
-    }
+    let rep =
+        step!(dir.step(ctx, &UFTRACE, &["/usr/bin/uftrace", "report", "-d", "uftrace.data"], "uftrace report failed"));
     let mut counts = hello_counts(n, &calls);
     for f in ["hello_greet", "hello_add"] {
         counts.push(count(format!("uftrace report's calls of {f}"), n, report_calls(&rep.stdout, f).unwrap_or(0)));
@@ -183,14 +167,8 @@ pub const KERNEL: Scenario = Meta::new("tool.uftrace.kernel", "3.10")
 
 fn kernel(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let n = ctx.declared_count()?;
-    let dir = match record(ctx, n, true)? {
-        Ok(d) => d,
-        Err(r) => return Ok(r),
-    };
-    let (calls, text) = match replay(ctx, &dir)? {
-        Ok(x) => x,
-        Err(r) => return Ok(r),
-    };
+    let dir = step!(record(ctx, n, true));
+    let (calls, text) = step!(replay(ctx, &dir));
     let names: BTreeSet<&str> = calls.iter().map(|c| c.name.as_str()).collect();
     let kernel = kernel_text_symbols(&names)?;
     let kernel_calls = calls.iter().filter(|c| kernel.contains(c.name.as_str())).count() as u64;
@@ -228,15 +206,14 @@ pub const CHROME: Scenario = Meta::new("tool.uftrace.chrome", "2.6.32")
 
 fn chrome(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let n = ctx.declared_count()?;
-    let dir = match record(ctx, n, false)? {
-        Ok(d) => d,
-        Err(r) => return Ok(r),
-    };
-    let out =
-        dir.run_to_file(&["/usr/bin/uftrace", "dump", "-d", "uftrace.data", "--chrome"], "chrome.json", MINUTE)?;
-    if !host_tool::ok(&out) {
-        return Ok(host_tool::failed(ctx, &UFTRACE, Status::Fail, "uftrace dump --chrome failed", &out));
-    }
+    let dir = step!(record(ctx, n, false));
+    step!(dir.step_to_file(
+        ctx,
+        &UFTRACE,
+        &["/usr/bin/uftrace", "dump", "-d", "uftrace.data", "--chrome"],
+        "chrome.json",
+        "uftrace dump --chrome failed"
+    ));
     let text = dir.read("chrome.json")?;
     let json: serde_json::Value = match serde_json::from_str(&text) {
         Ok(j) => j,
@@ -280,14 +257,13 @@ pub const FLAME_GRAPH: Scenario = Meta::new("tool.uftrace.flame_graph", "2.6.32"
 
 fn flame_graph(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let n = ctx.declared_count()?;
-    let dir = match record(ctx, n, false)? {
-        Ok(d) => d,
-        Err(r) => return Ok(r),
-    };
-    let out = dir.run(&["/usr/bin/uftrace", "dump", "-d", "uftrace.data", "--flame-graph"], MINUTE)?;
-    if !host_tool::ok(&out) {
-        return Ok(host_tool::failed(ctx, &UFTRACE, Status::Fail, "uftrace dump --flame-graph failed", &out));
-    }
+    let dir = step!(record(ctx, n, false));
+    let out = step!(dir.step(
+        ctx,
+        &UFTRACE,
+        &["/usr/bin/uftrace", "dump", "-d", "uftrace.data", "--flame-graph"],
+        "uftrace dump --flame-graph failed"
+    ));
     let mut problems = Vec::new();
     let folded = stacks::parse_folded(&out.stdout).unwrap_or_else(|line| {
         problems.push(format!("not a folded stack line: {line:?}"));

@@ -27,7 +27,7 @@ pub const HELLO: Scenario = Meta::new("uprobe.perf_pmu.hello", "4.17")
 fn hello(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let n = ctx.declared_count()?;
     let offset = elf::function_offset(Path::new(workload::HELLO), "hello_greet")?;
-    let ty = perf::pmu_type("uprobe").map_err(anyhow::Error::msg)?;
+    let ty = perf::pmu_type("uprobe")?;
     let attach = Instant::now();
     let w = workload::start_hello(n)?;
     let pid = w.pid();

@@ -1,0 +1,36 @@
+//! How a run's guests boot — the session (cache, QEMU, accelerator), where kernels come from,
+//! memory, timeouts, snapshots — as the scheduler (`kmatrix run`) and bisection both need it, so
+//! the two cannot drift apart. Not here: what runs in the guests (the scheduler's plan, the
+//! bisection's predicate).
+
+use crate::guest::GuestOptions;
+use crate::kernel::FetchOptions;
+use crate::session::Session;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What every boot of a run shares.
+#[derive(Debug, Clone)]
+pub struct GuestSettings {
+    /// Cache, QEMU and the accelerator (which may switch to TCG mid-run).
+    pub session: Arc<Session>,
+    pub fetch: FetchOptions,
+    pub memory_mb: u32,
+    pub boot_timeout: Duration,
+    pub scenario_timeout: Duration,
+    /// Start guests from snapshots taken at `Hello` (see `vm::snapshot`).
+    pub snapshots: bool,
+}
+
+impl GuestSettings {
+    /// The options of one boot, its console log at `log`: the session's QEMU and accelerator,
+    /// this run's memory, boot timeout and snapshots.
+    pub fn options(&self, log: PathBuf) -> GuestOptions {
+        let mut opts = self.session.guest_options(log);
+        opts.memory_mb = self.memory_mb;
+        opts.boot_timeout = self.boot_timeout;
+        opts.snapshots = self.snapshots.then(|| self.session.cache.clone());
+        opts
+    }
+}
