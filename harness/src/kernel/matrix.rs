@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::arch::Arch;
 use super::error::{KernelError, Result};
 use super::index::{DebPackage, Signature};
 use crate::cache::write_atomic;
@@ -33,16 +34,25 @@ pub struct MatrixKernel {
     pub suite: String,
     /// Upstream version line: `6.1` takes the newest `6.1.x` build of the suite.
     pub line: String,
-    #[serde(default = "default_flavour")]
-    pub flavour: String,
+    /// The guest architecture (default x86_64): which `binary-<arch>` index, which QEMU.
+    #[serde(default, skip_serializing_if = "Arch::is_default")]
+    pub arch: Arch,
+    /// The kernel flavour (default: the architecture's plain one, `amd64` or `arm64`; no
+    /// -cloud/-rt builds).
+    #[serde(default)]
+    pub flavour: Option<String>,
     /// Part of the default matrix (`kmatrix test` without `--kernel`).
     #[serde(default = "yes")]
     pub default: bool,
 }
 
-fn default_flavour() -> String {
-    "amd64".into()
+impl MatrixKernel {
+    /// The `linux-image-*-<flavour>` suffix this kernel is resolved with.
+    pub fn flavour(&self) -> &str {
+        self.flavour.as_deref().unwrap_or(self.arch.debian())
+    }
 }
+
 fn yes() -> bool {
     true
 }
@@ -116,6 +126,9 @@ impl Matrix {
 #[serde(deny_unknown_fields)]
 pub struct LockedKernel {
     pub suite: String,
+    /// The guest architecture; absent means x86_64 (locks written before arm64 existed).
+    #[serde(default, skip_serializing_if = "Arch::is_default")]
+    pub arch: Arch,
     /// The `linux-image-*` package the build is named by.
     pub image: String,
     pub version: String,
@@ -327,6 +340,7 @@ mod tests {
             "debian-6.1".into(),
             LockedKernel {
                 suite: "bookworm".into(),
+                arch: Arch::X86_64,
                 image: "linux-image-6.1.0-50-amd64".into(),
                 version: "6.1.176-1".into(),
                 release: "6.1.0-50-amd64".into(),

@@ -319,6 +319,7 @@ async fn probe_kvm(cache: &Cache, qemu: &Path) -> (Accel, String) {
 pub async fn run_probe(qemu: &Path, image: &Path, accel: Accel, deadline: Duration) -> Result<Duration, String> {
     let cfg = QemuConfig {
         qemu: qemu.to_path_buf(),
+        arch: crate::kernel::Arch::X86_64,
         kernel: image.to_path_buf(),
         initrd: None,
         accel,
