@@ -22,11 +22,19 @@ pub const ARG_REGS: [&str; 4] = ["%di", "%si", "%dx", "%cx"];
 #[cfg(target_arch = "aarch64")]
 pub const ARG_REGS: [&str; 4] = ["%x0", "%x1", "%x2", "%x3"];
 
-/// The function every syscall's kernel stack goes through.
+/// The function every syscall's kernel stack goes through, the syscall's own frames and the
+/// sys_enter tracepoint's alike (on arm64 the tracepoint fires from el0_svc_common, before
+/// invoke_syscall: do_el0_svc is below both).
 #[cfg(target_arch = "x86_64")]
 pub const SYSCALL_ENTRY: &str = "do_syscall_64";
 #[cfg(target_arch = "aarch64")]
-pub const SYSCALL_ENTRY: &str = "invoke_syscall";
+pub const SYSCALL_ENTRY: &str = "do_el0_svc";
+
+/// The console UART's name in /proc/interrupts (the 8250's ttyS0, the PL011 of QEMU's virt).
+#[cfg(target_arch = "x86_64")]
+pub const CONSOLE_IRQ: &str = "ttyS0";
+#[cfg(target_arch = "aarch64")]
+pub const CONSOLE_IRQ: &str = "uart-pl011";
 
 /// The syscall wrapper of `name` on this architecture, then the generic name older kernels use.
 pub fn syscall_symbols(name: &str) -> [String; 2] {
@@ -38,6 +46,24 @@ pub fn syscall_symbols(name: &str) -> [String; 2] {
 const EM_SELF: u16 = 62;
 #[cfg(target_arch = "aarch64")]
 const EM_SELF: u16 = 183;
+
+/// Why the program `path` of the file tree at `root` (the shared host root) cannot run on this
+/// CPU: its ELF, or for a `#!` script its interpreter's (`/usr/bin/env python3` too).
+pub fn foreign_program(root: &std::path::Path, path: &str) -> Option<String> {
+    let inside = root.join(path.trim_start_matches('/'));
+    let head = std::fs::read(&inside).ok().map(|b| b[..b.len().min(256)].to_vec())?;
+    if let Some(rest) = head.strip_prefix(b"#!") {
+        let line = String::from_utf8_lossy(rest.split(|&c| c == b'\n').next().unwrap_or(&[])).into_owned();
+        let mut words = line.split_whitespace();
+        let mut interp = words.next()?.to_string();
+        if interp.ends_with("/env") {
+            interp = format!("/usr/bin/{}", words.next()?);
+        }
+        let why = foreign_elf(&root.join(interp.trim_start_matches('/')))?;
+        return Some(format!("is a script whose interpreter {interp} {why}"));
+    }
+    foreign_elf(&inside)
+}
 
 /// Why the ELF executable at `path` cannot run on this CPU (a host tool of an x86_64 host in an
 /// arm64 guest), or None when it can or is not an ELF file (a script: its interpreter decides).
@@ -83,5 +109,15 @@ mod tests {
         std::fs::remove_file(&d).unwrap();
         assert!(why.contains(&format!("ELF machine {other}")), "{why}");
         assert_eq!(foreign_elf(std::path::Path::new("/nonexistent")), None);
+        // A script is judged by its interpreter, through /usr/bin/env too.
+        let root = std::env::temp_dir().join(format!("km-arch-root-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+        std::fs::write(root.join("usr/bin/python3"), &elf).unwrap();
+        std::fs::write(root.join("usr/bin/tool"), "#!/usr/bin/env python3\nprint(1)\n").unwrap();
+        std::fs::write(root.join("usr/bin/ok"), "#!/bin/nothing-here\n").unwrap();
+        let why = foreign_program(&root, "/usr/bin/tool").unwrap();
+        assert!(why.starts_with("is a script whose interpreter /usr/bin/python3 is built for"), "{why}");
+        assert_eq!(foreign_program(&root, "/usr/bin/ok"), None);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -238,10 +238,10 @@ pub const IRQ_HANDLER: Scenario = Meta::new("ftrace.event.irq_handler", "2.6.30"
 fn irq_handler(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let n = ctx.declared_count()?;
     let interrupts = std::fs::read_to_string("/proc/interrupts").context("read(/proc/interrupts) failed")?;
-    let Some(irq) = irq_of(&interrupts, "ttyS0") else {
+    let Some(irq) = irq_of(&interrupts, crate::arch::CONSOLE_IRQ) else {
         return Ok(unsupported(
             ctx.id(),
-            "no ttyS0 interrupt in /proc/interrupts: the console is not an interrupt-driven 8250",
+            format!("no {} interrupt in /proc/interrupts: the console is not an interrupt-driven UART", crate::arch::CONSOLE_IRQ),
             excerpt::head(&interrupts, 16),
             None,
         ));
@@ -278,7 +278,7 @@ fn irq_handler(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let delta = after.zip(before).map(|(a, b)| a.saturating_sub(b)).unwrap_or(0);
     let mut problems = Vec::new();
     if delta == 0 {
-        problems.push(format!("no ttyS0 interrupt (irq {irq}) while writing {n} console lines"));
+        problems.push(format!("no {} interrupt (irq {irq}) while writing {n} console lines", crate::arch::CONSOLE_IRQ));
     }
     if parsed.lost > 0 {
         problems.push(format!("{} events lost", parsed.lost));
@@ -294,7 +294,7 @@ fn irq_handler(ctx: &mut Ctx) -> Result<ScenarioResult> {
     );
     r.timings.run_ms = run_ms;
     r.detail =
-        serde_json::json!({ "irq": irq, "device": "ttyS0", "interrupts_before": before, "interrupts_after": after });
+        serde_json::json!({ "irq": irq, "device": crate::arch::CONSOLE_IRQ, "interrupts_before": before, "interrupts_after": after });
     Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))
 }
 

@@ -56,7 +56,7 @@ fn openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
 pub const STACKTRACE: Scenario = Meta::new("ftrace.function.stacktrace", "2.6.30")
     .summary(
         "function tracer + func_stack_trace + sym-offset on the openat function: N entries, N stacks with \
-        symbol+offset frames reaching do_syscall_64",
+        symbol+offset frames reaching the syscall entry (do_syscall_64, do_el0_svc on arm64)",
     )
     .requires(&[
         FUNCTION_TRACER,

@@ -60,10 +60,10 @@ fn trace_sh(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let (n, path, sym) = openat_loop::prepare(ctx)?;
     let lines = ctx.param_u64("lines", 3)?.clamp(1, 100);
     let interrupts = std::fs::read_to_string("/proc/interrupts").context("read(/proc/interrupts) failed")?;
-    let Some(irq) = irq_of(&interrupts, "ttyS0") else {
+    let Some(irq) = irq_of(&interrupts, crate::arch::CONSOLE_IRQ) else {
         return Ok(unsupported(
             ctx.id(),
-            "no ttyS0 interrupt in /proc/interrupts: the console is not an interrupt-driven 8250",
+            format!("no {} interrupt in /proc/interrupts: the console is not an interrupt-driven UART", crate::arch::CONSOLE_IRQ),
             excerpt::head(&interrupts, 16),
             None,
         ));
