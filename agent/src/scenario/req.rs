@@ -118,8 +118,9 @@ impl Req {
                         ))
                     } else {
                         // The host's tools run in the guest only when host and guest share a CPU.
-                        crate::arch::foreign_program(Path::new(crate::share::HOST_ROOT), path)
-                            .map(|why| (format!("host program {path} cannot run in this guest"), format!("{inside} {why}")))
+                        crate::arch::foreign_program(Path::new(crate::share::HOST_ROOT), path).map(|why| {
+                            (format!("host program {path} cannot run in this guest"), format!("{inside} {why}"))
+                        })
                     }
                 }
             },

@@ -99,10 +99,9 @@ pub fn find_btf(image: &[u8]) -> Option<Range<usize>> {
         };
         let end = start.checked_add(24)?.checked_add(str_off)?.checked_add(str_len)?;
         let tiles = type_off == 0 && str_off == type_len && str_len > 0;
-        if tiles && end <= image.len() && image.get(start + 24 + str_off) == Some(&0) {
-            if best.as_ref().is_none_or(|b| b.len() < end - start) {
-                best = Some(start..end);
-            }
+        let fits = tiles && end <= image.len() && image.get(start + 24 + str_off) == Some(&0);
+        if fits && best.as_ref().is_none_or(|b| b.len() < end - start) {
+            best = Some(start..end);
         }
     }
     best
@@ -154,7 +153,7 @@ mod tests {
         assert!(matches!(unwrap_image(&bad), Err(Arm64Error::ZbootOutside { .. })));
         let mut lz = z.clone();
         lz[24..28].copy_from_slice(b"lz4\0");
-        assert_eq!(unwrap_image(&lz).unwrap_err().to_string().contains("\"lz4\""), true);
+        assert!(unwrap_image(&lz).unwrap_err().to_string().contains("\"lz4\""));
         assert!(matches!(unwrap_image(&[0u8; 64]), Err(Arm64Error::NotImage)));
         assert!(matches!(unwrap_image(&gz(b"not a kernel")), Err(Arm64Error::NotImage)));
     }

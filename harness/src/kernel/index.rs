@@ -14,10 +14,10 @@ use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
+use super::arch::Arch;
 use super::error::{KernelError, Result};
 use super::mirror::Mirror;
 use super::version;
-use super::arch::Arch;
 use crate::cache::{write_atomic, Cache};
 
 /// Where the Debian archive keyring lives when `debian-archive-keyring` is installed.
@@ -559,7 +559,12 @@ mod tests {
     const RELEASE: &str = include_str!("fixtures/Release.head");
 
     fn index(suite: &str) -> SuiteIndex {
-        SuiteIndex { suite: suite.into(), arch: Arch::X86_64, signature: Signature::Good, packages: parse_packages(PACKAGES) }
+        SuiteIndex {
+            suite: suite.into(),
+            arch: Arch::X86_64,
+            signature: Signature::Good,
+            packages: parse_packages(PACKAGES),
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! from here. All functions block (network and disk); async callers use `spawn_blocking`.
 
 pub mod arch;
+pub mod arm64;
 pub mod changelog;
 pub mod compress;
 pub mod config;
@@ -19,7 +20,6 @@ pub mod mirror;
 pub mod modules;
 mod source;
 mod store;
-pub mod arm64;
 pub mod version;
 
 #[cfg(test)]
@@ -228,9 +228,8 @@ pub fn prepare(spec: &KernelSpec, cache: &Cache, opts: &FetchOptions) -> Result<
             let lock_name =
                 kd.lock_path().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in kernels.lock".into());
             // A lock entry for another suite or line (the matrix changed since) does not count.
-            let current = |l: &&LockedKernel| {
-                l.suite == mk.suite && l.arch == mk.arch && version::in_line(&l.version, &mk.line)
-            };
+            let current =
+                |l: &&LockedKernel| l.suite == mk.suite && l.arch == mk.arch && version::in_line(&l.version, &mk.line);
             if let Some(l) = lock.kernels.get(id).filter(current) {
                 let r = Resolved {
                     suite: l.suite.clone(),

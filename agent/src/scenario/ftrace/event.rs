@@ -241,7 +241,10 @@ fn irq_handler(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let Some(irq) = irq_of(&interrupts, crate::arch::CONSOLE_IRQ) else {
         return Ok(unsupported(
             ctx.id(),
-            format!("no {} interrupt in /proc/interrupts: the console is not an interrupt-driven UART", crate::arch::CONSOLE_IRQ),
+            format!(
+                "no {} interrupt in /proc/interrupts: the console is not an interrupt-driven UART",
+                crate::arch::CONSOLE_IRQ
+            ),
             excerpt::head(&interrupts, 16),
             None,
         ));
@@ -293,8 +296,7 @@ fn irq_handler(ctx: &mut Ctx) -> Result<ScenarioResult> {
         problems,
     );
     r.timings.run_ms = run_ms;
-    r.detail =
-        serde_json::json!({ "irq": irq, "device": crate::arch::CONSOLE_IRQ, "interrupts_before": before, "interrupts_after": after });
+    r.detail = serde_json::json!({ "irq": irq, "device": crate::arch::CONSOLE_IRQ, "interrupts_before": before, "interrupts_after": after });
     Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))
 }
 

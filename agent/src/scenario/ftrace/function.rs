@@ -104,7 +104,8 @@ fn stacktrace(ctx: &mut Ctx) -> Result<ScenarioResult> {
         stacks.iter().filter(|s| past_trampoline(s).first().map(|f| trace::frame_symbol(f).0) == Some(sym)).count()
             as u64;
     let reach_entry =
-        stacks.iter().filter(|s| s.frames.iter().any(|f| trace::frame_symbol(f).0 == arch::SYSCALL_ENTRY)).count() as u64;
+        stacks.iter().filter(|s| s.frames.iter().any(|f| trace::frame_symbol(f).0 == arch::SYSCALL_ENTRY)).count()
+            as u64;
     let mut problems = trace_problems(&t.done, parsed.lost);
     let summary = openat_loop::account(&t.done, &mut problems);
     let mut counts = openat_loop::counts(
@@ -213,8 +214,7 @@ fn filter_appends(ctx: &mut Ctx) -> Result<ScenarioResult> {
 fn past_trampoline<'a>(s: &trace::Stack<'a>) -> Vec<&'a str> {
     // x86 prints the trampoline as `[FTRACE TRAMPOLINE]` or a bare address; arm64 as the
     // `ftrace_caller` entry code.
-    let trampoline = |f: &str| {
-        f == "[FTRACE TRAMPOLINE]" || f.starts_with("0x") || trace::frame_symbol(f).0 == "ftrace_caller"
-    };
+    let trampoline =
+        |f: &str| f == "[FTRACE TRAMPOLINE]" || f.starts_with("0x") || trace::frame_symbol(f).0 == "ftrace_caller";
     s.frames.iter().copied().skip_while(|f| trampoline(f)).collect()
 }

@@ -43,7 +43,10 @@ fn stacktrace(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let parsed = trace::parse(&text);
     let events = parsed.entries.iter().filter(|e| e.pid == a.pid && e.body.starts_with("sys_openat(")).count() as u64;
     let stacks: Vec<trace::Stack> = trace::stacks(&text).into_iter().filter(|s| s.pid == a.pid).collect();
-    let reach = stacks.iter().filter(|s| s.frames.iter().any(|f| trace::frame_symbol(f).0 == crate::arch::SYSCALL_ENTRY)).count();
+    let reach = stacks
+        .iter()
+        .filter(|s| s.frames.iter().any(|f| trace::frame_symbol(f).0 == crate::arch::SYSCALL_ENTRY))
+        .count();
     let mut problems = trace_problems(&a.done, parsed.lost);
     let summary = openat_loop::account(&a.done, &mut problems);
     let mut counts = openat_loop::counts(n, &summary, "sys_enter_openat events of the workload", events);

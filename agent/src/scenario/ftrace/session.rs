@@ -63,7 +63,10 @@ fn trace_sh(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let Some(irq) = irq_of(&interrupts, crate::arch::CONSOLE_IRQ) else {
         return Ok(unsupported(
             ctx.id(),
-            format!("no {} interrupt in /proc/interrupts: the console is not an interrupt-driven UART", crate::arch::CONSOLE_IRQ),
+            format!(
+                "no {} interrupt in /proc/interrupts: the console is not an interrupt-driven UART",
+                crate::arch::CONSOLE_IRQ
+            ),
             excerpt::head(&interrupts, 16),
             None,
         ));

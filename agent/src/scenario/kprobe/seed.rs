@@ -17,7 +17,6 @@ use anyhow::{Context, Result};
 use kmatrix_proto::ScenarioResult;
 use std::time::Instant;
 
-
 /// `p:function do_sys_open` (event `kprobes/function`), enabled with `events/kprobes/enable`,
 /// filtered to openat-loop N: N hits expected, openat reaching do_sys_open. A control probe on
 /// the openat syscall wrapper shows the calls were made: when it counts N and do_sys_open 0,
