@@ -1,7 +1,7 @@
 //! Compiles the BPF programs of `tracer-ebpf/src/*.bpf.c` into objects in OUT_DIR, which the
 //! agent embeds (`bpf::objects`).
 //!
-//! `clang -target bpf -g -O2 -D__TARGET_ARCH_x86` against libbpf's headers and our hand-written
+//! `clang -target bpf -g -O2 -D__TARGET_ARCH_<x86|arm64>` (the agent's target) against libbpf's headers and our hand-written
 //! `tracer-ebpf/include/vmlinux.h` (why by hand: see that file). `-g` gives the objects BTF and
 //! BTF.ext, which carry the CO-RE relocations aya resolves against each kernel's BTF at load.
 //! Rust BPF (aya-ebpf) would need bpf-linker on LLVM 22, which cannot be installed here, hence C.
@@ -31,6 +31,11 @@ fn main() {
         fail(&format!("libbpf headers not found (/usr/include/bpf/bpf_helpers.h); {INSTALL}"));
     }
 
+    // The BPF objects read registers by the guest's layout: the agent's target architecture.
+    let arch_flag = match env::var("CARGO_CFG_TARGET_ARCH").as_deref() {
+        Ok("aarch64") => "-D__TARGET_ARCH_arm64",
+        _ => "-D__TARGET_ARCH_x86",
+    };
     let src = tracer.join("src");
     let mut sources: Vec<PathBuf> = std::fs::read_dir(&src)
         .unwrap_or_else(|e| fail(&format!("read_dir({}) failed: {e}", src.display())))
@@ -42,7 +47,7 @@ fn main() {
         let stem = source.file_name().and_then(|n| n.to_str()).unwrap_or_default().trim_end_matches(".c");
         let object = out.join(format!("{stem}.o"));
         let output = Command::new(&clang)
-            .args(["-target", "bpf", "-g", "-O2", "-D__TARGET_ARCH_x86", "-Wall", "-Werror"])
+            .args(["-target", "bpf", "-g", "-O2", arch_flag, "-Wall", "-Werror"])
             .arg("-I")
             .arg(tracer.join("include"))
             .arg("-c")

@@ -42,6 +42,28 @@ for p in "${missing_tools[@]}"; do
     || echo "setup: warning: $p is not installable here; its tool.* scenarios will say so" >&2
 done
 command -v qemu-system-x86_64 >/dev/null || { echo "setup: qemu-system-x86_64 still missing" >&2; exit 1; }
+
+# arm64 guests (kernels with arch = "arm64", not in the default matrix): QEMU for aarch64, a cross
+# C toolchain with a static glibc for the workloads and the agent's link, and the Rust standard
+# library's source for `-Zbuild-std` (no prebuilt aarch64 std can be downloaded here): Debian's
+# rust-src of the nightly's version line, fetched as a .deb from the mirror apt uses (checked
+# against the suite's signed Release file and the Packages index) without adding suites to apt.
+# KMATRIX_SETUP_ARM64=0 skips all of it.
+if [ "${KMATRIX_SETUP_ARM64:-1}" != 0 ]; then
+  arm_pkgs=(qemu-system-arm gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu xz-utils curl)
+  arm_missing=()
+  for p in "${arm_pkgs[@]}"; do installed "$p" || arm_missing+=("$p"); done
+  if ((${#arm_missing[@]})); then
+    echo "setup: installing ${arm_missing[*]} (arm64 guests)" >&2
+    ((${#missing[@]} + ${#missing_tools[@]})) || $SUDO apt-get update -q
+    $SUDO apt-get install -y -q --no-install-recommends "${arm_missing[@]}"
+  fi
+  "$(dirname "$0")/fetch-rust-src.sh"
+  if [ "${KMATRIX_SETUP_ARM64_BUILD:-1}" != 0 ]; then
+    echo "setup: building the arm64 guest (agent with -Zbuild-std, workloads)" >&2
+    "$(dirname "$0")/build-guest-arm64.sh" "$(cd "$(dirname "$0")/.." && pwd)/target/guest-arm64"
+  fi
+fi
 command -v cargo >/dev/null || { echo "setup: cargo missing: install Rust (rustup) first" >&2; exit 1; }
 # virtiofsd (virtio-fs shares; without it guests share the host root over 9p): the Rust daemon,
 # not packaged for bookworm, built from the crate registry into ~/.cargo/bin. Pinned; skipped

@@ -8,6 +8,7 @@
 //! Run as any other pid (on the host), it only answers `--catalogue`: the scenario list as JSON,
 //! so the host never keeps a second copy of it. It never mounts or powers off anything there.
 
+mod arch;
 mod bpf;
 mod caps;
 mod channel;

@@ -73,14 +73,15 @@ impl Running {
     }
 
     /// Wait until a gated workload is blocked reading its gate (`/proc/<pid>/syscall` reads
-    /// `0 0x3 ...`: read(2) on fd 3), so that its switch-out for the gate happens before
+    /// `<read's nr> 0x3 ...`: read(2) on fd 3), so that its switch-out for the gate happens before
     /// anything the caller attaches next starts counting.
     pub fn wait_at_gate(&self, timeout: Duration) -> Result<()> {
         let path = format!("/proc/{}/syscall", self.pid());
         let deadline = Instant::now() + timeout;
         loop {
             let text = std::fs::read_to_string(&path).with_context(|| format!("read({path}) failed"))?;
-            if text.starts_with("0 0x3 ") {
+            // read(2) is syscall 0 on x86_64, 63 in the generic table arm64 uses.
+            if text.starts_with(&format!("{} 0x3 ", libc::SYS_read)) {
                 return Ok(());
             }
             if Instant::now() >= deadline {

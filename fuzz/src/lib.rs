@@ -120,7 +120,7 @@ pub fn packages(data: &[u8]) {
     let Ok(text) = index::filter_packages(data, "fuzz") else { return };
     let packages = index::parse_packages(&text);
     let versions: Vec<String> = packages.iter().take(4).map(|p| p.version.clone()).collect();
-    let idx = SuiteIndex { suite: "fuzz".into(), signature: Signature::Good, packages };
+    let idx = SuiteIndex { suite: "fuzz".into(), arch: Default::default(), signature: Signature::Good, packages };
     for line in ["5.10", "6.1", "6.12", "7.3"] {
         let _ = index::builds_of_line(&idx, line, "amd64");
         let _ = index::pick_line(&idx, line, "amd64");

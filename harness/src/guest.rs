@@ -17,6 +17,9 @@ use kmatrix_proto::{Capabilities, ExecOutcome, ExecRequest, GuestMsg, HostMsg, R
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// How much longer a guest of another architecture gets to reach `Hello` (arm64 under TCG).
+const FOREIGN_BOOT_FACTOR: u32 = 3;
+
 /// How to boot.
 #[derive(Debug, Clone)]
 pub struct GuestOptions {
@@ -80,10 +83,22 @@ impl Guest {
         let (shares, daemons) = share_dirs(opts.share.as_ref())?;
         let (boot_file, boot_path) = match &kernel.vmlinux {
             Some(v) => (v.clone(), "vmlinux (PVH entry)".to_string()),
+            None if kernel.arch == crate::kernel::Arch::Arm64 => (kernel.bzimage.clone(), "arm64 Image".to_string()),
             None => (kernel.bzimage.clone(), "bzImage".to_string()),
         };
+        // A guest of another architecture runs in its own QEMU, under TCG, without firmware.
+        let foreign = !kernel.arch.is_host();
+        let mut opts = opts.clone();
+        if foreign {
+            opts.qemu = crate::vm::qemu::binary_for(kernel.arch);
+            opts.accel = Accel::Tcg;
+            // An emulated foreign CPU boots several times slower than an x86 TCG guest.
+            opts.boot_timeout *= FOREIGN_BOOT_FACTOR;
+        }
+        let opts = &opts;
         let mut cfg = QemuConfig {
             qemu: opts.qemu.clone(),
+            arch: kernel.arch,
             kernel: boot_file,
             initrd: Some(image.path.clone()),
             accel: opts.accel,
@@ -99,7 +114,7 @@ impl Guest {
             },
             serial_channel: None,
             virtio_channel: None,
-            bios: crate::vm::qemu::default_bios(&opts.qemu),
+            bios: if foreign { None } else { crate::vm::qemu::default_bios(&opts.qemu) },
             debug_exit: false,
             monitor: None,
             memory_file: None,

@@ -115,7 +115,8 @@ impl Session {
         loop {
             let mut o = opts.clone();
             o.qemu = self.qemu.clone();
-            o.accel = self.accel.current();
+            // Another architecture's guest runs under TCG whatever the host's accelerator is.
+            o.accel = if kernel.arch.is_host() { self.accel.current() } else { Accel::Tcg };
             if o.accel == Accel::Kvm {
                 o.boot_timeout = o.boot_timeout.min(KVM_HELLO_DEADLINE);
             }

@@ -18,6 +18,16 @@
 
 #include "workload.h"
 
+/* arm64 (like every newer architecture) has no pause(2): glibc's pause() is ppoll with no fds and
+ * no timeout, which blocks the same way until a signal. The blocking syscall is that one there. */
+#ifdef SYS_pause
+#define BLOCK_NR SYS_pause
+#define block_in_kernel() syscall(SYS_pause)
+#else
+#define BLOCK_NR SYS_ppoll
+#define block_in_kernel() syscall(SYS_ppoll, NULL, 0, NULL, NULL, 0)
+#endif
+
 #define MAX_CHILDREN 64
 
 static void on_usr1(int sig)
@@ -25,7 +35,7 @@ static void on_usr1(int sig)
 	(void)sig;
 }
 
-/* Whether /proc/<pid>/syscall reads "<nr> ..." with nr == SYS_pause. */
+/* Whether /proc/<pid>/syscall reads "<nr> ..." with nr the blocking syscall's. */
 static int in_pause(pid_t pid)
 {
 	char path[64], buf[64];
@@ -41,7 +51,7 @@ static int in_pause(pid_t pid)
 	if (n <= 0)
 		return 0;
 	buf[n] = '\0';
-	return strtol(buf, NULL, 10) == SYS_pause;
+	return strtol(buf, NULL, 10) == BLOCK_NR;
 }
 
 int main(int argc, char **argv)
@@ -65,7 +75,7 @@ int main(int argc, char **argv)
 			_exit(1);
 		}
 		if (kids[i] == 0) {
-			long r = syscall(SYS_pause);
+			long r = block_in_kernel();
 
 			_exit(r == -1 && errno == EINTR ? 0 : 1);
 		}

@@ -17,8 +17,12 @@
 
 #define KM_MAX_EVENTS 1024
 #define KM_NAME_LEN 64
-/* x86_64 syscall number of openat. */
+/* The syscall number of openat: x86_64's table, or the generic table arm64 uses. */
+#if defined(__TARGET_ARCH_arm64)
+#define KM_NR_OPENAT 56
+#else
 #define KM_NR_OPENAT 257
+#endif
 
 /* km_config slots. */
 #define KM_CFG_TGID 0

@@ -63,6 +63,36 @@ enum {
 /* Named in helper prototypes of bpf_helper_defs.h; never used by kmatrix. */
 enum rc_proto { RC_PROTO_UNKNOWN = 0 };
 
+#if defined(__TARGET_ARCH_arm64)
+/* arch/arm64/include/uapi/asm/ptrace.h: what bpf_tracing.h reads PT_REGS_PARM* from on arm64
+ * (uapi, fixed layout), and the kernel's pt_regs around it (orig_x0 is the first syscall
+ * argument the syscall wrappers see). */
+struct user_pt_regs {
+	__u64 regs[31];
+	__u64 sp;
+	__u64 pc;
+	__u64 pstate;
+};
+
+struct pt_regs {
+	union {
+		struct user_pt_regs user_regs;
+		struct {
+			__u64 regs[31];
+			__u64 sp;
+			__u64 pc;
+			__u64 pstate;
+		};
+	};
+	__u64 orig_x0;
+	__s32 syscallno;
+} __attribute__((preserve_access_index));
+
+typedef struct user_pt_regs bpf_user_pt_regs_t;
+
+#define KM_SYSCALL_ARG2(regs) ((regs)->regs[1])
+#define KM_SYSCALL_ARG2_CORE(regs) BPF_CORE_READ(regs, regs[1])
+#else
 /* arch/x86/include/asm/ptrace.h: kernel names (di, si, ...), which bpf_tracing.h expects when
  * __VMLINUX_H__ is defined. */
 struct pt_regs {
@@ -90,6 +120,11 @@ struct pt_regs {
 } __attribute__((preserve_access_index));
 
 typedef struct pt_regs bpf_user_pt_regs_t;
+
+/* The second syscall argument in the user registers sys_enter hands over. */
+#define KM_SYSCALL_ARG2(regs) ((regs)->si)
+#define KM_SYSCALL_ARG2_CORE(regs) BPF_CORE_READ(regs, si)
+#endif
 
 /* uapi/linux/bpf_perf_event.h: the context of perf_event programs. */
 struct bpf_perf_event_data {

@@ -14,8 +14,9 @@ int BPF_PROG(tp_btf_sys_enter, struct pt_regs *regs, long id)
 {
 	if (id != KM_NR_OPENAT)
 		return 0;
-	/* regs->si is a direct load through a BTF pointer, where raw_tp needs a probe read. */
-	km_record(id, (const char *)regs->si);
+	/* The second argument (regs->si, regs->regs[1]) is a direct load through a BTF pointer,
+	 * where raw_tp needs a probe read. */
+	km_record(id, (const char *)KM_SYSCALL_ARG2(regs));
 	return 0;
 }
 

@@ -52,7 +52,7 @@ int mount_entry(struct trace_event_raw_sys_enter *ctx)
 }
 
 /* raw_tracepoint/sys_enter gets (struct pt_regs *regs, long id) untyped: the user registers
- * are read through a probe read (BPF_CORE_READ), the second argument is in si. */
+ * are read through a probe read (BPF_CORE_READ), the second argument is in si (x1 on arm64). */
 SEC("raw_tracepoint/sys_enter")
 int raw_tp_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
@@ -66,7 +66,7 @@ int raw_tp_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	if (!e)
 		return 0;
 	e->aux = id;
-	bpf_probe_read_user_str(e->name, sizeof(e->name), (const char *)BPF_CORE_READ(regs, si));
+	bpf_probe_read_user_str(e->name, sizeof(e->name), (const char *)KM_SYSCALL_ARG2_CORE(regs));
 	return 0;
 }
 

@@ -82,7 +82,11 @@ pub fn run_one(id: &str, params: &BTreeMap<String, String>, caps: &Capabilities,
             format!("unknown scenario {id:?}: not in this agent's catalogue"),
         );
     };
-    for req in Req::flatten(scenario.meta.requires) {
+    // Host programs first: in a guest of another architecture than the host's, that they cannot
+    // run is the reason, whatever else (an x86-only workload) is missing too.
+    let mut reqs = Req::flatten(scenario.meta.requires);
+    reqs.sort_by_key(|r| !matches!(r, Req::HostProgram { .. }));
+    for req in reqs {
         if let Some((reason, evidence)) = req.missing(caps) {
             let mut r = ScenarioResult::new(id, Status::Unsupported, reason);
             r.evidence = Some(evidence);

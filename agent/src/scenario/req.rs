@@ -116,12 +116,17 @@ impl Req {
                 Err(why) => Some((format!("host program {path} unreachable: {why}"), why)),
                 Ok(how) => {
                     let inside = format!("{}{path}", crate::share::HOST_ROOT);
-                    (!Path::new(&inside).exists()).then(|| {
-                        (
+                    if !Path::new(&inside).exists() {
+                        Some((
                             format!("host program {path} missing: install Debian's {package} on the host"),
                             format!("{inside} does not exist ({how})"),
-                        )
-                    })
+                        ))
+                    } else {
+                        // The host's tools run in the guest only when host and guest share a CPU.
+                        crate::arch::foreign_program(Path::new(crate::share::HOST_ROOT), path).map(|why| {
+                            (format!("host program {path} cannot run in this guest"), format!("{inside} {why}"))
+                        })
+                    }
                 }
             },
             Req::KernelHeaders => headers_missing(caps),

@@ -20,6 +20,7 @@ pub const WATCHED: &[&str] = &[
     "getname",
     "build_open_flags",
     "__x64_sys_openat",
+    "__arm64_sys_openat",
     // The seeds' set_ftrace_filter list (open, read, write, close) and the close path's names.
     "ksys_read",
     "ksys_write",

@@ -254,17 +254,21 @@ fn phases(o: &crate::run::matrix::Outcome) {
 /// kernel command line, but no initramfs: the kernel runs its initcalls, finds no root file
 /// system, panics, and (`panic=-1`, `-no-reboot`) QEMU exits.
 async fn bare_kernel(p: &Prepared) -> Result<f64> {
+    let arch = p.kernel.arch;
+    let foreign = !arch.is_host();
+    let qemu = if foreign { crate::vm::qemu::binary_for(arch) } else { p.session.qemu.clone() };
     let cfg = crate::vm::QemuConfig {
-        qemu: p.session.qemu.clone(),
+        bios: if foreign { None } else { crate::vm::qemu::default_bios(&qemu) },
+        qemu,
+        arch,
         kernel: p.kernel.vmlinux.clone().unwrap_or_else(|| p.kernel.bzimage.clone()),
         initrd: None,
-        accel: p.session.accel.current(),
+        accel: if foreign { crate::vm::Accel::Tcg } else { p.session.accel.current() },
         memory_mb: crate::session::MEMORY_MB,
         cpus: 1,
         append: Vec::new(),
         serial_channel: None,
         virtio_channel: None,
-        bios: crate::vm::qemu::default_bios(&p.session.qemu),
         debug_exit: false,
         monitor: None,
         memory_file: None,

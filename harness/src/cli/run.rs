@@ -179,7 +179,7 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Ou
         eprintln!("kmatrix: kernels from {}", kd.describe());
     }
     let kernels = if named.is_empty() {
-        kernel::matrix_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?
+        kernel::default_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?
     } else {
         named
     };

@@ -10,6 +10,7 @@
 //! a process of its own). This module decides what goes in an image;
 //! how a kernel's modules are found and ordered is `kernel/`'s job.
 
+pub mod arch;
 pub mod cpio;
 
 use crate::cache::{self, Cache};
@@ -41,6 +42,8 @@ pub enum ImageError {
     Write(#[source] std::io::Error),
     #[error(transparent)]
     Cache(#[from] cache::CacheError),
+    #[error(transparent)]
+    Assets(#[from] arch::AssetsError),
 }
 
 #[derive(Debug, Deserialize)]
@@ -189,15 +192,16 @@ fn assemble(
     if opts.virtio_channel {
         names.extend(spec.channel_modules.iter().map(String::as_str));
     }
-    let mut w = cpio::CpioWriter::new(Vec::with_capacity(AGENT.len() + (8 << 20)));
+    let assets = arch::assets(kernel.arch)?;
+    let mut w = cpio::CpioWriter::new(Vec::with_capacity(assets.agent.len() + (8 << 20)));
     let io = ImageError::Write;
     for d in ["dev", "proc", "sys", "tmp", "run", "bin", "lib/modules"] {
         w.dir(d, 0o755).map_err(io)?;
     }
     // Without /dev/console in the initramfs, PID 1 starts with no stdin/stdout/stderr.
     w.char_dev("dev/console", 0o600, 5, 1).map_err(io)?;
-    w.file("init", 0o755, AGENT).map_err(io)?;
-    for (name, bytes) in WORKLOADS {
+    w.file("init", 0o755, &assets.agent).map_err(io)?;
+    for (name, bytes) in &assets.workloads {
         w.file(&format!("bin/{name}"), 0o755, bytes).map_err(io)?;
     }
     // The other static workloads are names of the multi-call /bin/hello (see harness/build.rs):

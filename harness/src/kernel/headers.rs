@@ -52,7 +52,7 @@ pub fn headers(kernel: &PreparedKernel, cache: &Cache, opts: &FetchOptions) -> R
         return Ok(tree(packages));
     }
     let mirror = Mirror::from_options(opts)?;
-    let idx = index::fetch_suite(&mirror, &suite, cache, &opts.trust)?;
+    let idx = index::fetch_suite(&mirror, &suite, kernel.arch, cache, &opts.trust)?;
     let find = |name: &str| idx.packages.iter().find(|p| p.name == name && p.version == version);
     let flavour_name = format!("linux-headers-{release}");
     let flavour = find(&flavour_name)

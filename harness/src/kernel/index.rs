@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
+use super::arch::Arch;
 use super::error::{KernelError, Result};
 use super::mirror::Mirror;
 use super::version;
@@ -21,9 +22,6 @@ use crate::cache::{write_atomic, Cache};
 
 /// Where the Debian archive keyring lives when `debian-archive-keyring` is installed.
 pub const DEFAULT_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
-
-/// The only architecture kmatrix boots.
-pub const ARCH: &str = "amd64";
 
 /// Upper bounds on what a mirror may send, so a broken one cannot fill memory or disk.
 const MAX_RELEASE: u64 = 16 << 20;
@@ -80,6 +78,8 @@ pub struct DebPackage {
 #[derive(Debug, Clone)]
 pub struct SuiteIndex {
     pub suite: String,
+    /// Whose `binary-<arch>` index this is.
+    pub arch: Arch,
     pub signature: Signature,
     pub packages: Vec<DebPackage>,
 }
@@ -357,12 +357,18 @@ pub fn parse_packages(text: &str) -> Vec<DebPackage> {
         .collect()
 }
 
-/// Fetch the authenticated kernel part of `<suite>/main/binary-amd64/Packages`. The filtered
+/// Fetch the authenticated kernel part of `<suite>/main/binary-<arch>/Packages`. The filtered
 /// index is cached under `kernels/index/` by the sha256 the Release file gives, so an unchanged
 /// suite costs one InRelease download.
-pub fn fetch_suite(mirror: &Mirror, suite: &str, cache: &Cache, trust: &TrustOptions) -> Result<SuiteIndex> {
+pub fn fetch_suite(
+    mirror: &Mirror,
+    suite: &str,
+    arch: Arch,
+    cache: &Cache,
+    trust: &TrustOptions,
+) -> Result<SuiteIndex> {
     let (rel, signature) = fetch_release(mirror, suite, trust)?;
-    let base = format!("main/binary-{ARCH}/Packages");
+    let base = format!("main/binary-{}/Packages", arch.debian());
     let entry = ["xz", "gz"]
         .iter()
         .find_map(|ext| rel.files.iter().find(|f| f.path == format!("{base}.{ext}")))
@@ -376,7 +382,7 @@ pub fn fetch_suite(mirror: &Mirror, suite: &str, cache: &Cache, trust: &TrustOpt
     // older cache is not reused.
     let cached = dir.join(format!("{}.kernel-packages-v3", entry.sha256));
     if let Ok(text) = fs::read_to_string(&cached) {
-        return Ok(SuiteIndex { suite: suite.to_string(), signature, packages: parse_packages(&text) });
+        return Ok(SuiteIndex { suite: suite.to_string(), arch, signature, packages: parse_packages(&text) });
     }
     let rel_path = if rel.by_hash {
         let d = entry.path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
@@ -401,7 +407,7 @@ pub fn fetch_suite(mirror: &Mirror, suite: &str, cache: &Cache, trust: &TrustOpt
         filter_packages(BufReader::new(flate2::read::GzDecoder::new(file)), &url)?
     };
     write_atomic(&cached, text.as_bytes())?;
-    Ok(SuiteIndex { suite: suite.to_string(), signature, packages: parse_packages(&text) })
+    Ok(SuiteIndex { suite: suite.to_string(), arch, signature, packages: parse_packages(&text) })
 }
 
 /// The ABI part of `linux-image-<abi>-<flavour>` when the package is exactly that flavour:
@@ -417,6 +423,7 @@ pub fn image_abi<'a>(name: &'a str, flavour: &str) -> Option<&'a str> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
     pub suite: String,
+    pub arch: Arch,
     pub signature: Signature,
     /// The `linux-image-*` package the build is named by (a meta package from 7.x).
     pub image: String,
@@ -462,6 +469,7 @@ fn resolved(index: &SuiteIndex, image: &DebPackage, flavour: &str) -> Result<Res
     let abi = image_abi(&image.name, flavour).unwrap_or("");
     Ok(Resolved {
         suite: index.suite.clone(),
+        arch: index.arch,
         signature: index.signature.clone(),
         image: image.name.clone(),
         version: image.version.clone(),
@@ -553,7 +561,12 @@ mod tests {
     const RELEASE: &str = include_str!("fixtures/Release.head");
 
     fn index(suite: &str) -> SuiteIndex {
-        SuiteIndex { suite: suite.into(), signature: Signature::Good, packages: parse_packages(PACKAGES) }
+        SuiteIndex {
+            suite: suite.into(),
+            arch: Arch::X86_64,
+            signature: Signature::Good,
+            packages: parse_packages(PACKAGES),
+        }
     }
 
     #[test]

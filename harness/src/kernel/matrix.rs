@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::arch::Arch;
 use super::error::{KernelError, Result};
 use super::index::{DebPackage, Signature};
 use crate::cache::write_atomic;
@@ -33,16 +34,25 @@ pub struct MatrixKernel {
     pub suite: String,
     /// Upstream version line: `6.1` takes the newest `6.1.x` build of the suite.
     pub line: String,
-    #[serde(default = "default_flavour")]
-    pub flavour: String,
+    /// The guest architecture (default x86_64): which `binary-<arch>` index, which QEMU.
+    #[serde(default, skip_serializing_if = "Arch::is_default")]
+    pub arch: Arch,
+    /// The kernel flavour (default: the architecture's plain one, `amd64` or `arm64`; no
+    /// -cloud/-rt builds).
+    #[serde(default)]
+    pub flavour: Option<String>,
     /// Part of the default matrix (`kmatrix test` without `--kernel`).
     #[serde(default = "yes")]
     pub default: bool,
 }
 
-fn default_flavour() -> String {
-    "amd64".into()
+impl MatrixKernel {
+    /// The `linux-image-*-<flavour>` suffix this kernel is resolved with.
+    pub fn flavour(&self) -> &str {
+        self.flavour.as_deref().unwrap_or(self.arch.debian())
+    }
 }
+
 fn yes() -> bool {
     true
 }
@@ -99,6 +109,13 @@ impl Matrix {
         self.kernels.iter().map(|k| k.id.as_str()).collect()
     }
 
+    /// The ids of the default matrix (`default = true`, the default), in file order: what
+    /// `kmatrix run` runs when no kernel is named. Lanes of their own (`default = false`: the
+    /// arm64 kernel) run when named, and in the test suite.
+    pub fn default_ids(&self) -> Vec<&str> {
+        self.kernels.iter().filter(|k| k.default).map(|k| k.id.as_str()).collect()
+    }
+
     /// Every suite to search for a `debian:<version>` build: `search_suites`, then the matrix's.
     pub fn suites(&self) -> Vec<String> {
         let mut v = self.search_suites.clone();
@@ -116,6 +133,9 @@ impl Matrix {
 #[serde(deny_unknown_fields)]
 pub struct LockedKernel {
     pub suite: String,
+    /// The guest architecture; absent means x86_64 (locks written before arm64 existed).
+    #[serde(default, skip_serializing_if = "Arch::is_default")]
+    pub arch: Arch,
     /// The `linux-image-*` package the build is named by.
     pub image: String,
     pub version: String,
@@ -327,6 +347,7 @@ mod tests {
             "debian-6.1".into(),
             LockedKernel {
                 suite: "bookworm".into(),
+                arch: Arch::X86_64,
                 image: "linux-image-6.1.0-50-amd64".into(),
                 version: "6.1.176-1".into(),
                 release: "6.1.0-50-amd64".into(),

@@ -6,6 +6,8 @@
 //! It does not boot anything or build guest images; `vm/` and `image/` take a [`PreparedKernel`]
 //! from here. All functions block (network and disk); async callers use `spawn_blocking`.
 
+pub mod arch;
+pub mod arm64;
 pub mod changelog;
 pub mod compress;
 pub mod config;
@@ -32,6 +34,7 @@ use std::str::FromStr;
 use serde::Serialize;
 
 use crate::cache::Cache;
+pub use arch::Arch;
 pub use compress::Compression;
 pub use error::KernelError;
 use error::Result;
@@ -125,6 +128,8 @@ pub struct PreparedKernel {
     pub id: String,
     /// `uname -r`, e.g. `6.1.0-50-amd64`.
     pub release: String,
+    /// The guest architecture: which QEMU, agent and workloads boot it.
+    pub arch: Arch,
     pub package: Option<String>,
     pub package_version: Option<String>,
     /// The file for `-kernel` in bzImage mode (for a local ELF kernel, that ELF).
@@ -173,6 +178,7 @@ impl PreparedKernel {
         PreparedKernel {
             id: id.into(),
             release: release.into(),
+            arch: Arch::X86_64,
             package: None,
             package_version: None,
             bzimage: PathBuf::new(),
@@ -194,6 +200,7 @@ impl PreparedKernel {
         PreparedKernel {
             id: id.to_string(),
             release: m.release.clone(),
+            arch: m.arch,
             package: m.package.clone(),
             package_version: m.package_version.clone(),
             bzimage: root.join(&m.bzimage),
@@ -226,10 +233,12 @@ pub fn prepare(spec: &KernelSpec, cache: &Cache, opts: &FetchOptions) -> Result<
             let lock_name =
                 kd.lock_path().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in kernels.lock".into());
             // A lock entry for another suite or line (the matrix changed since) does not count.
-            let current = |l: &&LockedKernel| l.suite == mk.suite && version::in_line(&l.version, &mk.line);
+            let current =
+                |l: &&LockedKernel| l.suite == mk.suite && l.arch == mk.arch && version::in_line(&l.version, &mk.line);
             if let Some(l) = lock.kernels.get(id).filter(current) {
                 let r = Resolved {
                     suite: l.suite.clone(),
+                    arch: l.arch,
                     signature: l.signature.clone(),
                     image: l.image.clone(),
                     version: l.version.clone(),
@@ -239,8 +248,8 @@ pub fn prepare(spec: &KernelSpec, cache: &Cache, opts: &FetchOptions) -> Result<
                 return prepare_resolved(id, &r, Some((&l.files, &lock_name)), None, cache, opts);
             }
             let mirror = Mirror::from_options(opts)?;
-            let idx = index::fetch_suite(&mirror, &mk.suite, cache, &opts.trust)?;
-            let r = index::pick_line(&idx, &mk.line, &mk.flavour)?;
+            let idx = index::fetch_suite(&mirror, &mk.suite, mk.arch, cache, &opts.trust)?;
+            let r = index::pick_line(&idx, &mk.line, mk.flavour())?;
             prepare_resolved(id, &r, None, Some(&mirror), cache, opts)
         }
         KernelSpec::Debian(v) => {
@@ -269,7 +278,7 @@ fn fetch_suites(
     let mut out = Vec::new();
     let mut last = None;
     for s in suites {
-        match index::fetch_suite(mirror, s, cache, trust) {
+        match index::fetch_suite(mirror, s, Arch::X86_64, cache, trust) {
             Ok(i) => out.push(i),
             Err(e @ KernelError::UnknownSuite { .. }) => {
                 eprintln!("warning: skipping suite {s}: {e}");
@@ -380,6 +389,7 @@ fn prepare_resolved(
         package_version: Some(r.version.clone()),
         suite: Some(r.suite.clone()),
         signature: Some(r.signature.clone()),
+        arch: r.arch,
         debs: r.packages.iter().map(|p| DebPackage { depends: String::new(), ..p.clone() }).collect(),
         bzimage: String::new(),
         vmlinux: None,
@@ -459,6 +469,7 @@ fn prepare_local(path: &Path, modules: Option<&Path>, config: Option<&Path>, cac
                 package_version: None,
                 suite: None,
                 signature: None,
+                arch: Arch::X86_64,
                 debs: Vec::new(),
                 bzimage: abs.display().to_string(),
                 vmlinux: None,
@@ -606,6 +617,11 @@ pub fn matrix_ids() -> Result<Vec<String>> {
     Ok(KernelsDir::try_locate(None)?.matrix()?.ids().into_iter().map(str::to_string).collect())
 }
 
+/// The ids of the default matrix (see [`Matrix::default_ids`]), in file order.
+pub fn default_ids() -> Result<Vec<String>> {
+    Ok(KernelsDir::try_locate(None)?.matrix()?.default_ids().into_iter().map(str::to_string).collect())
+}
+
 /// The [`config::TRACING_OPTIONS`] the kernel's config sets (`KPROBES` → `y`); empty when the
 /// config is unknown or unreadable.
 pub fn tracing_config(kernel: &PreparedKernel) -> BTreeMap<String, String> {
@@ -621,19 +637,22 @@ pub fn update_lock(cache: &Cache, opts: &FetchOptions) -> Result<Lock> {
     let matrix = kd.matrix()?;
     let mirror = Mirror::from_options(opts)?;
     let mut lock = Lock { version: 1, kernels: BTreeMap::new() };
-    let mut indexes: BTreeMap<String, index::SuiteIndex> = BTreeMap::new();
+    let mut indexes: BTreeMap<(String, Arch), index::SuiteIndex> = BTreeMap::new();
     for mk in &matrix.kernels {
-        if !indexes.contains_key(&mk.suite) {
-            indexes.insert(mk.suite.clone(), index::fetch_suite(&mirror, &mk.suite, cache, &opts.trust)?);
+        let key = (mk.suite.clone(), mk.arch);
+        if !indexes.contains_key(&key) {
+            let idx = index::fetch_suite(&mirror, &mk.suite, mk.arch, cache, &opts.trust)?;
+            indexes.insert(key.clone(), idx);
         }
-        let Some(idx) = indexes.get(&mk.suite) else { continue };
-        let r = index::pick_line(idx, &mk.line, &mk.flavour)?;
+        let Some(idx) = indexes.get(&key) else { continue };
+        let r = index::pick_line(idx, &mk.line, mk.flavour())?;
         let k = prepare_resolved(&mk.id, &r, None, Some(&mirror), cache, opts)?;
         let m = Manifest::load(k.manifest.as_deref().unwrap_or(Path::new(MANIFEST)))?;
         lock.kernels.insert(
             mk.id.clone(),
             LockedKernel {
                 suite: r.suite.clone(),
+                arch: r.arch,
                 image: r.image.clone(),
                 version: r.version.clone(),
                 release: r.release.clone(),

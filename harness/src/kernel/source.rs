@@ -41,7 +41,7 @@ pub fn selftests(kernel: &PreparedKernel, name: &str, cache: &Cache, opts: &Fetc
     };
     let want = format!("linux-source-{line}");
     let mirror = Mirror::from_options(opts)?;
-    let idx = index::fetch_suite(&mirror, &suite, cache, &opts.trust)?;
+    let idx = index::fetch_suite(&mirror, &suite, super::Arch::X86_64, cache, &opts.trust)?;
     let mut candidates: Vec<&index::DebPackage> = idx.packages.iter().filter(|p| p.name == want).collect();
     candidates.sort_by(|a, b| version::compare(&a.version, &b.version));
     let exact = candidates.iter().find(|p| Some(&p.version) == kernel.package_version.as_ref()).copied();

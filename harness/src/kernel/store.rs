@@ -16,6 +16,8 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::arch::Arch;
+use super::arm64;
 use super::compress::{decompress_all, Compression, MAX_MODULE};
 use super::deb;
 use super::error::{KernelError, Result};
@@ -45,7 +47,11 @@ pub struct Manifest {
     pub package_version: Option<String>,
     pub suite: Option<String>,
     pub signature: Option<Signature>,
+    /// The guest architecture; absent in entries written before arm64 existed (x86_64).
+    #[serde(default, skip_serializing_if = "Arch::is_default")]
+    pub arch: Arch,
     pub debs: Vec<DebPackage>,
+    /// The file `-kernel` boots: the bzImage on x86_64, the plain `Image` on arm64.
     pub bzimage: String,
     pub vmlinux: Option<String>,
     pub btf: Option<String>,
@@ -214,7 +220,17 @@ pub fn build_entry(staging: &Path, debs: &[(DebPackage, PathBuf)], mut m: Manife
 
     // vmlinux for PVH boot, and its BTF.
     let bz_path = staging.join("vmlinuz");
-    let (vmlinux, btf) = derive_vmlinux(&bz_path)?;
+    let (vmlinux, btf) = if m.arch == Arch::Arm64 {
+        let (image, btf, wrapping) = derive_arm64(&bz_path)?;
+        // A plain Image is booted as packaged; a wrapped one is stored unwrapped beside it.
+        if wrapping != arm64::Wrapping::Plain {
+            write_file(staging, "Image", &image, &mut st.files)?;
+            m.bzimage = "Image".into();
+        }
+        (None, btf)
+    } else {
+        derive_vmlinux(&bz_path)?
+    };
     if let Some(v) = vmlinux {
         write_file(staging, "vmlinux", &v, &mut st.files)?;
         m.vmlinux = Some("vmlinux".into());
@@ -237,6 +253,18 @@ pub fn build_entry(staging: &Path, debs: &[(DebPackage, PathBuf)], mut m: Manife
         .map_err(|e| KernelError::Parse { what: "manifest".into(), detail: e.to_string() })?;
     write_atomic(&staging.join(MANIFEST), &json)?;
     Ok(m)
+}
+
+/// An arm64 `vmlinuz` unwrapped to its `Image`, the BTF found inside, and how it was wrapped.
+pub fn derive_arm64(path: &Path) -> Result<(Vec<u8>, Option<Vec<u8>>, arm64::Wrapping)> {
+    let bytes = fs::read(path).map_err(KernelError::io(path))?;
+    let (image, wrapping) = arm64::unwrap_image(&bytes)
+        .map_err(|e| KernelError::NotAKernel { path: path.to_path_buf(), detail: e.to_string() })?;
+    let btf = arm64::find_btf(&image).and_then(|r| image.get(r)).map(<[u8]>::to_vec);
+    if btf.is_none() {
+        eprintln!("warning: no BTF found in {}; core-check cannot read its types", path.display());
+    }
+    Ok((image, btf, wrapping))
 }
 
 /// What a bzImage yields: the ELF (only when it has a PVH entry note) and its `.BTF` section.

@@ -343,6 +343,7 @@ pub enum ProbeError {
 pub async fn run_probe(qemu: &Path, image: &Path, accel: Accel, deadline: Duration) -> Result<Duration, ProbeError> {
     let cfg = QemuConfig {
         qemu: qemu.to_path_buf(),
+        arch: crate::kernel::Arch::X86_64,
         kernel: image.to_path_buf(),
         initrd: None,
         accel,

@@ -11,10 +11,16 @@
 //!   without; virtio uses MSI-X, so the legacy line it then lacks is never used;
 //! - `panic=-1` with `-no-reboot`: a guest panic ends QEMU at once instead of hanging.
 //!
+//! arm64 guests (`arch`) run on `-M virt` under TCG with the kernel's `Image` and no firmware;
+//! the console is the PL011 (`ttyAMA0`), the channel virtio-serial over PCI as on x86. virt has
+//! one UART, so the 8250 channel (ttyS1) does not exist there.
+//!
 //! This module only builds the command; spawning and watching it is `machine.rs`'s job.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+
+use crate::kernel::Arch;
 
 /// How the guest CPU runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -37,6 +43,8 @@ impl Accel {
 #[derive(Debug, Clone)]
 pub struct QemuConfig {
     pub qemu: PathBuf,
+    /// The guest architecture: machine, CPU, console and kernel command line follow it.
+    pub arch: Arch,
     pub kernel: PathBuf,
     pub initrd: Option<PathBuf>,
     pub accel: Accel,
@@ -97,6 +105,34 @@ pub const BASE_CMDLINE: &[&str] = &[
     "pci=noacpi",
 ];
 
+/// The command line words of arm64 guests: the PL011 console, and none of the x86 words
+/// (8250, i8042, timer check) that an arm64 kernel would hand to init as arguments.
+pub const ARM64_CMDLINE: &[&str] =
+    &["console=ttyAMA0", "panic=-1", "oops=panic", "quiet", "cryptomgr.notests", "rcupdate.rcu_expedited=1"];
+
+/// The CPU model of arm64 guests under TCG: `max` with the cheap QEMU-defined pointer
+/// authentication instead of the architected QARMA (whose emulation dominates TCG time on kernels
+/// built with pointer authentication, as Debian's are). `$KMATRIX_ARM64_CPU` overrides it (for
+/// measuring other models: `cortex-a57`, `neoverse-n1`).
+pub const ARM64_CPU: &str = "max,pauth-impdef=on";
+
+/// The QEMU binary for `arch`, as [`super::qemu_binary`] finds x86's: `$KMATRIX_QEMU_AARCH64`, else
+/// `qemu-system-aarch64` from PATH.
+pub fn binary_for(arch: Arch) -> PathBuf {
+    match arch {
+        Arch::X86_64 => super::qemu_binary(),
+        Arch::Arm64 => {
+            if let Some(p) = std::env::var_os("KMATRIX_QEMU_AARCH64").filter(|s| !s.is_empty()) {
+                return p.into();
+            }
+            let name = "qemu-system-aarch64";
+            std::env::var_os("PATH")
+                .and_then(|path| std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file()))
+                .unwrap_or_else(|| name.into())
+        }
+    }
+}
+
 /// qboot, when this QEMU ships it: a firmware that does nothing but load the kernel.
 pub fn default_bios(qemu: &Path) -> Option<PathBuf> {
     let mut candidates = vec![PathBuf::from("/usr/share/qemu/qboot.rom")];
@@ -108,7 +144,8 @@ pub fn default_bios(qemu: &Path) -> Option<PathBuf> {
 
 impl QemuConfig {
     pub fn cmdline(&self) -> String {
-        let mut words: Vec<String> = BASE_CMDLINE.iter().map(|s| s.to_string()).collect();
+        let base = if self.arch == Arch::Arm64 { ARM64_CMDLINE } else { BASE_CMDLINE };
+        let mut words: Vec<String> = base.iter().map(|s| s.to_string()).collect();
         words.extend(self.append.iter().cloned());
         words.join(" ")
     }
@@ -123,14 +160,19 @@ impl QemuConfig {
         push("none");
         push("-no-reboot");
         push("-M");
-        let mut machine = String::from(if self.accel == Accel::Kvm { "pc,accel=kvm" } else { "pc,accel=tcg" });
+        let board = if self.arch == Arch::Arm64 { "virt" } else { "pc" };
+        let mut machine = format!("{board},accel={}", self.accel.as_str());
         // vhost-user-fs: virtiofsd maps guest RAM, so it must be shared memory.
         let memfd = self.memory_file.is_none() && self.shares.iter().any(|d| d.virtiofs.is_some());
         if self.memory_file.is_some() || memfd {
             machine.push_str(",memory-backend=kmram");
         }
         push(&machine);
-        if self.accel == Accel::Kvm {
+        if self.arch == Arch::Arm64 {
+            push("-cpu");
+            let cpu = std::env::var("KMATRIX_ARM64_CPU").ok().filter(|c| !c.is_empty());
+            push(cpu.as_deref().unwrap_or(ARM64_CPU));
+        } else if self.accel == Accel::Kvm {
             push("-cpu");
             push("host");
         } else {
@@ -177,12 +219,16 @@ impl QemuConfig {
         a.push("stdio,id=con,signal=off".into());
         a.push("-serial".into());
         a.push("chardev:con".into());
-        // ttyS1: the 8250 channel; QEMU connects to the harness's listening socket.
+        // ttyS1: the 8250 channel; QEMU connects to the harness's listening socket. On arm64
+        // the chardev is still created (the harness waits for it to connect) but virt has no
+        // second UART to wire it to.
         if let Some(p) = &self.serial_channel {
             a.push("-chardev".into());
             a.push(socket_chardev("ch8250", p));
-            a.push("-serial".into());
-            a.push("chardev:ch8250".into());
+            if self.arch != Arch::Arm64 {
+                a.push("-serial".into());
+                a.push("chardev:ch8250".into());
+            }
         }
         if let Some(p) = &self.virtio_channel {
             a.push("-device".into());
@@ -242,6 +288,7 @@ mod tests {
     fn cfg() -> QemuConfig {
         QemuConfig {
             qemu: "qemu-system-x86_64".into(),
+            arch: Arch::X86_64,
             kernel: "/k/vmlinux".into(),
             initrd: Some("/i/a.cpio".into()),
             accel: Accel::Tcg,
@@ -313,6 +360,21 @@ mod tests {
         assert!(joined.contains("-M pc,accel=tcg,memory-backend=kmram"), "{joined}");
         assert!(joined.contains("memory-backend-file,id=kmram,size=1024M,mem-path=/c/snap/ram,share=off"), "{joined}");
         assert!(joined.contains("-incoming defer"), "{joined}");
+    }
+
+    #[test]
+    fn arm64_runs_virt_with_the_pl011_console_and_no_x86_words() {
+        let mut c = cfg();
+        c.arch = Arch::Arm64;
+        c.virtio_channel = Some("/tmp/v.sock".into());
+        let args: Vec<String> = c.args().into_iter().map(|s| s.into_string().unwrap()).collect();
+        let joined = args.join(" ");
+        assert!(joined.contains("-M virt,accel=tcg -cpu max,pauth-impdef=on"), "{joined}");
+        assert!(!joined.contains("chardev:ch8250"), "{joined}");
+        assert!(joined.contains("virtio-serial-pci,id=vser"), "{joined}");
+        let append = &args[args.iter().position(|a| a == "-append").unwrap() + 1];
+        assert!(append.starts_with("console=ttyAMA0 "), "{append}");
+        assert!(!append.contains("i8042") && !append.contains("8250"), "{append}");
     }
 
     #[test]

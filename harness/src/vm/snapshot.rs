@@ -181,6 +181,7 @@ mod tests {
     fn cfg() -> QemuConfig {
         QemuConfig {
             qemu: "/usr/bin/qemu-system-x86_64".into(),
+            arch: crate::kernel::Arch::X86_64,
             kernel: "/k/vmlinux".into(),
             initrd: Some("/i/a.cpio".into()),
             accel: Accel::Tcg,

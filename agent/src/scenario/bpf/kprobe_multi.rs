@@ -108,11 +108,12 @@ pub fn run_multi(ctx: &mut Ctx, kind: Kind) -> Result<ScenarioResult> {
         let pid = running.pid() as u32;
         // The second target runs once per openat too: do_filp_open, unless the kernel does not
         // let it be traced (7.x), then the syscall wrapper.
+        let [wrapper, _] = crate::arch::syscall_symbols("openat");
         let second_sym =
             if crate::tracefs::functions::get(std::path::Path::new(crate::mounts::TRACEFS)).contains("do_filp_open") {
                 "do_filp_open"
             } else {
-                "__x64_sys_openat"
+                wrapper.as_str()
             };
         let symbols = [sym, second_sym];
         let targets = match kind {

@@ -273,7 +273,7 @@ fn irq_handler(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let delta = after.zip(before).map(|(a, b)| a.saturating_sub(b)).unwrap_or(0);
     let mut problems = Vec::new();
     if delta == 0 {
-        problems.push(format!("no ttyS0 interrupt (irq {irq}) while writing {n} console lines"));
+        problems.push(format!("no {} interrupt (irq {irq}) while writing {n} console lines", crate::arch::CONSOLE_IRQ));
     }
     if parsed.lost > 0 {
         problems.push(format!("{} events lost", parsed.lost));
@@ -288,8 +288,7 @@ fn irq_handler(ctx: &mut Ctx) -> Result<ScenarioResult> {
         problems,
     );
     r.timings.run_ms = run_ms;
-    r.detail =
-        serde_json::json!({ "irq": irq, "device": "ttyS0", "interrupts_before": before, "interrupts_after": after });
+    r.detail = serde_json::json!({ "irq": irq, "device": crate::arch::CONSOLE_IRQ, "interrupts_before": before, "interrupts_after": after });
     Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))
 }
 
@@ -298,10 +297,13 @@ fn irq_handler(ctx: &mut Ctx) -> Result<ScenarioResult> {
 /// /proc/interrupts has none (the console is not an interrupt-driven 8250).
 pub(super) fn console_irq(ctx: &Ctx) -> Result<std::result::Result<u32, ScenarioResult>> {
     let interrupts = std::fs::read_to_string("/proc/interrupts").context("read(/proc/interrupts) failed")?;
-    Ok(irq_of(&interrupts, "ttyS0").ok_or_else(|| {
+    Ok(irq_of(&interrupts, crate::arch::CONSOLE_IRQ).ok_or_else(|| {
         unsupported(
             ctx.id(),
-            "no ttyS0 interrupt in /proc/interrupts: the console is not an interrupt-driven 8250",
+            format!(
+                "no {} interrupt in /proc/interrupts: the console is not an interrupt-driven UART",
+                crate::arch::CONSOLE_IRQ
+            ),
             excerpt::head(&interrupts, 16),
             None,
         )

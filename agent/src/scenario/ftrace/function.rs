@@ -5,6 +5,7 @@
 //!
 //! Not for function_graph (`function_graph.rs`).
 
+use crate::arch;
 use crate::excerpt;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
@@ -67,7 +68,7 @@ const STACK_REQS: &[Req] =
 pub const STACKTRACE: Scenario = Meta::new("ftrace.function.stacktrace", "2.6.30")
     .summary(
         "function tracer + func_stack_trace + sym-offset on the openat function: N entries, N stacks with \
-        symbol+offset frames reaching do_syscall_64",
+        symbol+offset frames reaching the syscall entry (do_syscall_64, do_el0_svc on arm64)",
     )
     .requires(STACK_REQS)
     .params(openat_loop::PARAMS_20)
@@ -108,7 +109,8 @@ fn stacktrace(ctx: &mut Ctx) -> Result<ScenarioResult> {
         stacks.iter().filter(|s| past_trampoline(s).first().map(|f| trace::frame_symbol(f).0) == Some(sym)).count()
             as u64;
     let reach_entry =
-        stacks.iter().filter(|s| s.frames.iter().any(|f| trace::frame_symbol(f).0 == "do_syscall_64")).count() as u64;
+        stacks.iter().filter(|s| s.frames.iter().any(|f| trace::frame_symbol(f).0 == arch::SYSCALL_ENTRY)).count()
+            as u64;
     let mut problems = trace_problems(&t.done, parsed.lost);
     let summary = openat_loop::account(&t.done, &mut problems);
     let mut counts = openat_loop::counts(
@@ -122,7 +124,7 @@ fn stacktrace(ctx: &mut Ctx) -> Result<ScenarioResult> {
         count("stack traces for the workload pid", n, stacks.len() as u64),
         count("stacks whose frames past the ftrace trampoline all read symbol+0xoff/0xsize", n, all_offsets),
         count(format!("stacks whose first frame past the trampoline is {sym}"), n, start_at_sym),
-        count("stacks reaching do_syscall_64", n, reach_entry),
+        count(format!("stacks reaching {}", arch::SYSCALL_ENTRY), n, reach_entry),
     ]);
     let mut r = verdict(ctx.id(), counts, problems);
     t.timings(&mut r);
@@ -208,5 +210,9 @@ fn filter_appends(ctx: &mut Ctx) -> Result<ScenarioResult> {
 /// The frames of a function-tracer stack past the ftrace trampoline the unwinder starts in,
 /// printed `[FTRACE TRAMPOLINE]` (6.12) or as a bare address (6.1).
 fn past_trampoline<'a>(s: &trace::Stack<'a>) -> Vec<&'a str> {
-    s.frames.iter().copied().skip_while(|f| *f == "[FTRACE TRAMPOLINE]" || f.starts_with("0x")).collect()
+    // x86 prints the trampoline as `[FTRACE TRAMPOLINE]` or a bare address; arm64 as the
+    // `ftrace_caller` entry code.
+    let trampoline =
+        |f: &str| f == "[FTRACE TRAMPOLINE]" || f.starts_with("0x") || trace::frame_symbol(f).0 == "ftrace_caller";
+    s.frames.iter().copied().skip_while(|f| trampoline(f)).collect()
 }

@@ -23,7 +23,7 @@ const OPENAT: &str = "syscalls/sys_enter_openat";
 /// (`do_syscall_64`).
 // The stacktrace option came with ftrace (2.6.27); syscall events in 2.6.33.
 pub const STACKTRACE: Scenario = Meta::new("ftrace.options.stacktrace", "2.6.33")
-    .summary("options/stacktrace on syscalls/sys_enter_openat, openat-loop N: N events, each with a stack reaching do_syscall_64")
+    .summary("options/stacktrace on syscalls/sys_enter_openat, openat-loop N: N events, each with a stack reaching the syscall entry (do_syscall_64, do_el0_svc on arm64)")
     .requires(&[Req::Tracefs, Req::Event(OPENAT), Req::File("options/stacktrace"), openat_loop::IN_IMAGE])
     .params(openat_loop::PARAMS_20)
     .run(stacktrace);
@@ -43,12 +43,15 @@ fn stacktrace(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let parsed = trace::parse(&text);
     let events = parsed.entries.iter().filter(|e| e.pid == a.pid && e.body.starts_with("sys_openat(")).count() as u64;
     let stacks: Vec<trace::Stack> = trace::stacks(&text).into_iter().filter(|s| s.pid == a.pid).collect();
-    let reach = stacks.iter().filter(|s| s.frames.iter().any(|f| trace::frame_symbol(f).0 == "do_syscall_64")).count();
+    let reach = stacks
+        .iter()
+        .filter(|s| s.frames.iter().any(|f| trace::frame_symbol(f).0 == crate::arch::SYSCALL_ENTRY))
+        .count();
     let mut problems = trace_problems(&a.done, parsed.lost);
     let summary = openat_loop::account(&a.done, &mut problems);
     let mut counts = openat_loop::counts(n, &summary, "sys_enter_openat events of the workload", events);
     counts.push(count("stack traces of the workload (one per event)", n, stacks.len() as u64));
-    counts.push(count("stacks reaching do_syscall_64", n, reach as u64));
+    counts.push(count(format!("stacks reaching {}", crate::arch::SYSCALL_ENTRY), n, reach as u64));
     let mut r = verdict(ctx.id(), counts, problems);
     a.timings(&mut r);
     r.detail = serde_json::json!({ "pid": a.pid, "first_stack": stacks.first().map(|s| s.frames.clone()) });

@@ -16,7 +16,9 @@ use anyhow::{Context, Result};
 use kmatrix_proto::ScenarioResult;
 use std::time::Instant;
 
-const PAUSE_SYMS: &[&str] = &["__x64_sys_pause", "sys_pause"];
+/// The syscall pause-crowd blocks in: pause(2), or on arm64 (no pause) the ppoll glibc's
+/// pause() makes.
+const PAUSE_SYSCALL: &str = if cfg!(target_arch = "aarch64") { "ppoll" } else { "pause" };
 
 /// A return probe with `maxactive` 1 on the pause syscall while K processes sleep in it at
 /// once (`pause-crowd K`): the first entry takes the only return instance, the other K-1 find
@@ -31,8 +33,9 @@ pub const MISSED: Scenario = Meta::new("kprobe.profile.missed", "4.12")
 fn missed(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let k = ctx.declared_count()?;
     anyhow::ensure!((2..=64).contains(&k), "count={k}: pause-crowd takes 2..=64 children");
-    let sym =
-        crate::kallsyms::first_of(PAUSE_SYMS)?.with_context(|| format!("none of {PAUSE_SYMS:?} in /proc/kallsyms"))?;
+    let syms = crate::arch::syscall_symbols(PAUSE_SYSCALL);
+    let syms: Vec<&str> = syms.iter().map(String::as_str).collect();
+    let sym = crate::kallsyms::first_of(&syms)?.with_context(|| format!("none of {syms:?} in /proc/kallsyms"))?;
     let event = "pause_r1";
     let definition = format!("r1:{GROUP}/{event} {sym}");
     let attach = Instant::now();

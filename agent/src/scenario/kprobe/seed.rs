@@ -17,8 +17,6 @@ use anyhow::{Context, Result};
 use kmatrix_proto::ScenarioResult;
 use std::time::Instant;
 
-const OPENAT_WRAPPERS: &[&str] = &["__x64_sys_openat", "sys_openat"];
-
 /// `p:function do_sys_open` (event `kprobes/function`), enabled with `events/kprobes/enable`,
 /// filtered to openat-loop N: N hits expected, openat reaching do_sys_open. A control probe on
 /// the openat syscall wrapper shows the calls were made: when it counts N and do_sys_open 0,
@@ -41,8 +39,10 @@ fn do_sys_open(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let n = ctx.declared_count()?;
     let path = openat_loop::target_path(ctx)?;
     let definition = "p:function do_sys_open";
-    let wrapper = crate::kallsyms::first_of(OPENAT_WRAPPERS)?
-        .with_context(|| format!("none of {OPENAT_WRAPPERS:?} in /proc/kallsyms"))?;
+    let wrappers = crate::arch::syscall_symbols("openat");
+    let wrappers: Vec<&str> = wrappers.iter().map(String::as_str).collect();
+    let wrapper =
+        crate::kallsyms::first_of(&wrappers)?.with_context(|| format!("none of {wrappers:?} in /proc/kallsyms"))?;
     let control = format!("p:{GROUP}/openat_control {wrapper}");
     openat_loop::fit_buffer(ctx, n, 256)?;
     let attach = Instant::now();

@@ -60,7 +60,9 @@ pub fn openat_probe(ctx: &mut Ctx, ret: bool, maxactive: Option<u32>) -> Result<
         // `ustring` reads user memory; kernels before it only have `string`.
         let readme = ctx.tfs.read("README").unwrap_or_default();
         let string = if readme.contains("ustring") { "ustring" } else { "string" };
-        format!("p:{GROUP}/{event} {sym} dfd=%di:s32 path=+0(%si):{string}")
+        // The first two arguments' registers on this architecture (%di/%si, %x0/%x1).
+        let [r0, r1, ..] = crate::arch::ARG_REGS;
+        format!("p:{GROUP}/{event} {sym} dfd={r0}:s32 path=+0({r1}):{string}")
     };
     openat_loop::fit_buffer(ctx, n, 160)?;
     let attach = Instant::now();

@@ -363,7 +363,7 @@ pub fn run_openat(
             Checks::Name => (Some(w.path.as_str()), None),
             Checks::Ret => (None, Some(("ret", summary.fd))),
             Checks::NameAndRet => (Some(w.path.as_str()), Some(("ret", summary.fd))),
-            Checks::NameAndNr => (Some(w.path.as_str()), Some(("syscall nr", 257))),
+            Checks::NameAndNr => (Some(w.path.as_str()), Some(("syscall nr", libc::SYS_openat))),
         };
         let mut c = openat_loop::counts(w.n, &summary, format!("{program} hits of the workload"), p.counts.hits);
         c.extend(event_counts(w.n, pid, &p.events, &Payload { name, aux }));
