@@ -10,8 +10,8 @@
 //! file (a sleeping child, 200 KB) on purpose, and the test fails naming the run and the level.
 
 use kmatrix::cache::Cache;
-use kmatrix::run::matrix::{self, MatrixRun};
 use kmatrix::run::guests::GuestSettings;
+use kmatrix::run::matrix::{self, MatrixRun};
 use kmatrix::run::scheduler::SchedulerConfig;
 use kmatrix::run::verdict::Expectations;
 use kmatrix::session::{self, Session};

@@ -10,8 +10,8 @@
 //! so nothing is silently skipped. Events flow to one consumer (the caller), which judges, writes
 //! and renders them; this module decides nothing about verdicts.
 
-use super::history;
 use super::guests::GuestSettings;
+use super::history;
 use crate::image::{self, Image, ImageOptions};
 use crate::kernel::PreparedKernel;
 use crate::session::SessionError;
