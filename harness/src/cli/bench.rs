@@ -22,7 +22,7 @@ pub enum BenchCommand {
         json: bool,
     },
     /// Boot Debian kernels with kmatrix (cold and from a snapshot) and with each peer (vmtest,
-    /// virtme-ng; installed on demand into <cache>/bench), run `uname -r; cat
+    /// virtme-ng; installed on demand into `<cache>/bench`), run `uname -r; cat
     /// /sys/kernel/tracing/available_tracers`, power off; N runs each, one at a time, under TCG.
     /// Each peer is first tried as its README says, then with the least it needs here. Prints
     /// min / median / max per tool, kernel and mode and the ratios to kmatrix.

@@ -351,7 +351,7 @@ impl Vm {
 
     /// Send a human-monitor command and wait until its output contains one of `until` (e.g.
     /// `info migrate` until `completed` or `failed`), asking again once QEMU has answered (its
-    /// next `(qemu)` prompt), at most every [`HMP_POLL`]. Returns the index of the pattern seen
+    /// next `(qemu)` prompt), at most every `HMP_POLL`. Returns the index of the pattern seen
     /// and the output. The answer is looked at every millisecond or so: a snapshot restore waits
     /// here for `VM status: running`, and a fixed 50 ms sleep was half of its time.
     pub async fn hmp_wait(&mut self, cmd: &str, until: &[&str], timeout: Duration) -> Result<(usize, String), VmError> {
