@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-use super::{AGENT, WORKLOADS};
+use super::{AGENT, WORKLOADS, WORKLOAD_ALIASES};
 use crate::kernel::Arch;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +30,9 @@ pub enum AssetsError {
 pub struct GuestAssets {
     pub agent: Cow<'static, [u8]>,
     pub workloads: Vec<(String, Cow<'static, [u8]>)>,
+    /// Names of a multi-call workload: (name in /bin, symlink target). x86_64's static workloads
+    /// are one multi-call `/bin/hello` (harness/build.rs); the arm64 build makes one program each.
+    pub aliases: Vec<(String, String)>,
 }
 
 /// The workspace this kmatrix was built from: where the arm64 build script and sources are.
@@ -57,6 +60,7 @@ pub fn assets(arch: Arch) -> Result<GuestAssets, AssetsError> {
         Arch::X86_64 => Ok(GuestAssets {
             agent: Cow::Borrowed(AGENT),
             workloads: WORKLOADS.iter().map(|(n, b)| (n.to_string(), Cow::Borrowed(*b))).collect(),
+            aliases: WORKLOAD_ALIASES.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect(),
         }),
         Arch::Arm64 => {
             let mut slot = ARM64.lock().unwrap_or_else(|p| p.into_inner());
@@ -91,11 +95,13 @@ fn load(arch: Arch, dir: &Path) -> Result<GuestAssets, AssetsError> {
     let read = |p: PathBuf| std::fs::read(&p).map_err(|source| AssetsError::Read { arch, path: p, source });
     let agent = read(dir.join("kmatrix-agent"))?;
     let mut workloads = Vec::new();
-    // The same names as the embedded x86 set: a workload missing here is an error naming it.
-    for (name, _) in WORKLOADS.iter().filter(|(n, _)| !n.ends_with("-dyn")) {
+    // The same names as the embedded x86 set (its files and the names of its multi-call
+    // program), each its own program here: a workload missing is an error naming it.
+    let names = WORKLOADS.iter().map(|(n, _)| *n).filter(|n| !n.ends_with("-dyn"));
+    for name in names.chain(WORKLOAD_ALIASES.iter().map(|(n, _)| *n)) {
         workloads.push((name.to_string(), Cow::Owned(read(dir.join("workloads").join(name))?)));
     }
-    Ok(GuestAssets { agent: Cow::Owned(agent), workloads })
+    Ok(GuestAssets { agent: Cow::Owned(agent), workloads, aliases: Vec::new() })
 }
 
 #[cfg(test)]

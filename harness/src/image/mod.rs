@@ -113,13 +113,14 @@ pub fn build_with(
     opts: ImageOptions,
     extra: &[ExtraFile],
 ) -> Result<Image, ImageError> {
-    let key = input_key(kernel, opts, extra);
+    let assets = arch::assets(kernel.arch)?;
+    let key = input_key(kernel, &assets, opts, extra);
     let index = cache.dir("image-inputs")?.join(format!("{key}.json"));
     if let Some(img) = indexed(&index) {
         cache.hold(&format!("image-{}", img.sha256))?;
         return Ok(img);
     }
-    let img = assemble(cache, kernel, opts, extra)?;
+    let img = assemble(cache, kernel, &assets, opts, extra)?;
     if let Ok(json) = serde_json::to_vec(&img) {
         // Only a shortcut: an index that cannot be written costs the next process a rebuild.
         let _ = cache::write_atomic(&index, &json);
@@ -130,21 +131,22 @@ pub fn build_with(
 /// Bumped when what [`assemble`] puts in an image changes in a way its inputs do not show.
 const LAYOUT: u32 = 2;
 
-/// The hash of everything [`assemble`] reads: the embedded assets, `guest.toml`, the kernel build
-/// (its package hash, else its files' identities), the options and the extra files.
-fn input_key(kernel: &PreparedKernel, opts: ImageOptions, extra: &[ExtraFile]) -> String {
+/// The hash of everything [`assemble`] reads: the kernel architecture's agent and workloads,
+/// `guest.toml`, the kernel build (its package hash, else its files' identities), the options and
+/// the extra files.
+fn input_key(kernel: &PreparedKernel, assets: &arch::GuestAssets, opts: ImageOptions, extra: &[ExtraFile]) -> String {
     let mut h = Sha256::new();
     let mut field = |b: &[u8]| {
         h.update((b.len() as u64).to_le_bytes());
         h.update(b);
     };
     field(&LAYOUT.to_le_bytes());
-    field(AGENT);
-    for (name, bytes) in WORKLOADS {
+    field(&assets.agent);
+    for (name, bytes) in &assets.workloads {
         field(name.as_bytes());
         field(bytes);
     }
-    for (name, target) in WORKLOAD_ALIASES {
+    for (name, target) in &assets.aliases {
         field(name.as_bytes());
         field(target.as_bytes());
     }
@@ -184,6 +186,7 @@ fn indexed(index: &std::path::Path) -> Option<Image> {
 fn assemble(
     cache: &Cache,
     kernel: &PreparedKernel,
+    assets: &arch::GuestAssets,
     opts: ImageOptions,
     extra: &[ExtraFile],
 ) -> Result<Image, ImageError> {
@@ -192,7 +195,6 @@ fn assemble(
     if opts.virtio_channel {
         names.extend(spec.channel_modules.iter().map(String::as_str));
     }
-    let assets = arch::assets(kernel.arch)?;
     let mut w = cpio::CpioWriter::new(Vec::with_capacity(assets.agent.len() + (8 << 20)));
     let io = ImageError::Write;
     for d in ["dev", "proc", "sys", "tmp", "run", "bin", "lib/modules"] {
@@ -206,7 +208,7 @@ fn assemble(
     }
     // The other static workloads are names of the multi-call /bin/hello (see harness/build.rs):
     // a symlink keeps `comm` and argv[0] the workload's own name.
-    for (name, target) in WORKLOAD_ALIASES {
+    for (name, target) in &assets.aliases {
         w.symlink(&format!("bin/{name}"), target).map_err(io)?;
     }
     let mut modules = Vec::new();
@@ -283,7 +285,8 @@ mod tests {
         let opts = ImageOptions::default();
         let a = build(&cache, &k, opts).unwrap();
         assert!(a.size > AGENT.len() as u64, "the image holds the agent");
-        let index = cache.dir("image-inputs").unwrap().join(format!("{}.json", input_key(&k, opts, &[])));
+        let x86 = arch::assets(k.arch).unwrap();
+        let index = cache.dir("image-inputs").unwrap().join(format!("{}.json", input_key(&k, &x86, opts, &[])));
         assert!(index.is_file(), "the inputs' index entry is written");
         // The index is what answers now: a changed entry is believed while its image is whole.
         let mut fake: Image = serde_json::from_slice(&std::fs::read(&index).unwrap()).unwrap();
@@ -292,7 +295,10 @@ mod tests {
         assert_eq!(build(&cache, &k, opts).unwrap().builtin, ["from-the-index"]);
         // Other inputs, another key; a removed image is built again, with the same bytes.
         let extra = [ExtraFile { path: "/user/x".into(), mode: 0o644, data: b"x".to_vec() }];
-        assert_ne!(input_key(&k, opts, &extra), input_key(&k, opts, &[]));
+        assert_ne!(input_key(&k, &x86, opts, &extra), input_key(&k, &x86, opts, &[]));
+        // Another architecture's agent, another key (an arm64 guest rebuilt is a new image).
+        let other = arch::GuestAssets { agent: b"another agent".as_slice().into(), ..x86.clone() };
+        assert_ne!(input_key(&k, &other, opts, &[]), input_key(&k, &x86, opts, &[]));
         std::fs::remove_file(&a.path).unwrap();
         let again = build(&cache, &k, opts).unwrap();
         assert_eq!(again.sha256, a.sha256);
