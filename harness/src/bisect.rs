@@ -197,17 +197,6 @@ pub struct Report {
     pub wall_s: f64,
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 fn sanitize(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
 }
@@ -235,10 +224,10 @@ impl Bisector {
         let (k, img) = match prepared {
             Ok(x) => x,
             Err(SessionError::Kernel { source, .. }) if source.is_integrity() => {
-                return Err(BisectError::Aborted { spec: b.spec.clone(), reason: chain(&*source) });
+                return Err(BisectError::Aborted { spec: b.spec.clone(), reason: crate::error_chain(&*source) });
             }
             Err(e) => {
-                step.reason = format!("cannot prepare it: {}", chain(&e));
+                step.reason = format!("cannot prepare it: {}", crate::error_chain(&e));
                 step.secs = t0.elapsed().as_secs_f64();
                 return Ok(step);
             }
@@ -417,9 +406,9 @@ async fn between(b: &Bisector, good: &AvailableKernel, bad: &AvailableKernel) ->
     let (spec, cache, fetch) = (bad.spec.clone(), b.guests.session.cache.clone(), b.guests.fetch.clone());
     let (gv, bv) = (good.version.clone(), bad.version.clone());
     tokio::task::spawn_blocking(move || {
-        let parsed = spec.parse().map_err(|e| chain(&e))?;
-        let k = crate::kernel::prepare(&parsed, &cache, &fetch).map_err(|e| chain(&e))?;
-        let text = changelog::changelog(&k, &cache, &fetch).map_err(|e| chain(&e))?;
+        let parsed = spec.parse().map_err(|e| crate::error_chain(&e))?;
+        let k = crate::kernel::prepare(&parsed, &cache, &fetch).map_err(|e| crate::error_chain(&e))?;
+        let text = changelog::changelog(&k, &cache, &fetch).map_err(|e| crate::error_chain(&e))?;
         let all = changelog::parse(&text);
         Ok(changelog::between(&all, &gv, &bv).into_iter().cloned().collect())
     })

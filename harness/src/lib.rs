@@ -23,3 +23,16 @@ pub mod selftest;
 pub mod session;
 pub mod testing;
 pub mod vm;
+
+/// An error and every cause under it on one line (`a: b: c`), for results and reports that
+/// keep a reason as text.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

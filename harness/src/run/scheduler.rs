@@ -131,7 +131,7 @@ async fn headers(cfg: &SchedulerConfig, k: &PreparedKernel) -> Result<String, No
         .await
         .map_err(|e| NoHeaders::Panicked(e.to_string()))?
         .map(|h| h.dir.display().to_string())
-        .map_err(|e| NoHeaders::Provider(chain(&e)))
+        .map_err(|e| NoHeaders::Provider(crate::error_chain(&e)))
 }
 
 /// Why a guest gets no kernel headers; its text is the reason the scenarios needing them give.
@@ -142,17 +142,6 @@ enum NoHeaders {
     /// The kernel provider's error, its whole chain on one line.
     #[error("{0}")]
     Provider(String),
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 async fn run_kernel(
@@ -180,7 +169,7 @@ async fn run_kernel(
     let (k, img) = match prepare(cfg, spec).await {
         Ok(x) => x,
         Err(e) => {
-            for ev in emit_all_error(chain(&e), Cause::Infrastructure, None, &scenarios) {
+            for ev in emit_all_error(crate::error_chain(&e), Cause::Infrastructure, None, &scenarios) {
                 let _ = tx.send(ev).await;
             }
             let _ = tx

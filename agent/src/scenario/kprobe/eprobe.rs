@@ -36,19 +36,22 @@ use std::time::Instant;
 /// FILTER_PTR_STRING pointer", `val = *(unsigned long *)addr`), backported to 6.12.97: Debian's
 /// 6.12.107 source has it, its 6.1.176 source does not (both diffed from Debian's
 /// linux-source packages).
+/// What both eprobe scenarios on sys_enter_openat need.
+const EPROBE_OPENAT: &[Req] = &[
+    Req::Tracefs,
+    Req::File("dynamic_events"),
+    Req::Syntax("e["),
+    Req::Event("syscalls/sys_enter_openat"),
+    openat_loop::IN_IMAGE,
+];
+
 // "tracing: Add a probe that attaches to trace events", 5.15.
 pub const SYS_ENTER_OPENAT: Scenario = Meta::new("kprobe.eprobe.sys_enter_openat", "5.15")
     .summary(
         "e: on syscalls.sys_enter_openat reading dfd, the filename pointer and the string behind it: N entries, \
         each with AT_FDCWD, the workload's pointer and path",
     )
-    .requires(&[
-        Req::Tracefs,
-        Req::File("dynamic_events"),
-        Req::Syntax("e["),
-        Req::Event("syscalls/sys_enter_openat"),
-        openat_loop::IN_IMAGE,
-    ])
+    .requires(EPROBE_OPENAT)
     .params(openat_loop::PARAMS_100)
     .run(sys_enter_openat);
 
@@ -77,13 +80,7 @@ pub const SYS_ENTER_OPENAT_NUMERIC: Scenario = Meta::new("kprobe.eprobe.sys_ente
         "e: on syscalls.sys_enter_openat reading its integer fields: N entries, each with AT_FDCWD, \
         O_RDONLY|O_CLOEXEC and mode 0 (no string fetch, so 6.1's one-byte pointer bug cannot touch it)",
     )
-    .requires(&[
-        Req::Tracefs,
-        Req::File("dynamic_events"),
-        Req::Syntax("e["),
-        Req::Event("syscalls/sys_enter_openat"),
-        openat_loop::IN_IMAGE,
-    ])
+    .requires(EPROBE_OPENAT)
     .params(&[("count", "100"), ("path", openat_loop::DEFAULT_PATH), ("flags", OPENAT_FLAGS)])
     .run(sys_enter_openat_numeric);
 
