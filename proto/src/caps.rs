@@ -1,0 +1,150 @@
+//! The capability record: what the agent found in the running kernel at boot (tracefs files,
+//! probe syntaxes, BPF types, PMUs, modules, mounts), sent in `Hello`.
+//!
+//! It records observations only; judging a scenario against them is the agent's and the
+//! host's work.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What the agent found in the running kernel. Typed, never free text, so verdicts can cite it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Capabilities {
+    /// `uname -r`.
+    pub release: String,
+    /// `uname -v`.
+    pub version: String,
+    /// `uname -m`.
+    pub machine: String,
+    /// `/proc/cmdline`.
+    pub cmdline: String,
+    /// Milliseconds since the kernel started (from /proc/uptime) when `Hello` was built.
+    pub uptime_ms: u64,
+    /// Where tracefs is mounted (kmatrix always mounts it at /sys/kernel/tracing).
+    pub tracefs_mount: Option<String>,
+    /// debugfs mounted at /sys/kernel/debug.
+    pub debugfs_mounted: bool,
+    /// bpffs mounted at /sys/fs/bpf.
+    pub bpffs_mounted: bool,
+    /// `available_tracers`.
+    pub available_tracers: Vec<String>,
+    /// Lines of `available_events`.
+    pub event_count: usize,
+    /// Lines of `available_filter_functions` (0 when the file is absent).
+    pub filter_function_count: usize,
+    /// tracefs has `kprobe_events`.
+    pub kprobe_events: bool,
+    /// tracefs has `uprobe_events`.
+    pub uprobe_events: bool,
+    /// tracefs has `dynamic_events`.
+    pub dynamic_events: bool,
+    /// Probe syntaxes announced in the tracefs README, e.g. `p[:[gr/]event]`, `r[maxactive]`,
+    /// `f[:[gr/]event]`, `e[:[gr/]event]`, `t[:[gr/]event]`.
+    pub probe_syntaxes: Vec<ProbeSyntax>,
+    /// Entries of /sys/kernel/debug/kprobes/blacklist (None when the file is absent).
+    pub kprobe_blacklist: Option<usize>,
+    /// /sys/kernel/btf/vmlinux exists.
+    pub btf_vmlinux: bool,
+    /// Number of module BTF files under /sys/kernel/btf besides vmlinux.
+    pub btf_modules: usize,
+    /// The bpf() syscall answered (anything but ENOSYS).
+    pub bpf_syscall: bool,
+    /// /proc/sys/kernel/unprivileged_bpf_disabled, /proc/sys/net/core/bpf_jit_enable.
+    pub bpf_jit_enable: Option<i64>,
+    /// BPF program types the kernel accepts, as probed by loading a minimal program of each.
+    #[serde(default)]
+    pub bpf_prog_types: Vec<String>,
+    /// BPF map types the kernel accepts, as probed by creating a small map of each.
+    #[serde(default)]
+    pub bpf_map_types: Vec<String>,
+    /// BPF attach types the kernel accepts, as probed by attaching a trivial program of each to
+    /// a harmless target and detaching it. Probed at boot: `kprobe` (kprobe perf event),
+    /// `bpf_link_create` (BPF_LINK_CREATE of a kprobe perf event, 5.15), `raw_tracepoint`,
+    /// `fentry`, `fexit`, `perf_event`. The others are in `bpf_attach_on_demand`.
+    #[serde(default)]
+    pub bpf_attach_types: Vec<String>,
+    /// Attach types not probed at boot (too slow for its critical path under TCG: a
+    /// kprobe_multi link alone costs 80-110 ms on 6.12): the agent probes each when a scenario
+    /// first asks. Not being in `bpf_attach_types` says nothing about them.
+    #[serde(default)]
+    pub bpf_attach_on_demand: Vec<String>,
+    /// Perf PMUs under /sys/bus/event_source/devices, with their `type`.
+    pub perf_pmus: BTreeMap<String, u32>,
+    /// Modules the agent loaded, in order, with how each went.
+    pub modules: Vec<ModuleLoad>,
+    /// The channel the agent talks on (`/dev/ttyS1`, `/dev/vport0p1`, ...).
+    pub channel: String,
+    /// Ids of the scenarios in the agent's catalogue, in catalogue order.
+    #[serde(default)]
+    pub scenarios: Vec<String>,
+    /// Every filesystem the agent tried to mount, in order, with how each went.
+    #[serde(default)]
+    pub mounts: Vec<MountRecord>,
+    /// Selected kernel config options as the guest sees them (/proc/config.gz when built in).
+    /// The host adds the package's config, which Debian kernels do not carry in-guest.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// Where `config` was read in the guest (`/proc/config.gz`, `/boot/config-<release>`); None
+    /// when the guest had no kernel config, and requirements fall back to tracefs evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_source: Option<String>,
+}
+
+/// One probe syntax line of the tracefs README, reduced to its prefix (`p`, `r`, `f`, `e`, `t`, ...)
+/// and the full text the kernel printed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProbeSyntax {
+    /// The syntax's letter as the README writes it (`p`, `r`, `f`, `e`, ...).
+    pub kind: String,
+    /// The README line itself.
+    pub text: String,
+}
+
+impl Capabilities {
+    /// Whether the tracefs README announces a probe syntax starting with `prefix`
+    /// (e.g. `"f["` for fprobe events, `"e["` for event probes, `"r[maxactive]"`).
+    pub fn has_probe_syntax(&self, prefix: &str) -> bool {
+        self.probe_syntaxes.iter().any(|s| s.text.starts_with(prefix))
+    }
+}
+
+/// One mount the agent attempted at boot.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MountRecord {
+    /// The file system type (`tracefs`).
+    pub fstype: String,
+    /// Where it was mounted.
+    pub target: String,
+    /// `ok`, or the errno text of the failed `mount` (or `mkdir` of the mount point).
+    pub outcome: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// One kernel module the agent loaded (or tried to).
+pub struct ModuleLoad {
+    /// The module's name (`virtio_pci`).
+    pub name: String,
+    /// `ok`, `exists` (EEXIST: already loaded, counts as ok), `builtin`, or the errno text of the
+    /// failed `finit_module` (or `open` of the file).
+    pub outcome: String,
+    /// Milliseconds the load took.
+    pub ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_syntax_lookup_matches_prefix() {
+        let caps = Capabilities {
+            probe_syntaxes: vec![ProbeSyntax {
+                kind: "f".into(),
+                text: "f[:[<group>/][<event>]] <func-name>[%return] [<args>]".into(),
+            }],
+            ..Default::default()
+        };
+        assert!(caps.has_probe_syntax("f["));
+        assert!(!caps.has_probe_syntax("e["));
+    }
+}
