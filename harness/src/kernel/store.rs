@@ -23,8 +23,9 @@ use super::deb;
 use super::error::{KernelError, Result};
 use super::image;
 use super::index::{sha256_file, DebPackage, Signature};
+use super::matrix::Lock;
 use super::modules::{canonical_name, is_module, modinfo_depends, render_modules_dep};
-use crate::cache::write_atomic;
+use crate::cache::{write_atomic, Cache};
 
 pub const MANIFEST: &str = "manifest.json";
 const FORMAT: u32 = 1;
@@ -62,6 +63,35 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The manifest of an entry before anything is placed in it: the release and architecture,
+    /// no package, no files.
+    pub fn empty(release: String, arch: Arch) -> Manifest {
+        Manifest {
+            format: FORMAT,
+            release,
+            package: None,
+            package_version: None,
+            suite: None,
+            signature: None,
+            arch,
+            debs: Vec::new(),
+            bzimage: String::new(),
+            vmlinux: None,
+            btf: None,
+            config: None,
+            system_map: None,
+            modules_dir: None,
+            files: BTreeMap::new(),
+        }
+    }
+
+    /// Write it as `manifest.json` into `dir`, atomically: the last file of an entry.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|e| KernelError::Parse { what: "manifest".into(), detail: e.to_string() })?;
+        Ok(write_atomic(&dir.join(MANIFEST), &json)?)
+    }
+
     pub fn load(path: &Path) -> Result<Manifest> {
         let text = fs::read_to_string(path).map_err(KernelError::io(path))?;
         serde_json::from_str(&text)
@@ -249,9 +279,7 @@ pub fn build_entry(staging: &Path, debs: &[(DebPackage, PathBuf)], mut m: Manife
     }
     m.files = st.files;
     m.format = FORMAT;
-    let json = serde_json::to_vec_pretty(&m)
-        .map_err(|e| KernelError::Parse { what: "manifest".into(), detail: e.to_string() })?;
-    write_atomic(&staging.join(MANIFEST), &json)?;
+    m.write(staging)?;
     Ok(m)
 }
 
@@ -285,7 +313,8 @@ pub fn derive_vmlinux(bz_path: &Path) -> Result<Derived> {
     Ok((Some(elf), btf))
 }
 
-fn write_file(root: &Path, rel: &str, data: &[u8], files: &mut BTreeMap<String, FileSum>) -> Result<()> {
+/// Write `data` to `rel` under `root` and record its size and hash in `files`.
+pub fn write_file(root: &Path, rel: &str, data: &[u8], files: &mut BTreeMap<String, FileSum>) -> Result<()> {
     let p = root.join(rel);
     if let Some(d) = p.parent() {
         fs::create_dir_all(d).map_err(KernelError::io(d))?;
@@ -361,6 +390,55 @@ fn store_one(root: &Path, dest: &str, data: &[u8]) -> Result<(FileSum, Option<Ve
         detail: format!("decompress {kind:?} module: {e}"),
     })?;
     Ok((sum, Some(modinfo_depends(&ko).unwrap_or_default())))
+}
+
+/// A temporary directory under the kernels root (`.staging-…`, `.download-…`): on the same file
+/// system as the entries, so a finished one is renamed into place; `gc` removes old leftovers.
+pub fn temp_dir(kroot: &Path, prefix: &str) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new().prefix(prefix).tempdir_in(kroot).map_err(KernelError::io(kroot))
+}
+
+/// Put a finished staging directory in place of `entry` (replacing a stale one).
+pub fn install(staging: tempfile::TempDir, entry: &Path) -> Result<()> {
+    if entry.exists() {
+        fs::remove_dir_all(entry).map_err(KernelError::io(entry))?;
+    }
+    fs::rename(staging.keep(), entry).map_err(KernelError::io(entry))
+}
+
+/// Remove the kernel cache entries the lock does not name (other builds, local kernels, stale
+/// indexes), except those a running kmatrix holds. Returns what was removed.
+pub fn gc(cache: &Cache, lock: &Lock) -> Result<Vec<PathBuf>> {
+    let kroot = cache.dir("kernels")?;
+    let keep: std::collections::HashSet<String> =
+        lock.kernels.values().map(|k| entry_name(&k.image, &k.version)).collect();
+    let mut removed = Vec::new();
+    for e in fs::read_dir(&kroot).map_err(KernelError::io(&kroot))? {
+        let e = e.map_err(KernelError::io(&kroot))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let path = e.path();
+        if name == "index" || keep.contains(&name) || !path.is_dir() {
+            continue;
+        }
+        if name.starts_with('.') {
+            // A staging or download directory: only when old, it may belong to a running prepare.
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > 24 * 3600);
+            if !old {
+                continue;
+            }
+        }
+        // One a running kmatrix holds stays (`kmatrix gc` says so).
+        let Some(_claim) = cache.claim(&format!("kernel-{name}"))? else { continue };
+        let _guard = cache.lock(&format!("kernel-{name}"))?;
+        fs::remove_dir_all(&path).map_err(KernelError::io(&path))?;
+        removed.push(path);
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]

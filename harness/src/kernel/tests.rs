@@ -17,6 +17,7 @@ use super::compress::Compression;
 use super::deb::build;
 use super::image::fake;
 use super::*;
+use crate::cache::Cache;
 
 /// A fault the fixture server injects into the body of a file: headers announce the whole
 /// length, `after` bytes follow, then the server holds the connection silent (`Stall`) or

@@ -1,0 +1,59 @@
+//! What can be known about a prepared kernel from its files, without booting it: version, BTF,
+//! PVH, and the tracing options its config sets.
+
+use std::collections::BTreeMap;
+use std::fs;
+
+use serde::Serialize;
+
+use super::config;
+use super::error::{KernelError, Result};
+use super::prepared::{Pinning, PreparedKernel};
+
+/// What can be known about a kernel before booting it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KernelInfo {
+    pub id: String,
+    pub release: String,
+    pub package: Option<String>,
+    pub package_version: Option<String>,
+    pub pinning: Pinning,
+    /// `vmlinux.btf` was extracted from the image.
+    pub btf_file: bool,
+    /// `CONFIG_DEBUG_INFO_BTF`, when the config is known.
+    pub btf_config: Option<bool>,
+    pub pvh: bool,
+    /// Each of [`config::TRACING_OPTIONS`] with its value (`y`, `m`, a string), `None` when not set
+    /// or no config is known.
+    pub options: Vec<(String, Option<String>)>,
+}
+
+/// Version, BTF and tracing options of a prepared kernel, from its files (no VM).
+pub fn info(kernel: &PreparedKernel) -> Result<KernelInfo> {
+    let cfg = match &kernel.config {
+        Some(p) => Some(config::KernelConfig::parse(&fs::read_to_string(p).map_err(KernelError::io(p))?)),
+        None => None,
+    };
+    Ok(KernelInfo {
+        id: kernel.id.clone(),
+        release: kernel.release.clone(),
+        package: kernel.package.clone(),
+        package_version: kernel.package_version.clone(),
+        pinning: kernel.pinning,
+        btf_file: kernel.btf.as_ref().is_some_and(|p| p.is_file()),
+        btf_config: cfg.as_ref().map(|c| c.is_enabled("DEBUG_INFO_BTF")),
+        pvh: kernel.vmlinux.is_some(),
+        options: config::TRACING_OPTIONS
+            .iter()
+            .map(|o| (o.to_string(), cfg.as_ref().and_then(|c| c.get(o)).map(str::to_string)))
+            .collect(),
+    })
+}
+
+/// The [`config::TRACING_OPTIONS`] the kernel's config sets (`KPROBES` → `y`); empty when the
+/// config is unknown or unreadable.
+pub fn tracing_config(kernel: &PreparedKernel) -> BTreeMap<String, String> {
+    let Some(text) = kernel.config.as_ref().and_then(|p| fs::read_to_string(p).ok()) else { return BTreeMap::new() };
+    let cfg = config::KernelConfig::parse(&text);
+    config::TRACING_OPTIONS.iter().filter_map(|o| cfg.get(o).map(|v| (o.to_string(), v.to_string()))).collect()
+}
