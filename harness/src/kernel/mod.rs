@@ -22,6 +22,7 @@ pub mod mirror;
 pub mod modules;
 mod prepare;
 mod prepared;
+mod release;
 mod source;
 mod spec;
 mod store;
