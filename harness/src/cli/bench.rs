@@ -49,12 +49,8 @@ pub struct PeersArgs {
     /// Print the whole result as JSON instead of the table.
     #[arg(long)]
     pub json: bool,
-    /// Debian mirror (default: KMATRIX_MIRROR, else the host's apt configuration).
-    #[arg(long, env = "KMATRIX_MIRROR")]
-    pub mirror: Option<String>,
-    /// Trust a Release file whose signature cannot be checked (see `kmatrix boot --help`).
-    #[arg(long)]
-    pub allow_unsigned: bool,
+    #[command(flatten)]
+    pub fetch: MirrorArgs,
 }
 
 fn parse_peer(s: &str) -> Result<Peer, String> {
@@ -73,7 +69,7 @@ pub(crate) async fn bench_peers(a: PeersArgs) -> Result<i32> {
         runs: a.runs,
         timeout: Duration::from_secs_f64(a.timeout),
         kmatrix,
-        fetch: FetchOptions { mirror: a.mirror.clone(), trust: trust(a.allow_unsigned), ..Default::default() },
+        fetch: a.fetch.fetch_options(),
         skip_out_of_the_box: a.skip_out_of_the_box,
     };
     let progress = |s: &str| eprintln!("bench peers: {s}");

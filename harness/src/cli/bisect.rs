@@ -35,12 +35,8 @@ pub struct BisectArgs {
     /// Accelerator: auto (KVM when it works), kvm, tcg.
     #[arg(long, default_value = "auto")]
     pub accel: AccelChoice,
-    /// Debian mirror (default: KMATRIX_MIRROR, else the host's apt configuration).
-    #[arg(long, env = "KMATRIX_MIRROR")]
-    pub mirror: Option<String>,
-    /// Use a Release file whose signature cannot be checked, trusting the mirror's hashes alone.
-    #[arg(long)]
-    pub allow_unsigned: bool,
+    #[command(flatten)]
+    pub fetch: MirrorArgs,
     /// Seconds from QEMU start to the agent's Hello before a build counts as not booting.
     #[arg(long, default_value_t = crate::session::BOOT_TIMEOUT.as_secs_f64(), value_parser = seconds)]
     pub boot_timeout: f64,
@@ -89,7 +85,7 @@ pub(crate) async fn bisect_cmd(a: BisectArgs) -> Result<i32> {
         }
     }
     let cache = Cache::from_env().exit_code(exit::INFRA)?;
-    let fetch = FetchOptions { mirror: a.mirror.clone(), trust: trust(a.allow_unsigned), ..Default::default() };
+    let fetch = a.fetch.fetch_options();
     let all = {
         let (l, c, f) = (line.clone(), cache.clone(), fetch.clone());
         tokio::task::spawn_blocking(move || kernel::available(&l, &c, &f))

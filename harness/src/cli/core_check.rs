@@ -9,12 +9,8 @@ pub struct CoreCheckArgs {
     /// Kernels: `all` (every kernel of kernels/matrix.toml) or comma-separated ids or specs.
     #[arg(long, value_delimiter = ',', default_value = "all")]
     pub kernels: Vec<String>,
-    /// Debian mirror for kernels not in the cache yet.
-    #[arg(long, env = "KMATRIX_MIRROR")]
-    pub mirror: Option<String>,
-    /// Use a Release whose signature cannot be checked (no gpgv, keyring or signature).
-    #[arg(long)]
-    pub allow_unsigned: bool,
+    #[command(flatten)]
+    pub fetch: MirrorArgs,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -35,7 +31,7 @@ pub(crate) async fn core_check_cmd(a: CoreCheckArgs) -> Result<i32> {
         specs.push(spec);
     }
     let cache = Cache::from_env().exit_code(exit::INFRA)?;
-    let opts = FetchOptions { mirror: a.mirror.clone(), trust: trust(a.allow_unsigned), ..Default::default() };
+    let opts = a.fetch.fetch_options();
     let report = tokio::task::spawn_blocking(move || -> Result<core_check::Report> {
         // Kernels come from the cache (fetched on first use); nothing boots.
         let mut prepared = Vec::new();

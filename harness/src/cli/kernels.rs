@@ -8,11 +8,8 @@ pub enum KernelsCommand {
     Fetch {
         /// Kernel ids or specs; default: the whole matrix.
         ids: Vec<String>,
-        #[arg(long, env = "KMATRIX_MIRROR")]
-        mirror: Option<String>,
-        /// Use a Release whose signature cannot be checked (no gpgv, keyring or signature).
-        #[arg(long)]
-        allow_unsigned: bool,
+        #[command(flatten)]
+        fetch: MirrorArgs,
     },
     /// The kernels of kernels/matrix.toml with what the lock pins.
     List {
@@ -22,11 +19,8 @@ pub enum KernelsCommand {
     /// What a kernel can do, read from its package before booting it.
     Info {
         id: String,
-        #[arg(long, env = "KMATRIX_MIRROR")]
-        mirror: Option<String>,
-        /// Use a Release whose signature cannot be checked (no gpgv, keyring or signature).
-        #[arg(long)]
-        allow_unsigned: bool,
+        #[command(flatten)]
+        fetch: MirrorArgs,
         #[arg(long)]
         json: bool,
     },
@@ -34,27 +28,21 @@ pub enum KernelsCommand {
     Available {
         #[arg(long)]
         line: String,
-        #[arg(long, env = "KMATRIX_MIRROR")]
-        mirror: Option<String>,
-        /// Use a Release whose signature cannot be checked (no gpgv, keyring or signature).
-        #[arg(long)]
-        allow_unsigned: bool,
+        #[command(flatten)]
+        fetch: MirrorArgs,
         #[arg(long)]
         json: bool,
     },
     /// Re-resolve every matrix kernel on the mirror and rewrite kernels/kernels.lock.
     Update {
-        #[arg(long, env = "KMATRIX_MIRROR")]
-        mirror: Option<String>,
-        /// Use a Release whose signature cannot be checked (no gpgv, keyring or signature).
-        #[arg(long)]
-        allow_unsigned: bool,
+        #[command(flatten)]
+        fetch: MirrorArgs,
     },
     /// Remove cached kernels the lock no longer names.
     Gc,
 }
 
-pub(crate) async fn kernels_fetch(ids: Vec<String>, mirror: Option<String>, allow_unsigned: bool) -> Result<i32> {
+pub(crate) async fn kernels_fetch(ids: Vec<String>, fetch: MirrorArgs) -> Result<i32> {
     let cache = Cache::from_env().exit_code(exit::INFRA)?;
     let ids = if ids.is_empty() {
         kernel::matrix_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?
@@ -63,7 +51,7 @@ pub(crate) async fn kernels_fetch(ids: Vec<String>, mirror: Option<String>, allo
     };
     for id in ids {
         let spec: KernelSpec = id.parse().with_context(|| format!("bad kernel {id:?}")).exit_code(exit::BAD_INPUT)?;
-        let opts = FetchOptions { mirror: mirror.clone(), trust: trust(allow_unsigned), ..Default::default() };
+        let opts = fetch.fetch_options();
         let c = cache.clone();
         let k =
             tokio::task::spawn_blocking(move || kernel::prepare(&spec, &c, &opts)).await.context("fetch task died")?;
@@ -114,11 +102,11 @@ pub(crate) async fn kernels_other(cmd: KernelsCommand) -> Result<i32> {
             }))
             .await
         }
-        KernelsCommand::Info { id, mirror, allow_unsigned, json } => {
+        KernelsCommand::Info { id, fetch, json } => {
             blocking(Box::new(move || {
                 let spec: KernelSpec =
                     id.parse().with_context(|| format!("bad kernel {id:?}")).exit_code(exit::BAD_INPUT)?;
-                let opts = FetchOptions { mirror, trust: trust(allow_unsigned), ..Default::default() };
+                let opts = fetch.fetch_options();
                 let k = kernel::prepare(&spec, &cache, &opts).map_err(tag_kernel)?;
                 let info = kernel::info(&k).map_err(tag_kernel)?;
                 if json {
@@ -145,9 +133,9 @@ pub(crate) async fn kernels_other(cmd: KernelsCommand) -> Result<i32> {
             }))
             .await
         }
-        KernelsCommand::Available { line, mirror, allow_unsigned, json } => {
+        KernelsCommand::Available { line, fetch, json } => {
             blocking(Box::new(move || {
-                let opts = FetchOptions { mirror, trust: trust(allow_unsigned), ..Default::default() };
+                let opts = fetch.fetch_options();
                 let v = kernel::available(&line, &cache, &opts).map_err(tag_kernel)?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&v)?);
@@ -161,9 +149,9 @@ pub(crate) async fn kernels_other(cmd: KernelsCommand) -> Result<i32> {
             }))
             .await
         }
-        KernelsCommand::Update { mirror, allow_unsigned } => {
+        KernelsCommand::Update { fetch } => {
             blocking(Box::new(move || {
-                let opts = FetchOptions { mirror, trust: trust(allow_unsigned), ..Default::default() };
+                let opts = fetch.fetch_options();
                 let lock = kernel::update_lock(&cache, &opts).map_err(tag_kernel)?;
                 for (id, k) in &lock.kernels {
                     println!("{:14} {} ({})", id, k.version, k.release);

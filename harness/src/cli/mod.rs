@@ -130,13 +130,8 @@ pub struct GuestArgs {
     /// Guest memory in MiB.
     #[arg(long, default_value_t = crate::session::MEMORY_MB)]
     pub memory: u32,
-    /// Debian mirror (default: KMATRIX_MIRROR, else the host's apt configuration).
-    #[arg(long, env = "KMATRIX_MIRROR")]
-    pub mirror: Option<String>,
-    /// Use a Release file whose signature cannot be checked (no gpgv, no archive keyring, no
-    /// signature), trusting the mirror's hashes alone. Without it, that is an error.
-    #[arg(long)]
-    pub allow_unsigned: bool,
+    #[command(flatten)]
+    pub fetch: MirrorArgs,
     /// Where console logs go.
     #[arg(long, default_value = "target/kmatrix")]
     pub out: PathBuf,
@@ -156,6 +151,31 @@ pub struct GuestArgs {
     /// virtio-fs), virtiofs (an error without a usable virtiofsd), or 9p.
     #[arg(long, value_enum, default_value_t = crate::vm::share::ShareMode::Auto)]
     pub share: crate::vm::share::ShareMode,
+}
+
+/// Where kernels are fetched from and whether an unsigned Release is trusted: the options of
+/// every command that may download a kernel, written once.
+#[derive(Debug, Args, Clone, Default)]
+pub struct MirrorArgs {
+    /// Debian mirror (default: KMATRIX_MIRROR, else the host's apt configuration); an archive
+    /// snapshot mirror brings back builds the mirror no longer has.
+    #[arg(long, env = "KMATRIX_MIRROR")]
+    pub mirror: Option<String>,
+    /// Use a Release file whose signature cannot be checked (no gpgv, no archive keyring, no
+    /// signature), trusting the mirror's hashes alone. Without it, that is an error.
+    #[arg(long)]
+    pub allow_unsigned: bool,
+}
+
+impl MirrorArgs {
+    /// The kernel provider's options for these flags (no local kernel extras).
+    pub fn fetch_options(&self) -> FetchOptions {
+        FetchOptions {
+            mirror: self.mirror.clone(),
+            trust: kernel::TrustOptions { allow_unsigned: self.allow_unsigned, ..Default::default() },
+            ..Default::default()
+        }
+    }
 }
 
 /// The kernel `boot`, `bench boot` and `exec` use when none is named.
@@ -188,13 +208,7 @@ impl GuestArgs {
 
     /// How to fetch this command's kernels: mirror, trust, a local kernel's extras.
     pub fn fetch_options(&self) -> FetchOptions {
-        FetchOptions {
-            mirror: self.mirror.clone(),
-            modules: self.modules.clone(),
-            config: self.config.clone(),
-            trust: trust(self.allow_unsigned),
-            ..Default::default()
-        }
+        FetchOptions { modules: self.modules.clone(), config: self.config.clone(), ..self.fetch.fetch_options() }
     }
 
     /// Whether to use snapshots, given this command's default.
@@ -213,9 +227,7 @@ pub async fn main(cli: Cli) -> Result<i32> {
         Command::Bench(BenchCommand::Boot { guest, runs, json }) => bench::bench_boot(guest, runs, json).await,
         Command::Bench(BenchCommand::Matrix(a)) => bench::bench_matrix(a).await,
         Command::Bench(BenchCommand::Peers(a)) => bench::bench_peers(a).await,
-        Command::Kernels(KernelsCommand::Fetch { ids, mirror, allow_unsigned }) => {
-            kernels::kernels_fetch(ids, mirror, allow_unsigned).await
-        }
+        Command::Kernels(KernelsCommand::Fetch { ids, fetch }) => kernels::kernels_fetch(ids, fetch).await,
         Command::Kernels(k) => kernels::kernels_other(k).await,
         Command::Run(a) => run::run(a).await,
         Command::Scenarios(ScenariosCommand::List { json }) => scenarios::scenarios_list(json),
@@ -236,11 +248,6 @@ pub async fn main(cli: Cli) -> Result<i32> {
             Ok(exit::OK)
         }
     }
-}
-
-/// `--allow-unsigned` as the kernel provider takes it.
-fn trust(allow_unsigned: bool) -> kernel::TrustOptions {
-    kernel::TrustOptions { allow_unsigned, ..Default::default() }
 }
 
 /// A number of seconds on the command line (every timeout): positive and finite, else clap

@@ -29,13 +29,8 @@ pub struct RerunArgs {
     /// Accelerator for every cell (default: the one each result ran under).
     #[arg(long)]
     pub accel: Option<AccelChoice>,
-    /// Debian mirror (default: KMATRIX_MIRROR, else the host's apt configuration); an archive
-    /// snapshot mirror brings back builds the mirror no longer has.
-    #[arg(long, env = "KMATRIX_MIRROR")]
-    pub mirror: Option<String>,
-    /// Use a Release file whose signature cannot be checked, trusting the mirror's hashes alone.
-    #[arg(long)]
-    pub allow_unsigned: bool,
+    #[command(flatten)]
+    pub fetch: MirrorArgs,
     /// Where the new run directory goes.
     #[arg(long, default_value = "target/kmatrix")]
     pub out: PathBuf,
@@ -69,8 +64,7 @@ impl RerunArgs {
             accel,
             boot_timeout: self.boot_timeout,
             memory: crate::session::MEMORY_MB,
-            mirror: self.mirror.clone(),
-            allow_unsigned: self.allow_unsigned,
+            fetch: self.fetch.clone(),
             out: self.out.clone(),
             append: Vec::new(),
             channel: "virtio".into(),
@@ -182,11 +176,9 @@ async fn verify_build(a: &RerunArgs, cache: &Cache, r: &ScenarioResult, spec: &s
     let recorded = r.build.clone().unwrap_or_default();
     let parsed: KernelSpec = spec.parse().map_err(tag_kernel)?;
     let fetch = FetchOptions {
-        mirror: a.mirror.clone(),
         modules: recorded.modules.as_ref().map(PathBuf::from),
         config: recorded.config.as_ref().map(PathBuf::from),
-        trust: trust(a.allow_unsigned),
-        ..Default::default()
+        ..a.fetch.fetch_options()
     };
     let c = cache.clone();
     let k = tokio::task::spawn_blocking(move || kernel::prepare(&parsed, &c, &fetch))
