@@ -59,12 +59,26 @@ pub fn offer(share: Option<Share>) {
     }
 }
 
+/// Why the host root is not there for a program (a requirement's evidence, an error's cause).
+#[derive(Debug, thiserror::Error)]
+pub enum Unavailable {
+    /// A thread panicked while it held the share state.
+    #[error("share state poisoned")]
+    Poisoned,
+    /// The host offered no share with the request.
+    #[error("the host root is not shared into this guest")]
+    NotShared,
+    /// The offered share did not mount (the whole chain, one line).
+    #[error("{0:#}")]
+    Mount(anyhow::Error),
+}
+
 /// The offered share, mounted (once); `Err` says why there is none.
-pub fn mount_offered() -> Result<String, String> {
-    let offered = OFFERED.lock().map_err(|_| "share state poisoned".to_string())?.clone();
+pub fn mount_offered() -> Result<String, Unavailable> {
+    let offered = OFFERED.lock().map_err(|_| Unavailable::Poisoned)?.clone();
     match offered {
-        None => Err("the host root is not shared into this guest".into()),
-        Some(s) => ensure(&s).map_err(|e| format!("{e:#}")),
+        None => Err(Unavailable::NotShared),
+        Some(s) => ensure(&s).map_err(Unavailable::Mount),
     }
 }
 
@@ -144,18 +158,29 @@ pub fn headers_dir() -> Option<(String, std::path::PathBuf)> {
     seen.join("include/linux/kconfig.h").is_file().then_some((host_path, seen))
 }
 
-fn mount(src: &str, target: &str, fstype: &str, flags: libc::c_ulong, data: &str) -> Result<(), String> {
+/// Why `mount(2)` failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum MountError {
+    /// An argument holds a NUL byte, so it cannot be passed as a C string.
+    #[error("a NUL byte in a mount argument")]
+    Nul,
+    /// The call failed with this errno.
+    #[error("{}", sys::errno_text(*.0))]
+    Errno(i32),
+}
+
+fn mount(src: &str, target: &str, fstype: &str, flags: libc::c_ulong, data: &str) -> Result<(), MountError> {
     let (Ok(s), Ok(t), Ok(f), Ok(d)) =
         (sys::cstring(src), sys::cstring(target), sys::cstring(fstype), sys::cstring(data))
     else {
-        return Err("a NUL byte in a mount argument".into());
+        return Err(MountError::Nul);
     };
     let fptr = if fstype.is_empty() { std::ptr::null() } else { f.as_ptr() };
     let dptr = if data.is_empty() { std::ptr::null() } else { d.as_ptr().cast() };
     // SAFETY: NUL-terminated strings (or null) that outlive the call.
     let rc = unsafe { libc::mount(s.as_ptr(), t.as_ptr(), fptr, flags, dptr) };
     if rc != 0 {
-        return Err(sys::errno_text(sys::errno()));
+        return Err(MountError::Errno(sys::errno()));
     }
     Ok(())
 }

@@ -385,7 +385,7 @@ pub async fn bisect(
     let could_also_be = search.skipped_between().into_iter().map(|i| builds[i].clone()).collect();
     let (changelog, changelog_error) = match between(b, &last_good, &first_bad).await {
         Ok(c) => (c, None),
-        Err(e) => (Vec::new(), Some(e)),
+        Err(e) => (Vec::new(), Some(crate::error_chain(&e))),
     };
     Ok(Report {
         line: line.to_string(),
@@ -402,18 +402,33 @@ pub async fn bisect(
 }
 
 /// The changelog entries between two builds, from the first bad build's package.
-async fn between(b: &Bisector, good: &AvailableKernel, bad: &AvailableKernel) -> Result<Vec<changelog::Entry>, String> {
+async fn between(
+    b: &Bisector,
+    good: &AvailableKernel,
+    bad: &AvailableKernel,
+) -> Result<Vec<changelog::Entry>, ChangelogError> {
     let (spec, cache, fetch) = (bad.spec.clone(), b.guests.session.cache.clone(), b.guests.fetch.clone());
     let (gv, bv) = (good.version.clone(), bad.version.clone());
     tokio::task::spawn_blocking(move || {
-        let parsed = spec.parse().map_err(|e| crate::error_chain(&e))?;
-        let k = crate::kernel::prepare(&parsed, &cache, &fetch).map_err(|e| crate::error_chain(&e))?;
-        let text = changelog::changelog(&k, &cache, &fetch).map_err(|e| crate::error_chain(&e))?;
+        let parsed = spec.parse()?;
+        let k = crate::kernel::prepare(&parsed, &cache, &fetch)?;
+        let text = changelog::changelog(&k, &cache, &fetch)?;
         let all = changelog::parse(&text);
         Ok(changelog::between(&all, &gv, &bv).into_iter().cloned().collect())
     })
     .await
-    .map_err(|e| format!("changelog task died: {e}"))?
+    .map_err(ChangelogError::Task)?
+}
+
+/// Why a bisect report has no changelog (the search's answer stands without it).
+#[derive(Debug, thiserror::Error)]
+enum ChangelogError {
+    /// The first bad build or its changelog could not be fetched.
+    #[error(transparent)]
+    Kernel(#[from] crate::kernel::KernelError),
+    /// The blocking task panicked or was cancelled.
+    #[error("changelog task died: {0}")]
+    Task(tokio::task::JoinError),
 }
 
 #[cfg(test)]

@@ -274,7 +274,7 @@ pub fn workload(spec: &str) -> Result<Workload, ObjectError> {
     if matches!(name, "openat-loop" | "hello") && !spec.contains(char::is_whitespace) {
         return workload_count(spec).map(Workload::Builtin);
     }
-    let argv = shell_words(spec).map_err(bad)?;
+    let argv = shell_words(spec).map_err(|e| bad(e.to_string()))?;
     let Some(first) = argv.first() else { return Err(bad("empty command".into())) };
     let path = std::env::var("PATH").unwrap_or_default();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
@@ -284,8 +284,22 @@ pub fn workload(spec: &str) -> Result<Workload, ObjectError> {
     Ok(Workload::Command(full))
 }
 
+/// Why a command line does not split into words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SplitError {
+    /// A `'` without its closing `'`.
+    #[error("unterminated single quote")]
+    SingleQuote,
+    /// A `"` without its closing `"`.
+    #[error("unterminated double quote")]
+    DoubleQuote,
+    /// A `\` with nothing after it to escape.
+    #[error("a backslash at the end")]
+    TrailingBackslash,
+}
+
 /// Plain words, 'single' and "double" quotes, backslash escapes; no expansion of any kind.
-fn shell_words(s: &str) -> Result<Vec<String>, String> {
+fn shell_words(s: &str) -> Result<Vec<String>, SplitError> {
     let (mut words, mut cur, mut any) = (Vec::new(), String::new(), false);
     let mut chars = s.chars();
     while let Some(c) = chars.next() {
@@ -296,7 +310,7 @@ fn shell_words(s: &str) -> Result<Vec<String>, String> {
                     match chars.next() {
                         Some('\'') => break,
                         Some(c) => cur.push(c),
-                        None => return Err("unterminated single quote".into()),
+                        None => return Err(SplitError::SingleQuote),
                     }
                 }
             }
@@ -305,15 +319,15 @@ fn shell_words(s: &str) -> Result<Vec<String>, String> {
                 loop {
                     match chars.next() {
                         Some('"') => break,
-                        Some('\\') => cur.push(chars.next().ok_or("a backslash at the end")?),
+                        Some('\\') => cur.push(chars.next().ok_or(SplitError::TrailingBackslash)?),
                         Some(c) => cur.push(c),
-                        None => return Err("unterminated double quote".into()),
+                        None => return Err(SplitError::DoubleQuote),
                     }
                 }
             }
             '\\' => {
                 any = true;
-                cur.push(chars.next().ok_or("a backslash at the end")?);
+                cur.push(chars.next().ok_or(SplitError::TrailingBackslash)?);
             }
             c if c.is_whitespace() => {
                 if any {

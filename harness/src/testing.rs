@@ -34,7 +34,25 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-type KernelResults = Result<BTreeMap<String, ScenarioResult>, String>;
+type KernelResults = Result<BTreeMap<String, ScenarioResult>, KernelRunError>;
+
+/// Why a kernel has no results: every trial of the kernel fails with it, so it is kept once (the
+/// causes behind `Arc`s) and shared.
+#[derive(Debug, Clone, thiserror::Error)]
+enum KernelRunError {
+    /// The tokio runtime did not start.
+    #[error("{0}")]
+    Runtime(Arc<std::io::Error>),
+    /// A trial panicked while it held the shared session.
+    #[error("poisoned lock: another task failed inside")]
+    Poisoned,
+    /// The kernel's output directory could not be made.
+    #[error("{}: {error}", path.display())]
+    OutDir { path: std::path::PathBuf, error: Arc<std::io::Error> },
+    /// The run could not write its results.
+    #[error("{0}")]
+    Run(Arc<crate::run::results::ResultsError>),
+}
 
 struct Shared {
     cache: Cache,
@@ -52,9 +70,12 @@ impl Shared {
     }
 
     fn run_kernel(&self, kernel: &str) -> KernelResults {
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| KernelRunError::Runtime(Arc::new(e)))?;
         let session = {
-            let mut known = self.session.lock().map_err(|e| e.to_string())?;
+            let mut known = self.session.lock().map_err(|_| KernelRunError::Poisoned)?;
             match &*known {
                 Some(s) => s.clone(),
                 None => {
@@ -71,7 +92,8 @@ impl Shared {
             let scenarios: Vec<ScenarioInfo> =
                 self.catalogue.iter().filter(|s| wanted.contains(&s.id)).cloned().collect();
             let dir = out_dir().join(kernel);
-            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| KernelRunError::OutDir { path: dir.clone(), error: Arc::new(e) })?;
             // Under nextest each trial is a process of its own (the CI's partitions): each keeps
             // a results file of its own, beside the others, for `report merge` to join.
             let results_path = match std::env::var_os("NEXTEST_RUN_ID") {
@@ -109,7 +131,7 @@ impl Shared {
                 results_path,
                 cells: None,
             };
-            let outcome = matrix::execute(run, |_| {}).await.map_err(|e| e.to_string())?;
+            let outcome = matrix::execute(run, |_| {}).await.map_err(|e| KernelRunError::Run(Arc::new(e)))?;
             Ok(outcome.results.into_iter().map(|r| (r.scenario.clone(), r)).collect())
         })
     }

@@ -113,7 +113,7 @@ impl Req {
             Req::Program(p) => (!Path::new(p).exists())
                 .then(|| (format!("program {p} not in the image"), format!("{p} does not exist"))),
             Req::HostProgram { path, package } => match crate::share::mount_offered() {
-                Err(why) => Some((format!("host program {path} unreachable: {why}"), why)),
+                Err(why) => Some((format!("host program {path} unreachable: {why}"), why.to_string())),
                 Ok(how) => {
                     let inside = format!("{}{path}", crate::share::HOST_ROOT);
                     if !Path::new(&inside).exists() {

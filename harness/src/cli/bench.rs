@@ -53,8 +53,8 @@ pub struct PeersArgs {
     pub fetch: MirrorArgs,
 }
 
-fn parse_peer(s: &str) -> Result<Peer, String> {
-    s.parse::<Peer>().map_err(|e| e.to_string())
+fn parse_peer(s: &str) -> Result<Peer, peers::UnknownPeer> {
+    s.parse::<Peer>()
 }
 
 pub(crate) async fn bench_peers(a: PeersArgs) -> Result<i32> {

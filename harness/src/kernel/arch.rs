@@ -55,13 +55,18 @@ impl std::fmt::Display for Arch {
     }
 }
 
+/// An architecture name kmatrix does not boot (as given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown architecture {0:?} (x86_64 or arm64)")]
+pub struct UnknownArch(pub String);
+
 impl std::str::FromStr for Arch {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Arch, String> {
+    type Err = UnknownArch;
+    fn from_str(s: &str) -> Result<Arch, UnknownArch> {
         match s {
             "x86_64" | "amd64" => Ok(Arch::X86_64),
             "arm64" | "aarch64" => Ok(Arch::Arm64),
-            other => Err(format!("unknown architecture {other:?} (x86_64 or arm64)")),
+            other => Err(UnknownArch(other.to_string())),
         }
     }
 }
@@ -75,7 +80,7 @@ mod tests {
         assert_eq!("aarch64".parse::<Arch>(), Ok(Arch::Arm64));
         assert_eq!(Arch::Arm64.debian(), "arm64");
         assert_eq!(Arch::default().debian(), "amd64");
-        assert!("riscv64".parse::<Arch>().unwrap_err().contains("riscv64"));
+        assert!("riscv64".parse::<Arch>().unwrap_err().to_string().contains("riscv64"));
         #[derive(Deserialize)]
         struct T {
             a: Arch,

@@ -19,11 +19,35 @@ pub enum FormatError {
         /// The line, trimmed.
         line: String,
         /// What is wrong with it.
-        detail: String,
+        detail: FieldError,
     },
     /// No `name:` or no `ID:` line: not a format file.
     #[error("format has no name: or ID: line")]
     NoName,
+}
+
+/// What is wrong with a `field:` line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldError {
+    /// A `;`-separated part without `key:value`.
+    #[error("no ':' in {0:?}")]
+    NoColon(String),
+    /// `offset`, `size` or the like whose value is not a number.
+    #[error("{key}:{value}: {source}")]
+    Number {
+        /// The key (`offset`, `size`).
+        key: String,
+        /// The value as written.
+        value: String,
+        /// Why it is not a number.
+        source: std::num::ParseIntError,
+    },
+    /// One of the four parts every field line has is absent.
+    #[error("missing field, offset, size or signed")]
+    Missing,
+    /// The declaration has no C name after its type.
+    #[error("no name in {0:?}")]
+    NoName(String),
 }
 
 /// One field of an event's record.
@@ -92,12 +116,18 @@ pub fn parse(text: &str) -> Result<Format, FormatError> {
 }
 
 /// One `field:` line; the error says what is wrong with it.
-fn parse_field(line: &str) -> Result<Field, String> {
+fn parse_field(line: &str) -> Result<Field, FieldError> {
     let mut decl = None;
     let (mut offset, mut size, mut signed) = (None, None, None);
     for part in line.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-        let (key, value) = part.split_once(':').ok_or_else(|| format!("no ':' in {part:?}"))?;
-        let number = |v: &str| v.trim().parse::<u32>().map_err(|e| format!("{key}:{v}: {e}"));
+        let (key, value) = part.split_once(':').ok_or_else(|| FieldError::NoColon(part.to_string()))?;
+        let number = |v: &str| {
+            v.trim().parse::<u32>().map_err(|source| FieldError::Number {
+                key: key.to_string(),
+                value: v.to_string(),
+                source,
+            })
+        };
         match key {
             "field" | "field special" => decl = Some(value.trim()),
             "offset" => offset = Some(number(value)?),
@@ -107,9 +137,9 @@ fn parse_field(line: &str) -> Result<Field, String> {
         }
     }
     let (Some(decl), Some(offset), Some(size), Some(signed)) = (decl, offset, size, signed) else {
-        return Err("missing field, offset, size or signed".into());
+        return Err(FieldError::Missing);
     };
-    let (ctype, name) = split_decl(decl).ok_or_else(|| format!("no name in {decl:?}"))?;
+    let (ctype, name) = split_decl(decl).ok_or_else(|| FieldError::NoName(decl.to_string()))?;
     Ok(Field { name, ctype, offset, size, signed })
 }
 

@@ -136,7 +136,7 @@ impl Attempt {
 /// Whether `output` is the task's: a line that is exactly `release` and a line that is a tracer
 /// list (names only, `nop` among them: every kernel has the nop tracer). The error says what is
 /// missing, for the table.
-pub fn check_output(output: &str, release: &str) -> Result<(), String> {
+pub fn check_output(output: &str, release: &str) -> Result<(), WrongOutput> {
     let lines: Vec<&str> = output.lines().map(str::trim).collect();
     let has_release = lines.contains(&release);
     let has_tracers = lines.iter().any(|l| {
@@ -145,10 +145,21 @@ pub fn check_output(output: &str, release: &str) -> Result<(), String> {
     });
     match (has_release, has_tracers) {
         (true, true) => Ok(()),
-        (false, true) => Err(format!("no line {release:?} (uname -r) in the output")),
-        (true, false) => Err("no tracer list (a line of tracer names with nop) in the output".into()),
-        (false, false) => Err(format!("neither {release:?} nor a tracer list in the output")),
+        (false, true) => Err(WrongOutput::NoRelease(release.to_string())),
+        (true, false) => Err(WrongOutput::NoTracers),
+        (false, false) => Err(WrongOutput::Neither(release.to_string())),
     }
+}
+
+/// What a run's output lacks to be the task's (the release it should print is kept).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WrongOutput {
+    #[error("no line {0:?} (uname -r) in the output")]
+    NoRelease(String),
+    #[error("no tracer list (a line of tracer names with nop) in the output")]
+    NoTracers,
+    #[error("neither {0:?} nor a tracer list in the output")]
+    Neither(String),
 }
 
 /// The last `n` non-empty lines of `text`, without terminal control sequences' ESC bytes.

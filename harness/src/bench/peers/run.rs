@@ -96,9 +96,9 @@ pub async fn run_once(job: &Job, release: &str, timeout: Duration) -> Attempt {
             status.code(),
             match (status.code(), check_output(&text, release)) {
                 (Some(0), Ok(())) => None,
-                (Some(0), Err(why)) => Some(why),
+                (Some(0), Err(why)) => Some(why.to_string()),
                 (Some(c), Ok(())) => Some(format!("right output, but exit {c}")),
-                (Some(_), Err(why)) => Some(why),
+                (Some(_), Err(why)) => Some(why.to_string()),
                 (None, _) => Some(format!("ended by {status}")),
             },
         ),

@@ -49,24 +49,28 @@ fn report(cells: Vec<Cell>) -> Report {
 
 #[test]
 fn output_check_wants_the_release_and_a_tracer_list() {
+    // The table's words for each miss.
+    assert_eq!(
+        WrongOutput::NoRelease("6.12.74+deb13-amd64".into()).to_string(),
+        "no line \"6.12.74+deb13-amd64\" (uname -r) in the output"
+    );
+    assert_eq!(WrongOutput::NoTracers.to_string(), "no tracer list (a line of tracer names with nop) in the output");
+    assert_eq!(
+        WrongOutput::Neither("6.1.0-50-amd64".into()).to_string(),
+        "neither \"6.1.0-50-amd64\" nor a tracer list in the output"
+    );
     assert_eq!(check_output(VNG_61, "6.1.0-50-amd64"), Ok(()));
     // The other kernel's release is not this one's.
-    assert_eq!(
-        check_output(VNG_61, "6.12.74+deb13-amd64"),
-        Err("no line \"6.12.74+deb13-amd64\" (uname -r) in the output".into())
-    );
+    assert_eq!(check_output(VNG_61, "6.12.74+deb13-amd64"), Err(WrongOutput::NoRelease("6.12.74+deb13-amd64".into())));
     // `cat` failing (tracefs not mounted there) leaves the release alone.
     assert_eq!(
         check_output(
             "6.1.0-50-amd64\ncat: /sys/kernel/tracing/available_tracers: No such file or directory\n",
             "6.1.0-50-amd64"
         ),
-        Err("no tracer list (a line of tracer names with nop) in the output".into())
+        Err(WrongOutput::NoTracers)
     );
-    assert_eq!(
-        check_output(VMTEST_OOB, "6.1.0-50-amd64"),
-        Err("neither \"6.1.0-50-amd64\" nor a tracer list in the output".into())
-    );
+    assert_eq!(check_output(VMTEST_OOB, "6.1.0-50-amd64"), Err(WrongOutput::Neither("6.1.0-50-amd64".into())));
     // A release inside a longer line (a boot banner) is not `uname -r`'s output.
     assert!(check_output("Linux version 6.1.0-50-amd64 (gcc)\nnop\n", "6.1.0-50-amd64").is_err());
 }
