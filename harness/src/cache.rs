@@ -201,6 +201,14 @@ pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut File) -> std::io::R
     Ok(())
 }
 
+/// A cache in a fresh temporary directory, for tests; it lasts as long as the returned guard.
+#[cfg(test)]
+pub(crate) fn temp_cache() -> (tempfile::TempDir, Cache) {
+    let d = tempfile::tempdir().unwrap();
+    let cache = Cache::at(d.path()).unwrap();
+    (d, cache)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,8 +237,7 @@ mod tests {
 
     #[test]
     fn a_held_entry_cannot_be_claimed_until_its_holder_is_gone() {
-        let d = tempfile::tempdir().unwrap();
-        let cache = Cache::at(d.path()).unwrap();
+        let (_dir, cache) = crate::cache::temp_cache();
         assert!(cache.last_used("image-a").is_none());
         let claim = cache.claim("image-a").unwrap().expect("nobody holds it");
         drop(claim);
@@ -272,8 +279,7 @@ mod tests {
 
     #[test]
     fn lock_serialises_two_threads() {
-        let d = tempfile::tempdir().unwrap();
-        let cache = Cache::at(d.path()).unwrap();
+        let (_dir, cache) = crate::cache::temp_cache();
         let counter = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut hs = Vec::new();
         for i in 0..2 {

@@ -367,9 +367,8 @@ mod tests {
 
     #[test]
     fn least_recently_used_go_first_until_the_budget_is_met() {
-        let d = tempfile::tempdir().unwrap();
+        let (d, cache) = crate::cache::temp_cache();
         let runs = tempfile::tempdir().unwrap();
-        let cache = Cache::at(d.path()).unwrap();
         let mb = 1 << 20;
         let old_kernel = entry(&cache, "kernels/linux-image-old_1", mb, 50_000);
         let old_image = entry(&cache, "images/aaaa.cpio", mb, 40_000);
@@ -402,9 +401,8 @@ mod tests {
 
     #[test]
     fn held_entries_survive_even_over_budget() {
-        let d = tempfile::tempdir().unwrap();
+        let (_dir, cache) = crate::cache::temp_cache();
         let runs = tempfile::tempdir().unwrap();
-        let cache = Cache::at(d.path()).unwrap();
         let kernel = entry(&cache, "kernels/linux-image-held_1", 4096, 90_000);
         let image = entry(&cache, "images/cccc.cpio", 4096, 80_000);
         let snapshot = entry(&cache, "snapshots/4567", 4096, 70_000);
@@ -429,8 +427,7 @@ mod tests {
 
     #[test]
     fn dry_run_removes_nothing() {
-        let d = tempfile::tempdir().unwrap();
-        let cache = Cache::at(d.path()).unwrap();
+        let (_dir, cache) = crate::cache::temp_cache();
         let k = entry(&cache, "kernels/linux-image-x_1", 4096, 100);
         let mut o = opts(0, Vec::new());
         o.dry_run = true;
@@ -442,8 +439,7 @@ mod tests {
 
     #[test]
     fn verdicts_of_a_qemu_that_is_gone_go_and_the_others_stay() {
-        let d = tempfile::tempdir().unwrap();
-        let cache = Cache::at(d.path()).unwrap();
+        let (d, cache) = crate::cache::temp_cache();
         let bin = tempfile::tempdir().unwrap();
         let verdict = |name: &str, qemu: &Path| {
             let v = serde_json::json!({
@@ -473,8 +469,7 @@ mod tests {
 
     #[test]
     fn abandoned_staging_goes_whatever_the_budget_and_a_fresh_one_stays() {
-        let d = tempfile::tempdir().unwrap();
-        let cache = Cache::at(d.path()).unwrap();
+        let (_dir, cache) = crate::cache::temp_cache();
         let old = entry(&cache, "snapshots/.staging-old", 4096, 2 * 24 * 3600);
         let fresh = entry(&cache, "kernels/.dl-fresh", 4096, 60);
         let r = gc(&cache, &opts(u64::MAX, Vec::new())).unwrap();

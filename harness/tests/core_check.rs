@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{build, core_source, fixture};
+use common::{build, core_source, cut_object, fixture};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -135,9 +135,7 @@ fn short_core_part(good: &[u8]) -> Vec<u8> {
 #[test]
 fn bad_objects_are_bad_input_naming_the_file() {
     let d = tempfile::tempdir().unwrap();
-    let good = std::fs::read(build(&fixture("count_openat.bpf.c"), d.path())).unwrap();
-    let truncated = d.path().join("truncated.bpf.o");
-    std::fs::write(&truncated, &good[..good.len() / 2]).unwrap();
+    let (good, truncated) = cut_object(d.path(), 2, "truncated.bpf.o");
     let text = d.path().join("text.bpf.o");
     std::fs::write(&text, "not an object\n").unwrap();
     let missing = d.path().join("missing.bpf.o");

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{build, core_source, fixture};
+use common::{build, core_source, cut_object, fixture};
 use kmatrix_proto::{ScenarioResult, Status};
 use std::path::Path;
 use std::process::Command;
@@ -131,9 +131,7 @@ fn vm_core_check_agrees_with_the_in_guest_load() {
 #[test]
 fn corrupt_object_is_bad_input_before_any_boot() {
     let d = tempfile::tempdir().unwrap();
-    let good = std::fs::read(build(&fixture("count_openat.bpf.c"), d.path())).unwrap();
-    let corrupt = d.path().join("corrupt.bpf.o");
-    std::fs::write(&corrupt, &good[..good.len() / 3]).unwrap();
+    let (_, corrupt) = cut_object(d.path(), 3, "corrupt.bpf.o");
     let (code, rs, stderr) = run(&corrupt, "debian-6.1", &["--attach", "kprobe:do_sys_openat2"]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(rs.is_empty());

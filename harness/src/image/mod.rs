@@ -279,8 +279,7 @@ mod tests {
 
     #[test]
     fn same_inputs_reuse_the_indexed_image_and_a_lost_image_is_rebuilt() {
-        let d = tempfile::tempdir().unwrap();
-        let cache = Cache::at(d.path()).unwrap();
+        let (_dir, cache) = crate::cache::temp_cache();
         let k = PreparedKernel::empty("local-test", "6.1.0-test");
         let opts = ImageOptions::default();
         let a = build(&cache, &k, opts).unwrap();

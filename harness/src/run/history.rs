@@ -51,8 +51,7 @@ mod tests {
 
     #[test]
     fn records_merge_and_estimates_use_them() {
-        let d = tempfile::tempdir().unwrap();
-        let cache = Cache::at(d.path()).unwrap();
+        let (_dir, cache) = crate::cache::temp_cache();
         assert!(load(&cache).is_empty());
         record(&cache, "debian-6.1", &[("a".into(), 3.0), ("b".into(), 0.5)]);
         record(&cache, "debian-6.1", &[("b".into(), 2.0)]);

@@ -19,11 +19,5 @@ pub use qemu::{Accel, QemuConfig};
 /// path so its identity can key the accelerator verdict). A missing binary is reported when a VM
 /// is started, with how to install it.
 pub fn qemu_binary() -> std::path::PathBuf {
-    if let Some(p) = std::env::var_os("KMATRIX_QEMU").filter(|s| !s.is_empty()) {
-        return p.into();
-    }
-    let name = "qemu-system-x86_64";
-    std::env::var_os("PATH")
-        .and_then(|path| std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file()))
-        .unwrap_or_else(|| name.into())
+    qemu::find_binary("KMATRIX_QEMU", "qemu-system-x86_64")
 }

@@ -121,16 +121,19 @@ pub const ARM64_CPU: &str = "max,pauth-impdef=on";
 pub fn binary_for(arch: Arch) -> PathBuf {
     match arch {
         Arch::X86_64 => super::qemu_binary(),
-        Arch::Arm64 => {
-            if let Some(p) = std::env::var_os("KMATRIX_QEMU_AARCH64").filter(|s| !s.is_empty()) {
-                return p.into();
-            }
-            let name = "qemu-system-aarch64";
-            std::env::var_os("PATH")
-                .and_then(|path| std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file()))
-                .unwrap_or_else(|| name.into())
-        }
+        Arch::Arm64 => find_binary("KMATRIX_QEMU_AARCH64", "qemu-system-aarch64"),
     }
+}
+
+/// `$var` when set and not empty, else `name` found in PATH (a full path), else `name` itself
+/// (the start of a VM then says it is missing and how to install it).
+pub(super) fn find_binary(var: &str, name: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(var).filter(|s| !s.is_empty()) {
+        return p.into();
+    }
+    std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file()))
+        .unwrap_or_else(|| name.into())
 }
 
 /// qboot, when this QEMU ships it: a firmware that does nothing but load the kernel.

@@ -219,8 +219,7 @@ mod tests {
 
     #[test]
     fn staged_snapshot_is_found_only_once_committed_and_complete() {
-        let d = tempfile::tempdir().unwrap();
-        let cache = Cache::at(d.path()).unwrap();
+        let (_dir, cache) = crate::cache::temp_cache();
         let st = staging(&cache).unwrap();
         std::fs::write(st.path().join("ram"), b"r").unwrap();
         std::fs::write(st.path().join("state"), b"s").unwrap();

@@ -41,6 +41,15 @@ pub fn build(src: &Path, dir: &Path) -> PathBuf {
     out
 }
 
+/// `count_openat.bpf.c` compiled into `dir`, and a copy of it as `dir/name` cut to its first
+/// `1/parts` of bytes (an ELF whose sections run past its end): the object and the copy.
+pub fn cut_object(dir: &Path, parts: usize, name: &str) -> (Vec<u8>, PathBuf) {
+    let good = std::fs::read(build(&fixture("count_openat.bpf.c"), dir)).unwrap();
+    let cut = dir.join(name);
+    std::fs::write(&cut, &good[..good.len() / parts]).unwrap();
+    (good, cut)
+}
+
 /// A kernel ready to boot, with the session (cache, QEMU, accelerator) that boots it.
 pub struct Prepared {
     pub session: kmatrix::session::Session,
