@@ -7,12 +7,15 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The architecture of a guest kernel: which mirror index, QEMU, agent and workloads it takes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {
+    /// x86-64 (`amd64` in Debian), the default.
     #[default]
     #[serde(rename = "x86_64")]
     X86_64,
+    /// 64-bit Arm (`arm64`, `aarch64`).
     Arm64,
 }
 
@@ -41,6 +44,7 @@ impl Arch {
         }
     }
 
+    /// Whether this is x86_64, the value a matrix or manifest leaves out.
     pub fn is_default(&self) -> bool {
         *self == Arch::X86_64
     }

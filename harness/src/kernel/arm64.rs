@@ -17,23 +17,41 @@ const IMAGE_MAGIC_OFFSET: usize = 0x38;
 /// Far above any real Image (Debian's are ~40 MB), to bound a hostile payload.
 const MAX_IMAGE: usize = 512 << 20;
 
+/// Why a file is not an arm64 kernel kmatrix can boot.
 #[derive(Debug, thiserror::Error)]
 pub enum Arm64Error {
+    /// Neither a plain Image, a gzip of one, nor an EFI zboot image.
     #[error("not an arm64 Image (no ARM\\x64 magic at 0x38), a gzip of one, nor an EFI zboot image")]
     NotImage,
+    /// The zboot header's payload lies past the end of the file.
     #[error("EFI zboot payload {:#x}..{:#x} is outside the {len} byte file", payload.start, payload.end)]
-    ZbootOutside { payload: Range<usize>, len: usize },
+    ZbootOutside {
+        /// Where the header says the payload is.
+        payload: Range<usize>,
+        /// The file's length.
+        len: usize,
+    },
+    /// The zboot payload's compression (as the header names it) is one kmatrix does not read.
     #[error("EFI zboot payload is compressed with {0:?}, which kmatrix does not read (only gzip, xz, zstd)")]
     ZbootCompression(String),
+    /// Decompressing the Image failed.
     #[error("decompress the {kind:?} kernel: {cause}")]
-    Decompress { kind: Compression, cause: io::Error },
+    Decompress {
+        /// The compression of the wrapped Image.
+        kind: Compression,
+        /// The decoder's error.
+        cause: io::Error,
+    },
 }
 
 /// How the packaged file wrapped the Image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wrapping {
+    /// An `Image` as is.
     Plain,
+    /// A gzip of an `Image` (`vmlinuz` of older Debian arm64 packages).
     Gzip,
+    /// An EFI zboot image whose payload is the `Image`, compressed so.
     Zboot(Compression),
 }
 

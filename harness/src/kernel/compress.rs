@@ -12,9 +12,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
+    /// Not compressed.
     None,
+    /// `.xz`.
     Xz,
+    /// `.zst`.
     Zstd,
+    /// `.gz`.
     Gzip,
 }
 

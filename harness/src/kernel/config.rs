@@ -46,6 +46,8 @@ fn strip(name: &str) -> &str {
 }
 
 impl KernelConfig {
+    /// Read a `.config` text: `CONFIG_X=v` lines and `# CONFIG_X is not set` lines; anything else
+    /// is ignored.
     pub fn parse(text: &str) -> KernelConfig {
         let mut c = KernelConfig::default();
         for line in text.lines() {
@@ -84,10 +86,12 @@ impl KernelConfig {
         self.not_set.contains(strip(name))
     }
 
+    /// How many options are set.
     pub fn len(&self) -> usize {
         self.values.len()
     }
 
+    /// Whether no option is set (an empty or unreadable config).
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }

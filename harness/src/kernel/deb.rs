@@ -29,10 +29,18 @@ pub fn read_files(r: impl Read, what: &str, mut f: impl FnMut(&str, u64, &mut dy
 /// One member of a package's data archive, as [`for_each_entry`] hands it out.
 pub enum Entry<'a> {
     /// A regular file: its size as the tar header claims, and its bytes.
-    File { size: u64, data: &'a mut dyn Read },
+    File {
+        /// The size the tar header claims.
+        size: u64,
+        /// The file's bytes, read from the archive stream.
+        data: &'a mut dyn Read,
+    },
     /// A symbolic link and its target, as written in the archive (may be absolute or lead out of
     /// the archive: the caller decides).
-    Symlink { target: String },
+    Symlink {
+        /// The link's target, as written.
+        target: String,
+    },
 }
 
 /// Call `f(path, entry)` for every regular file and symbolic link in the data member of the

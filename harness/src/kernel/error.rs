@@ -8,26 +8,41 @@ use std::path::PathBuf;
 
 use crate::cache::CacheError;
 
+/// Why a kernel could not be resolved, fetched, verified, extracted or read.
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
+    /// No mirror was given and the host's apt configuration names none.
     #[error(
         "find a package mirror: pass --mirror or set KMATRIX_MIRROR (no `deb` URI ending in /debian in {searched})"
     )]
-    NoMirror { searched: String },
+    NoMirror {
+        /// The apt sources that were read.
+        searched: String,
+    },
 
+    /// The HTTP request failed (connection, TLS, a status other than 404).
     #[error("download {url}")]
     Http {
+        /// The URL asked for.
         url: String,
+        /// What the HTTP client said.
         #[source]
         source: Box<ureq::Error>,
     },
 
+    /// The mirror answered 404.
     #[error("download {url}: not found (404)")]
-    NotFound { url: String },
+    NotFound {
+        /// The URL asked for.
+        url: String,
+    },
 
+    /// Reading a response body failed.
     #[error("read {url}")]
     Network {
+        /// The URL being read.
         url: String,
+        /// The read error.
         #[source]
         source: std::io::Error,
     },
@@ -36,87 +51,241 @@ pub enum KernelError {
     #[error(
         "download {url}: the mirror stalled, no data for {secs} s after {received} of {expected} bytes (KMATRIX_READ_TIMEOUT sets the limit, in seconds)"
     )]
-    Stalled { url: String, secs: u64, received: u64, expected: String },
+    Stalled {
+        /// The URL being read.
+        url: String,
+        /// The read timeout that ran out.
+        secs: u64,
+        /// Bytes received before the stall.
+        received: u64,
+        /// The length the mirror announced, as text.
+        expected: String,
+    },
 
     /// The connection ended before the body's announced length.
     #[error("download {url}: the mirror closed the connection after {received} of {expected} bytes")]
-    Truncated { url: String, received: u64, expected: String },
+    Truncated {
+        /// The URL being read.
+        url: String,
+        /// Bytes received before the end.
+        received: u64,
+        /// The length the mirror announced, as text.
+        expected: String,
+    },
 
+    /// A file or directory could not be read, written, created or removed.
     #[error("access {path}")]
     Io {
+        /// The path at fault.
         path: PathBuf,
+        /// The system's error.
         #[source]
         source: std::io::Error,
     },
 
+    /// A file's sha256 is not the one its index, manifest or lock records.
     #[error("verify {what}: sha256 is {actual}, expected {expected}")]
-    HashMismatch { what: String, expected: String, actual: String },
+    HashMismatch {
+        /// The file (URL, path or package).
+        what: String,
+        /// The recorded hash.
+        expected: String,
+        /// The hash of the bytes at hand.
+        actual: String,
+    },
 
+    /// A file's size is not the one its index or manifest records.
     #[error("verify {what}: size is {actual} bytes, expected {expected}")]
-    SizeMismatch { what: String, expected: u64, actual: u64 },
+    SizeMismatch {
+        /// The file (URL, path or package).
+        what: String,
+        /// The recorded size.
+        expected: u64,
+        /// The size at hand.
+        actual: u64,
+    },
 
+    /// `gpgv` rejected a Release file's signature (never accepted, even with `--allow-unsigned`).
     #[error("verify the signature of {what}: {detail}")]
-    Signature { what: String, detail: String },
+    Signature {
+        /// The Release file's URL.
+        what: String,
+        /// What gpgv said.
+        detail: String,
+    },
     /// The signature could not be checked at all (no gpgv, no keyring): refused unless the user
     /// said `--allow-unsigned`.
     #[error("verify the signature of {what}: {missing}; install it, or pass --allow-unsigned to trust the mirror's hashes without a signature")]
-    Unverifiable { what: String, missing: String },
+    Unverifiable {
+        /// The Release file's URL.
+        what: String,
+        /// What is missing to check it.
+        missing: String,
+    },
 
+    /// The mirror has neither `InRelease` nor `Release` for the suite.
     #[error("find suite {suite} on the mirror: neither {url}/InRelease nor {url}/Release exists")]
-    UnknownSuite { suite: String, url: String },
+    UnknownSuite {
+        /// The suite asked for (`bookworm`).
+        suite: String,
+        /// The suite's `dists/` URL.
+        url: String,
+    },
 
+    /// A file kmatrix reads (Release, Packages, manifest, ELF, ...) is malformed.
     #[error("parse {what}: {detail}")]
-    Parse { what: String, detail: String },
+    Parse {
+        /// The file (URL or path).
+        what: String,
+        /// What is wrong with it.
+        detail: String,
+    },
 
+    /// The Release file does not list the index kmatrix needs, so it cannot be verified.
     #[error("find {file} in {release}: the Release file does not list it")]
-    IndexNotListed { file: String, release: String },
+    IndexNotListed {
+        /// The index (`main/binary-amd64/Packages.xz`).
+        file: String,
+        /// The Release file's URL.
+        release: String,
+    },
 
+    /// A package a kernel needs is not in the suite's index.
     #[error("find package {package} in suite {suite}")]
-    PackageNotFound { package: String, suite: String },
+    PackageNotFound {
+        /// The package name and version.
+        package: String,
+        /// The suite searched.
+        suite: String,
+    },
 
+    /// The suite has no image package of the line in the wanted flavour.
     #[error("find a kernel for line {line} in suite {suite} (flavour -{flavour})")]
-    LineNotFound { line: String, suite: String, flavour: String },
+    LineNotFound {
+        /// The upstream line (`6.1`).
+        line: String,
+        /// The suite searched.
+        suite: String,
+        /// The flavour (`amd64`, `arm64`).
+        flavour: String,
+    },
 
+    /// No suite has the package version asked for with `debian:<version>`.
     #[error("find kernel build {version} in suites {suites}")]
-    VersionNotFound { version: String, suites: String },
+    VersionNotFound {
+        /// The version asked for.
+        version: String,
+        /// The suites searched, comma-separated.
+        suites: String,
+    },
 
+    /// The matrix has no kernel of this id.
     #[error("find kernel id {id}: known ids are {known}")]
-    UnknownKernel { id: String, known: String },
+    UnknownKernel {
+        /// The id asked for.
+        id: String,
+        /// The matrix's ids, comma-separated.
+        known: String,
+    },
 
+    /// The kernel spec is neither an id, `debian:<version>` nor a path.
     #[error("read kernel spec {spec:?}: {detail}")]
-    BadSpec { spec: String, detail: String },
+    BadSpec {
+        /// The spec as given.
+        spec: String,
+        /// What is wrong with it.
+        detail: String,
+    },
 
+    /// A `.deb` (ar archive, control or data member) is malformed.
     #[error("read debian archive {what}: {detail}")]
-    Deb { what: String, detail: String },
+    Deb {
+        /// The package or file.
+        what: String,
+        /// What is wrong with it.
+        detail: String,
+    },
 
+    /// A package's files could not be turned into a cache entry.
     #[error("extract {what}: {detail}")]
-    Extract { what: String, detail: String },
+    Extract {
+        /// The package.
+        what: String,
+        /// What went wrong.
+        detail: String,
+    },
 
+    /// A local file is not a kernel kmatrix can boot.
     #[error("use {path} as a kernel: {detail}")]
-    NotAKernel { path: PathBuf, detail: String },
+    NotAKernel {
+        /// The file.
+        path: PathBuf,
+        /// Why it is not one.
+        detail: String,
+    },
 
+    /// `matrix.toml` or `kernels.lock` is not valid TOML of its schema.
     #[error("read {path}")]
     Toml {
+        /// The file.
         path: String,
+        /// The TOML parser's error.
         #[source]
         source: Box<toml::de::Error>,
     },
 
+    /// A file or option is well-formed but does not hold what it must.
     #[error("check {path}: {detail}")]
-    Invalid { path: String, detail: String },
+    Invalid {
+        /// The file or option.
+        path: String,
+        /// What does not hold.
+        detail: String,
+    },
 
+    /// A prepared kernel's file is not the one `kernels.lock` pins.
     #[error("match kernel {id} against {lock}: {file} has sha256 {actual}, the lock pins {expected}")]
-    LockMismatch { id: String, lock: String, file: String, expected: String, actual: String },
+    LockMismatch {
+        /// The matrix id.
+        id: String,
+        /// The lock file.
+        lock: String,
+        /// The file inside the entry.
+        file: String,
+        /// The hash the lock pins.
+        expected: String,
+        /// The hash of the file at hand.
+        actual: String,
+    },
 
+    /// A package the lock pins is no longer on the mirror.
     #[error("download {url}: the mirror no longer has {package}, which kernels.lock pins for {id}; run `kmatrix kernels update`, or pass --mirror pointing at an archive snapshot")]
-    PinnedGone { id: String, package: String, url: String },
+    PinnedGone {
+        /// The matrix id.
+        id: String,
+        /// The package name and version.
+        package: String,
+        /// Where it was.
+        url: String,
+    },
 
+    /// A module asked for is not in the kernel's modules directory.
     #[error("find module {name} in {dir}")]
-    ModuleNotFound { name: String, dir: PathBuf },
+    ModuleNotFound {
+        /// The module name.
+        name: String,
+        /// The modules directory searched.
+        dir: PathBuf,
+    },
 
+    /// Modules were asked for a kernel without a modules directory.
     #[error("find the modules of kernel {id}: it has no modules directory")]
-    NoModules { id: String },
+    NoModules {
+        /// The kernel's id.
+        id: String,
+    },
 
+    /// The cache could not be opened, locked or written.
     #[error("use the kernel cache")]
     Cache(#[from] CacheError),
 }
@@ -158,10 +327,12 @@ impl KernelError {
         )
     }
 
+    /// A `map_err` adapter: an I/O error on `path` as [`KernelError::Io`].
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> KernelError {
         let path = path.into();
         move |source| KernelError::Io { path, source }
     }
 }
 
+/// The kernel provider's result.
 pub type Result<T, E = KernelError> = std::result::Result<T, E>;

@@ -28,27 +28,69 @@ const MAX_VMLINUX: usize = 1 << 30;
 /// kernel provider puts it after the file's name.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
+    /// Fewer bytes than a setup header needs.
     #[error("too short for a setup header")]
-    NoSetupHeader { len: usize },
+    NoSetupHeader {
+        /// The file's length.
+        len: usize,
+    },
+    /// The setup header's magic or boot flag is wrong.
     #[error("no bzImage setup header (HdrS)")]
-    NotBzImage { magic: u32, boot_flag: u16 },
+    NotBzImage {
+        /// The `header` field (`HdrS` in a bzImage).
+        magic: u32,
+        /// The `boot_flag` field (0xaa55 in a bzImage).
+        boot_flag: u16,
+    },
+    /// A boot protocol without the payload fields (before 2.08).
     #[error("boot protocol {version:#x} is older than 2.08 (no payload fields)")]
-    OldProtocol { version: u16 },
+    OldProtocol {
+        /// The header's protocol version.
+        version: u16,
+    },
+    /// The payload's offset plus length overflows.
     #[error("payload length overflows")]
-    PayloadOverflow { start: usize, length: usize },
+    PayloadOverflow {
+        /// The payload's offset.
+        start: usize,
+        /// The payload's length.
+        length: usize,
+    },
+    /// The payload lies past the end of the file.
     #[error("payload {:#x}..{:#x} is outside the {len} byte file", payload.start, payload.end)]
-    PayloadOutside { payload: Range<usize>, len: usize },
+    PayloadOutside {
+        /// Where the header says the payload is.
+        payload: Range<usize>,
+        /// The file's length.
+        len: usize,
+    },
+    /// The payload's magic bytes are no compression kmatrix reads.
     #[error("payload is compressed with a format kmatrix does not read (only xz, zstd, gzip)")]
     UnknownCompression,
-    /// The decoder's reason is part of the message: the provider keeps only the text.
+    /// Decompressing the payload failed. The decoder's reason is part of the message: the
+    /// provider keeps only the text.
     #[error("decompress the {kind:?} payload: {cause}")]
-    Decompress { kind: Compression, cause: io::Error },
+    Decompress {
+        /// The payload's compression.
+        kind: Compression,
+        /// The decoder's error.
+        cause: io::Error,
+    },
+    /// The decompressed payload does not start with the ELF magic.
     #[error("the {kind:?} payload is not an ELF file")]
-    PayloadNotElf { kind: Compression },
+    PayloadNotElf {
+        /// The payload's compression.
+        kind: Compression,
+    },
+    /// The payload ELF is malformed.
     #[error(transparent)]
     Elf(#[from] ElfError),
+    /// The ELF is for another machine.
     #[error("ELF machine {machine} is not x86-64")]
-    NotX86_64 { machine: u16 },
+    NotX86_64 {
+        /// The ELF's `e_machine`.
+        machine: u16,
+    },
 }
 
 /// Plain-old-data structs from linux-loader that may be read from any byte pattern.
@@ -75,7 +117,9 @@ pub struct BzImage {
     pub protocol: u16,
     /// The `kernel_version` string (`6.1.0-50-amd64 (debian-kernel@...) #1 SMP ...`).
     pub version: Option<String>,
+    /// How the payload is compressed, when its magic is known.
     pub compression: Option<Compression>,
+    /// Where the compressed payload sits in the file.
     pub payload: Range<usize>,
 }
 

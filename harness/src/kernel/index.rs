@@ -26,11 +26,17 @@ const MAX_INDEX: u64 = 256 << 20;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DebPackage {
+    /// The package name (`linux-image-6.1.0-50-amd64`).
     pub name: String,
+    /// Its Debian version (`6.1.176-1`).
     pub version: String,
+    /// Its path under the mirror's root (`pool/main/l/linux/...deb`).
     pub filename: String,
+    /// Its size in bytes.
     pub size: u64,
+    /// Its sha256, as the index lists it.
     pub sha256: String,
+    /// Its `Depends` field (empty once recorded in a manifest or lock).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub depends: String,
 }
@@ -38,10 +44,13 @@ pub struct DebPackage {
 /// The kernel packages of one suite's `main/binary-amd64` index.
 #[derive(Debug, Clone)]
 pub struct SuiteIndex {
+    /// The suite (`bookworm`).
     pub suite: String,
     /// Whose `binary-<arch>` index this is.
     pub arch: Arch,
+    /// How the suite's Release was authenticated.
     pub signature: Signature,
+    /// The kernel packages of the index (others are filtered out).
     pub packages: Vec<DebPackage>,
 }
 
@@ -168,14 +177,19 @@ pub fn image_abi<'a>(name: &'a str, flavour: &str) -> Option<&'a str> {
 /// A kernel build chosen from an index: the packages to download, in extraction order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
+    /// The suite the build comes from.
     pub suite: String,
+    /// The architecture of its index.
     pub arch: Arch,
+    /// How the suite's Release was authenticated.
     pub signature: Signature,
     /// The `linux-image-*` package the build is named by (a meta package from 7.x).
     pub image: String,
+    /// The image package's Debian version (`6.1.176-1`).
     pub version: String,
     /// `uname -r`: `6.1.0-50-amd64`.
     pub release: String,
+    /// The packages to download, in extraction order.
     pub packages: Vec<DebPackage>,
 }
 

@@ -13,15 +13,21 @@ use super::prepared::{Pinning, PreparedKernel};
 /// What can be known about a kernel before booting it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KernelInfo {
+    /// The kernel's id (matrix id, `debian:<version>` or `local:<path>`).
     pub id: String,
+    /// `uname -r`.
     pub release: String,
+    /// The image package, for a packaged kernel.
     pub package: Option<String>,
+    /// Its Debian version.
     pub package_version: Option<String>,
+    /// Whether the lock pins its bytes.
     pub pinning: Pinning,
     /// `vmlinux.btf` was extracted from the image.
     pub btf_file: bool,
     /// `CONFIG_DEBUG_INFO_BTF`, when the config is known.
     pub btf_config: Option<bool>,
+    /// It has a PVH entry note, so it boots directly from `vmlinux`.
     pub pvh: bool,
     /// Each of [`config::TRACING_OPTIONS`] with its value (`y`, `m`, a string), `None` when not set
     /// or no config is known.

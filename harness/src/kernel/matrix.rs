@@ -21,16 +21,20 @@ use crate::cache::write_atomic;
 const DEFAULT_MATRIX: &str = include_str!("../../../kernels/matrix.toml");
 const DEFAULT_LOCK: &str = include_str!("../../../kernels/kernels.lock");
 
+/// The matrix's file name in a kernels directory.
 pub const MATRIX_FILE: &str = "matrix.toml";
+/// The lock's file name in a kernels directory.
 pub const LOCK_FILE: &str = "kernels.lock";
 
 /// One kernel of the matrix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MatrixKernel {
+    /// The id runs and results name the kernel by (`debian-6.1`).
     pub id: String,
     /// Only Debian for now.
     pub distro: Distro,
+    /// The suite whose index holds its builds (`bookworm`, `trixie-backports`).
     pub suite: String,
     /// Upstream version line: `6.1` takes the newest `6.1.x` build of the suite.
     pub line: String,
@@ -57,15 +61,19 @@ fn yes() -> bool {
     true
 }
 
+/// Where a matrix kernel's packages come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Distro {
+    /// The Debian archive.
     Debian,
 }
 
+/// `kernels/matrix.toml`: the kernels a run covers and the suites `debian:<version>` searches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Matrix {
+    /// The kernels, in file order (`[[kernel]]` tables).
     #[serde(rename = "kernel")]
     pub kernels: Vec<MatrixKernel>,
     /// Suites searched for `debian:<version>` specs, in order.
@@ -74,6 +82,7 @@ pub struct Matrix {
 }
 
 impl Matrix {
+    /// Parse and check a matrix (`what` names it in errors): ids unique, lines well-formed.
     pub fn parse(text: &str, what: &str) -> Result<Matrix> {
         let m: Matrix =
             toml::from_str(text).map_err(|e| KernelError::Toml { path: what.to_string(), source: Box::new(e) })?;
@@ -101,10 +110,12 @@ impl Matrix {
         Ok(m)
     }
 
+    /// The kernel of this id.
     pub fn get(&self, id: &str) -> Option<&MatrixKernel> {
         self.kernels.iter().find(|k| k.id == id)
     }
 
+    /// Every id, in file order.
     pub fn ids(&self) -> Vec<&str> {
         self.kernels.iter().map(|k| k.id.as_str()).collect()
     }
@@ -132,30 +143,39 @@ impl Matrix {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LockedKernel {
+    /// The suite the build came from.
     pub suite: String,
     /// The guest architecture; absent means x86_64 (locks written before arm64 existed).
     #[serde(default, skip_serializing_if = "Arch::is_default")]
     pub arch: Arch,
     /// The `linux-image-*` package the build is named by.
     pub image: String,
+    /// The image package's Debian version.
     pub version: String,
+    /// `uname -r` of the build.
     pub release: String,
+    /// How the suite's Release was authenticated when the lock was written.
     pub signature: Signature,
+    /// Every package the build is made of, with its sha256.
     pub packages: Vec<DebPackage>,
     /// sha256 of the extracted boot files (`vmlinuz`, `vmlinux`, `vmlinux.btf`, `config`,
     /// `System.map`) and `modules`, a digest over every file of the modules directory.
     pub files: BTreeMap<String, String>,
 }
 
+/// `kernels/kernels.lock`: the exact build of each matrix kernel and the hashes of its files.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Lock {
+    /// The lock format (1).
     pub version: u32,
+    /// The pinned kernels by matrix id.
     #[serde(default)]
     pub kernels: BTreeMap<String, LockedKernel>,
 }
 
 impl Lock {
+    /// Parse and check a lock (`what` names it in errors): version 1, every package hashed.
     pub fn parse(text: &str, what: &str) -> Result<Lock> {
         let l: Lock =
             toml::from_str(text).map_err(|e| KernelError::Toml { path: what.to_string(), source: Box::new(e) })?;
@@ -178,6 +198,7 @@ impl Lock {
         Ok(l)
     }
 
+    /// The lock file's text, with its header comment.
     pub fn render(&self) -> Result<String> {
         let body = toml::to_string_pretty(self)
             .map_err(|e| KernelError::Parse { what: "kernels.lock".into(), detail: e.to_string() })?;
@@ -191,6 +212,7 @@ impl Lock {
 /// Where `matrix.toml` and `kernels.lock` live, and whether they are the built-in copies.
 #[derive(Debug, Clone)]
 pub struct KernelsDir {
+    /// The directory, or `None` for the copies built into kmatrix.
     pub dir: Option<PathBuf>,
 }
 
@@ -261,6 +283,7 @@ impl KernelsDir {
         }
     }
 
+    /// The matrix of this directory (or the built-in one).
     pub fn matrix(&self) -> Result<Matrix> {
         match &self.dir {
             Some(d) => {
@@ -287,6 +310,7 @@ impl KernelsDir {
         }
     }
 
+    /// The lock file's path, `None` for the built-in lock.
     pub fn lock_path(&self) -> Option<PathBuf> {
         self.dir.as_ref().map(|d| d.join(LOCK_FILE))
     }

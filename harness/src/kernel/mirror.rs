@@ -32,6 +32,7 @@ pub struct Mirror {
 }
 
 impl Mirror {
+    /// A mirror at `base` (`http://host/debian`), with the default read timeout.
     pub fn new(base: &str) -> Mirror {
         Mirror::with_read_timeout(base, DEFAULT_READ_TIMEOUT)
     }
@@ -70,10 +71,12 @@ impl Mirror {
         mirror_from_apt(Path::new("/etc/apt")).map(|m| Mirror::new(&m))
     }
 
+    /// The mirror's base URL, without a trailing slash.
     pub fn base(&self) -> &str {
         &self.base
     }
 
+    /// The URL of `rel` (a path under the mirror's root).
     pub fn url(&self, rel: &str) -> String {
         format!("{}/{}", self.base, rel.trim_start_matches('/'))
     }

@@ -5,6 +5,9 @@
 //!
 //! It does not boot anything or build guest images; `vm/` and `image/` take a [`PreparedKernel`]
 //! from here. All functions block (network and disk); async callers use `spawn_blocking`.
+
+#![warn(missing_docs)]
+
 pub mod arch;
 pub mod arm64;
 pub mod changelog;

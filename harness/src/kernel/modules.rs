@@ -22,7 +22,9 @@ use super::PreparedKernel;
 pub struct ModuleFile {
     /// Canonical name: `-` replaced by `_`, no extension (`9pnet_virtio`).
     pub name: String,
+    /// Where the file is on the host.
     pub path: PathBuf,
+    /// How the file is compressed (`.ko.xz`, `.ko.zst`).
     pub compressed: Compression,
 }
 
@@ -30,7 +32,9 @@ pub struct ModuleFile {
 /// the kernel (nothing to load).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ModuleClosure {
+    /// The files to load, dependencies first.
     pub modules: Vec<ModuleFile>,
+    /// Requested names the kernel has built in.
     pub builtin: Vec<String>,
 }
 

@@ -202,8 +202,11 @@ fn prepare_resolved(
 /// One build of a kernel line on the mirror, for bisecting.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AvailableKernel {
+    /// The image package (`linux-image-6.12.43+deb12-amd64`).
     pub package: String,
+    /// Its Debian version.
     pub version: String,
+    /// The suite that has it.
     pub suite: String,
     /// The spec that selects it: `debian:<version>`.
     pub spec: String,

@@ -26,17 +26,21 @@ pub enum Pinning {
 /// A kernel ready to boot: every path exists and was verified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PreparedKernel {
+    /// The id the run names it by (matrix id, `debian:<version>`, `local:<path>`).
     pub id: String,
     /// `uname -r`, e.g. `6.1.0-50-amd64`.
     pub release: String,
     /// The guest architecture: which QEMU, agent and workloads boot it.
     pub arch: Arch,
+    /// The image package, for a packaged kernel.
     pub package: Option<String>,
+    /// The image package's Debian version.
     pub package_version: Option<String>,
     /// The file for `-kernel` in bzImage mode (for a local ELF kernel, that ELF).
     pub bzimage: PathBuf,
     /// The uncompressed ELF with a PVH entry note, for direct boot.
     pub vmlinux: Option<PathBuf>,
+    /// The kernel's `.config`, when the package ships one or the user passed `--config`.
     pub config: Option<PathBuf>,
     /// Debian ships a one-line placeholder here; real symbols need the -dbg package.
     pub system_map: Option<PathBuf>,
@@ -47,8 +51,11 @@ pub struct PreparedKernel {
     /// The cache entry's `manifest.json` (sha256 of every file), when the kernel came from a
     /// package.
     pub manifest: Option<PathBuf>,
+    /// Whether the lock pins its bytes.
     pub pinning: Pinning,
+    /// The suite the package came from.
     pub suite: Option<String>,
+    /// How the suite's Release was authenticated.
     pub signature: Option<Signature>,
     /// sha256 of the image package (`.deb`) of a Debian build, of the file of a local kernel.
     pub sha256: Option<String>,

@@ -34,6 +34,7 @@ pub enum Signature {
 }
 
 impl Signature {
+    /// The name the manifest and the lock write (`good`, `unchecked`).
     pub fn as_str(&self) -> &'static str {
         match self {
             Signature::Good => "good",
@@ -94,20 +95,28 @@ pub fn parse_stanzas(text: &str) -> Vec<Stanza> {
 /// An entry of a Release file's `SHA256:` list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleaseFile {
+    /// The file's sha256.
     pub sha256: String,
+    /// Its size in bytes.
     pub size: u64,
+    /// Its path under `dists/<suite>/`.
     pub path: String,
 }
 
 /// The parsed fields of a Release file that kmatrix uses.
 #[derive(Debug, Clone)]
 pub struct Release {
+    /// The `Suite:` field (`oldstable`).
     pub suite: String,
+    /// The `Codename:` field (`bookworm`).
     pub codename: String,
+    /// The mirror serves indexes by hash (`Acquire-By-Hash: yes`).
     pub by_hash: bool,
+    /// The `SHA256:` list.
     pub files: Vec<ReleaseFile>,
 }
 
+/// Parse a Release file's text (`what` names it in errors); it must carry a `SHA256:` list.
 pub fn parse_release(text: &str, what: &str) -> Result<Release> {
     let st = parse_stanzas(text)
         .into_iter()

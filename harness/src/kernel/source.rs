@@ -23,6 +23,7 @@ pub struct SelftestTree {
     pub dir: PathBuf,
     /// `linux-source-6.1`.
     pub package: String,
+    /// Its Debian version.
     pub version: String,
     /// The kernel was built from this very source version (else the suite's newest was used).
     pub same_build: bool,

@@ -20,7 +20,14 @@ pub enum KernelSpec {
     /// build of an upstream version: `debian:6.12.57`).
     Debian(String),
     /// A kernel built by the user: a bzImage or an ELF vmlinux with a PVH note.
-    Local { path: PathBuf, modules: Option<PathBuf>, config: Option<PathBuf> },
+    Local {
+        /// The kernel file.
+        path: PathBuf,
+        /// Its `lib/modules/<release>` (or a directory holding it).
+        modules: Option<PathBuf>,
+        /// Its `.config`.
+        config: Option<PathBuf>,
+    },
 }
 
 impl FromStr for KernelSpec {
@@ -68,6 +75,7 @@ pub struct FetchOptions {
     pub config: Option<PathBuf>,
     /// Where `matrix.toml` and `kernels.lock` are; else [`KernelsDir::locate`].
     pub kernels_dir: Option<PathBuf>,
+    /// How to authenticate the mirror's Release files.
     pub trust: TrustOptions,
     /// How long a download may wait for data before it is called stalled; else
     /// `KMATRIX_READ_TIMEOUT` seconds, else 30 s ([`mirror::DEFAULT_READ_TIMEOUT`]).
