@@ -9,6 +9,8 @@
 //! kernel accepts the program (CO-RE, verifier, attach) is the guest's job; `core_check` computes
 //! the CO-RE part without booting. This module neither boots nor judges results.
 
+#![warn(missing_docs)]
+
 use crate::image::ExtraFile;
 use aya_obj::ProgramSection;
 use kmatrix_proto::ScenarioResult;
@@ -25,51 +27,142 @@ pub const GUEST_DIR: &str = "/user";
 /// `e_machine` of BPF objects.
 const EM_BPF: u16 = 247;
 
+/// Why a user's BPF object, or what the command line asks of it, cannot be used. Every message
+/// names the file or the flag at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
+    /// The file could not be read.
     #[error("cannot read BPF object {path}")]
     Read {
+        /// The object file.
         path: PathBuf,
+        /// The read error.
         #[source]
         source: std::io::Error,
     },
+    /// The file does not start with the ELF magic.
     #[error("{path} is not an ELF file (it does not start with \\x7fELF): not a BPF object")]
-    NotElf { path: PathBuf },
+    NotElf {
+        /// The object file.
+        path: PathBuf,
+    },
+    /// An ELF file for another machine than BPF.
     #[error("{path} is an ELF file for machine {machine}, not BPF ({EM_BPF}): build it with clang -target bpf")]
-    NotBpf { path: PathBuf, machine: u16 },
+    NotBpf {
+        /// The object file.
+        path: PathBuf,
+        /// Its `e_machine`.
+        machine: u16,
+    },
+    /// aya-obj refused the object.
     #[error("{path} is not a BPF object aya can load: {detail}")]
-    Parse { path: PathBuf, detail: String },
+    Parse {
+        /// The object file.
+        path: PathBuf,
+        /// aya-obj's error.
+        detail: String,
+    },
+    /// aya-obj panicked on the object (contained, so the harness goes on).
     #[error("{path} is not a BPF object aya can load: aya-obj failed on it ({message})")]
-    AyaPanic { path: PathBuf, message: String },
+    AyaPanic {
+        /// The object file.
+        path: PathBuf,
+        /// The panic's message.
+        message: String,
+    },
+    /// The harness's ELF reader could not read the section headers.
     #[error("{path} is not a BPF object aya can load: its ELF sections are unreadable")]
     Elf {
+        /// The object file.
         path: PathBuf,
+        /// The ELF reader's error.
         #[source]
         source: crate::elf::ElfError,
     },
+    /// The object's `.BTF` or `.BTF.ext` is malformed (checked before aya-obj sees it).
     #[error("{path} is not a BPF object aya can load: its {section} is malformed")]
     Btf {
+        /// The object file.
         path: PathBuf,
+        /// `.BTF` or `.BTF.ext`.
         section: &'static str,
+        /// The BTF reader's error.
         #[source]
         source: crate::btf::BtfError,
     },
+    /// The object holds no program.
     #[error("{path} has no BPF programs")]
-    NoPrograms { path: PathBuf },
+    NoPrograms {
+        /// The object file.
+        path: PathBuf,
+    },
+    /// `--program` names a program the object does not have.
     #[error("{path} has no program {program:?}; its programs: {known}")]
-    NoProgram { path: PathBuf, program: String, known: String },
+    NoProgram {
+        /// The object file.
+        path: PathBuf,
+        /// The name given.
+        program: String,
+        /// The object's programs, comma-separated.
+        known: String,
+    },
+    /// The object has several programs and `--program` names none.
     #[error("{path} has {count} programs ({known}): say which with --program")]
-    WhichProgram { path: PathBuf, count: usize, known: String },
+    WhichProgram {
+        /// The object file.
+        path: PathBuf,
+        /// How many programs it has.
+        count: usize,
+        /// The object's programs, comma-separated.
+        known: String,
+    },
+    /// `--attach` is not `KIND:TARGET` of a kind kmatrix attaches.
     #[error("--attach {spec:?}: {why}")]
-    Attach { spec: String, why: String },
+    Attach {
+        /// The value given.
+        spec: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// `--workload` is neither a built-in workload nor a host command that exists.
     #[error("--workload {spec:?}: {why}")]
-    Workload { spec: String, why: String },
+    Workload {
+        /// The value given.
+        spec: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The program's type does not fit the `--attach` kind.
     #[error("program {program} of {path} is a {kind} program, which --attach {spec:?} cannot attach ({wants})")]
-    Mismatch { path: PathBuf, program: String, kind: &'static str, spec: String, wants: &'static str },
+    Mismatch {
+        /// The object file.
+        path: PathBuf,
+        /// The program.
+        program: String,
+        /// Its type, from its section.
+        kind: &'static str,
+        /// The `--attach` value.
+        spec: String,
+        /// The program type the attach kind takes.
+        wants: &'static str,
+    },
+    /// A program type the verifier only checks with an attach target, and no `--attach`.
     #[error("program {program} of {path} is a {kind} program: it needs --attach KIND:TARGET to be verified")]
-    NeedsAttach { path: PathBuf, program: String, kind: &'static str },
+    NeedsAttach {
+        /// The object file.
+        path: PathBuf,
+        /// The program.
+        program: String,
+        /// Its type, from its section.
+        kind: &'static str,
+    },
+    /// An attach that filters on the workload's pid, without `--workload`.
     #[error("--attach {spec:?} needs a --workload to attach to (its pid)")]
-    NeedsWorkload { spec: String },
+    NeedsWorkload {
+        /// The `--attach` value.
+        spec: String,
+    },
+    /// `--expect-runs N` without something to count runs of.
     #[error("--expect-runs {0} needs --attach and --workload: runs are counted while the workload runs")]
     NothingToCount(u64),
 }
@@ -77,6 +170,7 @@ pub enum ObjectError {
 /// A program of the object, as aya-obj sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjProgram {
+    /// The program's name (its function's name in the C source).
     pub name: String,
     /// The program type from its ELF section (`kprobe`, `tracepoint`, `fentry`, ...).
     pub kind: &'static str,
@@ -85,7 +179,9 @@ pub struct ObjProgram {
 /// A user's object, read and parsed.
 #[derive(Debug, Clone)]
 pub struct UserObject {
+    /// The file as given.
     pub path: PathBuf,
+    /// Its bytes, put into the guest image as they are.
     pub bytes: Vec<u8>,
     /// Sorted by name.
     pub programs: Vec<ObjProgram>,
@@ -237,15 +333,20 @@ fn loads_without_target(kind: &str) -> bool {
 /// What the user asked for on the command line.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
+    /// `--program`: which program of the object to load.
     pub program: Option<String>,
+    /// `--attach KIND:TARGET`.
     pub attach: Option<String>,
+    /// `--workload`: a built-in workload or a host command.
     pub workload: Option<String>,
+    /// `--expect-runs N`: how many times the program must run while the workload runs.
     pub expect_runs: Option<u64>,
 }
 
 /// The scenario to run on every kernel.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// The program to load.
     pub program: String,
     /// The `bpf.object.load` parameters.
     pub params: BTreeMap<String, String>,

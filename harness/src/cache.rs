@@ -7,30 +7,43 @@
 //! exits) so that `kmatrix gc` leaves it alone.
 //! This module knows nothing of what the entries mean; `kernel/` and `image/` decide that.
 
+#![warn(missing_docs)]
+
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+/// Why the cache could not be opened, written or locked.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
+    /// None of the variables that say where the cache is are set.
     #[error("no cache directory: set KMATRIX_CACHE, XDG_CACHE_HOME or HOME")]
     NoHome,
+    /// A cache directory could not be created.
     #[error("cannot create cache directory {path}")]
     CreateDir {
+        /// The directory.
         path: PathBuf,
+        /// The system's error.
         #[source]
         source: std::io::Error,
     },
+    /// A cache file could not be written.
     #[error("cannot write {path}")]
     Write {
+        /// The file.
         path: PathBuf,
+        /// The system's error.
         #[source]
         source: std::io::Error,
     },
+    /// A lock file could not be created or locked.
     #[error("cannot lock {path}")]
     Lock {
+        /// The lock file.
         path: PathBuf,
+        /// The system's error.
         #[source]
         source: std::io::Error,
     },
@@ -43,6 +56,7 @@ pub struct Cache {
 }
 
 impl Cache {
+    /// The cache where the environment says it is (see [`Cache`]), created if missing.
     pub fn from_env() -> Result<Self, CacheError> {
         let root = if let Some(p) = std::env::var_os("KMATRIX_CACHE").filter(|p| !p.is_empty()) {
             PathBuf::from(p)
@@ -56,12 +70,14 @@ impl Cache {
         Self::at(root)
     }
 
+    /// The cache at `root`, created if missing (tests, `KMATRIX_CACHE`).
     pub fn at(root: impl Into<PathBuf>) -> Result<Self, CacheError> {
         let root = root.into();
         create_dir(&root)?;
         Ok(Cache { root })
     }
 
+    /// The cache's root directory.
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -7,28 +7,39 @@
 //! so the agent binary the harness embeds anyway is the one thing that can print it without a
 //! second copy or generated code; running it costs ~10 ms once per agent build (cached by hash).
 
+#![warn(missing_docs)]
+
 use crate::cache::{self, Cache};
 use kmatrix_proto::ScenarioInfo;
 use sha2::{Digest, Sha256};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
+/// Why the agent's catalogue could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogueError {
+    /// The embedded agent binary could not be written to the cache.
     #[error("cannot write the agent binary to {path}")]
     Write {
+        /// Where it was written.
         path: PathBuf,
+        /// The system's error.
         #[source]
         source: std::io::Error,
     },
+    /// The agent binary could not be run on the host.
     #[error("cannot run the agent ({path}) to list its catalogue")]
     Run {
+        /// The agent binary.
         path: PathBuf,
+        /// The system's error.
         #[source]
         source: std::io::Error,
     },
+    /// The agent failed (its status and stderr) or printed no JSON catalogue (the parser's error).
     #[error("the agent's catalogue is unreadable: {0}")]
     Parse(String),
+    /// The cache could not be used.
     #[error(transparent)]
     Cache(#[from] cache::CacheError),
 }

@@ -7,18 +7,40 @@
 //! interpreter is bad input, named) and decides the environment; booting and the protocol are
 //! `guest.rs`'s job, the command's output and exit code `cli/exec.rs`'s.
 
+#![warn(missing_docs)]
+
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+/// Why a host command line cannot run in a guest: checked on the host first, so the error names
+/// the program before any guest boots.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ExecError {
+    /// A program name found in no directory of PATH.
     #[error("program {name:?} not found on this host (looked in PATH: {path})")]
-    NotFound { name: String, path: String },
+    NotFound {
+        /// The name given.
+        name: String,
+        /// The PATH searched.
+        path: String,
+    },
+    /// The program exists but cannot be run (not a file, not executable, unreadable).
     #[error("cannot run {path}: {detail}")]
-    NotExecutable { path: PathBuf, detail: String },
+    NotExecutable {
+        /// The program.
+        path: PathBuf,
+        /// Why it cannot run.
+        detail: String,
+    },
+    /// A script whose `#!` interpreter the host does not have.
     #[error("{script} needs the interpreter {interpreter}, which this host does not have")]
-    NoInterpreter { script: PathBuf, interpreter: String },
+    NoInterpreter {
+        /// The script.
+        script: PathBuf,
+        /// Its `#!` line's interpreter.
+        interpreter: String,
+    },
 }
 
 /// Variables never passed to the guest: they name host resources the guest cannot reach

@@ -10,6 +10,8 @@
 //! then not met. What it is not: the policy of `kernels gc` (kernels the lock no longer names),
 //! which stays in `kernel::gc`.
 
+#![warn(missing_docs)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -28,45 +30,66 @@ const ABANDONED: Duration = Duration::from_secs(24 * 3600);
 /// The lock file a run holds in its directory for as long as it runs.
 pub const RUN_LOCK: &str = ".in-use.lock";
 
+/// Why gc could not list or remove something.
 #[derive(Debug, thiserror::Error)]
 pub enum GcError {
+    /// A directory could not be listed.
     #[error("list {path}")]
     List {
+        /// The directory.
         path: PathBuf,
+        /// The system's error.
         #[source]
         source: std::io::Error,
     },
+    /// An entry could not be removed.
     #[error("remove {path}")]
     Remove {
+        /// The entry.
         path: PathBuf,
+        /// The system's error.
         #[source]
         source: std::io::Error,
     },
+    /// The cache could not be used.
     #[error("use the cache")]
     Cache(#[from] CacheError),
+    /// `--max-size` is not a size.
     #[error("read size {text:?}: give bytes or a number with K, M, G or T (powers of 1024), e.g. 10G")]
-    Size { text: String },
+    Size {
+        /// The value given.
+        text: String,
+    },
 }
 
 /// What a removable thing is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
+    /// A kernel cache entry (`kernels/<package>_<version>`).
     Kernel,
+    /// A suite's cached Packages index.
     KernelIndex,
+    /// A guest image.
     Image,
+    /// A snapshot (device state and RAM file).
     Snapshot,
+    /// An agent binary the catalogue ran on the host.
     Agent,
+    /// A run directory (`run-*`).
     Run,
     /// A staging directory or temporary file left by a run that died.
     Abandoned,
+    /// An accelerator verdict whose QEMU binary is gone or changed.
     AccelVerdict,
 }
 
 /// One thing on disk that gc may remove.
 #[derive(Debug, Clone, Serialize)]
 pub struct Item {
+    /// What it is.
     pub kind: Kind,
+    /// Where it is.
     pub path: PathBuf,
     /// Bytes on disk (allocated blocks: a snapshot's sparse RAM file counts what it uses).
     pub size: u64,
@@ -77,8 +100,10 @@ pub struct Item {
     hold: Option<String>,
 }
 
+/// What `kmatrix gc` is asked to do.
 #[derive(Debug, Clone)]
 pub struct GcOptions {
+    /// The budget in bytes.
     pub max_size: u64,
     /// Directories holding `run-*` directories (the `--out` of `run`).
     pub runs: Vec<PathBuf>,
@@ -86,27 +111,35 @@ pub struct GcOptions {
     pub dry_run: bool,
 }
 
+/// A thing gc removed (or, with `dry_run`, would remove), and why.
 #[derive(Debug, Clone, Serialize)]
 pub struct Removed {
+    /// The thing.
     #[serde(flatten)]
     pub item: Item,
+    /// Why it went (`least recently used`, `left behind by a run that died`).
     pub why: &'static str,
 }
 
 /// What gc found and did.
 #[derive(Debug, Clone, Serialize)]
 pub struct GcReport {
+    /// The budget in bytes.
     pub max_size: u64,
     /// Bytes under the budget before and after.
     pub before: u64,
+    /// Bytes after the removals (what would remain, with `dry_run`).
     pub after: u64,
+    /// What went (or would go), in the order it did.
     pub removed: Vec<Removed>,
     /// Kept because a running kmatrix holds them.
     pub in_use: Vec<Item>,
+    /// Nothing was removed: the report says what would have gone.
     pub dry_run: bool,
 }
 
 impl GcReport {
+    /// Whether what remains fits the budget (it may not when held entries stay).
     pub fn within_budget(&self) -> bool {
         self.after <= self.max_size
     }

@@ -6,6 +6,8 @@
 //! image can load its driver, the 8250 otherwise), and times the boot. It does not decide what to
 //! run; callers send requests.
 
+#![warn(missing_docs)]
+
 use crate::image::Image;
 use crate::kernel::PreparedKernel;
 use crate::vm::qemu::MemoryFile;
@@ -23,9 +25,13 @@ const FOREIGN_BOOT_FACTOR: u32 = 3;
 /// How to boot.
 #[derive(Debug, Clone)]
 pub struct GuestOptions {
+    /// The QEMU binary.
     pub qemu: PathBuf,
+    /// The accelerator to start it with.
     pub accel: Accel,
+    /// Guest memory in MiB.
     pub memory_mb: u32,
+    /// Guest CPUs.
     pub cpus: u32,
     /// Deadline for QEMU start → `Hello`.
     pub boot_timeout: Duration,
@@ -44,6 +50,8 @@ pub struct GuestOptions {
 }
 
 impl GuestOptions {
+    /// Defaults for everything but the QEMU binary, accelerator and console log: the session's
+    /// memory and boot timeout, one CPU, virtio channel, no snapshot, no share.
     pub fn new(qemu: PathBuf, accel: Accel, console_log: PathBuf) -> Self {
         GuestOptions {
             qemu,
@@ -63,6 +71,7 @@ impl GuestOptions {
 /// A guest whose agent has said `Hello`.
 pub struct Guest {
     vm: Vm,
+    /// The capability record of `Hello` (or the saved one of a restored snapshot).
     pub caps: Capabilities,
     /// QEMU spawn → `Hello` received.
     pub hello_after: Duration,
@@ -79,6 +88,8 @@ pub struct Guest {
 }
 
 impl Guest {
+    /// Boot `kernel` with `image` as `opts` say — from a snapshot when one is ready, else cold
+    /// (taking one when asked) — and wait for the agent's `Hello`.
     pub async fn start(kernel: &PreparedKernel, image: &Image, opts: &GuestOptions) -> Result<Guest, VmError> {
         let (shares, daemons) = share_dirs(opts.share.as_ref())?;
         let (boot_file, boot_path) = match &kernel.vmlinux {
@@ -334,14 +345,17 @@ impl Guest {
         self.vm.recv(timeout, waiting_for).await
     }
 
+    /// The channel the agent answered on (`ttyS1`, `virtio`), `none` before it has.
     pub fn channel(&self) -> &'static str {
         self.vm.channel().unwrap_or("none")
     }
 
+    /// Where the console log is written.
     pub fn console_log(&self) -> &std::path::Path {
         &self.vm.console_log
     }
 
+    /// The last lines of the console, for error messages.
     pub fn console_tail(&self) -> String {
         self.vm.console_tail()
     }

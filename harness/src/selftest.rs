@@ -7,6 +7,8 @@
 //! fail, UNSUPPORTED → unsupported, XFAIL → xfail, UNRESOLVED / UNTESTED → error, with the case's
 //! log as the excerpt. Parsing is here; booting is the caller's.
 
+#![warn(missing_docs)]
+
 use kmatrix_proto::{ScenarioResult, Status};
 use std::collections::BTreeMap;
 
@@ -32,12 +34,15 @@ exit $rc
 /// One test case as ftracetest reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Case {
+    /// Its number in ftracetest's output (`[12]`).
     pub number: u32,
+    /// Its description, as printed.
     pub description: String,
     /// PASS, FAIL, UNSUPPORTED, XFAIL, UNRESOLVED, UNTESTED.
     pub result: String,
     /// The test file (`ftrace/func_set_ftrace_file.tc`), from its log's name.
     pub file: Option<String>,
+    /// Its log, as ftracetest wrote it.
     pub log: String,
 }
 

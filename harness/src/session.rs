@@ -5,6 +5,8 @@
 //!
 //! Not here: what runs in the guest (callers send requests to the [`Guest`]), verdicts, rendering.
 
+#![warn(missing_docs)]
+
 use crate::cache::{Cache, CacheError};
 use crate::guest::{Guest, GuestOptions};
 use crate::image::{self, Image, ImageError, ImageOptions};
@@ -26,22 +28,31 @@ pub const VM_TIMEOUT: Duration = Duration::from_secs(1200);
 /// Guest memory.
 pub const MEMORY_MB: u32 = 512;
 
+/// Why a session could not prepare a kernel or an image.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
+    /// The cache could not be opened.
     #[error("cannot open the cache")]
     Cache(#[from] CacheError),
+    /// The kernel could not be prepared.
     #[error("cannot prepare kernel {kernel:?}")]
     Kernel {
+        /// The kernel spec.
         kernel: String,
+        /// The kernel provider's error.
         #[source]
         source: Box<KernelError>,
     },
+    /// The image could not be built.
     #[error("cannot build the guest image for {kernel}")]
     Image {
+        /// The kernel's id.
         kernel: String,
+        /// The image builder's error.
         #[source]
         source: ImageError,
     },
+    /// A blocking preparation task panicked or was cancelled.
     #[error("a preparation task died: {0}")]
     Task(String),
 }
@@ -56,8 +67,11 @@ impl SessionError {
 /// See the module doc. Cheap to share: `Arc<Session>`.
 #[derive(Debug)]
 pub struct Session {
+    /// The cache every kernel, image and snapshot of the session is in.
     pub cache: Cache,
+    /// The QEMU binary.
     pub qemu: PathBuf,
+    /// The accelerator, shared with every guest (flipped to TCG once when KVM fails).
     pub accel: Arc<Accelerator>,
 }
 

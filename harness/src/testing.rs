@@ -22,6 +22,8 @@
 //! Kernels: `KMATRIX_TEST_KERNELS=debian-6.1,debian-6.12` overrides the kernels (default: the
 //! builder's list, else all of kernels/matrix.toml).
 
+#![warn(missing_docs)]
+
 use crate::cache::Cache;
 use crate::run::guests::GuestSettings;
 use crate::run::matrix::{self, MatrixRun};
@@ -198,6 +200,7 @@ pub struct MatrixTest {
 }
 
 impl MatrixTest {
+    /// A matrix test of every kernel and scenario, until narrowed by the builder's methods.
     pub fn new() -> Self {
         Self::default()
     }

@@ -12,14 +12,27 @@ use std::sync::Mutex;
 use super::{AGENT, WORKLOADS, WORKLOAD_ALIASES};
 use crate::kernel::Arch;
 
+/// Why a guest's agent or workloads for an architecture are not at hand.
 #[derive(Debug, thiserror::Error)]
 pub enum AssetsError {
+    /// The build script for the architecture's guest failed (or could not start).
     #[error("build the {arch} guest (agent and workloads) with {script}: {detail}")]
-    Build { arch: Arch, script: PathBuf, detail: String },
+    Build {
+        /// The architecture.
+        arch: Arch,
+        /// The build script.
+        script: PathBuf,
+        /// What failed: the exit status and the last lines of its output.
+        detail: String,
+    },
+    /// A built guest file could not be read.
     #[error("read the {arch} guest's {path}")]
     Read {
+        /// The architecture.
         arch: Arch,
+        /// The file.
         path: PathBuf,
+        /// The system's error.
         #[source]
         source: std::io::Error,
     },
@@ -28,7 +41,9 @@ pub enum AssetsError {
 /// The agent (`/init`) and workloads (`/bin/*`) for one architecture.
 #[derive(Debug, Clone)]
 pub struct GuestAssets {
+    /// The static agent binary, `/init` in the guest.
     pub agent: Cow<'static, [u8]>,
+    /// The workload programs, by their name in `/bin`.
     pub workloads: Vec<(String, Cow<'static, [u8]>)>,
     /// Names of a multi-call workload: (name in /bin, symlink target). x86_64's static workloads
     /// are one multi-call `/bin/hello` (harness/build.rs); the arm64 build makes one program each.
@@ -55,6 +70,9 @@ fn arm64_dir() -> (PathBuf, bool) {
 /// Built once per process: cargo's no-op check costs a second, not once per image.
 static ARM64: Mutex<Option<GuestAssets>> = Mutex::new(None);
 
+/// The agent and workloads for `arch`: x86_64's are embedded in kmatrix; arm64's are built
+/// (or refreshed) once per process by `scripts/build-guest-arm64.sh`, or taken from
+/// `$KMATRIX_GUEST_ARM64`.
 pub fn assets(arch: Arch) -> Result<GuestAssets, AssetsError> {
     match arch {
         Arch::X86_64 => Ok(GuestAssets {

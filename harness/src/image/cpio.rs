@@ -13,10 +13,19 @@ const TRAILER: &str = "TRAILER!!!";
 /// Kinds of entry, with the mode bits the kernel expects in the header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// A directory.
     Dir,
+    /// A regular file.
     File,
+    /// A symbolic link (its data is the target).
     Symlink,
-    CharDev { major: u32, minor: u32 },
+    /// A character device node.
+    CharDev {
+        /// The device's major number.
+        major: u32,
+        /// The device's minor number.
+        minor: u32,
+    },
 }
 
 /// Streams newc entries into any writer.
@@ -28,6 +37,7 @@ pub struct CpioWriter<W: Write> {
 }
 
 impl<W: Write> CpioWriter<W> {
+    /// A writer over `out`; nothing is written until the first entry.
     pub fn new(out: W) -> Self {
         CpioWriter { out, written: 0, next_ino: 1, dirs: BTreeSet::new() }
     }
@@ -50,12 +60,14 @@ impl<W: Write> CpioWriter<W> {
         self.entry(&path, Kind::File, mode, data)
     }
 
+    /// A symbolic link at `path` to `target`, creating its missing parent directories.
     pub fn symlink(&mut self, path: &str, target: &str) -> io::Result<()> {
         let path = normalize(path)?;
         self.parents(&path)?;
         self.entry(&path, Kind::Symlink, 0o777, target.as_bytes())
     }
 
+    /// A character device node (`/dev/console` before devtmpfs), creating its missing parents.
     pub fn char_dev(&mut self, path: &str, mode: u32, major: u32, minor: u32) -> io::Result<()> {
         let path = normalize(path)?;
         self.parents(&path)?;

@@ -10,6 +10,8 @@
 //! a process of its own). This module decides what goes in an image;
 //! how a kernel's modules are found and ordered is `kernel/`'s job.
 
+#![warn(missing_docs)]
+
 pub mod arch;
 pub mod cpio;
 
@@ -28,20 +30,28 @@ pub use assets::{AGENT, WORKLOADS, WORKLOAD_ALIASES};
 /// `images/guest.toml`, embedded: what every image carries.
 const GUEST_TOML: &str = include_str!("../../../images/guest.toml");
 
+/// Why a guest image could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
+    /// `images/guest.toml` (the modules an image carries) does not parse.
     #[error("malformed images/guest.toml")]
     GuestToml(#[source] toml::de::Error),
+    /// The kernel's modules could not be resolved.
     #[error("cannot resolve guest modules for kernel {kernel}")]
     Modules {
+        /// The kernel's id.
         kernel: String,
+        /// The kernel provider's error.
         #[source]
         source: Box<kernel::KernelError>,
     },
+    /// The image could not be written to the cache.
     #[error("cannot write image")]
     Write(#[source] std::io::Error),
+    /// The cache could not be used.
     #[error(transparent)]
     Cache(#[from] cache::CacheError),
+    /// The guest's agent or workloads for the kernel's architecture could not be had.
     #[error(transparent)]
     Assets(#[from] arch::AssetsError),
 }
@@ -75,8 +85,11 @@ impl Default for ImageOptions {
 /// A built image in the cache.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Image {
+    /// Where the cpio archive is in the cache.
     pub path: PathBuf,
+    /// Its sha256.
     pub sha256: String,
+    /// Its size in bytes.
     pub size: u64,
     /// Modules in load order (file names as they sit under /lib/modules in the guest).
     pub modules: Vec<String>,
@@ -102,7 +115,9 @@ pub fn build(cache: &Cache, kernel: &PreparedKernel, opts: ImageOptions) -> Resu
 pub struct ExtraFile {
     /// Absolute path in the guest.
     pub path: String,
+    /// Its mode (permission bits, e.g. 0o755).
     pub mode: u32,
+    /// Its bytes.
     pub data: Vec<u8>,
 }
 

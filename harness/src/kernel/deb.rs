@@ -167,12 +167,14 @@ pub mod build {
         out
     }
 
+    /// `data` compressed with xz.
     pub fn xz(data: &[u8]) -> Vec<u8> {
         let mut e = xz2::write::XzEncoder::new(Vec::new(), 0);
         e.write_all(data).unwrap();
         e.finish().unwrap()
     }
 
+    /// A tar of regular files, (path, mode, bytes) each.
     pub fn tar_of(files: &[(&str, u32, &[u8])]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
         for (path, mode, data) in files {
