@@ -237,10 +237,15 @@ impl Bisector {
         step.logs.push(log.clone());
         let mut opts = self.guests.options(log.clone());
         opts.virtio = self.virtio;
-        opts.share = self
-            .predicate
-            .host_root()
-            .then(|| crate::vm::share::auto_here(self.guests.snapshots, &k.id, k.config.as_deref()));
+        if self.predicate.host_root() {
+            match self.guests.share_plan(&k.id, k.config.as_deref()) {
+                Ok(plan) => opts.share = Some(plan),
+                Err(e) => {
+                    step.reason = format!("cannot share the host root: {e}");
+                    return Ok(step);
+                }
+            }
+        }
         let t1 = Instant::now();
         let started = self.guests.session.start_guest(&k, &img, &opts).await;
         step.boot_s = t1.elapsed().as_secs_f64();

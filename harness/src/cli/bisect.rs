@@ -148,6 +148,7 @@ pub(crate) async fn bisect_cmd(a: BisectArgs) -> Result<i32> {
             boot_timeout: Duration::from_secs_f64(a.boot_timeout),
             scenario_timeout: Duration::from_secs_f64(a.timeout),
             snapshots: matches!(a.snapshot.as_deref(), Some("on")),
+            share: Default::default(),
         },
         virtio: true,
         out: out.clone(),

@@ -151,7 +151,8 @@ pub struct GuestArgs {
     /// Default: on for run and exec, off for boot and bench boot (they measure cold boots).
     #[arg(long, value_parser = ["on", "off"])]
     pub snapshot: Option<String>,
-    /// How the host root reaches guests that share it (exec, shell, selftest): auto (virtio-fs
+    /// How the host root reaches guests that share it (exec, shell, selftest, and run's tool
+    /// scenarios and host-command workloads): auto (virtio-fs
     /// for cold boots, 9p when the guest starts from a snapshot, which QEMU cannot take with
     /// virtio-fs), virtiofs (an error without a usable virtiofsd), or 9p.
     #[arg(long, value_enum, default_value_t = crate::vm::share::ShareMode::Auto)]

@@ -250,6 +250,12 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Ou
             KernelSpec::Debian(_) => {}
         }
     }
+    // A forced virtio-fs without the daemon is the user's setup to fix, before anything boots.
+    let host_root =
+        scenarios.iter().any(|s| s.host_root) || user.as_ref().is_some_and(|p| p.host_root) || workload_host_root;
+    if host_root && a.guest.share == crate::vm::share::ShareMode::Virtiofs {
+        crate::vm::virtiofs::find().map_err(|e| anyhow::anyhow!("--share virtiofs: {e}")).exit_code(exit::BAD_INPUT)?;
+    }
     let mut params = parse_params(&a.params)?;
     if let Some(plan) = &user {
         params.extend(plan.params.clone());
@@ -259,8 +265,6 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Ou
     let session = Arc::new(open_session(a.guest.accel).await?);
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     let run_dir = a.guest.out.join(format!("run-{stamp}"));
-    let host_root =
-        scenarios.iter().any(|s| s.host_root) || user.as_ref().is_some_and(|p| p.host_root) || workload_host_root;
     let launch = Launch {
         session,
         guest: a.guest.clone(),
@@ -332,6 +336,7 @@ impl Launch {
                 boot_timeout: Duration::from_secs_f64(self.guest.boot_timeout),
                 scenario_timeout: Duration::from_secs_f64(self.scenario_timeout),
                 snapshots: self.guest.snapshots(true),
+                share: self.guest.share,
             },
             vm_timeout: Duration::from_secs_f64(self.vm_timeout),
             jobs,

@@ -203,8 +203,17 @@ async fn run_kernel(
         let mut opts = cfg.guests.options(log.clone());
         opts.virtio = cfg.image.virtio_channel;
         if cfg.image.share {
-            // Scenarios that run the host's tools get the host root (read-only).
-            opts.share = Some(crate::vm::share::auto_here(cfg.guests.snapshots, kernel, k.config.as_deref()));
+            // Scenarios that run the host's tools get the host root (read-only), as `--share` says.
+            match cfg.guests.share_plan(kernel, k.config.as_deref()) {
+                Ok(plan) => opts.share = Some(plan),
+                Err(e) => {
+                    let reason = format!("cannot share the host root with {kernel}: {e}");
+                    for ev in emit_all_error(reason, Cause::Infrastructure, Some(&k), &scenarios[next..]) {
+                        let _ = tx.send(ev).await;
+                    }
+                    break;
+                }
+            }
         }
         let t0 = Instant::now();
         let mut guest = match cfg.guests.session.start_guest(&k, &img, &opts).await {

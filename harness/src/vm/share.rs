@@ -146,13 +146,6 @@ pub fn choose_here(
     choose(mode, snapshots, kernel, kernel_has_virtiofs(config), daemon, extra)
 }
 
-/// `--share auto` for surfaces without a `--share` option (run's tool scenarios, bisect).
-pub fn auto_here(snapshots: bool, kernel: &str, config: Option<&Path>) -> SharePlan {
-    // Auto never errs (only a forced virtio-fs can): 9p with the reason otherwise.
-    choose_here(ShareMode::Auto, snapshots, kernel, config, Vec::new())
-        .unwrap_or_else(|e| SharePlan::nine_p(&e.to_string(), Vec::new()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

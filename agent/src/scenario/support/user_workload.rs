@@ -150,6 +150,9 @@ impl Observed {
         let mut r = verdict(ctx.id(), counts, trace_problems(&self.armed.done, lost));
         self.armed.timings(&mut r);
         detail["workload"] = w.describe().into();
+        if let UserWorkload::Host { .. } = w {
+            detail["share"] = crate::share::mount_offered().ok().into();
+        }
         detail["pids"] = serde_json::json!(self.pids);
         detail["hits"] = self.seen.into();
         r.detail = detail;
