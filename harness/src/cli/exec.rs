@@ -23,6 +23,11 @@ pub struct ExecArgs {
     /// Set a variable in the guest program's environment (repeatable), `NAME=VALUE`.
     #[arg(long = "env", value_name = "NAME=VALUE")]
     pub env: Vec<String>,
+    /// Fetch each kernel's own headers (Debian's `linux-headers` packages, merged; cached) and
+    /// offer them to the program as `BCC_KERNEL_SOURCE`, for BCC tools and anything that
+    /// compiles against the running kernel.
+    #[arg(long)]
+    pub kernel_headers: bool,
     /// Say on stderr, per kernel, how the host root was shared (virtio-fs or 9p, why, and the
     /// first mount's time) and how the guest started (one kernel; several always say it).
     #[arg(long, short = 'v')]
@@ -134,13 +139,15 @@ pub(crate) async fn exec_cmd(a: ExecArgs) -> Result<i32> {
             (session.clone(), sem.clone(), a.guest.clone(), base.clone(), rw.clone(), out_dir.clone());
         let stdin_bytes = stdin_bytes.clone();
         let timeout = a.timeout;
+        let headers = a.kernel_headers;
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await;
             let mut ga = guest_args;
             ga.kernel = Some(k.clone());
-            let (p, mut g) = start_shared(&session, &ga, &k, "exec", rw).await?;
+            let (p, mut g) = start_shared(&session, &ga, &k, "exec", rw, headers).await?;
             req.root = g.share.clone();
             req.env = crate::exec::guest_env(std::mem::take(&mut req.env), &k, &p.kernel.release);
+            headers_env(&g, &mut req.env);
             if stdin_bytes.is_some() {
                 req.stdin = StdinMode::Pipe;
             }

@@ -303,17 +303,31 @@ pub async fn prepare_with(args: &GuestArgs, extra: Vec<image::ExtraFile>) -> Res
 
 /// Prepare `kernel` in `session` with the host-root share modules, and boot it sharing the host
 /// root (read-only, `rw` directories writable), from a snapshot unless told otherwise. For the
-/// commands that run the user's programs (`exec`, `shell`, `selftest`).
+/// commands that run the user's programs (`exec`, `shell`, `selftest`). With `headers`, the
+/// kernel's own headers are fetched first and offered with the share ([`headers_env`]).
 pub(crate) async fn start_shared(
     session: &Arc<Session>,
     args: &GuestArgs,
     kernel: &str,
     tag: &str,
     rw: Vec<PathBuf>,
+    headers: bool,
 ) -> Result<(Prepared, crate::guest::Guest)> {
     let (k, image) =
         session.prepare(kernel, &args.fetch_options(), args.image_options(true), &[]).await.map_err(tag_session)?;
     let p = Prepared { session: session.clone(), kernel: k, image };
+    let headers_dir = match headers {
+        false => None,
+        true => {
+            let (k, cache, fetch) = (p.kernel.clone(), p.session.cache.clone(), args.fetch_options());
+            let tree = tokio::task::spawn_blocking(move || crate::kernel::headers(&k, &cache, &fetch))
+                .await
+                .context("the headers task died")?
+                .map_err(tag_kernel)
+                .with_context(|| format!("--kernel-headers: no headers for {kernel}"))?;
+            Some(tree.dir.display().to_string())
+        }
+    };
     let mut opts = p.guest_options(args, tag)?;
     let snapshots = args.snapshots(true);
     let extra = rw.iter().map(|d| crate::vm::share::ExtraShare::rw(d)).collect();
@@ -329,7 +343,21 @@ pub(crate) async fn start_shared(
         .await
         .with_context(|| format!("booting {kernel} failed (console log: {})", opts.console_log.display()))
         .exit_code(exit::INFRA)?;
+    let mut g = g;
+    if let (Some(dir), Some(share)) = (headers_dir, g.share.as_mut()) {
+        share.headers = Some(dir);
+    }
     Ok((p, g))
+}
+
+/// The guest program's environment for the kernel headers offered with `g`'s share, if any:
+/// `BCC_KERNEL_SOURCE` (BCC compiles against it; the path is the host's, which is where the
+/// shared view shows it).
+pub(crate) fn headers_env(g: &crate::guest::Guest, env: &mut Vec<(String, String)>) {
+    if let Some(dir) = g.share.as_ref().and_then(|s| s.headers.clone()) {
+        env.retain(|(k, _)| k != "BCC_KERNEL_SOURCE");
+        env.push(("BCC_KERNEL_SOURCE".into(), dir));
+    }
 }
 
 fn sanitize(s: &str) -> String {

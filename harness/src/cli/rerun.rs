@@ -236,7 +236,7 @@ async fn shell_at_failure(a: &RerunArgs, r: &ScenarioResult, lock: Option<&kerne
     };
     let session = Arc::new(open_session(accel).await?);
     let ga = a.guest(accel, &spec);
-    let (p, mut g) = start_shared(&session, &ga, &spec, "rerun-shell", Vec::new()).await?;
+    let (p, mut g) = start_shared(&session, &ga, &spec, "rerun-shell", Vec::new(), false).await?;
     let req =
         RunRequest { scenario: r.scenario.clone(), params: r.params.clone(), root: g.share.clone(), keep_state: true };
     let now = g

@@ -74,7 +74,7 @@ pub(crate) async fn selftest_cmd(cmd: SelftestCommand) -> Result<i32> {
                     .exit_code(exit::BAD_INPUT);
             }
         }
-        let (_, mut g) = start_shared(&session, &a.guest, k, "ftracetest", Vec::new()).await?;
+        let (_, mut g) = start_shared(&session, &a.guest, k, "ftracetest", Vec::new(), false).await?;
         let mut argv =
             vec!["/bin/bash".to_string(), "-c".into(), crate::selftest::runner_script(), "ftracetest".into()];
         argv.extend(a.tests.iter().map(|t| format!("test.d/{t}")));
