@@ -11,7 +11,8 @@ use std::io::{IsTerminal, Read, Write};
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// Kernels to run on, comma-separated, or `all` for the matrix (default: --kernel).
+    /// Kernels to run on, comma-separated: ids, specs, or groups of the matrix (`all`, `default`,
+    /// `x86_64`, `arm64`). Default: --kernel.
     #[arg(long, value_delimiter = ',')]
     pub kernels: Vec<String>,
     /// Seconds the program may run; it is killed (with everything it started) after that.
@@ -112,9 +113,7 @@ pub(crate) async fn exec_cmd(a: ExecArgs) -> Result<i32> {
     if kernels.is_empty() {
         kernels.push(a.guest.kernel().to_string());
     }
-    if kernels.len() == 1 && kernels[0] == "all" {
-        kernels = kernel::matrix_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?;
-    }
+    let kernels = kernel::expand_names(&kernels).map_err(tag_kernel).exit_code(exit::BAD_INPUT)?;
     // stdin: a pipe or file is read up front and handed to every kernel's program; a terminal is
     // not read (use `kmatrix shell` for that).
     let stdin_bytes = if std::io::stdin().is_terminal() {

@@ -5,7 +5,9 @@ use super::*;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Kernels (comma-separated ids or specs); default: every kernel of kernels/matrix.toml.
+    /// Kernels, comma-separated: ids, specs, or groups of the matrix (`all`: every kernel,
+    /// `default`, `x86_64`, `arm64`: every kernel of that architecture). Default: the default
+    /// matrix (the kernels not marked `default = false`).
     #[arg(long, value_delimiter = ',')]
     pub kernels: Vec<String>,
     /// Scenario globs, comma-separated (`kprobe.*,ftrace.function.*`); default: all.
@@ -218,6 +220,7 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Ou
         None => scenario_workload(&a.bpf, &scenarios, &cat)?,
     };
     let named = a.guest.kernels_or(&a.kernels)?;
+    let named = kernel::expand_names(&named).map_err(tag_kernel).exit_code(exit::BAD_INPUT)?;
     if named.is_empty() {
         let kd = kernel::KernelsDir::try_locate(None).map_err(tag_kernel)?;
         eprintln!("kmatrix: kernels from {}", kd.describe());
