@@ -8,11 +8,13 @@ use kmatrix_proto::{GuestMsg, HostMsg, StdinMode};
 use std::io::Write;
 use vmm_sys_util::terminal::Terminal;
 
+/// `kmatrix shell`: the guest, the writable directories and the shell to run.
 #[derive(Debug, Args)]
 pub struct ShellArgs {
     /// A host directory the guest may write (repeatable); the rest of the host is read-only.
     #[arg(long, value_name = "DIR")]
     pub rw: Vec<PathBuf>,
+    /// The kernel and how to boot it (flattened: `--kernel`, `--accel`, `--memory`, ...).
     #[command(flatten)]
     pub guest: GuestArgs,
     /// The shell (default: $SHELL, else /bin/bash) and its arguments.
