@@ -7,6 +7,7 @@ use super::*;
 use crate::bisect::{self, BisectError, Bisector, Predicate, Report, Search, Step};
 use crate::kernel::{version, AvailableKernel};
 
+/// `kmatrix bisect`: the line and its ends, the predicate (a scenario or a command), the guests.
 #[derive(Debug, Args)]
 pub struct BisectArgs {
     /// The kernel line (`6.12`): its builds on the mirror, oldest to newest, are bisected.

@@ -2,6 +2,7 @@
 
 use super::*;
 
+/// `kmatrix core-check`: the object and the kernels to check it against.
 #[derive(Debug, Args)]
 pub struct CoreCheckArgs {
     /// The BPF object (clang -target bpf -g: CO-RE needs its BTF).

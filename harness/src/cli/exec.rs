@@ -9,6 +9,7 @@ use crate::guest::Guest;
 use kmatrix_proto::{ExecOutcome, ExecRequest, HostMsg, StdinMode};
 use std::io::{IsTerminal, Read, Write};
 
+/// `kmatrix exec`: the program, the kernels, what the guest may write, how long it may run.
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// Kernels to run on, comma-separated: ids, specs, or groups of the matrix (`all`, `default`,
@@ -33,6 +34,7 @@ pub struct ExecArgs {
     /// first mount's time) and how the guest started (one kernel; several always say it).
     #[arg(long, short = 'v')]
     pub verbose: bool,
+    /// The kernel and how to boot it (flattened: `--kernel`, `--accel`, `--memory`, ...).
     #[command(flatten)]
     pub guest: GuestArgs,
     /// The program and its arguments.

@@ -2,12 +2,14 @@
 
 use super::*;
 
+/// What `kmatrix kernels` does with the kernel matrix and the cache.
 #[derive(Debug, Subcommand)]
 pub enum KernelsCommand {
     /// Fetch (download, verify, extract) kernels into the cache.
     Fetch {
         /// Kernel ids or specs; default: the whole matrix.
         ids: Vec<String>,
+        /// The Debian mirror to fetch from; default: the host's apt sources.
         #[arg(long, env = "KMATRIX_MIRROR")]
         mirror: Option<String>,
         /// Use a Release whose signature cannot be checked (no gpgv, keyring or signature).
@@ -16,34 +18,42 @@ pub enum KernelsCommand {
     },
     /// The kernels of kernels/matrix.toml with what the lock pins.
     List {
+        /// Print the list as JSON.
         #[arg(long)]
         json: bool,
     },
     /// What a kernel can do, read from its package before booting it.
     Info {
+        /// A kernel id (`debian-6.1`) or spec (`debian:<version>`, a path to a kernel image).
         id: String,
+        /// The Debian mirror to fetch from; default: the host's apt sources.
         #[arg(long, env = "KMATRIX_MIRROR")]
         mirror: Option<String>,
         /// Use a Release whose signature cannot be checked (no gpgv, keyring or signature).
         #[arg(long)]
         allow_unsigned: bool,
+        /// Print what was found as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Every build of a kernel line the mirror has (for bisecting): `--line 6.12`.
     Available {
+        /// The kernel line, upstream major.minor (`6.12`).
         #[arg(long)]
         line: String,
+        /// The Debian mirror to fetch from; default: the host's apt sources.
         #[arg(long, env = "KMATRIX_MIRROR")]
         mirror: Option<String>,
         /// Use a Release whose signature cannot be checked (no gpgv, keyring or signature).
         #[arg(long)]
         allow_unsigned: bool,
+        /// Print the builds as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Re-resolve every matrix kernel on the mirror and rewrite kernels/kernels.lock.
     Update {
+        /// The Debian mirror to fetch from; default: the host's apt sources.
         #[arg(long, env = "KMATRIX_MIRROR")]
         mirror: Option<String>,
         /// Use a Release whose signature cannot be checked (no gpgv, keyring or signature).

@@ -3,6 +3,8 @@
 //! command shares — `GuestArgs` and preparing a kernel in a session — lives here. Rendering lives
 //! in `report/`, the work in the library modules.
 
+#![warn(missing_docs)]
+
 mod bench;
 mod bisect;
 mod boot;
@@ -47,6 +49,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The `kmatrix` command line, parsed.
 #[derive(Debug, Parser)]
 #[command(
     name = "kmatrix",
@@ -54,10 +57,12 @@ use std::time::Duration;
     about = "Boot real kernels under QEMU and check every tracing path against known workloads"
 )]
 pub struct Cli {
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// Every command of `kmatrix`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Boot one kernel and print the agent's capability record.
@@ -102,6 +107,7 @@ pub enum Command {
     Gc(GcArgs),
 }
 
+/// What `kmatrix ci` prints for a CI service.
 #[derive(Debug, Subcommand)]
 pub enum CiCommand {
     /// Print the GitHub Actions workflow for the matrix (one job per kernel, then a merge).
@@ -208,6 +214,8 @@ impl GuestArgs {
     }
 }
 
+/// Runs the command of `cli`; `Ok` holds the exit code (test failures are a code, not an error),
+/// an error carries its exit code for [`exit::code_of`].
 pub async fn main(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Boot(a) => boot::boot(a).await,
@@ -260,12 +268,18 @@ pub struct BadSeconds(pub String);
 
 /// Everything a boot needs, prepared once.
 pub struct Prepared {
+    /// The cache, QEMU and accelerator the kernel was prepared with.
     pub session: Arc<Session>,
+    /// The kernel, fetched and verified.
     pub kernel: PreparedKernel,
+    /// The guest image built for it.
     pub image: image::Image,
 }
 
 impl Prepared {
+    /// The options of one boot: the console log in `--out` (created if missing), named after
+    /// the kernel, `tag` and the time; memory, kernel command line, channel and boot timeout
+    /// from `args`; snapshots off.
     pub fn guest_options(&self, args: &GuestArgs, tag: &str) -> Result<GuestOptions> {
         std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
         let stamp =
@@ -281,6 +295,8 @@ impl Prepared {
     }
 }
 
+/// Opens a session for `args` (saying which accelerator and why) and prepares the kernel and
+/// its image.
 pub async fn prepare(args: &GuestArgs) -> Result<Prepared> {
     prepare_with(args, Vec::new()).await
 }

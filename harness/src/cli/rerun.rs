@@ -8,6 +8,7 @@ use super::*;
 use crate::run::rerun::{self, Selection};
 use kmatrix_proto::{RunRequest, ScenarioResult};
 
+/// `kmatrix rerun`: which cells of which results file, or `--shell` on one.
 #[derive(Debug, Args)]
 pub struct RerunArgs {
     /// A run directory or its results.jsonl (this machine's, a CI shard's, a merged one).

@@ -3,6 +3,7 @@
 
 use super::*;
 
+/// `kmatrix run`: the kernels, the scenarios (or a BPF object), the limits, the output.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Kernels, comma-separated: ids, specs, or groups of the matrix (`all`: every kernel,
@@ -41,8 +42,10 @@ pub struct RunArgs {
     /// Print results as JSON lines on stdout (the table goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// A user's BPF object to run instead of scenarios (flattened: `--bpf-object`, ...).
     #[command(flatten)]
     pub bpf: Box<BpfObjectArgs>,
+    /// The kernel and how to boot it (flattened: `--kernel`, `--accel`, `--memory`, ...).
     #[command(flatten)]
     pub guest: GuestArgs,
 }

@@ -6,12 +6,14 @@ use super::*;
 use crate::run::results::ResultsWriter;
 use kmatrix_proto::{ExecRequest, Status};
 
+/// The kernel selftest suites `kmatrix selftest` runs.
 #[derive(Debug, Subcommand)]
 pub enum SelftestCommand {
     /// tools/testing/selftests/ftrace/ftracetest of each kernel's own source.
     Ftrace(SelftestArgs),
 }
 
+/// `kmatrix selftest ftrace`: which kernels, which cases, how long.
 #[derive(Debug, Args)]
 pub struct SelftestArgs {
     /// Kernels, comma-separated (default: --kernel).
@@ -27,6 +29,7 @@ pub struct SelftestArgs {
     /// Print results as JSON lines on stdout (the table goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// The kernel and how to boot it (flattened: `--kernel`, `--accel`, `--memory`, ...).
     #[command(flatten)]
     pub guest: GuestArgs,
 }

@@ -8,6 +8,7 @@ use kmatrix_proto::{GuestMsg, HostMsg, StdinMode};
 use std::io::Write;
 use vmm_sys_util::terminal::Terminal;
 
+/// `kmatrix shell`: the guest, the writable directories and the shell to run.
 #[derive(Debug, Args)]
 pub struct ShellArgs {
     /// A host directory the guest may write (repeatable); the rest of the host is read-only.
@@ -16,6 +17,7 @@ pub struct ShellArgs {
     /// Fetch the kernel's own headers and offer them as `BCC_KERNEL_SOURCE` (see `exec`).
     #[arg(long)]
     pub kernel_headers: bool,
+    /// The kernel and how to boot it (flattened: `--kernel`, `--accel`, `--memory`, ...).
     #[command(flatten)]
     pub guest: GuestArgs,
     /// The shell (default: $SHELL, else /bin/bash) and its arguments.

@@ -17,9 +17,13 @@ use std::time::Duration;
 pub struct GuestSettings {
     /// Cache, QEMU and the accelerator (which may switch to TCG mid-run).
     pub session: Arc<Session>,
+    /// Where kernels are downloaded from and how they are verified.
     pub fetch: FetchOptions,
+    /// Guest RAM in MiB.
     pub memory_mb: u32,
+    /// How long a guest may take from QEMU's start to the agent's `Hello`.
     pub boot_timeout: Duration,
+    /// How long one scenario may run in the guest before it is called timed out.
     pub scenario_timeout: Duration,
     /// Start guests from snapshots taken at `Hello` (see `vm::snapshot`).
     pub snapshots: bool,
