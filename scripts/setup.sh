@@ -17,6 +17,10 @@ need_pkgs=(qemu-system-x86 gcc libc6-dev binutils clang llvm libbpf-dev zstd gpg
 # busybox. Debian's names; where a distribution lacks one, its tool.* scenarios report the
 # program missing (unsupported, naming the package) rather than the set-up failing.
 tool_pkgs=(linux-perf trace-cmd uftrace bpftool bpftrace bpfcc-tools gdb strace busybox-static)
+# What `kmatrix bench peers` needs to run the peers at all (see `host_needs` in
+# harness/src/bench/peers/install.rs): vmtest's guest runs the host's qemu-ga; virtme-ng resolves
+# modules with kmod, names its virtio ports with udev, and installs into a Python venv.
+tool_pkgs+=(qemu-guest-agent kmod udev python3-venv)
 # A browser for the HTML report test: Debian's chromium, unless one is there already (Ubuntu's
 # apt chromium is only a snap wrapper; CI runners ship google-chrome).
 if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null && ! command -v google-chrome >/dev/null; then

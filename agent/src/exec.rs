@@ -235,6 +235,7 @@ fn kind(m: &HostMsg) -> &'static str {
         HostMsg::Run(_) => "run",
         HostMsg::Exec(_) => "exec",
         HostMsg::Shutdown => "shutdown",
+        HostMsg::Warm => "warm",
         HostMsg::Input { .. } => "input",
         HostMsg::Winsize { .. } => "winsize",
         HostMsg::Signal { .. } => "signal",

@@ -42,6 +42,7 @@ pub fn serve(ch: &mut Channel, caps: &Capabilities) -> Result<()> {
                 ch.send(&GuestMsg::Bye)?;
                 return Ok(());
             }
+            HostMsg::Warm => ch.send(&GuestMsg::Warmed { ms: crate::bpf::vmlinux::warm() })?,
             HostMsg::Run(req) => {
                 crate::share::offer(req.root.clone());
                 let result = scenario::run_one(&req.scenario, &req.params, caps, req.keep_state);

@@ -8,6 +8,8 @@
 //!
 //! Not here: listing builds (`kernel::available`), rendering (`cli/bisect.rs`).
 
+#![warn(missing_docs)]
+
 use crate::guest::Guest;
 use crate::image::ImageOptions;
 use crate::kernel::{changelog, AvailableKernel};
@@ -23,12 +25,17 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
+    /// The predicate holds: the change came later.
     Good,
+    /// The predicate fails: the change came here or earlier.
     Bad,
+    /// The build could not be judged (not prepared, did not boot, exit 125); the search goes
+    /// around it.
     Skip,
 }
 
 impl Verdict {
+    /// `good`, `bad` or `skip`, as printed and serialized.
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Good => "good",
@@ -38,17 +45,46 @@ impl Verdict {
     }
 }
 
+/// Why a bisection stopped without an answer.
 #[derive(Debug, thiserror::Error)]
 pub enum BisectError {
+    /// The good end tested bad or the bad end good: the range holds no change to find.
     #[error("the {role} build {spec} is not {role}: it tested {got} ({reason})")]
-    Endpoint { role: &'static str, spec: String, got: &'static str, reason: String },
+    Endpoint {
+        /// `good` or `bad`: which end the user named.
+        role: &'static str,
+        /// The build's spec (`debian:<version>`).
+        spec: String,
+        /// What it tested instead (`good`, `bad`).
+        got: &'static str,
+        /// The step's reason (the scenario's, the command's exit code).
+        reason: String,
+    },
+    /// An end was skipped (could not be prepared, did not boot, exit 125).
     #[error("the {role} build {spec} could not be tested: {reason}")]
-    Untestable { role: &'static str, spec: String, reason: String },
+    Untestable {
+        /// `good` or `bad`: which end the user named.
+        role: &'static str,
+        /// The build's spec (`debian:<version>`).
+        spec: String,
+        /// Why it was skipped.
+        reason: String,
+    },
+    /// Going on would mislead: a build failed its integrity check, or the command ended in a
+    /// way `git bisect run` does not accept (a signal, an exit above 127, the timeout).
     #[error("bisect stopped at {spec}: {reason}")]
-    Aborted { spec: String, reason: String },
+    Aborted {
+        /// The build's spec (`debian:<version>`).
+        spec: String,
+        /// What happened, with where the output is.
+        reason: String,
+    },
+    /// A command's output could not be saved next to the logs.
     #[error("cannot write {path}")]
     Write {
+        /// The output file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
@@ -66,12 +102,14 @@ impl Search {
         Search { state: vec![None; n] }
     }
 
+    /// Build `i` tested `v` (an index out of range is ignored).
     pub fn record(&mut self, i: usize, v: Verdict) {
         if let Some(s) = self.state.get_mut(i) {
             *s = Some(v);
         }
     }
 
+    /// What build `i` tested; `None` when not tested (or out of range).
     pub fn verdict(&self, i: usize) -> Option<Verdict> {
         self.state.get(i).copied().flatten()
     }
@@ -120,14 +158,27 @@ impl Search {
 pub enum Predicate {
     /// A scenario of the catalogue with its parameters: pass is good; fail and unsupported are
     /// bad; an infrastructure error skips the build.
-    Scenario { id: String, params: BTreeMap<String, String>, host_root: bool },
+    Scenario {
+        /// The scenario id.
+        id: String,
+        /// Its parameters, over the catalogue's defaults.
+        params: BTreeMap<String, String>,
+        /// The scenario runs a host tool, so the guest gets the host root.
+        host_root: bool,
+    },
     /// A host program run in the guest over the shared host root, checked on the host already:
     /// exit 0 good, 125 skip, 1-127 bad; anything else (a signal, > 127, the timeout) stops the
     /// bisect, as `git bisect run` does.
-    Command { req: ExecRequest, timeout: Duration },
+    Command {
+        /// The program, its arguments and environment.
+        req: ExecRequest,
+        /// How long the command may run in one guest.
+        timeout: Duration,
+    },
 }
 
 impl Predicate {
+    /// What "good" means, in words (`scenario kprobe.basic passes`, `` `make check` exits 0 ``).
     pub fn describe(&self) -> String {
         match self {
             Predicate::Scenario { id, .. } => format!("scenario {id} passes"),
@@ -150,15 +201,20 @@ pub struct Step {
     pub n: usize,
     /// `debian:<version>`.
     pub build: String,
+    /// The package version, the spec without its `debian:`.
     pub version: String,
+    /// What the build tested.
     pub verdict: Verdict,
     /// Why: the scenario's reason, the command's exit code, why it was skipped.
     pub reason: String,
     /// Wall time of the step, and its parts: prepare (fetch, verify, extract, image), boot (to
     /// Hello), run (the predicate).
     pub secs: f64,
+    /// Seconds preparing: fetch, verify, extract, image.
     pub prepare_s: f64,
+    /// Seconds starting the guest: a cold boot or a snapshot restore, to `Hello`.
     pub boot_s: f64,
+    /// Seconds running the predicate.
     pub run_s: f64,
     /// The guest was restored from a snapshot rather than booted cold.
     pub restored: bool,
@@ -171,20 +227,28 @@ pub struct Step {
 pub struct Bisector {
     /// How guests boot, as `kmatrix run` boots them.
     pub guests: GuestSettings,
+    /// The agent answers over virtio-serial rather than the second UART.
     pub virtio: bool,
+    /// The folder console logs and command outputs are written to.
     pub out: PathBuf,
+    /// What decides good and bad.
     pub predicate: Predicate,
 }
 
 /// The outcome.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The kernel line bisected (`6.12`).
     pub line: String,
+    /// What good meant ([`Predicate::describe`]).
     pub predicate: String,
     /// Every build of the range, oldest first.
     pub builds: Vec<AvailableKernel>,
+    /// Every tested build, in the order tested (the two ends first).
     pub steps: Vec<Step>,
+    /// The newest build that tested good.
     pub last_good: AvailableKernel,
+    /// The first build after it that tested bad.
     pub first_bad: AvailableKernel,
     /// Skipped builds between the two: the first bad build may be any of these (or first_bad).
     pub could_also_be: Vec<AvailableKernel>,
@@ -194,6 +258,7 @@ pub struct Report {
     /// Why there is no changelog, when there is none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changelog_error: Option<String>,
+    /// Seconds the whole bisection took.
     pub wall_s: f64,
 }
 
@@ -237,10 +302,15 @@ impl Bisector {
         step.logs.push(log.clone());
         let mut opts = self.guests.options(log.clone());
         opts.virtio = self.virtio;
-        opts.share = self
-            .predicate
-            .host_root()
-            .then(|| crate::vm::share::auto_here(self.guests.snapshots, &k.id, k.config.as_deref()));
+        if self.predicate.host_root() {
+            match self.guests.share_plan(&k.id, k.config.as_deref()) {
+                Ok(plan) => opts.share = Some(plan),
+                Err(e) => {
+                    step.reason = format!("cannot share the host root: {e}");
+                    return Ok(step);
+                }
+            }
+        }
         let t1 = Instant::now();
         let started = self.guests.session.start_guest(&k, &img, &opts).await;
         step.boot_s = t1.elapsed().as_secs_f64();

@@ -82,6 +82,8 @@ pub enum Kind {
     Abandoned,
     /// An accelerator verdict whose QEMU binary is gone or changed.
     AccelVerdict,
+    /// An image index entry (`image-inputs/<key>.json`) naming an image that is gone.
+    ImageIndex,
 }
 
 /// One thing on disk that gc may remove.
@@ -297,6 +299,15 @@ pub fn gc(cache: &Cache, opts: &GcOptions) -> Result<GcReport, GcError> {
         report.after -= item.size;
         report.removed.push(Removed { item, why: "least recently used" });
     }
+    // An index entry is a shortcut to an image: once the image is gone (removed just now, or
+    // before) it can never be used again.
+    for (name, path) in list(&cache.root().join("image-inputs"))? {
+        if name.ends_with(".json") && !crate::image::index_points_to_an_image(&path) {
+            let item = Item { kind: Kind::ImageIndex, size: disk_usage(&path), last_used: 0, path, hold: None };
+            remove(&item, opts.dry_run)?;
+            report.removed.push(Removed { item, why: "names an image that is gone" });
+        }
+    }
     Ok(report)
 }
 
@@ -357,6 +368,7 @@ fn kind_word(k: Kind) -> &'static str {
         Kind::Run => "run directory",
         Kind::Abandoned => "staging",
         Kind::AccelVerdict => "accelerator verdict",
+        Kind::ImageIndex => "image index entry",
     }
 }
 
@@ -385,6 +397,29 @@ mod tests {
 
     fn opts(max_size: u64, runs: Vec<PathBuf>) -> GcOptions {
         GcOptions { max_size, runs, dry_run: false }
+    }
+
+    #[test]
+    fn index_entries_go_with_their_images() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::at(d.path()).unwrap();
+        let img = entry(&cache, "images/image-aa.cpio", 100, 10);
+        let index = |name: &str, path: &Path, size: u64| {
+            let p = cache.root().join("image-inputs").join(name);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            let json = serde_json::json!({ "path": path, "sha256": "aa", "size": size, "modules": [], "builtin": [] });
+            fs::write(&p, json.to_string()).unwrap();
+            p
+        };
+        let live = index("live.json", &img, 100);
+        let gone = index("gone.json", &d.path().join("images/image-bb.cpio"), 100);
+        let r = gc(&cache, &opts(1 << 30, Vec::new())).unwrap();
+        assert!(live.exists() && !gone.exists());
+        assert_eq!(r.removed.iter().map(|x| x.item.kind).collect::<Vec<_>>(), [Kind::ImageIndex]);
+        // Over budget the image goes, and its index entry with it in the same pass.
+        let r = gc(&cache, &opts(0, Vec::new())).unwrap();
+        assert!(!img.exists() && !live.exists(), "{r:?}");
+        assert_eq!(r.removed.iter().map(|x| x.item.kind).collect::<Vec<_>>(), [Kind::Image, Kind::ImageIndex]);
     }
 
     #[test]

@@ -111,6 +111,7 @@ impl Shared {
                     boot_timeout: session::BOOT_TIMEOUT,
                     scenario_timeout: session::SCENARIO_TIMEOUT,
                     snapshots: crate::vm::snapshot::enabled(),
+                    share: Default::default(),
                 },
                 vm_timeout: session::VM_TIMEOUT,
                 jobs: 1,

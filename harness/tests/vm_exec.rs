@@ -159,3 +159,27 @@ fn vm_exec_writes_only_where_allowed() {
     assert!(stderr.contains("Read-only file system"), "{stderr}");
     assert!(!std::path::Path::new("/kmatrix-host-root-probe").exists());
 }
+
+/// BCC compiles its programs against the running kernel's headers, which no Debian kernel
+/// carries (`CONFIG_IKHEADERS` is off): with `--kernel-headers` the guest program gets Debian's
+/// `linux-headers` of that exact build as `BCC_KERNEL_SOURCE` and `funccount` compiles and
+/// attaches; without it the same command cannot find headers.
+#[test]
+fn vm_exec_kernel_headers_let_bcc_compile() {
+    let script = "echo BCC=${BCC_KERNEL_SOURCE:-none}; test -f \"$BCC_KERNEL_SOURCE/include/linux/kconfig.h\" && echo kconfig; funccount-bpfcc -d 1 do_sys_openat2 2>&1";
+    let run = |headers: bool| {
+        let mut c = kmatrix();
+        c.args(["exec", "--kernel", "debian-6.1"]);
+        if headers {
+            c.arg("--kernel-headers");
+        }
+        let out = c.args(["--", "sh", "-c", script]).stdin(Stdio::null()).output().unwrap();
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (stdout, stderr) = run(true);
+    assert!(stdout.contains("BCC=/") && stdout.contains("6.1.0-") && stdout.contains("kconfig"), "{stdout}{stderr}");
+    assert!(stdout.contains("Tracing 1 functions") && !stdout.contains("Failed to compile"), "{stdout}{stderr}");
+    let (stdout, stderr) = run(false);
+    assert!(stdout.contains("BCC=none"), "{stdout}{stderr}");
+    assert!(stdout.contains("Unable to find kernel headers"), "{stdout}{stderr}");
+}

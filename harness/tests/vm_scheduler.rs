@@ -106,3 +106,22 @@ fn unknown_scenario_pattern_is_bad_input_naming_it() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nosuch.*"));
 }
+
+/// `--kernels arm64` in a project whose matrix has no arm64 kernel: bad input naming the group,
+/// not an empty run that falls back to the default matrix.
+#[test]
+fn an_empty_kernel_group_is_bad_input_naming_it() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("kernels")).unwrap();
+    let matrix = "[[kernel]]\nid = \"only-6.1\"\ndistro = \"debian\"\nsuite = \"bookworm\"\nline = \"6.1\"\n";
+    std::fs::write(d.path().join("kernels/matrix.toml"), matrix).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kmatrix"))
+        .args(["run", "--kernels", "arm64", "--scenarios", "ftrace.tracers.available"])
+        .env_remove("KMATRIX_KERNELS_DIR")
+        .current_dir(d.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--kernels arm64") && stderr.contains("only-6.1"), "{stderr}");
+}

@@ -1,7 +1,8 @@
 //! The host root over virtio-fs, on real Debian kernels with the real Rust virtiofsd: a program
 //! sees a file the host just wrote, cannot write the root (EROFS), writes a `--rw` directory, and
 //! the outcome names virtio-fs; without virtiofsd `auto` falls back to 9p and says why, a forced
-//! `--share virtiofs` is an error naming virtiofsd; no virtiofsd outlives a SIGKILLed kmatrix.
+//! `--share virtiofs` is an error naming virtiofsd; `run --share` gives the tool scenarios the
+//! share asked for, named in each result; no virtiofsd outlives a SIGKILLed kmatrix.
 //! These need virtiofsd (`scripts/setup.sh` builds it); without one they fail, naming it.
 
 use std::process::{Command, Stdio};
@@ -93,6 +94,42 @@ fn vm_share_forced_virtiofs_without_virtiofsd_is_an_error_naming_it() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--share virtiofs: virtiofsd not found"), "{stderr}");
     assert!(stderr.contains("cargo install virtiofsd"), "{stderr}");
+}
+
+/// `kmatrix run --share MODE` of a tool scenario on 6.1: its result's `detail.share`.
+fn run_share(mode: &str, virtiofsd: Option<&str>) -> (Option<i32>, Vec<String>, String) {
+    let d = scratch();
+    let mut c = kmatrix();
+    c.args(["run", "--json", "--retries", "0", "--kernels", "debian-6.1", "--scenarios", "tool.strace.openat"])
+        .args(["--share", mode, "--out"])
+        .arg(d.path());
+    if let Some(v) = virtiofsd {
+        c.env("KMATRIX_VIRTIOFSD", v);
+    }
+    let out = c.output().unwrap();
+    let shares = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|r| format!("{} {}", r["status"], r["detail"]["share"]))
+        .collect();
+    (out.status.code(), shares, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn vm_share_run_honours_share_for_tool_scenarios() {
+    for (mode, fs) in [("virtiofs", "virtiofs"), ("9p", "9p")] {
+        let (code, shares, stderr) = run_share(mode, None);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert_eq!(shares.len(), 1, "{stderr}");
+        let want = format!("host root over {fs} (kmatrix-root)");
+        assert!(shares[0].starts_with("\"pass\"") && shares[0].contains(&want), "{mode}: {shares:?}");
+        assert!(shares[0].contains(&format!("asked for (--share {mode})")), "{mode}: {shares:?}");
+    }
+    // Forced virtio-fs without the daemon: bad input, before anything boots.
+    let (code, shares, stderr) = run_share("virtiofs", Some("/nonexistent/virtiofsd"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(shares.is_empty() && stderr.contains("--share virtiofs: virtiofsd not found"), "{stderr}");
 }
 
 /// Children of `pid` whose command name starts with `comm`, from /proc.

@@ -113,6 +113,7 @@ fn vm_soak_fifty_runs_leak_no_fd_process_temp_file_or_memory() {
                 boot_timeout: session::BOOT_TIMEOUT,
                 scenario_timeout: session::SCENARIO_TIMEOUT,
                 snapshots: true,
+                share: Default::default(),
             },
             vm_timeout: session::VM_TIMEOUT,
             jobs: 1,

@@ -50,6 +50,11 @@ pub enum GuestMsg {
         /// What failed, naming the call and its input.
         message: String,
     },
+    /// Answer to `HostMsg::Warm`: the agent's one-time work is done.
+    Warmed {
+        /// Milliseconds it took.
+        ms: f64,
+    },
     /// Sent right before the agent powers the guest off.
     Bye,
 }
@@ -79,6 +84,10 @@ pub enum HostMsg {
         /// The signal number (`SIGINT` is 2).
         signal: i32,
     },
+    /// Do now the one-time work the first scenario of its kind would do (parse the kernel's
+    /// BTF, probe the BPF features the loader needs), so that a snapshot taken next holds it
+    /// and every guest restored from it starts warm. Answered by `GuestMsg::Warmed`.
+    Warm,
     /// Power the guest off.
     Shutdown,
 }

@@ -90,8 +90,8 @@ impl MultiObject {
     pub fn new(o: Object, tgid: u32) -> Result<MultiObject> {
         let step = format!("load object {}", o.name);
         let mut obj = aya_obj::Object::parse(o.bytes).map_err(|e| Rejected::new(step.clone(), &e))?;
-        let btf = aya::Btf::from_sys_fs().map_err(|e| Rejected::new("read /sys/kernel/btf/vmlinux", &e))?;
-        obj.relocate_btf(&btf).map_err(|e| Rejected::new(format!("{step}: CO-RE relocation"), &e))?;
+        let btf = super::vmlinux::btf()?;
+        obj.relocate_btf(btf).map_err(|e| Rejected::new(format!("{step}: CO-RE relocation"), &e))?;
         let mut defs: Vec<(String, aya_obj::Map)> = obj.maps.drain().collect();
         defs.sort_by(|a, b| a.0.cmp(&b.0));
         let mut maps = HashMap::new();

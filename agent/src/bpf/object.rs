@@ -12,7 +12,7 @@ use super::rejected::Rejected;
 use anyhow::{Context, Result};
 use aya::maps::{Array, Map, MapData};
 use aya::programs::ProgramError;
-use aya::{Ebpf, EbpfError, EbpfLoader};
+use aya::{Ebpf, EbpfError};
 
 /// An embedded BPF object.
 #[derive(Clone, Copy)]
@@ -65,7 +65,7 @@ impl Loaded {
     /// Any object (a user's): parsed, relocated, maps created; nothing assumed about its maps.
     pub fn open(name: &'static str, bytes: &[u8]) -> Result<Loaded> {
         let ebpf =
-            EbpfLoader::new().load(bytes).map_err(|e: EbpfError| Rejected::new(format!("load object {name}"), &e))?;
+            super::vmlinux::load(bytes).map_err(|e: EbpfError| Rejected::new(format!("load object {name}"), &e))?;
         Ok(Loaded { ebpf, object: name })
     }
 

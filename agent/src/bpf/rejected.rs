@@ -10,7 +10,7 @@ use std::fmt;
 /// A step the kernel (or the loader on its behalf) refused: the object, a program load (the
 /// verifier), an attach. Scenarios turn it into `fail` (or `unsupported`) with the errno and
 /// the verifier log as evidence.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Rejected {
     /// What was attempted: `load tracepoint_openat`, `attach kprobe do_sys_openat2`.
     pub step: String,

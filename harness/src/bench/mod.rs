@@ -3,4 +3,6 @@
 //! into a bench directory of the cache. Not for kmatrix's own boot and matrix timings
 //! (`bench boot`, `bench matrix` are in the CLI, on the session and the scheduler).
 
+#![warn(missing_docs)]
+
 pub mod peers;

@@ -26,6 +26,7 @@ const CORE_RELO_MIN: usize = 16;
 pub struct Part<'a> {
     /// Bytes per record (0 when the part is empty).
     pub rec_size: usize,
+    /// The part's ELF sections, in file order.
     pub sections: Vec<SecInfo<'a>>,
 }
 
@@ -47,6 +48,7 @@ pub struct CoreRecord {
     pub section: u32,
     /// Byte offset of the instruction in its section.
     pub insn_off: u32,
+    /// The root type of the access, in the object's `.BTF`.
     pub type_id: u32,
     /// The access string (`0:1:2`), an offset in the `.BTF` string table.
     pub access_off: u32,
@@ -57,8 +59,12 @@ pub struct CoreRecord {
 /// A checked `.BTF.ext`.
 #[derive(Debug, Clone, Default)]
 pub struct BtfExt<'a> {
+    /// Function records (`struct bpf_func_info`), bounded only.
     pub func_info: Part<'a>,
+    /// Source line records (`struct bpf_line_info`), bounded only.
     pub line_info: Part<'a>,
+    /// CO-RE relocation records (`struct bpf_core_relo`); empty when the object has none or its
+    /// header is from before `.BTF.ext` had them.
     pub core_relo: Part<'a>,
 }
 

@@ -9,27 +9,46 @@
 //! this table never relocates, sanitises or writes BTF, and keeps no sizes, offsets or bit fields.
 //! Little-endian BTF only (every kernel and object kmatrix reads is x86-64 or BPF little-endian).
 
+#![warn(missing_docs)]
+
 pub mod ext;
 
 use crate::elf::le::{u16_at, u32_at};
 
-/// BTF kinds (`BTF_KIND_*` of include/uapi/linux/btf.h).
+/// `BTF_KIND_INT`: an integer. These constants are the `BTF_KIND_*` of
+/// include/uapi/linux/btf.h, the kinds of [`Ty::kind`].
 pub const INT: u8 = 1;
+/// `BTF_KIND_PTR`: a pointer to `ty`.
 pub const PTR: u8 = 2;
+/// `BTF_KIND_ARRAY`: `ty` here is the element type.
 pub const ARRAY: u8 = 3;
+/// `BTF_KIND_STRUCT`, with `members`.
 pub const STRUCT: u8 = 4;
+/// `BTF_KIND_UNION`, with `members`.
 pub const UNION: u8 = 5;
+/// `BTF_KIND_ENUM` (32-bit values), with `values`.
 pub const ENUM: u8 = 6;
+/// `BTF_KIND_FWD`: a struct or union declared, not defined.
 pub const FWD: u8 = 7;
+/// `BTF_KIND_TYPEDEF`: another name for `ty`.
 pub const TYPEDEF: u8 = 8;
+/// `BTF_KIND_RESTRICT`: `ty` with `restrict` (`VOLATILE` 9 and `CONST` 10 sit before it).
 pub const RESTRICT: u8 = 11;
+/// `BTF_KIND_FUNC`: a function, `ty` its prototype.
 pub const FUNC: u8 = 12;
+/// `BTF_KIND_FUNC_PROTO`: a function's return and parameter types.
 pub const FUNC_PROTO: u8 = 13;
+/// `BTF_KIND_VAR`: a global variable of type `ty`.
 pub const VAR: u8 = 14;
+/// `BTF_KIND_DATASEC`: an ELF data section's variables.
 pub const DATASEC: u8 = 15;
+/// `BTF_KIND_FLOAT`: a floating-point type.
 pub const FLOAT: u8 = 16;
+/// `BTF_KIND_DECL_TAG`: a `btf_decl_tag` attribute on `ty`.
 pub const DECL_TAG: u8 = 17;
+/// `BTF_KIND_TYPE_TAG`: a `btf_type_tag` attribute on `ty`.
 pub const TYPE_TAG: u8 = 18;
+/// `BTF_KIND_ENUM64` (64-bit values), with `values`.
 pub const ENUM64: u8 = 19;
 
 /// The magic of `.BTF` and `.BTF.ext` headers, as a little-endian file holds it.
@@ -38,26 +57,82 @@ pub const MAGIC: u16 = 0xeb9f;
 /// What is wrong with a `.BTF` or `.BTF.ext` blob; offsets count from the blob's first byte.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BtfError {
+    /// The blob does not start with [`MAGIC`] (not BTF, or big-endian).
     #[error("find the {what} magic 0xeb9f at the start of {len} bytes (is it big-endian?)")]
-    Magic { what: &'static str, len: usize },
+    Magic {
+        /// `BTF` or `BTF.ext`.
+        what: &'static str,
+        /// The blob's length in bytes.
+        len: usize,
+    },
+    /// The blob ends inside a header or record.
     #[error("read the {what} at offset {offset}: {len} bytes end inside it")]
-    Truncated { what: &'static str, offset: usize, len: usize },
+    Truncated {
+        /// The part read, in words (`type record`, `func_info`).
+        what: &'static str,
+        /// Where it starts.
+        offset: usize,
+        /// The blob's length in bytes.
+        len: usize,
+    },
+    /// A section or part the header names lies (partly) past the blob's end.
     #[error("read the {what} at {start}..{end}: it lies past the end of {len} bytes")]
-    PastEnd { what: &'static str, start: u64, end: u64, len: usize },
+    PastEnd {
+        /// The part read, in words (`type record`, `func_info`).
+        what: &'static str,
+        /// Its first byte, as the header gives it.
+        start: u64,
+        /// One past its last byte.
+        end: u64,
+        /// The blob's length in bytes.
+        len: usize,
+    },
+    /// A type record's kind is none this reader knows (a newer kernel's BTF).
     #[error("read type {id} at offset {offset}: unknown BTF kind {kind}")]
-    UnknownKind { id: usize, kind: u8, offset: usize },
+    UnknownKind {
+        /// The type's id.
+        id: usize,
+        /// The kind found.
+        kind: u8,
+        /// Where the record starts.
+        offset: usize,
+    },
+    /// A `.BTF.ext` part declares a record size below its record's or not a multiple of 4.
     #[error("read the {what}: records of {size} bytes, where one takes {min} (and a multiple of 4)")]
-    RecordSize { what: &'static str, size: usize, min: usize },
+    RecordSize {
+        /// The part (`func_info`, `line_info`, `CO-RE records`).
+        what: &'static str,
+        /// The declared record size in bytes.
+        size: usize,
+        /// The smallest record of the part in bytes.
+        min: usize,
+    },
+    /// A `.BTF.ext` string offset is not a string of the object's `.BTF`.
     #[error("read the {what} at offset {offset}: string offset {string} is not a string of the object's .BTF")]
-    BadString { what: &'static str, offset: usize, string: u32 },
+    BadString {
+        /// The record or section header that holds it.
+        what: &'static str,
+        /// Where that record or header starts in the blob.
+        offset: usize,
+        /// The string offset found.
+        string: u32,
+    },
+    /// The `.BTF.ext` header claims to be longer than the blob.
     #[error("read the BTF.ext header: it claims {hdr_len} bytes of {len}")]
-    Header { hdr_len: usize, len: usize },
+    Header {
+        /// The header's own length field.
+        hdr_len: usize,
+        /// The blob's length in bytes.
+        len: usize,
+    },
 }
 
 /// A BTF type, as much of it as naming and explaining relocations needs.
 #[derive(Debug, Clone, Default)]
 pub struct Ty {
+    /// One of the kind constants of this module (0 for void).
     pub kind: u8,
+    /// The type's name, an offset in the string table (0: anonymous).
     pub name_off: u32,
     /// The referenced type (pointer, typedef, modifiers; an array's element type).
     pub ty: u32,
@@ -70,11 +145,13 @@ pub struct Ty {
 /// A parsed BTF blob: types by id (0 is void) and the string table.
 #[derive(Debug, Clone, Default)]
 pub struct BtfTable {
+    /// Types by id; index 0 is void.
     pub types: Vec<Ty>,
     strings: Vec<u8>,
 }
 
 impl BtfTable {
+    /// Reads a little-endian `.BTF` blob, every bound checked.
     pub fn parse(b: &[u8]) -> Result<BtfTable, BtfError> {
         let len = b.len();
         let truncated = |what, offset| BtfError::Truncated { what, offset, len };
@@ -140,6 +217,7 @@ impl BtfTable {
         Ok(BtfTable { types: out, strings })
     }
 
+    /// The type of `id`; `None` past the last type.
     pub fn ty(&self, id: u32) -> Option<&Ty> {
         self.types.get(id as usize)
     }

@@ -6,6 +6,7 @@ use super::*;
 use crate::bench::peers::{self, Peer};
 use std::collections::BTreeMap;
 
+/// What `kmatrix bench` measures: boot times, the matrix's wall time, the peers side by side.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Run the whole default matrix and report wall time split into boot, scenarios and idle.
@@ -14,10 +15,13 @@ pub enum BenchCommand {
     /// beside the floor: the same kernel alone (no initramfs) from QEMU start to its VFS panic,
     /// measured in the same run, interleaved.
     Boot {
+        /// The kernel and how to boot it (flattened: `--kernel`, `--accel`, `--memory`, ...).
         #[command(flatten)]
         guest: GuestArgs,
+        /// How many boots to time (each also times one boot of the bare kernel).
         #[arg(long, default_value_t = 5)]
         runs: u32,
+        /// Print the times and their statistics as JSON.
         #[arg(long)]
         json: bool,
     },

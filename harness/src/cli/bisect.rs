@@ -7,6 +7,7 @@ use super::*;
 use crate::bisect::{self, BisectError, Bisector, Predicate, Report, Search, Step};
 use crate::kernel::{version, AvailableKernel};
 
+/// `kmatrix bisect`: the line and its ends, the predicate (a scenario or a command), the guests.
 #[derive(Debug, Args)]
 pub struct BisectArgs {
     /// The kernel line (`6.12`): its builds on the mirror, oldest to newest, are bisected.
@@ -35,6 +36,7 @@ pub struct BisectArgs {
     /// Accelerator: auto (KVM when it works), kvm, tcg.
     #[arg(long, default_value = "auto")]
     pub accel: AccelChoice,
+    /// Where kernels come from: the mirror and whether an unsigned Release is accepted.
     #[command(flatten)]
     pub fetch: MirrorArgs,
     /// Seconds from QEMU start to the agent's Hello before a build counts as not booting.
@@ -144,6 +146,7 @@ pub(crate) async fn bisect_cmd(a: BisectArgs) -> Result<i32> {
             boot_timeout: Duration::from_secs_f64(a.boot_timeout),
             scenario_timeout: Duration::from_secs_f64(a.timeout),
             snapshots: matches!(a.snapshot.as_deref(), Some("on")),
+            share: Default::default(),
         },
         virtio: true,
         out: out.clone(),

@@ -2,8 +2,10 @@
 
 use super::*;
 
+/// `kmatrix boot`: the kernel to boot and how to print its record.
 #[derive(Debug, Args)]
 pub struct BootArgs {
+    /// The kernel and how to boot it (flattened: `--kernel`, `--accel`, `--memory`, ...).
     #[command(flatten)]
     pub guest: GuestArgs,
     /// Print the record as JSON.

@@ -2,13 +2,16 @@
 
 use super::*;
 
+/// `kmatrix core-check`: the object and the kernels to check it against.
 #[derive(Debug, Args)]
 pub struct CoreCheckArgs {
     /// The BPF object (clang -target bpf -g: CO-RE needs its BTF).
     pub object: PathBuf,
-    /// Kernels: `all` (every kernel of kernels/matrix.toml) or comma-separated ids or specs.
+    /// Kernels, comma-separated: ids, specs, or groups of the matrix (`all`, `default`, `x86_64`,
+    /// `arm64`).
     #[arg(long, value_delimiter = ',', default_value = "all")]
     pub kernels: Vec<String>,
+    /// Where kernels come from: the mirror and whether an unsigned Release is accepted.
     #[command(flatten)]
     pub fetch: MirrorArgs,
     /// Print the report as JSON.
@@ -20,11 +23,8 @@ pub(crate) async fn core_check_cmd(a: CoreCheckArgs) -> Result<i32> {
     use crate::{bpf_object, core_check};
     let obj = bpf_object::open(&a.object).exit_code(exit::BAD_INPUT)?;
     let info = core_check::object_info(&obj).exit_code(exit::BAD_INPUT)?;
-    let kernels = if a.kernels.is_empty() || a.kernels.iter().any(|k| k == "all") {
-        kernel::matrix_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?
-    } else {
-        a.kernels.clone()
-    };
+    let named = if a.kernels.is_empty() { vec!["all".to_string()] } else { a.kernels.clone() };
+    let kernels = kernel::expand_names(&named).map_err(tag_kernel).exit_code(exit::BAD_INPUT)?;
     let mut specs = Vec::new();
     for k in &kernels {
         let spec: KernelSpec = k.parse().with_context(|| format!("bad kernel {k:?}")).exit_code(exit::BAD_INPUT)?;

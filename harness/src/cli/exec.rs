@@ -9,9 +9,11 @@ use crate::guest::Guest;
 use kmatrix_proto::{ExecOutcome, ExecRequest, HostMsg, StdinMode};
 use std::io::{IsTerminal, Read, Write};
 
+/// `kmatrix exec`: the program, the kernels, what the guest may write, how long it may run.
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// Kernels to run on, comma-separated, or `all` for the matrix (default: --kernel).
+    /// Kernels to run on, comma-separated: ids, specs, or groups of the matrix (`all`, `default`,
+    /// `x86_64`, `arm64`). Default: --kernel.
     #[arg(long, value_delimiter = ',')]
     pub kernels: Vec<String>,
     /// Seconds the program may run; it is killed (with everything it started) after that.
@@ -23,10 +25,16 @@ pub struct ExecArgs {
     /// Set a variable in the guest program's environment (repeatable), `NAME=VALUE`.
     #[arg(long = "env", value_name = "NAME=VALUE")]
     pub env: Vec<String>,
+    /// Fetch each kernel's own headers (Debian's `linux-headers` packages, merged; cached) and
+    /// offer them to the program as `BCC_KERNEL_SOURCE`, for BCC tools and anything that
+    /// compiles against the running kernel.
+    #[arg(long)]
+    pub kernel_headers: bool,
     /// Say on stderr, per kernel, how the host root was shared (virtio-fs or 9p, why, and the
     /// first mount's time) and how the guest started (one kernel; several always say it).
     #[arg(long, short = 'v')]
     pub verbose: bool,
+    /// The kernel and how to boot it (flattened: `--kernel`, `--accel`, `--memory`, ...).
     #[command(flatten)]
     pub guest: GuestArgs,
     /// The program and its arguments.
@@ -107,9 +115,7 @@ pub(crate) async fn exec_cmd(a: ExecArgs) -> Result<i32> {
     if kernels.is_empty() {
         kernels.push(a.guest.kernel().to_string());
     }
-    if kernels.len() == 1 && kernels[0] == "all" {
-        kernels = kernel::matrix_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?;
-    }
+    let kernels = kernel::expand_names(&kernels).map_err(tag_kernel).exit_code(exit::BAD_INPUT)?;
     // stdin: a pipe or file is read up front and handed to every kernel's program; a terminal is
     // not read (use `kmatrix shell` for that).
     let stdin_bytes = if std::io::stdin().is_terminal() {
@@ -134,13 +140,15 @@ pub(crate) async fn exec_cmd(a: ExecArgs) -> Result<i32> {
             (session.clone(), sem.clone(), a.guest.clone(), base.clone(), rw.clone(), out_dir.clone());
         let stdin_bytes = stdin_bytes.clone();
         let timeout = a.timeout;
+        let headers = a.kernel_headers;
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await;
             let mut ga = guest_args;
             ga.kernel = Some(k.clone());
-            let (p, mut g) = start_shared(&session, &ga, &k, "exec", rw).await?;
+            let (p, mut g) = start_shared(&session, &ga, &k, "exec", rw, headers).await?;
             req.root = g.share.clone();
             req.env = crate::exec::guest_env(std::mem::take(&mut req.env), &k, &p.kernel.release);
+            headers_env(&g, &mut req.env);
             if stdin_bytes.is_some() {
                 req.stdin = StdinMode::Pipe;
             }

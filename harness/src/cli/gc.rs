@@ -3,6 +3,7 @@
 
 use super::*;
 
+/// `kmatrix gc`: the size budget and the run directories it covers.
 #[derive(Debug, Args)]
 pub struct GcArgs {
     /// Size budget for the cache and the run directories: bytes, or a number with K, M, G or T

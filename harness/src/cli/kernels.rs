@@ -2,39 +2,49 @@
 
 use super::*;
 
+/// What `kmatrix kernels` does with the kernel matrix and the cache.
 #[derive(Debug, Subcommand)]
 pub enum KernelsCommand {
     /// Fetch (download, verify, extract) kernels into the cache.
     Fetch {
         /// Kernel ids or specs; default: the whole matrix.
         ids: Vec<String>,
+        /// Where kernels come from: the mirror and whether an unsigned Release is accepted.
         #[command(flatten)]
         fetch: MirrorArgs,
     },
     /// The kernels of kernels/matrix.toml with what the lock pins.
     List {
+        /// Print the list as JSON.
         #[arg(long)]
         json: bool,
     },
     /// What a kernel can do, read from its package before booting it.
     Info {
+        /// A kernel id (`debian-6.1`) or spec (`debian:<version>`, a path to a kernel image).
         id: String,
+        /// Where kernels come from: the mirror and whether an unsigned Release is accepted.
         #[command(flatten)]
         fetch: MirrorArgs,
+        /// Print what was found as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Every build of a kernel line the mirror has (for bisecting): `--line 6.12`.
     Available {
+        /// The kernel line, upstream major.minor (`6.12`).
         #[arg(long)]
         line: String,
+        /// Where kernels come from: the mirror and whether an unsigned Release is accepted.
         #[command(flatten)]
         fetch: MirrorArgs,
+        /// Print the builds as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Re-resolve every matrix kernel on the mirror and rewrite kernels/kernels.lock.
     Update {
+        /// Where kernels come from: the mirror and whether an unsigned Release is accepted.
         #[command(flatten)]
         fetch: MirrorArgs,
     },

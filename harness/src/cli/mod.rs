@@ -3,6 +3,8 @@
 //! command shares — `GuestArgs` and preparing a kernel in a session — lives here. Rendering lives
 //! in `report/`, the work in the library modules.
 
+#![warn(missing_docs)]
+
 mod bench;
 mod bisect;
 mod boot;
@@ -47,6 +49,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The `kmatrix` command line, parsed.
 #[derive(Debug, Parser)]
 #[command(
     name = "kmatrix",
@@ -54,10 +57,12 @@ use std::time::Duration;
     about = "Boot real kernels under QEMU and check every tracing path against known workloads"
 )]
 pub struct Cli {
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// Every command of `kmatrix`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Boot one kernel and print the agent's capability record.
@@ -102,6 +107,7 @@ pub enum Command {
     Gc(GcArgs),
 }
 
+/// What `kmatrix ci` prints for a CI service.
 #[derive(Debug, Subcommand)]
 pub enum CiCommand {
     /// Print the GitHub Actions workflow for the matrix (one job per kernel, then a merge).
@@ -130,6 +136,7 @@ pub struct GuestArgs {
     /// Guest memory in MiB.
     #[arg(long, default_value_t = crate::session::MEMORY_MB)]
     pub memory: u32,
+    /// Where kernels come from: the mirror and whether an unsigned Release is accepted.
     #[command(flatten)]
     pub fetch: MirrorArgs,
     /// Where console logs go.
@@ -146,7 +153,8 @@ pub struct GuestArgs {
     /// Default: on for run and exec, off for boot and bench boot (they measure cold boots).
     #[arg(long, value_parser = ["on", "off"])]
     pub snapshot: Option<String>,
-    /// How the host root reaches guests that share it (exec, shell, selftest): auto (virtio-fs
+    /// How the host root reaches guests that share it (exec, shell, selftest, and run's tool
+    /// scenarios and host-command workloads): auto (virtio-fs
     /// for cold boots, 9p when the guest starts from a snapshot, which QEMU cannot take with
     /// virtio-fs), virtiofs (an error without a usable virtiofsd), or 9p.
     #[arg(long, value_enum, default_value_t = crate::vm::share::ShareMode::Auto)]
@@ -221,6 +229,8 @@ impl GuestArgs {
     }
 }
 
+/// Runs the command of `cli`; `Ok` holds the exit code (test failures are a code, not an error),
+/// an error carries its exit code for [`exit::code_of`].
 pub async fn main(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Boot(a) => boot::boot(a).await,
@@ -266,12 +276,18 @@ pub struct BadSeconds(pub String);
 
 /// Everything a boot needs, prepared once.
 pub struct Prepared {
+    /// The cache, QEMU and accelerator the kernel was prepared with.
     pub session: Arc<Session>,
+    /// The kernel, fetched and verified.
     pub kernel: PreparedKernel,
+    /// The guest image built for it.
     pub image: image::Image,
 }
 
 impl Prepared {
+    /// The options of one boot: the console log in `--out` (created if missing), named after
+    /// the kernel, `tag` and the time; memory, kernel command line, channel and boot timeout
+    /// from `args`; snapshots off.
     pub fn guest_options(&self, args: &GuestArgs, tag: &str) -> Result<GuestOptions> {
         std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
         let stamp =
@@ -287,6 +303,8 @@ impl Prepared {
     }
 }
 
+/// Opens a session for `args` (saying which accelerator and why) and prepares the kernel and
+/// its image.
 pub async fn prepare(args: &GuestArgs) -> Result<Prepared> {
     prepare_with(args, Vec::new()).await
 }
@@ -309,17 +327,31 @@ pub async fn prepare_with(args: &GuestArgs, extra: Vec<image::ExtraFile>) -> Res
 
 /// Prepare `kernel` in `session` with the host-root share modules, and boot it sharing the host
 /// root (read-only, `rw` directories writable), from a snapshot unless told otherwise. For the
-/// commands that run the user's programs (`exec`, `shell`, `selftest`).
+/// commands that run the user's programs (`exec`, `shell`, `selftest`). With `headers`, the
+/// kernel's own headers are fetched first and offered with the share ([`headers_env`]).
 pub(crate) async fn start_shared(
     session: &Arc<Session>,
     args: &GuestArgs,
     kernel: &str,
     tag: &str,
     rw: Vec<PathBuf>,
+    headers: bool,
 ) -> Result<(Prepared, crate::guest::Guest)> {
     let (k, image) =
         session.prepare(kernel, &args.fetch_options(), args.image_options(true), &[]).await.map_err(tag_session)?;
     let p = Prepared { session: session.clone(), kernel: k, image };
+    let headers_dir = match headers {
+        false => None,
+        true => {
+            let (k, cache, fetch) = (p.kernel.clone(), p.session.cache.clone(), args.fetch_options());
+            let tree = tokio::task::spawn_blocking(move || crate::kernel::headers(&k, &cache, &fetch))
+                .await
+                .context("the headers task died")?
+                .map_err(tag_kernel)
+                .with_context(|| format!("--kernel-headers: no headers for {kernel}"))?;
+            Some(tree.dir.display().to_string())
+        }
+    };
     let mut opts = p.guest_options(args, tag)?;
     let snapshots = args.snapshots(true);
     let extra = rw.iter().map(|d| crate::vm::share::ExtraShare::rw(d)).collect();
@@ -335,7 +367,21 @@ pub(crate) async fn start_shared(
         .await
         .with_context(|| format!("booting {kernel} failed (console log: {})", opts.console_log.display()))
         .exit_code(exit::INFRA)?;
+    let mut g = g;
+    if let (Some(dir), Some(share)) = (headers_dir, g.share.as_mut()) {
+        share.headers = Some(dir);
+    }
     Ok((p, g))
+}
+
+/// The guest program's environment for the kernel headers offered with `g`'s share, if any:
+/// `BCC_KERNEL_SOURCE` (BCC compiles against it; the path is the host's, which is where the
+/// shared view shows it).
+pub(crate) fn headers_env(g: &crate::guest::Guest, env: &mut Vec<(String, String)>) {
+    if let Some(dir) = g.share.as_ref().and_then(|s| s.headers.clone()) {
+        env.retain(|(k, _)| k != "BCC_KERNEL_SOURCE");
+        env.push(("BCC_KERNEL_SOURCE".into(), dir));
+    }
 }
 
 fn sanitize(s: &str) -> String {

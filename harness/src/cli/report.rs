@@ -2,8 +2,10 @@
 
 use super::*;
 
+/// `kmatrix report`: a run rendered, or with a subcommand two runs diffed or files merged.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
+    /// Diff or merge instead of rendering.
     #[command(subcommand)]
     pub cmd: Option<ReportCommand>,
     /// Run directory or results.jsonl to render.
@@ -16,18 +18,24 @@ pub struct ReportArgs {
     pub output: Option<PathBuf>,
 }
 
+/// What `kmatrix report` does besides rendering one run.
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
     /// Cells that changed between two runs.
     Diff {
+        /// The older run directory or results.jsonl.
         before: PathBuf,
+        /// The newer run directory or results.jsonl.
         after: PathBuf,
+        /// Print the changes as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Join result files (e.g. CI shards) into one results.jsonl.
     Merge {
+        /// Run directories or results.jsonl files, joined in this order.
         inputs: Vec<PathBuf>,
+        /// The results.jsonl to append them to (created if missing).
         #[arg(long, short = 'o')]
         output: PathBuf,
     },

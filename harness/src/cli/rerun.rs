@@ -8,6 +8,7 @@ use super::*;
 use crate::run::rerun::{self, Selection};
 use kmatrix_proto::{RunRequest, ScenarioResult};
 
+/// `kmatrix rerun`: which cells of which results file, or `--shell` on one.
 #[derive(Debug, Args)]
 pub struct RerunArgs {
     /// A run directory or its results.jsonl (this machine's, a CI shard's, a merged one).
@@ -29,6 +30,7 @@ pub struct RerunArgs {
     /// Accelerator for every cell (default: the one each result ran under).
     #[arg(long)]
     pub accel: Option<AccelChoice>,
+    /// Where kernels come from: the mirror and whether an unsigned Release is accepted.
     #[command(flatten)]
     pub fetch: MirrorArgs,
     /// Where the new run directory goes.
@@ -228,7 +230,7 @@ async fn shell_at_failure(a: &RerunArgs, r: &ScenarioResult, lock: Option<&kerne
     };
     let session = Arc::new(open_session(accel).await?);
     let ga = a.guest(accel, &spec);
-    let (p, mut g) = start_shared(&session, &ga, &spec, "rerun-shell", Vec::new()).await?;
+    let (p, mut g) = start_shared(&session, &ga, &spec, "rerun-shell", Vec::new(), false).await?;
     let req =
         RunRequest { scenario: r.scenario.clone(), params: r.params.clone(), root: g.share.clone(), keep_state: true };
     let now = g

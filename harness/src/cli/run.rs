@@ -3,9 +3,12 @@
 
 use super::*;
 
+/// `kmatrix run`: the kernels, the scenarios (or a BPF object), the limits, the output.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Kernels (comma-separated ids or specs); default: every kernel of kernels/matrix.toml.
+    /// Kernels, comma-separated: ids, specs, or groups of the matrix (`all`: every kernel,
+    /// `default`, `x86_64`, `arm64`: every kernel of that architecture). Default: the default
+    /// matrix (the kernels not marked `default = false`).
     #[arg(long, value_delimiter = ',')]
     pub kernels: Vec<String>,
     /// Scenario globs, comma-separated (`kprobe.*,ftrace.function.*`); default: all.
@@ -39,8 +42,10 @@ pub struct RunArgs {
     /// Print results as JSON lines on stdout (the table goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// A user's BPF object to run instead of scenarios (flattened: `--bpf-object`, ...).
     #[command(flatten)]
     pub bpf: Box<BpfObjectArgs>,
+    /// The kernel and how to boot it (flattened: `--kernel`, `--accel`, `--memory`, ...).
     #[command(flatten)]
     pub guest: GuestArgs,
 }
@@ -89,13 +94,53 @@ pub struct BpfObjectArgs {
     /// the program is only loaded (verified).
     #[arg(long, requires = "bpf_object", value_name = "KIND:TARGET")]
     pub attach: Option<String>,
-    /// What runs while it is attached: openat-loop:N or hello:N.
-    #[arg(long, requires = "bpf_object")]
+    /// What runs while the program (or, without --bpf-object, the probe of every selected
+    /// scenario that takes a workload, such as `kprobe.tracefs.any` and `ftrace.event.any`) is
+    /// attached: `openat-loop:N`, `hello:N`, or any host command line (`'rm -f /var/tmp/x'`),
+    /// run in the guest through the shared host root.
+    #[arg(long)]
     pub workload: Option<String>,
-    /// How many times the program must run during the workload, counted by the kernel's BPF
-    /// statistics (default: the workload's N, exact for a hook on the workload's own call).
-    #[arg(long, requires = "bpf_object")]
+    /// How many times the program or probe must fire during the workload (the program's runs,
+    /// counted by the kernel's BPF statistics; a probe's entries). Default: the workload's N
+    /// where the count is exact (a built-in workload on its own call), else at least once.
+    #[arg(long, requires = "workload")]
     pub expect_runs: Option<u64>,
+}
+
+/// `--workload` (and `--expect-runs`) without `--bpf-object`: the parameters the selected
+/// scenarios that take a workload get, and whether the host root must be shared (a host
+/// command). Selecting no such scenario is bad input naming those that take one.
+fn scenario_workload(
+    b: &BpfObjectArgs,
+    selected: &[kmatrix_proto::ScenarioInfo],
+    catalogue: &[kmatrix_proto::ScenarioInfo],
+) -> Result<(std::collections::BTreeMap<String, String>, bool)> {
+    use crate::bpf_object::Workload;
+    let mut params = std::collections::BTreeMap::new();
+    let Some(spec) = &b.workload else { return Ok((params, false)) };
+    if !selected.iter().any(|s| s.params.contains_key("workload")) {
+        let takers: Vec<&str> =
+            catalogue.iter().filter(|s| s.params.contains_key("workload")).map(|s| s.id.as_str()).collect();
+        return Err(anyhow::anyhow!(
+            "--workload {spec:?}: none of the selected scenarios takes a workload; these do: {}",
+            takers.join(", ")
+        ))
+        .exit_code(exit::BAD_INPUT);
+    }
+    let host_root = match crate::bpf_object::workload(spec).exit_code(exit::BAD_INPUT)? {
+        Workload::Builtin(_) => {
+            params.insert("workload".to_string(), spec.clone());
+            false
+        }
+        Workload::Command(argv) => {
+            params.insert("workload_cmd".to_string(), serde_json::to_string(&argv).context("argv as JSON")?);
+            true
+        }
+    };
+    if let Some(n) = b.expect_runs {
+        params.insert("expect_runs".to_string(), n.to_string());
+    }
+    Ok((params, host_root))
 }
 
 pub(crate) fn parse_params(raw: &[String]) -> Result<std::collections::BTreeMap<String, String>> {
@@ -173,7 +218,12 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Ou
             .exit_code(exit::BAD_INPUT);
         }
     }
+    let (workload_params, workload_host_root) = match &user {
+        Some(_) => (Default::default(), false),
+        None => scenario_workload(&a.bpf, &scenarios, &cat)?,
+    };
     let named = a.guest.kernels_or(&a.kernels)?;
+    let named = kernel::expand_names(&named).map_err(tag_kernel).exit_code(exit::BAD_INPUT)?;
     if named.is_empty() {
         let kd = kernel::KernelsDir::try_locate(None).map_err(tag_kernel)?;
         eprintln!("kmatrix: kernels from {}", kd.describe());
@@ -206,15 +256,21 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Ou
             KernelSpec::Debian(_) => {}
         }
     }
+    // A forced virtio-fs without the daemon is the user's setup to fix, before anything boots.
+    let host_root =
+        scenarios.iter().any(|s| s.host_root) || user.as_ref().is_some_and(|p| p.host_root) || workload_host_root;
+    if host_root && a.guest.share == crate::vm::share::ShareMode::Virtiofs {
+        crate::vm::virtiofs::find().map_err(|e| anyhow::anyhow!("--share virtiofs: {e}")).exit_code(exit::BAD_INPUT)?;
+    }
     let mut params = parse_params(&a.params)?;
     if let Some(plan) = &user {
         params.extend(plan.params.clone());
     }
+    params.extend(workload_params);
     let expectations = load_expectations(a.expectations.as_deref())?;
     let session = Arc::new(open_session(a.guest.accel).await?);
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     let run_dir = a.guest.out.join(format!("run-{stamp}"));
-    let host_root = scenarios.iter().any(|s| s.host_root) || user.as_ref().is_some_and(|p| p.host_root);
     let launch = Launch {
         session,
         guest: a.guest.clone(),
@@ -286,6 +342,7 @@ impl Launch {
                 boot_timeout: Duration::from_secs_f64(self.guest.boot_timeout),
                 scenario_timeout: Duration::from_secs_f64(self.scenario_timeout),
                 snapshots: self.guest.snapshots(true),
+                share: self.guest.share,
             },
             vm_timeout: Duration::from_secs_f64(self.vm_timeout),
             jobs,

@@ -2,10 +2,12 @@
 
 use super::*;
 
+/// What `kmatrix scenarios` shows of the catalogue.
 #[derive(Debug, Subcommand)]
 pub enum ScenariosCommand {
     /// List every scenario with its `since` and requirements.
     List {
+        /// Print the catalogue as JSON.
         #[arg(long)]
         json: bool,
     },

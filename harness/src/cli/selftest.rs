@@ -6,12 +6,14 @@ use super::*;
 use crate::run::results::ResultsWriter;
 use kmatrix_proto::{ExecRequest, Status};
 
+/// The kernel selftest suites `kmatrix selftest` runs.
 #[derive(Debug, Subcommand)]
 pub enum SelftestCommand {
     /// tools/testing/selftests/ftrace/ftracetest of each kernel's own source.
     Ftrace(SelftestArgs),
 }
 
+/// `kmatrix selftest ftrace`: which kernels, which cases, how long.
 #[derive(Debug, Args)]
 pub struct SelftestArgs {
     /// Kernels, comma-separated (default: --kernel).
@@ -27,6 +29,7 @@ pub struct SelftestArgs {
     /// Print results as JSON lines on stdout (the table goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// The kernel and how to boot it (flattened: `--kernel`, `--accel`, `--memory`, ...).
     #[command(flatten)]
     pub guest: GuestArgs,
 }
@@ -74,7 +77,7 @@ pub(crate) async fn selftest_cmd(cmd: SelftestCommand) -> Result<i32> {
                     .exit_code(exit::BAD_INPUT);
             }
         }
-        let (_, mut g) = start_shared(&session, &a.guest, k, "ftracetest", Vec::new()).await?;
+        let (_, mut g) = start_shared(&session, &a.guest, k, "ftracetest", Vec::new(), false).await?;
         let mut argv =
             vec!["/bin/bash".to_string(), "-c".into(), crate::selftest::runner_script(), "ftracetest".into()];
         argv.extend(a.tests.iter().map(|t| format!("test.d/{t}")));

@@ -8,11 +8,16 @@ use kmatrix_proto::{GuestMsg, HostMsg, StdinMode};
 use std::io::Write;
 use vmm_sys_util::terminal::Terminal;
 
+/// `kmatrix shell`: the guest, the writable directories and the shell to run.
 #[derive(Debug, Args)]
 pub struct ShellArgs {
     /// A host directory the guest may write (repeatable); the rest of the host is read-only.
     #[arg(long, value_name = "DIR")]
     pub rw: Vec<PathBuf>,
+    /// Fetch the kernel's own headers and offer them as `BCC_KERNEL_SOURCE` (see `exec`).
+    #[arg(long)]
+    pub kernel_headers: bool,
+    /// The kernel and how to boot it (flattened: `--kernel`, `--accel`, `--memory`, ...).
     #[command(flatten)]
     pub guest: GuestArgs,
     /// The shell (default: $SHELL, else /bin/bash) and its arguments.
@@ -49,7 +54,7 @@ pub(crate) async fn shell_cmd(a: ShellArgs) -> Result<i32> {
     let argv = if a.argv.is_empty() { default_shell() } else { a.argv.clone() };
     let (req, rw) = super::exec::request(&argv, &[], 24.0 * 3600.0, &a.rw)?;
     let session = Arc::new(open_session(a.guest.accel).await?);
-    let (p, g) = start_shared(&session, &a.guest, a.guest.kernel(), "shell", rw).await?;
+    let (p, g) = start_shared(&session, &a.guest, a.guest.kernel(), "shell", rw, a.kernel_headers).await?;
     interactive(g, req, &p.kernel).await
 }
 
@@ -68,6 +73,7 @@ pub(crate) async fn interactive(
 ) -> Result<i32> {
     req.root = g.share.clone();
     req.env = crate::exec::guest_env(std::mem::take(&mut req.env), &kernel.id, &kernel.release);
+    headers_env(&g, &mut req.env);
     // The host root is read-only: keep the shell's history in the guest's /tmp.
     req.env.retain(|(k, _)| k != "HISTFILE");
     req.env.push(("HISTFILE".into(), "/tmp/.kmatrix_shell_history".into()));

@@ -5,6 +5,7 @@
 use super::*;
 use crate::report::artifacts;
 
+/// `kmatrix trace`: which run and which cell.
 #[derive(Debug, Args)]
 pub struct TraceArgs {
     /// A run directory or its results.jsonl.

@@ -22,6 +22,8 @@
 //! What it is not: a verifier. A program whose relocations all resolve may still be refused
 //! (bounds, helpers, attach target); `kmatrix run --bpf-object` finds that by loading it.
 
+#![warn(missing_docs)]
+
 mod explain;
 mod records;
 mod relocate;
@@ -40,30 +42,44 @@ pub use records::{object_info, ObjectInfo, RawReloc};
 pub use relocate::check_kernel;
 pub use render::render;
 
+/// Why core-check could not read an object or a kernel's BTF.
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
+    /// The object's ELF section table is malformed.
     #[error("read the ELF sections of {path}")]
     Elf {
+        /// The object file.
         path: PathBuf,
+        /// The ELF reader's error.
         #[source]
         source: ElfError,
     },
+    /// The object's `.BTF` or `.BTF.ext` is malformed.
     #[error("read {section} of {path}")]
     Btf {
+        /// The object file.
         path: PathBuf,
+        /// `.BTF` or `.BTF.ext`.
         section: &'static str,
+        /// The BTF reader's error.
         #[source]
         source: BtfError,
     },
+    /// A kernel's BTF file could not be read.
     #[error("read the kernel's BTF file {path}")]
     Read {
+        /// The kernel's BTF file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// A kernel's BTF file is not BTF the reader accepts.
     #[error("parse the kernel's BTF file {path}")]
     KernelBtf {
+        /// The kernel's BTF file.
         path: PathBuf,
+        /// The BTF reader's error.
         #[source]
         source: BtfError,
     },
@@ -72,10 +88,13 @@ pub enum CoreError {
 /// Everything core-check found, for one object on every kernel.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The object's path.
     pub object: String,
+    /// Its programs' names, sorted.
     pub programs: Vec<String>,
     /// CO-RE relocation records in the object.
     pub relocations: usize,
+    /// One report per kernel, in the order they were given.
     pub kernels: Vec<KernelReport>,
 }
 
@@ -86,24 +105,34 @@ impl Report {
     }
 }
 
+/// What became of the object on one kernel.
 #[derive(Debug, Clone, Serialize)]
 pub struct KernelReport {
+    /// The kernel id.
     pub kernel: String,
+    /// Its `uname -r`, which decides what aya would sanitise.
     pub release: String,
-    /// The BTF file the relocations were computed against.
+    /// The BTF file the relocations were computed against; `None` when the kernel has none.
     pub btf: Option<String>,
+    /// Every program relocates on this kernel.
     pub ok: bool,
     /// A failure of the whole object on this kernel (aya refuses to load any of its programs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// One report per program of the object, sorted by name.
     pub programs: Vec<ProgramReport>,
 }
 
+/// What became of one program's relocations on one kernel.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProgramReport {
+    /// The program's name.
     pub program: String,
+    /// Its type from its ELF section (`kprobe`, `tracepoint`, `fentry`, ...).
     pub kind: String,
+    /// No relocation of it is [`RelocStatus::Failed`] (and the object as a whole relocated).
     pub ok: bool,
+    /// The relocations in the program's linked code (its callees' too), in `.BTF.ext` order.
     pub relocations: Vec<Reloc>,
 }
 
@@ -119,6 +148,7 @@ pub enum RelocStatus {
     Failed,
 }
 
+/// One CO-RE relocation of a program on one kernel, named and judged.
 #[derive(Debug, Clone, Serialize)]
 pub struct Reloc {
     /// `field_byte_offset`, `field_exists`, `type_size`, ...
@@ -131,7 +161,9 @@ pub struct Reloc {
     pub spec: String,
     /// Function and instruction index in it.
     pub function: String,
+    /// The instruction's index in its section (byte offset / 8).
     pub insn: usize,
+    /// Applied, guarded or failed.
     pub status: RelocStatus,
     /// What the instruction became (`offset 2264`, `present`) or why it found no target.
     pub detail: String,

@@ -17,12 +17,19 @@ use crate::elf::Elf;
 /// One CO-RE relocation record of the object, with names.
 #[derive(Debug, Clone)]
 pub struct RawReloc {
+    /// The ELF section of the instruction.
     pub section: String,
+    /// Byte offset of the instruction in that section.
     pub insn_off: u32,
+    /// The root type of the access, in the object's `.BTF`.
     pub type_id: u32,
+    /// `enum bpf_core_relo_kind` (0 `field_byte_offset` ... 12 `type_matches`).
     pub kind: u32,
+    /// The raw access string (`0:3:1`).
     pub access: String,
+    /// The root type's name (`task_struct___old`), or `#<id>` when the id is not in `.BTF`.
     pub type_name: String,
+    /// The access string with names (`task_struct___old.state`, `enum_name::VALUE`).
     pub spec: String,
 }
 
@@ -31,7 +38,9 @@ pub struct RawReloc {
 pub struct ObjectInfo {
     /// ELF section name → index.
     pub sections: BTreeMap<String, usize>,
+    /// The object's `.BTF`; empty when it has none.
     pub btf: BtfTable,
+    /// Its CO-RE records, in `.BTF.ext` order; empty without `.BTF.ext`.
     pub relocs: Vec<RawReloc>,
 }
 

@@ -10,14 +10,17 @@ fn at<T: Pod>(b: &[u8], off: usize) -> Option<&T> {
     Bytes(b).read_at::<T>(off).ok()
 }
 
+/// The `u16` at byte `off`; `None` when its two bytes do not all lie in `b`.
 pub fn u16_at(b: &[u8], off: usize) -> Option<u16> {
     at::<U16<LittleEndian>>(b, off).map(|v| v.get(LittleEndian))
 }
 
+/// The `u32` at byte `off`; `None` when its four bytes do not all lie in `b`.
 pub fn u32_at(b: &[u8], off: usize) -> Option<u32> {
     at::<U32<LittleEndian>>(b, off).map(|v| v.get(LittleEndian))
 }
 
+/// The `u64` at byte `off`; `None` when its eight bytes do not all lie in `b`.
 pub fn u64_at(b: &[u8], off: usize) -> Option<u64> {
     at::<U64<LittleEndian>>(b, off).map(|v| v.get(LittleEndian))
 }

@@ -10,6 +10,8 @@
 //! (x86-64 kernels and modules, objects from `clang -target bpf`), except for [`machine`], which
 //! answers for any ELF file so that a wrong file is named as such.
 
+#![warn(missing_docs)]
+
 pub mod le;
 
 use std::ops::Range;
@@ -24,23 +26,52 @@ use object::{Endianness, LittleEndian, U16};
 /// where its header lies in the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ElfError {
+    /// Fewer bytes than an ELF64 file header (64).
     #[error("too short for an ELF header")]
-    TooShort { len: usize },
+    TooShort {
+        /// The file's length in bytes.
+        len: usize,
+    },
+    /// The file does not start with the ELF magic.
     #[error("not an ELF file")]
     NotElf,
+    /// An ELF file, but 32-bit or big-endian.
     #[error("not a little-endian 64-bit ELF file")]
-    NotLe64 { class: u8, data: u8 },
+    NotLe64 {
+        /// `e_ident[EI_CLASS]` (1: 32-bit, 2: 64-bit).
+        class: u8,
+        /// `e_ident[EI_DATA]` (1: little-endian, 2: big-endian).
+        data: u8,
+    },
+    /// The file header or a header table lies outside the file or is garbled.
     /// object's reason is a fixed phrase with nothing under it: it is part of the message.
     #[error("read the {what} at offset {offset:#x}: {cause}")]
-    Malformed { what: &'static str, offset: u64, cause: object::read::Error },
+    Malformed {
+        /// What was read, in words (`file header`, `section headers`).
+        what: &'static str,
+        /// Where it lies in the file.
+        offset: u64,
+        /// object's reason.
+        cause: object::read::Error,
+    },
+    /// A section's name or bytes lie outside the file.
     #[error("read section {index} (its header at offset {offset:#x}): {cause}")]
-    Section { index: usize, offset: u64, cause: object::read::Error },
+    Section {
+        /// The section's index in the section header table.
+        index: usize,
+        /// Where its header lies in the file.
+        offset: u64,
+        /// object's reason.
+        cause: object::read::Error,
+    },
 }
 
 /// One section: its index in the section header table, its name and type, and its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Section<'a> {
+    /// Its index in the section header table (0 is the null section).
     pub index: usize,
+    /// Its name from the section name table, as bytes (names need not be UTF-8).
     pub name: &'a [u8],
     /// `sh_type` (`SHT_PROGBITS`, `SHT_NOBITS`, ...).
     pub kind: u32,
@@ -58,6 +89,7 @@ pub struct Note<'a> {
     pub name: &'a [u8],
     /// `n_type`, whose meaning depends on the owner.
     pub kind: u32,
+    /// The descriptor, without its padding.
     pub desc: &'a [u8],
 }
 

@@ -4,10 +4,10 @@
 //!
 //! Images are content-addressed in the cache (`images/<sha256>.cpio`): the same inputs give the
 //! same bytes and the same file, which is written once. An index keyed by the inputs' hash
-//! (`image-inputs/<key>.json`, a few hundred bytes each, outside `gc`'s reach: the embedded agent and workloads, `guest.toml`, the kernel
-//! build, the options, extra files) names the image those inputs gave, so a process that finds
-//! it neither decompresses modules nor assembles ~6 MB in memory (each `cargo nextest` trial is
-//! a process of its own). This module decides what goes in an image;
+//! (`image-inputs/<key>.json`, a few hundred bytes each: the embedded agent and workloads,
+//! `guest.toml`, the kernel build, the options, extra files) names the image those inputs gave,
+//! so a process that finds it neither decompresses modules nor assembles ~6 MB in memory (each
+//! `cargo nextest` trial is a process of its own); `gc` removes entries whose image is gone. This module decides what goes in an image;
 //! how a kernel's modules are found and ordered is `kernel/`'s job.
 
 #![warn(missing_docs)]
@@ -191,6 +191,12 @@ fn file_identity(p: &std::path::Path) -> String {
 }
 
 /// The image an index entry names, when that image is still in the cache whole.
+/// Whether the index entry at `index` names an image still in the cache (`gc` removes those
+/// that do not).
+pub fn index_points_to_an_image(index: &std::path::Path) -> bool {
+    indexed(index).is_some()
+}
+
 fn indexed(index: &std::path::Path) -> Option<Image> {
     let img: Image = serde_json::from_slice(&std::fs::read(index).ok()?).ok()?;
     let len = std::fs::metadata(&img.path).ok()?.len();

@@ -127,6 +127,26 @@ impl Matrix {
         self.kernels.iter().filter(|k| k.default).map(|k| k.id.as_str()).collect()
     }
 
+    /// The kernels a name given for `--kernels` stands for when it is not a kernel id: `all`
+    /// (every kernel of the matrix), `default` (the default matrix), or an architecture
+    /// (`x86_64`/`amd64`, `arm64`/`aarch64`: every kernel of it), in file order. `None` for any
+    /// other name (a spec for `KernelSpec`).
+    pub fn group(&self, name: &str) -> Option<Vec<&str>> {
+        if self.get(name).is_some() {
+            return None;
+        }
+        let of = |keep: &dyn Fn(&MatrixKernel) -> bool| {
+            self.kernels.iter().filter(|k| keep(k)).map(|k| k.id.as_str()).collect()
+        };
+        match name {
+            "all" => Some(self.ids()),
+            "default" => Some(self.default_ids()),
+            "x86_64" | "amd64" => Some(of(&|k| k.arch == Arch::X86_64)),
+            "arm64" | "aarch64" => Some(of(&|k| k.arch == Arch::Arm64)),
+            _ => None,
+        }
+    }
+
     /// Every suite to search for a `debian:<version>` build: `search_suites`, then the matrix's.
     pub fn suites(&self) -> Vec<String> {
         let mut v = self.search_suites.clone();
@@ -329,6 +349,41 @@ impl KernelsDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn groups_name_kernels_by_architecture_and_default() {
+        let m = Matrix::parse(
+            r#"
+[[kernel]]
+id = "a"
+distro = "debian"
+suite = "bookworm"
+line = "6.1"
+[[kernel]]
+id = "b"
+distro = "debian"
+suite = "trixie"
+line = "6.12"
+arch = "arm64"
+default = false
+[[kernel]]
+id = "arm64"
+distro = "debian"
+suite = "trixie"
+line = "6.12"
+"#,
+            "m",
+        )
+        .unwrap();
+        assert_eq!(m.group("all").unwrap(), ["a", "b", "arm64"]);
+        assert_eq!(m.group("default").unwrap(), ["a", "arm64"]);
+        assert_eq!(m.group("x86_64").unwrap(), ["a", "arm64"]);
+        assert_eq!(m.group("aarch64").unwrap(), ["b"]);
+        // An id wins over a group of the same name; anything else is not a group.
+        assert_eq!(m.group("arm64"), None);
+        assert_eq!(m.group("a"), None);
+        assert_eq!(m.group("debian:6.1.176-1"), None);
+    }
 
     #[test]
     fn built_in_files_parse() {

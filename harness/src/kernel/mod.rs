@@ -55,6 +55,31 @@ pub fn matrix_ids() -> Result<Vec<String>> {
     Ok(KernelsDir::try_locate(None)?.matrix()?.ids().into_iter().map(str::to_string).collect())
 }
 
+/// `names` as given to `--kernels`, each group ([`Matrix::group`]: `all`, `default`, `arm64`,
+/// ...) replaced by its kernels, once each, in order; other names are kept for `KernelSpec`.
+pub fn expand_names(names: &[String]) -> Result<Vec<String>> {
+    let matrix = KernelsDir::try_locate(None)?.matrix()?;
+    let mut out: Vec<String> = Vec::new();
+    for n in names {
+        let ids = match matrix.group(n) {
+            Some(ids) if ids.is_empty() => {
+                return Err(KernelError::Invalid {
+                    path: format!("--kernels {n}"),
+                    detail: format!("the matrix has no kernel in group {n:?} (ids: {})", matrix.ids().join(", ")),
+                })
+            }
+            Some(ids) => ids.into_iter().map(str::to_string).collect(),
+            None => vec![n.clone()],
+        };
+        for id in ids {
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The ids of the default matrix (see [`Matrix::default_ids`]), in file order.
 pub fn default_ids() -> Result<Vec<String>> {
     Ok(KernelsDir::try_locate(None)?.matrix()?.default_ids().into_iter().map(str::to_string).collect())

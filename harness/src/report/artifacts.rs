@@ -13,18 +13,26 @@ use std::path::{Path, PathBuf};
 /// Largest artifact file kept; a larger rendering is left out (the result says so).
 pub const MAX_BYTES: usize = 2 << 20;
 
+/// Why a result's artifacts could not be written; the result itself is kept either way.
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
+    /// Creating the artifacts folder or writing a file failed.
     #[error("cannot write artifact {path}")]
     Write {
+        /// The file or folder.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The flame graph renderer refused the result's stacks.
     #[error("cannot draw the flame graph of {kernel} {scenario}")]
     Flamegraph {
+        /// The result's kernel label.
         kernel: String,
+        /// The result's scenario id.
         scenario: String,
+        /// The renderer's error.
         #[source]
         source: std::io::Error,
     },

@@ -177,20 +177,69 @@ pub fn from_result(r: &ScenarioResult) -> Option<Value> {
 /// index, name and track (pid, tid).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TraceCheckError {
+    /// The top-level object has no `traceEvents` array.
     #[error("no traceEvents array")]
     NoEvents,
+    /// An event lacks a field the check needs.
     #[error("event {index} has no {field}")]
-    Missing { index: usize, field: &'static str },
+    Missing {
+        /// The event's position in `traceEvents`, from 0.
+        index: usize,
+        /// The missing field (`ph`, `pid`, `tid`, `ts`).
+        field: &'static str,
+    },
+    /// A timestamp is earlier than the one before it on the same track.
     #[error("event {index} ({name}) at {ts} goes back from {prev} on track {track:?}")]
-    Backwards { index: usize, name: String, ts: f64, prev: f64, track: (i64, i64) },
+    Backwards {
+        /// The event's position in `traceEvents`, from 0.
+        index: usize,
+        /// The event's name.
+        name: String,
+        /// Its timestamp, in microseconds.
+        ts: f64,
+        /// The track's previous timestamp, in microseconds.
+        prev: f64,
+        /// The track, (pid, tid).
+        track: (i64, i64),
+    },
+    /// An `E` closes a `B` of another name: the spans cross.
     #[error("event {index}: E {name} ends B {open} on track {track:?}")]
-    Crossed { index: usize, name: String, open: String, track: (i64, i64) },
+    Crossed {
+        /// The event's position in `traceEvents`, from 0.
+        index: usize,
+        /// The event's name.
+        name: String,
+        /// The name of the innermost open `B`.
+        open: String,
+        /// The track, (pid, tid).
+        track: (i64, i64),
+    },
+    /// An `E` on a track with no open `B`.
     #[error("event {index}: E {name} without a B on track {track:?}")]
-    Unopened { index: usize, name: String, track: (i64, i64) },
+    Unopened {
+        /// The event's position in `traceEvents`, from 0.
+        index: usize,
+        /// The event's name.
+        name: String,
+        /// The track, (pid, tid).
+        track: (i64, i64),
+    },
+    /// A phase other than `B`, `E`, `i`, `X` or `M`.
     #[error("event {index}: unexpected ph {ph:?}")]
-    Phase { index: usize, ph: String },
+    Phase {
+        /// The event's position in `traceEvents`, from 0.
+        index: usize,
+        /// The phase found.
+        ph: String,
+    },
+    /// The file ends with `B` spans still open.
     #[error("B {} never ends on track {track:?}", .open.join(", "))]
-    NeverEnds { open: Vec<String>, track: (i64, i64) },
+    NeverEnds {
+        /// The names of the open spans, outermost first.
+        open: Vec<String>,
+        /// The track, (pid, tid).
+        track: (i64, i64),
+    },
 }
 
 /// What is wrong with a trace-event file, if anything: every `B` ends with an `E` of the same

@@ -4,16 +4,23 @@ use kmatrix_proto::{ScenarioResult, Status};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// A (kernel, scenario) cell whose status differs between two runs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CellChange {
+    /// The cell's kernel label.
     pub kernel: String,
+    /// The cell's scenario id.
     pub scenario: String,
+    /// Its status in the older run; `None` when that run lacks the cell.
     pub before: Option<Status>,
+    /// Its status in the newer run; `None` when that run lacks the cell.
     pub after: Option<Status>,
     /// The newer run's reason (or the older one's when the cell disappeared).
     pub reason: String,
 }
 
+/// The cells whose status differs from the older run `a` to the newer `b` (a cell only one run
+/// has included), sorted by kernel then scenario. A cell listed twice in a run counts as its last.
 pub fn diff(a: &[ScenarioResult], b: &[ScenarioResult]) -> Vec<CellChange> {
     let key = |r: &ScenarioResult| (r.kernel.clone(), r.scenario.clone());
     let ma: BTreeMap<_, _> = a.iter().map(|r| (key(r), r)).collect();
@@ -36,6 +43,8 @@ pub fn diff(a: &[ScenarioResult], b: &[ScenarioResult]) -> Vec<CellChange> {
         .collect()
 }
 
+/// One aligned line per change (kernel, scenario, before -> after, first line of the reason),
+/// then the count.
 pub fn render(changes: &[CellChange]) -> String {
     let s = |o: Option<Status>| o.map(|s| s.as_str()).unwrap_or("(absent)");
     let mut out = String::new();

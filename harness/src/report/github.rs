@@ -26,6 +26,7 @@ pub const SHARD_BUDGET_SECS: u64 = 15 * 60;
 /// One kernel's share of the CI matrix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shard {
+    /// The kernel id the shard runs.
     pub kernel: String,
     /// 1: one job runs `kmatrix run` for the kernel; more: that many nextest partitions.
     pub partitions: u32,

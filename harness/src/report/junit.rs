@@ -23,6 +23,9 @@ fn esc(s: &str) -> String {
     o
 }
 
+/// The JUnit XML of `results`: a `<testsuite>` per kernel (with its accelerator as a property),
+/// a `<testcase>` per result; `unsupported` and `xfail` are skipped, `fail` a failure, `error` an
+/// error. `tests/reports.rs` checks it against `junit.xsd` with xmllint.
 pub fn render(results: &[ScenarioResult]) -> String {
     let mut by_kernel: BTreeMap<&str, Vec<&ScenarioResult>> = BTreeMap::new();
     for r in results {

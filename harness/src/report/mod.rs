@@ -4,6 +4,8 @@
 //! guests or reads kernels; it formats what others produced. Snapshot tests (`snapshots`) pin
 //! the table, JUnit and HTML output.
 
+#![warn(missing_docs)]
+
 pub mod artifacts;
 pub mod chrome_trace;
 pub mod diff;
@@ -29,22 +31,35 @@ use std::fmt::Write as _;
 /// merged with the package's config (Debian kernels carry no /proc/config.gz).
 #[derive(Debug, Serialize)]
 pub struct BootRecord {
+    /// The kernel id (`debian-6.1`, `local:<path>`).
     pub kernel: String,
+    /// Its `uname -r`.
     pub release: String,
+    /// The Debian package version; `None` for a local kernel.
     pub package_version: Option<String>,
+    /// Which file was booted and how (`vmlinux (PVH)`, `bzImage`), and whether from a snapshot.
     pub boot_path: String,
+    /// The accelerator the guest ran under (`kvm`, `tcg`).
     pub accel: String,
+    /// Why that accelerator, in the verdict's words.
     pub accel_reason: String,
+    /// Seconds from QEMU's start to the agent's `Hello`.
     pub hello_after_s: f64,
+    /// The channel the agent answered on (`ttyS1`, `virtio`).
     pub channel: String,
+    /// SHA-256 of the guest image, hex.
     pub image_sha256: String,
+    /// The console log's path.
     pub console_log: String,
     /// Tracing-related options from the kernel's config file (host side, before boot).
     pub config: BTreeMap<String, String>,
+    /// What the agent found in the running kernel (its `Hello`).
     pub caps: Capabilities,
 }
 
 impl BootRecord {
+    /// The record of guest `g`, booted from kernel `k` and `image` under verdict `v`; reads the
+    /// kernel's config file.
     pub fn new(k: &PreparedKernel, v: &AccelVerdict, g: &Guest, image: &Image) -> Self {
         BootRecord {
             kernel: k.id.clone(),
@@ -136,8 +151,11 @@ pub fn render_boot(r: &BootRecord) -> String {
 /// min / median / max of a sample.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
 pub struct Stats {
+    /// The smallest value.
     pub min: f64,
+    /// The middle value (the mean of the two middle ones for an even count).
     pub median: f64,
+    /// The largest value.
     pub max: f64,
 }
 

@@ -7,6 +7,7 @@ pub struct RunProgress {
 }
 
 impl RunProgress {
+    /// Bars for `kernels`, each `scenarios` long, when `tty`; else plain lines.
     pub fn new(kernels: &[String], scenarios: usize, tty: bool) -> Self {
         if !tty {
             return RunProgress { bars: None };
@@ -30,6 +31,8 @@ impl RunProgress {
         RunProgress { bars: Some((mp, bars)) }
     }
 
+    /// Shows one event of the run: a line on stderr (above the bars on a terminal), and the
+    /// kernel's bar moved on; `color` colours result lines.
     pub fn event(&self, p: &crate::run::matrix::Progress, color: bool) {
         use crate::run::matrix::Progress;
         let line = match p {
@@ -84,6 +87,7 @@ impl RunProgress {
         }
     }
 
+    /// Clears the bars at the run's end (the lines printed stay).
     pub fn finish(&self) {
         if let Some((mp, _)) = &self.bars {
             let _ = mp.clear();

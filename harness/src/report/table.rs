@@ -20,11 +20,17 @@ pub fn symbol(s: Status) -> (&'static str, &'static str) {
 /// Counts per status.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
+    /// Results judged `pass`.
     pub pass: usize,
+    /// Results judged `fail`.
     pub fail: usize,
+    /// Results judged `unsupported`.
     pub unsupported: usize,
+    /// Results judged `xfail` (known gaps from the expectations).
     pub xfail: usize,
+    /// Results judged `error` (the machinery, not the kernel's tracing, failed).
     pub error: usize,
+    /// Results that failed once and passed on the retry.
     pub flaky: usize,
     /// Errors per cause (`timeout`, `kernel-oops`, ...), for errors that say.
     pub causes: std::collections::BTreeMap<String, usize>,
@@ -33,6 +39,7 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The counts of `rs`.
     pub fn of<'a>(rs: impl IntoIterator<Item = &'a ScenarioResult>) -> Summary {
         let mut s = Summary::default();
         for r in rs {
@@ -55,6 +62,7 @@ impl Summary {
         s
     }
 
+    /// One line for the end of a run: the counts, the causes of errors, the accelerator(s).
     pub fn line(&self) -> String {
         let mut l = format!(
             "{} passed, {} failed, {} unsupported, {} xfail, {} flaky, {} error",

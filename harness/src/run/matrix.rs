@@ -12,13 +12,20 @@ use std::path::PathBuf;
 use std::time::Instant;
 use tokio::sync::mpsc;
 
+/// Everything one matrix run needs: what to run, against what, and where results go.
 pub struct MatrixRun {
+    /// How the scheduler boots guests and spreads kernels over them.
     pub sched: SchedulerConfig,
+    /// Kernel specs to run (as `kmatrix kernels` names them); ignored when `cells` is set.
     pub kernels: Vec<String>,
+    /// Scenarios to run on every kernel, with the catalogue's metadata (since, until, requires,
+    /// default parameters) that judging needs.
     pub scenarios: Vec<ScenarioInfo>,
     /// Parameters for every scenario, over the catalogue's defaults.
     pub params: BTreeMap<String, String>,
+    /// Known per-kernel outcomes from `expectations.toml`, checked against each result.
     pub expectations: Expectations,
+    /// The `results.jsonl` each judged result is appended to; its folder gets the artifacts.
     pub results_path: PathBuf,
     /// Exactly these cells instead of `kernels` × `scenarios` with `params` (`kmatrix rerun`:
     /// each kernel's exact build, each scenario with its own recorded parameters).
@@ -28,11 +35,17 @@ pub struct MatrixRun {
 /// Per-kernel time split.
 #[derive(Debug, Clone, Serialize)]
 pub struct KernelTime {
+    /// The kernel's label in the plan.
     pub kernel: String,
+    /// Seconds from the start of the kernel's preparation to its last guest's end.
     pub wall_s: f64,
+    /// Seconds spent starting guests, summed over its boots.
     pub boot_s: f64,
+    /// Seconds spent waiting for scenario answers, summed.
     pub scenarios_s: f64,
+    /// Guests that reached `Hello` (a fresh one follows each scenario that broke its guest).
     pub boots: usize,
+    /// Seconds from QEMU's start to the agent's `Hello`, one per boot.
     pub hello_s: Vec<f64>,
     /// Host-side seconds of each scenario, request to answer, in the order they ran.
     pub scenario_walls: Vec<(String, f64)>,
@@ -52,12 +65,16 @@ impl KernelTime {
     }
 }
 
+/// What a finished (or stopped) matrix run returns besides `results.jsonl`.
 #[derive(Debug, Serialize)]
 pub struct Outcome {
+    /// Every judged result, in the order they arrived.
     pub results: Vec<ScenarioResult>,
     /// Expectations that no longer apply: (kernel, scenario, what was expected, what happened).
     pub stale: Vec<String>,
+    /// Time split of each kernel that finished, in the order they finished.
     pub kernels: Vec<KernelTime>,
+    /// Seconds from the run's start to its last event.
     pub wall_s: f64,
     /// Seconds spent making the results' artifacts (traces, flame graphs).
     pub artifacts_s: f64,
@@ -72,13 +89,33 @@ impl Outcome {
 
 /// What the caller sees while the run goes.
 pub enum Progress<'a> {
+    /// A kernel (by label) is being fetched, verified and given its image.
     Preparing(&'a str),
-    Booted { kernel: &'a str, release: &'a str, hello_s: f64 },
+    /// A guest reached `Hello`.
+    Booted {
+        /// The kernel's label in the plan.
+        kernel: &'a str,
+        /// Its `uname -r`.
+        release: &'a str,
+        /// Seconds from QEMU's start to `Hello`.
+        hello_s: f64,
+    },
+    /// A result, already judged and appended to `results.jsonl`.
     Result(&'a ScenarioResult, &'a Judgement),
-    Note { kernel: &'a str, text: &'a str },
+    /// Something to tell the user that is not a result (an artifact not written, a retry).
+    Note {
+        /// The kernel the note is about.
+        kernel: &'a str,
+        /// The note, one line.
+        text: &'a str,
+    },
+    /// A kernel has no more scenarios to run; its time split.
     KernelDone(&'a KernelTime),
 }
 
+/// Runs the matrix to its end: schedules it, judges each result, writes its artifacts, appends
+/// it to `results.jsonl` and hands it to `on`. Fails only when `results.jsonl` cannot be
+/// opened or written; a kernel or scenario that fails is a result.
 pub async fn execute(run: MatrixRun, mut on: impl FnMut(Progress)) -> Result<Outcome, ResultsError> {
     let started = Instant::now();
     let mut writer = ResultsWriter::open(&run.results_path)?;

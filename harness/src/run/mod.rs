@@ -1,6 +1,8 @@
 //! Runs: which (kernel, scenario) pairs to run, running them, judging the results, and writing
 //! them down as they arrive.
 
+#![warn(missing_docs)]
+
 pub mod guests;
 pub mod history;
 pub mod matrix;

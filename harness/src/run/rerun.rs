@@ -11,29 +11,76 @@ use crate::kernel::{KernelSpec, Lock};
 use crate::vm::AccelChoice;
 use kmatrix_proto::{ScenarioResult, Status};
 
+/// Why cells of a results file cannot be run again; each names the cell and what to do instead.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum RerunError {
+    /// The selection picked no cell of the file.
     #[error("{source_name} has no result{filter}")]
-    NoMatch { source_name: String, filter: String },
+    NoMatch {
+        /// The results file, as the user named it.
+        source_name: String,
+        /// The selection in words (` that failed, on kernel debian-6.1`), empty for none.
+        filter: String,
+    },
+    /// The result predates recorded builds, so its exact kernel is unknown.
     #[error(
         "{kernel} {scenario} records no kernel build (written by a kmatrix from before results recorded \
          builds): run it again with `kmatrix run --kernels {kernel} --scenarios {scenario}`"
     )]
-    NoBuild { kernel: String, scenario: String },
+    NoBuild {
+        /// The cell's kernel label.
+        kernel: String,
+        /// The cell's scenario id.
+        scenario: String,
+    },
+    /// The recorded build does not parse as a kernel spec (a hand-edited or foreign file).
     #[error("{kernel} {scenario} records the kernel build {spec:?}, which is not a kernel spec: {detail}")]
-    BadBuild { kernel: String, scenario: String, spec: String, detail: String },
+    BadBuild {
+        /// The cell's kernel label.
+        kernel: String,
+        /// The cell's scenario id.
+        scenario: String,
+        /// The recorded build spec.
+        spec: String,
+        /// The spec parser's error.
+        detail: String,
+    },
+    /// The cell ran a `--bpf-object` the results file does not contain.
     #[error(
         "{kernel} {scenario} ran the user's BPF object, which a results file does not hold: run it again \
          with `kmatrix run --kernels {spec} --bpf-object <the object> ...`"
     )]
-    UserObject { kernel: String, scenario: String, spec: String },
+    UserObject {
+        /// The cell's kernel label.
+        kernel: String,
+        /// The cell's scenario id.
+        scenario: String,
+        /// The recorded build spec, for the command to suggest.
+        spec: String,
+    },
+    /// The cell is a kernel selftest case, which `kmatrix selftest` runs, not `kmatrix rerun`.
     #[error(
         "{kernel} {scenario} is a case of the kernel's own selftests: run it again with \
          `kmatrix selftest ftrace --kernels {spec}`"
     )]
-    Selftest { kernel: String, scenario: String, spec: String },
+    Selftest {
+        /// The cell's kernel label.
+        kernel: String,
+        /// The cell's scenario id.
+        scenario: String,
+        /// The recorded build spec, for the command to suggest.
+        spec: String,
+    },
+    /// The recorded accelerator is not one [`AccelChoice`] parses (a newer kmatrix wrote it).
     #[error("{kernel} {scenario} ran under the accelerator {accel:?}, which this kmatrix does not know")]
-    UnknownAccel { kernel: String, scenario: String, accel: String },
+    UnknownAccel {
+        /// The cell's kernel label.
+        kernel: String,
+        /// The cell's scenario id.
+        scenario: String,
+        /// The recorded accelerator name.
+        accel: String,
+    },
 }
 
 /// Which cells of a results file to run again.
@@ -154,7 +201,9 @@ pub fn accel_of(r: &ScenarioResult) -> Result<AccelChoice, RerunError> {
 /// One accelerator's share of a rerun: the kernels to boot and their cells.
 #[derive(Debug, Clone)]
 pub struct Group {
+    /// The accelerator these cells run under (forced, so a TCG cell is not rerun under KVM).
     pub accel: AccelChoice,
+    /// The kernels to boot under it, each with its cells and their recorded parameters.
     pub plan: Vec<KernelPlan>,
 }
 

@@ -7,22 +7,37 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
+/// Why a results file could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum ResultsError {
+    /// Creating, appending to or syncing the file failed.
     #[error("cannot write results to {path}")]
     Write {
+        /// The results file.
         path: PathBuf,
+        /// The I/O error (or the serializer's, wrapped as one).
         #[source]
         source: std::io::Error,
     },
+    /// Opening or reading the file failed.
     #[error("cannot read results from {path}")]
     Read {
+        /// The results file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// A line other than a torn last one is not a `ScenarioResult`.
     #[error("{path}:{line}: not a result ({detail})")]
-    Malformed { path: PathBuf, line: usize, detail: String },
+    Malformed {
+        /// The results file.
+        path: PathBuf,
+        /// The bad line's number, from 1.
+        line: usize,
+        /// The JSON parser's error.
+        detail: String,
+    },
 }
 
 /// Appends results to a JSON-lines file.
@@ -42,6 +57,7 @@ impl ResultsWriter {
         Ok(ResultsWriter { file, path: path.to_path_buf() })
     }
 
+    /// The file this writer appends to.
     pub fn path(&self) -> &Path {
         &self.path
     }

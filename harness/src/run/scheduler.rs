@@ -26,7 +26,9 @@ use tokio::sync::{mpsc, Semaphore};
 /// One scenario to run, with its parameters.
 #[derive(Debug, Clone)]
 pub struct Planned {
+    /// The scenario id.
     pub scenario: String,
+    /// Every parameter it runs with (the catalogue's defaults already merged in).
     pub params: BTreeMap<String, String>,
 }
 
@@ -35,8 +37,11 @@ pub struct Planned {
 /// for, `debian:6.1.176-1`), and its scenarios in order.
 #[derive(Debug, Clone)]
 pub struct KernelPlan {
+    /// What its results and events name the kernel by.
     pub label: String,
+    /// What is prepared and booted.
     pub spec: String,
+    /// Run in this order, in as few guests as they allow.
     pub scenarios: Vec<Planned>,
 }
 
@@ -47,7 +52,9 @@ pub struct SchedulerConfig {
     pub guests: GuestSettings,
     /// Bound on one kernel's whole run (all its VMs).
     pub vm_timeout: Duration,
+    /// Kernels run at once (0 counts as 1).
     pub jobs: usize,
+    /// What every kernel's image carries: the channel it answers on, the host-root share.
     pub image: ImageOptions,
     /// Where console logs go.
     pub log_dir: PathBuf,
@@ -64,31 +71,49 @@ pub struct SchedulerConfig {
 /// What happens, in order, per kernel.
 #[derive(Debug)]
 pub enum RunEvent {
+    /// The kernel's turn came: it is being fetched, verified and given its image.
     Preparing {
+        /// The kernel's label in the plan.
         kernel: String,
     },
+    /// A guest of the kernel reached `Hello`.
     Booted {
+        /// The kernel's label in the plan.
         kernel: String,
+        /// Its `uname -r`.
         release: String,
+        /// From QEMU's start to `Hello`.
         hello_after: Duration,
+        /// Which guest of the kernel this is, from 1 (a fresh one follows a broken one).
         boot: usize,
     },
+    /// A scenario's result, not yet judged; every planned scenario gets exactly one.
     Result {
+        /// The kernel's label in the plan.
         kernel: String,
+        /// Its `uname -r`; empty when the kernel could not be prepared.
         release: String,
+        /// What the agent (or, for a guest that broke, the host) reported.
         result: Box<ScenarioResult>,
         /// Host-side time from the request to the answer (both attempts when retried).
         wall: Duration,
     },
     /// Something a person should know that is not a result.
     Note {
+        /// The kernel's label in the plan.
         kernel: String,
+        /// The note, one line.
         text: String,
     },
+    /// The kernel is finished: every result of it was sent.
     Done {
+        /// The kernel's label in the plan.
         kernel: String,
+        /// From the start of its preparation to its last guest's end.
         wall: Duration,
+        /// Starting guests, summed over its boots (failed ones included).
         boot_time: Duration,
+        /// Waiting for scenario answers, summed.
         scenario_time: Duration,
     },
 }
@@ -203,8 +228,17 @@ async fn run_kernel(
         let mut opts = cfg.guests.options(log.clone());
         opts.virtio = cfg.image.virtio_channel;
         if cfg.image.share {
-            // Scenarios that run the host's tools get the host root (read-only).
-            opts.share = Some(crate::vm::share::auto_here(cfg.guests.snapshots, kernel, k.config.as_deref()));
+            // Scenarios that run the host's tools get the host root (read-only), as `--share` says.
+            match cfg.guests.share_plan(kernel, k.config.as_deref()) {
+                Ok(plan) => opts.share = Some(plan),
+                Err(e) => {
+                    let reason = format!("cannot share the host root with {kernel}: {e}");
+                    for ev in emit_all_error(reason, Cause::Infrastructure, Some(&k), &scenarios[next..]) {
+                        let _ = tx.send(ev).await;
+                    }
+                    break;
+                }
+            }
         }
         let t0 = Instant::now();
         let mut guest = match cfg.guests.session.start_guest(&k, &img, &opts).await {

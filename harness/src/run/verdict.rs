@@ -23,7 +23,9 @@ pub use kmatrix_proto::KernelVersion as KVersion;
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Expectation {
+    /// The kernel label (`debian-6.1`) the expectation holds for.
     pub kernel: String,
+    /// The scenario id.
     pub scenario: String,
     /// What the agent reports (its own status, before any verdict).
     pub status: Status,
@@ -71,10 +73,20 @@ impl Expectation {
 /// [`Expectation::cause_matches`], shown in the verdict.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OtherCause {
+    /// The failing call returned another errno, or none was recorded.
     #[error("errno {want} expected, the result has {got:?}")]
-    Errno { want: i32, got: Option<i32> },
+    Errno {
+        /// The expectation's errno.
+        want: i32,
+        /// The result's errno; `None` when the agent recorded none.
+        got: Option<i32>,
+    },
+    /// The expected text is in none of the result's reason, evidence, excerpt or differing counts.
     #[error("the result does not show the expected cause {cause:?}")]
-    NotShown { cause: String },
+    NotShown {
+        /// The text that was looked for.
+        cause: String,
+    },
 }
 
 /// What a file of expectations is for.
@@ -87,32 +99,66 @@ pub enum Role {
     Pins,
 }
 
+/// A parsed expectations file: `[[expect]]` tables, at most one per (kernel, scenario).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expectations {
+    /// The `[[expect]]` tables, in file order.
     #[serde(default, rename = "expect")]
     pub entries: Vec<Expectation>,
 }
 
+/// Why an expectations file was refused; `path` names the file in each.
 #[derive(Debug, thiserror::Error)]
 pub enum VerdictError {
+    /// Not TOML, or not the schema (unknown keys are refused).
     #[error("malformed expectations file {path}: {source}")]
     Parse {
+        /// The file, as given to [`Expectations::parse`].
         path: String,
+        /// The TOML error, with its line and column.
         #[source]
         source: toml::de::Error,
     },
+    /// A verdicts file expects a status other than `unsupported` or `fail` (or pins `xfail`).
     #[error(
         "{path}: expectation for {kernel}/{scenario} has status {status}; only unsupported or fail can be expected"
     )]
-    BadStatus { path: String, kernel: String, scenario: String, status: Status },
+    BadStatus {
+        /// The file.
+        path: String,
+        /// The entry's kernel label.
+        kernel: String,
+        /// The entry's scenario id.
+        scenario: String,
+        /// The status it expects.
+        status: Status,
+    },
+    /// A verdicts entry gives neither `cause` nor `errno`, so any failure would match it.
     #[error("{path}: expectation for {kernel}/{scenario} names no cause: give `cause` (text the result must show) or `errno`")]
-    NoCause { path: String, kernel: String, scenario: String },
+    NoCause {
+        /// The file.
+        path: String,
+        /// The entry's kernel label.
+        kernel: String,
+        /// The entry's scenario id.
+        scenario: String,
+    },
+    /// Two entries for one (kernel, scenario): which one holds would be ambiguous.
     #[error("{path}: {kernel}/{scenario} is listed twice")]
-    Duplicate { path: String, kernel: String, scenario: String },
+    Duplicate {
+        /// The file.
+        path: String,
+        /// The entry's kernel label.
+        kernel: String,
+        /// The entry's scenario id.
+        scenario: String,
+    },
 }
 
 impl Expectations {
+    /// Parses `text` (the file at `path`, named in errors) and checks it for `role`: no
+    /// duplicates; verdicts expect only `unsupported` or `fail` and name a cause; pins never `xfail`.
     pub fn parse(text: &str, path: &str, role: Role) -> Result<Expectations, VerdictError> {
         let e: Expectations =
             toml::from_str(text).map_err(|source| VerdictError::Parse { path: path.to_string(), source })?;
@@ -136,6 +182,7 @@ impl Expectations {
         Ok(e)
     }
 
+    /// The entry for (kernel label, scenario id), if any.
     pub fn find(&self, kernel: &str, scenario: &str) -> Option<&Expectation> {
         self.entries.iter().find(|e| e.kernel == kernel && e.scenario == scenario)
     }
@@ -157,13 +204,24 @@ pub enum Judgement {
     /// The agent's status stands.
     Kept,
     /// `unsupported` at or above `since`: now `fail`.
-    UnsupportedSinceFail { since: KVersion },
+    UnsupportedSinceFail {
+        /// The scenario's first kernel version.
+        since: KVersion,
+    },
     /// Listed in the expectations, with its cause: now `xfail`.
     Expected,
     /// Listed with this status, but the result shows another cause: now `fail`.
-    OtherCause { expected: Status, why: OtherCause },
+    OtherCause {
+        /// The status the entry expects.
+        expected: Status,
+        /// How the result's cause differs.
+        why: OtherCause,
+    },
     /// Listed, but the scenario did not do what was expected: the entry is stale.
-    Stale { expected: Status },
+    Stale {
+        /// The status the entry expects.
+        expected: Status,
+    },
     /// Failed (or erred) once, passed on the retry: now `flaky`.
     Flaky,
 }

@@ -43,6 +43,7 @@ pub const KVM_HELLO_DEADLINE: Duration = Duration::from_secs(15);
 /// The accelerator chosen and why.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AccelVerdict {
+    /// The accelerator guests start under.
     pub accel: Accel,
     /// One line a person can read: why this accelerator.
     pub reason: String,
@@ -57,6 +58,8 @@ pub struct AccelVerdict {
     /// alone does not prove KVM works). For TCG after a KVM failure: QEMU's words.
     #[serde(default)]
     pub evidence: Option<String>,
+    /// A real kernel has reached `Hello` under this KVM verdict on this host, so KVM boots
+    /// need not be doubted again; always false for TCG.
     #[serde(default)]
     pub proven: bool,
 }
@@ -64,9 +67,12 @@ pub struct AccelVerdict {
 /// User's choice on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AccelChoice {
+    /// The cached verdict for this host, else the probe's (KVM only where it works).
     #[default]
     Auto,
+    /// KVM, and a KVM failure is an error rather than a fall-back to TCG.
     Kvm,
+    /// TCG, without probing KVM.
     Tcg,
 }
 
@@ -156,10 +162,12 @@ impl Accelerator {
         Accelerator { state: Mutex::new(v), choice, store: None }
     }
 
+    /// The accelerator the next guest starts under.
     pub fn current(&self) -> Accel {
         self.verdict().accel
     }
 
+    /// A copy of the current verdict, with its reason and evidence.
     pub fn verdict(&self) -> AccelVerdict {
         match self.state.lock() {
             Ok(v) => v.clone(),
@@ -323,19 +331,43 @@ async fn probe_kvm(cache: &Cache, qemu: &Path) -> (Accel, String) {
 /// ("KVM unusable: ...").
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
+    /// QEMU could not be started.
     #[error("cannot run {} ({source})", .qemu.display())]
-    Spawn { qemu: std::path::PathBuf, source: std::io::Error },
+    Spawn {
+        /// The QEMU binary.
+        qemu: std::path::PathBuf,
+        /// The spawn error.
+        source: std::io::Error,
+    },
+    /// Waiting for QEMU's exit failed.
     #[error("wait for {} ({source})", .qemu.display())]
-    Wait { qemu: std::path::PathBuf, source: std::io::Error },
+    Wait {
+        /// The QEMU binary.
+        qemu: std::path::PathBuf,
+        /// The wait error.
+        source: std::io::Error,
+    },
     /// QEMU's own stderr line that names an accelerator failure.
     #[error("QEMU said {line:?}")]
-    QemuSaid { line: String },
+    QemuSaid {
+        /// That line, as QEMU wrote it.
+        line: String,
+    },
+    /// The probe printed nothing before the deadline (QEMU killed).
     #[error("the probe guest printed nothing within {:.1} s (guests hang after the firmware)", .deadline.as_secs_f64())]
-    Silent { deadline: Duration },
+    Silent {
+        /// How long it was given ([`PROBE_DEADLINE`] in practice).
+        deadline: Duration,
+    },
     /// The guest exited without printing the marker (or with another status); `last` is QEMU's
     /// accelerator error, else its last stderr line.
     #[error("probe guest exited with {status} without its marker: {last}")]
-    NoMarker { status: std::process::ExitStatus, last: String },
+    NoMarker {
+        /// QEMU's exit status.
+        status: std::process::ExitStatus,
+        /// QEMU's accelerator error, else its last stderr line.
+        last: String,
+    },
 }
 
 /// Run the probe image under `accel`; Ok(time) when it printed the marker and exited as planned.

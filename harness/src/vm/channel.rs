@@ -14,7 +14,10 @@ pub enum Frame {
     /// NUL at UART init), trailing whitespace trimmed. Lines without a `{` are dropped.
     Line(String),
     /// A line passed the bound before its newline: the channel is hostile or broken and ends.
-    TooLong { max: usize },
+    TooLong {
+        /// The bound in bytes, as given to [`LineDecoder::new`].
+        max: usize,
+    },
 }
 
 /// Splits a byte stream into lines, holding at most `max` bytes of an unfinished line.
@@ -27,6 +30,7 @@ pub struct LineDecoder {
 }
 
 impl LineDecoder {
+    /// A decoder that gives up on a line longer than `max` bytes.
     pub fn new(max: usize) -> LineDecoder {
         LineDecoder { max, buf: Vec::new(), broken: false }
     }

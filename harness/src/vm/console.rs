@@ -13,21 +13,32 @@ pub const TAIL_LINES: usize = 60;
 /// Longest console line kept (a guest can print anything; the tail stays bounded).
 const MAX_LINE: usize = 1024;
 
+/// The kind of kernel trouble a console line announces (see [`classify`] for the texts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DistressKind {
+    /// `Kernel panic - not syncing`: the guest is gone.
     Panic,
+    /// `Oops:` or a general protection fault.
     Oops,
+    /// `BUG:` or `kernel BUG at` (other than a soft lockup).
     Bug,
+    /// `WARNING:` or the `cut here` line that opens a warning.
     Warn,
+    /// `BUG: soft lockup`: a CPU stuck in the kernel.
     SoftLockup,
+    /// An RCU stall report.
     RcuStall,
+    /// `INFO: task ... blocked for more than`: the hung-task detector.
     HungTask,
 }
 
+/// A console line that announced kernel trouble, kept as evidence for the result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Distress {
+    /// What it announced.
     pub kind: DistressKind,
+    /// The console line (at most 1024 characters).
     pub line: String,
 }
 
@@ -93,6 +104,7 @@ pub struct ConsoleState {
     tail: VecDeque<String>,
     distress: Vec<Distress>,
     partial: Vec<u8>,
+    /// Console bytes received so far; 0 after boot means the guest never ran (a broken KVM).
     pub bytes: u64,
     /// QEMU's stderr, bounded.
     qemu: VecDeque<String>,
@@ -136,10 +148,12 @@ impl ConsoleState {
         s.join("\n")
     }
 
+    /// Every distress line seen since the guest started, in order.
     pub fn distress(&self) -> &[Distress] {
         &self.distress
     }
 
+    /// The first panic line, if the kernel panicked.
     pub fn panicked(&self) -> Option<&Distress> {
         self.distress.iter().find(|d| d.kind == DistressKind::Panic)
     }
@@ -169,6 +183,7 @@ impl ConsoleState {
     }
 }
 
+/// The console state shared by the task that reads the console and the guest's owner.
 pub type SharedConsole = Arc<Mutex<ConsoleState>>;
 
 #[cfg(test)]

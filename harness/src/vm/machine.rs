@@ -23,39 +23,99 @@ use tokio::net::UnixListener;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
+/// Why a guest could not be started or stopped answering; the guest-side variants carry the
+/// console tail as evidence.
 #[derive(Debug, thiserror::Error)]
 pub enum VmError {
+    /// The QEMU binary does not exist.
     #[error("QEMU not found at {path}: install it (Debian: apt-get install qemu-system-x86) or set KMATRIX_QEMU")]
-    QemuMissing { path: PathBuf },
+    QemuMissing {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// QEMU exists but could not be spawned.
     #[error("cannot start QEMU ({path})")]
     Spawn {
+        /// The QEMU binary.
         path: PathBuf,
+        /// The spawn error.
         #[source]
         source: std::io::Error,
     },
+    /// The sockets of the guest channel or QEMU monitor could not be created.
     #[error("cannot set up the guest channel in {dir}")]
     ChannelSetup {
+        /// The temporary folder the sockets go in.
         dir: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// QEMU ended while the host still expected an answer.
     #[error("QEMU exited ({status}) before {waiting_for}\n--- console tail ---\n{console}")]
-    Exited { status: String, waiting_for: String, console: String },
+    Exited {
+        /// QEMU's exit status, as text.
+        status: String,
+        /// What the host was waiting for (`Hello`, a scenario's answer).
+        waiting_for: String,
+        /// The last console lines (and QEMU's stderr), for the error report.
+        console: String,
+    },
+    /// The console said `Kernel panic`.
     #[error("guest kernel panicked while waiting for {waiting_for}: {line}\n--- console tail ---\n{console}")]
-    Panic { line: String, waiting_for: String, console: String },
+    Panic {
+        /// The panic line.
+        line: String,
+        /// What the host was waiting for (`Hello`, a scenario's answer).
+        waiting_for: String,
+        /// The last console lines (and QEMU's stderr), for the error report.
+        console: String,
+    },
+    /// No answer within the deadline (the guest was killed).
     #[error("timed out after {secs:.1} s waiting for {waiting_for}\n--- console tail ---\n{console}")]
-    Timeout { secs: f64, waiting_for: String, console: String },
+    Timeout {
+        /// The deadline that passed, in seconds.
+        secs: f64,
+        /// What the host was waiting for (`Hello`, a scenario's answer).
+        waiting_for: String,
+        /// The last console lines (and QEMU's stderr), for the error report.
+        console: String,
+    },
+    /// The channel closed, sent a line that is not a message, or could not be written.
     #[error("guest channel broken: {detail}\n--- console tail ---\n{console}")]
-    Channel { detail: String, console: String },
+    Channel {
+        /// What went wrong on the channel.
+        detail: String,
+        /// The last console lines (and QEMU's stderr), for the error report.
+        console: String,
+    },
+    /// The virtio-fs daemon for a share could not be started.
     #[error("cannot serve a virtio-fs share")]
     Virtiofs(#[source] super::virtiofs::VirtiofsError),
+    /// The agent's `Hello` names another protocol version than this host's.
     #[error("agent speaks protocol {got}, this harness speaks {want}: rebuild both")]
-    ProtoMismatch { got: u32, want: u32 },
+    ProtoMismatch {
+        /// The agent's version.
+        got: u32,
+        /// This host's version (`kmatrix_proto::PROTO_VERSION`).
+        want: u32,
+    },
     /// The accelerator, not the guest, failed: QEMU said so on stderr (and is killed at once,
     /// since a KVM error pauses the guest instead of ending QEMU), QEMU under KVM died before the
     /// guest answered, or the real kernel did not reach `Hello` under KVM within its deadline.
     #[error("the {accel} accelerator failed while waiting for {waiting_for}: {evidence}\n--- QEMU stderr ---\n{qemu_stderr}\n--- console tail ---\n{console}")]
-    Accelerator { accel: &'static str, evidence: String, waiting_for: String, qemu_stderr: String, console: String },
+    Accelerator {
+        /// The accelerator that failed (`kvm`).
+        accel: &'static str,
+        /// QEMU's line that named the failure, or what the host saw instead (death, deadline).
+        evidence: String,
+        /// What the host was waiting for (`Hello`, a scenario's answer).
+        waiting_for: String,
+        /// QEMU's last stderr lines.
+        qemu_stderr: String,
+        /// The last console lines (and QEMU's stderr), for the error report.
+        console: String,
+    },
 }
 
 impl VmError {
@@ -91,6 +151,7 @@ enum ChanEvent {
     Closed(&'static str, String),
 }
 
+/// A running QEMU guest: its process, console, guest channel and monitor. Killed on drop.
 pub struct Vm {
     child: Child,
     accel: Accel,
@@ -102,6 +163,7 @@ pub struct Vm {
     active: Option<&'static str>,
     started: Instant,
     _sockets: tempfile::TempDir,
+    /// Where every byte the guest printed on its console is written.
     pub console_log: PathBuf,
 }
 
@@ -234,10 +296,12 @@ impl Vm {
         self.started.elapsed()
     }
 
+    /// The last console lines (with QEMU's stderr marked `[qemu]`), for error reports.
     pub fn console_tail(&self) -> String {
         tail(&self.console)
     }
 
+    /// The distress lines (panic, oops, warnings, stalls) seen on the console so far.
     pub fn distress(&self) -> Vec<Distress> {
         self.console.lock().map(|c| c.distress().to_vec()).unwrap_or_default()
     }

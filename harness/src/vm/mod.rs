@@ -2,6 +2,8 @@
 //! console watcher (`console`), the channel's framing (`channel`), the running machine
 //! (`machine`), and the host-root share (`share`: virtio-fs or 9p, `virtiofs`: its daemon).
 
+#![warn(missing_docs)]
+
 pub mod accel;
 pub mod channel;
 pub mod console;

@@ -26,11 +26,14 @@ use crate::kernel::Arch;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Accel {
+    /// Hardware virtualization through `/dev/kvm`.
     Kvm,
+    /// QEMU's emulator: slower, works everywhere.
     Tcg,
 }
 
 impl Accel {
+    /// QEMU's name for it (`-M ...,accel=`), also what results record.
     pub fn as_str(self) -> &'static str {
         match self {
             Accel::Kvm => "kvm",
@@ -42,13 +45,19 @@ impl Accel {
 /// Everything that decides a guest's QEMU command line.
 #[derive(Debug, Clone)]
 pub struct QemuConfig {
+    /// The `qemu-system-*` binary.
     pub qemu: PathBuf,
     /// The guest architecture: machine, CPU, console and kernel command line follow it.
     pub arch: Arch,
+    /// The kernel image (`-kernel`).
     pub kernel: PathBuf,
+    /// The guest image (`-initrd`); `None` boots the kernel alone (the KVM probe).
     pub initrd: Option<PathBuf>,
+    /// The accelerator (`-M ...,accel=`); also picks the CPU model.
     pub accel: Accel,
+    /// Guest RAM in MiB.
     pub memory_mb: u32,
+    /// Guest CPUs (`-smp`).
     pub cpus: u32,
     /// Extra kernel command line words, after kmatrix's own.
     pub append: Vec<String>,
@@ -74,17 +83,23 @@ pub struct QemuConfig {
 /// A host directory the guest can mount by its tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShareDir {
+    /// The mount tag the guest names it by (`kmatrix-root`, `kmatrix-rw0`).
     pub tag: String,
+    /// The host directory.
     pub path: PathBuf,
+    /// The guest cannot write to it.
     pub readonly: bool,
     /// `None`: virtio-9p (QEMU serves `path` itself); `Some(socket)`: vhost-user-fs, served by
     /// the virtiofsd listening there (which was told `path` and `readonly`).
     pub virtiofs: Option<PathBuf>,
 }
 
+/// A file that backs guest RAM (`memory-backend-file`), for snapshots.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemoryFile {
+    /// The file, the snapshot's `ram`.
     pub path: PathBuf,
+    /// `share=on`: guest writes reach the file (taking a snapshot); off: copy-on-write (restoring).
     pub shared: bool,
 }
 
@@ -146,6 +161,7 @@ pub fn default_bios(qemu: &Path) -> Option<PathBuf> {
 }
 
 impl QemuConfig {
+    /// The kernel command line: kmatrix's own words for the architecture, then `append`.
     pub fn cmdline(&self) -> String {
         let base = if self.arch == Arch::Arm64 { ARM64_CMDLINE } else { BASE_CMDLINE };
         let mut words: Vec<String> = base.iter().map(|s| s.to_string()).collect();

@@ -29,9 +29,11 @@ pub enum ShareMode {
 /// The file system a guest's shares use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShareFs {
+    /// virtio-9p, served by QEMU itself; works with snapshots.
     NineP,
     /// virtio-fs served by this virtiofsd.
     Virtiofs {
+        /// The virtiofsd binary.
         daemon: PathBuf,
     },
 }
@@ -50,8 +52,11 @@ impl ShareFs {
 /// root (for `--rw DIR`, its own host path).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtraShare {
+    /// The host directory.
     pub host: PathBuf,
+    /// Where it appears under the guest's view of the host root.
     pub guest: PathBuf,
+    /// The guest cannot write to it.
     pub readonly: bool,
 }
 
@@ -65,8 +70,11 @@ impl ExtraShare {
 /// The host root (read-only) and `extra`, over `fs`, chosen because of `why`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SharePlan {
+    /// The file system every share of the guest uses.
     pub fs: ShareFs,
+    /// Why that one, for the user (`--share 9p`, snapshots on, no virtiofsd).
     pub why: String,
+    /// Directories shared besides the host root.
     pub extra: Vec<ExtraShare>,
 }
 
@@ -77,12 +85,20 @@ impl SharePlan {
     }
 }
 
+/// Why the virtio-fs the user asked for (`--share virtiofs`) cannot be had.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ShareError {
+    /// No usable virtiofsd on the host.
     #[error("--share virtiofs: {0}")]
     NoDaemon(VirtiofsError),
+    /// The kernel's config lacks `CONFIG_VIRTIO_FS`.
     #[error("--share virtiofs: kernel {kernel} has no virtio-fs (CONFIG_VIRTIO_FS is not set in {config})")]
-    NoKernelSupport { kernel: String, config: String },
+    NoKernelSupport {
+        /// The kernel, as the caller named it.
+        kernel: String,
+        /// Where the setting was looked for, in words.
+        config: String,
+    },
 }
 
 /// Whether a kernel config enables virtio-fs; `None` when there is no config to read.
@@ -144,13 +160,6 @@ pub fn choose_here(
         _ => virtiofs::find(),
     };
     choose(mode, snapshots, kernel, kernel_has_virtiofs(config), daemon, extra)
-}
-
-/// `--share auto` for surfaces without a `--share` option (run's tool scenarios, bisect).
-pub fn auto_here(snapshots: bool, kernel: &str, config: Option<&Path>) -> SharePlan {
-    // Auto never errs (only a forced virtio-fs can): 9p with the reason otherwise.
-    choose_here(ShareMode::Auto, snapshots, kernel, config, Vec::new())
-        .unwrap_or_else(|e| SharePlan::nine_p(&e.to_string(), Vec::new()))
 }
 
 #[cfg(test)]

@@ -27,9 +27,12 @@ pub fn enabled() -> bool {
 /// Bumped when the layout or the way snapshots are taken changes.
 pub const FORMAT: u32 = 2;
 
+/// `meta.json` of a snapshot: what it was taken from and what the guest said then.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SnapshotMeta {
+    /// [`FORMAT`] at the time; a snapshot of another format is not used.
     pub format: u32,
+    /// The guest configuration's [`key`], also the snapshot's folder name.
     pub key: String,
     /// The accelerator the snapshot was taken under: a KVM snapshot is never restored under TCG
     /// or the other way round (the key, made of the command line, differs too).
@@ -48,15 +51,19 @@ pub struct SnapshotMeta {
 /// A snapshot on disk.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
+    /// Its folder, `<cache>/snapshots/<key>`.
     pub dir: PathBuf,
+    /// Its `meta.json`.
     pub meta: SnapshotMeta,
 }
 
 impl Snapshot {
+    /// The guest RAM file, mapped copy-on-write on restore.
     pub fn ram(&self) -> PathBuf {
         self.dir.join("ram")
     }
 
+    /// QEMU's device state (the migration stream), fed to `migrate_incoming`.
     pub fn state(&self) -> PathBuf {
         self.dir.join("state")
     }
@@ -91,6 +98,7 @@ fn file_identity(p: &Path) -> String {
     }
 }
 
+/// The folder all snapshots live in (`<cache>/snapshots`), created if missing.
 pub fn root(cache: &Cache) -> Result<PathBuf, cache::CacheError> {
     cache.dir("snapshots")
 }

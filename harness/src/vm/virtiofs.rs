@@ -22,14 +22,33 @@ pub const ENV: &str = "KMATRIX_VIRTIOFSD";
 pub const INSTALL_HINT: &str =
     "install it with scripts/setup.sh (or: apt-get install libseccomp-dev libcap-ng-dev && cargo install virtiofsd --locked), or set KMATRIX_VIRTIOFSD";
 
+/// Why no virtiofsd can serve a share.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum VirtiofsError {
+    /// None of the [`candidates`] exists.
     #[error("virtiofsd not found (looked at {looked}): {INSTALL_HINT}")]
-    NotFound { looked: String },
+    NotFound {
+        /// The places looked at, comma-separated.
+        looked: String,
+    },
+    /// The program found does not run, or lacks an option kmatrix needs (`--readonly`, `--fd`...).
     #[error("{path} is not a usable virtiofsd ({detail}): {INSTALL_HINT}")]
-    Unusable { path: PathBuf, detail: String },
+    Unusable {
+        /// The program found.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The daemon for one share could not be started.
     #[error("cannot start virtiofsd ({path}) for {dir}: {detail}")]
-    Spawn { path: PathBuf, dir: PathBuf, detail: String },
+    Spawn {
+        /// The virtiofsd binary.
+        path: PathBuf,
+        /// The directory it was to serve.
+        dir: PathBuf,
+        /// The spawn or socket error.
+        detail: String,
+    },
 }
 
 /// Where virtiofsd is looked for, in order: `$KMATRIX_VIRTIOFSD` alone when set, else `PATH`,

@@ -17,8 +17,8 @@ use crate::excerpt;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::support::bpf::{attach, detach, release, Hook};
 use crate::scenario::support::openat_loop;
+use crate::scenario::support::user_workload;
 use crate::scenario::support::verdict::{count, ms, verdict};
-use crate::scenario::support::workload;
 use crate::{elf, process};
 use anyhow::{bail, Context, Result};
 use aya::programs::{Program, ProgramError};
@@ -84,22 +84,6 @@ fn parse_attach(spec: &str) -> Result<AttachSpec> {
     })
 }
 
-/// The environment of a user's host command (a plain root shell's).
-const HOST_ENV: &[(&str, &str)] =
-    &[("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"), ("HOME", "/root"), ("LANG", "C.UTF-8")];
-
-/// `openat-loop:N` or `hello:N` as argv.
-fn parse_workload(spec: &str, openat_path: &str) -> Result<Vec<String>> {
-    let (name, n) = spec.split_once(':').unwrap_or((spec, "1"));
-    let n: u64 = n.parse().with_context(|| format!("workload={spec:?}: count is not a number"))?;
-    anyhow::ensure!((1..=1_000_000).contains(&n), "workload={spec:?}: count out of range 1..=1000000");
-    Ok(match name {
-        "openat-loop" => vec![openat_loop::OPENAT_LOOP.into(), n.to_string(), openat_path.into()],
-        "hello" => vec![workload::HELLO.into(), n.to_string()],
-        _ => bail!("workload={spec:?}: unknown workload (openat-loop:N, hello:N)"),
-    })
-}
-
 /// Load a program that needs no attach target to verify.
 fn load_only(p: &mut Program) -> Option<Result<(), ProgramError>> {
     Some(match p {
@@ -148,7 +132,7 @@ fn load(ctx: &mut Ctx) -> Result<ScenarioResult> {
     };
     let argv = match (workload.as_deref(), &command) {
         (_, Some(c)) => Some(c.clone()),
-        (Some(w), None) => Some(parse_workload(w, &openat_loop::target_path(ctx)?)?),
+        (Some(w), None) => Some(user_workload::builtin(w, &openat_loop::target_path(ctx)?)?.0),
         (None, None) => None,
     };
     let bytes = std::fs::read(&path).with_context(|| format!("read({path}) failed"))?;
@@ -201,7 +185,7 @@ fn load(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let mut running = match (&command, &argv) {
         (Some(c), _) => {
             crate::share::mount_offered().map_err(|e| anyhow::anyhow!("workload_cmd needs the host root: {e}"))?;
-            Some(process::spawn_gated_in_root(c, crate::share::HOST_ROOT, "/tmp", HOST_ENV)?)
+            Some(process::spawn_gated_in_root(c, crate::share::HOST_ROOT, "/tmp", user_workload::HOST_ENV)?)
         }
         (None, Some(a)) => Some(process::spawn(a, true)?),
         (None, None) => None,
@@ -389,13 +373,5 @@ mod tests {
         assert_eq!(p.len(), 2);
         let (c, p) = runs_check("p", 10, Some(&"BPF_ENABLE_STATS: EINVAL".to_string()), &Ok(0), &Ok(0));
         assert_eq!((c[0].observed, p.len()), (0, 1));
-    }
-
-    #[test]
-    fn workloads_parse() {
-        assert_eq!(parse_workload("hello:3", "/f").unwrap(), vec!["/bin/hello".to_string(), "3".into()]);
-        assert_eq!(parse_workload("openat-loop:5", "/f").unwrap()[1..], ["5".to_string(), "/f".into()]);
-        assert!(parse_workload("hello:x", "/f").is_err());
-        assert!(parse_workload("rm:1", "/f").is_err());
     }
 }

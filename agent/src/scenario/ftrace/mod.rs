@@ -4,6 +4,7 @@
 //! This module is only the family's registry, in catalogue order.
 
 mod event;
+mod event_any;
 mod format;
 mod function;
 mod function_graph;
@@ -42,6 +43,7 @@ pub const ALL: &[Scenario] = &[
     event::IRQ_HANDLER,
     hist::SYS_ENTER_OPENAT,
     event::SCHED_SWITCH,
+    event_any::ANY,
     set_event::SCHED_SWITCH,
     sched::WAKEUP_SWITCH,
     options::STACKTRACE,

@@ -9,7 +9,7 @@
 //!
 //! Not for each part alone (`function.rs`, `sched.rs`, `event.rs`).
 
-use super::event::{console_irq, console_lines, irq_count};
+use super::event::{console_irq, console_lines, irq_count, no_console_interrupt};
 use super::sched::wakeups;
 use crate::excerpt;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
@@ -136,7 +136,7 @@ fn trace_sh(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let irq_exits = parsed.entries.iter().filter(|e| is(e, "irq_handler_exit:")).count() as u64;
     let irq_delta = irq_after.zip(irq_before).map(|(a, b)| a.saturating_sub(b)).unwrap_or(0);
     if irq_delta == 0 {
-        problems.push(format!("no ttyS0 interrupt (irq {irq}) while writing {lines} console lines"));
+        return Ok(no_console_interrupt(ctx.id(), irq, lines, irq_before, irq_after));
     }
     if s.sleeps == 0 {
         problems.push("the workload never ran after a sleep (not even after its gate)".into());

@@ -6,6 +6,7 @@
 //! This module is only the family's registry, in catalogue order, in two parts: through tracefs
 //! and through perf_event_open.
 
+mod any;
 mod blacklist;
 mod debugfs;
 mod eprobe;
@@ -32,6 +33,7 @@ pub const TRACEFS: &[Scenario] = &[
     eprobe::SYS_ENTER_OPENAT,
     eprobe::SYS_ENTER_OPENAT_NUMERIC,
     fprobe::OPENAT,
+    any::ANY,
 ];
 
 /// Probes created through perf_event_open on the kprobe PMU.

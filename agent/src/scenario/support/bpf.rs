@@ -29,7 +29,6 @@ use aya::programs::uprobe::UProbeScope;
 use aya::programs::{
     BtfTracePoint, FEntry, FExit, KProbe, PerfEvent, Program, ProgramError, RawTracePoint, TracePoint, UProbe,
 };
-use aya::Btf;
 use kmatrix_proto::{Count, ScenarioResult, Status, Timings};
 use std::num::NonZeroU32;
 use std::time::Instant;
@@ -91,11 +90,7 @@ impl Hook<'_> {
 /// [`Rejected`] in the chain. Returns the time spent in the verifier load, in ms.
 pub fn attach(l: &mut Loaded, name: &str, hook: &Hook) -> Result<f64> {
     let verified = Instant::now();
-    let btf = if hook.needs_btf() {
-        Some(Btf::from_sys_fs().map_err(|e| Rejected::new(format!("read {BTF_VMLINUX}"), &e))?)
-    } else {
-        None
-    };
+    let btf = if hook.needs_btf() { Some(crate::bpf::vmlinux::btf()?) } else { None };
     let load_step = format!("load {name}");
     let attach_step = format!("attach {name} to {}", hook.describe());
     let load = |r: Result<(), ProgramError>| r.map_err(|e| Rejected::program(load_step.clone(), e));

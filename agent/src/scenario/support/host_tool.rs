@@ -121,9 +121,11 @@ impl Tool {
         }
     }
 
-    /// `detail` of a result: the tool's version and the scenario's own fields.
+    /// `detail` of a result: the tool's version, how the host root was shared (virtio-fs or
+    /// 9p, and why), and the scenario's own fields.
     pub fn detail(&self, fields: serde_json::Value) -> serde_json::Value {
-        let mut d = serde_json::json!({ "tool": self.name, "tool_version": self.version() });
+        let share = crate::share::mount_offered().ok();
+        let mut d = serde_json::json!({ "tool": self.name, "tool_version": self.version(), "share": share });
         if let (Some(d), serde_json::Value::Object(f)) = (d.as_object_mut(), fields) {
             d.extend(f);
         }

@@ -3,6 +3,7 @@
 //!
 //! - `verdict`: counts, verdicts, `unsupported` found while running, timings;
 //! - `openat_loop`, `workload`: the workloads, their parameters and summary lines;
+//! - `user_workload`: the workload a scenario takes as a parameter (a built-in or a host command);
 //! - `gated`: arming tracefs events around a gated workload;
 //! - `probe_events`: defining kprobe/uprobe/dynamic events and reading their entries;
 //! - `tracer`: a workload under the function or function_graph tracer;
@@ -22,5 +23,6 @@ pub mod perf;
 pub mod probe_events;
 pub mod stacks;
 pub mod tracer;
+pub mod user_workload;
 pub mod verdict;
 pub mod workload;

@@ -9,36 +9,76 @@ use super::Peer;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// The vmtest release the bench installs (`cargo install vmtest --version`).
 pub const VMTEST_VERSION: &str = "0.18.0";
+/// The virtme-ng release the bench installs into its venv (`pip install virtme-ng==`).
 pub const VIRTME_NG_VERSION: &str = "1.42";
 
+/// Why a peer could not be installed or given what it needs.
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
+    /// A host program the peer needs is not installed.
     #[error("{peer} needs `{program}` on the host: install it with `apt-get install {package}`")]
-    MissingProgram { peer: Peer, program: String, package: String },
+    MissingProgram {
+        /// The peer concerned.
+        peer: Peer,
+        /// The program looked for in PATH.
+        program: String,
+        /// The Debian package that has it.
+        package: String,
+    },
+    /// An install or preparation command failed, or the installed binary reports another version.
     #[error("installing {peer} failed: `{command}` exited with {status}; last lines:\n{tail}")]
-    Install { peer: Peer, command: String, status: String, tail: String },
+    Install {
+        /// The peer concerned.
+        peer: Peer,
+        /// The command, as run.
+        command: String,
+        /// Its exit status, as text.
+        status: String,
+        /// The last lines of its output (or what was wrong with the version it reports).
+        tail: String,
+    },
+    /// A command could not be started at all.
     #[error("cannot run `{command}`")]
     Spawn {
+        /// The command, as it would have run.
         command: String,
+        /// The spawn error.
         #[source]
         source: std::io::Error,
     },
+    /// A file or folder of the bench directory could not be made or written.
     #[error("{what} {path}")]
     Io {
+        /// What was being done, read before the path (`cannot create`).
         what: &'static str,
+        /// The file or folder.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// A kernel of the comparison could not be parsed, fetched or read.
     #[error("kernel {id}")]
     Kernel {
+        /// The kernel id, as given.
         id: String,
+        /// The kernel provider's error.
         #[source]
         source: Box<crate::kernel::KernelError>,
     },
+    /// The cached kernel lacks a file a peer needs (a module tree).
     #[error("kernel {id} has no {what} in the cache, which {peer} needs")]
-    KernelFile { id: String, what: &'static str, peer: Peer },
+    KernelFile {
+        /// The kernel id.
+        id: String,
+        /// The missing file, in words.
+        what: &'static str,
+        /// The peer concerned.
+        peer: Peer,
+    },
+    /// The cache's bench folder could not be made.
     #[error("{0}")]
     Cache(#[from] crate::cache::CacheError),
 }
@@ -54,10 +94,12 @@ impl PeerError {
 /// `root`: the peers, their HOME and TMPDIR, the per-kernel files they need, kmatrix's console logs.
 #[derive(Debug, Clone)]
 pub struct BenchDir {
+    /// `<cache>/bench`.
     pub root: PathBuf,
 }
 
 impl BenchDir {
+    /// The bench directory of `cache`, with the peers' HOME and TMPDIR, created if missing.
     pub fn open(cache: &crate::cache::Cache) -> Result<BenchDir, PeerError> {
         let root = cache.dir("bench")?;
         let d = BenchDir { root };
@@ -66,15 +108,19 @@ impl BenchDir {
         }
         Ok(d)
     }
+    /// vmtest's `cargo install --root`.
     pub fn vmtest_root(&self) -> PathBuf {
         self.root.join("vmtest")
     }
+    /// The installed vmtest binary.
     pub fn vmtest(&self) -> PathBuf {
         self.vmtest_root().join("bin/vmtest")
     }
+    /// The Python venv virtme-ng is installed in.
     pub fn venv(&self) -> PathBuf {
         self.root.join("virtme-ng")
     }
+    /// The installed `vng` script.
     pub fn vng(&self) -> PathBuf {
         self.venv().join("bin/vng")
     }
@@ -82,6 +128,7 @@ impl BenchDir {
     pub fn home(&self) -> PathBuf {
         self.root.join("home")
     }
+    /// The peers' TMPDIR (see [`BenchDir::home`]).
     pub fn tmp(&self) -> PathBuf {
         self.root.join("tmp")
     }

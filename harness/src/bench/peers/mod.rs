@@ -26,13 +26,17 @@ pub const TASK: &str = "uname -r; cat /sys/kernel/tracing/available_tracers";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Peer {
+    /// danobi/vmtest, run with `-k <kernel> <command>`.
     Vmtest,
+    /// virtme-ng (`vng --run <kernel> --exec <command>`).
     VirtmeNg,
 }
 
 impl Peer {
+    /// Every peer, in the order the bench runs and shows them.
     pub const ALL: [Peer; 2] = [Peer::Vmtest, Peer::VirtmeNg];
 
+    /// Its name on the command line and in the table.
     pub fn name(self) -> &'static str {
         match self {
             Peer::Vmtest => "vmtest",
@@ -51,6 +55,7 @@ impl fmt::Display for Peer {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("unknown peer {given:?}: expected one of vmtest, virtme-ng")]
 pub struct UnknownPeer {
+    /// The name given.
     pub given: String,
 }
 
@@ -65,12 +70,16 @@ impl FromStr for Peer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Tool {
+    /// kmatrix itself (`kmatrix exec`), the baseline of the ratios.
     Kmatrix,
+    /// [`Peer::Vmtest`].
     Vmtest,
+    /// [`Peer::VirtmeNg`].
     VirtmeNg,
 }
 
 impl Tool {
+    /// Its name in the table and the JSON.
     pub fn name(self) -> &'static str {
         match self {
             Tool::Kmatrix => "kmatrix",
@@ -104,6 +113,7 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// Its name in the table.
     pub fn name(self) -> &'static str {
         match self {
             Mode::Cold => "cold",
@@ -128,6 +138,7 @@ pub struct Attempt {
 }
 
 impl Attempt {
+    /// The run counts: it exited 0 in time and printed the task's output.
     pub fn ok(&self) -> bool {
         self.failure.is_none()
     }
@@ -154,10 +165,13 @@ pub fn check_output(output: &str, release: &str) -> Result<(), WrongOutput> {
 /// What a run's output lacks to be the task's (the release it should print is kept).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WrongOutput {
+    /// The tracers are there, the release (held) is not.
     #[error("no line {0:?} (uname -r) in the output")]
     NoRelease(String),
+    /// The release is there, the tracer list is not.
     #[error("no tracer list (a line of tracer names with nop) in the output")]
     NoTracers,
+    /// Neither the release (held) nor the tracer list.
     #[error("neither {0:?} nor a tracer list in the output")]
     Neither(String),
 }
@@ -172,16 +186,20 @@ pub fn tail_lines(text: &str, n: usize) -> Vec<String> {
 /// All runs of one (tool, kernel, mode).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Cell {
+    /// Who ran it.
     pub tool: Tool,
-    /// The kernel id (`debian-6.1`) and its release, what `uname -r` must print.
+    /// The kernel id (`debian-6.1`).
     pub kernel: String,
+    /// The kernel's release, what `uname -r` must print.
     pub release: String,
+    /// How it ran.
     pub mode: Mode,
     /// What the tool needed beyond its README's command to work here; empty for kmatrix and
     /// for out-of-the-box attempts.
     pub needs: Vec<String>,
     /// The command line of the last attempt, for reproducing it by hand.
     pub command: Vec<String>,
+    /// Every run, in order (one for out-of-the-box).
     pub attempts: Vec<Attempt>,
 }
 
@@ -192,6 +210,7 @@ impl Cell {
         (!ok.is_empty()).then(|| Stats::of(&ok))
     }
 
+    /// How many attempts count.
     pub fn successes(&self) -> usize {
         self.attempts.iter().filter(|a| a.ok()).count()
     }
@@ -200,21 +219,30 @@ impl Cell {
 /// The whole comparison, as `--json` prints it and the table renders it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
+    /// Timed runs per (tool, kernel, mode), out-of-the-box attempts aside.
     pub runs: u32,
+    /// The accelerator every tool ran under (always `tcg`: the same for all).
     pub accel: String,
+    /// The machine the numbers come from.
     pub host: HostInfo,
+    /// Where the peers and their files were (`<cache>/bench`).
     pub bench_dir: PathBuf,
+    /// (tool, version) of kmatrix and each peer installed.
     pub versions: Vec<(String, String)>,
+    /// Every (tool, kernel, mode), kmatrix's first for each kernel.
     pub cells: Vec<Cell>,
 }
 
 /// Where the numbers come from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HostInfo {
+    /// `/proc/cpuinfo`'s model name (`unknown` when absent).
     pub cpu: String,
+    /// CPUs this process may use.
     pub cores: usize,
     /// `/proc/loadavg`'s three averages at the start and at the end of the bench.
     pub load_start: String,
+    /// See `load_start`.
     pub load_end: String,
     /// UTC, `YYYY-MM-DD HH:MM`.
     pub date: String,

@@ -13,13 +13,17 @@ use std::time::{Duration, Instant};
 /// What to compare.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The peers to compare with kmatrix.
     pub peers: Vec<Peer>,
+    /// Kernel ids, taken from kmatrix's cache (fetched first when missing).
     pub kernels: Vec<String>,
+    /// Timed runs per (tool, kernel, mode).
     pub runs: u32,
     /// Per run: a run still going after this is killed and counted as failed.
     pub timeout: Duration,
     /// The kmatrix binary to run `exec` with (this one).
     pub kmatrix: PathBuf,
+    /// How missing kernels are fetched.
     pub fetch: crate::kernel::FetchOptions,
     /// Skip the out-of-the-box attempts.
     pub skip_out_of_the_box: bool,
@@ -28,15 +32,22 @@ pub struct Options {
 /// One command of the comparison: what it is, and how to start it.
 #[derive(Debug, Clone)]
 pub struct Job {
+    /// Who runs the task.
     pub tool: Tool,
+    /// How.
     pub mode: Mode,
+    /// The program spawned.
     pub program: PathBuf,
+    /// Its arguments.
     pub args: Vec<String>,
+    /// Variables set over the inherited environment (HOME, TMPDIR, PATH for peers).
     pub env: Vec<(String, String)>,
+    /// The folder it runs in.
     pub cwd: PathBuf,
 }
 
 impl Job {
+    /// The program and its arguments, as a person would type them (environment left out).
     pub fn command_line(&self) -> Vec<String> {
         std::iter::once(self.program.display().to_string()).chain(self.args.iter().cloned()).collect()
     }
