@@ -180,17 +180,17 @@ impl Guest {
         // The snapshot is taken warm: every guest restored from it skips the agent's one-time
         // work (the kernel's BTF parsed, aya's feature probes: ~0.5 s under TCG, once per boot).
         vm.send(&HostMsg::Warm).await?;
-        loop {
+        let warm = loop {
             match vm.recv(Duration::from_secs(60), "the agent to warm up").await? {
-                GuestMsg::Warmed { .. } => break,
+                GuestMsg::Warmed { ms } => break format!("warmed in {ms:.0} ms"),
                 // Said, not fatal: the snapshot is then only as warm as a cold boot.
                 GuestMsg::Error { message } => {
                     eprintln!("kmatrix: the agent could not warm up before the snapshot: {message}");
-                    break;
+                    break format!("not warmed: {message}");
                 }
                 _ => {}
             }
-        }
+        };
         let saved = Instant::now();
         let state = staged.path().join("state");
         let taken = async {
@@ -236,6 +236,7 @@ impl Guest {
             channel,
             cold_hello_s: cold.as_secs_f64(),
             save_s: saved.elapsed().as_secs_f64(),
+            warm,
         };
         let committed = snapshot::commit(cache, staged, &meta);
         drop(lock);

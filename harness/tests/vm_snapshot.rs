@@ -1,6 +1,6 @@
 //! Snapshots with the real Debian 6.1 kernel: the first start boots and saves the guest at
-//! `Hello`, the next restores it (and the agent answers), a damaged snapshot is removed and the
-//! guest boots cold instead.
+//! `Hello` (warmed up first: the agent's one-time BPF work is in the snapshot), the next restores
+//! it (and the agent answers), a damaged snapshot is removed and the guest boots cold instead.
 
 mod common;
 
@@ -34,9 +34,13 @@ async fn vm_snapshot_is_taken_then_restored_and_a_damaged_one_is_replaced() {
     kprobe_passes(&mut second).await;
     let snap_dir = second.boot_path.rsplit(' ').next().unwrap().to_string();
     second.shutdown().await.unwrap();
+    // The snapshot was taken warm: the agent answered the warm-up before it.
+    let dir = kmatrix::vm::snapshot::root(&p.session.cache).unwrap().join(&snap_dir);
+    let meta: kmatrix::vm::snapshot::SnapshotMeta =
+        serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap();
+    assert!(meta.warm.starts_with("warmed in "), "{meta:?}");
 
     // Damage the saved device state: the restore fails, the snapshot goes, the guest boots cold.
-    let dir = kmatrix::vm::snapshot::root(&p.session.cache).unwrap().join(&snap_dir);
     std::fs::write(dir.join("state"), b"not a migration stream").unwrap();
     let mut third = p.start(&opts).await;
     assert!(!third.restored);

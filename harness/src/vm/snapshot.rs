@@ -46,6 +46,10 @@ pub struct SnapshotMeta {
     pub cold_hello_s: f64,
     /// How long taking the snapshot took.
     pub save_s: f64,
+    /// What the agent's warm-up before the snapshot said (`HostMsg::Warm`): `warmed in N ms`,
+    /// or why it could not; empty in snapshots taken before warm-ups.
+    #[serde(default)]
+    pub warm: String,
 }
 
 /// A snapshot on disk.
@@ -239,6 +243,7 @@ mod tests {
             channel: "ttyS1".into(),
             cold_hello_s: 2.0,
             save_s: 1.0,
+            warm: String::new(),
         };
         assert!(find(&cache, "k1").is_none());
         let s = commit(&cache, st, &meta).unwrap();
