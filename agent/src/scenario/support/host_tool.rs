@@ -331,6 +331,15 @@ impl Workdir {
         Ok([self.copy(OPENAT_LOOP)?, n.to_string(), self.touch("target")?])
     }
 
+    /// A fresh directory for a tool run on the image's program `image_path` N times, N the
+    /// scenario's declared count: N, the directory and the program's copy there ([`Workdir::copy`]).
+    pub fn with_copy(ctx: &Ctx, image_path: &str) -> Result<(u64, Workdir, String)> {
+        let n = ctx.declared_count()?;
+        let dir = Workdir::new()?;
+        let prog = dir.copy(image_path)?;
+        Ok((n, dir, prog))
+    }
+
     /// A fresh directory for a tool run on `openat-loop N`, N the scenario's declared count: N,
     /// the directory, and the command line ([`Workdir::openat_loop`]).
     pub fn for_openat_loop(ctx: &Ctx) -> Result<(u64, Workdir, [String; 3])> {

@@ -173,9 +173,7 @@ pub const URANDOM_READ_PROBE: Scenario = Meta::new("tool.bcc.urandom_read", "4.7
     .run(urandom_read);
 
 fn urandom_read(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?;
-    let dir = Workdir::new()?;
-    let prog = dir.copy(URANDOM_READ)?;
+    let (n, dir, prog) = Workdir::with_copy(ctx, URANDOM_READ)?;
     let ns = n.to_string();
     let out = match run_bcc(ctx, &dir, URANDOM_PROGRAM, &format!("printk:{n}"), &[&prog, &ns])? {
         Ok(o) => o,

@@ -165,9 +165,7 @@ pub const UPROBE: Scenario = Meta::new("tool.bpftrace.uprobe", "4.3")
     .run(uprobe);
 
 fn uprobe(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?;
-    let dir = Workdir::new()?;
-    let hello = dir.copy(HELLO)?;
+    let (n, dir, hello) = Workdir::with_copy(ctx, HELLO)?;
     let program = format!(
         "uprobe:{hello}:hello_greet /pid == cpid/ {{ @greet = count(); }} \
          uretprobe:{hello}:hello_add /pid == cpid/ {{ @add = count(); @sum = sum(retval); }}"

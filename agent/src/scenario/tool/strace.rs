@@ -22,9 +22,7 @@ pub const OPENAT: Scenario = Meta::new("tool.strace.openat", "2.6.33")
     .run(openat);
 
 fn openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?;
-    let dir = Workdir::new()?;
-    let prog = dir.copy(OPENAT_LOOP)?;
+    let (n, dir, prog) = Workdir::with_copy(ctx, OPENAT_LOOP)?;
     let path = openat_loop::target_path(ctx)?;
     let ns = n.to_string();
     let out = step!(dir.step(
