@@ -4,37 +4,34 @@
 //! names from here and report the ones they used, so a result says which architecture's names
 //! it probed. Picked at build time (`cfg(target_arch)`): one agent binary runs one architecture.
 
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!("the agent is built for x86_64 and aarch64 guests only");
+
+/// The one switch on the build target: `x86_64`'s value on x86_64, `arm64`'s on aarch64.
+const fn pick<T: Copy>(x86_64: T, arm64: T) -> T {
+    if cfg!(target_arch = "x86_64") {
+        x86_64
+    } else {
+        arm64
+    }
+}
+
 /// The architecture's name as results and reasons give it.
-#[cfg(target_arch = "x86_64")]
-pub const NAME: &str = "x86_64";
-#[cfg(target_arch = "aarch64")]
-pub const NAME: &str = "arm64";
+pub const NAME: &str = pick("x86_64", "arm64");
 
 /// The prefix of the syscall wrappers (`__x64_sys_openat`, `__arm64_sys_openat`; 4.17+).
-#[cfg(target_arch = "x86_64")]
-pub const SYSCALL_PREFIX: &str = "__x64_sys_";
-#[cfg(target_arch = "aarch64")]
-pub const SYSCALL_PREFIX: &str = "__arm64_sys_";
+pub const SYSCALL_PREFIX: &str = pick("__x64_sys_", "__arm64_sys_");
 
 /// kprobe fetch-arg registers of a function's first arguments (the C calling convention).
-#[cfg(target_arch = "x86_64")]
-pub const ARG_REGS: [&str; 4] = ["%di", "%si", "%dx", "%cx"];
-#[cfg(target_arch = "aarch64")]
-pub const ARG_REGS: [&str; 4] = ["%x0", "%x1", "%x2", "%x3"];
+pub const ARG_REGS: [&str; 4] = pick(["%di", "%si", "%dx", "%cx"], ["%x0", "%x1", "%x2", "%x3"]);
 
 /// The function every syscall's kernel stack goes through, the syscall's own frames and the
 /// sys_enter tracepoint's alike (on arm64 the tracepoint fires from el0_svc_common, before
 /// invoke_syscall: do_el0_svc is below both).
-#[cfg(target_arch = "x86_64")]
-pub const SYSCALL_ENTRY: &str = "do_syscall_64";
-#[cfg(target_arch = "aarch64")]
-pub const SYSCALL_ENTRY: &str = "do_el0_svc";
+pub const SYSCALL_ENTRY: &str = pick("do_syscall_64", "do_el0_svc");
 
 /// The console UART's name in /proc/interrupts (the 8250's ttyS0, the PL011 of QEMU's virt).
-#[cfg(target_arch = "x86_64")]
-pub const CONSOLE_IRQ: &str = "ttyS0";
-#[cfg(target_arch = "aarch64")]
-pub const CONSOLE_IRQ: &str = "uart-pl011";
+pub const CONSOLE_IRQ: &str = pick("ttyS0", "uart-pl011");
 
 /// The syscall wrapper of `name` on this architecture, then the generic name older kernels use.
 pub fn syscall_symbols(name: &str) -> [String; 2] {
@@ -42,10 +39,7 @@ pub fn syscall_symbols(name: &str) -> [String; 2] {
 }
 
 /// The ELF machine of this architecture (`e_machine`).
-#[cfg(target_arch = "x86_64")]
-const EM_SELF: u16 = 62;
-#[cfg(target_arch = "aarch64")]
-const EM_SELF: u16 = 183;
+const EM_SELF: u16 = pick(62, 183);
 
 /// Why the program `path` of the file tree at `root` (the shared host root) cannot run on this
 /// CPU: its ELF, or for a `#!` script its interpreter's (`/usr/bin/env python3` too).

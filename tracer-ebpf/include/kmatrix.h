@@ -133,4 +133,28 @@ static __always_inline void km_record(__s64 aux, const char *user_name)
 	bpf_probe_read_user_str(e->name, sizeof(e->name), user_name);
 }
 
+/*
+ * Record a hit of the workload with `aux` alone (a return value): the return probes read no
+ * string.
+ */
+static __always_inline void km_record_aux(__s64 aux)
+{
+	struct km_event *e = km_claim();
+
+	if (e)
+		e->aux = aux;
+}
+
+/*
+ * A return probe (kretprobe, uretprobe) `name` in section `sec` that records the return value
+ * of type `type` alone, through km_record_aux().
+ */
+#define KM_RETURN_PROBE(sec, name, type)          \
+	SEC(sec)                                  \
+	int BPF_KRETPROBE(name, type ret)         \
+	{                                         \
+		km_record_aux(ret);               \
+		return 0;                         \
+	}
+
 #endif /* __KMATRIX_H__ */

@@ -13,17 +13,27 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* Cookie 1: do_sys_openat2 (dfd, filename, how); cookie 2: do_filp_open, once per openat. */
-SEC("kprobe/kmatrix_kprobe_multi")
-int kprobe_multi_openat(struct pt_regs *ctx)
+/*
+ * A hit of one of the link's targets: the next event slot with the target's cookie, and for
+ * cookie 1 the string at user address `name`; NULL as km_claim() gives it.
+ */
+static __always_inline struct km_event *km_claim_cookie(void *ctx, const char *name)
 {
 	struct km_event *e = km_claim();
 
 	if (!e)
-		return 0;
+		return NULL;
 	e->cookie = bpf_get_attach_cookie(ctx);
 	if (e->cookie == 1)
-		bpf_probe_read_user_str(e->name, sizeof(e->name), (const char *)PT_REGS_PARM2(ctx));
+		bpf_probe_read_user_str(e->name, sizeof(e->name), name);
+	return e;
+}
+
+/* Cookie 1: do_sys_openat2 (dfd, filename, how); cookie 2: do_filp_open, once per openat. */
+SEC("kprobe/kmatrix_kprobe_multi")
+int kprobe_multi_openat(struct pt_regs *ctx)
+{
+	km_claim_cookie(ctx, (const char *)PT_REGS_PARM2(ctx));
 	return 0;
 }
 
@@ -31,14 +41,9 @@ int kprobe_multi_openat(struct pt_regs *ctx)
 SEC("uprobe/kmatrix_uprobe_multi")
 int uprobe_multi_hello(struct pt_regs *ctx)
 {
-	struct km_event *e = km_claim();
+	struct km_event *e = km_claim_cookie(ctx, (const char *)PT_REGS_PARM1(ctx));
 
-	if (!e)
-		return 0;
-	e->cookie = bpf_get_attach_cookie(ctx);
-	if (e->cookie == 1)
-		bpf_probe_read_user_str(e->name, sizeof(e->name), (const char *)PT_REGS_PARM1(ctx));
-	else
+	if (e && e->cookie != 1)
 		e->aux = (int)PT_REGS_PARM1(ctx) + (int)PT_REGS_PARM2(ctx);
 	return 0;
 }

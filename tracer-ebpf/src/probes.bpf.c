@@ -21,15 +21,7 @@ int BPF_KPROBE(kprobe_openat, int dfd, const char *filename)
 	return 0;
 }
 
-SEC("kretprobe/do_sys_openat2")
-int BPF_KRETPROBE(kretprobe_openat, long ret)
-{
-	struct km_event *e = km_claim();
-
-	if (e)
-		e->aux = ret;
-	return 0;
-}
+KM_RETURN_PROBE("kretprobe/do_sys_openat2", kretprobe_openat, long)
 
 /* As libbpf-style tracepoint programs read it: the tracepoint's record is struct
  * trace_event_raw_sys_enter, whose args[] are the syscall's arguments (openat: dfd, filename,
@@ -82,15 +74,7 @@ int BPF_KPROBE(uprobe_hello_greet, const char *message)
 }
 
 /* hello_add(a, b) returns a + b: 1, 3, 5, ... for the i-th call. */
-SEC("uretprobe/hello_add")
-int BPF_KRETPROBE(uretprobe_hello_add, int ret)
-{
-	struct km_event *e = km_claim();
-
-	if (e)
-		e->aux = ret;
-	return 0;
-}
+KM_RETURN_PROBE("uretprobe/hello_add", uretprobe_hello_add, int)
 
 /* One call per cpu-clock sample of the workload; records the sampled task and its comm. */
 SEC("perf_event")

@@ -12,7 +12,7 @@ use crate::scenario::support::bpf::{
     events_excerpt, guarded, openat_summary, run_program, without_btf, Hook, OpenatWorkload,
 };
 use crate::scenario::support::openat_loop;
-use crate::scenario::support::verdict::{count, verdict};
+use crate::scenario::support::verdict::count;
 use crate::sys;
 use anyhow::Result;
 use kmatrix_proto::ScenarioResult;
@@ -96,8 +96,7 @@ fn core_read(ctx: &mut Ctx, read: Read) -> Result<ScenarioResult> {
                 count("events with state 0 (TASK_RUNNING, in a syscall)", recorded, of(&|e| e.state == 0)),
             ]),
         }
-        let mut r = verdict(id, c, problems);
-        p.timings(&mut r);
+        let mut r = p.verdict(id, c, problems);
         let fields: Vec<&str> = events
             .iter()
             .map(|e| match e.state_field {

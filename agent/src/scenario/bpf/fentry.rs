@@ -5,12 +5,9 @@
 //! `openat-loop N PATH`, each with the workload's pid and the payload checked.
 
 use crate::bpf;
-use crate::scenario::meta::{Meta, Scenario};
-use crate::scenario::support::bpf::{run_openat, Checks, Hook};
-use crate::scenario::support::openat_loop;
+use crate::scenario::meta::Scenario;
+use crate::scenario::support::bpf::{openat_meta, run_openat, Checks, Hook};
 
-pub const OPENAT: Scenario = Meta::new("bpf.fentry.openat", "5.5")
+pub const OPENAT: Scenario = openat_meta("bpf.fentry.openat", "5.5")
     .summary("BPF fentry on do_sys_openat2/do_sys_open: N hits, filename from BTF-typed args")
-    .requires(&[openat_loop::IN_IMAGE])
-    .params(&[("count", "100")])
     .run(|ctx| run_openat(ctx, bpf::BTF, |_| "fentry_openat", |sym, _| Hook::FEntry(sym), Checks::Name));

@@ -5,14 +5,11 @@
 //! `openat-loop N PATH`, each with the workload's pid and the payload checked.
 
 use crate::bpf;
-use crate::scenario::meta::{Meta, Scenario};
-use crate::scenario::support::bpf::{run_openat, Checks, Hook};
-use crate::scenario::support::openat_loop;
+use crate::scenario::meta::Scenario;
+use crate::scenario::support::bpf::{openat_meta, run_openat, Checks, Hook};
 
-pub const OPENAT: Scenario = Meta::new("bpf.fexit.openat", "5.5")
+pub const OPENAT: Scenario = openat_meta("bpf.fexit.openat", "5.5")
     .summary("BPF fexit on do_sys_openat2/do_sys_open: N hits, filename and return value together")
-    .requires(&[openat_loop::IN_IMAGE])
-    .params(&[("count", "100")])
     .run(|ctx| {
         run_openat(
             ctx,

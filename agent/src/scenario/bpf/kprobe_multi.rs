@@ -11,8 +11,10 @@
 use crate::bpf::event::{KmEvent, MAX_EVENTS};
 use crate::bpf::multi::{self, Kind, MultiObject, Targets};
 use crate::bpf::{self, Rejected};
-use crate::scenario::meta::{Ctx, Meta, Scenario};
-use crate::scenario::support::bpf::{events_excerpt, guarded, openat_summary, rejected, release, OpenatWorkload};
+use crate::scenario::meta::{Ctx, Scenario};
+use crate::scenario::support::bpf::{
+    events_excerpt, guarded, openat_meta, openat_summary, rejected, release, OpenatWorkload,
+};
 use crate::scenario::support::gated::workload_problems;
 use crate::scenario::support::openat_loop;
 use crate::scenario::support::verdict::{count, ms, verdict};
@@ -24,10 +26,8 @@ use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::Instant;
 
-pub const OPENAT: Scenario = Meta::new("bpf.kprobe_multi.openat", Kind::Kprobe.since())
+pub const OPENAT: Scenario = openat_meta("bpf.kprobe_multi.openat", Kind::Kprobe.since())
     .summary("BPF kprobe_multi link on do_sys_openat2 + do_filp_open with cookies: 2N hits, per-target payload")
-    .requires(&[openat_loop::IN_IMAGE])
-    .params(&[("count", "100")])
     .run(|ctx| run_multi(ctx, Kind::Kprobe));
 
 /// Errnos with which a kernel says it does not know a link type (ENOTSUPP is 524, kernel-only).

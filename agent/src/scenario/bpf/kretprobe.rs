@@ -5,12 +5,9 @@
 //! `openat-loop N PATH`, each with the workload's pid and the payload checked.
 
 use crate::bpf;
-use crate::scenario::meta::{Meta, Scenario};
-use crate::scenario::support::bpf::{run_openat, Checks, Hook, BTF_CORE};
-use crate::scenario::support::openat_loop;
+use crate::scenario::meta::Scenario;
+use crate::scenario::support::bpf::{openat_meta, run_openat, Checks, Hook, BTF_CORE};
 
-pub const OPENAT: Scenario = Meta::new("bpf.kretprobe.openat", BTF_CORE)
+pub const OPENAT: Scenario = openat_meta("bpf.kretprobe.openat", BTF_CORE)
     .summary("BPF kretprobe on do_sys_openat2/do_sys_open: N hits, each returning the workload's fd")
-    .requires(&[openat_loop::IN_IMAGE])
-    .params(&[("count", "100")])
     .run(|ctx| run_openat(ctx, bpf::PROBES, |_| "kretprobe_openat", |sym, _| Hook::KProbe(sym), Checks::Ret));

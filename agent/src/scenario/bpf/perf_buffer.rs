@@ -5,11 +5,10 @@
 
 use crate::bpf::event::KmEvent;
 use crate::bpf::{self, Loaded};
-use crate::scenario::meta::{Ctx, Meta, Scenario};
-use crate::scenario::support::bpf::events_excerpt;
+use crate::scenario::meta::{Ctx, Scenario};
 use crate::scenario::support::bpf::BTF_CORE;
+use crate::scenario::support::bpf::{events_excerpt, openat_meta};
 use crate::scenario::support::bpf_output::{run_output, Channel, Output};
-use crate::scenario::support::openat_loop;
 use anyhow::{Context, Result};
 use aya::maps::perf::{PerfEvent, PerfEventArrayBuffer};
 use aya::maps::{MapData, PerfEventArray};
@@ -17,10 +16,8 @@ use aya::maps::{MapData, PerfEventArray};
 /// Pages per CPU of the perf buffers: 256 KiB, room for ~2000 events of 112 bytes.
 const PERF_PAGES: usize = 64;
 
-pub const OPENAT: Scenario = Meta::new("bpf.perf_buffer.openat", BTF_CORE)
+pub const OPENAT: Scenario = openat_meta("bpf.perf_buffer.openat", BTF_CORE)
     .summary("BPF perf event array output: N events with pid and filename, none lost")
-    .requires(&[openat_loop::IN_IMAGE])
-    .params(&[("count", "100")])
     .run(|ctx| run_output(ctx, bpf::PERFBUF, "perfbuf_openat", PerfBuffers::default()));
 
 /// The per-CPU buffers of the object's `km_perf` map, once opened.

@@ -7,11 +7,9 @@
 use crate::bpf;
 use crate::bpf::event::MAX_EVENTS;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
-use crate::scenario::support::bpf::{
-    events_excerpt, guarded, openat_summary, run_program, Hook, OpenatWorkload, BTF_CORE,
-};
+use crate::scenario::support::bpf::{guarded, openat_summary, run_program, Hook, OpenatWorkload, BTF_CORE};
 use crate::scenario::support::openat_loop;
-use crate::scenario::support::verdict::{count, verdict};
+use crate::scenario::support::verdict::count;
 use anyhow::Result;
 use kmatrix_proto::ScenarioResult;
 
@@ -47,17 +45,8 @@ fn cpu_clock(ctx: &mut Ctx) -> Result<ScenarioResult> {
             count(format!("samples recorded with sample_period {PERIOD_NS}"), recorded, period),
             count("samples of other tasks (outside the event's scope)", 0, counts.others),
         ]);
-        let mut r = verdict(id, c, problems);
-        p.timings(&mut r);
-        r.detail = serde_json::json!({
-            "object": bpf::PROBES.name,
-            "program": program,
-            "hook": hook.describe(),
-            "pid": pid,
-            "samples": counts.hits,
-            "workload_wall_ms": p.done.wall.as_secs_f64() * 1000.0,
-            "verifier_load_ms": p.load_ms,
-        });
-        Ok(r.with_excerpt(&events_excerpt(events, 5)))
+        let fields =
+            serde_json::json!({ "samples": counts.hits, "workload_wall_ms": p.done.wall.as_secs_f64() * 1000.0 });
+        Ok(p.result(id, c, problems, fields))
     })
 }

@@ -5,14 +5,11 @@
 //! `openat-loop N PATH`, each with the workload's pid and the payload checked.
 
 use crate::bpf;
-use crate::scenario::meta::{Meta, Scenario};
-use crate::scenario::support::bpf::{run_openat, Checks, Hook, BTF_CORE};
-use crate::scenario::support::openat_loop;
+use crate::scenario::meta::Scenario;
+use crate::scenario::support::bpf::{openat_meta, run_openat, Checks, Hook, BTF_CORE};
 
-pub const SYS_ENTER: Scenario = Meta::new("bpf.raw_tracepoint.sys_enter", BTF_CORE)
+pub const SYS_ENTER: Scenario = openat_meta("bpf.raw_tracepoint.sys_enter", BTF_CORE)
     .summary("BPF raw_tracepoint sys_enter filtered to openat: N hits, filename from pt_regs")
-    .requires(&[openat_loop::IN_IMAGE])
-    .params(&[("count", "100")])
     .run(|ctx| {
         run_openat(ctx, bpf::PROBES, |_| "raw_tp_sys_enter", |_, _| Hook::RawTracePoint("sys_enter"), Checks::NameAndNr)
     });

@@ -5,17 +5,14 @@
 
 use crate::bpf::event::KmEvent;
 use crate::bpf::{self, Loaded};
-use crate::scenario::meta::{Ctx, Meta, Scenario};
-use crate::scenario::support::bpf::events_excerpt;
+use crate::scenario::meta::{Ctx, Scenario};
+use crate::scenario::support::bpf::{events_excerpt, openat_meta};
 use crate::scenario::support::bpf_output::{run_output, Channel, Output};
-use crate::scenario::support::openat_loop;
 use anyhow::{Context, Result};
 use aya::maps::RingBuf;
 
-pub const OPENAT: Scenario = Meta::new("bpf.ringbuf.openat", "5.8")
+pub const OPENAT: Scenario = openat_meta("bpf.ringbuf.openat", "5.8")
     .summary("BPF ring buffer output: N events with pid and filename, none dropped")
-    .requires(&[openat_loop::IN_IMAGE])
-    .params(&[("count", "100")])
     .run(|ctx| run_output(ctx, bpf::RINGBUF, "ringbuf_openat", RingBufChannel));
 
 /// The object's `km_ringbuf` map, read item by item.

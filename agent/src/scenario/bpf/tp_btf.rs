@@ -5,12 +5,9 @@
 //! `openat-loop N PATH`, each with the workload's pid and the payload checked.
 
 use crate::bpf;
-use crate::scenario::meta::{Meta, Scenario};
-use crate::scenario::support::bpf::{run_openat, Checks, Hook};
-use crate::scenario::support::openat_loop;
+use crate::scenario::meta::Scenario;
+use crate::scenario::support::bpf::{openat_meta, run_openat, Checks, Hook};
 
-pub const SYS_ENTER: Scenario = Meta::new("bpf.tp_btf.sys_enter", "5.5")
+pub const SYS_ENTER: Scenario = openat_meta("bpf.tp_btf.sys_enter", "5.5")
     .summary("BPF tp_btf/sys_enter (BTF-typed raw tracepoint) filtered to openat: N hits, filename")
-    .requires(&[openat_loop::IN_IMAGE])
-    .params(&[("count", "100")])
     .run(|ctx| run_openat(ctx, bpf::BTF, |_| "tp_btf_sys_enter", |_, _| Hook::TpBtf("sys_enter"), Checks::NameAndNr));

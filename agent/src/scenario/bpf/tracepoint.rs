@@ -10,19 +10,16 @@ use crate::process;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
 use crate::scenario::support::bpf::{
-    event_counts, events_excerpt, guarded, run_openat, run_program, Checks, Hook, Payload, BTF_CORE,
+    event_counts, guarded, openat_meta, run_openat, run_program, Checks, Hook, Payload, BTF_CORE,
 };
 use crate::scenario::support::gated::workload_problems;
-use crate::scenario::support::openat_loop;
-use crate::scenario::support::verdict::{count, verdict};
+use crate::scenario::support::verdict::count;
 use crate::scenario::support::workload;
 use anyhow::Result;
 use kmatrix_proto::ScenarioResult;
 
-pub const SYS_ENTER_OPENAT: Scenario = Meta::new("bpf.tracepoint.sys_enter_openat", BTF_CORE)
+pub const SYS_ENTER_OPENAT: Scenario = openat_meta("bpf.tracepoint.sys_enter_openat", BTF_CORE)
     .summary("BPF tracepoint syscalls/sys_enter_openat reading trace_event_raw_sys_enter args: N hits, filename")
-    .requires(&[openat_loop::IN_IMAGE])
-    .params(&[("count", "100")])
     .run(|ctx| {
         run_openat(
             ctx,
@@ -70,15 +67,6 @@ fn sys_enter_mount(ctx: &mut Ctx) -> Result<ScenarioResult> {
         if p.counts.others > 0 {
             problems.push(format!("{} sys_enter_mount hits of other tasks (nothing else mounts)", p.counts.others));
         }
-        let mut r = verdict(id, c, problems);
-        p.timings(&mut r);
-        r.detail = serde_json::json!({
-            "object": bpf::PROBES.name,
-            "program": "mount_entry",
-            "hook": hook.describe(),
-            "pid": pid,
-            "verifier_load_ms": p.load_ms,
-        });
-        Ok(r.with_excerpt(&events_excerpt(&p.events, 5)))
+        Ok(p.result(id, c, problems, serde_json::json!({})))
     })
 }

@@ -10,9 +10,9 @@ use crate::bpf::event::MAX_EVENTS;
 use crate::elf;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
-use crate::scenario::support::bpf::{event_counts, events_excerpt, guarded, run_program, Hook, Payload, BTF_CORE};
+use crate::scenario::support::bpf::{event_counts, guarded, run_program, Hook, Payload, BTF_CORE};
 use crate::scenario::support::gated::workload_problems;
-use crate::scenario::support::verdict::{count, verdict};
+use crate::scenario::support::verdict::count;
 use crate::scenario::support::workload::{self, GREETING};
 use anyhow::Result;
 use kmatrix_proto::ScenarioResult;
@@ -45,17 +45,7 @@ pub fn hello_probe(ctx: &mut Ctx, ret: bool) -> Result<ScenarioResult> {
             let in_order = p.events.iter().enumerate().filter(|(i, e)| e.aux == 2 * *i as i64 + 1).count() as u64;
             c.push(count("return values 1, 3, 5, ... in order", n.min(MAX_EVENTS), in_order));
         }
-        let mut r = verdict(id, c, workload_problems(&p.done));
-        p.timings(&mut r);
-        r.detail = serde_json::json!({
-            "object": bpf::PROBES.name,
-            "program": program,
-            "hook": hook.describe(),
-            "file_offset": offset,
-            "pid": pid,
-            "verifier_load_ms": p.load_ms,
-            "hits_filtered_out": p.counts.others,
-        });
-        Ok(r.with_excerpt(&events_excerpt(&p.events, 5)))
+        let fields = serde_json::json!({ "file_offset": offset, "hits_filtered_out": p.counts.others });
+        Ok(p.result(id, c, workload_problems(&p.done), fields))
     })
 }

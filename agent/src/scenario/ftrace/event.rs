@@ -58,15 +58,13 @@ pub fn sys_enter_openat_read(ctx: &mut Ctx, pipe: bool) -> Result<ScenarioResult
     let parsed = trace::parse(&text);
     let hits = parsed.entries.iter().filter(|e| e.pid == a.pid && e.body.starts_with("sys_openat(")).count() as u64;
     let mut problems = trace_problems(&a.done, parsed.lost);
-    let summary = openat_loop::account(&a.done, &mut problems);
-    let mut counts = openat_loop::counts(n, &summary, "sys_enter_openat entries for the workload pid", hits);
+    let (_, mut counts) = a.openat_counts(n, &mut problems, "sys_enter_openat entries for the workload pid", hits);
     counts.push(count("entries read in total", n, parsed.entries.len() as u64));
     if pipe {
         let left = trace::parse(&ctx.tfs.read("trace")?).entries.len() as u64;
         counts.push(count("entries left in trace after reading the pipe", 0, left));
     }
-    let mut r = verdict(ctx.id(), counts, problems);
-    a.timings(&mut r);
+    let mut r = a.verdict(ctx.id(), counts, problems);
     r.detail = serde_json::json!({ "pid": a.pid, "filter": pid_filter(a.pid), "path": path });
     Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))
 }
@@ -117,8 +115,7 @@ fn raw_syscalls(ctx: &mut Ctx) -> Result<ScenarioResult> {
         count(format!("sys_exit entries returning fd {}", summary.fd), n, fd_exits),
         count("trace entries in total", 2 * n, parsed.entries.len() as u64),
     ]);
-    let mut r = verdict(ctx.id(), counts, problems);
-    a.timings(&mut r);
+    let mut r = a.verdict(ctx.id(), counts, problems);
     r.detail = serde_json::json!({ "pid": a.pid, "syscall_nr": nr });
     Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))
 }
@@ -166,7 +163,7 @@ fn sys_enter_mount(ctx: &mut Ctx) -> Result<ScenarioResult> {
     if fields != want {
         problems.push(format!("format fields {fields:?}, expected {want:?}"));
     }
-    let mut r = verdict(
+    let mut r = a.verdict(
         ctx.id(),
         vec![
             count("mounts made by the workload", n, workload::num(&s, "ok")? as u64),
@@ -176,7 +173,6 @@ fn sys_enter_mount(ctx: &mut Ctx) -> Result<ScenarioResult> {
         ],
         problems,
     );
-    a.timings(&mut r);
     r.detail = serde_json::json!({ "pid": a.pid, "format": fmt, "user_string_fields": strings });
     Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))
 }
@@ -209,7 +205,7 @@ fn urandom_read(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let mine: Vec<&trace::Entry> =
         parsed.entries.iter().filter(|e| e.pid == a.pid && e.body.starts_with("urandom_read:")).collect();
     let bits = mine.iter().filter(|e| e.field("got_bits") == Some("128")).count() as u64;
-    let mut r = verdict(
+    let r = a.verdict(
         ctx.id(),
         vec![
             count("urandom_read events for the workload pid", n, mine.len() as u64),
@@ -217,7 +213,6 @@ fn urandom_read(ctx: &mut Ctx) -> Result<ScenarioResult> {
         ],
         trace_problems(&a.done, parsed.lost),
     );
-    a.timings(&mut r);
     Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))
 }
 

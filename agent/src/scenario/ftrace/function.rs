@@ -13,7 +13,7 @@ use crate::scenario::support::gated::trace_problems;
 use crate::scenario::support::openat_loop;
 use crate::scenario::support::tracer::run_tracer;
 use crate::scenario::support::tracer::FUNCTION_TRACER;
-use crate::scenario::support::verdict::{count, verdict};
+use crate::scenario::support::verdict::count;
 use crate::tracefs::trace;
 use anyhow::Result;
 use kmatrix_proto::ScenarioResult;
@@ -38,11 +38,10 @@ fn openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
         parsed.entries.iter().filter(|e| e.pid == t.pid && (e.body.starts_with(&prefix) || e.body == sym)).count()
             as u64;
     let mut problems = trace_problems(&t.done, parsed.lost);
-    let summary = openat_loop::account(&t.done, &mut problems);
-    let mut counts = openat_loop::counts(n, &summary, format!("function entries of {sym} for the workload pid"), hits);
+    let (_, mut counts) =
+        t.openat_counts(n, &mut problems, format!("function entries of {sym} for the workload pid"), hits);
     counts.push(count("trace entries in total", n, parsed.entries.len() as u64));
-    let mut r = verdict(ctx.id(), counts, problems);
-    t.timings(&mut r);
+    let mut r = t.verdict(ctx.id(), counts, problems);
     r.detail = serde_json::json!({ "symbol": sym, "pid": t.pid, "path": path });
     Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))
 }
@@ -112,10 +111,9 @@ fn stacktrace(ctx: &mut Ctx) -> Result<ScenarioResult> {
         stacks.iter().filter(|s| s.frames.iter().any(|f| trace::frame_symbol(f).0 == arch::SYSCALL_ENTRY)).count()
             as u64;
     let mut problems = trace_problems(&t.done, parsed.lost);
-    let summary = openat_loop::account(&t.done, &mut problems);
-    let mut counts = openat_loop::counts(
+    let (_, mut counts) = t.openat_counts(
         n,
-        &summary,
+        &mut problems,
         format!("function entries of {sym} for the workload pid"),
         entries.len() as u64,
     );
@@ -126,8 +124,7 @@ fn stacktrace(ctx: &mut Ctx) -> Result<ScenarioResult> {
         count(format!("stacks whose first frame past the trampoline is {sym}"), n, start_at_sym),
         count(format!("stacks reaching {}", arch::SYSCALL_ENTRY), n, reach_entry),
     ]);
-    let mut r = verdict(ctx.id(), counts, problems);
-    t.timings(&mut r);
+    let mut r = t.verdict(ctx.id(), counts, problems);
     let first: Vec<&str> = stacks.first().map(|s| s.frames.clone()).unwrap_or_default();
     r.detail = serde_json::json!({ "symbol": sym, "pid": t.pid, "first_stack": first });
     Ok(r.with_excerpt(&excerpt::head_entries(&text, 16)))
@@ -201,8 +198,7 @@ fn filter_appends(ctx: &mut Ctx) -> Result<ScenarioResult> {
         count("entries of the workload in total", 2 * n + 2, entries),
         count("stack traces of the workload (one per entry)", entries, stacks),
     ]);
-    let mut r = verdict(ctx.id(), counts, problems);
-    t.timings(&mut r);
+    let mut r = t.verdict(ctx.id(), counts, problems);
     r.detail = serde_json::json!({ "functions": functions, "set_ftrace_filter": in_filter, "pid": t.pid });
     Ok(r.with_excerpt(&excerpt::head_entries(&text, 16)))
 }

@@ -11,7 +11,7 @@ use crate::scenario::support::gated::workload_problems;
 use crate::scenario::support::openat_loop;
 use crate::scenario::support::tracer::run_tracer;
 use crate::scenario::support::tracer::GRAPH_TRACER;
-use crate::scenario::support::verdict::{count, verdict};
+use crate::scenario::support::verdict::count;
 use crate::tracefs::graph::{self, Kind};
 use anyhow::Result;
 use kmatrix_proto::ScenarioResult;
@@ -39,10 +39,9 @@ fn openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let timed = mine.iter().filter(|l| l.duration_us.is_some_and(|d| d > 0.0)).count() as u64;
     let durations: Vec<f64> = mine.iter().filter_map(|l| l.duration_us).collect();
     let mut problems = workload_problems(&t.done);
-    let summary = openat_loop::account(&t.done, &mut problems);
-    let mut counts = openat_loop::counts(
+    let (_, mut counts) = t.openat_counts(
         n,
-        &summary,
+        &mut problems,
         format!("function_graph calls of {sym} for the workload pid"),
         mine.len() as u64,
     );
@@ -50,8 +49,7 @@ fn openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
         count("calls with a parsed duration > 0", n, timed),
         count("function_graph call lines in total", n, lines.len() as u64),
     ]);
-    let mut r = verdict(ctx.id(), counts, problems);
-    t.timings(&mut r);
+    let mut r = t.verdict(ctx.id(), counts, problems);
     r.detail = serde_json::json!({
         "symbol": sym,
         "pid": t.pid,
@@ -138,17 +136,15 @@ fn nested(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let seen: std::collections::BTreeSet<&str> =
         calls.iter().flat_map(|c| c.children.iter().map(|(name, _)| *name)).collect();
     let mut problems = workload_problems(&t.done);
-    let summary = openat_loop::account(&t.done, &mut problems);
-    let mut counts =
-        openat_loop::counts(n, &summary, format!("{sym}() {{ opens for the workload pid"), calls.len() as u64);
+    let (_, mut counts) =
+        t.openat_counts(n, &mut problems, format!("{sym}() {{ opens for the workload pid"), calls.len() as u64);
     counts.extend([
         count(format!("calls closed by a timed `}} /* {sym} */`"), n, complete),
         count("calls with at least one traced child", n, with_child),
         count("calls whose children all have a duration > 0", n, children_timed),
         count("calls whose children's time is within the parent's", n, within),
     ]);
-    let mut r = verdict(ctx.id(), counts, problems);
-    t.timings(&mut r);
+    let mut r = t.verdict(ctx.id(), counts, problems);
     let parents: Vec<f64> = calls.iter().filter_map(|c| c.duration_us).collect();
     r.detail = serde_json::json!({
         "symbol": sym,
@@ -234,8 +230,7 @@ fn retval(ctx: &mut Ctx) -> Result<ScenarioResult> {
         count("calls printing a return value", n, with_retval),
         count(format!("calls returning the workload's fd {}", summary.fd), n, fd_ok),
     ]);
-    let mut r = verdict(ctx.id(), counts, problems);
-    t.timings(&mut r);
+    let mut r = t.verdict(ctx.id(), counts, problems);
     r.detail = serde_json::json!({ "symbol": sym, "pid": t.pid, "fd": summary.fd });
     Ok(r.with_excerpt(&excerpt::head(&text, 16)))
 }

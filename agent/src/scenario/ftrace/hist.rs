@@ -7,7 +7,6 @@ use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
 use crate::scenario::support::gated::{release_and_disarm, workload_problems};
 use crate::scenario::support::openat_loop;
-use crate::scenario::support::verdict::verdict;
 use crate::tracefs::hist;
 use anyhow::Result;
 use kmatrix_proto::ScenarioResult;
@@ -48,8 +47,7 @@ fn sys_enter_openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
     }
     let hits = h.hitcount("common_pid", pid as i64).unwrap_or(0);
     let counts = openat_loop::counts(n, &summary, format!("hitcount of common_pid {pid}"), hits);
-    let mut r = verdict(ctx.id(), counts, problems);
-    a.timings(&mut r);
+    let mut r = a.verdict(ctx.id(), counts, problems);
     r.detail = serde_json::json!({ "pid": pid, "trigger": trigger, "keys": h.entries.len(), "hits": h.hits });
     Ok(r.with_excerpt(&excerpt::head(&text, 16)))
 }

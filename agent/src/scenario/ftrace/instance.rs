@@ -6,7 +6,7 @@
 use crate::excerpt;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
-use crate::scenario::support::markers::{markers_in, order_problem, write_markers};
+use crate::scenario::support::markers::{self, markers_in, order_problem, write_declared};
 use crate::scenario::support::verdict::{count, ms, verdict};
 use crate::tracefs::trace;
 use anyhow::Result;
@@ -18,16 +18,14 @@ use std::time::Instant;
 pub const MARKER: Scenario = Meta::new("ftrace.instance.marker", "3.10")
     .summary("instances/kmatrix has its own buffer: N markers in its trace, none in the global one")
     .requires(&[Req::Tracefs, Req::File("instances"), Req::File("trace_marker")])
-    .params(&[("count", "10")])
+    .params(markers::PARAMS)
     .run(marker);
 
 fn marker(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?;
     let attach = Instant::now();
     ctx.tfs.make_instance("kmatrix")?;
     let attach_ms = ms(attach);
-    let run = Instant::now();
-    let nonce = write_markers(&ctx.tfs, "instances/kmatrix/trace_marker", n)?;
+    let (n, nonce, run) = write_declared(ctx, "instances/kmatrix/trace_marker")?;
     let run_ms = ms(run);
     let text = ctx.tfs.read("instances/kmatrix/trace")?;
     let (seen, total) = markers_in(&text, &nonce);

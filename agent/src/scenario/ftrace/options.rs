@@ -10,7 +10,7 @@ use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
 use crate::scenario::support::gated::{self, pid_filter, trace_problems};
 use crate::scenario::support::openat_loop;
-use crate::scenario::support::verdict::{count, verdict};
+use crate::scenario::support::verdict::count;
 use crate::tracefs::trace;
 use anyhow::Result;
 use kmatrix_proto::ScenarioResult;
@@ -48,12 +48,10 @@ fn stacktrace(ctx: &mut Ctx) -> Result<ScenarioResult> {
         .filter(|s| s.frames.iter().any(|f| trace::frame_symbol(f).0 == crate::arch::SYSCALL_ENTRY))
         .count();
     let mut problems = trace_problems(&a.done, parsed.lost);
-    let summary = openat_loop::account(&a.done, &mut problems);
-    let mut counts = openat_loop::counts(n, &summary, "sys_enter_openat events of the workload", events);
+    let (_, mut counts) = a.openat_counts(n, &mut problems, "sys_enter_openat events of the workload", events);
     counts.push(count("stack traces of the workload (one per event)", n, stacks.len() as u64));
     counts.push(count(format!("stacks reaching {}", crate::arch::SYSCALL_ENTRY), n, reach as u64));
-    let mut r = verdict(ctx.id(), counts, problems);
-    a.timings(&mut r);
+    let mut r = a.verdict(ctx.id(), counts, problems);
     r.detail = serde_json::json!({ "pid": a.pid, "first_stack": stacks.first().map(|s| s.frames.clone()) });
     Ok(r.with_excerpt(&excerpt::head_entries(&text, 16)))
 }

@@ -7,24 +7,21 @@
 use crate::excerpt;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
-use crate::scenario::support::markers::{markers_in, order_problem, write_markers};
+use crate::scenario::support::markers::{self, markers_in, order_problem, write_declared};
 use crate::scenario::support::verdict::{count, ms, verdict};
 use anyhow::Result;
 use kmatrix_proto::ScenarioResult;
-use std::time::Instant;
 
 /// Markers appear in `trace` as `tracing_mark_write` entries.
 // trace_marker came with ftrace, 2.6.27.
 pub const ROUNDTRIP: Scenario = Meta::new("ftrace.trace_marker.roundtrip", "2.6.27")
     .summary("N strings written to trace_marker come back in trace as tracing_mark_write entries, in order")
     .requires(&[Req::Tracefs, Req::File("trace_marker")])
-    .params(&[("count", "10")])
+    .params(markers::PARAMS)
     .run(roundtrip);
 
 fn roundtrip(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?;
-    let run = Instant::now();
-    let nonce = write_markers(&ctx.tfs, "trace_marker", n)?;
+    let (n, nonce, run) = write_declared(ctx, "trace_marker")?;
     let run_ms = ms(run);
     let text = ctx.tfs.read("trace")?;
     let (seen, total) = markers_in(&text, &nonce);

@@ -7,26 +7,23 @@ use super::event;
 use crate::excerpt;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
-use crate::scenario::support::markers::{markers_in, order_problem, write_markers};
+use crate::scenario::support::markers::{self, markers_in, order_problem, write_declared};
 use crate::scenario::support::openat_loop;
 use crate::scenario::support::verdict::{count, ms, verdict};
 use crate::tracefs::trace;
 use anyhow::Result;
 use kmatrix_proto::ScenarioResult;
-use std::time::Instant;
 
 /// Markers read through `trace_pipe` are consumed: all `n` come out of the pipe, in order, and
 /// `trace` is empty afterwards.
 pub const MARKER: Scenario = Meta::new("ftrace.trace_pipe.marker", "2.6.27")
     .summary("N trace_marker strings read through trace_pipe: all N, in order, consumed from trace")
     .requires(&[Req::Tracefs, Req::File("trace_marker"), Req::File("trace_pipe")])
-    .params(&[("count", "10")])
+    .params(markers::PARAMS)
     .run(marker);
 
 fn marker(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?;
-    let run = Instant::now();
-    let nonce = write_markers(&ctx.tfs, "trace_marker", n)?;
+    let (n, nonce, run) = write_declared(ctx, "trace_marker")?;
     let piped = ctx.tfs.drain_pipe("trace_pipe")?;
     let run_ms = ms(run);
     let (seen, _) = markers_in(&piped, &nonce);

@@ -60,29 +60,32 @@ fn irq_refused(ctx: &mut Ctx) -> Result<ScenarioResult> {
     Ok(r.with_excerpt(&tracers))
 }
 
+/// A latency tracer's scenario, `ftrace.tracer.<tracer>`: the tracer, built with the config
+/// `option`, run by [`latency`]. The two differ only by these names.
+// The latency tracers came with ftrace (2.6.27); `irq-info` is the option they add.
+macro_rules! latency_tracer {
+    ($tracer:literal, $option:literal) => {
+        Meta::new(concat!("ftrace.tracer.", $tracer), "2.6.27")
+            .summary(concat!(
+                $tracer,
+                " tracer: a max latency > 0 with its trace (started/ended at); unsupported with the config line where \
+                not built"
+            ))
+            .requires(&[
+                Req::Tracefs,
+                Req::Config { option: $option, tracefs: "options/irq-info" },
+                Req::Tracer($tracer),
+                Req::File("tracing_max_latency"),
+            ])
+            .run(|ctx| latency(ctx, $tracer))
+    };
+}
+
 /// The `irqsoff` tracer (CONFIG_IRQSOFF_TRACER): tracing the longest interrupts-off section.
-// The irqsoff tracer came with ftrace (2.6.27).
-pub const IRQSOFF: Scenario = Meta::new("ftrace.tracer.irqsoff", "2.6.27")
-    .summary("irqsoff tracer: a max latency > 0 with its trace (started/ended at); unsupported with the config line where not built")
-    .requires(&[
-        Req::Tracefs,
-        Req::Config { option: "CONFIG_IRQSOFF_TRACER", tracefs: "options/irq-info" },
-        Req::Tracer("irqsoff"),
-        Req::File("tracing_max_latency"),
-    ])
-    .run(|ctx| latency(ctx, "irqsoff"));
+pub const IRQSOFF: Scenario = latency_tracer!("irqsoff", "CONFIG_IRQSOFF_TRACER");
 
 /// The `preemptoff` tracer (CONFIG_PREEMPT_TRACER, needs a preemptible kernel).
-// The preemptoff tracer came with ftrace (2.6.27).
-pub const PREEMPTOFF: Scenario = Meta::new("ftrace.tracer.preemptoff", "2.6.27")
-    .summary("preemptoff tracer: a max latency > 0 with its trace (started/ended at); unsupported with the config line where not built")
-    .requires(&[
-        Req::Tracefs,
-        Req::Config { option: "CONFIG_PREEMPT_TRACER", tracefs: "options/irq-info" },
-        Req::Tracer("preemptoff"),
-        Req::File("tracing_max_latency"),
-    ])
-    .run(|ctx| latency(ctx, "preemptoff"));
+pub const PREEMPTOFF: Scenario = latency_tracer!("preemptoff", "CONFIG_PREEMPT_TRACER");
 
 /// Run a latency tracer while the agent makes the kernel work (reads of /proc, which take locks
 /// with interrupts or preemption off), then read the maximum it recorded: > 0, with a trace

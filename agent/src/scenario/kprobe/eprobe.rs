@@ -18,7 +18,7 @@ use crate::scenario::req::Req;
 use crate::scenario::support::gated::trace_problems;
 use crate::scenario::support::openat_loop;
 use crate::scenario::support::probe_events::{entries_of, run_probe, GROUP};
-use crate::scenario::support::verdict::{count, verdict};
+use crate::scenario::support::verdict::count;
 use crate::tracefs::trace;
 use anyhow::Result;
 use kmatrix_proto::ScenarioResult;
@@ -123,16 +123,15 @@ pub fn run_dynamic(ctx: &mut Ctx, event: &str, def: &str, args: &Args) -> Result
     let parsed = trace::parse(&text);
     let mine = entries_of(&parsed, a.pid, event);
     let mut problems = trace_problems(&a.done, parsed.lost);
-    let summary = openat_loop::account(&a.done, &mut problems);
-    let mut counts = openat_loop::counts(n, &summary, format!("{ev} entries for the workload pid"), mine.len() as u64);
+    let (summary, mut counts) =
+        a.openat_counts(n, &mut problems, format!("{ev} entries for the workload pid"), mine.len() as u64);
     counts.push(count("trace entries in total", n, parsed.entries.len() as u64));
     for (key, want) in args(&summary) {
         let matching = mine.iter().filter(|e| e.arg(key) == Some(want.as_str())).count();
         counts.push(count(format!("{ev} entries with {key}={want}"), n, matching as u64));
     }
     problems.splice(0..0, one_byte_pointer(mine.first().and_then(|e| e.arg("ptr")), summary.ptr));
-    let mut r = verdict(ctx.id(), counts, problems);
-    a.timings(&mut r);
+    let mut r = a.verdict(ctx.id(), counts, problems);
     r.detail = serde_json::json!({ "definition": def, "pid": a.pid });
     Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))
 }

@@ -9,7 +9,7 @@ use crate::scenario::support::gated::{pid_filter, run_with_events, workload_prob
 use crate::scenario::support::openat_loop;
 use crate::scenario::support::probe_events::KPROBE_EVENTS;
 use crate::scenario::support::probe_events::{profile_of, GROUP};
-use crate::scenario::support::verdict::{count, verdict};
+use crate::scenario::support::verdict::count;
 use crate::tracefs::trace;
 use anyhow::{bail, Result};
 use kmatrix_proto::{ScenarioResult, Status};
@@ -65,8 +65,7 @@ fn openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
     }
     let mut counts = openat_loop::counts(n, &summary, format!("{ev} entries at {sym}+{off:#x}"), at_offset);
     counts.extend([count("kprobe_profile hits", n, prof.hits), count("kprobe_profile misses", 0, prof.misses)]);
-    let mut r = verdict(ctx.id(), counts, problems);
-    a.timings(&mut r);
+    let mut r = a.verdict(ctx.id(), counts, problems);
     if r.status == Status::Pass {
         r.reason = format!("probed {sym}+{off:#x}; refused before it: {refused:?}");
     }

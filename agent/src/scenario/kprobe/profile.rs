@@ -9,7 +9,7 @@ use crate::scenario::req::Req;
 use crate::scenario::support::gated::{release_and_disarm, workload_problems};
 use crate::scenario::support::probe_events::KPROBE_EVENTS;
 use crate::scenario::support::probe_events::{profile_of, GROUP};
-use crate::scenario::support::verdict::{count, verdict};
+use crate::scenario::support::verdict::count;
 use crate::scenario::support::workload;
 use crate::tracefs::trace;
 use anyhow::{Context, Result};
@@ -50,7 +50,7 @@ fn missed(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let parsed = trace::parse(&text);
     let returns = parsed.entries.iter().filter(|e| e.body.starts_with(&format!("{event}: "))).count() as u64;
     let problems = workload_problems(&a.done);
-    let mut r = verdict(
+    let mut r = a.verdict(
         ctx.id(),
         vec![
             count("children blocked in pause at once", k, workload::num(&s, "paused")? as u64),
@@ -60,7 +60,6 @@ fn missed(ctx: &mut Ctx) -> Result<ScenarioResult> {
         ],
         problems,
     );
-    a.timings(&mut r);
     r.detail = serde_json::json!({ "symbol": sym, "definition": definition, "kprobe_profile": profile_text.trim() });
     Ok(r.with_excerpt(&excerpt::head_entries(&text, 10)))
 }

@@ -11,7 +11,7 @@ use crate::scenario::support::gated::{pid_filter, release_and_disarm, workload_p
 use crate::scenario::support::openat_loop;
 use crate::scenario::support::probe_events::KPROBE_EVENTS;
 use crate::scenario::support::probe_events::{profile_of, GROUP};
-use crate::scenario::support::verdict::{count, unsupported, verdict};
+use crate::scenario::support::verdict::{count, unsupported};
 use crate::tracefs::trace;
 use anyhow::{Context, Result};
 use kmatrix_proto::ScenarioResult;
@@ -99,8 +99,7 @@ fn do_sys_open(ctx: &mut Ctx) -> Result<ScenarioResult> {
         count("kprobes/function entries at do_sys_open for the workload pid", n, hits),
         count("kprobe_profile misses of kprobes/function", 0, prof.misses),
     ]);
-    let mut r = verdict(ctx.id(), counts, problems);
-    a.timings(&mut r);
+    let mut r = a.verdict(ctx.id(), counts, problems);
     r.detail = serde_json::json!({
         "definition": definition,
         "control": control,

@@ -10,7 +10,7 @@ use crate::scenario::support::gated::trace_problems;
 use crate::scenario::support::openat_loop;
 use crate::scenario::support::probe_events::KPROBE_EVENTS;
 use crate::scenario::support::probe_events::{entries_of, profile_of, run_probe, GROUP};
-use crate::scenario::support::verdict::{count, verdict};
+use crate::scenario::support::verdict::count;
 use crate::tracefs::trace;
 use anyhow::Result;
 use kmatrix_proto::ScenarioResult;
@@ -95,8 +95,7 @@ pub fn openat_probe(ctx: &mut Ctx, ret: bool, maxactive: Option<u32>) -> Result<
         count("kprobe_profile hits", n, prof.hits),
         count("kprobe_profile misses", 0, prof.misses),
     ]);
-    let mut r = verdict(ctx.id(), counts, problems);
-    a.timings(&mut r);
+    let mut r = a.verdict(ctx.id(), counts, problems);
     r.detail = serde_json::json!({
         "symbol": sym,
         "definition": definition,

@@ -8,12 +8,11 @@ use crate::perf::{self, Attr};
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
 use crate::scenario::support::gated::workload_problems;
-use crate::scenario::support::perf::{count_run, refused};
-use crate::scenario::support::verdict::{count, unsupported, verdict};
+use crate::scenario::support::perf::{count_run, gated_hello, refused};
+use crate::scenario::support::verdict::{count, unsupported};
 use crate::scenario::support::workload;
 use anyhow::Result;
 use kmatrix_proto::ScenarioResult;
-use std::time::Instant;
 
 /// PERF_TYPE_HARDWARE instructions on `hello`: with a PMU, instructions > 0; without, the
 /// kernel's ENOENT (or EOPNOTSUPP, ENODEV) as evidence.
@@ -32,9 +31,7 @@ pub const INSTRUCTIONS: Scenario = Meta::new("perf.hardware.instructions", "2.6.
 const HARDWARE_PMU: &str = "hardware PMU";
 
 fn instructions(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?;
-    let attach = Instant::now();
-    let w = workload::start_hello(n)?;
+    let (n, attach, w) = gated_hello(ctx)?;
     let pid = w.pid();
     let ev = match perf::open(Attr::counter(perf::TYPE_HARDWARE, perf::HW_INSTRUCTIONS), pid, None) {
         Ok(ev) => ev,
@@ -62,8 +59,7 @@ fn instructions(ctx: &mut Ctx) -> Result<ScenarioResult> {
         problems.push("instructions counted 0".to_string());
     }
     let greetings = workload::greetings(&a.done.stdout);
-    let mut r = verdict(ctx.id(), vec![count("hello, world! lines printed", n, greetings)], problems);
-    a.timings(&mut r);
+    let mut r = a.verdict(ctx.id(), vec![count("hello, world! lines printed", n, greetings)], problems);
     r.detail = serde_json::json!({ "instructions": readings[0].value, "reading": format!("{:?}", readings[0]) });
     Ok(r)
 }

@@ -6,14 +6,11 @@
 use crate::excerpt;
 use crate::perf::{self, Attr};
 use crate::scenario::meta::{Ctx, Meta, Scenario};
-use crate::scenario::req::Req;
 use crate::scenario::support::gated::workload_problems;
-use crate::scenario::support::perf::{count_run, refused};
-use crate::scenario::support::verdict::{count, verdict};
-use crate::scenario::support::workload;
+use crate::scenario::support::perf::{count_run, gated_hello, refused, SOFTWARE_ON_HELLO};
+use crate::scenario::support::verdict::count;
 use anyhow::Result;
 use kmatrix_proto::{ScenarioResult, Status};
-use std::time::Instant;
 
 const SAMPLE_PERIOD_NS: u64 = 250_000;
 const RING_PAGES: usize = 128;
@@ -26,14 +23,12 @@ pub const CPU_CLOCK: Scenario = Meta::new("perf.sampling.cpu_clock", "2.6.31")
         "cpu-clock sampling (250 us) with PERF_SAMPLE_CALLCHAIN on hello N into a ring buffer: samples > 0, \
         none lost, all from the workload, each with >= 1 ip",
     )
-    .requires(&[Req::Pmu("software"), Req::Program(workload::HELLO)])
+    .requires(&[SOFTWARE_ON_HELLO])
     .params(&[("count", "20000")])
     .run(cpu_clock);
 
 fn cpu_clock(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?;
-    let attach = Instant::now();
-    let w = workload::start_hello(n)?;
+    let (_n, attach, w) = gated_hello(ctx)?;
     let pid = w.pid();
     let mut attr = Attr::counter(perf::TYPE_SOFTWARE, perf::SW_CPU_CLOCK);
     attr.sample_period = SAMPLE_PERIOD_NS;
@@ -56,7 +51,7 @@ fn cpu_clock(ctx: &mut Ctx) -> Result<ScenarioResult> {
     if d.lost > 0 {
         problems.push(format!("{} samples lost (ring of {RING_PAGES} pages)", d.lost));
     }
-    let mut r = verdict(
+    let mut r = a.verdict(
         ctx.id(),
         vec![
             count("samples from the workload pid", samples, from_workload),
@@ -64,7 +59,6 @@ fn cpu_clock(ctx: &mut Ctx) -> Result<ScenarioResult> {
         ],
         problems,
     );
-    a.timings(&mut r);
     let first: Vec<String> =
         d.samples.first().map(|s| s.callchain.iter().map(|ip| format!("{ip:#x}")).collect()).unwrap_or_default();
     r.detail = serde_json::json!({

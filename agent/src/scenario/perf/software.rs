@@ -5,14 +5,13 @@
 
 use crate::perf::{self, Attr, Event};
 use crate::scenario::meta::{Ctx, Meta, Scenario};
-use crate::scenario::req::Req;
 use crate::scenario::support::gated::workload_problems;
-use crate::scenario::support::perf::{count_run, open};
-use crate::scenario::support::verdict::{count, verdict};
+use crate::scenario::support::perf::{count_run, gated_hello, open, SOFTWARE_ON_HELLO};
+use crate::scenario::support::verdict::count;
 use crate::scenario::support::workload;
 use anyhow::Result;
 use kmatrix_proto::ScenarioResult;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The software counters on `hello N`. hello reports what the kernel counted for it through
 /// getrusage between its gate and its last greeting; the counters run from before the gate
@@ -24,14 +23,12 @@ pub const HELLO: Scenario = Meta::new("perf.software.hello", "2.6.31")
         "software counters on hello N: task-clock > 0 and within wall time, context-switches and page-faults \
         at least hello's own getrusage counts, page-faults > 0",
     )
-    .requires(&[Req::Pmu("software"), Req::Program(workload::HELLO)])
+    .requires(&[SOFTWARE_ON_HELLO])
     .params(&[("count", "1000")])
     .run(hello);
 
 fn hello(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?;
-    let attach = Instant::now();
-    let w = workload::start_hello(n)?;
+    let (n, attach, w) = gated_hello(ctx)?;
     let pid = w.pid();
     // Its switch-out for the gate must not land in the counters: wait until it sleeps there.
     w.wait_at_gate(Duration::from_secs(10))?;
@@ -63,8 +60,7 @@ fn hello(ctx: &mut Ctx) -> Result<ScenarioResult> {
     if readings.iter().any(|r| r.enabled_ns == 0) {
         problems.push(format!("a counter was never enabled: {readings:?}"));
     }
-    let mut r = verdict(ctx.id(), vec![count("hello, world! lines printed", n, greetings)], problems);
-    a.timings(&mut r);
+    let mut r = a.verdict(ctx.id(), vec![count("hello, world! lines printed", n, greetings)], problems);
     r.detail = serde_json::json!({
         "pid": pid,
         "task_clock_ns": task_clock,

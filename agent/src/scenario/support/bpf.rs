@@ -22,7 +22,7 @@ use crate::bpf::event::{KmEvent, MAX_EVENTS};
 use crate::bpf::{Counts, Loaded, Object, Rejected};
 use crate::excerpt;
 use crate::process::{Finished, Running};
-use crate::scenario::meta::Ctx;
+use crate::scenario::meta::{Ctx, Meta};
 use anyhow::{Context, Result};
 use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
 use aya::programs::uprobe::UProbeScope;
@@ -216,6 +216,11 @@ impl OpenatWorkload {
 
 /// What came of a program attached for one run of a gated workload.
 pub struct ProgramRun {
+    /// The object, program and hook (described) it ran, for the workload's `pid`.
+    pub object: &'static str,
+    pub program: String,
+    pub hook: String,
+    pub pid: u32,
     pub done: Finished,
     pub counts: Counts,
     pub events: Vec<KmEvent>,
@@ -226,9 +231,35 @@ pub struct ProgramRun {
 }
 
 impl ProgramRun {
-    /// The run's timings into `r`.
-    pub fn timings(&self, r: &mut ScenarioResult) {
+    /// The [`verdict`] on what this run counted, with its timings.
+    pub fn verdict(&self, id: &str, counts: Vec<Count>, problems: Vec<String>) -> ScenarioResult {
+        let mut r = verdict(id, counts, problems);
         r.timings = self.timings.clone();
+        r
+    }
+
+    /// [`ProgramRun::verdict`], its detail naming the object, program, hook, pid and verifier
+    /// load time beside the scenario's own `fields`, its excerpt the first recorded events.
+    pub fn result(
+        &self,
+        id: &str,
+        counts: Vec<Count>,
+        problems: Vec<String>,
+        fields: serde_json::Value,
+    ) -> ScenarioResult {
+        let mut r = self.verdict(id, counts, problems);
+        let mut detail = serde_json::json!({
+            "object": self.object,
+            "program": self.program,
+            "hook": self.hook,
+            "pid": self.pid,
+            "verifier_load_ms": self.load_ms,
+        });
+        if let (Some(d), serde_json::Value::Object(f)) = (detail.as_object_mut(), fields) {
+            d.extend(f);
+        }
+        r.detail = detail;
+        r.with_excerpt(&events_excerpt(&self.events, 5))
     }
 }
 
@@ -252,7 +283,17 @@ pub fn run_program(
     let t = Instant::now();
     detach(&mut l, program)?;
     drop(l);
-    Ok(ProgramRun { done, counts, events, load_ms, timings: Timings { attach_ms, run_ms, detach_ms: ms(t) } })
+    Ok(ProgramRun {
+        object: object.name,
+        program: program.to_string(),
+        hook: hook.describe(),
+        pid,
+        done,
+        counts,
+        events,
+        load_ms,
+        timings: Timings { attach_ms, run_ms, detach_ms: ms(t) },
+    })
 }
 
 /// Release a gated workload and wait for it: (how it ended, run time in ms).
@@ -331,6 +372,12 @@ pub enum Checks {
     NameAndNr,
 }
 
+/// The catalogue entry of a BPF scenario on `openat-loop` (in the image; 100 calls unless the
+/// `count` parameter says otherwise): `id`, first in upstream `since`.
+pub const fn openat_meta(id: &'static str, since: &'static str) -> Meta {
+    Meta::new(id, since).requires(&[openat_loop::IN_IMAGE]).params(&[("count", "100")])
+}
+
 /// The openat scenarios' shape: load `object`, attach its program `program(sym)` to the hook
 /// `hook(sym, pid)`, run `openat-loop`, check the hits and the payload `checks` names.
 pub fn run_openat(
@@ -362,17 +409,7 @@ pub fn run_openat(
         };
         let mut c = openat_loop::counts(w.n, &summary, format!("{program} hits of the workload"), p.counts.hits);
         c.extend(event_counts(w.n, pid, &p.events, &Payload { name, aux }));
-        let mut r = verdict(id, c, problems);
-        p.timings(&mut r);
-        r.detail = serde_json::json!({
-            "object": object.name,
-            "program": program,
-            "hook": hook.describe(),
-            "pid": pid,
-            "verifier_load_ms": p.load_ms,
-            "hits_filtered_out": p.counts.others,
-        });
-        Ok(r.with_excerpt(&events_excerpt(&p.events, 5)))
+        Ok(p.result(id, c, problems, serde_json::json!({ "hits_filtered_out": p.counts.others })))
     })
 }
 

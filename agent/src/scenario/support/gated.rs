@@ -6,11 +6,12 @@
 //! disarm itself makes no `openat` that a probe on the openat path could count. Not for BPF
 //! programs, which attach and detach through aya (`support::bpf`).
 
-use super::verdict::ms;
+use super::openat_loop;
+use super::verdict::{ms, verdict};
 use crate::process::{Finished, Running};
 use crate::scenario::meta::Ctx;
 use anyhow::Result;
-use kmatrix_proto::{ScenarioResult, Timings};
+use kmatrix_proto::{Count, ScenarioResult, Timings};
 use std::fs::File;
 use std::time::Instant;
 
@@ -27,6 +28,27 @@ impl Armed {
     /// The run's timings into `r`.
     pub fn timings(&self, r: &mut ScenarioResult) {
         r.timings = self.timings.clone();
+    }
+
+    /// The `openat-loop` workload's account of this run (an unreadable one is a problem) and
+    /// [`openat_loop::counts`]: what it did against N, and the tracing path's `seen` calls.
+    pub fn openat_counts(
+        &self,
+        n: u64,
+        problems: &mut Vec<String>,
+        what: impl Into<String>,
+        seen: u64,
+    ) -> (openat_loop::Summary, Vec<Count>) {
+        let summary = openat_loop::account(&self.done, problems);
+        let counts = openat_loop::counts(n, &summary, what, seen);
+        (summary, counts)
+    }
+
+    /// The [`verdict`] on what this run counted, with its timings.
+    pub fn verdict(&self, id: &str, counts: Vec<Count>, problems: Vec<String>) -> ScenarioResult {
+        let mut r = verdict(id, counts, problems);
+        self.timings(&mut r);
+        r
     }
 }
 

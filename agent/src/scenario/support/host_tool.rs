@@ -13,6 +13,7 @@
 //! Not here: judging what a tool printed (each tool's scenario file) and folding stacks
 //! (`support::stacks`).
 
+use super::openat_loop::{self, OPENAT_LOOP};
 use super::verdict::unsupported;
 use crate::process::{self, Finished, Running};
 use crate::scenario::meta::Ctx;
@@ -20,7 +21,7 @@ use crate::scenario::req::Req;
 use crate::{excerpt, exec, share};
 use anyhow::{Context, Result};
 use kmatrix_proto::{ExecOutcome, ExecRequest, ScenarioResult, Status};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -40,6 +41,39 @@ macro_rules! step {
     };
 }
 pub(crate) use step;
+
+/// The `syscalls:sys_enter_openat` event the tools list, count and record.
+pub const SYS_ENTER_OPENAT: Req = Req::All(&[Req::Tracefs, Req::Event("syscalls/sys_enter_openat")]);
+/// That event on the `openat-loop` workload the tool starts ([`Workdir::openat_loop`]).
+pub const SYS_ENTER_OPENAT_LOOP: Req = Req::All(&[SYS_ENTER_OPENAT, Req::Program(OPENAT_LOOP)]);
+
+/// tracefs' `syscalls` events whose names start with `prefix` (`sys_enter_open`), each written
+/// `<tool_prefix>syscalls:<name>` as the tool that lists them writes it (`tracepoint:` for
+/// bpftrace, nothing for tplist): the set a tool's listing must equal.
+pub fn syscall_events(prefix: &str, tool_prefix: &str) -> Result<BTreeSet<String>> {
+    let dir = format!("{}/events/syscalls", crate::mounts::TRACEFS);
+    Ok(std::fs::read_dir(&dir)
+        .with_context(|| format!("read_dir({dir}) failed"))?
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with(prefix))
+        .map(|n| format!("{tool_prefix}syscalls:{n}"))
+        .collect())
+}
+
+/// The non-empty lines a tool printed, trimmed, as a set (a listing).
+pub fn listed(stdout: &str) -> BTreeSet<String> {
+    stdout.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect()
+}
+
+/// The summary line of `openat-loop` run by a tool, from what the tool passed on of its stdout;
+/// an unreadable one is a problem (and zero counts, which the verdict shows).
+pub fn openat_summary(stdout: &str, problems: &mut Vec<String>) -> openat_loop::Summary {
+    openat_loop::summary(stdout).unwrap_or_else(|e| {
+        problems.push(format!("{e:#}"));
+        Default::default()
+    })
+}
 
 /// How long one tool command may take in most scenarios.
 pub const MINUTE: Duration = Duration::from_secs(60);
@@ -291,6 +325,30 @@ impl Workdir {
             "parameter program={program:?}: a program of the image, /bin/..."
         );
         self.copy(program)
+    }
+
+    /// `openat-loop N <file>` as a tool starts it: a copy of the workload in the directory and
+    /// an empty `target` file there for it to open.
+    pub fn openat_loop(&self, n: u64) -> Result<[String; 3]> {
+        Ok([self.copy(OPENAT_LOOP)?, n.to_string(), self.touch("target")?])
+    }
+
+    /// A fresh directory for a tool run on the image's program `image_path` N times, N the
+    /// scenario's declared count: N, the directory and the program's copy there ([`Workdir::copy`]).
+    pub fn with_copy(ctx: &Ctx, image_path: &str) -> Result<(u64, Workdir, String)> {
+        let n = ctx.declared_count()?;
+        let dir = Workdir::new()?;
+        let prog = dir.copy(image_path)?;
+        Ok((n, dir, prog))
+    }
+
+    /// A fresh directory for a tool run on `openat-loop N`, N the scenario's declared count: N,
+    /// the directory, and the command line ([`Workdir::openat_loop`]).
+    pub fn for_openat_loop(ctx: &Ctx) -> Result<(u64, Workdir, [String; 3])> {
+        let n = ctx.declared_count()?;
+        let dir = Workdir::new()?;
+        let argv = dir.openat_loop(n)?;
+        Ok((n, dir, argv))
     }
 
     /// Create an empty file in the directory (the file a workload opens); returns its path.

@@ -3,8 +3,21 @@
 //!
 //! Markers are written by the agent itself, so the entries are filtered to the agent's pid.
 
+use crate::scenario::meta::Ctx;
 use crate::tracefs::{trace, Tracefs};
 use anyhow::Result;
+use std::time::Instant;
+
+/// The markers scenarios' parameters: 10 markers unless `count` says otherwise.
+pub const PARAMS: &[(&str, &str)] = &[("count", "10")];
+
+/// Write the scenario's declared count N of markers to `rel` ([`write_markers`]): N, the nonce
+/// and when the writes began (the start of the run).
+pub fn write_declared(ctx: &Ctx, rel: &str) -> Result<(u64, String, Instant)> {
+    let n = ctx.declared_count()?;
+    let run = Instant::now();
+    Ok((n, write_markers(&ctx.tfs, rel, n)?, run))
+}
 
 /// Write `n` markers `kmatrix-marker <nonce> <i>` through one fd of `rel`; returns the nonce.
 pub fn write_markers(tfs: &Tracefs, rel: &str, n: u64) -> Result<String> {

@@ -6,14 +6,26 @@
 
 use super::gated::{release_and_disarm, workload_problems, Armed};
 use super::openat_loop;
-use super::verdict::verdict;
+use super::workload;
 use crate::perf::{self, Attr, Event, Reading};
 use crate::process::Running;
 use crate::scenario::meta::Ctx;
+use crate::scenario::req::Req;
 use crate::tracefs::Refused;
 use anyhow::Result;
 use kmatrix_proto::ScenarioResult;
 use std::time::Instant;
+
+/// What the software counter scenarios on `hello` need: the software PMU and the workload.
+pub const SOFTWARE_ON_HELLO: Req = Req::All(&[Req::Pmu("software"), Req::Program(workload::HELLO)]);
+
+/// `hello N` for a counting run, N the scenario's declared count: N, the attach clock (started
+/// before the spawn, as [`count_run`] takes it) and the workload at its gate.
+pub fn gated_hello(ctx: &Ctx) -> Result<(u64, Instant, Running)> {
+    let n = ctx.declared_count()?;
+    let attach = Instant::now();
+    Ok((n, attach, workload::start_hello(n)?))
+}
 
 /// A refused perf call as a [`Refused`], so the runner reports `fail` with its errno.
 pub fn refused(call: String, errno: i32) -> anyhow::Error {
@@ -56,8 +68,6 @@ pub fn count_openat(
     let ev = open_counter(w.pid())?;
     let (a, readings) = count_run(ctx, w, attach, &[&ev])?;
     let mut problems = workload_problems(&a.done);
-    let summary = openat_loop::account(&a.done, &mut problems);
-    let mut r = verdict(ctx.id(), openat_loop::counts(n, &summary, what, readings[0].value), problems);
-    a.timings(&mut r);
-    Ok((r, a.pid, readings[0]))
+    let (_, counts) = a.openat_counts(n, &mut problems, what, readings[0].value);
+    Ok((a.verdict(ctx.id(), counts, problems), a.pid, readings[0]))
 }

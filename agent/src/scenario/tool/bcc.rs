@@ -11,11 +11,10 @@
 //! config line and the host's reason as the evidence.
 
 use crate::excerpt;
-use crate::mounts::TRACEFS;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
 use crate::scenario::support::host_tool::{self, Step, Tool, Workdir};
-use crate::scenario::support::openat_loop::{self, OPENAT_LOOP};
+use crate::scenario::support::openat_loop;
 use crate::scenario::support::verdict::{count, verdict};
 use crate::scenario::support::workload::{HELLO_DYN, URANDOM_READ};
 use anyhow::Result;
@@ -41,6 +40,9 @@ const BCC_VERSION: &str = "/usr/lib/python3/dist-packages/bcc/version.py";
 /// The BCC module itself, beside python3.
 const BCC_MODULE: Req =
     Req::HostProgram { path: "/usr/lib/python3/dist-packages/bcc/__init__.py", package: "python3-bpfcc" };
+/// What a BCC program needs beyond its event and workload: python3 with the module, and the
+/// kernel's headers to compile against.
+const BCC_PROGRAM: Req = Req::All(&[BCC.req(), BCC_MODULE, Req::KernelHeaders]);
 /// Importing bcc and compiling with its embedded clang is slow under TCG.
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -51,7 +53,7 @@ pub const TPLIST_LIST: Scenario = Meta::new("tool.bcc.tplist", "2.6.31")
     .summary(
         "tplist-bpfcc 'syscalls:sys_enter_open*' == tracefs' events; tplist-bpfcc -l hello-dyn: hello:greet, hello:add",
     )
-    .requires(&[Req::Tracefs, Req::Event("syscalls/sys_enter_openat"), Req::Program(HELLO_DYN), TPLIST.req()])
+    .requires(&[host_tool::SYS_ENTER_OPENAT, Req::Program(HELLO_DYN), TPLIST.req()])
     .params(&[("program", HELLO_DYN)])
     .run(tplist);
 
@@ -60,13 +62,8 @@ fn tplist(ctx: &mut Ctx) -> Result<ScenarioResult> {
     if !host_tool::ok(&out) {
         return Ok(host_tool::failed(ctx, &TPLIST, Status::Fail, "tplist-bpfcc failed", &out));
     }
-    let listed: BTreeSet<String> = out.stdout.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
-    let tracefs: BTreeSet<String> = std::fs::read_dir(format!("{TRACEFS}/events/syscalls"))?
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| n.starts_with("sys_enter_open"))
-        .map(|n| format!("syscalls:{n}"))
-        .collect();
+    let listed = host_tool::listed(&out.stdout);
+    let tracefs = host_tool::syscall_events("sys_enter_open", "")?;
     let dir = Workdir::new()?;
     let hello = dir.copy_program(ctx, HELLO_DYN)?;
     let usdt = dir.run(&["/usr/sbin/tplist-bpfcc", "-l", &hello], TIMEOUT)?;
@@ -171,21 +168,12 @@ pub const URANDOM_READ_PROBE: Scenario = Meta::new("tool.bcc.urandom_read", "4.7
     .summary(
         "the notes' BCC TRACEPOINT_PROBE(random, urandom_read) as written, on urandom-read N: N lines of got_bits 128",
     )
-    .requires(&[
-        Req::Tracefs,
-        Req::Event("random/urandom_read"),
-        Req::Program(URANDOM_READ),
-        BCC.req(),
-        BCC_MODULE,
-        Req::KernelHeaders,
-    ])
+    .requires(&[Req::Tracefs, Req::Event("random/urandom_read"), Req::Program(URANDOM_READ), BCC_PROGRAM])
     .params(&[("count", "10")])
     .run(urandom_read);
 
 fn urandom_read(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?;
-    let dir = Workdir::new()?;
-    let prog = dir.copy(URANDOM_READ)?;
+    let (n, dir, prog) = Workdir::with_copy(ctx, URANDOM_READ)?;
     let ns = n.to_string();
     let out = match run_bcc(ctx, &dir, URANDOM_PROGRAM, &format!("printk:{n}"), &[&prog, &ns])? {
         Ok(o) => o,
@@ -207,32 +195,18 @@ fn urandom_read(ctx: &mut Ctx) -> Result<ScenarioResult> {
 // As tool.bcc.urandom_read; syscalls:sys_enter_openat exists throughout.
 pub const SYS_ENTER_OPENAT: Scenario = Meta::new("tool.bcc.sys_enter_openat", "4.7")
     .summary("BCC TRACEPOINT_PROBE(syscalls, sys_enter_openat) counting per process on openat-loop N: N")
-    .requires(&[
-        Req::Tracefs,
-        Req::Event("syscalls/sys_enter_openat"),
-        Req::Program(OPENAT_LOOP),
-        BCC.req(),
-        BCC_MODULE,
-        Req::KernelHeaders,
-    ])
+    .requires(&[host_tool::SYS_ENTER_OPENAT_LOOP, BCC_PROGRAM])
     .params(&[("count", "100")])
     .run(sys_enter_openat);
 
 fn sys_enter_openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?;
-    let dir = Workdir::new()?;
-    let prog = dir.copy(OPENAT_LOOP)?;
-    let file = dir.touch("target")?;
-    let ns = n.to_string();
+    let (n, dir, [prog, ns, file]) = Workdir::for_openat_loop(ctx)?;
     let out = match run_bcc(ctx, &dir, OPENAT_PROGRAM, "counts", &[&prog, &ns, &file])? {
         Ok(o) => o,
         Err(r) => return Ok(r),
     };
     let mut problems = Vec::new();
-    let summary = openat_loop::summary(&out.stdout).unwrap_or_else(|e| {
-        problems.push(format!("{e:#}"));
-        Default::default()
-    });
+    let summary = host_tool::openat_summary(&out.stdout, &mut problems);
     let counted = out.stdout.lines().find_map(|l| l.strip_prefix("count ")).and_then(|v| v.trim().parse().ok());
     if counted.is_none() {
         problems.push("the driver printed no count".into());

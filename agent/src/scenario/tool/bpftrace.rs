@@ -3,7 +3,6 @@
 //! a tracepoint, kprobe + kretprobe with `retval`, uprobe + uretprobe on hello, and `usdt:`
 //! probes of hello-dyn. A bpftrace build that cannot run on a kernel fails with its own error.
 
-use crate::mounts::TRACEFS;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
 use crate::scenario::support::host_tool::{self, step, Step, Tool, Workdir};
@@ -12,7 +11,7 @@ use crate::scenario::support::verdict::{count, verdict};
 use crate::scenario::support::workload::{HELLO, HELLO_DYN};
 use anyhow::Result;
 use kmatrix_proto::{Count, ScenarioResult, Status};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub const BPFTRACE: Tool =
@@ -38,7 +37,7 @@ fn maps(stdout: &str) -> BTreeMap<String, i64> {
 // bpftrace lists tracepoints from tracefs (available since 4.1 for its BPF side).
 pub const LIST: Scenario = Meta::new("tool.bpftrace.list", "4.1")
     .summary("bpftrace -l 'tracepoint:syscalls:sys_enter_open*' lists exactly tracefs' sys_enter_open* events")
-    .requires(&[Req::Tracefs, Req::Event("syscalls/sys_enter_openat"), REQ])
+    .requires(&[host_tool::SYS_ENTER_OPENAT, REQ])
     .run(list);
 
 fn list(ctx: &mut Ctx) -> Result<ScenarioResult> {
@@ -46,13 +45,8 @@ fn list(ctx: &mut Ctx) -> Result<ScenarioResult> {
     if !host_tool::ok(&out) {
         return Ok(host_tool::failed(ctx, &BPFTRACE, Status::Fail, "bpftrace -l failed", &out));
     }
-    let listed: BTreeSet<String> = out.stdout.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
-    let tracefs: BTreeSet<String> = std::fs::read_dir(format!("{TRACEFS}/events/syscalls"))?
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| n.starts_with("sys_enter_open"))
-        .map(|n| format!("tracepoint:syscalls:{n}"))
-        .collect();
+    let listed = host_tool::listed(&out.stdout);
+    let tracefs = host_tool::syscall_events("sys_enter_open", "tracepoint:")?;
     let mut problems = Vec::new();
     if listed != tracefs {
         problems.push(format!(
@@ -107,21 +101,17 @@ fn judged(
 // BPF tracepoint programs came in 4.7.
 pub const TRACEPOINT: Scenario = Meta::new("tool.bpftrace.tracepoint", "4.7")
     .summary("bpftrace tracepoint:syscalls:sys_enter_openat /pid == cpid/ count() -c 'openat-loop N': @n == N")
-    .requires(&[Req::Tracefs, Req::Event("syscalls/sys_enter_openat"), Req::Program(OPENAT_LOOP), REQ])
+    .requires(&[host_tool::SYS_ENTER_OPENAT_LOOP, REQ])
     .params(&[("count", "100")])
     .run(tracepoint);
 
 fn tracepoint(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?;
-    let dir = Workdir::new()?;
-    let command = format!("{} {n} {}", dir.copy(OPENAT_LOOP)?, dir.touch("target")?);
+    let (n, dir, argv) = Workdir::for_openat_loop(ctx)?;
+    let command = argv.join(" ");
     let program = "tracepoint:syscalls:sys_enter_openat /pid == cpid/ { @n = count(); }";
     let (maps, stdout) = step!(one_liner(ctx, &dir, program, &command));
     let mut problems = Vec::new();
-    let summary = openat_loop::summary(&stdout).unwrap_or_else(|e| {
-        problems.push(format!("{e:#}"));
-        Default::default()
-    });
+    let summary = host_tool::openat_summary(&stdout, &mut problems);
     let counts = openat_loop::counts(
         n,
         &summary,
@@ -141,19 +131,15 @@ pub const KRETPROBE: Scenario = Meta::new("tool.bpftrace.kretprobe", "4.1")
     .run(kretprobe);
 
 fn kretprobe(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?;
     let sym = openat_loop::symbol(ctx)?;
-    let dir = Workdir::new()?;
-    let command = format!("{} {n} {}", dir.copy(OPENAT_LOOP)?, dir.touch("target")?);
+    let (n, dir, argv) = Workdir::for_openat_loop(ctx)?;
+    let command = argv.join(" ");
     let program = format!(
         "kprobe:{sym} /pid == cpid/ {{ @calls = count(); }} kretprobe:{sym} /pid == cpid/ {{ @ret[retval] = count(); }}"
     );
     let (maps, stdout) = step!(one_liner(ctx, &dir, &program, &command));
     let mut problems = Vec::new();
-    let summary = openat_loop::summary(&stdout).unwrap_or_else(|e| {
-        problems.push(format!("{e:#}"));
-        Default::default()
-    });
+    let summary = host_tool::openat_summary(&stdout, &mut problems);
     let fd_key = format!("@ret[{}]", summary.fd);
     let returns: i64 = maps.iter().filter(|(k, _)| k.starts_with("@ret[")).map(|(_, v)| v).sum();
     let mut counts = openat_loop::counts(
@@ -179,9 +165,7 @@ pub const UPROBE: Scenario = Meta::new("tool.bpftrace.uprobe", "4.3")
     .run(uprobe);
 
 fn uprobe(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?;
-    let dir = Workdir::new()?;
-    let hello = dir.copy(HELLO)?;
+    let (n, dir, hello) = Workdir::with_copy(ctx, HELLO)?;
     let program = format!(
         "uprobe:{hello}:hello_greet /pid == cpid/ {{ @greet = count(); }} \
          uretprobe:{hello}:hello_add /pid == cpid/ {{ @add = count(); @sum = sum(retval); }}"

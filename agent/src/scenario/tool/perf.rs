@@ -9,7 +9,7 @@ use crate::mounts::TRACEFS;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
 use crate::scenario::support::host_tool::{self, step, Step, Tool, Workdir, MINUTE};
-use crate::scenario::support::openat_loop::{self, OPENAT_LOOP};
+use crate::scenario::support::openat_loop::{self};
 use crate::scenario::support::stacks::{self, Sample};
 use crate::scenario::support::verdict::{count, unsupported, verdict};
 use crate::scenario::support::workload::{HELLO, HELLO_DYN};
@@ -27,7 +27,7 @@ const MAX_FOLDED: usize = 2000;
 // Tracepoint listing through tracefs/debugfs is as old as perf itself (2.6.31).
 pub const LIST: Scenario = Meta::new("tool.perf.list", "2.6.31")
     .summary("perf list tracepoint names syscalls:sys_enter_openat and agrees with the guest's events/syscalls")
-    .requires(&[Req::Tracefs, Req::Event("syscalls/sys_enter_openat"), REQ])
+    .requires(&[host_tool::SYS_ENTER_OPENAT, REQ])
     .run(list);
 
 fn list(ctx: &mut Ctx) -> Result<ScenarioResult> {
@@ -74,16 +74,12 @@ fn list(ctx: &mut Ctx) -> Result<ScenarioResult> {
 // Counting a tracepoint with perf stat came with perf (2.6.31).
 pub const STAT_OPENAT: Scenario = Meta::new("tool.perf.stat_openat", "2.6.31")
     .summary("perf stat -e syscalls:sys_enter_openat -- openat-loop N: the counter reads exactly N")
-    .requires(&[Req::Tracefs, Req::Event("syscalls/sys_enter_openat"), Req::Program(OPENAT_LOOP), REQ])
+    .requires(&[host_tool::SYS_ENTER_OPENAT_LOOP, REQ])
     .params(&[("count", "100")])
     .run(stat_openat);
 
 fn stat_openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?;
-    let dir = Workdir::new()?;
-    let prog = dir.copy(OPENAT_LOOP)?;
-    let file = dir.touch("target")?;
-    let ns = n.to_string();
+    let (n, dir, [prog, ns, file]) = Workdir::for_openat_loop(ctx)?;
     let argv = ["/usr/bin/perf", "stat", "-x", ",", "-e", "syscalls:sys_enter_openat", "--", &prog, &ns, &file];
     let out = dir.run(&argv, MINUTE)?;
     let Some(value) = stat_value(&out.stderr, "syscalls:sys_enter_openat") else {
@@ -96,10 +92,7 @@ fn stat_openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
         ));
     };
     let mut problems: Vec<String> = Vec::new();
-    let summary = openat_loop::summary(&out.stdout).unwrap_or_else(|e| {
-        problems.push(format!("{e:#}"));
-        Default::default()
-    });
+    let summary = host_tool::openat_summary(&out.stdout, &mut problems);
     if out.exit_code != Some(0) {
         problems.push(format!("perf stat (exit status of the workload): {}", host_tool::ended(&out)));
     }

@@ -4,7 +4,7 @@
 use crate::excerpt;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
-use crate::scenario::support::host_tool::{step, Tool, Workdir};
+use crate::scenario::support::host_tool::{self, step, Tool, Workdir};
 use crate::scenario::support::openat_loop::{self, OPENAT_LOOP};
 use crate::scenario::support::verdict::{count, verdict};
 use anyhow::Result;
@@ -22,9 +22,7 @@ pub const OPENAT: Scenario = Meta::new("tool.strace.openat", "2.6.33")
     .run(openat);
 
 fn openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?;
-    let dir = Workdir::new()?;
-    let prog = dir.copy(OPENAT_LOOP)?;
+    let (n, dir, prog) = Workdir::with_copy(ctx, OPENAT_LOOP)?;
     let path = openat_loop::target_path(ctx)?;
     let ns = n.to_string();
     let out = step!(dir.step(
@@ -38,10 +36,7 @@ fn openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let calls: Vec<&str> = text.lines().filter(|l| l.starts_with("openat(")).collect();
     let of_path = calls.iter().filter(|l| l.contains(&format!("\"{path}\""))).count() as u64;
     let mut problems = Vec::new();
-    let summary = openat_loop::summary(&out.stdout).unwrap_or_else(|e| {
-        problems.push(format!("{e:#}"));
-        Default::default()
-    });
+    let summary = host_tool::openat_summary(&out.stdout, &mut problems);
     let fd = format!(") = {}", summary.fd);
     let with_fd = calls.iter().filter(|l| l.ends_with(&fd)).count() as u64;
     let mut counts = openat_loop::counts(n, &summary, "openat calls strace printed", calls.len() as u64);

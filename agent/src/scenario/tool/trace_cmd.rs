@@ -68,6 +68,25 @@ struct Recorded {
     stopped_itself: Option<bool>,
 }
 
+impl Recorded {
+    /// The verdict on `counts` and the recording's problems, its detail the scenario's `fields`
+    /// with the workload's pid, the report's size and how trace-cmd stopped, its excerpt the
+    /// report's head.
+    fn verdict(self, ctx: &Ctx, counts: Vec<kmatrix_proto::Count>, fields: serde_json::Value) -> ScenarioResult {
+        let mut r = verdict(ctx.id(), counts, self.problems);
+        let mut detail = serde_json::json!({
+            "pid": self.pid,
+            "entries": self.entries.len(),
+            "stopped_itself": self.stopped_itself,
+        });
+        if let (Some(d), serde_json::Value::Object(f)) = (detail.as_object_mut(), fields) {
+            d.extend(f);
+        }
+        r.detail = TRACE_CMD.detail(detail);
+        r.with_excerpt(&excerpt::head(&self.report, 12))
+    }
+}
+
 /// `trace-cmd report -i trace.dat` in `dir`, or the failed result.
 fn report(ctx: &Ctx, dir: &Workdir) -> Step<(Vec<Entry>, String)> {
     let out = dir.run(&["/usr/bin/trace-cmd", "report", "-i", "trace.dat"], MINUTE)?;
@@ -136,9 +155,7 @@ fn record_pid(
 /// workload; its pid is the one the report names `openat-loop`.
 fn record_cmd(ctx: &mut Ctx, dir: &Workdir, n: u64, args: &[&str]) -> Step<Recorded> {
     ctx.tfs.remember_settings()?;
-    let prog = dir.copy(OPENAT_LOOP)?;
-    let file = dir.touch("target")?;
-    let ns = n.to_string();
+    let [prog, ns, file] = dir.openat_loop(n)?;
     let mut argv = vec!["/usr/bin/trace-cmd", "record"];
     argv.extend_from_slice(args);
     argv.extend_from_slice(&["-o", "trace.dat", "-F", &prog, &ns, &file]);
@@ -151,10 +168,7 @@ fn record_cmd(ctx: &mut Ctx, dir: &Workdir, n: u64, args: &[&str]) -> Step<Recor
         Err(r) => return Ok(Err(r)),
     };
     let mut problems = Vec::new();
-    let summary = openat_loop::summary(&rec.stdout).unwrap_or_else(|e| {
-        problems.push(format!("{e:#}"));
-        Summary::default()
-    });
+    let summary = host_tool::openat_summary(&rec.stdout, &mut problems);
     let pids: std::collections::BTreeSet<i32> =
         entries.iter().filter(|e| e.comm == "openat-loop").map(|e| e.pid).collect();
     if pids.len() > 1 {
@@ -225,14 +239,7 @@ fn function_verdict(ctx: &Ctx, n: u64, sym: &str, rec: Recorded) -> ScenarioResu
         0,
         rec.entries.iter().filter(|e| e.pid != rec.pid).count() as u64,
     ));
-    let mut r = verdict(ctx.id(), counts, rec.problems);
-    r.detail = TRACE_CMD.detail(serde_json::json!({
-        "symbol": sym,
-        "pid": rec.pid,
-        "entries": rec.entries.len(),
-        "stopped_itself": rec.stopped_itself,
-    }));
-    r.with_excerpt(&excerpt::head(&rec.report, 12))
+    rec.verdict(ctx, counts, serde_json::json!({ "symbol": sym }))
 }
 
 /// trace-cmd-record(1) `-e syscalls:sys_enter_openat` on `openat-loop N`: exactly N events of
@@ -276,16 +283,9 @@ fn sys_enter_openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let mut counts =
         openat_loop::counts(n, &rec.summary, "sys_enter_openat events of the workload pid", events.len() as u64);
     counts.push(count(format!("events with the workload's {ptr}"), n, with_ptr));
-    let mut r = verdict(ctx.id(), counts, rec.problems);
     // Other tasks' events are not judged: the kernel drops an exiting pid from set_event_pid,
     // so trace-cmd's own openat calls while it stops are recorded too.
-    r.detail = TRACE_CMD.detail(serde_json::json!({
-        "mode": mode,
-        "pid": rec.pid,
-        "entries": rec.entries.len(),
-        "stopped_itself": rec.stopped_itself,
-    }));
-    Ok(r.with_excerpt(&excerpt::head(&rec.report, 12)))
+    Ok(rec.verdict(ctx, counts, serde_json::json!({ "mode": mode })))
 }
 
 #[cfg(test)]

@@ -24,6 +24,12 @@ const REQ: Req = UFTRACE.req();
 /// `program`: the image's program to record (hello-dyn; a static one shows uftrace's refusal).
 const PARAMS: &[(&str, &str)] = &[("count", "10"), ("program", HELLO_DYN)];
 
+/// The entry of a scenario on a user-space recording of hello-dyn (`-pg`, mcount: nothing of
+/// the kernel beyond perf-less basics, hence 2.6.32).
+const fn user_recording(id: &'static str, summary: &'static str) -> Meta {
+    Meta::new(id, "2.6.32").summary(summary).requires(&[Req::Program(HELLO_DYN), REQ]).params(PARAMS)
+}
+
 /// One call in `uftrace replay`: its name, the function it was called from, and its duration
 /// (`12.679 us`) when the replay printed one.
 #[derive(Debug, PartialEq)]
@@ -60,9 +66,10 @@ fn parse_replay(text: &str) -> Vec<Call> {
     calls
 }
 
-/// `uftrace record [-k] -d uftrace.data hello-dyn N` in a fresh directory: the directory and the
-/// run, or the failed result.
-fn record(ctx: &mut Ctx, n: u64, kernel: bool) -> Step<Workdir> {
+/// `uftrace record [-k] -d uftrace.data hello-dyn N` in a fresh directory, N the declared
+/// count: N and the directory of the run, or the failed result.
+fn record(ctx: &mut Ctx, kernel: bool) -> Step<(u64, Workdir)> {
+    let n = ctx.declared_count()?;
     ctx.tfs.remember_settings()?;
     let dir = Workdir::new()?;
     let prog = dir.copy_program(ctx, HELLO_DYN)?;
@@ -89,7 +96,7 @@ fn record(ctx: &mut Ctx, n: u64, kernel: bool) -> Step<Workdir> {
             )));
         }
     }
-    Ok(Ok(dir))
+    Ok(Ok((n, dir)))
 }
 
 /// The hello-dyn calls a replay must show: N hello_greet and N hello_add called from main,
@@ -121,17 +128,14 @@ fn replay(ctx: &Ctx, dir: &Workdir) -> Step<(Vec<Call>, String)> {
 /// The seeds' `uftrace record ./hello` + `uftrace replay` + `uftrace report`: the call tree
 /// main → hello_greet and hello_add, N each, with durations, and N calls of each in the report.
 // uftrace records user functions with -pg (mcount): no kernel feature beyond perf-less basics.
-pub const REPLAY: Scenario = Meta::new("tool.uftrace.replay", "2.6.32")
-    .summary(
-        "uftrace record + replay + report of hello-dyn N: main calls hello_greet and hello_add N times each, with durations",
-    )
-    .requires(&[Req::Program(HELLO_DYN), REQ])
-    .params(PARAMS)
+pub const REPLAY: Scenario = user_recording(
+    "tool.uftrace.replay",
+    "uftrace record + replay + report of hello-dyn N: main calls hello_greet and hello_add N times each, with durations",
+)
     .run(replay_tree);
 
 fn replay_tree(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?;
-    let dir = step!(record(ctx, n, false));
+    let (n, dir) = step!(record(ctx, false));
     let (calls, text) = step!(replay(ctx, &dir));
     // The seeds' `uftrace report`: the calls column of hello_greet and hello_add is N.
     let rep =
@@ -166,8 +170,7 @@ pub const KERNEL: Scenario = Meta::new("tool.uftrace.kernel", "3.10")
     .run(kernel);
 
 fn kernel(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?;
-    let dir = step!(record(ctx, n, true));
+    let (n, dir) = step!(record(ctx, true));
     let (calls, text) = step!(replay(ctx, &dir));
     let names: BTreeSet<&str> = calls.iter().map(|c| c.name.as_str()).collect();
     let kernel = kernel_text_symbols(&names)?;
@@ -198,15 +201,14 @@ fn kernel_text_symbols(names: &BTreeSet<&str>) -> Result<BTreeSet<String>> {
 /// The seeds' `uftrace dump --chrome` (for chrome://tracing and ui.perfetto.dev): valid JSON with
 /// a `traceEvents` array holding N begin and N end events of hello_greet.
 // As tool.uftrace.replay.
-pub const CHROME: Scenario = Meta::new("tool.uftrace.chrome", "2.6.32")
-    .summary("uftrace dump --chrome of hello-dyn N: valid Chrome trace JSON, N B and N E events of hello_greet")
-    .requires(&[Req::Program(HELLO_DYN), REQ])
-    .params(PARAMS)
-    .run(chrome);
+pub const CHROME: Scenario = user_recording(
+    "tool.uftrace.chrome",
+    "uftrace dump --chrome of hello-dyn N: valid Chrome trace JSON, N B and N E events of hello_greet",
+)
+.run(chrome);
 
 fn chrome(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?;
-    let dir = step!(record(ctx, n, false));
+    let (n, dir) = step!(record(ctx, false));
     step!(dir.step_to_file(
         ctx,
         &UFTRACE,
@@ -249,15 +251,14 @@ fn chrome(ctx: &mut Ctx) -> Result<ScenarioResult> {
 /// leaves out stacks whose total time is under 1 us, which hello_add's N short calls can be
 /// under TCG: it is listed in the detail, not judged.)
 // As tool.uftrace.replay.
-pub const FLAME_GRAPH: Scenario = Meta::new("tool.uftrace.flame_graph", "2.6.32")
-    .summary("uftrace dump --flame-graph of hello-dyn N: well-formed folded stacks naming main and hello_greet (detail.collapsed)")
-    .requires(&[Req::Program(HELLO_DYN), REQ])
-    .params(PARAMS)
+pub const FLAME_GRAPH: Scenario = user_recording(
+    "tool.uftrace.flame_graph",
+    "uftrace dump --flame-graph of hello-dyn N: well-formed folded stacks naming main and hello_greet (detail.collapsed)",
+)
     .run(flame_graph);
 
 fn flame_graph(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?;
-    let dir = step!(record(ctx, n, false));
+    let (_n, dir) = step!(record(ctx, false));
     let out = step!(dir.step(
         ctx,
         &UFTRACE,

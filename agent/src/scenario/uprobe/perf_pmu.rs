@@ -9,7 +9,7 @@ use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
 use crate::scenario::support::gated::workload_problems;
 use crate::scenario::support::perf::{count_run, open};
-use crate::scenario::support::verdict::{count, verdict};
+use crate::scenario::support::verdict::count;
 use crate::scenario::support::workload;
 use anyhow::Result;
 use kmatrix_proto::ScenarioResult;
@@ -35,7 +35,7 @@ fn hello(ctx: &mut Ctx) -> Result<ScenarioResult> {
     attr.config2 = offset;
     let ev = open(attr, pid, Some(workload::HELLO), &format!("uprobe PMU {}:{offset:#x}", workload::HELLO))?;
     let (a, readings) = count_run(ctx, w, attach, &[&ev])?;
-    let mut r = verdict(
+    let mut r = a.verdict(
         ctx.id(),
         vec![
             count("hello, world! lines printed", n, workload::greetings(&a.done.stdout)),
@@ -43,7 +43,6 @@ fn hello(ctx: &mut Ctx) -> Result<ScenarioResult> {
         ],
         workload_problems(&a.done),
     );
-    a.timings(&mut r);
     r.detail = serde_json::json!({ "pmu_type": ty, "file_offset": offset, "pid": pid });
     Ok(r)
 }

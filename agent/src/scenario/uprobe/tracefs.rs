@@ -10,7 +10,7 @@ use crate::scenario::req::Req;
 use crate::scenario::support::gated::trace_problems;
 use crate::scenario::support::probe_events::UPROBE_EVENTS;
 use crate::scenario::support::probe_events::{entries_of, run_probe, GROUP};
-use crate::scenario::support::verdict::{count, verdict};
+use crate::scenario::support::verdict::count;
 use crate::scenario::support::workload;
 use crate::{elf, excerpt};
 use anyhow::{Context, Result};
@@ -70,8 +70,7 @@ fn hello_probe(ctx: &mut Ctx, ret: bool) -> Result<ScenarioResult> {
         let matching = seen.iter().zip(&expected).filter(|(a, b)| **a == b.as_str()).count();
         counts.push(count("return values 1, 3, 5, ... in order", n, matching as u64));
     }
-    let mut r = verdict(ctx.id(), counts, trace_problems(&a.done, parsed.lost));
-    a.timings(&mut r);
+    let mut r = a.verdict(ctx.id(), counts, trace_problems(&a.done, parsed.lost));
     r.detail = serde_json::json!({
         "definition": definition,
         "file_offset": offset,
