@@ -2,6 +2,8 @@
 //!
 //! The `kmatrix` binary is a thin front over this crate; tests drive the same API.
 
+#![warn(missing_docs)]
+
 pub mod bench;
 pub mod bisect;
 pub mod bpf_object;
