@@ -50,8 +50,7 @@ pub const SYS_ENTER_OPENAT: Scenario = Meta::new("ftrace.event.sys_enter_openat"
 /// The sys_enter_openat run, read through `trace` (which keeps the entries) or, with `pipe`,
 /// through `trace_pipe` (which consumes them, so `trace` must be empty afterwards).
 pub fn sys_enter_openat_read(ctx: &mut Ctx, pipe: bool) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?;
-    let path = openat_loop::target_path(ctx)?;
+    let (n, path) = openat_loop::declared(ctx)?;
     openat_loop::fit_buffer(ctx, n, 128)?;
     let a = run_with_events(ctx, &openat_argv(n, &path), &|pid| vec![(OPENAT, pid_filter(pid))])?;
     let text = if pipe { ctx.tfs.drain_pipe("trace_pipe")? } else { ctx.tfs.read("trace")? };
@@ -85,8 +84,7 @@ pub const RAW_SYSCALLS: Scenario = Meta::new("ftrace.event.raw_syscalls", "2.6.3
     .run(raw_syscalls);
 
 fn raw_syscalls(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?;
-    let path = openat_loop::target_path(ctx)?;
+    let (n, path) = openat_loop::declared(ctx)?;
     openat_loop::fit_buffer(ctx, n, 256)?;
     let nr = libc::SYS_openat;
     let a = run_with_events(ctx, &openat_argv(n, &path), &|pid| {

@@ -29,8 +29,7 @@ pub const SYS_ENTER_OPENAT: Scenario = Meta::new("ftrace.hist.sys_enter_openat",
     .run(sys_enter_openat);
 
 fn sys_enter_openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?;
-    let path = openat_loop::target_path(ctx)?;
+    let (n, path) = openat_loop::declared(ctx)?;
     let trigger = "hist:keys=common_pid";
     let attach = Instant::now();
     let w = openat_loop::start(n, &path)?;

@@ -29,8 +29,7 @@ pub const STACKTRACE: Scenario = Meta::new("ftrace.options.stacktrace", "2.6.33"
     .run(stacktrace);
 
 fn stacktrace(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?;
-    let path = openat_loop::target_path(ctx)?;
+    let (n, path) = openat_loop::declared(ctx)?;
     openat_loop::fit_buffer(ctx, n, 1024)?;
     ctx.tfs.set_option("stacktrace", true)?;
     let attach = Instant::now();

@@ -112,8 +112,7 @@ pub type Args<'a> = dyn Fn(&openat_loop::Summary) -> Vec<(&'static str, String)>
 /// Define `def` in dynamic_events, filter it to the workload's pid, run `openat-loop N`, and
 /// expect N entries, each with every `key=value` of `args`.
 pub fn run_dynamic(ctx: &mut Ctx, event: &str, def: &str, args: &Args) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?;
-    let path = openat_loop::target_path(ctx)?;
+    let (n, path) = openat_loop::declared(ctx)?;
     openat_loop::fit_buffer(ctx, n, 160)?;
     let attach = Instant::now();
     let w = openat_loop::start(n, &path)?;

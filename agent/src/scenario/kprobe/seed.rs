@@ -36,8 +36,7 @@ pub const DO_SYS_OPEN: Scenario = Meta::new("kprobe.seed.do_sys_open", "2.6.33")
     .run(do_sys_open);
 
 fn do_sys_open(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let n = ctx.declared_count()?;
-    let path = openat_loop::target_path(ctx)?;
+    let (n, path) = openat_loop::declared(ctx)?;
     let definition = "p:function do_sys_open";
     let wrappers = crate::arch::syscall_symbols("openat");
     let wrappers: Vec<&str> = wrappers.iter().map(String::as_str).collect();

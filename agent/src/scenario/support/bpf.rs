@@ -202,8 +202,7 @@ pub struct OpenatWorkload {
 impl OpenatWorkload {
     /// `count` calls, as the scenario declares it ([`Meta::params`](crate::scenario::meta::Meta)).
     pub fn start(ctx: &mut Ctx) -> Result<OpenatWorkload> {
-        let n = ctx.declared_count()?;
-        let path = openat_loop::target_path(ctx)?;
+        let (n, path) = openat_loop::declared(ctx)?;
         let sym = openat_loop::symbol(ctx)?;
         let running = openat_loop::start(n, &path)?;
         Ok(OpenatWorkload { n, path, sym, running })

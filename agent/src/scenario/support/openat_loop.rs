@@ -97,10 +97,14 @@ pub fn counts(n: u64, s: &Summary, what: impl Into<String>, seen: u64) -> Vec<Co
 /// What an openat scenario starts from: its declared count N, the path the workload opens (see
 /// [`target_path`]) and the function on the openat path ([`symbol`]).
 pub fn prepare(ctx: &Ctx) -> Result<(u64, String, &'static str)> {
-    let n = ctx.declared_count()?;
-    let path = target_path(ctx)?;
+    let (n, path) = declared(ctx)?;
     let sym = symbol(ctx)?;
     Ok((n, path, sym))
+}
+
+/// [`prepare`] without the function: the declared count N and the path the workload opens.
+pub fn declared(ctx: &Ctx) -> Result<(u64, String)> {
+    Ok((ctx.declared_count()?, target_path(ctx)?))
 }
 
 /// The path the workload opens (`path` parameter), created empty when missing.

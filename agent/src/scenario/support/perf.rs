@@ -61,8 +61,7 @@ pub fn count_openat(
     what: String,
     open_counter: impl FnOnce(i32) -> Result<Event>,
 ) -> Result<(ScenarioResult, i32, Reading)> {
-    let n = ctx.declared_count()?;
-    let path = openat_loop::target_path(ctx)?;
+    let (n, path) = openat_loop::declared(ctx)?;
     let attach = Instant::now();
     let w = openat_loop::start(n, &path)?;
     let ev = open_counter(w.pid())?;
