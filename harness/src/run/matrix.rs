@@ -34,7 +34,8 @@ pub struct KernelTime {
     pub scenarios_s: f64,
     pub boots: usize,
     pub hello_s: Vec<f64>,
-    /// Host-side seconds of each scenario, request to answer, in the order they ran.
+    /// Host-side seconds of each scenario, request to answer, in plan order (the order results
+    /// come out in, whether one VM ran them or several).
     pub scenario_walls: Vec<(String, f64)>,
 }
 
