@@ -49,10 +49,14 @@ pub fn serve(ch: &mut Channel, caps: &Capabilities) -> Result<()> {
                 console::say(&format!("{}: {}", result.scenario, result.status));
                 ch.send(&GuestMsg::Result(Box::new(result)))?;
             }
-            HostMsg::Exec(req) => match exec::run(Some(ch), &req) {
-                Ok(done) => ch.send(&GuestMsg::ExecDone(done))?,
-                Err(e) => ch.send(&GuestMsg::Error { message: format!("{e:#}") })?,
-            },
+            HostMsg::Exec(req) => {
+                // A program of the host's may write tracefs: the next scenario resets it fully.
+                crate::tracefs::state_unknown();
+                match exec::run(Some(ch), &req) {
+                    Ok(done) => ch.send(&GuestMsg::ExecDone(done))?,
+                    Err(e) => ch.send(&GuestMsg::Error { message: format!("{e:#}") })?,
+                }
+            }
             // Only meaningful while a program runs (`exec::run` handles them then).
             HostMsg::Input { .. } | HostMsg::Winsize { .. } | HostMsg::Signal { .. } => {
                 ch.send(&GuestMsg::Error { message: "no program is running".into() })?

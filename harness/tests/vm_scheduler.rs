@@ -2,10 +2,15 @@
 //! is timed out and the kernel's other scenarios still run, in a fresh VM; a guest kernel panic
 //! becomes `error` with the console tail; each error says its cause and the summary counts them;
 //! a scenario that fails once and passes on the automatic retry is `flaky`, with both attempts;
-//! results stream to results.jsonl as they arrive.
+//! results stream to results.jsonl as they arrive; a kernel split over two VMs (a free job slot)
+//! gives the same results, each once, in the same order as one VM; and a scenario in a VM
+//! always starts from a clean tracefs, whatever the one before it left.
 
-use kmatrix_proto::{ScenarioResult, Status};
+mod common;
+
+use kmatrix_proto::{RunRequest, ScenarioResult, Status};
 use std::process::Command;
+use std::time::Duration;
 
 fn run(scenarios: &str, extra: &[&str]) -> (Option<i32>, Vec<ScenarioResult>, String) {
     let d = tempfile::tempdir().unwrap();
@@ -124,4 +129,49 @@ fn an_empty_kernel_group_is_bad_input_naming_it() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--kernels arm64") && stderr.contains("only-6.1"), "{stderr}");
+}
+
+/// `--jobs 2` with one kernel: the second job slot is free from the start, so once the kernel's
+/// first VM is up a second one restored from its snapshot takes scenarios from the back of the
+/// queue. Same cells, same statuses, each once, in the plan's order on stdout and on disk, as
+/// the same run in one VM.
+#[test]
+fn vm_a_kernel_split_over_two_vms_gives_the_same_results_once_each_in_plan_order() {
+    // 27 scenarios, a few seconds in all: enough left for a helper VM to be worth its restore.
+    let pattern = "ftrace.*";
+    let (code1, one, stderr1) = run(pattern, &["--jobs", "1", "--lane", "core"]);
+    let (code2, split, stderr2) = run(pattern, &["--jobs", "2", "--lane", "core"]);
+    assert!(stderr1.contains("(1 boot,"), "one job slot, one VM: {stderr1}");
+    assert!(stderr2.contains("second VM takes scenarios"), "the free slot did not split the kernel: {stderr2}");
+    assert!(stderr2.contains("2 boots"), "{stderr2}");
+    let ids = |rs: &[ScenarioResult]| rs.iter().map(|r| r.scenario.clone()).collect::<Vec<_>>();
+    assert!(one.len() > 20, "{stderr1}");
+    let mut dedup = ids(&split);
+    dedup.sort();
+    dedup.dedup();
+    assert_eq!(dedup.len(), split.len(), "a result came twice: {:?}", ids(&split));
+    assert_eq!(ids(&split), ids(&one), "lost or reordered by the split");
+    for (a, b) in one.iter().zip(&split) {
+        assert_eq!((a.status, &a.reason), (b.status, &b.reason), "{} differs between one VM and two", a.scenario);
+    }
+    assert_eq!((code1, code2), (code1, code1));
+}
+
+/// A scenario that keeps its state (`keep_state`, as `rerun --shell` runs it) leaves its kprobe
+/// defined and enabled; the same scenario run next in that VM defines the same probe, which the
+/// kernel refuses while the old one exists: it passes only if the reset before it really ran.
+/// The run after it starts from a reset the agent skips (the last one was verified clean and
+/// nothing ran since) and must pass too.
+#[tokio::test(flavor = "multi_thread")]
+async fn vm_each_scenario_starts_clean_after_one_that_kept_its_state() {
+    let p = common::prepare("debian-6.1", Vec::new()).await;
+    let mut opts = p.options("hygiene", Vec::new());
+    opts.snapshots = Some(p.session.cache.clone());
+    let mut g = p.start(&opts).await;
+    let kprobe = |keep_state| RunRequest { scenario: "kprobe.tracefs.openat".into(), keep_state, ..Default::default() };
+    for (step, keep) in [("kept", true), ("after the kept one", false), ("after a clean one", false)] {
+        let r = g.run(kprobe(keep), Duration::from_secs(60)).await.unwrap();
+        assert_eq!(r.status, Status::Pass, "{step}: {}", r.reason);
+    }
+    g.kill().await;
 }

@@ -19,6 +19,7 @@ pub use kmatrix_proto::tracefs::{format, hist, profile, readme, trace};
 pub use kmatrix_proto::ftrace::graph;
 
 use crate::sys;
+use std::cell::Cell;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -58,17 +59,38 @@ struct Touched {
     trace_clock: Option<String>,
 }
 
+impl Touched {
+    fn is_empty(&self) -> bool {
+        self.options.is_empty()
+            && self.filters.is_empty()
+            && self.instances.is_empty()
+            && self.buffer_size_kb.is_none()
+            && self.triggers.is_empty()
+            && self.trace_clock.is_none()
+    }
+}
+
 /// A tracefs mount plus what the current scenario touched.
 pub struct Tracefs {
     root: PathBuf,
     touched: Touched,
     /// Files a reset cleared that the leftover check must read too (trigger files).
     check_after_reset: Vec<String>,
+    /// The last thing done through this handle was a reset that worked: set by
+    /// [`Tracefs::reset`], cleared by every write, so the leftover check knows it follows one.
+    verified_reset: Cell<bool>,
 }
+
+pub use reset::state_unknown;
 
 impl Tracefs {
     pub fn new(root: impl Into<PathBuf>) -> Tracefs {
-        Tracefs { root: root.into(), touched: Touched::default(), check_after_reset: Vec::new() }
+        Tracefs {
+            root: root.into(),
+            touched: Touched::default(),
+            check_after_reset: Vec::new(),
+            verified_reset: Cell::new(false),
+        }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -97,6 +119,7 @@ impl Tracefs {
     /// Open `rel` for writing, to write to it later without another `openat` (which would show
     /// up in a scenario that counts openat calls).
     pub fn open_write(&self, rel: &str) -> Result<File, Refused> {
+        self.verified_reset.set(false);
         OpenOptions::new().write(true).open(self.path(rel)).map_err(|e| refused(format!("open({rel}, O_WRONLY)"), &e))
     }
 
@@ -121,6 +144,7 @@ impl Tracefs {
     /// Open with `O_TRUNC` and close: clears list files (`echo > kprobe_events`) and the buffer
     /// (`echo > trace`).
     pub fn truncate(&self, rel: &str) -> Result<(), Refused> {
+        self.verified_reset.set(false);
         OpenOptions::new()
             .write(true)
             .truncate(true)
@@ -231,6 +255,7 @@ impl Tracefs {
     /// Create `instances/<name>`, removed again by reset.
     pub fn make_instance(&mut self, name: &str) -> Result<PathBuf, Refused> {
         let rel = format!("instances/{name}");
+        self.verified_reset.set(false);
         std::fs::create_dir(self.path(&rel)).map_err(|e| refused(format!("mkdir({rel})"), &e))?;
         self.touched.instances.push(name.to_string());
         Ok(self.path(&rel))

@@ -47,7 +47,8 @@ pub struct KernelTime {
     pub boots: usize,
     /// Seconds from QEMU's start to the agent's `Hello`, one per boot.
     pub hello_s: Vec<f64>,
-    /// Host-side seconds of each scenario, request to answer, in the order they ran.
+    /// Host-side seconds of each scenario, request to answer, in plan order (the order results
+    /// come out in, whether one VM ran them or several).
     pub scenario_walls: Vec<(String, f64)>,
 }
 

@@ -6,6 +6,7 @@
 pub mod guests;
 pub mod history;
 pub mod matrix;
+pub mod queue;
 pub mod rerun;
 pub mod results;
 pub mod scheduler;

@@ -1,6 +1,9 @@
 //! The scheduler: kernels in parallel (up to `jobs`), each kernel's scenarios in order in one VM.
 //! Kernels start heaviest first, by what their scenarios took last time on this machine
-//! (`history`), so the run does not end waiting for a heavy kernel that started last.
+//! (`history`), so the run does not end waiting for a heavy kernel that started last. When every
+//! kernel has started and a job slot idles, the kernel with the most expected work left is split:
+//! a second VM of it, restored from the same snapshot, takes its scenarios from the back of its
+//! queue (`queue`); a kernel's results still come out in plan order, each exactly once.
 //!
 //! A scenario that times out, panics the guest or kills the agent becomes `error` with the console
 //! tail and its cause, the VM is discarded, and the kernel's remaining scenarios continue in a
@@ -12,16 +15,19 @@
 
 use super::guests::GuestSettings;
 use super::history;
+use super::queue::Queue;
 use crate::image::{self, Image, ImageOptions};
 use crate::kernel::PreparedKernel;
 use crate::session::SessionError;
 use crate::vm::VmError;
+use kmatrix_proto::KernelBuild;
 use kmatrix_proto::{Cause, RunRequest, ScenarioResult, Status};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, watch, Mutex, OwnedSemaphorePermit, Semaphore};
 
 /// One scenario to run, with its parameters.
 #[derive(Debug, Clone)]
@@ -118,6 +124,60 @@ pub enum RunEvent {
     },
 }
 
+/// A helper VM is worth its restore only for at least this much expected work left (seconds,
+/// by `history`); a restore under TCG costs 0.05-0.3 s, a cold boot (no snapshots) more.
+const SPLIT_MIN_S: f64 = 1.0;
+
+/// One kernel of the run: its plan, and the state its VMs share.
+struct KernelRun {
+    label: String,
+    spec: String,
+    scenarios: Vec<Planned>,
+    /// Expected seconds of each scenario (`history`), to choose the kernel to split.
+    estimate: Vec<f64>,
+    started: Instant,
+    /// Boots so far, over all of this kernel's VMs (console log names, `Booted`).
+    boots: AtomicUsize,
+    state: Mutex<KernelState>,
+}
+
+struct KernelState {
+    queue: Queue<RunEvent>,
+    /// Set once a VM of this kernel booted: what a helper VM needs (its snapshot exists then).
+    ready: Option<Arc<Ready>>,
+    boot_time: Duration,
+    scenario_time: Duration,
+    /// Host-side seconds per scenario (a retried one: both attempts), for `history`.
+    walls: Vec<(String, f64)>,
+    /// `Done` was sent.
+    done: bool,
+}
+
+/// A prepared kernel, as every VM of it boots it.
+struct Ready {
+    k: PreparedKernel,
+    img: Image,
+    build: KernelBuild,
+    kernel_headers: Option<Result<String, NoHeaders>>,
+    deadline: Instant,
+    /// The last boot's time to Hello: what a helper costs before its first scenario.
+    hello: std::sync::Mutex<Duration>,
+}
+
+/// What every task of the run shares.
+struct Shared {
+    cfg: SchedulerConfig,
+    tx: mpsc::Sender<RunEvent>,
+    /// Bumped when a kernel becomes splittable or finishes: the splitter looks again.
+    changed: watch::Sender<u64>,
+}
+
+impl Shared {
+    fn changed(&self) {
+        self.changed.send_modify(|n| *n += 1);
+    }
+}
+
 /// Run every kernel's plan, heaviest first; events go to `tx`. Returns when every kernel is done.
 pub async fn run(cfg: SchedulerConfig, mut plan: Vec<KernelPlan>, tx: mpsc::Sender<RunEvent>) {
     let sem = Arc::new(Semaphore::new(cfg.jobs.max(1)));
@@ -126,22 +186,120 @@ pub async fn run(cfg: SchedulerConfig, mut plan: Vec<KernelPlan>, tx: mpsc::Send
         |kp: &KernelPlan| history::estimate(&times, &kp.label, kp.scenarios.iter().map(|p| p.scenario.as_str()));
     // Stable: kernels never seen keep the order they were given in.
     plan.sort_by(|a, b| weight(b).total_cmp(&weight(a)));
-    let cfg = Arc::new(cfg);
+    let kernels: Vec<Arc<KernelRun>> = plan
+        .into_iter()
+        .map(|kp| {
+            let estimate = kp
+                .scenarios
+                .iter()
+                .map(|p| history::estimate(&times, &kp.label, std::iter::once(p.scenario.as_str())))
+                .collect();
+            Arc::new(KernelRun {
+                state: Mutex::new(KernelState {
+                    queue: Queue::new(kp.scenarios.len()),
+                    ready: None,
+                    boot_time: Duration::ZERO,
+                    scenario_time: Duration::ZERO,
+                    walls: Vec::new(),
+                    done: false,
+                }),
+                label: kp.label,
+                spec: kp.spec,
+                scenarios: kp.scenarios,
+                estimate,
+                started: Instant::now(),
+                boots: AtomicUsize::new(0),
+            })
+        })
+        .collect();
+    let (changed, mut seen) = watch::channel(0u64);
+    let shared = Arc::new(Shared { cfg, tx, changed });
     let mut tasks = Vec::new();
-    for kp in plan {
+    for kr in &kernels {
         // Permits are taken here, in order: a spawned task's first poll order is not the
         // spawn order, and the order is the point.
         let Ok(permit) = sem.clone().acquire_owned().await else { break };
-        let cfg = cfg.clone();
-        let tx = tx.clone();
+        let (shared, kr) = (shared.clone(), kr.clone());
         tasks.push(tokio::spawn(async move {
             let _permit = permit;
-            run_kernel(&cfg, &kp.label, &kp.spec, kp.scenarios, &tx).await;
+            run_kernel(&shared, &kr).await;
         }));
+    }
+    // Every kernel has started: a job slot that idles from now on helps the kernel with the
+    // most expected work left.
+    loop {
+        seen.borrow_and_update();
+        let Ok(permit) = sem.clone().acquire_owned().await else { break };
+        let mut all_done = true;
+        let mut best: Option<(f64, &Arc<KernelRun>)> = None;
+        for kr in &kernels {
+            let st = kr.state.lock().await;
+            all_done &= st.done;
+            if let Some(left) = splittable(kr, &st) {
+                if best.is_none_or(|(b, _)| left > b) {
+                    best = Some((left, kr));
+                }
+            }
+        }
+        if all_done {
+            break;
+        }
+        if let Some((_, kr)) = best {
+            if let Some(task) = help(&shared, kr, permit).await {
+                tasks.push(task);
+                continue;
+            }
+        } else {
+            drop(permit);
+        }
+        // Nothing to split now: wait until a kernel boots or finishes (a permit coming free
+        // comes with one of those).
+        if seen.changed().await.is_err() {
+            break;
+        }
     }
     for t in tasks {
         let _ = t.await;
     }
+}
+
+/// Expected seconds left in `kr`'s queue when a helper VM would pay off there.
+fn splittable(kr: &KernelRun, st: &KernelState) -> Option<f64> {
+    let ready = st.ready.as_ref()?;
+    if st.done || st.queue.workers() == 0 || st.queue.waiting_len() < 2 {
+        return None;
+    }
+    let left: f64 = st.queue.waiting().map(|i| kr.estimate[i]).sum();
+    let hello = ready.hello.lock().map(|h| h.as_secs_f64()).unwrap_or(0.0);
+    (left >= SPLIT_MIN_S.max(3.0 * hello)).then_some(left)
+}
+
+/// Start a helper VM on `kr` holding `permit`; `None` when there is nothing left to split.
+async fn help(
+    shared: &Arc<Shared>,
+    kr: &Arc<KernelRun>,
+    permit: OwnedSemaphorePermit,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let ready = {
+        let mut st = kr.state.lock().await;
+        let ready = st.ready.clone()?;
+        if !st.queue.add_worker() {
+            return None;
+        }
+        ready
+    };
+    let _ = shared
+        .tx
+        .send(RunEvent::Note {
+            kernel: kr.label.clone(),
+            text: format!("a job slot is free: a second VM takes scenarios from the back of {}'s queue", kr.label),
+        })
+        .await;
+    let (shared, kr) = (shared.clone(), kr.clone());
+    Some(tokio::spawn(async move {
+        let _permit = permit;
+        worker(&shared, &kr, &ready, true).await;
+    }))
 }
 
 async fn prepare(cfg: &SchedulerConfig, kernel: &str) -> Result<(PreparedKernel, Image), SessionError> {
@@ -169,103 +327,210 @@ enum NoHeaders {
     Provider(String),
 }
 
-async fn run_kernel(
-    cfg: &SchedulerConfig,
-    kernel: &str,
-    spec: &str,
-    scenarios: Vec<Planned>,
-    tx: &mpsc::Sender<RunEvent>,
-) {
-    let started = Instant::now();
-    let _ = tx.send(RunEvent::Preparing { kernel: kernel.to_string() }).await;
-    let emit_all_error = |reason: String, cause: Cause, build: Option<&PreparedKernel>, rest: &[Planned]| {
-        rest.iter()
-            .map(|p| {
-                let mut r = ScenarioResult::new(&p.scenario, Status::Error, reason.clone());
-                r.cause = Some(cause);
-                r.kernel = kernel.to_string();
-                r.params = p.params.clone();
-                r.build = build.map(PreparedKernel::build);
-                let release = build.map(|k| k.release.clone()).unwrap_or_default();
-                RunEvent::Result { kernel: kernel.to_string(), release, result: Box::new(r), wall: Duration::ZERO }
-            })
-            .collect::<Vec<_>>()
-    };
-    let (k, img) = match prepare(cfg, spec).await {
+/// `error` results for plan indices `rest`, with `reason`.
+fn all_error(
+    kr: &KernelRun,
+    reason: &str,
+    cause: Cause,
+    build: Option<&PreparedKernel>,
+    rest: &[usize],
+) -> Vec<(usize, ScenarioResult)> {
+    rest.iter()
+        .map(|&i| {
+            let p = &kr.scenarios[i];
+            let mut r = ScenarioResult::new(&p.scenario, Status::Error, reason.to_string());
+            r.cause = Some(cause);
+            r.kernel = kr.label.clone();
+            r.params = p.params.clone();
+            r.build = build.map(PreparedKernel::build);
+            (i, r)
+        })
+        .collect()
+}
+
+/// The kernel's first VM: prepare, then run its queue (helpers join once it booted).
+async fn run_kernel(shared: &Arc<Shared>, kr: &Arc<KernelRun>) {
+    let cfg = &shared.cfg;
+    let _ = shared.tx.send(RunEvent::Preparing { kernel: kr.label.clone() }).await;
+    let (k, img) = match prepare(cfg, &kr.spec).await {
         Ok(x) => x,
         Err(e) => {
-            for ev in emit_all_error(crate::error_chain(&e), Cause::Infrastructure, None, &scenarios) {
-                let _ = tx.send(ev).await;
+            let mut st = kr.state.lock().await;
+            let rest = st.queue.take_all();
+            for (i, r) in all_error(kr, &crate::error_chain(&e), Cause::Infrastructure, None, &rest) {
+                finish(shared, kr, &mut st, i, r, Duration::ZERO, "").await;
             }
-            let _ = tx
-                .send(RunEvent::Done {
-                    kernel: kernel.into(),
-                    wall: started.elapsed(),
-                    boot_time: Duration::ZERO,
-                    scenario_time: Duration::ZERO,
-                })
-                .await;
+            st.queue.take(false);
+            finalize(shared, kr, &mut st).await;
             return;
         }
     };
-    let build = k.build();
     let kernel_headers = match cfg.kernel_headers {
         true => Some(headers(cfg, &k).await),
         false => None,
     };
-    let deadline = started + cfg.vm_timeout;
-    let (mut boot_time, mut scenario_time) = (Duration::ZERO, Duration::ZERO);
-    let mut next = 0;
-    let mut boots = 0;
-    // The failed first attempt of the scenario at `next`, while its retry is pending.
-    let mut first_attempt: Option<ScenarioResult> = None;
-    // Host-side seconds per scenario (a retried one: both attempts), for `history`.
-    let mut walls: Vec<(String, f64)> = Vec::new();
-    let mut first_wall = Duration::ZERO;
-    while next < scenarios.len() {
-        boots += 1;
+    let ready = Arc::new(Ready {
+        build: k.build(),
+        k,
+        img,
+        kernel_headers,
+        deadline: kr.started + cfg.vm_timeout,
+        hello: std::sync::Mutex::new(Duration::ZERO),
+    });
+    worker(shared, kr, &ready, false).await;
+}
+
+/// One scenario's result is in: out in plan order (held while an earlier one still runs).
+async fn finish(
+    shared: &Shared,
+    kr: &KernelRun,
+    st: &mut KernelState,
+    i: usize,
+    r: ScenarioResult,
+    wall: Duration,
+    release: &str,
+) {
+    if !wall.is_zero() {
+        st.walls.push((r.scenario.clone(), wall.as_secs_f64()));
+    }
+    let ev = RunEvent::Result { kernel: kr.label.clone(), release: release.to_string(), result: Box::new(r), wall };
+    match st.queue.finish(i, ev) {
+        Ok(out) => {
+            for ev in out {
+                let _ = shared.tx.send(ev).await;
+            }
+        }
+        Err((i, _)) => {
+            // A bug of this module, said rather than hidden: the result is dropped, not doubled.
+            let text =
+                format!("scheduler: a second result for {} (plan index {i}) was dropped", kr.scenarios[i].scenario);
+            let _ = shared.tx.send(RunEvent::Note { kernel: kr.label.clone(), text }).await;
+        }
+    }
+}
+
+/// The last VM of the kernel left: record its times and say `Done`.
+async fn finalize(shared: &Shared, kr: &KernelRun, st: &mut KernelState) {
+    if st.done || st.queue.workers() > 0 {
+        return;
+    }
+    st.done = true;
+    if !st.walls.is_empty() {
+        let cache = shared.cfg.guests.session.cache.clone();
+        let (label, walls) = (kr.label.clone(), std::mem::take(&mut st.walls));
+        let _ = tokio::task::spawn_blocking(move || history::record(&cache, &label, &walls)).await;
+    }
+    let _ = shared
+        .tx
+        .send(RunEvent::Done {
+            kernel: kr.label.clone(),
+            wall: kr.started.elapsed(),
+            boot_time: st.boot_time,
+            scenario_time: st.scenario_time,
+        })
+        .await;
+    shared.changed();
+}
+
+/// A scenario this VM took and has not finished: its plan index, and when it is a retry, the
+/// failed first attempt and its wall time.
+struct Taken {
+    i: usize,
+    first: Option<ScenarioResult>,
+    first_wall: Duration,
+}
+
+/// The next scenario for this VM: its own pending one, or one from the queue. `None` also
+/// means this worker has left the queue (and, when it was the last, the kernel is `Done`).
+async fn take(shared: &Shared, kr: &KernelRun, pending: &mut Option<Taken>, from_back: bool) -> Option<Taken> {
+    if let Some(t) = pending.take() {
+        return Some(t);
+    }
+    let mut st = kr.state.lock().await;
+    match st.queue.take(from_back) {
+        Some(i) => Some(Taken { i, first: None, first_wall: Duration::ZERO }),
+        None => {
+            finalize(shared, kr, &mut st).await;
+            None
+        }
+    }
+}
+
+/// One VM after another for `kr` until its queue is empty: the kernel's first VM takes from the
+/// front, a helper (`from_back`) from the back.
+async fn worker(shared: &Shared, kr: &KernelRun, ready: &Arc<Ready>, from_back: bool) {
+    let cfg = &shared.cfg;
+    let kernel = kr.label.as_str();
+    let k = &ready.k;
+    let mut pending: Option<Taken> = None;
+    loop {
+        let Some(first_taken) = take(shared, kr, &mut pending, from_back).await else { return };
+        pending = Some(first_taken);
+        let boots = kr.boots.fetch_add(1, Ordering::SeqCst) + 1;
         let log = cfg.log_dir.join(format!("{}-boot{boots}.console.log", sanitize(kernel)));
         let mut opts = cfg.guests.options(log.clone());
         opts.virtio = cfg.image.virtio_channel;
-        if cfg.image.share {
-            // Scenarios that run the host's tools get the host root (read-only), as `--share` says.
-            match cfg.guests.share_plan(kernel, k.config.as_deref()) {
-                Ok(plan) => opts.share = Some(plan),
-                Err(e) => {
-                    let reason = format!("cannot share the host root with {kernel}: {e}");
-                    for ev in emit_all_error(reason, Cause::Infrastructure, Some(&k), &scenarios[next..]) {
-                        let _ = tx.send(ev).await;
-                    }
-                    break;
-                }
-            }
-        }
+        // Scenarios that run the host's tools get the host root (read-only), as `--share` says;
+        // a share that cannot be had fails like a boot.
+        let plan = match cfg.image.share {
+            true => cfg.guests.share_plan(kernel, k.config.as_deref()).map(Some).map_err(VmError::Share),
+            false => Ok(None),
+        };
         let t0 = Instant::now();
-        let mut guest = match cfg.guests.session.start_guest(&k, &img, &opts).await {
+        let started = match plan {
+            Ok(share) => {
+                opts.share = share;
+                cfg.guests.session.start_guest(k, &ready.img, &opts).await
+            }
+            Err(e) => Err(e),
+        };
+        let mut st = kr.state.lock().await;
+        st.boot_time += t0.elapsed();
+        let mut guest = match started {
             Ok(g) => g,
             Err(e) => {
-                boot_time += t0.elapsed();
+                let t = pending.take().expect("a VM boots only for a scenario");
+                if from_back && t.first.is_none() && st.queue.give_back(t.i) {
+                    // Another VM of this kernel is still running and takes it.
+                    drop(st);
+                    let text = format!("a helper VM did not boot (console log {}): {e}", log.display());
+                    let _ = shared.tx.send(RunEvent::Note { kernel: kernel.into(), text }).await;
+                    return;
+                }
                 let reason = format!("boot failed (console log {}): {e}", log.display());
                 let accel = cfg.guests.session.accel.current().as_str();
-                for mut ev in emit_all_error(reason, cause_of(&e), Some(&k), &scenarios[next..]) {
-                    if let RunEvent::Result { result, .. } = &mut ev {
-                        result.accel = accel.to_string();
+                let mut rest = st.queue.take_all();
+                rest.push(t.i);
+                rest.sort_unstable();
+                let mut first = t.first;
+                for (i, mut r) in all_error(kr, &reason, cause_of(&e), Some(k), &rest) {
+                    r.accel = accel.to_string();
+                    if i == t.i {
                         // The retry of the scenario that broke the last guest could not boot.
-                        result.previous = first_attempt.take().map(Box::new);
+                        r.previous = first.take().map(Box::new);
                     }
-                    let _ = tx.send(ev).await;
+                    finish(shared, kr, &mut st, i, r, Duration::ZERO, &k.release).await;
                 }
-                break;
+                drop(st);
+                continue;
             }
         };
-        boot_time += t0.elapsed();
-        if let (Some(h), Some(share)) = (&kernel_headers, guest.share.as_mut()) {
+        if st.ready.is_none() {
+            st.ready = Some(ready.clone());
+            shared.changed();
+        }
+        drop(st);
+        if let Ok(mut h) = ready.hello.lock() {
+            *h = guest.hello_after;
+        }
+        if let (Some(h), Some(share)) = (&ready.kernel_headers, guest.share.as_mut()) {
             match h {
                 Ok(dir) => share.headers = Some(dir.clone()),
                 Err(why) => share.headers_missing = Some(why.to_string()),
             }
         }
-        let _ = tx
+        let _ = shared
+            .tx
             .send(RunEvent::Booted {
                 kernel: kernel.into(),
                 release: k.release.clone(),
@@ -274,20 +539,23 @@ async fn run_kernel(
             })
             .await;
         let mut broken = false;
-        while next < scenarios.len() {
-            let p = &scenarios[next];
-            next += 1;
-            let left = deadline.saturating_duration_since(Instant::now());
+        while let Some(Taken { i, first, first_wall }) = take(shared, kr, &mut pending, from_back).await {
+            let p = &kr.scenarios[i];
+            let left = ready.deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 let reason =
                     format!("per-VM timeout of {:.0} s reached before this scenario ran", cfg.vm_timeout.as_secs_f64());
-                for mut ev in emit_all_error(reason, Cause::Timeout, Some(&k), &scenarios[next - 1..]) {
-                    if let RunEvent::Result { result, .. } = &mut ev {
-                        result.previous = first_attempt.take().map(Box::new);
+                let mut st = kr.state.lock().await;
+                let mut rest = st.queue.take_all();
+                rest.push(i);
+                rest.sort_unstable();
+                let mut first = first;
+                for (j, mut r) in all_error(kr, &reason, Cause::Timeout, Some(k), &rest) {
+                    if j == i {
+                        r.previous = first.take().map(Box::new);
                     }
-                    let _ = tx.send(ev).await;
+                    finish(shared, kr, &mut st, j, r, Duration::ZERO, &k.release).await;
                 }
-                next = scenarios.len();
                 broken = true;
                 break;
             }
@@ -299,8 +567,8 @@ async fn run_kernel(
                 keep_state: false,
             };
             let outcome = guest.run(req, cfg.guests.scenario_timeout.min(left)).await;
-            let wall = t1.elapsed() + std::mem::take(&mut first_wall);
-            scenario_time += t1.elapsed();
+            let wall = t1.elapsed() + first_wall;
+            kr.state.lock().await.scenario_time += t1.elapsed();
             let mut r = match outcome {
                 Ok(mut r) => {
                     // The agent could not do its part (a clean-up that failed, a workload that
@@ -312,7 +580,7 @@ async fn run_kernel(
                 }
                 Err(e) if e.is_accelerator() && cfg.guests.session.accel.fall_back(&e) => {
                     // KVM failed under this scenario, not the scenario: redo it in a TCG guest.
-                    next -= 1;
+                    pending = Some(Taken { i, first, first_wall });
                     broken = true;
                     break;
                 }
@@ -331,35 +599,36 @@ async fn run_kernel(
             r.kernel = kernel.to_string();
             r.accel = guest.accel.as_str().to_string();
             // What a rerun needs to replay this cell exactly: the build and the parameters.
-            r.build = Some(build.clone());
+            r.build = Some(ready.build.clone());
             r.params = p.params.clone();
-            if let Some(first) = first_attempt.take() {
+            if let Some(first) = first {
                 r.previous = Some(Box::new(first));
             } else if matches!(r.status, Status::Fail | Status::Error) && cfg.retries > 0 {
                 // Once more, in this guest or (when it broke) a fresh one; the first attempt
                 // goes into the retry's result.
-                let _ = tx
+                let _ = shared
+                    .tx
                     .send(RunEvent::Note {
                         kernel: kernel.into(),
                         text: format!("{} gave {}: retrying it once", r.scenario, r.status),
                     })
                     .await;
-                first_attempt = Some(r);
-                first_wall = wall;
-                next -= 1;
+                pending = Some(Taken { i, first: Some(r), first_wall: wall });
                 if broken {
                     break;
                 }
                 continue;
             }
-            walls.push((r.scenario.clone(), wall.as_secs_f64()));
-            let _ = tx
-                .send(RunEvent::Result { kernel: kernel.into(), release: k.release.clone(), result: Box::new(r), wall })
-                .await;
+            let mut st = kr.state.lock().await;
+            finish(shared, kr, &mut st, i, r, wall, &k.release).await;
+            drop(st);
             if broken {
                 break;
             }
         }
+        // The queue ran dry for this VM (`take` gave `None`: this worker has left it), unless
+        // the VM broke with work left.
+        let left_queue = !broken;
         if broken || guest.restored {
             // A restored guest is a private copy-on-write copy of a snapshot and nothing in it
             // is kept: its kernel's power-off path (paid once per cargo-nextest trial) changes
@@ -368,17 +637,15 @@ async fn run_kernel(
         } else if let Err(e) = guest.shutdown().await {
             // Every scenario already has its result; a guest that will not power off is worth a
             // note, it changes no verdict.
-            let _ = tx
+            let _ = shared
+                .tx
                 .send(RunEvent::Note { kernel: kernel.into(), text: format!("guest did not power off cleanly: {e}") })
                 .await;
         }
+        if left_queue {
+            return;
+        }
     }
-    if !walls.is_empty() {
-        let cache = cfg.guests.session.cache.clone();
-        let label = kernel.to_string();
-        let _ = tokio::task::spawn_blocking(move || history::record(&cache, &label, &walls)).await;
-    }
-    let _ = tx.send(RunEvent::Done { kernel: kernel.into(), wall: started.elapsed(), boot_time, scenario_time }).await;
 }
 
 /// A scenario that broke the guest: `error`, with the console tail as its excerpt.

@@ -92,6 +92,10 @@ pub enum VmError {
     /// The virtio-fs daemon for a share could not be started.
     #[error("cannot serve a virtio-fs share")]
     Virtiofs(#[source] super::virtiofs::VirtiofsError),
+    /// The host root cannot be shared the way the run asked (`--share virtiofs` with a kernel
+    /// or host that cannot do it).
+    #[error("cannot share the host root")]
+    Share(#[source] super::share::ShareError),
     /// The agent's `Hello` names another protocol version than this host's.
     #[error("agent speaks protocol {got}, this harness speaks {want}: rebuild both")]
     ProtoMismatch {
