@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{build, core_source, cut_object, fixture};
+use common::{build, core_source, cut_object, fixture, json_results};
 use kmatrix_proto::{ScenarioResult, Status};
 use std::path::Path;
 use std::process::Command;
@@ -23,11 +23,7 @@ fn run(object: &Path, kernels: &str, args: &[&str]) -> (Option<i32>, Vec<Scenari
         .arg(d.path())
         .output()
         .unwrap();
-    let results = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let results = json_results(&out.stdout);
     (out.status.code(), results, String::from_utf8_lossy(&out.stderr).to_string())
 }
 

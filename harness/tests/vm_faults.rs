@@ -5,7 +5,7 @@
 
 mod common;
 
-use kmatrix_proto::{ScenarioResult, Status};
+use kmatrix_proto::Status;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,14 +35,6 @@ fn run_args(scenarios: &str, out: &Path) -> Vec<String> {
         "--out".into(),
         out.display().to_string(),
     ]
-}
-
-fn results_of(stdout: &[u8]) -> Vec<ScenarioResult> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn results_file(out: &Path) -> PathBuf {
@@ -88,7 +80,7 @@ fn vm_fault_agent_exit_is_an_error_and_the_rest_run_in_a_fresh_vm() {
     let child = spawn_run(&run_args("selftest.agent_exit,ftrace.tracers.available", d.path()));
     let (out, qemus) = wait_watching(child, |_, _| true);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let rs = results_of(&out.stdout);
+    let rs = common::json_results(&out.stdout);
     assert_eq!(rs.len(), 2, "{stderr}");
     let dead = rs.iter().find(|r| r.scenario == "selftest.agent_exit").unwrap();
     assert_eq!(dead.status, Status::Error);
@@ -115,7 +107,7 @@ fn vm_fault_a_flooding_guest_is_cut_off_at_the_line_limit_with_bounded_memory() 
         false
     });
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let rs = results_of(&out.stdout);
+    let rs = common::json_results(&out.stdout);
     let flood = rs.iter().find(|r| r.scenario == "selftest.flood").unwrap_or_else(|| panic!("{stderr}"));
     assert_eq!(flood.status, Status::Error);
     assert!(flood.reason.contains("longer than"), "{}", flood.reason);
@@ -143,7 +135,7 @@ fn vm_fault_qemu_killed_mid_scenario_is_an_error_and_the_run_goes_on() {
         false
     });
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let rs = results_of(&out.stdout);
+    let rs = common::json_results(&out.stdout);
     let hang = rs.iter().find(|r| r.scenario == "selftest.hang").unwrap_or_else(|| panic!("{stderr}"));
     assert_eq!(hang.status, Status::Error);
     assert!(hang.reason.contains("QEMU exited") && hang.reason.contains("signal: 9"), "{}", hang.reason);

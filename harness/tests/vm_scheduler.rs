@@ -20,11 +20,7 @@ fn run(scenarios: &str, extra: &[&str]) -> (Option<i32>, Vec<ScenarioResult>, St
         .args(extra)
         .output()
         .unwrap();
-    let results: Vec<ScenarioResult> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let results = common::json_results(&out.stdout);
     // The same results were streamed to the run's results.jsonl.
     let run_dir = std::fs::read_dir(d.path())
         .unwrap()

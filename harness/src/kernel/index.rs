@@ -1,5 +1,5 @@
 //! The Debian archive's chain of trust from a suite's authenticated Release to a kernel package's
-//! `.deb` hash: the Release ([`super::release`]) lists the sha256 of `Packages.xz`;
+//! `.deb` hash: the Release ([`fetch_release`]) lists the sha256 of `Packages.xz`;
 //! `Packages.xz` lists the sha256 of every `.deb`. This module fetches and checks the index and
 //! picks kernel packages out of it. It does not download or open `.deb` files: `deb.rs` does.
 use std::fs;
