@@ -17,7 +17,7 @@
 //! The verdict, with its evidence, is cached per host (kernel release, QEMU binary, CPU model and
 //! flags), one file per host identity, so later runs pay for nothing; `--accel` overrides it.
 
-use super::machine::VmError;
+use super::error::VmError;
 use super::qemu::{Accel, QemuConfig};
 use crate::cache::{self, Cache};
 use serde::{Deserialize, Serialize};

@@ -7,6 +7,7 @@
 pub mod accel;
 pub mod channel;
 pub mod console;
+pub mod error;
 pub mod machine;
 pub mod qemu;
 pub mod share;
@@ -14,7 +15,8 @@ pub mod snapshot;
 pub mod virtiofs;
 
 pub use accel::{AccelChoice, AccelVerdict};
-pub use machine::{Vm, VmError, VmFiles};
+pub use error::VmError;
+pub use machine::{Vm, VmFiles};
 pub use qemu::{Accel, QemuConfig};
 
 /// The QEMU binary: `$KMATRIX_QEMU`, else `qemu-system-x86_64` found in PATH (resolved to a full
