@@ -123,6 +123,7 @@ impl Shared {
                 extra: Vec::new(),
                 // A trial is one attempt; nextest's own retries (the ci profile) cover flakes.
                 retries: 0,
+                expected: None,
                 kernel_headers: scenarios.iter().any(|s| s.kernel_headers),
             };
             let run = MatrixRun {

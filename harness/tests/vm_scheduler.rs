@@ -108,6 +108,30 @@ fn unknown_scenario_pattern_is_bad_input_naming_it() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("nosuch.*"));
 }
 
+/// A failure an expectation names with its cause is not run twice: 6.1's eprobe string fetch
+/// (kernels/expectations.toml) comes out `xfail` from one attempt. With an expectation whose
+/// cause the run does not show, the same failure is retried and stays `fail`.
+#[test]
+fn vm_a_known_failure_is_not_retried_and_an_unknown_one_is() {
+    let id = "kprobe.eprobe.sys_enter_openat";
+    let (_, rs, stderr) = run(id, &["--retries", "1"]);
+    let r = status_of(&rs, id);
+    assert_eq!((r.status, r.previous.is_none()), (Status::Xfail, true), "{stderr}");
+    assert!(!stderr.contains("retrying it once"), "{stderr}");
+
+    let d = tempfile::tempdir().unwrap();
+    let other = d.path().join("expectations.toml");
+    let text = format!(
+        "[[expect]]\nkernel = \"debian-6.1\"\nscenario = \"{id}\"\nstatus = \"fail\"\nreason = \"a test\"\ncause = \"a cause no run shows\"\n"
+    );
+    std::fs::write(&other, text).unwrap();
+    let (_, rs, stderr) = run(id, &["--retries", "1", "--expectations", other.to_str().unwrap()]);
+    let r = status_of(&rs, id);
+    assert_eq!(r.status, Status::Fail, "{stderr}");
+    assert_eq!(r.previous.as_ref().map(|p| p.status), Some(Status::Fail), "{stderr}");
+    assert!(stderr.contains("retrying it once"), "{stderr}");
+}
+
 /// `--kernels arm64` in a project whose matrix has no arm64 kernel: bad input naming the group,
 /// not an empty run that falls back to the default matrix.
 #[test]

@@ -350,6 +350,7 @@ impl Launch {
             log_dir: run_dir.clone(),
             extra: self.extra.clone(),
             retries: self.retries,
+            expected: None,
             kernel_headers: self.kernel_headers,
         };
         let results_path = run_dir.join("results.jsonl");

@@ -144,7 +144,9 @@ pub async fn execute(run: MatrixRun, mut on: impl FnMut(Progress)) -> Result<Out
             .collect(),
     };
     let (tx, mut rx) = mpsc::channel(64);
-    let sched = tokio::spawn(scheduler::run(run.sched.clone(), plan, tx));
+    let mut cfg = run.sched.clone();
+    cfg.expected = Some(std::sync::Arc::new(run.expectations.clone()));
+    let sched = tokio::spawn(scheduler::run(cfg, plan, tx));
     let mut results = Vec::new();
     let mut stale = Vec::new();
     let mut times: BTreeMap<String, KernelTime> = BTreeMap::new();

@@ -8,7 +8,8 @@
 //! A scenario that times out, panics the guest or kills the agent becomes `error` with the console
 //! tail and its cause, the VM is discarded, and the kernel's remaining scenarios continue in a
 //! fresh VM. A scenario that fails or errs runs once more (`retries`), its first attempt kept in
-//! the retry's result (the verdicts call a pass then `flaky`). A kernel
+//! the retry's result (the verdicts call a pass then `flaky`), unless an expectation names that
+//! failure with its cause (`expected`: a retry would only repeat it). A kernel
 //! that cannot be prepared or booted gives `error` for each of its scenarios, with the reason,
 //! so nothing is silently skipped. Events flow to one consumer (the caller), which judges, writes
 //! and renders them; this module decides nothing about verdicts.
@@ -71,6 +72,10 @@ pub struct SchedulerConfig {
     /// Run a scenario that fails or errs once more (0 or 1): a pass then makes it `flaky`, and
     /// the result keeps the first attempt in `previous`.
     pub retries: u32,
+    /// Known results (`kernels/expectations.toml`): a failure an expectation names, with its
+    /// cause, is not run again, as it would only fail the same way (the verdicts still judge
+    /// it; this only spares the retry).
+    pub expected: Option<Arc<super::verdict::Expectations>>,
     /// Some scenario compiles against the kernel's headers (BCC): fetch each kernel's
     /// `linux-headers` packages and offer them with the host root.
     pub kernel_headers: bool,
