@@ -80,6 +80,12 @@ pub fn guest_env(
     env
 }
 
+/// The guest's own directory `p` is in (`/tmp`, `/proc`, `/sys`, `/dev`, `/run`: bound over the
+/// host's in the shared view, so a host path under one is not what the guest sees there).
+pub fn guest_own(p: &Path) -> Option<&'static str> {
+    ["/tmp", "/proc", "/sys", "/dev", "/run"].into_iter().find(|o| p.starts_with(o))
+}
+
 /// Resolve `program` as a shell would on this host: a name is looked up in `path` (the caller's
 /// `PATH`), a path is taken relative to `cwd`. The result must be an executable file; a script's
 /// `#!` interpreter must exist too (`#!/usr/bin/env NAME` looks NAME up in `path`).

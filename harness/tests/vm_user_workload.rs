@@ -3,7 +3,8 @@
 //! host root, its whole process tree counted (the shell, `touch`, `rm`, `ls`: four execs, one
 //! unlink), "at least once" by default and exact with `--expect-runs`, both ways; a command that
 //! never reaches the hook fails; a function or event the kernel lacks is its refusal with the
-//! evidence; a `--workload` no selected scenario takes is bad input before anything boots.
+//! evidence; a `--workload` no selected scenario takes is bad input before anything boots; the
+//! command runs in the caller's directory.
 
 use kmatrix_proto::{ScenarioResult, Status};
 use std::process::Command;
@@ -19,8 +20,14 @@ fn run(args: &[&str]) -> (Option<i32>, Vec<ScenarioResult>, String) {
 
 /// `kmatrix run` as [`run`] does, of the scenarios `scenarios`.
 fn run_of(scenarios: &str, args: &[&str]) -> (Option<i32>, Vec<ScenarioResult>, String) {
+    run_in(env!("CARGO_MANIFEST_DIR").as_ref(), scenarios, args)
+}
+
+/// [`run_of`] from the directory `cwd`.
+fn run_in(cwd: &std::path::Path, scenarios: &str, args: &[&str]) -> (Option<i32>, Vec<ScenarioResult>, String) {
     let d = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_kmatrix"))
+        .current_dir(cwd)
         .args(["run", "--json", "--retries", "0", "--kernels", "debian-6.1", "--scenarios", scenarios])
         .args(["--param", "function=do_unlinkat", "--param", "event=sched/sched_process_exec"])
         .args(args)
@@ -99,4 +106,28 @@ fn a_workload_no_selected_scenario_takes_is_bad_input() {
     assert!(
         stderr.contains("none of the selected scenarios takes a workload") && stderr.contains("kprobe.tracefs.any")
     );
+}
+
+/// A host command runs in the caller's directory (through the shared root), as a shell would
+/// run it there: a relative path it opens is found from where kmatrix was started, not from the
+/// guest's `/tmp`. From a directory without the file the same command fails; from the guest's
+/// own `/tmp` the command is refused before anything boots.
+#[test]
+fn vm_a_users_command_runs_in_the_callers_directory() {
+    let here = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    std::fs::write(here.path().join("kmatrix-here"), b"x").unwrap();
+    let args = ["--workload", "sh -c 'test -f kmatrix-here'", "--param", "event=sched/sched_process_exec"];
+    let (code, rs, stderr) = run_in(here.path(), "ftrace.event.any", &args);
+    assert_eq!(rs.len(), 1, "{stderr}");
+    assert_eq!(rs[0].status, Status::Pass, "{:#?}", rs[0]);
+    assert_eq!(code, Some(0));
+    let elsewhere = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let (_, rs, stderr) = run_in(elsewhere.path(), "ftrace.event.any", &args);
+    assert_eq!(rs.len(), 1, "{stderr}");
+    assert_eq!(rs[0].status, Status::Fail, "{:#?}", rs[0]);
+    assert!(rs[0].reason.contains("workload ended with exit 1"), "{}", rs[0].reason);
+    let guest_own = tempfile::tempdir_in("/tmp").unwrap();
+    let (code, rs, stderr) = run_in(guest_own.path(), "ftrace.event.any", &args);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(rs.is_empty() && stderr.contains("not visible in the guest"), "{stderr}");
 }

@@ -48,6 +48,18 @@ pub enum Workload {
     Command(Vec<String>),
 }
 
+/// The scenario parameters of a host command `argv` (from [`workload`]): the argv as JSON
+/// (`workload_cmd`) and the current directory it runs in (`workload_cwd`), as a shell would run it
+/// here; its environment in the guest is a plain root shell's (the caller's could hold secrets, and
+/// every result records its parameters).
+pub fn command_params(argv: &[String]) -> BTreeMap<String, String> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    BTreeMap::from([
+        ("workload_cmd".to_string(), serde_json::to_string(argv).unwrap_or_default()),
+        ("workload_cwd".to_string(), cwd.display().to_string()),
+    ])
+}
+
 /// `--workload SPEC`: a built-in (`openat-loop:N`, `hello:N`) or a host command line
 /// (`'rm -f /var/tmp/x'`), split as a shell would split plain words and quotes. A command's
 /// program must exist on the host.
@@ -61,6 +73,13 @@ pub fn workload(spec: &str) -> Result<Workload, ObjectError> {
     let Some(first) = argv.first() else { return Err(bad("empty command".into())) };
     let path = std::env::var("PATH").unwrap_or_default();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    // The command runs in this directory in the guest's view of the host root.
+    if let Some(own) = crate::exec::guest_own(&cwd) {
+        return Err(bad(format!(
+            "the current directory {} is not visible in the guest ({own} there is the guest's own): run from another directory",
+            cwd.display()
+        )));
+    }
     let resolved = crate::exec::resolve(first, &path, &cwd).map_err(|e| bad(e.to_string()))?;
     let mut full = vec![resolved.display().to_string()];
     full.extend(argv[1..].iter().cloned());
@@ -189,9 +208,7 @@ pub fn plan(obj: &UserObject, req: &Request) -> Result<Plan, ObjectError> {
         Some(Workload::Builtin(_)) => {
             params.insert("workload".to_string(), req.workload.clone().unwrap_or_default());
         }
-        Some(Workload::Command(argv)) => {
-            params.insert("workload_cmd".to_string(), serde_json::to_string(argv).unwrap_or_default());
-        }
+        Some(Workload::Command(argv)) => params.extend(command_params(argv)),
         None => {}
     }
     // A hook on the workload's own call runs once per iteration: that is the default check.

@@ -71,8 +71,7 @@ pub(crate) fn request(
         env.push((k.to_string(), v.to_string()));
     }
     // These are the guest's own, bound over the host's in the shared view.
-    let own =
-        |p: &std::path::Path| ["/tmp", "/proc", "/sys", "/dev", "/run"].iter().find(|o| p.starts_with(o)).copied();
+    let own = crate::exec::guest_own;
     if let Some(o) = own(&cwd) {
         return Err(anyhow::anyhow!(
             "the current directory {} is not visible in the guest: {o} there is the guest's own; run from another directory",

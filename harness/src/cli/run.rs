@@ -133,7 +133,7 @@ fn scenario_workload(
             false
         }
         Workload::Command(argv) => {
-            params.insert("workload_cmd".to_string(), serde_json::to_string(&argv).context("argv as JSON")?);
+            params.extend(crate::bpf_object::command_params(&argv));
             true
         }
     };

@@ -28,7 +28,7 @@ use std::time::Instant;
 
 pub const LOAD: Scenario = Meta::new("bpf.object.load", "5.8")
 .summary("a BPF object from a path: load, verify, attach, run a workload, detach, each step reported with the verifier log")
-.params(&[("object", ""), ("program", ""), ("attach", ""), ("workload", ""), ("workload_cmd", ""), ("expect_runs", "")])
+.params(&[("object", ""), ("program", ""), ("attach", ""), ("workload", ""), ("workload_cmd", ""), ("workload_cwd", ""), ("expect_runs", "")])
 .run(load);
 
 /// Where the self-test writes the embedded object, to load it from a path like a user's.
@@ -185,7 +185,8 @@ fn load(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let mut running = match (&command, &argv) {
         (Some(c), _) => {
             crate::share::mount_offered().map_err(|e| anyhow::anyhow!("workload_cmd needs the host root: {e}"))?;
-            Some(process::spawn_gated_in_root(c, crate::share::HOST_ROOT, "/tmp", user_workload::HOST_ENV)?)
+            let cwd = user_workload::host_cwd(ctx.params);
+            Some(process::spawn_gated_in_root(c, crate::share::HOST_ROOT, &cwd, user_workload::HOST_ENV)?)
         }
         (None, Some(a)) => Some(process::spawn(a, true)?),
         (None, None) => None,

@@ -26,6 +26,12 @@ use std::time::Instant;
 pub const HOST_ENV: &[(&str, &str)] =
     &[("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"), ("HOME", "/root"), ("LANG", "C.UTF-8")];
 
+/// Where a host command runs: `workload_cwd` (the caller's directory, seen through the shared
+/// root), else the guest's `/tmp`.
+pub fn host_cwd(params: &std::collections::BTreeMap<String, String>) -> String {
+    params.get("workload_cwd").map(|c| c.trim()).filter(|c| c.starts_with('/')).unwrap_or("/tmp").to_string()
+}
+
 /// The fork tracepoint that ties a workload's children to it.
 pub const FORK_EVENT: &str = "sched/sched_process_fork";
 
@@ -47,8 +53,9 @@ pub fn builtin(spec: &str, openat_path: &str) -> Result<(Vec<String>, u64)> {
 pub enum UserWorkload {
     /// One of the agent's: `openat` is whether it is `openat-loop` (N calls on the openat path).
     Builtin { argv: Vec<String>, n: u64, openat: bool },
-    /// The user's host command, run in the shared host root.
-    Host { argv: Vec<String> },
+    /// The user's host command, run in the shared host root in `cwd` (the caller's directory,
+    /// `workload_cwd`; `/tmp` when the host sent none).
+    Host { argv: Vec<String>, cwd: String },
 }
 
 impl UserWorkload {
@@ -59,7 +66,7 @@ impl UserWorkload {
             let argv: Vec<String> =
                 serde_json::from_str(&j).with_context(|| format!("workload_cmd={j:?} is not a JSON argv"))?;
             anyhow::ensure!(!argv.is_empty(), "workload_cmd is an empty argv");
-            return Ok(UserWorkload::Host { argv });
+            return Ok(UserWorkload::Host { argv, cwd: host_cwd(ctx.params) });
         }
         let default = ctx.meta.params.iter().find(|(k, _)| *k == "workload").map_or("openat-loop:100", |(_, v)| *v);
         let spec = param("workload").unwrap_or_else(|| default.to_string());
@@ -70,7 +77,7 @@ impl UserWorkload {
     /// The command line, for the result.
     pub fn describe(&self) -> String {
         match self {
-            UserWorkload::Builtin { argv, .. } | UserWorkload::Host { argv } => argv.join(" "),
+            UserWorkload::Builtin { argv, .. } | UserWorkload::Host { argv, .. } => argv.join(" "),
         }
     }
 
@@ -79,9 +86,9 @@ impl UserWorkload {
     pub fn start(&self) -> Result<Running> {
         match self {
             UserWorkload::Builtin { argv, .. } => process::spawn(argv, true),
-            UserWorkload::Host { argv } => {
+            UserWorkload::Host { argv, cwd } => {
                 crate::share::mount_offered().map_err(|e| anyhow::anyhow!("workload_cmd needs the host root: {e}"))?;
-                process::spawn_gated_in_root(argv, crate::share::HOST_ROOT, "/tmp", HOST_ENV)
+                process::spawn_gated_in_root(argv, crate::share::HOST_ROOT, cwd, HOST_ENV)
             }
         }
     }
