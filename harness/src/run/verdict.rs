@@ -41,6 +41,12 @@ pub struct Expectation {
 }
 
 impl Expectation {
+    /// Whether `r` is what this expectation says the agent reports: `None` for another status,
+    /// else whether its cause shows ([`Expectation::cause_matches`]).
+    pub fn check(&self, r: &ScenarioResult) -> Option<Result<(), OtherCause>> {
+        (self.status == r.status).then(|| self.cause_matches(r))
+    }
+
     /// Whether `r` (the agent's result) shows this expectation's cause; `Err` says what is
     /// missing.
     pub fn cause_matches(&self, r: &ScenarioResult) -> Result<(), OtherCause> {
@@ -186,6 +192,12 @@ impl Expectations {
     pub fn find(&self, kernel: &str, scenario: &str) -> Option<&Expectation> {
         self.entries.iter().find(|e| e.kernel == kernel && e.scenario == scenario)
     }
+
+    /// Whether an expectation names the agent's result `r` as it is: its kernel label, scenario,
+    /// status and cause (what [`judge_on`] makes `xfail`).
+    pub fn names(&self, r: &ScenarioResult) -> bool {
+        self.find(&r.kernel, &r.scenario).and_then(|e| e.check(r)).is_some_and(|m| m.is_ok())
+    }
 }
 
 /// The machine requirements the host can judge, with what makes them unmet: a scenario that
@@ -265,8 +277,8 @@ pub fn judge_on(
     }
     let listed = exp.find(&r.kernel, &r.scenario);
     if let Some(e) = listed {
-        if e.status == r.status {
-            return match e.cause_matches(r) {
+        if let Some(matched) = e.check(r) {
+            return match matched {
                 Ok(()) => {
                     r.status = Status::Xfail;
                     r.verdict = Some(format!("expected: {}", e.reason));

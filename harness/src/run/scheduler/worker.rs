@@ -176,7 +176,10 @@ pub(super) async fn worker(shared: &Shared, kr: &KernelRun, ready: &Arc<Ready>, 
             r.params = p.params.clone();
             if let Some(first) = first {
                 r.previous = Some(Box::new(first));
-            } else if matches!(r.status, Status::Fail | Status::Error) && cfg.retries > 0 && !known(cfg, kernel, &r) {
+            } else if matches!(r.status, Status::Fail | Status::Error) && cfg.retries > 0
+                // A failure an expectation names as it is: a retry would only repeat it.
+                && !cfg.expected.as_ref().is_some_and(|x| x.names(&r))
+            {
                 // Once more, in this guest or (when it broke) a fresh one; the first attempt
                 // goes into the retry's result.
                 let _ = shared
@@ -219,13 +222,6 @@ pub(super) async fn worker(shared: &Shared, kr: &KernelRun, ready: &Arc<Ready>, 
             return;
         }
     }
-}
-
-/// Whether an expectation names `r` as it is (its status and cause): a known failure, which a
-/// retry would only repeat.
-fn known(cfg: &SchedulerConfig, kernel: &str, r: &ScenarioResult) -> bool {
-    let Some(e) = cfg.expected.as_ref().and_then(|x| x.find(kernel, &r.scenario)) else { return false };
-    e.status == r.status && e.cause_matches(r).is_ok()
 }
 
 /// A scenario that broke the guest: `error`, with the console tail as its excerpt.
