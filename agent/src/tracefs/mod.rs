@@ -101,6 +101,16 @@ impl Tracefs {
         self.path(rel).exists()
     }
 
+    /// `error_log` (4.20 and later: why the last probe definitions were refused), empty when the
+    /// kernel has none or it cannot be read: evidence, never a reason to fail.
+    pub fn error_log(&self) -> String {
+        if self.exists("error_log") {
+            self.read("error_log").unwrap_or_default()
+        } else {
+            String::new()
+        }
+    }
+
     /// The whole file as text.
     pub fn read(&self, rel: &str) -> Result<String, Refused> {
         let mut out = Vec::new();

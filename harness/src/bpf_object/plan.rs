@@ -48,16 +48,29 @@ pub enum Workload {
     Command(Vec<String>),
 }
 
-/// The scenario parameters of a host command `argv` (from [`workload`]): the argv as JSON
-/// (`workload_cmd`) and the current directory it runs in (`workload_cwd`), as a shell would run it
-/// here; its environment in the guest is a plain root shell's (the caller's could hold secrets, and
-/// every result records its parameters).
-pub fn command_params(argv: &[String]) -> BTreeMap<String, String> {
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    BTreeMap::from([
-        ("workload_cmd".to_string(), serde_json::to_string(argv).unwrap_or_default()),
-        ("workload_cwd".to_string(), cwd.display().to_string()),
-    ])
+impl Workload {
+    /// The scenario parameters of this workload, given as `spec`: a built-in is `workload=spec`;
+    /// a host command is its argv as JSON (`workload_cmd`) and the current directory it runs in
+    /// (`workload_cwd`), as a shell would run it here. A command's environment in the guest is a
+    /// plain root shell's (the caller's could hold secrets, and every result records its
+    /// parameters).
+    pub fn params(&self, spec: &str) -> BTreeMap<String, String> {
+        match self {
+            Workload::Builtin(_) => BTreeMap::from([("workload".to_string(), spec.to_string())]),
+            Workload::Command(argv) => {
+                let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+                BTreeMap::from([
+                    ("workload_cmd".to_string(), serde_json::to_string(argv).unwrap_or_default()),
+                    ("workload_cwd".to_string(), cwd.display().to_string()),
+                ])
+            }
+        }
+    }
+
+    /// A host command: guests must share the host root to run it.
+    pub fn needs_host_root(&self) -> bool {
+        matches!(self, Workload::Command(_))
+    }
 }
 
 /// `--workload SPEC`: a built-in (`openat-loop:N`, `hello:N`) or a host command line
@@ -204,12 +217,8 @@ pub fn plan(obj: &UserObject, req: &Request) -> Result<Plan, ObjectError> {
     if let Some(a) = &req.attach {
         params.insert("attach".to_string(), a.clone());
     }
-    match &wl {
-        Some(Workload::Builtin(_)) => {
-            params.insert("workload".to_string(), req.workload.clone().unwrap_or_default());
-        }
-        Some(Workload::Command(argv)) => params.extend(command_params(argv)),
-        None => {}
+    if let (Some(w), Some(spec)) = (&wl, &req.workload) {
+        params.extend(w.params(spec));
     }
     // A hook on the workload's own call runs once per iteration: that is the default check.
     // Without an attach nothing runs, so there is nothing to count.
@@ -221,7 +230,7 @@ pub fn plan(obj: &UserObject, req: &Request) -> Result<Plan, ObjectError> {
         program: prog.name.clone(),
         params,
         file: ExtraFile { path: guest_path, mode: 0o644, data: obj.bytes.clone() },
-        host_root: matches!(wl, Some(Workload::Command(_))),
+        host_root: wl.as_ref().is_some_and(Workload::needs_host_root),
     })
 }
 

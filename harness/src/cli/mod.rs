@@ -361,13 +361,12 @@ pub(crate) async fn start_shared(
     if snapshots {
         opts.snapshots = Some(p.session.cache.clone());
     }
-    let g = p
+    let mut g = p
         .session
         .start_guest(&p.kernel, &p.image, &opts)
         .await
         .with_context(|| format!("booting {kernel} failed (console log: {})", opts.console_log.display()))
         .exit_code(exit::INFRA)?;
-    let mut g = g;
     if let (Some(dir), Some(share)) = (headers_dir, g.share.as_mut()) {
         share.headers = Some(dir);
     }

@@ -115,9 +115,7 @@ fn scenario_workload(
     selected: &[kmatrix_proto::ScenarioInfo],
     catalogue: &[kmatrix_proto::ScenarioInfo],
 ) -> Result<(std::collections::BTreeMap<String, String>, bool)> {
-    use crate::bpf_object::Workload;
-    let mut params = std::collections::BTreeMap::new();
-    let Some(spec) = &b.workload else { return Ok((params, false)) };
+    let Some(spec) = &b.workload else { return Ok(Default::default()) };
     if !selected.iter().any(|s| s.params.contains_key("workload")) {
         let takers: Vec<&str> =
             catalogue.iter().filter(|s| s.params.contains_key("workload")).map(|s| s.id.as_str()).collect();
@@ -127,20 +125,12 @@ fn scenario_workload(
         ))
         .exit_code(exit::BAD_INPUT);
     }
-    let host_root = match crate::bpf_object::workload(spec).exit_code(exit::BAD_INPUT)? {
-        Workload::Builtin(_) => {
-            params.insert("workload".to_string(), spec.clone());
-            false
-        }
-        Workload::Command(argv) => {
-            params.extend(crate::bpf_object::command_params(&argv));
-            true
-        }
-    };
+    let w = crate::bpf_object::workload(spec).exit_code(exit::BAD_INPUT)?;
+    let mut params = w.params(spec);
     if let Some(n) = b.expect_runs {
         params.insert("expect_runs".to_string(), n.to_string());
     }
-    Ok((params, host_root))
+    Ok((params, w.needs_host_root()))
 }
 
 pub(crate) fn parse_params(raw: &[String]) -> Result<std::collections::BTreeMap<String, String>> {

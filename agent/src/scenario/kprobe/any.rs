@@ -44,8 +44,7 @@ fn any(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let definition = format!("p:{GROUP}/{EVENT} {function}");
     let attach = Instant::now();
     if let Err(refused) = ctx.tfs.write("kprobe_events", &definition) {
-        let log =
-            if ctx.tfs.exists("error_log") { ctx.tfs.read("error_log").unwrap_or_default() } else { String::new() };
+        let log = ctx.tfs.error_log();
         return Ok(unsupported(
             ctx.id(),
             format!("the kernel refused a kprobe on {function}: {refused}"),

@@ -43,8 +43,7 @@ fn refused(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let outcome = ctx.tfs.write("kprobe_events", &definition);
     let attach_ms = ms(attach);
     let left = ctx.tfs.read("kprobe_events")?;
-    let error_log =
-        if ctx.tfs.exists("error_log") { ctx.tfs.read("error_log").unwrap_or_default() } else { String::new() };
+    let error_log = ctx.tfs.error_log();
     let left_lines = left.lines().filter(|l| !l.trim().is_empty()).count() as u64;
     let errno = outcome.as_ref().err().map(|e| e.errno);
     let mut problems = Vec::new();

@@ -117,6 +117,8 @@ pub struct Observed {
     pub pids: BTreeSet<i32>,
     /// Entries of `event` from those processes.
     pub seen: u64,
+    /// Events the ring buffer lost (`[LOST N EVENTS]` in the trace).
+    pub lost: u64,
 }
 
 /// Start `w` gated, enable `event` and [`FORK_EVENT`] (opened before the release, so the
@@ -136,7 +138,8 @@ pub fn observe(ctx: &mut Ctx, w: &UserWorkload, attach: Instant, event: &str) ->
     let seen =
         parsed.entries.iter().filter(|e| pids.contains(&e.pid) && !e.body.starts_with("sched_process_fork: ")).count()
             as u64;
-    Ok(Observed { armed, text, pids, seen })
+    let lost = parsed.lost;
+    Ok(Observed { armed, text, pids, seen, lost })
 }
 
 impl Observed {
@@ -151,10 +154,9 @@ impl Observed {
         more: Vec<Count>,
         mut detail: serde_json::Value,
     ) -> ScenarioResult {
-        let lost = trace::parse(&self.text).lost;
         let mut counts = vec![hits(what, expected, self.seen)];
         counts.extend(more);
-        let mut r = verdict(ctx.id(), counts, trace_problems(&self.armed.done, lost));
+        let mut r = verdict(ctx.id(), counts, trace_problems(&self.armed.done, self.lost));
         self.armed.timings(&mut r);
         detail["workload"] = w.describe().into();
         if let UserWorkload::Host { .. } = w {
