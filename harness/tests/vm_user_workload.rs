@@ -131,3 +131,14 @@ fn vm_a_users_command_runs_in_the_callers_directory() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(rs.is_empty() && stderr.contains("not visible in the guest"), "{stderr}");
 }
+
+/// `--workload` and `--expect-runs` go to every selected scenario; the BPF object self-test
+/// (`bpf.object.load` without `--bpf-object`) keeps its own workload and count. Before it did,
+/// this run failed it with "expected 1, observed 2".
+#[test]
+fn vm_the_bpf_object_self_test_keeps_its_own_workload() {
+    let (_, rs, stderr) = run_of("bpf.object.load", &["--workload", "/bin/true", "--expect-runs", "1"]);
+    assert_eq!(rs.len(), 1, "{stderr}");
+    assert_eq!(rs[0].status, Status::Pass, "{:#?}", rs[0]);
+    assert_eq!(rs[0].counts[0].expected, 10, "{:#?}", rs[0]);
+}

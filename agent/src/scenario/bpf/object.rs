@@ -116,17 +116,19 @@ fn load(ctx: &mut Ctx) -> Result<ScenarioResult> {
             )
         }
     };
-    // The self-test counts its runs too: `object` absent or empty (the catalogue's default, which
-    // the host sends) both mean the self-test.
+    // `object` absent or empty (the catalogue's default, which the host sends) means the
+    // self-test: its workload and count are its own, whatever workload and count a run gives the
+    // scenarios that take one (`run --workload ... --expect-runs ...` sends them to every scenario).
+    let selftest = param("object").is_none();
     let expect_runs = match param("expect_runs") {
+        _ if selftest => Some(SELFTEST_CALLS),
         Some(v) => Some(v.parse::<u64>().with_context(|| format!("expect_runs={v:?} is not a number"))?),
-        None if param("object").is_none() => Some(SELFTEST_CALLS),
         None => None,
     };
     let attach_text = attach_spec.clone().unwrap_or_default();
     let attach_spec = attach_spec.as_deref().map(parse_attach).transpose()?;
     // A host command (`workload_cmd`, a JSON argv the host resolved) runs in the shared root.
-    let command: Option<Vec<String>> = match param("workload_cmd") {
+    let command: Option<Vec<String>> = match param("workload_cmd").filter(|_| !selftest) {
         Some(j) => Some(serde_json::from_str(&j).with_context(|| format!("workload_cmd={j:?} is not a JSON argv"))?),
         None => None,
     };
