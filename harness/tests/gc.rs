@@ -2,6 +2,8 @@
 //! running kmatrix does, a shared lock on its use lock) and one run directory; with a budget of
 //! nothing, everything else goes and those two stay, and `kernels gc` leaves the held kernel too.
 
+mod common;
+
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Child, Command, Output};
@@ -93,6 +95,5 @@ fn gc_keeps_what_another_process_holds_and_removes_the_rest() {
 fn a_bad_size_is_bad_input() {
     let d = tempfile::tempdir().unwrap();
     let o = kmatrix(d.path(), &["gc", "--max-size", "lots"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("read size \"lots\""));
+    common::assert_bad_input(&o, &["read size \"lots\""]);
 }

@@ -2,6 +2,8 @@
 //! fixtures/runs/README.md) and checked by the tools that consume them: the JUnit XML against its
 //! schema with xmllint, the HTML matrix in headless Chromium, and `report diff` between two runs.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -145,6 +147,5 @@ fn report_diff_lists_the_cells_that_changed_between_two_runs() {
 #[test]
 fn report_of_a_missing_run_is_bad_input() {
     let out = kmatrix().args(["report", "/nonexistent/run-1"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/run-1"));
+    common::assert_bad_input(&out, &["/nonexistent/run-1"]);
 }

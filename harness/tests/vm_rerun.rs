@@ -79,12 +79,7 @@ fn vm_rerun_replays_cells_on_the_same_build_with_the_same_parameters() {
 
     // Nothing failed: --failed has nothing to run (bad input, naming the file).
     let none = kmatrix(&["rerun", &run, "--failed"], d.path());
-    assert_eq!(none.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&none.stderr).contains("results.jsonl has no result that failed"),
-        "{}",
-        String::from_utf8_lossy(&none.stderr)
-    );
+    common::assert_bad_input(&none, &["results.jsonl has no result that failed"]);
 
     // A build the mirror does not have: infrastructure, naming the build and --mirror.
     let gone_path = d.path().join("gone.jsonl");
@@ -102,9 +97,7 @@ fn vm_rerun_replays_cells_on_the_same_build_with_the_same_parameters() {
     other.build.as_mut().unwrap().sha256 = Some("0".repeat(64));
     write_results(&other_path, &[other]);
     let out = kmatrix(&["rerun", other_path.to_str().unwrap()], d.path());
-    let e = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{e}");
-    assert!(e.contains("is not the one the result ran on") && e.contains(&"0".repeat(64)), "{e}");
+    common::assert_bad_input(&out, &["is not the one the result ran on", &"0".repeat(64)]);
 
     // Results from before builds were recorded say how to run the cell instead.
     let old_path = d.path().join("old.jsonl");
@@ -112,16 +105,13 @@ fn vm_rerun_replays_cells_on_the_same_build_with_the_same_parameters() {
     old.build = None;
     write_results(&old_path, &[old]);
     let out = kmatrix(&["rerun", old_path.to_str().unwrap()], d.path());
-    let e = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{e}");
-    assert!(e.contains("kmatrix run --kernels debian-6.1 --scenarios kprobe.tracefs.openat"), "{e}");
+    common::assert_bad_input(&out, &["kmatrix run --kernels debian-6.1 --scenarios kprobe.tracefs.openat"]);
 
     // A torn last line is dropped (the run died mid-write); a malformed one elsewhere is named.
     let torn = d.path().join("torn.jsonl");
     std::fs::write(&torn, "not json\n{}\n").unwrap();
     let out = kmatrix(&["rerun", torn.to_str().unwrap()], d.path());
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("torn.jsonl:1"), "{}", String::from_utf8_lossy(&out.stderr));
+    common::assert_bad_input(&out, &["torn.jsonl:1"]);
 }
 
 #[test]

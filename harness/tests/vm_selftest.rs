@@ -44,7 +44,5 @@ fn vm_selftest_ftrace_cases_become_results_with_ftracetest_statuses() {
         .current_dir(env!("CARGO_TARGET_TMPDIR"))
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("00basic/no_such_case.tc"), "{stderr}");
+    common::assert_bad_input(&out, &["00basic/no_such_case.tc"]);
 }

@@ -5,6 +5,8 @@
 //! share asked for, named in each result; no virtiofsd outlives a SIGKILLed kmatrix.
 //! These need virtiofsd (`scripts/setup.sh` builds it); without one they fail, naming it.
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -90,10 +92,7 @@ fn vm_share_forced_virtiofs_without_virtiofsd_is_an_error_naming_it() {
         .env("KMATRIX_VIRTIOFSD", "/nonexistent/virtiofsd")
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("--share virtiofs: virtiofsd not found"), "{stderr}");
-    assert!(stderr.contains("cargo install virtiofsd"), "{stderr}");
+    common::assert_bad_input(&out, &["--share virtiofs: virtiofsd not found", "cargo install virtiofsd"]);
 }
 
 /// `kmatrix run --share MODE` of a tool scenario on 6.1: its result's `detail.share`.

@@ -6,6 +6,8 @@
 //! evidence; a `--workload` no selected scenario takes is bad input before anything boots; the
 //! command runs in the caller's directory.
 
+mod common;
+
 use kmatrix_proto::{ScenarioResult, Status};
 use std::process::Command;
 
@@ -101,11 +103,7 @@ fn a_workload_no_selected_scenario_takes_is_bad_input() {
         .args(["run", "--kernels", "debian-6.1", "--scenarios", "kprobe.tracefs.openat", "--workload", "hello:3"])
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("none of the selected scenarios takes a workload") && stderr.contains("kprobe.tracefs.any")
-    );
+    common::assert_bad_input(&out, &["none of the selected scenarios takes a workload", "kprobe.tracefs.any"]);
 }
 
 /// A host command runs in the caller's directory (through the shared root), as a shell would

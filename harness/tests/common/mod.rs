@@ -108,6 +108,17 @@ impl Prepared {
     }
 }
 
+/// Checks that kmatrix refused what it was given as bad input: exit 2 (nothing ran), and a
+/// message on stderr that names every one of `names`. Returns that message.
+pub fn assert_bad_input(out: &std::process::Output, names: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for name in names {
+        assert!(stderr.contains(name), "stderr does not name {name:?}: {stderr}");
+    }
+    stderr
+}
+
 /// The results a `kmatrix ... --json` run printed on stdout, one JSON line each.
 pub fn json_results(stdout: &[u8]) -> Vec<kmatrix_proto::ScenarioResult> {
     String::from_utf8_lossy(stdout)
