@@ -147,4 +147,74 @@ mod tests {
         assert!(caps.has_probe_syntax("f["));
         assert!(!caps.has_probe_syntax("e["));
     }
+
+    /// A real `Hello` line (debian-6.1 under TCG, see fixtures/README.md), without its newline.
+    fn captured_hello() -> &'static str {
+        include_str!("fixtures/hello-6.1.json").trim_end()
+    }
+
+    /// The record's JSON is the channel's and every file's (snapshot meta, results, `boot
+    /// --json`): reading a real one and writing it back must give the same bytes, field order
+    /// included, or an older host or an older file would no longer agree with this one.
+    #[test]
+    fn captured_hello_round_trips_byte_for_byte() {
+        let line = captured_hello();
+        let msg: crate::GuestMsg = serde_json::from_str(line).unwrap();
+        let crate::GuestMsg::Hello { caps, .. } = &msg else { panic!("not a Hello: {line}") };
+        assert_eq!(caps.release, "6.1.0-50-amd64");
+        assert!(caps.has_probe_syntax("r[maxactive]"));
+        assert_eq!(serde_json::to_string(&msg).unwrap(), line);
+        // The record alone, as `boot --json` and the snapshot meta embed it.
+        let start = line.find(r#""caps":"#).unwrap() + r#""caps":"#.len();
+        let record = &line[start..line.len() - 1];
+        let caps: Capabilities = serde_json::from_str(record).unwrap();
+        assert_eq!(serde_json::to_string(&caps).unwrap(), record);
+    }
+
+    /// Records written before a field existed still parse, with that field empty; a field that
+    /// was always there stays required.
+    #[test]
+    fn older_records_without_defaulted_fields_parse() {
+        let line = captured_hello();
+        let start = line.find(r#""caps":"#).unwrap() + r#""caps":"#.len();
+        let full: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&line[start..line.len() - 1]).unwrap();
+        let defaulted = [
+            "bpf_prog_types",
+            "bpf_map_types",
+            "bpf_attach_types",
+            "bpf_attach_on_demand",
+            "scenarios",
+            "mounts",
+            "config",
+            "config_source",
+        ];
+        let mut old = full.clone();
+        for key in defaulted {
+            old.remove(key);
+        }
+        let caps: Capabilities = serde_json::from_value(old.into()).unwrap();
+        assert_eq!(caps.release, "6.1.0-50-amd64");
+        assert!(caps.bpf_prog_types.is_empty() && caps.scenarios.is_empty() && caps.mounts.is_empty());
+        assert!(caps.config.is_empty() && caps.config_source.is_none());
+        assert_eq!(caps.kprobe_blacklist, Some(425));
+        for required in ["release", "uptime_ms", "kprobe_events", "btf_vmlinux", "bpf_syscall", "perf_pmus", "channel"]
+        {
+            let mut broken = full.clone();
+            broken.remove(required);
+            let err = serde_json::from_value::<Capabilities>(broken.into()).unwrap_err();
+            assert!(err.to_string().contains(required), "{required}: {err}");
+        }
+    }
+
+    /// `config_source` is left out when None (the captured record has none) and kept when set.
+    #[test]
+    fn config_source_is_written_only_when_known() {
+        let mut caps = Capabilities::default();
+        assert!(!serde_json::to_string(&caps).unwrap().contains("config_source"));
+        caps.config_source = Some("/proc/config.gz".into());
+        let text = serde_json::to_string(&caps).unwrap();
+        assert!(text.ends_with(r#""config":{},"config_source":"/proc/config.gz"}"#), "{text}");
+        assert_eq!(serde_json::from_str::<Capabilities>(&text).unwrap(), caps);
+    }
 }
