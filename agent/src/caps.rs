@@ -7,7 +7,10 @@
 
 use crate::mounts::{self, BPFFS, DEBUGFS, TRACEFS};
 use crate::{bpf, kconfig, sys, tracefs};
-use kmatrix_proto::{Capabilities, ModuleLoad, MountRecord};
+use kmatrix_proto::{
+    AgentBoot, BpfFeatures, BtfFeatures, Capabilities, ConfigOptions, KernelIdentity, ModuleLoad, MountRecord, Mounted,
+    TracefsFeatures,
+};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -84,37 +87,45 @@ pub fn build(inputs: Inputs) -> (Capabilities, Steps) {
     let (config, config_source) = kernel_config();
     step("pmus+btf+config");
     let caps = Capabilities {
-        release,
-        version: uname.as_ref().map(|u| u.version.clone()).unwrap_or_default(),
-        machine: uname.as_ref().map(|u| u.machine.clone()).unwrap_or_default(),
-        cmdline: read(Path::new("/proc/cmdline")).map(|s| s.trim().to_string()).unwrap_or_default(),
-        uptime_ms: uptime_ms().unwrap_or(0),
-        tracefs_mount: tracefs_ok.then(|| TRACEFS.to_string()),
-        debugfs_mounted: mounts::mounted(&inputs.mounts, DEBUGFS),
-        bpffs_mounted: mounts::mounted(&inputs.mounts, BPFFS),
-        available_tracers,
-        event_count,
-        filter_function_count,
-        kprobe_events: t.join("kprobe_events").exists(),
-        uprobe_events: t.join("uprobe_events").exists(),
-        dynamic_events: t.join("dynamic_events").exists(),
-        probe_syntaxes,
-        kprobe_blacklist,
-        btf_vmlinux: Path::new("/sys/kernel/btf/vmlinux").exists(),
-        btf_modules,
-        bpf_syscall,
-        bpf_jit_enable: read(Path::new("/proc/sys/net/core/bpf_jit_enable")).and_then(|s| s.trim().parse().ok()),
-        bpf_prog_types,
-        bpf_map_types,
-        bpf_attach_types,
-        bpf_attach_on_demand: bpf::ON_DEMAND.iter().map(|s| s.to_string()).collect(),
+        kernel: KernelIdentity {
+            release,
+            version: uname.as_ref().map(|u| u.version.clone()).unwrap_or_default(),
+            machine: uname.as_ref().map(|u| u.machine.clone()).unwrap_or_default(),
+            cmdline: read(Path::new("/proc/cmdline")).map(|s| s.trim().to_string()).unwrap_or_default(),
+            uptime_ms: uptime_ms().unwrap_or(0),
+        },
+        mounted: Mounted {
+            tracefs: tracefs_ok.then(|| TRACEFS.to_string()),
+            debugfs: mounts::mounted(&inputs.mounts, DEBUGFS),
+            bpffs: mounts::mounted(&inputs.mounts, BPFFS),
+        },
+        tracefs: TracefsFeatures {
+            available_tracers,
+            event_count,
+            filter_function_count,
+            kprobe_events: t.join("kprobe_events").exists(),
+            uprobe_events: t.join("uprobe_events").exists(),
+            dynamic_events: t.join("dynamic_events").exists(),
+            probe_syntaxes,
+            kprobe_blacklist,
+        },
+        btf: BtfFeatures { vmlinux: Path::new("/sys/kernel/btf/vmlinux").exists(), modules: btf_modules },
+        bpf: BpfFeatures {
+            syscall: bpf_syscall,
+            jit_enable: read(Path::new("/proc/sys/net/core/bpf_jit_enable")).and_then(|s| s.trim().parse().ok()),
+            prog_types: bpf_prog_types,
+            map_types: bpf_map_types,
+            attach_types: bpf_attach_types,
+            attach_on_demand: bpf::ON_DEMAND.iter().map(|s| s.to_string()).collect(),
+        },
         perf_pmus,
-        modules: inputs.modules,
-        channel: inputs.channel,
-        scenarios: Vec::new(),
-        mounts: inputs.mounts,
-        config,
-        config_source,
+        agent: AgentBoot {
+            modules: inputs.modules,
+            channel: inputs.channel,
+            scenarios: Vec::new(),
+            mounts: inputs.mounts,
+        },
+        config: ConfigOptions { options: config, source: config_source },
     };
     (caps, steps)
 }

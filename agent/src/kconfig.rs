@@ -23,10 +23,10 @@ pub fn get(caps: &Capabilities) -> Option<&'static Config> {
     static CONFIG: OnceLock<Option<Config>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
-            if let (Some(source), false) = (&caps.config_source, caps.config.is_empty()) {
-                return Some(Config { source: source.clone(), options: caps.config.clone() });
+            if let (Some(source), false) = (&caps.config.source, caps.config.options.is_empty()) {
+                return Some(Config { source: source.clone(), options: caps.config.options.clone() });
             }
-            let boot = format!("/boot/config-{}", caps.release);
+            let boot = format!("/boot/config-{}", caps.kernel.release);
             let text = std::fs::read_to_string(&boot).ok()?;
             Some(Config { source: boot, options: parse(&text, |_| true) })
         })

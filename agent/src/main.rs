@@ -116,9 +116,9 @@ fn boot_and_serve() -> Result<()> {
     }
     let (mut caps, steps) =
         caps::build(caps::Inputs { mounts: mount_records, modules, channel: ch.name().to_string() });
-    caps.scenarios = scenario::ids();
+    caps.agent.scenarios = scenario::ids();
     let caps_ms = sys::since_start_ms();
-    let uptime_ms = caps.uptime_ms;
+    let uptime_ms = caps.kernel.uptime_ms;
     ch.send(&GuestMsg::Hello { proto: PROTO_VERSION, caps: Box::new(caps.clone()) })?;
     console::say(&format!("hello sent after {} ms", sys::since_start_ms()));
     console::say(&format!(

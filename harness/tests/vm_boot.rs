@@ -17,19 +17,21 @@ async fn vm_boot_debian_6_1_agent_reports_tracefs_and_kprobe_events() {
     let p = common::prepare("debian-6.1", Vec::new()).await;
     let g = p.start(&p.options("test", Vec::new())).await;
     // The release the guest reports is the one the package is named for.
-    assert_eq!(g.caps.release, p.kernel.release);
-    assert_eq!(p.kernel.package.as_deref(), Some(format!("linux-image-{}", g.caps.release).as_str()));
-    assert!(g.caps.release.starts_with("6.1."), "{}", g.caps.release);
-    assert_eq!(g.caps.tracefs_mount.as_deref(), Some("/sys/kernel/tracing"));
-    assert!(g.caps.kprobe_events, "kprobe_events missing from tracefs");
-    assert!(g.caps.available_tracers.iter().any(|t| t == "function_graph"), "{:?}", g.caps.available_tracers);
-    assert!(g.caps.event_count > 1000, "only {} events", g.caps.event_count);
-    assert!(g.caps.btf_vmlinux);
-    assert!(g.caps.bpf_syscall);
-    assert!(g.caps.has_probe_syntax("r[maxactive]"), "{:?}", g.caps.probe_syntaxes);
+    let release = &g.caps.kernel.release;
+    assert_eq!(release, &p.kernel.release);
+    assert_eq!(p.kernel.package.as_deref(), Some(format!("linux-image-{release}").as_str()));
+    assert!(release.starts_with("6.1."), "{release}");
+    assert_eq!(g.caps.mounted.tracefs.as_deref(), Some("/sys/kernel/tracing"));
+    let tracefs = &g.caps.tracefs;
+    assert!(tracefs.kprobe_events, "kprobe_events missing from tracefs");
+    assert!(tracefs.available_tracers.iter().any(|t| t == "function_graph"), "{:?}", tracefs.available_tracers);
+    assert!(tracefs.event_count > 1000, "only {} events", tracefs.event_count);
+    assert!(g.caps.btf.vmlinux);
+    assert!(g.caps.bpf.syscall);
+    assert!(tracefs.has_probe_syntax("r[maxactive]"), "{:?}", tracefs.probe_syntaxes);
     // Attach types probed in the guest: 6.1 attaches kprobes and fentry, but is built without
     // CONFIG_FPROBE, so it has no kprobe_multi links.
-    let attach = &g.caps.bpf_attach_types;
+    let attach = &g.caps.bpf.attach_types;
     assert!(attach.iter().any(|t| t == "fentry") && attach.iter().any(|t| t == "kprobe"), "{attach:?}");
     assert!(!attach.iter().any(|t| t == "kprobe_multi"), "{attach:?}");
     g.shutdown().await.expect("clean power-off");
@@ -42,6 +44,10 @@ fn vm_boot_cli_prints_record_as_json() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
     assert_eq!(v["kernel"], "debian-6.1");
     assert_eq!(v["caps"]["tracefs_mount"], "/sys/kernel/tracing");
+    // The record's sections stay flat in its JSON: the keys older hosts and files know.
+    assert_eq!(v["caps"]["bpf_syscall"], true);
+    assert!(v["caps"]["bpf_attach_types"].is_array() && v["caps"]["channel"].is_string(), "{}", v["caps"]);
+    assert!(v["caps"].get("tracefs").is_none() && v["caps"].get("bpf").is_none(), "{}", v["caps"]);
     assert_eq!(v["config"]["KPROBE_EVENTS"], "y");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("kmatrix: accelerator"), "{stderr}");

@@ -17,7 +17,10 @@ mod result;
 pub mod tracefs;
 mod version;
 
-pub use caps::{Capabilities, ModuleLoad, MountRecord, ProbeSyntax};
+pub use caps::{
+    AgentBoot, BpfFeatures, BtfFeatures, Capabilities, ConfigOptions, KernelIdentity, ModuleLoad, MountRecord, Mounted,
+    ProbeSyntax, TracefsFeatures,
+};
 pub use msg::{
     ExecOutcome, ExecRequest, GuestMsg, HostMsg, RunRequest, Share, ShareMount, StdinMode, MAX_LINE, PROTO_VERSION,
     ROOT_TAG,

@@ -219,13 +219,16 @@ pub struct ExecOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Capabilities;
+    use crate::{Capabilities, KernelIdentity};
 
     #[test]
     fn messages_round_trip_as_tagged_json_lines() {
         let msg = GuestMsg::Hello {
             proto: PROTO_VERSION,
-            caps: Box::new(Capabilities { release: "6.1.0-47-amd64".into(), ..Default::default() }),
+            caps: Box::new(Capabilities {
+                kernel: KernelIdentity { release: "6.1.0-47-amd64".into(), ..Default::default() },
+                ..Default::default()
+            }),
         };
         let line = serde_json::to_string(&msg).unwrap();
         assert!(line.starts_with(r#"{"type":"hello","proto":2,"#), "{line}");

@@ -84,18 +84,19 @@ impl Req {
     pub fn missing(&self, caps: &Capabilities) -> Option<(String, String)> {
         let tracefs = Path::new(TRACEFS);
         match *self {
-            Req::Tracefs => caps.tracefs_mount.is_none().then(|| {
+            Req::Tracefs => caps.mounted.tracefs.is_none().then(|| {
                 let outcome = caps
+                    .agent
                     .mounts
                     .iter()
                     .find(|m| m.fstype == "tracefs")
                     .map_or("not attempted".to_string(), |m| m.outcome.clone());
                 ("tracefs not mounted".into(), format!("mount(tracefs): {outcome}"))
             }),
-            Req::Tracer(t) => (!caps.available_tracers.iter().any(|x| x == t)).then(|| {
+            Req::Tracer(t) => (!caps.tracefs.available_tracers.iter().any(|x| x == t)).then(|| {
                 (
                     format!("tracer {t} not available"),
-                    format!("available_tracers: {}", caps.available_tracers.join(" ")),
+                    format!("available_tracers: {}", caps.tracefs.available_tracers.join(" ")),
                 )
             }),
             Req::File(f) => (!tracefs.join(f).exists())
@@ -105,7 +106,7 @@ impl Req {
             Req::Debugfs(f) => (!Path::new(DEBUGFS).join(f).exists()).then(|| {
                 (
                     format!("debugfs file {f} absent"),
-                    format!("{DEBUGFS}/{f} does not exist (debugfs mounted: {})", caps.debugfs_mounted),
+                    format!("{DEBUGFS}/{f} does not exist (debugfs mounted: {})", caps.mounted.debugfs),
                 )
             }),
             // Judged by the host; the scenario reports what the kernel says.
@@ -130,8 +131,8 @@ impl Req {
                 }
             },
             Req::KernelHeaders => headers_missing(caps),
-            Req::Syntax(prefix) => (!caps.has_probe_syntax(prefix)).then(|| {
-                let kinds: Vec<&str> = caps.probe_syntaxes.iter().map(|s| s.text.as_str()).collect();
+            Req::Syntax(prefix) => (!caps.tracefs.has_probe_syntax(prefix)).then(|| {
+                let kinds: Vec<&str> = caps.tracefs.probe_syntaxes.iter().map(|s| s.text.as_str()).collect();
                 (
                     format!("no `{prefix}` syntax in tracefs README"),
                     format!("README probe syntaxes: {}", kinds.join(" | ")),
@@ -173,12 +174,14 @@ fn option_absent(caps: &Capabilities, name: &str, config: &str, since: &str) -> 
         };
     }
     let evidence = format!("{file} absent (options/: {}); no kernel config in the guest", listed.join(" "));
-    match (kversion(&caps.release), kversion(since)) {
-        (Some(k), Some(s)) if k < s => (format!("{file} absent: kernel {} predates {since}", caps.release), evidence),
+    match (kversion(&caps.kernel.release), kversion(since)) {
+        (Some(k), Some(s)) if k < s => {
+            (format!("{file} absent: kernel {} predates {since}", caps.kernel.release), evidence)
+        }
         _ => (
             format!(
                 "{config} is not set: {file} absent on {} (>= {since}), and tracefs creates it exactly with {config}",
-                caps.release
+                caps.kernel.release
             ),
             evidence,
         ),
@@ -190,7 +193,7 @@ fn option_absent(caps: &Capabilities, name: &str, config: &str, since: &str) -> 
 /// CONFIG_IKHEADERS and what the host said about its `linux-headers` packages.
 fn headers_missing(caps: &Capabilities) -> Option<(String, String)> {
     const KHEADERS: &str = "/sys/kernel/kheaders.tar.xz";
-    let release = &caps.release;
+    let release = &caps.kernel.release;
     let shared = crate::share::mount_offered();
     if Path::new(KHEADERS).exists() || (shared.is_ok() && crate::share::headers_dir().is_some()) {
         return None;
@@ -242,6 +245,7 @@ fn kversion(s: &str) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kmatrix_proto::TracefsFeatures;
 
     const GROUP: Req = Req::All(&[Req::Tracefs, Req::File("kprobe_events")]);
     const LIST: &[Req] = &[GROUP, Req::Tracer("function"), Req::All(&[GROUP, Req::Program("/bin/x")])];
@@ -268,7 +272,10 @@ mod tests {
 
     #[test]
     fn missing_requirements_name_the_evidence() {
-        let caps = Capabilities { available_tracers: vec!["nop".into()], ..Default::default() };
+        let caps = Capabilities {
+            tracefs: TracefsFeatures { available_tracers: vec!["nop".into()], ..Default::default() },
+            ..Default::default()
+        };
         let (reason, evidence) = Req::Tracer("function").missing(&caps).unwrap();
         assert_eq!(reason, "tracer function not available");
         assert_eq!(evidence, "available_tracers: nop");

@@ -88,13 +88,13 @@ fn yes(b: bool) -> &'static str {
 
 /// The record for a person.
 pub fn render_boot(r: &BootRecord) -> String {
-    let c = &r.caps;
+    let (c, t, bpf) = (&r.caps, &r.caps.tracefs, &r.caps.bpf);
     let mut s = String::new();
     let _ = writeln!(
         s,
         "kernel          {} ({}{})",
         r.kernel,
-        c.release,
+        c.kernel.release,
         r.package_version.as_ref().map(|v| format!(", package {v}")).unwrap_or_default()
     );
     let _ = writeln!(
@@ -103,42 +103,43 @@ pub fn render_boot(r: &BootRecord) -> String {
         r.boot_path, r.accel, r.hello_after_s, r.channel
     );
     let _ = writeln!(s, "accelerator     {}", r.accel_reason);
-    let _ = writeln!(s, "tracefs         {}", c.tracefs_mount.as_deref().unwrap_or("NOT MOUNTED"));
-    let _ = writeln!(s, "tracers         {}", c.available_tracers.join(" "));
-    let _ = writeln!(s, "events          {}   filter functions {}", c.event_count, c.filter_function_count);
+    let _ = writeln!(s, "tracefs         {}", c.mounted.tracefs.as_deref().unwrap_or("NOT MOUNTED"));
+    let _ = writeln!(s, "tracers         {}", t.available_tracers.join(" "));
+    let _ = writeln!(s, "events          {}   filter functions {}", t.event_count, t.filter_function_count);
     let _ = writeln!(
         s,
         "probe files     kprobe_events {}  uprobe_events {}  dynamic_events {}",
-        yes(c.kprobe_events),
-        yes(c.uprobe_events),
-        yes(c.dynamic_events)
+        yes(t.kprobe_events),
+        yes(t.uprobe_events),
+        yes(t.dynamic_events)
     );
-    let kinds: Vec<&str> = c.probe_syntaxes.iter().map(|p| p.kind.as_str()).collect();
+    let kinds: Vec<&str> = t.probe_syntaxes.iter().map(|p| p.kind.as_str()).collect();
     let _ = writeln!(s, "probe syntaxes  {}", kinds.join(" "));
-    for p in &c.probe_syntaxes {
+    for p in &t.probe_syntaxes {
         let _ = writeln!(s, "                  {}", p.text);
     }
     let _ = writeln!(
         s,
         "kprobe blacklist {}",
-        c.kprobe_blacklist.map(|n| n.to_string()).unwrap_or_else(|| "unreadable".into())
+        t.kprobe_blacklist.map(|n| n.to_string()).unwrap_or_else(|| "unreadable".into())
     );
-    let _ = writeln!(s, "BTF             vmlinux {}  modules {}", yes(c.btf_vmlinux), c.btf_modules);
+    let _ = writeln!(s, "BTF             vmlinux {}  modules {}", yes(c.btf.vmlinux), c.btf.modules);
     let _ = writeln!(
         s,
         "BPF             syscall {}  jit {}",
-        yes(c.bpf_syscall),
-        c.bpf_jit_enable.map(|j| j.to_string()).unwrap_or_else(|| "?".into())
+        yes(bpf.syscall),
+        bpf.jit_enable.map(|j| j.to_string()).unwrap_or_else(|| "?".into())
     );
-    if !c.bpf_prog_types.is_empty() {
-        let _ = writeln!(s, "BPF programs    {}", c.bpf_prog_types.join(" "));
+    if !bpf.prog_types.is_empty() {
+        let _ = writeln!(s, "BPF programs    {}", bpf.prog_types.join(" "));
     }
-    if !c.bpf_attach_types.is_empty() {
-        let _ = writeln!(s, "BPF attach      {}", c.bpf_attach_types.join(" "));
+    if !bpf.attach_types.is_empty() {
+        let _ = writeln!(s, "BPF attach      {}", bpf.attach_types.join(" "));
     }
     let pmus: Vec<String> = c.perf_pmus.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let _ = writeln!(s, "perf PMUs       {}", pmus.join(" "));
-    let mods: Vec<String> = c.modules.iter().map(|m| format!("{} ({}, {} ms)", m.name, m.outcome, m.ms)).collect();
+    let mods: Vec<String> =
+        c.agent.modules.iter().map(|m| format!("{} ({}, {} ms)", m.name, m.outcome, m.ms)).collect();
     let _ = writeln!(s, "modules         {}", if mods.is_empty() { "none".to_string() } else { mods.join(", ") });
     if !r.config.is_empty() {
         let cfg: Vec<String> = r.config.iter().map(|(k, v)| format!("{k}={v}")).collect();

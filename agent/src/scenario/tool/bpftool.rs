@@ -23,7 +23,7 @@ const REQ: Req = BPFTOOL.req();
 const BTF_VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
 /// `bpftool feature probe kernel -j`: bpftool's answers for the program and map types, compared
-/// with what the agent probed at boot (`bpf_prog_types`, `bpf_map_types` of the capability
+/// with what the agent probed at boot (`bpf.prog_types`, `bpf.map_types` of the capability
 /// record) for every type both probe. Any disagreement fails, naming both answers. (bpftool
 /// probes no attach types, the agent no helpers: those are not compared.)
 // BPF_PROG_LOAD and BPF_MAP_CREATE came in 3.18; bpftool's probe needs no more.
@@ -45,9 +45,9 @@ fn feature_probe(ctx: &mut Ctx) -> Result<ScenarioResult> {
         }
     };
     let (progs, prog_diff, prog_only) =
-        compare(&json, "program_types", "prog_type", bpf::probed_prog_types(), &ctx.caps.bpf_prog_types);
+        compare(&json, "program_types", "prog_type", bpf::probed_prog_types(), &ctx.caps.bpf.prog_types);
     let (maps, map_diff, map_only) =
-        compare(&json, "map_types", "map_type", bpf::probed_map_types(), &ctx.caps.bpf_map_types);
+        compare(&json, "map_types", "map_type", bpf::probed_map_types(), &ctx.caps.bpf.map_types);
     let problems: Vec<String> = prog_diff
         .iter()
         .map(|d| format!("program type {d}"))
