@@ -15,7 +15,7 @@
 
 use super::openat_loop::{self, OPENAT_LOOP};
 use super::verdict::unsupported;
-use crate::process::{self, Finished, Running};
+use crate::process::{self, Running};
 use crate::scenario::meta::Ctx;
 use crate::scenario::req::Req;
 use crate::{excerpt, exec, share};
@@ -203,9 +203,9 @@ pub fn ended(out: &ExecOutcome) -> String {
     }
 }
 
-/// Whether the tool exited 0 within its time.
+/// Whether the tool exited 0 within its time ([`ExecOutcome::success`]).
 pub fn ok(out: &ExecOutcome) -> bool {
-    out.exit_code == Some(0) && !out.timed_out
+    out.success()
 }
 
 /// The problem of a run that did not end well, for a verdict: its end and stderr's tail.
@@ -228,19 +228,6 @@ pub fn failed(ctx: &Ctx, tool: &Tool, status: Status, reason: impl Into<String>,
     };
     r.detail = tool.detail(serde_json::json!({}));
     r.with_excerpt(&format!("{}\n{}", excerpt::tail(&out.stdout, 20), excerpt::tail(&out.stderr, 20)))
-}
-
-/// How a tool started with [`Workdir::start`] ended, in the shape of a run's outcome.
-pub fn outcome(f: Finished) -> ExecOutcome {
-    ExecOutcome {
-        exit_code: f.exit_code,
-        signal: f.signal,
-        stdout: f.stdout,
-        stderr: f.stderr,
-        wall_ms: f.wall.as_millis() as u64,
-        timed_out: f.timed_out,
-        share: None,
-    }
 }
 
 /// Wait until `ready` holds (the tool has set tracefs up), polling every 10 ms up to `timeout`;

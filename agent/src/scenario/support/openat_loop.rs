@@ -161,6 +161,7 @@ pub fn traceable(ctx: &Ctx, sym: &str) -> bool {
 mod tests {
     use super::*;
     use crate::scenario::support::verdict::verdict;
+    use kmatrix_proto::ExecOutcome;
 
     #[test]
     fn parses_the_summary_line() {
@@ -194,14 +195,8 @@ mod tests {
 
     #[test]
     fn an_unreadable_summary_is_a_problem() {
-        let done = Finished {
-            exit_code: Some(0),
-            signal: None,
-            stdout: "openat-loop: nothing\n".into(),
-            stderr: String::new(),
-            wall: std::time::Duration::ZERO,
-            timed_out: false,
-        };
+        let outcome = ExecOutcome { exit_code: Some(0), stdout: "openat-loop: nothing\n".into(), ..Default::default() };
+        let done = Finished { outcome, wall: std::time::Duration::ZERO };
         let mut problems = Vec::new();
         assert_eq!(account(&done, &mut problems), Summary::default());
         assert_eq!(problems.len(), 1);
