@@ -59,10 +59,10 @@ pub fn info() -> Vec<ScenarioInfo> {
             summary: s.meta.summary.to_string(),
             since: s.meta.since.to_string(),
             until: s.meta.until.map(String::from),
-            requires: Req::flatten(s.meta.requires).into_iter().map(Req::describe).collect(),
+            requires: s.meta.requirements().into_iter().map(Req::describe).collect(),
             params: s.meta.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            host_root: Req::flatten(s.meta.requires).iter().any(|r| matches!(r, Req::HostProgram { .. })),
-            kernel_headers: Req::flatten(s.meta.requires).iter().any(|r| matches!(r, Req::KernelHeaders)),
+            host_root: s.meta.requirements().iter().any(|r| matches!(r, Req::HostProgram { .. })),
+            kernel_headers: s.meta.requirements().iter().any(|r| matches!(r, Req::KernelHeaders)),
         })
         .collect()
 }
@@ -84,7 +84,7 @@ pub fn run_one(id: &str, params: &BTreeMap<String, String>, caps: &Capabilities,
     };
     // Host programs first: in a guest of another architecture than the host's, that they cannot
     // run is the reason, whatever else (an x86-only workload) is missing too.
-    let mut reqs = Req::flatten(scenario.meta.requires);
+    let mut reqs = scenario.meta.requirements();
     reqs.sort_by_key(|r| !matches!(r, Req::HostProgram { .. }));
     for req in reqs {
         if let Some((reason, evidence)) = req.missing(caps) {
