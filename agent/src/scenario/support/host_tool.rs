@@ -14,13 +14,13 @@
 //! (`support::stacks`).
 
 use super::openat_loop::{self, OPENAT_LOOP};
-use super::verdict::unsupported;
+use super::verdict::{count, unsupported};
 use crate::process::{self, Running};
-use crate::scenario::meta::Ctx;
+use crate::scenario::meta::{Ctx, Meta};
 use crate::scenario::req::Req;
 use crate::{excerpt, exec, share};
 use anyhow::{Context, Result};
-use kmatrix_proto::{ExecOutcome, ExecRequest, ScenarioResult, Status};
+use kmatrix_proto::{Count, ExecOutcome, ExecRequest, ScenarioResult, Status};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Mutex;
@@ -47,6 +47,17 @@ pub const SYS_ENTER_OPENAT: Req = Req::All(&[Req::Tracefs, Req::Event("syscalls/
 /// That event on the `openat-loop` workload the tool starts ([`Workdir::openat_loop`]).
 pub const SYS_ENTER_OPENAT_LOOP: Req = Req::All(&[SYS_ENTER_OPENAT, Req::Program(OPENAT_LOOP)]);
 
+/// The entry of a tool scenario in which the tool counts `syscalls:sys_enter_openat` of the
+/// `openat-loop N` it runs ([`Workdir::for_openat_loop`]): [`SYS_ENTER_OPENAT_LOOP`], then the
+/// tool's requirement `tool` ([`Tool::req`]), and N (`count`) 100 unless the run says otherwise.
+pub const fn sys_enter_openat_loop(id: &'static str, since: &'static str, summary: &'static str, tool: Req) -> Meta {
+    Meta::new(id, since)
+        .summary(summary)
+        .requires(&[SYS_ENTER_OPENAT_LOOP])
+        .requires_last(tool)
+        .params(&[("count", "100")])
+}
+
 /// tracefs' `syscalls` events whose names start with `prefix` (`sys_enter_open`), each written
 /// `<tool_prefix>syscalls:<name>` as the tool that lists them writes it (`tracepoint:` for
 /// bpftrace, nothing for tplist): the set a tool's listing must equal.
@@ -64,6 +75,32 @@ pub fn syscall_events(prefix: &str, tool_prefix: &str) -> Result<BTreeSet<String
 /// The non-empty lines a tool printed, trimmed, as a set (a listing).
 pub fn listed(stdout: &str) -> BTreeSet<String> {
     stdout.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect()
+}
+
+/// A tool's listing of tracefs' `syscalls` events whose names start with `prefix` (its stdout,
+/// [`listed`]; each written `<tool_prefix>syscalls:<name>`) against tracefs' own
+/// ([`syscall_events`]): what the tool listed, and the count `what` of tracefs' events it listed
+/// (all of them); a listing that differs is a problem naming what only `tool` and only tracefs
+/// have.
+pub fn syscall_listing(
+    stdout: &str,
+    prefix: &str,
+    tool_prefix: &str,
+    tool: &str,
+    what: &str,
+    problems: &mut Vec<String>,
+) -> Result<(BTreeSet<String>, Count)> {
+    let listed = listed(stdout);
+    let tracefs = syscall_events(prefix, tool_prefix)?;
+    if listed != tracefs {
+        problems.push(format!(
+            "only {tool}: {:?}; only tracefs: {:?}",
+            listed.difference(&tracefs).collect::<Vec<_>>(),
+            tracefs.difference(&listed).collect::<Vec<_>>()
+        ));
+    }
+    let listed_of_tracefs = count(what, tracefs.len() as u64, listed.intersection(&tracefs).count() as u64);
+    Ok((listed, listed_of_tracefs))
 }
 
 /// The summary line of `openat-loop` run by a tool, from what the tool passed on of its stdout;
