@@ -170,6 +170,34 @@ mod tests {
     }
 
     #[test]
+    fn a_workload_requirement_is_listed_and_checked_after_the_scenarios_own() {
+        // The catalogue's text and the order `run_one` checks in (the first missing one is the
+        // reason) both come from `Meta::requirements`.
+        let s = catalogue().find(|s| s.meta.id == "kprobe.fprobe.openat").expect("kprobe.fprobe.openat listed");
+        let listed: Vec<String> = s.meta.requirements().into_iter().map(Req::describe).collect();
+        assert_eq!(
+            listed,
+            [
+                "tracefs mounted",
+                "tracefs file dynamic_events",
+                "probe syntax f[ in tracefs README",
+                "program /bin/openat-loop"
+            ]
+        );
+        let info = info().into_iter().find(|i| i.id == "kprobe.fprobe.openat").expect("in info()");
+        assert_eq!(info.requires, listed);
+        let params: Vec<(&str, &str)> = info.params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(params, [("count", "100"), ("path", "/tmp/kmatrix-openat")]);
+    }
+
+    #[test]
+    #[should_panic(expected = "a scenario entry takes one requires_last")]
+    fn a_second_requires_last_is_refused_not_silently_replacing_the_first() {
+        // In a `const` (every catalogue entry) this assertion stops the build instead.
+        let _ = meta::Meta::new("x.y.z", "1.0").on_openat_loop(&[]).requires_last(Req::Tracefs);
+    }
+
+    #[test]
     fn every_scenario_sits_in_its_id_family() {
         let families = [
             ("selftest", selftest::ALL),
