@@ -13,6 +13,7 @@
 //! pipe, and every wait has a deadline after which the child is killed.
 
 use anyhow::{Context, Result};
+use kmatrix_proto::ExecOutcome;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -28,30 +29,21 @@ const GATE_FD: libc::c_int = 3;
 /// The variable that tells a workload its gate is open (`images/workloads/workload.h`).
 const GATE_ENV: &str = "KMATRIX_GATE";
 
-/// How a child ended.
+/// How a child ended: its outcome in the shape an `Exec` reports it (one owner of exit code,
+/// signal, output and timeout, with [`ExecOutcome::success`] and [`ExecOutcome::describe`],
+/// reached through `Deref`), and the exact wall time, which scenarios compare with nanosecond
+/// counters (`perf.software`) where the outcome's `wall_ms` is whole milliseconds.
 #[derive(Debug)]
 pub struct Finished {
-    pub exit_code: Option<i32>,
-    pub signal: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
+    pub outcome: ExecOutcome,
     pub wall: Duration,
-    pub timed_out: bool,
 }
 
-impl Finished {
-    pub fn success(&self) -> bool {
-        self.exit_code == Some(0) && !self.timed_out
-    }
+impl std::ops::Deref for Finished {
+    type Target = ExecOutcome;
 
-    /// `exit 3`, `signal 9`, `timed out`: for failure reasons.
-    pub fn describe(&self) -> String {
-        match (self.timed_out, self.exit_code, self.signal) {
-            (true, _, _) => "timed out".to_string(),
-            (_, Some(c), _) => format!("exit {c}"),
-            (_, _, Some(s)) => format!("signal {s}"),
-            _ => "unknown end".to_string(),
-        }
+    fn deref(&self) -> &ExecOutcome {
+        &self.outcome
     }
 }
 
@@ -175,14 +167,16 @@ impl Running {
         }
         let wall = self.started.elapsed();
         let join = |h: Option<JoinHandle<String>>| h.and_then(|h| h.join().ok()).unwrap_or_default();
-        Ok(Finished {
+        let outcome = ExecOutcome {
             exit_code: status.code(),
             signal: status.signal(),
             stdout: join(self.out.take()),
             stderr: join(self.err.take()),
-            wall,
+            wall_ms: wall.as_millis() as u64,
             timed_out,
-        })
+            share: None,
+        };
+        Ok(Finished { outcome, wall })
     }
 }
 

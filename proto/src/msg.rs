@@ -216,6 +216,23 @@ pub struct ExecOutcome {
     pub share: Option<String>,
 }
 
+impl ExecOutcome {
+    /// Whether it exited 0 within its time.
+    pub fn success(&self) -> bool {
+        self.exit_code == Some(0) && !self.timed_out
+    }
+
+    /// `exit 3`, `signal 9`, `timed out`: how it ended, for failure reasons.
+    pub fn describe(&self) -> String {
+        match (self.timed_out, self.exit_code, self.signal) {
+            (true, _, _) => "timed out".to_string(),
+            (_, Some(c), _) => format!("exit {c}"),
+            (_, _, Some(s)) => format!("signal {s}"),
+            _ => "unknown end".to_string(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

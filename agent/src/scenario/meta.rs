@@ -1,7 +1,9 @@
 //! What a scenario is: its [`Meta`] (id, summary, since/until, requirements, parameters, as the
 //! catalogue lists them) and one function, run with a [`Ctx`]. Each scenario file declares
 //! `pub const NAME: Scenario = Meta::new(id, since).summary(..).requires(..).params(..).run(f)`,
-//! a constant the family registry lists; what is left out stays empty.
+//! a constant the family registry lists; what is left out stays empty. A scenario on the image's
+//! `openat-loop` says so with [`Meta::on_openat_loop`] (the workload's requirement and parameters
+//! in one place, `support::openat_loop`).
 //!
 //! A scenario exercises one tracing path against a known workload and reports exact counts. Its
 //! function returns `Ok(result)` with `pass` or `fail`; an `Err` whose chain holds a
@@ -32,6 +34,11 @@ pub struct Meta {
     /// What the guest must have, checked in this order before the scenario runs (groups,
     /// [`Req::All`], as if written out).
     pub requires: &'static [Req],
+    /// One requirement more, checked and listed after `requires`: what a shared constructor adds
+    /// to the scenario's own list (the workload of [`Meta::on_openat_loop`], the tool of
+    /// `host_tool::sys_enter_openat_loop`). Held by value: a `const fn` cannot make a static
+    /// slice of its arguments.
+    pub requires_last: Option<Req>,
     /// Parameters and their defaults (`count` = `100`), as the catalogue lists them.
     pub params: &'static [(&'static str, &'static str)],
 }
@@ -40,7 +47,7 @@ impl Meta {
     /// The entry of scenario `id`, first in upstream kernel `since`; the rest is added with the
     /// methods below, and [`Meta::run`] makes it a [`Scenario`].
     pub const fn new(id: &'static str, since: &'static str) -> Meta {
-        Meta { id, summary: "", since, until: None, requires: &[], params: &[] }
+        Meta { id, summary: "", since, until: None, requires: &[], requires_last: None, params: &[] }
     }
 
     pub const fn summary(self, summary: &'static str) -> Meta {
@@ -55,8 +62,23 @@ impl Meta {
         Meta { requires, ..self }
     }
 
+    /// Add `req` after `requires` (see [`Meta::requires_last`]); a second one is refused when the
+    /// catalogue is compiled, as it would silently replace the first.
+    pub const fn requires_last(self, req: Req) -> Meta {
+        assert!(self.requires_last.is_none(), "a scenario entry takes one requires_last");
+        Meta { requires_last: Some(req), ..self }
+    }
+
     pub const fn params(self, params: &'static [(&'static str, &'static str)]) -> Meta {
         Meta { params, ..self }
+    }
+
+    /// Every requirement, in the order they are checked and listed: `requires` then
+    /// `requires_last`, groups ([`Req::All`]) written out.
+    pub fn requirements(&'static self) -> Vec<&'static Req> {
+        let mut all = Req::flatten(self.requires);
+        all.extend(Req::flatten(self.requires_last.as_slice()));
+        all
     }
 
     /// The scenario: this entry and the function that runs it.

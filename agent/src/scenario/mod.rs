@@ -59,10 +59,10 @@ pub fn info() -> Vec<ScenarioInfo> {
             summary: s.meta.summary.to_string(),
             since: s.meta.since.to_string(),
             until: s.meta.until.map(String::from),
-            requires: Req::flatten(s.meta.requires).into_iter().map(Req::describe).collect(),
+            requires: s.meta.requirements().into_iter().map(Req::describe).collect(),
             params: s.meta.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            host_root: Req::flatten(s.meta.requires).iter().any(|r| matches!(r, Req::HostProgram { .. })),
-            kernel_headers: Req::flatten(s.meta.requires).iter().any(|r| matches!(r, Req::KernelHeaders)),
+            host_root: s.meta.requirements().iter().any(|r| matches!(r, Req::HostProgram { .. })),
+            kernel_headers: s.meta.requirements().iter().any(|r| matches!(r, Req::KernelHeaders)),
         })
         .collect()
 }
@@ -84,7 +84,7 @@ pub fn run_one(id: &str, params: &BTreeMap<String, String>, caps: &Capabilities,
     };
     // Host programs first: in a guest of another architecture than the host's, that they cannot
     // run is the reason, whatever else (an x86-only workload) is missing too.
-    let mut reqs = Req::flatten(scenario.meta.requires);
+    let mut reqs = scenario.meta.requirements();
     reqs.sort_by_key(|r| !matches!(r, Req::HostProgram { .. }));
     for req in reqs {
         if let Some((reason, evidence)) = req.missing(caps) {
@@ -167,6 +167,34 @@ mod tests {
         for id in ids.iter().filter(|id| !id.starts_with("selftest.")) {
             assert!(id.split('.').count() >= 3, "{id} is not family.path.target");
         }
+    }
+
+    #[test]
+    fn a_workload_requirement_is_listed_and_checked_after_the_scenarios_own() {
+        // The catalogue's text and the order `run_one` checks in (the first missing one is the
+        // reason) both come from `Meta::requirements`.
+        let s = catalogue().find(|s| s.meta.id == "kprobe.fprobe.openat").expect("kprobe.fprobe.openat listed");
+        let listed: Vec<String> = s.meta.requirements().into_iter().map(Req::describe).collect();
+        assert_eq!(
+            listed,
+            [
+                "tracefs mounted",
+                "tracefs file dynamic_events",
+                "probe syntax f[ in tracefs README",
+                "program /bin/openat-loop"
+            ]
+        );
+        let info = info().into_iter().find(|i| i.id == "kprobe.fprobe.openat").expect("in info()");
+        assert_eq!(info.requires, listed);
+        let params: Vec<(&str, &str)> = info.params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(params, [("count", "100"), ("path", "/tmp/kmatrix-openat")]);
+    }
+
+    #[test]
+    #[should_panic(expected = "a scenario entry takes one requires_last")]
+    fn a_second_requires_last_is_refused_not_silently_replacing_the_first() {
+        // In a `const` (every catalogue entry) this assertion stops the build instead.
+        let _ = meta::Meta::new("x.y.z", "1.0").on_openat_loop(&[]).requires_last(Req::Tracefs);
     }
 
     #[test]

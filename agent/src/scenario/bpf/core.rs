@@ -29,15 +29,13 @@ enum Read {
 // Kernel BTF in /sys/kernel/btf/vmlinux (5.4) and bpf_probe_read_kernel (5.5).
 pub const TASK_STRUCT: Scenario = Meta::new("bpf.core.task_struct", "5.5")
     .summary("CO-RE reads of task_struct pid, tgid, comm and real_parent->tgid: match the workload")
-    .requires(&[openat_loop::IN_IMAGE])
-    .params(&[("count", "10")])
+    .on_openat_loop(&[("count", "10")])
     .run(|ctx| core_read(ctx, Read::Task));
 
 // Kernel BTF in /sys/kernel/btf/vmlinux (5.4) and bpf_probe_read_kernel (5.5).
 pub const TASK_STATE: Scenario = Meta::new("bpf.core.task_state", "5.5")
     .summary("CO-RE read of task_struct state/__state (renamed in 5.14) via bpf_core_field_exists")
-    .requires(&[openat_loop::IN_IMAGE])
-    .params(&[("count", "10")])
+    .on_openat_loop(&[("count", "10")])
     .run(|ctx| core_read(ctx, Read::State));
 
 /// The state field a kernel release has: `__state` from 5.14.

@@ -19,8 +19,7 @@ const PERIOD_NS: u64 = 1_000_000;
 /// cpu-clock sampling of `openat-loop` (default 20000 calls, long enough for many samples).
 pub const CPU_CLOCK: Scenario = Meta::new("bpf.perf_event.cpu_clock", BTF_CORE)
     .summary("BPF perf_event program on cpu-clock samples of the workload: samples arrive, all from its pid and comm")
-    .requires(&[openat_loop::IN_IMAGE])
-    .params(&[("count", "20000")])
+    .on_openat_loop(&[("count", "20000")])
     .run(cpu_clock);
 
 fn cpu_clock(ctx: &mut Ctx) -> Result<ScenarioResult> {

@@ -43,8 +43,8 @@ fn openat_argv(n: u64, path: &str) -> Vec<String> {
 // Syscall tracepoints (CONFIG_FTRACE_SYSCALLS) came in 2.6.33.
 pub const SYS_ENTER_OPENAT: Scenario = Meta::new("ftrace.event.sys_enter_openat", "2.6.33")
     .summary("syscalls/sys_enter_openat with a common_pid filter read through trace: N entries")
-    .requires(&[Req::Tracefs, Req::Event(OPENAT), openat_loop::IN_IMAGE])
-    .params(openat_loop::PARAMS_100)
+    .requires(&[Req::Tracefs, Req::Event(OPENAT)])
+    .on_openat_loop(openat_loop::PARAMS_100)
     .run(|ctx| sys_enter_openat_read(ctx, false));
 
 /// The sys_enter_openat run, read through `trace` (which keeps the entries) or, with `pipe`,
@@ -74,13 +74,8 @@ pub fn sys_enter_openat_read(ctx: &mut Ctx, pipe: bool) -> Result<ScenarioResult
 // raw_syscalls:sys_enter/sys_exit came with the syscall tracepoints in 2.6.33.
 pub const RAW_SYSCALLS: Scenario = Meta::new("ftrace.event.raw_syscalls", "2.6.33")
     .summary("raw_syscalls sys_enter/sys_exit filtered to the workload and id == openat: N each, exits return the fd")
-    .requires(&[
-        Req::Tracefs,
-        Req::Event("raw_syscalls/sys_enter"),
-        Req::Event("raw_syscalls/sys_exit"),
-        openat_loop::IN_IMAGE,
-    ])
-    .params(openat_loop::PARAMS_100)
+    .requires(&[Req::Tracefs, Req::Event("raw_syscalls/sys_enter"), Req::Event("raw_syscalls/sys_exit")])
+    .on_openat_loop(openat_loop::PARAMS_100)
     .run(raw_syscalls);
 
 fn raw_syscalls(ctx: &mut Ctx) -> Result<ScenarioResult> {

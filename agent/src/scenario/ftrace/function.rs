@@ -23,8 +23,8 @@ use kmatrix_proto::ScenarioResult;
 // set_ftrace_pid came in 2.6.30.
 pub const OPENAT: Scenario = Meta::new("ftrace.function.openat", "2.6.30")
     .summary("function tracer with set_ftrace_filter on the openat function and set_ftrace_pid: N entries")
-    .requires(&[FUNCTION_TRACER, openat_loop::IN_IMAGE])
-    .params(openat_loop::PARAMS_100)
+    .requires(&[FUNCTION_TRACER])
+    .on_openat_loop(openat_loop::PARAMS_100)
     .run(openat);
 
 fn openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
@@ -53,10 +53,9 @@ fn stack_options(ctx: &mut Ctx) -> Result<()> {
     Ok(ctx.tfs.set_option("sym-offset", true)?)
 }
 
-/// What the two stack-trace scenarios need: the function tracer, its stack and offset options,
-/// and the openat workload.
-const STACK_REQS: &[Req] =
-    &[FUNCTION_TRACER, Req::File("options/func_stack_trace"), Req::File("options/sym-offset"), openat_loop::IN_IMAGE];
+/// What the two stack-trace scenarios need besides the openat workload: the function tracer and
+/// its stack and offset options.
+const STACK_REQS: &[Req] = &[FUNCTION_TRACER, Req::File("options/func_stack_trace"), Req::File("options/sym-offset")];
 
 /// The function tracer on the openat function with `func_stack_trace` and `sym-offset` set (the
 /// stack trace example of Documentation/trace/ftrace.rst, "func_stack_trace"). Each of the N
@@ -70,7 +69,7 @@ pub const STACKTRACE: Scenario = Meta::new("ftrace.function.stacktrace", "2.6.30
         symbol+offset frames reaching the syscall entry (do_syscall_64, do_el0_svc on arm64)",
     )
     .requires(STACK_REQS)
-    .params(openat_loop::PARAMS_20)
+    .on_openat_loop(openat_loop::PARAMS_20)
     .run(stacktrace);
 
 fn stacktrace(ctx: &mut Ctx) -> Result<ScenarioResult> {
@@ -147,7 +146,7 @@ pub const FILTER_APPENDS: Scenario = Meta::new("ftrace.function.filter_appends",
         "set_ftrace_filter built with > and >> (open, ksys_read, ksys_write, close path) + func_stack_trace on          openat-loop N: exactly N opens, N+1 closes, 1 write, 0 reads, a stack each",
     )
     .requires(STACK_REQS)
-    .params(openat_loop::PARAMS_20)
+    .on_openat_loop(openat_loop::PARAMS_20)
     .run(filter_appends);
 
 fn filter_appends(ctx: &mut Ctx) -> Result<ScenarioResult> {

@@ -25,8 +25,8 @@ pub const OPENAT: Scenario = Meta::new("ftrace.function_graph.openat", "3.15")
         "function_graph with set_graph_function on the openat function, max_graph_depth 1: N call lines, \
         each with a duration",
     )
-    .requires(&[GRAPH_TRACER, Req::File("max_graph_depth"), openat_loop::IN_IMAGE])
-    .params(openat_loop::PARAMS_100)
+    .requires(&[GRAPH_TRACER, Req::File("max_graph_depth")])
+    .on_openat_loop(openat_loop::PARAMS_100)
     .run(openat);
 
 fn openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
@@ -99,8 +99,8 @@ pub const NESTED: Scenario = Meta::new("ftrace.function_graph.nested", "3.19")
         "function_graph on the openat function and its callees: N nested calls, timed children within \
         the timed parent",
     )
-    .requires(&[GRAPH_TRACER, Req::File("options/funcgraph-tail"), openat_loop::IN_IMAGE])
-    .params(openat_loop::PARAMS_20)
+    .requires(&[GRAPH_TRACER, Req::File("options/funcgraph-tail")])
+    .on_openat_loop(openat_loop::PARAMS_20)
     .run(nested);
 
 fn nested(ctx: &mut Ctx) -> Result<ScenarioResult> {
@@ -200,9 +200,8 @@ pub const RETVAL: Scenario = Meta::new("ftrace.function_graph.retval", "6.5")
         Req::TraceOption { name: "funcgraph-retval", config: "CONFIG_FUNCTION_GRAPH_RETVAL", since: "6.5" },
         Req::File("set_graph_function"),
         Req::File("max_graph_depth"),
-        openat_loop::IN_IMAGE,
     ])
-    .params(openat_loop::PARAMS_20)
+    .on_openat_loop(openat_loop::PARAMS_20)
     .run(retval);
 
 fn retval(ctx: &mut Ctx) -> Result<ScenarioResult> {

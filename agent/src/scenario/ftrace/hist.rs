@@ -23,9 +23,8 @@ pub const SYS_ENTER_OPENAT: Scenario = Meta::new("ftrace.hist.sys_enter_openat",
         Req::Tracefs,
         Req::Event(OPENAT),
         Req::Config { option: "CONFIG_HIST_TRIGGERS", tracefs: "events/syscalls/sys_enter_openat/hist" },
-        openat_loop::IN_IMAGE,
     ])
-    .params(openat_loop::PARAMS_100)
+    .on_openat_loop(openat_loop::PARAMS_100)
     .run(sys_enter_openat);
 
 fn sys_enter_openat(ctx: &mut Ctx) -> Result<ScenarioResult> {

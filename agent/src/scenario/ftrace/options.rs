@@ -24,8 +24,8 @@ const OPENAT: &str = "syscalls/sys_enter_openat";
 // The stacktrace option came with ftrace (2.6.27); syscall events in 2.6.33.
 pub const STACKTRACE: Scenario = Meta::new("ftrace.options.stacktrace", "2.6.33")
     .summary("options/stacktrace on syscalls/sys_enter_openat, openat-loop N: N events, each with a stack reaching the syscall entry (do_syscall_64, do_el0_svc on arm64)")
-    .requires(&[Req::Tracefs, Req::Event(OPENAT), Req::File("options/stacktrace"), openat_loop::IN_IMAGE])
-    .params(openat_loop::PARAMS_20)
+    .requires(&[Req::Tracefs, Req::Event(OPENAT), Req::File("options/stacktrace")])
+    .on_openat_loop(openat_loop::PARAMS_20)
     .run(stacktrace);
 
 fn stacktrace(ctx: &mut Ctx) -> Result<ScenarioResult> {

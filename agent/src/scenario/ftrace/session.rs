@@ -51,9 +51,8 @@ pub const TRACE_SH: Scenario = Meta::new("ftrace.session.trace_sh", "2.6.33")
         Req::Event(IRQ_EXIT),
         Req::Event(SYS_ENTER),
         Req::Event(SYS_EXIT),
-        openat_loop::IN_IMAGE,
     ])
-    .params(&[("count", "20"), ("path", "/tmp/kmatrix-openat"), ("lines", "3")])
+    .on_openat_loop(&[("count", "20"), ("path", "/tmp/kmatrix-openat"), ("lines", "3")])
     .run(trace_sh);
 
 fn trace_sh(ctx: &mut Ctx) -> Result<ScenarioResult> {

@@ -36,14 +36,9 @@ use std::time::Instant;
 /// FILTER_PTR_STRING pointer", `val = *(unsigned long *)addr`), backported to 6.12.97: Debian's
 /// 6.12.107 source has it, its 6.1.176 source does not (both diffed from Debian's
 /// linux-source packages).
-/// What both eprobe scenarios on sys_enter_openat need.
-const EPROBE_OPENAT: &[Req] = &[
-    Req::Tracefs,
-    Req::File("dynamic_events"),
-    Req::Syntax("e["),
-    Req::Event("syscalls/sys_enter_openat"),
-    openat_loop::IN_IMAGE,
-];
+/// What both eprobe scenarios on sys_enter_openat need besides the workload.
+const EPROBE_OPENAT: &[Req] =
+    &[Req::Tracefs, Req::File("dynamic_events"), Req::Syntax("e["), Req::Event("syscalls/sys_enter_openat")];
 
 // "tracing: Add a probe that attaches to trace events", 5.15.
 pub const SYS_ENTER_OPENAT: Scenario = Meta::new("kprobe.eprobe.sys_enter_openat", "5.15")
@@ -52,7 +47,7 @@ pub const SYS_ENTER_OPENAT: Scenario = Meta::new("kprobe.eprobe.sys_enter_openat
         each with AT_FDCWD, the workload's pointer and path",
     )
     .requires(EPROBE_OPENAT)
-    .params(openat_loop::PARAMS_100)
+    .on_openat_loop(openat_loop::PARAMS_100)
     .run(sys_enter_openat);
 
 fn sys_enter_openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
@@ -81,7 +76,7 @@ pub const SYS_ENTER_OPENAT_NUMERIC: Scenario = Meta::new("kprobe.eprobe.sys_ente
         O_RDONLY|O_CLOEXEC and mode 0 (no string fetch, so 6.1's one-byte pointer bug cannot touch it)",
     )
     .requires(EPROBE_OPENAT)
-    .params(&[("count", "100"), ("path", openat_loop::DEFAULT_PATH), ("flags", OPENAT_FLAGS)])
+    .on_openat_loop(&[("count", "100"), ("path", openat_loop::DEFAULT_PATH), ("flags", OPENAT_FLAGS)])
     .run(sys_enter_openat_numeric);
 
 fn sys_enter_openat_numeric(ctx: &mut Ctx) -> Result<ScenarioResult> {

@@ -15,8 +15,8 @@ use kmatrix_proto::ScenarioResult;
 // "tracing/probes: Add fprobe events for tracing function entry and exit", 6.4.
 pub const OPENAT: Scenario = Meta::new("kprobe.fprobe.openat", "6.4")
     .summary("f: (fprobe event) on the openat function, filtered to openat-loop N: N entries")
-    .requires(&[Req::Tracefs, Req::File("dynamic_events"), Req::Syntax("f["), openat_loop::IN_IMAGE])
-    .params(openat_loop::PARAMS_100)
+    .requires(&[Req::Tracefs, Req::File("dynamic_events"), Req::Syntax("f[")])
+    .on_openat_loop(openat_loop::PARAMS_100)
     .run(openat);
 
 fn openat(ctx: &mut Ctx) -> Result<ScenarioResult> {

@@ -17,6 +17,6 @@ pub const OPENAT: Scenario = Meta::new("kprobe.maxactive.openat", "4.12")
         "r16: (maxactive) on the openat function: accepted and echoed in kprobe_events, \
         N hits, 0 misses, every entry returning the workload's fd",
     )
-    .requires(&[KPROBE_EVENTS, Req::Syntax("r[maxactive]"), openat_loop::IN_IMAGE])
-    .params(openat_loop::PARAMS_100)
+    .requires(&[KPROBE_EVENTS, Req::Syntax("r[maxactive]")])
+    .on_openat_loop(openat_loop::PARAMS_100)
     .run(|ctx| openat_probe(ctx, true, Some(16)));

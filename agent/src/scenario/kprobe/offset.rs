@@ -23,8 +23,8 @@ const MAX_OFFSET: u64 = 32;
 /// the prologue every call runs. N hits, each at that offset.
 pub const OPENAT: Scenario = Meta::new("kprobe.offset.openat", "2.6.33")
     .summary("p: at <openat function>+<first accepted offset>, non-boundary offsets refused: N hits at that offset")
-    .requires(&[KPROBE_EVENTS, openat_loop::IN_IMAGE])
-    .params(openat_loop::PARAMS_100)
+    .requires(&[KPROBE_EVENTS])
+    .on_openat_loop(openat_loop::PARAMS_100)
     .run(openat);
 
 fn openat(ctx: &mut Ctx) -> Result<ScenarioResult> {

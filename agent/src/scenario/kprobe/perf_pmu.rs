@@ -15,16 +15,16 @@ use kmatrix_proto::ScenarioResult;
 // "perf/core: Implement the 'perf_kprobe' PMU", 4.17.
 pub const OPENAT: Scenario = Meta::new("kprobe.perf_pmu.openat", "4.17")
     .summary("perf_event_open on the kprobe PMU (type from sysfs, config1 = symbol) on the openat function: counts N")
-    .requires(&[Req::Pmu("kprobe"), openat_loop::IN_IMAGE])
-    .params(openat_loop::PARAMS_100)
+    .requires(&[Req::Pmu("kprobe")])
+    .on_openat_loop(openat_loop::PARAMS_100)
     .run(|ctx| pmu_openat(ctx, false));
 
 /// The same with the PMU's `retprobe` format bit: a kretprobe, counting N.
 // "perf/core: Implement the 'perf_kprobe' PMU", 4.17.
 pub const OPENAT_RET: Scenario = Meta::new("kprobe.perf_pmu.openat_ret", "4.17")
     .summary("perf_event_open on the kprobe PMU with the retprobe bit, on the openat function: counts N")
-    .requires(&[Req::Pmu("kprobe"), openat_loop::IN_IMAGE])
-    .params(openat_loop::PARAMS_100)
+    .requires(&[Req::Pmu("kprobe")])
+    .on_openat_loop(openat_loop::PARAMS_100)
     .run(|ctx| pmu_openat(ctx, true));
 
 fn pmu_openat(ctx: &mut Ctx, ret: bool) -> Result<ScenarioResult> {

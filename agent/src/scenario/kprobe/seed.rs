@@ -31,8 +31,8 @@ pub const DO_SYS_OPEN: Scenario = Meta::new("kprobe.seed.do_sys_open", "2.6.33")
     )
     // "fs: implement openat2(2)" (5.6) moved the body to do_sys_openat2.
     .until("5.6")
-    .requires(&[KPROBE_EVENTS, Req::Symbol("do_sys_open"), openat_loop::IN_IMAGE])
-    .params(openat_loop::PARAMS_100)
+    .requires(&[KPROBE_EVENTS, Req::Symbol("do_sys_open")])
+    .on_openat_loop(openat_loop::PARAMS_100)
     .run(do_sys_open);
 
 fn do_sys_open(ctx: &mut Ctx) -> Result<ScenarioResult> {

@@ -26,8 +26,8 @@ pub const OPENAT: Scenario = Meta::new("kprobe.tracefs.openat", "2.6.33")
         "p: on the openat function with fetch args (filename as a user string): N hits in \
         kprobe_profile, 0 misses, every entry with the workload's path",
     )
-    .requires(&[KPROBE_EVENTS, openat_loop::IN_IMAGE])
-    .params(openat_loop::PARAMS_100)
+    .requires(&[KPROBE_EVENTS])
+    .on_openat_loop(openat_loop::PARAMS_100)
     .run(|ctx| openat_probe(ctx, false, None));
 
 /// `r:kmatrix/openat_ret <sym> ret=$retval:s64`: N entries returning the workload's fd.
@@ -37,8 +37,8 @@ pub const OPENAT_RETVAL: Scenario = Meta::new("kprobe.tracefs.openat_retval", "2
         "r: on the openat function with $retval: N hits, 0 misses, every entry returning \
         the workload's fd",
     )
-    .requires(&[KPROBE_EVENTS, openat_loop::IN_IMAGE])
-    .params(openat_loop::PARAMS_100)
+    .requires(&[KPROBE_EVENTS])
+    .on_openat_loop(openat_loop::PARAMS_100)
     .run(|ctx| openat_probe(ctx, true, None));
 
 /// An entry probe, or with `ret` a return probe (`r<maxactive>:` with `maxactive`, which the

@@ -374,7 +374,7 @@ pub enum Checks {
 /// The catalogue entry of a BPF scenario on `openat-loop` (in the image; 100 calls unless the
 /// `count` parameter says otherwise): `id`, first in upstream `since`.
 pub const fn openat_meta(id: &'static str, since: &'static str) -> Meta {
-    Meta::new(id, since).requires(&[openat_loop::IN_IMAGE]).params(&[("count", "100")])
+    Meta::new(id, since).on_openat_loop(&[("count", "100")])
 }
 
 /// The openat scenarios' shape: load `object`, attach its program `program(sym)` to the hook

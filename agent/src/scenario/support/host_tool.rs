@@ -14,13 +14,13 @@
 //! (`support::stacks`).
 
 use super::openat_loop::{self, OPENAT_LOOP};
-use super::verdict::unsupported;
-use crate::process::{self, Finished, Running};
-use crate::scenario::meta::Ctx;
+use super::verdict::{count, unsupported};
+use crate::process::{self, Running};
+use crate::scenario::meta::{Ctx, Meta};
 use crate::scenario::req::Req;
 use crate::{excerpt, exec, share};
 use anyhow::{Context, Result};
-use kmatrix_proto::{ExecOutcome, ExecRequest, ScenarioResult, Status};
+use kmatrix_proto::{Count, ExecOutcome, ExecRequest, ScenarioResult, Status};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Mutex;
@@ -47,6 +47,17 @@ pub const SYS_ENTER_OPENAT: Req = Req::All(&[Req::Tracefs, Req::Event("syscalls/
 /// That event on the `openat-loop` workload the tool starts ([`Workdir::openat_loop`]).
 pub const SYS_ENTER_OPENAT_LOOP: Req = Req::All(&[SYS_ENTER_OPENAT, Req::Program(OPENAT_LOOP)]);
 
+/// The entry of a tool scenario in which the tool counts `syscalls:sys_enter_openat` of the
+/// `openat-loop N` it runs ([`Workdir::for_openat_loop`]): [`SYS_ENTER_OPENAT_LOOP`], then the
+/// tool's requirement `tool` ([`Tool::req`]), and N (`count`) 100 unless the run says otherwise.
+pub const fn sys_enter_openat_loop(id: &'static str, since: &'static str, summary: &'static str, tool: Req) -> Meta {
+    Meta::new(id, since)
+        .summary(summary)
+        .requires(&[SYS_ENTER_OPENAT_LOOP])
+        .requires_last(tool)
+        .params(&[("count", "100")])
+}
+
 /// tracefs' `syscalls` events whose names start with `prefix` (`sys_enter_open`), each written
 /// `<tool_prefix>syscalls:<name>` as the tool that lists them writes it (`tracepoint:` for
 /// bpftrace, nothing for tplist): the set a tool's listing must equal.
@@ -64,6 +75,32 @@ pub fn syscall_events(prefix: &str, tool_prefix: &str) -> Result<BTreeSet<String
 /// The non-empty lines a tool printed, trimmed, as a set (a listing).
 pub fn listed(stdout: &str) -> BTreeSet<String> {
     stdout.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect()
+}
+
+/// A tool's listing of tracefs' `syscalls` events whose names start with `prefix` (its stdout,
+/// [`listed`]; each written `<tool_prefix>syscalls:<name>`) against tracefs' own
+/// ([`syscall_events`]): what the tool listed, and the count `what` of tracefs' events it listed
+/// (all of them); a listing that differs is a problem naming what only `tool` and only tracefs
+/// have.
+pub fn syscall_listing(
+    stdout: &str,
+    prefix: &str,
+    tool_prefix: &str,
+    tool: &str,
+    what: &str,
+    problems: &mut Vec<String>,
+) -> Result<(BTreeSet<String>, Count)> {
+    let listed = listed(stdout);
+    let tracefs = syscall_events(prefix, tool_prefix)?;
+    if listed != tracefs {
+        problems.push(format!(
+            "only {tool}: {:?}; only tracefs: {:?}",
+            listed.difference(&tracefs).collect::<Vec<_>>(),
+            tracefs.difference(&listed).collect::<Vec<_>>()
+        ));
+    }
+    let listed_of_tracefs = count(what, tracefs.len() as u64, listed.intersection(&tracefs).count() as u64);
+    Ok((listed, listed_of_tracefs))
 }
 
 /// The summary line of `openat-loop` run by a tool, from what the tool passed on of its stdout;
@@ -203,9 +240,9 @@ pub fn ended(out: &ExecOutcome) -> String {
     }
 }
 
-/// Whether the tool exited 0 within its time.
+/// Whether the tool exited 0 within its time ([`ExecOutcome::success`]).
 pub fn ok(out: &ExecOutcome) -> bool {
-    out.exit_code == Some(0) && !out.timed_out
+    out.success()
 }
 
 /// The problem of a run that did not end well, for a verdict: its end and stderr's tail.
@@ -228,19 +265,6 @@ pub fn failed(ctx: &Ctx, tool: &Tool, status: Status, reason: impl Into<String>,
     };
     r.detail = tool.detail(serde_json::json!({}));
     r.with_excerpt(&format!("{}\n{}", excerpt::tail(&out.stdout, 20), excerpt::tail(&out.stderr, 20)))
-}
-
-/// How a tool started with [`Workdir::start`] ended, in the shape of a run's outcome.
-pub fn outcome(f: Finished) -> ExecOutcome {
-    ExecOutcome {
-        exit_code: f.exit_code,
-        signal: f.signal,
-        stdout: f.stdout,
-        stderr: f.stderr,
-        wall_ms: f.wall.as_millis() as u64,
-        timed_out: f.timed_out,
-        share: None,
-    }
 }
 
 /// Wait until `ready` holds (the tool has set tracefs up), polling every 10 ms up to `timeout`;

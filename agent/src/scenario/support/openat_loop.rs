@@ -8,7 +8,7 @@
 
 use super::verdict::count;
 use crate::process::{self, Finished, Running};
-use crate::scenario::meta::Ctx;
+use crate::scenario::meta::{Ctx, Meta};
 use crate::scenario::req::Req;
 use anyhow::{bail, Context, Result};
 use kmatrix_proto::Count;
@@ -22,6 +22,15 @@ pub const DEFAULT_PATH: &str = "/tmp/kmatrix-openat";
 pub const PARAMS_100: &[(&str, &str)] = &[("count", "100"), ("path", DEFAULT_PATH)];
 /// The same with 20 calls, for scenarios whose entries are large (stacks, nested calls).
 pub const PARAMS_20: &[(&str, &str)] = &[("count", "20"), ("path", DEFAULT_PATH)];
+
+impl Meta {
+    /// A scenario on `openat-loop`: the workload in the image, required after the scenario's
+    /// own requirements ([`Meta::requires_last`]), and its parameters `params` (`count`, and
+    /// `path` where the scenario opens a file of the user's choice: [`PARAMS_100`]).
+    pub const fn on_openat_loop(self, params: &'static [(&'static str, &'static str)]) -> Meta {
+        self.requires_last(IN_IMAGE).params(params)
+    }
+}
 
 /// The workload's own account of what it did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -161,6 +170,7 @@ pub fn traceable(ctx: &Ctx, sym: &str) -> bool {
 mod tests {
     use super::*;
     use crate::scenario::support::verdict::verdict;
+    use kmatrix_proto::ExecOutcome;
 
     #[test]
     fn parses_the_summary_line() {
@@ -194,14 +204,8 @@ mod tests {
 
     #[test]
     fn an_unreadable_summary_is_a_problem() {
-        let done = Finished {
-            exit_code: Some(0),
-            signal: None,
-            stdout: "openat-loop: nothing\n".into(),
-            stderr: String::new(),
-            wall: std::time::Duration::ZERO,
-            timed_out: false,
-        };
+        let outcome = ExecOutcome { exit_code: Some(0), stdout: "openat-loop: nothing\n".into(), ..Default::default() };
+        let done = Finished { outcome, wall: std::time::Duration::ZERO };
         let mut problems = Vec::new();
         assert_eq!(account(&done, &mut problems), Summary::default());
         assert_eq!(problems.len(), 1);

@@ -45,25 +45,16 @@ fn list(ctx: &mut Ctx) -> Result<ScenarioResult> {
     if !host_tool::ok(&out) {
         return Ok(host_tool::failed(ctx, &BPFTRACE, Status::Fail, "bpftrace -l failed", &out));
     }
-    let listed = host_tool::listed(&out.stdout);
-    let tracefs = host_tool::syscall_events("sys_enter_open", "tracepoint:")?;
     let mut problems = Vec::new();
-    if listed != tracefs {
-        problems.push(format!(
-            "only bpftrace: {:?}; only tracefs: {:?}",
-            listed.difference(&tracefs).collect::<Vec<_>>(),
-            tracefs.difference(&listed).collect::<Vec<_>>()
-        ));
-    }
-    let mut r = verdict(
-        ctx.id(),
-        vec![count(
-            "tracefs' sys_enter_open* events listed by bpftrace",
-            tracefs.len() as u64,
-            listed.intersection(&tracefs).count() as u64,
-        )],
-        problems,
-    );
+    let (listed, counted) = host_tool::syscall_listing(
+        &out.stdout,
+        "sys_enter_open",
+        "tracepoint:",
+        "bpftrace",
+        "tracefs' sys_enter_open* events listed by bpftrace",
+        &mut problems,
+    )?;
+    let mut r = verdict(ctx.id(), vec![counted], problems);
     r.detail = BPFTRACE.detail(serde_json::json!({ "listed": listed }));
     Ok(r.with_excerpt(&out.stdout))
 }
@@ -99,11 +90,13 @@ fn judged(
 /// `bpftrace -e 'tracepoint:syscalls:sys_enter_openat /pid == cpid/ { @n = count(); }' -c
 /// 'openat-loop N PATH'`: @n is N.
 // BPF tracepoint programs came in 4.7.
-pub const TRACEPOINT: Scenario = Meta::new("tool.bpftrace.tracepoint", "4.7")
-    .summary("bpftrace tracepoint:syscalls:sys_enter_openat /pid == cpid/ count() -c 'openat-loop N': @n == N")
-    .requires(&[host_tool::SYS_ENTER_OPENAT_LOOP, REQ])
-    .params(&[("count", "100")])
-    .run(tracepoint);
+pub const TRACEPOINT: Scenario = host_tool::sys_enter_openat_loop(
+    "tool.bpftrace.tracepoint",
+    "4.7",
+    "bpftrace tracepoint:syscalls:sys_enter_openat /pid == cpid/ count() -c 'openat-loop N': @n == N",
+    REQ,
+)
+.run(tracepoint);
 
 fn tracepoint(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let (n, dir, argv) = Workdir::for_openat_loop(ctx)?;

@@ -72,11 +72,13 @@ fn list(ctx: &mut Ctx) -> Result<ScenarioResult> {
 
 /// `perf stat -e syscalls:sys_enter_openat -- openat-loop N PATH`: the counter reads exactly N.
 // Counting a tracepoint with perf stat came with perf (2.6.31).
-pub const STAT_OPENAT: Scenario = Meta::new("tool.perf.stat_openat", "2.6.31")
-    .summary("perf stat -e syscalls:sys_enter_openat -- openat-loop N: the counter reads exactly N")
-    .requires(&[host_tool::SYS_ENTER_OPENAT_LOOP, REQ])
-    .params(&[("count", "100")])
-    .run(stat_openat);
+pub const STAT_OPENAT: Scenario = host_tool::sys_enter_openat_loop(
+    "tool.perf.stat_openat",
+    "2.6.31",
+    "perf stat -e syscalls:sys_enter_openat -- openat-loop N: the counter reads exactly N",
+    REQ,
+)
+.run(stat_openat);
 
 fn stat_openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let (n, dir, [prog, ns, file]) = Workdir::for_openat_loop(ctx)?;

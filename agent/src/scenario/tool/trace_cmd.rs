@@ -127,7 +127,7 @@ fn record_pid(
     let set_up = || ready(ctx, pid) && recording();
     if !host_tool::wait_ready(&mut tc, MINUTE, set_up)? {
         let _ = tc.signal(libc::SIGINT);
-        let out = host_tool::outcome(tc.finish(Duration::from_secs(10))?);
+        let out = tc.finish(Duration::from_secs(10))?.outcome;
         let why =
             format!("trace-cmd record -P {pid} did not set up tracing for the workload ({})", host_tool::ended(&out));
         return Ok(Err(host_tool::failed(ctx, &TRACE_CMD, Status::Fail, why, &out)));
@@ -138,7 +138,7 @@ fn record_pid(
     if !stopped_itself {
         tc.signal(libc::SIGINT)?;
     }
-    let rec = host_tool::outcome(tc.finish(MINUTE)?);
+    let rec = tc.finish(MINUTE)?.outcome;
     if !host_tool::ok(&rec) {
         return Ok(Err(host_tool::failed(ctx, &TRACE_CMD, Status::Fail, "trace-cmd record failed", &rec)));
     }

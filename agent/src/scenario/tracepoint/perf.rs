@@ -15,8 +15,8 @@ use kmatrix_proto::ScenarioResult;
 // Syscall tracepoints, 2.6.33 (tracepoint perf events are older).
 pub const SYS_ENTER_OPENAT: Scenario = Meta::new("tracepoint.perf.sys_enter_openat", "2.6.33")
     .summary("perf_event_open(PERF_TYPE_TRACEPOINT, id of syscalls/sys_enter_openat) on openat-loop N: counts N")
-    .requires(&[Req::Tracefs, Req::Event("syscalls/sys_enter_openat"), Req::Pmu("tracepoint"), openat_loop::IN_IMAGE])
-    .params(openat_loop::PARAMS_100)
+    .requires(&[Req::Tracefs, Req::Event("syscalls/sys_enter_openat"), Req::Pmu("tracepoint")])
+    .on_openat_loop(openat_loop::PARAMS_100)
     .run(sys_enter_openat);
 
 fn sys_enter_openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
