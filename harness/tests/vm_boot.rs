@@ -18,7 +18,7 @@ async fn vm_boot_debian_6_1_agent_reports_tracefs_and_kprobe_events() {
     let g = p.start(&p.options("test", Vec::new())).await;
     // The release the guest reports is the one the package is named for.
     assert_eq!(g.caps.release, p.kernel.release);
-    assert_eq!(p.kernel.package.as_deref(), Some(format!("linux-image-{}", g.caps.release).as_str()));
+    assert_eq!(p.kernel.origin.package.as_deref(), Some(format!("linux-image-{}", g.caps.release).as_str()));
     assert!(g.caps.release.starts_with("6.1."), "{}", g.caps.release);
     assert_eq!(g.caps.tracefs_mount.as_deref(), Some("/sys/kernel/tracing"));
     assert!(g.caps.kprobe_events, "kprobe_events missing from tracefs");
