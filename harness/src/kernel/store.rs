@@ -463,4 +463,51 @@ mod tests {
             "linux-image-7.3.4+deb13-amd64_1_7.3.4-1~bpo13+1"
         );
     }
+
+    /// Manifests of real cache entries, written before [`BootFiles`] and [`Origin`] existed.
+    const CACHED: [(&str, &str); 3] = [
+        ("6.1", include_str!("fixtures/json/cache-6.1-manifest.json")),
+        ("arm64", include_str!("fixtures/json/cache-arm64-manifest.json")),
+        ("local", include_str!("fixtures/json/cache-local-manifest.json")),
+    ];
+
+    fn load_text(text: &str) -> Result<Manifest> {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join(MANIFEST), text).unwrap();
+        Manifest::load(&d.path().join(MANIFEST))
+    }
+
+    #[test]
+    fn cached_manifests_load_and_write_back_byte_for_byte() {
+        for (name, text) in CACHED {
+            let m = load_text(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let out = tempfile::tempdir().unwrap();
+            m.write(out.path()).unwrap();
+            assert_eq!(fs::read_to_string(out.path().join(MANIFEST)).unwrap(), text, "{name}");
+        }
+        let arm = load_text(CACHED[1].1).unwrap();
+        assert_eq!((arm.arch, arm.boot.bzimage.as_str(), arm.boot.vmlinux.as_deref()), (Arch::Arm64, "vmlinuz", None));
+        assert_eq!(arm.origin.signature, Some(super::super::Signature::Good));
+        assert_eq!(
+            arm.pinned_files().keys().collect::<Vec<_>>(),
+            ["System.map", "config", "modules", "vmlinux.btf", "vmlinuz"]
+        );
+        let local = load_text(CACHED[2].1).unwrap();
+        assert_eq!((local.arch, &local.origin), (Arch::X86_64, &Origin::default()));
+        assert!(local.boot.bzimage.starts_with('/'), "a local kernel's image keeps its absolute path");
+    }
+
+    #[test]
+    fn a_manifest_with_an_unknown_or_missing_key_is_refused() {
+        let text = CACHED[0].1;
+        // Flattening must not loosen `deny_unknown_fields`: a key no part claims is an error.
+        let extra = text.replacen("\"bzimage\"", "\"initrd\": \"initrd.img\",\n  \"bzimage\"", 1);
+        let e = load_text(&extra).unwrap_err().to_string();
+        assert!(e.contains("unknown field `initrd`"), "{e}");
+        for key in ["bzimage", "release", "format"] {
+            let line = text.lines().find(|l| l.starts_with(&format!("  \"{key}\":"))).unwrap();
+            let e = load_text(&text.replacen(&format!("{line}\n"), "", 1)).unwrap_err().to_string();
+            assert!(e.contains(&format!("missing field `{key}`")), "{key}: {e}");
+        }
+    }
 }

@@ -927,3 +927,37 @@ fn changelog_comes_from_the_image_package_verified_and_is_kept() {
     let err = changelog::changelog(&local, &e.cache, &e.opts).unwrap_err();
     assert!(err.to_string().contains("a local kernel has no Debian changelog"), "{err}");
 }
+
+/// What kmatrix writes and prints about a kernel is what it did before a build's description was
+/// split into `BootFiles` and `Origin` (`fixtures/json/`, written by 2f44e6a from the same fixture
+/// mirror and fake kernel, temporary directories replaced by `<cache>`, `<dir>`): a new entry's
+/// `manifest.json` and `kernels info --json` byte for byte, a `PreparedKernel`'s JSON key for key
+/// (nothing prints it; its keys now come part by part).
+#[test]
+fn written_manifest_and_json_outputs_are_unchanged() {
+    fn pretty(v: &impl serde::Serialize, root: &Path, mark: &str) -> String {
+        serde_json::to_string_pretty(v).unwrap().replace(&root.display().to_string(), mark)
+    }
+    let value = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+
+    let e = env();
+    let k = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap();
+    let root = e.cache.root();
+    let manifest = std::fs::read_to_string(k.manifest.as_ref().unwrap()).unwrap();
+    assert_eq!(manifest, include_str!("fixtures/json/manifest.json"));
+    assert_eq!(pretty(&info(&k).unwrap(), root, "<cache>"), include_str!("fixtures/json/info.json"));
+    assert_eq!(value(&pretty(&k, root, "<cache>")), value(include_str!("fixtures/json/prepared.json")));
+
+    let d = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(d.path()).unwrap();
+    let cache = Cache::at(dir.join("cache")).unwrap();
+    let bz = dir.join("bzImage");
+    std::fs::write(&bz, fake::bzimage(&fake::vmlinux("6.13.0-rc1"), Compression::Zstd, "6.13.0-rc1")).unwrap();
+    let s = KernelSpec::Local { path: bz, modules: None, config: None };
+    let k = prepare(&s, &cache, &FetchOptions::default()).unwrap();
+    let entry = k.boot.btf.as_ref().unwrap().with_file_name("manifest.json");
+    let manifest = std::fs::read_to_string(entry).unwrap().replace(&dir.display().to_string(), "<dir>");
+    assert_eq!(manifest, include_str!("fixtures/json/local-manifest.json"));
+    assert_eq!(pretty(&info(&k).unwrap(), &dir, "<dir>"), include_str!("fixtures/json/local-info.json"));
+    assert_eq!(value(&pretty(&k, &dir, "<dir>")), value(include_str!("fixtures/json/local-prepared.json")));
+}
