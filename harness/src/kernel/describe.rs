@@ -3,8 +3,9 @@
 //! entry-relative paths, a [`super::PreparedKernel`] with absolute ones, and
 //! [`super::KernelInfo`] reports the origin.
 //!
-//! Each record flattens them (`#[serde(flatten)]`), so their JSON keeps the keys it always had
-//! (`manifest.json` format 1, `--json` outputs). This module only describes; reading, verifying
+//! Each record flattens them (`#[serde(flatten)]`), so their JSON keeps the keys it always had:
+//! `manifest.json` (format 1) and `kernels info --json` byte for byte; a `PreparedKernel` (which
+//! nothing prints) has the same keys, now in the order of its parts. This module only describes; reading, verifying
 //! and preparing a build is [`super::store`]'s and [`super::prepare`]'s job.
 
 use serde::{Deserialize, Serialize};
