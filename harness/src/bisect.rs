@@ -303,7 +303,7 @@ impl Bisector {
         let mut opts = self.guests.options(log.clone());
         opts.virtio = self.virtio;
         if self.predicate.host_root() {
-            match self.guests.share_plan(&k.id, k.config.as_deref()) {
+            match self.guests.share_plan(&k.id, k.boot.config.as_deref()) {
                 Ok(plan) => opts.share = Some(plan),
                 Err(e) => {
                     step.reason = format!("cannot share the host root: {e}");

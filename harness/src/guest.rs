@@ -92,10 +92,12 @@ impl Guest {
     /// (taking one when asked) — and wait for the agent's `Hello`.
     pub async fn start(kernel: &PreparedKernel, image: &Image, opts: &GuestOptions) -> Result<Guest, VmError> {
         let (shares, daemons) = share_dirs(opts.share.as_ref())?;
-        let (boot_file, boot_path) = match &kernel.vmlinux {
+        let (boot_file, boot_path) = match &kernel.boot.vmlinux {
             Some(v) => (v.clone(), "vmlinux (PVH entry)".to_string()),
-            None if kernel.arch == crate::kernel::Arch::Arm64 => (kernel.bzimage.clone(), "arm64 Image".to_string()),
-            None => (kernel.bzimage.clone(), "bzImage".to_string()),
+            None if kernel.arch == crate::kernel::Arch::Arm64 => {
+                (kernel.boot.bzimage.clone(), "arm64 Image".to_string())
+            }
+            None => (kernel.boot.bzimage.clone(), "bzImage".to_string()),
         };
         // A guest of another architecture runs in its own QEMU, under TCG, without firmware.
         let foreign = !kernel.arch.is_host();

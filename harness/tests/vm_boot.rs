@@ -19,7 +19,7 @@ async fn vm_boot_debian_6_1_agent_reports_tracefs_and_kprobe_events() {
     // The release the guest reports is the one the package is named for.
     let release = &g.caps.kernel.release;
     assert_eq!(release, &p.kernel.release);
-    assert_eq!(p.kernel.package.as_deref(), Some(format!("linux-image-{release}").as_str()));
+    assert_eq!(p.kernel.origin.package.as_deref(), Some(format!("linux-image-{release}").as_str()));
     assert!(release.starts_with("6.1."), "{release}");
     assert_eq!(g.caps.mounted.tracefs.as_deref(), Some("/sys/kernel/tracing"));
     let tracefs = &g.caps.tracefs;

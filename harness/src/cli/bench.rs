@@ -261,7 +261,7 @@ async fn bare_kernel(p: &Prepared) -> Result<f64> {
         bios: if foreign { None } else { crate::vm::qemu::default_bios(&qemu) },
         qemu,
         arch,
-        kernel: p.kernel.vmlinux.clone().unwrap_or_else(|| p.kernel.bzimage.clone()),
+        kernel: p.kernel.boot.vmlinux.clone().unwrap_or_else(|| p.kernel.boot.bzimage.clone()),
         initrd: None,
         accel: if foreign { crate::vm::Accel::Tcg } else { p.session.accel.current() },
         memory_mb: crate::session::MEMORY_MB,

@@ -46,7 +46,7 @@ pub(crate) async fn core_check_cmd(a: CoreCheckArgs) -> Result<i32> {
                 .iter()
                 .map(|k| {
                     let (obj, info) = (&obj, &info);
-                    s.spawn(move || core_check::check_kernel(obj, info, &k.id, &k.release, k.btf.as_deref()))
+                    s.spawn(move || core_check::check_kernel(obj, info, &k.id, &k.release, k.boot.btf.as_deref()))
                 })
                 .collect();
             handles.into_iter().map(|h| h.join()).collect::<Result<Vec<_>, _>>()

@@ -66,7 +66,7 @@ pub(crate) async fn kernels_fetch(ids: Vec<String>, fetch: MirrorArgs) -> Result
         let k =
             tokio::task::spawn_blocking(move || kernel::prepare(&spec, &c, &opts)).await.context("fetch task died")?;
         let k = k.map_err(tag_kernel).with_context(|| format!("cannot fetch {id}"))?;
-        println!("{}: {} ({})", k.id, k.release, k.package_version.as_deref().unwrap_or("local"));
+        println!("{}: {} ({})", k.id, k.release, k.origin.package_version.as_deref().unwrap_or("local"));
     }
     Ok(exit::OK)
 }
@@ -126,7 +126,7 @@ pub(crate) async fn kernels_other(cmd: KernelsCommand) -> Result<i32> {
                         "{} ({}{}), {:?}",
                         info.id,
                         info.release,
-                        info.package_version.as_ref().map(|v| format!(", package {v}")).unwrap_or_default(),
+                        info.origin.package_version.as_ref().map(|v| format!(", package {v}")).unwrap_or_default(),
                         info.pinning
                     );
                     println!(

@@ -355,7 +355,7 @@ pub(crate) async fn start_shared(
     let mut opts = p.guest_options(args, tag)?;
     let snapshots = args.snapshots(true);
     let extra = rw.iter().map(|d| crate::vm::share::ExtraShare::rw(d)).collect();
-    let plan = crate::vm::share::choose_here(args.share, snapshots, kernel, p.kernel.config.as_deref(), extra)
+    let plan = crate::vm::share::choose_here(args.share, snapshots, kernel, p.kernel.boot.config.as_deref(), extra)
         .exit_code(exit::BAD_INPUT)?;
     opts.share = Some(plan);
     if snapshots {

@@ -203,7 +203,7 @@ async fn verify_build(a: &RerunArgs, cache: &Cache, r: &ScenarioResult, spec: &s
     };
     if let (Some(want), Some(got)) = (&recorded.sha256, &k.sha256) {
         if want != got {
-            let what = if k.package.is_some() { "its package" } else { "the file" };
+            let what = if k.origin.package.is_some() { "its package" } else { "the file" };
             return Err(anyhow::anyhow!(
                 "{} {}: kernel build {} is not the one the result ran on: {what} has sha256 {got}, the result \
                  recorded {want}",

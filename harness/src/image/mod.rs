@@ -170,7 +170,7 @@ fn input_key(kernel: &PreparedKernel, assets: &arch::GuestAssets, opts: ImageOpt
     field(kernel.id.as_bytes());
     field(kernel.release.as_bytes());
     field(kernel.sha256.as_deref().unwrap_or("").as_bytes());
-    for p in [&kernel.modules_dir, &kernel.config] {
+    for p in [&kernel.boot.modules_dir, &kernel.boot.config] {
         field(p.as_deref().map(file_identity).unwrap_or_default().as_bytes());
     }
     for f in extra {
@@ -234,7 +234,7 @@ fn assemble(
     }
     let mut modules = Vec::new();
     let mut builtin = Vec::new();
-    if kernel.modules_dir.is_some() && !names.is_empty() {
+    if kernel.boot.modules_dir.is_some() && !names.is_empty() {
         let closure = kernel::module_closure(kernel, &names)
             .map_err(|source| ImageError::Modules { kernel: kernel.id.clone(), source: Box::new(source) })?;
         builtin = closure.builtin.clone();
@@ -249,7 +249,7 @@ fn assemble(
         }
         w.file("lib/modules/kmatrix.load", 0o644, load.as_bytes()).map_err(io)?;
     }
-    if opts.share && kernel.modules_dir.is_some() {
+    if opts.share && kernel.boot.modules_dir.is_some() {
         // Files already in the image (boot modules, the other list's): written once.
         let mut written = modules.clone();
         for (names, list) in
@@ -276,7 +276,7 @@ fn assemble(
     }
     // The package's config, where the agent looks for it (Debian kernels have no
     // /proc/config.gz): `unsupported` verdicts can then cite the option itself.
-    if let Some(cfg) = &kernel.config {
+    if let Some(cfg) = &kernel.boot.config {
         let bytes = std::fs::read(cfg).map_err(io)?;
         w.file(&format!("boot/config-{}", kernel.release), 0o644, &bytes).map_err(io)?;
     }

@@ -111,10 +111,10 @@ fn rank(path: &str) -> Option<u8> {
 /// The changelog of the Debian build `k`, as text: kept in its cache entry, else taken from its
 /// packages, downloaded again and checked against the sha256 the entry's manifest recorded.
 pub fn changelog(k: &PreparedKernel, cache: &Cache, opts: &FetchOptions) -> Result<String> {
-    let what = k.package.clone().unwrap_or_else(|| k.id.clone());
+    let what = k.origin.package.clone().unwrap_or_else(|| k.id.clone());
     let not_debian =
         || KernelError::Invalid { path: k.id.clone(), detail: "a local kernel has no Debian changelog".into() };
-    let manifest_path = k.manifest.as_deref().filter(|_| k.package.is_some()).ok_or_else(not_debian)?;
+    let manifest_path = k.manifest.as_deref().filter(|_| k.origin.package.is_some()).ok_or_else(not_debian)?;
     let entry = manifest_path.parent().ok_or_else(not_debian)?;
     let kept = entry.join(CACHED);
     if !kept.is_file() {
@@ -161,7 +161,7 @@ fn fetch(m: &Manifest, entry: &Path, opts: &FetchOptions, what: &str) -> Result<
     let mirror = Mirror::from_options(opts)?;
     let dir = tempfile::Builder::new().prefix(".changelog-").tempdir_in(entry).map_err(KernelError::io(entry))?;
     let mut debs: Vec<_> = m.debs.iter().collect();
-    debs.sort_by_key(|d| Some(&d.name) != m.package.as_ref());
+    debs.sort_by_key(|d| Some(&d.name) != m.origin.package.as_ref());
     for pkg in debs {
         let dest = dir.path().join("package.deb");
         let label = format!("{} (changelog)", pkg.name);

@@ -42,7 +42,7 @@ pub struct HeadersTree {
 /// a suite without the build's headers, is an error saying so.
 pub fn headers(kernel: &PreparedKernel, cache: &Cache, opts: &FetchOptions) -> Result<HeadersTree> {
     let invalid = |detail: String| KernelError::Invalid { path: kernel.id.clone(), detail };
-    let (Some(suite), Some(version)) = (kernel.suite.clone(), kernel.package_version.clone()) else {
+    let (Some(suite), Some(version)) = (kernel.origin.suite.clone(), kernel.origin.package_version.clone()) else {
         return Err(invalid("a local kernel has no Debian headers package (only Debian builds have one)".into()));
     };
     let release = kernel.release.clone();

@@ -7,6 +7,7 @@ use std::fs;
 use serde::Serialize;
 
 use super::config;
+use super::describe::Origin;
 use super::error::{KernelError, Result};
 use super::prepared::{Pinning, PreparedKernel};
 
@@ -17,10 +18,9 @@ pub struct KernelInfo {
     pub id: String,
     /// `uname -r`.
     pub release: String,
-    /// The image package, for a packaged kernel.
-    pub package: Option<String>,
-    /// Its Debian version.
-    pub package_version: Option<String>,
+    /// The package it came from; its JSON shows only `package` and `package_version`.
+    #[serde(flatten, serialize_with = "Origin::serialize_package")]
+    pub origin: Origin,
     /// Whether the lock pins its bytes.
     pub pinning: Pinning,
     /// `vmlinux.btf` was extracted from the image.
@@ -36,19 +36,18 @@ pub struct KernelInfo {
 
 /// Version, BTF and tracing options of a prepared kernel, from its files (no VM).
 pub fn info(kernel: &PreparedKernel) -> Result<KernelInfo> {
-    let cfg = match &kernel.config {
+    let cfg = match &kernel.boot.config {
         Some(p) => Some(config::KernelConfig::parse(&fs::read_to_string(p).map_err(KernelError::io(p))?)),
         None => None,
     };
     Ok(KernelInfo {
         id: kernel.id.clone(),
         release: kernel.release.clone(),
-        package: kernel.package.clone(),
-        package_version: kernel.package_version.clone(),
+        origin: kernel.origin.clone(),
         pinning: kernel.pinning,
-        btf_file: kernel.btf.as_ref().is_some_and(|p| p.is_file()),
+        btf_file: kernel.boot.btf.as_ref().is_some_and(|p| p.is_file()),
         btf_config: cfg.as_ref().map(|c| c.is_enabled("DEBUG_INFO_BTF")),
-        pvh: kernel.vmlinux.is_some(),
+        pvh: kernel.boot.vmlinux.is_some(),
         options: config::TRACING_OPTIONS
             .iter()
             .map(|o| (o.to_string(), cfg.as_ref().and_then(|c| c.get(o)).map(str::to_string)))
@@ -59,7 +58,9 @@ pub fn info(kernel: &PreparedKernel) -> Result<KernelInfo> {
 /// The [`config::TRACING_OPTIONS`] the kernel's config sets (`KPROBES` → `y`); empty when the
 /// config is unknown or unreadable.
 pub fn tracing_config(kernel: &PreparedKernel) -> BTreeMap<String, String> {
-    let Some(text) = kernel.config.as_ref().and_then(|p| fs::read_to_string(p).ok()) else { return BTreeMap::new() };
+    let Some(text) = kernel.boot.config.as_ref().and_then(|p| fs::read_to_string(p).ok()) else {
+        return BTreeMap::new();
+    };
     let cfg = config::KernelConfig::parse(&text);
     config::TRACING_OPTIONS.iter().filter_map(|o| cfg.get(o).map(|v| (o.to_string(), v.to_string()))).collect()
 }

@@ -8,6 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::arch::Arch;
+use super::describe::BootFiles;
 use super::error::{KernelError, Result};
 use super::image;
 use super::prepared::{Pinning, PreparedKernel};
@@ -32,7 +33,7 @@ pub(super) fn prepare_local(
     let _guard = cache.lock(&format!("kernel-{name}"))?;
     let entry = kroot.join(&name);
     let mut k = PreparedKernel::empty(&format!("local:{}", abs.display()), "");
-    k.bzimage = abs.clone();
+    k.boot.bzimage = abs.clone();
     k.pinning = Pinning::Local;
     k.sha256 = Some(digest.clone());
 
@@ -48,7 +49,7 @@ pub(super) fn prepare_local(
                         "an ELF kernel without the Xen PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); build with CONFIG_PVH=y or pass the bzImage".into(),
                     ));
                 }
-                k.vmlinux = Some(abs.clone());
+                k.boot.vmlinux = Some(abs.clone());
                 (image::banner_release(&bytes), false)
             }
             Err(elf_why) => {
@@ -70,10 +71,11 @@ pub(super) fn prepare_local(
             };
             let staging = store::temp_dir(&kroot, ".staging-")?;
             let mut m = Manifest {
-                bzimage: abs.display().to_string(),
+                boot: BootFiles::image(abs.display().to_string()),
                 ..Manifest::empty(release.clone().unwrap_or_default(), Arch::X86_64)
             };
-            for (rel, data, slot) in [("vmlinux", vmlinux, &mut m.vmlinux), ("vmlinux.btf", btf, &mut m.btf)] {
+            for (rel, data, slot) in [("vmlinux", vmlinux, &mut m.boot.vmlinux), ("vmlinux.btf", btf, &mut m.boot.btf)]
+            {
                 if let Some(d) = data {
                     store::write_file(staging.path(), rel, &d, &mut m.files)?;
                     *slot = Some(rel.to_string());
@@ -84,10 +86,10 @@ pub(super) fn prepare_local(
             m
         }
     };
-    if let Some(v) = &manifest.vmlinux {
-        k.vmlinux = Some(entry.join(v));
+    if let Some(v) = &manifest.boot.vmlinux {
+        k.boot.vmlinux = Some(entry.join(v));
     }
-    k.btf = manifest.btf.as_ref().map(|b| entry.join(b));
+    k.boot.btf = manifest.boot.btf.as_ref().map(|b| entry.join(b));
     k.release = release.unwrap_or_default();
     if let Some(c) = config {
         if !c.is_file() {
@@ -96,12 +98,12 @@ pub(super) fn prepare_local(
                 detail: "--config is not a file".into(),
             });
         }
-        k.config = Some(c.to_path_buf());
+        k.boot.config = Some(c.to_path_buf());
     }
     if let Some(dir) = modules {
-        k.modules_dir = Some(local_modules_dir(dir, &k.release)?);
+        k.boot.modules_dir = Some(local_modules_dir(dir, &k.release)?);
         if k.release.is_empty() {
-            if let Some(n) = k.modules_dir.as_ref().and_then(|d| d.file_name()) {
+            if let Some(n) = k.boot.modules_dir.as_ref().and_then(|d| d.file_name()) {
                 k.release = n.to_string_lossy().into_owned();
             }
         }

@@ -14,6 +14,7 @@ pub mod changelog;
 pub mod compress;
 pub mod config;
 pub mod deb;
+mod describe;
 mod error;
 mod headers;
 pub mod image;
@@ -36,6 +37,7 @@ mod tests;
 
 pub use arch::Arch;
 pub use compress::Compression;
+pub use describe::{BootFiles, Origin};
 pub use error::KernelError;
 use error::Result;
 pub use headers::{headers, HeadersTree};

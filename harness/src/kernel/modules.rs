@@ -155,7 +155,7 @@ fn scan_modules_dep(dir: &Path) -> Result<String> {
 /// built in. `-` and `_` are interchangeable in names, as with modprobe. Every returned module is
 /// checked against the kernel's manifest (sha256) when it has one.
 pub fn module_closure(kernel: &PreparedKernel, names: &[&str]) -> Result<ModuleClosure> {
-    let dir = kernel.modules_dir.as_ref().ok_or_else(|| KernelError::NoModules { id: kernel.id.clone() })?;
+    let dir = kernel.boot.modules_dir.as_ref().ok_or_else(|| KernelError::NoModules { id: kernel.id.clone() })?;
     let dep_path = dir.join("modules.dep");
     let dep_text = match fs::read_to_string(&dep_path) {
         Ok(t) => t,
@@ -258,7 +258,8 @@ mod tests {
         .unwrap();
         fs::write(dir.join("modules.builtin"), "kernel/fs/ext4/ext4.ko\nkernel/drivers/virtio/virtio_pci.ko\n")
             .unwrap();
-        let k = PreparedKernel { modules_dir: Some(dir.clone()), ..PreparedKernel::empty("t", "6.1.0-50-amd64") };
+        let mut k = PreparedKernel::empty("t", "6.1.0-50-amd64");
+        k.boot.modules_dir = Some(dir.clone());
         let c = module_closure(&k, &["9pnet-virtio", "9p", "virtio-pci", "9pnet_virtio"]).unwrap();
         let names: Vec<_> = c.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(names, ["9pnet", "9pnet_virtio", "netfs", "fscache", "9p"]);
@@ -277,7 +278,8 @@ mod tests {
         fs::write(dir.join("kernel/a/top.ko"), ko("mid")).unwrap();
         fs::write(dir.join("kernel/a/mid.ko.xz"), crate::kernel::deb::build::xz(&ko("low"))).unwrap();
         fs::write(dir.join("kernel/a/low.ko"), ko("")).unwrap();
-        let k = PreparedKernel { modules_dir: Some(dir.to_path_buf()), ..PreparedKernel::empty("t", "1") };
+        let mut k = PreparedKernel::empty("t", "1");
+        k.boot.modules_dir = Some(dir.to_path_buf());
         let c = module_closure(&k, &["top"]).unwrap();
         let names: Vec<_> = c.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(names, ["low", "mid", "top"]);

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::arch::Arch;
+use super::describe::Origin;
 use super::error::{KernelError, Result};
 use super::index::{self, DebPackage, Resolved, TrustOptions};
 use super::local::prepare_local;
@@ -185,10 +186,12 @@ fn prepare_resolved(
     }
     let staging = store::temp_dir(&kroot, ".staging-")?;
     let seed = Manifest {
-        package: Some(r.image.clone()),
-        package_version: Some(r.version.clone()),
-        suite: Some(r.suite.clone()),
-        signature: Some(r.signature.clone()),
+        origin: Origin {
+            package: Some(r.image.clone()),
+            package_version: Some(r.version.clone()),
+            suite: Some(r.suite.clone()),
+            signature: Some(r.signature.clone()),
+        },
         debs: recorded_packages(r),
         ..Manifest::empty(r.release.clone(), r.arch)
     };

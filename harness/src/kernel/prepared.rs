@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::arch::Arch;
-use super::index::Signature;
+use super::describe::{BootFiles, Origin};
 use super::store::{Manifest, MANIFEST};
 
 /// Whether a kernel's bytes are pinned by the lock.
@@ -24,6 +24,8 @@ pub enum Pinning {
 }
 
 /// A kernel ready to boot: every path exists and was verified.
+///
+/// Its JSON has flat keys: [`Origin`] and [`BootFiles`] are flattened into it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PreparedKernel {
     /// The id the run names it by (matrix id, `debian:<version>`, `local:<path>`).
@@ -32,31 +34,17 @@ pub struct PreparedKernel {
     pub release: String,
     /// The guest architecture: which QEMU, agent and workloads boot it.
     pub arch: Arch,
-    /// The image package, for a packaged kernel.
-    pub package: Option<String>,
-    /// The image package's Debian version.
-    pub package_version: Option<String>,
-    /// The file for `-kernel` in bzImage mode (for a local ELF kernel, that ELF).
-    pub bzimage: PathBuf,
-    /// The uncompressed ELF with a PVH entry note, for direct boot.
-    pub vmlinux: Option<PathBuf>,
-    /// The kernel's `.config`, when the package ships one or the user passed `--config`.
-    pub config: Option<PathBuf>,
-    /// Debian ships a one-line placeholder here; real symbols need the -dbg package.
-    pub system_map: Option<PathBuf>,
-    /// The `.BTF` section of vmlinux.
-    pub btf: Option<PathBuf>,
-    /// `lib/modules/<release>`, with a generated `modules.dep`.
-    pub modules_dir: Option<PathBuf>,
+    /// The package and suite it came from, for a packaged kernel.
+    #[serde(flatten)]
+    pub origin: Origin,
+    /// Its boot files, absolute paths.
+    #[serde(flatten)]
+    pub boot: BootFiles<PathBuf>,
     /// The cache entry's `manifest.json` (sha256 of every file), when the kernel came from a
     /// package.
     pub manifest: Option<PathBuf>,
     /// Whether the lock pins its bytes.
     pub pinning: Pinning,
-    /// The suite the package came from.
-    pub suite: Option<String>,
-    /// How the suite's Release was authenticated.
-    pub signature: Option<Signature>,
     /// sha256 of the image package (`.deb`) of a Debian build, of the file of a local kernel.
     pub sha256: Option<String>,
 }
@@ -66,19 +54,19 @@ impl PreparedKernel {
     /// (`debian:<package version>`, a local file's path) and what identifies its bytes.
     pub fn build(&self) -> kmatrix_proto::KernelBuild {
         let local = self.pinning == Pinning::Local;
-        let spec = match (&self.package_version, local) {
+        let spec = match (&self.origin.package_version, local) {
             (Some(v), false) => format!("debian:{v}"),
-            _ => self.bzimage.display().to_string(),
+            _ => self.boot.bzimage.display().to_string(),
         };
         let path = |p: &Option<PathBuf>| p.as_ref().filter(|_| local).map(|p| p.display().to_string());
         kmatrix_proto::KernelBuild {
             spec,
             release: self.release.clone(),
-            package: self.package.clone(),
-            suite: self.suite.clone(),
+            package: self.origin.package.clone(),
+            suite: self.origin.suite.clone(),
             sha256: self.sha256.clone(),
-            modules: path(&self.modules_dir),
-            config: path(&self.config),
+            modules: path(&self.boot.modules_dir),
+            config: path(&self.boot.config),
         }
     }
 
@@ -87,41 +75,24 @@ impl PreparedKernel {
             id: id.into(),
             release: release.into(),
             arch: Arch::X86_64,
-            package: None,
-            package_version: None,
-            bzimage: PathBuf::new(),
-            vmlinux: None,
-            config: None,
-            system_map: None,
-            btf: None,
-            modules_dir: None,
+            origin: Origin::default(),
+            boot: BootFiles::image(PathBuf::new()),
             manifest: None,
             pinning: Pinning::Local,
-            suite: None,
-            signature: None,
             sha256: None,
         }
     }
 
     pub(super) fn from_entry(id: &str, root: &Path, m: &Manifest, pinning: Pinning) -> PreparedKernel {
-        let p = |rel: &Option<String>| rel.as_ref().map(|r| root.join(r));
         PreparedKernel {
             id: id.to_string(),
             release: m.release.clone(),
             arch: m.arch,
-            package: m.package.clone(),
-            package_version: m.package_version.clone(),
-            bzimage: root.join(&m.bzimage),
-            vmlinux: p(&m.vmlinux),
-            config: p(&m.config),
-            system_map: p(&m.system_map),
-            btf: p(&m.btf),
-            modules_dir: p(&m.modules_dir),
+            origin: m.origin.clone(),
+            boot: m.boot.map(|rel| root.join(rel)),
             manifest: Some(root.join(MANIFEST)),
             pinning,
-            suite: m.suite.clone(),
-            signature: m.signature.clone(),
-            sha256: m.debs.iter().find(|d| Some(&d.name) == m.package.as_ref()).map(|d| d.sha256.clone()),
+            sha256: m.debs.iter().find(|d| Some(&d.name) == m.origin.package.as_ref()).map(|d| d.sha256.clone()),
         }
     }
 }

@@ -33,6 +33,7 @@ pub struct SelftestTree {
 pub fn selftests(kernel: &PreparedKernel, name: &str, cache: &Cache, opts: &FetchOptions) -> Result<SelftestTree> {
     let invalid = |detail: String| KernelError::Invalid { path: kernel.id.clone(), detail };
     let suite = kernel
+        .origin
         .suite
         .clone()
         .ok_or_else(|| invalid("a local kernel has no Debian source package to take its selftests from".into()))?;
@@ -45,7 +46,7 @@ pub fn selftests(kernel: &PreparedKernel, name: &str, cache: &Cache, opts: &Fetc
     let idx = index::fetch_suite(&mirror, &suite, super::Arch::X86_64, cache, &opts.trust)?;
     let mut candidates: Vec<&index::DebPackage> = idx.packages.iter().filter(|p| p.name == want).collect();
     candidates.sort_by(|a, b| version::compare(&a.version, &b.version));
-    let exact = candidates.iter().find(|p| Some(&p.version) == kernel.package_version.as_ref()).copied();
+    let exact = candidates.iter().find(|p| Some(&p.version) == kernel.origin.package_version.as_ref()).copied();
     let pkg = exact
         .or_else(|| candidates.last().copied())
         .ok_or_else(|| invalid(format!("suite {suite} has no {want} package")))?

@@ -20,9 +20,10 @@ use super::arch::Arch;
 use super::arm64;
 use super::compress::{decompress_all, Compression, MAX_MODULE};
 use super::deb;
+use super::describe::{BootFiles, Origin};
 use super::error::{KernelError, Result};
 use super::image;
-use super::index::{sha256_file, DebPackage, Signature};
+use super::index::{sha256_file, DebPackage};
 use super::matrix::Lock;
 use super::modules::{canonical_name, is_module, modinfo_depends, render_modules_dep};
 use crate::cache::{write_atomic, Cache};
@@ -39,26 +40,26 @@ pub struct FileSum {
 }
 
 /// What an entry holds and the hash of every file, paths relative to the entry.
+///
+/// Its JSON (`manifest.json`, format 1) has flat keys: [`Origin`] and [`BootFiles`] are flattened
+/// into it. `deny_unknown_fields` still holds for the whole object: serde rejects any key that
+/// neither this struct nor a flattened one claims (the flattened ones must not deny, they see
+/// every key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub format: u32,
     pub release: String,
-    pub package: Option<String>,
-    pub package_version: Option<String>,
-    pub suite: Option<String>,
-    pub signature: Option<Signature>,
+    /// The package and suite the build came from.
+    #[serde(flatten)]
+    pub origin: Origin,
     /// The guest architecture; absent in entries written before arm64 existed (x86_64).
     #[serde(default, skip_serializing_if = "Arch::is_default")]
     pub arch: Arch,
     pub debs: Vec<DebPackage>,
-    /// The file `-kernel` boots: the bzImage on x86_64, the plain `Image` on arm64.
-    pub bzimage: String,
-    pub vmlinux: Option<String>,
-    pub btf: Option<String>,
-    pub config: Option<String>,
-    pub system_map: Option<String>,
-    pub modules_dir: Option<String>,
+    /// The boot files, relative to the entry (a local kernel's image: its absolute path).
+    #[serde(flatten)]
+    pub boot: BootFiles<String>,
     pub files: BTreeMap<String, FileSum>,
 }
 
@@ -69,18 +70,10 @@ impl Manifest {
         Manifest {
             format: FORMAT,
             release,
-            package: None,
-            package_version: None,
-            suite: None,
-            signature: None,
+            origin: Origin::default(),
             arch,
             debs: Vec::new(),
-            bzimage: String::new(),
-            vmlinux: None,
-            btf: None,
-            config: None,
-            system_map: None,
-            modules_dir: None,
+            boot: BootFiles::image(String::new()),
             files: BTreeMap::new(),
         }
     }
@@ -142,7 +135,7 @@ impl Manifest {
     /// `<sha256>  <path>\n` lines. One line in the lock stands for thousands of modules. The
     /// generated `modules.dep` is left out, so improving its generator does not void locks.
     pub fn modules_digest(&self) -> Option<String> {
-        let dir = self.modules_dir.as_ref()?;
+        let dir = self.boot.modules_dir.as_ref()?;
         let prefix = format!("{dir}/");
         let generated = format!("{dir}/modules.dep");
         let mut h = Sha256::new();
@@ -160,16 +153,7 @@ impl Manifest {
     /// The hashes a lock pins for this entry: boot files by name plus the modules digest.
     pub fn pinned_files(&self) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
-        for rel in [
-            Some(&self.bzimage),
-            self.vmlinux.as_ref(),
-            self.btf.as_ref(),
-            self.config.as_ref(),
-            self.system_map.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for rel in self.boot.single_files() {
             if let Some(s) = self.files.get(rel) {
                 out.insert(rel.clone(), s.sha256.clone());
             }
@@ -233,20 +217,20 @@ pub fn build_entry(staging: &Path, debs: &[(DebPackage, PathBuf)], mut m: Manife
     }
     if let Some(other) = st.releases.iter().find(|r| **r != m.release) {
         return Err(KernelError::Extract {
-            what: m.package.clone().unwrap_or_default(),
+            what: m.origin.package.clone().unwrap_or_default(),
             detail: format!("holds files of release {other}, expected {}", m.release),
         });
     }
-    let what = m.package.clone().unwrap_or_else(|| "kernel package".into());
+    let what = m.origin.package.clone().unwrap_or_else(|| "kernel package".into());
     if !st.files.contains_key("vmlinuz") {
         return Err(KernelError::Extract {
             what,
             detail: "no vmlinuz (boot/vmlinuz-* or lib/modules/*/vmlinuz)".into(),
         });
     }
-    m.bzimage = "vmlinuz".into();
-    m.config = st.files.contains_key("config").then(|| "config".into());
-    m.system_map = st.files.contains_key("System.map").then(|| "System.map".into());
+    m.boot.bzimage = "vmlinuz".into();
+    m.boot.config = st.files.contains_key("config").then(|| "config".into());
+    m.boot.system_map = st.files.contains_key("System.map").then(|| "System.map".into());
 
     // vmlinux for PVH boot, and its BTF.
     let bz_path = staging.join("vmlinuz");
@@ -255,7 +239,7 @@ pub fn build_entry(staging: &Path, debs: &[(DebPackage, PathBuf)], mut m: Manife
         // A plain Image is booted as packaged; a wrapped one is stored unwrapped beside it.
         if wrapping != arm64::Wrapping::Plain {
             write_file(staging, "Image", &image, &mut st.files)?;
-            m.bzimage = "Image".into();
+            m.boot.bzimage = "Image".into();
         }
         (None, btf)
     } else {
@@ -263,11 +247,11 @@ pub fn build_entry(staging: &Path, debs: &[(DebPackage, PathBuf)], mut m: Manife
     };
     if let Some(v) = vmlinux {
         write_file(staging, "vmlinux", &v, &mut st.files)?;
-        m.vmlinux = Some("vmlinux".into());
+        m.boot.vmlinux = Some("vmlinux".into());
     }
     if let Some(b) = btf {
         write_file(staging, "vmlinux.btf", &b, &mut st.files)?;
-        m.btf = Some("vmlinux.btf".into());
+        m.boot.btf = Some("vmlinux.btf".into());
     }
 
     // modules.dep, from each module's .modinfo.
@@ -275,7 +259,7 @@ pub fn build_entry(staging: &Path, debs: &[(DebPackage, PathBuf)], mut m: Manife
     if staging.join(&mod_dir).is_dir() {
         let dep = render_modules_dep(&st.modules);
         write_file(staging, &format!("{mod_dir}/modules.dep"), dep.as_bytes(), &mut st.files)?;
-        m.modules_dir = Some(mod_dir);
+        m.boot.modules_dir = Some(mod_dir);
     }
     m.files = st.files;
     m.format = FORMAT;
@@ -478,5 +462,52 @@ mod tests {
             entry_name("linux-image-7.3.4+deb13-amd64", "1:7.3.4-1~bpo13+1"),
             "linux-image-7.3.4+deb13-amd64_1_7.3.4-1~bpo13+1"
         );
+    }
+
+    /// Manifests of real cache entries, written before [`BootFiles`] and [`Origin`] existed.
+    const CACHED: [(&str, &str); 3] = [
+        ("6.1", include_str!("fixtures/json/cache-6.1-manifest.json")),
+        ("arm64", include_str!("fixtures/json/cache-arm64-manifest.json")),
+        ("local", include_str!("fixtures/json/cache-local-manifest.json")),
+    ];
+
+    fn load_text(text: &str) -> Result<Manifest> {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join(MANIFEST), text).unwrap();
+        Manifest::load(&d.path().join(MANIFEST))
+    }
+
+    #[test]
+    fn cached_manifests_load_and_write_back_byte_for_byte() {
+        for (name, text) in CACHED {
+            let m = load_text(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let out = tempfile::tempdir().unwrap();
+            m.write(out.path()).unwrap();
+            assert_eq!(fs::read_to_string(out.path().join(MANIFEST)).unwrap(), text, "{name}");
+        }
+        let arm = load_text(CACHED[1].1).unwrap();
+        assert_eq!((arm.arch, arm.boot.bzimage.as_str(), arm.boot.vmlinux.as_deref()), (Arch::Arm64, "vmlinuz", None));
+        assert_eq!(arm.origin.signature, Some(super::super::Signature::Good));
+        assert_eq!(
+            arm.pinned_files().keys().collect::<Vec<_>>(),
+            ["System.map", "config", "modules", "vmlinux.btf", "vmlinuz"]
+        );
+        let local = load_text(CACHED[2].1).unwrap();
+        assert_eq!((local.arch, &local.origin), (Arch::X86_64, &Origin::default()));
+        assert!(local.boot.bzimage.starts_with('/'), "a local kernel's image keeps its absolute path");
+    }
+
+    #[test]
+    fn a_manifest_with_an_unknown_or_missing_key_is_refused() {
+        let text = CACHED[0].1;
+        // Flattening must not loosen `deny_unknown_fields`: a key no part claims is an error.
+        let extra = text.replacen("\"bzimage\"", "\"initrd\": \"initrd.img\",\n  \"bzimage\"", 1);
+        let e = load_text(&extra).unwrap_err().to_string();
+        assert!(e.contains("unknown field `initrd`"), "{e}");
+        for key in ["bzimage", "release", "format"] {
+            let line = text.lines().find(|l| l.starts_with(&format!("  \"{key}\":"))).unwrap();
+            let e = load_text(&text.replacen(&format!("{line}\n"), "", 1)).unwrap_err().to_string();
+            assert!(e.contains(&format!("missing field `{key}`")), "{key}: {e}");
+        }
     }
 }

@@ -341,10 +341,10 @@ fn prepares_a_6_1_style_kernel_end_to_end() {
     let e = env();
     let k = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap();
     assert_eq!(k.release, REL_61);
-    assert_eq!(k.package.as_deref(), Some("linux-image-6.1.0-99-amd64"));
-    assert_eq!(k.package_version.as_deref(), Some("6.1.176-1"));
+    assert_eq!(k.origin.package.as_deref(), Some("linux-image-6.1.0-99-amd64"));
+    assert_eq!(k.origin.package_version.as_deref(), Some("6.1.176-1"));
     assert_eq!(k.pinning, Pinning::NotPinned);
-    assert_eq!(k.signature, Some(Signature::Unchecked));
+    assert_eq!(k.origin.signature, Some(Signature::Unchecked));
     // What results record: the spec that boots this very build again, and the .deb's hash.
     let image_deb =
         std::fs::read(e.server.file(&format!("pool/main/l/linux/linux-image-{REL_61}_6.1.176-1_amd64.deb"))).unwrap();
@@ -352,15 +352,15 @@ fn prepares_a_6_1_style_kernel_end_to_end() {
     assert_eq!(b.spec, "debian:6.1.176-1");
     assert_eq!(
         (b.release.as_str(), b.package.as_deref(), b.suite.as_deref()),
-        (REL_61, k.package.as_deref(), Some("bookworm"))
+        (REL_61, k.origin.package.as_deref(), Some("bookworm"))
     );
     assert_eq!(b.sha256, Some(hex::encode(Sha256::digest(&image_deb))));
     assert_eq!((b.modules, b.config), (None, None), "a package's own files are not the user's");
-    assert_eq!(std::fs::read(k.vmlinux.as_ref().unwrap()).unwrap(), fake::vmlinux(REL_61));
-    assert_eq!(std::fs::read(k.btf.as_ref().unwrap()).unwrap(), b"\x9f\xeb\x01\x00fake-btf");
-    assert_eq!(std::fs::read_to_string(k.config.as_ref().unwrap()).unwrap(), config_text());
-    assert!(k.system_map.as_ref().unwrap().is_file());
-    let md = k.modules_dir.clone().unwrap();
+    assert_eq!(std::fs::read(k.boot.vmlinux.as_ref().unwrap()).unwrap(), fake::vmlinux(REL_61));
+    assert_eq!(std::fs::read(k.boot.btf.as_ref().unwrap()).unwrap(), b"\x9f\xeb\x01\x00fake-btf");
+    assert_eq!(std::fs::read_to_string(k.boot.config.as_ref().unwrap()).unwrap(), config_text());
+    assert!(k.boot.system_map.as_ref().unwrap().is_file());
+    let md = k.boot.modules_dir.clone().unwrap();
     assert!(md.ends_with(format!("modules/{REL_61}")));
     assert_eq!(
         std::fs::read_to_string(md.join("modules.dep")).unwrap(),
@@ -370,7 +370,7 @@ fn prepares_a_6_1_style_kernel_end_to_end() {
          kernel/net/9p/9pnet_virtio.ko: kernel/net/9p/9pnet.ko\n"
     );
     // Only kernel files are extracted.
-    assert!(!k.bzimage.parent().unwrap().join("usr").exists());
+    assert!(!k.boot.bzimage.parent().unwrap().join("usr").exists());
 
     let c = module_closure(&k, &["9p", "virtio-pci", "9pnet-virtio"]).unwrap();
     let names: Vec<_> = c.iter().map(|m| m.name.as_str()).collect();
@@ -404,9 +404,9 @@ fn prepares_a_7_x_split_kernel() {
     let e = env();
     let k = prepare(&spec("debian-7.3"), &e.cache, &e.opts).unwrap();
     assert_eq!(k.release, "7.3.4+deb13-amd64");
-    assert_eq!(k.package.as_deref(), Some("linux-image-7.3.4+deb13-amd64"));
-    assert_eq!(std::fs::read(k.vmlinux.as_ref().unwrap()).unwrap(), fake::vmlinux("7.3.4+deb13-amd64"));
-    assert!(k.config.as_ref().unwrap().is_file());
+    assert_eq!(k.origin.package.as_deref(), Some("linux-image-7.3.4+deb13-amd64"));
+    assert_eq!(std::fs::read(k.boot.vmlinux.as_ref().unwrap()).unwrap(), fake::vmlinux("7.3.4+deb13-amd64"));
+    assert!(k.boot.config.as_ref().unwrap().is_file());
     // binary, base and modules are fetched; the meta package is not.
     assert_eq!(e.server.hits_ending(".deb"), 3);
     assert_eq!(e.server.hits_ending("linux-image-7.3.4+deb13-amd64_7.3.4-1~bpo13+1_amd64.deb"), 0);
@@ -493,7 +493,7 @@ fn headers_a_suite_lacks_and_local_kernels_are_named() {
     k.release = "6.1.0-98-amd64".into();
     let err = crate::kernel::headers(&k, &e.cache, &e.opts).unwrap_err().to_string();
     assert!(err.contains("suite bookworm has no linux-headers-6.1.0-98-amd64 6.1.176-1"), "{err}");
-    k.suite = None;
+    k.origin.suite = None;
     let err = crate::kernel::headers(&k, &e.cache, &e.opts).unwrap_err().to_string();
     assert!(err.contains("a local kernel has no Debian headers package"), "{err}");
 }
@@ -573,16 +573,16 @@ fn a_mirror_closing_mid_body_is_named_leaves_nothing_and_a_later_fetch_works() {
 fn tampered_cache_is_detected_and_refetched() {
     let e = env();
     let k = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap();
-    let vm = k.vmlinux.clone().unwrap();
+    let vm = k.boot.vmlinux.clone().unwrap();
     let mut bytes = std::fs::read(&vm).unwrap();
     bytes[10] ^= 1;
     std::fs::write(&vm, &bytes).unwrap();
     let k2 = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap();
     assert_eq!(e.server.hits_ending(".deb"), 2, "a damaged entry is fetched again");
-    assert_eq!(std::fs::read(k2.vmlinux.unwrap()).unwrap(), fake::vmlinux(REL_61));
+    assert_eq!(std::fs::read(k2.boot.vmlinux.unwrap()).unwrap(), fake::vmlinux(REL_61));
 
     // A module changed in place (same size) is caught when it is picked.
-    let m = k.modules_dir.clone().unwrap().join("kernel/net/9p/9pnet.ko");
+    let m = k.boot.modules_dir.clone().unwrap().join("kernel/net/9p/9pnet.ko");
     let mut b = std::fs::read(&m).unwrap();
     b[0x30] ^= 1;
     std::fs::write(&m, b).unwrap();
@@ -668,7 +668,7 @@ fn an_unverifiable_signature_is_refused_unless_allowed() {
         // --allow-unsigned: the text inside the armour is used, marked unchecked.
         o.trust.allow_unsigned = true;
         let k = prepare(&spec("debian-6.1"), &e.cache, &o).unwrap();
-        assert_eq!(k.signature, Some(Signature::Unchecked));
+        assert_eq!(k.origin.signature, Some(Signature::Unchecked));
     }
 }
 
@@ -791,8 +791,8 @@ fn local_kernels() {
     let k = prepare(&s, &cache, &o).unwrap();
     assert_eq!(k.release, "6.13.0-rc1");
     assert_eq!(k.pinning, Pinning::Local);
-    assert_eq!(std::fs::read(k.vmlinux.as_ref().unwrap()).unwrap(), elf);
-    assert_eq!(k.modules_dir.as_deref(), Some(mods.as_path()));
+    assert_eq!(std::fs::read(k.boot.vmlinux.as_ref().unwrap()).unwrap(), elf);
+    assert_eq!(k.boot.modules_dir.as_deref(), Some(mods.as_path()));
     assert_eq!(module_closure(&k, &["a"]).unwrap().len(), 1);
     // A result on a local kernel names its file, the file's hash and the user's modules.
     let b = k.build();
@@ -808,9 +808,9 @@ fn local_kernels() {
     let vm = d.path().join("vmlinux");
     std::fs::write(&vm, &elf).unwrap();
     let k = prepare(&spec(vm.to_str().unwrap()), &cache, &o).unwrap();
-    assert_eq!(k.vmlinux.as_deref(), Some(vm.as_path()));
+    assert_eq!(k.boot.vmlinux.as_deref(), Some(vm.as_path()));
     assert_eq!(k.release, "6.13.0-rc1");
-    assert!(k.btf.unwrap().is_file());
+    assert!(k.boot.btf.unwrap().is_file());
 
     // Anything else is refused, naming the file.
     let no_pvh = d.path().join("nopvh");
@@ -861,17 +861,17 @@ fn real_mirror_prepare_matrix() {
         let k2 = prepare(&spec(id), &cache, &real_opts()).unwrap();
         let warm = t.elapsed();
         assert_eq!(k, k2);
-        let vm = std::fs::read(k.vmlinux.as_ref().expect("a PVH vmlinux")).unwrap();
+        let vm = std::fs::read(k.boot.vmlinux.as_ref().expect("a PVH vmlinux")).unwrap();
         assert!(image::parse_elf(&vm).unwrap().pvh_entry.is_some());
         let c = module_closure(&k, &["9p", "9pnet_virtio", "virtio_pci"]).unwrap();
         eprintln!(
             "{id}: {} {} {:?} cold {:.1}s warm {:.2}s btf={} modules={:?} builtin={:?}",
             k.release,
-            k.package_version.as_deref().unwrap_or(""),
+            k.origin.package_version.as_deref().unwrap_or(""),
             k.pinning,
             cold.as_secs_f64(),
             warm.as_secs_f64(),
-            k.btf.is_some(),
+            k.boot.btf.is_some(),
             c.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
             c.builtin
         );
@@ -923,7 +923,41 @@ fn changelog_comes_from_the_image_package_verified_and_is_kept() {
 
     // A local kernel has none, and says so.
     let mut local = k.clone();
-    local.package = None;
+    local.origin.package = None;
     let err = changelog::changelog(&local, &e.cache, &e.opts).unwrap_err();
     assert!(err.to_string().contains("a local kernel has no Debian changelog"), "{err}");
+}
+
+/// What kmatrix writes and prints about a kernel is what it did before a build's description was
+/// split into `BootFiles` and `Origin` (`fixtures/json/`, written by 2f44e6a from the same fixture
+/// mirror and fake kernel, temporary directories replaced by `<cache>`, `<dir>`): a new entry's
+/// `manifest.json` and `kernels info --json` byte for byte, a `PreparedKernel`'s JSON key for key
+/// (nothing prints it; its keys now come part by part).
+#[test]
+fn written_manifest_and_json_outputs_are_unchanged() {
+    fn pretty(v: &impl serde::Serialize, root: &Path, mark: &str) -> String {
+        serde_json::to_string_pretty(v).unwrap().replace(&root.display().to_string(), mark)
+    }
+    let value = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+
+    let e = env();
+    let k = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap();
+    let root = e.cache.root();
+    let manifest = std::fs::read_to_string(k.manifest.as_ref().unwrap()).unwrap();
+    assert_eq!(manifest, include_str!("fixtures/json/manifest.json"));
+    assert_eq!(pretty(&info(&k).unwrap(), root, "<cache>"), include_str!("fixtures/json/info.json"));
+    assert_eq!(value(&pretty(&k, root, "<cache>")), value(include_str!("fixtures/json/prepared.json")));
+
+    let d = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(d.path()).unwrap();
+    let cache = Cache::at(dir.join("cache")).unwrap();
+    let bz = dir.join("bzImage");
+    std::fs::write(&bz, fake::bzimage(&fake::vmlinux("6.13.0-rc1"), Compression::Zstd, "6.13.0-rc1")).unwrap();
+    let s = KernelSpec::Local { path: bz, modules: None, config: None };
+    let k = prepare(&s, &cache, &FetchOptions::default()).unwrap();
+    let entry = k.boot.btf.as_ref().unwrap().with_file_name("manifest.json");
+    let manifest = std::fs::read_to_string(entry).unwrap().replace(&dir.display().to_string(), "<dir>");
+    assert_eq!(manifest, include_str!("fixtures/json/local-manifest.json"));
+    assert_eq!(pretty(&info(&k).unwrap(), &dir, "<dir>"), include_str!("fixtures/json/local-info.json"));
+    assert_eq!(value(&pretty(&k, &dir, "<dir>")), value(include_str!("fixtures/json/local-prepared.json")));
 }

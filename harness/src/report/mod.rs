@@ -64,7 +64,7 @@ impl BootRecord {
         BootRecord {
             kernel: k.id.clone(),
             release: k.release.clone(),
-            package_version: k.package_version.clone(),
+            package_version: k.origin.package_version.clone(),
             boot_path: g.boot_path.clone(),
             accel: v.accel.as_str().to_string(),
             accel_reason: v.reason.clone(),

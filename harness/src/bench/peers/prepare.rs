@@ -173,7 +173,7 @@ pub fn vmtest_config(dir: &BenchDir, k: &PreparedKernel, wrapper: &Path, initrd:
     let cfg = VmtestConfig {
         target: vec![VmtestTarget {
             name: k.id.clone(),
-            kernel: k.bzimage.clone(),
+            kernel: k.boot.bzimage.clone(),
             kernel_args: TIMER_WORD.into(),
             qemu_command: wrapper.display().to_string(),
             command: format!("{VMTEST_TRACEFS}{TASK}"),
@@ -202,7 +202,7 @@ pub fn module_tree(dir: &BenchDir, k: &PreparedKernel) -> Result<PathBuf, PeerEr
     if mods.join("modules.dep.bin").is_file() && image.exists() {
         return Ok(image);
     }
-    let src = k.modules_dir.clone().ok_or(PeerError::KernelFile {
+    let src = k.boot.modules_dir.clone().ok_or(PeerError::KernelFile {
         id: k.id.clone(),
         what: "modules",
         peer: Peer::VirtmeNg,
@@ -214,7 +214,7 @@ pub fn module_tree(dir: &BenchDir, k: &PreparedKernel) -> Result<PathBuf, PeerEr
     mkdir(&tmp.join("boot"))?;
     let link =
         |target: &Path, at: &Path| std::os::unix::fs::symlink(target, at).map_err(PeerError::io("cannot link", at));
-    link(&k.bzimage, &tmp.join("boot").join(format!("vmlinuz-{}", k.release)))?;
+    link(&k.boot.bzimage, &tmp.join("boot").join(format!("vmlinuz-{}", k.release)))?;
     link(&src.join("kernel"), &tmods.join("kernel"))?;
     for f in ["modules.builtin", "modules.builtin.modinfo", "modules.order"] {
         if src.join(f).is_file() {

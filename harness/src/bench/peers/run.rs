@@ -224,13 +224,13 @@ fn jobs_for(
                 let wrapper = prepare::tcg_wrapper(dir)?;
                 let initrd = prepare::vmtest_initramfs(dir, k)?;
                 let cfg = prepare::vmtest_config(dir, k, &wrapper, &initrd)?;
-                let readme = vec!["-k".to_string(), k.bzimage.display().to_string(), TASK.to_string()];
+                let readme = vec!["-k".to_string(), k.boot.bzimage.display().to_string(), TASK.to_string()];
                 let minimum = vec!["-c".to_string(), cfg.display().to_string()];
                 (readme, minimum, prepare::VMTEST_NEEDS)
             }
             Peer::VirtmeNg => {
                 let image = prepare::module_tree(dir, k)?;
-                let readme = vec!["-r".to_string(), k.bzimage.display().to_string(), "-e".into(), TASK.into()];
+                let readme = vec!["-r".to_string(), k.boot.bzimage.display().to_string(), "-e".into(), TASK.into()];
                 let minimum = vec![
                     "--disable-kvm".to_string(),
                     "--append".into(),

@@ -46,7 +46,7 @@ pub(super) async fn worker(shared: &Shared, kr: &KernelRun, ready: &Arc<Ready>, 
         // Scenarios that run the host's tools get the host root (read-only), as `--share` says;
         // a share that cannot be had fails like a boot.
         let plan = match cfg.image.share {
-            true => cfg.guests.share_plan(kernel, k.config.as_deref()).map(Some).map_err(VmError::Share),
+            true => cfg.guests.share_plan(kernel, k.boot.config.as_deref()).map(Some).map_err(VmError::Share),
             false => Ok(None),
         };
         let t0 = Instant::now();
