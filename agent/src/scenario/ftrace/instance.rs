@@ -6,7 +6,7 @@
 use crate::excerpt;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
-use crate::scenario::support::markers::{self, markers_in, order_problem, write_declared};
+use crate::scenario::support::markers::{markers_in, order_problem, write_declared};
 use crate::scenario::support::verdict::{count, ms, verdict};
 use crate::tracefs::trace;
 use anyhow::Result;
@@ -17,8 +17,8 @@ use std::time::Instant;
 // Instances (mkdir under instances/) came in 3.10.
 pub const MARKER: Scenario = Meta::new("ftrace.instance.marker", "3.10")
     .summary("instances/kmatrix has its own buffer: N markers in its trace, none in the global one")
-    .requires(&[Req::Tracefs, Req::File("instances"), Req::File("trace_marker")])
-    .params(markers::PARAMS)
+    .requires(&[Req::Tracefs, Req::File("instances")])
+    .writes_markers()
     .run(marker);
 
 fn marker(ctx: &mut Ctx) -> Result<ScenarioResult> {

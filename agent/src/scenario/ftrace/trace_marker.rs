@@ -7,7 +7,7 @@
 use crate::excerpt;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
-use crate::scenario::support::markers::{self, markers_in, order_problem, write_declared};
+use crate::scenario::support::markers::{markers_in, order_problem, write_declared};
 use crate::scenario::support::verdict::{count, ms, verdict};
 use anyhow::Result;
 use kmatrix_proto::ScenarioResult;
@@ -16,8 +16,8 @@ use kmatrix_proto::ScenarioResult;
 // trace_marker came with ftrace, 2.6.27.
 pub const ROUNDTRIP: Scenario = Meta::new("ftrace.trace_marker.roundtrip", "2.6.27")
     .summary("N strings written to trace_marker come back in trace as tracing_mark_write entries, in order")
-    .requires(&[Req::Tracefs, Req::File("trace_marker")])
-    .params(markers::PARAMS)
+    .requires(&[Req::Tracefs])
+    .writes_markers()
     .run(roundtrip);
 
 fn roundtrip(ctx: &mut Ctx) -> Result<ScenarioResult> {

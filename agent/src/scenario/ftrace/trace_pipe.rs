@@ -7,7 +7,7 @@ use super::event;
 use crate::excerpt;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
-use crate::scenario::support::markers::{self, markers_in, order_problem, write_declared};
+use crate::scenario::support::markers::{markers_in, order_problem, write_declared};
 use crate::scenario::support::openat_loop;
 use crate::scenario::support::verdict::{count, ms, verdict};
 use crate::tracefs::trace;
@@ -18,8 +18,8 @@ use kmatrix_proto::ScenarioResult;
 /// `trace` is empty afterwards.
 pub const MARKER: Scenario = Meta::new("ftrace.trace_pipe.marker", "2.6.27")
     .summary("N trace_marker strings read through trace_pipe: all N, in order, consumed from trace")
-    .requires(&[Req::Tracefs, Req::File("trace_marker"), Req::File("trace_pipe")])
-    .params(markers::PARAMS)
+    .requires(&[Req::Tracefs, Req::File("trace_pipe")])
+    .writes_markers()
     .run(marker);
 
 fn marker(ctx: &mut Ctx) -> Result<ScenarioResult> {

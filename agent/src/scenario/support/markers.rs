@@ -3,13 +3,22 @@
 //!
 //! Markers are written by the agent itself, so the entries are filtered to the agent's pid.
 
-use crate::scenario::meta::Ctx;
+use crate::scenario::meta::{Ctx, Meta};
+use crate::scenario::req::Req;
 use crate::tracefs::{trace, Tracefs};
 use anyhow::Result;
 use std::time::Instant;
 
 /// The markers scenarios' parameters: 10 markers unless `count` says otherwise.
 pub const PARAMS: &[(&str, &str)] = &[("count", "10")];
+
+impl Meta {
+    /// A scenario whose workload is the agent writing N markers: `trace_marker` required after
+    /// the scenario's own requirements ([`Meta::requires_last`]), and the count ([`PARAMS`]).
+    pub const fn writes_markers(self) -> Meta {
+        self.requires_last(Req::File("trace_marker")).params(PARAMS)
+    }
+}
 
 /// Write the scenario's declared count N of markers to `rel` ([`write_markers`]): N, the nonce
 /// and when the writes began (the start of the run).
