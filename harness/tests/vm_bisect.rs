@@ -9,7 +9,6 @@ mod common;
 
 use kmatrix::kernel::version;
 use std::path::PathBuf;
-use std::process::Command;
 
 const THRESHOLD: &str = "6.12.86";
 const SKIPPED: &str = "6.12.74";
@@ -40,15 +39,12 @@ fn truth(v: &str) -> &'static str {
 /// `kmatrix bisect ARGS`, its step logs in the target's temporary directory.
 fn kmatrix(args: &[&str]) -> std::process::Output {
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bisect-out");
-    Command::new(env!("CARGO_BIN_EXE_kmatrix")).arg("bisect").arg("--out").arg(out).args(args).output().unwrap()
+    common::kmatrix().arg("bisect").arg("--out").arg(out).args(args).output().unwrap()
 }
 
 #[test]
 fn vm_bisect_finds_the_first_bad_build_of_6_12_and_its_changelog() {
-    let listed = Command::new(env!("CARGO_BIN_EXE_kmatrix"))
-        .args(["kernels", "available", "--line", "6.12", "--json"])
-        .output()
-        .unwrap();
+    let listed = common::kmatrix().args(["kernels", "available", "--line", "6.12", "--json"]).output().unwrap();
     assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
     let builds: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
     let mut versions: Vec<String> = builds.iter().map(|b| b["version"].as_str().unwrap().to_string()).collect();

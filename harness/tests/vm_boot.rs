@@ -2,15 +2,9 @@
 //! the walking skeleton end to end, through the library and through the `kmatrix` binary.
 
 mod common;
+use common::kmatrix;
 
 use kmatrix::guest::Guest;
-use std::process::Command;
-
-fn kmatrix() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kmatrix"));
-    c.env_remove("KMATRIX_QEMU").current_dir(env!("CARGO_TARGET_TMPDIR"));
-    c
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn vm_boot_debian_6_1_agent_reports_tracefs_and_kprobe_events() {

@@ -10,12 +10,11 @@ mod common;
 use common::{build, core_source, cut_object, fixture, json_results};
 use kmatrix_proto::{ScenarioResult, Status};
 use std::path::Path;
-use std::process::Command;
 
 /// `kmatrix run --bpf-object OBJ ARGS --json`: exit code, results, stderr.
 fn run(object: &Path, kernels: &str, args: &[&str]) -> (Option<i32>, Vec<ScenarioResult>, String) {
     let d = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_kmatrix"))
+    let out = common::kmatrix()
         .args(["run", "--json", "--kernels", kernels, "--bpf-object"])
         .arg(object)
         .args(args)
@@ -101,7 +100,7 @@ fn vm_core_check_agrees_with_the_in_guest_load() {
         (build(&fixture("bogus_field.bpf.c"), d.path()), "kprobe:do_sys_openat2", false),
     ];
     for (obj, attach, loads) in &cases {
-        let check = Command::new(env!("CARGO_BIN_EXE_kmatrix"))
+        let check = common::kmatrix()
             .args(["core-check", "--json", "--kernels", "debian-5.10,debian-6.1"])
             .arg(obj)
             .output()

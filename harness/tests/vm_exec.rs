@@ -4,6 +4,7 @@
 //! bad inputs (no such program, a script without its interpreter, a bad --rw) refused by name.
 
 mod common;
+use common::kmatrix;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,12 +12,6 @@ use std::time::{Duration, Instant};
 /// A scratch directory the guest can see (the guest's /tmp is its own, not the host's).
 fn scratch() -> tempfile::TempDir {
     tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
-}
-
-fn kmatrix() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kmatrix"));
-    c.env_remove("KMATRIX_QEMU").current_dir(env!("CARGO_TARGET_TMPDIR"));
-    c
 }
 
 #[test]

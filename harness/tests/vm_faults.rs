@@ -4,17 +4,12 @@
 //! SIGTERM, and the results directory on a full file system. Figures: docs/reliability.md.
 
 mod common;
+use common::kmatrix;
 
 use kmatrix_proto::Status;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn kmatrix() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kmatrix"));
-    c.env_remove("KMATRIX_QEMU").current_dir(env!("CARGO_TARGET_TMPDIR"));
-    c
-}
 
 /// `kmatrix <args>` started with its stdout and stderr piped, to be watched while it runs.
 fn spawn_run(args: &[String]) -> std::process::Child {

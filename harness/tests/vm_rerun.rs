@@ -9,10 +9,10 @@ mod common;
 use common::Tmux;
 use kmatrix_proto::{ScenarioResult, Status};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn kmatrix(args: &[&str], out: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kmatrix")).args(args).arg("--out").arg(out).output().unwrap()
+    common::kmatrix().args(args).arg("--out").arg(out).output().unwrap()
 }
 
 fn run_dirs(out: &Path) -> Vec<PathBuf> {

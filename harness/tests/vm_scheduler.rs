@@ -9,12 +9,11 @@
 mod common;
 
 use kmatrix_proto::{RunRequest, ScenarioResult, Status};
-use std::process::Command;
 use std::time::Duration;
 
 fn run(scenarios: &str, extra: &[&str]) -> (Option<i32>, Vec<ScenarioResult>, String) {
     let d = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_kmatrix"))
+    let out = common::kmatrix()
         .args(["run", "--kernels", "debian-6.1", "--scenarios", scenarios, "--json", "--out"])
         .arg(d.path())
         .args(extra)
@@ -100,10 +99,7 @@ fn vm_a_scenario_that_fails_once_and_passes_on_the_retry_is_flaky_with_both_atte
 
 #[test]
 fn unknown_scenario_pattern_is_bad_input_naming_it() {
-    let out = Command::new(env!("CARGO_BIN_EXE_kmatrix"))
-        .args(["run", "--kernels", "debian-6.1", "--scenarios", "nosuch.*"])
-        .output()
-        .unwrap();
+    let out = common::kmatrix().args(["run", "--kernels", "debian-6.1", "--scenarios", "nosuch.*"]).output().unwrap();
     common::assert_bad_input(&out, &["nosuch.*"]);
 }
 
@@ -139,7 +135,7 @@ fn an_empty_kernel_group_is_bad_input_naming_it() {
     std::fs::create_dir(d.path().join("kernels")).unwrap();
     let matrix = "[[kernel]]\nid = \"only-6.1\"\ndistro = \"debian\"\nsuite = \"bookworm\"\nline = \"6.1\"\n";
     std::fs::write(d.path().join("kernels/matrix.toml"), matrix).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_kmatrix"))
+    let out = common::kmatrix()
         .args(["run", "--kernels", "arm64", "--scenarios", "ftrace.tracers.available"])
         .env_remove("KMATRIX_KERNELS_DIR")
         .current_dir(d.path())

@@ -5,16 +5,14 @@
 mod common;
 
 use kmatrix_proto::Status;
-use std::process::Command;
 
 #[test]
 fn vm_selftest_ftrace_cases_become_results_with_ftracetest_statuses() {
     let d = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_kmatrix"))
+    let out = common::kmatrix()
         .args(["selftest", "ftrace", "--kernels", "debian-6.1", "--json", "--out"])
         .arg(d.path())
         .args(["--tests", "00basic/basic1.tc,kprobe/kprobe_args.tc,preemptirq/irqsoff_tracer.tc"])
-        .current_dir(env!("CARGO_TARGET_TMPDIR"))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -38,10 +36,9 @@ fn vm_selftest_ftrace_cases_become_results_with_ftracetest_statuses() {
     let on_disk = kmatrix::run::results::read(&run.join("results.jsonl")).unwrap();
     assert_eq!(on_disk.len(), 3);
     // A test that does not exist is bad input, named.
-    let out = Command::new(env!("CARGO_BIN_EXE_kmatrix"))
+    let out = common::kmatrix()
         .args(["selftest", "ftrace", "--kernels", "debian-6.1", "--tests", "00basic/no_such_case.tc", "--out"])
         .arg(d.path())
-        .current_dir(env!("CARGO_TARGET_TMPDIR"))
         .output()
         .unwrap();
     common::assert_bad_input(&out, &["00basic/no_such_case.tc"]);

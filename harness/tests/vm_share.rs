@@ -16,8 +16,8 @@ fn scratch() -> tempfile::TempDir {
 }
 
 fn kmatrix() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kmatrix"));
-    c.env_remove("KMATRIX_QEMU").env_remove("KMATRIX_VIRTIOFSD").current_dir(env!("CARGO_TARGET_TMPDIR"));
+    let mut c = common::kmatrix();
+    c.env_remove("KMATRIX_VIRTIOFSD");
     c
 }
 

@@ -9,7 +9,6 @@
 mod common;
 
 use kmatrix_proto::{ScenarioResult, Status};
-use std::process::Command;
 
 /// The user's trigger: one unlink, and four execs counting the gate shell's own `exec sh`.
 const SHELL_LINE: &str = "sh -c 'touch /tmp/kmatrix-k && rm /tmp/kmatrix-k; ls / >/dev/null'";
@@ -28,7 +27,7 @@ fn run_of(scenarios: &str, args: &[&str]) -> (Option<i32>, Vec<ScenarioResult>, 
 /// [`run_of`] from the directory `cwd`.
 fn run_in(cwd: &std::path::Path, scenarios: &str, args: &[&str]) -> (Option<i32>, Vec<ScenarioResult>, String) {
     let d = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_kmatrix"))
+    let out = common::kmatrix()
         .current_dir(cwd)
         .args(["run", "--json", "--retries", "0", "--kernels", "debian-6.1", "--scenarios", scenarios])
         .args(["--param", "function=do_unlinkat", "--param", "event=sched/sched_process_exec"])
@@ -99,7 +98,7 @@ fn vm_a_function_the_kernel_lacks_is_its_refusal() {
 
 #[test]
 fn a_workload_no_selected_scenario_takes_is_bad_input() {
-    let out = Command::new(env!("CARGO_BIN_EXE_kmatrix"))
+    let out = common::kmatrix()
         .args(["run", "--kernels", "debian-6.1", "--scenarios", "kprobe.tracefs.openat", "--workload", "hello:3"])
         .output()
         .unwrap();

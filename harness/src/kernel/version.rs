@@ -125,11 +125,15 @@ mod tests {
 
     #[test]
     fn lines() {
-        assert!(in_line("6.1.176-1", "6.1"));
-        assert!(!in_line("6.12.5-1", "6.1"));
-        assert!(in_line("6.12.95-1~bpo12+1", "6.12"));
-        assert!(in_line("7.3.4-1~bpo13+1", "7.3"));
-        assert!(in_line("7.3.4-1~bpo13+1", "7"));
+        for (version, line, want) in [
+            ("6.1.176-1", "6.1", true),
+            ("6.12.5-1", "6.1", false),
+            ("6.12.95-1~bpo12+1", "6.12", true),
+            ("7.3.4-1~bpo13+1", "7.3", true),
+            ("7.3.4-1~bpo13+1", "7", true),
+        ] {
+            assert_eq!(in_line(version, line), want, "{version} in line {line}");
+        }
         assert_eq!(upstream("1:6.12.57-1~bpo12+1"), "6.12.57");
     }
 }

@@ -49,12 +49,16 @@ mod tests {
 
     #[test]
     fn globs_select_scenarios() {
-        assert!(matches_any("kprobe.*", "kprobe.tracefs.openat"));
-        assert!(!matches_any("kprobe.*", "ftrace.function.openat"));
-        assert!(matches_any("ftrace.*,*.openat", "kprobe.tracefs.openat"));
-        assert!(matches_any("*", "x"));
-        assert!(matches_any("k?robe.tracefs.*", "kprobe.tracefs.openat"));
-        assert!(!matches_any("kprobe.tracefs", "kprobe.tracefs.openat"));
-        assert!(!matches_any("", "x"));
+        for (patterns, id, want) in [
+            ("kprobe.*", "kprobe.tracefs.openat", true),
+            ("kprobe.*", "ftrace.function.openat", false),
+            ("ftrace.*,*.openat", "kprobe.tracefs.openat", true),
+            ("*", "x", true),
+            ("k?robe.tracefs.*", "kprobe.tracefs.openat", true),
+            ("kprobe.tracefs", "kprobe.tracefs.openat", false),
+            ("", "x", false),
+        ] {
+            assert_eq!(matches_any(patterns, id), want, "{patterns:?} on {id}");
+        }
     }
 }

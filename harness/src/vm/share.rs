@@ -173,23 +173,20 @@ mod tests {
         Err(VirtiofsError::NotFound { looked: "/nonexistent/virtiofsd".into() })
     }
 
+    /// `auto`: 9p from a snapshot, without the daemon or without the kernel's support, each
+    /// saying why; virtio-fs for a cold boot that has both.
     #[test]
-    fn auto_takes_9p_from_a_snapshot_and_virtiofs_for_a_cold_boot() {
-        let p = choose(ShareMode::Auto, true, "k", Some(true), found(), vec![]).unwrap();
-        assert_eq!(p.fs, ShareFs::NineP);
-        assert!(p.why.contains("snapshot"), "{}", p.why);
-        let p = choose(ShareMode::Auto, false, "k", Some(true), found(), vec![]).unwrap();
-        assert_eq!(p.fs.name(), "virtiofs");
-    }
-
-    #[test]
-    fn auto_without_daemon_or_kernel_support_is_9p_and_says_why() {
-        let p = choose(ShareMode::Auto, false, "k", Some(true), missing(), vec![]).unwrap();
-        assert_eq!(p.fs, ShareFs::NineP);
-        assert!(p.why.contains("/nonexistent/virtiofsd"), "{}", p.why);
-        let p = choose(ShareMode::Auto, false, "old", Some(false), found(), vec![]).unwrap();
-        assert_eq!(p.fs, ShareFs::NineP);
-        assert!(p.why.contains("CONFIG_VIRTIO_FS"), "{}", p.why);
+    fn auto_picks_by_snapshot_daemon_and_kernel_and_says_why() {
+        for (snapshot, kernel, virtio_fs, daemon, want, why) in [
+            (true, "k", Some(true), found(), "9p", "snapshot"),
+            (false, "k", Some(true), found(), "virtiofs", ""),
+            (false, "k", Some(true), missing(), "9p", "/nonexistent/virtiofsd"),
+            (false, "old", Some(false), found(), "9p", "CONFIG_VIRTIO_FS"),
+        ] {
+            let p = choose(ShareMode::Auto, snapshot, kernel, virtio_fs, daemon, vec![]).unwrap();
+            assert_eq!(p.fs.name(), want, "snapshot {snapshot}, {kernel}: {}", p.why);
+            assert!(p.why.contains(why), "{}", p.why);
+        }
     }
 
     #[test]

@@ -108,6 +108,16 @@ impl Prepared {
     }
 }
 
+/// The kmatrix binary under test, as the integration tests run it: with the host's own QEMU
+/// (`KMATRIX_QEMU` unset; `vm_accel` sets a fake one on its own commands) and the target's
+/// temporary directory as its cwd, so that default outputs (`target/kmatrix/...`) land there
+/// and not in the source tree.
+pub fn kmatrix() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kmatrix"));
+    c.env_remove("KMATRIX_QEMU").current_dir(env!("CARGO_TARGET_TMPDIR"));
+    c
+}
+
 /// Checks that kmatrix refused what it was given as bad input: exit 2 (nothing ran), and a
 /// message on stderr that names every one of `names`. Returns that message.
 pub fn assert_bad_input(out: &std::process::Output, names: &[&str]) -> String {
