@@ -30,17 +30,43 @@ use std::time::Duration;
 /// because the tool failed; the outer `Err` is the agent's own trouble (infrastructure).
 pub type Step<T> = Result<std::result::Result<T, ScenarioResult>>;
 
-/// The value of a [`Step`]; a finished result (the tool failed) is returned from the scenario,
-/// the agent's own trouble goes up with `?`.
+/// The value of a [`Step`]; a finished result (the tool failed) is returned from the scenario
+/// function, or passed on from a function that is itself a [`Step`] ([`Ended`]); the agent's
+/// own trouble goes up with `?`.
 macro_rules! step {
     ($e:expr) => {
         match $e? {
             Ok(v) => v,
-            Err(r) => return Ok(r),
+            Err(r) => return Ok($crate::scenario::support::host_tool::Ended::ended(r)),
         }
     };
 }
 pub(crate) use step;
+
+/// What a function returns when a tool failed and the scenario's result is already made: the
+/// result itself from a scenario function, the inner `Err` of a [`Step`] from a step.
+pub trait Ended {
+    /// `r` as this function's value.
+    fn ended(r: ScenarioResult) -> Self;
+}
+
+impl Ended for ScenarioResult {
+    fn ended(r: ScenarioResult) -> Self {
+        r
+    }
+}
+
+impl<T> Ended for std::result::Result<T, ScenarioResult> {
+    fn ended(r: ScenarioResult) -> Self {
+        Err(r)
+    }
+}
+
+/// A tool's run as a [`Step`]: its outcome when it ended well (see [`ok`]); else the scenario
+/// ends `fail` with `reason`, and the tool's output is the evidence.
+pub fn checked(ctx: &Ctx, tool: &Tool, out: ExecOutcome, reason: impl Into<String>) -> Step<ExecOutcome> {
+    Ok(if ok(&out) { Ok(out) } else { Err(failed(ctx, tool, Status::Fail, reason, &out)) })
+}
 
 /// The `syscalls:sys_enter_openat` event the tools list, count and record.
 pub const SYS_ENTER_OPENAT: Req = Req::All(&[Req::Tracefs, Req::Event("syscalls/sys_enter_openat")]);
@@ -397,14 +423,12 @@ impl Workdir {
     /// [`Workdir::run`] up to a [`MINUTE`] as a [`Step`]: a tool that does not end well (see
     /// [`ok`]) ends the scenario `fail` with `reason` and the tool's output as evidence.
     pub fn step(&self, ctx: &Ctx, tool: &Tool, argv: &[&str], reason: &str) -> Step<ExecOutcome> {
-        let out = self.run(argv, MINUTE)?;
-        Ok(if ok(&out) { Ok(out) } else { Err(failed(ctx, tool, Status::Fail, reason, &out)) })
+        checked(ctx, tool, self.run(argv, MINUTE)?, reason)
     }
 
     /// [`Workdir::step`] with stdout into the file `file` ([`Workdir::run_to_file`]).
     pub fn step_to_file(&self, ctx: &Ctx, tool: &Tool, argv: &[&str], file: &str, reason: &str) -> Step<ExecOutcome> {
-        let out = self.run_to_file(argv, file, MINUTE)?;
-        Ok(if ok(&out) { Ok(out) } else { Err(failed(ctx, tool, Status::Fail, reason, &out)) })
+        checked(ctx, tool, self.run_to_file(argv, file, MINUTE)?, reason)
     }
 
     /// Run `argv` with stdout into the file `out` of this directory (`/bin/sh -c 'exec argv >

@@ -13,7 +13,7 @@
 use crate::excerpt;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
-use crate::scenario::support::host_tool::{self, Step, Tool, Workdir};
+use crate::scenario::support::host_tool::{self, step, Step, Tool, Workdir};
 use crate::scenario::support::openat_loop;
 use crate::scenario::support::verdict::{count, verdict};
 use crate::scenario::support::workload::{HELLO_DYN, URANDOM_READ};
@@ -59,9 +59,7 @@ pub const TPLIST_LIST: Scenario = Meta::new("tool.bcc.tplist", "2.6.31")
 
 fn tplist(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let out = host_tool::run(&["/usr/sbin/tplist-bpfcc", "syscalls:sys_enter_open*"], TIMEOUT)?;
-    if !host_tool::ok(&out) {
-        return Ok(host_tool::failed(ctx, &TPLIST, Status::Fail, "tplist-bpfcc failed", &out));
-    }
+    let out = step!(host_tool::checked(ctx, &TPLIST, out, "tplist-bpfcc failed"));
     let mut problems = Vec::new();
     let (listed, tracepoints_listed) = host_tool::syscall_listing(
         &out.stdout,
@@ -74,9 +72,7 @@ fn tplist(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let dir = Workdir::new()?;
     let hello = dir.copy_program(ctx, HELLO_DYN)?;
     let usdt = dir.run(&["/usr/sbin/tplist-bpfcc", "-l", &hello], TIMEOUT)?;
-    if !host_tool::ok(&usdt) {
-        return Ok(host_tool::failed(ctx, &TPLIST, Status::Fail, "tplist-bpfcc -l failed", &usdt));
-    }
+    let usdt = step!(host_tool::checked(ctx, &TPLIST, usdt, "tplist-bpfcc -l failed"));
     // `/tmp/kmatrix-tool/hello-dyn hello:greet`
     let probes: BTreeSet<String> =
         usdt.stdout.lines().filter_map(|l| l.split_whitespace().nth(1)).map(str::to_string).collect();

@@ -34,9 +34,7 @@ pub const FEATURE_PROBE: Scenario = Meta::new("tool.bpftool.feature_probe", "3.1
 
 fn feature_probe(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let out = host_tool::run(&["/usr/sbin/bpftool", "feature", "probe", "kernel", "-j"], MINUTE)?;
-    if !host_tool::ok(&out) {
-        return Ok(host_tool::failed(ctx, &BPFTOOL, Status::Fail, "bpftool feature probe failed", &out));
-    }
+    let out = step!(host_tool::checked(ctx, &BPFTOOL, out, "bpftool feature probe failed"));
     let json: serde_json::Value = match serde_json::from_str(&out.stdout) {
         Ok(j) => j,
         Err(e) => {
@@ -146,10 +144,7 @@ fn prog_show(ctx: &mut Ctx) -> Result<ScenarioResult> {
         let out = host_tool::run(&["/usr/sbin/bpftool", "prog", "show", "-j"], MINUTE);
         detach(&mut l, PROGRAM)?;
         drop(stats);
-        let out = out?;
-        if !host_tool::ok(&out) {
-            return Ok(host_tool::failed(ctx, &BPFTOOL, Status::Fail, "bpftool prog show failed", &out));
-        }
+        let out = step!(host_tool::checked(ctx, &BPFTOOL, out?, "bpftool prog show failed"));
         let progs: Vec<serde_json::Value> = match serde_json::from_str(&out.stdout) {
             Ok(p) => p,
             Err(e) => {

@@ -10,7 +10,7 @@ use crate::scenario::support::openat_loop::{self, OPENAT_LOOP};
 use crate::scenario::support::verdict::{count, verdict};
 use crate::scenario::support::workload::{HELLO, HELLO_DYN};
 use anyhow::Result;
-use kmatrix_proto::{Count, ScenarioResult, Status};
+use kmatrix_proto::{Count, ScenarioResult};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -42,9 +42,7 @@ pub const LIST: Scenario = Meta::new("tool.bpftrace.list", "4.1")
 
 fn list(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let out = host_tool::run(&["/usr/bin/bpftrace", "-l", "tracepoint:syscalls:sys_enter_open*"], TIMEOUT)?;
-    if !host_tool::ok(&out) {
-        return Ok(host_tool::failed(ctx, &BPFTRACE, Status::Fail, "bpftrace -l failed", &out));
-    }
+    let out = step!(host_tool::checked(ctx, &BPFTRACE, out, "bpftrace -l failed"));
     let mut problems = Vec::new();
     let (listed, counted) = host_tool::syscall_listing(
         &out.stdout,
@@ -63,10 +61,8 @@ fn list(ctx: &mut Ctx) -> Result<ScenarioResult> {
 /// in it), or the failed result.
 fn one_liner(ctx: &Ctx, dir: &Workdir, program: &str, command: &str) -> Step<(BTreeMap<String, i64>, String)> {
     let out = dir.run(&["/usr/bin/bpftrace", "-e", program, "-c", command], TIMEOUT)?;
-    if !host_tool::ok(&out) {
-        let why = format!("bpftrace -e '{program}' -c '{command}' failed");
-        return Ok(Err(host_tool::failed(ctx, &BPFTRACE, Status::Fail, why, &out)));
-    }
+    let why = format!("bpftrace -e '{program}' -c '{command}' failed");
+    let out = step!(host_tool::checked(ctx, &BPFTRACE, out, why));
     Ok(Ok((maps(&out.stdout), out.stdout)))
 }
 

@@ -299,13 +299,8 @@ fn record_system(ctx: &mut Ctx) -> Result<ScenarioResult> {
     anyhow::ensure!((1..=30).contains(&secs), "parameter seconds={secs} out of range 1..=30");
     let secs = secs.to_string();
     let dir = Workdir::new()?;
-    let rec = dir.run(
-        &["/usr/bin/perf", "record", "-e", "cpu-clock", "-ag", "-o", "perf.data", "--", "/usr/bin/sleep", &secs],
-        MINUTE,
-    )?;
-    if !host_tool::ok(&rec) {
-        return Ok(host_tool::failed(ctx, &PERF, Status::Fail, "perf record -ag failed", &rec));
-    }
+    let argv = ["/usr/bin/perf", "record", "-e", "cpu-clock", "-ag", "-o", "perf.data", "--", "/usr/bin/sleep", &secs];
+    let rec = step!(dir.step(ctx, &PERF, &argv, "perf record -ag failed"));
     let rep = step!(dir.step(
         ctx,
         &PERF,

@@ -13,7 +13,7 @@
 use crate::excerpt;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
-use crate::scenario::support::host_tool::{self, Step, Tool, Workdir, MINUTE};
+use crate::scenario::support::host_tool::{self, step, Step, Tool, Workdir, MINUTE};
 use crate::scenario::support::openat_loop::{self, Summary, OPENAT_LOOP};
 use crate::scenario::support::tracer::FUNCTION_TRACER;
 use crate::scenario::support::verdict::{count, verdict};
@@ -89,10 +89,12 @@ impl Recorded {
 
 /// `trace-cmd report -i trace.dat` in `dir`, or the failed result.
 fn report(ctx: &Ctx, dir: &Workdir) -> Step<(Vec<Entry>, String)> {
-    let out = dir.run(&["/usr/bin/trace-cmd", "report", "-i", "trace.dat"], MINUTE)?;
-    if !host_tool::ok(&out) {
-        return Ok(Err(host_tool::failed(ctx, &TRACE_CMD, Status::Fail, "trace-cmd report failed", &out)));
-    }
+    let out = step!(dir.step(
+        ctx,
+        &TRACE_CMD,
+        &["/usr/bin/trace-cmd", "report", "-i", "trace.dat"],
+        "trace-cmd report failed"
+    ));
     Ok(Ok((parse_report(&out.stdout), out.stdout)))
 }
 
@@ -138,10 +140,7 @@ fn record_pid(
     if !stopped_itself {
         tc.signal(libc::SIGINT)?;
     }
-    let rec = tc.finish(MINUTE)?.outcome;
-    if !host_tool::ok(&rec) {
-        return Ok(Err(host_tool::failed(ctx, &TRACE_CMD, Status::Fail, "trace-cmd record failed", &rec)));
-    }
+    step!(host_tool::checked(ctx, &TRACE_CMD, tc.finish(MINUTE)?.outcome, "trace-cmd record failed"));
     let (entries, report) = match report(ctx, dir)? {
         Ok(x) => x,
         Err(r) => return Ok(Err(r)),
@@ -159,10 +158,7 @@ fn record_cmd(ctx: &mut Ctx, dir: &Workdir, n: u64, args: &[&str]) -> Step<Recor
     let mut argv = vec!["/usr/bin/trace-cmd", "record"];
     argv.extend_from_slice(args);
     argv.extend_from_slice(&["-o", "trace.dat", "-F", &prog, &ns, &file]);
-    let rec = dir.run(&argv, MINUTE)?;
-    if !host_tool::ok(&rec) {
-        return Ok(Err(host_tool::failed(ctx, &TRACE_CMD, Status::Fail, "trace-cmd record -F failed", &rec)));
-    }
+    let rec = step!(dir.step(ctx, &TRACE_CMD, &argv, "trace-cmd record -F failed"));
     let (entries, report) = match report(ctx, dir)? {
         Ok(x) => x,
         Err(r) => return Ok(Err(r)),

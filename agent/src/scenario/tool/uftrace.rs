@@ -10,7 +10,7 @@
 use crate::excerpt;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
-use crate::scenario::support::host_tool::{self, step, Step, Tool, Workdir, MINUTE};
+use crate::scenario::support::host_tool::{self, step, Step, Tool, Workdir};
 use crate::scenario::support::stacks;
 use crate::scenario::support::verdict::{count, verdict};
 use crate::scenario::support::workload::HELLO_DYN;
@@ -80,10 +80,7 @@ fn record(ctx: &mut Ctx, kernel: bool) -> Step<(u64, Workdir)> {
         argv.extend_from_slice(&["-K", "5"]);
     }
     argv.extend_from_slice(&["-d", "uftrace.data", &prog, &ns]);
-    let out = dir.run(&argv, MINUTE)?;
-    if !host_tool::ok(&out) {
-        return Ok(Err(host_tool::failed(ctx, &UFTRACE, Status::Fail, "uftrace record failed", &out)));
-    }
+    let out = step!(dir.step(ctx, &UFTRACE, &argv, "uftrace record failed"));
     if kernel {
         // uftrace goes on without the kernel part when it cannot set function_graph up.
         if let Some(l) = out.stderr.lines().find(|l| l.contains("kernel tracing disabled")) {
@@ -118,10 +115,8 @@ fn hello_counts(n: u64, calls: &[Call]) -> Vec<Count> {
 }
 
 fn replay(ctx: &Ctx, dir: &Workdir) -> Step<(Vec<Call>, String)> {
-    let out = dir.run(&["/usr/bin/uftrace", "replay", "-d", "uftrace.data"], MINUTE)?;
-    if !host_tool::ok(&out) {
-        return Ok(Err(host_tool::failed(ctx, &UFTRACE, Status::Fail, "uftrace replay failed", &out)));
-    }
+    let out =
+        step!(dir.step(ctx, &UFTRACE, &["/usr/bin/uftrace", "replay", "-d", "uftrace.data"], "uftrace replay failed"));
     Ok(Ok((parse_replay(&out.stdout), out.stdout)))
 }
 
