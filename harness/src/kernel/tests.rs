@@ -336,10 +336,17 @@ fn spec(s: &str) -> KernelSpec {
     s.parse().unwrap()
 }
 
+impl Env {
+    /// [`prepare`] the kernel `s` names, from this mirror into this cache.
+    fn prepare(&self, s: &str) -> Result<PreparedKernel> {
+        prepare(&spec(s), &self.cache, &self.opts)
+    }
+}
+
 #[test]
 fn prepares_a_6_1_style_kernel_end_to_end() {
     let e = env();
-    let k = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap();
+    let k = e.prepare("debian-6.1").unwrap();
     assert_eq!(k.release, REL_61);
     assert_eq!(k.origin.package.as_deref(), Some("linux-image-6.1.0-99-amd64"));
     assert_eq!(k.origin.package_version.as_deref(), Some("6.1.176-1"));
@@ -389,7 +396,7 @@ fn prepares_a_6_1_style_kernel_end_to_end() {
     // One download, and a warm prepare downloads nothing more.
     assert_eq!(e.server.hits_ending(".deb"), 1);
     assert_eq!(e.server.hits_ending("Packages.xz"), 1);
-    let again = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap();
+    let again = e.prepare("debian-6.1").unwrap();
     assert_eq!(again, k);
     assert_eq!(e.server.hits_ending(".deb"), 1);
     assert_eq!(e.server.hits_ending("Packages.xz"), 1, "the filtered index is cached by hash");
@@ -402,7 +409,7 @@ fn prepares_a_6_1_style_kernel_end_to_end() {
 #[test]
 fn prepares_a_7_x_split_kernel() {
     let e = env();
-    let k = prepare(&spec("debian-7.3"), &e.cache, &e.opts).unwrap();
+    let k = e.prepare("debian-7.3").unwrap();
     assert_eq!(k.release, "7.3.4+deb13-amd64");
     assert_eq!(k.origin.package.as_deref(), Some("linux-image-7.3.4+deb13-amd64"));
     assert_eq!(std::fs::read(k.boot.vmlinux.as_ref().unwrap()).unwrap(), fake::vmlinux("7.3.4+deb13-amd64"));
@@ -421,10 +428,10 @@ fn prepares_a_7_x_split_kernel() {
 #[test]
 fn debian_version_spec_searches_suites() {
     let e = env();
-    let k = prepare(&spec("debian:6.1.170-3"), &e.cache, &e.opts).unwrap();
+    let k = e.prepare("debian:6.1.170-3").unwrap();
     assert_eq!(k.id, "debian:6.1.170-3");
     assert_eq!(k.release, "6.1.0-98-amd64");
-    let err = prepare(&spec("debian:6.1.1-1"), &e.cache, &e.opts).unwrap_err();
+    let err = e.prepare("debian:6.1.1-1").unwrap_err();
     // `sid` is in search_suites but not on this mirror: skipped, not fatal.
     assert_eq!(err.to_string(), "find kernel build 6.1.1-1 in suites bookworm, trixie-backports");
     assert!(err.is_bad_input());
@@ -438,7 +445,7 @@ fn tampered_packages_index_is_refused() {
     let n = bytes.len();
     bytes[n / 2] ^= 1;
     std::fs::write(&p, bytes).unwrap();
-    let err = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap_err();
+    let err = e.prepare("debian-6.1").unwrap_err();
     match &err {
         KernelError::HashMismatch { what, .. } => {
             assert!(what.ends_with("dists/bookworm/main/binary-amd64/Packages.xz"), "{what}")
@@ -451,7 +458,7 @@ fn tampered_packages_index_is_refused() {
 #[test]
 fn headers_of_the_build_are_fetched_merged_and_checked() {
     let e = env();
-    let k = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap();
+    let k = e.prepare("debian-6.1").unwrap();
     let h = crate::kernel::headers(&k, &e.cache, &e.opts).unwrap();
     assert_eq!(
         h.packages,
@@ -472,7 +479,7 @@ fn headers_of_the_build_are_fetched_merged_and_checked() {
 #[test]
 fn tampered_headers_are_refused_and_nothing_is_cached() {
     let e = env();
-    let k = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap();
+    let k = e.prepare("debian-6.1").unwrap();
     let p = e.server.file("pool/main/l/linux/linux-headers-6.1.0-99-common_6.1.176-1_amd64.deb");
     let mut bytes = std::fs::read(&p).unwrap();
     let n = bytes.len();
@@ -489,7 +496,7 @@ fn tampered_headers_are_refused_and_nothing_is_cached() {
 #[test]
 fn headers_a_suite_lacks_and_local_kernels_are_named() {
     let e = env();
-    let mut k = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap();
+    let mut k = e.prepare("debian-6.1").unwrap();
     k.release = "6.1.0-98-amd64".into();
     let err = crate::kernel::headers(&k, &e.cache, &e.opts).unwrap_err().to_string();
     assert!(err.contains("suite bookworm has no linux-headers-6.1.0-98-amd64 6.1.176-1"), "{err}");
@@ -506,7 +513,7 @@ fn tampered_deb_is_refused_and_nothing_is_cached() {
     let n = bytes.len();
     bytes[n - 100] ^= 0xff;
     std::fs::write(&p, bytes).unwrap();
-    let err = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap_err();
+    let err = e.prepare("debian-6.1").unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, KernelError::HashMismatch { .. }), "{msg}");
     assert!(msg.starts_with("verify http://127.0.0.1:"), "{msg}");
@@ -532,7 +539,7 @@ fn a_stalled_mirror_is_named_leaves_nothing_and_a_later_fetch_works() {
     let size = std::fs::metadata(e.server.file(&rel)).unwrap().len();
     e.server.set_fault(&rel, Some(Fault::Stall { after: 1000 }));
     let t = std::time::Instant::now();
-    let err = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap_err();
+    let err = e.prepare("debian-6.1").unwrap_err();
     let (took, msg) = (t.elapsed(), err.to_string());
     assert!(matches!(err, KernelError::Stalled { secs: 1, received: 1000, .. }), "{msg}");
     assert!(
@@ -547,7 +554,7 @@ fn a_stalled_mirror_is_named_leaves_nothing_and_a_later_fetch_works() {
     assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
     assert_eq!(kernels_left(&e), vec![std::ffi::OsString::from("index")]);
     e.server.set_fault(&rel, None);
-    let k = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap();
+    let k = e.prepare("debian-6.1").unwrap();
     assert_eq!(k.release, REL_61);
 }
 
@@ -557,7 +564,7 @@ fn a_mirror_closing_mid_body_is_named_leaves_nothing_and_a_later_fetch_works() {
     let rel = format!("pool/main/l/linux/linux-image-{REL_61}_6.1.176-1_amd64.deb");
     let size = std::fs::metadata(e.server.file(&rel)).unwrap().len();
     e.server.set_fault(&rel, Some(Fault::Close { after: 1000 }));
-    let err = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap_err();
+    let err = e.prepare("debian-6.1").unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, KernelError::Truncated { received: 1000, .. }), "{msg}");
     assert_eq!(
@@ -566,18 +573,18 @@ fn a_mirror_closing_mid_body_is_named_leaves_nothing_and_a_later_fetch_works() {
     );
     assert_eq!(kernels_left(&e), vec![std::ffi::OsString::from("index")]);
     e.server.set_fault(&rel, None);
-    assert_eq!(prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap().release, REL_61);
+    assert_eq!(e.prepare("debian-6.1").unwrap().release, REL_61);
 }
 
 #[test]
 fn tampered_cache_is_detected_and_refetched() {
     let e = env();
-    let k = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap();
+    let k = e.prepare("debian-6.1").unwrap();
     let vm = k.boot.vmlinux.clone().unwrap();
     let mut bytes = std::fs::read(&vm).unwrap();
     bytes[10] ^= 1;
     std::fs::write(&vm, &bytes).unwrap();
-    let k2 = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap();
+    let k2 = e.prepare("debian-6.1").unwrap();
     assert_eq!(e.server.hits_ending(".deb"), 2, "a damaged entry is fetched again");
     assert_eq!(std::fs::read(k2.boot.vmlinux.unwrap()).unwrap(), fake::vmlinux(REL_61));
 
@@ -596,7 +603,7 @@ fn missing_deb_line_and_suite_are_named() {
     let e = env();
     std::fs::remove_file(e.server.file(&format!("pool/main/l/linux/linux-image-{REL_61}_6.1.176-1_amd64.deb")))
         .unwrap();
-    let err = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap_err();
+    let err = e.prepare("debian-6.1").unwrap_err();
     assert!(matches!(err, KernelError::NotFound { .. }), "{err}");
     assert!(err.to_string().ends_with(&format!("linux-image-{REL_61}_6.1.176-1_amd64.deb: not found (404)")), "{err}");
 
@@ -694,7 +701,7 @@ fn a_bad_signature_is_refused_even_when_unsigned_is_allowed() {
 #[test]
 fn unknown_id_lists_known_ids() {
     let e = env();
-    let err = prepare(&spec("debian-4.19"), &e.cache, &e.opts).unwrap_err();
+    let err = e.prepare("debian-4.19").unwrap_err();
     assert_eq!(err.to_string(), "find kernel id debian-4.19: known ids are debian-6.1, debian-7.3");
     assert!(err.is_bad_input());
 }
@@ -703,7 +710,7 @@ fn unknown_id_lists_known_ids() {
 fn concurrent_prepares_download_once() {
     let e = env();
     let results: Vec<PreparedKernel> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..2).map(|_| s.spawn(|| prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap())).collect();
+        let hs: Vec<_> = (0..2).map(|_| s.spawn(|| e.prepare("debian-6.1").unwrap())).collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert_eq!(results[0], results[1]);
@@ -727,27 +734,27 @@ fn lock_pins_update_rewrites_and_gc_collects() {
 
     // Pinned: the lock is used, no index is consulted.
     let before = e.server.hits_ending("Release");
-    let k = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap();
+    let k = e.prepare("debian-6.1").unwrap();
     assert_eq!(k.pinning, Pinning::Locked);
     assert_eq!(e.server.hits_ending("Release"), before);
 
     // A lock that pins other extracted bytes is a hard error.
     let bad = text.replacen(&l61.files["vmlinux"], &"0".repeat(64), 1);
     std::fs::write(kdir.join("kernels.lock"), bad).unwrap();
-    let err = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap_err();
+    let err = e.prepare("debian-6.1").unwrap_err();
     assert!(matches!(err, KernelError::LockMismatch { .. }), "{err}");
     assert!(err.to_string().contains("vmlinux has sha256"), "{err}");
     std::fs::write(kdir.join("kernels.lock"), &text).unwrap();
 
     // gc keeps what the lock names and removes the rest, but not while it is in use: this
     // process holds what it prepared until it lets go.
-    prepare(&spec("debian:6.1.170-3"), &e.cache, &e.opts).unwrap();
+    e.prepare("debian:6.1.170-3").unwrap();
     assert_eq!(gc(&e.cache, &lock).unwrap(), Vec::<PathBuf>::new());
     e.cache.release_all();
     let removed = gc(&e.cache, &lock).unwrap();
     let names: Vec<_> = removed.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
     assert_eq!(names, ["linux-image-6.1.0-98-amd64_6.1.170-3"]);
-    assert!(prepare(&spec("debian-6.1"), &e.cache, &e.opts).is_ok());
+    assert!(e.prepare("debian-6.1").is_ok());
     assert_eq!(gc(&e.cache, &lock).unwrap(), Vec::<PathBuf>::new());
 
     // The mirror dropped the pinned build (Debian keeps only recent ones): say what to do.
@@ -755,7 +762,7 @@ fn lock_pins_update_rewrites_and_gc_collects() {
     assert_eq!(gc(&e.cache, &Lock::default()).unwrap().len(), 2);
     std::fs::remove_file(e.server.file(&format!("pool/main/l/linux/linux-image-{REL_61}_6.1.176-1_amd64.deb")))
         .unwrap();
-    let err = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap_err();
+    let err = e.prepare("debian-6.1").unwrap_err();
     assert!(matches!(err, KernelError::PinnedGone { .. }), "{err}");
     assert!(err.to_string().contains("run `kmatrix kernels update`"), "{err}");
 }
@@ -904,7 +911,7 @@ fn real_mirror_available() {
 #[test]
 fn changelog_comes_from_the_image_package_verified_and_is_kept() {
     let e = env();
-    let k = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap();
+    let k = e.prepare("debian-6.1").unwrap();
     let deb = format!("linux-image-{REL_61}_6.1.176-1_amd64.deb");
     assert_eq!(e.server.hits_ending(&deb), 1);
     assert_eq!(changelog::changelog(&k, &e.cache, &e.opts).unwrap(), CHANGELOG);
@@ -916,7 +923,7 @@ fn changelog_comes_from_the_image_package_verified_and_is_kept() {
 
     // A package that changed on the mirror since the build was prepared is refused.
     let e = env();
-    let k = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap();
+    let k = e.prepare("debian-6.1").unwrap();
     std::fs::write(e.server.file(&format!("pool/main/l/linux/{deb}")), b"tampered").unwrap();
     let err = changelog::changelog(&k, &e.cache, &e.opts).unwrap_err();
     assert!(matches!(err, KernelError::HashMismatch { .. } | KernelError::SizeMismatch { .. }), "{err}");
@@ -941,7 +948,7 @@ fn written_manifest_and_json_outputs_are_unchanged() {
     let value = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
 
     let e = env();
-    let k = prepare(&spec("debian-6.1"), &e.cache, &e.opts).unwrap();
+    let k = e.prepare("debian-6.1").unwrap();
     let root = e.cache.root();
     let manifest = std::fs::read_to_string(k.manifest.as_ref().unwrap()).unwrap();
     assert_eq!(manifest, include_str!("fixtures/json/manifest.json"));
