@@ -265,6 +265,12 @@ impl ScenarioResult {
         }
     }
 
+    /// Set the kernel the result is of (its label in the matrix).
+    pub fn on_kernel(mut self, kernel: impl Into<String>) -> Self {
+        self.kernel = kernel.into();
+        self
+    }
+
     /// Set the excerpt, cut to [`MAX_EXCERPT`] bytes on a character boundary.
     pub fn with_excerpt(mut self, raw: &str) -> Self {
         self.excerpt = bounded(raw, MAX_EXCERPT);

@@ -101,8 +101,7 @@ mod tests {
     #[test]
     fn writes_a_trace_and_a_flame_graph_next_to_the_results() {
         let d = tempfile::tempdir().unwrap();
-        let mut r = ScenarioResult::new("tool.perf.flamegraph", Status::Pass, "");
-        r.kernel = "debian:6.12.57-1~bpo12+1".into();
+        let mut r = ScenarioResult::new("tool.perf.flamegraph", Status::Pass, "").on_kernel("debian:6.12.57-1~bpo12+1");
         r.detail = serde_json::json!({"collapsed": ["hello;main;hello_greet 3"]});
         r.excerpt = " hello-90 [000] ..... 1.5: sched_switch: prev_comm=hello".into();
         let rel = write(d.path(), &r).unwrap();

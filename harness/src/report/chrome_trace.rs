@@ -287,8 +287,7 @@ mod tests {
     use kmatrix_proto::Status;
 
     fn result(excerpt: &str) -> ScenarioResult {
-        let mut r = ScenarioResult::new("ftrace.function_graph.nested", Status::Pass, "");
-        r.kernel = "debian-6.1".into();
+        let mut r = ScenarioResult::new("ftrace.function_graph.nested", Status::Pass, "").on_kernel("debian-6.1");
         r.excerpt = excerpt.into();
         r
     }

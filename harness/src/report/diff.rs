@@ -67,9 +67,7 @@ mod tests {
     use super::*;
 
     fn r(k: &str, s: &str, st: Status) -> ScenarioResult {
-        let mut x = ScenarioResult::new(s, st, format!("{st}"));
-        x.kernel = k.into();
-        x
+        ScenarioResult::new(s, st, format!("{st}")).on_kernel(k)
     }
 
     #[test]

@@ -141,11 +141,9 @@ mod tests {
 
     #[test]
     fn page_has_cells_and_cannot_be_broken_out_of() {
-        let mut r = ScenarioResult::new("a.b.c", Status::Fail, "bad <b>");
-        r.kernel = "debian-6.1".into();
+        let mut r = ScenarioResult::new("a.b.c", Status::Fail, "bad <b>").on_kernel("debian-6.1");
         r.excerpt = "</script><script>alert(1)</script>".into();
-        let mut ok = ScenarioResult::new("a.b.d", Status::Pass, "");
-        ok.kernel = "debian-6.1".into();
+        let mut ok = ScenarioResult::new("a.b.d", Status::Pass, "").on_kernel("debian-6.1");
         ok.artifacts = vec!["artifacts/debian-6.1/a.b.d.trace.json".into()];
         let h = render(&[r, ok], &["debian-6.1".into(), "debian-6.12".into()], "run 1", "runs/run 1", "");
         assert!(h.contains("<td class=\"c fail\" data-i=\"0\" title=\"bad &lt;b&gt;\">fail</td><td>-</td>"), "{h}");

@@ -134,13 +134,12 @@ mod tests {
 
     #[test]
     fn statuses_map_to_junit_elements_and_text_is_escaped() {
-        let mut a = ScenarioResult::new("kprobe.tracefs.openat", Status::Fail, "hits 9 < 10 & \"x\"");
-        a.kernel = "debian-6.1".into();
+        let mut a =
+            ScenarioResult::new("kprobe.tracefs.openat", Status::Fail, "hits 9 < 10 & \"x\"").on_kernel("debian-6.1");
         a.excerpt = "ctl\u{1}char <tag>".into();
-        let mut b = ScenarioResult::new("kprobe.fprobe.openat", Status::Unsupported, "no f[ syntax");
-        b.kernel = "debian-6.1".into();
-        let mut c = ScenarioResult::new("ftrace.tracers.available", Status::Pass, "");
-        c.kernel = "debian-6.12".into();
+        let b =
+            ScenarioResult::new("kprobe.fprobe.openat", Status::Unsupported, "no f[ syntax").on_kernel("debian-6.1");
+        let mut c = ScenarioResult::new("ftrace.tracers.available", Status::Pass, "").on_kernel("debian-6.12");
         c.accel = "tcg".into();
         let x = render(&[a, b, c]);
         // The accelerator is a property of the suite that ran under it, and only of that one.

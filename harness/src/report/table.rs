@@ -147,9 +147,7 @@ mod tests {
     use kmatrix_proto::Count;
 
     fn r(k: &str, s: &str, st: Status) -> ScenarioResult {
-        let mut x = ScenarioResult::new(s, st, "why");
-        x.kernel = k.into();
-        x
+        ScenarioResult::new(s, st, "why").on_kernel(k)
     }
 
     #[test]

@@ -263,8 +263,7 @@ mod tests {
     use kmatrix_proto::KernelBuild;
 
     fn cell(kernel: &str, scenario: &str, status: Status, spec: Option<&str>, accel: &str) -> ScenarioResult {
-        let mut r = ScenarioResult::new(scenario, status, "");
-        r.kernel = kernel.into();
+        let mut r = ScenarioResult::new(scenario, status, "").on_kernel(kernel);
         r.accel = accel.into();
         r.build = spec.map(|s| KernelBuild { spec: s.into(), sha256: Some("a".repeat(64)), ..Default::default() });
         r.params.insert("count".into(), format!("{}", scenario.len()));

@@ -340,9 +340,7 @@ mod tests {
     use super::*;
 
     fn res(kernel: &str, scenario: &str, status: Status) -> ScenarioResult {
-        let mut r = ScenarioResult::new(scenario, status, "no f[ syntax in tracefs README");
-        r.kernel = kernel.into();
-        r
+        ScenarioResult::new(scenario, status, "no f[ syntax in tracefs README").on_kernel(kernel)
     }
 
     const EXP: &str = r#"
@@ -442,8 +440,8 @@ cause = "f[ syntax"
     fn a_listed_status_with_another_cause_is_a_fail_not_an_xfail() {
         let e = Expectations::parse(EXP, "expectations.toml", Role::Verdicts).unwrap();
         let mut r =
-            ScenarioResult::new("ftrace.function_graph.retval", Status::Unsupported, "tracer function_graph absent");
-        r.kernel = "debian-6.12".into();
+            ScenarioResult::new("ftrace.function_graph.retval", Status::Unsupported, "tracer function_graph absent")
+                .on_kernel("debian-6.12");
         let j = judge(&mut r, "6.12.57+deb13-amd64", Some("6.5"), None, &e);
         assert!(matches!(j, Judgement::OtherCause { expected: Status::Unsupported, .. }), "{j:?}");
         assert_eq!(r.status, Status::Fail);
@@ -452,12 +450,10 @@ cause = "f[ syntax"
         // errno is part of the cause too.
         let text = "[[expect]]\nkernel='k'\nscenario='s'\nstatus='unsupported'\nreason='r'\nerrno=95\n";
         let e = Expectations::parse(text, "x.toml", Role::Verdicts).unwrap();
-        let mut r = ScenarioResult::new("s", Status::Unsupported, "refused");
-        r.kernel = "k".into();
+        let mut r = ScenarioResult::new("s", Status::Unsupported, "refused").on_kernel("k");
         r.errno = Some(22);
         assert!(matches!(judge(&mut r, "6.1.0", None, None, &e), Judgement::OtherCause { .. }));
-        let mut r = ScenarioResult::new("s", Status::Unsupported, "refused");
-        r.kernel = "k".into();
+        let mut r = ScenarioResult::new("s", Status::Unsupported, "refused").on_kernel("k");
         r.errno = Some(95);
         assert_eq!(judge(&mut r, "6.1.0", None, None, &e), Judgement::Expected);
     }
