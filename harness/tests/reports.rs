@@ -61,14 +61,13 @@ fn chromium() -> String {
 fn junit_of_flaky_cells_and_errors_with_causes_validates() {
     use kmatrix_proto::{Cause, ScenarioResult, Status};
     let d = tempfile::tempdir().unwrap();
-    let mut first =
-        ScenarioResult::new("kprobe.tracefs.openat", Status::Fail, "kprobe_profile hits: expected 100, observed 99");
-    first.kernel = "debian-6.1".into();
-    let mut flaky = ScenarioResult::new("kprobe.tracefs.openat", Status::Flaky, "");
-    flaky.kernel = "debian-6.1".into();
+    let first =
+        ScenarioResult::new("kprobe.tracefs.openat", Status::Fail, "kprobe_profile hits: expected 100, observed 99")
+            .on_kernel("debian-6.1");
+    let mut flaky = ScenarioResult::new("kprobe.tracefs.openat", Status::Flaky, "").on_kernel("debian-6.1");
     flaky.previous = Some(Box::new(first));
-    let mut err = ScenarioResult::new("ftrace.tracers.available", Status::Error, "scenario timed out after 6.0 s");
-    err.kernel = "debian-6.1".into();
+    let mut err = ScenarioResult::new("ftrace.tracers.available", Status::Error, "scenario timed out after 6.0 s")
+        .on_kernel("debian-6.1");
     err.cause = Some(Cause::Timeout);
     let text: String = [flaky, err].iter().map(|r| serde_json::to_string(r).unwrap() + "\n").collect();
     std::fs::write(d.path().join("results.jsonl"), text).unwrap();
