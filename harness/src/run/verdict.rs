@@ -358,36 +358,57 @@ cause = "f[ syntax"
         assert_eq!(KVersion::parse("5.15"), Some(KVersion::new(5, 15, 0)));
     }
 
+    /// `unsupported` against the scenario's `since`/`until` and the machine: it stands below
+    /// `since`, after `until`, without a `since`, on a kernel without a version, and where the
+    /// machine lacks what the scenario needs (TCG has no PMU); anywhere else it is a failure.
     #[test]
-    fn unsupported_below_since_stands_and_above_since_fails() {
+    fn unsupported_is_judged_by_since_until_and_the_machine() {
         let e = Expectations::default();
-        let mut r = res("debian-5.10", "kprobe.eprobe.openat", Status::Unsupported);
-        assert_eq!(judge(&mut r, "5.10.0-30-amd64", Some("5.15"), None, &e), Judgement::Kept);
-        assert_eq!(r.status, Status::Unsupported);
+        let kept = (Judgement::Kept, Status::Unsupported);
+        let fails = |a, b, c| (Judgement::UnsupportedSinceFail { since: KVersion::new(a, b, c) }, Status::Fail);
+        let no_pmu = Some("TCG emulates no hardware PMU");
+        for (release, since, until, machine, want) in [
+            ("5.10.0-30-amd64", Some("5.15"), None, None, kept.clone()),
+            ("6.1.0-47-amd64", Some("5.15"), None, None, fails(5, 15, 0)),
+            ("6.1.0-47-amd64", Some("3.13"), Some("5.18"), None, kept.clone()),
+            ("5.10.0-30-amd64", Some("3.13"), Some("5.18"), None, fails(3, 13, 0)),
+            ("6.1.0-47-amd64", Some(""), None, None, kept.clone()),
+            ("", Some("6.4"), None, None, kept.clone()),
+            ("6.1.0-50-amd64", Some("2.6.31"), None, no_pmu, kept.clone()),
+            ("6.1.0-50-amd64", Some("2.6.31"), None, None, fails(2, 6, 31)),
+        ] {
+            let mut r = res("k", "s", Status::Unsupported);
+            let j = judge_on(&mut r, release, since, until, machine, &e);
+            assert_eq!((j, r.status), want, "{release:?} since {since:?} until {until:?} machine {machine:?}");
+        }
+    }
+
+    #[test]
+    fn a_failed_since_keeps_the_agents_word_and_says_why() {
+        let e = Expectations::default();
         let mut r = res("debian-6.1", "kprobe.eprobe.openat", Status::Unsupported);
-        assert_eq!(
-            judge(&mut r, "6.1.0-47-amd64", Some("5.15"), None, &e),
-            Judgement::UnsupportedSinceFail { since: KVersion::new(5, 15, 0) }
-        );
-        assert_eq!(r.status, Status::Fail);
+        judge(&mut r, "6.1.0-47-amd64", Some("5.15"), None, &e);
         assert_eq!(r.agent_status, Some(Status::Unsupported));
         assert_eq!(r.reason, "no f[ syntax in tracefs README", "the agent's reason is kept");
         assert!(r.verdict.as_deref().unwrap_or("").contains("since 5.15.0"), "{:?}", r.verdict);
     }
 
     #[test]
-    fn unsupported_after_removal_or_without_since_stands() {
+    fn a_machine_requirement_is_judged_with_the_accelerator() {
+        let requires = vec!["machine: hardware PMU".to_string(), "program /bin/hello".to_string()];
+        assert_eq!(machine_unmet(&requires, "tcg").as_deref(), Some("TCG emulates no hardware PMU"));
+        assert_eq!(machine_unmet(&requires, "kvm"), None);
+    }
+
+    #[test]
+    fn a_kernel_without_a_version_is_said_not_judged() {
         let e = Expectations::default();
-        let mut r = res("debian-6.1", "ftrace.event.urandom_read", Status::Unsupported);
-        assert_eq!(judge(&mut r, "6.1.0-47-amd64", Some("3.13"), Some("5.18"), &e), Judgement::Kept);
-        assert_eq!(r.status, Status::Unsupported);
-        let mut r = res("debian-5.10", "ftrace.event.urandom_read", Status::Unsupported);
-        assert_eq!(
-            judge(&mut r, "5.10.0-30-amd64", Some("3.13"), Some("5.18"), &e),
-            Judgement::UnsupportedSinceFail { since: KVersion::new(3, 13, 0) }
-        );
-        let mut r = res("debian-6.1", "perf.hardware.instructions", Status::Unsupported);
-        assert_eq!(judge(&mut r, "6.1.0-47-amd64", Some(""), None, &e), Judgement::Kept);
+        let mut r = res("local-abc", "kprobe.fprobe.openat", Status::Unsupported);
+        judge(&mut r, "", Some("6.4"), None, &e);
+        assert!(r.verdict.as_deref().unwrap_or("").contains("not judged against `since` 6.4"), "{:?}", r.verdict);
+        let mut r = res("debian-6.1", "kprobe.fprobe.openat", Status::Pass);
+        judge(&mut r, "6.1.0-50-amd64", Some("6.4"), None, &e);
+        assert_eq!(r.verdict, None);
     }
 
     #[test]
@@ -405,35 +426,6 @@ cause = "f[ syntax"
         );
         assert_eq!(r.status, Status::Pass);
         assert!(r.verdict.as_deref().unwrap_or("").starts_with(STALE), "{:?}", r.verdict);
-    }
-
-    #[test]
-    fn a_machine_requirement_is_judged_with_the_accelerator() {
-        let e = Expectations::default();
-        let requires = vec!["machine: hardware PMU".to_string(), "program /bin/hello".to_string()];
-        let tcg = machine_unmet(&requires, "tcg");
-        assert_eq!(tcg.as_deref(), Some("TCG emulates no hardware PMU"));
-        assert_eq!(machine_unmet(&requires, "kvm"), None);
-        let mut r = res("debian-6.1", "perf.hardware.instructions", Status::Unsupported);
-        assert_eq!(judge_on(&mut r, "6.1.0-50-amd64", Some("2.6.31"), None, tcg.as_deref(), &e), Judgement::Kept);
-        assert_eq!(r.status, Status::Unsupported);
-        // Under KVM the machine has a PMU: unsupported on a kernel since 2.6.31 is a failure.
-        let mut r = res("debian-6.1", "perf.hardware.instructions", Status::Unsupported);
-        let j = judge_on(&mut r, "6.1.0-50-amd64", Some("2.6.31"), None, None, &e);
-        assert!(matches!(j, Judgement::UnsupportedSinceFail { .. }), "{j:?}");
-        assert_eq!(r.status, Status::Fail);
-    }
-
-    #[test]
-    fn a_kernel_without_a_version_is_said_not_judged() {
-        let e = Expectations::default();
-        let mut r = res("local-abc", "kprobe.fprobe.openat", Status::Unsupported);
-        assert_eq!(judge(&mut r, "", Some("6.4"), None, &e), Judgement::Kept);
-        assert_eq!(r.status, Status::Unsupported);
-        assert!(r.verdict.as_deref().unwrap_or("").contains("not judged against `since` 6.4"), "{:?}", r.verdict);
-        let mut r = res("debian-6.1", "kprobe.fprobe.openat", Status::Pass);
-        judge(&mut r, "6.1.0-50-amd64", Some("6.4"), None, &e);
-        assert_eq!(r.verdict, None);
     }
 
     #[test]
