@@ -6,7 +6,7 @@
 mod common;
 use common::kmatrix;
 
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A scratch directory the guest can see (the guest's /tmp is its own, not the host's).
@@ -81,34 +81,31 @@ fn vm_exec_runs_scripts_with_env_cwd_stdin_and_exit_codes() {
     assert!(stdout.contains("stdin=from the host"), "{stdout}");
     assert!(stderr.contains("oops"), "{stderr}");
     // A signal is 128 + its number, as a shell reports it.
-    let out =
-        kmatrix().args(["exec", "--kernel", "debian-6.1", "--", "/bin/sh", "-c", "kill -TERM $$"]).output().unwrap();
+    let (out, _) = sh_on_6_1(&[], "kill -TERM $$");
     assert_eq!(out.status.code(), Some(128 + 15), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
 fn vm_exec_kills_a_program_at_its_timeout_with_what_it_left_behind() {
-    let t = Instant::now();
-    let out = kmatrix()
-        .args(["exec", "--kernel", "debian-6.1", "--timeout", "3", "--"])
-        .args(["/bin/sh", "-c", "echo started; (sleep 600 &); sleep 600"])
-        .output()
-        .unwrap();
+    let (out, took) = sh_on_6_1(&["--timeout", "3"], "echo started; (sleep 600 &); sleep 600");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(128 + 9), "{stdout}\n{stderr}");
     assert!(stdout.contains("started"), "output so far is kept: {stdout}");
-    assert!(t.elapsed() < Duration::from_secs(30), "took {:?}", t.elapsed());
+    assert!(took < Duration::from_secs(30), "took {took:?}");
     // A program that exits while a child it left holds its output: the grace ends it.
-    let t = Instant::now();
-    let out = kmatrix()
-        .args(["exec", "--kernel", "debian-6.1", "--timeout", "60", "--"])
-        .args(["/bin/sh", "-c", "(sleep 600 &); echo parent-done"])
-        .output()
-        .unwrap();
+    let (out, took) = sh_on_6_1(&["--timeout", "60"], "(sleep 600 &); echo parent-done");
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("parent-done"));
-    assert!(t.elapsed() < Duration::from_secs(20), "a grandchild held the pipes: {:?}", t.elapsed());
+    assert!(took < Duration::from_secs(20), "a grandchild held the pipes: {took:?}");
+}
+
+/// `kmatrix exec --kernel debian-6.1 FLAGS -- /bin/sh -c SCRIPT`: its output and how long it took.
+fn sh_on_6_1(flags: &[&str], script: &str) -> (Output, Duration) {
+    let t = Instant::now();
+    let out =
+        kmatrix().args(["exec", "--kernel", "debian-6.1"]).args(flags).args(["--", "/bin/sh", "-c", script]).output();
+    (out.unwrap(), t.elapsed())
 }
 
 #[test]
