@@ -62,10 +62,10 @@ impl<T> Ended for std::result::Result<T, ScenarioResult> {
     }
 }
 
-/// A tool's run as a [`Step`]: its outcome when it ended well (see [`ok`]); else the scenario
+/// A tool's run as a [`Step`]: its outcome when it ended well (see [`ExecOutcome::success`]); else the scenario
 /// ends `fail` with `reason`, and the tool's output is the evidence.
 pub fn checked(ctx: &Ctx, tool: &Tool, out: ExecOutcome, reason: impl Into<String>) -> Step<ExecOutcome> {
-    Ok(if ok(&out) { Ok(out) } else { Err(failed(ctx, tool, Status::Fail, reason, &out)) })
+    Ok(if out.success() { Ok(out) } else { Err(failed(ctx, tool, Status::Fail, reason, &out)) })
 }
 
 /// The `syscalls:sys_enter_openat` event the tools list, count and record.
@@ -266,14 +266,9 @@ pub fn ended(out: &ExecOutcome) -> String {
     }
 }
 
-/// Whether the tool exited 0 within its time ([`ExecOutcome::success`]).
-pub fn ok(out: &ExecOutcome) -> bool {
-    out.success()
-}
-
 /// The problem of a run that did not end well, for a verdict: its end and stderr's tail.
 pub fn problem(what: &str, out: &ExecOutcome) -> Option<String> {
-    (!ok(out)).then(|| format!("{what}: {}: {}", ended(out), excerpt::tail(out.stderr.trim(), 5)))
+    (!out.success()).then(|| format!("{what}: {}: {}", ended(out), excerpt::tail(out.stderr.trim(), 5)))
 }
 
 /// A tool that could not do its job on this kernel: `status` (`fail` where it should work,
@@ -421,7 +416,7 @@ impl Workdir {
     }
 
     /// [`Workdir::run`] up to a [`MINUTE`] as a [`Step`]: a tool that does not end well (see
-    /// [`ok`]) ends the scenario `fail` with `reason` and the tool's output as evidence.
+    /// [`ExecOutcome::success`]) ends the scenario `fail` with `reason` and the tool's output as evidence.
     pub fn step(&self, ctx: &Ctx, tool: &Tool, argv: &[&str], reason: &str) -> Step<ExecOutcome> {
         checked(ctx, tool, self.run(argv, MINUTE)?, reason)
     }

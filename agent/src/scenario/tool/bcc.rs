@@ -141,7 +141,7 @@ fn run_bcc(ctx: &Ctx, dir: &Workdir, program: &str, mode: &str, workload: &[&str
     let mut argv = vec!["/usr/bin/python3", driver.as_str(), prog.as_str(), mode];
     argv.extend_from_slice(workload);
     let out = dir.run(&argv, TIMEOUT)?;
-    if host_tool::ok(&out) {
+    if out.success() {
         return Ok(Ok(out));
     }
     Ok(Err(host_tool::failed(ctx, &BCC, Status::Fail, "BCC could not load and run the program", &out)))
