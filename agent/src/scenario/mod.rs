@@ -54,15 +54,18 @@ fn catalogue() -> impl Iterator<Item = &'static Scenario> {
 /// The catalogue as the host lists and judges it (`kmatrix-agent --catalogue`).
 pub fn info() -> Vec<ScenarioInfo> {
     catalogue()
-        .map(|s| ScenarioInfo {
-            id: s.meta.id.to_string(),
-            summary: s.meta.summary.to_string(),
-            since: s.meta.since.to_string(),
-            until: s.meta.until.map(String::from),
-            requires: s.meta.requirements().into_iter().map(Req::describe).collect(),
-            params: s.meta.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            host_root: s.meta.requirements().iter().any(|r| matches!(r, Req::HostProgram { .. })),
-            kernel_headers: s.meta.requirements().iter().any(|r| matches!(r, Req::KernelHeaders)),
+        .map(|s| {
+            let reqs = s.meta.requirements();
+            ScenarioInfo {
+                id: s.meta.id.to_string(),
+                summary: s.meta.summary.to_string(),
+                since: s.meta.since.to_string(),
+                until: s.meta.until.map(String::from),
+                requires: reqs.iter().map(|r| r.describe()).collect(),
+                params: s.meta.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                host_root: reqs.iter().any(|r| matches!(r, Req::HostProgram { .. })),
+                kernel_headers: reqs.iter().any(|r| matches!(r, Req::KernelHeaders)),
+            }
         })
         .collect()
 }
