@@ -3,16 +3,13 @@
 //! schema with xmllint, the HTML matrix in headless Chromium, and `report diff` between two runs.
 
 mod common;
+use common::kmatrix;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runs").join(name)
-}
-
-fn kmatrix() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_kmatrix"))
 }
 
 /// `kmatrix report --format junit` of `run` into `dir`/junit.xml, checked against the schema with

@@ -6,15 +6,12 @@
 //! written apart from the library's own checker.
 
 mod common;
+use common::kmatrix;
 
 use kmatrix_proto::{ScenarioResult, Status};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn kmatrix() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_kmatrix"))
-}
 
 /// Every B closed by an E of the same name, in order, and no time going back, per (pid, tid).
 fn check_trace(v: &serde_json::Value) -> Vec<(i64, i64)> {
