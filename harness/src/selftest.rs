@@ -9,8 +9,9 @@
 
 #![warn(missing_docs)]
 
-use kmatrix_proto::{ScenarioResult, Status};
+use kmatrix_proto::{Cause, ExecOutcome, ScenarioResult, Status};
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 /// Marks the start of the per-case log listing the runner script prints after ftracetest.
 pub const LOGS_MARK: &str = "KMATRIX-FTRACETEST-LOGS";
@@ -163,6 +164,60 @@ pub fn result_of(c: &Case) -> ScenarioResult {
     r
 }
 
+/// The test files ftracetest runs for `tests` (its arguments, relative to `test_d`; all of
+/// `test.d` when empty): every `.tc` under them, relative to `test_d`, sorted.
+pub fn planned_files(test_d: &Path, tests: &[String]) -> Vec<String> {
+    let roots: Vec<PathBuf> =
+        if tests.is_empty() { vec![test_d.to_path_buf()] } else { tests.iter().map(|t| test_d.join(t)).collect() };
+    let mut files = Vec::new();
+    let mut stack = roots;
+    while let Some(p) = stack.pop() {
+        if p.is_dir() {
+            stack.extend(std::fs::read_dir(&p).into_iter().flatten().flatten().map(|e| e.path()));
+        } else if p.extension().is_some_and(|e| e == "tc") {
+            if let Ok(rel) = p.strip_prefix(test_d) {
+                files.push(rel.display().to_string());
+            }
+        }
+    }
+    files.sort();
+    files.dedup();
+    files
+}
+
+/// When ftracetest did not end on its own (killed at the timeout, by a signal, or with an exit
+/// code other than its 0 and 1), every planned file no case reached is an `error` result, with
+/// cause `timeout` when the run timed out: a run cut short never reads as the cases it reached.
+/// Empty when ftracetest ended on its own.
+pub fn unreached(cases: &[Case], planned: &[String], ended: &ExecOutcome) -> Vec<ScenarioResult> {
+    let on_its_own = !ended.timed_out && matches!(ended.exit_code, Some(0 | 1));
+    if on_its_own {
+        return Vec::new();
+    }
+    let reached: std::collections::BTreeSet<&str> = cases.iter().filter_map(|c| c.file.as_deref()).collect();
+    planned
+        .iter()
+        .filter(|f| !reached.contains(f.as_str()))
+        .map(|f| {
+            let case = Case {
+                number: 0,
+                description: String::new(),
+                result: String::new(),
+                file: Some(f.clone()),
+                log: String::new(),
+            };
+            let mut r = ScenarioResult::new(
+                &scenario_id(&case),
+                Status::Error,
+                format!("ftracetest {} before it reached {f}", ended.describe()),
+            );
+            r.cause = Some(if ended.timed_out { Cause::Timeout } else { Cause::Infrastructure });
+            r.detail = serde_json::json!({ "file": f, "reached": false });
+            r
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,5 +258,38 @@ mod tests {
         assert!(result_of(&cases[1]).excerpt.contains("tracer missing"));
         // Lines that only look like cases are not cases.
         assert!(parse("[x] not a case\t[PASS]\n[5] no result\n[6] odd\t[MAYBE]\n").is_empty());
+    }
+
+    #[test]
+    fn a_run_cut_short_makes_every_case_it_did_not_reach_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        for f in ["00basic/basic1.tc", "00basic/basic2.tc", "kprobe/kprobe_args.tc", "kprobe/README"] {
+            std::fs::create_dir_all(d.path().join(f).parent().unwrap()).unwrap();
+            std::fs::write(d.path().join(f), "").unwrap();
+        }
+        let all = planned_files(d.path(), &[]);
+        assert_eq!(all, ["00basic/basic1.tc", "00basic/basic2.tc", "kprobe/kprobe_args.tc"]);
+        assert_eq!(planned_files(d.path(), &["kprobe".into()]), ["kprobe/kprobe_args.tc"]);
+        let mut cases = parse(OUTPUT);
+        cases.truncate(2);
+        locate_files(&mut cases, d.path());
+        let ended = |timed_out, exit_code, signal| ExecOutcome { timed_out, exit_code, signal, ..Default::default() };
+        // Ended on its own (0, or 1 when a case failed): nothing is made up.
+        assert!(unreached(&cases, &all, &ended(false, Some(1), None)).is_empty());
+        assert!(unreached(&cases, &all, &ended(false, Some(0), None)).is_empty());
+        let cut = unreached(&cases, &all, &ended(true, None, Some(9)));
+        let got: Vec<(&str, Status, Option<Cause>)> =
+            cut.iter().map(|r| (r.scenario.as_str(), r.status, r.cause)).collect();
+        assert_eq!(
+            got,
+            [
+                ("selftest.ftrace.00basic.basic1", Status::Error, Some(Cause::Timeout)),
+                ("selftest.ftrace.kprobe.kprobe_args", Status::Error, Some(Cause::Timeout)),
+            ]
+        );
+        assert_eq!(cut[0].reason, "ftracetest timed out before it reached 00basic/basic1.tc");
+        let killed = unreached(&cases, &all, &ended(false, None, Some(9)));
+        assert_eq!(killed.len(), 2);
+        assert!(killed.iter().all(|r| r.cause == Some(Cause::Infrastructure)), "{killed:?}");
     }
 }

@@ -219,7 +219,6 @@ impl MatrixTest {
         self
     }
 
-    /// Pin the exact status of one (kernel, scenario) pair.
     /// Pin the status the agent must report for one (kernel, scenario) pair (`pass`, `fail`,
     /// `unsupported`), with why.
     pub fn expect(mut self, kernel: &str, scenario: &str, status: Status, why: &str) -> Self {
@@ -230,6 +229,7 @@ impl MatrixTest {
             reason: why.into(),
             cause: None,
             errno: None,
+            counts: Vec::new(),
         });
         self
     }

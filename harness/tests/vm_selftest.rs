@@ -43,3 +43,31 @@ fn vm_selftest_ftrace_cases_become_results_with_ftracetest_statuses() {
         .unwrap();
     common::assert_bad_input(&out, &["00basic/no_such_case.tc"]);
 }
+
+/// ftracetest killed at `--timeout` (half a second: less than bash and ftracetest's own start
+/// take under TCG) is not a run of the cases it reached: every case it did not reach is
+/// `error (timeout)`, and the exit code is the infrastructure's.
+#[test]
+fn vm_selftest_ftrace_cut_at_the_timeout_is_an_error_for_every_case_not_reached() {
+    let d = tempfile::tempdir().unwrap();
+    let tests = ["00basic/basic1.tc", "00basic/basic2.tc", "kprobe/kprobe_args.tc"];
+    let out = common::kmatrix()
+        .args(["selftest", "ftrace", "--kernels", "debian-6.1", "--json", "--timeout", "0.5", "--out"])
+        .arg(d.path())
+        .args(["--tests", &tests.join(",")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let rs = common::json_results(&out.stdout);
+    let mut ids: Vec<&str> = rs.iter().map(|r| r.scenario.as_str()).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["selftest.ftrace.00basic.basic1", "selftest.ftrace.00basic.basic2", "selftest.ftrace.kprobe.kprobe_args"],
+        "{stderr}"
+    );
+    let cut: Vec<_> = rs.iter().filter(|r| r.status == Status::Error).collect();
+    assert!(!cut.is_empty(), "{rs:?}");
+    assert!(cut.iter().all(|r| r.cause == Some(kmatrix_proto::Cause::Timeout) && r.reason.contains("timed out")), "{cut:?}");
+}

@@ -53,6 +53,10 @@ pub enum Req {
     All(&'static [Req]),
 }
 
+/// A hardware PMU, as the host matches it (`machine: hardware PMU`): scenarios that count
+/// PERF_TYPE_HARDWARE events need one (TCG emulates none).
+pub const HARDWARE_PMU: Req = Req::Machine("hardware PMU");
+
 impl Req {
     /// The requirements in `reqs`, groups ([`Req::All`]) written out, in order.
     pub fn flatten(reqs: &'static [Req]) -> Vec<&'static Req> {

@@ -176,7 +176,7 @@ pub async fn execute(run: MatrixRun, mut on: impl FnMut(Progress)) -> Result<Out
                     &release,
                     Some(&since_v),
                     until_v.as_deref(),
-                    machine.as_deref(),
+                    machine,
                     &run.expectations,
                 );
                 if let Judgement::Stale { expected } = &j {

@@ -38,6 +38,11 @@ pub struct Expectation {
     /// The errno the failing call must have returned.
     #[serde(default)]
     pub errno: Option<i32>,
+    /// The counts the cause makes differ (text each such count's name contains): a count that
+    /// differs and is none of these, nor shows `cause` itself, is a deviation the expectation
+    /// does not explain, so the result is a `fail`.
+    #[serde(default)]
+    pub counts: Vec<String>,
 }
 
 impl Expectation {
@@ -71,6 +76,19 @@ impl Expectation {
                 return Err(OtherCause::NotShown { cause: cause.clone() });
             }
         }
+        // The whole deviation, not a part of it: every count that differs is one the cause
+        // explains, so a second regression behind a known bug is still seen.
+        let explained = |line: &str, what: &str| {
+            self.cause.as_deref().is_some_and(|c| line.contains(c)) || self.counts.iter().any(|n| what.contains(n.as_str()))
+        };
+        if let Some(c) = r.counts.iter().find(|c| {
+            c.expected != c.observed
+                && !explained(&format!("{}: expected {}, observed {}", c.what, c.expected, c.observed), &c.what)
+        }) {
+            return Err(OtherCause::Unexplained {
+                count: format!("{}: expected {}, observed {}", c.what, c.expected, c.observed),
+            });
+        }
         Ok(())
     }
 }
@@ -92,6 +110,13 @@ pub enum OtherCause {
     NotShown {
         /// The text that was looked for.
         cause: String,
+    },
+    /// A count differs that the expectation's cause does not explain (see
+    /// [`Expectation::counts`]).
+    #[error("a count differs that the expected cause does not explain ({count})")]
+    Unexplained {
+        /// The count, as `what: expected E, observed O`.
+        count: String,
     },
 }
 
@@ -200,11 +225,22 @@ impl Expectations {
     }
 }
 
+/// A machine requirement the host knows is unmet, and the words an `unsupported` result must
+/// say for the machine to be its cause: an `unsupported` for any other cause is judged like
+/// every other one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MachineGap {
+    /// Why the machine lacks it (`TCG emulates no hardware PMU`).
+    pub why: &'static str,
+    /// What the agent's reason says when this is the cause (`no hardware PMU`).
+    pub shows: &'static str,
+}
+
 /// The machine requirements the host can judge, with what makes them unmet: a scenario that
 /// requires `machine: hardware PMU` cannot have one under TCG, which emulates none.
-pub fn machine_unmet(requires: &[String], accel: &str) -> Option<String> {
+pub fn machine_unmet(requires: &[String], accel: &str) -> Option<MachineGap> {
     let pmu = requires.iter().any(|r| r == "machine: hardware PMU");
-    (pmu && accel == "tcg").then(|| "TCG emulates no hardware PMU".to_string())
+    (pmu && accel == "tcg").then_some(MachineGap { why: "TCG emulates no hardware PMU", shows: "no hardware PMU" })
 }
 
 /// How a result's verdict starts when an expectation no longer applies.
@@ -260,7 +296,7 @@ pub fn judge_on(
     release: &str,
     since: Option<&str>,
     until: Option<&str>,
-    machine: Option<&str>,
+    machine: Option<MachineGap>,
     exp: &Expectations,
 ) -> Judgement {
     r.agent_status = Some(r.status);
@@ -312,9 +348,11 @@ pub fn judge_on(
         ));
         return stale.unwrap_or(Judgement::Kept);
     }
-    if let (Status::Unsupported, Some(why)) = (r.status, machine) {
-        r.verdict = Some(format!("unsupported stands: {why}"));
-        return stale.unwrap_or(Judgement::Kept);
+    if let (Status::Unsupported, Some(gap)) = (r.status, machine) {
+        if r.reason.contains(gap.shows) {
+            r.verdict = Some(format!("unsupported stands: {}", gap.why));
+            return stale.unwrap_or(Judgement::Kept);
+        }
     }
     if r.status == Status::Unsupported {
         let removed = match (until.and_then(KVersion::parse), KVersion::parse(release)) {
@@ -366,7 +404,7 @@ cause = "f[ syntax"
         let e = Expectations::default();
         let kept = (Judgement::Kept, Status::Unsupported);
         let fails = |a, b, c| (Judgement::UnsupportedSinceFail { since: KVersion::new(a, b, c) }, Status::Fail);
-        let no_pmu = Some("TCG emulates no hardware PMU");
+        let no_pmu = machine_unmet(&["machine: hardware PMU".to_string()], "tcg");
         for (release, since, until, machine, want) in [
             ("5.10.0-30-amd64", Some("5.15"), None, None, kept.clone()),
             ("6.1.0-47-amd64", Some("5.15"), None, None, fails(5, 15, 0)),
@@ -378,6 +416,7 @@ cause = "f[ syntax"
             ("6.1.0-50-amd64", Some("2.6.31"), None, None, fails(2, 6, 31)),
         ] {
             let mut r = res("k", "s", Status::Unsupported);
+            r.reason = "no hardware PMU: perf_event_open(PERF_TYPE_HARDWARE, instructions) failed with ENOENT".into();
             let j = judge_on(&mut r, release, since, until, machine, &e);
             assert_eq!((j, r.status), want, "{release:?} since {since:?} until {until:?} machine {machine:?}");
         }
@@ -396,8 +435,24 @@ cause = "f[ syntax"
     #[test]
     fn a_machine_requirement_is_judged_with_the_accelerator() {
         let requires = vec!["machine: hardware PMU".to_string(), "program /bin/hello".to_string()];
-        assert_eq!(machine_unmet(&requires, "tcg").as_deref(), Some("TCG emulates no hardware PMU"));
+        assert_eq!(machine_unmet(&requires, "tcg").map(|g| g.why), Some("TCG emulates no hardware PMU"));
         assert_eq!(machine_unmet(&requires, "kvm"), None);
+    }
+
+    /// The machine excuses only the `unsupported` it causes: on TCG a PMU scenario that is
+    /// unsupported for another reason (perf missing, a refused attribute) is judged by `since`.
+    #[test]
+    fn a_machine_gap_excuses_only_the_unsupported_it_causes() {
+        let e = Expectations::default();
+        let gap = machine_unmet(&["machine: hardware PMU".to_string()], "tcg");
+        let mut r = res("debian-6.1", "tool.perf.stat_instructions", Status::Unsupported);
+        r.reason = "no hardware PMU: perf stat reports instructions <not supported>".into();
+        assert_eq!(judge_on(&mut r, "6.1.0-50-amd64", Some("2.6.31"), None, gap, &e), Judgement::Kept);
+        assert_eq!(r.verdict.as_deref(), Some("unsupported stands: TCG emulates no hardware PMU"));
+        let mut r = res("debian-6.1", "tool.perf.stat_instructions", Status::Unsupported);
+        r.reason = "perf_event_open(instructions) failed with EINVAL".into();
+        let j = judge_on(&mut r, "6.1.0-50-amd64", Some("2.6.31"), None, gap, &e);
+        assert_eq!((j, r.status), (Judgement::UnsupportedSinceFail { since: KVersion::new(2, 6, 31) }, Status::Fail));
     }
 
     #[test]
@@ -466,5 +521,40 @@ cause = "f[ syntax"
         let twice = format!("{}{}", entry("status='pass'\n"), entry("status='fail'\n"));
         let err = Expectations::parse(&twice, "p.toml", Role::Pins).unwrap_err();
         assert!(err.to_string().contains("listed twice"), "{err}");
+    }
+
+    /// An expected `fail` covers the deviation its cause explains and nothing more: a second
+    /// count that regresses behind the known bug makes the cell `fail` again.
+    #[test]
+    fn an_expected_cause_must_explain_every_count_that_differs() {
+        let e = Expectations::parse(
+            r#"
+[[expect]]
+kernel = "debian-6.1"
+scenario = "kprobe.eprobe.sys_enter_openat"
+status = "fail"
+reason = "6.1 reads the pointer as one byte"
+cause = "the sign-extended low byte of the pointer"
+counts = ["entries with filename="]
+"#,
+            "expectations.toml",
+            Role::Verdicts,
+        )
+        .unwrap();
+        let count = |what: &str, expected, observed| kmatrix_proto::Count { what: what.into(), expected, observed };
+        let mut known = res("debian-6.1", "kprobe.eprobe.sys_enter_openat", Status::Fail);
+        known.reason = "$filename read as 0xff..9e, the sign-extended low byte of the pointer 0x7ffd..9e".into();
+        known.counts = vec![
+            count("kmatrix/openat_e entries for the workload pid", 100, 100),
+            count("kmatrix/openat_e entries with filename=/etc/hostname", 100, 0),
+        ];
+        let mut worse = known.clone();
+        worse.counts[0].observed = 37;
+        assert_eq!(judge(&mut known, "6.1.0-50-amd64", Some("5.15"), None, &e), Judgement::Expected);
+        let j = judge(&mut worse, "6.1.0-50-amd64", Some("5.15"), None, &e);
+        let why = OtherCause::Unexplained {
+            count: "kmatrix/openat_e entries for the workload pid: expected 100, observed 37".into(),
+        };
+        assert_eq!((j, worse.status), (Judgement::OtherCause { expected: Status::Fail, why }, Status::Fail));
     }
 }

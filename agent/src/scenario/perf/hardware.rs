@@ -6,7 +6,7 @@
 
 use crate::perf::{self, Attr};
 use crate::scenario::meta::{Ctx, Meta, Scenario};
-use crate::scenario::req::Req;
+use crate::scenario::req::{Req, HARDWARE_PMU};
 use crate::scenario::support::gated::workload_problems;
 use crate::scenario::support::perf::{count_run, gated_hello, refused};
 use crate::scenario::support::verdict::{count, unsupported};
@@ -23,12 +23,10 @@ pub const INSTRUCTIONS: Scenario = Meta::new("perf.hardware.instructions", "2.6.
         "the seeds' `perf stat -e instructions ./hello`: PERF_TYPE_HARDWARE instructions > 0 (unsupported \
         without a PMU, errno as evidence)",
     )
-    .requires(&[Req::Machine(HARDWARE_PMU), Req::Program(workload::HELLO)])
+    .requires(&[HARDWARE_PMU, Req::Program(workload::HELLO)])
     .params(&[("count", "10")])
     .run(instructions);
 
-/// The machine requirement, as the host matches it (`machine: hardware PMU`).
-const HARDWARE_PMU: &str = "hardware PMU";
 
 fn instructions(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let (n, attach, w) = gated_hello(ctx)?;

@@ -7,7 +7,7 @@
 
 use crate::mounts::TRACEFS;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
-use crate::scenario::req::Req;
+use crate::scenario::req::{Req, HARDWARE_PMU};
 use crate::scenario::support::host_tool::{self, step, Step, Tool, Workdir, MINUTE};
 use crate::scenario::support::openat_loop::{self};
 use crate::scenario::support::stacks::{self, Sample};
@@ -129,10 +129,13 @@ fn stat_value(stderr: &str, event: &str) -> Option<String> {
 
 /// The seeds' `perf stat -e instructions ./hello`: instructions counted where the machine has a
 /// hardware PMU; `unsupported` with perf's own `<not supported>` line where it has none (TCG).
-// Depends on the machine's PMU (QEMU TCG has none, KVM with a vPMU has one), not the kernel.
-pub const STAT_INSTRUCTIONS: Scenario = Meta::new("tool.perf.stat_instructions", "")
+// perf stat counts PERF_TYPE_HARDWARE since 2.6.31 (as perf.hardware.instructions); whether a PMU
+// exists depends on the machine (TCG has none, KVM with a vPMU has one): `Req::Machine`, judged by
+// the host, which lets `unsupported` stand only where the machine lacks the PMU and the result
+// says so.
+pub const STAT_INSTRUCTIONS: Scenario = Meta::new("tool.perf.stat_instructions", "2.6.31")
     .summary("the seeds' perf stat -e instructions ./hello: > 0 instructions, unsupported without a PMU (perf's line as evidence)")
-    .requires(&[Req::Program(HELLO), REQ])
+    .requires(&[Req::Program(HELLO), REQ, HARDWARE_PMU])
     .run(stat_instructions);
 
 fn stat_instructions(ctx: &mut Ctx) -> Result<ScenarioResult> {
