@@ -1,6 +1,7 @@
 //! `kmatrix gc`: keeps what kmatrix leaves on disk within a size budget. The cache's kernels,
-//! guest images, snapshots, the agent binaries the catalogue runs and the index copies, and the
-//! run directories (`run-*` under the runs directory) are removed least recently used first until
+//! guest images, snapshots, the agent binaries the catalogue runs and the index copies, kernel
+//! header trees and selftests, the peers `bench` installed, host roots, and the run directories
+//! (`run-*` and `exec-*` under the runs directory) are removed least recently used first until
 //! their total fits; accelerator verdicts whose QEMU binary is gone (or changed: they can never
 //! match again) and staging directories a dead run left behind go whatever the budget.
 //!
@@ -76,7 +77,7 @@ pub enum Kind {
     Snapshot,
     /// An agent binary the catalogue ran on the host.
     Agent,
-    /// A run directory (`run-*`).
+    /// A run directory (`run-*`, or `exec-*` of `kmatrix exec --out`).
     Run,
     /// A staging directory or temporary file left by a run that died.
     Abandoned,
@@ -84,6 +85,14 @@ pub enum Kind {
     AccelVerdict,
     /// An image index entry (`image-inputs/<key>.json`) naming an image that is gone.
     ImageIndex,
+    /// A kernel's merged header tree (`headers/<release>_<version>`).
+    Headers,
+    /// A kernel source's selftests (`selftests/<package>_<version>`).
+    Selftests,
+    /// A peer tool `bench peers` installed (`bench/<peer>`).
+    Bench,
+    /// A host root kmatrix built to run in (`hosts/<name>`: the Ubuntu host of the tests).
+    HostRoot,
 }
 
 /// One thing on disk that gc may remove.
@@ -225,6 +234,10 @@ fn inventory(cache: &Cache, opts: &GcOptions) -> Result<(Vec<Item>, Vec<Removed>
         ("images", Kind::Image, "image-"),
         ("snapshots", Kind::Snapshot, "snapshot-"),
         ("agent", Kind::Agent, "agent-"),
+        ("headers", Kind::Headers, "headers-"),
+        ("selftests", Kind::Selftests, "selftests-"),
+        ("bench", Kind::Bench, "bench-"),
+        ("hosts", Kind::HostRoot, "hosts-"),
     ] {
         for (name, path) in list(&root.join(sub))? {
             if name.starts_with('.') {
@@ -247,7 +260,7 @@ fn inventory(cache: &Cache, opts: &GcOptions) -> Result<(Vec<Item>, Vec<Removed>
     }
     for dir in &opts.runs {
         for (name, path) in list(dir)? {
-            if name.starts_with("run-") && path.is_dir() {
+            if (name.starts_with("run-") || name.starts_with("exec-")) && path.is_dir() {
                 push(Kind::Run, path, None);
             }
         }
@@ -369,6 +382,10 @@ fn kind_word(k: Kind) -> &'static str {
         Kind::Abandoned => "staging",
         Kind::AccelVerdict => "accelerator verdict",
         Kind::ImageIndex => "image index entry",
+        Kind::Headers => "kernel headers",
+        Kind::Selftests => "kernel selftests",
+        Kind::Bench => "bench peer",
+        Kind::HostRoot => "host root",
     }
 }
 
@@ -543,5 +560,31 @@ mod tests {
         let r = gc(&cache, &opts(u64::MAX, Vec::new())).unwrap();
         assert!(!old.exists() && fresh.exists());
         assert_eq!(r.removed.len(), 1);
+    }
+
+    /// Everything kmatrix keeps counts against the budget: header trees, selftests, the peers
+    /// `bench` installed, host roots and `exec-*` directories too, not only kernels and images.
+    #[test]
+    fn every_kind_of_entry_counts_against_the_budget() {
+        let (_d, cache) = crate::cache::temp_cache();
+        let runs = tempfile::tempdir().unwrap();
+        let kb = 64 * 1024;
+        let mut made = Vec::new();
+        for (i, rel) in
+            ["headers/6.1.0-50-amd64_6.1.176-1", "selftests/linux-source-6.1_6.1.176-1", "bench/vmtest", "hosts/ubuntu-noble"]
+                .into_iter()
+                .enumerate()
+        {
+            made.push(entry(&cache, rel, kb, 1000 * (i as u64 + 1)));
+        }
+        let exec = runs.path().join("exec-1");
+        fs::create_dir_all(&exec).unwrap();
+        fs::write(exec.join("out"), vec![b'x'; kb]).unwrap();
+        let r = gc(&cache, &opts(0, vec![runs.path().to_path_buf()])).unwrap();
+        assert!(r.before >= 5 * kb as u64, "{}", render(&r));
+        let mut kinds: Vec<Kind> = r.removed.iter().map(|x| x.item.kind).collect();
+        kinds.sort_by_key(|k| format!("{k:?}"));
+        assert_eq!(kinds, [Kind::Bench, Kind::Headers, Kind::HostRoot, Kind::Run, Kind::Selftests]);
+        assert!(made.iter().chain([&exec]).all(|p| !p.exists()));
     }
 }

@@ -46,7 +46,10 @@ pub fn headers(kernel: &PreparedKernel, cache: &Cache, opts: &FetchOptions) -> R
         return Err(invalid("a local kernel has no Debian headers package (only Debian builds have one)".into()));
     };
     let release = kernel.release.clone();
-    let entry = cache.dir("headers")?.join(format!("{release}_{version}"));
+    let name = format!("{release}_{version}");
+    // Held before it is looked up, as every cache entry is: gc never removes it under a guest.
+    cache.hold(&format!("headers-{name}"))?;
+    let entry = cache.dir("headers")?.join(name);
     let tree = |packages: Vec<String>| HeadersTree { dir: entry.clone(), release: release.clone(), packages };
     if let Some(packages) = complete(&entry) {
         return Ok(tree(packages));

@@ -51,7 +51,9 @@ pub fn selftests(kernel: &PreparedKernel, name: &str, cache: &Cache, opts: &Fetc
         .or_else(|| candidates.last().copied())
         .ok_or_else(|| invalid(format!("suite {suite} has no {want} package")))?
         .clone();
-    let entry = cache.dir("selftests")?.join(format!("{}_{}", pkg.name, pkg.version)).join(name);
+    let held = format!("{}_{}", pkg.name, pkg.version);
+    cache.hold(&format!("selftests-{held}"))?;
+    let entry = cache.dir("selftests")?.join(held).join(name);
     let tree = |dir: PathBuf| SelftestTree {
         dir,
         package: pkg.name.clone(),
