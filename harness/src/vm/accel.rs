@@ -39,6 +39,11 @@ pub const PROBE_DEADLINE: Duration = Duration::from_secs(4);
 /// well under a second (snapshot saving comes after `Hello`); a KVM boot slower than this is a
 /// KVM that does not work, and the guest is redone under TCG.
 pub const KVM_HELLO_DEADLINE: Duration = Duration::from_secs(15);
+/// A cached TCG verdict is re-measured after this long: the probe or the KVM boot that made it
+/// may have failed for a passing reason (a loaded host, a module being reloaded), and a host
+/// whose KVM works must not stay on TCG for ever. A KVM verdict needs no expiry: a KVM that
+/// stops working is caught by the next boot and flipped.
+pub const TCG_VERDICT_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// The accelerator chosen and why.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -124,7 +129,7 @@ impl Accelerator {
         let verdict = match choice {
             AccelChoice::Tcg => forced(Accel::Tcg, "TCG forced (--accel tcg)"),
             AccelChoice::Kvm => forced(Accel::Kvm, "KVM forced (--accel kvm)"),
-            AccelChoice::Auto => match store.as_deref().and_then(read_verdict).filter(|v| v.host == host) {
+            AccelChoice::Auto => match store.as_deref().and_then(read_verdict).filter(|v| still_holds(v, &host, now())) {
                 Some(v) => AccelVerdict { cached: true, ..v },
                 None => {
                     let (accel, reason) = probe_kvm(cache, qemu).await;
@@ -248,6 +253,23 @@ fn write_verdict(p: &Path, v: &AccelVerdict) {
     }
 }
 
+/// Whether a stored verdict still decides for `host` at `now`: the same host identity, and for
+/// TCG not older than [`TCG_VERDICT_TTL`].
+fn still_holds(v: &AccelVerdict, host: &str, now: u64) -> bool {
+    v.host == host && (v.accel != Accel::Tcg || now.saturating_sub(v.measured_at) < TCG_VERDICT_TTL.as_secs())
+}
+
+/// Whether this process can open `/dev/kvm` read-write, as QEMU must: part of the host identity,
+/// so a user given access (or a device that appears) is measured again, not held to a verdict
+/// made without it.
+fn kvm_access() -> &'static str {
+    match std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
+        Ok(_) => "kvm rw",
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "no kvm",
+        Err(_) => "kvm denied",
+    }
+}
+
 /// One verdict file per host identity, so a different QEMU (a test's fake one, say) never
 /// overwrites the real one's verdict.
 fn verdict_path(cache: &Cache, host: &str) -> Option<PathBuf> {
@@ -268,7 +290,7 @@ pub(crate) fn host_identity(qemu: &Path) -> String {
             .unwrap_or_default()
     };
     let flags = hex::encode(&Sha256::digest(field("flags").as_bytes())[..6]);
-    format!("{} | {} | {} | flags {}", release.trim(), qemu_identity(qemu), field("model name"), flags)
+    format!("{} | {} | {} | flags {} | {}", release.trim(), qemu_identity(qemu), field("model name"), flags, kvm_access())
 }
 
 /// The QEMU part of a host identity: `path:size:mtime`, or the path alone when it is missing.
@@ -537,5 +559,25 @@ mod tests {
     fn accel_choice_parses_and_refuses_unknown() {
         assert_eq!("tcg".parse::<AccelChoice>().unwrap(), AccelChoice::Tcg);
         assert!("hvf".parse::<AccelChoice>().unwrap_err().to_string().contains("hvf"));
+    }
+
+    /// A TCG verdict is measured again after its time, or for another host (another QEMU, or
+    /// a user who can now open /dev/kvm); a KVM verdict holds until a boot disproves it.
+    #[test]
+    fn a_tcg_verdict_expires_and_a_verdict_holds_only_for_its_host() {
+        let v = |accel, age: u64| AccelVerdict {
+            accel,
+            reason: String::new(),
+            cached: true,
+            host: "h | kvm denied".into(),
+            measured_at: 1_000_000 - age,
+            evidence: None,
+            proven: false,
+        };
+        let ttl = TCG_VERDICT_TTL.as_secs();
+        assert!(still_holds(&v(Accel::Tcg, 60), "h | kvm denied", 1_000_000));
+        assert!(!still_holds(&v(Accel::Tcg, ttl + 1), "h | kvm denied", 1_000_000));
+        assert!(!still_holds(&v(Accel::Tcg, 60), "h | kvm rw", 1_000_000));
+        assert!(still_holds(&v(Accel::Kvm, 10 * ttl), "h | kvm denied", 1_000_000));
     }
 }
