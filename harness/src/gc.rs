@@ -570,10 +570,14 @@ mod tests {
         let runs = tempfile::tempdir().unwrap();
         let kb = 64 * 1024;
         let mut made = Vec::new();
-        for (i, rel) in
-            ["headers/6.1.0-50-amd64_6.1.176-1", "selftests/linux-source-6.1_6.1.176-1", "bench/vmtest", "hosts/ubuntu-noble"]
-                .into_iter()
-                .enumerate()
+        for (i, rel) in [
+            "headers/6.1.0-50-amd64_6.1.176-1",
+            "selftests/linux-source-6.1_6.1.176-1",
+            "bench/vmtest",
+            "hosts/ubuntu-noble",
+        ]
+        .into_iter()
+        .enumerate()
         {
             made.push(entry(&cache, rel, kb, 1000 * (i as u64 + 1)));
         }

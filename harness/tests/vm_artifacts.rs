@@ -37,6 +37,71 @@ fn check_trace(v: &serde_json::Value) -> Vec<(i64, i64)> {
     last.into_keys().collect()
 }
 
+fn gunzip(p: &Path) -> String {
+    use std::io::Read;
+    let mut s = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(p).unwrap()).read_to_string(&mut s).unwrap();
+    s
+}
+
+/// The trace's function_graph slices against the capture's own lines, read here without the
+/// library's parser: one `B` per open (`name() {`) or leaf (`name();`) line, named so and at its
+/// timestamp column (seconds → µs); one real `E` per leaf (its duration later) and per close line
+/// (at its timestamp), none made up for a call the capture never closed. Returns the calls.
+fn slices_match_capture(v: &serde_json::Value, capture: &str) -> Result<usize, String> {
+    let mut begins = Vec::new();
+    let mut ends = Vec::new();
+    for l in capture.lines().filter(|l| !l.starts_with('#')) {
+        let cols: Vec<&str> = l.split('|').collect();
+        let (Some(ts), Some(call)) = (cols.first().and_then(|t| t.trim().parse::<f64>().ok()), cols.last()) else {
+            continue;
+        };
+        let call = call.trim();
+        let us = ts * 1e6;
+        if let Some(name) = call.strip_suffix("() {") {
+            begins.push((name.to_string(), us));
+        } else if let Some(name) = call.strip_suffix("();") {
+            let d: f64 = cols[cols.len() - 2]
+                .trim()
+                .trim_start_matches(['+', '!', '#', '*', '@', '$'])
+                .trim()
+                .trim_end_matches("us")
+                .trim()
+                .parse()
+                .map_err(|e| format!("{l}: {e}"))?;
+            begins.push((name.to_string(), us));
+            ends.push((name.to_string(), us + d));
+        } else if let Some(rest) = call.strip_prefix("} /* ") {
+            ends.push((rest.trim_end_matches("*/").trim().to_string(), us));
+        }
+    }
+    let events = v["traceEvents"].as_array().ok_or("no traceEvents")?;
+    let of = |ph: &str| -> Vec<(String, f64)> {
+        let mut x: Vec<(String, f64)> = events
+            .iter()
+            .filter(|e| e["ph"] == ph && e["cat"] == "function_graph" && e["args"]["cut"].is_null())
+            .map(|e| (e["name"].as_str().unwrap_or("").to_string(), e["ts"].as_f64().unwrap_or(f64::NAN)))
+            .collect();
+        x.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        x
+    };
+    let close = |a: &[(String, f64)], b: &[(String, f64)]| {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.0 == y.0 && (x.1 - y.1).abs() < 0.01)
+    };
+    let sorted = |mut x: Vec<(String, f64)>| {
+        x.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        x
+    };
+    let (begins, ends) = (sorted(begins), sorted(ends));
+    if !close(&of("B"), &begins) {
+        return Err(format!("B slices {:?} differ from the capture's calls {begins:?}", of("B")));
+    }
+    if events.iter().any(|e| !e["args"]["cut"].is_null()) || !close(&of("E"), &ends) {
+        return Err(format!("E slices {:?} differ from the capture's returns {ends:?}", of("E")));
+    }
+    Ok(begins.len())
+}
+
 fn chromium_dom(url: &str, dir: &Path) -> String {
     let out = Command::new("chromium")
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
@@ -76,25 +141,30 @@ fn vm_artifacts_are_valid_traces_and_a_rendered_flame_graph() {
         }
     }
 
-    // function_graph: nested slices on the workload's track.
+    // function_graph: the whole capture kept beside the results (not in them), and its slices
+    // at the kernel's own timestamps, one per call line of the capture.
     let g = get("ftrace.function_graph.nested");
-    assert_eq!(g.artifacts, ["artifacts/debian-6.1/ftrace.function_graph.nested.trace.json"]);
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join(&g.artifacts[0])).unwrap()).unwrap();
+    assert_eq!(
+        g.artifacts,
+        [
+            "artifacts/debian-6.1/ftrace.function_graph.nested.capture.txt.gz",
+            "artifacts/debian-6.1/ftrace.function_graph.nested.trace.json"
+        ]
+    );
+    assert!(g.capture.is_none(), "the capture lives in its file, not in results.jsonl");
+    let capture = gunzip(&run.join(&g.artifacts[0]));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join(&g.artifacts[1])).unwrap()).unwrap();
     let pid = g.detail["pid"].as_i64().unwrap();
     assert_eq!(check_trace(&v), [(pid, pid)], "one track, the workload's");
-    let opens = g
-        .excerpt
-        .lines()
-        .filter(|l| l.trim_end().ends_with(&format!("{}() {{", g.detail["symbol"].as_str().unwrap())))
-        .count();
-    let b = v["traceEvents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["ph"] == "B" && e["name"] == g.detail["symbol"])
-        .count();
-    assert!(opens > 0);
-    assert_eq!(b, opens, "one slice per call in the excerpt");
+    let calls = slices_match_capture(&v, &capture).unwrap();
+    assert_eq!(calls, 20 * 3, "20 openat calls, each with its 2 traced children: {capture}");
+    // A capture with one `}` lost no longer matches its slices: the check can fail.
+    let close = capture.lines().position(|l| l.trim_end().ends_with("} /* do_sys_openat2 */")).unwrap();
+    let corrupt: String =
+        capture.lines().enumerate().filter(|(i, _)| *i != close).map(|(_, l)| format!("{l}\n")).collect();
+    let bad = ScenarioResult { capture: None, ..g.clone() }.with_capture("corrupted", &corrupt);
+    let v = kmatrix::report::chrome_trace::from_result(&bad).unwrap();
+    assert!(slices_match_capture(&v, &corrupt).is_err(), "a capture without one of its closes must not match");
 
     // kprobe events: instants at their timestamps, on the workload's track.
     let k = get("kprobe.tracefs.openat");

@@ -69,5 +69,8 @@ fn vm_selftest_ftrace_cut_at_the_timeout_is_an_error_for_every_case_not_reached(
     );
     let cut: Vec<_> = rs.iter().filter(|r| r.status == Status::Error).collect();
     assert!(!cut.is_empty(), "{rs:?}");
-    assert!(cut.iter().all(|r| r.cause == Some(kmatrix_proto::Cause::Timeout) && r.reason.contains("timed out")), "{cut:?}");
+    assert!(
+        cut.iter().all(|r| r.cause == Some(kmatrix_proto::Cause::Timeout) && r.reason.contains("timed out")),
+        "{cut:?}"
+    );
 }

@@ -98,7 +98,9 @@ pub mod graph {
     //!  0)  openat--80    |   5.120 us    |  do_sys_openat2(); /* = 0x3 */
     //! ```
     //! The duration column may carry a latency marker (`+`, `!`, `#`, `*`, `@`, `$`) before the
-    //! number. Banners (`------`, `=> `) and comments are not lines.
+    //! number. With `funcgraph-abstime` each line starts with the kernel's timestamp in seconds
+    //! (` 3250.912539 |   0)  openat--80 | ...`): of the call's entry on an open or a leaf, of
+    //! its return on a close. Banners (`------`, `=> `) and comments are not lines.
 
     #[derive(Debug, Clone, PartialEq)]
     /// What a function_graph line is.
@@ -126,6 +128,9 @@ pub mod graph {
         pub kind: Kind<'a>,
         /// `/* = 0x3 */` after a leaf or close (funcgraph-retval), as printed.
         pub retval: Option<&'a str>,
+        /// The timestamp column of `funcgraph-abstime`, in seconds: the entry of an open or a
+        /// leaf, the return of a close.
+        pub abstime: Option<f64>,
     }
 
     /// Every call line of `text`, in order.
@@ -140,6 +145,15 @@ pub mod graph {
             return None;
         }
         let call_col = cols.pop()?;
+        // funcgraph-abstime: a leading `SECONDS.MICROS |` column before the CPU's.
+        let abstime = match cols.first().map(|c| c.trim()) {
+            Some(t) if !t.contains(')') && t.contains('.') => {
+                let v: f64 = t.parse().ok()?;
+                cols.remove(0);
+                Some(v)
+            }
+            _ => None,
+        };
         let cpu_col = cols.first()?;
         let cpu: u32 = cpu_col.trim().split(')').next()?.trim().parse().ok()?;
         let after_cpu = cpu_col.split_once(')').map_or("", |(_, rest)| rest);
@@ -168,7 +182,7 @@ pub mod graph {
         } else {
             return None;
         };
-        Some(Line { cpu, pid, duration_us, depth, kind, retval })
+        Some(Line { cpu, pid, duration_us, depth, kind, retval, abstime })
     }
 
     /// `   3.456 us   `, `+ 12.345 us`, `! 123.4 us` → microseconds.
@@ -222,6 +236,21 @@ pub mod graph {
         fn without_funcgraph_proc_there_is_no_pid() {
             let l = parse_line(" 0)   0.850 us    |  do_sys_openat2();").unwrap();
             assert_eq!((l.cpu, l.pid, l.duration_us), (0, None, Some(0.85)));
+        }
+
+        /// funcgraph-abstime puts the kernel's timestamp in a column of its own before the CPU's.
+        #[test]
+        fn parses_the_timestamps_of_funcgraph_abstime() {
+            let lines = parse(include_str!("fixtures/graph-abstime-6.1.txt"));
+            assert_eq!(lines.len(), 80, "20 calls: open, two leaves, close");
+            assert!(lines.iter().all(|l| l.abstime.is_some() && l.pid == Some(83) && l.cpu == 0));
+            assert_eq!((lines[0].kind.clone(), lines[0].abstime), (Kind::Open("do_sys_openat2"), Some(14.039421)));
+            assert_eq!((lines[1].kind.clone(), lines[1].duration_us), (Kind::Leaf("getname"), Some(48.090)));
+            assert_eq!(
+                (lines[3].kind.clone(), lines[3].abstime),
+                (Kind::Close(Some("do_sys_openat2")), Some(14.039665))
+            );
+            assert_eq!(parse(SAMPLE).iter().filter(|l| l.abstime.is_some()).count(), 0);
         }
 
         #[test]

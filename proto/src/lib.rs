@@ -25,5 +25,8 @@ pub use msg::{
     ExecOutcome, ExecRequest, GuestMsg, HostMsg, RunRequest, Share, ShareMount, StdinMode, MAX_LINE, PROTO_VERSION,
     ROOT_TAG,
 };
-pub use result::{bounded, Cause, Count, KernelBuild, ScenarioInfo, ScenarioResult, Status, Timings, MAX_EXCERPT};
+pub use result::{
+    bounded, Capture, Cause, Count, KernelBuild, ScenarioInfo, ScenarioResult, Status, Timings, MAX_CAPTURE,
+    MAX_EXCERPT,
+};
 pub use version::KernelVersion;

@@ -197,7 +197,33 @@ pub struct ScenarioResult {
     /// graph), relative to the results file's directory; filled in by the host.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<String>,
+    /// The whole raw trace the scenario read (up to [`MAX_CAPTURE`] bytes), where the excerpt is
+    /// only its head: what the host turns into the cell's artifacts. The host writes it to a file
+    /// of its own and leaves it out of the results file (`artifacts` names that file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<Capture>,
 }
+
+/// A scenario's whole raw capture, bounded and said to be so.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Capture {
+    /// What it is, for the reader (`ftrace function_graph, funcgraph-abstime`).
+    pub what: String,
+    /// The text, cut to [`MAX_CAPTURE`] bytes at a line end when longer.
+    pub text: String,
+    /// Its size before any cut.
+    pub bytes: u64,
+}
+
+impl Capture {
+    /// Whether the text is cut short of the whole capture.
+    pub fn cut(&self) -> bool {
+        (self.text.len() as u64) < self.bytes
+    }
+}
+
+/// Largest capture a result carries over the channel (its line is at most `MAX_LINE`).
+pub const MAX_CAPTURE: usize = 1 << 20;
 
 /// The exact kernel build a result ran on: what `kmatrix rerun` boots again.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -262,6 +288,7 @@ impl ScenarioResult {
             detail: serde_json::Value::Null,
             excerpt: String::new(),
             artifacts: Vec::new(),
+            capture: None,
         }
     }
 
@@ -274,6 +301,22 @@ impl ScenarioResult {
     /// Set the excerpt, cut to [`MAX_EXCERPT`] bytes on a character boundary.
     pub fn with_excerpt(mut self, raw: &str) -> Self {
         self.excerpt = bounded(raw, MAX_EXCERPT);
+        self
+    }
+
+    /// Keep the whole capture `raw` (described by `what`), cut at the last line end within
+    /// [`MAX_CAPTURE`] bytes when longer: a cut never splits a line.
+    pub fn with_capture(mut self, what: &str, raw: &str) -> Self {
+        let text = if raw.len() <= MAX_CAPTURE {
+            raw
+        } else {
+            let mut end = MAX_CAPTURE;
+            while !raw.is_char_boundary(end) {
+                end -= 1;
+            }
+            raw[..end].rfind('\n').map_or("", |i| &raw[..=i])
+        };
+        self.capture = Some(Capture { what: what.into(), text: text.into(), bytes: raw.len() as u64 });
         self
     }
 }

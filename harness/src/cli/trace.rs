@@ -42,8 +42,9 @@ pub(crate) fn trace_cmd(a: TraceArgs) -> Result<i32> {
             recorded
         } else {
             // Not written when the cell ran (an older kmatrix, or removed since): make them now.
-            let rel = artifacts::write(&run_dir, r).exit_code(exit::INFRA)?;
-            rel.iter().map(|p| run_dir.join(p)).collect()
+            let mut r = (*r).clone();
+            artifacts::write(&run_dir, &mut r).exit_code(exit::INFRA)?;
+            r.artifacts.iter().map(|p| run_dir.join(p)).collect()
         };
         for p in paths {
             let bytes = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);

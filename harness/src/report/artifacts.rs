@@ -1,8 +1,11 @@
 //! Per-cell artifacts a person can open, written next to `results.jsonl` as results arrive:
 //! `artifacts/<kernel>/<scenario>.trace.json` (Chrome trace-event JSON of captured ftrace data),
 //! `<scenario>.svg` (flame graph of sampled stacks) and `<scenario>.folded` (the collapsed
-//! stacks it was drawn from). Made on the host from what the result carries, so an older results
-//! file gets them too (`kmatrix trace`). Each file is bounded by [`MAX_BYTES`].
+//! stacks it was drawn from), and `<scenario>.capture.txt.gz`, the scenario's whole raw capture
+//! when the result carries one (the results file then leaves it out: [`write`] moves it here).
+//! Made on the host from what the result carries, so an older results file gets them too
+//! (`kmatrix trace`, which reads a capture back from its file). Each file is bounded by
+//! [`MAX_BYTES`].
 //!
 //! Not here: the conversions themselves (`chrome_trace.rs`, `flamegraph.rs`).
 
@@ -47,10 +50,36 @@ pub fn dir(run_dir: &Path, kernel: &str) -> PathBuf {
     run_dir.join("artifacts").join(safe(kernel))
 }
 
+/// The file a result's capture is kept in, beside its other artifacts.
+fn capture_file(r: &ScenarioResult) -> String {
+    format!("{}.capture.txt.gz", safe(&r.scenario))
+}
+
+fn gzip(text: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing into a Vec cannot fail.
+    let _ = gz.write_all(text.as_bytes());
+    gz.finish().unwrap_or_default()
+}
+
+/// The capture kept for `r` under `run_dir` by an earlier [`write`], if any.
+fn read_capture(run_dir: &Path, r: &ScenarioResult) -> Option<kmatrix_proto::Capture> {
+    use std::io::Read;
+    let p = dir(run_dir, &r.kernel).join(capture_file(r));
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(p).ok()?).read_to_string(&mut text).ok()?;
+    let bytes = text.len() as u64;
+    Some(kmatrix_proto::Capture { what: "the capture kept beside the results".into(), text, bytes })
+}
+
 /// The artifacts of `r` as (file name, bytes); empty when it carries no trace data.
 pub fn render(r: &ScenarioResult) -> Result<Vec<(String, Vec<u8>)>, ArtifactError> {
     let base = safe(&r.scenario);
     let mut out = Vec::new();
+    if let Some(c) = &r.capture {
+        out.push((capture_file(r), gzip(&c.text)));
+    }
     if let Some(t) = chrome_trace::from_result(r) {
         out.push((format!("{base}.trace.json"), serde_json::to_vec(&t).unwrap_or_default()));
     }
@@ -74,10 +103,29 @@ pub fn render(r: &ScenarioResult) -> Result<Vec<(String, Vec<u8>)>, ArtifactErro
     Ok(out)
 }
 
-/// Write `r`'s artifacts under `run_dir`; returns their paths relative to it (what the result
-/// records in `artifacts`).
-pub fn write(run_dir: &Path, r: &ScenarioResult) -> Result<Vec<String>, ArtifactError> {
-    let files = render(r)?;
+/// Write `r`'s artifacts under `run_dir` and record their paths, relative to it, in
+/// `r.artifacts`; its capture, once in its own file, leaves the result (so the results file stays
+/// small). A result without a capture whose capture an earlier write kept is rendered from that.
+pub fn write(run_dir: &Path, r: &mut ScenarioResult) -> Result<(), ArtifactError> {
+    let kept = if r.capture.is_none() { read_capture(run_dir, r) } else { None };
+    let files = match kept {
+        Some(c) => render(&ScenarioResult { capture: Some(c), ..r.clone() })?,
+        None => render(r)?,
+    };
+    r.artifacts = write_files(run_dir, r, files)?;
+    r.capture = None;
+    // A retry's first attempt keeps its verdict and counts; its capture is not kept.
+    if let Some(first) = r.previous.as_mut() {
+        first.capture = None;
+    }
+    Ok(())
+}
+
+fn write_files(
+    run_dir: &Path,
+    r: &ScenarioResult,
+    files: Vec<(String, Vec<u8>)>,
+) -> Result<Vec<String>, ArtifactError> {
     if files.is_empty() {
         return Ok(Vec::new());
     }
@@ -104,7 +152,8 @@ mod tests {
         let mut r = ScenarioResult::new("tool.perf.flamegraph", Status::Pass, "").on_kernel("debian:6.12.57-1~bpo12+1");
         r.detail = serde_json::json!({"collapsed": ["hello;main;hello_greet 3"]});
         r.excerpt = " hello-90 [000] ..... 1.5: sched_switch: prev_comm=hello".into();
-        let rel = write(d.path(), &r).unwrap();
+        write(d.path(), &mut r).unwrap();
+        let rel = r.artifacts.clone();
         assert_eq!(
             rel,
             [
@@ -117,7 +166,8 @@ mod tests {
             assert!(d.path().join(p).is_file(), "{p}");
         }
         assert_eq!(std::fs::read_to_string(d.path().join(&rel[2])).unwrap(), "hello;main;hello_greet 3\n");
-        let plain = ScenarioResult::new("ftrace.tracers.available", Status::Pass, "");
-        assert!(write(d.path(), &plain).unwrap().is_empty());
+        let mut plain = ScenarioResult::new("ftrace.tracers.available", Status::Pass, "");
+        write(d.path(), &mut plain).unwrap();
+        assert!(plain.artifacts.is_empty());
     }
 }

@@ -3,11 +3,13 @@
 //! as nested slices (`B`/`E`), every other trace entry (tracepoints, probes, function hits) as an
 //! instant (`i`) at its timestamp.
 //!
-//! The input is the result's bounded excerpt of the raw trace, parsed with the parsers the agent
-//! counts with (`kmatrix_proto::ftrace`). function_graph prints durations but no start times
-//! (that needs `funcgraph-abstime`, which the scenarios do not set): slices keep the kernel's
+//! The input is the result's whole capture of the raw trace when it carries one (else, for older
+//! results, its bounded excerpt), parsed with the parsers the agent counts with
+//! (`kmatrix_proto::ftrace`). function_graph lines with `funcgraph-abstime` sit at the kernel's
+//! own timestamps: an open or a leaf starts at its line's time, a leaf ends its duration later,
+//! a close ends its call at its line's time. Without timestamps, slices keep the kernel's
 //! durations and are laid out one after the other on their task's track, 1 µs apart at the top
-//! level, which `otherData.layout` says. Not for sampled stacks (`flamegraph.rs`).
+//! level. `otherData` says which, and the source. Not for sampled stacks (`flamegraph.rs`).
 
 use kmatrix_proto::ftrace::graph::{self, Kind};
 use kmatrix_proto::ftrace::parse_entry;
@@ -46,17 +48,22 @@ fn graph_slices(text: &str, tracks: &mut BTreeMap<i64, Track>) -> usize {
         };
         let t = track(tracks, id, &name);
         let (clock, open) = state.entry(id).or_insert((0.0, Vec::new()));
+        // The kernel's clock, where the line has it, in µs.
+        if let Some(at) = l.abstime {
+            *clock = at * 1e6;
+        }
+        let timed = l.abstime.is_some();
         let ev = |ph: &str, name: &str, ts: f64, args: Value| json!({"name": name, "cat": "function_graph", "ph": ph, "ts": ts, "pid": id, "tid": id, "args": args});
         match &l.kind {
             Kind::Open(f) => {
-                if open.is_empty() && *clock > 0.0 {
+                if open.is_empty() && *clock > 0.0 && !timed {
                     *clock += GAP_US;
                 }
                 t.events.push(ev("B", f, *clock, json!({})));
                 open.push((f.to_string(), *clock));
             }
             Kind::Leaf(f) => {
-                if open.is_empty() && *clock > 0.0 {
+                if open.is_empty() && *clock > 0.0 && !timed {
                     *clock += GAP_US;
                 }
                 let d = l.duration_us.unwrap_or(0.0).max(0.0);
@@ -71,7 +78,7 @@ fn graph_slices(text: &str, tracks: &mut BTreeMap<i64, Track>) -> usize {
             Kind::Close(_) => {
                 // A close whose open is before the excerpt has no slice to end.
                 let Some((f, start)) = open.pop() else { continue };
-                let end = (start + l.duration_us.unwrap_or(0.0)).max(*clock);
+                let end = if timed { *clock } else { (start + l.duration_us.unwrap_or(0.0)).max(*clock) };
                 *clock = end;
                 let mut args = json!({"duration_us": l.duration_us});
                 if let Some(r) = l.retval {
@@ -131,15 +138,22 @@ fn instants(text: &str, tracks: &mut BTreeMap<i64, Track>) -> usize {
 /// The Chrome trace of `r`'s excerpt, `None` when it holds no trace data (no function_graph
 /// line, no trace entry: a format file, a verifier log, a console tail).
 pub fn from_result(r: &ScenarioResult) -> Option<Value> {
-    if r.excerpt.trim().is_empty() {
+    let (text, source) = match &r.capture {
+        Some(c) if c.cut() => (
+            c.text.as_str(),
+            format!("the scenario's capture of the raw trace, cut to its first {} of {} bytes", c.text.len(), c.bytes),
+        ),
+        Some(c) => (c.text.as_str(), format!("the scenario's whole capture of the raw trace ({} bytes)", c.bytes)),
+        None => (r.excerpt.as_str(), "the result's excerpt of the raw trace (bounded)".to_string()),
+    };
+    if text.trim().is_empty() {
         return None;
     }
     let mut tracks: BTreeMap<i64, Track> = BTreeMap::new();
-    let (graph_lines, entries) = if graph::parse(&r.excerpt).is_empty() {
-        (0, instants(&r.excerpt, &mut tracks))
-    } else {
-        (graph_slices(&r.excerpt, &mut tracks), 0)
-    };
+    let parsed = graph::parse(text);
+    let timed = !parsed.is_empty() && parsed.iter().all(|l| l.abstime.is_some());
+    let (graph_lines, entries) =
+        if parsed.is_empty() { (0, instants(text, &mut tracks)) } else { (graph_slices(text, &mut tracks), 0) };
     if graph_lines + entries == 0 {
         return None;
     }
@@ -151,7 +165,9 @@ pub fn from_result(r: &ScenarioResult) -> Option<Value> {
     for t in tracks.into_values() {
         events.extend(t.events);
     }
-    let layout = if graph_lines > 0 {
+    let layout = if timed {
+        "function_graph calls at the kernel's own timestamps (funcgraph-abstime, us)"
+    } else if graph_lines > 0 {
         "function_graph durations as the kernel printed them; start times are not in its output, so calls \
          follow one another on their task's track, 1 us apart at the top level"
     } else {
@@ -165,7 +181,7 @@ pub fn from_result(r: &ScenarioResult) -> Option<Value> {
             "build": r.build.as_ref().map(|b| b.spec.clone()),
             "scenario": r.scenario,
             "status": r.status.as_str(),
-            "source": "the result's excerpt of the raw trace (bounded)",
+            "source": source,
             "function_graph_lines": graph_lines,
             "trace_entries": entries,
             "layout": layout,

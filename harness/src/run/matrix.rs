@@ -189,8 +189,8 @@ pub async fn execute(run: MatrixRun, mut on: impl FnMut(Progress)) -> Result<Out
                 // is said, it changes no verdict.
                 let t = Instant::now();
                 let run_dir = run.results_path.parent().unwrap_or(std::path::Path::new("."));
-                match crate::report::artifacts::write(run_dir, &result) {
-                    Ok(a) => result.artifacts = a,
+                match crate::report::artifacts::write(run_dir, &mut result) {
+                    Ok(()) => {}
                     Err(e) => {
                         let text = format!("{} {}: no artifacts: {e}", result.kernel, result.scenario);
                         on(Progress::Note { kernel: &result.kernel, text: &text });

@@ -79,7 +79,8 @@ impl Expectation {
         // The whole deviation, not a part of it: every count that differs is one the cause
         // explains, so a second regression behind a known bug is still seen.
         let explained = |line: &str, what: &str| {
-            self.cause.as_deref().is_some_and(|c| line.contains(c)) || self.counts.iter().any(|n| what.contains(n.as_str()))
+            self.cause.as_deref().is_some_and(|c| line.contains(c))
+                || self.counts.iter().any(|n| what.contains(n.as_str()))
         };
         if let Some(c) = r.counts.iter().find(|c| {
             c.expected != c.observed

@@ -129,7 +129,8 @@ impl Accelerator {
         let verdict = match choice {
             AccelChoice::Tcg => forced(Accel::Tcg, "TCG forced (--accel tcg)"),
             AccelChoice::Kvm => forced(Accel::Kvm, "KVM forced (--accel kvm)"),
-            AccelChoice::Auto => match store.as_deref().and_then(read_verdict).filter(|v| still_holds(v, &host, now())) {
+            AccelChoice::Auto => match store.as_deref().and_then(read_verdict).filter(|v| still_holds(v, &host, now()))
+            {
                 Some(v) => AccelVerdict { cached: true, ..v },
                 None => {
                     let (accel, reason) = probe_kvm(cache, qemu).await;
@@ -290,7 +291,14 @@ pub(crate) fn host_identity(qemu: &Path) -> String {
             .unwrap_or_default()
     };
     let flags = hex::encode(&Sha256::digest(field("flags").as_bytes())[..6]);
-    format!("{} | {} | {} | flags {} | {}", release.trim(), qemu_identity(qemu), field("model name"), flags, kvm_access())
+    format!(
+        "{} | {} | {} | flags {} | {}",
+        release.trim(),
+        qemu_identity(qemu),
+        field("model name"),
+        flags,
+        kvm_access()
+    )
 }
 
 /// The QEMU part of a host identity: `path:size:mtime`, or the path alone when it is missing.

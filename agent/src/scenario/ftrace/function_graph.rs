@@ -56,7 +56,7 @@ fn openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
         "path": path,
         "duration_us": stats(&durations),
     });
-    Ok(r.with_excerpt(&excerpt::head(&text, 16)))
+    Ok(r.with_excerpt(&excerpt::head(&text, 16)).with_capture(CAPTURE, &text))
 }
 
 /// function_graph set up for `sym` alone: one line per call, each with its task and pid.
@@ -68,8 +68,21 @@ fn graph_only(ctx: &mut Ctx, sym: &str) -> Result<()> {
     ctx.tfs.write("max_graph_depth", "1")?;
     // Print TASK/PID on each line so the count can be checked against the pid.
     ctx.tfs.set_option("funcgraph-proc", true)?;
+    abstime(ctx)
+}
+
+/// The kernel's own timestamps on every line (`funcgraph-abstime`), so the capture's calls sit
+/// at their real times in the artifact; a kernel without the option prints none (the artifact
+/// then lays calls out by their durations and says so).
+fn abstime(ctx: &mut Ctx) -> Result<()> {
+    if ctx.tfs.exists("options/funcgraph-abstime") {
+        ctx.tfs.set_option("funcgraph-abstime", true)?;
+    }
     Ok(())
 }
+
+/// What a function_graph capture is, for its artifact.
+const CAPTURE: &str = "ftrace function_graph trace (funcgraph-proc, funcgraph-abstime)";
 
 /// The one-line calls of `sym` by `pid` in a function_graph trace.
 fn calls_of<'l, 'a>(lines: &'l [graph::Line<'a>], pid: i32, sym: &str) -> Vec<&'l graph::Line<'a>> {
@@ -115,7 +128,7 @@ fn nested(ctx: &mut Ctx) -> Result<ScenarioResult> {
         ctx.tfs.write("set_ftrace_filter", &filter.join(" "))?;
         ctx.tfs.set_option("funcgraph-proc", true)?;
         ctx.tfs.set_option("funcgraph-tail", true)?;
-        Ok(())
+        abstime(ctx)
     })?;
     let text = ctx.tfs.read("trace")?;
     let lines: Vec<graph::Line> = graph::parse(&text).into_iter().filter(|l| l.pid == Some(t.pid)).collect();
@@ -153,7 +166,7 @@ fn nested(ctx: &mut Ctx) -> Result<ScenarioResult> {
         "pid": t.pid,
         "parent_us": stats(&parents),
     });
-    Ok(r.with_excerpt(&excerpt::head(&text, 24)))
+    Ok(r.with_excerpt(&excerpt::head(&text, 24)).with_capture(CAPTURE, &text))
 }
 
 /// One call of the graph function with its direct children, from its open to its close.

@@ -27,7 +27,6 @@ pub const INSTRUCTIONS: Scenario = Meta::new("perf.hardware.instructions", "2.6.
     .params(&[("count", "10")])
     .run(instructions);
 
-
 fn instructions(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let (n, attach, w) = gated_hello(ctx)?;
     let pid = w.pid();
