@@ -146,7 +146,7 @@ pub(crate) async fn kernels_other(cmd: KernelsCommand) -> Result<i32> {
         KernelsCommand::Available { line, fetch, json } => {
             blocking(Box::new(move || {
                 let opts = fetch.fetch_options();
-                let v = kernel::available(&line, &cache, &opts).map_err(tag_kernel)?;
+                let v = kernel::available(kernel::Distro::Debian, &line, &cache, &opts).map_err(tag_kernel)?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&v)?);
                 } else {

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::release::Signature;
+use super::debian::release::Signature;
 
 /// The files of a kernel build a VM boots from, each a path of type `P`: a `String` relative to
 /// its cache entry in the manifest, an absolute `PathBuf` in a prepared kernel.

@@ -15,8 +15,10 @@
 //! No Debian kernel sets `CONFIG_IKHEADERS`, so this is the only way BCC works in a guest.
 //! Not here: using it (`agent/src/scenario/tool/bcc.rs`, the `BCC_KERNEL_SOURCE` of host tools).
 
+use super::debian::index;
 use super::error::{KernelError, Result};
-use super::{deb, index, FetchOptions, Mirror, PreparedKernel};
+use super::files::deb;
+use super::{FetchOptions, Mirror, PreparedKernel};
 use crate::cache::Cache;
 use std::collections::BTreeSet;
 use std::fs;

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::arch::Arch;
+use super::debian::index::{DebPackage, Signature};
 use super::error::{KernelError, Result};
-use super::index::{DebPackage, Signature};
 use crate::cache::write_atomic;
 
 const DEFAULT_MATRIX: &str = include_str!("../../../kernels/matrix.toml");
@@ -62,7 +62,7 @@ fn yes() -> bool {
 }
 
 /// Where a matrix kernel's packages come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Distro {
     /// The Debian archive.

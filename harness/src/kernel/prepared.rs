@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::arch::Arch;
 use super::describe::{BootFiles, Origin};
-use super::store::{Manifest, MANIFEST};
+use super::manifest::{Manifest, MANIFEST};
 
 /// Whether a kernel's bytes are pinned by the lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

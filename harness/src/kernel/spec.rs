@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use super::debian::release::TrustOptions;
 use super::error::{KernelError, Result};
-use super::index::TrustOptions;
 #[cfg(doc)]
 use super::{mirror, KernelsDir};
 

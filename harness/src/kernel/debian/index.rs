@@ -8,15 +8,15 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::arch::Arch;
-use super::error::{KernelError, Result};
-use super::mirror::Mirror;
 pub use super::release::{
     fetch_release, parse_release, parse_stanzas, strip_clearsign, Release, ReleaseFile, Signature, Stanza,
     TrustOptions, DEFAULT_KEYRING,
 };
 use super::version;
 use crate::cache::{write_atomic, Cache};
+use crate::kernel::arch::Arch;
+use crate::kernel::error::{KernelError, Result};
+use crate::kernel::mirror::Mirror;
 
 /// Upper bound on what a mirror may send as a Packages index, so a broken one cannot fill memory
 /// or disk.
@@ -317,7 +317,7 @@ mod tests {
     use super::*;
 
     // Real stanzas from the bookworm and trixie-backports indexes (descriptions trimmed).
-    const PACKAGES: &str = include_str!("fixtures/Packages.kernel");
+    const PACKAGES: &str = include_str!("../fixtures/Packages.kernel");
 
     fn index(suite: &str) -> SuiteIndex {
         SuiteIndex {
