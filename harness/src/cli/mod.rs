@@ -169,6 +169,10 @@ pub struct MirrorArgs {
     /// snapshot mirror brings back builds the mirror no longer has.
     #[arg(long, env = "KMATRIX_MIRROR")]
     pub mirror: Option<String>,
+    /// Ubuntu's mirror (default: KMATRIX_UBUNTU_MIRROR, else the host's apt configuration on an
+    /// Ubuntu host, else the default mirror the host's debootstrap script for the suite names).
+    #[arg(long, env = "KMATRIX_UBUNTU_MIRROR")]
+    pub ubuntu_mirror: Option<String>,
     /// Use a Release file whose signature cannot be checked (no gpgv, no archive keyring, no
     /// signature), trusting the mirror's hashes alone. Without it, that is an error.
     #[arg(long)]
@@ -180,6 +184,7 @@ impl MirrorArgs {
     pub fn fetch_options(&self) -> FetchOptions {
         FetchOptions {
             mirror: self.mirror.clone(),
+            ubuntu_mirror: self.ubuntu_mirror.clone(),
             trust: kernel::TrustOptions { allow_unsigned: self.allow_unsigned, ..Default::default() },
             ..Default::default()
         }

@@ -26,6 +26,7 @@ mod prepared;
 mod source;
 mod spec;
 mod store;
+pub mod ubuntu;
 
 #[cfg(test)]
 mod tests;

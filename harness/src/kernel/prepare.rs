@@ -21,6 +21,7 @@ use super::mirror::Mirror;
 use super::prepared::{Pinning, PreparedKernel};
 use super::spec::{FetchOptions, KernelSpec};
 use super::store;
+use super::ubuntu::UbuntuArchive;
 use crate::cache::Cache;
 
 /// Make `spec` bootable: resolve it (lock, else mirror), download and verify what is missing,
@@ -63,6 +64,13 @@ pub fn prepare(spec: &KernelSpec, cache: &Cache, opts: &FetchOptions) -> Result<
             let indexes = fetch_suites(a.as_ref(), &a.search_suites(&matrix), cache)?;
             let r = a.pick_version(&indexes, v)?;
             prepare_resolved(&format!("debian:{v}"), Distro::Debian, &r, None, Some(a.mirror()), cache, opts)
+        }
+        KernelSpec::Ubuntu(v) => {
+            let matrix = KernelsDir::locate(opts.kernels_dir.as_deref()).matrix()?;
+            let a = archive(Distro::Ubuntu, opts)?;
+            let indexes = fetch_suites(a.as_ref(), &a.search_suites(&matrix), cache)?;
+            let r = a.pick_version(&indexes, v)?;
+            prepare_resolved(&format!("ubuntu:{v}"), Distro::Ubuntu, &r, None, Some(a.mirror()), cache, opts)
         }
         KernelSpec::Local { path, modules, config } => {
             let modules = opts.modules.as_ref().or(modules.as_ref());
@@ -184,6 +192,7 @@ fn prepare_resolved(
     let staging = store::temp_dir(&kroot, ".staging-")?;
     let seed = Manifest {
         origin: Origin {
+            distro,
             package: Some(r.image.clone()),
             package_version: Some(r.version.clone()),
             suite: Some(r.suite.clone()),
@@ -258,5 +267,6 @@ fn recorded_packages(r: &Resolved) -> Vec<DebPackage> {
 pub fn archive(distro: Distro, opts: &FetchOptions) -> Result<Box<dyn Archive>> {
     Ok(match distro {
         Distro::Debian => Box::new(DebianArchive::new(opts)?),
+        Distro::Ubuntu => Box::new(UbuntuArchive::new(opts)?),
     })
 }

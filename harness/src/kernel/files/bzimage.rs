@@ -65,8 +65,13 @@ pub enum BzImageError {
         len: usize,
     },
     /// The payload's magic bytes are no compression kmatrix reads.
-    #[error("payload is compressed with a format kmatrix does not read (only xz, zstd, gzip)")]
-    UnknownCompression,
+    #[error(
+        "payload starts with bytes {magic:02x?}, none of the formats kmatrix reads (gzip, xz, lzma, zstd, LZ4 legacy)"
+    )]
+    UnknownCompression {
+        /// The payload's first bytes (up to 6).
+        magic: Vec<u8>,
+    },
     /// Decompressing the payload failed. The decoder's reason is part of the message: the
     /// provider keeps only the text.
     #[error("decompress the {kind:?} payload: {cause}")]
@@ -168,7 +173,9 @@ pub fn parse_bzimage(b: &[u8]) -> Result<BzImage, BzImageError> {
 
 /// Decompress the payload of a bzImage into the ELF `vmlinux`.
 pub fn vmlinux_of(b: &[u8], bz: &BzImage) -> Result<Vec<u8>, BzImageError> {
-    let kind = bz.compression.ok_or(BzImageError::UnknownCompression)?;
+    let kind = bz.compression.ok_or_else(|| BzImageError::UnknownCompression {
+        magic: b[bz.payload.clone()].iter().take(6).copied().collect(),
+    })?;
     let out = decompress_first_stream(kind, &b[bz.payload.clone()], MAX_VMLINUX)
         .map_err(|cause| BzImageError::Decompress { kind, cause })?;
     if !out.starts_with(b"\x7fELF") {
@@ -335,6 +342,9 @@ pub mod fake {
         let mut c = match kind {
             Compression::Xz => super::super::deb::build::xz(payload),
             Compression::Zstd => zstd::encode_all(payload, 3).unwrap(),
+            Compression::Lz4 => super::super::compress::lz4_legacy_frame(payload),
+            // A format kmatrix does not read: bzip2's magic (the kernel's CONFIG_KERNEL_BZIP2).
+            Compression::None => [&b"BZh91AY&SY"[..], payload].concat(),
             _ => {
                 let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
                 e.write_all(payload).unwrap();

@@ -349,3 +349,4 @@ impl Env {
 
 mod prepare;
 mod trust;
+mod ubuntu;
