@@ -117,7 +117,7 @@ pub enum CiCommand {
 /// Options shared by everything that boots a guest.
 #[derive(Debug, Args, Clone)]
 pub struct GuestArgs {
-    /// Kernel: a matrix id (debian-6.1), `debian:<package-version>`, or a path to a bzImage/vmlinux.
+    /// Kernel: a matrix id (debian-6.1), `debian:<package-version>`, `ubuntu:<abi>` (ubuntu:5.4.0-216), or a path to a bzImage/vmlinux.
     /// Default: debian-6.1 (`run` and `exec` take `--kernels` for several).
     #[arg(long, short = 'k')]
     pub kernel: Option<String>,

@@ -20,7 +20,7 @@ use super::debian::index::DebPackage;
 use super::error::{KernelError, Result};
 use super::files::compress::{decompress_all, Compression, MAX_MODULE};
 use super::files::modules::{canonical_name, is_module, modinfo_depends, render_modules_dep};
-use super::files::{arm64, bzimage, deb};
+use super::files::{arm64, bzimage, config, deb};
 use super::manifest::{FileSum, Manifest, FORMAT};
 use super::matrix::Lock;
 use crate::cache::Cache;
@@ -105,6 +105,18 @@ pub fn build_entry(staging: &Path, debs: &[(DebPackage, PathBuf)], mut m: Manife
     } else {
         derive_vmlinux(&bz_path)?
     };
+    // Before 5.0 the PVH note is Xen's alone (CONFIG_XEN_PVH): its entry expects a Xen
+    // hypervisor and a QEMU guest hangs without a console byte (Ubuntu's 4.15, seen). Those
+    // boot as a bzImage.
+    let vmlinux = vmlinux.filter(|_| {
+        let pvh = pvh_outside_xen(&staging.join("config"));
+        if !pvh {
+            eprintln!(
+                "note: {what}: CONFIG_XEN_PVH without CONFIG_PVH (a PVH note for Xen alone); it boots as a bzImage"
+            );
+        }
+        pvh
+    });
     if let Some(v) = vmlinux {
         write_file(staging, "vmlinux", &v, &mut st.files)?;
         m.boot.vmlinux = Some("vmlinux".into());
@@ -125,6 +137,15 @@ pub fn build_entry(staging: &Path, debs: &[(DebPackage, PathBuf)], mut m: Manife
     m.format = FORMAT;
     m.write(staging)?;
     Ok(m)
+}
+
+/// Whether the kernel whose config is at `config` boots through its PVH note outside Xen: not
+/// when the config has `CONFIG_XEN_PVH` without `CONFIG_PVH` (Linux before 5.0, whose PVH entry
+/// is Xen's); yes otherwise, a missing config included.
+fn pvh_outside_xen(config: &Path) -> bool {
+    let Ok(text) = fs::read_to_string(config) else { return true };
+    let c = config::KernelConfig::parse(&text);
+    c.is_enabled("PVH") || !c.is_enabled("XEN_PVH")
 }
 
 /// An arm64 `vmlinuz` unwrapped to its `Image`, the BTF found inside, and how it was wrapped.

@@ -7,6 +7,10 @@ use super::*;
 
 const MATRIX_UBUNTU: &str = "[[kernel]]\nid = \"ubuntu-5.4\"\ndistro = \"ubuntu\"\nsuite = \"focal-updates\"\nline = \"5.4\"\n\n[[kernel]]\nid = \"ubuntu-4.15\"\ndistro = \"ubuntu\"\nsuite = \"bionic-updates\"\nline = \"4.15\"\n\n[[kernel]]\nid = \"ubuntu-4.18\"\ndistro = \"ubuntu\"\nsuite = \"bionic-updates\"\nline = \"4.18\"\n";
 
+/// The PVH lines of Ubuntu's 5.4 and 4.15 configs: 4.15's PVH note is Xen's alone.
+const CONFIG_5_4: &str = "CONFIG_XEN_PVH=y\nCONFIG_PVH=y\nCONFIG_DEBUG_INFO_BTF=y\n";
+const CONFIG_4_15: &str = "CONFIG_XEN_PVHVM=y\nCONFIG_XEN_PVH=y\n# CONFIG_DEBUG_INFO_BTF is not set\n";
+
 /// A 4.15-style vmlinux: PVH note, no `.BTF`.
 fn vmlinux_without_btf(release: &str) -> Vec<u8> {
     let banner = format!("Linux version {release} (test@kmatrix) #1 SMP\0");
@@ -14,7 +18,7 @@ fn vmlinux_without_btf(release: &str) -> Vec<u8> {
 }
 
 /// `linux-image-unsigned-<rel>` and `linux-modules-<rel>` as Ubuntu lays them out.
-fn ubuntu_build(abi: &str, ver: &str, bz: Vec<u8>) -> Vec<Pkg> {
+fn ubuntu_build(abi: &str, ver: &str, bz: Vec<u8>, config: &str) -> Vec<Pkg> {
     let rel = format!("{abi}-generic");
     let image = build::deb(&[
         (&format!("./boot/vmlinuz-{rel}"), 0o600, &bz),
@@ -22,7 +26,7 @@ fn ubuntu_build(abi: &str, ver: &str, bz: Vec<u8>) -> Vec<Pkg> {
     ]);
     let m = format!("./lib/modules/{rel}");
     let modules = build::deb(&[
-        (&format!("./boot/config-{rel}"), 0o644, config_text().as_bytes()),
+        (&format!("./boot/config-{rel}"), 0o644, config.as_bytes()),
         (&format!("./boot/System.map-{rel}"), 0o600, b"ffffffff81000000 T _text\n"),
         (&format!("{m}/kernel/fs/9p/9p.ko"), 0o644, &ko("9pnet")),
         (&format!("{m}/kernel/net/9p/9pnet.ko"), 0o644, &ko("")),
@@ -37,11 +41,16 @@ fn ubuntu_env(payload_5_4: Compression) -> Env {
     write_suite(
         root.path(),
         "focal-updates",
-        &ubuntu_build("5.4.0-216", "5.4.0-216.236", fake::bzimage(&fake::vmlinux(rel54), payload_5_4, rel54)),
+        &ubuntu_build(
+            "5.4.0-216",
+            "5.4.0-216.236",
+            fake::bzimage(&fake::vmlinux(rel54), payload_5_4, rel54),
+            CONFIG_5_4,
+        ),
     );
     let rel415 = "4.15.0-213-generic";
     let bz415 = fake::bzimage(&vmlinux_without_btf(rel415), Compression::Gzip, rel415);
-    write_suite(root.path(), "bionic-updates", &ubuntu_build("4.15.0-213", "4.15.0-213.224", bz415));
+    write_suite(root.path(), "bionic-updates", &ubuntu_build("4.15.0-213", "4.15.0-213.224", bz415, CONFIG_4_15));
     let server = Server::start(root);
     let cdir = tempfile::tempdir().unwrap();
     let kdir = tempfile::tempdir().unwrap();
@@ -63,18 +72,22 @@ fn an_lz4_build_by_abi_and_a_gzip_build_without_btf_by_id() {
     assert_eq!(k.build().spec, "ubuntu:5.4.0-216.236", "the spec that boots this build again");
     assert_eq!(std::fs::read(k.boot.vmlinux.as_ref().unwrap()).unwrap(), fake::vmlinux("5.4.0-216-generic"));
     assert_eq!(std::fs::read(k.boot.btf.as_ref().unwrap()).unwrap(), b"\x9f\xeb\x01\x00fake-btf");
-    assert_eq!(std::fs::read_to_string(k.boot.config.as_ref().unwrap()).unwrap(), config_text());
+    assert_eq!(std::fs::read_to_string(k.boot.config.as_ref().unwrap()).unwrap(), CONFIG_5_4);
     let c = module_closure(&k, &["9p", "virtio_pci"]).unwrap();
     assert_eq!(c.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["9pnet", "9p"]);
     assert_eq!(e.server.hits_ending(".deb"), 2, "image and modules");
     let manifest = std::fs::read_to_string(k.manifest.as_ref().unwrap()).unwrap();
     assert!(manifest.contains("\"distro\": \"ubuntu\""), "{manifest}");
 
-    // A matrix id; 4.15's gzip payload has the PVH note and no .BTF: recorded, not an error.
+    // A matrix id; 4.15's gzip payload has a PVH note, but its config says the note is Xen's
+    // (CONFIG_XEN_PVH, no CONFIG_PVH): no vmlinux, it boots as a bzImage. No .BTF: recorded,
+    // not an error.
     let old = e.prepare("ubuntu-4.15").unwrap();
     assert_eq!(old.release, "4.15.0-213-generic");
-    assert!(old.boot.vmlinux.is_some() && old.boot.btf.is_none());
-    assert!(!info(&old).unwrap().btf_file);
+    assert!(old.boot.vmlinux.is_none() && old.boot.btf.is_none(), "{:?}", old.boot);
+    assert!(old.boot.bzimage.is_file());
+    let i = info(&old).unwrap();
+    assert!(!i.btf_file && !i.pvh);
 }
 
 #[test]
