@@ -4,7 +4,7 @@
 //! and module files with their `modules.dep` ([`modules`]).
 //!
 //! Nothing here knows a distribution, a mirror or the cache: these modules read bytes and files
-//! and import only each other and [`super::error`].
+//! and import only each other and `kernel::error`.
 
 pub mod arm64;
 pub mod bzimage;

@@ -3,7 +3,8 @@
 //! read).
 //!
 //! Debian ships `modules.order` and `modules.builtin` but no `modules.dep` (depmod runs at install
-//! time), so kmatrix writes one itself. Which modules a guest loads is [`crate::kernel::closure`]'s.
+//! time), so kmatrix writes one itself. Which modules a guest loads is `kernel/closure.rs`'s
+//! ([`crate::kernel::module_closure`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -8,7 +8,7 @@
 //! `linux-modules-<abi>-generic` (the modules, `boot/config-*`, `boot/System.map-*`), both of
 //! one source version. A build is named by its ABI: `ubuntu:5.4.0-216`.
 //!
-//! Extracting the packages is [`super::store`]'s job, as for Debian.
+//! Extracting the packages is `kernel/store.rs`'s job, as for Debian.
 
 pub mod keyring;
 pub mod mirror;
