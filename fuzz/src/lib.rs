@@ -24,7 +24,7 @@ use kmatrix::btf::BtfTable;
 use kmatrix::kernel::compress::{decompress_all, decompress_first_stream, Compression};
 use kmatrix::kernel::config::{KernelConfig, TRACING_OPTIONS};
 use kmatrix::kernel::index::{self, Signature, SuiteIndex};
-use kmatrix::kernel::{deb, image, modules, version, Lock, Matrix};
+use kmatrix::kernel::{bzimage, deb, modules, version, Lock, Matrix};
 use kmatrix::run::verdict::{Expectations, Role};
 use kmatrix::vm::channel::{decode, Frame, LineDecoder};
 use kmatrix::vm::console::ConsoleState;
@@ -166,14 +166,14 @@ pub fn compress(data: &[u8]) {
 /// its PVH note and `.BTF`, the version banner, a module's `.modinfo`; the same bytes as
 /// `modules.dep` and `modules.builtin` text.
 pub fn kernel_image(data: &[u8]) {
-    if let Ok(bz) = image::parse_bzimage(data) {
+    if let Ok(bz) = bzimage::parse_bzimage(data) {
         let _ = bz.release();
-        if let Ok(elf) = image::vmlinux_of(data, &bz) {
-            let _ = image::parse_elf(&elf);
+        if let Ok(elf) = bzimage::vmlinux_of(data, &bz) {
+            let _ = bzimage::parse_elf(&elf);
         }
     }
-    let _ = image::parse_elf(data);
-    let _ = image::banner_release(data);
+    let _ = bzimage::parse_elf(data);
+    let _ = bzimage::banner_release(data);
     let _ = modules::modinfo_depends(data);
     let text = String::from_utf8_lossy(data);
     let _ = modules::parse_modules_dep(&text);

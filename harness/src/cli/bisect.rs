@@ -90,7 +90,7 @@ pub(crate) async fn bisect_cmd(a: BisectArgs) -> Result<i32> {
     let fetch = a.fetch.fetch_options();
     let all = {
         let (l, c, f) = (line.clone(), cache.clone(), fetch.clone());
-        tokio::task::spawn_blocking(move || kernel::available(&l, &c, &f))
+        tokio::task::spawn_blocking(move || kernel::available(kernel::Distro::Debian, &l, &c, &f))
             .await
             .context("listing builds died")?
             .map_err(tag_kernel)?

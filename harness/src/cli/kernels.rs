@@ -35,6 +35,9 @@ pub enum KernelsCommand {
         /// The kernel line, upstream major.minor (`6.12`).
         #[arg(long)]
         line: String,
+        /// The distribution whose archive is listed (`debian`, `ubuntu`).
+        #[arg(long, value_enum, default_value_t = kernel::Distro::Debian)]
+        distro: kernel::Distro,
         /// Where kernels come from: the mirror and whether an unsigned Release is accepted.
         #[command(flatten)]
         fetch: MirrorArgs,
@@ -143,10 +146,10 @@ pub(crate) async fn kernels_other(cmd: KernelsCommand) -> Result<i32> {
             }))
             .await
         }
-        KernelsCommand::Available { line, fetch, json } => {
+        KernelsCommand::Available { line, distro, fetch, json } => {
             blocking(Box::new(move || {
                 let opts = fetch.fetch_options();
-                let v = kernel::available(&line, &cache, &opts).map_err(tag_kernel)?;
+                let v = kernel::available(distro, &line, &cache, &opts).map_err(tag_kernel)?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&v)?);
                 } else {

@@ -117,7 +117,7 @@ pub enum CiCommand {
 /// Options shared by everything that boots a guest.
 #[derive(Debug, Args, Clone)]
 pub struct GuestArgs {
-    /// Kernel: a matrix id (debian-6.1), `debian:<package-version>`, or a path to a bzImage/vmlinux.
+    /// Kernel: a matrix id (debian-6.1), `debian:<package-version>`, `ubuntu:<abi>` (ubuntu:5.4.0-216), or a path to a bzImage/vmlinux.
     /// Default: debian-6.1 (`run` and `exec` take `--kernels` for several).
     #[arg(long, short = 'k')]
     pub kernel: Option<String>,
@@ -169,6 +169,10 @@ pub struct MirrorArgs {
     /// snapshot mirror brings back builds the mirror no longer has.
     #[arg(long, env = "KMATRIX_MIRROR")]
     pub mirror: Option<String>,
+    /// Ubuntu's mirror (default: KMATRIX_UBUNTU_MIRROR, else the host's apt configuration on an
+    /// Ubuntu host, else the default mirror the host's debootstrap script for the suite names).
+    #[arg(long, env = "KMATRIX_UBUNTU_MIRROR")]
+    pub ubuntu_mirror: Option<String>,
     /// Use a Release file whose signature cannot be checked (no gpgv, no archive keyring, no
     /// signature), trusting the mirror's hashes alone. Without it, that is an error.
     #[arg(long)]
@@ -180,6 +184,7 @@ impl MirrorArgs {
     pub fn fetch_options(&self) -> FetchOptions {
         FetchOptions {
             mirror: self.mirror.clone(),
+            ubuntu_mirror: self.ubuntu_mirror.clone(),
             trust: kernel::TrustOptions { allow_unsigned: self.allow_unsigned, ..Default::default() },
             ..Default::default()
         }

@@ -243,7 +243,7 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Ou
                     .map_err(tag_kernel)
                     .with_context(|| format!("cannot use kernel {k:?}"))?;
             }
-            KernelSpec::Debian(_) => {}
+            KernelSpec::Debian(_) | KernelSpec::Ubuntu(_) => {}
         }
     }
     // A forced virtio-fs without the daemon is the user's setup to fix, before anything boots.

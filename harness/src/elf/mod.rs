@@ -214,7 +214,7 @@ pub fn machine(b: &[u8]) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::image::fake;
+    use crate::kernel::files::bzimage::fake;
 
     #[test]
     fn sections_and_notes_of_a_fabricated_kernel() {

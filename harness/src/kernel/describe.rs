@@ -10,7 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::release::Signature;
+use super::debian::release::Signature;
+use super::matrix::Distro;
 
 /// The files of a kernel build a VM boots from, each a path of type `P`: a `String` relative to
 /// its cache entry in the manifest, an absolute `PathBuf` in a prepared kernel.
@@ -63,6 +64,10 @@ impl<P> BootFiles<P> {
 /// All `None` for a kernel file the user built.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
+    /// The distribution whose archive the package came from; Debian is left out of the JSON
+    /// (entries and outputs written before Ubuntu existed have no such key).
+    #[serde(default, skip_serializing_if = "Distro::is_debian")]
+    pub distro: Distro,
     /// The image package, for a packaged kernel.
     pub package: Option<String>,
     /// The image package's Debian version.

@@ -20,6 +20,23 @@ pub enum KernelError {
         searched: String,
     },
 
+    /// No Ubuntu mirror: no `--ubuntu-mirror`, no `KMATRIX_UBUNTU_MIRROR`, not an Ubuntu host,
+    /// and no debootstrap script naming a default.
+    #[error(
+        "find Ubuntu's mirror: pass --ubuntu-mirror or set KMATRIX_UBUNTU_MIRROR (the host is not Ubuntu and {scripts} has no script naming a default_mirror: apt-get install debootstrap)"
+    )]
+    NoUbuntuMirror {
+        /// The debootstrap scripts directory that was read.
+        scripts: String,
+    },
+
+    /// Ubuntu's archive keyring is neither installed nor to be had from Debian's `ubuntu-keyring`.
+    #[error("get Ubuntu's archive keyring ({detail}); pass --keyring FILE, or --allow-unsigned to trust hashes only")]
+    NoUbuntuKeyring {
+        /// Why each way failed.
+        detail: String,
+    },
+
     /// The HTTP request failed (connection, TLS, a status other than 404).
     #[error("download {url}")]
     Http {

@@ -16,7 +16,9 @@
 //! Not here: using it (`agent/src/scenario/tool/bcc.rs`, the `BCC_KERNEL_SOURCE` of host tools).
 
 use super::error::{KernelError, Result};
-use super::{deb, index, FetchOptions, Mirror, PreparedKernel};
+use super::files::deb;
+use super::prepare::archive;
+use super::{FetchOptions, PreparedKernel};
 use crate::cache::Cache;
 use std::collections::BTreeSet;
 use std::fs;
@@ -54,8 +56,10 @@ pub fn headers(kernel: &PreparedKernel, cache: &Cache, opts: &FetchOptions) -> R
     if let Some(packages) = complete(&entry) {
         return Ok(tree(packages));
     }
-    let mirror = Mirror::from_options(opts)?;
-    let idx = index::fetch_suite(&mirror, &suite, kernel.arch, cache, &opts.trust)?;
+    // The build's own archive (Debian's or Ubuntu's) and its chain of trust.
+    let a = archive(kernel.origin.distro, opts)?;
+    let mirror = a.mirror();
+    let idx = a.index(&suite, kernel.arch, cache)?;
     let find = |name: &str| idx.packages.iter().find(|p| p.name == name && p.version == version);
     let flavour_name = format!("linux-headers-{release}");
     let flavour = find(&flavour_name)
@@ -125,6 +129,14 @@ fn place(path: &str) -> Option<PathBuf> {
     (dir.starts_with("linux-headers-") && !rest.is_empty()).then(|| PathBuf::from(rest))
 }
 
+/// True when a link at `rel` of the flavour's tree points to the same `rel` in a sibling
+/// `linux-headers-*` directory (the common part).
+fn links_to_common(target: &Path, rel: &Path) -> bool {
+    let mut parts = target.components().skip_while(|c| matches!(c, std::path::Component::ParentDir));
+    let into_common = parts.next().is_some_and(|c| c.as_os_str().to_string_lossy().starts_with("linux-headers-"));
+    into_common && parts.eq(rel.components())
+}
+
 /// Extract the headers of one `.deb` into the merged tree `dest` (the flavour's `Makefile`, an
 /// include of the common one by absolute path, is left out). Files and links land only inside
 /// `dest`, never through a link extracted before; links are kept as written (`scripts ->
@@ -141,6 +153,14 @@ fn extract(deb_path: &Path, dest: &Path, flavour: bool, url: &str) -> Result<()>
             return Err(bad(format!("{path} lies below a symbolic link of the same package")));
         }
         let out = dest.join(&rel);
+        // Ubuntu's flavour package links most of its tree to the same path of the common part
+        // (`Documentation -> ../linux-headers-5.4.0-216/Documentation`), which is merged here
+        // already: the link would only replace it.
+        if let deb::Entry::Symlink { target } = &entry {
+            if flavour && out.symlink_metadata().is_ok() && links_to_common(Path::new(target), &rel) {
+                return Ok(());
+            }
+        }
         if let Some(p) = out.parent() {
             fs::create_dir_all(p).map_err(KernelError::io(p))?;
         }
@@ -167,6 +187,17 @@ fn extract(deb_path: &Path, dest: &Path, flavour: bool, url: &str) -> Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ubuntu_flavour_links_into_the_common_part() {
+        // Real links of linux-headers-5.4.0-216-generic.
+        let rel = Path::new("Documentation");
+        assert!(links_to_common(Path::new("../linux-headers-5.4.0-216/Documentation"), rel));
+        let deep = Path::new("arch/x86/Kconfig");
+        assert!(links_to_common(Path::new("../../../linux-headers-5.4.0-216/arch/x86/Kconfig"), deep));
+        assert!(!links_to_common(Path::new("../linux-headers-5.4.0-216/include"), rel), "another path");
+        assert!(!links_to_common(Path::new("../../lib/linux-kbuild-6.1/scripts"), Path::new("scripts")));
+    }
 
     #[test]
     fn depends_keep_only_headers_packages() {

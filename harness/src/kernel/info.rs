@@ -6,9 +6,9 @@ use std::fs;
 
 use serde::Serialize;
 
-use super::config;
 use super::describe::Origin;
 use super::error::{KernelError, Result};
+use super::files::config;
 use super::prepared::{Pinning, PreparedKernel};
 
 /// What can be known about a kernel before booting it.

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use super::arch::Arch;
 use super::describe::BootFiles;
 use super::error::{KernelError, Result};
-use super::image;
+use super::files::bzimage;
+use super::manifest::{Manifest, MANIFEST};
 use super::prepared::{Pinning, PreparedKernel};
-use super::store::{self, Manifest, MANIFEST};
+use super::store;
 use crate::cache::Cache;
 
 /// A kernel file the user built: check it is a bzImage or a PVH ELF, derive `vmlinux` and its
@@ -37,12 +38,12 @@ pub(super) fn prepare_local(
     k.pinning = Pinning::Local;
     k.sha256 = Some(digest.clone());
 
-    let (release, vmlinux_from_bz) = match image::parse_bzimage(&bytes) {
+    let (release, vmlinux_from_bz) = match bzimage::parse_bzimage(&bytes) {
         Ok(bz) => {
             let release = bz.release();
             (release, true)
         }
-        Err(bz_why) => match image::parse_elf(&bytes) {
+        Err(bz_why) => match bzimage::parse_elf(&bytes) {
             Ok(elf) => {
                 if elf.pvh_entry.is_none() {
                     return Err(not_kernel(
@@ -50,7 +51,7 @@ pub(super) fn prepare_local(
                     ));
                 }
                 k.boot.vmlinux = Some(abs.clone());
-                (image::banner_release(&bytes), false)
+                (bzimage::banner_release(&bytes), false)
             }
             Err(elf_why) => {
                 return Err(not_kernel(format!("neither a bzImage ({bz_why}) nor a kernel ELF ({elf_why})")))
@@ -66,7 +67,7 @@ pub(super) fn prepare_local(
                 store::derive_vmlinux(&abs)?
             } else {
                 let b = fs::read(&abs).map_err(KernelError::io(&abs))?;
-                let btf = image::elf_section(&b, ".BTF").map(<[u8]>::to_vec);
+                let btf = bzimage::elf_section(&b, ".BTF").map(<[u8]>::to_vec);
                 (None, btf)
             };
             let staging = store::temp_dir(&kroot, ".staging-")?;

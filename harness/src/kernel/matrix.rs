@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::arch::Arch;
+use super::debian::index::{DebPackage, Signature};
 use super::error::{KernelError, Result};
-use super::index::{DebPackage, Signature};
 use crate::cache::write_atomic;
 
 const DEFAULT_MATRIX: &str = include_str!("../../../kernels/matrix.toml");
@@ -32,7 +32,7 @@ pub const LOCK_FILE: &str = "kernels.lock";
 pub struct MatrixKernel {
     /// The id runs and results name the kernel by (`debian-6.1`).
     pub id: String,
-    /// Only Debian for now.
+    /// Which distribution's archive (`debian`, `ubuntu`).
     pub distro: Distro,
     /// The suite whose index holds its builds (`bookworm`, `trixie-backports`).
     pub suite: String,
@@ -62,11 +62,23 @@ fn yes() -> bool {
 }
 
 /// Where a matrix kernel's packages come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Distro {
     /// The Debian archive.
+    #[default]
     Debian,
+    /// Ubuntu's archive (`kernel/ubuntu/`).
+    Ubuntu,
+}
+
+impl Distro {
+    /// True for Debian, which manifests and locks written before Ubuntu existed leave out.
+    pub fn is_debian(&self) -> bool {
+        *self == Distro::Debian
+    }
 }
 
 /// `kernels/matrix.toml`: the kernels a run covers and the suites `debian:<version>` searches.
@@ -388,8 +400,10 @@ line = "6.12"
     #[test]
     fn built_in_files_parse() {
         let m = Matrix::parse(DEFAULT_MATRIX, "matrix.toml").unwrap();
-        assert_eq!(m.ids()[..3], ["debian-5.10", "debian-6.1", "debian-6.12"]);
-        assert!(m.ids()[3].starts_with("debian-7."));
+        assert_eq!(m.default_ids()[..3], ["debian-5.10", "debian-6.1", "debian-6.12"]);
+        assert!(m.default_ids()[3].starts_with("debian-7."));
+        let ubuntu: Vec<_> = m.kernels.iter().filter(|k| k.distro == Distro::Ubuntu).map(|k| k.id.as_str()).collect();
+        assert_eq!(ubuntu[..4], ["ubuntu-4.15", "ubuntu-5.4", "ubuntu-5.15", "ubuntu-6.8"]);
         let l = Lock::parse(DEFAULT_LOCK, "kernels.lock").unwrap();
         assert_eq!(l.version, 1);
         for id in l.kernels.keys() {

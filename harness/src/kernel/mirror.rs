@@ -68,7 +68,7 @@ impl Mirror {
                 return Ok(Mirror::new(&m));
             }
         }
-        mirror_from_apt(Path::new("/etc/apt")).map(|m| Mirror::new(&m))
+        mirror_from_apt(Path::new("/etc/apt"), "/debian").map(|m| Mirror::new(&m))
     }
 
     /// The mirror's base URL, without a trailing slash.
@@ -215,9 +215,10 @@ fn progress_bar(len: u64, label: &str) -> indicatif::ProgressBar {
     bar
 }
 
-/// The first `deb` URI whose path ends in `/debian` in the apt configuration under `root`
-/// (`sources.list`, then `sources.list.d/*.list` and `*.sources` in name order).
-pub fn mirror_from_apt(root: &Path) -> Result<String> {
+/// The first `deb` URI whose path ends in `archive` (`/debian`, `/ubuntu`) in the apt
+/// configuration under `root` (`sources.list`, then `sources.list.d/*.list` and `*.sources` in
+/// name order).
+pub fn mirror_from_apt(root: &Path, archive: &str) -> Result<String> {
     let mut files: Vec<PathBuf> = vec![root.join("sources.list")];
     if let Ok(rd) = fs::read_dir(root.join("sources.list.d")) {
         let mut more: Vec<PathBuf> = rd
@@ -231,16 +232,16 @@ pub fn mirror_from_apt(root: &Path) -> Result<String> {
         let Ok(text) = fs::read_to_string(f) else { continue };
         let uris =
             if f.extension().is_some_and(|e| e == "sources") { deb822_uris(&text) } else { one_line_uris(&text) };
-        if let Some(u) = uris.into_iter().find(|u| is_debian_archive(u)) {
+        if let Some(u) = uris.into_iter().find(|u| is_archive(u, archive)) {
             return Ok(u.trim_end_matches('/').to_string());
         }
     }
     Err(KernelError::NoMirror { searched: format!("{}/sources.list{{,.d/}}", root.display()) })
 }
 
-fn is_debian_archive(uri: &str) -> bool {
+fn is_archive(uri: &str, archive: &str) -> bool {
     (uri.starts_with("http://") || uri.starts_with("https://") || uri.starts_with("file:/"))
-        && uri.trim_end_matches('/').ends_with("/debian")
+        && uri.trim_end_matches('/').ends_with(archive)
 }
 
 /// URIs of enabled `Types: deb` stanzas of a deb822 `.sources` file.
@@ -326,7 +327,7 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
         let d = tempfile::tempdir().unwrap();
         fs::create_dir_all(d.path().join("sources.list.d")).unwrap();
         fs::write(d.path().join("sources.list.d/debian.sources"), SOURCES).unwrap();
-        assert_eq!(mirror_from_apt(d.path()).unwrap(), "http://mirror.example/debian");
+        assert_eq!(mirror_from_apt(d.path(), "/debian").unwrap(), "http://mirror.example/debian");
     }
 
     #[test]
@@ -334,7 +335,22 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
         let text = "Types: deb-src\nURIs: http://a.example/debian\n\nEnabled: no\nTypes: deb\nURIs: http://b.example/debian\n\nTypes: deb deb-src\nURIs:\n http://c.example/debian-security\n http://d.example/debian/\n";
         let uris = deb822_uris(text);
         assert_eq!(uris, vec!["http://c.example/debian-security", "http://d.example/debian/"]);
-        assert_eq!(uris.iter().find(|u| is_debian_archive(u)).unwrap(), "http://d.example/debian/");
+        assert_eq!(uris.iter().find(|u| is_archive(u, "/debian")).unwrap(), "http://d.example/debian/");
+        assert_eq!(uris.iter().find(|u| is_archive(u, "/ubuntu")), None);
+    }
+
+    #[test]
+    fn an_ubuntu_hosts_apt_names_ubuntus_archive() {
+        // Ubuntu 24.04's deb822 layout (host names replaced).
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join("sources.list.d")).unwrap();
+        fs::write(
+            d.path().join("sources.list.d/ubuntu.sources"),
+            "Types: deb\nURIs: http://main.example/ubuntu/\nSuites: noble noble-updates noble-backports\nComponents: main restricted universe multiverse\nSigned-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg\n",
+        )
+        .unwrap();
+        assert_eq!(mirror_from_apt(d.path(), "/ubuntu").unwrap(), "http://main.example/ubuntu");
+        assert!(mirror_from_apt(d.path(), "/debian").is_err());
     }
 
     #[test]
@@ -345,7 +361,7 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
             "# comment\ndeb-src http://x.example/debian bookworm main\ndeb [signed-by=/k.gpg arch=amd64] http://y.example/debian-security bookworm-security main\ndeb http://z.example/debian/ bookworm main # trailing\n",
         )
         .unwrap();
-        assert_eq!(mirror_from_apt(d.path()).unwrap(), "http://z.example/debian");
+        assert_eq!(mirror_from_apt(d.path(), "/debian").unwrap(), "http://z.example/debian");
     }
 
     #[test]
@@ -362,7 +378,7 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
     #[test]
     fn no_mirror_names_the_files() {
         let d = tempfile::tempdir().unwrap();
-        let e = mirror_from_apt(d.path()).unwrap_err();
+        let e = mirror_from_apt(d.path(), "/debian").unwrap_err();
         assert!(matches!(e, KernelError::NoMirror { .. }));
         assert!(e.to_string().contains("sources.list"), "{e}");
     }

@@ -9,44 +9,43 @@
 #![warn(missing_docs)]
 
 pub mod arch;
-pub mod arm64;
-pub mod changelog;
-pub mod compress;
-pub mod config;
-pub mod deb;
+mod archive;
+mod closure;
+pub mod debian;
 mod describe;
 mod error;
+pub mod files;
 mod headers;
-pub mod image;
-pub mod index;
 mod info;
 mod local;
+mod manifest;
 pub mod matrix;
 pub mod mirror;
-pub mod modules;
 mod prepare;
 mod prepared;
-mod release;
 mod source;
 mod spec;
 mod store;
-pub mod version;
+pub mod ubuntu;
 
 #[cfg(test)]
 mod tests;
 
 pub use arch::Arch;
-pub use compress::Compression;
+pub use archive::{Archive, AvailableKernel};
+pub use closure::{module_closure, read_module, ModuleClosure, ModuleFile};
+pub use debian::{changelog, index, version};
 pub use describe::{BootFiles, Origin};
 pub use error::KernelError;
 use error::Result;
+pub use files::compress::Compression;
+pub use files::{bzimage, compress, config, deb, modules};
 pub use headers::{headers, HeadersTree};
 pub use index::{Signature, TrustOptions};
 pub use info::{info, tracing_config, KernelInfo};
-pub use matrix::{KernelsDir, Lock, LockedKernel, Matrix, MatrixKernel};
+pub use matrix::{Distro, KernelsDir, Lock, LockedKernel, Matrix, MatrixKernel};
 pub use mirror::Mirror;
-pub use modules::{module_closure, read_module, ModuleClosure, ModuleFile};
-pub use prepare::{available, prepare, update_lock, AvailableKernel};
+pub use prepare::{archive, available, prepare, update_lock};
 pub use prepared::{Pinning, PreparedKernel};
 pub use source::{selftests, SelftestTree};
 pub use spec::{FetchOptions, KernelSpec};

@@ -7,19 +7,21 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
 use super::arch::Arch;
+use super::archive::{Archive, AvailableKernel};
+use super::debian::index::{DebPackage, Resolved, SuiteIndex};
+use super::debian::version;
+use super::debian::DebianArchive;
 use super::describe::Origin;
 use super::error::{KernelError, Result};
-use super::index::{self, DebPackage, Resolved, TrustOptions};
 use super::local::prepare_local;
-use super::matrix::{KernelsDir, Lock, LockedKernel};
+use super::manifest::{Manifest, MANIFEST};
+use super::matrix::{Distro, KernelsDir, Lock, LockedKernel};
 use super::mirror::Mirror;
 use super::prepared::{Pinning, PreparedKernel};
 use super::spec::{FetchOptions, KernelSpec};
-use super::store::{self, Manifest, MANIFEST};
-use super::version;
+use super::store;
+use super::ubuntu::UbuntuArchive;
 use crate::cache::Cache;
 
 /// Make `spec` bootable: resolve it (lock, else mirror), download and verify what is missing,
@@ -49,19 +51,26 @@ pub fn prepare(spec: &KernelSpec, cache: &Cache, opts: &FetchOptions) -> Result<
                     release: l.release.clone(),
                     packages: l.packages.clone(),
                 };
-                return prepare_resolved(id, &r, Some((&l.files, &lock_name)), None, cache, opts);
+                return prepare_resolved(id, mk.distro, &r, Some((&l.files, &lock_name)), None, cache, opts);
             }
-            let mirror = Mirror::from_options(opts)?;
-            let idx = index::fetch_suite(&mirror, &mk.suite, mk.arch, cache, &opts.trust)?;
-            let r = index::pick_line(&idx, &mk.line, mk.flavour())?;
-            prepare_resolved(id, &r, None, Some(&mirror), cache, opts)
+            let a = archive(mk.distro, opts)?;
+            let idx = a.index(&mk.suite, mk.arch, cache)?;
+            let r = a.pick_line(&idx, &mk.line, mk.flavour.as_deref())?;
+            prepare_resolved(id, mk.distro, &r, None, Some(a.mirror()), cache, opts)
         }
         KernelSpec::Debian(v) => {
             let matrix = KernelsDir::locate(opts.kernels_dir.as_deref()).matrix()?;
-            let mirror = Mirror::from_options(opts)?;
-            let indexes = fetch_suites(&mirror, &matrix.suites(), cache, &opts.trust)?;
-            let r = index::pick_version(&indexes, v, "amd64")?;
-            prepare_resolved(&format!("debian:{v}"), &r, None, Some(&mirror), cache, opts)
+            let a = archive(Distro::Debian, opts)?;
+            let indexes = fetch_suites(a.as_ref(), &a.search_suites(&matrix), cache)?;
+            let r = a.pick_version(&indexes, v)?;
+            prepare_resolved(&format!("debian:{v}"), Distro::Debian, &r, None, Some(a.mirror()), cache, opts)
+        }
+        KernelSpec::Ubuntu(v) => {
+            let matrix = KernelsDir::locate(opts.kernels_dir.as_deref()).matrix()?;
+            let a = archive(Distro::Ubuntu, opts)?;
+            let indexes = fetch_suites(a.as_ref(), &a.search_suites(&matrix), cache)?;
+            let r = a.pick_version(&indexes, v)?;
+            prepare_resolved(&format!("ubuntu:{v}"), Distro::Ubuntu, &r, None, Some(a.mirror()), cache, opts)
         }
         KernelSpec::Local { path, modules, config } => {
             let modules = opts.modules.as_ref().or(modules.as_ref());
@@ -73,16 +82,11 @@ pub fn prepare(spec: &KernelSpec, cache: &Cache, opts: &FetchOptions) -> Result<
 
 /// Fetch the indexes of `suites`; a suite the mirror does not have is skipped with a warning,
 /// unless none is left.
-fn fetch_suites(
-    mirror: &Mirror,
-    suites: &[String],
-    cache: &Cache,
-    trust: &TrustOptions,
-) -> Result<Vec<index::SuiteIndex>> {
+fn fetch_suites(a: &dyn Archive, suites: &[String], cache: &Cache) -> Result<Vec<SuiteIndex>> {
     let mut out = Vec::new();
     let mut last = None;
     for s in suites {
-        match index::fetch_suite(mirror, s, Arch::X86_64, cache, trust) {
+        match a.index(s, Arch::X86_64, cache) {
             Ok(i) => out.push(i),
             Err(e @ KernelError::UnknownSuite { .. }) => {
                 eprintln!("warning: skipping suite {s}: {e}");
@@ -122,6 +126,7 @@ fn check_pinned(id: &str, m: &Manifest, pinned: Option<Pinned>) -> Result<()> {
 /// the packages asked for), else download, verify and extract it again.
 fn prepare_resolved(
     id: &str,
+    distro: Distro,
     r: &Resolved,
     pinned: Option<Pinned>,
     mirror: Option<&Mirror>,
@@ -164,8 +169,8 @@ fn prepare_resolved(
     let mirror = match mirror {
         Some(m) => m,
         None => {
-            discovered = Mirror::from_options(opts)?;
-            &discovered
+            discovered = archive(distro, opts)?;
+            discovered.mirror()
         }
     };
     let downloads = store::temp_dir(&kroot, ".download-")?;
@@ -187,6 +192,7 @@ fn prepare_resolved(
     let staging = store::temp_dir(&kroot, ".staging-")?;
     let seed = Manifest {
         origin: Origin {
+            distro,
             package: Some(r.image.clone()),
             package_version: Some(r.version.clone()),
             suite: Some(r.suite.clone()),
@@ -202,35 +208,12 @@ fn prepare_resolved(
     Ok(PreparedKernel::from_entry(id, &entry, &m, pinning))
 }
 
-/// One build of a kernel line on the mirror, for bisecting.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AvailableKernel {
-    /// The image package (`linux-image-6.12.43+deb12-amd64`).
-    pub package: String,
-    /// Its Debian version.
-    pub version: String,
-    /// The suite that has it.
-    pub suite: String,
-    /// The spec that selects it: `debian:<version>`.
-    pub spec: String,
-}
-
-/// Every build of `line` (`6.12`) in every suite the matrix knows, newest first.
-pub fn available(line: &str, cache: &Cache, opts: &FetchOptions) -> Result<Vec<AvailableKernel>> {
+/// Every build of `line` (`6.12`) of `distro` in every suite the matrix knows, newest first.
+pub fn available(distro: Distro, line: &str, cache: &Cache, opts: &FetchOptions) -> Result<Vec<AvailableKernel>> {
     let matrix = KernelsDir::locate(opts.kernels_dir.as_deref()).matrix()?;
-    let mirror = Mirror::from_options(opts)?;
-    let indexes = fetch_suites(&mirror, &matrix.suites(), cache, &opts.trust)?;
-    let mut out: Vec<AvailableKernel> = indexes
-        .iter()
-        .flat_map(|idx| {
-            index::builds_of_line(idx, line, "amd64").into_iter().map(|p| AvailableKernel {
-                package: p.name.clone(),
-                version: p.version.clone(),
-                suite: idx.suite.clone(),
-                spec: format!("debian:{}", p.version),
-            })
-        })
-        .collect();
+    let a = archive(distro, opts)?;
+    let indexes = fetch_suites(a.as_ref(), &a.search_suites(&matrix), cache)?;
+    let mut out: Vec<AvailableKernel> = indexes.iter().flat_map(|idx| a.builds_of_line(idx, line)).collect();
     out.sort_by(|a, b| version::compare(&b.version, &a.version).then_with(|| a.suite.cmp(&b.suite)));
     Ok(out)
 }
@@ -240,18 +223,21 @@ pub fn available(line: &str, cache: &Cache, opts: &FetchOptions) -> Result<Vec<A
 pub fn update_lock(cache: &Cache, opts: &FetchOptions) -> Result<Lock> {
     let kd = KernelsDir::locate(opts.kernels_dir.as_deref());
     let matrix = kd.matrix()?;
-    let mirror = Mirror::from_options(opts)?;
+    let mut archives: BTreeMap<Distro, Box<dyn Archive>> = BTreeMap::new();
     let mut lock = Lock { version: 1, kernels: BTreeMap::new() };
-    let mut indexes: BTreeMap<(String, Arch), index::SuiteIndex> = BTreeMap::new();
+    let mut indexes: BTreeMap<(Distro, String, Arch), SuiteIndex> = BTreeMap::new();
     for mk in &matrix.kernels {
-        let key = (mk.suite.clone(), mk.arch);
+        let a = match archives.entry(mk.distro) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => e.insert(archive(mk.distro, opts)?),
+        };
+        let key = (mk.distro, mk.suite.clone(), mk.arch);
         if !indexes.contains_key(&key) {
-            let idx = index::fetch_suite(&mirror, &mk.suite, mk.arch, cache, &opts.trust)?;
-            indexes.insert(key.clone(), idx);
+            indexes.insert(key.clone(), a.index(&mk.suite, mk.arch, cache)?);
         }
         let Some(idx) = indexes.get(&key) else { continue };
-        let r = index::pick_line(idx, &mk.line, mk.flavour())?;
-        let k = prepare_resolved(&mk.id, &r, None, Some(&mirror), cache, opts)?;
+        let r = a.pick_line(idx, &mk.line, mk.flavour.as_deref())?;
+        let k = prepare_resolved(&mk.id, mk.distro, &r, None, Some(a.mirror()), cache, opts)?;
         let m = Manifest::load(k.manifest.as_deref().unwrap_or(Path::new(MANIFEST)))?;
         lock.kernels.insert(
             mk.id.clone(),
@@ -275,4 +261,12 @@ pub fn update_lock(cache: &Cache, opts: &FetchOptions) -> Result<Lock> {
 /// which only served to find them.
 fn recorded_packages(r: &Resolved) -> Vec<DebPackage> {
     r.packages.iter().map(|p| DebPackage { depends: String::new(), ..p.clone() }).collect()
+}
+
+/// The archive of `distro`, its mirror found as [`FetchOptions`] and the host say.
+pub fn archive(distro: Distro, opts: &FetchOptions) -> Result<Box<dyn Archive>> {
+    Ok(match distro {
+        Distro::Debian => Box::new(DebianArchive::new(opts)?),
+        Distro::Ubuntu => Box::new(UbuntuArchive::new(opts)?),
+    })
 }

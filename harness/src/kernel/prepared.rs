@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use super::arch::Arch;
 use super::describe::{BootFiles, Origin};
-use super::store::{Manifest, MANIFEST};
+use super::manifest::{Manifest, MANIFEST};
+use super::matrix::Distro;
 
 /// Whether a kernel's bytes are pinned by the lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -55,6 +56,7 @@ impl PreparedKernel {
     pub fn build(&self) -> kmatrix_proto::KernelBuild {
         let local = self.pinning == Pinning::Local;
         let spec = match (&self.origin.package_version, local) {
+            (Some(v), false) if self.origin.distro == Distro::Ubuntu => format!("ubuntu:{v}"),
             (Some(v), false) => format!("debian:{v}"),
             _ => self.boot.bzimage.display().to_string(),
         };

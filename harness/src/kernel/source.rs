@@ -6,8 +6,10 @@
 //!
 //! Not here: running them (`selftest.rs`).
 
+use super::debian::{index, version};
 use super::error::{KernelError, Result};
-use super::{deb, index, version, FetchOptions, Mirror, PreparedKernel};
+use super::files::deb;
+use super::{FetchOptions, Mirror, PreparedKernel};
 use crate::cache::Cache;
 use std::fs;
 use std::io::Read;

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use super::debian::release::TrustOptions;
 use super::error::{KernelError, Result};
-use super::index::TrustOptions;
 #[cfg(doc)]
 use super::{mirror, KernelsDir};
 
@@ -19,6 +19,9 @@ pub enum KernelSpec {
     /// Any build the mirror has, by Debian package version: `debian:6.12.57-1` (or the newest
     /// build of an upstream version: `debian:6.12.57`).
     Debian(String),
+    /// Any generic build Ubuntu's archive has, by ABI (`ubuntu:5.4.0-216`) or package version
+    /// (`ubuntu:5.4.0-216.236`).
+    Ubuntu(String),
     /// A kernel built by the user: a bzImage or an ELF vmlinux with a PVH note.
     Local {
         /// The kernel file.
@@ -47,6 +50,20 @@ impl FromStr for KernelSpec {
             }
             return Ok(KernelSpec::Debian(v.to_string()));
         }
+        if let Some(v) = s.strip_prefix("ubuntu:") {
+            let ok = v.split_once('-').is_some_and(|(up, rest)| {
+                up.split('.').count() == 3
+                    && up.split('.').all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
+                    && !rest.is_empty()
+                    && rest.chars().all(|c| c.is_ascii_alphanumeric() || ".~+".contains(c))
+            });
+            if !ok {
+                return Err(bad(
+                    "after ubuntu: comes an ABI such as 5.4.0-216 (or a package version such as 5.4.0-216.236)",
+                ));
+            }
+            return Ok(KernelSpec::Ubuntu(v.to_string()));
+        }
         if s.contains('/') || Path::new(s).is_file() {
             return Ok(KernelSpec::Local { path: PathBuf::from(s), modules: None, config: None });
         }
@@ -59,6 +76,7 @@ impl std::fmt::Display for KernelSpec {
         match self {
             KernelSpec::Matrix(id) => f.write_str(id),
             KernelSpec::Debian(v) => write!(f, "debian:{v}"),
+            KernelSpec::Ubuntu(v) => write!(f, "ubuntu:{v}"),
             KernelSpec::Local { path, .. } => write!(f, "{}", path.display()),
         }
     }
@@ -69,6 +87,9 @@ impl std::fmt::Display for KernelSpec {
 pub struct FetchOptions {
     /// `--mirror`; else `KMATRIX_MIRROR`, else the host's apt configuration.
     pub mirror: Option<String>,
+    /// `--ubuntu-mirror`; else `KMATRIX_UBUNTU_MIRROR`, else the host's apt configuration on
+    /// an Ubuntu host, else debootstrap's default (`kernel/ubuntu/mirror.rs`).
+    pub ubuntu_mirror: Option<String>,
     /// `--modules DIR` for a local kernel (`lib/modules/<release>` or its parent).
     pub modules: Option<PathBuf>,
     /// `--config FILE` for a local kernel.

@@ -1,6 +1,6 @@
 //! Kernel entries in the cache: `kernels/<package>_<version>/` holding `vmlinuz`, `vmlinux`,
-//! `vmlinux.btf`, `config`, `System.map`, `modules/<release>/...` and a `manifest.json` that
-//! records the sha256 of every file.
+//! `vmlinux.btf`, `config`, `System.map`, `modules/<release>/...` and a `manifest.json`
+//! ([`Manifest`]) that records the sha256 of every file.
 //!
 //! An entry is built in a staging directory and renamed into place with its manifest written
 //! last, so a half-built entry is never taken for a good one. A present manifest whose files no
@@ -13,157 +13,17 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::arch::Arch;
-use super::arm64;
-use super::compress::{decompress_all, Compression, MAX_MODULE};
-use super::deb;
-use super::describe::{BootFiles, Origin};
+use super::debian::index::DebPackage;
 use super::error::{KernelError, Result};
-use super::image;
-use super::index::{sha256_file, DebPackage};
+use super::files::compress::{decompress_all, Compression, MAX_MODULE};
+use super::files::modules::{canonical_name, is_module, modinfo_depends, render_modules_dep};
+use super::files::{arm64, bzimage, config, deb};
+use super::manifest::{FileSum, Manifest, FORMAT};
 use super::matrix::Lock;
-use super::modules::{canonical_name, is_module, modinfo_depends, render_modules_dep};
-use crate::cache::{write_atomic, Cache};
-
-pub const MANIFEST: &str = "manifest.json";
-const FORMAT: u32 = 1;
-
-/// Size and hash of one file of an entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileSum {
-    pub sha256: String,
-    pub size: u64,
-}
-
-/// What an entry holds and the hash of every file, paths relative to the entry.
-///
-/// Its JSON (`manifest.json`, format 1) has flat keys: [`Origin`] and [`BootFiles`] are flattened
-/// into it. `deny_unknown_fields` still holds for the whole object: serde rejects any key that
-/// neither this struct nor a flattened one claims (the flattened ones must not deny, they see
-/// every key).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Manifest {
-    pub format: u32,
-    pub release: String,
-    /// The package and suite the build came from.
-    #[serde(flatten)]
-    pub origin: Origin,
-    /// The guest architecture; absent in entries written before arm64 existed (x86_64).
-    #[serde(default, skip_serializing_if = "Arch::is_default")]
-    pub arch: Arch,
-    pub debs: Vec<DebPackage>,
-    /// The boot files, relative to the entry (a local kernel's image: its absolute path).
-    #[serde(flatten)]
-    pub boot: BootFiles<String>,
-    pub files: BTreeMap<String, FileSum>,
-}
-
-impl Manifest {
-    /// The manifest of an entry before anything is placed in it: the release and architecture,
-    /// no package, no files.
-    pub fn empty(release: String, arch: Arch) -> Manifest {
-        Manifest {
-            format: FORMAT,
-            release,
-            origin: Origin::default(),
-            arch,
-            debs: Vec::new(),
-            boot: BootFiles::image(String::new()),
-            files: BTreeMap::new(),
-        }
-    }
-
-    /// Write it as `manifest.json` into `dir`, atomically: the last file of an entry.
-    pub fn write(&self, dir: &Path) -> Result<()> {
-        let json = serde_json::to_vec_pretty(self)
-            .map_err(|e| KernelError::Parse { what: "manifest".into(), detail: e.to_string() })?;
-        Ok(write_atomic(&dir.join(MANIFEST), &json)?)
-    }
-
-    pub fn load(path: &Path) -> Result<Manifest> {
-        let text = fs::read_to_string(path).map_err(KernelError::io(path))?;
-        serde_json::from_str(&text)
-            .map_err(|e| KernelError::Parse { what: path.display().to_string(), detail: e.to_string() })
-    }
-
-    /// Hash `path` (inside the entry at `root`) and compare with the recorded sum.
-    pub fn verify_file(&self, root: &Path, path: &Path) -> Result<()> {
-        let rel = path.strip_prefix(root).ok().and_then(|p| p.to_str()).unwrap_or("");
-        let what = path.display().to_string();
-        let want = self.files.get(rel).ok_or_else(|| KernelError::Invalid {
-            path: what.clone(),
-            detail: format!("the manifest of {} does not list it", root.display()),
-        })?;
-        let (size, sha) = sha256_file(path)?;
-        if sha != want.sha256 {
-            return Err(KernelError::HashMismatch { what, expected: want.sha256.clone(), actual: sha });
-        }
-        if size != want.size {
-            return Err(KernelError::SizeMismatch { what, expected: want.size, actual: size });
-        }
-        Ok(())
-    }
-
-    /// Check the entry at `root`: every boot file (everything but module objects) is re-hashed,
-    /// every module's size is checked (modules are re-hashed when [`super::module_closure`] picks
-    /// them). `Err` names the first file that does not match.
-    pub fn verify(&self, root: &Path) -> Result<()> {
-        for (rel, sum) in &self.files {
-            let p = root.join(rel);
-            if is_module(rel) {
-                let len = fs::metadata(&p).map_err(KernelError::io(&p))?.len();
-                if len != sum.size {
-                    return Err(KernelError::SizeMismatch {
-                        what: p.display().to_string(),
-                        expected: sum.size,
-                        actual: len,
-                    });
-                }
-            } else {
-                self.verify_file(root, &p)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// A digest of the packaged files under the modules directory: sha256 over sorted
-    /// `<sha256>  <path>\n` lines. One line in the lock stands for thousands of modules. The
-    /// generated `modules.dep` is left out, so improving its generator does not void locks.
-    pub fn modules_digest(&self) -> Option<String> {
-        let dir = self.boot.modules_dir.as_ref()?;
-        let prefix = format!("{dir}/");
-        let generated = format!("{dir}/modules.dep");
-        let mut h = Sha256::new();
-        for (rel, sum) in self.files.range(prefix.clone()..) {
-            if !rel.starts_with(&prefix) {
-                break;
-            }
-            if *rel != generated {
-                h.update(format!("{}  {}\n", sum.sha256, rel));
-            }
-        }
-        Some(hex::encode(h.finalize()))
-    }
-
-    /// The hashes a lock pins for this entry: boot files by name plus the modules digest.
-    pub fn pinned_files(&self) -> BTreeMap<String, String> {
-        let mut out = BTreeMap::new();
-        for rel in self.boot.single_files() {
-            if let Some(s) = self.files.get(rel) {
-                out.insert(rel.clone(), s.sha256.clone());
-            }
-        }
-        if let Some(d) = self.modules_digest() {
-            out.insert("modules".to_string(), d);
-        }
-        out
-    }
-}
+use crate::cache::Cache;
 
 /// The cache entry directory name of a package build: `<package>_<version>` with characters a
 /// file name should not carry (the epoch's `:`) replaced.
@@ -245,6 +105,18 @@ pub fn build_entry(staging: &Path, debs: &[(DebPackage, PathBuf)], mut m: Manife
     } else {
         derive_vmlinux(&bz_path)?
     };
+    // Before 5.0 the PVH note is Xen's alone (CONFIG_XEN_PVH): its entry expects a Xen
+    // hypervisor and a QEMU guest hangs without a console byte (Ubuntu's 4.15, seen). Those
+    // boot as a bzImage.
+    let vmlinux = vmlinux.filter(|_| {
+        let pvh = pvh_outside_xen(&staging.join("config"));
+        if !pvh {
+            eprintln!(
+                "note: {what}: CONFIG_XEN_PVH without CONFIG_PVH (a PVH note for Xen alone); it boots as a bzImage"
+            );
+        }
+        pvh
+    });
     if let Some(v) = vmlinux {
         write_file(staging, "vmlinux", &v, &mut st.files)?;
         m.boot.vmlinux = Some("vmlinux".into());
@@ -267,6 +139,15 @@ pub fn build_entry(staging: &Path, debs: &[(DebPackage, PathBuf)], mut m: Manife
     Ok(m)
 }
 
+/// Whether the kernel whose config is at `config` boots through its PVH note outside Xen: not
+/// when the config has `CONFIG_XEN_PVH` without `CONFIG_PVH` (Linux before 5.0, whose PVH entry
+/// is Xen's); yes otherwise, a missing config included.
+fn pvh_outside_xen(config: &Path) -> bool {
+    let Ok(text) = fs::read_to_string(config) else { return true };
+    let c = config::KernelConfig::parse(&text);
+    c.is_enabled("PVH") || !c.is_enabled("XEN_PVH")
+}
+
 /// An arm64 `vmlinuz` unwrapped to its `Image`, the BTF found inside, and how it was wrapped.
 pub fn derive_arm64(path: &Path) -> Result<(Vec<u8>, Option<Vec<u8>>, arm64::Wrapping)> {
     let bytes = fs::read(path).map_err(KernelError::io(path))?;
@@ -286,9 +167,9 @@ pub type Derived = (Option<Vec<u8>>, Option<Vec<u8>>);
 pub fn derive_vmlinux(bz_path: &Path) -> Result<Derived> {
     let not_kernel = |detail: String| KernelError::NotAKernel { path: bz_path.to_path_buf(), detail };
     let bytes = fs::read(bz_path).map_err(KernelError::io(bz_path))?;
-    let bz = image::parse_bzimage(&bytes).map_err(|e| not_kernel(e.to_string()))?;
-    let elf = image::vmlinux_of(&bytes, &bz).map_err(|e| not_kernel(e.to_string()))?;
-    let info = image::parse_elf(&elf).map_err(|d| not_kernel(format!("payload: {d}")))?;
+    let bz = bzimage::parse_bzimage(&bytes).map_err(|e| not_kernel(e.to_string()))?;
+    let elf = bzimage::vmlinux_of(&bytes, &bz).map_err(|e| not_kernel(e.to_string()))?;
+    let info = bzimage::parse_elf(&elf).map_err(|d| not_kernel(format!("payload: {d}")))?;
     let btf = info.btf.clone().and_then(|r| elf.get(r)).map(<[u8]>::to_vec);
     if info.pvh_entry.is_none() {
         eprintln!("warning: {} has no PVH entry note; it boots only as a bzImage", bz_path.display());
@@ -462,52 +343,5 @@ mod tests {
             entry_name("linux-image-7.3.4+deb13-amd64", "1:7.3.4-1~bpo13+1"),
             "linux-image-7.3.4+deb13-amd64_1_7.3.4-1~bpo13+1"
         );
-    }
-
-    /// Manifests of real cache entries, written before [`BootFiles`] and [`Origin`] existed.
-    const CACHED: [(&str, &str); 3] = [
-        ("6.1", include_str!("fixtures/json/cache-6.1-manifest.json")),
-        ("arm64", include_str!("fixtures/json/cache-arm64-manifest.json")),
-        ("local", include_str!("fixtures/json/cache-local-manifest.json")),
-    ];
-
-    fn load_text(text: &str) -> Result<Manifest> {
-        let d = tempfile::tempdir().unwrap();
-        fs::write(d.path().join(MANIFEST), text).unwrap();
-        Manifest::load(&d.path().join(MANIFEST))
-    }
-
-    #[test]
-    fn cached_manifests_load_and_write_back_byte_for_byte() {
-        for (name, text) in CACHED {
-            let m = load_text(text).unwrap_or_else(|e| panic!("{name}: {e}"));
-            let out = tempfile::tempdir().unwrap();
-            m.write(out.path()).unwrap();
-            assert_eq!(fs::read_to_string(out.path().join(MANIFEST)).unwrap(), text, "{name}");
-        }
-        let arm = load_text(CACHED[1].1).unwrap();
-        assert_eq!((arm.arch, arm.boot.bzimage.as_str(), arm.boot.vmlinux.as_deref()), (Arch::Arm64, "vmlinuz", None));
-        assert_eq!(arm.origin.signature, Some(super::super::Signature::Good));
-        assert_eq!(
-            arm.pinned_files().keys().collect::<Vec<_>>(),
-            ["System.map", "config", "modules", "vmlinux.btf", "vmlinuz"]
-        );
-        let local = load_text(CACHED[2].1).unwrap();
-        assert_eq!((local.arch, &local.origin), (Arch::X86_64, &Origin::default()));
-        assert!(local.boot.bzimage.starts_with('/'), "a local kernel's image keeps its absolute path");
-    }
-
-    #[test]
-    fn a_manifest_with_an_unknown_or_missing_key_is_refused() {
-        let text = CACHED[0].1;
-        // Flattening must not loosen `deny_unknown_fields`: a key no part claims is an error.
-        let extra = text.replacen("\"bzimage\"", "\"initrd\": \"initrd.img\",\n  \"bzimage\"", 1);
-        let e = load_text(&extra).unwrap_err().to_string();
-        assert!(e.contains("unknown field `initrd`"), "{e}");
-        for key in ["bzimage", "release", "format"] {
-            let line = text.lines().find(|l| l.starts_with(&format!("  \"{key}\":"))).unwrap();
-            let e = load_text(&text.replacen(&format!("{line}\n"), "", 1)).unwrap_err().to_string();
-            assert!(e.contains(&format!("missing field `{key}`")), "{key}: {e}");
-        }
     }
 }

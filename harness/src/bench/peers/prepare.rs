@@ -112,7 +112,7 @@ fn static_busybox(dir: &BenchDir) -> Result<PathBuf, PeerError> {
 pub fn vmtest_initramfs(dir: &BenchDir, k: &PreparedKernel) -> Result<PathBuf, PeerError> {
     let kdir = dir.kernel_dir(&k.release);
     mkdir(&kdir)?;
-    let closure = crate::kernel::modules::module_closure(k, VMTEST_MODULES)
+    let closure = crate::kernel::module_closure(k, VMTEST_MODULES)
         .map_err(|e| PeerError::Kernel { id: k.id.clone(), source: Box::new(e) })?;
     let busybox = static_busybox(dir)?;
     let bb = std::fs::read(&busybox).map_err(PeerError::io("cannot read", &busybox))?;
@@ -130,8 +130,8 @@ pub fn vmtest_initramfs(dir: &BenchDir, k: &PreparedKernel) -> Result<PathBuf, P
         w.symlink(&format!("bin/{applet}"), "busybox").map_err(io)?;
     }
     for m in closure.iter() {
-        let bytes = crate::kernel::modules::read_module(m)
-            .map_err(|e| PeerError::Kernel { id: k.id.clone(), source: Box::new(e) })?;
+        let bytes =
+            crate::kernel::read_module(m).map_err(|e| PeerError::Kernel { id: k.id.clone(), source: Box::new(e) })?;
         w.file(&format!("lib/modules/{}.ko", m.name), 0o644, &bytes).map_err(io)?;
         init.push_str(&format!("insmod /lib/modules/{}.ko || echo \"initramfs: insmod {} failed\"\n", m.name, m.name));
     }

@@ -17,9 +17,9 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
-use super::compress::Compression;
-use super::deb::build;
-use super::image::fake;
+use super::files::bzimage::fake;
+use super::files::compress::Compression;
+use super::files::deb::build;
 use super::*;
 use crate::cache::Cache;
 
@@ -349,3 +349,4 @@ impl Env {
 
 mod prepare;
 mod trust;
+mod ubuntu;

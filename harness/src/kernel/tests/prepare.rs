@@ -233,7 +233,7 @@ fn lock_pins_update_rewrites_and_gc_collects() {
 #[test]
 fn available_lists_every_build_of_a_line() {
     let e = env();
-    let a = available("6.1", &e.cache, &e.opts).unwrap();
+    let a = available(Distro::Debian, "6.1", &e.cache, &e.opts).unwrap();
     let v: Vec<_> = a.iter().map(|k| (k.package.as_str(), k.version.as_str(), k.suite.as_str())).collect();
     assert_eq!(
         v,
@@ -243,7 +243,7 @@ fn available_lists_every_build_of_a_line() {
         ]
     );
     assert_eq!(a[1].spec, "debian:6.1.170-3");
-    assert!(available("6.12", &e.cache, &e.opts).unwrap().is_empty());
+    assert!(available(Distro::Debian, "6.12", &e.cache, &e.opts).unwrap().is_empty());
 }
 
 #[test]
@@ -332,7 +332,7 @@ fn real_mirror_prepare_matrix() {
         let warm = t.elapsed();
         assert_eq!(k, k2);
         let vm = std::fs::read(k.boot.vmlinux.as_ref().expect("a PVH vmlinux")).unwrap();
-        assert!(image::parse_elf(&vm).unwrap().pvh_entry.is_some());
+        assert!(bzimage::parse_elf(&vm).unwrap().pvh_entry.is_some());
         let c = module_closure(&k, &["9p", "9pnet_virtio", "virtio_pci"]).unwrap();
         eprintln!(
             "{id}: {} {} {:?} cold {:.1}s warm {:.2}s btf={} modules={:?} builtin={:?}",
@@ -365,7 +365,7 @@ fn real_mirror_update_lock() {
 fn real_mirror_available() {
     let cache = Cache::from_env().unwrap();
     for line in ["6.12", "7"] {
-        for k in available(line, &cache, &real_opts()).unwrap() {
+        for k in available(Distro::Debian, line, &cache, &real_opts()).unwrap() {
             eprintln!("{line}: {} {} {} {}", k.package, k.version, k.suite, k.spec);
         }
     }

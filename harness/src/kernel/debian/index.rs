@@ -8,15 +8,15 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::arch::Arch;
-use super::error::{KernelError, Result};
-use super::mirror::Mirror;
 pub use super::release::{
     fetch_release, parse_release, parse_stanzas, strip_clearsign, Release, ReleaseFile, Signature, Stanza,
     TrustOptions, DEFAULT_KEYRING,
 };
 use super::version;
 use crate::cache::{write_atomic, Cache};
+use crate::kernel::arch::Arch;
+use crate::kernel::error::{KernelError, Result};
+use crate::kernel::mirror::Mirror;
 
 /// Upper bound on what a mirror may send as a Packages index, so a broken one cannot fill memory
 /// or disk.
@@ -63,7 +63,8 @@ fn is_kernel_package(name: &str) -> bool {
         .any(|p| name.starts_with(p))
 }
 
-fn stanza_to_package(st: &Stanza) -> Option<DebPackage> {
+/// The package a Packages stanza describes, when it has every field a download needs.
+pub fn stanza_to_package(st: &Stanza) -> Option<DebPackage> {
     Some(DebPackage {
         name: st.get("package")?.clone(),
         version: st.get("version")?.clone(),
@@ -76,6 +77,11 @@ fn stanza_to_package(st: &Stanza) -> Option<DebPackage> {
 
 /// Keep the kernel stanzas of a Packages stream (decompressed), as text.
 pub fn filter_packages(r: impl BufRead, what: &str) -> Result<String> {
+    filter_packages_by(r, what, is_kernel_package)
+}
+
+/// Keep the stanzas of a Packages stream (decompressed) whose package name `keep` accepts.
+fn filter_packages_by(r: impl BufRead, what: &str, keep_name: fn(&str) -> bool) -> Result<String> {
     let mut out = String::new();
     let mut stanza = String::new();
     let mut keep = false;
@@ -91,7 +97,7 @@ pub fn filter_packages(r: impl BufRead, what: &str) -> Result<String> {
             continue;
         }
         if let Some(name) = line.strip_prefix("Package:") {
-            keep = is_kernel_package(name.trim());
+            keep = keep_name(name.trim());
         }
         stanza.push_str(&line);
         stanza.push('\n');
@@ -122,6 +128,23 @@ pub fn fetch_suite(
     cache: &Cache,
     trust: &TrustOptions,
 ) -> Result<SuiteIndex> {
+    // The name says what the filter kept (v2: linux-source too; v3: linux-headers too), so an
+    // older cache is not reused.
+    let (signature, text) = fetch_filtered(mirror, suite, arch, cache, trust, is_kernel_package, "kernel-packages-v3")?;
+    Ok(SuiteIndex { suite: suite.to_string(), arch, signature, packages: parse_packages(&text) })
+}
+
+/// The stanzas of `<suite>/main/binary-<arch>/Packages` whose package name `keep` accepts, as
+/// text, authenticated along the chain of trust; cached under `kernels/index/<sha256>.<tag>`.
+pub fn fetch_filtered(
+    mirror: &Mirror,
+    suite: &str,
+    arch: Arch,
+    cache: &Cache,
+    trust: &TrustOptions,
+    keep: fn(&str) -> bool,
+    tag: &str,
+) -> Result<(Signature, String)> {
     let (rel, signature) = fetch_release(mirror, suite, trust)?;
     let base = format!("main/binary-{}/Packages", arch.debian());
     let entry = ["xz", "gz"]
@@ -133,11 +156,9 @@ pub fn fetch_suite(
         })?
         .clone();
     let dir = cache.dir("kernels/index")?;
-    // The name says what the filter kept (v2: linux-source too; v3: linux-headers too), so an
-    // older cache is not reused.
-    let cached = dir.join(format!("{}.kernel-packages-v3", entry.sha256));
+    let cached = dir.join(format!("{}.{tag}", entry.sha256));
     if let Ok(text) = fs::read_to_string(&cached) {
-        return Ok(SuiteIndex { suite: suite.to_string(), arch, signature, packages: parse_packages(&text) });
+        return Ok((signature, text));
     }
     let rel_path = if rel.by_hash {
         let d = entry.path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
@@ -157,12 +178,12 @@ pub fn fetch_suite(
     }
     let file = fs::File::open(tmp.path()).map_err(KernelError::io(tmp.path()))?;
     let text = if entry.path.ends_with(".xz") {
-        filter_packages(BufReader::new(xz2::read::XzDecoder::new(file)), &url)?
+        filter_packages_by(BufReader::new(xz2::read::XzDecoder::new(file)), &url, keep)?
     } else {
-        filter_packages(BufReader::new(flate2::read::GzDecoder::new(file)), &url)?
+        filter_packages_by(BufReader::new(flate2::read::GzDecoder::new(file)), &url, keep)?
     };
     write_atomic(&cached, text.as_bytes())?;
-    Ok(SuiteIndex { suite: suite.to_string(), arch, signature, packages: parse_packages(&text) })
+    Ok((signature, text))
 }
 
 /// The ABI part of `linux-image-<abi>-<flavour>` when the package is exactly that flavour:
@@ -317,7 +338,7 @@ mod tests {
     use super::*;
 
     // Real stanzas from the bookworm and trixie-backports indexes (descriptions trimmed).
-    const PACKAGES: &str = include_str!("fixtures/Packages.kernel");
+    const PACKAGES: &str = include_str!("../fixtures/Packages.kernel");
 
     fn index(suite: &str) -> SuiteIndex {
         SuiteIndex {

@@ -13,8 +13,8 @@ use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
-use super::error::{KernelError, Result};
-use super::mirror::Mirror;
+use crate::kernel::error::{KernelError, Result};
+use crate::kernel::mirror::Mirror;
 
 /// Where the Debian archive keyring lives when `debian-archive-keyring` is installed.
 pub const DEFAULT_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
@@ -285,7 +285,7 @@ mod tests {
     use super::*;
 
     // Real stanzas from the bookworm index (descriptions trimmed).
-    const RELEASE: &str = include_str!("fixtures/Release.head");
+    const RELEASE: &str = include_str!("../fixtures/Release.head");
 
     #[test]
     fn release_sha256_list() {

@@ -102,7 +102,7 @@ mod tests {
     use super::*;
 
     // Lines from Debian's config-6.1.0-50-amd64 (bookworm), in file order around each option.
-    const DEBIAN_6_1: &str = include_str!("fixtures/config-6.1.excerpt");
+    const DEBIAN_6_1: &str = include_str!("../fixtures/config-6.1.excerpt");
 
     #[test]
     fn parses_a_real_config() {

@@ -27,7 +27,7 @@ const MAX_VMLINUX: usize = 1 << 30;
 /// Why bytes are not a bzImage or an x86-64 kernel ELF. Each message is the reason alone: the
 /// kernel provider puts it after the file's name.
 #[derive(Debug, thiserror::Error)]
-pub enum ImageError {
+pub enum BzImageError {
     /// Fewer bytes than a setup header needs.
     #[error("too short for a setup header")]
     NoSetupHeader {
@@ -65,8 +65,13 @@ pub enum ImageError {
         len: usize,
     },
     /// The payload's magic bytes are no compression kmatrix reads.
-    #[error("payload is compressed with a format kmatrix does not read (only xz, zstd, gzip)")]
-    UnknownCompression,
+    #[error(
+        "payload starts with bytes {magic:02x?}, none of the formats kmatrix reads (gzip, xz, lzma, zstd, LZ4 legacy)"
+    )]
+    UnknownCompression {
+        /// The payload's first bytes (up to 6).
+        magic: Vec<u8>,
+    },
     /// Decompressing the payload failed. The decoder's reason is part of the message: the
     /// provider keeps only the text.
     #[error("decompress the {kind:?} payload: {cause}")]
@@ -131,22 +136,22 @@ impl BzImage {
 }
 
 /// Parse a bzImage's setup header; `Err` says why the bytes are not one.
-pub fn parse_bzimage(b: &[u8]) -> Result<BzImage, ImageError> {
-    let h: setup_header = read_pod(b, SETUP_HEADER_OFFSET).ok_or(ImageError::NoSetupHeader { len: b.len() })?;
+pub fn parse_bzimage(b: &[u8]) -> Result<BzImage, BzImageError> {
+    let h: setup_header = read_pod(b, SETUP_HEADER_OFFSET).ok_or(BzImageError::NoSetupHeader { len: b.len() })?;
     let (magic, flag, version) = (h.header, h.boot_flag, h.version);
     if magic != HDRS || flag != 0xAA55 {
-        return Err(ImageError::NotBzImage { magic, boot_flag: flag });
+        return Err(BzImageError::NotBzImage { magic, boot_flag: flag });
     }
     if version < 0x208 {
-        return Err(ImageError::OldProtocol { version });
+        return Err(BzImageError::OldProtocol { version });
     }
     let sects = if h.setup_sects == 0 { 4 } else { h.setup_sects as usize };
     let (po, pl) = (h.payload_offset as usize, h.payload_length as usize);
     let start = (sects + 1) * 512 + po;
-    let end = start.checked_add(pl).ok_or(ImageError::PayloadOverflow { start, length: pl })?;
+    let end = start.checked_add(pl).ok_or(BzImageError::PayloadOverflow { start, length: pl })?;
     let payload = start..end;
     if payload.end > b.len() || pl == 0 {
-        return Err(ImageError::PayloadOutside { payload, len: b.len() });
+        return Err(BzImageError::PayloadOutside { payload, len: b.len() });
     }
     let kv = h.kernel_version;
     let version_str = if kv != 0 {
@@ -167,12 +172,14 @@ pub fn parse_bzimage(b: &[u8]) -> Result<BzImage, ImageError> {
 }
 
 /// Decompress the payload of a bzImage into the ELF `vmlinux`.
-pub fn vmlinux_of(b: &[u8], bz: &BzImage) -> Result<Vec<u8>, ImageError> {
-    let kind = bz.compression.ok_or(ImageError::UnknownCompression)?;
+pub fn vmlinux_of(b: &[u8], bz: &BzImage) -> Result<Vec<u8>, BzImageError> {
+    let kind = bz.compression.ok_or_else(|| BzImageError::UnknownCompression {
+        magic: b[bz.payload.clone()].iter().take(6).copied().collect(),
+    })?;
     let out = decompress_first_stream(kind, &b[bz.payload.clone()], MAX_VMLINUX)
-        .map_err(|cause| ImageError::Decompress { kind, cause })?;
+        .map_err(|cause| BzImageError::Decompress { kind, cause })?;
     if !out.starts_with(b"\x7fELF") {
-        return Err(ImageError::PayloadNotElf { kind });
+        return Err(BzImageError::PayloadNotElf { kind });
     }
     Ok(out)
 }
@@ -193,10 +200,10 @@ pub fn elf_section<'a>(b: &'a [u8], name: &str) -> Option<&'a [u8]> {
 }
 
 /// Parse an x86-64 ELF kernel; `Err` says why the bytes are not one.
-pub fn parse_elf(b: &[u8]) -> Result<ElfKernel, ImageError> {
+pub fn parse_elf(b: &[u8]) -> Result<ElfKernel, BzImageError> {
     let elf = Elf::parse(b)?;
     if elf.machine() != EM_X86_64 {
-        return Err(ImageError::NotX86_64 { machine: elf.machine() });
+        return Err(BzImageError::NotX86_64 { machine: elf.machine() });
     }
     // Kernels carry one; were there several, the last would count.
     let pvh_entry =
@@ -333,8 +340,11 @@ pub mod fake {
     pub fn bzimage(payload: &[u8], kind: Compression, release: &str) -> Vec<u8> {
         use std::io::Write;
         let mut c = match kind {
-            Compression::Xz => crate::kernel::deb::build::xz(payload),
+            Compression::Xz => super::super::deb::build::xz(payload),
             Compression::Zstd => zstd::encode_all(payload, 3).unwrap(),
+            Compression::Lz4 => super::super::compress::lz4_legacy_frame(payload),
+            // A format kmatrix does not read: bzip2's magic (the kernel's CONFIG_KERNEL_BZIP2).
+            Compression::None => [&b"BZh91AY&SY"[..], payload].concat(),
             _ => {
                 let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
                 e.write_all(payload).unwrap();

@@ -8,7 +8,7 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 
 use super::compress::Compression;
-use super::error::{KernelError, Result};
+use crate::kernel::error::{KernelError, Result};
 
 const AR_MAGIC: &[u8; 8] = b"!<arch>\n";
 

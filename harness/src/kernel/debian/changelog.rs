@@ -10,12 +10,12 @@
 
 use std::path::Path;
 
-use super::deb;
-use super::error::{KernelError, Result};
-use super::store::Manifest;
 use super::version;
-use super::{FetchOptions, Mirror, PreparedKernel};
 use crate::cache::Cache;
+use crate::kernel::error::{KernelError, Result};
+use crate::kernel::files::deb;
+use crate::kernel::manifest::Manifest;
+use crate::kernel::{FetchOptions, Mirror, PreparedKernel};
 
 /// The file name the changelog is kept under in a build's cache entry (gzip, as shipped).
 const CACHED: &str = "changelog.gz";
@@ -193,8 +193,8 @@ mod tests {
 
     // The first entries of two real kernel changelogs (see fixtures/README.md): a trixie build
     // and a bookworm-backports one.
-    const TRIXIE: &str = include_str!("fixtures/changelog-6.12.txt");
-    const BPO: &str = include_str!("fixtures/changelog-6.12-bpo.txt");
+    const TRIXIE: &str = include_str!("../fixtures/changelog-6.12.txt");
+    const BPO: &str = include_str!("../fixtures/changelog-6.12-bpo.txt");
 
     fn heads(e: &[Entry]) -> Vec<(&str, &str)> {
         e.iter().map(|e| (e.source.as_str(), e.version.as_str())).collect()
