@@ -124,28 +124,3 @@ fn bad_input_is_named_and_leaves_nothing() {
     assert!(left.is_empty(), "nothing half-written in the cache: {left:?}");
 }
 
-/// The real payloads: Ubuntu 4.15's bzImage (gzip) and 5.4's (LZ4 legacy) as the shared cache
-/// holds them after `kmatrix kernels fetch ubuntu-4.15 ubuntu-5.4` (about 10 MB each, too large
-/// for the tree). Absent files fail the test: fetch them first.
-#[test]
-#[ignore]
-fn real_cache_ubuntu_payloads_gzip_and_lz4_legacy() {
-    let cache = Cache::from_env().unwrap();
-    for (entry, kind, pvh_config, btf) in [
-        ("linux-image-unsigned-4.15.0-213-generic_4.15.0-213.224", Compression::Gzip, false, false),
-        ("linux-image-unsigned-5.4.0-216-generic_5.4.0-216.236", Compression::Lz4, true, true),
-    ] {
-        let dir = cache.root().join("kernels").join(entry);
-        let bytes = std::fs::read(dir.join("vmlinuz"))
-            .unwrap_or_else(|e| panic!("{entry}: {e}: run `kmatrix kernels fetch` for it first"));
-        let bz = bzimage::parse_bzimage(&bytes).unwrap();
-        assert_eq!(bz.compression, Some(kind), "{entry}");
-        let elf = bzimage::vmlinux_of(&bytes, &bz).unwrap();
-        let k = bzimage::parse_elf(&elf).unwrap();
-        assert!(k.pvh_entry.is_some(), "{entry}: both carry a PVH note");
-        assert_eq!(k.btf.is_some(), btf, "{entry}");
-        // 4.15's note is Xen's alone: the entry keeps no vmlinux and boots the bzImage.
-        assert_eq!(dir.join("vmlinux").is_file(), pvh_config, "{entry}");
-        eprintln!("{entry}: {kind:?} payload {} bytes -> ELF {} bytes", bz.payload.len(), elf.len());
-    }
-}
