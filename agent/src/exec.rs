@@ -49,11 +49,11 @@ pub fn run(mut ch: Option<&mut Channel>, req: &ExecRequest) -> Result<ExecOutcom
         Some(r) => format!("{r}{cwd}"),
         None => cwd.clone(),
     };
-    if !std::path::Path::new(&outer_cwd).is_dir() {
-        anyhow::bail!(
-            "cwd {cwd} does not exist in the guest{}",
-            if root.is_some() { "'s view of the host root" } else { "" }
-        );
+    if root.is_some() {
+        // Host paths under /tmp and /run the request names, shown at their host paths.
+        crate::host_paths::prepare(&cwd, &req.argv)?;
+    } else if !std::path::Path::new(&outer_cwd).is_dir() {
+        anyhow::bail!("cwd {cwd} does not exist in the guest");
     }
     let mut cmd = Command::new(prog);
     cmd.args(args).env_clear().envs(req.env.iter().map(|(k, v)| (k, v))).current_dir(&outer_cwd);

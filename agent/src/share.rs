@@ -2,7 +2,8 @@
 //! the guest's own `/proc`, `/sys` (tracefs, debugfs, bpffs, cgroup2 included), `/dev`, `/tmp` and
 //! `/run` bound over the host's, so a program run with [`HOST_ROOT`] as its root finds the host's
 //! `/usr`, `/lib`, `/home` and the caller's cwd where it expects them while everything the kernel
-//! exposes is the guest's.
+//! exposes is the guest's. Host paths under `/tmp` and `/run` that a request names are shown
+//! again at their host paths (`host_paths.rs`).
 //!
 //! Mounted lazily, never at boot: a snapshot is taken at `Hello`, before any share is mounted (a
 //! mounted 9p export blocks migration), and a restored guest mounts it on its first `Exec`. The
@@ -11,7 +12,7 @@
 //! system's are loaded here (a module load costs tens of ms under TCG). Not here: what runs in the view
 //! (`exec.rs`).
 
-use crate::{modules, sys};
+use crate::{host_paths, modules, sys};
 use anyhow::{bail, Context, Result};
 use kmatrix_proto::Share;
 use std::path::Path;
@@ -24,8 +25,9 @@ pub const HOST_ROOT: &str = "/host";
 pub const LOAD_LIST: &str = "/lib/modules/kmatrix-share.load";
 /// The virtio-fs share modules (`fuse`, `virtiofs`) where the kernel builds them as modules.
 pub const VIRTIOFS_LOAD_LIST: &str = "/lib/modules/kmatrix-virtiofs.load";
-/// The guest's own mounts bound over the host's, recursively (sysfs carries tracefs & co).
-const GUEST_OWN: &[&str] = &["/proc", "/sys", "/dev", "/tmp", "/run"];
+/// The guest's kernel-backed mounts bound over the host's, recursively (sysfs carries tracefs &
+/// co); the scratch directories (`host_paths::SCRATCH`) are bound after them.
+const GUEST_OWN: &[&str] = &["/proc", "/sys", "/dev"];
 
 /// The share modules were loaded at boot ([`preload`]).
 static PRELOADED: Mutex<Option<String>> = Mutex::new(None);
@@ -120,14 +122,24 @@ pub fn ensure(share: &Share) -> Result<String> {
         let modules = if failed.is_empty() { String::new() } else { format!(" (modules: {})", failed.join(", ")) };
         bail!("mount({fstype} {}, {HOST_ROOT}, ro) failed: {e}{modules}", share.tag);
     }
-    for dir in GUEST_OWN {
+    for dir in GUEST_OWN.iter().chain(host_paths::SCRATCH) {
         let target = format!("{HOST_ROOT}{dir}");
         if !Path::new(&target).is_dir() {
             bail!("the host root has no {dir} to bind the guest's over");
         }
+        let scratch = host_paths::SCRATCH.contains(dir);
+        if scratch {
+            host_paths::keep_host_scratch(dir)?;
+        }
         mount(dir, &target, "", libc::MS_BIND | libc::MS_REC, "")
             .map_err(|e| anyhow::anyhow!("bind mount({dir}, {target}) failed: {e}"))?;
+        if scratch {
+            host_paths::isolate_view_scratch(dir)?;
+        }
     }
+    // An extra share under /tmp mounts on the host's directory there, shown first.
+    let extra_paths: Vec<std::path::PathBuf> = share.extra.iter().map(|m| m.path.clone().into()).collect();
+    host_paths::reveal(&extra_paths)?;
     for m in &share.extra {
         let target = format!("{HOST_ROOT}{}", m.path);
         let (flags, how) = if m.readonly { (libc::MS_RDONLY, "ro") } else { (0, "rw") };
@@ -160,7 +172,7 @@ pub fn headers_dir() -> Option<(String, std::path::PathBuf)> {
 
 /// Why `mount(2)` failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-enum MountError {
+pub(crate) enum MountError {
     /// An argument holds a NUL byte, so it cannot be passed as a C string.
     #[error("a NUL byte in a mount argument")]
     Nul,
@@ -169,7 +181,8 @@ enum MountError {
     Errno(i32),
 }
 
-fn mount(src: &str, target: &str, fstype: &str, flags: libc::c_ulong, data: &str) -> Result<(), MountError> {
+/// `mount(2)` with Rust strings.
+pub(crate) fn mount(src: &str, target: &str, fstype: &str, flags: libc::c_ulong, data: &str) -> Result<(), MountError> {
     let (Ok(s), Ok(t), Ok(f), Ok(d)) =
         (sys::cstring(src), sys::cstring(target), sys::cstring(fstype), sys::cstring(data))
     else {

@@ -29,6 +29,16 @@ pub enum CacheError {
         #[source]
         source: std::io::Error,
     },
+    /// The cache directory exists but this user cannot write it (another user's cache).
+    #[error(
+        "the cache directory {path} is not writable by this user ({detail}): set KMATRIX_CACHE to a directory you can write"
+    )]
+    NotWritable {
+        /// The directory.
+        path: PathBuf,
+        /// What access(2) said.
+        detail: String,
+    },
     /// A cache file could not be written.
     #[error("cannot write {path}")]
     Write {
@@ -74,6 +84,14 @@ impl Cache {
     pub fn at(root: impl Into<PathBuf>) -> Result<Self, CacheError> {
         let root = root.into();
         create_dir(&root)?;
+        // Said here, naming the directory, rather than as the first lock or download that fails.
+        let c = std::ffi::CString::new(root.as_os_str().as_encoded_bytes())
+            .map_err(|_| CacheError::NotWritable { path: root.clone(), detail: "a NUL byte in the path".into() })?;
+        // SAFETY: a NUL-terminated path that outlives the call.
+        if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+            let detail = std::io::Error::last_os_error().to_string();
+            return Err(CacheError::NotWritable { path: root, detail });
+        }
         Ok(Cache { root })
     }
 

@@ -33,6 +33,26 @@ pub enum ExecError {
         /// Why it cannot run.
         detail: String,
     },
+    /// A directory the guest cannot show: under its own `/proc`, `/sys` or `/dev`.
+    #[error("{what} {} cannot be shown in the guest: {own} there is the guest's own", .path.display())]
+    GuestOnly {
+        /// What the directory is (`the current directory`, `--rw`).
+        what: String,
+        /// The directory.
+        path: PathBuf,
+        /// The guest-only directory it is under.
+        own: &'static str,
+    },
+    /// A directory that does not exist (or is not one).
+    #[error("{what} {path}: {detail}")]
+    NoDir {
+        /// What the directory is (`the current directory`, `--rw`).
+        what: String,
+        /// The directory as given (or as the kernel names a removed one).
+        path: String,
+        /// Why it cannot be used.
+        detail: String,
+    },
     /// A script whose `#!` interpreter the host does not have.
     #[error("{script} needs the interpreter {interpreter}, which this host does not have")]
     NoInterpreter {
@@ -80,10 +100,44 @@ pub fn guest_env(
     env
 }
 
-/// The guest's own directory `p` is in (`/tmp`, `/proc`, `/sys`, `/dev`, `/run`: bound over the
-/// host's in the shared view, so a host path under one is not what the guest sees there).
+/// The guest's kernel-backed directory `p` is in (`/proc`, `/sys`, `/dev`: bound over the host's
+/// in the shared view, and no host path under one can be shown there). `/tmp` and `/run` are the
+/// guest's own too, but a host path under them that a request names is shown at its host path
+/// (the agent's `host_paths.rs`).
 pub fn guest_own(p: &Path) -> Option<&'static str> {
-    ["/tmp", "/proc", "/sys", "/dev", "/run"].into_iter().find(|o| p.starts_with(o))
+    ["/proc", "/sys", "/dev"].into_iter().find(|o| p.starts_with(o))
+}
+
+/// The caller's current directory, where a host program runs in the guest: refused, named, when
+/// it no longer exists or lies under a guest-only directory ([`guest_own`]).
+pub fn caller_cwd() -> Result<PathBuf, ExecError> {
+    let cwd = std::env::current_dir().map_err(|e| {
+        // getcwd(2) fails on a removed directory; the kernel still names it.
+        let named = std::fs::read_link("/proc/self/cwd").map(|p| p.display().to_string());
+        ExecError::NoDir {
+            what: "the current directory".into(),
+            path: named.unwrap_or_default(),
+            detail: e.to_string(),
+        }
+    })?;
+    match guest_own(&cwd) {
+        Some(own) => Err(ExecError::GuestOnly { what: "the current directory".into(), path: cwd, own }),
+        None => Ok(cwd),
+    }
+}
+
+/// A directory the user names for the guest (`what`: `--rw`), made absolute: it must exist, be a
+/// directory, and not lie under a guest-only directory ([`guest_own`]).
+pub fn shared_dir(what: &str, dir: &Path) -> Result<PathBuf, ExecError> {
+    let no = |detail: String| ExecError::NoDir { what: what.into(), path: dir.display().to_string(), detail };
+    let abs = std::fs::canonicalize(dir).map_err(|e| no(e.to_string()))?;
+    if !abs.is_dir() {
+        return Err(no("not a directory".into()));
+    }
+    match guest_own(&abs) {
+        Some(own) => Err(ExecError::GuestOnly { what: what.into(), path: abs, own }),
+        None => Ok(abs),
+    }
 }
 
 /// Resolve `program` as a shell would on this host: a name is looked up in `path` (the caller's

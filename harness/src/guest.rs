@@ -160,6 +160,12 @@ impl Guest {
             snapshot::touch(&s);
             match Self::restore(cfg.clone(), &s, files.clone(), virtio, &boot_path, share_of(opts)).await {
                 Ok(g) => return Ok(g),
+                // The host's own side failed before QEMU ran (a console log or socket this user
+                // cannot create, no QEMU): nothing says the snapshot is bad, and a cold boot
+                // would fail the same way.
+                Err(e @ (VmError::ConsoleLog { .. } | VmError::ChannelSetup { .. } | VmError::QemuMissing { .. })) => {
+                    return Err(e)
+                }
                 Err(e) => {
                     // A snapshot that will not restore is evidence of a stale or damaged cache
                     // entry: remove it and boot cold (a new snapshot is taken next time).

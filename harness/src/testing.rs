@@ -263,15 +263,8 @@ impl MatrixTest {
             for t in &this.expected_toml {
                 expected.entries.extend(Expectations::parse(t, "the test's expected statuses", Role::Pins)?.entries);
             }
-            let expectations = match crate::kernel::KernelsDir::locate(None).dir {
-                Some(d) => match std::fs::read_to_string(d.join("expectations.toml")) {
-                    Ok(t) => {
-                        Expectations::parse(&t, &d.join("expectations.toml").display().to_string(), Role::Verdicts)?
-                    }
-                    Err(_) => Expectations::default(),
-                },
-                None => Expectations::default(),
-            };
+            let (text, name) = crate::kernel::KernelsDir::try_locate(None)?.expectations()?;
+            let expectations = Expectations::parse(&text, &name, Role::Verdicts)?;
             Ok((cache, catalogue, kernels, expected, expectations))
         };
         let (cache, catalogue, kernels, expected, expectations) = match setup() {

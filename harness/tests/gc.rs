@@ -97,3 +97,26 @@ fn a_bad_size_is_bad_input() {
     let o = kmatrix(d.path(), &["gc", "--max-size", "lots"]);
     common::assert_bad_input(&o, &["read size \"lots\""]);
 }
+
+/// A cache directory this user cannot write (another user's, or a read-only one) is one line
+/// naming it, exit 3, before anything is fetched or booted. Run in a user namespace without a
+/// mapping, where even root is refused a directory without write permission, so the check holds
+/// as root and as an ordinary user.
+#[test]
+fn an_unwritable_cache_directory_is_named_in_one_line() {
+    eprintln!("{}", common::host_kind());
+    let d = tempfile::tempdir().unwrap();
+    let cache = d.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
+    let out = Command::new("unshare")
+        .args(["--user", env!("CARGO_BIN_EXE_kmatrix"), "kernels", "fetch", "debian-6.1"])
+        .env("KMATRIX_CACHE", &cache)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(&format!("the cache directory {} is not writable", cache.display())), "{stderr}");
+    std::fs::set_permissions(&cache, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}

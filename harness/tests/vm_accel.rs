@@ -7,9 +7,15 @@
 //! Also: `--accel kvm` turns the same failure into a clear error, results say their accelerator,
 //! the probe's QEMU dies with kmatrix, and a host without `/dev/kvm` at all (a real mount
 //! namespace without the node) boots under TCG first time, saying why.
+//!
+//! No root and no KVM needed: the tests that need a `/dev/kvm` that opens run in a user and mount
+//! namespace whose `/dev/kvm` is `/dev/null`, behind which the fake QEMU plays the broken KVM
+//! (`common::in_namespace`), so they check the same things on every host kind (root or not; no
+//! `/dev/kvm`, one this user cannot open, one that works or fails) and say which kind they ran on.
 
 mod common;
 
+use common::NsKvm;
 use kmatrix::cache::Cache;
 use kmatrix::guest::Guest;
 use kmatrix::session::Session;
@@ -88,18 +94,35 @@ async fn falls_back_to_tcg(mode: &str, evidence: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn vm_accel_kvm_internal_error_pauses_qemu_and_the_guest_is_redone_under_tcg() {
-    falls_back_to_tcg("kvm-internal-error", "KVM internal error. Suberror: 1").await;
+    if common::inside_namespace(
+        NsKvm::Opens,
+        "vm_accel_kvm_internal_error_pauses_qemu_and_the_guest_is_redone_under_tcg",
+    ) {
+        falls_back_to_tcg("kvm-internal-error", "KVM internal error. Suberror: 1").await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn vm_accel_kvm_abort_in_set_msrs_and_the_guest_is_redone_under_tcg() {
-    falls_back_to_tcg("kvm-abort", "failed to set MSR 0x10a").await;
+    if common::inside_namespace(NsKvm::Opens, "vm_accel_kvm_abort_in_set_msrs_and_the_guest_is_redone_under_tcg") {
+        falls_back_to_tcg("kvm-abort", "failed to set MSR 0x10a").await;
+    }
 }
 
+/// kmatrix with the fake QEMU, in the target's temporary directory.
 fn kmatrix(qemu: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_kmatrix"));
     c.env("KMATRIX_QEMU", qemu).current_dir(env!("CARGO_TARGET_TMPDIR"));
     c
+}
+
+/// [`kmatrix`] in a namespace whose `/dev/kvm` opens (see the module doc); hold the directory
+/// until it ended.
+fn kmatrix_with_kvm_node(qemu: &Path) -> (Command, tempfile::TempDir) {
+    eprintln!("{}; kmatrix runs in a user and mount namespace whose /dev/kvm is /dev/null", common::host_kind());
+    let (mut c, old) = common::in_namespace(NsKvm::Opens, env!("CARGO_BIN_EXE_kmatrix").as_ref());
+    c.env("KMATRIX_QEMU", qemu);
+    (c, old)
 }
 
 #[test]
@@ -107,7 +130,8 @@ fn vm_accel_run_falls_back_once_and_every_result_says_tcg() {
     let (_dir, qemu) = fake_qemu("kvm-internal-error");
     let out_dir = tempfile::tempdir().unwrap();
     let t = Instant::now();
-    let out = kmatrix(&qemu)
+    let (mut cmd, _old) = kmatrix_with_kvm_node(&qemu);
+    let out = cmd
         .args([
             "run",
             "--kernels",
@@ -166,7 +190,8 @@ fn vm_accel_probe_qemu_dies_with_kmatrix() {
     let (dir, qemu) = fake_qemu("probe-hangs");
     let needle = dir.path().join("host").display().to_string();
     let cache = tempfile::tempdir().unwrap();
-    let mut child = kmatrix(&qemu)
+    let (mut cmd, _old) = kmatrix_with_kvm_node(&qemu);
+    let mut child = cmd
         .env("KMATRIX_CACHE", cache.path())
         .args(["boot", "--kernel", "debian-6.1"])
         .stderr(std::process::Stdio::null())
@@ -186,42 +211,21 @@ fn vm_accel_probe_qemu_dies_with_kmatrix() {
 }
 
 /// The host kind without `/dev/kvm` (a container, a cloud VM without nested virtualisation), for
-/// real: kmatrix runs in a private mount namespace whose `/dev` is a fresh tmpfs holding the usual
-/// nodes but no `kvm`, with a cache of its own (the kernels shared read-only), and boots the real
-/// 6.1 under TCG first time, saying why. As root only (`unshare`): CI here runs as root.
+/// real: kmatrix runs in a private mount namespace (in a user namespace: no root needed) whose
+/// `/dev` is a fresh tmpfs holding the usual nodes but no `kvm`, with a cache of its own (the
+/// kernels shared through a link), and boots the real 6.1 under TCG first time, saying why.
 #[test]
 fn vm_accel_host_without_dev_kvm_boots_under_tcg_first_time() {
-    assert!(
-        Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0")),
-        "this test builds a /dev without kvm in a mount namespace: run it as root"
-    );
+    eprintln!("{}; kmatrix runs in a user and mount namespace without /dev/kvm", common::host_kind());
     let real = Cache::from_env().unwrap();
     // Make sure the kernel is there: the namespace's cache only links to it.
     let out = Command::new(env!("CARGO_BIN_EXE_kmatrix")).args(["kernels", "fetch", "debian-6.1"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let cache = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(real.root().join("kernels"), cache.path().join("kernels")).unwrap();
-    let old = tempfile::tempdir().unwrap();
-    // Keep the real /dev reachable at $OLD, then put a /dev without kvm over it.
-    let script = r#"set -e
-mount --rbind /dev "$OLD"
-mount -t tmpfs -o mode=0755,nosuid tmpfs /dev
-for n in null zero full random urandom tty; do touch /dev/$n; mount --bind "$OLD/$n" /dev/$n; done
-mkdir /dev/pts /dev/shm
-mount --rbind "$OLD/pts" /dev/pts
-mount -t tmpfs -o mode=1777 tmpfs /dev/shm
-ln -s pts/ptmx /dev/ptmx
-ln -s /proc/self/fd /dev/fd
-test ! -e /dev/kvm
-exec "$KMATRIX" boot --kernel debian-6.1 --json"#;
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "/bin/sh", "-c", script])
-        .env("OLD", old.path())
-        .env("KMATRIX", env!("CARGO_BIN_EXE_kmatrix"))
-        .env("KMATRIX_CACHE", cache.path())
-        .current_dir(env!("CARGO_TARGET_TMPDIR"))
-        .output()
-        .unwrap();
+    let (mut cmd, _old) = common::in_namespace(NsKvm::Absent, env!("CARGO_BIN_EXE_kmatrix").as_ref());
+    let out =
+        cmd.args(["boot", "--kernel", "debian-6.1", "--json"]).env("KMATRIX_CACHE", cache.path()).output().unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stderr.contains("cannot open /dev/kvm"), "the reason is said: {stderr}");

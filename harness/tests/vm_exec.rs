@@ -9,7 +9,7 @@ use common::kmatrix;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// A scratch directory the guest can see (the guest's /tmp is its own, not the host's).
+/// A scratch directory for a test.
 fn scratch() -> tempfile::TempDir {
     tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
 }
@@ -120,14 +120,66 @@ fn exec_refuses_missing_programs_interpreters_and_dirs_by_name() {
     common::assert_bad_input(&out, &["/opt/kmatrix-absent/lua"]);
     let out = kmatrix().args(["exec", "--rw", "/kmatrix/no/such/dir", "--", "/bin/true"]).output().unwrap();
     common::assert_bad_input(&out, &["/kmatrix/no/such/dir"]);
-    // The guest's /tmp is its own: a cwd there cannot be the program's cwd.
-    let out = kmatrix().args(["exec", "--", "/bin/true"]).current_dir(d.path()).output().unwrap();
-    common::assert_bad_input(&out, &["is not visible in the guest"]);
+    // /proc, /sys and /dev are the guest's own: a host directory there cannot be shown.
+    let out = kmatrix().args(["exec", "--", "/bin/true"]).current_dir("/proc/self").output().unwrap();
+    common::assert_bad_input(&out, &["the current directory /proc/", "/proc there is the guest's own"]);
+    let out = kmatrix().args(["exec", "--rw", "/sys/kernel", "--", "/bin/true"]).output().unwrap();
+    common::assert_bad_input(&out, &["--rw /sys/kernel", "/sys there is the guest's own"]);
+    // A current directory removed under the caller is named, not guessed.
+    let gone = d.path().join("removed-cwd");
+    std::fs::create_dir(&gone).unwrap();
+    let out = Command::new("sh")
+        .args(["-c", "cd \"$1\" && rmdir \"$1\" && exec \"$2\" exec -- /bin/true", "sh"])
+        .arg(&gone)
+        .arg(env!("CARGO_BIN_EXE_kmatrix"))
+        .output()
+        .unwrap();
+    common::assert_bad_input(&out, &["the current directory", &gone.display().to_string()]);
+}
+
+/// Work that lives under the host's `/tmp` (a scratch clone, a CI checkout): the program, its cwd
+/// and the files it reads stay at their host paths in the guest, though the guest's `/tmp` is
+/// its own scratch space (writable, and nothing written there reaches the host), from a cold
+/// boot and from a snapshot. An argument naming another directory under `/tmp` is shown too.
+#[test]
+fn vm_exec_runs_a_program_under_the_hosts_tmp_at_its_host_path() {
+    let d = tempfile::tempdir_in("/tmp").unwrap();
+    let other = tempfile::tempdir_in("/tmp").unwrap();
+    let work = d.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let token = format!("beside-the-program-{}", std::process::id());
+    std::fs::write(work.join("data.txt"), format!("{token}\n")).unwrap();
+    std::fs::write(other.path().join("named.txt"), "named-by-argument\n").unwrap();
+    let script = work.join("show.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho \"pwd=$(pwd)\"\ncat data.txt\ncat \"$1\"\n\
+         echo guest > /tmp/kmatrix-guest-scratch.$$ && rm /tmp/kmatrix-guest-scratch.$$ && echo scratch-writable\n\
+         touch new-file 2>/dev/null || echo host-dir-read-only\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let named = other.path().join("named.txt");
+    let want = format!("pwd={}\n{token}\nnamed-by-argument\nscratch-writable\nhost-dir-read-only\n", work.display());
+    for snapshot in ["off", "on"] {
+        let out = kmatrix()
+            .args(["exec", "--kernel", "debian-6.1", "--snapshot", snapshot, "--", "./show.sh"])
+            .arg(&named)
+            .current_dir(&work)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "snapshot {snapshot}: {stdout}\n{stderr}");
+        assert_eq!(stdout, want, "snapshot {snapshot}: {stderr}");
+    }
+    assert!(!work.join("new-file").exists());
 }
 
 #[test]
 fn vm_exec_writes_only_where_allowed() {
-    let d = scratch();
+    // Under the host's /tmp: the --rw share mounts on the host's directory shown there.
+    let d = tempfile::tempdir_in("/tmp").unwrap();
     let file = d.path().join("written-by-guest");
     let out = kmatrix()
         .args(["exec", "--kernel", "debian-6.1", "--rw"])

@@ -119,12 +119,28 @@ fn vm_fault_qemu_killed_mid_scenario_is_an_error_and_the_run_goes_on() {
     let mut args = run_args("selftest.hang,ftrace.tracers.available", d.path());
     args.extend(["--scenario-timeout".into(), "60".into(), "--snapshot".into(), "off".into()]);
     let child = spawn_run(&args);
-    let started = Instant::now();
+    // The guest's QEMU, killed once its agent said Hello (on the console) and had a moment to
+    // enter the hanging scenario: a time from kmatrix's start would not do (a new user's cold
+    // cache downloads the kernel first, a loaded host boots slower, a first run probes KVM with
+    // a QEMU of its own).
+    let hello_said = |dir: &Path| {
+        let runs = std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path());
+        let logs = runs.flat_map(|r| std::fs::read_dir(r).into_iter().flatten().flatten().map(|e| e.path()));
+        logs.filter(|p| p.to_string_lossy().ends_with(".console.log"))
+            .any(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("hello sent after")))
+    };
+    let mut hello: Option<Instant> = None;
     let (out, qemus) = wait_watching(child, |_, seen| {
-        // Once the first guest has been up a while (booted and into the hanging scenario).
-        if seen.len() == 1 && started.elapsed() > Duration::from_secs(8) {
+        let live: Vec<u32> = seen.iter().copied().filter(|p| alive(*p)).collect();
+        if live.len() != 1 {
+            return false;
+        }
+        if hello.is_none() && hello_said(d.path()) {
+            hello = Some(Instant::now());
+        }
+        if hello.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) {
             // SAFETY: kill(2) on a pid we just found as our child's child.
-            unsafe { libc::kill(seen[0] as i32, libc::SIGKILL) };
+            unsafe { libc::kill(live[0] as i32, libc::SIGKILL) };
             return true;
         }
         false
@@ -134,8 +150,10 @@ fn vm_fault_qemu_killed_mid_scenario_is_an_error_and_the_run_goes_on() {
     let hang = rs.iter().find(|r| r.scenario == "selftest.hang").unwrap_or_else(|| panic!("{stderr}"));
     assert_eq!(hang.status, Status::Error);
     assert!(hang.reason.contains("QEMU exited") && hang.reason.contains("signal: 9"), "{}", hang.reason);
-    assert_eq!(rs.iter().find(|r| r.scenario == "ftrace.tracers.available").unwrap().status, Status::Pass);
-    assert!(started.elapsed() < Duration::from_secs(50), "waited for the scenario timeout instead");
+    let after = rs.iter().find(|r| r.scenario == "ftrace.tracers.available").unwrap_or_else(|| panic!("{stderr}"));
+    assert_eq!(after.status, Status::Pass, "{after:#?}\n{stderr}");
+    let since = hello.expect("the agent said Hello").elapsed();
+    assert!(since < Duration::from_secs(50), "waited for the scenario timeout instead: {since:?}");
     assert_no_orphans(&qemus);
 }
 
@@ -178,24 +196,36 @@ fn vm_fault_sigterm_mid_run_keeps_every_result_and_says_where() {
     interrupted_by(libc::SIGTERM, "SIGTERM", 143);
 }
 
+/// The results directory on a full file system: a 32 KiB tmpfs mounted in a user and mount
+/// namespace (no root needed), with the run inside it; what was written before the disk filled is
+/// copied out for the checks.
 #[test]
 fn vm_fault_results_on_a_full_file_system_is_a_clear_infrastructure_error() {
+    eprintln!("{}; the tmpfs is mounted in a user and mount namespace", common::host_kind());
     let d = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    // A 32 KiB tmpfs: room for the run directory and a few results, not for a whole run.
-    let st = Command::new("mount").args(["-t", "tmpfs", "-o", "size=32k"]).arg("tmpfs").arg(d.path()).status().unwrap();
-    assert!(st.success(), "mount tmpfs (the tests run as root)");
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _u = Unmount(d.path().to_path_buf());
-    let out = kmatrix().args(run_args("ftrace.*,kprobe.*", d.path())).output().unwrap();
+    let (full, kept) = (d.path().join("full"), d.path().join("kept.jsonl"));
+    std::fs::create_dir(&full).unwrap();
+    let script = r#"mount -t tmpfs -o size=32k tmpfs "$FULL" || exit 100
+"$KMATRIX" "$@"
+rc=$?
+cp "$FULL"/*/results.jsonl "$KEPT"
+exit $rc"#;
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "--propagation", "private", "/bin/sh", "-c", script, "sh"])
+        .args(run_args("ftrace.*,kprobe.*", &full))
+        .env("FULL", &full)
+        .env("KEPT", &kept)
+        .env("KMATRIX", env!("CARGO_BIN_EXE_kmatrix"))
+        .env_remove("KMATRIX_QEMU")
+        .current_dir(env!("CARGO_TARGET_TMPDIR"))
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("results.jsonl") && stderr.contains("No space left on device"), "{stderr}");
     // What was written before the disk filled still reads back.
-    let kept = kmatrix::run::results::read(&results_file(d.path())).unwrap();
+    let kept = kmatrix::run::results::read(&kept).unwrap();
     assert!(!kept.is_empty());
+    // The tmpfs was the namespace's: nothing of the run is left in the directory outside.
+    assert_eq!(std::fs::read_dir(&full).unwrap().count(), 0);
 }

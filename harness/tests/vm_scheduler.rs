@@ -188,3 +188,40 @@ async fn vm_each_scenario_starts_clean_after_one_that_kept_its_state() {
     }
     g.kill().await;
 }
+
+/// The binary alone, outside any project: copied into an empty directory and run from there with
+/// no `KMATRIX_KERNELS_DIR`, it uses the built-in matrix with its lock *and* its expectations, so
+/// the core lane on Debian 6.1 gets the same statuses as the same run in the repository. Before
+/// the expectations were built in, Debian 6.1's known config gaps (irqsoff, preemptoff, the eprobe
+/// string fetch, kprobe_multi) were four failures there.
+#[test]
+fn vm_the_binary_alone_gives_the_repositorys_verdicts() {
+    let alone = tempfile::tempdir().unwrap();
+    assert!(kmatrix::kernel::KernelsDir::discover(alone.path()).unwrap().is_none(), "{:?} is in a project", alone);
+    let exe = alone.path().join("kmatrix");
+    std::fs::copy(env!("CARGO_BIN_EXE_kmatrix"), &exe).unwrap();
+    let statuses = |exe: &std::path::Path, cwd: &std::path::Path| {
+        let out_dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(exe)
+            .current_dir(cwd)
+            .env_remove("KMATRIX_KERNELS_DIR")
+            .env_remove("KMATRIX_QEMU")
+            .args(["run", "--kernels", "debian-6.1", "--lane", "core", "--json", "--out"])
+            .arg(out_dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let by_id: std::collections::BTreeMap<String, Status> =
+            common::json_results(&out.stdout).into_iter().map(|r| (r.scenario, r.status)).collect();
+        (out.status.code(), by_id, stderr)
+    };
+    let (code, here, stderr) = statuses(&exe, alone.path());
+    assert!(stderr.contains("the built-in matrix, with its lock and expectations"), "{stderr}");
+    let (repo_code, repo, repo_stderr) = statuses(env!("CARGO_BIN_EXE_kmatrix").as_ref(), &common::root());
+    assert!(repo_stderr.contains(&common::root().join("kernels/matrix.toml").display().to_string()), "{repo_stderr}");
+    assert_eq!(here, repo, "alone:\n{stderr}\nin the repository:\n{repo_stderr}");
+    assert_eq!((code, repo_code), (Some(0), Some(0)), "alone:\n{stderr}\nin the repository:\n{repo_stderr}");
+    for id in ["ftrace.tracer.irqsoff", "ftrace.tracer.preemptoff", "kprobe.eprobe.sys_enter_openat"] {
+        assert_eq!(here.get(id), Some(&Status::Xfail), "{id}: {stderr}");
+    }
+}

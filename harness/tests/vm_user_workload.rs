@@ -107,26 +107,41 @@ fn a_workload_no_selected_scenario_takes_is_bad_input() {
 
 /// A host command runs in the caller's directory (through the shared root), as a shell would
 /// run it there: a relative path it opens is found from where kmatrix was started, not from the
-/// guest's `/tmp`. From a directory without the file the same command fails; from the guest's
-/// own `/tmp` the command is refused before anything boots.
+/// guest's `/tmp`, also when that directory is under the host's `/tmp` (a scratch clone), from a
+/// cold boot and from a snapshot. The program checks its `pwd` and the file beside it against
+/// what it is told: from a directory with another file the same command fails; from the guest's
+/// own `/proc` the command is refused before anything boots.
 #[test]
 fn vm_a_users_command_runs_in_the_callers_directory() {
-    let here = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    std::fs::write(here.path().join("kmatrix-here"), b"x").unwrap();
-    let args = ["--workload", "sh -c 'test -f kmatrix-here'", "--param", "event=sched/sched_process_exec"];
-    let (code, rs, stderr) = run_in(here.path(), "ftrace.event.any", &args);
-    assert_eq!(rs.len(), 1, "{stderr}");
-    assert_eq!(rs[0].status, Status::Pass, "{:#?}", rs[0]);
-    assert_eq!(code, Some(0));
-    let elsewhere = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let check = "#!/bin/sh\ntest \"$(pwd)\" = \"$1\" && test \"$(cat kmatrix-here)\" = \"$2\"\n";
+    let place = |token: &str| {
+        let d = tempfile::tempdir_in("/tmp").unwrap();
+        std::fs::write(d.path().join("kmatrix-here"), token).unwrap();
+        let p = d.path().join("check.sh");
+        std::fs::write(&p, check).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        d
+    };
+    let token = format!("token-{}", std::process::id());
+    let here = place(&token);
+    let workload = format!("./check.sh {} {token}", here.path().display());
+    let args = ["--workload", &workload, "--param", "event=sched/sched_process_exec"];
+    for snapshot in ["off", "on"] {
+        let (code, rs, stderr) =
+            run_in(here.path(), "ftrace.event.any", &[&args[..], &["--snapshot", snapshot]].concat());
+        assert_eq!(rs.len(), 1, "snapshot {snapshot}: {stderr}");
+        assert_eq!(rs[0].status, Status::Pass, "snapshot {snapshot}: {:#?}", rs[0]);
+        assert_eq!(code, Some(0));
+    }
+    // The same command line from a directory whose file says something else.
+    let elsewhere = place("another-token");
     let (_, rs, stderr) = run_in(elsewhere.path(), "ftrace.event.any", &args);
     assert_eq!(rs.len(), 1, "{stderr}");
     assert_eq!(rs[0].status, Status::Fail, "{:#?}", rs[0]);
     assert!(rs[0].reason.contains("workload ended with exit 1"), "{}", rs[0].reason);
-    let guest_own = tempfile::tempdir_in("/tmp").unwrap();
-    let (code, rs, stderr) = run_in(guest_own.path(), "ftrace.event.any", &args);
+    let (code, rs, stderr) = run_in("/proc/self".as_ref(), "ftrace.event.any", &["--workload", "/bin/true"]);
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(rs.is_empty() && stderr.contains("not visible in the guest"), "{stderr}");
+    assert!(rs.is_empty() && stderr.contains("/proc there is the guest's own"), "{stderr}");
 }
 
 /// `--workload` and `--expect-runs` go to every selected scenario; the BPF object self-test

@@ -44,8 +44,9 @@ pub struct Plan {
 pub enum Workload {
     /// `openat-loop:N`, `hello:N`: a hook on the workload's own call runs exactly N times.
     Builtin(u64),
-    /// A host command line (program resolved on the host, arguments as given).
-    Command(Vec<String>),
+    /// A host command line (program resolved on the host, arguments as given) and the directory
+    /// it runs in (the caller's).
+    Command(Vec<String>, PathBuf),
 }
 
 impl Workload {
@@ -57,19 +58,16 @@ impl Workload {
     pub fn params(&self, spec: &str) -> BTreeMap<String, String> {
         match self {
             Workload::Builtin(_) => BTreeMap::from([("workload".to_string(), spec.to_string())]),
-            Workload::Command(argv) => {
-                let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-                BTreeMap::from([
-                    ("workload_cmd".to_string(), serde_json::to_string(argv).unwrap_or_default()),
-                    ("workload_cwd".to_string(), cwd.display().to_string()),
-                ])
-            }
+            Workload::Command(argv, cwd) => BTreeMap::from([
+                ("workload_cmd".to_string(), serde_json::to_string(argv).unwrap_or_default()),
+                ("workload_cwd".to_string(), cwd.display().to_string()),
+            ]),
         }
     }
 
     /// A host command: guests must share the host root to run it.
     pub fn needs_host_root(&self) -> bool {
-        matches!(self, Workload::Command(_))
+        matches!(self, Workload::Command(..))
     }
 }
 
@@ -85,18 +83,12 @@ pub fn workload(spec: &str) -> Result<Workload, ObjectError> {
     let argv = shell_words(spec).map_err(|e| bad(e.to_string()))?;
     let Some(first) = argv.first() else { return Err(bad("empty command".into())) };
     let path = std::env::var("PATH").unwrap_or_default();
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     // The command runs in this directory in the guest's view of the host root.
-    if let Some(own) = crate::exec::guest_own(&cwd) {
-        return Err(bad(format!(
-            "the current directory {} is not visible in the guest ({own} there is the guest's own): run from another directory",
-            cwd.display()
-        )));
-    }
+    let cwd = crate::exec::caller_cwd().map_err(|e| bad(e.to_string()))?;
     let resolved = crate::exec::resolve(first, &path, &cwd).map_err(|e| bad(e.to_string()))?;
     let mut full = vec![resolved.display().to_string()];
     full.extend(argv[1..].iter().cloned());
-    Ok(Workload::Command(full))
+    Ok(Workload::Command(full, cwd))
 }
 
 /// Why a command line does not split into words.
@@ -378,7 +370,7 @@ mod tests {
         }
         assert_eq!(workload_count("openat-loop:100").unwrap(), 100);
         assert_eq!(workload("hello:3").unwrap(), Workload::Builtin(3));
-        let Workload::Command(argv) = workload("sh -c 'touch a && rm \"a b\"' x\\ y").unwrap() else {
+        let Workload::Command(argv, _) = workload("sh -c 'touch a && rm \"a b\"' x\\ y").unwrap() else {
             panic!("a command")
         };
         assert!(argv[0].ends_with("/sh"), "{argv:?}");

@@ -58,7 +58,7 @@ pub(crate) fn request(
     timeout: f64,
     rw: &[PathBuf],
 ) -> Result<(ExecRequest, Vec<PathBuf>)> {
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let cwd = crate::exec::caller_cwd().exit_code(exit::BAD_INPUT)?;
     let path = std::env::var("PATH").unwrap_or_default();
     let program = crate::exec::resolve(&argv[0], &path, &cwd).exit_code(exit::BAD_INPUT)?;
     let mut env: Vec<(String, String)> = std::env::vars().collect();
@@ -70,28 +70,9 @@ pub(crate) fn request(
         env.retain(|(n, _)| n != k);
         env.push((k.to_string(), v.to_string()));
     }
-    // These are the guest's own, bound over the host's in the shared view.
-    let own = crate::exec::guest_own;
-    if let Some(o) = own(&cwd) {
-        return Err(anyhow::anyhow!(
-            "the current directory {} is not visible in the guest: {o} there is the guest's own; run from another directory",
-            cwd.display()
-        ))
-        .exit_code(exit::BAD_INPUT);
-    }
     let mut rw_abs = Vec::new();
     for d in rw {
-        let abs = std::fs::canonicalize(d)
-            .with_context(|| format!("--rw {}: no such directory", d.display()))
-            .exit_code(exit::BAD_INPUT)?;
-        if !abs.is_dir() {
-            return Err(anyhow::anyhow!("--rw {}: not a directory", d.display())).exit_code(exit::BAD_INPUT);
-        }
-        if let Some(o) = own(&abs) {
-            return Err(anyhow::anyhow!("--rw {}: {o} is the guest's own, not shared", d.display()))
-                .exit_code(exit::BAD_INPUT);
-        }
-        rw_abs.push(abs);
+        rw_abs.push(crate::exec::shared_dir("--rw", d).exit_code(exit::BAD_INPUT)?);
     }
     let mut full = vec![program.display().to_string()];
     full.extend(argv[1..].iter().cloned());

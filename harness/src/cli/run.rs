@@ -144,21 +144,21 @@ pub(crate) fn parse_params(raw: &[String]) -> Result<std::collections::BTreeMap<
     Ok(m)
 }
 
+/// The expectations a run judges by: `--expectations FILE` when given (a file that cannot be read
+/// is bad input, named), else the ones that come with the matrix in use
+/// ([`kernel::KernelsDir::expectations`]).
 pub(crate) fn load_expectations(path: Option<&std::path::Path>) -> Result<crate::run::verdict::Expectations> {
-    use crate::run::verdict::Expectations;
-    let path = match path {
-        Some(p) => p.to_path_buf(),
-        None => match kernel::KernelsDir::try_locate(None).map_err(tag_kernel)?.dir {
-            Some(d) => d.join("expectations.toml"),
-            None => return Ok(Expectations::default()),
-        },
+    use crate::run::verdict::{Expectations, Role};
+    let (text, name) = match path {
+        Some(p) => (
+            std::fs::read_to_string(p)
+                .with_context(|| format!("--expectations {}: cannot read it", p.display()))
+                .exit_code(exit::BAD_INPUT)?,
+            p.display().to_string(),
+        ),
+        None => kernel::KernelsDir::try_locate(None).and_then(|d| d.expectations()).map_err(tag_kernel)?,
     };
-    match std::fs::read_to_string(&path) {
-        Ok(t) => Expectations::parse(&t, &path.display().to_string(), crate::run::verdict::Role::Verdicts)
-            .exit_code(exit::BAD_INPUT),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Expectations::default()),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())).exit_code(exit::BAD_INPUT),
-    }
+    Expectations::parse(&text, &name, Role::Verdicts).exit_code(exit::BAD_INPUT)
 }
 
 /// Select scenarios by globs; a pattern that matches nothing is bad input, named.
@@ -214,10 +214,9 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Ou
     };
     let named = a.guest.kernels_or(&a.kernels)?;
     let named = kernel::expand_names(&named).map_err(tag_kernel).exit_code(exit::BAD_INPUT)?;
-    if named.is_empty() {
-        let kd = kernel::KernelsDir::try_locate(None).map_err(tag_kernel)?;
-        eprintln!("kmatrix: kernels from {}", kd.describe());
-    }
+    // Said whether or not kernels were named: the expectations come from the same place.
+    let kd = kernel::KernelsDir::try_locate(None).map_err(tag_kernel)?;
+    eprintln!("kmatrix: kernels from {}", kd.describe());
     let kernels = if named.is_empty() {
         kernel::default_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?
     } else {

@@ -4,8 +4,9 @@
 //! The matrix names kernels by id with a suite and a version line; the lock pins, per id, every
 //! package (version, filename, size, sha256) and the sha256 of the extracted boot files, so a run
 //! is reproducible and works offline once the cache is warm. Only `kmatrix kernels update`
-//! rewrites the lock. Both files are found in `$KMATRIX_KERNELS_DIR`, else the workspace's
-//! `kernels/`, else the copies built into the binary.
+//! rewrites the lock. Both files, and the verdict expectations that go with them
+//! (`expectations.toml`), are found in `$KMATRIX_KERNELS_DIR`, else the project's `kernels/`,
+//! else the copies built into the binary: the three always come from the same place.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -20,11 +21,16 @@ use crate::cache::write_atomic;
 
 const DEFAULT_MATRIX: &str = include_str!("../../../kernels/matrix.toml");
 const DEFAULT_LOCK: &str = include_str!("../../../kernels/kernels.lock");
+/// The built-in matrix's known gaps: without them the binary would judge the same kernels
+/// differently outside the repository (Debian 6.1's config gaps would be failures).
+const DEFAULT_EXPECTATIONS: &str = include_str!("../../../kernels/expectations.toml");
 
 /// The matrix's file name in a kernels directory.
 pub const MATRIX_FILE: &str = "matrix.toml";
 /// The lock's file name in a kernels directory.
 pub const LOCK_FILE: &str = "kernels.lock";
+/// The verdict expectations' file name in a kernels directory.
+pub const EXPECTATIONS_FILE: &str = "expectations.toml";
 
 /// One kernel of the matrix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -311,7 +317,11 @@ impl KernelsDir {
     pub fn describe(&self) -> String {
         match &self.dir {
             Some(d) => d.join(MATRIX_FILE).display().to_string(),
-            None => "the built-in matrix (no kmatrix.toml or kernels/matrix.toml here or above)".into(),
+            None => concat!(
+                "the built-in matrix, with its lock and expectations ",
+                "(no kmatrix.toml or kernels/matrix.toml here or above)"
+            )
+            .into(),
         }
     }
 
@@ -339,6 +349,26 @@ impl KernelsDir {
                 }
             }
             None => Lock::parse(DEFAULT_LOCK, "built-in kernels.lock"),
+        }
+    }
+
+    /// The verdict expectations that go with this matrix, as (text, name for messages): the
+    /// built-in copy with the built-in matrix, else the directory's `expectations.toml` (an empty
+    /// text when it has none: nothing expected). The one rule `run`, `rerun` and the cargo-test
+    /// harness share, so the same matrix gets the same verdicts wherever kmatrix runs.
+    pub fn expectations(&self) -> Result<(String, String)> {
+        match &self.dir {
+            Some(d) => {
+                let p = d.join(EXPECTATIONS_FILE);
+                match fs::read_to_string(&p) {
+                    Ok(text) => Ok((text, p.display().to_string())),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        Ok((String::new(), format!("{} (absent: nothing expected)", p.display())))
+                    }
+                    Err(source) => Err(KernelError::Io { path: p, source }),
+                }
+            }
+            None => Ok((DEFAULT_EXPECTATIONS.to_string(), "built-in expectations.toml".into())),
         }
     }
 
@@ -409,6 +439,22 @@ line = "6.12"
         for id in l.kernels.keys() {
             assert!(m.get(id).is_some(), "lock names {id}, the matrix does not");
         }
+    }
+
+    /// The expectations come from where the matrix comes from: the built-in copy with the built-in
+    /// matrix (Debian 6.1's known gaps included), a directory's own file (or nothing) otherwise.
+    #[test]
+    fn expectations_travel_with_their_matrix() {
+        let (text, name) = KernelsDir { dir: None }.expectations().unwrap();
+        assert_eq!(name, "built-in expectations.toml");
+        assert!(text.contains("scenario = \"ftrace.tracer.irqsoff\"") && text.contains("debian-6.1"), "{text}");
+        let d = tempfile::tempdir().unwrap();
+        let kd = KernelsDir { dir: Some(d.path().to_path_buf()) };
+        let (text, name) = kd.expectations().unwrap();
+        assert_eq!(text, "");
+        assert!(name.contains(&d.path().join(EXPECTATIONS_FILE).display().to_string()), "{name}");
+        fs::write(d.path().join(EXPECTATIONS_FILE), "# mine\n").unwrap();
+        assert_eq!(kd.expectations().unwrap().0, "# mine\n");
     }
 
     #[test]

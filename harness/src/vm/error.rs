@@ -33,6 +33,15 @@ pub enum VmError {
         #[source]
         source: std::io::Error,
     },
+    /// The guest's console log could not be created (a directory this user cannot write).
+    #[error("cannot create the console log {path}")]
+    ConsoleLog {
+        /// The log file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// QEMU ended while the host still expected an answer.
     #[error("QEMU exited ({status}) before {waiting_for}\n--- console tail ---\n{console}")]
     Exited {

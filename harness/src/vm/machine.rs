@@ -89,7 +89,8 @@ impl Vm {
         let monitor_l = UnixListener::bind(&monitor_path).map_err(setup)?;
         cfg.monitor = Some(monitor_path);
 
-        let log = std::fs::File::create(&files.console_log).map_err(setup)?;
+        let log = std::fs::File::create(&files.console_log)
+            .map_err(|source| VmError::ConsoleLog { path: files.console_log.clone(), source })?;
         let mut cmd = Command::new(&cfg.qemu);
         cmd.args(cfg.args()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         die_with_parent(&mut cmd);

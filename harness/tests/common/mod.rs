@@ -208,3 +208,80 @@ pub fn qemu_children(pid: u32) -> Vec<u32> {
     }
     out
 }
+
+/// Who runs the tests and what `/dev/kvm` does for them, for the output of tests whose host
+/// differs between machines (root or an ordinary user; no `/dev/kvm`, one that does not open,
+/// one that opens), so a log says which host kind was proven.
+pub fn host_kind() -> String {
+    // SAFETY: geteuid(2) has no failure mode and touches no memory.
+    let uid = unsafe { libc::geteuid() };
+    let who = if uid == 0 { "root".to_string() } else { format!("an ordinary user (uid {uid})") };
+    let kvm = match std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
+        Ok(_) => "/dev/kvm opens".to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "no /dev/kvm".to_string(),
+        Err(e) => format!("/dev/kvm does not open ({e})"),
+    };
+    format!("host kind: {who}, {kvm}")
+}
+
+/// What `/dev/kvm` is in a [`in_namespace`] command's namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NsKvm {
+    /// No `/dev/kvm` at all (a container, a cloud VM without nested virtualisation).
+    Absent,
+    /// A node that opens (`/dev/null` bound there): behind it the fake QEMU
+    /// (`fixtures/qemu/fake-qemu`) plays the host's KVM, so a KVM that opens and then fails is
+    /// simulated whole on any host, whatever its own `/dev/kvm` does.
+    Opens,
+}
+
+/// `program` run in a new user and mount namespace (`unshare --user --map-root-user --mount`:
+/// no root needed, the caller's files stay the caller's) whose `/dev` is a fresh tmpfs holding the
+/// usual nodes, and `kvm` as asked. The returned directory keeps the real `/dev` reachable inside;
+/// hold it until the command ended. The program is `exec`ed: the child's pid is its own.
+pub fn in_namespace(kvm: NsKvm, program: &Path) -> (Command, tempfile::TempDir) {
+    let old = tempfile::tempdir().unwrap();
+    let kvm_line = match kvm {
+        NsKvm::Absent => "test ! -e /dev/kvm",
+        NsKvm::Opens => "touch /dev/kvm; mount --bind \"$OLD/null\" /dev/kvm",
+    };
+    let script = format!(
+        r#"set -e
+mount --rbind /dev "$OLD"
+mount -t tmpfs -o mode=0755,nosuid tmpfs /dev
+for n in null zero full random urandom tty; do touch /dev/$n; mount --bind "$OLD/$n" /dev/$n; done
+mkdir /dev/pts /dev/shm
+mount --rbind "$OLD/pts" /dev/pts
+mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+ln -s pts/ptmx /dev/ptmx
+ln -s /proc/self/fd /dev/fd
+{kvm_line}
+exec "$0" "$@""#
+    );
+    let mut c = Command::new("unshare");
+    c.args(["--user", "--map-root-user", "--mount", "--propagation", "private", "/bin/sh", "-c", &script])
+        .arg(program)
+        .env("OLD", old.path())
+        .current_dir(env!("CARGO_TARGET_TMPDIR"));
+    (c, old)
+}
+
+/// The marker of a test binary run again inside a namespace by [`inside_namespace`].
+const IN_NAMESPACE: &str = "KMATRIX_TEST_IN_NAMESPACE";
+
+/// For a test whose body must run in a namespace of [`in_namespace`] (its `/dev/kvm` as `kvm`):
+/// in the test process, run this test binary's test `name` again inside one, check that it
+/// passed, and return false; in the binary run inside, return true (run the body).
+pub fn inside_namespace(kvm: NsKvm, name: &str) -> bool {
+    if std::env::var_os(IN_NAMESPACE).is_some() {
+        return true;
+    }
+    eprintln!("{}; {name} runs in a user and mount namespace whose /dev/kvm is {kvm:?}", host_kind());
+    let (mut c, _old) = in_namespace(kvm, &std::env::current_exe().unwrap());
+    let out = c.args(["--exact", name, "--nocapture", "--test-threads", "1"]).env(IN_NAMESPACE, "1").output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("{stdout}{stderr}");
+    assert!(out.status.success(), "{name} failed in the namespace");
+    assert!(stdout.contains("test result: ok. 1 passed"), "{name} did not run in the namespace");
+    false
+}

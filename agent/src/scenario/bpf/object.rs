@@ -188,6 +188,7 @@ fn load(ctx: &mut Ctx) -> Result<ScenarioResult> {
         (Some(c), _) => {
             crate::share::mount_offered().map_err(|e| anyhow::anyhow!("workload_cmd needs the host root: {e}"))?;
             let cwd = user_workload::host_cwd(ctx.params);
+            crate::host_paths::prepare(&cwd, c)?;
             Some(process::spawn_gated_in_root(c, crate::share::HOST_ROOT, &cwd, user_workload::HOST_ENV)?)
         }
         (None, Some(a)) => Some(process::spawn(a, true)?),

@@ -88,6 +88,7 @@ impl UserWorkload {
             UserWorkload::Builtin { argv, .. } => process::spawn(argv, true),
             UserWorkload::Host { argv, cwd } => {
                 crate::share::mount_offered().map_err(|e| anyhow::anyhow!("workload_cmd needs the host root: {e}"))?;
+                crate::host_paths::prepare(cwd, argv)?;
                 process::spawn_gated_in_root(argv, crate::share::HOST_ROOT, cwd, HOST_ENV)
             }
         }
