@@ -348,29 +348,6 @@ fn real_mirror_prepare_matrix() {
     }
 }
 
-/// Rewrite `kernels/kernels.lock` from the real mirror (what `kmatrix kernels update` does).
-#[test]
-#[ignore]
-fn real_mirror_update_lock() {
-    let cache = Cache::from_env().unwrap();
-    let lock = update_lock(&cache, &real_opts()).unwrap();
-    for (id, k) in &lock.kernels {
-        eprintln!("{id}: {} {} ({})", k.image, k.version, k.suite);
-    }
-}
-
-/// Every 6.12 build the real mirror has, across the suites the matrix knows.
-#[test]
-#[ignore]
-fn real_mirror_available() {
-    let cache = Cache::from_env().unwrap();
-    for line in ["6.12", "7"] {
-        for k in available(Distro::Debian, line, &cache, &real_opts()).unwrap() {
-            eprintln!("{line}: {} {} {} {}", k.package, k.version, k.suite, k.spec);
-        }
-    }
-}
-
 #[test]
 fn changelog_comes_from_the_image_package_verified_and_is_kept() {
     let e = env();
