@@ -128,6 +128,7 @@ pub fn ensure(share: &Share) -> Result<String> {
         mount(dir, &target, "", libc::MS_BIND | libc::MS_REC, "")
             .map_err(|e| anyhow::anyhow!("bind mount({dir}, {target}) failed: {e}"))?;
     }
+    let modules = crate::modtree::bind(share, HOST_ROOT).unwrap_or_else(|e| Some(format!("no /lib/modules: {e:#}")));
     for m in &share.extra {
         let target = format!("{HOST_ROOT}{}", m.path);
         let (flags, how) = if m.readonly { (libc::MS_RDONLY, "ro") } else { (0, "rw") };
@@ -141,7 +142,8 @@ pub fn ensure(share: &Share) -> Result<String> {
         share.tag,
         if rw.is_empty() { String::new() } else { format!(", writable: {}", rw.join(", ")) },
         if ro.is_empty() { String::new() } else { format!(", read-only: {}", ro.join(", ")) },
-        share.headers.as_ref().map_or(String::new(), |h| format!(", kernel headers from {h}")),
+        share.headers.as_ref().map_or(String::new(), |h| format!(", kernel headers from {h}"))
+            + &modules.map_or(String::new(), |m| format!(", {m}")),
         started.elapsed().as_millis(),
         if share.why.is_empty() { String::new() } else { format!("; {fstype} because {}", share.why) },
     );

@@ -354,6 +354,7 @@ impl Bisector {
                     params: params.clone(),
                     root: g.share.clone(),
                     keep_state: false,
+                    host_time_ns: None,
                 };
                 match g.run(req, self.guests.scenario_timeout).await {
                     Ok(r) => {

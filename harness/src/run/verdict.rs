@@ -200,11 +200,26 @@ impl Expectations {
     }
 }
 
-/// The machine requirements the host can judge, with what makes them unmet: a scenario that
-/// requires `machine: hardware PMU` cannot have one under TCG, which emulates none.
-pub fn machine_unmet(requires: &[String], accel: &str) -> Option<String> {
-    let pmu = requires.iter().any(|r| r == "machine: hardware PMU");
-    (pmu && accel == "tcg").then(|| "TCG emulates no hardware PMU".to_string())
+/// The machine requirements the host can judge from what it gave the guest (`r`'s accelerator,
+/// CPUs and scratch disk), with what makes them unmet: `machine: hardware PMU` under TCG, which
+/// emulates none; `at least N online CPUs` in a guest booted with fewer (`--cpus`); a `block
+/// device` in a guest without a scratch disk (`--disk`).
+pub fn machine_unmet(requires: &[String], r: &ScenarioResult) -> Option<String> {
+    requires.iter().find_map(|req| {
+        if req == "machine: hardware PMU" && r.accel == "tcg" {
+            return Some("TCG emulates no hardware PMU".to_string());
+        }
+        if let Some(n) = req.strip_prefix("at least ").and_then(|t| t.split_once(" online CPUs")) {
+            let (need, cpus) = (n.0.parse::<u32>().ok()?, r.cpus.unwrap_or(1));
+            return (cpus < need).then(|| {
+                format!("the guest was booted with {cpus} CPU(s), the scenario needs {need} (--cpus {need})")
+            });
+        }
+        if req.starts_with("block device ") && r.disk_mb.is_none() {
+            return Some("the guest was booted without a scratch disk (--disk SIZE)".to_string());
+        }
+        None
+    })
 }
 
 /// How a result's verdict starts when an expectation no longer applies.
@@ -396,8 +411,20 @@ cause = "f[ syntax"
     #[test]
     fn a_machine_requirement_is_judged_with_the_accelerator() {
         let requires = vec!["machine: hardware PMU".to_string(), "program /bin/hello".to_string()];
-        assert_eq!(machine_unmet(&requires, "tcg").as_deref(), Some("TCG emulates no hardware PMU"));
-        assert_eq!(machine_unmet(&requires, "kvm"), None);
+        let mut r = ScenarioResult::new("perf.hardware.x", Status::Unsupported, "");
+        r.accel = "tcg".into();
+        assert_eq!(machine_unmet(&requires, &r).as_deref(), Some("TCG emulates no hardware PMU"));
+        r.accel = "kvm".into();
+        assert_eq!(machine_unmet(&requires, &r), None);
+        // CPUs: a result that recorded none ran on one.
+        let requires = vec!["at least 2 online CPUs (--cpus 2)".to_string(), "tracefs mounted".to_string()];
+        assert!(machine_unmet(&requires, &r).unwrap().contains("booted with 1 CPU(s), the scenario needs 2"));
+        r.cpus = Some(2);
+        assert_eq!(machine_unmet(&requires, &r), None);
+        let requires = vec!["block device /dev/vda (the scratch disk: --disk SIZE)".to_string()];
+        assert!(machine_unmet(&requires, &r).unwrap().contains("without a scratch disk"));
+        r.disk_mb = Some(64);
+        assert_eq!(machine_unmet(&requires, &r), None);
     }
 
     #[test]
