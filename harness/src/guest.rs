@@ -469,14 +469,13 @@ impl Guest {
 /// host path for a share's `modules`; `None` when the kernel has no modules or the tree could
 /// not be made (said on stderr: programs in the guest then find no `/lib/modules`).
 pub async fn module_tree(k: &PreparedKernel, cache: &crate::cache::Cache) -> Option<String> {
-    let (k, cache) = (k.clone(), cache.clone());
-    let made =
-        tokio::task::spawn_blocking(move || crate::kernel::module_tree(&k, &cache).map_err(|e| (k.id.clone(), e)));
+    let (id, k, cache) = (k.id.clone(), k.clone(), cache.clone());
+    let made = tokio::task::spawn_blocking(move || crate::kernel::module_tree(&k, &cache).map_err(Box::new));
     match made.await {
         Ok(Ok(t)) => Some(t.dir.display().to_string()),
-        Ok(Err((_, crate::kernel::KernelError::NoModules { .. }))) => None,
-        Ok(Err((id, e))) => {
-            eprintln!("kmatrix: {id}: no /lib/modules in the guest: {}", crate::error_chain(&e));
+        Ok(Err(e)) if matches!(*e, crate::kernel::KernelError::NoModules { .. }) => None,
+        Ok(Err(e)) => {
+            eprintln!("kmatrix: {id}: no /lib/modules in the guest: {}", crate::error_chain(&*e));
             None
         }
         Err(e) => {

@@ -31,8 +31,12 @@ pub const MEMORY_MB: u32 = 512;
 /// the agent's `Hello` (measured under TCG with 2 CPUs: Debian 6.1 and 6.12 reach it with 96 MiB,
 /// 6.1 panics "System is deadlocked on memory" with 88; see docs/machine.md).
 pub const MEMORY_FLOOR_MB: u32 = 96;
-/// Guest CPUs (`--cpus`), chosen from measurement (see docs/machine.md).
-pub const CPUS: u32 = 2;
+/// Guest CPUs (`--cpus`), chosen from measurement (docs/machine.md): on this 2-core TCG host,
+/// shared, a second vCPU made the core lane of debian-6.1 take 93 s instead of 47 s and `exec`
+/// 5.8-8.7 s instead of 2.9-4.9 s (MTTCG's two threads contend with everything else on two
+/// cores, and a descheduled vCPU stalls the other at every IPI and lock), so one is the default;
+/// scenarios that need two say so (`at least 2 online CPUs`) and run with `--cpus 2`.
+pub const CPUS: u32 = 1;
 
 /// Why a session could not prepare a kernel or an image.
 #[derive(Debug, thiserror::Error)]

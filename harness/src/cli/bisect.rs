@@ -202,7 +202,7 @@ fn predicate(a: &BisectArgs) -> Result<Predicate> {
                     .exit_code(exit::BAD_INPUT);
             }
             let (req, _) = super::exec::request(&a.argv, &[], a.timeout, &[])?;
-            Ok(Predicate::Command { req, timeout: Duration::from_secs_f64(a.timeout) })
+            Ok(Predicate::Command { req: Box::new(req), timeout: Duration::from_secs_f64(a.timeout) })
         }
         (Some(_), false) => Err(anyhow::anyhow!("give one predicate: --scenario or a command after --, not both"))
             .exit_code(exit::BAD_INPUT),

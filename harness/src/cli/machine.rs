@@ -24,7 +24,8 @@ pub const MEMORY_MAX_MB: u32 = 64 * 1024;
 /// `--cpus`, `--memory` and `--disk`.
 #[derive(Debug, Args, Clone, Copy, PartialEq, Eq)]
 pub struct MachineArgs {
-    /// Guest CPUs (QEMU `-smp`; several run in parallel under TCG too: MTTCG), 1 to 255.
+    /// Guest CPUs (QEMU `-smp`; several run in parallel under TCG too: MTTCG), 1 to 255. Per-CPU
+    /// scenarios (`ftrace.percpu.*`) need 2.
     #[arg(long, default_value_t = crate::session::CPUS, value_parser = cpus)]
     pub cpus: u32,
     /// Guest memory: MiB (`512`) or a size with a unit (`512M`, `1G`, `1536MiB`); at least the
@@ -89,17 +90,19 @@ pub fn disk_bytes(s: &str) -> Result<u64, BadMachine> {
 /// system has less room free, since a guest writing to it would fail half-way with ENOSPC.
 pub fn check_disk_room(dir: &std::path::Path, bytes: u64) -> anyhow::Result<()> {
     use crate::exit::{self, ExitContext};
+    use anyhow::Context as _;
     let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
         .map_err(|_| anyhow::anyhow!("--disk: {} holds a NUL byte", dir.display()))
         .exit_code(exit::BAD_INPUT)?;
-    // SAFETY: statvfs fills one struct we own from a NUL-terminated path.
+    // SAFETY: statvfs is plain data; zeroed is a valid value for it.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statvfs fills one struct we own from a NUL-terminated path.
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return Err(std::io::Error::last_os_error())
-            .map_err(anyhow::Error::new)
-            .map_err(|e| e.context(format!("--disk: cannot read the free space of {}", dir.display())))
+        return Err(anyhow::Error::new(std::io::Error::last_os_error()))
+            .with_context(|| format!("--disk: cannot read the free space of {}", dir.display()))
             .exit_code(exit::BAD_INPUT);
     }
+    #[allow(clippy::useless_conversion, reason = "the fields' widths differ between targets")]
     let free = u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize));
     if free < bytes {
         return Err(anyhow::anyhow!(

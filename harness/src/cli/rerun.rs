@@ -65,8 +65,8 @@ pub struct RerunArgs {
 
 impl RerunArgs {
     /// The guest options of `run` and `shell`, for this rerun's kernel `spec` under `accel`, in
-    /// the machine its results `recorded` (CPUs, MiB) unless `--cpus`/`--memory` say otherwise.
-    fn guest(&self, accel: AccelChoice, spec: &str, recorded: (u32, u32)) -> GuestArgs {
+    /// the machine its results `recorded` (CPUs, MiB, disk MiB) unless `--cpus`/`--memory` say otherwise.
+    fn guest(&self, accel: AccelChoice, spec: &str, recorded: (u32, u32, Option<u64>)) -> GuestArgs {
         GuestArgs {
             kernel: Some(spec.to_string()),
             modules: None,
@@ -76,7 +76,7 @@ impl RerunArgs {
             machine: MachineArgs {
                 cpus: self.cpus.unwrap_or(recorded.0),
                 memory: self.memory.unwrap_or(recorded.1),
-                disk: None,
+                disk: recorded.2.map(|mb| mb << 20),
             },
             fetch: self.fetch.clone(),
             out: self.out.clone(),

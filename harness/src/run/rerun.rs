@@ -198,10 +198,10 @@ pub fn accel_of(r: &ScenarioResult) -> Result<AccelChoice, RerunError> {
     }
 }
 
-/// The guest machine `r` ran in, (CPUs, MiB): as recorded, else what every guest had before
-/// results recorded it (one CPU, 512 MiB).
-pub fn machine_of(r: &ScenarioResult) -> (u32, u32) {
-    (r.cpus.unwrap_or(1), r.memory_mb.unwrap_or(512))
+/// The guest machine `r` ran in, (CPUs, MiB, scratch disk MiB): as recorded, else what every
+/// guest had before results recorded it (one CPU, 512 MiB, no disk).
+pub fn machine_of(r: &ScenarioResult) -> (u32, u32, Option<u64>) {
+    (r.cpus.unwrap_or(1), r.memory_mb.unwrap_or(512), r.disk_mb)
 }
 
 /// One accelerator's and machine's share of a rerun: the kernels to boot and their cells.
@@ -209,9 +209,9 @@ pub fn machine_of(r: &ScenarioResult) -> (u32, u32) {
 pub struct Group {
     /// The accelerator these cells run under (forced, so a TCG cell is not rerun under KVM).
     pub accel: AccelChoice,
-    /// The guest's (CPUs, MiB) the cells ran in ([`machine_of`]), so a cell that needed two
-    /// CPUs is not rerun on one.
-    pub machine: (u32, u32),
+    /// The guest's (CPUs, MiB, disk MiB) the cells ran in ([`machine_of`]), so a cell that
+    /// needed two CPUs or a disk is not rerun without.
+    pub machine: (u32, u32, Option<u64>),
     /// The kernels to boot under it, each with its cells and their recorded parameters.
     pub plan: Vec<KernelPlan>,
 }
@@ -325,7 +325,7 @@ mod tests {
         let mut two = cell("debian-6.1", "x.y.zz", Status::Fail, Some("debian:6.1.176-1"), "tcg");
         (two.cpus, two.memory_mb) = (Some(2), Some(512));
         let split = plan(&[&a, &two], None, None).unwrap();
-        assert_eq!(split.iter().map(|g| g.machine).collect::<Vec<_>>(), [(1, 512), (2, 512)]);
+        assert_eq!(split.iter().map(|g| g.machine).collect::<Vec<_>>(), [(1, 512, None), (2, 512, None)]);
     }
 
     #[test]
