@@ -31,10 +31,10 @@ pub const MEMORY_MB: u32 = 512;
 /// the agent's `Hello` (measured under TCG with 2 CPUs: Debian 6.1 and 6.12 reach it with 96 MiB,
 /// 6.1 panics "System is deadlocked on memory" with 88; see docs/machine.md).
 pub const MEMORY_FLOOR_MB: u32 = 96;
-/// Guest CPUs (`--cpus`), chosen from measurement (docs/machine.md): on this 2-core TCG host,
-/// shared, a second vCPU made the core lane of debian-6.1 take 93 s instead of 47 s and `exec`
-/// 5.8-8.7 s instead of 2.9-4.9 s (MTTCG's two threads contend with everything else on two
-/// cores, and a descheduled vCPU stalls the other at every IPI and lock), so one is the default;
+/// Guest CPUs (`--cpus`), chosen from measurement (docs/machine.md): on this shared 2-core TCG
+/// host a second vCPU bought nothing measurable (debian-6.1's core lane 47 s vs 93 s in one round,
+/// 113 s vs 75 s in the next; restore 0.5-0.7 s either way) while it can only add contention, so
+/// one is the default and the core lane and restore keep the machine they were measured on;
 /// scenarios that need two say so (`at least 2 online CPUs`) and run with `--cpus 2`.
 pub const CPUS: u32 = 1;
 
