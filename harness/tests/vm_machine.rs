@@ -263,7 +263,7 @@ fn vm_machine_runqlat_bt_gives_a_histogram_on_6_1_with_headers() {
         return;
     }
     let out = kmatrix()
-        .args(["exec", "--kernel", "debian-6.1", "--kernel-headers", "--timeout", "300", "--"])
+        .args(["exec", "--kernel", "debian-6.1", "--kernel-headers", "--timeout", "900", "--"])
         .args(["/usr/bin/bpftrace", "-c", "/bin/sleep 1"])
         .arg(tool)
         .current_dir(env!("CARGO_TARGET_TMPDIR"))
