@@ -220,6 +220,7 @@ pub fn run(mut ch: Option<&mut Channel>, req: &ExecRequest) -> Result<ExecOutcom
         wall_ms: started.elapsed().as_millis() as u64,
         timed_out,
         share: shared,
+        clock_offset_ms: None,
     })
 }
 

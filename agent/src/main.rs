@@ -12,13 +12,18 @@ mod arch;
 mod bpf;
 mod caps;
 mod channel;
+mod clock;
 mod console;
+mod cpus;
+mod disk;
 mod elf;
 mod excerpt;
 mod exec;
 mod host_paths;
 mod kallsyms;
 mod kconfig;
+mod loopback;
+mod modtree;
 mod modules;
 mod mounts;
 mod perf;
@@ -101,12 +106,19 @@ fn boot_and_serve() -> Result<()> {
     for m in mount_records.iter().filter(|m| m.outcome != "ok") {
         console::say(&format!("mount({}, {}): {}", m.fstype, m.target, m.outcome));
     }
+    // Programs run in the guest serve and connect on 127.0.0.1 as on any machine.
+    if let Err(e) = loopback::up() {
+        console::say(&format!("lo up: {e:#}"));
+    }
     let mounted_ms = sys::since_start_ms();
     let modules = modules::load_listed(Path::new(modules::LOAD_LIST));
     for m in modules.iter().filter(|m| m.outcome != "ok" && m.outcome != "exists") {
         console::say(&format!("finit_module({}): {}", m.name, m.outcome));
     }
     if let Some(said) = share::preload() {
+        console::say(&said);
+    }
+    if let Some(said) = disk::preload() {
         console::say(&said);
     }
     let modules_ms = sys::since_start_ms();

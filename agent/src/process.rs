@@ -175,6 +175,7 @@ impl Running {
             wall_ms: wall.as_millis() as u64,
             timed_out,
             share: None,
+            clock_offset_ms: None,
         };
         Ok(Finished { outcome, wall })
     }

@@ -1,11 +1,12 @@
-//! The request loop: read `HostMsg` lines from the channel and answer each.
+//! The request loop: read `HostMsg` lines from the channel and answer each, the guest's clock
+//! set first from the host's time in the request (`clock`).
 //!
 //! A malformed or over-long line gets an `Error` reply and the loop goes on: hostile or broken
 //! host output must not take the guest down. EOF on the channel (the host went away) and
 //! `Shutdown` end the loop; the caller powers off.
 
 use crate::channel::{Channel, Line};
-use crate::{console, exec, reap, scenario};
+use crate::{clock, console, exec, reap, scenario};
 use anyhow::Result;
 use kmatrix_proto::{Capabilities, GuestMsg, HostMsg};
 
@@ -44,16 +45,22 @@ pub fn serve(ch: &mut Channel, caps: &Capabilities) -> Result<()> {
             }
             HostMsg::Warm => ch.send(&GuestMsg::Warmed { ms: crate::bpf::vmlinux::warm() })?,
             HostMsg::Run(req) => {
+                let offset = clock::set_from_host(req.host_time_ns);
                 crate::share::offer(req.root.clone());
-                let result = scenario::run_one(&req.scenario, &req.params, caps, req.keep_state);
+                let mut result = scenario::run_one(&req.scenario, &req.params, caps, req.keep_state);
+                result.clock_offset_ms = offset;
                 console::say(&format!("{}: {}", result.scenario, result.status));
                 ch.send(&GuestMsg::Result(Box::new(result)))?;
             }
             HostMsg::Exec(req) => {
                 // A program of the host's may write tracefs: the next scenario resets it fully.
                 crate::tracefs::state_unknown();
+                let offset = clock::set_from_host(req.host_time_ns);
                 match exec::run(Some(ch), &req) {
-                    Ok(done) => ch.send(&GuestMsg::ExecDone(done))?,
+                    Ok(mut done) => {
+                        done.clock_offset_ms = offset;
+                        ch.send(&GuestMsg::ExecDone(done))?
+                    }
                     Err(e) => ch.send(&GuestMsg::Error { message: format!("{e:#}") })?,
                 }
             }

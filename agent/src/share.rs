@@ -140,6 +140,7 @@ pub fn ensure(share: &Share) -> Result<String> {
     // An extra share under /tmp mounts on the host's directory there, shown first.
     let extra_paths: Vec<std::path::PathBuf> = share.extra.iter().map(|m| m.path.clone().into()).collect();
     host_paths::reveal(&extra_paths)?;
+    let modules = crate::modtree::bind(share, HOST_ROOT).unwrap_or_else(|e| Some(format!("no /lib/modules: {e:#}")));
     for m in &share.extra {
         let target = format!("{HOST_ROOT}{}", m.path);
         let (flags, how) = if m.readonly { (libc::MS_RDONLY, "ro") } else { (0, "rw") };
@@ -153,7 +154,8 @@ pub fn ensure(share: &Share) -> Result<String> {
         share.tag,
         if rw.is_empty() { String::new() } else { format!(", writable: {}", rw.join(", ")) },
         if ro.is_empty() { String::new() } else { format!(", read-only: {}", ro.join(", ")) },
-        share.headers.as_ref().map_or(String::new(), |h| format!(", kernel headers from {h}")),
+        share.headers.as_ref().map_or(String::new(), |h| format!(", kernel headers from {h}"))
+            + &modules.map_or(String::new(), |m| format!(", {m}")),
         started.elapsed().as_millis(),
         if share.why.is_empty() { String::new() } else { format!("; {fstype} because {}", share.why) },
     );

@@ -170,8 +170,9 @@ pub enum Predicate {
     /// exit 0 good, 125 skip, 1-127 bad; anything else (a signal, > 127, the timeout) stops the
     /// bisect, as `git bisect run` does.
     Command {
-        /// The program, its arguments and environment.
-        req: ExecRequest,
+        /// The program, its arguments and environment (boxed: a request is much larger than the
+        /// scenario variant).
+        req: Box<ExecRequest>,
         /// How long the command may run in one guest.
         timeout: Duration,
     },
@@ -354,6 +355,7 @@ impl Bisector {
                     params: params.clone(),
                     root: g.share.clone(),
                     keep_state: false,
+                    host_time_ns: None,
                 };
                 match g.run(req, self.guests.scenario_timeout).await {
                     Ok(r) => {
@@ -377,7 +379,7 @@ impl Bisector {
                 }
             }
             Predicate::Command { req, timeout } => {
-                let mut req = req.clone();
+                let mut req = req.as_ref().clone();
                 req.root = g.share.clone();
                 req.stream = false;
                 req.env = crate::exec::guest_env(std::mem::take(&mut req.env), &b.spec, release);

@@ -3,8 +3,9 @@
 //!
 //! This is the seam every surface uses (`kmatrix boot`, `run`, `bench`, the test harness): it
 //! picks the boot file (the PVH `vmlinux` when there is one), the channel (virtio-serial when the
-//! image can load its driver, the 8250 otherwise), and times the boot. It does not decide what to
-//! run; callers send requests.
+//! image can load its driver, the 8250 otherwise), and times the boot. Every request it sends
+//! carries the host's time, which the agent sets the guest's clock to. It does not decide what
+//! to run; callers send requests.
 
 #![warn(missing_docs)]
 
@@ -47,6 +48,9 @@ pub struct GuestOptions {
     /// the plan's file system. The image must carry the share modules (`ImageOptions::share`).
     /// A virtio-fs guest boots cold: QEMU cannot snapshot a vhost-user-fs device.
     pub share: Option<SharePlan>,
+    /// A scratch disk of this many bytes (`--disk SIZE`): a sparse file beside the console log,
+    /// attached as virtio-blk (`/dev/vda`) and removed with the guest.
+    pub disk_bytes: Option<u64>,
 }
 
 impl GuestOptions {
@@ -64,6 +68,7 @@ impl GuestOptions {
             virtio: true,
             snapshots: None,
             share: None,
+            disk_bytes: None,
         }
     }
 }
@@ -85,12 +90,56 @@ pub struct Guest {
     pub share: Option<kmatrix_proto::Share>,
     /// The virtiofsd daemons serving this guest's shares; killed with it.
     _daemons: Vec<Daemon>,
+    /// The scratch disk's file, removed with the guest.
+    _disk: Option<ScratchDisk>,
+}
+
+/// A scratch disk's sparse file, removed when dropped (with its guest).
+#[derive(Debug)]
+struct ScratchDisk(PathBuf);
+
+impl ScratchDisk {
+    /// A sparse file of `bytes` at `path` (replacing one a killed run left).
+    fn create(path: PathBuf, bytes: u64) -> Result<ScratchDisk, VmError> {
+        let made = std::fs::File::create(&path).and_then(|f| f.set_len(bytes));
+        match made {
+            Ok(()) => Ok(ScratchDisk(path)),
+            Err(source) => {
+                let _ = std::fs::remove_file(&path);
+                Err(VmError::ChannelSetup { dir: path, source })
+            }
+        }
+    }
+}
+
+impl Drop for ScratchDisk {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 impl Guest {
     /// Boot `kernel` with `image` as `opts` say — from a snapshot when one is ready, else cold
     /// (taking one when asked) — and wait for the agent's `Hello`.
     pub async fn start(kernel: &PreparedKernel, image: &Image, opts: &GuestOptions) -> Result<Guest, VmError> {
+        let disk = match opts.disk_bytes {
+            Some(b) => {
+                Some(ScratchDisk::create(PathBuf::from(format!("{}.scratch.img", opts.console_log.display())), b)?)
+            }
+            None => None,
+        };
+        let mut g = Self::boot(kernel, image, opts, disk.as_ref().map(|d| d.0.clone())).await?;
+        g._disk = disk;
+        Ok(g)
+    }
+
+    /// [`Guest::start`] with the scratch disk's file, when there is one, already made.
+    async fn boot(
+        kernel: &PreparedKernel,
+        image: &Image,
+        opts: &GuestOptions,
+        disk: Option<PathBuf>,
+    ) -> Result<Guest, VmError> {
         let (shares, daemons) = share_dirs(opts.share.as_ref())?;
         let (boot_file, boot_path) = match &kernel.boot.vmlinux {
             Some(v) => (v.clone(), "vmlinux (PVH entry)".to_string()),
@@ -123,6 +172,9 @@ impl Guest {
                 if let Some(plan) = &opts.share {
                     a.push(format!("kmatrix.share={}", plan.fs.name()));
                 }
+                if opts.disk_bytes.is_some() {
+                    a.push("kmatrix.disk".into());
+                }
                 a
             },
             serial_channel: None,
@@ -133,6 +185,7 @@ impl Guest {
             memory_file: None,
             incoming: false,
             shares,
+            disk,
         };
         let virtio = opts.virtio && image.has_virtio_console();
         let files = VmFiles { console_log: opts.console_log.clone() };
@@ -232,6 +285,7 @@ impl Guest {
                     accel: opts.accel,
                     share: share_of(opts),
                     _daemons: daemons,
+                    _disk: None,
                 });
             }
         }
@@ -279,6 +333,7 @@ impl Guest {
             accel: opts.accel,
             share: share_of(opts),
             _daemons: daemons,
+            _disk: None,
         })
     }
 
@@ -308,12 +363,14 @@ impl Guest {
             accel,
             share,
             _daemons: Vec::new(),
+            _disk: None,
         })
     }
 
     /// Run one scenario; `timeout` bounds the agent's answer.
-    pub async fn run(&mut self, req: RunRequest, timeout: Duration) -> Result<ScenarioResult, VmError> {
+    pub async fn run(&mut self, mut req: RunRequest, timeout: Duration) -> Result<ScenarioResult, VmError> {
         let what = format!("the result of {}", req.scenario);
+        req.host_time_ns = host_time_ns();
         self.vm.send(&HostMsg::Run(req)).await?;
         loop {
             match self.vm.recv(timeout, &what).await? {
@@ -342,6 +399,8 @@ impl Guest {
         timeout: Duration,
         mut on_output: impl FnMut(u8, &[u8]),
     ) -> Result<ExecOutcome, VmError> {
+        let mut req = req;
+        req.host_time_ns = host_time_ns();
         self.vm.send(&HostMsg::Exec(req)).await?;
         loop {
             match self.vm.recv(timeout, "an exec to finish").await? {
@@ -358,9 +417,22 @@ impl Guest {
         }
     }
 
-    /// Send a message to the agent while an `Exec` runs (`Input`, `Winsize`, `Signal`).
+    /// Send a message to the agent: `Input`, `Winsize`, `Signal` while an `Exec` runs, or an
+    /// `Exec` a caller drives itself (stamped with the host's time, as [`Guest::exec`] does).
     pub async fn send(&mut self, msg: &HostMsg) -> Result<(), VmError> {
-        self.vm.send(msg).await
+        match msg {
+            HostMsg::Exec(req) => {
+                let mut req = req.clone();
+                req.host_time_ns = host_time_ns();
+                self.vm.send(&HostMsg::Exec(req)).await
+            }
+            HostMsg::Run(req) => {
+                let mut req = req.clone();
+                req.host_time_ns = host_time_ns();
+                self.vm.send(&HostMsg::Run(req)).await
+            }
+            other => self.vm.send(other).await,
+        }
     }
 
     /// The next message from the agent (for callers that drive an interactive `Exec`).
@@ -397,6 +469,34 @@ impl Guest {
     pub async fn kill(mut self) {
         self.vm.kill().await;
     }
+}
+
+/// The kernel's `lib/modules/<release>` with `depmod`'s indexes (made once, in `cache`), as a
+/// host path for a share's `modules`; `None` when the kernel has no modules or the tree could
+/// not be made (said on stderr: programs in the guest then find no `/lib/modules`).
+pub async fn module_tree(k: &PreparedKernel, cache: &crate::cache::Cache) -> Option<String> {
+    let (id, k, cache) = (k.id.clone(), k.clone(), cache.clone());
+    let made = tokio::task::spawn_blocking(move || crate::kernel::module_tree(&k, &cache).map_err(Box::new));
+    match made.await {
+        Ok(Ok(t)) => Some(t.dir.display().to_string()),
+        Ok(Err(e)) if matches!(*e, crate::kernel::KernelError::NoModules { .. }) => None,
+        Ok(Err(e)) => {
+            eprintln!("kmatrix: {id}: no /lib/modules in the guest: {}", crate::error_chain(&*e));
+            None
+        }
+        Err(e) => {
+            eprintln!("kmatrix: making a module tree panicked: {e}");
+            None
+        }
+    }
+}
+
+/// The host's wall-clock time now, for a request (the agent sets the guest's clock to it: a
+/// guest restored from a snapshot would otherwise live at the snapshot's time). `None` only on a
+/// host clock before 1970 or past 2554.
+fn host_time_ns() -> Option<u64> {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?;
+    u64::try_from(d.as_nanos()).ok()
 }
 
 /// The QEMU share devices of `plan` (the read-only host root first, then its extra directories),
@@ -460,5 +560,6 @@ fn share_of(opts: &GuestOptions) -> Option<kmatrix_proto::Share> {
         why: plan.why.clone(),
         headers: None,
         headers_missing: None,
+        modules: None,
     })
 }

@@ -108,6 +108,8 @@ impl Shared {
                     session,
                     fetch: Default::default(),
                     memory_mb: session::MEMORY_MB,
+                    cpus: session::CPUS,
+                    disk_bytes: None,
                     boot_timeout: session::BOOT_TIMEOUT,
                     scenario_timeout: session::SCENARIO_TIMEOUT,
                     snapshots: crate::vm::snapshot::enabled(),

@@ -110,6 +110,8 @@ fn vm_soak_fifty_runs_leak_no_fd_process_temp_file_or_memory() {
                 session: session.clone(),
                 fetch: Default::default(),
                 memory_mb: session::MEMORY_MB,
+                cpus: session::CPUS,
+                disk_bytes: None,
                 boot_timeout: session::BOOT_TIMEOUT,
                 scenario_timeout: session::SCENARIO_TIMEOUT,
                 snapshots: true,

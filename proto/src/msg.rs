@@ -109,6 +109,11 @@ pub struct RunRequest {
     /// opens a shell on that state. The reset before the scenario still happens.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub keep_state: bool,
+    /// The host's wall-clock time when it sent the request (ns since the epoch): the agent sets
+    /// the guest's clock to it first (a guest restored from a snapshot keeps the snapshot's
+    /// time otherwise) and records how far off it was (`ScenarioResult::clock_offset_ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_time_ns: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -139,6 +144,10 @@ pub struct ExecRequest {
     /// Terminal size when `stdin` is `Tty`.
     #[serde(default)]
     pub winsize: Option<(u16, u16)>,
+    /// The host's wall-clock time when it sent the request (ns since the epoch), as
+    /// [`RunRequest::host_time_ns`]; the offset corrected is `ExecOutcome::clock_offset_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_time_ns: Option<u64>,
 }
 
 /// How a program's stdin is wired.
@@ -177,6 +186,11 @@ pub struct Share {
     /// failed download), when a scenario wanted them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headers_missing: Option<String>,
+    /// The running kernel's `lib/modules/<release>` with `depmod`'s indexes, made by the host
+    /// in its cache, as a host path: the agent shows it at `/lib/modules/<release>` of the
+    /// view (with `build` → `headers` when there are headers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modules: Option<String>,
 }
 
 /// An extra shared directory: its device's tag, mounted at `path` of the guest's view of the host
@@ -190,6 +204,11 @@ pub struct ShareMount {
     /// Mounted read-only (`MS_RDONLY`), else writable.
     pub readonly: bool,
 }
+
+/// The variables that point tools at the kernel's headers, set to `Share::headers` for programs
+/// run in the view: BCC's and bpftrace's (bpftrace otherwise looks in `/lib/modules/<release>`
+/// or uses the host's UAPI headers, which do not match the guest's kernel).
+pub const HEADERS_ENV: &[&str] = &["BCC_KERNEL_SOURCE", "BPFTRACE_KERNEL_SOURCE"];
 
 /// The tag of the host root's share.
 pub const ROOT_TAG: &str = "kmatrix-root";
@@ -214,6 +233,10 @@ pub struct ExecOutcome {
     /// first mount took), when it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share: Option<String>,
+    /// How far the guest's clock was from the host's time in the request (ms, guest minus
+    /// host) before the agent set it, when the request carried the time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_offset_ms: Option<f64>,
 }
 
 impl ExecOutcome {
@@ -258,6 +281,14 @@ mod tests {
         req.keep_state = true;
         let line = serde_json::to_string(&HostMsg::Run(req.clone())).unwrap();
         assert_eq!(line, r#"{"type":"run","scenario":"kprobe.tracefs.openat","params":{},"keep_state":true}"#);
+        assert_eq!(serde_json::from_str::<HostMsg>(&line).unwrap(), HostMsg::Run(req.clone()));
+        req.host_time_ns = Some(1_796_000_000_123_456_789);
+        let line = serde_json::to_string(&HostMsg::Run(req.clone())).unwrap();
+        assert!(line.ends_with(r#""keep_state":true,"host_time_ns":1796000000123456789}"#), "{line}");
         assert_eq!(serde_json::from_str::<HostMsg>(&line).unwrap(), HostMsg::Run(req));
+        // An exec request of an older host (no time) still parses: the agent then leaves the clock.
+        let old = r#"{"type":"exec","argv":["/bin/true"],"timeout_ms":0}"#;
+        let HostMsg::Exec(e) = serde_json::from_str::<HostMsg>(old).unwrap() else { panic!("not exec") };
+        assert_eq!(e.host_time_ns, None);
     }
 }

@@ -144,6 +144,22 @@ pub struct ScenarioResult {
     /// The accelerator the guest ran under (`kvm`, `tcg`); filled in by the host.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub accel: String,
+    /// The guest's CPUs (QEMU `-smp`); filled in by the host. Absent in results written before
+    /// kmatrix recorded it (those guests had one CPU).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
+    /// The guest's memory in MiB; filled in by the host. Absent in results written before
+    /// kmatrix recorded it (those guests had 512 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u32>,
+    /// The guest's scratch disk in MiB (`--disk`), when it had one; filled in by the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_mb: Option<u64>,
+    /// How far the guest's wall clock was from the host's time sent with the request, in
+    /// milliseconds (guest minus host), before the agent set it to the host's; filled in by the
+    /// agent. A guest restored from a snapshot is behind by the snapshot's age.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_offset_ms: Option<f64>,
     /// The exact kernel build the scenario ran on, enough to boot it again (`kmatrix rerun`);
     /// filled in by the host. Absent in results written before kmatrix recorded it, and when
     /// the kernel could not be prepared.
@@ -272,6 +288,10 @@ impl ScenarioResult {
         ScenarioResult {
             kernel: String::new(),
             accel: String::new(),
+            cpus: None,
+            memory_mb: None,
+            disk_mb: None,
+            clock_offset_ms: None,
             build: None,
             params: BTreeMap::new(),
             scenario: scenario.to_string(),
@@ -345,6 +365,7 @@ mod tests {
         assert_eq!((r.build.as_ref(), r.params.len()), (None, 0));
         // Neither is written when absent, so such a result serialises as before.
         assert!(!serde_json::to_string(&r).unwrap().contains("build"));
+        assert_eq!((r.cpus, r.memory_mb, r.clock_offset_ms), (None, None, None));
         let mut r = r;
         r.build = Some(KernelBuild {
             spec: "debian:6.1.176-1".into(),
@@ -353,7 +374,9 @@ mod tests {
             ..Default::default()
         });
         r.params.insert("count".into(), "100".into());
+        (r.cpus, r.memory_mb, r.clock_offset_ms) = (Some(2), Some(512), Some(-2_820_000.5));
         let line = serde_json::to_string(&r).unwrap();
+        assert!(line.contains(r#""cpus":2,"memory_mb":512,"clock_offset_ms":-2820000.5"#), "{line}");
         assert!(line.contains(r#""build":{"spec":"debian:6.1.176-1","release":"6.1.0-50-amd64","package":"linux-image-6.1.0-50-amd64"}"#), "{line}");
         assert!(line.contains(r#""params":{"count":"100"}"#), "{line}");
         assert_eq!(serde_json::from_str::<ScenarioResult>(&line).unwrap(), r);

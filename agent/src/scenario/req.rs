@@ -48,6 +48,11 @@ pub enum Req {
     Pmu(&'static str),
     /// A symbol in `/proc/kallsyms`.
     Symbol(&'static str),
+    /// At least this many online CPUs (`/sys/devices/system/cpu/online`): a per-CPU path is
+    /// only exercised with work on two CPUs at once. The host sets them (`--cpus`).
+    Cpus(u32),
+    /// A block device (`vda`): the scratch disk the host attaches with `--disk SIZE`.
+    BlockDevice(&'static str),
     /// Several requirements that go together (one tracefs interface's files), checked and
     /// listed in order as if written out.
     All(&'static [Req]),
@@ -80,6 +85,8 @@ impl Req {
             Req::Config { option, tracefs } => format!("config {option} (else tracefs {tracefs})"),
             Req::Pmu(p) => format!("perf PMU {p}"),
             Req::Symbol(s) => format!("symbol {s} in /proc/kallsyms"),
+            Req::BlockDevice(d) => format!("block device /dev/{d} (the scratch disk: --disk SIZE)"),
+            Req::Cpus(n) => format!("at least {n} online CPUs (--cpus {n})"),
             Req::All(group) => group.iter().map(Req::describe).collect::<Vec<_>>().join(", "),
         }
     }
@@ -154,6 +161,23 @@ impl Req {
                 Ok(true) => None,
                 Ok(false) => Some((format!("symbol {s} not in /proc/kallsyms"), kallsyms::evidence(s))),
                 Err(e) => Some((format!("symbol {s} could not be looked up"), format!("{e:#}"))),
+            },
+            Req::BlockDevice(d) => (!Path::new("/sys/block").join(d).exists()).then(|| {
+                let have = std::fs::read_dir("/sys/block")
+                    .map(|r| r.flatten().filter_map(|e| e.file_name().into_string().ok()).collect::<Vec<_>>())
+                    .unwrap_or_default();
+                (
+                    format!("no block device {d}: boot the guest with a scratch disk (--disk SIZE)"),
+                    format!("/sys/block/{d} does not exist; /sys/block: {}", have.join(" ")),
+                )
+            }),
+            Req::Cpus(n) => match crate::cpus::online() {
+                Ok((cpus, _)) if cpus.len() >= n as usize => None,
+                Ok((cpus, text)) => Some((
+                    format!("{} online CPU(s), the scenario needs {n}: boot the guest with --cpus {n}", cpus.len()),
+                    format!("{}: {text}", crate::cpus::ONLINE),
+                )),
+                Err(e) => Some((format!("the online CPUs could not be read (needs {n})"), format!("{e:#}"))),
             },
             Req::All(group) => group.iter().find_map(|r| r.missing(caps)),
         }

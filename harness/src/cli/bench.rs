@@ -117,7 +117,7 @@ pub(crate) async fn bench_boot(guest: GuestArgs, runs: u32, json: bool) -> Resul
     let mut secs = Vec::new();
     let mut floor = Vec::new();
     for i in 0..runs {
-        floor.push(bare_kernel(&p).await?);
+        floor.push(bare_kernel(&p, guest.machine).await?);
         let mut opts = p.guest_options(&guest, &format!("bench{i}"))?;
         if guest.snapshots(false) {
             opts.snapshots = Some(p.session.cache.clone());
@@ -250,10 +250,10 @@ fn phases(o: &crate::run::matrix::Outcome) {
     }
 }
 
-/// The floor: QEMU start → exit for the same kernel file with the same machine, firmware and
+/// The floor: QEMU start → exit for the same kernel file with the same machine (CPUs, memory), firmware and
 /// kernel command line, but no initramfs: the kernel runs its initcalls, finds no root file
 /// system, panics, and (`panic=-1`, `-no-reboot`) QEMU exits.
-async fn bare_kernel(p: &Prepared) -> Result<f64> {
+async fn bare_kernel(p: &Prepared, machine: MachineArgs) -> Result<f64> {
     let arch = p.kernel.arch;
     let foreign = !arch.is_host();
     let qemu = if foreign { crate::vm::qemu::binary_for(arch) } else { p.session.qemu.clone() };
@@ -264,8 +264,8 @@ async fn bare_kernel(p: &Prepared) -> Result<f64> {
         kernel: p.kernel.boot.vmlinux.clone().unwrap_or_else(|| p.kernel.boot.bzimage.clone()),
         initrd: None,
         accel: if foreign { crate::vm::Accel::Tcg } else { p.session.accel.current() },
-        memory_mb: crate::session::MEMORY_MB,
-        cpus: 1,
+        memory_mb: machine.memory,
+        cpus: machine.cpus,
         append: Vec::new(),
         serial_channel: None,
         virtio_channel: None,
@@ -274,6 +274,7 @@ async fn bare_kernel(p: &Prepared) -> Result<f64> {
         memory_file: None,
         incoming: false,
         shares: Vec::new(),
+        disk: None,
     };
     let started = std::time::Instant::now();
     let mut cmd = tokio::process::Command::new(&cfg.qemu);

@@ -39,6 +39,9 @@ pub struct BisectArgs {
     /// Where kernels come from: the mirror and whether an unsigned Release is accepted.
     #[command(flatten)]
     pub fetch: MirrorArgs,
+    /// The guest machine's size: `--cpus`, `--memory`.
+    #[command(flatten)]
+    pub machine: MachineArgs,
     /// Seconds from QEMU start to the agent's Hello before a build counts as not booting.
     #[arg(long, default_value_t = crate::session::BOOT_TIMEOUT.as_secs_f64(), value_parser = seconds)]
     pub boot_timeout: f64,
@@ -142,7 +145,9 @@ pub(crate) async fn bisect_cmd(a: BisectArgs) -> Result<i32> {
         guests: crate::run::guests::GuestSettings {
             session,
             fetch,
-            memory_mb: crate::session::MEMORY_MB,
+            memory_mb: a.machine.memory,
+            cpus: a.machine.cpus,
+            disk_bytes: a.machine.disk,
             boot_timeout: Duration::from_secs_f64(a.boot_timeout),
             scenario_timeout: Duration::from_secs_f64(a.timeout),
             snapshots: matches!(a.snapshot.as_deref(), Some("on")),
@@ -197,7 +202,7 @@ fn predicate(a: &BisectArgs) -> Result<Predicate> {
                     .exit_code(exit::BAD_INPUT);
             }
             let (req, _) = super::exec::request(&a.argv, &[], a.timeout, &[])?;
-            Ok(Predicate::Command { req, timeout: Duration::from_secs_f64(a.timeout) })
+            Ok(Predicate::Command { req: Box::new(req), timeout: Duration::from_secs_f64(a.timeout) })
         }
         (Some(_), false) => Err(anyhow::anyhow!("give one predicate: --scenario or a command after --, not both"))
             .exit_code(exit::BAD_INPUT),

@@ -2,8 +2,10 @@
 //! caller's environment, cwd and stdin, its output streamed live, and its exit status. Usable as
 //! a cargo runner (`CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="kmatrix exec --"`). Several
 //! kernels run in parallel: output lines are prefixed with the kernel, kept per kernel in the
-//! output directory, and one summary line per kernel closes the run.
+//! output directory (`--output-dir`: unprefixed, with the exit status; `exec_output.rs`), and
+//! one summary line per kernel closes the run.
 
+use super::exec_output::{KernelOutput, Layout};
 use super::*;
 use crate::guest::Guest;
 use kmatrix_proto::{ExecOutcome, ExecRequest, HostMsg, StdinMode};
@@ -30,6 +32,11 @@ pub struct ExecArgs {
     /// compiles against the running kernel.
     #[arg(long)]
     pub kernel_headers: bool,
+    /// Keep each kernel's stdout, stderr and exit status, unprefixed, in `DIR/<kernel>/stdout`,
+    /// `stderr` and `status`, for a parser to read (`go test -json`, TAP). DIR is created; one
+    /// that exists must be empty.
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
     /// Say on stderr, per kernel, how the host root was shared (virtio-fs or 9p, why, and the
     /// first mount's time) and how the guest started (one kernel; several always say it).
     #[arg(long, short = 'v')]
@@ -85,6 +92,7 @@ pub(crate) fn request(
         stream: true,
         stdin: StdinMode::Null,
         winsize: None,
+        host_time_ns: None,
     };
     Ok((req, rw_abs))
 }
@@ -105,19 +113,24 @@ pub(crate) async fn exec_cmd(a: ExecArgs) -> Result<i32> {
         std::io::stdin().read_to_end(&mut b).context("cannot read stdin")?;
         Some(b)
     };
-    let session = Arc::new(open_session(a.guest.accel).await?);
     let single = kernels.len() == 1;
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    let out_dir = a.guest.out.join(format!("exec-{stamp}"));
-    if !single {
-        std::fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
-    }
+    let layout = match &a.output_dir {
+        Some(d) => Some(Layout::PerKernel(super::exec_output::prepare_dir(d)?)),
+        None if single => None,
+        None => {
+            let out_dir = a.guest.out.join(format!("exec-{stamp}"));
+            std::fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+            Some(Layout::Flat(out_dir))
+        }
+    };
+    let session = Arc::new(open_session(a.guest.accel).await?);
     let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let sem = Arc::new(tokio::sync::Semaphore::new(jobs));
     let mut tasks = Vec::new();
     for k in kernels.clone() {
-        let (session, sem, guest_args, mut req, rw, out_dir) =
-            (session.clone(), sem.clone(), a.guest.clone(), base.clone(), rw.clone(), out_dir.clone());
+        let (session, sem, guest_args, mut req, rw, layout) =
+            (session.clone(), sem.clone(), a.guest.clone(), base.clone(), rw.clone(), layout.clone());
         let stdin_bytes = stdin_bytes.clone();
         let timeout = a.timeout;
         let headers = a.kernel_headers;
@@ -133,7 +146,7 @@ pub(crate) async fn exec_cmd(a: ExecArgs) -> Result<i32> {
                 req.stdin = StdinMode::Pipe;
             }
             let started = g.boot_path.clone();
-            let out = run_one(&mut g, req, stdin_bytes, timeout, single, &k, &out_dir).await;
+            let out = run_one(&mut g, req, stdin_bytes, timeout, single, &k, layout.as_ref()).await;
             let accel = g.accel.as_str();
             let _ = g.shutdown().await;
             let out = out?;
@@ -149,6 +162,13 @@ pub(crate) async fn exec_cmd(a: ExecArgs) -> Result<i32> {
                 if !single || a.verbose {
                     eprintln!("kmatrix: {k}: booted {started}");
                     eprintln!("kmatrix: {k}: {}", out.share.as_deref().unwrap_or("host root not mounted"));
+                    if let Some(ms) = out.clock_offset_ms {
+                        eprintln!(
+                            "kmatrix: {k}: guest clock was {:.3} s off the host's before it was set; ran in {} ms",
+                            ms / 1000.0,
+                            out.wall_ms
+                        );
+                    }
                 }
                 if !single {
                     eprintln!(
@@ -172,14 +192,17 @@ pub(crate) async fn exec_cmd(a: ExecArgs) -> Result<i32> {
     if let Some(e) = failures.into_iter().next() {
         return Err(e);
     }
-    if !single {
-        eprintln!("kmatrix: output of each kernel in {}", out_dir.display());
+    match &layout {
+        Some(Layout::PerKernel(d)) | Some(Layout::Flat(d)) if !single || a.output_dir.is_some() => {
+            eprintln!("kmatrix: output of each kernel in {}", d.display())
+        }
+        _ => {}
     }
     Ok(worst)
 }
 
 /// Run `req` in `g`: feed stdin, stream output (raw for one kernel, line-prefixed for several),
-/// keep it per kernel in `out_dir`.
+/// keep it per kernel as `layout` says.
 async fn run_one(
     g: &mut Guest,
     req: ExecRequest,
@@ -187,24 +210,33 @@ async fn run_one(
     timeout: f64,
     single: bool,
     kernel: &str,
-    out_dir: &std::path::Path,
+    layout: Option<&Layout>,
+) -> Result<ExecOutcome> {
+    let mut files = layout.map(|l| KernelOutput::create(l, kernel)).transpose()?;
+    let out = run_streaming(g, req, stdin, timeout, single, kernel, files.as_mut()).await?;
+    if let Some(f) = &files {
+        f.finish(&out)?;
+    }
+    Ok(out)
+}
+
+/// [`run_one`]'s request and output, each chunk also into `files`.
+async fn run_streaming(
+    g: &mut Guest,
+    req: ExecRequest,
+    stdin: Option<Vec<u8>>,
+    timeout: f64,
+    single: bool,
+    kernel: &str,
+    mut files: Option<&mut KernelOutput>,
 ) -> Result<ExecOutcome> {
     let piped = req.stdin == StdinMode::Pipe;
-    // Several kernels: each one's output is also kept whole, in its own files.
-    let mut files = if single {
-        None
-    } else {
-        Some([
-            std::fs::File::create(out_dir.join(format!("{}.stdout", sanitize(kernel))))?,
-            std::fs::File::create(out_dir.join(format!("{}.stderr", sanitize(kernel))))?,
-        ])
-    };
     let mut partial: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     let prefix = format!("[{kernel}] ");
     let mut on_output = |fd: u8, data: &[u8]| {
         let i = usize::from(fd.clamp(1, 2) - 1);
         if let Some(f) = files.as_mut() {
-            let _ = f[i].write_all(data);
+            f.write(fd, data);
         }
         if single {
             let _ = if fd == 2 { std::io::stderr().write_all(data) } else { std::io::stdout().write_all(data) };

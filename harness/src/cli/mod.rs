@@ -10,8 +10,10 @@ mod bisect;
 mod boot;
 mod core_check;
 mod exec;
+mod exec_output;
 mod gc;
 mod kernels;
+pub mod machine;
 pub(crate) mod report;
 mod rerun;
 mod run;
@@ -27,6 +29,7 @@ pub use core_check::CoreCheckArgs;
 pub use exec::ExecArgs;
 pub use gc::GcArgs;
 pub use kernels::KernelsCommand;
+pub use machine::MachineArgs;
 pub use report::{ReportArgs, ReportCommand};
 pub use rerun::RerunArgs;
 pub use run::{select_scenarios, BpfObjectArgs, RunArgs};
@@ -133,9 +136,9 @@ pub struct GuestArgs {
     /// Seconds from QEMU start to the agent's Hello before the boot counts as failed.
     #[arg(long, default_value_t = crate::session::BOOT_TIMEOUT.as_secs_f64(), value_parser = seconds)]
     pub boot_timeout: f64,
-    /// Guest memory in MiB.
-    #[arg(long, default_value_t = crate::session::MEMORY_MB)]
-    pub memory: u32,
+    /// The guest machine's size: `--cpus`, `--memory`, `--disk`.
+    #[command(flatten)]
+    pub machine: MachineArgs,
     /// Where kernels come from: the mirror and whether an unsigned Release is accepted.
     #[command(flatten)]
     pub fetch: MirrorArgs,
@@ -291,7 +294,7 @@ pub struct Prepared {
 
 impl Prepared {
     /// The options of one boot: the console log in `--out` (created if missing), named after
-    /// the kernel, `tag` and the time; memory, kernel command line, channel and boot timeout
+    /// the kernel, `tag` and the time; CPUs, memory, kernel command line, channel and boot timeout
     /// from `args`; snapshots off.
     pub fn guest_options(&self, args: &GuestArgs, tag: &str) -> Result<GuestOptions> {
         std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
@@ -299,7 +302,12 @@ impl Prepared {
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
         let log = args.out.join(format!("{}-{tag}-{stamp}.console.log", sanitize(&self.kernel.id)));
         let mut o = self.session.guest_options(log);
-        o.memory_mb = args.memory;
+        o.memory_mb = args.machine.memory;
+        o.cpus = args.machine.cpus;
+        if let Some(b) = args.machine.disk {
+            machine::check_disk_room(&args.out, b)?;
+            o.disk_bytes = Some(b);
+        }
         o.append = args.append.clone();
         o.virtio = args.channel == "virtio";
         // Callers that want snapshots set `o.snapshots`; a cold boot is the default here.
@@ -357,6 +365,7 @@ pub(crate) async fn start_shared(
             Some(tree.dir.display().to_string())
         }
     };
+    let modules = crate::guest::module_tree(&p.kernel, &p.session.cache).await;
     let mut opts = p.guest_options(args, tag)?;
     let snapshots = args.snapshots(true);
     let extra = rw.iter().map(|d| crate::vm::share::ExtraShare::rw(d)).collect();
@@ -372,19 +381,22 @@ pub(crate) async fn start_shared(
         .await
         .with_context(|| format!("booting {kernel} failed (console log: {})", opts.console_log.display()))
         .exit_code(exit::INFRA)?;
-    if let (Some(dir), Some(share)) = (headers_dir, g.share.as_mut()) {
-        share.headers = Some(dir);
+    if let Some(share) = g.share.as_mut() {
+        share.headers = headers_dir;
+        share.modules = modules;
     }
     Ok((p, g))
 }
 
 /// The guest program's environment for the kernel headers offered with `g`'s share, if any:
-/// `BCC_KERNEL_SOURCE` (BCC compiles against it; the path is the host's, which is where the
-/// shared view shows it).
+/// `BCC_KERNEL_SOURCE` and `BPFTRACE_KERNEL_SOURCE` (BCC and bpftrace compile against it; the
+/// path is the host's, which is where the shared view shows it).
 pub(crate) fn headers_env(g: &crate::guest::Guest, env: &mut Vec<(String, String)>) {
     if let Some(dir) = g.share.as_ref().and_then(|s| s.headers.clone()) {
-        env.retain(|(k, _)| k != "BCC_KERNEL_SOURCE");
-        env.push(("BCC_KERNEL_SOURCE".into(), dir));
+        for var in kmatrix_proto::HEADERS_ENV {
+            env.retain(|(k, _)| k != var);
+            env.push((var.to_string(), dir.clone()));
+        }
     }
 }
 

@@ -45,6 +45,13 @@ pub struct RerunArgs {
     /// Seconds from QEMU start to the agent's Hello before the boot counts as failed.
     #[arg(long, default_value_t = crate::session::BOOT_TIMEOUT.as_secs_f64(), value_parser = seconds)]
     pub boot_timeout: f64,
+    /// Guest CPUs for every cell (default: what each result recorded; one for results that
+    /// recorded none).
+    #[arg(long, value_parser = super::machine::cpus)]
+    pub cpus: Option<u32>,
+    /// Guest memory for every cell, as `--memory` of `run` (default: what each result recorded).
+    #[arg(long, value_parser = super::machine::memory_mb)]
+    pub memory: Option<u32>,
     /// Start guests from a snapshot taken at the agent's Hello: on (default) or off.
     #[arg(long, value_parser = ["on", "off"])]
     pub snapshot: Option<String>,
@@ -57,15 +64,20 @@ pub struct RerunArgs {
 }
 
 impl RerunArgs {
-    /// The guest options of `run` and `shell`, for this rerun's kernel `spec` under `accel`.
-    fn guest(&self, accel: AccelChoice, spec: &str) -> GuestArgs {
+    /// The guest options of `run` and `shell`, for this rerun's kernel `spec` under `accel`, in
+    /// the machine its results `recorded` (CPUs, MiB, disk MiB) unless `--cpus`/`--memory` say otherwise.
+    fn guest(&self, accel: AccelChoice, spec: &str, recorded: (u32, u32, Option<u64>)) -> GuestArgs {
         GuestArgs {
             kernel: Some(spec.to_string()),
             modules: None,
             config: None,
             accel,
             boot_timeout: self.boot_timeout,
-            memory: crate::session::MEMORY_MB,
+            machine: MachineArgs {
+                cpus: self.cpus.unwrap_or(recorded.0),
+                memory: self.memory.unwrap_or(recorded.1),
+                disk: recorded.2.map(|mb| mb << 20),
+            },
             fetch: self.fetch.clone(),
             out: self.out.clone(),
             append: Vec::new(),
@@ -131,7 +143,7 @@ pub(crate) async fn rerun_cmd(a: RerunArgs) -> Result<i32> {
             .filter(|i| g.plan.iter().any(|k| k.scenarios.iter().any(|p| p.scenario == i.id)))
             .cloned()
             .collect();
-        let mut guest = a.guest(g.accel, "");
+        let mut guest = a.guest(g.accel, "", g.machine);
         guest.kernel = None;
         // A local kernel's modules and config, as its result recorded them (the spec is a path).
         let local = cells.iter().filter_map(|r| r.build.as_ref()).find(|b| b.modules.is_some() || b.config.is_some());
@@ -229,10 +241,15 @@ async fn shell_at_failure(a: &RerunArgs, r: &ScenarioResult, lock: Option<&kerne
         None => rerun::accel_of(r).exit_code(exit::BAD_INPUT)?,
     };
     let session = Arc::new(open_session(accel).await?);
-    let ga = a.guest(accel, &spec);
+    let ga = a.guest(accel, &spec, rerun::machine_of(r));
     let (p, mut g) = start_shared(&session, &ga, &spec, "rerun-shell", Vec::new(), false).await?;
-    let req =
-        RunRequest { scenario: r.scenario.clone(), params: r.params.clone(), root: g.share.clone(), keep_state: true };
+    let req = RunRequest {
+        scenario: r.scenario.clone(),
+        params: r.params.clone(),
+        root: g.share.clone(),
+        keep_state: true,
+        ..Default::default()
+    };
     let now = g
         .run(req, Duration::from_secs_f64(a.scenario_timeout))
         .await

@@ -319,6 +319,9 @@ impl Launch {
         std::fs::create_dir_all(&run_dir)
             .with_context(|| format!("cannot create {}", run_dir.display()))
             .exit_code(exit::INFRA)?;
+        if let Some(b) = self.guest.machine.disk {
+            super::machine::check_disk_room(&run_dir, b)?;
+        }
         // Held while the run lasts: `kmatrix gc` leaves a running run's directory alone.
         let _in_use = crate::gc::hold_run_dir(&run_dir).exit_code(exit::INFRA)?;
         let jobs =
@@ -327,7 +330,9 @@ impl Launch {
             guests: GuestSettings {
                 session: self.session.clone(),
                 fetch: self.guest.fetch_options(),
-                memory_mb: self.guest.memory,
+                memory_mb: self.guest.machine.memory,
+                cpus: self.guest.machine.cpus,
+                disk_bytes: self.guest.machine.disk,
                 boot_timeout: Duration::from_secs_f64(self.guest.boot_timeout),
                 scenario_timeout: Duration::from_secs_f64(self.scenario_timeout),
                 snapshots: self.guest.snapshots(true),

@@ -96,6 +96,7 @@ pub(crate) async fn selftest_cmd(cmd: SelftestCommand) -> Result<i32> {
             stream: false,
             stdin: Default::default(),
             winsize: None,
+            host_time_ns: None,
         };
         let out = g.exec(req, Duration::from_secs_f64(a.timeout + 60.0)).await;
         let accel = g.accel.as_str();

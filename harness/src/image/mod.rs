@@ -62,6 +62,7 @@ struct GuestSpec {
     channel_modules: Vec<String>,
     share_modules: Vec<String>,
     virtiofs_modules: Vec<String>,
+    disk_modules: Vec<String>,
     modules: Vec<String>,
 }
 
@@ -249,12 +250,15 @@ fn assemble(
         }
         w.file("lib/modules/kmatrix.load", 0o644, load.as_bytes()).map_err(io)?;
     }
-    if opts.share && kernel.boot.modules_dir.is_some() {
+    if kernel.boot.modules_dir.is_some() {
         // Files already in the image (boot modules, the other list's): written once.
         let mut written = modules.clone();
-        for (names, list) in
-            [(&spec.share_modules, "kmatrix-share.load"), (&spec.virtiofs_modules, "kmatrix-virtiofs.load")]
-        {
+        let mut lists = vec![(&spec.disk_modules, "kmatrix-disk.load")];
+        if opts.share {
+            lists.push((&spec.share_modules, "kmatrix-share.load"));
+            lists.push((&spec.virtiofs_modules, "kmatrix-virtiofs.load"));
+        }
+        for (names, list) in lists {
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
             let closure = kernel::module_closure(kernel, &names)
                 .map_err(|source| ImageError::Modules { kernel: kernel.id.clone(), source: Box::new(source) })?;

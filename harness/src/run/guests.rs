@@ -1,5 +1,5 @@
 //! How a run's guests boot — the session (cache, QEMU, accelerator), where kernels come from,
-//! memory, timeouts, snapshots — as the scheduler (`kmatrix run`) and bisection both need it, so
+//! CPUs and memory, timeouts, snapshots — as the scheduler (`kmatrix run`) and bisection both need it, so
 //! the two cannot drift apart. Not here: what runs in the guests (the scheduler's plan, the
 //! bisection's predicate).
 
@@ -21,6 +21,10 @@ pub struct GuestSettings {
     pub fetch: FetchOptions,
     /// Guest RAM in MiB.
     pub memory_mb: u32,
+    /// Guest CPUs.
+    pub cpus: u32,
+    /// A scratch disk of this many bytes per guest (`--disk`).
+    pub disk_bytes: Option<u64>,
     /// How long a guest may take from QEMU's start to the agent's `Hello`.
     pub boot_timeout: Duration,
     /// How long one scenario may run in the guest before it is called timed out.
@@ -33,10 +37,12 @@ pub struct GuestSettings {
 
 impl GuestSettings {
     /// The options of one boot, its console log at `log`: the session's QEMU and accelerator,
-    /// this run's memory, boot timeout and snapshots.
+    /// this run's CPUs, memory, boot timeout and snapshots.
     pub fn options(&self, log: PathBuf) -> GuestOptions {
         let mut opts = self.session.guest_options(log);
         opts.memory_mb = self.memory_mb;
+        opts.cpus = self.cpus;
+        opts.disk_bytes = self.disk_bytes;
         opts.boot_timeout = self.boot_timeout;
         opts.snapshots = self.snapshots.then(|| self.session.cache.clone());
         opts

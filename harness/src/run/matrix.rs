@@ -167,10 +167,8 @@ pub async fn execute(run: MatrixRun, mut on: impl FnMut(Progress)) -> Result<Out
                     t.scenario_walls.push((result.scenario.clone(), wall.as_secs_f64()));
                 }
                 let (since_v, until_v) = since.get(&result.scenario).cloned().unwrap_or_default();
-                let machine = verdict::machine_unmet(
-                    requires.get(&result.scenario).map_or(&[][..], Vec::as_slice),
-                    &result.accel,
-                );
+                let machine =
+                    verdict::machine_unmet(requires.get(&result.scenario).map_or(&[][..], Vec::as_slice), &result);
                 let j = verdict::judge_on(
                     &mut result,
                     &release,

@@ -198,17 +198,26 @@ pub fn accel_of(r: &ScenarioResult) -> Result<AccelChoice, RerunError> {
     }
 }
 
-/// One accelerator's share of a rerun: the kernels to boot and their cells.
+/// The guest machine `r` ran in, (CPUs, MiB, scratch disk MiB): as recorded, else what every
+/// guest had before results recorded it (one CPU, 512 MiB, no disk).
+pub fn machine_of(r: &ScenarioResult) -> (u32, u32, Option<u64>) {
+    (r.cpus.unwrap_or(1), r.memory_mb.unwrap_or(512), r.disk_mb)
+}
+
+/// One accelerator's and machine's share of a rerun: the kernels to boot and their cells.
 #[derive(Debug, Clone)]
 pub struct Group {
     /// The accelerator these cells run under (forced, so a TCG cell is not rerun under KVM).
     pub accel: AccelChoice,
+    /// The guest's (CPUs, MiB, disk MiB) the cells ran in ([`machine_of`]), so a cell that
+    /// needed two CPUs or a disk is not rerun without.
+    pub machine: (u32, u32, Option<u64>),
     /// The kernels to boot under it, each with its cells and their recorded parameters.
     pub plan: Vec<KernelPlan>,
 }
 
 /// The plan that runs `cells` again: grouped by accelerator (`force` overrides what they ran
-/// under), then by kernel and build, in file order, each scenario with its recorded parameters.
+/// under) and guest machine, then by kernel and build, in file order, each scenario with its recorded parameters.
 pub fn plan(
     cells: &[&ScenarioResult],
     lock: Option<&Lock>,
@@ -221,10 +230,11 @@ pub fn plan(
             Some(a) => a,
             None => accel_of(r)?,
         };
-        let gi = match groups.iter().position(|g| g.accel == accel) {
+        let machine = machine_of(r);
+        let gi = match groups.iter().position(|g| g.accel == accel && g.machine == machine) {
             Some(i) => i,
             None => {
-                groups.push(Group { accel, plan: Vec::new() });
+                groups.push(Group { accel, machine, plan: Vec::new() });
                 groups.len() - 1
             }
         };
@@ -311,6 +321,11 @@ mod tests {
         let forced = plan(&[&a, &c], None, Some(AccelChoice::Tcg)).unwrap();
         assert_eq!(forced.len(), 1);
         assert_eq!(forced[0].plan.len(), 2);
+        // A result of a 2-CPU guest is not rerun with an older result's single CPU.
+        let mut two = cell("debian-6.1", "x.y.zz", Status::Fail, Some("debian:6.1.176-1"), "tcg");
+        (two.cpus, two.memory_mb) = (Some(2), Some(512));
+        let split = plan(&[&a, &two], None, None).unwrap();
+        assert_eq!(split.iter().map(|g| g.machine).collect::<Vec<_>>(), [(1, 512, None), (2, 512, None)]);
     }
 
     #[test]

@@ -166,6 +166,9 @@ struct Ready {
     img: Image,
     build: KernelBuild,
     kernel_headers: Option<Result<String, NoHeaders>>,
+    /// The kernel's `lib/modules/<release>` with its indexes, for guests that share the host
+    /// root (`None`: no share, or the kernel has no modules).
+    module_tree: Option<String>,
     deadline: Instant,
     /// The last boot's time to Hello: what a helper costs before its first scenario.
     hello: std::sync::Mutex<Duration>,
@@ -376,11 +379,16 @@ async fn run_kernel(shared: &Arc<Shared>, kr: &Arc<KernelRun>) {
         true => Some(headers(cfg, &k).await),
         false => None,
     };
+    let module_tree = match cfg.image.share {
+        true => crate::guest::module_tree(&k, &cfg.guests.session.cache).await,
+        false => None,
+    };
     let ready = Arc::new(Ready {
         build: k.build(),
         k,
         img,
         kernel_headers,
+        module_tree,
         deadline: kr.started + cfg.vm_timeout,
         hello: std::sync::Mutex::new(Duration::ZERO),
     });

@@ -229,19 +229,38 @@ impl Expectations {
 /// A machine requirement the host knows is unmet, and the words an `unsupported` result must
 /// say for the machine to be its cause: an `unsupported` for any other cause is judged like
 /// every other one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MachineGap {
     /// Why the machine lacks it (`TCG emulates no hardware PMU`).
-    pub why: &'static str,
+    pub why: String,
     /// What the agent's reason says when this is the cause (`no hardware PMU`).
     pub shows: &'static str,
 }
 
-/// The machine requirements the host can judge, with what makes them unmet: a scenario that
-/// requires `machine: hardware PMU` cannot have one under TCG, which emulates none.
-pub fn machine_unmet(requires: &[String], accel: &str) -> Option<MachineGap> {
-    let pmu = requires.iter().any(|r| r == "machine: hardware PMU");
-    (pmu && accel == "tcg").then_some(MachineGap { why: "TCG emulates no hardware PMU", shows: "no hardware PMU" })
+/// The machine requirements the host can judge from what it gave the guest (`r`'s accelerator,
+/// CPUs and scratch disk), with what makes them unmet: `machine: hardware PMU` under TCG, which
+/// emulates none; `at least N online CPUs` in a guest booted with fewer (`--cpus`); a `block
+/// device` in a guest without a scratch disk (`--disk`).
+pub fn machine_unmet(requires: &[String], r: &ScenarioResult) -> Option<MachineGap> {
+    requires.iter().find_map(|req| {
+        if req == "machine: hardware PMU" && r.accel == "tcg" {
+            return Some(MachineGap { why: "TCG emulates no hardware PMU".into(), shows: "no hardware PMU" });
+        }
+        if let Some(n) = req.strip_prefix("at least ").and_then(|t| t.split_once(" online CPUs")) {
+            let (need, cpus) = (n.0.parse::<u32>().ok()?, r.cpus.unwrap_or(1));
+            return (cpus < need).then(|| MachineGap {
+                why: format!("the guest was booted with {cpus} CPU(s), the scenario needs {need} (--cpus {need})"),
+                shows: "online CPU(s), the scenario needs",
+            });
+        }
+        if req.starts_with("block device ") && r.disk_mb.is_none() {
+            return Some(MachineGap {
+                why: "the guest was booted without a scratch disk (--disk SIZE)".into(),
+                shows: "no block device",
+            });
+        }
+        None
+    })
 }
 
 /// How a result's verdict starts when an expectation no longer applies.
@@ -405,7 +424,9 @@ cause = "f[ syntax"
         let e = Expectations::default();
         let kept = (Judgement::Kept, Status::Unsupported);
         let fails = |a, b, c| (Judgement::UnsupportedSinceFail { since: KVersion::new(a, b, c) }, Status::Fail);
-        let no_pmu = machine_unmet(&["machine: hardware PMU".to_string()], "tcg");
+        let mut on_tcg = ScenarioResult::new("s", Status::Unsupported, "");
+        on_tcg.accel = "tcg".into();
+        let no_pmu = machine_unmet(&["machine: hardware PMU".to_string()], &on_tcg);
         for (release, since, until, machine, want) in [
             ("5.10.0-30-amd64", Some("5.15"), None, None, kept.clone()),
             ("6.1.0-47-amd64", Some("5.15"), None, None, fails(5, 15, 0)),
@@ -418,7 +439,7 @@ cause = "f[ syntax"
         ] {
             let mut r = res("k", "s", Status::Unsupported);
             r.reason = "no hardware PMU: perf_event_open(PERF_TYPE_HARDWARE, instructions) failed with ENOENT".into();
-            let j = judge_on(&mut r, release, since, until, machine, &e);
+            let j = judge_on(&mut r, release, since, until, machine.clone(), &e);
             assert_eq!((j, r.status), want, "{release:?} since {since:?} until {until:?} machine {machine:?}");
         }
     }
@@ -436,8 +457,20 @@ cause = "f[ syntax"
     #[test]
     fn a_machine_requirement_is_judged_with_the_accelerator() {
         let requires = vec!["machine: hardware PMU".to_string(), "program /bin/hello".to_string()];
-        assert_eq!(machine_unmet(&requires, "tcg").map(|g| g.why), Some("TCG emulates no hardware PMU"));
-        assert_eq!(machine_unmet(&requires, "kvm"), None);
+        let mut r = ScenarioResult::new("perf.hardware.x", Status::Unsupported, "");
+        r.accel = "tcg".into();
+        assert_eq!(machine_unmet(&requires, &r).map(|g| g.why), Some("TCG emulates no hardware PMU".into()));
+        r.accel = "kvm".into();
+        assert_eq!(machine_unmet(&requires, &r), None);
+        // CPUs: a result that recorded none ran on one.
+        let requires = vec!["at least 2 online CPUs (--cpus 2)".to_string(), "tracefs mounted".to_string()];
+        assert!(machine_unmet(&requires, &r).unwrap().why.contains("booted with 1 CPU(s), the scenario needs 2"));
+        r.cpus = Some(2);
+        assert_eq!(machine_unmet(&requires, &r), None);
+        let requires = vec!["block device /dev/vda (the scratch disk: --disk SIZE)".to_string()];
+        assert!(machine_unmet(&requires, &r).unwrap().why.contains("without a scratch disk"));
+        r.disk_mb = Some(64);
+        assert_eq!(machine_unmet(&requires, &r), None);
     }
 
     /// The machine excuses only the `unsupported` it causes: on TCG a PMU scenario that is
@@ -445,10 +478,12 @@ cause = "f[ syntax"
     #[test]
     fn a_machine_gap_excuses_only_the_unsupported_it_causes() {
         let e = Expectations::default();
-        let gap = machine_unmet(&["machine: hardware PMU".to_string()], "tcg");
+        let mut on_tcg = ScenarioResult::new("s", Status::Unsupported, "");
+        on_tcg.accel = "tcg".into();
+        let gap = machine_unmet(&["machine: hardware PMU".to_string()], &on_tcg);
         let mut r = res("debian-6.1", "tool.perf.stat_instructions", Status::Unsupported);
         r.reason = "no hardware PMU: perf stat reports instructions <not supported>".into();
-        assert_eq!(judge_on(&mut r, "6.1.0-50-amd64", Some("2.6.31"), None, gap, &e), Judgement::Kept);
+        assert_eq!(judge_on(&mut r, "6.1.0-50-amd64", Some("2.6.31"), None, gap.clone(), &e), Judgement::Kept);
         assert_eq!(r.verdict.as_deref(), Some("unsupported stands: TCG emulates no hardware PMU"));
         let mut r = res("debian-6.1", "tool.perf.stat_instructions", Status::Unsupported);
         r.reason = "perf_event_open(instructions) failed with EINVAL".into();

@@ -420,6 +420,7 @@ pub async fn run_probe(qemu: &Path, image: &Path, accel: Accel, deadline: Durati
         memory_file: None,
         incoming: false,
         shares: Vec::new(),
+        disk: None,
     };
     let started = Instant::now();
     let mut cmd = tokio::process::Command::new(qemu);

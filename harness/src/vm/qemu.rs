@@ -78,6 +78,8 @@ pub struct QemuConfig {
     pub incoming: bool,
     /// Host directories shared into the guest (the host root, read-only, and extra dirs).
     pub shares: Vec<ShareDir>,
+    /// A scratch disk (`--disk SIZE`): a raw file as a virtio-blk device (`/dev/vda`).
+    pub disk: Option<PathBuf>,
 }
 
 /// A host directory the guest can mount by its tag.
@@ -285,6 +287,16 @@ impl QemuConfig {
             a.push("-device".into());
             a.push(format!("virtio-9p-pci,fsdev=kmfs{i},mount_tag={}", d.tag).into());
         }
+        if let Some(d) = &self.disk {
+            // Raw, no host page cache between the guest's direct I/O and the file; the serial
+            // names it for a person reading /sys/block/vda/serial.
+            let mut drive = OsString::from("if=none,id=kmdisk,format=raw,cache=none,aio=threads,file=");
+            drive.push(d.as_os_str().to_string_lossy().replace(',', ",,"));
+            a.push("-drive".into());
+            a.push(drive);
+            a.push("-device".into());
+            a.push("virtio-blk-pci,drive=kmdisk,serial=kmatrix-scratch".into());
+        }
         if self.debug_exit {
             a.push("-device".into());
             a.push("isa-debug-exit,iobase=0xf4,iosize=0x04".into());
@@ -322,6 +334,7 @@ mod tests {
             memory_file: None,
             incoming: false,
             shares: Vec::new(),
+            disk: None,
         }
     }
 
@@ -394,6 +407,16 @@ mod tests {
         let append = &args[args.iter().position(|a| a == "-append").unwrap() + 1];
         assert!(append.starts_with("console=ttyAMA0 "), "{append}");
         assert!(!append.contains("i8042") && !append.contains("8250"), "{append}");
+    }
+
+    #[test]
+    fn a_scratch_disk_is_a_raw_virtio_blk_drive() {
+        let mut c = cfg();
+        c.disk = Some("/run/d,1/scratch.img".into());
+        let joined: Vec<String> = c.args().into_iter().map(|s| s.into_string().unwrap()).collect();
+        let joined = joined.join(" ");
+        assert!(joined.contains("-drive if=none,id=kmdisk,format=raw,cache=none,aio=threads,file=/run/d,,1/scratch.img -device virtio-blk-pci,drive=kmdisk,serial=kmatrix-scratch"), "{joined}");
+        assert!(!cfg().args().iter().any(|a| a.to_string_lossy().contains("kmdisk")));
     }
 
     #[test]

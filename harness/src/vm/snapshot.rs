@@ -81,6 +81,9 @@ pub fn key(cfg: &QemuConfig) -> String {
     c.monitor = None;
     c.memory_file = None;
     c.incoming = false;
+    // A scratch disk is a fresh file of each run: its size shapes the guest, not its path.
+    let disk_size = cfg.disk.as_ref().and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len());
+    c.disk = c.disk.map(|_| PathBuf::from(format!("scratch-{}", disk_size.unwrap_or(0))));
     let mut h = Sha256::new();
     h.update(FORMAT.to_le_bytes());
     for a in c.args() {
@@ -208,6 +211,7 @@ mod tests {
             memory_file: None,
             incoming: false,
             shares: Vec::new(),
+            disk: None,
         }
     }
 
@@ -227,6 +231,22 @@ mod tests {
         let mut e = cfg();
         e.append = vec!["kmatrix.x=1".into()];
         assert_ne!(key(&a), key(&e));
+        // A snapshot of a 1-CPU guest is never restored into a 2-CPU one.
+        let mut f = cfg();
+        f.cpus = 2;
+        assert_ne!(key(&a), key(&f));
+        // Scratch disks: two runs' files of one size share a key, another size does not.
+        let dir = tempfile::tempdir().unwrap();
+        let disk = |name: &str, len: u64| {
+            let p = dir.path().join(name);
+            std::fs::File::create(&p).unwrap().set_len(len).unwrap();
+            let mut c = cfg();
+            c.disk = Some(p);
+            key(&c)
+        };
+        assert_eq!(disk("run1.img", 64 << 20), disk("run2.img", 64 << 20));
+        assert_ne!(disk("run3.img", 64 << 20), disk("run4.img", 128 << 20));
+        assert_ne!(disk("run5.img", 64 << 20), key(&a));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //!
 //! This module is only the family's registry, in catalogue order.
 
+mod block;
 mod event;
 mod event_any;
 mod format;
@@ -11,6 +12,7 @@ mod function_graph;
 mod hist;
 mod instance;
 mod options;
+mod percpu;
 mod sched;
 mod session;
 mod set_event;
@@ -36,11 +38,13 @@ pub const ALL: &[Scenario] = &[
     trace_pipe::MARKER,
     instance::MARKER,
     event::SYS_ENTER_OPENAT,
+    percpu::SYS_ENTER_OPENAT,
     trace_pipe::SYS_ENTER_OPENAT,
     event::RAW_SYSCALLS,
     event::SYS_ENTER_MOUNT,
     event::URANDOM_READ,
     event::IRQ_HANDLER,
+    block::DIRECT_IO_RQ,
     hist::SYS_ENTER_OPENAT,
     event::SCHED_SWITCH,
     event_any::ANY,

@@ -241,7 +241,9 @@ fn run_in(argv: &[&str], cwd: &str, timeout: Duration) -> Result<ExecOutcome> {
     let mut env: Vec<(String, String)> = ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     // The kernel's headers, when the host fetched them (BCC compiles against them).
     if let Some((host_path, _)) = share::headers_dir() {
-        env.push(("BCC_KERNEL_SOURCE".into(), host_path));
+        for var in kmatrix_proto::HEADERS_ENV {
+            env.push((var.to_string(), host_path.clone()));
+        }
     }
     let req = ExecRequest {
         argv: argv.iter().map(|s| s.to_string()).collect(),
@@ -252,6 +254,7 @@ fn run_in(argv: &[&str], cwd: &str, timeout: Duration) -> Result<ExecOutcome> {
         stream: false,
         stdin: Default::default(),
         winsize: None,
+        host_time_ns: None,
     };
     exec::run(None, &req).with_context(|| format!("run {} in the host root", argv.join(" ")))
 }

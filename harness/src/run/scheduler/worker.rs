@@ -78,6 +78,8 @@ pub(super) async fn worker(shared: &Shared, kr: &KernelRun, ready: &Arc<Ready>, 
                 let mut first = t.first;
                 for (i, mut r) in all_error(kr, &reason, cause_of(&e), Some(k), &rest) {
                     r.accel = accel.to_string();
+                    (r.cpus, r.memory_mb, r.disk_mb) =
+                        (Some(opts.cpus), Some(opts.memory_mb), opts.disk_bytes.map(|b| b >> 20));
                     if i == t.i {
                         // The retry of the scenario that broke the last guest could not boot.
                         r.previous = first.take().map(Box::new);
@@ -95,6 +97,9 @@ pub(super) async fn worker(shared: &Shared, kr: &KernelRun, ready: &Arc<Ready>, 
         drop(st);
         if let Ok(mut h) = ready.hello.lock() {
             *h = guest.hello_after;
+        }
+        if let Some(share) = guest.share.as_mut() {
+            share.modules = ready.module_tree.clone();
         }
         if let (Some(h), Some(share)) = (&ready.kernel_headers, guest.share.as_mut()) {
             match h {
@@ -138,6 +143,7 @@ pub(super) async fn worker(shared: &Shared, kr: &KernelRun, ready: &Arc<Ready>, 
                 params: p.params.clone(),
                 root: guest.share.clone(),
                 keep_state: false,
+                host_time_ns: None,
             };
             let outcome = guest.run(req, cfg.guests.scenario_timeout.min(left)).await;
             let wall = t1.elapsed() + first_wall;
@@ -171,6 +177,8 @@ pub(super) async fn worker(shared: &Shared, kr: &KernelRun, ready: &Arc<Ready>, 
             };
             r.kernel = kernel.to_string();
             r.accel = guest.accel.as_str().to_string();
+            (r.cpus, r.memory_mb, r.disk_mb) =
+                (Some(opts.cpus), Some(opts.memory_mb), opts.disk_bytes.map(|b| b >> 20));
             // What a rerun needs to replay this cell exactly: the build and the parameters.
             r.build = Some(ready.build.clone());
             r.params = p.params.clone();
