@@ -5,11 +5,12 @@
 #
 #   ubuntu-root.sh build                  build the root (or reuse the cached one); prints its path
 #   ubuntu-root.sh path                   prints the cached root's path; exit 1 when not built
-#   ubuntu-root.sh run [--user] [--tree DIR] -- CMD...
+#   ubuntu-root.sh run [--user] [--tree DIR | --clone DIR] -- CMD...
 #                                         run CMD (bash -c) in the root, as root or, with --user,
 #                                         as the root's ordinary user `kmuser` (no kvm group);
 #                                         with --tree, in a fresh copy of DIR's git tree (tracked
-#                                         and untracked, unignored files) at /tmp/kmatrix
+#                                         and untracked, unignored files) at /tmp/kmatrix; with
+#                                         --clone, in a clean clone of DIR's HEAD there
 #
 # The root: Ubuntu $KMATRIX_UBUNTU_SUITE (default noble, 24.04) made by mmdebstrap (Debian's,
 # installed with apt when missing), components main and universe, pockets release, -updates and
@@ -132,6 +133,15 @@ in_root() {
   ' ubuntu-root "$r" "$sysroot" "${drop[@]}" env -i "${envs[@]}" /bin/bash -c 'cd "$1" && shift && exec /bin/bash -c "$@"' in-root "$cwd" "$cmd"
 }
 
+# clone_head ROOT SRC OWNER: a clean clone of SRC's HEAD (committed work only) at ROOT/tmp/kmatrix.
+clone_head() {
+  local r="$1" src="$2" owner="$3"
+  git -C "$src" rev-parse --show-toplevel >/dev/null 2>&1 || die "--clone $src: not a git work tree"
+  rm -rf "$r/tmp/kmatrix"
+  git clone -q --no-hardlinks "$src" "$r/tmp/kmatrix"
+  chroot "$r" chown -R "$owner:" /tmp/kmatrix
+}
+
 # copy_tree ROOT SRC OWNER: SRC's git tree (tracked and untracked, unignored files, as they are
 # now) into ROOT/tmp/kmatrix, fresh, owned by OWNER.
 copy_tree() {
@@ -210,13 +220,14 @@ case "${1:-}" in
   path) [ -f "$root/.kmatrix-root" ] && echo "$root" || { echo "ubuntu-root: $root not built (ubuntu-root.sh build)" >&2; exit 1; } ;;
   run)
     shift
-    as_user=0 tree=""
+    as_user=0 tree="" how=""
     while [ $# -gt 0 ]; do
       case "$1" in
         --user) as_user=1; shift ;;
-        --tree) tree="${2:?--tree needs a directory}"; shift 2 ;;
+        --tree) tree="${2:?--tree needs a directory}" how=copy_tree; shift 2 ;;
+        --clone) tree="${2:?--clone needs a directory}" how=clone_head; shift 2 ;;
         --) shift; break ;;
-        *) die "run: unknown option $1 (run [--user] [--tree DIR] -- CMD...)" ;;
+        *) die "run: unknown option $1 (run [--user] [--tree DIR | --clone DIR] -- CMD...)" ;;
       esac
     done
     [ $# -gt 0 ] || die "run: no command (run [--user] [--tree DIR] -- CMD...)"
@@ -224,7 +235,7 @@ case "${1:-}" in
     [ -f "$root/.kmatrix-root" ] || die "$root not built: run ubuntu-root.sh build first"
     cwd=/
     if [ -n "$tree" ]; then
-      copy_tree "$root" "$tree" "$([ "$as_user" = 1 ] && echo "$user" || echo root)"
+      "$how" "$root" "$tree" "$([ "$as_user" = 1 ] && echo "$user" || echo root)"
       cwd=/tmp/kmatrix
     fi
     in_root "$root" "$as_user" "$cwd" "$*"

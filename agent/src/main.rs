@@ -16,6 +16,7 @@ mod console;
 mod elf;
 mod excerpt;
 mod exec;
+mod host_program;
 mod kallsyms;
 mod kconfig;
 mod modules;

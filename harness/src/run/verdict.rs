@@ -312,6 +312,11 @@ pub fn judge_on(
         ));
         return stale.unwrap_or(Judgement::Kept);
     }
+    if let (Status::Unsupported, Some(lacks)) = (r.status, r.host_lacks.clone()) {
+        // A tool the host has not installed (or that refuses to run) says nothing of the kernel.
+        r.verdict = Some(format!("unsupported stands: the host lacks {lacks}, not the kernel"));
+        return stale.unwrap_or(Judgement::Kept);
+    }
     if let (Status::Unsupported, Some(why)) = (r.status, machine) {
         r.verdict = Some(format!("unsupported stands: {why}"));
         return stale.unwrap_or(Judgement::Kept);
@@ -398,6 +403,29 @@ cause = "f[ syntax"
         let requires = vec!["machine: hardware PMU".to_string(), "program /bin/hello".to_string()];
         assert_eq!(machine_unmet(&requires, "tcg").as_deref(), Some("TCG emulates no hardware PMU"));
         assert_eq!(machine_unmet(&requires, "kvm"), None);
+    }
+
+    #[test]
+    fn a_tool_the_host_lacks_stays_unsupported_on_every_kernel() {
+        let e = Expectations::default();
+        let mut r = ScenarioResult::new(
+            "tool.trace-cmd.record_pid",
+            Status::Unsupported,
+            "host program /usr/bin/trace-cmd missing: install Debian's trace-cmd on the host",
+        )
+        .on_kernel("debian-6.1");
+        r.host_lacks = Some("Debian's trace-cmd".into());
+        assert_eq!(judge(&mut r, "6.1.0-47-amd64", Some("2.6.31"), None, &e), Judgement::Kept);
+        assert_eq!(r.status, Status::Unsupported);
+        assert_eq!(r.verdict.as_deref(), Some("unsupported stands: the host lacks Debian's trace-cmd, not the kernel"));
+        // The same result without it is the kernel's: `fail` at or above `since`.
+        r.host_lacks = None;
+        r.status = Status::Unsupported;
+        assert!(matches!(
+            judge(&mut r, "6.1.0-47-amd64", Some("2.6.31"), None, &e),
+            Judgement::UnsupportedSinceFail { .. }
+        ));
+        assert_eq!(r.status, Status::Fail);
     }
 
     #[test]
