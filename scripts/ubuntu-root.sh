@@ -97,14 +97,23 @@ sync_cas() {
 in_root() {
   local r="$1" as_user="$2" cwd="$3" cmd="$4"
   sync_cas "$r"
-  local sysroot debian_mirror
-  sysroot="$(rustc --print sysroot 2>/dev/null)" || die "no Rust toolchain on the host (rustc --print sysroot failed)"
+  local rustup_home rustup_bin debian_mirror
+  rustup_home="${RUSTUP_HOME:-$HOME/.rustup}"
+  rustup_bin="$(command -v rustup)" || die "no rustup on the host: the root borrows the host's Rust toolchains"
+  [ -d "$rustup_home/toolchains" ] || die "no toolchains in $rustup_home (RUSTUP_HOME)"
+  # rustup's proxies, by name, in the root (the binary itself is bound over the first).
+  mkdir -p "$r/opt/rustup" "$r/opt/rustup-bin"
+  touch "$r/opt/rustup-bin/rustup"
+  for p in cargo rustc rustdoc rustfmt cargo-fmt cargo-clippy clippy-driver rust-gdb; do
+    ln -sfn rustup "$r/opt/rustup-bin/$p"
+  done
   debian_mirror="${KMATRIX_MIRROR:-$(grep -h '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' | grep -v -- '-security' | head -1 || true)}"
   [ -n "$debian_mirror" ] || debian_mirror="$(grep -h '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}' | grep -v -- '-security' | head -1 || true)"
   local home=/root uid=0
   if [ "$as_user" = 1 ]; then home="/home/$user" uid="$(chroot "$r" id -u "$user")"; fi
   local envs=(
-    "PATH=/opt/rust/bin:/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    "PATH=/opt/rustup-bin:/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    "RUSTUP_HOME=/opt/rustup"
     "HOME=$home" "USER=$([ "$as_user" = 1 ] && echo "$user" || echo root)" "LANG=C.UTF-8" "TERM=dumb"
     "KMATRIX_MIRROR=$debian_mirror"
   )
@@ -116,21 +125,23 @@ in_root() {
   local drop=()
   [ "$as_user" = 1 ] && drop=(setpriv "--reuid=$uid" "--regid=$uid" --init-groups)
   unshare --mount --propagation private -- /bin/bash -euc '
-    r="$1" sysroot="$2"; shift 2
+    r="$1" rustup_home="$2" rustup_bin="$3"; shift 3
     mount --bind "$r" "$r"
     mount --rbind /dev "$r/dev"
     mount -t proc proc "$r/proc"
     mount --rbind /sys "$r/sys"
-    mkdir -p "$r/opt/rust" "$r/.oldroot"
-    mount --bind "$sysroot" "$r/opt/rust"
-    mount -o remount,bind,ro "$r/opt/rust"
+    mkdir -p "$r/.oldroot"
+    mount --bind "$rustup_home" "$r/opt/rustup"
+    mount -o remount,bind,ro "$r/opt/rustup"
+    mount --bind "$rustup_bin" "$r/opt/rustup-bin/rustup"
+    mount -o remount,bind,ro "$r/opt/rustup-bin/rustup"
     cp -L /etc/resolv.conf "$r/etc/resolv.conf" 2>/dev/null || true
     cd "$r"
     pivot_root . .oldroot
     umount -l /.oldroot
     cd /
     exec "$@"
-  ' ubuntu-root "$r" "$sysroot" "${drop[@]}" env -i "${envs[@]}" /bin/bash -c 'cd "$1" && shift && exec /bin/bash -c "$@"' in-root "$cwd" "$cmd"
+  ' ubuntu-root "$r" "$rustup_home" "$rustup_bin" "${drop[@]}" env -i "${envs[@]}" /bin/bash -c 'cd "$1" && shift && exec /bin/bash -c "$@"' in-root "$cwd" "$cmd"
 }
 
 # clone_head ROOT SRC OWNER: a clean clone of SRC's HEAD (committed work only) at ROOT/tmp/kmatrix.
