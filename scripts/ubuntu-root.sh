@@ -4,7 +4,8 @@
 # which kmatrix's README commands run as on an Ubuntu machine (docs/hosts.md).
 #
 #   ubuntu-root.sh build                  build the root (or reuse the cached one); prints its path
-#   ubuntu-root.sh path                   prints the cached root's path; exit 1 when not built
+#   ubuntu-root.sh path                   prints the cached root's path (after a build under way
+#                                         ends); exit 1 when not built
 #   ubuntu-root.sh run [--user] [--tree DIR | --clone DIR] -- CMD...
 #                                         run CMD (bash -c) in the root, as root or, with --user,
 #                                         as the root's ordinary user `kmuser` (no kvm group);
@@ -228,7 +229,11 @@ build() {
 
 case "${1:-}" in
   build) build ;;
-  path) [ -f "$root/.kmatrix-root" ] && echo "$root" || { echo "ubuntu-root: $root not built (ubuntu-root.sh build)" >&2; exit 1; } ;;
+  path)
+    # A build under way (CI starts one in the background) is waited for.
+    [ -f "$hosts/ubuntu-$suite.lock" ] && flock "$hosts/ubuntu-$suite.lock" true
+    [ -f "$root/.kmatrix-root" ] && echo "$root" || { echo "ubuntu-root: $root not built (ubuntu-root.sh build)" >&2; exit 1; }
+    ;;
   run)
     shift
     as_user=0 tree="" how=""

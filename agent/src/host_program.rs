@@ -228,10 +228,15 @@ fn numbers(s: &str) -> Vec<u64> {
     s.split(|c: char| !c.is_ascii_digit()).filter(|w| !w.is_empty()).filter_map(|w| w.parse().ok()).collect()
 }
 
-/// The first non-empty line a refusing tool printed (stderr first: a wrapper's warning).
+/// How a refusing tool ended and its first words: up to three non-empty lines, stderr's first
+/// (a wrapper's warning may follow a complaint of its own shell script).
 fn first_words(out: &ExecOutcome) -> String {
-    let line = |t: &str| t.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_string);
-    let said = line(&out.stderr).or_else(|| line(&out.stdout)).unwrap_or_else(|| "no output".into());
+    let lines = |t: &str| t.lines().map(str::trim).filter(|l| !l.is_empty()).take(3).collect::<Vec<_>>().join(" / ");
+    let said = match (lines(&out.stderr), lines(&out.stdout)) {
+        (e, _) if !e.is_empty() => e,
+        (_, o) if !o.is_empty() => o,
+        _ => "no output".into(),
+    };
     format!("{}, {said}", ended(out))
 }
 
