@@ -93,6 +93,11 @@ command -v cargo >/dev/null || { echo "setup: cargo missing: install Rust (rustu
 # when this version is already there (a usable virtiofsd elsewhere is used by kmatrix as is).
 VIRTIOFSD_VERSION=1.14.0
 virtiofsd_bin="${CARGO_HOME:-$HOME/.cargo}/bin/virtiofsd"
+# This version on PATH (another user's install, /usr/local/cargo/bin) is used by kmatrix as is.
+on_path="$(command -v virtiofsd || true)"
+if [ -n "$on_path" ] && "$on_path" --version 2>/dev/null | grep -q "$VIRTIOFSD_VERSION"; then
+  virtiofsd_bin="$on_path"
+fi
 if ! "$virtiofsd_bin" --version 2>/dev/null | grep -q "$VIRTIOFSD_VERSION"; then
   echo "setup: building virtiofsd $VIRTIOFSD_VERSION (cargo install, a few minutes)" >&2
   cargo install virtiofsd --locked --version "$VIRTIOFSD_VERSION" -q \
