@@ -10,8 +10,8 @@
 #                                         run CMD (bash -c) in the root, as root or, with --user,
 #                                         as the root's ordinary user `kmuser` (no kvm group);
 #                                         with --tree, in a fresh copy of DIR's git tree (tracked
-#                                         and untracked, unignored files) at /tmp/kmatrix; with
-#                                         --clone, in a clean clone of DIR's HEAD there
+#                                         and untracked, unignored files) at /tmp/kmatrix-<user>;
+#                                         with --clone, in a clean clone of DIR's HEAD there
 #
 # The root: Ubuntu $KMATRIX_UBUNTU_SUITE (default noble, 24.04) made by mmdebstrap (Debian's,
 # installed with apt when missing), components main and universe, pockets release, -updates and
@@ -145,25 +145,27 @@ in_root() {
   ' ubuntu-root "$r" "$rustup_home" "$rustup_bin" "${drop[@]}" env -i "${envs[@]}" /bin/bash -c 'cd "$1" && shift && exec /bin/bash -c "$@"' in-root "$cwd" "$cmd"
 }
 
-# clone_head ROOT SRC OWNER: a clean clone of SRC's HEAD (committed work only) at ROOT/tmp/kmatrix.
+# clone_head ROOT SRC OWNER: a clean clone of SRC's HEAD (committed work only) at
+# ROOT/tmp/kmatrix-OWNER (one per user: root's and kmuser's jobs may run at once).
 clone_head() {
   local r="$1" src="$2" owner="$3"
   git -C "$src" rev-parse --show-toplevel >/dev/null 2>&1 || die "--clone $src: not a git work tree"
-  rm -rf "$r/tmp/kmatrix"
-  git clone -q --no-hardlinks "$src" "$r/tmp/kmatrix"
-  chroot "$r" chown -R "$owner:" /tmp/kmatrix
+  rm -rf "$r/tmp/kmatrix-$owner"
+  git clone -q --no-hardlinks "$src" "$r/tmp/kmatrix-$owner"
+  chroot "$r" chown -R "$owner:" "/tmp/kmatrix-$owner"
 }
 
 # copy_tree ROOT SRC OWNER: SRC's git tree (tracked and untracked, unignored files, as they are
-# now) into ROOT/tmp/kmatrix, fresh, owned by OWNER.
+# now, with their times, so a build kept elsewhere stays incremental) into ROOT/tmp/kmatrix-OWNER,
+# fresh, owned by OWNER.
 copy_tree() {
   local r="$1" src="$2" owner="$3"
   git -C "$src" rev-parse --show-toplevel >/dev/null 2>&1 || die "--tree $src: not a git work tree"
-  rm -rf "$r/tmp/kmatrix"
-  mkdir -p "$r/tmp/kmatrix"
+  rm -rf "$r/tmp/kmatrix-$owner"
+  mkdir -p "$r/tmp/kmatrix-$owner"
   (cd "$src" && git ls-files -z --cached --others --exclude-standard | tar --null -T - --ignore-failed-read -cf - 2>/dev/null) \
-    | tar -xf - -C "$r/tmp/kmatrix"
-  chroot "$r" chown -R "$owner:" /tmp/kmatrix
+    | tar -xf - -C "$r/tmp/kmatrix-$owner"
+  chroot "$r" chown -R "$owner:" "/tmp/kmatrix-$owner"
 }
 
 # base DIR: the bootstrapped root (mmdebstrap), before setup.sh; kept apart (DIR, marked when
@@ -218,8 +220,8 @@ build() {
   # Ubuntu's own packages, installed by the repository's setup script as an Ubuntu user would;
   # arm64 guests (not in the default matrix) are left out.
   copy_tree "$tmp" "$here/.." root
-  in_root "$tmp" 0 /tmp/kmatrix "KMATRIX_SETUP_ARM64=0 ./scripts/setup.sh" >&2
-  rm -rf "$tmp/tmp/kmatrix"
+  in_root "$tmp" 0 /tmp/kmatrix-root "KMATRIX_SETUP_ARM64=0 ./scripts/setup.sh" >&2
+  rm -rf "$tmp/tmp/kmatrix-root"
   { cat "$tmp/.kmatrix-base"; echo "set up=$(date -u +%FT%TZ) in $((SECONDS - t0)) s"; } >"$tmp/.kmatrix-root"
   mv -T "$tmp" "$root"
   trap - EXIT
@@ -251,8 +253,9 @@ case "${1:-}" in
     [ -f "$root/.kmatrix-root" ] || die "$root not built: run ubuntu-root.sh build first"
     cwd=/
     if [ -n "$tree" ]; then
-      "$how" "$root" "$tree" "$([ "$as_user" = 1 ] && echo "$user" || echo root)"
-      cwd=/tmp/kmatrix
+      owner="$([ "$as_user" = 1 ] && echo "$user" || echo root)"
+      "$how" "$root" "$tree" "$owner"
+      cwd="/tmp/kmatrix-$owner"
     fi
     in_root "$root" "$as_user" "$cwd" "$*"
     ;;

@@ -60,7 +60,7 @@ fn vm_ubuntu_host_runs_ubuntus_real_perf_and_names_its_package_when_missing() {
     let scenarios = "tool.perf.list,tool.perf.stat_openat,tool.bpftool.prog_show,tool.trace-cmd.record_pid,tool.strace.openat";
     let run = format!(
         "kmatrix() {{ cargo run -q --release -p kmatrix -- run --json --retries 0 --kernels debian-6.1 \"$@\"; }}; \
-         export CARGO_TARGET_DIR=/var/cache/kmatrix-target KMATRIX_SETUP_ARM64=0; \
+         export CARGO_TARGET_DIR=/var/tmp/kmatrix-target/root KMATRIX_SETUP_ARM64=0; \
          ./scripts/setup.sh >/dev/null 2>&1 || {{ echo 'setup.sh failed' >&2; exit 1; }}; \
          echo '== ubuntu'; kmatrix --scenarios {scenarios}; \
          echo '== no linux-tools'; mount -t tmpfs none /usr/lib/linux-tools && kmatrix --scenarios tool.perf.list; \
