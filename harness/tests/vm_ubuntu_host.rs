@@ -42,11 +42,13 @@ fn of<'a>(results: &'a [serde_json::Value], id: &str, all: &str) -> &'a serde_js
 
 #[test]
 fn vm_ubuntu_host_runs_ubuntus_real_perf_and_names_its_package_when_missing() {
-    // SAFETY-free check of the effective uid: /proc/self/status.
+    // The effective uid (the third field of /proc/self/status's Uid: line).
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let root_user = status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
     if !root_user {
-        eprintln!("NOT RUN: entering the Ubuntu root needs root (mounts, pivot_root); run as root to check the Ubuntu host");
+        eprintln!(
+            "NOT RUN: entering the Ubuntu root needs root (mounts, pivot_root); run as root to check the Ubuntu host"
+        );
         return;
     }
     let path = Command::new(script()).arg("path").output().unwrap();
@@ -57,7 +59,8 @@ fn vm_ubuntu_host_runs_ubuntus_real_perf_and_names_its_package_when_missing() {
         );
         return;
     }
-    let scenarios = "tool.perf.list,tool.perf.stat_openat,tool.bpftool.prog_show,tool.trace-cmd.record_pid,tool.strace.openat";
+    let scenarios =
+        "tool.perf.list,tool.perf.stat_openat,tool.bpftool.prog_show,tool.trace-cmd.record_pid,tool.strace.openat";
     let run = format!(
         "kmatrix() {{ cargo run -q --release -p kmatrix -- run --json --retries 0 --kernels debian-6.1 \"$@\"; }}; \
          export CARGO_TARGET_DIR=/var/tmp/kmatrix-target/root KMATRIX_SETUP_ARM64=0; \
@@ -67,12 +70,7 @@ fn vm_ubuntu_host_runs_ubuntus_real_perf_and_names_its_package_when_missing() {
          echo '== end'"
     );
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = Command::new(script())
-        .args(["run", "--tree"])
-        .arg(&repo)
-        .args(["--", &run])
-        .output()
-        .unwrap();
+    let out = Command::new(script()).args(["run", "--tree"]).arg(&repo).args(["--", &run]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let all = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{all}");
