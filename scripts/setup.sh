@@ -5,6 +5,13 @@
 # installs only what is missing. Needs root (or sudo).
 set -euo pipefail
 
+# The distribution's package names: Ubuntu's where os-release says Ubuntu (or a derivative,
+# ID_LIKE), Debian's otherwise.
+distro=debian
+if [ -r /etc/os-release ]; then
+  case " $(. /etc/os-release && echo "${ID:-} ${ID_LIKE:-}") " in *" ubuntu "*) distro=ubuntu ;; esac
+fi
+
 # Needed: QEMU, the workloads' and BPF objects' compilers, signature checking, xmllint (JUnit
 # schema test), tmux (the shell test), USDT headers (the USDT workload), virtiofsd's build
 # dependencies (seccomp, libcap-ng).
@@ -14,17 +21,29 @@ need_pkgs=(qemu-system-x86 gcc libc6-dev binutils clang llvm libbpf-dev zstd gpg
 # The tracing tools, run inside guests through the shared host root (tool.* scenarios, exec,
 # shell, selftest): perf, trace-cmd, uftrace, bpftool, bpftrace, BCC (tplist, TRACEPOINT_PROBE),
 # gdb and strace (the notes' hello sessions),
-# busybox. Debian's names; where a distribution lacks one, its tool.* scenarios report the
-# program missing (unsupported, naming the package) rather than the set-up failing.
-tool_pkgs=(linux-perf trace-cmd uftrace bpftool bpftrace bpfcc-tools gdb strace busybox-static)
+# busybox. Where a distribution lacks one, its tool.* scenarios report the program missing
+# (unsupported, naming the package) rather than the set-up failing. Ubuntu has no linux-perf
+# or bpftool packages: linux-tools-common holds /usr/bin/perf and /usr/sbin/bpftool, wrappers
+# that refuse any kernel without its own linux-tools package (every guest kernel), and
+# linux-tools-generic the real binaries under /usr/lib/linux-tools/<abi>/, which kmatrix runs.
+if [ "$distro" = ubuntu ]; then
+  tool_pkgs=(linux-tools-common linux-tools-generic trace-cmd uftrace bpftrace bpfcc-tools gdb strace busybox-static)
+else
+  tool_pkgs=(linux-perf trace-cmd uftrace bpftool bpftrace bpfcc-tools gdb strace busybox-static)
+fi
 # What `kmatrix bench peers` needs to run the peers at all (see `host_needs` in
 # harness/src/bench/peers/install.rs): vmtest's guest runs the host's qemu-ga; virtme-ng resolves
 # modules with kmod, names its virtio ports with udev, and installs into a Python venv.
 tool_pkgs+=(qemu-guest-agent kmod udev python3-venv)
-# A browser for the HTML report test: Debian's chromium, unless one is there already (Ubuntu's
-# apt chromium is only a snap wrapper; CI runners ship google-chrome).
+# A browser for the HTML report test: Debian's chromium, unless one is there already. Ubuntu's
+# apt chromium is only a snap wrapper (no snapd in containers or chroots): none is installed
+# there (CI runners ship google-chrome).
 if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null && ! command -v google-chrome >/dev/null; then
-  need_pkgs+=(chromium)
+  if [ "$distro" = ubuntu ]; then
+    echo "setup: no browser for the HTML report test: Ubuntu's chromium is a snap; install google-chrome" >&2
+  else
+    need_pkgs+=(chromium)
+  fi
 fi
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=() missing_tools=()
@@ -74,6 +93,11 @@ command -v cargo >/dev/null || { echo "setup: cargo missing: install Rust (rustu
 # when this version is already there (a usable virtiofsd elsewhere is used by kmatrix as is).
 VIRTIOFSD_VERSION=1.14.0
 virtiofsd_bin="${CARGO_HOME:-$HOME/.cargo}/bin/virtiofsd"
+# This version on PATH (another user's install, /usr/local/cargo/bin) is used by kmatrix as is.
+on_path="$(command -v virtiofsd || true)"
+if [ -n "$on_path" ] && "$on_path" --version 2>/dev/null | grep -q "$VIRTIOFSD_VERSION"; then
+  virtiofsd_bin="$on_path"
+fi
 if ! "$virtiofsd_bin" --version 2>/dev/null | grep -q "$VIRTIOFSD_VERSION"; then
   echo "setup: building virtiofsd $VIRTIOFSD_VERSION (cargo install, a few minutes)" >&2
   cargo install virtiofsd --locked --version "$VIRTIOFSD_VERSION" -q \

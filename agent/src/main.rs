@@ -20,6 +20,7 @@ mod elf;
 mod excerpt;
 mod exec;
 mod host_paths;
+mod host_program;
 mod kallsyms;
 mod kconfig;
 mod loopback;

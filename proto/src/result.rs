@@ -187,6 +187,11 @@ pub struct ScenarioResult {
     /// Evidence for an `unsupported` verdict (the README line absent, the config option, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<String>,
+    /// For an `unsupported` whose missing requirement is the host's, not the kernel's (a host
+    /// tool not installed, or refusing to run): what the host lacks (`Debian's linux-perf`).
+    /// The host's verdict leaves such a result `unsupported` on every kernel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_lacks: Option<String>,
     /// For an `error`: what broke (set by the host).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<Cause>,
@@ -300,6 +305,7 @@ impl ScenarioResult {
             agent_status: None,
             verdict: None,
             evidence: None,
+            host_lacks: None,
             cause: None,
             previous: None,
             errno: None,

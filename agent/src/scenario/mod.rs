@@ -63,7 +63,7 @@ pub fn info() -> Vec<ScenarioInfo> {
                 until: s.meta.until.map(String::from),
                 requires: reqs.iter().map(|r| r.describe()).collect(),
                 params: s.meta.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-                host_root: reqs.iter().any(|r| matches!(r, Req::HostProgram { .. })),
+                host_root: reqs.iter().any(|r| matches!(r, Req::HostProgram(_))),
                 kernel_headers: reqs.iter().any(|r| matches!(r, Req::KernelHeaders)),
             }
         })
@@ -88,11 +88,12 @@ pub fn run_one(id: &str, params: &BTreeMap<String, String>, caps: &Capabilities,
     // Host programs first: in a guest of another architecture than the host's, that they cannot
     // run is the reason, whatever else (an x86-only workload) is missing too.
     let mut reqs = scenario.meta.requirements();
-    reqs.sort_by_key(|r| !matches!(r, Req::HostProgram { .. }));
+    reqs.sort_by_key(|r| !matches!(r, Req::HostProgram(_)));
     for req in reqs {
         if let Some((reason, evidence)) = req.missing(caps) {
             let mut r = ScenarioResult::new(id, Status::Unsupported, reason);
             r.evidence = Some(evidence);
+            r.host_lacks = req.host_lacks();
             return r;
         }
     }

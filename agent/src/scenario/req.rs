@@ -5,6 +5,7 @@
 //! what a scenario finds out while running (a refused write, a missing PMU): that is its own
 //! verdict.
 
+use crate::host_program::{Found, Tool};
 use crate::mounts::{DEBUGFS, TRACEFS};
 use crate::{kallsyms, kconfig};
 use kmatrix_proto::Capabilities;
@@ -19,9 +20,10 @@ pub enum Req {
     /// and reports `unsupported` with the kernel's errno; the host, which knows the machine (TCG
     /// has no PMU), judges whether that is right.
     Machine(&'static str),
-    /// A program of the host, run through the shared host root (`/usr/bin/perf`), and the Debian
-    /// package that provides it (for the reason when it is missing).
-    HostProgram { path: &'static str, package: &'static str },
+    /// A tool of the host, run through the shared host root (`/usr/bin/perf`): present, able to
+    /// run in this guest, and running (see `host_program`); else the package that provides it on
+    /// the host's distribution, and the tool's own words when it refused.
+    HostProgram(&'static Tool),
     /// The running kernel's headers, for tools that compile against them at run time (BCC): the
     /// kernel's own `/sys/kernel/kheaders.tar.xz` (CONFIG_IKHEADERS), or Debian's `linux-headers`
     /// of the build, fetched by the host and mounted in the shared host root.
@@ -78,7 +80,7 @@ impl Req {
             Req::Debugfs(f) => format!("debugfs file {f}"),
             Req::Program(p) => format!("program {p}"),
             Req::Machine(m) => format!("machine: {m}"),
-            Req::HostProgram { path, .. } => format!("host program {path} (shared host root)"),
+            Req::HostProgram(tool) => format!("host program {} (shared host root)", tool.path),
             Req::KernelHeaders => "the kernel's headers (CONFIG_IKHEADERS, or linux-headers shared by the host)".into(),
             Req::Syntax(s) => format!("probe syntax {s} in tracefs README"),
             Req::TraceOption { name, config, since } => format!("tracefs options/{name} ({config}, since {since})"),
@@ -124,21 +126,10 @@ impl Req {
             Req::Machine(_) => None,
             Req::Program(p) => (!Path::new(p).exists())
                 .then(|| (format!("program {p} not in the image"), format!("{p} does not exist"))),
-            Req::HostProgram { path, package } => match crate::share::mount_offered() {
-                Err(why) => Some((format!("host program {path} unreachable: {why}"), why.to_string())),
-                Ok(how) => {
-                    let inside = format!("{}{path}", crate::share::HOST_ROOT);
-                    if !Path::new(&inside).exists() {
-                        Some((
-                            format!("host program {path} missing: install Debian's {package} on the host"),
-                            format!("{inside} does not exist ({how})"),
-                        ))
-                    } else {
-                        // The host's tools run in the guest only when host and guest share a CPU.
-                        crate::arch::foreign_program(Path::new(crate::share::HOST_ROOT), path).map(|why| {
-                            (format!("host program {path} cannot run in this guest"), format!("{inside} {why}"))
-                        })
-                    }
+            Req::HostProgram(tool) => match tool.found() {
+                Found::Usable { .. } => None,
+                Found::Lacking { reason, evidence, .. } | Found::Unreachable { reason, evidence } => {
+                    Some((reason, evidence))
                 }
             },
             Req::KernelHeaders => headers_missing(caps),
@@ -180,6 +171,20 @@ impl Req {
                 Err(e) => Some((format!("the online CPUs could not be read (needs {n})"), format!("{e:#}"))),
             },
             Req::All(group) => group.iter().find_map(|r| r.missing(caps)),
+        }
+    }
+
+    /// What the host lacks when this requirement is missing because of the host, not of the
+    /// kernel (a host tool not installed, or refusing to run): `Debian's linux-perf`. The host
+    /// leaves such an `unsupported` standing on every kernel.
+    pub fn host_lacks(&self) -> Option<String> {
+        match *self {
+            Req::HostProgram(tool) => match tool.found() {
+                Found::Lacking { lacks, .. } => Some(lacks),
+                _ => None,
+            },
+            Req::All(group) => group.iter().find_map(Req::host_lacks),
+            _ => None,
         }
     }
 }

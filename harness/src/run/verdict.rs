@@ -368,6 +368,11 @@ pub fn judge_on(
         ));
         return stale.unwrap_or(Judgement::Kept);
     }
+    if let (Status::Unsupported, Some(lacks)) = (r.status, r.host_lacks.clone()) {
+        // A tool the host has not installed (or that refuses to run) says nothing of the kernel.
+        r.verdict = Some(format!("unsupported stands: the host lacks {lacks}, not the kernel"));
+        return stale.unwrap_or(Judgement::Kept);
+    }
     if let (Status::Unsupported, Some(gap)) = (r.status, machine) {
         if r.reason.contains(gap.shows) {
             r.verdict = Some(format!("unsupported stands: {}", gap.why));
@@ -489,6 +494,29 @@ cause = "f[ syntax"
         r.reason = "perf_event_open(instructions) failed with EINVAL".into();
         let j = judge_on(&mut r, "6.1.0-50-amd64", Some("2.6.31"), None, gap, &e);
         assert_eq!((j, r.status), (Judgement::UnsupportedSinceFail { since: KVersion::new(2, 6, 31) }, Status::Fail));
+    }
+
+    #[test]
+    fn a_tool_the_host_lacks_stays_unsupported_on_every_kernel() {
+        let e = Expectations::default();
+        let mut r = ScenarioResult::new(
+            "tool.trace-cmd.record_pid",
+            Status::Unsupported,
+            "host program /usr/bin/trace-cmd missing: install Debian's trace-cmd on the host",
+        )
+        .on_kernel("debian-6.1");
+        r.host_lacks = Some("Debian's trace-cmd".into());
+        assert_eq!(judge(&mut r, "6.1.0-47-amd64", Some("2.6.31"), None, &e), Judgement::Kept);
+        assert_eq!(r.status, Status::Unsupported);
+        assert_eq!(r.verdict.as_deref(), Some("unsupported stands: the host lacks Debian's trace-cmd, not the kernel"));
+        // The same result without it is the kernel's: `fail` at or above `since`.
+        r.host_lacks = None;
+        r.status = Status::Unsupported;
+        assert!(matches!(
+            judge(&mut r, "6.1.0-47-amd64", Some("2.6.31"), None, &e),
+            Judgement::UnsupportedSinceFail { .. }
+        ));
+        assert_eq!(r.status, Status::Fail);
     }
 
     #[test]

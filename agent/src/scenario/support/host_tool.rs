@@ -2,9 +2,10 @@
 //! for `tool.*` scenarios: through the host root the host shares into the guest (`share.rs`), as
 //! the agent runs a user's program for `kmatrix exec` (`exec.rs`), without streaming.
 //!
-//! - [`Tool`]: a tool, its Debian package (the requirement `Req::HostProgram`, which has already
-//!   mounted the share and checked the program exists when a scenario runs) and its version,
-//!   asked once per boot and recorded in every result (`detail.tool_version`);
+//! - [`Tool`] (`host_program`): a tool, the program that runs it on the host's distribution,
+//!   its package there (the requirement `Req::HostProgram`, which has already mounted the share
+//!   and checked that the tool runs when a scenario does) and its version, asked once per boot
+//!   and recorded in every result (`detail.tool_version`, `detail.tool_program`);
 //! - [`Workdir`]: a fresh directory in the guest's `/tmp` (the view shares it, at the same path)
 //!   where the tool runs and writes its files, with copies of the image's workloads, which the
 //!   view cannot see at `/bin` (that is the host's);
@@ -15,15 +16,16 @@
 
 use super::openat_loop::{self, OPENAT_LOOP};
 use super::verdict::{count, unsupported};
+use crate::host_program::{run_in, ENV};
+pub use crate::host_program::{Packages, Tool};
 use crate::process::{self, Running};
 use crate::scenario::meta::{Ctx, Meta};
 use crate::scenario::req::Req;
-use crate::{excerpt, exec, share};
+use crate::{excerpt, share};
 use anyhow::{Context, Result};
-use kmatrix_proto::{Count, ExecOutcome, ExecRequest, ScenarioResult, Status};
-use std::collections::{BTreeMap, BTreeSet};
+use kmatrix_proto::{Count, ExecOutcome, ScenarioResult, Status};
+use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// A step of a tool scenario: its value, or (inner `Err`) the result that ends the scenario
@@ -141,88 +143,26 @@ pub fn openat_summary(stdout: &str, problems: &mut Vec<String>) -> openat_loop::
 /// How long one tool command may take in most scenarios.
 pub const MINUTE: Duration = Duration::from_secs(60);
 
-/// The environment host tools get: a plain root shell's, nothing of the agent's own.
-const ENV: &[(&str, &str)] = &[
-    ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
-    ("HOME", "/root"),
-    ("LANG", "C.UTF-8"),
-    // perf asks before reading kallsyms of a kernel it did not build for, and pages its output.
-    ("PAGER", "cat"),
-    ("TERM", "dumb"),
-];
-
 /// Where every tool scenario works (in the guest's own `/tmp`), emptied before and after.
 const WORK: &str = "/tmp/kmatrix-tool";
 
-/// A host tool: what runs, from which Debian package, and how it says its version.
-#[derive(Debug, Clone, Copy)]
-pub struct Tool {
-    pub name: &'static str,
-    /// The program, as a host path.
-    pub path: &'static str,
-    pub package: &'static str,
-    /// A command printing the version on its first line (stdout or stderr); empty: read
-    /// [`Tool::version_file`] instead.
-    pub version_argv: &'static [&'static str],
-    /// A host file holding the version (`bcc/version.py`), for tools whose version needs no run.
-    pub version_file: Option<&'static str>,
-}
-
 impl Tool {
-    /// A tool that prints its version when run with `version_argv`.
-    pub const fn asking(
-        name: &'static str,
-        path: &'static str,
-        package: &'static str,
-        version_argv: &'static [&'static str],
-    ) -> Tool {
-        Tool { name, path, package, version_argv, version_file: None }
+    /// The requirement: the tool in the shared host root, and running (`host_program`).
+    pub const fn req(&'static self) -> Req {
+        Req::HostProgram(self)
     }
 
-    /// The requirement: the program in the shared host root.
-    pub const fn req(&self) -> Req {
-        Req::HostProgram { path: self.path, package: self.package }
-    }
-
-    /// The tool's own version line, asked once per boot; the error text when it cannot say.
-    pub fn version(&self) -> String {
-        static KNOWN: Mutex<BTreeMap<&'static str, String>> = Mutex::new(BTreeMap::new());
-        if let Some(v) = KNOWN.lock().ok().and_then(|k| k.get(self.name).cloned()) {
-            return v;
-        }
-        let v = self.ask_version();
-        if let Ok(mut k) = KNOWN.lock() {
-            k.insert(self.name, v.clone());
-        }
-        v
-    }
-
-    fn ask_version(&self) -> String {
-        if let Some(file) = self.version_file {
-            let inside = format!("{}{file}", share::HOST_ROOT);
-            return match std::fs::read_to_string(&inside) {
-                Ok(t) => t
-                    .lines()
-                    .find_map(|l| l.split_once("__version__").map(|(_, v)| v.trim_matches([' ', '=', '\'', '"'])))
-                    .map(|v| format!("{} {v}", self.name))
-                    .unwrap_or_else(|| format!("no __version__ in {file}")),
-                Err(e) => format!("cannot read {file}: {e}"),
-            };
-        }
-        match run(self.version_argv, Duration::from_secs(30)) {
-            Ok(out) => {
-                let text = if out.stdout.trim().is_empty() { &out.stderr } else { &out.stdout };
-                text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("").to_string()
-            }
-            Err(e) => format!("{e:#}"),
-        }
-    }
-
-    /// `detail` of a result: the tool's version, how the host root was shared (virtio-fs or
+    /// `detail` of a result: the tool's version, the program that ran (on Ubuntu, perf's real
+    /// binary under /usr/lib/linux-tools/<abi>/), how the host root was shared (virtio-fs or
     /// 9p, and why), and the scenario's own fields.
     pub fn detail(&self, fields: serde_json::Value) -> serde_json::Value {
         let share = crate::share::mount_offered().ok();
-        let mut d = serde_json::json!({ "tool": self.name, "tool_version": self.version(), "share": share });
+        let mut d = serde_json::json!({
+            "tool": self.name,
+            "tool_version": self.version(),
+            "tool_program": self.program(),
+            "share": share,
+        });
         if let (Some(d), serde_json::Value::Object(f)) = (d.as_object_mut(), fields) {
             d.extend(f);
         }
@@ -236,38 +176,8 @@ pub fn run(argv: &[&str], timeout: Duration) -> Result<ExecOutcome> {
     run_in(argv, "/tmp", timeout)
 }
 
-fn run_in(argv: &[&str], cwd: &str, timeout: Duration) -> Result<ExecOutcome> {
-    let root = share::offered().context("the host root is not shared into this guest")?;
-    let mut env: Vec<(String, String)> = ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    // The kernel's headers, when the host fetched them (BCC compiles against them).
-    if let Some((host_path, _)) = share::headers_dir() {
-        for var in kmatrix_proto::HEADERS_ENV {
-            env.push((var.to_string(), host_path.clone()));
-        }
-    }
-    let req = ExecRequest {
-        argv: argv.iter().map(|s| s.to_string()).collect(),
-        timeout_ms: timeout.as_millis() as u64,
-        env,
-        cwd: Some(cwd.into()),
-        root: Some(root),
-        stream: false,
-        stdin: Default::default(),
-        winsize: None,
-        host_time_ns: None,
-    };
-    exec::run(None, &req).with_context(|| format!("run {} in the host root", argv.join(" ")))
-}
-
 /// One line for a result's evidence: how the tool ended.
-pub fn ended(out: &ExecOutcome) -> String {
-    match (out.timed_out, out.exit_code, out.signal) {
-        (true, _, _) => format!("timed out after {} ms", out.wall_ms),
-        (_, Some(c), _) => format!("exit {c} in {} ms", out.wall_ms),
-        (_, _, Some(s)) => format!("signal {s} after {} ms", out.wall_ms),
-        _ => "no exit status".into(),
-    }
-}
+pub use crate::host_program::ended;
 
 /// The problem of a run that did not end well, for a verdict: its end and stderr's tail.
 pub fn problem(what: &str, out: &ExecOutcome) -> Option<String> {

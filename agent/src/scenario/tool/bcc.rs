@@ -23,23 +23,23 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 pub const TPLIST: Tool = Tool {
-    name: "tplist-bpfcc",
-    path: "/usr/sbin/tplist-bpfcc",
-    package: "bpfcc-tools",
-    version_argv: &[],
+    version_args: &[],
     version_file: Some(BCC_VERSION),
+    ..Tool::asking("tplist-bpfcc", "/usr/sbin/tplist-bpfcc", "bpfcc-tools", &[])
 };
 pub const BCC: Tool = Tool {
-    name: "bcc",
-    path: "/usr/bin/python3",
-    package: "python3-bpfcc",
-    version_argv: &[],
+    version_args: &[],
     version_file: Some(BCC_VERSION),
+    ..Tool::asking("bcc", "/usr/bin/python3", "python3-bpfcc", &[])
 };
 const BCC_VERSION: &str = "/usr/lib/python3/dist-packages/bcc/version.py";
 /// The BCC module itself, beside python3.
-const BCC_MODULE: Req =
-    Req::HostProgram { path: "/usr/lib/python3/dist-packages/bcc/__init__.py", package: "python3-bpfcc" };
+const BCC_MODULE_FILE: Tool = Tool {
+    version_args: &[],
+    version_file: Some(BCC_VERSION),
+    ..Tool::asking("bcc module", "/usr/lib/python3/dist-packages/bcc/__init__.py", "python3-bpfcc", &[])
+};
+const BCC_MODULE: Req = BCC_MODULE_FILE.req();
 /// What a BCC program needs beyond its event and workload: python3 with the module, and the
 /// kernel's headers to compile against.
 const BCC_PROGRAM: Req = Req::All(&[BCC.req(), BCC_MODULE, Req::KernelHeaders]);

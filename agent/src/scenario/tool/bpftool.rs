@@ -10,7 +10,7 @@ use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
 use crate::scenario::support::bpf::{attach, detach, guarded, release, Hook};
 use crate::scenario::support::gated::workload_problems;
-use crate::scenario::support::host_tool::{self, step, Tool, Workdir, MINUTE};
+use crate::scenario::support::host_tool::{self, step, Packages, Tool, Workdir, MINUTE};
 use crate::scenario::support::verdict::{count, unsupported, verdict};
 use crate::scenario::support::workload::{self, HELLO};
 use anyhow::{Context, Result};
@@ -18,7 +18,13 @@ use kmatrix_proto::{ScenarioResult, Status};
 use std::collections::BTreeSet;
 use std::path::Path;
 
-pub const BPFTOOL: Tool = Tool::asking("bpftool", "/usr/sbin/bpftool", "bpftool", &["/usr/sbin/bpftool", "version"]);
+/// Debian's bpftool package; on Ubuntu `/usr/sbin/bpftool` is linux-tools-common's wrapper of
+/// the real one under /usr/lib/linux-tools/<abi>/, which linux-tools-generic installs.
+pub const BPFTOOL: Tool = Tool {
+    packages: Packages { debian: "bpftool", ubuntu: "linux-tools-generic" },
+    linux_tools: Some("bpftool"),
+    ..Tool::asking("bpftool", "/usr/sbin/bpftool", "bpftool", &["version"])
+};
 const REQ: Req = BPFTOOL.req();
 const BTF_VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
@@ -33,7 +39,8 @@ pub const FEATURE_PROBE: Scenario = Meta::new("tool.bpftool.feature_probe", "3.1
     .run(feature_probe);
 
 fn feature_probe(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let out = host_tool::run(&["/usr/sbin/bpftool", "feature", "probe", "kernel", "-j"], MINUTE)?;
+    let bpftool = BPFTOOL.program();
+    let out = host_tool::run(&[&bpftool, "feature", "probe", "kernel", "-j"], MINUTE)?;
     let out = step!(host_tool::checked(ctx, &BPFTOOL, out, "bpftool feature probe failed"));
     let json: serde_json::Value = match serde_json::from_str(&out.stdout) {
         Ok(j) => j,
@@ -120,6 +127,7 @@ pub const PROG_SHOW: Scenario = Meta::new("tool.bpftool.prog_show", "5.8")
 const PROGRAM: &str = "uprobe_hello_greet";
 
 fn prog_show(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    let bpftool = BPFTOOL.program();
     let id = ctx.id();
     guarded(id, || {
         let n = ctx.declared_count()?;
@@ -141,7 +149,7 @@ fn prog_show(ctx: &mut Ctx) -> Result<ScenarioResult> {
         let hits = l.counts()?.hits;
         let info = l.ebpf.program(PROGRAM).context("the program is gone")?.info().context("BPF_OBJ_GET_INFO_BY_FD")?;
         let (prog_id, agent_runs) = (info.id(), info.run_count());
-        let out = host_tool::run(&["/usr/sbin/bpftool", "prog", "show", "-j"], MINUTE);
+        let out = host_tool::run(&[&bpftool, "prog", "show", "-j"], MINUTE);
         detach(&mut l, PROGRAM)?;
         drop(stats);
         let out = step!(host_tool::checked(ctx, &BPFTOOL, out?, "bpftool prog show failed"));
@@ -190,13 +198,14 @@ const SYS_ENTER_MEMBERS: [&str; 4] =
     ["struct trace_entry ent;", "long int id;", "long unsigned int args[6];", "char __data[0];"];
 
 fn btf_dump(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    let bpftool = BPFTOOL.program();
     if !Path::new(BTF_VMLINUX).exists() {
         let mut r = unsupported(ctx.id(), "kernel BTF absent", format!("{BTF_VMLINUX} does not exist"), None);
         r.detail = BPFTOOL.detail(serde_json::json!({}));
         return Ok(r);
     }
     let dir = Workdir::new()?;
-    let argv = ["/usr/sbin/bpftool", "btf", "dump", "file", BTF_VMLINUX, "format", "c"];
+    let argv = [&bpftool, "btf", "dump", "file", BTF_VMLINUX, "format", "c"];
     step!(dir.step_to_file(ctx, &BPFTOOL, &argv, "vmlinux.h", "bpftool btf dump failed"));
     let header = dir.read("vmlinux.h")?;
     let members = struct_members(&header, "trace_event_raw_sys_enter");

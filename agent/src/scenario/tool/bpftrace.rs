@@ -14,8 +14,7 @@ use kmatrix_proto::{Count, ScenarioResult};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-pub const BPFTRACE: Tool =
-    Tool::asking("bpftrace", "/usr/bin/bpftrace", "bpftrace", &["/usr/bin/bpftrace", "--version"]);
+pub const BPFTRACE: Tool = Tool::asking("bpftrace", "/usr/bin/bpftrace", "bpftrace", &["--version"]);
 const REQ: Req = BPFTRACE.req();
 /// bpftrace compiles its program with LLVM before attaching: slow under TCG.
 const TIMEOUT: Duration = Duration::from_secs(90);

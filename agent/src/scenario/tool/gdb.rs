@@ -11,7 +11,7 @@ use crate::scenario::support::workload::HELLO_DYN;
 use anyhow::Result;
 use kmatrix_proto::ScenarioResult;
 
-pub const GDB: Tool = Tool::asking("gdb", "/usr/bin/gdb", "gdb", &["/usr/bin/gdb", "--version"]);
+pub const GDB: Tool = Tool::asking("gdb", "/usr/bin/gdb", "gdb", &["--version"]);
 
 /// The notes' gdb session on hello, in batch mode: a breakpoint on hello_greet stops the program
 /// exactly N times (`Breakpoint 1, hello_greet (message=...)`), `p message` prints the greeting,

@@ -8,7 +8,7 @@
 use crate::mounts::TRACEFS;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::{Req, HARDWARE_PMU};
-use crate::scenario::support::host_tool::{self, step, Step, Tool, Workdir, MINUTE};
+use crate::scenario::support::host_tool::{self, step, Packages, Step, Tool, Workdir, MINUTE};
 use crate::scenario::support::openat_loop::{self};
 use crate::scenario::support::stacks::{self, Sample};
 use crate::scenario::support::verdict::{count, unsupported, verdict};
@@ -17,7 +17,14 @@ use anyhow::{Context, Result};
 use kmatrix_proto::{ExecOutcome, ScenarioResult, Status};
 use std::collections::{BTreeMap, BTreeSet};
 
-pub const PERF: Tool = Tool::asking("perf", "/usr/bin/perf", "linux-perf", &["/usr/bin/perf", "version"]);
+/// Debian's linux-perf; on Ubuntu `/usr/bin/perf` is linux-tools-common's wrapper, which refuses
+/// every kernel Ubuntu has no linux-tools package for (every guest kernel), so the real binary
+/// under /usr/lib/linux-tools/<abi>/ (linux-tools-generic) runs.
+pub const PERF: Tool = Tool {
+    packages: Packages { debian: "linux-perf", ubuntu: "linux-tools-generic" },
+    linux_tools: Some("perf"),
+    ..Tool::asking("perf", "/usr/bin/perf", "linux-perf", &["version"])
+};
 const REQ: Req = PERF.req();
 /// Folded stacks kept in a result's detail (a flame graph of `hello` has a few dozen).
 const MAX_FOLDED: usize = 2000;
@@ -31,7 +38,8 @@ pub const LIST: Scenario = Meta::new("tool.perf.list", "2.6.31")
     .run(list);
 
 fn list(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let out = host_tool::run(&["/usr/bin/perf", "list", "--no-desc", "tracepoint"], MINUTE)?;
+    let perf = PERF.program();
+    let out = host_tool::run(&[&perf, "list", "--no-desc", "tracepoint"], MINUTE)?;
     let listed: BTreeSet<String> = out
         .stdout
         .lines()
@@ -81,8 +89,9 @@ pub const STAT_OPENAT: Scenario = host_tool::sys_enter_openat_loop(
 .run(stat_openat);
 
 fn stat_openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    let perf = PERF.program();
     let (n, dir, [prog, ns, file]) = Workdir::for_openat_loop(ctx)?;
-    let argv = ["/usr/bin/perf", "stat", "-x", ",", "-e", "syscalls:sys_enter_openat", "--", &prog, &ns, &file];
+    let argv = [&perf, "stat", "-x", ",", "-e", "syscalls:sys_enter_openat", "--", &prog, &ns, &file];
     let out = dir.run(&argv, MINUTE)?;
     let Some(value) = stat_value(&out.stderr, "syscalls:sys_enter_openat") else {
         return Ok(host_tool::failed(
@@ -139,9 +148,10 @@ pub const STAT_INSTRUCTIONS: Scenario = Meta::new("tool.perf.stat_instructions",
     .run(stat_instructions);
 
 fn stat_instructions(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    let perf = PERF.program();
     let dir = Workdir::new()?;
     let prog = dir.copy(HELLO)?;
-    let argv = ["/usr/bin/perf", "stat", "-x", ",", "-e", "instructions", "--", &prog];
+    let argv = [&perf, "stat", "-x", ",", "-e", "instructions", "--", &prog];
     let out = dir.run(&argv, MINUTE)?;
     let Some(value) = stat_value(&out.stderr, "instructions") else {
         return Ok(host_tool::failed(ctx, &PERF, Status::Fail, "perf stat printed no instructions line", &out));
@@ -188,20 +198,22 @@ const HELLO_PARAMS: &[(&str, &str)] = &[("count", "200000")];
 /// `perf record -g -o perf.data -- ./hello N` (quiet) in a new working directory: the directory,
 /// hello's path there and perf record's outcome.
 fn record_hello(ctx: &Ctx) -> Step<(Workdir, String, ExecOutcome)> {
+    let perf = PERF.program();
     let n = ctx.declared_count()?.to_string();
     let dir = Workdir::new()?;
     let prog = dir.copy(HELLO)?;
     let cmd = quiet(&prog, &n);
-    let argv = ["/usr/bin/perf", "record", "-g", "-o", "perf.data", "--", "/bin/sh", "-c", &cmd];
+    let argv = [&perf, "record", "-g", "-o", "perf.data", "--", "/bin/sh", "-c", &cmd];
     Ok(dir.step(ctx, &PERF, &argv, "perf record -g failed")?.map(|rec| (dir, prog, rec)))
 }
 
 fn record_report(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    let perf = PERF.program();
     let (dir, prog, rec) = step!(record_hello(ctx));
     let rep = step!(dir.step(
         ctx,
         &PERF,
-        &["/usr/bin/perf", "report", "-i", "perf.data", "--stdio", "--sort", "comm,dso,symbol"],
+        &[&perf, "report", "-i", "perf.data", "--stdio", "--sort", "comm,dso,symbol"],
         "perf report failed"
     ));
     let samples = recorded_samples(&rec.stderr);
@@ -289,7 +301,8 @@ pub const RECORD_SYSTEM: Scenario = Meta::new("tool.perf.record_system", "2.6.31
 
 /// `perf script -i perf.data` into script.txt, parsed into samples.
 fn script_samples(ctx: &Ctx, dir: &Workdir) -> Step<Vec<Sample>> {
-    let argv = ["/usr/bin/perf", "script", "-i", "perf.data"];
+    let perf = PERF.program();
+    let argv = [&perf, "script", "-i", "perf.data"];
     let script = dir.step_to_file(ctx, &PERF, &argv, "script.txt", "perf script failed")?;
     Ok(match script {
         Ok(_) => Ok(stacks::parse_perf_script(&dir.read("script.txt")?)),
@@ -298,16 +311,17 @@ fn script_samples(ctx: &Ctx, dir: &Workdir) -> Step<Vec<Sample>> {
 }
 
 fn record_system(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    let perf = PERF.program();
     let secs = ctx.param_u64("seconds", 1)?;
     anyhow::ensure!((1..=30).contains(&secs), "parameter seconds={secs} out of range 1..=30");
     let secs = secs.to_string();
     let dir = Workdir::new()?;
-    let argv = ["/usr/bin/perf", "record", "-e", "cpu-clock", "-ag", "-o", "perf.data", "--", "/usr/bin/sleep", &secs];
+    let argv = [&perf, "record", "-e", "cpu-clock", "-ag", "-o", "perf.data", "--", "/usr/bin/sleep", &secs];
     let rec = step!(dir.step(ctx, &PERF, &argv, "perf record -ag failed"));
     let rep = step!(dir.step(
         ctx,
         &PERF,
-        &["/usr/bin/perf", "report", "-i", "perf.data", "--stdio", "--sort", "comm,dso,symbol"],
+        &[&perf, "report", "-i", "perf.data", "--stdio", "--sort", "comm,dso,symbol"],
         "perf report failed"
     ));
     let samples = step!(script_samples(ctx, &dir));
@@ -353,23 +367,13 @@ pub const RECORD_DWARF: Scenario = Meta::new("tool.perf.record_dwarf", "3.7")
     .run(record_dwarf);
 
 fn record_dwarf(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    let perf = PERF.program();
     let n = ctx.declared_count()?.to_string();
     let dir = Workdir::new()?;
     let prog = dir.copy_program(ctx, HELLO_DYN)?;
     let cmd = quiet(&prog, &n);
-    let argv = [
-        "/usr/bin/perf",
-        "record",
-        "-o",
-        "perf.data",
-        "--call-graph",
-        "dwarf",
-        "--aio",
-        "--sample-cpu",
-        "/bin/sh",
-        "-c",
-        &cmd,
-    ];
+    let argv =
+        [&perf, "record", "-o", "perf.data", "--call-graph", "dwarf", "--aio", "--sample-cpu", "/bin/sh", "-c", &cmd];
     step!(dir.step(ctx, &PERF, &argv, "perf record --call-graph dwarf failed"));
     let samples = step!(script_samples(ctx, &dir));
     let in_hello: Vec<&Sample> =
@@ -406,11 +410,12 @@ pub const FLAMEGRAPH: Scenario = Meta::new("tool.perf.flamegraph", "2.6.35")
     .run(flamegraph);
 
 fn flamegraph(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    let perf = PERF.program();
     let (dir, _, _) = step!(record_hello(ctx));
     step!(dir.step_to_file(
         ctx,
         &PERF,
-        &["/usr/bin/perf", "script", "-F", "+pid", "-i", "perf.data"],
+        &[&perf, "script", "-F", "+pid", "-i", "perf.data"],
         "script.txt",
         "perf script failed"
     ));

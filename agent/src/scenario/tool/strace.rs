@@ -10,7 +10,7 @@ use crate::scenario::support::verdict::{count, verdict};
 use anyhow::Result;
 use kmatrix_proto::ScenarioResult;
 
-pub const STRACE: Tool = Tool::asking("strace", "/usr/bin/strace", "strace", &["/usr/bin/strace", "-V"]);
+pub const STRACE: Tool = Tool::asking("strace", "/usr/bin/strace", "strace", &["-V"]);
 
 /// The notes' `strace ./hello`, as `strace -e trace=openat -o FILE openat-loop N PATH`: exactly
 /// N openat calls of PATH, each returning an fd.

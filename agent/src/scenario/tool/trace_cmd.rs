@@ -21,8 +21,9 @@ use anyhow::{bail, Result};
 use kmatrix_proto::{ScenarioResult, Status};
 use std::time::Duration;
 
+/// `trace-cmd --version` prints its version and the usage, and exits 255 (3.1.6).
 pub const TRACE_CMD: Tool =
-    Tool::asking("trace-cmd", "/usr/bin/trace-cmd", "trace-cmd", &["/usr/bin/trace-cmd", "--version"]);
+    Tool { version_exit: 255, ..Tool::asking("trace-cmd", "/usr/bin/trace-cmd", "trace-cmd", &["--version"]) };
 const REQ: Req = TRACE_CMD.req();
 const OPENAT_EVENT: &str = "syscalls/sys_enter_openat";
 /// How long trace-cmd may take to stop by itself once the `-P` process has exited.

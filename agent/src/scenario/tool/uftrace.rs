@@ -19,7 +19,7 @@ use kmatrix_proto::{Count, ScenarioResult, Status};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 
-pub const UFTRACE: Tool = Tool::asking("uftrace", "/usr/bin/uftrace", "uftrace", &["/usr/bin/uftrace", "--version"]);
+pub const UFTRACE: Tool = Tool::asking("uftrace", "/usr/bin/uftrace", "uftrace", &["--version"]);
 const REQ: Req = UFTRACE.req();
 /// `program`: the image's program to record (hello-dyn; a static one shows uftrace's refusal).
 const PARAMS: &[(&str, &str)] = &[("count", "10"), ("program", HELLO_DYN)];
