@@ -123,4 +123,3 @@ fn bad_input_is_named_and_leaves_nothing() {
         .collect();
     assert!(left.is_empty(), "nothing half-written in the cache: {left:?}");
 }
-
