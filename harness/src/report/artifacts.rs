@@ -2,7 +2,7 @@
 //! `artifacts/<kernel>/<scenario>.trace.json` (Chrome trace-event JSON of captured ftrace data),
 //! `<scenario>.svg` (flame graph of sampled stacks) and `<scenario>.folded` (the collapsed
 //! stacks it was drawn from), and `<scenario>.capture.txt.gz`, the scenario's whole raw capture
-//! when the result carries one (the results file then leaves it out: [`write`] moves it here).
+//! when the result carries one (the results file then leaves it out: [`write()`] moves it here).
 //! Made on the host from what the result carries, so an older results file gets them too
 //! (`kmatrix trace`, which reads a capture back from its file). Each file is bounded by
 //! [`MAX_BYTES`].
@@ -63,7 +63,7 @@ fn gzip(text: &str) -> Vec<u8> {
     gz.finish().unwrap_or_default()
 }
 
-/// The capture kept for `r` under `run_dir` by an earlier [`write`], if any.
+/// The capture kept for `r` under `run_dir` by an earlier [`write()`], if any.
 fn read_capture(run_dir: &Path, r: &ScenarioResult) -> Option<kmatrix_proto::Capture> {
     use std::io::Read;
     let p = dir(run_dir, &r.kernel).join(capture_file(r));

@@ -153,7 +153,7 @@ impl Tool {
     }
 
     /// `detail` of a result: the tool's version, the program that ran (on Ubuntu, perf's real
-    /// binary under /usr/lib/linux-tools/<abi>/), how the host root was shared (virtio-fs or
+    /// binary under /usr/lib/linux-tools/ABI/), how the host root was shared (virtio-fs or
     /// 9p, and why), and the scenario's own fields.
     pub fn detail(&self, fields: serde_json::Value) -> serde_json::Value {
         let share = crate::share::mount_offered().ok();

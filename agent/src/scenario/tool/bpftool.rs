@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Debian's bpftool package; on Ubuntu `/usr/sbin/bpftool` is linux-tools-common's wrapper of
-/// the real one under /usr/lib/linux-tools/<abi>/, which linux-tools-generic installs.
+/// the real one under /usr/lib/linux-tools/ABI/, which linux-tools-generic installs.
 pub const BPFTOOL: Tool = Tool {
     packages: Packages { debian: "bpftool", ubuntu: "linux-tools-generic" },
     linux_tools: Some("bpftool"),

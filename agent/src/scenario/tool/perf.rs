@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Debian's linux-perf; on Ubuntu `/usr/bin/perf` is linux-tools-common's wrapper, which refuses
 /// every kernel Ubuntu has no linux-tools package for (every guest kernel), so the real binary
-/// under /usr/lib/linux-tools/<abi>/ (linux-tools-generic) runs.
+/// under /usr/lib/linux-tools/ABI/ (linux-tools-generic) runs.
 pub const PERF: Tool = Tool {
     packages: Packages { debian: "linux-perf", ubuntu: "linux-tools-generic" },
     linux_tools: Some("perf"),
