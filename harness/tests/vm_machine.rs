@@ -57,6 +57,7 @@ fn machine_flags_refuse_bad_sizes_and_a_used_output_dir_by_name() {
 
 #[test]
 fn vm_machine_cpus_and_memory_reach_the_guest() {
+    let _one_at_a_time = serial();
     let script = "cat /sys/devices/system/cpu/online; grep MemTotal /proc/meminfo";
     let out = sh_on_6_1(&["--cpus", "2", "--memory", "768M"], script);
     let stdout = text(&out.stdout);
@@ -100,6 +101,7 @@ fn walk(dir: &Path) -> Vec<String> {
 
 #[test]
 fn vm_machine_percpu_openat_is_counted_per_cpu_exactly_and_needs_two() {
+    let _one_at_a_time = serial();
     let id = "ftrace.percpu.sys_enter_openat";
     let (out, rs) = run_on_6_1(id, &["--cpus", "2"]);
     let stderr = text(&out.stderr);
@@ -125,6 +127,7 @@ fn vm_machine_percpu_openat_is_counted_per_cpu_exactly_and_needs_two() {
 
 #[test]
 fn vm_machine_scratch_disk_counts_direct_io_requests_exactly() {
+    let _one_at_a_time = serial();
     let id = "ftrace.event.block_rq_direct_io";
     let (out, rs) = run_on_6_1(id, &["--disk", "64M"]);
     let stderr = text(&out.stderr);
@@ -143,6 +146,7 @@ fn vm_machine_scratch_disk_counts_direct_io_requests_exactly() {
 
 #[test]
 fn vm_machine_clock_is_the_hosts_after_restoring_a_snapshot_taken_ten_minutes_behind() {
+    let _one_at_a_time = serial();
     // A QEMU whose guests boot with their RTC ten minutes behind: the snapshot taken at Hello
     // holds a clock as old as a snapshot taken ten minutes ago would.
     let d = scratch();
@@ -225,6 +229,7 @@ fn which(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn vm_machine_loopback_is_up_for_a_program_that_serves_and_connects() {
+    let _one_at_a_time = serial();
     let py = "import socket\n\
               s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1)\n\
               c = socket.create_connection(s.getsockname(), timeout=5)\n\
@@ -240,6 +245,7 @@ fn vm_machine_loopback_is_up_for_a_program_that_serves_and_connects() {
 
 #[test]
 fn vm_machine_lib_modules_has_the_kernels_indexes_and_headers() {
+    let _one_at_a_time = serial();
     // modinfo by name reads modules.dep.bin & co, which only depmod writes.
     let script = "r=$(uname -r); modinfo -F name 9p; modinfo -F depends 9p; \
                   test -e /lib/modules/$r/modules.alias.bin && echo aliases; \
@@ -257,6 +263,7 @@ fn vm_machine_lib_modules_has_the_kernels_indexes_and_headers() {
 
 #[test]
 fn vm_machine_runqlat_bt_gives_a_histogram_on_6_1_with_headers() {
+    let _one_at_a_time = serial();
     let tool = Path::new("/usr/sbin/runqlat.bt");
     if !tool.is_file() {
         eprintln!("skipped: the host has no bpftrace tools (Debian's bpftrace)");
@@ -299,4 +306,11 @@ fn vm_exec_output_dir_keeps_each_kernels_output_unprefixed_and_one_kernel_is_byt
     let out = sh_on_6_1(&[], script);
     assert_eq!(out.stdout, host.stdout);
     assert_eq!(out.status.code(), Some(3));
+}
+
+/// The clock test removes the snapshots it made; run alone, it can never remove one another
+/// test of this binary is committing or restoring (seen: "snapshot … vanished after commit").
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock().unwrap_or_else(|p| p.into_inner())
 }
