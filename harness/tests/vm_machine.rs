@@ -283,6 +283,7 @@ fn vm_machine_runqlat_bt_gives_a_histogram_on_6_1_with_headers() {
 
 #[test]
 fn vm_exec_output_dir_keeps_each_kernels_output_unprefixed_and_one_kernel_is_byte_exact() {
+    let _one_at_a_time = serial();
     // Bytes a parser cares about: no newline at the end, a tab, a CR, a non-UTF-8 byte.
     let script = "printf 'first\\tline\\r\\n{\"Action\":\"pass\"}\\n\\377tail'; printf 'to stderr' >&2; exit 3";
     let host = Command::new("/bin/sh").args(["-c", script]).output().unwrap();
