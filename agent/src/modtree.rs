@@ -26,14 +26,25 @@ pub fn bind(share: &Share, root: &str) -> Result<Option<String>> {
     let (target, how) = writable_in_view(root, "lib/modules")?;
     let dir = target.join(&release);
     std::fs::create_dir(&dir).with_context(|| format!("mkdir({})", dir.display()))?;
-    let mut linked = 0;
+    let (mut linked, mut left) = (0, Vec::new());
     for e in std::fs::read_dir(&seen).with_context(|| format!("read_dir({})", seen.display()))? {
-        let name = e.with_context(|| format!("read_dir({})", seen.display()))?.file_name();
+        let e = e.with_context(|| format!("read_dir({})", seen.display()))?;
+        let name = e.file_name();
+        // The indexes are regular files of the tree; its module directories (`kernel/`) are
+        // links to the kernel's cache entry (host paths, which do not resolve here).
+        let index = e.file_type().with_context(|| format!("stat({})", seen.join(&name).display()))?.is_file();
+        if !share.module_files && !index {
+            left.push(name.to_string_lossy().into_owned());
+            continue;
+        }
         let to = Path::new(tree).join(&name);
         std::os::unix::fs::symlink(&to, dir.join(&name)).with_context(|| format!("symlink({})", to.display()))?;
         linked += 1;
     }
     let mut said = format!("/lib/modules/{release} ({how}): {linked} entries of {tree}");
+    if !left.is_empty() {
+        said.push_str(&format!(" (indexes only: {} left out)", left.join(", ")));
+    }
     if let Some(h) = &share.headers {
         for name in ["build", "source"] {
             std::os::unix::fs::symlink(h, dir.join(name)).with_context(|| format!("symlink({name} -> {h})"))?;

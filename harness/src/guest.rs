@@ -561,5 +561,6 @@ fn share_of(opts: &GuestOptions) -> Option<kmatrix_proto::Share> {
         headers: None,
         headers_missing: None,
         modules: None,
+        module_files: false,
     })
 }

@@ -209,7 +209,8 @@ impl MatrixTest {
         Self::default()
     }
 
-    /// Kernel ids or specs (default: every kernel of kernels/matrix.toml).
+    /// Kernel ids, specs or groups of the matrix (`default`, `arm64`, `all`; default: every
+    /// kernel of kernels/matrix.toml).
     pub fn kernels(mut self, ids: &[&str]) -> Self {
         self.kernels = Some(ids.iter().map(|s| s.to_string()).collect());
         self
@@ -261,6 +262,8 @@ impl MatrixTest {
                     None => crate::kernel::matrix_ids()?,
                 },
             };
+            // Groups of the matrix (`default`, `arm64`, `all`) stand for their kernels.
+            let kernels = crate::kernel::expand_names(&kernels)?;
             let mut expected = Expectations { entries: this.expected.clone() };
             for t in &this.expected_toml {
                 expected.entries.extend(Expectations::parse(t, "the test's expected statuses", Role::Pins)?.entries);

@@ -384,6 +384,7 @@ pub(crate) async fn start_shared(
     if let Some(share) = g.share.as_mut() {
         share.headers = headers_dir;
         share.modules = modules;
+        share.module_files = true;
     }
     Ok((p, g))
 }

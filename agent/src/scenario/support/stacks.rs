@@ -17,9 +17,12 @@ pub struct Frame {
 }
 
 impl Frame {
-    /// A kernel frame.
+    /// A kernel frame: perf names the kernel `[kernel.kallsyms]` when it symbolizes from
+    /// /proc/kallsyms, but prints the file's path when it found a vmlinux to read (Debian's
+    /// headers ship one at `/lib/modules/<release>/build/vmlinux` from 6.12 on).
     pub fn is_kernel(&self) -> bool {
-        self.dso.starts_with("[kernel.") || self.dso.starts_with("[guest.kernel")
+        let file = self.dso.rsplit('/').next().unwrap_or(&self.dso);
+        self.dso.starts_with("[kernel.") || self.dso.starts_with("[guest.kernel") || file.starts_with("vmlinux")
     }
 
     /// Whether perf resolved the address to a symbol.
@@ -156,11 +159,26 @@ perf 1/1 [000]    10.169099:     250000 cpu-clock:ppp: \n\
         assert_eq!(s.len(), 2);
         assert_eq!((s[0].comm.as_str(), s[0].pid, s[0].frames.len()), ("hello", 110, 3));
         assert_eq!(s[0].frames[0], Frame { sym: "hello_greet".into(), dso: "/tmp/kmatrix-tool/hello".into() });
+        assert!(!s[0].frames[0].is_kernel());
         assert!(s[0].calls("main", "hello_greet"));
         assert!(!s[0].calls("hello_greet", "main"));
         assert_eq!((s[1].comm.as_str(), s[1].pid), ("perf", 1));
         assert!(s[1].frames[0].is_kernel() && s[1].frames[0].resolved());
         assert!(!s[1].frames[1].resolved());
+    }
+
+    /// A kernel frame as perf 6.1 prints it when it read the vmlinux Debian 6.12's headers ship
+    /// (`perf record -e cpu-clock -a -g` in a 6.12 guest with `/lib/modules/<release>/build`).
+    #[test]
+    fn a_vmlinux_path_is_a_kernel_frame() {
+        let s = parse_perf_script(
+            "sleep   119 [000]    30.579880:     250000 cpu-clock: \n\
+\tffffffff8144547e __fput+0x14e (/lib/modules/6.12.107+deb13-amd64/build/vmlinux)\n\
+\t          2724a __libc_start_call_main+0x7a (/usr/lib/x86_64-linux-gnu/libc.so.6)\n\n",
+        );
+        assert_eq!(s[0].frames.len(), 2);
+        assert!(s[0].frames[0].is_kernel() && s[0].frames[0].resolved());
+        assert!(!s[0].frames[1].is_kernel());
     }
 
     #[test]
