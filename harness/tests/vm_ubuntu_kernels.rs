@@ -1,7 +1,9 @@
 //! Ubuntu's kernels from Ubuntu's archive (mirror: `KMATRIX_UBUNTU_MIRROR`, else the one the
 //! host's debootstrap scripts name), fetched along the chain of trust, extracted and booted for
 //! real: 4.15 (gzip payload, a PVH note that is Xen's alone, no BTF: booted as a bzImage) and 5.4
-//! (LZ4 legacy payload, PVH, BTF), the same scenarios on both with exact statuses.
+//! (LZ4 legacy payload, PVH, BTF), the same scenarios on both with exact statuses: the BPF
+//! paths a kernel has pass (4.15's maps are created without BTF, as libbpf does: the vendored
+//! aya's patch), the ones it lacks are `unsupported` naming the missing piece, never `fail`.
 
 mod common;
 
@@ -15,18 +17,29 @@ const EXPECTED: &[(&str, &str, Status)] = &[
     ("ubuntu-4.15", "kprobe.tracefs.openat", Status::Pass),
     ("ubuntu-4.15", "tracepoint.perf.sys_enter_openat", Status::Pass),
     ("ubuntu-4.15", "bpf.core.task_struct", Status::Unsupported),
+    ("ubuntu-4.15", "bpf.kprobe.openat", Status::Pass),
+    ("ubuntu-4.15", "bpf.raw_tracepoint.sys_enter", Status::Unsupported),
+    ("ubuntu-4.15", "bpf.ringbuf.openat", Status::Unsupported),
+    ("ubuntu-4.15", "bpf.fentry.openat", Status::Unsupported),
+    ("ubuntu-4.15", "bpf.trace_printk.openat", Status::Unsupported),
     ("ubuntu-5.4", "ftrace.function.openat", Status::Pass),
     ("ubuntu-5.4", "ftrace.event.sys_enter_openat", Status::Pass),
     ("ubuntu-5.4", "kprobe.tracefs.openat", Status::Pass),
     ("ubuntu-5.4", "tracepoint.perf.sys_enter_openat", Status::Pass),
     ("ubuntu-5.4", "bpf.core.task_struct", Status::Pass),
+    ("ubuntu-5.4", "bpf.kprobe.openat", Status::Pass),
+    ("ubuntu-5.4", "bpf.raw_tracepoint.sys_enter", Status::Pass),
+    ("ubuntu-5.4", "bpf.ringbuf.openat", Status::Unsupported),
+    ("ubuntu-5.4", "bpf.fentry.openat", Status::Unsupported),
+    ("ubuntu-5.4", "bpf.trace_printk.openat", Status::Unsupported),
 ];
 
 #[test]
 fn vm_ubuntu_kernels_4_15_and_5_4_boot_and_trace_with_exact_statuses() {
     let d = tempfile::tempdir().unwrap();
     let scenarios = "ftrace.function.openat,ftrace.event.sys_enter_openat,kprobe.tracefs.openat,\
-                     tracepoint.perf.sys_enter_openat,bpf.core.task_struct";
+                     tracepoint.perf.sys_enter_openat,bpf.core.task_struct,bpf.kprobe.openat,\
+                     bpf.raw_tracepoint.sys_enter,bpf.ringbuf.openat,bpf.fentry.openat,bpf.trace_printk.openat";
     let out = common::kmatrix()
         .args(["run", "--kernels", "ubuntu-4.15,ubuntu-5.4", "-s", scenarios, "--json", "--out"])
         .arg(d.path())
@@ -43,6 +56,19 @@ fn vm_ubuntu_kernels_4_15_and_5_4_boot_and_trace_with_exact_statuses() {
     assert_eq!(got, want, "{stderr}");
     let no_btf = rs.iter().find(|r| r.kernel == "ubuntu-4.15" && r.scenario == "bpf.core.task_struct").unwrap();
     assert!(no_btf.reason.contains("kernel BTF absent"), "{no_btf:?}");
+    // Each missing piece by name: the map type, the program type, the event, the BTF.
+    for (kernel, scenario, why) in [
+        ("ubuntu-4.15", "bpf.ringbuf.openat", "BPF map type ringbuf refused"),
+        ("ubuntu-5.4", "bpf.ringbuf.openat", "BPF map type ringbuf refused"),
+        ("ubuntu-4.15", "bpf.raw_tracepoint.sys_enter", "BPF program type raw_tracepoint refused"),
+        ("ubuntu-4.15", "bpf.fentry.openat", "kernel BTF absent"),
+        ("ubuntu-5.4", "bpf.fentry.openat", "BPF program type tracing refused"),
+        ("ubuntu-4.15", "bpf.trace_printk.openat", "event bpf_trace/bpf_trace_printk"),
+        ("ubuntu-5.4", "bpf.trace_printk.openat", "event bpf_trace/bpf_trace_printk"),
+    ] {
+        let r = rs.iter().find(|r| r.kernel == kernel && r.scenario == scenario).unwrap();
+        assert!(r.reason.contains(why), "{kernel}::{scenario}: {r:?}");
+    }
     // What the provider made of each build: 4.15 without BTF or a usable PVH note (its bzImage
     // boots), 5.4 with both (its vmlinux came out of the LZ4 payload).
     for (id, btf, pvh) in [("ubuntu-4.15", false, false), ("ubuntu-5.4", true, true)] {

@@ -55,6 +55,16 @@ pub enum Req {
     Cpus(u32),
     /// A block device (`vda`): the scratch disk the host attaches with `--disk SIZE`.
     BlockDevice(&'static str),
+    /// A BPF program type the kernel accepts, as probed at boot (`raw_tracepoint`, 4.17); or
+    /// `tracing` (fentry, fexit, tp_btf: 5.5), which loads only with a BTF id to attach to and
+    /// is probed when asked, as aya probes it (on `bpf_fentry_test1`).
+    BpfProgType(&'static str),
+    /// A BPF map type the kernel accepts, as probed at boot (`ringbuf`, 5.8).
+    BpfMapType(&'static str),
+    /// BPF global data (`.rodata`/`.data`/`.bss` as maps a program reads directly, 5.2), as aya
+    /// probes it before loading an object: without it aya drops those maps and the program's
+    /// references to them cannot be relocated.
+    BpfGlobalData,
     /// Several requirements that go together (one tracefs interface's files), checked and
     /// listed in order as if written out.
     All(&'static [Req]),
@@ -89,6 +99,9 @@ impl Req {
             Req::Symbol(s) => format!("symbol {s} in /proc/kallsyms"),
             Req::BlockDevice(d) => format!("block device /dev/{d} (the scratch disk: --disk SIZE)"),
             Req::Cpus(n) => format!("at least {n} online CPUs (--cpus {n})"),
+            Req::BpfProgType(t) => format!("BPF program type {t}"),
+            Req::BpfMapType(t) => format!("BPF map type {t}"),
+            Req::BpfGlobalData => "BPF global data (.rodata maps, 5.2)".to_string(),
             Req::All(group) => group.iter().map(Req::describe).collect::<Vec<_>>().join(", "),
         }
     }
@@ -160,6 +173,40 @@ impl Req {
                 (
                     format!("no block device {d}: boot the guest with a scratch disk (--disk SIZE)"),
                     format!("/sys/block/{d} does not exist; /sys/block: {}", have.join(" ")),
+                )
+            }),
+            // Without the kernel's BTF there is nothing to attach to: say that, as the BTF-typed
+            // scenarios always have.
+            Req::BpfProgType("tracing") if !Path::new("/sys/kernel/btf/vmlinux").exists() => Some((
+                "kernel BTF absent".to_string(),
+                "/sys/kernel/btf/vmlinux does not exist (CONFIG_DEBUG_INFO_BTF not set?)".to_string(),
+            )),
+            Req::BpfProgType("tracing") => match aya::sys::is_program_supported(aya::programs::ProgramType::Tracing) {
+                Ok(true) => None,
+                Ok(false) => Some((
+                    "BPF program type tracing refused".to_string(),
+                    "a tracing program attached by BTF id to bpf_fentry_test1 did not load (aya's probe)".to_string(),
+                )),
+                Err(e) => Some(("BPF program type tracing could not be probed".to_string(), format!("{e}"))),
+            },
+            Req::BpfProgType(t) => (!caps.bpf.prog_types.iter().any(|p| p == t)).then(|| {
+                (
+                    format!("BPF program type {t} refused"),
+                    format!("program types the kernel accepted at boot: {}", caps.bpf.prog_types.join(" ")),
+                )
+            }),
+            Req::BpfMapType(t) => (!caps.bpf.map_types.iter().any(|m| m == t)).then(|| {
+                (
+                    format!("BPF map type {t} refused"),
+                    format!("map types the kernel accepted at boot: {}", caps.bpf.map_types.join(" ")),
+                )
+            }),
+            Req::BpfGlobalData => (!aya::features().bpf_global_data()).then(|| {
+                (
+                    "BPF global data refused".to_string(),
+                    "an array map with BPF_F_RDONLY_PROG read by a program through BPF_PSEUDO_MAP_VALUE \
+                     (aya's probe) did not load"
+                        .to_string(),
                 )
             }),
             Req::Cpus(n) => match crate::cpus::online() {

@@ -6,9 +6,11 @@
 
 use crate::bpf;
 use crate::scenario::meta::Scenario;
+use crate::scenario::req::Req;
 use crate::scenario::support::bpf::{openat_meta, run_openat, Checks, Hook};
 
 pub const OPENAT: Scenario = openat_meta("bpf.fexit.openat", "5.5")
+    .requires(&[Req::BpfProgType("tracing")])
     .summary("BPF fexit on do_sys_openat2/do_sys_open: N hits, filename and return value together")
     .run(|ctx| {
         run_openat(

@@ -176,8 +176,8 @@ fn load(ctx: &mut Ctx) -> Result<ScenarioResult> {
             bail!("the object has {} programs ({}); say which with program=NAME", names.len(), names.join(", "))
         }
     };
-    // Held until the end: the kernel counts program runs while this fd is open.
-    let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).map_err(|e| format!("BPF_ENABLE_STATS: {e}"));
+    // Held until the end: the kernel counts program runs while this is held.
+    let stats = RunStats::enable();
     let run_count = |l: &Loaded| -> Result<u64> {
         let prog = l.ebpf.program(&program).with_context(|| format!("no program {program}"))?;
         prog.info().map(|i| i.run_count()).context("BPF_OBJ_GET_INFO_BY_FD")
@@ -253,6 +253,8 @@ fn load(ctx: &mut Ctx) -> Result<ScenarioResult> {
     // Step 4: the workload.
     let mut counts = Vec::new();
     let mut problems = Vec::new();
+    // Why the kernel cannot count the program's runs, when a count was asked for.
+    let mut cannot_count: Option<String> = None;
     let mut run_ms = 0.0;
     if let (Some(expected), None) = (expect_runs, &running) {
         problems.push(format!("expect_runs={expected} needs a workload=... to count the runs of"));
@@ -271,8 +273,11 @@ fn load(ctx: &mut Ctx) -> Result<ScenarioResult> {
         if !ok {
             problems.push(format!("workload ended with {}: {}", done.describe(), done.stderr.trim()));
         }
-        if let Some(expected) = expect_runs {
-            let (c, p) = runs_check(&program, expected, stats.as_ref().err(), &runs_before, &run_count(&l));
+        let wants_count = expect_runs.is_some() || (command.is_some() && attach_spec.is_some());
+        if let (true, RunStats::Unavailable(why)) = (wants_count, &stats) {
+            cannot_count = Some(why.clone());
+        } else if let Some(expected) = expect_runs {
+            let (c, p) = runs_check(&program, expected, stats.failed(), &runs_before, &run_count(&l));
             counts.extend(c);
             problems.extend(p);
         } else if command.is_some() && attach_spec.is_some() {
@@ -304,8 +309,63 @@ fn load(ctx: &mut Ctx) -> Result<ScenarioResult> {
     r.timings.detach_ms = detach_ms;
     if r.status == Status::Pass {
         r.reason = format!("{program} of {path}: every step succeeded");
+        if let Some(why) = cannot_count {
+            r.status = Status::Unsupported;
+            r.reason = format!("{program} of {path} loaded and attached, but this kernel cannot count its runs");
+            r.evidence = Some(why);
+        }
     }
     Ok(r)
+}
+
+/// The kernel counting BPF program runs (`run_cnt` of `bpf_prog_info`, 5.1): through a
+/// `BPF_ENABLE_STATS` fd (5.8), else the `kernel.bpf_stats_enabled` sysctl (5.1, set back when
+/// dropped), else not at all.
+enum RunStats {
+    /// Held, not read: the kernel counts while the fd is open.
+    Fd {
+        _fd: std::os::fd::OwnedFd,
+    },
+    Sysctl {
+        was: String,
+    },
+    Unavailable(String),
+}
+
+const STATS_SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+impl RunStats {
+    fn enable() -> RunStats {
+        let enable_stats = match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
+            Ok(fd) => return RunStats::Fd { _fd: fd },
+            Err(e) => format!("BPF_ENABLE_STATS: {e}"),
+        };
+        match std::fs::read_to_string(STATS_SYSCTL) {
+            Ok(was) => match std::fs::write(STATS_SYSCTL, "1") {
+                Ok(()) => RunStats::Sysctl { was: was.trim().to_string() },
+                Err(e) => RunStats::Unavailable(format!("{enable_stats}; write 1 to {STATS_SYSCTL}: {e}")),
+            },
+            Err(e) => RunStats::Unavailable(format!(
+                "{enable_stats} (the command came in 5.8); {STATS_SYSCTL}: {e} (the sysctl and run_cnt came in 5.1)"
+            )),
+        }
+    }
+
+    /// Why the fd-based statistics were refused, when they were (the sysctl may stand in).
+    fn failed(&self) -> Option<&String> {
+        match self {
+            RunStats::Fd { .. } | RunStats::Sysctl { .. } => None,
+            RunStats::Unavailable(why) => Some(why),
+        }
+    }
+}
+
+impl Drop for RunStats {
+    fn drop(&mut self) {
+        if let RunStats::Sysctl { was, .. } = self {
+            let _ = std::fs::write(STATS_SYSCTL, was.as_bytes());
+        }
+    }
 }
 
 /// The `expect_runs` check: the runs of `program` during the workload, from the kernel's BPF

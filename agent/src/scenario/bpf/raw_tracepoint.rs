@@ -6,9 +6,11 @@
 
 use crate::bpf;
 use crate::scenario::meta::Scenario;
+use crate::scenario::req::Req;
 use crate::scenario::support::bpf::{openat_meta, run_openat, Checks, Hook, BTF_CORE};
 
 pub const SYS_ENTER: Scenario = openat_meta("bpf.raw_tracepoint.sys_enter", BTF_CORE)
+    .requires(&[Req::BpfProgType("raw_tracepoint")])
     .summary("BPF raw_tracepoint sys_enter filtered to openat: N hits, filename from pt_regs")
     .run(|ctx| {
         run_openat(ctx, bpf::PROBES, |_| "raw_tp_sys_enter", |_, _| Hook::RawTracePoint("sys_enter"), Checks::NameAndNr)

@@ -6,12 +6,14 @@
 use crate::bpf::event::KmEvent;
 use crate::bpf::{self, Loaded};
 use crate::scenario::meta::{Ctx, Scenario};
+use crate::scenario::req::Req;
 use crate::scenario::support::bpf::{events_excerpt, openat_meta};
 use crate::scenario::support::bpf_output::{run_output, Channel, Output};
 use anyhow::{Context, Result};
 use aya::maps::RingBuf;
 
 pub const OPENAT: Scenario = openat_meta("bpf.ringbuf.openat", "5.8")
+    .requires(&[Req::BpfMapType("ringbuf")])
     .summary("BPF ring buffer output: N events with pid and filename, none dropped")
     .run(|ctx| run_output(ctx, bpf::RINGBUF, "ringbuf_openat", RingBufChannel));
 

@@ -18,7 +18,12 @@ use std::time::Instant;
 
 pub const OPENAT: Scenario = Meta::new("bpf.trace_printk.openat", BTF_CORE)
     .summary("bpf_trace_printk from a tracepoint program read back from trace_pipe: N lines")
-    .requires(&[openat_loop::IN_IMAGE, Req::File("trace_pipe")])
+    .requires(&[
+        openat_loop::IN_IMAGE,
+        Req::File("trace_pipe"),
+        Req::Event("bpf_trace/bpf_trace_printk"),
+        Req::BpfGlobalData,
+    ])
     .params(&[("count", "100")])
     .run(|ctx| run_output(ctx, bpf::PRINTK, "printk_openat", TracePipe));
 
