@@ -236,6 +236,17 @@ fn vm_report_diff_gates_on_a_users_regressed_object_both_ways() {
         "new-regression,fixed".as_ref(),
     ]);
     assert_eq!(code, Some(1));
+
+    // The candidate's KTAP, as the kernel's parser reads it: one kernel, one failed case.
+    let ktap = d.path().join("candidate.ktap");
+    let st = kmatrix().args(["report", "--format", "ktap", "-o"]).arg(&ktap).arg(&cand).status().unwrap();
+    assert!(st.success());
+    let (v, log) = kunit_parse(&kunit_tree(), &ktap);
+    assert_eq!(
+        v["kernels"],
+        serde_json::json!([{"name": "debian-6.1", "status": "FAILURE", "cases": 1, "passed": 0, "failed": 1, "crashed": 0, "skipped": 0, "errors": 0}]),
+        "{log}"
+    );
 }
 
 #[test]

@@ -32,7 +32,8 @@ pub enum ReportCommand {
         after: Option<PathBuf>,
         /// The baseline run directory or results.jsonl: every (kernel, scenario) of it and of
         /// --candidate is new-regression, fixed, still-failing, still-passing, coverage-added,
-        /// coverage-removed or inconclusive (another kernel build, accelerator or parameters).
+        /// coverage-removed or inconclusive (another kernel build, accelerator, guest size or
+        /// parameters).
         #[arg(long, requires = "candidate")]
         baseline: Option<PathBuf>,
         /// The candidate run directory or results.jsonl.

@@ -2,8 +2,8 @@
 //! status changed (`kmatrix report diff A B`, for a person). [`classify`] puts every (kernel,
 //! scenario) of a baseline and a candidate run in one [`Class`] a CI job gates on (`kmatrix report
 //! diff --baseline A --candidate B --fail-on ...`), and refuses to blame a changed outcome on the
-//! candidate when the two cells ran under different conditions (kernel build, accelerator,
-//! parameters): such a cell is `inconclusive`, and says which condition differed.
+//! candidate when the two cells ran under different conditions (kernel build, accelerator, the
+//! guest's CPUs and memory, parameters): such a cell is `inconclusive`, and says which differed.
 //!
 //! Not here: reading the files (`run::results`) or turning a gate into an exit code (the CLI).
 
@@ -88,8 +88,8 @@ pub enum Class {
     /// Only the baseline has the cell.
     CoverageRemoved,
     /// The outcome cannot be blamed on the candidate: it changed while the kernel build, the
-    /// accelerator or the parameters differed, or one side is an `error` (the machinery, not
-    /// the code under test).
+    /// accelerator, the guest's CPUs or memory, or the parameters differed, or one side is an
+    /// `error` (the machinery, not the code under test).
     Inconclusive,
 }
 
@@ -165,7 +165,7 @@ fn list(v: &[String]) -> String {
 /// A condition the two cells ran under that differs between them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Difference {
-    /// `build`, `accelerator` or `parameters`.
+    /// `build`, `accelerator`, `guest` (CPUs and memory) or `parameters`.
     pub what: &'static str,
     /// The baseline's value, as text.
     pub baseline: String,
@@ -224,6 +224,15 @@ fn differences(b: &ScenarioResult, c: &ScenarioResult) -> Vec<Difference> {
     if b.accel != c.accel {
         let a = |s: &str| if s.is_empty() { "(not recorded)".to_string() } else { s.to_string() };
         out.push(Difference { what: "accelerator", baseline: a(&b.accel), candidate: a(&c.accel) });
+    }
+    // Results written before kmatrix recorded the guest's size had one CPU and 512 MiB.
+    let guest = |r: &ScenarioResult| (r.cpus.unwrap_or(1), r.memory_mb.unwrap_or(512));
+    if guest(b) != guest(c) {
+        let text = |r: &ScenarioResult| {
+            let (cpus, mb) = guest(r);
+            format!("{cpus} CPU{}, {mb} MiB", if cpus == 1 { "" } else { "s" })
+        };
+        out.push(Difference { what: "guest", baseline: text(b), candidate: text(c) });
     }
     if b.params != c.params {
         // Only the keys that differ, so a long parameter list does not hide the one that changed.
@@ -441,7 +450,7 @@ mod tests {
     }
 
     #[test]
-    fn a_change_under_another_build_accelerator_or_parameters_is_inconclusive_and_says_which() {
+    fn a_change_under_another_build_accelerator_guest_or_parameters_is_inconclusive_and_says_which() {
         let base = real("pass");
         let mut cand = real("fail");
         cand[0].accel = "kvm".into();
@@ -462,6 +471,12 @@ mod tests {
         assert_eq!(d[0].candidate, "debian:5.10.223-1 (5.10.0-32-amd64) sha256 0123456789ab");
         assert_eq!((d[1].baseline.as_str(), d[1].candidate.as_str()), ("seconds=1", "seconds=5"));
         assert!(!gate_fails(&cells, &[Class::NewRegression]));
+        let mut bigger = real("fail");
+        bigger[0].cpus = Some(2);
+        let cells = classify(&base, &bigger).unwrap();
+        assert_eq!(cells[0].why, "pass -> fail under another guest");
+        let d = &cells[0].differs[0];
+        assert_eq!((d.baseline.as_str(), d.candidate.as_str()), ("1 CPU, 512 MiB", "2 CPUs, 512 MiB"));
         // The same outcome under another accelerator is still what it was, with the difference kept.
         let mut again = real("pass");
         again[0].accel = "kvm".into();
