@@ -255,7 +255,7 @@ fn report_diff_refuses_a_missing_baseline_another_matrix_and_unknown_classes() {
     let after = fixture("after");
     let out =
         kmatrix().args(["report", "diff", "--baseline"]).arg(missing).arg("--candidate").arg(&after).output().unwrap();
-    common::assert_bad_input(&out, &["/nonexistent/baseline-run"]);
+    common::assert_bad_input(&out, &["the baseline run", "/nonexistent/baseline-run"]);
     assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
     // A baseline of debian-5.10 only against a run of 6.1 and 6.12: nothing to compare.
     let other = common::root().join("harness/tests/fixtures/diff/perf-5.10-pass.jsonl");

@@ -67,7 +67,8 @@ fn gate(
     fail_on: &[render::diff::Class],
     json: bool,
 ) -> Result<i32> {
-    let (b, c) = (read_results(baseline)?, read_results(candidate)?);
+    let b = read_results(baseline).context("the baseline run")?;
+    let c = read_results(candidate).context("the candidate run")?;
     let cells = render::diff::classify(&b, &c)
         .with_context(|| format!("baseline {} against candidate {}", baseline.display(), candidate.display()))
         .exit_code(exit::BAD_INPUT)?;

@@ -139,7 +139,7 @@ pub enum DiffError {
     /// The two runs share no kernel: a baseline of another matrix (or an empty file) would
     /// make every cell coverage-added and hide every regression.
     #[error(
-        "compare runs with no kernel in common (baseline: {}; candidate: {}): the baseline is from another matrix",
+        "compare runs with no kernel in common (baseline: {}; candidate: {}): not one cell could be compared",
         list(.baseline),
         list(.candidate)
     )]
