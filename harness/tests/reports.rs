@@ -1,6 +1,8 @@
 //! Reports rendered from real runs (fixtures captured from `kmatrix run`, see
 //! fixtures/runs/README.md) and checked by the tools that consume them: the JUnit XML against its
-//! schema with xmllint, the HTML matrix in headless Chromium, and `report diff` between two runs.
+//! schema with xmllint, the HTML matrix in headless Chromium, KTAP with the kernel's own
+//! `kunit_parser.py`, and `report diff` between two runs. `vm_report_diff_…` boots debian-6.1
+//! twice (a user's object and its regressed version) for the baseline/candidate gate.
 
 mod common;
 use common::kmatrix;
@@ -144,4 +146,213 @@ fn report_diff_lists_the_cells_that_changed_between_two_runs() {
 fn report_of_a_missing_run_is_bad_input() {
     let out = kmatrix().args(["report", "/nonexistent/run-1"]).output().unwrap();
     common::assert_bad_input(&out, &["/nonexistent/run-1"]);
+}
+
+/// `kmatrix report diff ARGS`: exit code, stdout, stderr.
+fn diff(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
+    let out = kmatrix().args(["report", "diff"]).args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The (kernel, scenario, class) of every cell of a `report diff --baseline --json` answer, and
+/// the `failed` flag.
+fn classes(json: &str) -> (Vec<(String, String, String)>, bool) {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    let cells = v["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap().to_string();
+            (s("kernel"), s("scenario"), s("class"))
+        })
+        .collect();
+    (cells, v["failed"].as_bool().unwrap())
+}
+
+/// One real `kmatrix run` of `object` (as a user's `count_openat` kprobe, 100 openats) on
+/// debian-6.1, with no retry; its exit code and run directory.
+fn run_object(object: &Path, out: &Path) -> (Option<i32>, PathBuf) {
+    let st = kmatrix()
+        .args(["run", "--kernels", "debian-6.1", "--retries", "0", "--bpf-object"])
+        .arg(object)
+        .args(["--program", "count_openat", "--attach", "kprobe:do_sys_openat2", "--workload", "openat-loop:100"])
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    let runs: Vec<PathBuf> = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(runs.len(), 1, "{runs:?}: {}", String::from_utf8_lossy(&st.stderr));
+    (st.status.code(), runs[0].clone())
+}
+
+#[test]
+fn vm_report_diff_gates_on_a_users_regressed_object_both_ways() {
+    let d = tempfile::tempdir().unwrap();
+    let (good_dir, bad_dir) = (d.path().join("good"), d.path().join("bad"));
+    std::fs::create_dir_all(&good_dir).unwrap();
+    std::fs::create_dir_all(&bad_dir).unwrap();
+    let good = common::build(&common::fixture("count_openat.bpf.c"), &good_dir);
+    let bad = common::build(&common::root().join("harness/tests/fixtures/diff/count_openat.bpf.c"), &bad_dir);
+    let (code, base) = run_object(&good, &d.path().join("base-run"));
+    assert_eq!(code, Some(0), "the original object passes");
+    let (code, cand) = run_object(&bad, &d.path().join("cand-run"));
+    assert_eq!(code, Some(1), "the regressed object fails");
+
+    // Baseline passing, candidate failing, same build, accelerator and parameters: a regression.
+    let (code, out, err) =
+        diff(&["--baseline".as_ref(), base.as_os_str(), "--candidate".as_ref(), cand.as_os_str(), "--json".as_ref()]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    let (cells, failed) = classes(&out);
+    assert_eq!(cells, [("debian-6.1".to_string(), "bpf.object.load".to_string(), "new-regression".to_string())]);
+    assert!(failed);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["cells"][0]["differs"], serde_json::json!([]), "{out}");
+    assert_eq!((v["cells"][0]["baseline"].as_str(), v["cells"][0]["candidate"].as_str()), (Some("pass"), Some("fail")));
+    assert!(v["cells"][0]["reason"].as_str().unwrap().contains("load count_openat failed"), "{out}");
+    // The same as text.
+    let (code, text, _) = diff(&["--baseline".as_ref(), base.as_os_str(), "--candidate".as_ref(), cand.as_os_str()]);
+    assert_eq!(code, Some(1));
+    assert!(text.starts_with("new-regression   debian-6.1     bpf.object.load"), "{text}");
+    assert!(text.ends_with("gate (--fail-on new-regression): FAILED\n"), "{text}");
+
+    // The other way round: fixed, which the default gate lets through and `--fail-on fixed` not.
+    let (code, out, err) =
+        diff(&["--baseline".as_ref(), cand.as_os_str(), "--candidate".as_ref(), base.as_os_str(), "--json".as_ref()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (cells, failed) = classes(&out);
+    assert_eq!(cells, [("debian-6.1".to_string(), "bpf.object.load".to_string(), "fixed".to_string())]);
+    assert!(!failed);
+    let (code, _, _) = diff(&[
+        "--baseline".as_ref(),
+        cand.as_os_str(),
+        "--candidate".as_ref(),
+        base.as_os_str(),
+        "--fail-on".as_ref(),
+        "new-regression,fixed".as_ref(),
+    ]);
+    assert_eq!(code, Some(1));
+
+    // The candidate's KTAP, as the kernel's parser reads it: one kernel, one failed case.
+    let ktap = d.path().join("candidate.ktap");
+    let st = kmatrix().args(["report", "--format", "ktap", "-o"]).arg(&ktap).arg(&cand).status().unwrap();
+    assert!(st.success());
+    let (v, log) = kunit_parse(&kunit_tree(), &ktap);
+    assert_eq!(
+        v["kernels"],
+        serde_json::json!([{"name": "debian-6.1", "status": "FAILURE", "cases": 1, "passed": 0, "failed": 1, "crashed": 0, "skipped": 0, "errors": 0}]),
+        "{log}"
+    );
+}
+
+#[test]
+fn report_diff_refuses_a_missing_baseline_another_matrix_and_unknown_classes() {
+    let missing = Path::new("/nonexistent/baseline-run");
+    let after = fixture("after");
+    let out =
+        kmatrix().args(["report", "diff", "--baseline"]).arg(missing).arg("--candidate").arg(&after).output().unwrap();
+    common::assert_bad_input(&out, &["the baseline run", "/nonexistent/baseline-run"]);
+    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    // A baseline of debian-5.10 only against a run of 6.1 and 6.12: nothing to compare.
+    let other = common::root().join("harness/tests/fixtures/diff/perf-5.10-pass.jsonl");
+    let out =
+        kmatrix().args(["report", "diff", "--baseline"]).arg(&other).arg("--candidate").arg(&after).output().unwrap();
+    let stderr = common::assert_bad_input(&out, &[&other.display().to_string(), "no kernel in common"]);
+    assert!(stderr.contains("baseline: debian-5.10; candidate: debian-6.1, debian-6.12"), "{stderr}");
+    let out = kmatrix()
+        .args(["report", "diff", "--fail-on", "regression", "--baseline"])
+        .arg(fixture("before"))
+        .arg("--candidate")
+        .arg(&after)
+        .output()
+        .unwrap();
+    common::assert_bad_input(&out, &["regression"]);
+}
+
+/// The kernel's `tools/testing/kunit` (its KTAP parser) from debian-6.1's source package, fetched
+/// and extracted the way `kmatrix selftest` fetches the ftrace selftests when the cache lacks it.
+fn kunit_tree() -> PathBuf {
+    let cache = kmatrix::cache::Cache::from_env().expect("the kmatrix cache");
+    let opts =
+        kmatrix::kernel::FetchOptions { kernels_dir: Some(common::root().join("kernels")), ..Default::default() };
+    let spec: kmatrix::kernel::KernelSpec = "debian-6.1".parse().unwrap();
+    let k = kmatrix::kernel::prepare(&spec, &cache, &opts).unwrap_or_else(|e| panic!("prepare debian-6.1: {e}"));
+    let tree = kmatrix::kernel::source_dir(&k, "tools/testing/kunit", &cache, &opts)
+        .unwrap_or_else(|e| panic!("tools/testing/kunit of debian-6.1's source: {e}"));
+    assert!(tree.dir.join("kunit_parser.py").is_file(), "{} has no kunit_parser.py", tree.dir.display());
+    tree.dir
+}
+
+/// What kunit_parser.py makes of the KTAP file `ktap`: the JSON the script below prints (the
+/// parser's own counts per top-level subtest), and the parser's output.
+fn kunit_parse(kunit: &Path, ktap: &Path) -> (serde_json::Value, String) {
+    let script = r#"
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import kunit_parser
+with open(sys.argv[2]) as f:
+    test = kunit_parser.parse_run_tests(f.read().splitlines())
+def counts(t):
+    c = t.counts
+    return {"passed": c.passed, "failed": c.failed, "crashed": c.crashed, "skipped": c.skipped, "errors": c.errors}
+print("KMATRIX " + json.dumps({
+    "status": test.status.name,
+    "counts": counts(test),
+    "kernels": [dict(name=t.name, status=t.status.name, cases=len(t.subtests), **counts(t)) for t in test.subtests],
+}))
+"#;
+    let out = Command::new("python3").arg("-c").arg(script).arg(kunit).arg(ktap).output().expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let json = stdout.lines().find_map(|l| l.strip_prefix("KMATRIX ")).unwrap_or_else(|| panic!("{stdout}"));
+    (serde_json::from_str(json).unwrap(), stdout)
+}
+
+#[test]
+fn ktap_of_a_real_run_parses_with_the_kernels_kunit_parser() {
+    use kmatrix_proto::Status;
+    let kunit = kunit_tree();
+    let d = tempfile::tempdir().unwrap();
+    let ktap = d.path().join("run.ktap");
+    let run = fixture("after");
+    let st = kmatrix().args(["report", "--format", "ktap", "-o"]).arg(&ktap).arg(&run).status().unwrap();
+    assert!(st.success());
+    let (v, log) = kunit_parse(&kunit, &ktap);
+    // The witness: the run's own results, counted per kernel here.
+    let results = kmatrix::run::results::read(&run.join("results.jsonl")).unwrap();
+    // In the order the run wrote them (`kmatrix report` keeps it).
+    let kernels = ["debian-6.12", "debian-6.1"];
+    assert_eq!(v["counts"]["errors"], 0, "kunit_parser found errors in the KTAP:\n{log}");
+    assert_eq!(v["kernels"].as_array().unwrap().len(), kernels.len(), "{v}");
+    for (i, k) in kernels.iter().enumerate() {
+        let n = |f: &dyn Fn(Status) -> bool| results.iter().filter(|r| r.kernel == *k && f(r.status)).count();
+        // kunit_parser knows SKIP; TODO (xfail) and the ERROR/TIMEOUT directives fall back to
+        // `not ok`, as the KTAP spec says a parser should for directives it does not support.
+        let want = serde_json::json!({
+            "name": k,
+            "cases": n(&|_| true),
+            "passed": n(&|s| matches!(s, Status::Pass | Status::Flaky)),
+            "failed": n(&|s| matches!(s, Status::Fail | Status::Xfail | Status::Error)),
+            "skipped": n(&|s| s == Status::Unsupported),
+            "crashed": 0,
+            "errors": 0,
+        });
+        let mut got = v["kernels"][i].clone();
+        got.as_object_mut().unwrap().remove("status");
+        assert_eq!(got, want, "{log}");
+    }
+    let fails = results.iter().filter(|r| r.status == Status::Fail).count();
+    assert!(
+        fails > 0 && results.iter().any(|r| r.status == Status::Unsupported),
+        "the fixture exercises fail and skip"
+    );
+    // A KTAP file that cannot be written (its directory would be under a regular file) is bad
+    // input naming it.
+    let under_file = d.path().join("run.ktap/again.ktap");
+    let out = kmatrix().args(["report", "--format", "ktap", "-o"]).arg(&under_file).arg(&run).output().unwrap();
+    common::assert_bad_input(&out, &[&under_file.display().to_string()]);
 }

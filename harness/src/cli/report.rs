@@ -10,8 +10,8 @@ pub struct ReportArgs {
     pub cmd: Option<ReportCommand>,
     /// Run directory or results.jsonl to render.
     pub run: Option<PathBuf>,
-    /// table, json, junit or html.
-    #[arg(long, default_value = "table", value_parser = ["table", "json", "junit", "html"])]
+    /// table, json, junit, html or ktap (KTAP version 1: a subtest per kernel).
+    #[arg(long, default_value = "table", value_parser = ["table", "json", "junit", "html", "ktap"])]
     pub format: String,
     /// Write to this file instead of stdout.
     #[arg(long, short = 'o')]
@@ -21,13 +21,28 @@ pub struct ReportArgs {
 /// What `kmatrix report` does besides rendering one run.
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
-    /// Cells that changed between two runs.
+    /// Cells that changed between two runs (`diff A B`), or every cell of a candidate run
+    /// classified against a baseline, with an exit code CI gates on (`diff --baseline A
+    /// --candidate B`).
     Diff {
-        /// The older run directory or results.jsonl.
-        before: PathBuf,
+        /// The older run directory or results.jsonl (lists the changed cells; exit 0).
+        #[arg(conflicts_with_all = ["baseline", "candidate"], requires = "after")]
+        before: Option<PathBuf>,
         /// The newer run directory or results.jsonl.
-        after: PathBuf,
-        /// Print the changes as JSON.
+        after: Option<PathBuf>,
+        /// The baseline run directory or results.jsonl: every (kernel, scenario) of it and of
+        /// --candidate is new-regression, fixed, still-failing, still-passing, coverage-added,
+        /// coverage-removed or inconclusive (another kernel build, accelerator, guest size or
+        /// parameters).
+        #[arg(long, requires = "candidate")]
+        baseline: Option<PathBuf>,
+        /// The candidate run directory or results.jsonl.
+        #[arg(long, requires = "baseline")]
+        candidate: Option<PathBuf>,
+        /// With --baseline: the classes that make the exit code 1, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "new-regression", value_parser = diff_class, requires = "baseline")]
+        fail_on: Vec<render::diff::Class>,
+        /// Print the changes (or the classified cells) as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -39,6 +54,39 @@ pub enum ReportCommand {
         #[arg(long, short = 'o')]
         output: PathBuf,
     },
+}
+
+fn diff_class(s: &str) -> std::result::Result<render::diff::Class, String> {
+    s.parse().map_err(|e: render::diff::DiffError| e.to_string())
+}
+
+/// `report diff --baseline --candidate`: every cell classified, printed, and the gate's exit code.
+fn gate(
+    baseline: &std::path::Path,
+    candidate: &std::path::Path,
+    fail_on: &[render::diff::Class],
+    json: bool,
+) -> Result<i32> {
+    let b = read_results(baseline).context("the baseline run")?;
+    let c = read_results(candidate).context("the candidate run")?;
+    let cells = render::diff::classify(&b, &c)
+        .with_context(|| format!("baseline {} against candidate {}", baseline.display(), candidate.display()))
+        .exit_code(exit::BAD_INPUT)?;
+    let failed = render::diff::gate_fails(&cells, fail_on);
+    if json {
+        let v = serde_json::json!({
+            "baseline": baseline.display().to_string(),
+            "candidate": candidate.display().to_string(),
+            "fail_on": fail_on,
+            "failed": failed,
+            "counts": render::diff::counts(&cells),
+            "cells": cells,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", render::diff::render_classified(&cells, fail_on));
+    }
+    Ok(if failed { exit::TEST_FAILED } else { exit::OK })
 }
 
 pub(crate) fn results_file(p: &std::path::Path) -> PathBuf {
@@ -80,7 +128,14 @@ pub(crate) fn kernels_in(results: &[kmatrix_proto::ScenarioResult]) -> Vec<Strin
 
 pub(crate) fn report_cmd(a: ReportArgs) -> Result<i32> {
     match a.cmd {
-        Some(ReportCommand::Diff { before, after, json }) => {
+        Some(ReportCommand::Diff { before, after, baseline, candidate, fail_on, json }) => {
+            if let (Some(b), Some(c)) = (&baseline, &candidate) {
+                return gate(b, c, &fail_on, json);
+            }
+            let (Some(before), Some(after)) = (before, after) else {
+                return Err(anyhow::anyhow!("report diff needs two runs: BEFORE AFTER, or --baseline A --candidate B"))
+                    .exit_code(exit::BAD_INPUT);
+            };
             let d = render::diff::diff(&read_results(&before)?, &read_results(&after)?);
             if json {
                 println!("{}", serde_json::to_string_pretty(&d)?);
@@ -121,6 +176,7 @@ pub(crate) fn report_cmd(a: ReportArgs) -> Result<i32> {
                     }))? + "\n"
                 }
                 "junit" => render::junit::render(&results),
+                "ktap" => render::ktap::render(&results, &kernels, &run.display().to_string()),
                 "html" => render::html::render(
                     &results,
                     &kernels,
@@ -135,9 +191,11 @@ pub(crate) fn report_cmd(a: ReportArgs) -> Result<i32> {
                 ),
             };
             match a.output {
+                // The path is the caller's: one that cannot be written is bad input, not a
+                // broken machine.
                 Some(o) => crate::cache::write_atomic(&o, text.as_bytes())
                     .with_context(|| format!("cannot write {}", o.display()))
-                    .exit_code(exit::INFRA)?,
+                    .exit_code(exit::BAD_INPUT)?,
                 None => print!("{text}"),
             }
             Ok(exit::OK)

@@ -49,7 +49,7 @@ pub use mirror::Mirror;
 pub use modtree::{module_tree, ModuleTree};
 pub use prepare::{archive, available, prepare, update_lock};
 pub use prepared::{Pinning, PreparedKernel};
-pub use source::{selftests, SelftestTree};
+pub use source::{selftests, source_dir, SelftestTree};
 pub use spec::{FetchOptions, KernelSpec};
 pub use store::gc;
 

@@ -1,8 +1,9 @@
 //! The kernel's own selftests, from Debian's `linux-source-<line>` package of the kernel's suite:
 //! the same chain of trust as the kernel (signed Release ▶ Packages hash ▶ .deb sha256), the
-//! package version matching the kernel's build where the suite still has it. Only the selftest
-//! directory asked for (`tools/testing/selftests/ftrace`) is extracted from the source tarball,
-//! into the cache (`selftests/<package>_<version>/<dir>`), written once, atomically.
+//! package version matching the kernel's build where the suite still has it. Only the directory
+//! asked for (`tools/testing/selftests/ftrace`; `tools/testing/kunit`, the KTAP parser) is
+//! extracted from the source tarball, into the cache (`selftests/<package>_<version>/<dir's last
+//! component>`), written once, atomically.
 //!
 //! Not here: running them (`selftest.rs`).
 
@@ -33,6 +34,14 @@ pub struct SelftestTree {
 
 /// `tools/testing/selftests/<name>` of `kernel`'s source, fetched and extracted on first use.
 pub fn selftests(kernel: &PreparedKernel, name: &str, cache: &Cache, opts: &FetchOptions) -> Result<SelftestTree> {
+    source_dir(kernel, &format!("tools/testing/selftests/{name}"), cache, opts)
+}
+
+/// The directory `dir` of `kernel`'s source tree (`tools/testing/kunit`, whose KTAP parser the
+/// report tests run), fetched and extracted on first use into
+/// `selftests/<package>_<version>/<dir's last component>`.
+pub fn source_dir(kernel: &PreparedKernel, dir: &str, cache: &Cache, opts: &FetchOptions) -> Result<SelftestTree> {
+    let name = dir.rsplit('/').next().unwrap_or(dir);
     let invalid = |detail: String| KernelError::Invalid { path: kernel.id.clone(), detail };
     let suite = kernel
         .origin
@@ -76,7 +85,7 @@ pub fn selftests(kernel: &PreparedKernel, name: &str, cache: &Cache, opts: &Fetc
     mirror.download_checked(&pkg.filename, &pkg.sha256, pkg.size, dl.path(), MAX_SOURCE_DEB, &pkg.name)?;
     let url = mirror.url(&pkg.filename);
     let staging = tempfile::Builder::new().prefix(".staging-").tempdir_in(&parent).map_err(KernelError::io(&parent))?;
-    let prefix = format!("tools/testing/selftests/{name}/");
+    let prefix = format!("{}/", dir.trim_end_matches('/'));
     let mut found = 0usize;
     deb::for_each_file(dl.path(), |path, _, reader| {
         if !(path.starts_with("usr/src/linux-source-") && path.ends_with(".tar.xz")) {

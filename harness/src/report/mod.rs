@@ -1,8 +1,8 @@
 //! Rendering for people and programs: the boot record and benchmark statistics (here), the
-//! result matrix as a terminal table, JUnit XML, an HTML page and a GitHub summary, run diffs,
-//! progress bars, and a cell's artifacts (Chrome trace JSON, flame graph SVG). Nothing here runs
-//! guests or reads kernels; it formats what others produced. Snapshot tests (`snapshots`) pin
-//! the table, JUnit and HTML output.
+//! result matrix as a terminal table, JUnit XML, KTAP, an HTML page and a GitHub summary, run
+//! diffs (and the baseline/candidate classes CI gates on), progress bars, and a cell's artifacts
+//! (Chrome trace JSON, flame graph SVG). Nothing here runs guests or reads kernels; it formats
+//! what others produced. Snapshot tests (`snapshots`) pin the table, JUnit and HTML output.
 
 #![warn(missing_docs)]
 
@@ -13,6 +13,7 @@ pub mod flamegraph;
 pub mod github;
 pub mod html;
 pub mod junit;
+pub mod ktap;
 pub mod progress;
 #[cfg(test)]
 mod snapshots;
