@@ -401,6 +401,72 @@ fn vm_action_runs_as_a_runner_would() {
     eprintln!("action: both runs in {:.1} s", started.elapsed().as_secs_f64());
 }
 
+/// The build step without the `kmatrix` input: `cargo install` of the Action's own `harness`
+/// into the cached directory, once per build key. A release build takes 10+ minutes here, so
+/// `cargo` is a stand-in on `PATH` that records its arguments and installs this test's binary
+/// where `--root` says; everything else (the key, the stamp, the step's choice) is the Action's.
+#[test]
+fn vm_action_builds_kmatrix_once_per_key() {
+    let d = tempfile::tempdir().unwrap();
+    let clone = clone_into(d.path());
+    let fake = d.path().join("fake-bin");
+    std::fs::create_dir_all(&fake).unwrap();
+    let log = d.path().join("cargo.log");
+    std::fs::write(
+        fake.join("cargo"),
+        "#!/bin/sh\necho \"$*\" >> \"$FAKE_CARGO_LOG\"\n\
+         while [ $# -gt 0 ] && [ \"$1\" != --root ]; do shift; done\n\
+         [ $# -gt 1 ] || exit 1\nmkdir -p \"$2/bin\" && cp \"$FAKE_CARGO_INSTALLS\" \"$2/bin/kmatrix\"\n",
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(fake.join("cargo")).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(fake.join("cargo"), perms).unwrap();
+    // The build goes under XDG_CACHE_HOME; kmatrix's own cache stays this host's.
+    let xdg = d.path().join("xdg");
+    let kmatrix_cache = kmatrix::cache::Cache::from_env().unwrap().root().to_path_buf();
+    let run = |n: usize| {
+        let temp = d.path().join(format!("run{n}"));
+        std::fs::create_dir_all(&temp).unwrap();
+        let mut r = Runner::new(&clone, &temp, &[("kernels", "debian-6.1"), ("scenarios", "ftrace.function.openat")]);
+        let path = format!("{}:{}", fake.display(), r.env["PATH"]);
+        for (k, v) in [
+            ("PATH", path),
+            ("XDG_CACHE_HOME", xdg.display().to_string()),
+            ("KMATRIX_CACHE", kmatrix_cache.display().to_string()),
+            ("FAKE_CARGO_LOG", log.display().to_string()),
+            ("FAKE_CARGO_INSTALLS", env!("CARGO_BIN_EXE_kmatrix").to_string()),
+        ] {
+            r.env.insert(k.into(), v);
+        }
+        let ran = r.run();
+        (ran, r)
+    };
+    let installs = || std::fs::read_to_string(&log).unwrap_or_default().lines().count();
+    let bin_dir = xdg.join("kmatrix-action");
+    let (ran, r) = run(1);
+    let step = |ran: &[(String, Ran)], name: &str| ran.iter().find(|(n, _)| n == name).unwrap().1.clone();
+    assert_eq!(step(&ran, "Cache the kmatrix build"), Ran::StoodIn);
+    assert_eq!(step(&ran, "Build kmatrix"), Ran::Code(0));
+    assert_eq!(step(&ran, "Exit with kmatrix's code"), Ran::Code(0), "{ran:?}");
+    let want = format!("install --locked --force --root {} --path {}/harness", bin_dir.display(), clone.display());
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), format!("{want}\n"));
+    assert_eq!(r.outputs["build"]["bin"], bin_dir.join("bin/kmatrix").display().to_string());
+    let key = r.outputs["keys"]["bin-key"].clone();
+    assert!(key.starts_with("kmatrix-bin-Linux-") && key.len() == "kmatrix-bin-Linux-".len() + 16, "{key}");
+    assert_eq!(std::fs::read_to_string(bin_dir.join("stamp")).unwrap().trim(), key);
+    assert_eq!(r.action_outputs()["passed"], "1");
+    // The same key: the cached build, no cargo.
+    let (ran, _) = run(2);
+    assert_eq!(step(&ran, "Exit with kmatrix's code"), Ran::Code(0), "{ran:?}");
+    assert_eq!(installs(), 1, "built again for the same key");
+    // An older build restored by the key's prefix: built again.
+    std::fs::write(bin_dir.join("stamp"), "kmatrix-bin-Linux-0000000000000000\n").unwrap();
+    let (ran, _) = run(3);
+    assert_eq!(step(&ran, "Exit with kmatrix's code"), Ran::Code(0), "{ran:?}");
+    assert_eq!(installs(), 2, "an older build was used");
+}
+
 /// What the Action refuses, and what it passes on as kmatrix's own verdict on its input.
 #[test]
 fn action_says_bad_input_with_exit_2() {
