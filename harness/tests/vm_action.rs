@@ -51,7 +51,11 @@ enum Ran {
 
 /// A runner running the Action once.
 struct Runner {
+    /// The Action's directory (`GITHUB_ACTION_PATH`): the clone.
     clone: PathBuf,
+    /// `GITHUB_WORKSPACE`, where the steps run: the clone too, as `uses: ./` has it, unless
+    /// [`Runner::in_workspace`] moves it to a project of the user's.
+    workspace: PathBuf,
     temp: PathBuf,
     /// `artifacts/<name>/`: what upload-artifact stored.
     artifacts: PathBuf,
@@ -106,6 +110,7 @@ impl Runner {
         }
         Runner {
             clone: clone.to_path_buf(),
+            workspace: clone.to_path_buf(),
             temp: temp.to_path_buf(),
             artifacts: temp.join("artifacts"),
             env,
@@ -115,6 +120,12 @@ impl Runner {
             failed: false,
             steps_run: 0,
         }
+    }
+
+    /// Run in `dir`, a user's project, as `uses: owner/kmatrix@ref` from another repository does.
+    fn in_workspace(&mut self, dir: &Path) {
+        self.workspace = dir.to_path_buf();
+        self.env.insert("GITHUB_WORKSPACE".into(), dir.display().to_string());
     }
 
     /// The value of an expression's operand: the contexts the Action may use.
@@ -213,7 +224,7 @@ impl Runner {
         let st = Command::new("timeout")
             .args(["1800", "bash", "--noprofile", "--norc", "-eo", "pipefail"])
             .arg(&script)
-            .current_dir(&self.clone)
+            .current_dir(&self.workspace)
             .env_clear()
             .envs(&env)
             .status()
@@ -401,8 +412,9 @@ fn vm_action_runs_as_a_runner_would() {
     eprintln!("action: both runs in {:.1} s", started.elapsed().as_secs_f64());
 }
 
-/// The build step without the `kmatrix` input: `cargo install` of the Action's own `harness`
-/// into the cached directory, once per build key. A release build takes 10+ minutes here, so
+/// The build step without the `kmatrix` input, used from a project of the user's (not this
+/// repository): `cargo install` of the Action's own `harness` into the cached directory, once
+/// per build key. A release build takes 10+ minutes here, so
 /// `cargo` is a stand-in on `PATH` that records its arguments and installs this test's binary
 /// where `--root` says; everything else (the key, the stamp, the step's choice) is the Action's.
 #[test]
@@ -422,6 +434,9 @@ fn vm_action_builds_kmatrix_once_per_key() {
     let mut perms = std::fs::metadata(fake.join("cargo")).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
     std::fs::set_permissions(fake.join("cargo"), perms).unwrap();
+    // A user's project, not this repository: no kernels/ of its own (the built-in matrix).
+    let project = d.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
     // The build goes under XDG_CACHE_HOME; kmatrix's own cache stays this host's.
     let xdg = d.path().join("xdg");
     let kmatrix_cache = kmatrix::cache::Cache::from_env().unwrap().root().to_path_buf();
@@ -429,6 +444,7 @@ fn vm_action_builds_kmatrix_once_per_key() {
         let temp = d.path().join(format!("run{n}"));
         std::fs::create_dir_all(&temp).unwrap();
         let mut r = Runner::new(&clone, &temp, &[("kernels", "debian-6.1"), ("scenarios", "ftrace.function.openat")]);
+        r.in_workspace(&project);
         let path = format!("{}:{}", fake.display(), r.env["PATH"]);
         for (k, v) in [
             ("PATH", path),
