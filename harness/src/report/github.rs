@@ -52,7 +52,7 @@ fn setup_steps(s: &mut String) {
         r#"      - name: Set up
         run: ./scripts/setup.sh
       - name: Cache the Rust build
-        uses: actions/cache@v4
+        uses: actions/cache@v5
         with:
           path: |
             ~/.cargo/registry/index
@@ -72,7 +72,7 @@ fn setup_steps(s: &mut String) {
 fn guest_steps(s: &mut String) {
     let _ = write!(
         s,
-        r#"      - uses: actions/checkout@v4
+        r#"      - uses: actions/checkout@v5
       - name: Check the mirror
         run: |
           if [ -z "${{KMATRIX_MIRROR:-}}" ]; then
@@ -91,7 +91,7 @@ fn guest_steps(s: &mut String) {
     setup_steps(s);
     s.push_str(
         r#"      - name: Cache kernels
-        uses: actions/cache@v4
+        uses: actions/cache@v5
         with:
           path: ~/.cache/kmatrix/kernels
           key: kmatrix-kernels-${{ matrix.kernel }}-${{ hashFiles('kernels/kernels.lock') }}
@@ -144,7 +144,7 @@ jobs:
         s.push_str(
             r#"      - name: Matrix shard
         run: ./target/debug/kmatrix run --kernels "${{ matrix.kernel }}" --out kmatrix-shard
-      - uses: actions/upload-artifact@v4
+      - uses: actions/upload-artifact@v6
         if: always()
         with:
           name: results-${{ matrix.kernel }}
@@ -185,7 +185,7 @@ jobs:
           KMATRIX_TEST_KERNELS: ${{ matrix.kernel }}
           KMATRIX_TEST_OUT: ${{ github.workspace }}/kmatrix-shard
         run: cargo nextest run --locked -p kmatrix-tests --test matrix --no-fail-fast --partition "count:${{ matrix.partition }}"
-      - uses: actions/upload-artifact@v4
+      - uses: actions/upload-artifact@v6
         if: always()
         with:
           name: results-${{ matrix.kernel }}-${{ strategy.job-index }}
@@ -202,23 +202,23 @@ jobs:
     if: always()
     runs-on: ubuntu-latest
     steps:
-      - uses: actions/checkout@v4
+      - uses: actions/checkout@v5
 "#,
         needs.join(", ")
     );
     setup_steps(&mut s);
     s.push_str(
-        r#"      - uses: actions/download-artifact@v4
+        r#"      - uses: actions/download-artifact@v7
         with:
           path: shards
       - name: Merge and render
         run: |
           mkdir -p merged
-          ./target/debug/kmatrix report merge $(find shards -name 'results*.jsonl' | sort) -o merged/results.jsonl
+          find shards -name 'results*.jsonl' -print0 | sort -z | xargs -0 ./target/debug/kmatrix report merge -o merged/results.jsonl
           ./target/debug/kmatrix report merged --format junit -o merged/junit.xml
           ./target/debug/kmatrix report merged --format html -o merged/matrix.html
           ./target/debug/kmatrix report merged
-      - uses: actions/upload-artifact@v4
+      - uses: actions/upload-artifact@v6
         if: always()
         with:
           name: kmatrix-report
