@@ -51,6 +51,9 @@ fn gunzip(p: &Path) -> String {
 fn slices_match_capture(v: &serde_json::Value, capture: &str) -> Result<usize, String> {
     let mut begins = Vec::new();
     let mut ends = Vec::new();
+    // A leaf whose duration reaches past the next line's time (its line has the time its entry
+    // was recorded, a little after the call began) ends at that next time.
+    let mut leaf_end: Option<usize> = None;
     for l in capture.lines().filter(|l| !l.starts_with('#')) {
         let cols: Vec<&str> = l.split('|').collect();
         let (Some(ts), Some(call)) = (cols.first().and_then(|t| t.trim().parse::<f64>().ok()), cols.last()) else {
@@ -58,6 +61,10 @@ fn slices_match_capture(v: &serde_json::Value, capture: &str) -> Result<usize, S
         };
         let call = call.trim();
         let us = ts * 1e6;
+        if let Some(i) = leaf_end.take() {
+            let end: &mut (String, f64) = &mut ends[i];
+            end.1 = end.1.min(us).max(begins.last().map_or(f64::MIN, |b: &(String, f64)| b.1));
+        }
         if let Some(name) = call.strip_suffix("() {") {
             begins.push((name.to_string(), us));
         } else if let Some(name) = call.strip_suffix("();") {
@@ -71,6 +78,7 @@ fn slices_match_capture(v: &serde_json::Value, capture: &str) -> Result<usize, S
                 .map_err(|e| format!("{l}: {e}"))?;
             begins.push((name.to_string(), us));
             ends.push((name.to_string(), us + d));
+            leaf_end = Some(ends.len() - 1);
         } else if let Some(rest) = call.strip_prefix("} /* ") {
             ends.push((rest.trim_end_matches("*/").trim().to_string(), us));
         }

@@ -7,7 +7,10 @@
 //! results, its bounded excerpt), parsed with the parsers the agent counts with
 //! (`kmatrix_proto::ftrace`). function_graph lines with `funcgraph-abstime` sit at the kernel's
 //! own timestamps: an open or a leaf starts at its line's time, a leaf ends its duration later,
-//! a close ends its call at its line's time. Without timestamps, slices keep the kernel's
+//! a close ends its call at its line's time. A leaf's line carries the time its entry was
+//! recorded, a little after the call began, so its duration can reach past the next line's time
+//! on its task (seen under TCG: a parent's `}` 0.3 µs before its last child's end): such a leaf
+//! ends at that next time, and says by how much it was cut (`clamped_us`). Without timestamps, slices keep the kernel's
 //! durations and are laid out one after the other on their task's track, 1 µs apart at the top
 //! level. `otherData` says which, and the source. Not for sampled stacks (`flamegraph.rs`).
 
@@ -38,9 +41,19 @@ fn track<'t>(tracks: &'t mut BTreeMap<i64, Track>, id: i64, name: &str) -> &'t m
 /// The function_graph lines of `text` as nested slices, per task.
 fn graph_slices(text: &str, tracks: &mut BTreeMap<i64, Track>) -> usize {
     let lines = graph::parse(text);
+    let track_of = |l: &graph::Line| l.pid.map_or(-1 - i64::from(l.cpu), i64::from);
+    // For each line, the time of the next timed line on its track (µs), if any.
+    let mut next_at = vec![None; lines.len()];
+    let mut later: BTreeMap<i64, f64> = BTreeMap::new();
+    for (i, l) in lines.iter().enumerate().rev() {
+        next_at[i] = later.get(&track_of(l)).copied();
+        if let Some(at) = l.abstime {
+            later.insert(track_of(l), at * 1e6);
+        }
+    }
     // Per track: the clock, and the calls open on it (name, start).
     let mut state: BTreeMap<i64, (f64, Vec<(String, f64)>)> = BTreeMap::new();
-    for l in &lines {
+    for (i, l) in lines.iter().enumerate() {
         // Without funcgraph-proc there is no pid: one track per CPU (negative ids).
         let (id, name) = match l.pid {
             Some(p) => (i64::from(p), format!("pid {p}")),
@@ -72,7 +85,14 @@ fn graph_slices(text: &str, tracks: &mut BTreeMap<i64, Track>) -> usize {
                     args["retval"] = json!(r);
                 }
                 t.events.push(ev("B", f, *clock, json!({})));
-                *clock += d;
+                let end = *clock + d;
+                *clock = match next_at[i].filter(|&n| timed && n < end) {
+                    Some(n) => {
+                        args["clamped_us"] = json!(end - n.max(*clock));
+                        n.max(*clock)
+                    }
+                    None => end,
+                };
                 t.events.push(ev("E", f, *clock, args));
             }
             Kind::Close(_) => {
@@ -316,6 +336,32 @@ mod tests {
             .filter(|e| e["ph"] == ph)
             .map(|e| (e["name"].as_str().unwrap().to_string(), e["ts"].as_f64().unwrap()))
             .collect()
+    }
+
+    /// The first call of the abstime fixture (proto/src/fixtures/graph-abstime-6.1.txt) with
+    /// do_filp_open's duration 6.5 µs longer, reaching 0.5 µs past its parent's `}`, as a run
+    /// of vm_artifacts under TCG printed it: the leaf ends at the `}`, and says it was cut.
+    #[test]
+    fn a_leaf_reaching_past_its_parents_close_ends_there() {
+        let text = "   14.039421 |   0)   openat--83   |               |  do_sys_openat2() {\n\
+                    14.039444 |   0)   openat--83   | + 48.090 us   |    getname();\n\
+                    14.039514 |   0)   openat--83   | ! 151.500 us  |    do_filp_open();\n\
+                    14.039665 |   0)   openat--83   | ! 259.054 us  |  } /* do_sys_openat2 */\n";
+        let mut r = result(text);
+        r.scenario = "ftrace.function_graph.openat".into();
+        let v = from_result(&r).unwrap();
+        check(&v).unwrap();
+        let e = v["traceEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["ph"] == "E" && e["name"] == "do_filp_open")
+            .unwrap();
+        assert_eq!(e["ts"].as_f64(), Some(14039665.0));
+        assert!((e["args"]["clamped_us"].as_f64().unwrap() - 0.5).abs() < 1e-6, "{e}");
+        let getname =
+            v["traceEvents"].as_array().unwrap().iter().find(|e| e["ph"] == "E" && e["name"] == "getname").unwrap();
+        assert!(getname["args"]["clamped_us"].is_null(), "a leaf that ends in time is not cut: {getname}");
     }
 
     #[test]
