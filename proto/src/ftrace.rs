@@ -126,7 +126,8 @@ pub mod graph {
         pub depth: usize,
         /// Open, leaf or close.
         pub kind: Kind<'a>,
-        /// `/* = 0x3 */` after a leaf or close (funcgraph-retval), as printed.
+        /// `/* = 0x3 */` after a leaf or close (funcgraph-retval), as printed; `/* ret=0x3 */`
+        /// on the kernels that print the arguments too (Ubuntu's 7.0).
         pub retval: Option<&'a str>,
         /// The timestamp column of `funcgraph-abstime`, in seconds: the entry of an open or a
         /// leaf, the return of a close.
@@ -167,7 +168,7 @@ pub mod graph {
         let call = call_col.trim_end();
         let body = call.trim_start();
         let depth = (call.len() - body.len()).saturating_sub(2) / 2;
-        let (body, retval) = match body.split_once("/* = ") {
+        let (body, retval) = match body.split_once("/* = ").or_else(|| body.split_once("/* ret=")) {
             Some((b, r)) => (b.trim_end(), r.strip_suffix("*/").map(str::trim)),
             None => (body, None),
         };
@@ -230,6 +231,14 @@ pub mod graph {
             assert_eq!(lines[3].kind, Kind::Leaf("do_sys_openat2"));
             assert_eq!(lines[3].retval, Some("0x3"));
             assert_eq!(lines[4].kind, Kind::Close(None));
+        }
+
+        /// A line of ftrace.function_graph.retval on Ubuntu's 7.0.0-44-generic.
+        #[test]
+        fn retvals_as_newer_kernels_print_them() {
+            let l = parse_line("   31.607960 |   0)   openat--89   | ! 490.708 us  |  do_sys_openat2(); /* ret=0x3 */")
+                .unwrap();
+            assert_eq!((l.kind, l.retval, l.pid), (Kind::Leaf("do_sys_openat2"), Some("0x3"), Some(89)));
         }
 
         #[test]

@@ -24,6 +24,9 @@ pub const WATCHED: &[&str] = &[
     // The seeds' set_ftrace_filter list (open, read, write, close) and the close path's names.
     "ksys_read",
     "ksys_write",
+    // Before 4.17 (no ksys_*): the syscall functions themselves.
+    "SyS_read",
+    "SyS_write",
     "file_close_fd",
     "close_fd",
     "__close_fd",

@@ -256,7 +256,11 @@ fn assemble(
         let mut lists = vec![(&spec.disk_modules, "kmatrix-disk.load")];
         if opts.share {
             lists.push((&spec.share_modules, "kmatrix-share.load"));
-            lists.push((&spec.virtiofs_modules, "kmatrix-virtiofs.load"));
+            // A kernel without virtio-fs (before 5.4: Ubuntu's 4.15) shares over 9p only; the
+            // share plan says so from the same config.
+            if crate::vm::share::kernel_has_virtiofs(kernel.boot.config.as_deref()) != Some(false) {
+                lists.push((&spec.virtiofs_modules, "kmatrix-virtiofs.load"));
+            }
         }
         for (names, list) in lists {
             let names: Vec<&str> = names.iter().map(String::as_str).collect();

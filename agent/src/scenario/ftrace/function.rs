@@ -15,7 +15,7 @@ use crate::scenario::support::tracer::run_tracer;
 use crate::scenario::support::tracer::FUNCTION_TRACER;
 use crate::scenario::support::verdict::count;
 use crate::tracefs::trace;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use kmatrix_proto::ScenarioResult;
 
 /// The function tracer, filtered to the openat function and the workload's pid, records exactly
@@ -133,6 +133,11 @@ fn stacktrace(ctx: &mut Ctx) -> Result<ScenarioResult> {
 /// `close_fd` from 5.11, `__close_fd` before.
 const CLOSE_PATH: [&str; 3] = ["file_close_fd", "close_fd", "__close_fd"];
 
+/// read(2) and write(2) below their entry: `ksys_read`/`ksys_write` from 4.17; before, the
+/// syscall functions themselves (`SyS_read`, as 4.15's available_filter_functions lists them).
+const READ_PATH: [&str; 2] = ["ksys_read", "SyS_read"];
+const WRITE_PATH: [&str; 2] = ["ksys_write", "SyS_write"];
+
 /// The seeds' "kernel함수 trace" script: `echo do_sys_openat2 > set_ftrace_filter`, then `echo
 /// ksys_read >>`, `ksys_write >>`, `close_fd >>` (with the names this kernel has: the openat
 /// function, and close(2)'s path), `func_stack_trace` and `sym-offset` on, the function tracer
@@ -154,7 +159,15 @@ fn filter_appends(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let Some(close) = CLOSE_PATH.iter().copied().find(|f| openat_loop::traceable(ctx, f)) else {
         anyhow::bail!("none of {CLOSE_PATH:?} in available_filter_functions");
     };
-    let functions = [open, "ksys_read", "ksys_write", close];
+    let pick = |names: &[&'static str]| -> Result<&'static str> {
+        names
+            .iter()
+            .copied()
+            .find(|f| openat_loop::traceable(ctx, f))
+            .with_context(|| format!("none of {names:?} in available_filter_functions"))
+    };
+    let (read, write) = (pick(&READ_PATH)?, pick(&WRITE_PATH)?);
+    let functions = [open, read, write, close];
     openat_loop::fit_buffer(ctx, n, 2048)?;
     let mut listed = String::new();
     let t = run_tracer(ctx, n, &path, "function", |ctx| {
@@ -192,8 +205,8 @@ fn filter_appends(ctx: &mut Ctx) -> Result<ScenarioResult> {
         count("set_ftrace_filter lines", 4, in_filter.len() as u64),
         count(format!("{open} entries of the workload"), n, hits(open)),
         count(format!("{close} entries of the workload (its fds and the gate)"), n + 1, hits(close)),
-        count("ksys_write entries of the workload (its summary line)", 1, hits("ksys_write")),
-        count("ksys_read entries of the workload", 0, hits("ksys_read")),
+        count(format!("{write} entries of the workload (its summary line)"), 1, hits(write)),
+        count(format!("{read} entries of the workload"), 0, hits(read)),
         count("entries of the workload in total", 2 * n + 2, entries),
         count("stack traces of the workload (one per entry)", entries, stacks),
     ]);

@@ -190,6 +190,15 @@ fn nested_calls<'a>(lines: &[graph::Line<'a>], sym: &str) -> Vec<Call<'a>> {
                     c.children.push((name, l.duration_us));
                 }
             }
+            // A child that calls traced functions itself (getname → getname_flags on 5.4) opens
+            // at depth 1 and is timed by its own close.
+            Kind::Close(Some(name)) if open && l.depth == 1 => {
+                if let Some(child) =
+                    out.last_mut().and_then(|c| c.children.iter_mut().rev().find(|(n, d)| n == name && d.is_none()))
+                {
+                    child.1 = l.duration_us;
+                }
+            }
             Kind::Close(Some(name)) if open && *name == sym && l.depth == 0 => {
                 if let Some(c) = out.last_mut() {
                     c.duration_us = l.duration_us;
@@ -275,6 +284,23 @@ mod tests {
         assert_eq!(calls[0].duration_us, Some(12.345));
         assert_eq!(calls[0].children, vec![("getname", Some(1.5)), ("do_filp_open", Some(3.456))]);
         assert_eq!(calls[1].duration_us, None);
+    }
+
+    /// Ubuntu 5.4's excerpt (getname calls the traced getname_flags): the nested child is timed
+    /// by its close.
+    #[test]
+    fn a_child_with_children_of_its_own_is_timed_by_its_close() {
+        let text = "   12.183569 |   0)  openat--132   |               |  do_sys_open() {
+   12.183617 |   0)  openat--132   |               |    getname() {
+   12.183628 |   0)  openat--132   | + 48.500 us   |      getname_flags();
+   12.183688 |   0)  openat--132   | + 71.494 us   |    } /* getname */
+   12.183709 |   0)  openat--132   | ! 120.645 us  |    do_filp_open();
+   12.183840 |   0)  openat--132   | ! 289.332 us  |  } /* do_sys_open */
+";
+        let calls = nested_calls(&graph::parse(text), "do_sys_open");
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].children, vec![("getname", Some(71.494)), ("do_filp_open", Some(120.645))]);
+        assert_eq!(calls[0].duration_us, Some(289.332));
     }
 
     #[test]
