@@ -6,6 +6,8 @@
 # against the index's. The chain of trust of the kernel provider and of fetch-rust-src.sh.
 # For a file the host's own suite lacks (bookworm has no ubuntu-keyring). Atomic: DEST appears
 # complete or not at all; an existing DEST is kept. Prints the package's version on stdout.
+# KMATRIX_DEB_VERSION_PREFIX: take the package only where its upstream version starts with this
+# (`1.97.`: the rust-src of a toolchain's line), else look in the next suite.
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: fetch-deb.sh PACKAGE DEST [SUITE...]" >&2; exit 2; }
 pkg="$1" dest="$2"
@@ -47,6 +49,11 @@ for suite in "${suites[@]}"; do
     stanza="$(xz -dc "$work/Packages.xz" | awk -v p="Package: $pkg" '$0==p{f=1} f&&/^$/{f=0} f{print}')"
     [ -n "$stanza" ] || continue
     version="$(sed -n 's/^Version: //p' <<<"$stanza")"
+    upstream="${version%%+*}"; upstream="${upstream#*:}"
+    if [[ "$upstream" != "${KMATRIX_DEB_VERSION_PREFIX:-}"* ]]; then
+      echo "fetch-deb: $suite has $pkg $version, not ${KMATRIX_DEB_VERSION_PREFIX}x; trying the next suite" >&2
+      continue
+    fi
     file="$(sed -n 's/^Filename: //p' <<<"$stanza")"
     sha="$(sed -n 's/^SHA256: //p' <<<"$stanza")"
     echo "fetch-deb: $pkg $version from $suite" >&2
