@@ -20,3 +20,15 @@ pub use object::{Counts, Loaded, Object, BTF, CORE, MULTI, PERFBUF, PRINTK, PROB
 pub use probe::{attach_probe, attach_types, map_types, probed_map_types, probed_prog_types, prog_types, ON_DEMAND};
 pub use rejected::Rejected;
 pub use sys::syscall_present;
+
+/// Why the running kernel has no BTF to give (reason, evidence), or `None` when
+/// `/sys/kernel/btf/vmlinux` is there: what CO-RE objects and the BTF-typed hooks (tp_btf,
+/// fentry, fexit) need, said the same way wherever one is refused for it.
+pub fn btf_absent() -> Option<(String, String)> {
+    (!std::path::Path::new(btf::BTF_VMLINUX).exists()).then(|| {
+        (
+            "kernel BTF absent".to_string(),
+            format!("{} does not exist (CONFIG_DEBUG_INFO_BTF not set?)", btf::BTF_VMLINUX),
+        )
+    })
+}

@@ -177,18 +177,17 @@ impl Req {
             }),
             // Without the kernel's BTF there is nothing to attach to: say that, as the BTF-typed
             // scenarios always have.
-            Req::BpfProgType("tracing") if !Path::new("/sys/kernel/btf/vmlinux").exists() => Some((
-                "kernel BTF absent".to_string(),
-                "/sys/kernel/btf/vmlinux does not exist (CONFIG_DEBUG_INFO_BTF not set?)".to_string(),
-            )),
-            Req::BpfProgType("tracing") => match aya::sys::is_program_supported(aya::programs::ProgramType::Tracing) {
-                Ok(true) => None,
-                Ok(false) => Some((
-                    "BPF program type tracing refused".to_string(),
-                    "a tracing program attached by BTF id to bpf_fentry_test1 did not load (aya's probe)".to_string(),
-                )),
-                Err(e) => Some(("BPF program type tracing could not be probed".to_string(), format!("{e}"))),
-            },
+            Req::BpfProgType("tracing") => crate::bpf::btf_absent().or_else(|| {
+                match aya::sys::is_program_supported(aya::programs::ProgramType::Tracing) {
+                    Ok(true) => None,
+                    Ok(false) => Some((
+                        "BPF program type tracing refused".to_string(),
+                        "a tracing program attached by BTF id to bpf_fentry_test1 did not load (aya's probe)"
+                            .to_string(),
+                    )),
+                    Err(e) => Some(("BPF program type tracing could not be probed".to_string(), format!("{e}"))),
+                }
+            }),
             Req::BpfProgType(t) => (!caps.bpf.prog_types.iter().any(|p| p == t)).then(|| {
                 (
                     format!("BPF program type {t} refused"),

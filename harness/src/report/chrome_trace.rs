@@ -41,6 +41,7 @@ fn track<'t>(tracks: &'t mut BTreeMap<i64, Track>, id: i64, name: &str) -> &'t m
 /// The function_graph lines of `text` as nested slices, per task.
 fn graph_slices(text: &str, tracks: &mut BTreeMap<i64, Track>) -> usize {
     let lines = graph::parse(text);
+    // Without funcgraph-proc there is no pid: one track per CPU (negative ids).
     let track_of = |l: &graph::Line| l.pid.map_or(-1 - i64::from(l.cpu), i64::from);
     // For each line, the time of the next timed line on its track (µs), if any.
     let mut next_at = vec![None; lines.len()];
@@ -54,10 +55,10 @@ fn graph_slices(text: &str, tracks: &mut BTreeMap<i64, Track>) -> usize {
     // Per track: the clock, and the calls open on it (name, start).
     let mut state: BTreeMap<i64, (f64, Vec<(String, f64)>)> = BTreeMap::new();
     for (i, l) in lines.iter().enumerate() {
-        // Without funcgraph-proc there is no pid: one track per CPU (negative ids).
-        let (id, name) = match l.pid {
-            Some(p) => (i64::from(p), format!("pid {p}")),
-            None => (-1 - i64::from(l.cpu), format!("cpu {}", l.cpu)),
+        let id = track_of(l);
+        let name = match l.pid {
+            Some(p) => format!("pid {p}"),
+            None => format!("cpu {}", l.cpu),
         };
         let t = track(tracks, id, &name);
         let (clock, open) = state.entry(id).or_insert((0.0, Vec::new()));

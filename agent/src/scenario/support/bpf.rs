@@ -33,15 +33,11 @@ use kmatrix_proto::{Count, ScenarioResult, Status, Timings};
 use std::num::NonZeroU32;
 use std::time::Instant;
 
-const BTF_VMLINUX: &str = "/sys/kernel/btf/vmlinux";
-
 /// `unsupported` when the kernel has no BTF (CO-RE and BTF-typed hooks need it), else None.
 pub fn without_btf(id: &str) -> Option<ScenarioResult> {
-    if std::path::Path::new(BTF_VMLINUX).exists() {
-        return None;
-    }
-    let mut r = ScenarioResult::new(id, Status::Unsupported, "kernel BTF absent");
-    r.evidence = Some(format!("{BTF_VMLINUX} does not exist (CONFIG_DEBUG_INFO_BTF not set?)"));
+    let (reason, evidence) = crate::bpf::btf_absent()?;
+    let mut r = ScenarioResult::new(id, Status::Unsupported, reason);
+    r.evidence = Some(evidence);
     Some(r)
 }
 
