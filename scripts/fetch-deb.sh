@@ -37,9 +37,16 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work" "$dest.new.$$"' EXIT
 for suite in "${suites[@]}"; do
   curl -fsS "$mirror/dists/$suite/InRelease" -o "$work/InRelease" || continue
-  gpgv --keyring "$keyring" "$work/InRelease" 2>/dev/null || { echo "fetch-deb: $suite InRelease: bad signature" >&2; exit 1; }
+  # apt's rule (as kmatrix's kernel provider judges it): one good signature by a key of the
+  # keyring and no bad one; a signature by a key the keyring lacks counts for nothing, so gpgv's
+  # exit code (non-zero then) is not the verdict. Only the signed text is read after this.
+  rm -f "$work/Release"
+  status="$(gpgv --status-fd 1 --keyring "$keyring" --output "$work/Release" "$work/InRelease" 2>/dev/null || true)"
+  if ! grep -q '^\[GNUPG:\] GOODSIG ' <<<"$status" || grep -q '^\[GNUPG:\] BADSIG ' <<<"$status" || [ ! -s "$work/Release" ]; then
+    echo "fetch-deb: $suite InRelease: no good signature by a key of $keyring" >&2; exit 1
+  fi
   for index in binary-all binary-"$arch"; do
-    want="$(awk -v f="main/$index/Packages.xz" '/^SHA256:/{s=1;next} /^[^ ]/{s=0} s && $3==f{print $1}' "$work/InRelease")"
+    want="$(awk -v f="main/$index/Packages.xz" '/^SHA256:/{s=1;next} /^[^ ]/{s=0} s && $3==f{print $1}' "$work/Release")"
     [ -n "$want" ] || continue
     # By hash (Acquire-By-Hash): the index the InRelease names even while the mirror syncs.
     curl -fsS "$mirror/dists/$suite/main/$index/by-hash/SHA256/$want" -o "$work/Packages.xz" \

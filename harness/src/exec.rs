@@ -86,8 +86,27 @@ pub const ENV_DENY: &[&str] = &[
     "LD_PRELOAD",
 ];
 
+/// The directories root's `PATH` has that an ordinary user's often lacks.
+const ROOT_PATH_DIRS: &[&str] = &["/usr/local/sbin", "/usr/sbin", "/sbin"];
+
+/// The `PATH` a program sees in the guest, where it runs as root: the caller's, then each of
+/// root's `sbin` directories it lacks (as `sudo`'s `secure_path` gives them), so an ordinary
+/// user's `kmatrix exec -- bpftool` or a script calling `funccount-bpfcc` finds what root finds.
+/// The host checks a program name against this same `PATH` before it boots anything.
+pub fn guest_path(caller: &str) -> String {
+    let have: Vec<PathBuf> = std::env::split_paths(caller).collect();
+    let mut path = caller.to_string();
+    for d in ROOT_PATH_DIRS.iter().filter(|d| !have.iter().any(|h| h == Path::new(d))) {
+        if !path.is_empty() {
+            path.push(':');
+        }
+        path.push_str(d);
+    }
+    path
+}
+
 /// The environment a guest program gets from `host` (the caller's), plus `KMATRIX_GUEST`
-/// (the kernel id) and `KMATRIX_KERNEL_RELEASE`.
+/// (the kernel id) and `KMATRIX_KERNEL_RELEASE`; its `PATH` is [`guest_path`] of the caller's.
 pub fn guest_env(
     host: impl IntoIterator<Item = (String, String)>,
     kernel: &str,
@@ -95,6 +114,9 @@ pub fn guest_env(
 ) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = host.into_iter().filter(|(k, _)| !ENV_DENY.contains(&k.as_str())).collect();
     env.retain(|(k, _)| k != "KMATRIX_GUEST" && k != "KMATRIX_KERNEL_RELEASE");
+    if let Some((_, v)) = env.iter_mut().find(|(k, _)| k == "PATH") {
+        *v = guest_path(v);
+    }
     env.push(("KMATRIX_GUEST".into(), kernel.into()));
     env.push(("KMATRIX_KERNEL_RELEASE".into(), release.into()));
     env
@@ -249,5 +271,23 @@ mod tests {
         assert_eq!(get("SSH_AUTH_SOCK"), None);
         assert_eq!(get("KMATRIX_GUEST"), Some("debian-6.1"));
         assert_eq!(env.iter().filter(|(k, _)| k == "KMATRIX_GUEST").count(), 1);
+    }
+
+    #[test]
+    fn the_guest_path_is_roots() {
+        // An ordinary user's PATH (as `.ci/as-user` and a login shell give it) gains root's sbin
+        // directories, in order, after the caller's own; root's own PATH stays as it is.
+        assert_eq!(
+            guest_path("/usr/local/bin:/usr/bin:/bin"),
+            "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+        );
+        let root = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+        assert_eq!(guest_path(root), root);
+        assert_eq!(guest_path("/home/u/bin:/usr/sbin"), "/home/u/bin:/usr/sbin:/usr/local/sbin:/sbin");
+        let env = guest_env(vec![("PATH".to_string(), "/usr/bin:/bin".to_string())], "k", "r");
+        assert_eq!(
+            env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str()),
+            Some("/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin")
+        );
     }
 }

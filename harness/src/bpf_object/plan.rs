@@ -82,7 +82,7 @@ pub fn workload(spec: &str) -> Result<Workload, ObjectError> {
     }
     let argv = shell_words(spec).map_err(|e| bad(e.to_string()))?;
     let Some(first) = argv.first() else { return Err(bad("empty command".into())) };
-    let path = std::env::var("PATH").unwrap_or_default();
+    let path = crate::exec::guest_path(&std::env::var("PATH").unwrap_or_default());
     // The command runs in this directory in the guest's view of the host root.
     let cwd = crate::exec::caller_cwd().map_err(|e| bad(e.to_string()))?;
     let resolved = crate::exec::resolve(first, &path, &cwd).map_err(|e| bad(e.to_string()))?;

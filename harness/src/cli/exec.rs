@@ -66,7 +66,7 @@ pub(crate) fn request(
     rw: &[PathBuf],
 ) -> Result<(ExecRequest, Vec<PathBuf>)> {
     let cwd = crate::exec::caller_cwd().exit_code(exit::BAD_INPUT)?;
-    let path = std::env::var("PATH").unwrap_or_default();
+    let path = crate::exec::guest_path(&std::env::var("PATH").unwrap_or_default());
     let program = crate::exec::resolve(&argv[0], &path, &cwd).exit_code(exit::BAD_INPUT)?;
     let mut env: Vec<(String, String)> = std::env::vars().collect();
     for kv in extra_env {

@@ -205,13 +205,15 @@ fn verify(signed: &[u8], detached: Option<&[u8]>, what: &str, trust: &TrustOptio
     fs::write(&data, signed).map_err(KernelError::io(&data))?;
     let gpgv = trust.gpgv.clone().unwrap_or_else(|| PathBuf::from("gpgv"));
     let mut cmd = Command::new(&gpgv);
-    cmd.arg("--keyring").arg(&keyring);
+    // The status lines on stdout (judged by `signature_judgement`), the signed text to a file.
+    let text_path = dir.path().join("text");
+    cmd.arg("--status-fd").arg("1").arg("--keyring").arg(&keyring);
     if let Some(sig) = detached {
         let sig_path = dir.path().join("signed.gpg");
         fs::write(&sig_path, sig).map_err(KernelError::io(&sig_path))?;
         cmd.arg(&sig_path).arg(&data);
     } else {
-        cmd.arg("--output").arg("-").arg(&data);
+        cmd.arg("--output").arg(&text_path).arg(&data);
     }
     let out = match cmd.stdin(Stdio::null()).output() {
         Ok(o) => o,
@@ -220,13 +222,45 @@ fn verify(signed: &[u8], detached: Option<&[u8]>, what: &str, trust: &TrustOptio
         }
         Err(source) => return Err(KernelError::Io { path: gpgv, source }),
     };
-    if !out.status.success() {
+    if let Err(why) = signature_judgement(&String::from_utf8_lossy(&out.stdout)) {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let detail = stderr.lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join("; ");
-        return Err(KernelError::Signature { what: what.to_string(), detail: format!("gpgv rejected it: {detail}") });
+        let said = stderr.lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join("; ");
+        return Err(KernelError::Signature {
+            what: what.to_string(),
+            detail: format!("gpgv rejected it ({why}): {said}"),
+        });
     }
-    let text = if detached.is_some() { signed.to_vec() } else { out.stdout };
+    let text = match detached {
+        Some(_) => signed.to_vec(),
+        None => fs::read(&text_path).map_err(KernelError::io(&text_path))?,
+    };
     Ok((text, Signature::Good))
+}
+
+/// apt's rule on gpgv's status lines (`--status-fd`): a Release is trusted when at least one
+/// signature is good (`GOODSIG`: a key of the keyring, neither expired nor revoked) and none is
+/// bad (`BADSIG`: the text does not match). A signature by a key the keyring lacks (`NO_PUBKEY`)
+/// or by an expired or revoked one counts for nothing, as in apt: archives sign with their
+/// current and next keys, and a keyring older or newer than the archive (Ubuntu's
+/// `debian-archive-keyring` checking Debian's bookworm, say) holds only some of them, so gpgv's
+/// exit code alone (non-zero then) would refuse an archive apt accepts.
+pub fn signature_judgement(status: &str) -> std::result::Result<(), String> {
+    let mut good = 0;
+    for line in status.lines() {
+        let mut w = line.split_whitespace();
+        if w.next() != Some("[GNUPG:]") {
+            continue;
+        }
+        match w.next() {
+            Some("GOODSIG") => good += 1,
+            Some("BADSIG") => return Err(format!("a bad signature by {}", w.next().unwrap_or("?"))),
+            _ => {}
+        }
+    }
+    if good == 0 {
+        return Err("no good signature by a key of the keyring".into());
+    }
+    Ok(())
 }
 
 /// Fetch and authenticate `dists/<suite>/InRelease` (or `Release` + `Release.gpg`).

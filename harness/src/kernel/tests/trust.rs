@@ -200,3 +200,81 @@ fn a_bad_signature_is_refused_even_when_unsigned_is_allowed() {
         assert!(err.to_string().contains("dists/bookworm/InRelease: gpgv rejected it"), "{err}");
     }
 }
+
+/// A throw-away GnuPG home with signing keys made by the real `gpg` (ed25519, no passphrase).
+struct Gpg {
+    home: tempfile::TempDir,
+}
+
+impl Gpg {
+    fn new(names: &[&str]) -> Gpg {
+        let g = Gpg { home: tempfile::tempdir().unwrap() };
+        for n in names {
+            g.run(&["--quick-gen-key", &format!("{n} <{n}@kmatrix.invalid>"), "ed25519", "sign", "never"], None);
+        }
+        g
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
+        use std::io::Write;
+        let mut child = std::process::Command::new("gpg")
+            .env("GNUPGHOME", self.home.path())
+            .args(["--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", ""])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("gpg (Debian and Ubuntu: apt-get install gpg)");
+        child.stdin.take().unwrap().write_all(stdin.unwrap_or_default()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "gpg {args:?} failed");
+        out.stdout
+    }
+
+    /// The public key of `name` as a keyring file gpgv reads.
+    fn keyring(&self, name: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), self.run(&["--export", name], None)).unwrap();
+        f
+    }
+}
+
+impl Drop for Gpg {
+    fn drop(&mut self) {
+        let _ =
+            std::process::Command::new("gpgconf").env("GNUPGHOME", self.home.path()).args(["--kill", "all"]).status();
+    }
+}
+
+#[test]
+fn a_release_is_trusted_on_one_good_signature_as_apt_trusts_it() {
+    // An archive signs with several keys (its current and next); a keyring holds some of them.
+    // gpgv exits non-zero for the signature whose key it lacks (this test failed so, with
+    // "gpgv rejected it", while kmatrix judged gpgv's exit code); apt, and now kmatrix, trust
+    // the Release on the one good signature. A keyring with none of the keys, or a text changed
+    // after signing, is still refused.
+    let gpg = Gpg::new(&["current", "next", "stranger"]);
+    let release = std::fs::read(env().server.file("dists/bookworm").join("Release")).unwrap();
+    let signed = gpg.run(&["--clearsign", "--local-user", "current", "--local-user", "next"], Some(&release));
+    // A fresh mirror and cache serving `in_release`, checked against `key`'s keyring.
+    let prepare_with = |in_release: &[u8], key: &str| {
+        let e = env();
+        std::fs::write(e.server.file("dists/bookworm").join("InRelease"), in_release).unwrap();
+        let keyring = gpg.keyring(key);
+        let mut o = e.opts.clone();
+        o.trust = TrustOptions { keyring: Some(keyring.path().to_path_buf()), ..TrustOptions::default() };
+        prepare(&spec("debian-6.1"), &e.cache, &o)
+    };
+    for key in ["current", "next"] {
+        let k = prepare_with(&signed, key).unwrap_or_else(|err| panic!("keyring of {key}: {err}"));
+        assert_eq!(k.origin.signature, Some(Signature::Good));
+    }
+    let err = prepare_with(&signed, "stranger").unwrap_err();
+    assert!(err.to_string().contains("gpgv rejected it (no good signature by a key of the keyring)"), "{err}");
+    // The same message with one byte of the signed text changed: a bad signature, refused.
+    let text = String::from_utf8(signed.clone()).unwrap();
+    let tampered = text.replacen("Suite: bookworm", "Suite: bookworn", 1);
+    assert_ne!(tampered, text, "the fixture Release names its suite");
+    let err = prepare_with(tampered.as_bytes(), "current").unwrap_err();
+    assert!(err.to_string().contains("gpgv rejected it (a bad signature by "), "{err}");
+}
