@@ -25,6 +25,10 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
+/// The size of each `read(2)` of a tracefs file: coreutils `cat` asks for 128 KiB, and reads
+/// under about 4 KiB duplicate lines of `trace` on old kernels (see [`Tracefs::read`]).
+pub const READ_CHUNK: usize = 128 * 1024;
+
 /// The kernel refused a tracefs operation: the call, its input, and the errno. Scenarios that
 /// hit one report `fail` with the errno (the tracing path does not work), unlike infrastructure
 /// errors which are `error`.
@@ -111,12 +115,28 @@ impl Tracefs {
         }
     }
 
-    /// The whole file as text.
+    /// The whole file as text, read as `cat` reads it: in [`READ_CHUNK`] calls of `read(2)`.
+    /// Not `read_to_end`, whose first calls ask for 32 bytes and then a few hundred: on 4.15,
+    /// `trace` read in calls under about 4 KiB prints some lines twice (the seq_file re-emits
+    /// an entry that overflowed the user's buffer; measured with `dd bs=1k`: 172 `do_sys_open()`
+    /// lines for 101 with `bs=4k` and above, while 6.1 gives 101 at every size).
     pub fn read(&self, rel: &str) -> Result<String, Refused> {
+        self.read_in(rel, READ_CHUNK)
+    }
+
+    /// The whole file as text, read in calls of `read(2)` of `size` bytes each.
+    pub fn read_in(&self, rel: &str, size: usize) -> Result<String, Refused> {
         let mut out = Vec::new();
-        File::open(self.path(rel))
-            .and_then(|mut f| f.read_to_end(&mut out))
-            .map_err(|e| refused(format!("read({rel})"), &e))?;
+        let mut chunk = vec![0u8; size.max(1)];
+        let mut file = File::open(self.path(rel)).map_err(|e| refused(format!("read({rel})"), &e))?;
+        loop {
+            match file.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(refused(format!("read({rel})"), &e)),
+            }
+        }
         Ok(String::from_utf8_lossy(&out).into_owned())
     }
 

@@ -13,6 +13,7 @@ mod hist;
 mod instance;
 mod options;
 mod percpu;
+mod reads;
 mod sched;
 mod session;
 mod set_event;
@@ -31,6 +32,7 @@ pub const ALL: &[Scenario] = &[
     function_graph::OPENAT,
     function_graph::NESTED,
     function_graph::RETVAL,
+    reads::SMALL_READS,
     tracer::IRQ_REFUSED,
     tracer::IRQSOFF,
     tracer::PREEMPTOFF,
