@@ -407,9 +407,38 @@ fn vm_action_runs_as_a_runner_would() {
     assert_eq!(out2["passed"], count(&s2, "pass"));
     let changes: Vec<&str> = second.summary.lines().filter(|l| l.contains(" -> ")).collect();
     assert_eq!(changes.len(), 1, "{}", second.summary);
-    let words: Vec<&str> = changes[0].split_whitespace().take(5).collect();
-    assert_eq!(words, ["debian-6.1", "kprobe.tracefs.any", "fail", "->", "pass"], "{}", second.summary);
-    eprintln!("action: both runs in {:.1} s", started.elapsed().as_secs_f64());
+    let words: Vec<&str> = changes[0].split_whitespace().take(6).collect();
+    assert_eq!(words, ["fixed", "debian-6.1", "kprobe.tracefs.any", "fail", "->", "pass"], "{}", second.summary);
+
+    // The first run's inputs again, against the first run: kmatrix run exits 1 (the cell fails
+    // again), but the failure is the baseline's own (still-failing), so the gate (new-regression)
+    // passes and so does the job; with `fail-on: still-failing` the same run fails it.
+    for (fail_on, code) in [("", 0), ("still-failing", 1)] {
+        let temp = d.path().join(format!("third{fail_on}"));
+        std::fs::create_dir_all(&temp).unwrap();
+        let mut inputs = vec![
+            ("kernels", "debian-6.1"),
+            ("scenarios", SCENARIOS),
+            ("workload", "openat-loop:20"),
+            ("expect-runs", "19"),
+            ("args", "--param function=do_sys_openat2 --retries 0"),
+            ("baseline", results.to_str().unwrap()),
+            ("kmatrix", bin),
+        ];
+        if !fail_on.is_empty() {
+            inputs.push(("fail-on", fail_on));
+        }
+        let mut third = Runner::new(&clone, &temp, &inputs);
+        let ran = third.run();
+        assert_eq!(ran.last().unwrap().1, Ran::Code(code), "fail-on {fail_on:?}: {ran:?}");
+        let out3 = third.action_outputs();
+        assert_eq!(out3["exit-code"], code.to_string(), "{out3:?}");
+        assert_eq!(out3["failed"], "1", "the run itself failed the cell: {out3:?}");
+        let still: Vec<&str> = third.summary.lines().filter(|l| l.starts_with("still-failing ")).collect();
+        assert_eq!(still.len(), 1, "{}", third.summary);
+        assert!(still[0].contains("kprobe.tracefs.any"), "{}", third.summary);
+    }
+    eprintln!("action: four runs in {:.1} s", started.elapsed().as_secs_f64());
 }
 
 /// The build step without the `kmatrix` input, used from a project of the user's (not this
