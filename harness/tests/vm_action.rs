@@ -405,10 +405,13 @@ fn vm_action_runs_as_a_runner_would() {
     let s2 = statuses(Path::new(&out2["results"]));
     assert_eq!((out2["passed"].as_str(), out2["failed"].as_str(), out2["errors"].as_str()), ("3", "0", "0"));
     assert_eq!(out2["passed"], count(&s2, "pass"));
+    // The cell went from fail to pass under other parameters (expect_runs): inconclusive, the
+    // parameter named, and no class of the gate.
     let changes: Vec<&str> = second.summary.lines().filter(|l| l.contains(" -> ")).collect();
-    assert_eq!(changes.len(), 1, "{}", second.summary);
+    assert_eq!(changes.len(), 2, "{}", second.summary);
     let words: Vec<&str> = changes[0].split_whitespace().take(6).collect();
-    assert_eq!(words, ["fixed", "debian-6.1", "kprobe.tracefs.any", "fail", "->", "pass"], "{}", second.summary);
+    assert_eq!(words, ["inconclusive", "debian-6.1", "kprobe.tracefs.any", "fail", "->", "pass"], "{}", second.summary);
+    assert!(changes[1].contains("parameters differs: expect_runs=19 -> expect_runs=20"), "{}", second.summary);
 
     // The first run's inputs again, against the first run: kmatrix run exits 1 (the cell fails
     // again), but the failure is the baseline's own (still-failing), so the gate (new-regression)
