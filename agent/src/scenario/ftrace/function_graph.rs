@@ -60,7 +60,7 @@ fn openat(ctx: &mut Ctx) -> Result<ScenarioResult> {
 }
 
 /// function_graph set up for `sym` alone: one line per call, each with its task and pid.
-fn graph_only(ctx: &mut Ctx, sym: &str) -> Result<()> {
+pub(super) fn graph_only(ctx: &mut Ctx, sym: &str) -> Result<()> {
     ctx.tfs.write("set_graph_function", sym)?;
     // Patch only this function: without it the tracer hooks all ~40k, seconds under TCG.
     ctx.tfs.write("set_ftrace_filter", sym)?;

@@ -35,13 +35,8 @@ pub const SMALL_READS: Scenario = Meta::new("ftrace.trace.small_reads", "3.15")
 fn small_reads(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let (n, path, sym) = openat_loop::prepare(ctx)?;
     openat_loop::fit_buffer(ctx, n, 96)?;
-    let t = run_tracer(ctx, n, &path, "function_graph", |ctx| {
-        ctx.tfs.write("set_graph_function", sym)?;
-        ctx.tfs.write("set_ftrace_filter", sym)?;
-        ctx.tfs.write("max_graph_depth", "1")?;
-        ctx.tfs.set_option("funcgraph-proc", true)?;
-        Ok(())
-    })?;
+    // As ftrace.function_graph.openat sets it up: one line per call, with its pid.
+    let t = run_tracer(ctx, n, &path, "function_graph", |ctx| super::function_graph::graph_only(ctx, sym))?;
     let large = ctx.tfs.read_in("trace", READ_CHUNK)?;
     let small = ctx.tfs.read_in("trace", SMALL)?;
     let calls = |text: &str| {
