@@ -11,66 +11,34 @@
 
 use crate::image::Image;
 use crate::kernel::PreparedKernel;
+use crate::settings::{Channel, GuestSettings};
 use crate::vm::qemu::MemoryFile;
 use crate::vm::share::{ShareFs, SharePlan};
 use crate::vm::snapshot::{self, Snapshot, SnapshotMeta};
 use crate::vm::virtiofs::Daemon;
-use crate::vm::{Accel, QemuConfig, Vm, VmError, VmFiles};
+use crate::vm::{Accel, Emulator, QemuConfig, Vm, VmError, VmFiles};
 use kmatrix_proto::{Capabilities, ExecOutcome, ExecRequest, GuestMsg, HostMsg, RunRequest, ScenarioResult};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// How much longer a guest of another architecture gets to reach `Hello` (arm64 under TCG).
-const FOREIGN_BOOT_FACTOR: u32 = 3;
-
-/// How to boot.
+/// One boot: the guest's settings, carried whole, and what the session resolved them to for
+/// this boot of this kernel (`Session::guest_options`): the emulator, the console log, the share
+/// plan, the snapshot cache.
 #[derive(Debug, Clone)]
 pub struct GuestOptions {
-    /// The QEMU binary.
-    pub qemu: PathBuf,
-    /// The accelerator to start it with.
-    pub accel: Accel,
-    /// Guest memory in MiB.
-    pub memory_mb: u32,
-    /// Guest CPUs.
-    pub cpus: u32,
-    /// Deadline for QEMU start → `Hello`.
-    pub boot_timeout: Duration,
+    /// What kind of guest (machine, command line, channel, snapshot mode, boot deadline).
+    pub settings: GuestSettings,
+    /// Which QEMU, accelerator and firmware, and the deadline to `Hello`, for the kernel's
+    /// architecture.
+    pub emulator: Emulator,
     /// Where the console log goes.
     pub console_log: PathBuf,
-    /// Extra kernel command line words.
-    pub append: Vec<String>,
-    /// Offer a virtio-serial channel when the image can drive it.
-    pub virtio: bool,
     /// Start from (and, the first time, take) a snapshot taken at `Hello` in this cache.
     pub snapshots: Option<crate::cache::Cache>,
     /// Share the host's root (read-only) into the guest, and the plan's extra directories, over
     /// the plan's file system. The image must carry the share modules (`ImageOptions::share`).
     /// A virtio-fs guest boots cold: QEMU cannot snapshot a vhost-user-fs device.
     pub share: Option<SharePlan>,
-    /// A scratch disk of this many bytes (`--disk SIZE`): a sparse file beside the console log,
-    /// attached as virtio-blk (`/dev/vda`) and removed with the guest.
-    pub disk_bytes: Option<u64>,
-}
-
-impl GuestOptions {
-    /// Defaults for everything but the QEMU binary, accelerator and console log: the session's
-    /// memory and boot timeout, one CPU, virtio channel, no snapshot, no share.
-    pub fn new(qemu: PathBuf, accel: Accel, console_log: PathBuf) -> Self {
-        GuestOptions {
-            qemu,
-            accel,
-            memory_mb: crate::session::MEMORY_MB,
-            cpus: 1,
-            boot_timeout: crate::session::BOOT_TIMEOUT,
-            console_log,
-            append: Vec::new(),
-            virtio: true,
-            snapshots: None,
-            share: None,
-            disk_bytes: None,
-        }
-    }
 }
 
 /// A guest whose agent has said `Hello`.
@@ -122,7 +90,7 @@ impl Guest {
     /// Boot `kernel` with `image` as `opts` say — from a snapshot when one is ready, else cold
     /// (taking one when asked) — and wait for the agent's `Hello`.
     pub async fn start(kernel: &PreparedKernel, image: &Image, opts: &GuestOptions) -> Result<Guest, VmError> {
-        let disk = match opts.disk_bytes {
+        let disk = match opts.settings.disk_bytes {
             Some(b) => {
                 Some(ScratchDisk::create(PathBuf::from(format!("{}.scratch.img", opts.console_log.display())), b)?)
             }
@@ -148,38 +116,29 @@ impl Guest {
             }
             None => (kernel.boot.bzimage.clone(), "bzImage".to_string()),
         };
-        // A guest of another architecture runs in its own QEMU, under TCG, without firmware.
-        let foreign = !kernel.arch.is_host();
-        let mut opts = opts.clone();
-        if foreign {
-            opts.qemu = crate::vm::qemu::binary_for(kernel.arch);
-            opts.accel = Accel::Tcg;
-            // An emulated foreign CPU boots several times slower than an x86 TCG guest.
-            opts.boot_timeout *= FOREIGN_BOOT_FACTOR;
-        }
-        let opts = &opts;
+        let (em, settings) = (&opts.emulator, &opts.settings);
         let mut cfg = QemuConfig {
-            qemu: opts.qemu.clone(),
+            qemu: em.qemu.clone(),
             arch: kernel.arch,
             kernel: boot_file,
             initrd: Some(image.path.clone()),
-            accel: opts.accel,
-            memory_mb: opts.memory_mb,
-            cpus: opts.cpus,
+            accel: em.accel,
+            memory_mb: settings.memory_mb,
+            cpus: settings.cpus,
             append: {
                 // The agent loads the share's modules before Hello (so they are in a snapshot).
-                let mut a = opts.append.clone();
+                let mut a = settings.append.clone();
                 if let Some(plan) = &opts.share {
                     a.push(format!("kmatrix.share={}", plan.fs.name()));
                 }
-                if opts.disk_bytes.is_some() {
+                if settings.disk_bytes.is_some() {
                     a.push("kmatrix.disk".into());
                 }
                 a
             },
             serial_channel: None,
             virtio_channel: None,
-            bios: if foreign { None } else { crate::vm::qemu::default_bios(&opts.qemu) },
+            bios: em.bios.clone(),
             debug_exit: false,
             monitor: None,
             memory_file: None,
@@ -187,7 +146,7 @@ impl Guest {
             shares,
             disk,
         };
-        let virtio = opts.virtio && image.has_virtio_console();
+        let virtio = settings.channel == Channel::Virtio && image.has_virtio_console();
         let files = VmFiles { console_log: opts.console_log.clone() };
         let snapshots = opts.snapshots.as_ref().filter(|_| daemons.is_empty());
         let Some(cache) = snapshots else {
@@ -208,7 +167,7 @@ impl Guest {
             .ok()
             .and_then(Result::ok)
         };
-        if let Some(s) = snapshot::find(cache, &key).filter(|s| s.meta.accel == Some(opts.accel)) {
+        if let Some(s) = snapshot::find(cache, &key).filter(|s| s.meta.accel == Some(em.accel)) {
             drop(lock);
             snapshot::touch(&s);
             match Self::restore(cfg.clone(), &s, files.clone(), virtio, &boot_path, share_of(opts)).await {
@@ -236,7 +195,7 @@ impl Guest {
         let mut c = cfg.clone();
         c.memory_file = Some(MemoryFile { path: staged.path().join("ram"), shared: true });
         let mut vm = Vm::start(c, files.clone(), virtio).await?;
-        let caps = vm.hello(opts.boot_timeout).await?;
+        let caps = vm.hello(opts.emulator.hello_deadline).await?;
         let cold = vm.elapsed();
         // The snapshot is taken warm: every guest restored from it skips the agent's one-time
         // work (the kernel's BTF parsed, aya's feature probes: ~0.5 s under TCG, once per boot).
@@ -282,7 +241,7 @@ impl Guest {
                     hello_after: cold,
                     boot_path,
                     restored: false,
-                    accel: opts.accel,
+                    accel: opts.emulator.accel,
                     share: share_of(opts),
                     _daemons: daemons,
                     _disk: None,
@@ -292,7 +251,7 @@ impl Guest {
         vm.kill().await;
         let meta = SnapshotMeta {
             format: snapshot::FORMAT,
-            accel: Some(opts.accel),
+            accel: Some(em.accel),
             key: key.clone(),
             caps,
             channel,
@@ -319,7 +278,7 @@ impl Guest {
             Ok(vm) => vm,
             Err(e) => return Err(daemon_died(&mut daemons).unwrap_or(e)),
         };
-        let caps = match vm.hello(opts.boot_timeout).await {
+        let caps = match vm.hello(opts.emulator.hello_deadline).await {
             Ok(c) => c,
             Err(e) => return Err(daemon_died(&mut daemons).unwrap_or(e)),
         };
@@ -330,7 +289,7 @@ impl Guest {
             hello_after,
             boot_path,
             restored: false,
-            accel: opts.accel,
+            accel: opts.emulator.accel,
             share: share_of(opts),
             _daemons: daemons,
             _disk: None,

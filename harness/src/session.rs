@@ -11,32 +11,11 @@ use crate::cache::{Cache, CacheError};
 use crate::guest::{Guest, GuestOptions};
 use crate::image::{self, Image, ImageError, ImageOptions};
 use crate::kernel::{self, FetchOptions, KernelError, KernelSpec, PreparedKernel};
-use crate::vm::accel::{Accelerator, KVM_HELLO_DEADLINE};
-use crate::vm::{Accel, AccelChoice, VmError};
+use crate::settings::GuestSettings;
+use crate::vm::accel::Accelerator;
+use crate::vm::{Accel, AccelChoice, Emulator, VmError};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
-
-/// QEMU start → the agent's `Hello` (TCG; KVM boots are held to [`KVM_HELLO_DEADLINE`]). A cold
-/// TCG boot takes 2-4 s on a 2-core host; the margin is for two guests booting at once on a busy
-/// machine.
-pub const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
-/// One scenario's answer.
-pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
-/// One kernel's whole run (all its VMs).
-pub const VM_TIMEOUT: Duration = Duration::from_secs(1200);
-/// Guest memory in MiB (`--memory`).
-pub const MEMORY_MB: u32 = 512;
-/// The least guest memory in MiB that `--memory` takes: below it a Debian kernel does not reach
-/// the agent's `Hello` (measured under TCG with 2 CPUs: Debian 6.1 and 6.12 reach it with 96 MiB,
-/// 6.1 panics "System is deadlocked on memory" with 88; see docs/machine.md).
-pub const MEMORY_FLOOR_MB: u32 = 96;
-/// Guest CPUs (`--cpus`), chosen from measurement (docs/machine.md): on this shared 2-core TCG
-/// host a second vCPU bought nothing measurable (debian-6.1's core lane 47 s vs 93 s in one round,
-/// 113 s vs 75 s in the next; restore 0.5-0.7 s either way) while it can only add contention, so
-/// one is the default and the core lane and restore keep the machine they were measured on;
-/// scenarios that need two say so (`at least 2 online CPUs`) and run with `--cpus 2`.
-pub const CPUS: u32 = 1;
 
 /// Why a session could not prepare a kernel or an image.
 #[derive(Debug, thiserror::Error)]
@@ -121,13 +100,27 @@ impl Session {
         .map_err(|e| SessionError::Task(e.to_string()))?
     }
 
-    /// Guest options with this session's QEMU, accelerator and defaults.
-    pub fn guest_options(&self, console_log: PathBuf) -> GuestOptions {
-        GuestOptions::new(self.qemu.clone(), self.accel.current(), console_log)
+    /// The options of one boot of `kernel` with `settings`, its console log at `log`: the
+    /// emulator for the kernel's architecture under the session's QEMU and accelerator, this
+    /// session's cache for snapshots when the settings take them, no share (a caller that
+    /// shares the host root sets `share`).
+    pub fn guest_options(&self, kernel: &PreparedKernel, settings: &GuestSettings, log: PathBuf) -> GuestOptions {
+        GuestOptions {
+            emulator: self.emulator(kernel, settings),
+            settings: settings.clone(),
+            console_log: log,
+            snapshots: settings.snapshots().then(|| self.cache.clone()),
+            share: None,
+        }
+    }
+
+    /// The emulator a guest of `kernel` gets now (the accelerator may have fallen back to TCG).
+    pub fn emulator(&self, kernel: &PreparedKernel, settings: &GuestSettings) -> Emulator {
+        Emulator::for_arch(kernel.arch, &self.qemu, self.accel.current(), settings.boot_timeout)
     }
 
     /// Start a guest under the session's accelerator. Under KVM the real kernel must reach
-    /// `Hello` within [`KVM_HELLO_DEADLINE`] — that boot is the proof KVM works; when KVM fails
+    /// `Hello` within [`crate::vm::accel::KVM_HELLO_DEADLINE`] — that boot is the proof KVM works; when KVM fails
     /// instead (QEMU's words on stderr, QEMU dead, no `Hello` in time) the session falls back to
     /// TCG and the guest is started again, unless KVM was forced.
     pub async fn start_guest(
@@ -138,12 +131,7 @@ impl Session {
     ) -> Result<Guest, VmError> {
         loop {
             let mut o = opts.clone();
-            o.qemu = self.qemu.clone();
-            // Another architecture's guest runs under TCG whatever the host's accelerator is.
-            o.accel = if kernel.arch.is_host() { self.accel.current() } else { Accel::Tcg };
-            if o.accel == Accel::Kvm {
-                o.boot_timeout = o.boot_timeout.min(KVM_HELLO_DEADLINE);
-            }
+            o.emulator = self.emulator(kernel, &o.settings);
             match Guest::start(kernel, image, &o).await {
                 Ok(g) => {
                     if g.accel == Accel::Kvm && !g.restored {
@@ -155,7 +143,7 @@ impl Session {
                     let e = match e {
                         // Under KVM, a real kernel that does not reach Hello in time is a KVM
                         // that does not work (QEMU paused on an error it did not print, say).
-                        VmError::Timeout { secs, waiting_for, console } if o.accel == Accel::Kvm => {
+                        VmError::Timeout { secs, waiting_for, console } if o.emulator.accel == Accel::Kvm => {
                             VmError::Accelerator {
                                 accel: "kvm",
                                 evidence: format!(
@@ -169,7 +157,7 @@ impl Session {
                         }
                         e => e,
                     };
-                    if o.accel == Accel::Kvm && e.is_accelerator() && self.accel.fall_back(&e) {
+                    if o.emulator.accel == Accel::Kvm && e.is_accelerator() && self.accel.fall_back(&e) {
                         continue;
                     }
                     return Err(e);

@@ -45,6 +45,7 @@ use crate::image;
 use crate::kernel::{self, FetchOptions, KernelSpec, PreparedKernel};
 use crate::report as render;
 use crate::session::Session;
+use crate::settings::{Channel, GuestSettings, SnapshotMode};
 use crate::vm::AccelChoice;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -134,7 +135,7 @@ pub struct GuestArgs {
     #[arg(long, default_value = "auto")]
     pub accel: AccelChoice,
     /// Seconds from QEMU start to the agent's Hello before the boot counts as failed.
-    #[arg(long, default_value_t = crate::session::BOOT_TIMEOUT.as_secs_f64(), value_parser = seconds)]
+    #[arg(long, default_value_t = crate::settings::BOOT_TIMEOUT.as_secs_f64(), value_parser = seconds)]
     pub boot_timeout: f64,
     /// The guest machine's size: `--cpus`, `--memory`, `--disk`.
     #[command(flatten)]
@@ -150,12 +151,12 @@ pub struct GuestArgs {
     pub append: Vec<String>,
     /// Guest channel: virtio (virtio-serial, falls back to serial when the kernel lacks the
     /// driver) or serial (the 8250 UART, no modules to load).
-    #[arg(long, default_value = "virtio", value_parser = ["virtio", "serial"])]
-    pub channel: String,
+    #[arg(long, value_enum, default_value_t = Channel::Virtio)]
+    pub channel: Channel,
     /// Start guests from a snapshot taken at the agent's Hello (taken on first use): on or off.
     /// Default: on for run and exec, off for boot and bench boot (they measure cold boots).
-    #[arg(long, value_parser = ["on", "off"])]
-    pub snapshot: Option<String>,
+    #[arg(long, value_enum)]
+    pub snapshot: Option<SnapshotMode>,
     /// How the host root reaches guests that share it (exec, shell, selftest, and run's tool
     /// scenarios and host-command workloads): auto (virtio-fs
     /// for cold boots, 9p when the guest starts from a snapshot, which QEMU cannot take with
@@ -198,9 +199,18 @@ impl MirrorArgs {
 pub const DEFAULT_KERNEL: &str = "debian-6.1";
 
 impl GuestArgs {
-    /// What goes into the image: the channel's modules, and the share's when `share`.
-    pub fn image_options(&self, share: bool) -> image::ImageOptions {
-        image::ImageOptions { virtio_channel: self.channel == "virtio", share }
+    /// The guests' settings these flags give, `snapshot` when `--snapshot` is not given (the
+    /// command's default: [`SnapshotMode::Auto`] for the commands that start from snapshots,
+    /// `Off` for those that measure cold boots).
+    pub fn settings(&self, snapshot: SnapshotMode) -> GuestSettings {
+        GuestSettings {
+            append: self.append.clone(),
+            channel: self.channel,
+            snapshot: self.snapshot.unwrap_or(snapshot),
+            boot_timeout: Duration::from_secs_f64(self.boot_timeout),
+            share: self.share,
+            ..self.machine.settings()
+        }
     }
 
     /// `--kernel`, else [`DEFAULT_KERNEL`].
@@ -225,15 +235,6 @@ impl GuestArgs {
     /// How to fetch this command's kernels: mirror, trust, a local kernel's extras.
     pub fn fetch_options(&self) -> FetchOptions {
         FetchOptions { modules: self.modules.clone(), config: self.config.clone(), ..self.fetch.fetch_options() }
-    }
-
-    /// Whether to use snapshots, given this command's default.
-    pub fn snapshots(&self, default: bool) -> bool {
-        match self.snapshot.as_deref() {
-            Some("on") => true,
-            Some("off") => false,
-            _ => default && crate::vm::snapshot::enabled(),
-        }
     }
 }
 
@@ -293,33 +294,29 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// The options of one boot: the console log in `--out` (created if missing), named after
-    /// the kernel, `tag` and the time; CPUs, memory, kernel command line, channel and boot timeout
-    /// from `args`; snapshots off.
-    pub fn guest_options(&self, args: &GuestArgs, tag: &str) -> Result<GuestOptions> {
+    /// The options of one boot with `settings`: the console log in `--out` (created if
+    /// missing), named after the kernel, `tag` and the time.
+    pub fn guest_options(&self, args: &GuestArgs, settings: &GuestSettings, tag: &str) -> Result<GuestOptions> {
         std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
         let stamp =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
         let log = args.out.join(format!("{}-{tag}-{stamp}.console.log", sanitize(&self.kernel.id)));
-        let mut o = self.session.guest_options(log);
-        o.memory_mb = args.machine.memory;
-        o.cpus = args.machine.cpus;
-        if let Some(b) = args.machine.disk {
+        if let Some(b) = settings.disk_bytes {
             machine::check_disk_room(&args.out, b)?;
-            o.disk_bytes = Some(b);
         }
-        o.append = args.append.clone();
-        o.virtio = args.channel == "virtio";
-        // Callers that want snapshots set `o.snapshots`; a cold boot is the default here.
-        o.boot_timeout = Duration::from_secs_f64(args.boot_timeout);
-        Ok(o)
+        Ok(self.session.guest_options(&self.kernel, settings, log))
     }
 }
 
 /// Opens a session for `args` (saying which accelerator and why) and prepares the kernel and
-/// its image.
-pub async fn prepare(args: &GuestArgs) -> Result<Prepared> {
-    prepare_with(args, Vec::new()).await
+/// its image for guests of `settings`.
+pub async fn prepare(args: &GuestArgs, settings: &GuestSettings) -> Result<Prepared> {
+    let session = Arc::new(open_session(args.accel).await?);
+    let (kernel, image) = session
+        .prepare(args.kernel(), &args.fetch_options(), settings.image_options(false), &[])
+        .await
+        .map_err(tag_session)?;
+    Ok(Prepared { session, kernel, image })
 }
 
 /// Open a session for `args.accel` and say which accelerator it uses and why.
@@ -327,15 +324,6 @@ async fn open_session(choice: AccelChoice) -> Result<Session> {
     let session = Session::open(choice).await.exit_code(exit::INFRA)?;
     eprintln!("kmatrix: {}", session.accel.describe());
     Ok(session)
-}
-
-/// [`prepare`] with extra files in the image.
-pub async fn prepare_with(args: &GuestArgs, extra: Vec<image::ExtraFile>) -> Result<Prepared> {
-    let session = Arc::new(open_session(args.accel).await?);
-    let io = args.image_options(false);
-    let (kernel, image) =
-        session.prepare(args.kernel(), &args.fetch_options(), io, &extra).await.map_err(tag_session)?;
-    Ok(Prepared { session, kernel, image })
 }
 
 /// Prepare `kernel` in `session` with the host-root share modules, and boot it sharing the host
@@ -350,8 +338,9 @@ pub(crate) async fn start_shared(
     rw: Vec<PathBuf>,
     headers: bool,
 ) -> Result<(Prepared, crate::guest::Guest)> {
+    let settings = args.settings(SnapshotMode::Auto);
     let (k, image) =
-        session.prepare(kernel, &args.fetch_options(), args.image_options(true), &[]).await.map_err(tag_session)?;
+        session.prepare(kernel, &args.fetch_options(), settings.image_options(true), &[]).await.map_err(tag_session)?;
     let p = Prepared { session: session.clone(), kernel: k, image };
     let headers_dir = match headers {
         false => None,
@@ -366,15 +355,10 @@ pub(crate) async fn start_shared(
         }
     };
     let modules = crate::guest::module_tree(&p.kernel, &p.session.cache).await;
-    let mut opts = p.guest_options(args, tag)?;
-    let snapshots = args.snapshots(true);
+    let mut opts = p.guest_options(args, &settings, tag)?;
     let extra = rw.iter().map(|d| crate::vm::share::ExtraShare::rw(d)).collect();
-    let plan = crate::vm::share::choose_here(args.share, snapshots, kernel, p.kernel.boot.config.as_deref(), extra)
-        .exit_code(exit::BAD_INPUT)?;
+    let plan = settings.share_plan(kernel, p.kernel.boot.config.as_deref(), extra).exit_code(exit::BAD_INPUT)?;
     opts.share = Some(plan);
-    if snapshots {
-        opts.snapshots = Some(p.session.cache.clone());
-    }
     let mut g = p
         .session
         .start_guest(&p.kernel, &p.image, &opts)

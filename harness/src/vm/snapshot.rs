@@ -19,11 +19,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
-/// Whether runs use snapshots: on unless `KMATRIX_SNAPSHOT=0`.
-pub fn enabled() -> bool {
-    !matches!(std::env::var("KMATRIX_SNAPSHOT").as_deref(), Ok("0") | Ok("off") | Ok("no"))
-}
-
 /// Bumped when the layout or the way snapshots are taken changes.
 pub const FORMAT: u32 = 2;
 
