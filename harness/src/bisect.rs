@@ -13,7 +13,7 @@
 use crate::guest::Guest;
 use crate::kernel::{changelog, AvailableKernel};
 use crate::run::guests::Guests;
-use crate::session::SessionError;
+use crate::session::{sanitize, SessionError};
 use kmatrix_proto::{ExecRequest, RunRequest, Status};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -258,10 +258,6 @@ pub struct Report {
     pub changelog_error: Option<String>,
     /// Seconds the whole bisection took.
     pub wall_s: f64,
-}
-
-fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
 }
 
 impl Bisector {

@@ -1,7 +1,11 @@
-//! A session: what every surface (the CLI's commands, the scheduler, the cargo test harness, the
-//! integration tests) needs before it can boot a guest, set up in one place with one set of
-//! defaults — the cache, the QEMU binary, the accelerator — and the one way to start a guest,
-//! which redoes a guest under TCG when KVM turns out not to work.
+//! A session: the composition root. What every surface (the CLI's commands, the scheduler,
+//! bisection, the cargo test harness, the integration tests) needs before it can boot a guest,
+//! set up in one place — the cache, the QEMU binary, the accelerator — and the one way from a
+//! kernel spec and the guests' settings (`settings::GuestSettings`) to a prepared kernel, its
+//! image ([`Prepared`]) and a started guest: the settings resolved for one boot
+//! ([`Session::guest_options`]: the emulator for the kernel's architecture), the host root
+//! shared ([`Prepared::start_shared`]), and a guest redone under TCG when KVM turns out not to
+//! work ([`Session::start_guest`]).
 //!
 //! Not here: what runs in the guest (callers send requests to the [`Guest`]), verdicts, rendering.
 
@@ -13,8 +17,9 @@ use crate::image::{self, Image, ImageError, ImageOptions};
 use crate::kernel::{self, FetchOptions, KernelError, KernelSpec, PreparedKernel};
 use crate::settings::GuestSettings;
 use crate::vm::accel::Accelerator;
+use crate::vm::share::{ExtraShare, ShareError};
 use crate::vm::{Accel, AccelChoice, Emulator, VmError};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Why a session could not prepare a kernel or an image.
@@ -44,12 +49,48 @@ pub enum SessionError {
     /// A blocking preparation task panicked or was cancelled.
     #[error("a preparation task died: {0}")]
     Task(String),
+    /// The directory console logs go to could not be made.
+    #[error("cannot create {}", dir.display())]
+    LogDir {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kernel's headers could not be had.
+    #[error("no headers for {kernel}")]
+    Headers {
+        /// The kernel spec.
+        kernel: String,
+        /// The kernel provider's error.
+        #[source]
+        source: Box<KernelError>,
+    },
+    /// The host root cannot be shared as the settings ask (a forced virtio-fs without its daemon).
+    #[error(transparent)]
+    Share(#[from] ShareError),
+    /// The guest did not start.
+    #[error("booting {kernel} failed (console log: {})", console_log.display())]
+    Boot {
+        /// The kernel spec.
+        kernel: String,
+        /// The boot's console log.
+        console_log: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: Box<VmError>,
+    },
 }
 
 impl SessionError {
     /// Bad input (an unknown kernel id, a file that is not a kernel), not broken infrastructure.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, SessionError::Kernel { source, .. } if source.is_bad_input())
+        match self {
+            SessionError::Kernel { source, .. } | SessionError::Headers { source, .. } => source.is_bad_input(),
+            SessionError::Share(_) => true,
+            _ => false,
+        }
     }
 }
 
@@ -98,6 +139,20 @@ impl Session {
         })
         .await
         .map_err(|e| SessionError::Task(e.to_string()))?
+    }
+
+    /// Fetch (or find in the cache) `kernel` and build its image for guests of `settings` (the
+    /// channel's modules; the share's when they share the host root), with `extra` files.
+    pub async fn prepare_guest(
+        self: &Arc<Self>,
+        kernel: &str,
+        fetch: &FetchOptions,
+        settings: &GuestSettings,
+        share: bool,
+        extra: &[image::ExtraFile],
+    ) -> Result<Prepared, SessionError> {
+        let (k, image) = self.prepare(kernel, fetch, settings.image_options(share), extra).await?;
+        Ok(Prepared { session: self.clone(), spec: kernel.to_string(), kernel: k, image })
     }
 
     /// The options of one boot of `kernel` with `settings`, its console log at `log`: the
@@ -165,4 +220,81 @@ impl Session {
             }
         }
     }
+}
+
+/// A kernel ready to boot in a session: fetched and verified, with the guest image built for it.
+pub struct Prepared {
+    /// The cache, QEMU and accelerator the kernel was prepared with.
+    pub session: Arc<Session>,
+    /// The kernel as it was asked for (a matrix id, a build, a path): what messages name it by.
+    pub spec: String,
+    /// The kernel, fetched and verified.
+    pub kernel: PreparedKernel,
+    /// The guest image built for it.
+    pub image: Image,
+}
+
+impl Prepared {
+    /// The options of one boot with `settings`: the console log in `dir` (created if missing),
+    /// named after the kernel, `tag` and the time.
+    pub fn guest_options(&self, settings: &GuestSettings, dir: &Path, tag: &str) -> Result<GuestOptions, SessionError> {
+        std::fs::create_dir_all(dir).map_err(|source| SessionError::LogDir { dir: dir.to_path_buf(), source })?;
+        let stamp =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        let log = dir.join(format!("{}-{tag}-{stamp}.console.log", sanitize(&self.kernel.id)));
+        Ok(self.session.guest_options(&self.kernel, settings, log))
+    }
+
+    /// Start a guest with `opts` ([`Session::start_guest`]).
+    pub async fn start(&self, opts: &GuestOptions) -> Result<Guest, SessionError> {
+        self.session.start_guest(&self.kernel, &self.image, opts).await.map_err(|source| SessionError::Boot {
+            kernel: self.spec.clone(),
+            console_log: opts.console_log.clone(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Boot it sharing the host root (read-only, `rw` directories writable) as `settings` say,
+    /// its console log in `dir`: for the commands that run the user's programs (`exec`,
+    /// `shell`, `selftest`, `rerun --shell`). The image must carry the share's modules
+    /// ([`Session::prepare_guest`] with `share`). With `headers`, the kernel's own headers are
+    /// fetched first and offered with the share, beside its module tree.
+    pub async fn start_shared(
+        &self,
+        settings: &GuestSettings,
+        fetch: &FetchOptions,
+        dir: &Path,
+        tag: &str,
+        rw: Vec<PathBuf>,
+        headers: bool,
+    ) -> Result<Guest, SessionError> {
+        let id = self.spec.clone();
+        let headers_dir = match headers {
+            false => None,
+            true => {
+                let (k, cache, fetch) = (self.kernel.clone(), self.session.cache.clone(), fetch.clone());
+                let tree = tokio::task::spawn_blocking(move || crate::kernel::headers(&k, &cache, &fetch))
+                    .await
+                    .map_err(|e| SessionError::Task(e.to_string()))?
+                    .map_err(|e| SessionError::Headers { kernel: id.clone(), source: Box::new(e) })?;
+                Some(tree.dir.display().to_string())
+            }
+        };
+        let modules = crate::guest::module_tree(&self.kernel, &self.session.cache).await;
+        let mut opts = self.guest_options(settings, dir, tag)?;
+        let extra = rw.iter().map(|d| ExtraShare::rw(d)).collect();
+        opts.share = Some(settings.share_plan(&id, self.kernel.boot.config.as_deref(), extra)?);
+        let mut g = self.start(&opts).await?;
+        if let Some(share) = g.share.as_mut() {
+            share.headers = headers_dir;
+            share.modules = modules;
+            share.module_files = true;
+        }
+        Ok(g)
+    }
+}
+
+/// `s` as a file name: ASCII letters, digits, `-` and `.` kept, the rest `_`.
+pub fn sanitize(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
 }

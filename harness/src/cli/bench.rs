@@ -120,7 +120,7 @@ pub(crate) async fn bench_boot(guest: GuestArgs, runs: u32, json: bool) -> Resul
     let mut floor = Vec::new();
     for i in 0..runs {
         floor.push(bare_kernel(&p, &settings).await?);
-        let opts = p.guest_options(&guest, &settings, &format!("bench{i}"))?;
+        let opts = boot_options(&p, &guest, &settings, &format!("bench{i}"))?;
         let g = p
             .session
             .start_guest(&p.kernel, &p.image, &opts)

@@ -17,7 +17,7 @@ pub(crate) async fn boot(a: BootArgs) -> Result<i32> {
     // A cold boot unless `--snapshot on`: this command measures boots.
     let settings = a.guest.settings(SnapshotMode::Off);
     let p = prepare(&a.guest, &settings).await?;
-    let opts = p.guest_options(&a.guest, &settings, "boot")?;
+    let opts = boot_options(&p, &a.guest, &settings, "boot")?;
     let guest = p
         .session
         .start_guest(&p.kernel, &p.image, &opts)

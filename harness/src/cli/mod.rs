@@ -41,10 +41,9 @@ pub use trace::TraceArgs;
 use crate::cache::Cache;
 use crate::exit::{self, ExitContext};
 use crate::guest::GuestOptions;
-use crate::image;
-use crate::kernel::{self, FetchOptions, KernelSpec, PreparedKernel};
+use crate::kernel::{self, FetchOptions, KernelSpec};
 use crate::report as render;
-use crate::session::Session;
+use crate::session::{sanitize, Prepared, Session, SessionError};
 use crate::settings::{Channel, GuestSettings, SnapshotMode};
 use crate::vm::AccelChoice;
 use anyhow::{Context, Result};
@@ -283,40 +282,33 @@ fn seconds(s: &str) -> Result<f64, BadSeconds> {
 #[error("{0:?} is not a positive number of seconds")]
 pub struct BadSeconds(pub String);
 
-/// Everything a boot needs, prepared once.
-pub struct Prepared {
-    /// The cache, QEMU and accelerator the kernel was prepared with.
-    pub session: Arc<Session>,
-    /// The kernel, fetched and verified.
-    pub kernel: PreparedKernel,
-    /// The guest image built for it.
-    pub image: image::Image,
-}
-
-impl Prepared {
-    /// The options of one boot with `settings`: the console log in `--out` (created if
-    /// missing), named after the kernel, `tag` and the time.
-    pub fn guest_options(&self, args: &GuestArgs, settings: &GuestSettings, tag: &str) -> Result<GuestOptions> {
-        std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
-        let stamp =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-        let log = args.out.join(format!("{}-{tag}-{stamp}.console.log", sanitize(&self.kernel.id)));
-        if let Some(b) = settings.disk_bytes {
-            machine::check_disk_room(&args.out, b)?;
-        }
-        Ok(self.session.guest_options(&self.kernel, settings, log))
-    }
-}
-
 /// Opens a session for `args` (saying which accelerator and why) and prepares the kernel and
 /// its image for guests of `settings`.
 pub async fn prepare(args: &GuestArgs, settings: &GuestSettings) -> Result<Prepared> {
     let session = Arc::new(open_session(args.accel).await?);
-    let (kernel, image) = session
-        .prepare(args.kernel(), &args.fetch_options(), settings.image_options(false), &[])
-        .await
-        .map_err(tag_session)?;
-    Ok(Prepared { session, kernel, image })
+    session.prepare_guest(args.kernel(), &args.fetch_options(), settings, false, &[]).await.map_err(tag_session)
+}
+
+/// The options of one boot of `p` with `settings`, its console log in `--out`; a `--disk` the
+/// file system there has no room for is refused first.
+pub(crate) fn boot_options(
+    p: &Prepared,
+    args: &GuestArgs,
+    settings: &GuestSettings,
+    tag: &str,
+) -> Result<GuestOptions> {
+    check_disk(args, settings)?;
+    p.guest_options(settings, &args.out, tag).map_err(tag_session)
+}
+
+/// A `--disk` that the file system of `--out` (where the scratch file goes, beside the console
+/// log) has no room for is refused (exit 2) before a guest starts.
+fn check_disk(args: &GuestArgs, settings: &GuestSettings) -> Result<()> {
+    if let Some(b) = settings.disk_bytes {
+        std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+        machine::check_disk_room(&args.out, b)?;
+    }
+    Ok(())
 }
 
 /// Open a session for `args.accel` and say which accelerator it uses and why.
@@ -327,9 +319,9 @@ async fn open_session(choice: AccelChoice) -> Result<Session> {
 }
 
 /// Prepare `kernel` in `session` with the host-root share modules, and boot it sharing the host
-/// root (read-only, `rw` directories writable), from a snapshot unless told otherwise. For the
-/// commands that run the user's programs (`exec`, `shell`, `selftest`). With `headers`, the
-/// kernel's own headers are fetched first and offered with the share ([`headers_env`]).
+/// root (read-only, `rw` directories writable), from a snapshot unless `--snapshot off`
+/// ([`Prepared::start_shared`]). For the commands that run the user's programs (`exec`,
+/// `shell`, `selftest`). With `headers`, the kernel's own headers are offered with the share.
 pub(crate) async fn start_shared(
     session: &Arc<Session>,
     args: &GuestArgs,
@@ -339,58 +331,18 @@ pub(crate) async fn start_shared(
     headers: bool,
 ) -> Result<(Prepared, crate::guest::Guest)> {
     let settings = args.settings(SnapshotMode::Auto);
-    let (k, image) =
-        session.prepare(kernel, &args.fetch_options(), settings.image_options(true), &[]).await.map_err(tag_session)?;
-    let p = Prepared { session: session.clone(), kernel: k, image };
-    let headers_dir = match headers {
-        false => None,
-        true => {
-            let (k, cache, fetch) = (p.kernel.clone(), p.session.cache.clone(), args.fetch_options());
-            let tree = tokio::task::spawn_blocking(move || crate::kernel::headers(&k, &cache, &fetch))
-                .await
-                .context("the headers task died")?
-                .map_err(tag_kernel)
-                .with_context(|| format!("--kernel-headers: no headers for {kernel}"))?;
-            Some(tree.dir.display().to_string())
-        }
-    };
-    let modules = crate::guest::module_tree(&p.kernel, &p.session.cache).await;
-    let mut opts = p.guest_options(args, &settings, tag)?;
-    let extra = rw.iter().map(|d| crate::vm::share::ExtraShare::rw(d)).collect();
-    let plan = settings.share_plan(kernel, p.kernel.boot.config.as_deref(), extra).exit_code(exit::BAD_INPUT)?;
-    opts.share = Some(plan);
-    let mut g = p
-        .session
-        .start_guest(&p.kernel, &p.image, &opts)
-        .await
-        .with_context(|| format!("booting {kernel} failed (console log: {})", opts.console_log.display()))
-        .exit_code(exit::INFRA)?;
-    if let Some(share) = g.share.as_mut() {
-        share.headers = headers_dir;
-        share.modules = modules;
-        share.module_files = true;
-    }
+    let fetch = args.fetch_options();
+    let p = session.prepare_guest(kernel, &fetch, &settings, true, &[]).await.map_err(tag_session)?;
+    check_disk(args, &settings)?;
+    let g = p.start_shared(&settings, &fetch, &args.out, tag, rw, headers).await.map_err(|e| match e {
+        SessionError::Headers { .. } => tag_session(e).context("--kernel-headers"),
+        e => tag_session(e),
+    })?;
     Ok((p, g))
 }
 
-/// The guest program's environment for the kernel headers offered with `g`'s share, if any:
-/// `BCC_KERNEL_SOURCE` and `BPFTRACE_KERNEL_SOURCE` (BCC and bpftrace compile against it; the
-/// path is the host's, which is where the shared view shows it).
-pub(crate) fn headers_env(g: &crate::guest::Guest, env: &mut Vec<(String, String)>) {
-    if let Some(dir) = g.share.as_ref().and_then(|s| s.headers.clone()) {
-        for var in kmatrix_proto::HEADERS_ENV {
-            env.retain(|(k, _)| k != var);
-            env.push((var.to_string(), dir.clone()));
-        }
-    }
-}
-
-fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
-}
-
 /// A session error with its exit code: bad input or infrastructure.
-fn tag_session(e: crate::session::SessionError) -> anyhow::Error {
+fn tag_session(e: SessionError) -> anyhow::Error {
     let code = if e.is_bad_input() { exit::BAD_INPUT } else { exit::INFRA };
     let r: Result<(), _> = Err(e);
     r.exit_code(code).unwrap_err()

@@ -19,7 +19,7 @@ use super::history;
 use super::queue::Queue;
 use crate::image::{self, Image};
 use crate::kernel::PreparedKernel;
-use crate::session::SessionError;
+use crate::session::{sanitize, SessionError};
 use crate::vm::VmError;
 use kmatrix_proto::KernelBuild;
 use kmatrix_proto::{Cause, RunRequest, ScenarioResult, Status};
@@ -449,8 +449,4 @@ async fn finalize(shared: &Shared, kr: &KernelRun, st: &mut KernelState) {
         })
         .await;
     shared.changed();
-}
-
-fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
 }
