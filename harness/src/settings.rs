@@ -36,8 +36,8 @@ pub const MEMORY_FLOOR_MB: u32 = 96;
 /// scenarios that need two say so (`at least 2 online CPUs`) and run with `--cpus 2`.
 pub const CPUS: u32 = 1;
 
-/// The channel the agent answers on (`--channel`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+/// The channel the agent answers on (`--channel virtio|serial`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Channel {
     /// virtio-serial; the 8250 when the kernel lacks the driver.
     #[default]
@@ -46,8 +46,8 @@ pub enum Channel {
     Serial,
 }
 
-/// Whether guests start from a snapshot taken at the agent's `Hello` (`--snapshot`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+/// Whether guests start from a snapshot taken at the agent's `Hello` (`--snapshot on|off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SnapshotMode {
     /// Always (`--snapshot on`).
     On,
@@ -56,8 +56,37 @@ pub enum SnapshotMode {
     /// On unless `KMATRIX_SNAPSHOT` is `0`, `off` or `no`: what a command that starts guests
     /// from snapshots does when `--snapshot` is not given.
     #[default]
-    #[value(skip)]
     Auto,
+}
+
+// By hand rather than derived: the flags' help lists the bare values, as it always has (a
+// derive would print each variant's doc there).
+impl clap::ValueEnum for Channel {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Channel::Virtio, Channel::Serial]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            Channel::Virtio => "virtio",
+            Channel::Serial => "serial",
+        }))
+    }
+}
+
+impl clap::ValueEnum for SnapshotMode {
+    /// `auto` is no flag's value: it is what no `--snapshot` means.
+    fn value_variants<'a>() -> &'a [Self] {
+        &[SnapshotMode::On, SnapshotMode::Off]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        match self {
+            SnapshotMode::On => Some(clap::builder::PossibleValue::new("on")),
+            SnapshotMode::Off => Some(clap::builder::PossibleValue::new("off")),
+            SnapshotMode::Auto => None,
+        }
+    }
 }
 
 impl SnapshotMode {

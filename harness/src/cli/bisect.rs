@@ -145,12 +145,7 @@ pub(crate) async fn bisect_cmd(a: BisectArgs) -> Result<i32> {
         guests: crate::run::guests::Guests {
             session,
             fetch,
-            // Each build boots once unless `--snapshot on`: bisect's default is a cold boot.
-            settings: GuestSettings {
-                boot_timeout: Duration::from_secs_f64(a.boot_timeout),
-                snapshot: a.snapshot.unwrap_or(SnapshotMode::Off),
-                ..a.machine.settings()
-            },
+            settings: settings(&a),
             scenario_timeout: Duration::from_secs_f64(a.timeout),
         },
         out: out.clone(),
@@ -178,6 +173,17 @@ pub(crate) async fn bisect_cmd(a: BisectArgs) -> Result<i32> {
         print!("{}", render(&report));
     }
     Ok(exit::OK)
+}
+
+/// The guests' settings of a bisection: the machine and boot timeout of the flags, the default
+/// channel, and each build booted once unless `--snapshot on` (bisect's default is a cold boot;
+/// the rule is `SnapshotMode`'s, as every command's).
+fn settings(a: &BisectArgs) -> GuestSettings {
+    GuestSettings {
+        boot_timeout: Duration::from_secs_f64(a.boot_timeout),
+        snapshot: a.snapshot.unwrap_or(SnapshotMode::Off),
+        ..a.machine.settings()
+    }
 }
 
 /// The predicate the arguments ask for: exactly one of --scenario and a command.
@@ -277,6 +283,23 @@ fn render(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bisect_boots_each_build_cold_on_the_default_channel_unless_told() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["kmatrix", "bisect", "--line", "6.12", "-s", "x", "--cpus", "2"];
+            argv.extend_from_slice(extra);
+            let super::super::Command::Bisect(a) = super::super::Cli::try_parse_from(argv).unwrap().command else {
+                panic!("not bisect")
+            };
+            settings(&a)
+        };
+        let s = parse(&[]);
+        assert_eq!(s, GuestSettings { cpus: 2, snapshot: SnapshotMode::Off, ..Default::default() });
+        assert_eq!(s.channel, Channel::Virtio);
+        assert!(!s.snapshots());
+        assert!(parse(&["--snapshot", "on"]).snapshots());
+    }
 
     #[test]
     fn lines_come_from_package_versions() {

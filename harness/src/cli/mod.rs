@@ -367,6 +367,53 @@ mod tests {
     }
 
     #[test]
+    fn guest_flags_become_one_settings_value() {
+        let guest = |argv: &[&str]| {
+            let mut all = vec!["kmatrix", "boot"];
+            all.extend_from_slice(argv);
+            let Command::Boot(a) = Cli::try_parse_from(all).unwrap().command else { panic!("not boot") };
+            a.guest
+        };
+        // No flags: the settings' own defaults, the command's snapshot default kept.
+        assert_eq!(guest(&[]).settings(SnapshotMode::Auto), GuestSettings::default());
+        assert_eq!(guest(&[]).settings(SnapshotMode::Off).snapshot, SnapshotMode::Off);
+        let a = guest(&[
+            "--cpus",
+            "2",
+            "--memory",
+            "1G",
+            "--disk",
+            "64M",
+            "--append",
+            "quiet",
+            "--channel",
+            "serial",
+            "--boot-timeout",
+            "5",
+            "--share",
+            "9p",
+            "--snapshot",
+            "on",
+        ]);
+        assert_eq!(
+            a.settings(SnapshotMode::Off),
+            GuestSettings {
+                cpus: 2,
+                memory_mb: 1024,
+                disk_bytes: Some(64 << 20),
+                append: vec!["quiet".into()],
+                channel: Channel::Serial,
+                snapshot: SnapshotMode::On,
+                boot_timeout: Duration::from_secs(5),
+                share: crate::vm::share::ShareMode::NineP,
+            }
+        );
+        assert!(!a.settings(SnapshotMode::Off).image_options(false).virtio_channel);
+        assert!(Cli::try_parse_from(["kmatrix", "boot", "--channel", "pci"]).is_err());
+        assert!(Cli::try_parse_from(["kmatrix", "boot", "--snapshot", "auto"]).is_err());
+    }
+
+    #[test]
     fn run_accepts_kernel_lists_and_params() {
         let cli = Cli::try_parse_from([
             "kmatrix",
