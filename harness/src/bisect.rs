@@ -11,10 +11,9 @@
 #![warn(missing_docs)]
 
 use crate::guest::Guest;
-use crate::image::ImageOptions;
 use crate::kernel::{changelog, AvailableKernel};
-use crate::run::guests::GuestSettings;
-use crate::session::SessionError;
+use crate::run::guests::Guests;
+use crate::session::{sanitize, SessionError};
 use kmatrix_proto::{ExecRequest, RunRequest, Status};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -227,9 +226,7 @@ pub struct Step {
 #[derive(Debug, Clone)]
 pub struct Bisector {
     /// How guests boot, as `kmatrix run` boots them.
-    pub guests: GuestSettings,
-    /// The agent answers over virtio-serial rather than the second UART.
-    pub virtio: bool,
+    pub guests: Guests,
     /// The folder console logs and command outputs are written to.
     pub out: PathBuf,
     /// What decides good and bad.
@@ -263,10 +260,6 @@ pub struct Report {
     pub wall_s: f64,
 }
 
-fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
-}
-
 impl Bisector {
     /// Prepare, boot and judge build `b` as step `n`.
     pub async fn test(&self, n: usize, b: &AvailableKernel) -> Result<Step, BisectError> {
@@ -284,7 +277,7 @@ impl Bisector {
             restored: false,
             logs: Vec::new(),
         };
-        let image = ImageOptions { virtio_channel: self.virtio, share: self.predicate.host_root() };
+        let image = self.guests.settings.image_options(self.predicate.host_root());
         let prepared = self.guests.session.prepare(&b.spec, &self.guests.fetch, image, &[]).await;
         step.prepare_s = t0.elapsed().as_secs_f64();
         let (k, img) = match prepared {
@@ -301,8 +294,7 @@ impl Bisector {
         let tag = format!("step{n}-{}", sanitize(&b.version));
         let log = self.out.join(format!("{tag}.console.log"));
         step.logs.push(log.clone());
-        let mut opts = self.guests.options(log.clone());
-        opts.virtio = self.virtio;
+        let mut opts = self.guests.options(&k, log.clone());
         if self.predicate.host_root() {
             match self.guests.share_plan(&k.id, k.boot.config.as_deref()) {
                 Ok(plan) => opts.share = Some(plan),

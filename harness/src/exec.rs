@@ -214,6 +214,18 @@ fn interpreter(p: &Path) -> Option<String> {
     Some(String::from_utf8_lossy(line).trim().to_string())
 }
 
+/// The guest program's environment for the kernel headers offered with `g`'s share, if any:
+/// `BCC_KERNEL_SOURCE` and `BPFTRACE_KERNEL_SOURCE` (BCC and bpftrace compile against it; the
+/// path is the host's, which is where the shared view shows it).
+pub fn headers_env(g: &crate::guest::Guest, env: &mut Vec<(String, String)>) {
+    if let Some(dir) = g.share.as_ref().and_then(|s| s.headers.clone()) {
+        for var in kmatrix_proto::HEADERS_ENV {
+            env.retain(|(k, _)| k != var);
+            env.push((var.to_string(), dir.clone()));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

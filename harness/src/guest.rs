@@ -11,66 +11,33 @@
 
 use crate::image::Image;
 use crate::kernel::PreparedKernel;
-use crate::vm::qemu::MemoryFile;
+use crate::settings::{Channel, GuestSettings};
 use crate::vm::share::{ShareFs, SharePlan};
-use crate::vm::snapshot::{self, Snapshot, SnapshotMeta};
+use crate::vm::snapshot::{self, Snapshot, Taken};
 use crate::vm::virtiofs::Daemon;
-use crate::vm::{Accel, QemuConfig, Vm, VmError, VmFiles};
+use crate::vm::{Accel, Emulator, QemuConfig, Vm, VmError, VmFiles};
 use kmatrix_proto::{Capabilities, ExecOutcome, ExecRequest, GuestMsg, HostMsg, RunRequest, ScenarioResult};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// How much longer a guest of another architecture gets to reach `Hello` (arm64 under TCG).
-const FOREIGN_BOOT_FACTOR: u32 = 3;
-
-/// How to boot.
+/// One boot: the guest's settings, carried whole, and what the session resolved them to for
+/// this boot of this kernel (`Session::guest_options`): the emulator, the console log, the share
+/// plan, the snapshot cache.
 #[derive(Debug, Clone)]
 pub struct GuestOptions {
-    /// The QEMU binary.
-    pub qemu: PathBuf,
-    /// The accelerator to start it with.
-    pub accel: Accel,
-    /// Guest memory in MiB.
-    pub memory_mb: u32,
-    /// Guest CPUs.
-    pub cpus: u32,
-    /// Deadline for QEMU start → `Hello`.
-    pub boot_timeout: Duration,
+    /// What kind of guest (machine, command line, channel, snapshot mode, boot deadline).
+    pub settings: GuestSettings,
+    /// Which QEMU, accelerator and firmware, and the deadline to `Hello`, for the kernel's
+    /// architecture.
+    pub emulator: Emulator,
     /// Where the console log goes.
     pub console_log: PathBuf,
-    /// Extra kernel command line words.
-    pub append: Vec<String>,
-    /// Offer a virtio-serial channel when the image can drive it.
-    pub virtio: bool,
     /// Start from (and, the first time, take) a snapshot taken at `Hello` in this cache.
     pub snapshots: Option<crate::cache::Cache>,
     /// Share the host's root (read-only) into the guest, and the plan's extra directories, over
     /// the plan's file system. The image must carry the share modules (`ImageOptions::share`).
     /// A virtio-fs guest boots cold: QEMU cannot snapshot a vhost-user-fs device.
     pub share: Option<SharePlan>,
-    /// A scratch disk of this many bytes (`--disk SIZE`): a sparse file beside the console log,
-    /// attached as virtio-blk (`/dev/vda`) and removed with the guest.
-    pub disk_bytes: Option<u64>,
-}
-
-impl GuestOptions {
-    /// Defaults for everything but the QEMU binary, accelerator and console log: the session's
-    /// memory and boot timeout, one CPU, virtio channel, no snapshot, no share.
-    pub fn new(qemu: PathBuf, accel: Accel, console_log: PathBuf) -> Self {
-        GuestOptions {
-            qemu,
-            accel,
-            memory_mb: crate::session::MEMORY_MB,
-            cpus: 1,
-            boot_timeout: crate::session::BOOT_TIMEOUT,
-            console_log,
-            append: Vec::new(),
-            virtio: true,
-            snapshots: None,
-            share: None,
-            disk_bytes: None,
-        }
-    }
 }
 
 /// A guest whose agent has said `Hello`.
@@ -122,7 +89,7 @@ impl Guest {
     /// Boot `kernel` with `image` as `opts` say — from a snapshot when one is ready, else cold
     /// (taking one when asked) — and wait for the agent's `Hello`.
     pub async fn start(kernel: &PreparedKernel, image: &Image, opts: &GuestOptions) -> Result<Guest, VmError> {
-        let disk = match opts.disk_bytes {
+        let disk = match opts.settings.disk_bytes {
             Some(b) => {
                 Some(ScratchDisk::create(PathBuf::from(format!("{}.scratch.img", opts.console_log.display())), b)?)
             }
@@ -148,38 +115,29 @@ impl Guest {
             }
             None => (kernel.boot.bzimage.clone(), "bzImage".to_string()),
         };
-        // A guest of another architecture runs in its own QEMU, under TCG, without firmware.
-        let foreign = !kernel.arch.is_host();
-        let mut opts = opts.clone();
-        if foreign {
-            opts.qemu = crate::vm::qemu::binary_for(kernel.arch);
-            opts.accel = Accel::Tcg;
-            // An emulated foreign CPU boots several times slower than an x86 TCG guest.
-            opts.boot_timeout *= FOREIGN_BOOT_FACTOR;
-        }
-        let opts = &opts;
-        let mut cfg = QemuConfig {
-            qemu: opts.qemu.clone(),
+        let (em, settings) = (&opts.emulator, &opts.settings);
+        let cfg = QemuConfig {
+            qemu: em.qemu.clone(),
             arch: kernel.arch,
             kernel: boot_file,
             initrd: Some(image.path.clone()),
-            accel: opts.accel,
-            memory_mb: opts.memory_mb,
-            cpus: opts.cpus,
+            accel: em.accel,
+            memory_mb: settings.memory_mb,
+            cpus: settings.cpus,
             append: {
                 // The agent loads the share's modules before Hello (so they are in a snapshot).
-                let mut a = opts.append.clone();
+                let mut a = settings.append.clone();
                 if let Some(plan) = &opts.share {
                     a.push(format!("kmatrix.share={}", plan.fs.name()));
                 }
-                if opts.disk_bytes.is_some() {
+                if settings.disk_bytes.is_some() {
                     a.push("kmatrix.disk".into());
                 }
                 a
             },
             serial_channel: None,
             virtio_channel: None,
-            bios: if foreign { None } else { crate::vm::qemu::default_bios(&opts.qemu) },
+            bios: em.bios.clone(),
             debug_exit: false,
             monitor: None,
             memory_file: None,
@@ -187,28 +145,33 @@ impl Guest {
             shares,
             disk,
         };
-        let virtio = opts.virtio && image.has_virtio_console();
+        let virtio = settings.channel == Channel::Virtio && image.has_virtio_console();
         let files = VmFiles { console_log: opts.console_log.clone() };
         let snapshots = opts.snapshots.as_ref().filter(|_| daemons.is_empty());
-        let Some(cache) = snapshots else {
-            return Self::cold(cfg, files, virtio, opts, boot_path, daemons).await;
-        };
+        match snapshots {
+            None => Self::cold(cfg, files, virtio, opts, boot_path, daemons).await,
+            Some(cache) => Self::from_snapshot(cache, cfg, files, virtio, opts, boot_path, daemons).await,
+        }
+    }
+
+    /// Start from the snapshot of `cfg` in `cache`, taking it first when there is none (the
+    /// recipes are `vm::snapshot`'s); a snapshot that will not restore is removed and the guest
+    /// boots cold.
+    async fn from_snapshot(
+        cache: &crate::cache::Cache,
+        mut cfg: QemuConfig,
+        files: VmFiles,
+        virtio: bool,
+        opts: &GuestOptions,
+        boot_path: String,
+        daemons: Vec<Daemon>,
+    ) -> Result<Guest, VmError> {
+        let em = &opts.emulator;
         // The key sees the device list: say whether the virtio port will be there.
         cfg.virtio_channel = virtio.then(|| "V".into());
         let key = snapshot::key(&cfg);
-        let lock = {
-            let cache = cache.clone();
-            let name = format!("snapshot-{key}");
-            tokio::task::spawn_blocking(move || {
-                // Held for this process's life: gc and pruning leave it alone.
-                let _ = cache.hold(&name);
-                cache.lock(&name)
-            })
-            .await
-            .ok()
-            .and_then(Result::ok)
-        };
-        if let Some(s) = snapshot::find(cache, &key).filter(|s| s.meta.accel == Some(opts.accel)) {
+        let lock = snapshot::lock(cache, &key).await;
+        if let Some(s) = snapshot::find(cache, &key).filter(|s| s.meta.accel == Some(em.accel)) {
             drop(lock);
             snapshot::touch(&s);
             match Self::restore(cfg.clone(), &s, files.clone(), virtio, &boot_path, share_of(opts)).await {
@@ -231,79 +194,22 @@ impl Guest {
                 }
             }
         }
-        let staged = snapshot::staging(cache)
-            .map_err(|source| VmError::ChannelSetup { dir: cache.root().to_path_buf(), source })?;
-        let mut c = cfg.clone();
-        c.memory_file = Some(MemoryFile { path: staged.path().join("ram"), shared: true });
-        let mut vm = Vm::start(c, files.clone(), virtio).await?;
-        let caps = vm.hello(opts.boot_timeout).await?;
-        let cold = vm.elapsed();
-        // The snapshot is taken warm: every guest restored from it skips the agent's one-time
-        // work (the kernel's BTF parsed, aya's feature probes: ~0.5 s under TCG, once per boot).
-        vm.send(&HostMsg::Warm).await?;
-        let warm = loop {
-            match vm.recv(Duration::from_secs(60), "the agent to warm up").await? {
-                GuestMsg::Warmed { ms } => break format!("warmed in {ms:.0} ms"),
-                // Said, not fatal: the snapshot is then only as warm as a cold boot.
-                GuestMsg::Error { message } => {
-                    eprintln!("kmatrix: the agent could not warm up before the snapshot: {message}");
-                    break format!("not warmed: {message}");
-                }
-                _ => {}
-            }
-        };
-        let saved = Instant::now();
-        let state = staged.path().join("state");
-        let taken = async {
-            vm.hmp("migrate_set_capability x-ignore-shared on").await?;
-            vm.hmp(&format!("migrate \"exec:cat > {}\"", snapshot::sh_quote(&state))).await?;
-            vm.hmp_wait(
-                "info migrate",
-                &["Migration status: completed", "Migration status: failed"],
-                Duration::from_secs(60),
-            )
-            .await
-        }
-        .await;
-        let channel = vm.channel().unwrap_or("ttyS1").to_string();
-        match taken {
-            Ok((0, _)) => {}
-            other => {
-                // No snapshot, but the guest itself is fine: keep using it.
-                let why = match other {
-                    Ok((_, out)) => format!("migration failed: {}", out.trim()),
-                    Err(e) => e.to_string(),
-                };
-                eprintln!("kmatrix: could not take a snapshot ({why}); continuing without one");
-                let _ = vm.hmp("cont").await;
-                return Ok(Guest {
-                    vm,
-                    caps,
-                    hello_after: cold,
-                    boot_path,
-                    restored: false,
-                    accel: opts.accel,
-                    share: share_of(opts),
-                    _daemons: daemons,
-                    _disk: None,
-                });
-            }
-        }
-        vm.kill().await;
-        let meta = SnapshotMeta {
-            format: snapshot::FORMAT,
-            accel: Some(opts.accel),
-            key: key.clone(),
-            caps,
-            channel,
-            cold_hello_s: cold.as_secs_f64(),
-            save_s: saved.elapsed().as_secs_f64(),
-            warm,
-        };
-        let committed = snapshot::commit(cache, staged, &meta);
+        let taken = snapshot::take(cache, &cfg, &key, files.clone(), virtio, em.hello_deadline).await;
         drop(lock);
-        let s = committed.map_err(|source| VmError::ChannelSetup { dir: cache.root().to_path_buf(), source })?;
-        Self::restore(cfg, &s, files, virtio, &boot_path, share_of(opts)).await
+        match taken? {
+            Taken::Saved(s) => Self::restore(cfg, &s, files, virtio, &boot_path, share_of(opts)).await,
+            Taken::Unsaved { vm, caps, hello_after } => Ok(Guest {
+                vm: *vm,
+                caps,
+                hello_after,
+                boot_path,
+                restored: false,
+                accel: em.accel,
+                share: share_of(opts),
+                _daemons: daemons,
+                _disk: None,
+            }),
+        }
     }
 
     async fn cold(
@@ -319,7 +225,7 @@ impl Guest {
             Ok(vm) => vm,
             Err(e) => return Err(daemon_died(&mut daemons).unwrap_or(e)),
         };
-        let caps = match vm.hello(opts.boot_timeout).await {
+        let caps = match vm.hello(opts.emulator.hello_deadline).await {
             Ok(c) => c,
             Err(e) => return Err(daemon_died(&mut daemons).unwrap_or(e)),
         };
@@ -330,7 +236,7 @@ impl Guest {
             hello_after,
             boot_path,
             restored: false,
-            accel: opts.accel,
+            accel: opts.emulator.accel,
             share: share_of(opts),
             _daemons: daemons,
             _disk: None,
@@ -338,21 +244,15 @@ impl Guest {
     }
 
     async fn restore(
-        mut cfg: QemuConfig,
+        cfg: QemuConfig,
         s: &Snapshot,
         files: VmFiles,
         virtio: bool,
         boot_path: &str,
         share: Option<kmatrix_proto::Share>,
     ) -> Result<Guest, VmError> {
-        cfg.memory_file = Some(MemoryFile { path: s.ram(), shared: false });
-        cfg.incoming = true;
         let accel = cfg.accel;
-        let mut vm = Vm::start(cfg, files, virtio).await?;
-        vm.hmp("migrate_set_capability x-ignore-shared on").await?;
-        vm.hmp(&format!("migrate_incoming \"exec:cat {}\"", snapshot::sh_quote(&s.state()))).await?;
-        vm.hmp_wait("info status", &["VM status: running"], Duration::from_secs(30)).await?;
-        vm.set_active(&s.meta.channel);
+        let vm = snapshot::restore(cfg, s, files, virtio).await?;
         let hello_after = vm.elapsed();
         Ok(Guest {
             vm,

@@ -23,6 +23,7 @@ pub mod report;
 pub mod run;
 pub mod selftest;
 pub mod session;
+pub mod settings;
 pub mod testing;
 pub mod vm;
 

@@ -25,11 +25,12 @@
 #![warn(missing_docs)]
 
 use crate::cache::Cache;
-use crate::run::guests::GuestSettings;
+use crate::run::guests::Guests;
 use crate::run::matrix::{self, MatrixRun};
 use crate::run::scheduler::SchedulerConfig;
 use crate::run::verdict::{Expectation, Expectations, Role};
-use crate::session::{self, Session};
+use crate::session::Session;
+use crate::settings::{self, GuestSettings};
 pub use kmatrix_proto::Status;
 use kmatrix_proto::{ScenarioInfo, ScenarioResult};
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -104,23 +105,15 @@ impl Shared {
             };
             let _ = std::fs::remove_file(&results_path);
             let sched = SchedulerConfig {
-                guests: GuestSettings {
+                guests: Guests {
                     session,
                     fetch: Default::default(),
-                    memory_mb: session::MEMORY_MB,
-                    cpus: session::CPUS,
-                    disk_bytes: None,
-                    boot_timeout: session::BOOT_TIMEOUT,
-                    scenario_timeout: session::SCENARIO_TIMEOUT,
-                    snapshots: crate::vm::snapshot::enabled(),
-                    share: Default::default(),
+                    settings: GuestSettings::default(),
+                    scenario_timeout: settings::SCENARIO_TIMEOUT,
                 },
-                vm_timeout: session::VM_TIMEOUT,
+                vm_timeout: settings::VM_TIMEOUT,
                 jobs: 1,
-                image: crate::image::ImageOptions {
-                    share: scenarios.iter().any(|s| s.host_root),
-                    ..Default::default()
-                },
+                host_root: scenarios.iter().any(|s| s.host_root),
                 log_dir: dir.clone(),
                 extra: Vec::new(),
                 // A trial is one attempt; nextest's own retries (the ci profile) cover flakes.

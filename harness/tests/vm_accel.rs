@@ -19,6 +19,7 @@ use common::NsKvm;
 use kmatrix::cache::Cache;
 use kmatrix::guest::Guest;
 use kmatrix::session::Session;
+use kmatrix::settings::{GuestSettings, SnapshotMode};
 use kmatrix::vm::{Accel, AccelChoice, VmError};
 use kmatrix_proto::{RunRequest, Status};
 use std::path::{Path, PathBuf};
@@ -56,11 +57,12 @@ async fn falls_back_to_tcg(mode: &str, evidence: &str) {
     // The toy guest runs on such hosts, so the first filter lets KVM through: not the proof.
     assert_eq!(session.accel.current(), Accel::Kvm, "{}", session.accel.describe());
     let (kernel, image) = session.prepare("debian-6.1", &Default::default(), Default::default(), &[]).await.unwrap();
+    let settings = GuestSettings { snapshot: SnapshotMode::Off, ..Default::default() };
 
     // One KVM boot by itself: an accelerator failure, declared at once with QEMU's words, not
     // after the boot timeout (60 s).
-    let mut opts = session.guest_options(log(mode));
-    opts.accel = Accel::Kvm;
+    let mut opts = session.guest_options(&kernel, &settings, log(mode));
+    opts.emulator.accel = Accel::Kvm;
     let t = Instant::now();
     let e = Guest::start(&kernel, &image, &opts).await.err().expect("a KVM boot on this QEMU must fail");
     let took = t.elapsed();
@@ -74,7 +76,7 @@ async fn falls_back_to_tcg(mode: &str, evidence: &str) {
     assert!(took < Duration::from_secs(2), "declared after {took:?}");
 
     // Through the session: the same failure switches it to TCG and the guest comes up there.
-    let opts = session.guest_options(log(mode));
+    let opts = session.guest_options(&kernel, &settings, log(mode));
     let mut g = session.start_guest(&kernel, &image, &opts).await.unwrap();
     assert_eq!(g.accel, Accel::Tcg);
     assert_eq!(session.accel.current(), Accel::Tcg);

@@ -10,11 +10,12 @@
 //! file (a sleeping child, 200 KB) on purpose, and the test fails naming the run and the level.
 
 use kmatrix::cache::Cache;
-use kmatrix::run::guests::GuestSettings;
+use kmatrix::run::guests::Guests;
 use kmatrix::run::matrix::{self, MatrixRun};
 use kmatrix::run::scheduler::SchedulerConfig;
 use kmatrix::run::verdict::Expectations;
-use kmatrix::session::{self, Session};
+use kmatrix::session::Session;
+use kmatrix::settings::{self, GuestSettings, SnapshotMode};
 use kmatrix_proto::Status;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -106,20 +107,15 @@ fn vm_soak_fifty_runs_leak_no_fd_process_temp_file_or_memory() {
         let dir = out.path().join(format!("run-{i}"));
         std::fs::create_dir_all(&dir).unwrap();
         let sched = SchedulerConfig {
-            guests: GuestSettings {
+            guests: Guests {
                 session: session.clone(),
                 fetch: Default::default(),
-                memory_mb: session::MEMORY_MB,
-                cpus: session::CPUS,
-                disk_bytes: None,
-                boot_timeout: session::BOOT_TIMEOUT,
-                scenario_timeout: session::SCENARIO_TIMEOUT,
-                snapshots: true,
-                share: Default::default(),
+                settings: GuestSettings { snapshot: SnapshotMode::On, ..Default::default() },
+                scenario_timeout: settings::SCENARIO_TIMEOUT,
             },
-            vm_timeout: session::VM_TIMEOUT,
+            vm_timeout: settings::VM_TIMEOUT,
             jobs: 1,
-            image: Default::default(),
+            host_root: false,
             log_dir: dir.clone(),
             extra: Vec::new(),
             retries: 0,

@@ -113,15 +113,14 @@ pub(crate) async fn bench_boot(guest: GuestArgs, runs: u32, json: bool) -> Resul
     if runs == 0 {
         return Err(anyhow::anyhow!("--runs must be at least 1")).exit_code(exit::BAD_INPUT);
     }
-    let p = prepare(&guest).await?;
+    // Cold boots unless `--snapshot on`: this command measures boots.
+    let settings = guest.settings(SnapshotMode::Off);
+    let p = prepare(&guest, &settings).await?;
     let mut secs = Vec::new();
     let mut floor = Vec::new();
     for i in 0..runs {
-        floor.push(bare_kernel(&p, guest.machine).await?);
-        let mut opts = p.guest_options(&guest, &format!("bench{i}"))?;
-        if guest.snapshots(false) {
-            opts.snapshots = Some(p.session.cache.clone());
-        }
+        floor.push(bare_kernel(&p, &settings).await?);
+        let opts = boot_options(&p, &guest, &settings, &format!("bench{i}"))?;
         let g = p
             .session
             .start_guest(&p.kernel, &p.image, &opts)
@@ -253,19 +252,17 @@ fn phases(o: &crate::run::matrix::Outcome) {
 /// The floor: QEMU start → exit for the same kernel file with the same machine (CPUs, memory), firmware and
 /// kernel command line, but no initramfs: the kernel runs its initcalls, finds no root file
 /// system, panics, and (`panic=-1`, `-no-reboot`) QEMU exits.
-async fn bare_kernel(p: &Prepared, machine: MachineArgs) -> Result<f64> {
-    let arch = p.kernel.arch;
-    let foreign = !arch.is_host();
-    let qemu = if foreign { crate::vm::qemu::binary_for(arch) } else { p.session.qemu.clone() };
+async fn bare_kernel(p: &Prepared, settings: &GuestSettings) -> Result<f64> {
+    let em = p.session.emulator(&p.kernel, settings);
     let cfg = crate::vm::QemuConfig {
-        bios: if foreign { None } else { crate::vm::qemu::default_bios(&qemu) },
-        qemu,
-        arch,
+        bios: em.bios,
+        qemu: em.qemu,
+        arch: p.kernel.arch,
         kernel: p.kernel.boot.vmlinux.clone().unwrap_or_else(|| p.kernel.boot.bzimage.clone()),
         initrd: None,
-        accel: if foreign { crate::vm::Accel::Tcg } else { p.session.accel.current() },
-        memory_mb: machine.memory,
-        cpus: machine.cpus,
+        accel: em.accel,
+        memory_mb: settings.memory_mb,
+        cpus: settings.cpus,
         append: Vec::new(),
         serial_channel: None,
         virtio_channel: None,

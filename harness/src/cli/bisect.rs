@@ -43,15 +43,15 @@ pub struct BisectArgs {
     #[command(flatten)]
     pub machine: MachineArgs,
     /// Seconds from QEMU start to the agent's Hello before a build counts as not booting.
-    #[arg(long, default_value_t = crate::session::BOOT_TIMEOUT.as_secs_f64(), value_parser = seconds)]
+    #[arg(long, default_value_t = crate::settings::BOOT_TIMEOUT.as_secs_f64(), value_parser = seconds)]
     pub boot_timeout: f64,
     /// Where the step logs (console, command output) go, in a `bisect-<time>` directory.
     #[arg(long, default_value = "target/kmatrix")]
     pub out: PathBuf,
     /// Snapshots at Hello: off (default: each build boots once) or on (a later bisect over the
     /// same builds restores them).
-    #[arg(long, value_parser = ["on", "off"])]
-    pub snapshot: Option<String>,
+    #[arg(long, value_enum)]
+    pub snapshot: Option<SnapshotMode>,
     /// Predicate: this host command, run in the guest over the shared host root, exits 0 (good),
     /// 125 (skip this build) or 1-127 (bad). `$KMATRIX_GUEST` is the build (`debian:<version>`).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -142,18 +142,12 @@ pub(crate) async fn bisect_cmd(a: BisectArgs) -> Result<i32> {
     let out = a.out.join(format!("bisect-{stamp}"));
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display())).exit_code(exit::INFRA)?;
     let b = Bisector {
-        guests: crate::run::guests::GuestSettings {
+        guests: crate::run::guests::Guests {
             session,
             fetch,
-            memory_mb: a.machine.memory,
-            cpus: a.machine.cpus,
-            disk_bytes: a.machine.disk,
-            boot_timeout: Duration::from_secs_f64(a.boot_timeout),
+            settings: settings(&a),
             scenario_timeout: Duration::from_secs_f64(a.timeout),
-            snapshots: matches!(a.snapshot.as_deref(), Some("on")),
-            share: Default::default(),
         },
-        virtio: true,
         out: out.clone(),
         predicate,
     };
@@ -179,6 +173,17 @@ pub(crate) async fn bisect_cmd(a: BisectArgs) -> Result<i32> {
         print!("{}", render(&report));
     }
     Ok(exit::OK)
+}
+
+/// The guests' settings of a bisection: the machine and boot timeout of the flags, the default
+/// channel, and each build booted once unless `--snapshot on` (bisect's default is a cold boot;
+/// the rule is `SnapshotMode`'s, as every command's).
+fn settings(a: &BisectArgs) -> GuestSettings {
+    GuestSettings {
+        boot_timeout: Duration::from_secs_f64(a.boot_timeout),
+        snapshot: a.snapshot.unwrap_or(SnapshotMode::Off),
+        ..a.machine.settings()
+    }
 }
 
 /// The predicate the arguments ask for: exactly one of --scenario and a command.
@@ -278,6 +283,23 @@ fn render(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bisect_boots_each_build_cold_on_the_default_channel_unless_told() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["kmatrix", "bisect", "--line", "6.12", "-s", "x", "--cpus", "2"];
+            argv.extend_from_slice(extra);
+            let super::super::Command::Bisect(a) = super::super::Cli::try_parse_from(argv).unwrap().command else {
+                panic!("not bisect")
+            };
+            settings(&a)
+        };
+        let s = parse(&[]);
+        assert_eq!(s, GuestSettings { cpus: 2, snapshot: SnapshotMode::Off, ..Default::default() });
+        assert_eq!(s.channel, Channel::Virtio);
+        assert!(!s.snapshots());
+        assert!(parse(&["--snapshot", "on"]).snapshots());
+    }
 
     #[test]
     fn lines_come_from_package_versions() {

@@ -14,11 +14,10 @@ pub struct BootArgs {
 }
 
 pub(crate) async fn boot(a: BootArgs) -> Result<i32> {
-    let p = prepare(&a.guest).await?;
-    let mut opts = p.guest_options(&a.guest, "boot")?;
-    if a.guest.snapshots(false) {
-        opts.snapshots = Some(p.session.cache.clone());
-    }
+    // A cold boot unless `--snapshot on`: this command measures boots.
+    let settings = a.guest.settings(SnapshotMode::Off);
+    let p = prepare(&a.guest, &settings).await?;
+    let opts = boot_options(&p, &a.guest, &settings, "boot")?;
     let guest = p
         .session
         .start_guest(&p.kernel, &p.image, &opts)

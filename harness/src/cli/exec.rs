@@ -141,7 +141,7 @@ pub(crate) async fn exec_cmd(a: ExecArgs) -> Result<i32> {
             let (p, mut g) = start_shared(&session, &ga, &k, "exec", rw, headers).await?;
             req.root = g.share.clone();
             req.env = crate::exec::guest_env(std::mem::take(&mut req.env), &k, &p.kernel.release);
-            headers_env(&g, &mut req.env);
+            crate::exec::headers_env(&g, &mut req.env);
             if stdin_bytes.is_some() {
                 req.stdin = StdinMode::Pipe;
             }

@@ -4,7 +4,7 @@
 //! anything starts.
 //!
 //! Not here: what the size does to QEMU (`vm::qemu`), nor the defaults' measurement (see
-//! `session::CPUS`).
+//! `settings::CPUS`).
 
 use clap::Args;
 
@@ -14,8 +14,8 @@ use clap::Args;
 pub const MAX_CPUS: u32 = 255;
 
 /// The least memory, in MiB, a guest is given: below it Debian's kernels do not reach the
-/// agent's `Hello` (measured on debian-6.1 and 6.12 under TCG: see `session::MEMORY_FLOOR_MB`).
-pub const MEMORY_FLOOR_MB: u32 = crate::session::MEMORY_FLOOR_MB;
+/// agent's `Hello` (measured on debian-6.1 and 6.12 under TCG: see `settings::MEMORY_FLOOR_MB`).
+pub const MEMORY_FLOOR_MB: u32 = crate::settings::MEMORY_FLOOR_MB;
 
 /// The most memory a guest is given (QEMU's `pc` machine would take more, but no guest of
 /// kmatrix needs it, and a typo of a unit should not reserve the host's RAM).
@@ -26,10 +26,10 @@ pub const MEMORY_MAX_MB: u32 = 64 * 1024;
 pub struct MachineArgs {
     /// Guest CPUs (QEMU `-smp`; several run in parallel under TCG too: MTTCG), 1 to 255. Per-CPU
     /// scenarios (`ftrace.percpu.*`) need 2.
-    #[arg(long, default_value_t = crate::session::CPUS, value_parser = cpus)]
+    #[arg(long, default_value_t = crate::settings::CPUS, value_parser = cpus)]
     pub cpus: u32,
     /// Guest memory: MiB (`512`) or a size with a unit (`512M`, `1G`, `1536MiB`); at least the
-    /// floor Debian's kernels need to boot (`session::MEMORY_FLOOR_MB`).
+    /// floor Debian's kernels need to boot (`settings::MEMORY_FLOOR_MB`).
     #[arg(long, default_value = "512M", value_parser = memory_mb)]
     pub memory: u32,
     /// A scratch disk of SIZE (`64M`, `1G`; MiB when bare) as `/dev/vda` (virtio-blk): a sparse
@@ -38,9 +38,21 @@ pub struct MachineArgs {
     pub disk: Option<u64>,
 }
 
+impl MachineArgs {
+    /// The guests' settings with this machine, the rest default (see `GuestArgs::settings`).
+    pub fn settings(self) -> crate::settings::GuestSettings {
+        crate::settings::GuestSettings {
+            cpus: self.cpus,
+            memory_mb: self.memory,
+            disk_bytes: self.disk,
+            ..Default::default()
+        }
+    }
+}
+
 impl Default for MachineArgs {
     fn default() -> Self {
-        MachineArgs { cpus: crate::session::CPUS, memory: crate::session::MEMORY_MB, disk: None }
+        MachineArgs { cpus: crate::settings::CPUS, memory: crate::settings::MEMORY_MB, disk: None }
     }
 }
 

@@ -41,10 +41,10 @@ pub use trace::TraceArgs;
 use crate::cache::Cache;
 use crate::exit::{self, ExitContext};
 use crate::guest::GuestOptions;
-use crate::image;
-use crate::kernel::{self, FetchOptions, KernelSpec, PreparedKernel};
+use crate::kernel::{self, FetchOptions, KernelSpec};
 use crate::report as render;
-use crate::session::Session;
+use crate::session::{sanitize, Prepared, Session, SessionError};
+use crate::settings::{Channel, GuestSettings, SnapshotMode};
 use crate::vm::AccelChoice;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -134,7 +134,7 @@ pub struct GuestArgs {
     #[arg(long, default_value = "auto")]
     pub accel: AccelChoice,
     /// Seconds from QEMU start to the agent's Hello before the boot counts as failed.
-    #[arg(long, default_value_t = crate::session::BOOT_TIMEOUT.as_secs_f64(), value_parser = seconds)]
+    #[arg(long, default_value_t = crate::settings::BOOT_TIMEOUT.as_secs_f64(), value_parser = seconds)]
     pub boot_timeout: f64,
     /// The guest machine's size: `--cpus`, `--memory`, `--disk`.
     #[command(flatten)]
@@ -150,12 +150,12 @@ pub struct GuestArgs {
     pub append: Vec<String>,
     /// Guest channel: virtio (virtio-serial, falls back to serial when the kernel lacks the
     /// driver) or serial (the 8250 UART, no modules to load).
-    #[arg(long, default_value = "virtio", value_parser = ["virtio", "serial"])]
-    pub channel: String,
+    #[arg(long, value_enum, default_value_t = Channel::Virtio)]
+    pub channel: Channel,
     /// Start guests from a snapshot taken at the agent's Hello (taken on first use): on or off.
     /// Default: on for run and exec, off for boot and bench boot (they measure cold boots).
-    #[arg(long, value_parser = ["on", "off"])]
-    pub snapshot: Option<String>,
+    #[arg(long, value_enum)]
+    pub snapshot: Option<SnapshotMode>,
     /// How the host root reaches guests that share it (exec, shell, selftest, and run's tool
     /// scenarios and host-command workloads): auto (virtio-fs
     /// for cold boots, 9p when the guest starts from a snapshot, which QEMU cannot take with
@@ -198,9 +198,18 @@ impl MirrorArgs {
 pub const DEFAULT_KERNEL: &str = "debian-6.1";
 
 impl GuestArgs {
-    /// What goes into the image: the channel's modules, and the share's when `share`.
-    pub fn image_options(&self, share: bool) -> image::ImageOptions {
-        image::ImageOptions { virtio_channel: self.channel == "virtio", share }
+    /// The guests' settings these flags give, `snapshot` when `--snapshot` is not given (the
+    /// command's default: [`SnapshotMode::Auto`] for the commands that start from snapshots,
+    /// `Off` for those that measure cold boots).
+    pub fn settings(&self, snapshot: SnapshotMode) -> GuestSettings {
+        GuestSettings {
+            append: self.append.clone(),
+            channel: self.channel,
+            snapshot: self.snapshot.unwrap_or(snapshot),
+            boot_timeout: Duration::from_secs_f64(self.boot_timeout),
+            share: self.share,
+            ..self.machine.settings()
+        }
     }
 
     /// `--kernel`, else [`DEFAULT_KERNEL`].
@@ -225,15 +234,6 @@ impl GuestArgs {
     /// How to fetch this command's kernels: mirror, trust, a local kernel's extras.
     pub fn fetch_options(&self) -> FetchOptions {
         FetchOptions { modules: self.modules.clone(), config: self.config.clone(), ..self.fetch.fetch_options() }
-    }
-
-    /// Whether to use snapshots, given this command's default.
-    pub fn snapshots(&self, default: bool) -> bool {
-        match self.snapshot.as_deref() {
-            Some("on") => true,
-            Some("off") => false,
-            _ => default && crate::vm::snapshot::enabled(),
-        }
     }
 }
 
@@ -282,44 +282,33 @@ fn seconds(s: &str) -> Result<f64, BadSeconds> {
 #[error("{0:?} is not a positive number of seconds")]
 pub struct BadSeconds(pub String);
 
-/// Everything a boot needs, prepared once.
-pub struct Prepared {
-    /// The cache, QEMU and accelerator the kernel was prepared with.
-    pub session: Arc<Session>,
-    /// The kernel, fetched and verified.
-    pub kernel: PreparedKernel,
-    /// The guest image built for it.
-    pub image: image::Image,
-}
-
-impl Prepared {
-    /// The options of one boot: the console log in `--out` (created if missing), named after
-    /// the kernel, `tag` and the time; CPUs, memory, kernel command line, channel and boot timeout
-    /// from `args`; snapshots off.
-    pub fn guest_options(&self, args: &GuestArgs, tag: &str) -> Result<GuestOptions> {
-        std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
-        let stamp =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-        let log = args.out.join(format!("{}-{tag}-{stamp}.console.log", sanitize(&self.kernel.id)));
-        let mut o = self.session.guest_options(log);
-        o.memory_mb = args.machine.memory;
-        o.cpus = args.machine.cpus;
-        if let Some(b) = args.machine.disk {
-            machine::check_disk_room(&args.out, b)?;
-            o.disk_bytes = Some(b);
-        }
-        o.append = args.append.clone();
-        o.virtio = args.channel == "virtio";
-        // Callers that want snapshots set `o.snapshots`; a cold boot is the default here.
-        o.boot_timeout = Duration::from_secs_f64(args.boot_timeout);
-        Ok(o)
-    }
-}
-
 /// Opens a session for `args` (saying which accelerator and why) and prepares the kernel and
-/// its image.
-pub async fn prepare(args: &GuestArgs) -> Result<Prepared> {
-    prepare_with(args, Vec::new()).await
+/// its image for guests of `settings`.
+pub async fn prepare(args: &GuestArgs, settings: &GuestSettings) -> Result<Prepared> {
+    let session = Arc::new(open_session(args.accel).await?);
+    session.prepare_guest(args.kernel(), &args.fetch_options(), settings, false, &[]).await.map_err(tag_session)
+}
+
+/// The options of one boot of `p` with `settings`, its console log in `--out`; a `--disk` the
+/// file system there has no room for is refused first.
+pub(crate) fn boot_options(
+    p: &Prepared,
+    args: &GuestArgs,
+    settings: &GuestSettings,
+    tag: &str,
+) -> Result<GuestOptions> {
+    check_disk(args, settings)?;
+    p.guest_options(settings, &args.out, tag).map_err(tag_session)
+}
+
+/// A `--disk` that the file system of `--out` (where the scratch file goes, beside the console
+/// log) has no room for is refused (exit 2) before a guest starts.
+fn check_disk(args: &GuestArgs, settings: &GuestSettings) -> Result<()> {
+    if let Some(b) = settings.disk_bytes {
+        std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+        machine::check_disk_room(&args.out, b)?;
+    }
+    Ok(())
 }
 
 /// Open a session for `args.accel` and say which accelerator it uses and why.
@@ -329,19 +318,10 @@ async fn open_session(choice: AccelChoice) -> Result<Session> {
     Ok(session)
 }
 
-/// [`prepare`] with extra files in the image.
-pub async fn prepare_with(args: &GuestArgs, extra: Vec<image::ExtraFile>) -> Result<Prepared> {
-    let session = Arc::new(open_session(args.accel).await?);
-    let io = args.image_options(false);
-    let (kernel, image) =
-        session.prepare(args.kernel(), &args.fetch_options(), io, &extra).await.map_err(tag_session)?;
-    Ok(Prepared { session, kernel, image })
-}
-
 /// Prepare `kernel` in `session` with the host-root share modules, and boot it sharing the host
-/// root (read-only, `rw` directories writable), from a snapshot unless told otherwise. For the
-/// commands that run the user's programs (`exec`, `shell`, `selftest`). With `headers`, the
-/// kernel's own headers are fetched first and offered with the share ([`headers_env`]).
+/// root (read-only, `rw` directories writable), from a snapshot unless `--snapshot off`
+/// ([`Prepared::start_shared`]). For the commands that run the user's programs (`exec`,
+/// `shell`, `selftest`). With `headers`, the kernel's own headers are offered with the share.
 pub(crate) async fn start_shared(
     session: &Arc<Session>,
     args: &GuestArgs,
@@ -350,63 +330,19 @@ pub(crate) async fn start_shared(
     rw: Vec<PathBuf>,
     headers: bool,
 ) -> Result<(Prepared, crate::guest::Guest)> {
-    let (k, image) =
-        session.prepare(kernel, &args.fetch_options(), args.image_options(true), &[]).await.map_err(tag_session)?;
-    let p = Prepared { session: session.clone(), kernel: k, image };
-    let headers_dir = match headers {
-        false => None,
-        true => {
-            let (k, cache, fetch) = (p.kernel.clone(), p.session.cache.clone(), args.fetch_options());
-            let tree = tokio::task::spawn_blocking(move || crate::kernel::headers(&k, &cache, &fetch))
-                .await
-                .context("the headers task died")?
-                .map_err(tag_kernel)
-                .with_context(|| format!("--kernel-headers: no headers for {kernel}"))?;
-            Some(tree.dir.display().to_string())
-        }
-    };
-    let modules = crate::guest::module_tree(&p.kernel, &p.session.cache).await;
-    let mut opts = p.guest_options(args, tag)?;
-    let snapshots = args.snapshots(true);
-    let extra = rw.iter().map(|d| crate::vm::share::ExtraShare::rw(d)).collect();
-    let plan = crate::vm::share::choose_here(args.share, snapshots, kernel, p.kernel.boot.config.as_deref(), extra)
-        .exit_code(exit::BAD_INPUT)?;
-    opts.share = Some(plan);
-    if snapshots {
-        opts.snapshots = Some(p.session.cache.clone());
-    }
-    let mut g = p
-        .session
-        .start_guest(&p.kernel, &p.image, &opts)
-        .await
-        .with_context(|| format!("booting {kernel} failed (console log: {})", opts.console_log.display()))
-        .exit_code(exit::INFRA)?;
-    if let Some(share) = g.share.as_mut() {
-        share.headers = headers_dir;
-        share.modules = modules;
-        share.module_files = true;
-    }
+    let settings = args.settings(SnapshotMode::Auto);
+    let fetch = args.fetch_options();
+    let p = session.prepare_guest(kernel, &fetch, &settings, true, &[]).await.map_err(tag_session)?;
+    check_disk(args, &settings)?;
+    let g = p.start_shared(&settings, &fetch, &args.out, tag, rw, headers).await.map_err(|e| match e {
+        SessionError::Headers { .. } => tag_session(e).context("--kernel-headers"),
+        e => tag_session(e),
+    })?;
     Ok((p, g))
 }
 
-/// The guest program's environment for the kernel headers offered with `g`'s share, if any:
-/// `BCC_KERNEL_SOURCE` and `BPFTRACE_KERNEL_SOURCE` (BCC and bpftrace compile against it; the
-/// path is the host's, which is where the shared view shows it).
-pub(crate) fn headers_env(g: &crate::guest::Guest, env: &mut Vec<(String, String)>) {
-    if let Some(dir) = g.share.as_ref().and_then(|s| s.headers.clone()) {
-        for var in kmatrix_proto::HEADERS_ENV {
-            env.retain(|(k, _)| k != var);
-            env.push((var.to_string(), dir.clone()));
-        }
-    }
-}
-
-fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
-}
-
 /// A session error with its exit code: bad input or infrastructure.
-fn tag_session(e: crate::session::SessionError) -> anyhow::Error {
+fn tag_session(e: SessionError) -> anyhow::Error {
     let code = if e.is_bad_input() { exit::BAD_INPUT } else { exit::INFRA };
     let r: Result<(), _> = Err(e);
     r.exit_code(code).unwrap_err()
@@ -428,6 +364,53 @@ mod tests {
     #[test]
     fn command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn guest_flags_become_one_settings_value() {
+        let guest = |argv: &[&str]| {
+            let mut all = vec!["kmatrix", "boot"];
+            all.extend_from_slice(argv);
+            let Command::Boot(a) = Cli::try_parse_from(all).unwrap().command else { panic!("not boot") };
+            a.guest
+        };
+        // No flags: the settings' own defaults, the command's snapshot default kept.
+        assert_eq!(guest(&[]).settings(SnapshotMode::Auto), GuestSettings::default());
+        assert_eq!(guest(&[]).settings(SnapshotMode::Off).snapshot, SnapshotMode::Off);
+        let a = guest(&[
+            "--cpus",
+            "2",
+            "--memory",
+            "1G",
+            "--disk",
+            "64M",
+            "--append",
+            "quiet",
+            "--channel",
+            "serial",
+            "--boot-timeout",
+            "5",
+            "--share",
+            "9p",
+            "--snapshot",
+            "on",
+        ]);
+        assert_eq!(
+            a.settings(SnapshotMode::Off),
+            GuestSettings {
+                cpus: 2,
+                memory_mb: 1024,
+                disk_bytes: Some(64 << 20),
+                append: vec!["quiet".into()],
+                channel: Channel::Serial,
+                snapshot: SnapshotMode::On,
+                boot_timeout: Duration::from_secs(5),
+                share: crate::vm::share::ShareMode::NineP,
+            }
+        );
+        assert!(!a.settings(SnapshotMode::Off).image_options(false).virtio_channel);
+        assert!(Cli::try_parse_from(["kmatrix", "boot", "--channel", "pci"]).is_err());
+        assert!(Cli::try_parse_from(["kmatrix", "boot", "--snapshot", "auto"]).is_err());
     }
 
     #[test]

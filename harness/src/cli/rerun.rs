@@ -40,10 +40,10 @@ pub struct RerunArgs {
     #[arg(long)]
     pub expectations: Option<PathBuf>,
     /// Seconds one scenario may take before it is an error.
-    #[arg(long, default_value_t = crate::session::SCENARIO_TIMEOUT.as_secs_f64(), value_parser = seconds)]
+    #[arg(long, default_value_t = crate::settings::SCENARIO_TIMEOUT.as_secs_f64(), value_parser = seconds)]
     pub scenario_timeout: f64,
     /// Seconds from QEMU start to the agent's Hello before the boot counts as failed.
-    #[arg(long, default_value_t = crate::session::BOOT_TIMEOUT.as_secs_f64(), value_parser = seconds)]
+    #[arg(long, default_value_t = crate::settings::BOOT_TIMEOUT.as_secs_f64(), value_parser = seconds)]
     pub boot_timeout: f64,
     /// Guest CPUs for every cell (default: what each result recorded; one for results that
     /// recorded none).
@@ -53,8 +53,8 @@ pub struct RerunArgs {
     #[arg(long, value_parser = super::machine::memory_mb)]
     pub memory: Option<u32>,
     /// Start guests from a snapshot taken at the agent's Hello: on (default) or off.
-    #[arg(long, value_parser = ["on", "off"])]
-    pub snapshot: Option<String>,
+    #[arg(long, value_enum)]
+    pub snapshot: Option<SnapshotMode>,
     /// Print results as JSON lines on stdout (the table goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -81,8 +81,8 @@ impl RerunArgs {
             fetch: self.fetch.clone(),
             out: self.out.clone(),
             append: Vec::new(),
-            channel: "virtio".into(),
-            snapshot: self.snapshot.clone(),
+            channel: Channel::Virtio,
+            snapshot: self.snapshot,
             share: Default::default(),
         }
     }
@@ -154,7 +154,7 @@ pub(crate) async fn rerun_cmd(a: RerunArgs) -> Result<i32> {
             guest,
             jobs: None,
             scenario_timeout: a.scenario_timeout,
-            vm_timeout: crate::session::VM_TIMEOUT.as_secs_f64(),
+            vm_timeout: crate::settings::VM_TIMEOUT.as_secs_f64(),
             host_root: scenarios.iter().any(|s| s.host_root),
             kernel_headers: scenarios.iter().any(|s| s.kernel_headers),
             extra: Vec::new(),

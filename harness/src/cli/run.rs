@@ -27,10 +27,10 @@ pub struct RunArgs {
     #[arg(long = "param", short = 'p')]
     pub params: Vec<String>,
     /// Seconds one scenario may take before it is an error.
-    #[arg(long, default_value_t = crate::session::SCENARIO_TIMEOUT.as_secs_f64(), value_parser = seconds)]
+    #[arg(long, default_value_t = crate::settings::SCENARIO_TIMEOUT.as_secs_f64(), value_parser = seconds)]
     pub scenario_timeout: f64,
     /// Seconds one kernel's whole run may take.
-    #[arg(long, default_value_t = crate::session::VM_TIMEOUT.as_secs_f64(), value_parser = seconds)]
+    #[arg(long, default_value_t = crate::settings::VM_TIMEOUT.as_secs_f64(), value_parser = seconds)]
     pub vm_timeout: f64,
     /// Expectations file (default: kernels/expectations.toml).
     #[arg(long)]
@@ -310,7 +310,7 @@ pub(crate) type MatrixParts = (
 
 impl Launch {
     pub(crate) async fn execute(self, parts: MatrixParts) -> Result<(i32, crate::run::matrix::Outcome)> {
-        use crate::run::guests::GuestSettings;
+        use crate::run::guests::Guests;
         use crate::run::matrix::{self, MatrixRun, Progress};
         use crate::run::scheduler::SchedulerConfig;
         use std::io::IsTerminal;
@@ -319,7 +319,8 @@ impl Launch {
         std::fs::create_dir_all(&run_dir)
             .with_context(|| format!("cannot create {}", run_dir.display()))
             .exit_code(exit::INFRA)?;
-        if let Some(b) = self.guest.machine.disk {
+        let settings = self.guest.settings(SnapshotMode::Auto);
+        if let Some(b) = settings.disk_bytes {
             super::machine::check_disk_room(&run_dir, b)?;
         }
         // Held while the run lasts: `kmatrix gc` leaves a running run's directory alone.
@@ -327,20 +328,15 @@ impl Launch {
         let jobs =
             self.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
         let sched = SchedulerConfig {
-            guests: GuestSettings {
+            guests: Guests {
                 session: self.session.clone(),
                 fetch: self.guest.fetch_options(),
-                memory_mb: self.guest.machine.memory,
-                cpus: self.guest.machine.cpus,
-                disk_bytes: self.guest.machine.disk,
-                boot_timeout: Duration::from_secs_f64(self.guest.boot_timeout),
+                settings,
                 scenario_timeout: Duration::from_secs_f64(self.scenario_timeout),
-                snapshots: self.guest.snapshots(true),
-                share: self.guest.share,
             },
             vm_timeout: Duration::from_secs_f64(self.vm_timeout),
             jobs,
-            image: self.guest.image_options(self.host_root),
+            host_root: self.host_root,
             log_dir: run_dir.clone(),
             extra: self.extra.clone(),
             retries: self.retries,

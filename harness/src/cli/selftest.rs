@@ -56,7 +56,10 @@ pub(crate) async fn selftest_cmd(cmd: SelftestCommand) -> Result<i32> {
     let mut all = Vec::new();
     for k in &kernels {
         let fetch = a.guest.fetch_options();
-        let (kernel, _) = session.prepare(k, &fetch, a.guest.image_options(true), &[]).await.map_err(tag_session)?;
+        let (kernel, _) = session
+            .prepare(k, &fetch, a.guest.settings(SnapshotMode::Auto).image_options(true), &[])
+            .await
+            .map_err(tag_session)?;
         let tree = {
             let (kernel, cache, fetch) = (kernel.clone(), session.cache.clone(), fetch.clone());
             tokio::task::spawn_blocking(move || crate::kernel::selftests(&kernel, "ftrace", &cache, &fetch))

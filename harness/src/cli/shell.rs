@@ -73,7 +73,7 @@ pub(crate) async fn interactive(
 ) -> Result<i32> {
     req.root = g.share.clone();
     req.env = crate::exec::guest_env(std::mem::take(&mut req.env), &kernel.id, &kernel.release);
-    headers_env(&g, &mut req.env);
+    crate::exec::headers_env(&g, &mut req.env);
     // The host root is read-only: keep the shell's history in the guest's /tmp.
     req.env.retain(|(k, _)| k != "HISTFILE");
     req.env.push(("HISTFILE".into(), "/tmp/.kmatrix_shell_history".into()));

@@ -14,12 +14,12 @@
 //! so nothing is silently skipped. Events flow to one consumer (the caller), which judges, writes
 //! and renders them; this module decides nothing about verdicts.
 
-use super::guests::GuestSettings;
+use super::guests::Guests;
 use super::history;
 use super::queue::Queue;
-use crate::image::{self, Image, ImageOptions};
+use crate::image::{self, Image};
 use crate::kernel::PreparedKernel;
-use crate::session::SessionError;
+use crate::session::{sanitize, SessionError};
 use crate::vm::VmError;
 use kmatrix_proto::KernelBuild;
 use kmatrix_proto::{Cause, RunRequest, ScenarioResult, Status};
@@ -57,14 +57,15 @@ pub struct KernelPlan {
 /// What the scheduler needs to boot guests.
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
-    /// How guests boot (the session, fetch options, memory, timeouts, snapshots).
-    pub guests: GuestSettings,
+    /// How guests boot (the session, fetch options, the guests' settings, the scenario timeout).
+    pub guests: Guests,
     /// Bound on one kernel's whole run (all its VMs).
     pub vm_timeout: Duration,
     /// Kernels run at once (0 counts as 1).
     pub jobs: usize,
-    /// What every kernel's image carries: the channel it answers on, the host-root share.
-    pub image: ImageOptions,
+    /// Every guest shares the host root (read-only), so every image carries the share's
+    /// modules (the channel's come from the settings).
+    pub host_root: bool,
     /// Where console logs go.
     pub log_dir: PathBuf,
     /// Files added to every kernel's image (a user's BPF object for `run --bpf-object`).
@@ -313,7 +314,10 @@ async fn help(
 }
 
 async fn prepare(cfg: &SchedulerConfig, kernel: &str) -> Result<(PreparedKernel, Image), SessionError> {
-    cfg.guests.session.prepare(kernel, &cfg.guests.fetch, cfg.image, &cfg.extra).await
+    cfg.guests
+        .session
+        .prepare(kernel, &cfg.guests.fetch, cfg.guests.settings.image_options(cfg.host_root), &cfg.extra)
+        .await
 }
 
 /// The kernel's headers as a host path, or why there are none (said by the scenarios that need
@@ -379,7 +383,7 @@ async fn run_kernel(shared: &Arc<Shared>, kr: &Arc<KernelRun>) {
         true => Some(headers(cfg, &k).await),
         false => None,
     };
-    let module_tree = match cfg.image.share {
+    let module_tree = match cfg.host_root {
         true => crate::guest::module_tree(&k, &cfg.guests.session.cache).await,
         false => None,
     };
@@ -445,8 +449,4 @@ async fn finalize(shared: &Shared, kr: &KernelRun, st: &mut KernelState) {
         })
         .await;
     shared.changed();
-}
-
-fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
 }

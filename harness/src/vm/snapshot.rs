@@ -10,19 +10,18 @@
 //!
 //! The key covers everything that shapes the guest: the QEMU command line (kernel, image,
 //! accelerator, memory, devices, kernel command line) and the QEMU binary. This module decides
-//! keys and file layout; `guest.rs` drives the machine.
+//! keys and file layout, and holds the two machine recipes of a snapshot: [`take`] (a cold boot
+//! saved at `Hello`) and [`restore`]. Which recipe a guest starts by is `guest.rs`'s choice.
 
-use super::qemu::QemuConfig;
+use super::machine::{Vm, VmFiles};
+use super::qemu::{MemoryFile, QemuConfig};
+use super::VmError;
 use crate::cache::{self, Cache};
-use kmatrix_proto::Capabilities;
+use kmatrix_proto::{Capabilities, GuestMsg, HostMsg};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-
-/// Whether runs use snapshots: on unless `KMATRIX_SNAPSHOT=0`.
-pub fn enabled() -> bool {
-    !matches!(std::env::var("KMATRIX_SNAPSHOT").as_deref(), Ok("0") | Ok("off") | Ok("no"))
-}
+use std::time::{Duration, Instant};
 
 /// Bumped when the layout or the way snapshots are taken changes.
 pub const FORMAT: u32 = 2;
@@ -186,6 +185,122 @@ pub fn touch(s: &Snapshot) {
 /// Quote a path for the `exec:` migration URI (run by /bin/sh).
 pub fn sh_quote(p: &Path) -> String {
     format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
+}
+
+/// Hold the snapshot of `key` in `cache` for this process's life (gc and pruning leave it alone)
+/// and take its lock, so that one process takes it while the others wait and then restore it;
+/// `None` when the lock cannot be had (each process then fends for itself).
+pub async fn lock(cache: &Cache, key: &str) -> Option<cache::FileLock> {
+    let (cache, name) = (cache.clone(), format!("snapshot-{key}"));
+    tokio::task::spawn_blocking(move || {
+        let _ = cache.hold(&name);
+        cache.lock(&name)
+    })
+    .await
+    .ok()
+    .and_then(Result::ok)
+}
+
+/// What [`take`] gives: the snapshot, or — when saving it failed — the guest it booted, which
+/// is fine and can be used as a cold boot.
+pub enum Taken {
+    /// Saved and committed under its key.
+    Saved(Snapshot),
+    /// Not saved (said on stderr); the guest runs on.
+    Unsaved {
+        /// The booted guest.
+        vm: Box<Vm>,
+        /// Its `Hello`.
+        caps: Capabilities,
+        /// QEMU spawn → `Hello`.
+        hello_after: Duration,
+    },
+}
+
+/// The first recipe: boot `cfg` cold with its RAM in a staged shared file, wait up to `deadline`
+/// for `Hello`, let the agent warm up, save the device state beside the RAM and commit both
+/// under `key` in `cache`. The guest it booted is killed once the snapshot is saved.
+pub async fn take(
+    cache: &Cache,
+    cfg: &QemuConfig,
+    key: &str,
+    files: VmFiles,
+    virtio: bool,
+    deadline: Duration,
+) -> Result<Taken, VmError> {
+    let setup = |source| VmError::ChannelSetup { dir: cache.root().to_path_buf(), source };
+    let staged = staging(cache).map_err(setup)?;
+    let mut c = cfg.clone();
+    c.memory_file = Some(MemoryFile { path: staged.path().join("ram"), shared: true });
+    let mut vm = Vm::start(c, files, virtio).await?;
+    let caps = vm.hello(deadline).await?;
+    let cold = vm.elapsed();
+    // The snapshot is taken warm: every guest restored from it skips the agent's one-time
+    // work (the kernel's BTF parsed, aya's feature probes: ~0.5 s under TCG, once per boot).
+    vm.send(&HostMsg::Warm).await?;
+    let warm = loop {
+        match vm.recv(Duration::from_secs(60), "the agent to warm up").await? {
+            GuestMsg::Warmed { ms } => break format!("warmed in {ms:.0} ms"),
+            // Said, not fatal: the snapshot is then only as warm as a cold boot.
+            GuestMsg::Error { message } => {
+                eprintln!("kmatrix: the agent could not warm up before the snapshot: {message}");
+                break format!("not warmed: {message}");
+            }
+            _ => {}
+        }
+    };
+    let saved = Instant::now();
+    let state = staged.path().join("state");
+    let taken = async {
+        vm.hmp("migrate_set_capability x-ignore-shared on").await?;
+        vm.hmp(&format!("migrate \"exec:cat > {}\"", sh_quote(&state))).await?;
+        vm.hmp_wait(
+            "info migrate",
+            &["Migration status: completed", "Migration status: failed"],
+            Duration::from_secs(60),
+        )
+        .await
+    }
+    .await;
+    let channel = vm.channel().unwrap_or("ttyS1").to_string();
+    match taken {
+        Ok((0, _)) => {}
+        other => {
+            // No snapshot, but the guest itself is fine: keep using it.
+            let why = match other {
+                Ok((_, out)) => format!("migration failed: {}", out.trim()),
+                Err(e) => e.to_string(),
+            };
+            eprintln!("kmatrix: could not take a snapshot ({why}); continuing without one");
+            let _ = vm.hmp("cont").await;
+            return Ok(Taken::Unsaved { vm: Box::new(vm), caps, hello_after: cold });
+        }
+    }
+    vm.kill().await;
+    let meta = SnapshotMeta {
+        format: FORMAT,
+        accel: Some(cfg.accel),
+        key: key.to_string(),
+        caps,
+        channel,
+        cold_hello_s: cold.as_secs_f64(),
+        save_s: saved.elapsed().as_secs_f64(),
+        warm,
+    };
+    commit(cache, staged, &meta).map(Taken::Saved).map_err(setup)
+}
+
+/// The second recipe: start `cfg` from snapshot `s` (its RAM mapped copy-on-write, its device
+/// state loaded), running, its agent waiting for a request on the channel it said `Hello` on.
+pub async fn restore(mut cfg: QemuConfig, s: &Snapshot, files: VmFiles, virtio: bool) -> Result<Vm, VmError> {
+    cfg.memory_file = Some(MemoryFile { path: s.ram(), shared: false });
+    cfg.incoming = true;
+    let mut vm = Vm::start(cfg, files, virtio).await?;
+    vm.hmp("migrate_set_capability x-ignore-shared on").await?;
+    vm.hmp(&format!("migrate_incoming \"exec:cat {}\"", sh_quote(&s.state()))).await?;
+    vm.hmp_wait("info status", &["VM status: running"], Duration::from_secs(30)).await?;
+    vm.set_active(&s.meta.channel);
+    Ok(vm)
 }
 
 #[cfg(test)]

@@ -89,14 +89,14 @@ impl Prepared {
     pub fn options(&self, tag: &str, append: Vec<String>) -> kmatrix::guest::GuestOptions {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kmatrix-logs");
         std::fs::create_dir_all(&dir).unwrap();
-        let mut o = self.session.guest_options(dir.join(format!(
-            "{}-{tag}-{}.console.log",
-            self.kernel.id,
-            std::process::id()
-        )));
-        o.boot_timeout = std::time::Duration::from_secs(120);
-        o.append = append;
-        o
+        let settings = kmatrix::settings::GuestSettings {
+            boot_timeout: std::time::Duration::from_secs(120),
+            append,
+            snapshot: kmatrix::settings::SnapshotMode::Off,
+            ..Default::default()
+        };
+        let log = dir.join(format!("{}-{tag}-{}.console.log", self.kernel.id, std::process::id()));
+        self.session.guest_options(&self.kernel, &settings, log)
     }
 
     /// Start a guest (under TCG again if KVM fails, as every surface does).

@@ -41,11 +41,10 @@ pub(super) async fn worker(shared: &Shared, kr: &KernelRun, ready: &Arc<Ready>, 
         pending = Some(first_taken);
         let boots = kr.boots.fetch_add(1, Ordering::SeqCst) + 1;
         let log = cfg.log_dir.join(format!("{}-boot{boots}.console.log", sanitize(kernel)));
-        let mut opts = cfg.guests.options(log.clone());
-        opts.virtio = cfg.image.virtio_channel;
+        let mut opts = cfg.guests.options(k, log.clone());
         // Scenarios that run the host's tools get the host root (read-only), as `--share` says;
         // a share that cannot be had fails like a boot.
-        let plan = match cfg.image.share {
+        let plan = match cfg.host_root {
             true => cfg.guests.share_plan(kernel, k.boot.config.as_deref()).map(Some).map_err(VmError::Share),
             false => Ok(None),
         };
@@ -78,8 +77,11 @@ pub(super) async fn worker(shared: &Shared, kr: &KernelRun, ready: &Arc<Ready>, 
                 let mut first = t.first;
                 for (i, mut r) in all_error(kr, &reason, cause_of(&e), Some(k), &rest) {
                     r.accel = accel.to_string();
-                    (r.cpus, r.memory_mb, r.disk_mb) =
-                        (Some(opts.cpus), Some(opts.memory_mb), opts.disk_bytes.map(|b| b >> 20));
+                    (r.cpus, r.memory_mb, r.disk_mb) = (
+                        Some(opts.settings.cpus),
+                        Some(opts.settings.memory_mb),
+                        opts.settings.disk_bytes.map(|b| b >> 20),
+                    );
                     if i == t.i {
                         // The retry of the scenario that broke the last guest could not boot.
                         r.previous = first.take().map(Box::new);
@@ -178,7 +180,7 @@ pub(super) async fn worker(shared: &Shared, kr: &KernelRun, ready: &Arc<Ready>, 
             r.kernel = kernel.to_string();
             r.accel = guest.accel.as_str().to_string();
             (r.cpus, r.memory_mb, r.disk_mb) =
-                (Some(opts.cpus), Some(opts.memory_mb), opts.disk_bytes.map(|b| b >> 20));
+                (Some(opts.settings.cpus), Some(opts.settings.memory_mb), opts.settings.disk_bytes.map(|b| b >> 20));
             // What a rerun needs to replay this cell exactly: the build and the parameters.
             r.build = Some(ready.build.clone());
             r.params = p.params.clone();
