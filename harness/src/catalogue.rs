@@ -95,6 +95,40 @@ pub fn select(cat: &[ScenarioInfo], globs: &str) -> Vec<ScenarioInfo> {
         .collect()
 }
 
+/// A measured share of the catalogue: `kmatrix run --lane`, and a matrix kernel's `lane` (what
+/// a run that names no lane gives it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lane {
+    /// The kernel's own interfaces, run by the agent.
+    Core,
+    /// The host's real tools, run in the guest (`tool.*`).
+    Tools,
+    /// Both.
+    All,
+}
+
+impl Lane {
+    /// As `--lane` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lane::Core => "core",
+            Lane::Tools => "tools",
+            Lane::All => "all",
+        }
+    }
+
+    /// Whether a scenario belongs to this lane: the tools lane is the scenarios that run the
+    /// host's programs (they need its root shared in, which every guest of a run then gets).
+    pub fn has(self, s: &kmatrix_proto::ScenarioInfo) -> bool {
+        match self {
+            Lane::Core => !s.host_root,
+            Lane::Tools => s.host_root,
+            Lane::All => true,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -275,7 +275,9 @@ impl MatrixTest {
         let mut selected: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut names = Vec::new();
         for k in &kernels {
-            for s in &catalogue {
+            // Each kernel's trials are the lane its matrix entry names (the wide fleet's: core).
+            let lane = crate::kernel::default_lane(k).unwrap_or(crate::catalogue::Lane::All);
+            for s in catalogue.iter().filter(|s| lane.has(s)) {
                 let name = format!("{k}::{}", s.id);
                 if !args.list && is_selected(&args, &name) {
                     selected.entry(k.clone()).or_default().push(s.id.clone());

@@ -4,6 +4,8 @@
 //! (LZ4 legacy payload, PVH, BTF), the same scenarios on both with exact statuses: the BPF
 //! paths a kernel has pass (4.15's maps are created without BTF, as libbpf does: the vendored
 //! aya's patch), the ones it lacks are `unsupported` naming the missing piece, never `fail`.
+//! The whole core lane of every Ubuntu line is in the default matrix (`tests/matrix.rs`), with
+//! its pinned statuses in `tests/expected.toml`.
 
 mod common;
 
@@ -83,42 +85,4 @@ fn vm_ubuntu_kernels_4_15_and_5_4_boot_and_trace_with_exact_statuses() {
         let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!((info["btf_file"].as_bool(), info["pvh"].as_bool()), (Some(btf), Some(pvh)), "{id}: {info}");
     }
-}
-
-/// The whole core lane on Ubuntu's 5.4, 5.15, 6.8 and 7.0 (LTS and HWE lines) judges clean:
-/// every cell passes, or is `unsupported`/`xfail` for a reason kernels/expectations.toml names
-/// (Ubuntu's config gaps) or a requirement the kernel lacks (ringbuf before 5.8, tracing
-/// programs before 5.5). 4.15's three known deviations (function_graph lines printed twice when
-/// `trace` is read, kretprobe misses absent from kprobe_profile) keep it to the test above.
-#[test]
-fn vm_ubuntu_kernels_core_lane_judges_clean_from_5_4_to_7_0() {
-    let d = tempfile::tempdir().unwrap();
-    let out = common::kmatrix()
-        .args(["run", "--kernels", "ubuntu-5.4,ubuntu-5.15,ubuntu-6.8,ubuntu-7.0", "--lane", "core", "--json", "--out"])
-        .arg(d.path())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let rs = common::json_results(&out.stdout);
-    let bad: Vec<String> = rs
-        .iter()
-        .filter(|r| matches!(r.status, Status::Fail | Status::Error))
-        .map(|r| format!("{}::{} {} — {}", r.kernel, r.scenario, r.status, r.explanation()))
-        .collect();
-    assert!(bad.is_empty(), "{}\n{stderr}", bad.join("\n"));
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    // Each kernel ran its whole core lane, and the lines that have them pass the newer paths.
-    let per_kernel = |k: &str| rs.iter().filter(|r| r.kernel == k).count();
-    let n = per_kernel("ubuntu-5.4");
-    assert!(n > 60, "the core lane is {n} scenarios");
-    for k in ["ubuntu-5.15", "ubuntu-6.8", "ubuntu-7.0"] {
-        assert_eq!(per_kernel(k), n, "{k}");
-    }
-    let status = |k: &str, s: &str| rs.iter().find(|r| r.kernel == k && r.scenario == s).map(|r| r.status);
-    for k in ["ubuntu-5.15", "ubuntu-6.8", "ubuntu-7.0"] {
-        assert_eq!(status(k, "bpf.ringbuf.openat"), Some(Status::Pass), "{k}");
-        assert_eq!(status(k, "bpf.fentry.openat"), Some(Status::Pass), "{k}");
-    }
-    assert_eq!(status("ubuntu-7.0", "ftrace.function_graph.retval"), Some(Status::Pass), "ret= retvals parse");
-    assert_eq!(status("ubuntu-5.4", "ftrace.function_graph.nested"), Some(Status::Pass), "nested children timed");
 }

@@ -2,6 +2,7 @@
 //! results.jsonl and rendered as a table.
 
 use super::*;
+use crate::catalogue::Lane;
 
 /// `kmatrix run`: the kernels, the scenarios (or a BPF object), the limits, the output.
 #[derive(Debug, Args)]
@@ -16,10 +17,12 @@ pub struct RunArgs {
     pub scenarios: String,
     /// Which scenarios: `core` (the kernel's own tracing interfaces, run by the agent: every
     /// scenario that does not need the host's root), `tools` (the real tools of the host, run
-    /// in guests that share its root: `tool.*`), or `all` (both, one table). Combined with
-    /// `--scenarios`: a scenario must match both.
-    #[arg(long, value_enum, default_value_t = Lane::All)]
-    pub lane: Lane,
+    /// in guests that share its root: `tool.*`), or `all` (both, one table), on every kernel.
+    /// Without it, each kernel runs the lane its matrix entry names (`lane`, default `all`: the
+    /// wide fleet's kernels run `core` unless asked). Combined with `--scenarios`: a scenario
+    /// must match both.
+    #[arg(long, value_enum)]
+    pub lane: Option<Lane>,
     /// Kernels booted at once (default: the number of host cores).
     #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
@@ -48,35 +51,6 @@ pub struct RunArgs {
     /// The kernel and how to boot it (flattened: `--kernel`, `--accel`, `--memory`, ...).
     #[command(flatten)]
     pub guest: GuestArgs,
-}
-
-/// A measured share of the catalogue (see `RunArgs::lane`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Lane {
-    Core,
-    Tools,
-    All,
-}
-
-impl Lane {
-    /// As `--lane` spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Lane::Core => "core",
-            Lane::Tools => "tools",
-            Lane::All => "all",
-        }
-    }
-
-    /// Whether a scenario belongs to this lane: the tools lane is the scenarios that run the
-    /// host's programs (they need its root shared in, which every guest of a run then gets).
-    pub fn has(self, s: &kmatrix_proto::ScenarioInfo) -> bool {
-        match self {
-            Lane::Core => !s.host_root,
-            Lane::Tools => s.host_root,
-            Lane::All => true,
-        }
-    }
 }
 
 /// `kmatrix run --bpf-object`: a user's object through the agent's `bpf.object.load` scenario.
@@ -197,13 +171,13 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Ou
     let cat = crate::catalogue::load(&cache).context("cannot list the agent's catalogue").exit_code(exit::INFRA)?;
     let mut scenarios =
         select_scenarios(&cat, user.as_ref().map_or(a.scenarios.as_str(), |_| crate::bpf_object::SCENARIO))?;
-    if user.is_none() {
-        scenarios.retain(|s| a.lane.has(s));
+    if let (None, Some(lane)) = (&user, a.lane) {
+        scenarios.retain(|s| lane.has(s));
         if scenarios.is_empty() {
             return Err(anyhow::anyhow!(
                 "--scenarios {:?} selects no scenario of the {} lane",
                 a.scenarios,
-                a.lane.name()
+                lane.name()
             ))
             .exit_code(exit::BAD_INPUT);
         }
@@ -256,6 +230,11 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Ou
         params.extend(plan.params.clone());
     }
     params.extend(workload_params);
+    // Without --lane, each kernel runs the lane its matrix entry names (the wide fleet's: core).
+    let cells = match (&user, a.lane) {
+        (None, None) => lane_cells(&kernels, &scenarios, &params)?,
+        _ => None,
+    };
     let expectations = load_expectations(a.expectations.as_deref())?;
     let session = Arc::new(open_session(a.guest.accel).await?);
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
@@ -274,7 +253,57 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Ou
         run_dir,
         retries: a.retries,
     };
-    launch.execute((kernels, scenarios, params, expectations, None)).await
+    let kernels = match &cells {
+        Some(plans) => plans.iter().map(|p| p.label.clone()).collect(),
+        None => kernels,
+    };
+    launch.execute((kernels, scenarios, params, expectations, cells)).await
+}
+
+/// Each kernel's cells when some kernel's matrix entry names a lane (`lane = "core"`): that
+/// lane's share of `scenarios`, with `params` over each scenario's defaults. `None` when every
+/// kernel runs every lane (the plain kernels × scenarios). A kernel left with no scenario is
+/// dropped, and said; none left at all is bad input.
+fn lane_cells(
+    kernels: &[String],
+    scenarios: &[kmatrix_proto::ScenarioInfo],
+    params: &std::collections::BTreeMap<String, String>,
+) -> Result<Option<Vec<crate::run::scheduler::KernelPlan>>> {
+    use crate::run::scheduler::{KernelPlan, Planned};
+    let mut lanes = Vec::new();
+    for k in kernels {
+        lanes.push(kernel::default_lane(k).context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?);
+    }
+    if lanes.iter().all(|l| *l == Lane::All) {
+        return Ok(None);
+    }
+    let mut plans = Vec::new();
+    for (k, lane) in kernels.iter().zip(lanes) {
+        let planned: Vec<Planned> = scenarios
+            .iter()
+            .filter(|s| lane.has(s))
+            .map(|s| {
+                let mut p = s.params.clone();
+                p.extend(params.clone());
+                Planned { scenario: s.id.clone(), params: p }
+            })
+            .collect();
+        if planned.is_empty() {
+            eprintln!(
+                "kmatrix: {k} runs its matrix lane ({}), where --scenarios selects nothing; --lane all runs every lane",
+                lane.name()
+            );
+            continue;
+        }
+        plans.push(KernelPlan { label: k.clone(), spec: k.clone(), scenarios: planned });
+    }
+    if plans.is_empty() {
+        return Err(anyhow::anyhow!(
+            "--scenarios selects no scenario of the lanes these kernels run; --lane all runs every lane"
+        ))
+        .exit_code(exit::BAD_INPUT);
+    }
+    Ok(Some(plans))
 }
 
 /// A matrix run set up and under way: run directory, scheduler, progress, Ctrl-C, table and

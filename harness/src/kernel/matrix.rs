@@ -54,6 +54,10 @@ pub struct MatrixKernel {
     /// Part of the default matrix (`kmatrix test` without `--kernel`).
     #[serde(default = "yes")]
     pub default: bool,
+    /// The lane a run that names none gives this kernel (default: every lane). The wide fleet's
+    /// kernels say `core`: their tool lane is asked for with `--lane tools` or `--lane all`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<crate::catalogue::Lane>,
 }
 
 impl MatrixKernel {

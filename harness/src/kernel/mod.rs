@@ -83,6 +83,13 @@ pub fn expand_names(names: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// The lane each kernel of the matrix in use runs when a run names none: its entry's `lane`,
+/// else every lane. A kernel outside the matrix (a spec, a file) runs every lane.
+pub fn default_lane(id: &str) -> Result<crate::catalogue::Lane> {
+    let matrix = KernelsDir::try_locate(None)?.matrix()?;
+    Ok(matrix.get(id).and_then(|k| k.lane).unwrap_or(crate::catalogue::Lane::All))
+}
+
 /// The ids of the default matrix (see [`Matrix::default_ids`]), in file order.
 pub fn default_ids() -> Result<Vec<String>> {
     Ok(KernelsDir::try_locate(None)?.matrix()?.default_ids().into_iter().map(str::to_string).collect())
