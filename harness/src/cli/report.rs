@@ -46,6 +46,19 @@ pub enum ReportCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The compatibility table of a run: one row per scenario, one column per kernel in version
+    /// order, each cell its status and why, and per scenario the first kernel where it passes
+    /// beside its declared `since` (a pass below it is listed as a finding).
+    Compat {
+        /// Run directory or results.jsonl.
+        run: PathBuf,
+        /// markdown, json or html.
+        #[arg(long, default_value = "markdown", value_parser = ["markdown", "json", "html"])]
+        format: String,
+        /// Write to this file instead of stdout.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+    },
     /// Join result files (e.g. CI shards) into one results.jsonl.
     Merge {
         /// Run directories or results.jsonl files, joined in this order.
@@ -141,6 +154,29 @@ pub(crate) fn report_cmd(a: ReportArgs) -> Result<i32> {
                 println!("{}", serde_json::to_string_pretty(&d)?);
             } else {
                 print!("{}", render::diff::render(&d));
+            }
+            Ok(exit::OK)
+        }
+        Some(ReportCommand::Compat { run, format, output }) => {
+            let results = read_results(&run)?;
+            let cache = Cache::from_env().exit_code(exit::INFRA)?;
+            let since: std::collections::BTreeMap<String, String> = crate::catalogue::load(&cache)
+                .context("cannot list the agent's catalogue (each scenario's since)")
+                .exit_code(exit::INFRA)?
+                .into_iter()
+                .map(|s| (s.id, s.since))
+                .collect();
+            let t = render::compat::build(&results, &since);
+            let text = match format.as_str() {
+                "json" => serde_json::to_string_pretty(&t)? + "\n",
+                "html" => render::compat::html(&t),
+                _ => render::compat::markdown(&t),
+            };
+            match output {
+                Some(o) => std::fs::write(&o, text)
+                    .with_context(|| format!("cannot write {}", o.display()))
+                    .exit_code(exit::INFRA)?,
+                None => print!("{text}"),
             }
             Ok(exit::OK)
         }
