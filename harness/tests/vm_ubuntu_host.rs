@@ -40,23 +40,29 @@ fn of<'a>(results: &'a [serde_json::Value], id: &str, all: &str) -> &'a serde_js
     results.iter().find(|r| r["scenario"] == id).unwrap_or_else(|| panic!("no {id}:\n{all}"))
 }
 
+/// Say on the terminal that the test did not run and why: written to the process's stderr
+/// itself, which libtest does not capture (it captures `eprintln!`, and shows a passing test's
+/// captured output to nobody), so `cargo test` prints it beside the test's `ok`.
+fn not_run(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "vm_ubuntu_host: NOT RUN: {why}");
+}
+
 #[test]
 fn vm_ubuntu_host_runs_ubuntus_real_perf_and_names_its_package_when_missing() {
     // The effective uid (the third field of /proc/self/status's Uid: line).
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let root_user = status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
     if !root_user {
-        eprintln!(
-            "NOT RUN: entering the Ubuntu root needs root (mounts, pivot_root); run as root to check the Ubuntu host"
-        );
+        not_run("entering the Ubuntu root needs root (mounts, pivot_root); run as root to check the Ubuntu host");
         return;
     }
     let path = Command::new(script()).arg("path").output().unwrap();
     if !path.status.success() {
-        eprintln!(
-            "NOT RUN: no Ubuntu root in the cache ({}); build it with scripts/ubuntu-root.sh build (~9 min)",
+        not_run(&format!(
+            "no Ubuntu root in the cache ({}); build it with scripts/ubuntu-root.sh build (~9 min)",
             String::from_utf8_lossy(&path.stderr).trim()
-        );
+        ));
         return;
     }
     let scenarios =
