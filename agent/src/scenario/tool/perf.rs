@@ -195,21 +195,25 @@ pub const RECORD_REPORT: Scenario = Meta::new("tool.perf.record_report", "2.6.31
 const HELLO_REQS: &[Req] = &[Req::Program(HELLO), REQ];
 const HELLO_PARAMS: &[(&str, &str)] = &[("count", "200000")];
 
-/// `perf record -g -o perf.data -- ./hello N` (quiet) in a new working directory: the directory,
-/// hello's path there and perf record's outcome.
-fn record_hello(ctx: &Ctx) -> Step<(Workdir, String, ExecOutcome)> {
+/// `perf record [-e EVENT] -g -o perf.data -- ./hello N` (quiet) in a new working directory:
+/// the directory, hello's path there and perf record's outcome.
+fn record_hello(ctx: &Ctx, event: Option<&str>) -> Step<(Workdir, String, ExecOutcome)> {
     let perf = PERF.program();
     let n = ctx.declared_count()?.to_string();
     let dir = Workdir::new()?;
     let prog = dir.copy(HELLO)?;
     let cmd = quiet(&prog, &n);
-    let argv = [&perf, "record", "-g", "-o", "perf.data", "--", "/bin/sh", "-c", &cmd];
+    let mut argv: Vec<&str> = vec![&perf, "record"];
+    if let Some(e) = event {
+        argv.extend(["-e", e]);
+    }
+    argv.extend(["-g", "-o", "perf.data", "--", "/bin/sh", "-c", &cmd]);
     Ok(dir.step(ctx, &PERF, &argv, "perf record -g failed")?.map(|rec| (dir, prog, rec)))
 }
 
 fn record_report(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let perf = PERF.program();
-    let (dir, prog, rec) = step!(record_hello(ctx));
+    let (dir, prog, rec) = step!(record_hello(ctx, None));
     let rep = step!(dir.step(
         ctx,
         &PERF,
@@ -397,21 +401,22 @@ fn record_dwarf(ctx: &mut Ctx) -> Result<ScenarioResult> {
     Ok(r.with_excerpt(&first.unwrap_or_default()))
 }
 
-/// The seeds' "hello flame graph": `perf record -g -- ./hello N`, `perf script -F +pid` (the
+/// The seeds' "hello flame graph": `perf record -e cpu-clock -g -- ./hello N` (cpu-clock, the
+/// event the notes give where there is no PMU), `perf script -F +pid` (the
 /// notes' Firefox-profiler form, which stackcollapse-perf.pl reads as well) folded into stacks
 /// in `detail.collapsed`, the host's input for the SVG.
 /// The folded stacks must name hello's functions on the path main → hello_greet, and fold every
 /// sample `perf script` printed.
 // perf script came in 2.6.35.
 pub const FLAMEGRAPH: Scenario = Meta::new("tool.perf.flamegraph", "2.6.35")
-    .summary("perf record -g -- ./hello N; perf script folded into flame graph stacks (detail.collapsed) naming main;hello_greet")
+    .summary("perf record -e cpu-clock -g -- ./hello N; perf script folded into flame graph stacks (detail.collapsed) naming main;hello_greet, as many samples as perf report -f --stats counts")
     .requires(HELLO_REQS)
     .params(HELLO_PARAMS)
     .run(flamegraph);
 
 fn flamegraph(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let perf = PERF.program();
-    let (dir, _, _) = step!(record_hello(ctx));
+    let (dir, _, _) = step!(record_hello(ctx, Some("cpu-clock")));
     step!(dir.step_to_file(
         ctx,
         &PERF,
@@ -421,8 +426,9 @@ fn flamegraph(ctx: &mut Ctx) -> Result<ScenarioResult> {
     ));
     let text = dir.read("script.txt").context("perf script output")?;
     // The witness: the samples perf.data holds by perf report's own count, not by this parser.
-    let stats =
-        step!(dir.step(ctx, &PERF, &[&perf, "report", "-i", "perf.data", "--stats"], "perf report --stats failed"));
+    // `-f` as the notes write it (perf report -f: no ownership check of perf.data).
+    let argv = [&perf, "report", "-f", "-i", "perf.data", "--stats"];
+    let stats = step!(dir.step(ctx, &PERF, &argv, "perf report -f --stats failed"));
     let recorded = report_stats_samples(&stats.stdout);
     let samples = stacks::parse_perf_script(&text);
     let folded = stacks::collapse(&samples);
