@@ -254,3 +254,43 @@ fn orphan_watch_counts_a_grandchild_left_behind_by_name() {
     std::thread::sleep(Duration::from_millis(200));
     assert!(watch.left().is_empty());
 }
+
+/// KVM failing after the agent said Hello (the fake QEMU's `kvm-after-hello`, a moment into the
+/// first scenario): the scenario running then is redone under TCG in the same run and passes,
+/// every result says which accelerator produced it, and nothing is left. Needs a `/dev/kvm`
+/// this user can open (kmatrix tries KVM only then).
+#[test]
+fn vm_fault_kvm_failing_after_hello_redoes_the_scenario_under_tcg() {
+    if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
+        eprintln!("{}: kmatrix would not try KVM here; nothing to check", common::host_kind());
+        return;
+    }
+    let fake = tempfile::tempdir().unwrap();
+    let qemu = fake.path().join("kvm-after-hello");
+    std::fs::copy(common::root().join("harness/tests/fixtures/qemu/fake-qemu"), &qemu).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let mut args = run_args("ftrace.function_graph.nested,kprobe.tracefs.openat", d.path());
+    args.extend(["--snapshot".into(), "off".into()]);
+    let child = kmatrix()
+        .args(&args)
+        .env("KMATRIX_QEMU", &qemu)
+        .env("KMATRIX_FAKE_LOGS", d.path())
+        .env("KMATRIX_FAKE_AFTER", "0.3")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (out, watch) = wait_watching(child, |_, _| false);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let rs = common::json_results(&out.stdout);
+    let got: Vec<(&str, Status, &str)> = rs.iter().map(|r| (r.scenario.as_str(), r.status, r.accel.as_str())).collect();
+    eprintln!("results (scenario, status, accelerator): {got:?}");
+    assert_eq!(rs.len(), 2, "{got:?}\n{stderr}");
+    assert!(rs.iter().all(|r| r.status == Status::Pass), "{got:?}\n{stderr}");
+    // The scenario KVM failed under ran again in a TCG guest: the last result is TCG's.
+    assert_eq!(rs.last().map(|r| r.accel.as_str()), Some("tcg"), "{got:?}\n{stderr}");
+    assert!(stderr.contains("KVM failed on this host"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(watch.qemus().len() >= 3, "probe, the KVM guest, the TCG guest: {:?}", watch.seen());
+    watch.assert_none_left();
+}
