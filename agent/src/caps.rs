@@ -76,7 +76,7 @@ pub fn build(inputs: Inputs) -> (Capabilities, Steps) {
     let kprobe_blacklist = blacklist.exists().then(|| count_lines(&blacklist));
     step("blacklist");
     let bpf_syscall = bpf::syscall_present();
-    let bpf_prog_types = bpf::prog_types(&release);
+    let bpf_prog_types = bpf::prog_types();
     step("bpf_prog_types");
     let bpf_map_types = bpf::map_types();
     step("bpf_map_types");

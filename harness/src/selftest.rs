@@ -185,19 +185,33 @@ pub fn planned_files(test_d: &Path, tests: &[String]) -> Vec<String> {
     files
 }
 
-/// When ftracetest did not end on its own (killed at the timeout, by a signal, or with an exit
-/// code other than its 0 and 1), every planned file no case reached is an `error` result, with
-/// cause `timeout` when the run timed out: a run cut short never reads as the cases it reached.
+/// When ftracetest did not end on its own (killed at the timeout, by a signal, with an exit code
+/// other than its 0 and 1, or with 1 though no case it reported failed: its `errexit`), every
+/// planned file no case reached is an `error` result, with cause `timeout` when the run timed
+/// out: a run cut short never reads as the cases it reached. When it was cut short after the
+/// last planned file, one `error` result for the run (`selftest.ftrace`) says so.
 /// Empty when ftracetest ended on its own.
 pub fn unreached(cases: &[Case], planned: &[String], ended: &ExecOutcome) -> Vec<ScenarioResult> {
-    let on_its_own = !ended.timed_out && matches!(ended.exit_code, Some(0 | 1));
+    // ftracetest exits 1 for a FAIL (and, with --fail-unresolved, an UNRESOLVED).
+    let failed = cases.iter().any(|c| matches!(c.result.as_str(), "FAIL" | "UNRESOLVED" | "UNTESTED"));
+    let on_its_own = !ended.timed_out && (ended.exit_code == Some(0) || (ended.exit_code == Some(1) && failed));
     if on_its_own {
         return Vec::new();
     }
+    let cause = if ended.timed_out { Cause::Timeout } else { Cause::Infrastructure };
     let reached: std::collections::BTreeSet<&str> = cases.iter().filter_map(|c| c.file.as_deref()).collect();
-    planned
-        .iter()
-        .filter(|f| !reached.contains(f.as_str()))
+    let left: Vec<&String> = planned.iter().filter(|f| !reached.contains(f.as_str())).collect();
+    if left.is_empty() {
+        let mut r = ScenarioResult::new(
+            "selftest.ftrace",
+            Status::Error,
+            format!("ftracetest {} after its {} case(s)", ended.describe(), cases.len()),
+        );
+        r.cause = Some(cause);
+        r.detail = serde_json::json!({ "reached": cases.len(), "planned": planned.len() });
+        return vec![r];
+    }
+    left.into_iter()
         .map(|f| {
             let case = Case {
                 number: 0,
@@ -211,7 +225,7 @@ pub fn unreached(cases: &[Case], planned: &[String], ended: &ExecOutcome) -> Vec
                 Status::Error,
                 format!("ftracetest {} before it reached {f}", ended.describe()),
             );
-            r.cause = Some(if ended.timed_out { Cause::Timeout } else { Cause::Infrastructure });
+            r.cause = Some(cause);
             r.detail = serde_json::json!({ "file": f, "reached": false });
             r
         })
@@ -291,5 +305,17 @@ mod tests {
         let killed = unreached(&cases, &all, &ended(false, None, Some(9)));
         assert_eq!(killed.len(), 2);
         assert!(killed.iter().all(|r| r.cause == Some(Cause::Infrastructure)), "{killed:?}");
+        // Exit 1 is ftracetest's "a case failed" only when one did; with every reported case
+        // passing it is its errexit, and the cases it did not reach are errors.
+        let mut passing = cases.clone();
+        passing.truncate(1);
+        assert_eq!(unreached(&passing, &all, &ended(false, Some(1), None)).len(), 3);
+        // Cut short after the last planned file: the run itself is the error (was: nothing, exit 0).
+        let one = ["00basic/basic2.tc".to_string()];
+        let late = unreached(&cases, &one, &ended(true, None, Some(9)));
+        let got: Vec<(&str, Status, Option<Cause>)> =
+            late.iter().map(|r| (r.scenario.as_str(), r.status, r.cause)).collect();
+        assert_eq!(got, [("selftest.ftrace", Status::Error, Some(Cause::Timeout))]);
+        assert_eq!(late[0].reason, "ftracetest timed out after its 2 case(s)");
     }
 }

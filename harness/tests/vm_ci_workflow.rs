@@ -8,6 +8,7 @@
 //! between the jobs. The kernel job runs for one kernel (debian-6.1) and boots its guests: the
 //! whole catalogue, as on a runner.
 
+use kmatrix_proto::Status;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -264,6 +265,17 @@ fn vm_ci_workflow_jobs_run_in_a_clean_clone() {
     assert_eq!(shard.len(), 1, "one run directory in the artifact: {shard:?}");
     let results = lines(&shard[0]);
     assert!(results >= 40, "the shard ran the catalogue: {results} results");
+    // The shard passes: its exit code 1 ("a test failed") is let through by run_job only so the
+    // failing cells can be named here; every cell is pass, xfail or unsupported by the
+    // expectations the repository carries, and the job's own exit code is 0.
+    let failing: Vec<String> = kmatrix::run::results::read(&shard[0])
+        .unwrap()
+        .iter()
+        .filter(|r| !matches!(r.status, Status::Pass | Status::Xfail | Status::Unsupported | Status::Flaky))
+        .map(|r| format!("{} {}: {} ({})", r.kernel, r.scenario, r.status.as_str(), r.reason))
+        .collect();
+    assert_eq!(failing, Vec::<String>::new(), "the shard's failing cells");
+    assert_eq!(codes.last(), Some(&("Matrix shard".to_string(), 0)), "{codes:?}");
 
     let codes = runner.run_job(&w["jobs"]["report"], &[]);
     assert!(codes.iter().all(|(_, c)| *c == 0), "{codes:?}");

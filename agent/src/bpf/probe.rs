@@ -14,10 +14,10 @@
 use super::btf::{self, BTF_KIND_TYPEDEF, TARGET_FUNC_ID};
 use super::multi::{self, Targets};
 use super::sys::{
-    bpf_fd, bpf_fd_or, bpf_raw, kernel_version, link_create, load, load_typed, raw_tp_open, set_bpf, version_code,
-    BtfLoadAttr, MapCreateAttr, ProgLoadAttr, StepError, BPF_BTF_LOAD, BPF_F_NO_PREALLOC, BPF_F_SLEEPABLE,
-    BPF_MAP_CREATE, BPF_PERF_EVENT, BPF_PROG_LOAD, BPF_TRACE_FENTRY, BPF_TRACE_FEXIT, BPF_TRACE_RAW_TP, PROG_KPROBE,
-    PROG_PERF_EVENT, PROG_RAW_TRACEPOINT, PROG_TRACEPOINT, PROG_TRACING,
+    bpf_fd, bpf_fd_or, bpf_raw, kernel_version, link_create, load, load_typed, raw_tp_open, set_bpf, BtfLoadAttr,
+    MapCreateAttr, ProgLoadAttr, StepError, BPF_BTF_LOAD, BPF_F_NO_PREALLOC, BPF_F_SLEEPABLE, BPF_MAP_CREATE,
+    BPF_PERF_EVENT, BPF_PROG_LOAD, BPF_TRACE_FENTRY, BPF_TRACE_FEXIT, BPF_TRACE_RAW_TP, PROG_KPROBE, PROG_PERF_EVENT,
+    PROG_RAW_TRACEPOINT, PROG_TRACEPOINT, PROG_TRACING,
 };
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -89,15 +89,17 @@ const MAP_TYPES: &[(u32, &str, u32, u32, u32, u32)] = &[
 ];
 
 /// Program types that load `r0 = 0; exit`.
-pub fn prog_types(kernel_release: &str) -> Vec<String> {
+pub fn prog_types() -> Vec<String> {
+    // Kernels before 5.0 refuse kprobe programs without the version code (Ubuntu's is not its
+    // release's: `kernel_version`).
+    let kv = kernel_version();
     PROG_TYPES
         .iter()
         .filter(|(ty, _, attach, flags)| {
-            // Kernels before 5.0 refuse kprobe programs without the version code.
             let attr = ProgLoadAttr {
                 prog_flags: *flags,
                 expected_attach_type: *attach,
-                ..ProgLoadAttr::return_zero(*ty, version_code(kernel_release))
+                ..ProgLoadAttr::return_zero(*ty, kv)
             };
             bpf_fd(BPF_PROG_LOAD, &attr)
         })

@@ -307,7 +307,23 @@ pub fn version_code(release: &str) -> u32 {
 /// LINUX_VERSION_CODE of the running kernel (kernels before 5.0 refuse kprobe programs without
 /// it).
 pub fn kernel_version() -> u32 {
-    version_code(&crate::sys::uname().map(|u| u.release).unwrap_or_default())
+    let signature = std::fs::read_to_string(VERSION_SIGNATURE).ok();
+    version_of(signature.as_deref(), &crate::sys::uname().map(|u| u.release).unwrap_or_default())
+}
+
+/// Ubuntu's kernels only: `Ubuntu 4.15.0-213.224-generic 4.15.18`.
+const VERSION_SIGNATURE: &str = "/proc/version_signature";
+
+/// LINUX_VERSION_CODE from the `release` uname gives, unless Ubuntu's version signature says
+/// otherwise: Ubuntu's release keeps the sublevel 0 (`4.15.0-213-generic`) while the kernel was
+/// built with the upstream one it carries (4.15.18), the last word of the signature. A 4.15
+/// kernel refuses a kprobe program naming 4.15.0 (libbpf reads the signature for the same reason).
+fn version_of(signature: Option<&str>, release: &str) -> u32 {
+    signature
+        .and_then(|s| s.split_whitespace().last())
+        .map(version_code)
+        .filter(|v| *v != 0)
+        .unwrap_or_else(|| version_code(release))
 }
 
 /// BPF_PROG_LOAD of [`RETURN_ZERO`] as `prog_type` expecting `attach`.
@@ -425,6 +441,16 @@ mod tests {
         assert_eq!(version_code("6.1.0-47-amd64"), 0x060100);
         assert_eq!(version_code("5.10.300-1"), 0x050aff);
         assert_eq!(version_code("garbage"), 0);
+    }
+
+    #[test]
+    fn ubuntus_version_code_is_its_signatures_upstream_sublevel() {
+        // ubuntu-4.15 refused the agent's kprobe probe with 4.15.0 (bpftool, reading the
+        // signature, said yes): tool.bpftool.feature_probe "program type kprobe: agent no".
+        let sig = "Ubuntu 4.15.0-213.224-generic 4.15.18\n";
+        assert_eq!(version_of(Some(sig), "4.15.0-213-generic"), 0x040f12);
+        assert_eq!(version_of(None, "4.15.0-213-generic"), 0x040f00);
+        assert_eq!(version_of(Some("garbage"), "6.1.0-47-amd64"), 0x060100);
     }
 
     #[test]

@@ -201,6 +201,25 @@ mod tests {
         let _ = meta::Meta::new("x.y.z", "1.0").on_openat_loop(&[]).requires_last(Req::Tracefs);
     }
 
+    /// docs/seeds.md names, for each sequence of the seed notes, the scenarios that run it:
+    /// every id it names must be one the catalogue has (a renamed or removed scenario leaves a
+    /// row claiming what nothing runs). Patterns (`uprobe.*`) are not ids.
+    #[test]
+    fn every_scenario_docs_seeds_names_exists() {
+        let doc = include_str!("../../../docs/seeds.md");
+        let known = ids();
+        let families = ["selftest.", "ftrace.", "kprobe.", "uprobe.", "tracepoint.", "perf.", "bpf.", "tool."];
+        let named: Vec<&str> = doc
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|t| families.iter().any(|f| t.starts_with(f)) && !t.contains('*') && !t.contains(' '))
+            .collect();
+        assert!(named.len() > 60, "{} ids named", named.len());
+        let unknown: Vec<&&str> = named.iter().filter(|t| !known.iter().any(|k| k == *t)).collect();
+        assert!(unknown.is_empty(), "docs/seeds.md names scenarios the catalogue lacks: {unknown:?}");
+    }
+
     #[test]
     fn every_scenario_sits_in_its_id_family() {
         let families = [

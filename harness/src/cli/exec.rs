@@ -153,12 +153,11 @@ pub(crate) async fn exec_cmd(a: ExecArgs) -> Result<i32> {
             Ok::<_, anyhow::Error>((k, p.kernel.release.clone(), accel, started, out))
         }));
     }
-    let mut worst = exit::OK;
+    let mut ends = Vec::new();
     let mut failures = Vec::new();
     for t in tasks {
         match t.await.context("an exec task died")? {
             Ok((k, release, accel, started, out)) => {
-                let code = code_of(&out);
                 if !single || a.verbose {
                     eprintln!("kmatrix: {k}: booted {started}");
                     eprintln!("kmatrix: {k}: {}", out.share.as_deref().unwrap_or("host root not mounted"));
@@ -182,9 +181,7 @@ pub(crate) async fn exec_cmd(a: ExecArgs) -> Result<i32> {
                         if out.timed_out { " (timed out)" } else { "" }
                     );
                 }
-                if code != 0 && worst == exit::OK {
-                    worst = code;
-                }
+                ends.push(out);
             }
             Err(e) => failures.push(e),
         }
@@ -198,7 +195,7 @@ pub(crate) async fn exec_cmd(a: ExecArgs) -> Result<i32> {
         }
         _ => {}
     }
-    Ok(worst)
+    Ok(worst_code(&ends))
 }
 
 /// Run `req` in `g`: feed stdin, stream output (raw for one kernel, line-prefixed for several),
@@ -230,26 +227,43 @@ async fn run_streaming(
     kernel: &str,
     mut files: Option<&mut KernelOutput>,
 ) -> Result<ExecOutcome> {
-    let piped = req.stdin == StdinMode::Pipe;
-    let mut partial: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-    let prefix = format!("[{kernel}] ");
-    let mut on_output = |fd: u8, data: &[u8]| {
-        let i = usize::from(fd.clamp(1, 2) - 1);
-        if let Some(f) = files.as_mut() {
-            f.write(fd, data);
-        }
-        if single {
-            let _ = if fd == 2 { std::io::stderr().write_all(data) } else { std::io::stdout().write_all(data) };
-            return;
-        }
-        partial[i].extend_from_slice(data);
-        while let Some(n) = partial[i].iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = partial[i].drain(..=n).collect();
-            let mut text = prefix.clone().into_bytes();
-            text.extend_from_slice(&line);
-            let _ = if fd == 2 { std::io::stderr().write_all(&text) } else { std::io::stdout().write_all(&text) };
-        }
+    let mut lines = Prefixed::new(kernel);
+    let out = {
+        let mut on_output = |fd: u8, data: &[u8]| {
+            if let Some(f) = files.as_mut() {
+                f.write(fd, data);
+            }
+            if single {
+                write_fd(fd, data);
+                return;
+            }
+            for (fd, text) in lines.push(fd, data) {
+                write_fd(fd, &text);
+            }
+        };
+        exchange(g, req, stdin, timeout, kernel, &mut on_output).await
     };
+    // A last line without its newline is still the program's output (and says which kernel).
+    for (fd, text) in lines.finish() {
+        write_fd(fd, &text);
+    }
+    out
+}
+
+fn write_fd(fd: u8, data: &[u8]) {
+    let _ = if fd == 2 { std::io::stderr().write_all(data) } else { std::io::stdout().write_all(data) };
+}
+
+/// Send `req` (and stdin, when piped) and read the output into `on_output` to the finish.
+async fn exchange(
+    g: &mut Guest,
+    req: ExecRequest,
+    stdin: Option<Vec<u8>>,
+    timeout: f64,
+    kernel: &str,
+    on_output: &mut impl FnMut(u8, &[u8]),
+) -> Result<ExecOutcome> {
+    let piped = req.stdin == StdinMode::Pipe;
     let wait = Duration::from_secs_f64(timeout + 30.0);
     if piped {
         // Send the request, then stdin and its end, then read to the finish.
@@ -270,8 +284,102 @@ async fn run_streaming(
             }
         }
     }
-    g.exec_streaming(req, wait, &mut on_output)
-        .await
-        .map_err(|e| anyhow::anyhow!("{kernel}: {e}"))
-        .exit_code(exit::INFRA)
+    g.exec_streaming(req, wait, on_output).await.map_err(|e| anyhow::anyhow!("{kernel}: {e}")).exit_code(exit::INFRA)
+}
+
+/// A program's output as several kernels print it on one terminal: whole lines, each prefixed
+/// with `[kernel] `, stdout and stderr apart; at the end, what is left of a last line without
+/// its newline, prefixed and given one (so it is neither lost nor joined to another kernel's).
+struct Prefixed {
+    prefix: Vec<u8>,
+    partial: [Vec<u8>; 2],
+}
+
+impl Prefixed {
+    fn new(kernel: &str) -> Prefixed {
+        Prefixed { prefix: format!("[{kernel}] ").into_bytes(), partial: [Vec::new(), Vec::new()] }
+    }
+
+    /// `data` of fd 1 or 2: the lines it completes, as (fd, prefixed line).
+    fn push(&mut self, fd: u8, data: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let fd = fd.clamp(1, 2);
+        let buf = &mut self.partial[usize::from(fd - 1)];
+        buf.extend_from_slice(data);
+        let mut out = Vec::new();
+        while let Some(n) = buf.iter().position(|&b| b == b'\n') {
+            let mut text = self.prefix.clone();
+            text.extend(buf.drain(..=n));
+            out.push((fd, text));
+        }
+        out
+    }
+
+    /// The unfinished last line of each fd, prefixed, with a newline.
+    fn finish(&mut self) -> Vec<(u8, Vec<u8>)> {
+        let mut out = Vec::new();
+        for (i, buf) in self.partial.iter_mut().enumerate() {
+            if !buf.is_empty() {
+                let mut text = self.prefix.clone();
+                text.append(buf);
+                text.push(b'\n');
+                out.push((i as u8 + 1, text));
+            }
+        }
+        out
+    }
+}
+
+/// How bad a kernel's end is, for the exit code of a run over several: ended with 0, with
+/// another exit code, killed by a signal, with no status or timed out — then the larger code.
+fn severity(out: &ExecOutcome) -> (u8, i32) {
+    let class = match (out.timed_out, out.exit_code, out.signal) {
+        (true, ..) | (false, None, None) => 3,
+        (false, None, Some(_)) => 2,
+        (false, Some(0), _) => 0,
+        (false, Some(_), _) => 1,
+    };
+    (class, code_of(out))
+}
+
+/// The exit code of a run over several kernels: the worst kernel's ([`severity`]), whatever
+/// order the kernels finished in.
+fn worst_code<'a>(outs: impl IntoIterator<Item = &'a ExecOutcome>) -> i32 {
+    outs.into_iter().max_by_key(|o| severity(o)).map_or(exit::OK, code_of)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_last_line_without_newline_is_printed_with_its_prefix() {
+        let mut p = Prefixed::new("debian-6.1");
+        assert_eq!(p.push(1, b"one\ntw"), [(1, b"[debian-6.1] one\n".to_vec())]);
+        assert!(p.push(2, b"err").is_empty());
+        assert_eq!(p.push(1, b"o\nthree"), [(1, b"[debian-6.1] two\n".to_vec())]);
+        // The old loop printed complete lines only: "three" and "err" were dropped.
+        assert_eq!(p.finish(), [(1, b"[debian-6.1] three\n".to_vec()), (2, b"[debian-6.1] err\n".to_vec())]);
+        assert!(p.finish().is_empty());
+    }
+
+    #[test]
+    fn several_kernels_exit_with_the_worst_code_not_the_first() {
+        let end = |exit_code, signal, timed_out| ExecOutcome { exit_code, signal, timed_out, ..Default::default() };
+        let (ok, failed, two, killed) = (
+            end(Some(0), None, false),
+            end(Some(1), None, false),
+            end(Some(2), None, false),
+            end(None, Some(9), false),
+        );
+        let timed_out = end(None, Some(9), true);
+        assert_eq!(worst_code([&ok, &ok]), 0);
+        // The first non-zero was taken: 1 here, though the second kernel's program was killed.
+        assert_eq!(worst_code([&failed, &killed]), 137);
+        assert_eq!(worst_code([&killed, &failed]), 137);
+        assert_eq!(worst_code([&failed, &two, &ok]), 2);
+        assert_eq!(worst_code([&killed, &timed_out, &failed]), 137);
+        assert_eq!(severity(&timed_out).0, 3);
+        assert_eq!(worst_code([&ok, &end(None, None, false)]), exit::INFRA);
+        assert_eq!(worst_code(std::iter::empty()), exit::OK);
+    }
 }

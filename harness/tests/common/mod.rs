@@ -193,20 +193,112 @@ impl Drop for Tmux {
     }
 }
 
-/// QEMU processes whose parent is `pid`, from /proc (what a test checks is gone after a run).
+/// QEMU processes (either architecture) whose parent is `pid`, from /proc (what a test checks
+/// is gone after a run).
 pub fn qemu_children(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(child) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+    let table = proc_table();
+    table.iter().filter(|(_, p)| p.ppid == pid && p.comm.starts_with("qemu-system-")).map(|(pid, _)| *pid).collect()
+}
+
+/// The programs kmatrix starts and must not leave behind, by their comm (15 characters at most):
+/// QEMU of either architecture (the guests and the accelerator probe), virtiofsd (the host
+/// root's share), and its helpers: `flock` (the cache lock), `gpgv` (Release signatures),
+/// `depmod` (the guest's module indexes).
+pub const STARTED: &[&str] = &["qemu-system-x86", "qemu-system-aar", "virtiofsd", "flock", "gpgv", "depmod"];
+
+/// One process as /proc/PID/stat shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proc {
+    pub ppid: u32,
+    pub comm: String,
+    /// Field 22, in clock ticks since boot: with the pid, who the process is (pids are reused).
+    pub start: u64,
+    pub zombie: bool,
+}
+
+/// Every process now, by pid.
+pub fn proc_table() -> std::collections::BTreeMap<u32, Proc> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
         // `pid (comm) state ppid ...`: comm may hold spaces, so split after its parenthesis.
-        let Some(rest) = stat.rsplit_once(") ").map(|x| x.1) else { continue };
-        let ppid: u32 = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
-        if ppid == pid && stat.contains("(qemu-system-x86") {
-            out.push(child);
-        }
+        let (Some(open), Some((head, rest))) = (stat.find('('), stat.rsplit_once(") ")) else { continue };
+        let comm = head.get(open + 1..).unwrap_or("").to_string();
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        // After the comm: state (field 3), ppid (4), ... starttime (22).
+        out.insert(pid, Proc { ppid: num(1) as u32, comm, start: num(19), zombie: f.first() == Some(&"Z") });
     }
     out
+}
+
+/// What a fault test watches: every process of [`STARTED`] that ever ran below `root` (at any
+/// depth: kmatrix under `unshare` and a shell, QEMU under kmatrix), seen by calling
+/// [`Watch::look`] while the run goes on. After the run, [`Watch::left`] is what outlived it.
+#[derive(Debug, Default)]
+pub struct Watch {
+    root: u32,
+    /// pid → (comm, start time) of every started process seen.
+    seen: std::collections::BTreeMap<u32, (String, u64)>,
+}
+
+impl Watch {
+    pub fn new(root: u32) -> Watch {
+        Watch { root, seen: Default::default() }
+    }
+
+    /// Record the started processes below the root now.
+    pub fn look(&mut self) {
+        let table = proc_table();
+        let mut below = vec![self.root];
+        let mut i = 0;
+        while i < below.len() {
+            let parent = below[i];
+            below.extend(table.iter().filter(|(_, p)| p.ppid == parent).map(|(pid, _)| *pid));
+            i += 1;
+        }
+        for pid in &below[1..] {
+            let p = &table[pid];
+            if STARTED.contains(&p.comm.as_str()) && !p.zombie {
+                self.seen.entry(*pid).or_insert((p.comm.clone(), p.start));
+            }
+        }
+    }
+
+    /// The QEMUs seen so far (either architecture).
+    pub fn qemus(&self) -> Vec<u32> {
+        self.seen.iter().filter(|(_, (c, _))| c.starts_with("qemu-system-")).map(|(p, _)| *p).collect()
+    }
+
+    /// Every started process seen so far, as `pid comm`.
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.iter().map(|(p, (c, _))| format!("{p} {c}")).collect()
+    }
+
+    /// The processes seen that are still alive (the same pid and start time, not a zombie).
+    pub fn left(&self) -> Vec<String> {
+        let table = proc_table();
+        self.seen
+            .iter()
+            .filter(|(pid, (_, start))| table.get(pid).is_some_and(|p| p.start == *start && !p.zombie))
+            .map(|(p, (c, _))| format!("{p} {c}"))
+            .collect()
+    }
+
+    /// Half a second after the run ended (kmatrix kills what it started as it exits), assert
+    /// that nothing it started is left, and say how many were watched.
+    pub fn assert_none_left(&self) {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let left = self.left();
+        eprintln!(
+            "processes kmatrix started: {} ({:?}); left after the run: {}",
+            self.seen.len(),
+            self.seen(),
+            left.len()
+        );
+        assert!(left.is_empty(), "outlived kmatrix: {left:?}");
+    }
 }
 
 /// Who runs the tests and what `/dev/kvm` does for them, for the output of tests whose host

@@ -3,6 +3,7 @@
 //!
 //! This module is only the family's registry, in catalogue order.
 
+mod available_events;
 mod block;
 mod event;
 mod event_any;
@@ -26,6 +27,7 @@ use crate::scenario::meta::Scenario;
 
 pub const ALL: &[Scenario] = &[
     tracers::AVAILABLE,
+    available_events::LISTING,
     function::OPENAT,
     function::STACKTRACE,
     function::FILTER_APPENDS,

@@ -26,7 +26,6 @@ pub const BPFTOOL: Tool = Tool {
     ..Tool::asking("bpftool", "/usr/sbin/bpftool", "bpftool", &["version"])
 };
 const REQ: Req = BPFTOOL.req();
-const BTF_VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
 /// `bpftool feature probe kernel -j`: bpftool's answers for the program and map types, compared
 /// with what the agent probed at boot (`bpf.prog_types`, `bpf.map_types` of the capability
@@ -58,14 +57,7 @@ fn feature_probe(ctx: &mut Ctx) -> Result<ScenarioResult> {
         .map(|d| format!("program type {d}"))
         .chain(map_diff.iter().map(|d| format!("map type {d}")))
         .collect();
-    let mut r = verdict(
-        ctx.id(),
-        vec![
-            count("program types both probed, answers agreeing", progs, progs - prog_diff.len() as u64),
-            count("map types both probed, answers agreeing", maps, maps - map_diff.len() as u64),
-        ],
-        problems,
-    );
+    let mut r = verdict(ctx.id(), feature_counts(&progs, &prog_diff, &maps, &map_diff), problems);
     r.detail = BPFTOOL.detail(serde_json::json!({
         "prog_types_compared": progs,
         "map_types_compared": maps,
@@ -77,8 +69,71 @@ fn feature_probe(ctx: &mut Ctx) -> Result<ScenarioResult> {
     Ok(r.with_excerpt(&disagreements))
 }
 
+/// The program types bpftool's first `feature probe` (Linux 5.1's bpftool) already named, under
+/// the names the agent probes them by: bpftool answers for each on every kernel (`false` where
+/// the kernel lacks it), so each must be compared. A floor on what was compared: keys that stop
+/// matching would otherwise compare nothing and pass.
+const PROG_FLOOR: &[&str] = &[
+    "socket_filter",
+    "kprobe",
+    "sched_cls",
+    "sched_act",
+    "tracepoint",
+    "xdp",
+    "perf_event",
+    "cgroup_skb",
+    "cgroup_sock",
+    "lwt_in",
+    "lwt_out",
+    "lwt_xmit",
+    "sock_ops",
+    "sk_skb",
+    "cgroup_device",
+    "sk_msg",
+    "raw_tracepoint",
+];
+/// The map types of the same bpftool, as [`PROG_FLOOR`].
+const MAP_FLOOR: &[&str] = &[
+    "hash",
+    "array",
+    "prog_array",
+    "perf_event_array",
+    "percpu_hash",
+    "percpu_array",
+    "stack_trace",
+    "cgroup_array",
+    "lru_hash",
+    "lru_percpu_hash",
+    "lpm_trie",
+    "array_of_maps",
+    "hash_of_maps",
+    "devmap",
+    "sockmap",
+    "cpumap",
+    "xskmap",
+    "sockhash",
+];
+
+/// The feature probe's counts: the answers that agree among the types compared, and the floor
+/// types among those compared (`progs`, `maps`: the types both probed).
+fn feature_counts(
+    progs: &BTreeSet<String>,
+    prog_diff: &[String],
+    maps: &BTreeSet<String>,
+    map_diff: &[String],
+) -> Vec<kmatrix_proto::Count> {
+    let floor = |floor: &[&str], compared: &BTreeSet<String>| floor.iter().filter(|t| compared.contains(**t)).count();
+    let (np, nm) = (progs.len() as u64, maps.len() as u64);
+    vec![
+        count("program types both probed, answers agreeing", np, np - prog_diff.len() as u64),
+        count("map types both probed, answers agreeing", nm, nm - map_diff.len() as u64),
+        count("program types of bpftool 5.1 compared", PROG_FLOOR.len() as u64, floor(PROG_FLOOR, progs) as u64),
+        count("map types of bpftool 5.1 compared", MAP_FLOOR.len() as u64, floor(MAP_FLOOR, maps) as u64),
+    ]
+}
+
 /// For the `section` of bpftool's JSON (`"have_kprobe_prog_type": true`), against the agent's
-/// probed `names` and the ones it found (`accepted`): how many both probed, the disagreements
+/// probed `names` and the ones it found (`accepted`): the types both probed, the disagreements
 /// (`lirc_mode2: agent no, bpftool yes`), and the types only bpftool probes.
 fn compare<'a>(
     json: &serde_json::Value,
@@ -86,18 +141,18 @@ fn compare<'a>(
     suffix: &str,
     names: impl Iterator<Item = &'a str>,
     accepted: &[String],
-) -> (u64, Vec<String>, Vec<String>) {
+) -> (BTreeSet<String>, Vec<String>, Vec<String>) {
     let empty = serde_json::Map::new();
     let tool = json.get(section).and_then(|v| v.as_object()).unwrap_or(&empty);
     let key = |name: &str| format!("have_{name}_{suffix}");
     let probed: BTreeSet<&str> = names.collect();
-    let mut both = 0;
+    let mut both = BTreeSet::new();
     let mut diff = Vec::new();
     for name in &probed {
         let Some(says) = tool.get(&key(name)).and_then(|v| v.as_bool()) else {
             continue;
         };
-        both += 1;
+        both.insert(name.to_string());
         let agent = accepted.iter().any(|a| a == name);
         if agent != says {
             let yn = |b: bool| if b { "yes" } else { "no" };
@@ -199,13 +254,13 @@ const SYS_ENTER_MEMBERS: [&str; 4] =
 
 fn btf_dump(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let bpftool = BPFTOOL.program();
-    if !Path::new(BTF_VMLINUX).exists() {
-        let mut r = unsupported(ctx.id(), "kernel BTF absent", format!("{BTF_VMLINUX} does not exist"), None);
+    if let Some((reason, evidence)) = bpf::btf_absent() {
+        let mut r = unsupported(ctx.id(), reason, evidence, None);
         r.detail = BPFTOOL.detail(serde_json::json!({}));
         return Ok(r);
     }
     let dir = Workdir::new()?;
-    let argv = [&bpftool, "btf", "dump", "file", BTF_VMLINUX, "format", "c"];
+    let argv = [&bpftool, "btf", "dump", "file", bpf::BTF_VMLINUX, "format", "c"];
     step!(dir.step_to_file(ctx, &BPFTOOL, &argv, "vmlinux.h", "bpftool btf dump failed"));
     let header = dir.read("vmlinux.h")?;
     let members = struct_members(&header, "trace_event_raw_sys_enter");
@@ -237,6 +292,39 @@ fn struct_members(text: &str, name: &str) -> Option<Vec<String>> {
 mod tests {
     use super::*;
 
+    /// `bpftool feature probe kernel -j` (bpftool 7.1, Debian 6.1 guest), two sections abridged.
+    const PROBE: &str = r#"{"program_types":{"have_socket_filter_prog_type":true,"have_kprobe_prog_type":true,
+        "have_lirc_mode2_prog_type":false},"map_types":{"have_hash_map_type":true,"have_array_map_type":true}}"#;
+
+    #[test]
+    fn the_feature_probe_fails_when_it_compared_less_than_its_floor() {
+        let agent: Vec<String> = ["socket_filter", "kprobe"].map(String::from).to_vec();
+        let json: serde_json::Value = serde_json::from_str(PROBE).unwrap();
+        let (progs, prog_diff, _) = compare(&json, "program_types", "prog_type", PROG_FLOOR.iter().copied(), &agent);
+        assert_eq!(progs.len(), 2);
+        assert!(prog_diff.is_empty());
+        // Keys that stop matching (bpftool renamed them, or printed another shape): nothing is
+        // compared and 0 == 0 agreed, which used to pass; the floor fails it.
+        let renamed: serde_json::Value = serde_json::from_str(&PROBE.replace("have_", "")).unwrap();
+        let (none, none_diff, _) = compare(&renamed, "program_types", "prog_type", PROG_FLOOR.iter().copied(), &agent);
+        assert!(none.is_empty());
+        let r = verdict("tool.bpftool.feature_probe", feature_counts(&none, &none_diff, &none, &none_diff), Vec::new());
+        assert_eq!(r.status, Status::Fail);
+        assert_eq!(
+            r.reason,
+            format!(
+                "program types of bpftool 5.1 compared: expected {}, observed 0; \
+                 map types of bpftool 5.1 compared: expected {}, observed 0",
+                PROG_FLOOR.len(),
+                MAP_FLOOR.len()
+            )
+        );
+        // Every floor type compared passes.
+        let all: BTreeSet<String> = PROG_FLOOR.iter().chain(MAP_FLOOR).map(|t| t.to_string()).collect();
+        let r = verdict("tool.bpftool.feature_probe", feature_counts(&all, &[], &all, &[]), Vec::new());
+        assert_eq!(r.status, Status::Pass, "{}", r.reason);
+    }
+
     #[test]
     fn struct_members_as_bpftool_prints_them() {
         let h = "struct x {\n\tint a;\n};\n\nstruct trace_event_raw_sys_enter {\n\tstruct trace_entry ent;\n\tlong int id;\n\
@@ -253,7 +341,7 @@ mod tests {
         let accepted = vec!["kprobe".to_string(), "lirc_mode2".to_string()];
         let (both, diff, only) =
             compare(&json, "program_types", "prog_type", ["kprobe", "lirc_mode2", "xdp"].into_iter(), &accepted);
-        assert_eq!(both, 2);
+        assert_eq!(both, BTreeSet::from(["kprobe".to_string(), "lirc_mode2".to_string()]));
         assert_eq!(diff, ["lirc_mode2: agent yes, bpftool no"]);
         assert_eq!(only, ["lsm"]);
     }

@@ -45,4 +45,5 @@ pub const ALL: &[Scenario] = &[
     bcc::SYS_ENTER_OPENAT,
     gdb::HELLO,
     strace::OPENAT,
+    strace::HELLO,
 ];

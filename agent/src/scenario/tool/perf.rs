@@ -195,21 +195,25 @@ pub const RECORD_REPORT: Scenario = Meta::new("tool.perf.record_report", "2.6.31
 const HELLO_REQS: &[Req] = &[Req::Program(HELLO), REQ];
 const HELLO_PARAMS: &[(&str, &str)] = &[("count", "200000")];
 
-/// `perf record -g -o perf.data -- ./hello N` (quiet) in a new working directory: the directory,
-/// hello's path there and perf record's outcome.
-fn record_hello(ctx: &Ctx) -> Step<(Workdir, String, ExecOutcome)> {
+/// `perf record [-e EVENT] -g -o perf.data -- ./hello N` (quiet) in a new working directory:
+/// the directory, hello's path there and perf record's outcome.
+fn record_hello(ctx: &Ctx, event: Option<&str>) -> Step<(Workdir, String, ExecOutcome)> {
     let perf = PERF.program();
     let n = ctx.declared_count()?.to_string();
     let dir = Workdir::new()?;
     let prog = dir.copy(HELLO)?;
     let cmd = quiet(&prog, &n);
-    let argv = [&perf, "record", "-g", "-o", "perf.data", "--", "/bin/sh", "-c", &cmd];
+    let mut argv: Vec<&str> = vec![&perf, "record"];
+    if let Some(e) = event {
+        argv.extend(["-e", e]);
+    }
+    argv.extend(["-g", "-o", "perf.data", "--", "/bin/sh", "-c", &cmd]);
     Ok(dir.step(ctx, &PERF, &argv, "perf record -g failed")?.map(|rec| (dir, prog, rec)))
 }
 
 fn record_report(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let perf = PERF.program();
-    let (dir, prog, rec) = step!(record_hello(ctx));
+    let (dir, prog, rec) = step!(record_hello(ctx, None));
     let rep = step!(dir.step(
         ctx,
         &PERF,
@@ -397,21 +401,22 @@ fn record_dwarf(ctx: &mut Ctx) -> Result<ScenarioResult> {
     Ok(r.with_excerpt(&first.unwrap_or_default()))
 }
 
-/// The seeds' "hello flame graph": `perf record -g -- ./hello N`, `perf script -F +pid` (the
+/// The seeds' "hello flame graph": `perf record -e cpu-clock -g -- ./hello N` (cpu-clock, the
+/// event the notes give where there is no PMU), `perf script -F +pid` (the
 /// notes' Firefox-profiler form, which stackcollapse-perf.pl reads as well) folded into stacks
 /// in `detail.collapsed`, the host's input for the SVG.
 /// The folded stacks must name hello's functions on the path main → hello_greet, and fold every
 /// sample `perf script` printed.
 // perf script came in 2.6.35.
 pub const FLAMEGRAPH: Scenario = Meta::new("tool.perf.flamegraph", "2.6.35")
-    .summary("perf record -g -- ./hello N; perf script folded into flame graph stacks (detail.collapsed) naming main;hello_greet")
+    .summary("perf record -e cpu-clock -g -- ./hello N; perf script folded into flame graph stacks (detail.collapsed) naming main;hello_greet, as many samples as perf report -f --stats counts")
     .requires(HELLO_REQS)
     .params(HELLO_PARAMS)
     .run(flamegraph);
 
 fn flamegraph(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let perf = PERF.program();
-    let (dir, _, _) = step!(record_hello(ctx));
+    let (dir, _, _) = step!(record_hello(ctx, Some("cpu-clock")));
     step!(dir.step_to_file(
         ctx,
         &PERF,
@@ -420,6 +425,11 @@ fn flamegraph(ctx: &mut Ctx) -> Result<ScenarioResult> {
         "perf script failed"
     ));
     let text = dir.read("script.txt").context("perf script output")?;
+    // The witness: the samples perf.data holds by perf report's own count, not by this parser.
+    // `-f` as the notes write it (perf report -f: no ownership check of perf.data).
+    let argv = [&perf, "report", "-f", "-i", "perf.data", "--stats"];
+    let stats = step!(dir.step(ctx, &PERF, &argv, "perf report -f --stats failed"));
+    let recorded = report_stats_samples(&stats.stdout);
     let samples = stacks::parse_perf_script(&text);
     let folded = stacks::collapse(&samples);
     let through = folded.iter().filter(|(k, _)| k.contains(";main;hello_greet")).map(|(_, v)| v).sum::<u64>();
@@ -428,13 +438,13 @@ fn flamegraph(ctx: &mut Ctx) -> Result<ScenarioResult> {
     if through == 0 {
         problems.push("no folded stack goes main;hello_greet".into());
     }
-    let mut r = verdict(
-        ctx.id(),
-        vec![count("samples folded (== samples perf script printed)", samples.len() as u64, folded.values().sum())],
-        problems,
-    );
+    if recorded.is_none() {
+        problems.push("perf report --stats printed no 'SAMPLE events:' line".into());
+    }
+    let mut r = verdict(ctx.id(), fold_counts(recorded.unwrap_or(0), &folded), problems);
     r.detail = PERF.detail(serde_json::json!({
         "samples": samples.len(),
+        "samples_in_perf_data": recorded,
         "samples_through_main_hello_greet": through,
         "collapsed": lines.iter().take(MAX_FOLDED).collect::<Vec<_>>(),
         "collapsed_truncated": lines.len() > MAX_FOLDED,
@@ -443,9 +453,51 @@ fn flamegraph(ctx: &mut Ctx) -> Result<ScenarioResult> {
     Ok(r.with_excerpt(&hot.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")))
 }
 
+/// The flame graph's count against perf.data's: every sample `perf report --stats` counts
+/// (`recorded`) is in exactly one folded stack.
+fn fold_counts(recorded: u64, folded: &BTreeMap<String, u64>) -> Vec<kmatrix_proto::Count> {
+    vec![count(
+        "samples in the folded stacks (== SAMPLE events by perf report --stats)",
+        recorded,
+        folded.values().sum(),
+    )]
+}
+
+/// The `SAMPLE events:` of `perf report --stats`'s aggregated section (the first such line; the
+/// per-event sections after it repeat it per event).
+fn report_stats_samples(stdout: &str) -> Option<u64> {
+    stdout.lines().find_map(|l| l.trim().strip_prefix("SAMPLE events:")?.split_whitespace().next()?.parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `perf report -i perf.data --stats` after `perf record -e cpu-clock -g` of a shell loop
+    /// (perf 6.1.192), abridged.
+    const STATS: &str =
+        "\nAggregated stats:\n           TOTAL events:        836\n            MMAP events:          1  ( 0.1%)\n\
+          SAMPLE events:        821  (98.2%)\n           MMAP2 events:          4  ( 0.5%)\n\
+cpu-clock stats:\n          SAMPLE events:        821\n";
+
+    #[test]
+    fn the_fold_is_checked_against_perf_reports_sample_count() {
+        assert_eq!(report_stats_samples(STATS), Some(821));
+        assert_eq!(report_stats_samples("Aggregated stats:\n TOTAL events: 3\n"), None);
+        let script = "hello 10 [000] 1.0: 1 cpu-clock:\n\t401136 hello_greet+0x6 (/tmp/hello)\n\t401200 main+0x10 (/tmp/hello)\n\n";
+        let samples = stacks::parse_perf_script(&script.repeat(3));
+        let folded = stacks::collapse(&samples);
+        let r = verdict("tool.perf.flamegraph", fold_counts(3, &folded), Vec::new());
+        assert_eq!(r.status, Status::Pass, "{}", r.reason);
+        // A sample the parser drops (or perf script leaves out) fails against perf.data's count;
+        // the old check compared the fold with the parser's own sample list and passed.
+        let r = verdict("tool.perf.flamegraph", fold_counts(4, &folded), Vec::new());
+        assert_eq!(r.status, Status::Fail);
+        assert_eq!(
+            r.reason,
+            "samples in the folded stacks (== SAMPLE events by perf report --stats): expected 4, observed 3"
+        );
+    }
 
     /// `perf report --stdio --sort comm,dso,symbol` of `perf record -g ./hello 100000` (Debian
     /// 6.1, perf 6.1.192), top rows.
