@@ -434,10 +434,27 @@ line = "6.12"
     #[test]
     fn built_in_files_parse() {
         let m = Matrix::parse(DEFAULT_MATRIX, "matrix.toml").unwrap();
-        assert_eq!(m.default_ids()[..3], ["debian-5.10", "debian-6.1", "debian-6.12"]);
-        assert!(m.default_ids()[3].starts_with("debian-7."));
-        let ubuntu: Vec<_> = m.kernels.iter().filter(|k| k.distro == Distro::Ubuntu).map(|k| k.id.as_str()).collect();
-        assert_eq!(ubuntu[..4], ["ubuntu-4.15", "ubuntu-5.4", "ubuntu-5.15", "ubuntu-6.8"]);
+        // The fleet in version order, both distributions; Ubuntu's lines run their core lane
+        // unless asked, Debian's every lane.
+        let ids = m.default_ids();
+        assert_eq!(
+            ids[..8],
+            [
+                "ubuntu-4.15",
+                "ubuntu-5.4",
+                "debian-5.10",
+                "ubuntu-5.15",
+                "debian-6.1",
+                "ubuntu-6.8",
+                "debian-6.12",
+                "ubuntu-7.0"
+            ]
+        );
+        assert!(ids[8].starts_with("debian-7."), "{ids:?}");
+        for k in &m.kernels {
+            let want = (k.distro == Distro::Ubuntu).then_some(crate::catalogue::Lane::Core);
+            assert_eq!(k.lane, want, "{}", k.id);
+        }
         let l = Lock::parse(DEFAULT_LOCK, "kernels.lock").unwrap();
         assert_eq!(l.version, 1);
         for id in l.kernels.keys() {
