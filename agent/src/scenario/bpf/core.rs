@@ -9,7 +9,7 @@ use crate::bpf;
 use crate::bpf::event::{KmEvent, MAX_EVENTS};
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::support::bpf::{
-    events_excerpt, guarded, openat_summary, run_program, without_btf, Hook, OpenatWorkload,
+    events_excerpt, guarded, openat_summary, run_program, without_btf, Hook, OpenatWorkload, VMLINUX_BTF_SINCE,
 };
 use crate::scenario::support::openat_loop;
 use crate::scenario::support::verdict::count;
@@ -26,14 +26,14 @@ enum Read {
     State,
 }
 
-// Kernel BTF in /sys/kernel/btf/vmlinux (5.4) and bpf_probe_read_kernel (5.5).
-pub const TASK_STRUCT: Scenario = Meta::new("bpf.core.task_struct", "5.5")
+// Kernel BTF in /sys/kernel/btf/vmlinux (5.4); aya rewrites bpf_probe_read_kernel (5.5).
+pub const TASK_STRUCT: Scenario = Meta::new("bpf.core.task_struct", VMLINUX_BTF_SINCE)
     .summary("CO-RE reads of task_struct pid, tgid, comm and real_parent->tgid: match the workload")
     .on_openat_loop(&[("count", "10")])
     .run(|ctx| core_read(ctx, Read::Task));
 
-// Kernel BTF in /sys/kernel/btf/vmlinux (5.4) and bpf_probe_read_kernel (5.5).
-pub const TASK_STATE: Scenario = Meta::new("bpf.core.task_state", "5.5")
+// Kernel BTF in /sys/kernel/btf/vmlinux (5.4); aya rewrites bpf_probe_read_kernel (5.5).
+pub const TASK_STATE: Scenario = Meta::new("bpf.core.task_state", VMLINUX_BTF_SINCE)
     .summary("CO-RE read of task_struct state/__state (renamed in 5.14) via bpf_core_field_exists")
     .on_openat_loop(&[("count", "10")])
     .run(|ctx| core_read(ctx, Read::State));

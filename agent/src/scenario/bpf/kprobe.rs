@@ -6,8 +6,8 @@
 
 use crate::bpf;
 use crate::scenario::meta::Scenario;
-use crate::scenario::support::bpf::{openat_meta, run_openat, Checks, Hook, BTF_CORE};
+use crate::scenario::support::bpf::{openat_meta, run_openat, Checks, Hook, KPROBE_SINCE};
 
-pub const OPENAT: Scenario = openat_meta("bpf.kprobe.openat", BTF_CORE)
+pub const OPENAT: Scenario = openat_meta("bpf.kprobe.openat", KPROBE_SINCE)
     .summary("BPF kprobe on do_sys_openat2/do_sys_open: N hits, pid and filename (user string) per hit")
     .run(|ctx| run_openat(ctx, bpf::PROBES, |_| "kprobe_openat", |sym, _| Hook::KProbe(sym), Checks::Name));

@@ -6,8 +6,8 @@
 
 use crate::bpf;
 use crate::scenario::meta::Scenario;
-use crate::scenario::support::bpf::{openat_meta, run_openat, Checks, Hook, BTF_CORE};
+use crate::scenario::support::bpf::{openat_meta, run_openat, Checks, Hook, KPROBE_SINCE};
 
-pub const OPENAT: Scenario = openat_meta("bpf.kretprobe.openat", BTF_CORE)
+pub const OPENAT: Scenario = openat_meta("bpf.kretprobe.openat", KPROBE_SINCE)
     .summary("BPF kretprobe on do_sys_openat2/do_sys_open: N hits, each returning the workload's fd")
     .run(|ctx| run_openat(ctx, bpf::PROBES, |_| "kretprobe_openat", |sym, _| Hook::KProbe(sym), Checks::Ret));

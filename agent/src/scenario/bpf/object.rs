@@ -26,7 +26,8 @@ use kmatrix_proto::{Count, ScenarioResult, Status};
 use std::path::Path;
 use std::time::Instant;
 
-pub const LOAD: Scenario = Meta::new("bpf.object.load", "5.8")
+// Counting a program's runs: kernel.bpf_stats_enabled (5.1), or BPF_ENABLE_STATS (5.8).
+pub const LOAD: Scenario = Meta::new("bpf.object.load", "5.1")
 .summary("a BPF object from a path: load, verify, attach, run a workload, detach, each step reported with the verifier log")
 .params(&[("object", ""), ("program", ""), ("attach", ""), ("workload", ""), ("workload_cmd", ""), ("workload_cwd", ""), ("expect_runs", "")])
 .run(load);

@@ -6,7 +6,7 @@
 use crate::bpf::event::KmEvent;
 use crate::bpf::{self, Loaded};
 use crate::scenario::meta::{Ctx, Scenario};
-use crate::scenario::support::bpf::BTF_CORE;
+use crate::scenario::support::bpf::PERF_OUTPUT_SINCE;
 use crate::scenario::support::bpf::{events_excerpt, openat_meta};
 use crate::scenario::support::bpf_output::{run_output, Channel, Output};
 use anyhow::{Context, Result};
@@ -16,7 +16,7 @@ use aya::maps::{MapData, PerfEventArray};
 /// Pages per CPU of the perf buffers: 256 KiB, room for ~2000 events of 112 bytes.
 const PERF_PAGES: usize = 64;
 
-pub const OPENAT: Scenario = openat_meta("bpf.perf_buffer.openat", BTF_CORE)
+pub const OPENAT: Scenario = openat_meta("bpf.perf_buffer.openat", PERF_OUTPUT_SINCE)
     .summary("BPF perf event array output: N events with pid and filename, none lost")
     .run(|ctx| run_output(ctx, bpf::PERFBUF, "perfbuf_openat", PerfBuffers::default()));
 

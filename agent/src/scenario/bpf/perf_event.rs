@@ -7,7 +7,7 @@
 use crate::bpf;
 use crate::bpf::event::MAX_EVENTS;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
-use crate::scenario::support::bpf::{guarded, openat_summary, run_program, Hook, OpenatWorkload, BTF_CORE};
+use crate::scenario::support::bpf::{guarded, openat_summary, run_program, Hook, OpenatWorkload, PERF_EVENT_SINCE};
 use crate::scenario::support::openat_loop;
 use crate::scenario::support::verdict::count;
 use anyhow::Result;
@@ -17,7 +17,7 @@ use kmatrix_proto::ScenarioResult;
 const PERIOD_NS: u64 = 1_000_000;
 
 /// cpu-clock sampling of `openat-loop` (default 20000 calls, long enough for many samples).
-pub const CPU_CLOCK: Scenario = Meta::new("bpf.perf_event.cpu_clock", BTF_CORE)
+pub const CPU_CLOCK: Scenario = Meta::new("bpf.perf_event.cpu_clock", PERF_EVENT_SINCE)
     .summary("BPF perf_event program on cpu-clock samples of the workload: samples arrive, all from its pid and comm")
     .on_openat_loop(&[("count", "20000")])
     .run(cpu_clock);

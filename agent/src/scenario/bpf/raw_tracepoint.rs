@@ -7,9 +7,9 @@
 use crate::bpf;
 use crate::scenario::meta::Scenario;
 use crate::scenario::req::Req;
-use crate::scenario::support::bpf::{openat_meta, run_openat, Checks, Hook, BTF_CORE};
+use crate::scenario::support::bpf::{openat_meta, run_openat, Checks, Hook, RAW_TRACEPOINT_SINCE};
 
-pub const SYS_ENTER: Scenario = openat_meta("bpf.raw_tracepoint.sys_enter", BTF_CORE)
+pub const SYS_ENTER: Scenario = openat_meta("bpf.raw_tracepoint.sys_enter", RAW_TRACEPOINT_SINCE)
     .requires(&[Req::BpfProgType("raw_tracepoint")])
     .summary("BPF raw_tracepoint sys_enter filtered to openat: N hits, filename from pt_regs")
     .run(|ctx| {

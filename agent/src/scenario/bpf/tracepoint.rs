@@ -10,7 +10,7 @@ use crate::process;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
 use crate::scenario::support::bpf::{
-    event_counts, guarded, openat_meta, run_openat, run_program, Checks, Hook, Payload, BTF_CORE,
+    event_counts, guarded, openat_meta, run_openat, run_program, Checks, Hook, Payload, TRACEPOINT_SINCE,
 };
 use crate::scenario::support::gated::workload_problems;
 use crate::scenario::support::verdict::count;
@@ -18,7 +18,7 @@ use crate::scenario::support::workload;
 use anyhow::Result;
 use kmatrix_proto::ScenarioResult;
 
-pub const SYS_ENTER_OPENAT: Scenario = openat_meta("bpf.tracepoint.sys_enter_openat", BTF_CORE)
+pub const SYS_ENTER_OPENAT: Scenario = openat_meta("bpf.tracepoint.sys_enter_openat", TRACEPOINT_SINCE)
     .summary("BPF tracepoint syscalls/sys_enter_openat reading trace_event_raw_sys_enter args: N hits, filename")
     .run(|ctx| {
         run_openat(
@@ -36,7 +36,7 @@ const MOUNT_DIR: &str = "/tmp/kmatrix-bpf-mnt";
 /// trace_event_raw_sys_enter *ctx)`, on `mount-tmpfs N DIR`: N hits of the workload, each reading
 /// `args[3]` (flags, the workload's `MS_NOSUID|MS_NODEV` = 6) and the string at `args[2]` (`tmpfs`).
 // BPF tracepoint programs came in 4.7.
-pub const SYS_ENTER_MOUNT: Scenario = Meta::new("bpf.tracepoint.sys_enter_mount", BTF_CORE)
+pub const SYS_ENTER_MOUNT: Scenario = Meta::new("bpf.tracepoint.sys_enter_mount", TRACEPOINT_SINCE)
     .summary("seed 002's BPF tracepoint syscalls/sys_enter_mount reading trace_event_raw_sys_enter args: N hits, flags 6, type \"tmpfs\"")
     .requires(&[Req::Program(workload::MOUNT_TMPFS)])
     .params(&[("count", "20")])

@@ -10,7 +10,7 @@ use crate::bpf::event::MAX_EVENTS;
 use crate::elf;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
-use crate::scenario::support::bpf::{event_counts, guarded, run_program, Hook, Payload, BTF_CORE};
+use crate::scenario::support::bpf::{event_counts, guarded, run_program, Hook, Payload, UPROBE_SINCE};
 use crate::scenario::support::gated::workload_problems;
 use crate::scenario::support::verdict::count;
 use crate::scenario::support::workload::{self, GREETING};
@@ -18,7 +18,7 @@ use anyhow::Result;
 use kmatrix_proto::ScenarioResult;
 use std::path::Path;
 
-pub const HELLO: Scenario = Meta::new("bpf.uprobe.hello", BTF_CORE)
+pub const HELLO: Scenario = Meta::new("bpf.uprobe.hello", UPROBE_SINCE)
     .summary("BPF uprobe on hello_greet: N hits, each reading the message argument from user memory")
     .requires(&[Req::Program(workload::HELLO)])
     .params(&[("count", "10")])

@@ -6,10 +6,10 @@
 use super::uprobe::hello_probe;
 use crate::scenario::meta::{Meta, Scenario};
 use crate::scenario::req::Req;
-use crate::scenario::support::bpf::BTF_CORE;
+use crate::scenario::support::bpf::UPROBE_SINCE;
 use crate::scenario::support::workload;
 
-pub const HELLO: Scenario = Meta::new("bpf.uretprobe.hello", BTF_CORE)
+pub const HELLO: Scenario = Meta::new("bpf.uretprobe.hello", UPROBE_SINCE)
     .summary("BPF uretprobe on hello_add: N hits returning 1, 3, 5, ... in order")
     .requires(&[Req::Program(workload::HELLO)])
     .params(&[("count", "10")])

@@ -10,10 +10,28 @@
 //! log; a missing link type is `unsupported` with the refusal as evidence. What is not here: the
 //! loading itself (`crate::bpf`), the scenarios (`scenario/bpf/`), and the tracefs families.
 
-/// The `since` of the BPF scenarios whose objects are CO-RE: they need the kernel's BTF
-/// (`/sys/kernel/btf/vmlinux`, CONFIG_DEBUG_INFO_BTF) to relocate, and read user memory with
-/// `bpf_probe_read_user_str` — both first in 5.5 (BTF in sysfs from 5.4, the helper from 5.5).
+/// The `since` of a BPF scenario that reads the `bpf_trace_printk` output through tracefs.
+/// (The objects' `bpf_probe_read_user_str` and `_kernel` calls, helpers of 5.5, are rewritten
+/// by aya to `bpf_probe_read_str`/`bpf_probe_read` where the kernel lacks them, so the paths
+/// below work from their program type's first kernel: the compatibility table over 4.15–7.3
+/// showed each passing there.)
 pub const BTF_CORE: &str = "5.5";
+
+/// When each program type's path arrived upstream (BCC's kernel-versions table): kprobe and
+/// kretprobe programs.
+pub const KPROBE_SINCE: &str = "4.1";
+/// BPF programs on uprobes.
+pub const UPROBE_SINCE: &str = "4.3";
+/// `bpf_perf_event_output` (a perf buffer).
+pub const PERF_OUTPUT_SINCE: &str = "4.4";
+/// Tracepoint programs.
+pub const TRACEPOINT_SINCE: &str = "4.7";
+/// Programs on perf events (`BPF_PROG_TYPE_PERF_EVENT`).
+pub const PERF_EVENT_SINCE: &str = "4.9";
+/// Raw tracepoint programs.
+pub const RAW_TRACEPOINT_SINCE: &str = "4.17";
+/// The kernel's BTF in `/sys/kernel/btf/vmlinux`, which CO-RE relocation needs.
+pub const VMLINUX_BTF_SINCE: &str = "5.4";
 
 use super::gated::workload_problems;
 use super::openat_loop;
