@@ -6,10 +6,18 @@
 //! one summary line per kernel closes the run.
 
 use super::exec_output::{KernelOutput, Layout};
-use super::*;
+use super::{open_session, seconds, start_shared, tag_kernel, GuestArgs};
+use crate::exit::{self, ExitContext};
 use crate::guest::Guest;
+use crate::kernel;
+use crate::run::results;
+use anyhow::{Context, Result};
+use clap::Args;
 use kmatrix_proto::{ExecOutcome, ExecRequest, HostMsg, StdinMode};
 use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// `kmatrix exec`: the program, the kernels, what the guest may write, how long it may run.
 #[derive(Debug, Args)]
@@ -114,12 +122,11 @@ pub(crate) async fn exec_cmd(a: ExecArgs) -> Result<i32> {
         Some(b)
     };
     let single = kernels.len() == 1;
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     let layout = match &a.output_dir {
         Some(d) => Some(Layout::PerKernel(super::exec_output::prepare_dir(d)?)),
         None if single => None,
         None => {
-            let out_dir = a.guest.out.join(format!("exec-{stamp}"));
+            let out_dir = results::stamped_dir(&a.guest.out, "exec");
             std::fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
             Some(Layout::Flat(out_dir))
         }

@@ -4,9 +4,21 @@
 //! state kept and a shell opened on it. What to run is decided in `run::rerun`; this file is the
 //! glue to the kernel provider, the matrix run and the shell.
 
-use super::*;
+use super::{open_session, seconds, start_shared, tag_kernel, GuestArgs, MachineArgs, MirrorArgs};
+use crate::cache::Cache;
+use crate::exit::{self, ExitContext};
+use crate::kernel::{self, FetchOptions, KernelSpec};
 use crate::run::rerun::{self, Selection};
+use crate::run::results;
+use crate::settings::Channel;
+use crate::settings::SnapshotMode;
+use crate::vm::AccelChoice;
+use anyhow::{Context, Result};
+use clap::Args;
 use kmatrix_proto::{RunRequest, ScenarioResult};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// `kmatrix rerun`: which cells of which results file, or `--shell` on one.
 #[derive(Debug, Args)]
@@ -89,7 +101,7 @@ impl RerunArgs {
 }
 
 pub(crate) async fn rerun_cmd(a: RerunArgs) -> Result<i32> {
-    let file = super::report::results_file(&a.run);
+    let file = crate::run::results::file_in(&a.run);
     let results = super::report::read_results(&a.run)?;
     let sel = Selection { failed: a.failed, kernel: a.kernel.clone(), scenario: a.scenario.clone() };
     let cells = rerun::select(&results, &sel, &file.display().to_string()).exit_code(exit::BAD_INPUT)?;
@@ -130,8 +142,7 @@ pub(crate) async fn rerun_cmd(a: RerunArgs) -> Result<i32> {
         return shell_at_failure(&a, cell, lock.as_ref()).await;
     }
     let expectations = super::run::load_expectations(a.expectations.as_deref())?;
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    let run_dir = a.out.join(format!("run-{stamp}"));
+    let run_dir = results::run_dir(&a.out);
     eprintln!("kmatrix: rerunning {} cells of {}", cells.len(), file.display());
     let mut worst = exit::OK;
     let mut now: Vec<ScenarioResult> = Vec::new();

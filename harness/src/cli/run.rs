@@ -1,8 +1,20 @@
 //! `kmatrix run`: the matrix (kernels × scenarios, or a user's BPF object), judged, streamed to
 //! results.jsonl and rendered as a table.
 
-use super::*;
+use super::{open_session, seconds, tag_kernel, GuestArgs};
+use crate::cache::Cache;
 use crate::catalogue::Lane;
+use crate::exit::{self, ExitContext};
+use crate::kernel::{self, KernelSpec};
+use crate::report as render;
+use crate::run::results;
+use crate::session::Session;
+use crate::settings::SnapshotMode;
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// `kmatrix run`: the kernels, the scenarios (or a BPF object), the limits, the output.
 #[derive(Debug, Args)]
@@ -237,8 +249,7 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Ou
     };
     let expectations = load_expectations(a.expectations.as_deref())?;
     let session = Arc::new(open_session(a.guest.accel).await?);
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    let run_dir = a.guest.out.join(format!("run-{stamp}"));
+    let run_dir = results::run_dir(&a.guest.out);
     let launch = Launch {
         session,
         guest: a.guest.clone(),
@@ -372,7 +383,7 @@ impl Launch {
             expected: None,
             kernel_headers: self.kernel_headers,
         };
-        let results_path = run_dir.join("results.jsonl");
+        let results_path = run_dir.join(results::FILE_NAME);
         let cell_count = match &cells {
             Some(c) => c.iter().map(|k| k.scenarios.len()).sum::<usize>(),
             None => scenarios.len() * kernels.len(),

@@ -3,9 +3,15 @@
 //! keys, Ctrl-C included, go to the guest's foreground program. The window size follows the
 //! host's (SIGWINCH). `exit N` ends the shell, powers the guest off and returns N.
 
-use super::*;
+use super::{open_session, start_shared, GuestArgs};
+use crate::exit::{self, ExitContext};
+use anyhow::{Context, Result};
+use clap::Args;
 use kmatrix_proto::{GuestMsg, HostMsg, StdinMode};
 use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 use vmm_sys_util::terminal::Terminal;
 
 /// `kmatrix shell`: the guest, the writable directories and the shell to run.
