@@ -177,6 +177,23 @@ mod tests {
     }
 
     #[test]
+    fn a_run_is_named_by_its_directory_or_its_file() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = run_dir(d.path());
+        let name = dir.file_name().unwrap().to_str().unwrap();
+        assert!(name.strip_prefix("run-").is_some_and(|t| t.parse::<u128>().is_ok()), "{name}");
+        assert_eq!(file_in(d.path()), d.path().join("results.jsonl"));
+        let file = d.path().join("shard.jsonl");
+        assert_eq!(file_in(&file), file);
+    }
+
+    #[test]
+    fn kernels_are_listed_once_in_first_seen_order() {
+        let r = |k: &str| ScenarioResult { kernel: k.into(), ..ScenarioResult::new("a.b.c", Status::Pass, "") };
+        assert_eq!(kernels(&[r("b"), r("a"), r("b")]), ["b", "a"]);
+    }
+
+    #[test]
     fn malformed_middle_line_is_named() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("results.jsonl");
