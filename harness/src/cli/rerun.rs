@@ -8,6 +8,7 @@ use super::{open_session, seconds, start_shared, tag_kernel, GuestArgs, MachineA
 use crate::cache::Cache;
 use crate::exit::{self, ExitContext};
 use crate::kernel::{self, FetchOptions, KernelSpec};
+use crate::run::matrix::MatrixRun;
 use crate::run::rerun::{self, Selection};
 use crate::run::results;
 use crate::settings::Channel;
@@ -160,23 +161,17 @@ pub(crate) async fn rerun_cmd(a: RerunArgs) -> Result<i32> {
         let local = cells.iter().filter_map(|r| r.build.as_ref()).find(|b| b.modules.is_some() || b.config.is_some());
         guest.modules = local.and_then(|b| b.modules.as_ref().map(PathBuf::from));
         guest.config = local.and_then(|b| b.config.as_ref().map(PathBuf::from));
-        let launch = super::run::Launch {
-            session,
-            guest,
-            jobs: None,
-            scenario_timeout: a.scenario_timeout,
-            vm_timeout: crate::settings::VM_TIMEOUT.as_secs_f64(),
-            host_root: scenarios.iter().any(|s| s.host_root),
-            kernel_headers: scenarios.iter().any(|s| s.kernel_headers),
-            extra: Vec::new(),
-            json: a.json,
-            bpf_steps: false,
-            run_dir: run_dir.clone(),
-            // A rerun shows what the cell does now: a retry would hide a flake it reproduces.
-            retries: 0,
-        };
-        let (code, outcome) =
-            launch.execute((labels, scenarios, Default::default(), expectations.clone(), Some(g.plan))).await?;
+        // A rerun shows what the cell does now: a retry would hide a flake it reproduces
+        // (MatrixRun::new's default, no retries), one guest at a time per CPU, no extra files.
+        let mut mr = MatrixRun::new(
+            super::run::guests(session, &guest, a.scenario_timeout),
+            &run_dir,
+            labels,
+            scenarios,
+            expectations.clone(),
+        );
+        mr.cells = Some(g.plan);
+        let (code, outcome) = super::run::launch(mr, a.json, false).await?;
         worst = worst.max(code);
         now.extend(outcome.results);
     }
