@@ -216,7 +216,7 @@ fn predicate(a: &BisectArgs) -> Result<Predicate> {
                 return Err(anyhow::anyhow!("--param goes with --scenario, not with a command"))
                     .exit_code(exit::BAD_INPUT);
             }
-            let (req, _) = super::exec::request(&a.argv, &[], a.timeout, &[])?;
+            let (req, _) = crate::exec::request(&a.argv, &[], a.timeout, &[]).exit_code(exit::BAD_INPUT)?;
             Ok(Predicate::Command { req: Box::new(req), timeout: Duration::from_secs_f64(a.timeout) })
         }
         (Some(_), false) => Err(anyhow::anyhow!("give one predicate: --scenario or a command after --, not both"))

@@ -240,7 +240,7 @@ async fn verify_build(a: &RerunArgs, cache: &Cache, r: &ScenarioResult, spec: &s
 async fn shell_at_failure(a: &RerunArgs, r: &ScenarioResult, lock: Option<&kernel::Lock>) -> Result<i32> {
     // The shell is checked on the host before anything boots.
     let argv = if a.argv.is_empty() { super::shell::default_shell() } else { a.argv.clone() };
-    let (shell, _) = super::exec::request(&argv, &[], 24.0 * 3600.0, &[])?;
+    let (shell, _) = crate::exec::request(&argv, &[], 24.0 * 3600.0, &[]).exit_code(exit::BAD_INPUT)?;
     let spec = rerun::boot_spec(r, lock).exit_code(exit::BAD_INPUT)?;
     let accel = match a.accel {
         Some(x) => x,

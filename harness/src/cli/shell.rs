@@ -58,7 +58,7 @@ fn winsize() -> Option<(u16, u16)> {
 
 pub(crate) async fn shell_cmd(a: ShellArgs) -> Result<i32> {
     let argv = if a.argv.is_empty() { default_shell() } else { a.argv.clone() };
-    let (req, rw) = super::exec::request(&argv, &[], 24.0 * 3600.0, &a.rw)?;
+    let (req, rw) = crate::exec::request(&argv, &[], 24.0 * 3600.0, &a.rw).exit_code(exit::BAD_INPUT)?;
     let session = Arc::new(open_session(a.guest.accel).await?);
     let (p, g) = start_shared(&session, &a.guest, a.guest.kernel(), "shell", rw, a.kernel_headers).await?;
     interactive(g, req, &p.kernel).await
