@@ -10,10 +10,11 @@
 
 #![warn(missing_docs)]
 
+use crate::cache::sanitize;
 use crate::guest::Guest;
 use crate::kernel::{changelog, AvailableKernel};
 use crate::run::guests::Guests;
-use crate::session::{sanitize, SessionError};
+use crate::session::SessionError;
 use kmatrix_proto::{ExecRequest, RunRequest, Status};
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -115,11 +115,7 @@ impl Cache {
 
     fn lock_path(&self, name: &str) -> Result<PathBuf, CacheError> {
         let dir = self.dir("locks")?;
-        let safe: String = name
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_' { c } else { '_' })
-            .collect();
-        Ok(dir.join(format!("{safe}.lock")))
+        Ok(dir.join(format!("{}.lock", sanitize(name))))
     }
 
     /// Mark the entry `name` (`kernel-<entry>`, `image-<sha256>`, `snapshot-<key>`, ...) as used
@@ -218,6 +214,13 @@ impl FileLock {
     }
 }
 
+/// `s` as a file name: ASCII letters, digits, `-`, `.` and `_` kept, anything else `_`. The one
+/// rule for a kernel id, scenario id or tag in a file name (console logs, artifacts, locks, files
+/// put in guests); a package build's cache entry keeps more (`kernel::store::entry_name`).
+pub fn sanitize(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '.') { c } else { '_' }).collect()
+}
+
 /// Write `bytes` to `path` atomically: a temporary file beside it, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CacheError> {
     write_atomic_with(path, |f| f.write_all(bytes))
@@ -246,6 +249,12 @@ pub(crate) fn temp_cache() -> (tempfile::TempDir, Cache) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sanitize_keeps_letters_digits_dash_dot_underscore() {
+        assert_eq!(sanitize("debian:6.1.1-1+b2/x_y z~"), "debian_6.1.1-1_b2_x_y_z_");
+        assert_eq!(sanitize("bpf.kprobe.openat"), "bpf.kprobe.openat");
+    }
 
     #[test]
     fn atomic_write_replaces_whole_file() {

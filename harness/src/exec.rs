@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+use kmatrix_proto::{ExecRequest, StdinMode};
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -61,6 +62,9 @@ pub enum ExecError {
         /// Its `#!` line's interpreter.
         interpreter: String,
     },
+    /// An `--env` word that is not `NAME=VALUE` (as given).
+    #[error("--env {0:?}: expected NAME=VALUE")]
+    BadEnv(String),
 }
 
 /// Variables never passed to the guest: they name host resources the guest cannot reach
@@ -226,9 +230,62 @@ pub fn headers_env(g: &crate::guest::Guest, env: &mut Vec<(String, String)>) {
     }
 }
 
+/// Check a command line on the host and build the request every kernel gets: `argv[0]`
+/// resolved in the caller's `PATH` ([`resolve`]), run in the caller's directory
+/// ([`caller_cwd`]) with the caller's environment and `extra_env` (`NAME=VALUE`, overriding),
+/// output streamed, no stdin, `timeout` seconds. Returns it with the `rw` directories made
+/// absolute ([`shared_dir`]). `argv` must not be empty.
+pub fn request(
+    argv: &[String],
+    extra_env: &[String],
+    timeout: f64,
+    rw: &[PathBuf],
+) -> Result<(ExecRequest, Vec<PathBuf>), ExecError> {
+    let cwd = caller_cwd()?;
+    let path = guest_path(&std::env::var("PATH").unwrap_or_default());
+    let program = resolve(&argv[0], &path, &cwd)?;
+    let mut env: Vec<(String, String)> = std::env::vars().collect();
+    for kv in extra_env {
+        let (k, v) = kv.split_once('=').ok_or_else(|| ExecError::BadEnv(kv.clone()))?;
+        env.retain(|(n, _)| n != k);
+        env.push((k.to_string(), v.to_string()));
+    }
+    let mut rw_abs = Vec::new();
+    for d in rw {
+        rw_abs.push(shared_dir("--rw", d)?);
+    }
+    let mut full = vec![program.display().to_string()];
+    full.extend(argv[1..].iter().cloned());
+    let req = ExecRequest {
+        argv: full,
+        timeout_ms: (timeout * 1000.0) as u64,
+        env,
+        cwd: Some(cwd.display().to_string()),
+        root: None,
+        stream: true,
+        stdin: StdinMode::Null,
+        winsize: None,
+        host_time_ns: None,
+    };
+    Ok((req, rw_abs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_resolves_the_program_and_env_overrides_the_callers() {
+        let argv: Vec<String> = ["sh", "-c", "true"].map(String::from).to_vec();
+        let (req, rw) = request(&argv, &["KMATRIX_REQUEST_TEST=a=b".into()], 2.5, &[]).unwrap();
+        assert!(req.argv[0].starts_with('/') && req.argv[0].ends_with("/sh"), "{:?}", req.argv);
+        assert_eq!(req.argv[1..], ["-c", "true"]);
+        assert_eq!(req.timeout_ms, 2500);
+        let set: Vec<_> = req.env.iter().filter(|(k, _)| k == "KMATRIX_REQUEST_TEST").collect();
+        assert_eq!(set, [&("KMATRIX_REQUEST_TEST".to_string(), "a=b".to_string())]);
+        assert!(rw.is_empty());
+        assert_eq!(request(&argv, &["NOEQUALS".into()], 1.0, &[]).unwrap_err(), ExecError::BadEnv("NOEQUALS".into()));
+    }
 
     #[test]
     fn resolves_names_in_path_and_paths_against_cwd() {

@@ -11,7 +11,7 @@
 
 #![warn(missing_docs)]
 
-use crate::cache::{Cache, CacheError};
+use crate::cache::{sanitize, Cache, CacheError};
 use crate::guest::{Guest, GuestOptions};
 use crate::image::{self, Image, ImageError, ImageOptions};
 use crate::kernel::{self, FetchOptions, KernelError, KernelSpec, PreparedKernel};
@@ -292,9 +292,4 @@ impl Prepared {
         }
         Ok(g)
     }
-}
-
-/// `s` as a file name: ASCII letters, digits, `-` and `.` kept, the rest `_`.
-pub fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
 }

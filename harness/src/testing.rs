@@ -27,7 +27,6 @@
 use crate::cache::Cache;
 use crate::run::guests::Guests;
 use crate::run::matrix::{self, MatrixRun};
-use crate::run::scheduler::SchedulerConfig;
 use crate::run::verdict::{Expectation, Expectations, Role};
 use crate::session::Session;
 use crate::settings::{self, GuestSettings};
@@ -104,32 +103,17 @@ impl Shared {
                 None => dir.join("results.jsonl"),
             };
             let _ = std::fs::remove_file(&results_path);
-            let sched = SchedulerConfig {
-                guests: Guests {
-                    session,
-                    fetch: Default::default(),
-                    settings: GuestSettings::default(),
-                    scenario_timeout: settings::SCENARIO_TIMEOUT,
-                },
-                vm_timeout: settings::VM_TIMEOUT,
-                jobs: 1,
-                host_root: scenarios.iter().any(|s| s.host_root),
-                log_dir: dir.clone(),
-                extra: Vec::new(),
-                // A trial is one attempt; nextest's own retries (the ci profile) cover flakes.
-                retries: 0,
-                expected: None,
-                kernel_headers: scenarios.iter().any(|s| s.kernel_headers),
+            let guests = Guests {
+                session,
+                fetch: Default::default(),
+                settings: GuestSettings::default(),
+                scenario_timeout: settings::SCENARIO_TIMEOUT,
             };
-            let run = MatrixRun {
-                sched,
-                kernels: vec![kernel.to_string()],
-                scenarios,
-                params: BTreeMap::new(),
-                expectations: self.expectations.clone(),
-                results_path,
-                cells: None,
-            };
+            let mut run = MatrixRun::new(guests, &dir, vec![kernel.to_string()], scenarios, self.expectations.clone());
+            // One guest at a time, no retries (a trial is one attempt; nextest's own retries, the
+            // ci profile, cover flakes), results in this trial's own file.
+            run.sched.jobs = 1;
+            run.results_path = results_path;
             let outcome = matrix::execute(run, |_| {}).await.map_err(|e| KernelRunError::Run(Arc::new(e)))?;
             Ok(outcome.results.into_iter().map(|r| (r.scenario.clone(), r)).collect())
         })

@@ -6,6 +6,7 @@
 
 use super::object::{loads_without_target, UserObject};
 use super::{ObjectError, GUEST_DIR, SCENARIO};
+use crate::cache::sanitize;
 use crate::image::ExtraFile;
 use kmatrix_proto::ScenarioResult;
 use std::collections::BTreeMap;
@@ -224,10 +225,6 @@ pub fn plan(obj: &UserObject, req: &Request) -> Result<Plan, ObjectError> {
         file: ExtraFile { path: guest_path, mode: 0o644, data: obj.bytes.clone() },
         host_root: wl.as_ref().is_some_and(Workload::needs_host_root),
     })
-}
-
-fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_') { c } else { '_' }).collect()
 }
 
 /// The kind of an `--attach KIND:TARGET` spec, checked as the agent parses it, and whether it

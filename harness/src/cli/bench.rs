@@ -2,9 +2,18 @@
 //! into boot, scenarios and idle core-time, and the side-by-side with the peers (the work of
 //! `peers` is in `crate::bench::peers`; this file only wires its arguments).
 
-use super::*;
+use super::{boot_options, prepare, seconds, GuestArgs, MirrorArgs, RunArgs};
 use crate::bench::peers::{self, Peer};
+use crate::cache::Cache;
+use crate::exit::{self, ExitContext};
+use crate::report as render;
+use crate::session::Prepared;
+use crate::settings::GuestSettings;
+use crate::settings::SnapshotMode;
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// What `kmatrix bench` measures: boot times, the matrix's wall time, the peers side by side.
 #[derive(Debug, Subcommand)]

@@ -3,9 +3,20 @@
 //! offers, with the Debian changelog entries between the last good and the first bad build. The
 //! search is `bisect.rs`'s; this file picks the builds and the predicate and prints.
 
-use super::*;
+use super::{open_session, seconds, tag_kernel, MachineArgs, MirrorArgs};
 use crate::bisect::{self, BisectError, Bisector, Predicate, Report, Search, Step};
+use crate::cache::Cache;
+use crate::exit::{self, ExitContext};
+use crate::kernel;
 use crate::kernel::{version, AvailableKernel};
+use crate::run::results;
+use crate::settings::{GuestSettings, SnapshotMode};
+use crate::vm::AccelChoice;
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// `kmatrix bisect`: the line and its ends, the predicate (a scenario or a command), the guests.
 #[derive(Debug, Args)]
@@ -138,8 +149,7 @@ pub(crate) async fn bisect_cmd(a: BisectArgs) -> Result<i32> {
     }
     let builds: Vec<AvailableKernel> = builds[good..=bad].to_vec();
     let session = Arc::new(open_session(a.accel).await?);
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    let out = a.out.join(format!("bisect-{stamp}"));
+    let out = results::stamped_dir(&a.out, "bisect");
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display())).exit_code(exit::INFRA)?;
     let b = Bisector {
         guests: crate::run::guests::Guests {
@@ -206,7 +216,7 @@ fn predicate(a: &BisectArgs) -> Result<Predicate> {
                 return Err(anyhow::anyhow!("--param goes with --scenario, not with a command"))
                     .exit_code(exit::BAD_INPUT);
             }
-            let (req, _) = super::exec::request(&a.argv, &[], a.timeout, &[])?;
+            let (req, _) = crate::exec::request(&a.argv, &[], a.timeout, &[]).exit_code(exit::BAD_INPUT)?;
             Ok(Predicate::Command { req: Box::new(req), timeout: Duration::from_secs_f64(a.timeout) })
         }
         (Some(_), false) => Err(anyhow::anyhow!("give one predicate: --scenario or a command after --, not both"))
@@ -282,16 +292,17 @@ fn render(r: &Report) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{Cli, Command};
     use super::*;
+    use crate::settings::Channel;
+    use clap::Parser;
 
     #[test]
     fn bisect_boots_each_build_cold_on_the_default_channel_unless_told() {
         let parse = |extra: &[&str]| {
             let mut argv = vec!["kmatrix", "bisect", "--line", "6.12", "-s", "x", "--cpus", "2"];
             argv.extend_from_slice(extra);
-            let super::super::Command::Bisect(a) = super::super::Cli::try_parse_from(argv).unwrap().command else {
-                panic!("not bisect")
-            };
+            let Command::Bisect(a) = Cli::try_parse_from(argv).unwrap().command else { panic!("not bisect") };
             settings(&a)
         };
         let s = parse(&[]);

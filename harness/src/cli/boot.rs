@@ -1,6 +1,11 @@
 //! `kmatrix boot`: one kernel to the agent's `Hello`, its capability record printed.
 
-use super::*;
+use super::{boot_options, prepare, GuestArgs};
+use crate::exit::{self, ExitContext};
+use crate::report as render;
+use crate::settings::SnapshotMode;
+use anyhow::{Context, Result};
+use clap::Args;
 
 /// `kmatrix boot`: the kernel to boot and how to print its record.
 #[derive(Debug, Args)]

@@ -1,6 +1,12 @@
 //! `kmatrix core-check`: a BPF object's CO-RE relocations against each kernel's BTF, no boot.
 
-use super::*;
+use super::{tag_kernel, MirrorArgs};
+use crate::cache::Cache;
+use crate::exit::{self, ExitContext};
+use crate::kernel::{self, KernelSpec};
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::PathBuf;
 
 /// `kmatrix core-check`: the object and the kernels to check it against.
 #[derive(Debug, Args)]

@@ -6,10 +6,18 @@
 //! one summary line per kernel closes the run.
 
 use super::exec_output::{KernelOutput, Layout};
-use super::*;
+use super::{open_session, seconds, start_shared, tag_kernel, GuestArgs};
+use crate::exit::{self, ExitContext};
 use crate::guest::Guest;
+use crate::kernel;
+use crate::run::results;
+use anyhow::{Context, Result};
+use clap::Args;
 use kmatrix_proto::{ExecOutcome, ExecRequest, HostMsg, StdinMode};
 use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// `kmatrix exec`: the program, the kernels, what the guest may write, how long it may run.
 #[derive(Debug, Args)]
@@ -58,47 +66,8 @@ pub(crate) fn code_of(out: &ExecOutcome) -> i32 {
     }
 }
 
-/// Check the command line on the host and build the request every kernel gets.
-pub(crate) fn request(
-    argv: &[String],
-    extra_env: &[String],
-    timeout: f64,
-    rw: &[PathBuf],
-) -> Result<(ExecRequest, Vec<PathBuf>)> {
-    let cwd = crate::exec::caller_cwd().exit_code(exit::BAD_INPUT)?;
-    let path = crate::exec::guest_path(&std::env::var("PATH").unwrap_or_default());
-    let program = crate::exec::resolve(&argv[0], &path, &cwd).exit_code(exit::BAD_INPUT)?;
-    let mut env: Vec<(String, String)> = std::env::vars().collect();
-    for kv in extra_env {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("--env {kv:?}: expected NAME=VALUE"))
-            .exit_code(exit::BAD_INPUT)?;
-        env.retain(|(n, _)| n != k);
-        env.push((k.to_string(), v.to_string()));
-    }
-    let mut rw_abs = Vec::new();
-    for d in rw {
-        rw_abs.push(crate::exec::shared_dir("--rw", d).exit_code(exit::BAD_INPUT)?);
-    }
-    let mut full = vec![program.display().to_string()];
-    full.extend(argv[1..].iter().cloned());
-    let req = ExecRequest {
-        argv: full,
-        timeout_ms: (timeout * 1000.0) as u64,
-        env,
-        cwd: Some(cwd.display().to_string()),
-        root: None,
-        stream: true,
-        stdin: StdinMode::Null,
-        winsize: None,
-        host_time_ns: None,
-    };
-    Ok((req, rw_abs))
-}
-
 pub(crate) async fn exec_cmd(a: ExecArgs) -> Result<i32> {
-    let (base, rw) = request(&a.argv, &a.env, a.timeout, &a.rw)?;
+    let (base, rw) = crate::exec::request(&a.argv, &a.env, a.timeout, &a.rw).exit_code(exit::BAD_INPUT)?;
     let mut kernels = a.guest.kernels_or(&a.kernels)?;
     if kernels.is_empty() {
         kernels.push(a.guest.kernel().to_string());
@@ -114,12 +83,11 @@ pub(crate) async fn exec_cmd(a: ExecArgs) -> Result<i32> {
         Some(b)
     };
     let single = kernels.len() == 1;
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     let layout = match &a.output_dir {
         Some(d) => Some(Layout::PerKernel(super::exec_output::prepare_dir(d)?)),
         None if single => None,
         None => {
-            let out_dir = a.guest.out.join(format!("exec-{stamp}"));
+            let out_dir = results::stamped_dir(&a.guest.out, "exec");
             std::fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
             Some(Layout::Flat(out_dir))
         }

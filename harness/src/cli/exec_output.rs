@@ -59,7 +59,7 @@ pub(crate) struct KernelOutput {
 impl KernelOutput {
     /// Create `kernel`'s files (its name made safe for a path, `debian-6.1` stays as it is).
     pub(crate) fn create(layout: &Layout, kernel: &str) -> Result<KernelOutput> {
-        let name = super::sanitize(kernel);
+        let name = crate::cache::sanitize(kernel);
         let (out, err, status) = match layout {
             Layout::PerKernel(dir) => {
                 let d = dir.join(&name);

@@ -1,7 +1,11 @@
 //! `kmatrix gc`: the cache and the run directories within a size budget, least recently used
 //! first, never what a running kmatrix holds.
 
-use super::*;
+use crate::cache::Cache;
+use crate::exit::{self, ExitContext};
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::PathBuf;
 
 /// `kmatrix gc`: the size budget and the run directories it covers.
 #[derive(Debug, Args)]

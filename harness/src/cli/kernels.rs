@@ -1,6 +1,11 @@
 //! `kmatrix kernels`: list, fetch, inspect, list a line's builds, update the lock, gc.
 
-use super::*;
+use super::{tag_kernel, MirrorArgs};
+use crate::cache::Cache;
+use crate::exit::{self, ExitContext};
+use crate::kernel::{self, KernelSpec};
+use anyhow::{Context, Result};
+use clap::Subcommand;
 
 /// What `kmatrix kernels` does with the kernel matrix and the cache.
 #[derive(Debug, Subcommand)]

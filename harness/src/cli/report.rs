@@ -1,6 +1,12 @@
 //! `kmatrix report`: render, diff and merge result files.
 
-use super::*;
+use crate::cache::Cache;
+use crate::exit::{self, ExitContext};
+use crate::report as render;
+use crate::run::results;
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
 
 /// `kmatrix report`: a run rendered, or with a subcommand two runs diffed or files merged.
 #[derive(Debug, Args)]
@@ -102,19 +108,11 @@ fn gate(
     Ok(if failed { exit::TEST_FAILED } else { exit::OK })
 }
 
-pub(crate) fn results_file(p: &std::path::Path) -> PathBuf {
-    if p.is_dir() {
-        p.join("results.jsonl")
-    } else {
-        p.to_path_buf()
-    }
-}
-
 /// What goes before an artifact's path (relative to the run directory) for a page written to
 /// `output`: nothing when the page sits in the run directory, else the run directory's absolute
 /// path (a page on stdout goes wherever the caller puts it).
 fn links_from(run: &std::path::Path, output: Option<&std::path::Path>) -> String {
-    let file = results_file(run);
+    let file = results::file_in(run);
     let dir = file.parent().map(|d| if d.as_os_str().is_empty() { std::path::Path::new(".") } else { d });
     let Some(dir) = dir.and_then(|d| std::fs::canonicalize(d).ok()) else { return String::new() };
     let page_dir =
@@ -125,18 +123,9 @@ fn links_from(run: &std::path::Path, output: Option<&std::path::Path>) -> String
     }
 }
 
-pub(crate) fn read_results(p: &std::path::Path) -> Result<Vec<kmatrix_proto::ScenarioResult>> {
-    crate::run::results::read(&results_file(p)).exit_code(exit::BAD_INPUT)
-}
-
-pub(crate) fn kernels_in(results: &[kmatrix_proto::ScenarioResult]) -> Vec<String> {
-    let mut ks: Vec<String> = Vec::new();
-    for r in results {
-        if !ks.contains(&r.kernel) {
-            ks.push(r.kernel.clone());
-        }
-    }
-    ks
+/// The results of a run directory or results file; one that cannot be read is bad input.
+pub(super) fn read_results(p: &std::path::Path) -> Result<Vec<kmatrix_proto::ScenarioResult>> {
+    results::read_run(p).exit_code(exit::BAD_INPUT)
 }
 
 pub(crate) fn report_cmd(a: ReportArgs) -> Result<i32> {
@@ -188,7 +177,7 @@ pub(crate) fn report_cmd(a: ReportArgs) -> Result<i32> {
             for i in &inputs {
                 all.extend(read_results(i)?);
             }
-            let mut w = crate::run::results::ResultsWriter::open(&output).exit_code(exit::INFRA)?;
+            let mut w = results::ResultsWriter::open(&output).exit_code(exit::INFRA)?;
             for r in &all {
                 w.append(r).exit_code(exit::INFRA)?;
             }
@@ -201,7 +190,7 @@ pub(crate) fn report_cmd(a: ReportArgs) -> Result<i32> {
                     .exit_code(exit::BAD_INPUT);
             };
             let results = read_results(&run)?;
-            let kernels = kernels_in(&results);
+            let kernels = results::kernels(&results);
             let text = match a.format.as_str() {
                 "json" => {
                     let s = render::table::Summary::of(&results);

@@ -4,9 +4,22 @@
 //! state kept and a shell opened on it. What to run is decided in `run::rerun`; this file is the
 //! glue to the kernel provider, the matrix run and the shell.
 
-use super::*;
+use super::{open_session, seconds, start_shared, tag_kernel, GuestArgs, MachineArgs, MirrorArgs};
+use crate::cache::Cache;
+use crate::exit::{self, ExitContext};
+use crate::kernel::{self, FetchOptions, KernelSpec};
+use crate::run::matrix::MatrixRun;
 use crate::run::rerun::{self, Selection};
+use crate::run::results;
+use crate::settings::Channel;
+use crate::settings::SnapshotMode;
+use crate::vm::AccelChoice;
+use anyhow::{Context, Result};
+use clap::Args;
 use kmatrix_proto::{RunRequest, ScenarioResult};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// `kmatrix rerun`: which cells of which results file, or `--shell` on one.
 #[derive(Debug, Args)]
@@ -89,7 +102,7 @@ impl RerunArgs {
 }
 
 pub(crate) async fn rerun_cmd(a: RerunArgs) -> Result<i32> {
-    let file = super::report::results_file(&a.run);
+    let file = crate::run::results::file_in(&a.run);
     let results = super::report::read_results(&a.run)?;
     let sel = Selection { failed: a.failed, kernel: a.kernel.clone(), scenario: a.scenario.clone() };
     let cells = rerun::select(&results, &sel, &file.display().to_string()).exit_code(exit::BAD_INPUT)?;
@@ -130,8 +143,7 @@ pub(crate) async fn rerun_cmd(a: RerunArgs) -> Result<i32> {
         return shell_at_failure(&a, cell, lock.as_ref()).await;
     }
     let expectations = super::run::load_expectations(a.expectations.as_deref())?;
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    let run_dir = a.out.join(format!("run-{stamp}"));
+    let run_dir = results::run_dir(&a.out);
     eprintln!("kmatrix: rerunning {} cells of {}", cells.len(), file.display());
     let mut worst = exit::OK;
     let mut now: Vec<ScenarioResult> = Vec::new();
@@ -149,23 +161,17 @@ pub(crate) async fn rerun_cmd(a: RerunArgs) -> Result<i32> {
         let local = cells.iter().filter_map(|r| r.build.as_ref()).find(|b| b.modules.is_some() || b.config.is_some());
         guest.modules = local.and_then(|b| b.modules.as_ref().map(PathBuf::from));
         guest.config = local.and_then(|b| b.config.as_ref().map(PathBuf::from));
-        let launch = super::run::Launch {
-            session,
-            guest,
-            jobs: None,
-            scenario_timeout: a.scenario_timeout,
-            vm_timeout: crate::settings::VM_TIMEOUT.as_secs_f64(),
-            host_root: scenarios.iter().any(|s| s.host_root),
-            kernel_headers: scenarios.iter().any(|s| s.kernel_headers),
-            extra: Vec::new(),
-            json: a.json,
-            bpf_steps: false,
-            run_dir: run_dir.clone(),
-            // A rerun shows what the cell does now: a retry would hide a flake it reproduces.
-            retries: 0,
-        };
-        let (code, outcome) =
-            launch.execute((labels, scenarios, Default::default(), expectations.clone(), Some(g.plan))).await?;
+        // A rerun shows what the cell does now: a retry would hide a flake it reproduces
+        // (MatrixRun::new's default, no retries), one guest at a time per CPU, no extra files.
+        let mut mr = MatrixRun::new(
+            super::run::guests(session, &guest, a.scenario_timeout),
+            &run_dir,
+            labels,
+            scenarios,
+            expectations.clone(),
+        );
+        mr.cells = Some(g.plan);
+        let (code, outcome) = super::run::launch(mr, a.json, false).await?;
         worst = worst.max(code);
         now.extend(outcome.results);
     }
@@ -234,7 +240,7 @@ async fn verify_build(a: &RerunArgs, cache: &Cache, r: &ScenarioResult, spec: &s
 async fn shell_at_failure(a: &RerunArgs, r: &ScenarioResult, lock: Option<&kernel::Lock>) -> Result<i32> {
     // The shell is checked on the host before anything boots.
     let argv = if a.argv.is_empty() { super::shell::default_shell() } else { a.argv.clone() };
-    let (shell, _) = super::exec::request(&argv, &[], 24.0 * 3600.0, &[])?;
+    let (shell, _) = crate::exec::request(&argv, &[], 24.0 * 3600.0, &[]).exit_code(exit::BAD_INPUT)?;
     let spec = rerun::boot_spec(r, lock).exit_code(exit::BAD_INPUT)?;
     let accel = match a.accel {
         Some(x) => x,

@@ -1,8 +1,22 @@
 //! `kmatrix run`: the matrix (kernels × scenarios, or a user's BPF object), judged, streamed to
 //! results.jsonl and rendered as a table.
 
-use super::*;
+use super::{open_session, seconds, tag_kernel, GuestArgs};
+use crate::cache::Cache;
 use crate::catalogue::Lane;
+use crate::exit::{self, ExitContext};
+use crate::kernel::{self, KernelSpec};
+use crate::report as render;
+use crate::run::guests::Guests;
+use crate::run::matrix::{self, MatrixRun, Outcome, Progress};
+use crate::run::results;
+use crate::session::Session;
+use crate::settings::SnapshotMode;
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// `kmatrix run`: the kernels, the scenarios (or a BPF object), the limits, the output.
 #[derive(Debug, Args)]
@@ -151,7 +165,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32> {
     run_inner(a).await.map(|(code, _)| code)
 }
 
-pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Outcome)> {
+pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, Outcome)> {
     // A user's object is checked before anything else: a typo should not cost a boot per kernel.
     let user = match &a.bpf.bpf_object {
         Some(path) => {
@@ -237,27 +251,19 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, crate::run::matrix::Ou
     };
     let expectations = load_expectations(a.expectations.as_deref())?;
     let session = Arc::new(open_session(a.guest.accel).await?);
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    let run_dir = a.guest.out.join(format!("run-{stamp}"));
-    let launch = Launch {
-        session,
-        guest: a.guest.clone(),
-        jobs: a.jobs,
-        scenario_timeout: a.scenario_timeout,
-        vm_timeout: a.vm_timeout,
-        host_root,
-        kernel_headers: scenarios.iter().any(|s| s.kernel_headers),
-        extra: user.iter().map(|p| p.file.clone()).collect(),
-        json: a.json,
-        bpf_steps: user.is_some(),
-        run_dir,
-        retries: a.retries,
-    };
-    let kernels = match &cells {
-        Some(plans) => plans.iter().map(|p| p.label.clone()).collect(),
-        None => kernels,
-    };
-    launch.execute((kernels, scenarios, params, expectations, cells)).await
+    let run_dir = results::run_dir(&a.guest.out);
+    let mut mr =
+        MatrixRun::new(guests(session, &a.guest, a.scenario_timeout), &run_dir, kernels, scenarios, expectations);
+    mr.params = params;
+    mr.cells = cells;
+    mr.sched.host_root = host_root;
+    mr.sched.vm_timeout = Duration::from_secs_f64(a.vm_timeout);
+    mr.sched.extra = user.iter().map(|p| p.file.clone()).collect();
+    mr.sched.retries = a.retries;
+    if let Some(j) = a.jobs {
+        mr.sched.jobs = j.max(1);
+    }
+    launch(mr, a.json, user.is_some()).await
 }
 
 /// Each kernel's cells when some kernel's matrix entry names a lane (`lane = "core"`): that
@@ -306,145 +312,91 @@ fn lane_cells(
     Ok(Some(plans))
 }
 
-/// A matrix run set up and under way: run directory, scheduler, progress, Ctrl-C, table and
-/// summary line. `kmatrix run` and `kmatrix rerun` both end here.
-pub(crate) struct Launch {
-    pub session: Arc<Session>,
-    pub guest: GuestArgs,
-    pub jobs: Option<usize>,
-    pub scenario_timeout: f64,
-    pub vm_timeout: f64,
-    /// Some scenario needs the host root shared in.
-    pub host_root: bool,
-    /// Some scenario needs the kernel's headers (`SchedulerConfig::kernel_headers`).
-    pub kernel_headers: bool,
-    pub extra: Vec<crate::image::ExtraFile>,
-    pub json: bool,
-    /// Print the steps of `run --bpf-object` under the table.
-    pub bpf_steps: bool,
-    /// Created if missing; results are appended to its results.jsonl.
-    pub run_dir: PathBuf,
-    /// See `SchedulerConfig::retries`.
-    pub retries: u32,
+/// The guests of a matrix run as `guest`'s flags give them, from a snapshot unless
+/// `--snapshot off`, each scenario given `scenario_timeout` seconds.
+pub(crate) fn guests(session: Arc<Session>, guest: &GuestArgs, scenario_timeout: f64) -> Guests {
+    Guests {
+        session,
+        fetch: guest.fetch_options(),
+        settings: guest.settings(SnapshotMode::Auto),
+        scenario_timeout: Duration::from_secs_f64(scenario_timeout),
+    }
 }
 
-/// Kernels (labels), scenarios, parameters for all, expectations, and exact cells (rerun).
-pub(crate) type MatrixParts = (
-    Vec<String>,
-    Vec<kmatrix_proto::ScenarioInfo>,
-    std::collections::BTreeMap<String, String>,
-    crate::run::verdict::Expectations,
-    Option<Vec<crate::run::scheduler::KernelPlan>>,
-);
-
-impl Launch {
-    pub(crate) async fn execute(self, parts: MatrixParts) -> Result<(i32, crate::run::matrix::Outcome)> {
-        use crate::run::guests::Guests;
-        use crate::run::matrix::{self, MatrixRun, Progress};
-        use crate::run::scheduler::SchedulerConfig;
-        use std::io::IsTerminal;
-        let (kernels, scenarios, params, expectations, cells) = parts;
-        let run_dir = self.run_dir.clone();
-        std::fs::create_dir_all(&run_dir)
-            .with_context(|| format!("cannot create {}", run_dir.display()))
-            .exit_code(exit::INFRA)?;
-        let settings = self.guest.settings(SnapshotMode::Auto);
-        if let Some(b) = settings.disk_bytes {
-            super::machine::check_disk_room(&run_dir, b)?;
-        }
-        // Held while the run lasts: `kmatrix gc` leaves a running run's directory alone.
-        let _in_use = crate::gc::hold_run_dir(&run_dir).exit_code(exit::INFRA)?;
-        let jobs =
-            self.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
-        let sched = SchedulerConfig {
-            guests: Guests {
-                session: self.session.clone(),
-                fetch: self.guest.fetch_options(),
-                settings,
-                scenario_timeout: Duration::from_secs_f64(self.scenario_timeout),
-            },
-            vm_timeout: Duration::from_secs_f64(self.vm_timeout),
-            jobs,
-            host_root: self.host_root,
-            log_dir: run_dir.clone(),
-            extra: self.extra.clone(),
-            retries: self.retries,
-            expected: None,
-            kernel_headers: self.kernel_headers,
-        };
-        let results_path = run_dir.join("results.jsonl");
-        let cell_count = match &cells {
-            Some(c) => c.iter().map(|k| k.scenarios.len()).sum::<usize>(),
-            None => scenarios.len() * kernels.len(),
-        };
-        eprintln!(
-            "kmatrix: {cell_count} cells ({} scenarios × {} kernels), {} at once; results stream to {}",
-            scenarios.len(),
-            kernels.len(),
-            jobs,
-            results_path.display()
-        );
-        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        let json = self.json;
-        let per_kernel = cell_count / kernels.len().max(1);
-        let mr = MatrixRun {
-            sched,
-            kernels: kernels.clone(),
-            scenarios,
-            params,
-            expectations,
-            results_path: results_path.clone(),
-            cells,
-        };
-        let progress = render::progress::RunProgress::new(&kernels, per_kernel, color && !json);
-        let done = std::sync::atomic::AtomicUsize::new(0);
-        let execute = matrix::execute(mr, |p| {
-            if let Progress::Result(r, _) = &p {
-                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if json {
-                    println!("{}", serde_json::to_string(r).unwrap_or_default());
-                }
+/// Runs `mr` and shows it: run directory, progress, Ctrl-C, table and summary line; with
+/// `json` each result as a JSON line on stdout and the rest on stderr, with `bpf_steps` the
+/// steps of `run --bpf-object` under the table. `kmatrix run` and `kmatrix rerun` both end here.
+pub(crate) async fn launch(mr: MatrixRun, json: bool, bpf_steps: bool) -> Result<(i32, Outcome)> {
+    use std::io::IsTerminal;
+    let run_dir = mr.run_dir().to_path_buf();
+    std::fs::create_dir_all(&run_dir)
+        .with_context(|| format!("cannot create {}", run_dir.display()))
+        .exit_code(exit::INFRA)?;
+    if let Some(b) = mr.sched.guests.settings.disk_bytes {
+        super::machine::check_disk_room(&run_dir, b)?;
+    }
+    // Held while the run lasts: `kmatrix gc` leaves a running run's directory alone.
+    let _in_use = crate::gc::hold_run_dir(&run_dir).exit_code(exit::INFRA)?;
+    let results_path = mr.results_path.clone();
+    let kernels = mr.labels();
+    let cell_count = mr.cell_count();
+    eprintln!(
+        "kmatrix: {cell_count} cells ({} scenarios × {} kernels), {} at once; results stream to {}",
+        mr.scenarios.len(),
+        kernels.len(),
+        mr.sched.jobs,
+        results_path.display()
+    );
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let per_kernel = cell_count / kernels.len().max(1);
+    let progress = render::progress::RunProgress::new(&kernels, per_kernel, color && !json);
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let execute = matrix::execute(mr, |p| {
+        if let Progress::Result(r, _) = &p {
+            done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if json {
+                println!("{}", serde_json::to_string(r).unwrap_or_default());
             }
-            progress.event(&p, color);
-        });
-        // Ctrl-C or a TERM: every result so far is already in results.jsonl; say so and where, and
-        // leave (the guests' QEMUs die with kmatrix).
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("cannot watch for SIGTERM")?;
-        let outcome = tokio::select! {
-            o = execute => o.exit_code(exit::INFRA)?,
-            _ = tokio::signal::ctrl_c() => return Ok((interrupted("SIGINT", &done, &results_path, &progress), crate::run::matrix::Outcome::empty())),
-            _ = term.recv() => return Ok((interrupted("SIGTERM", &done, &results_path, &progress), crate::run::matrix::Outcome::empty())),
-        };
-        progress.finish();
-        let table = render::table::render(&outcome.results, &kernels, color && !json);
-        let summary = render::table::Summary::of(&outcome.results);
-        let summary_path = run_dir.join("summary.json");
-        let _ = std::fs::write(&summary_path, serde_json::to_vec_pretty(&outcome).unwrap_or_default());
-        let mut text = format!("\n{table}\n");
-        if self.bpf_steps {
-            text.push_str(&crate::bpf_object::render_steps(&outcome.results));
         }
-        for s in &outcome.stale {
-            text.push_str(&format!("stale expectation: {s}\n"));
-        }
-        let artifacts: usize = outcome.results.iter().map(|r| r.artifacts.len()).sum();
-        if artifacts > 0 {
-            text.push_str(&format!(
+        progress.event(&p, color);
+    });
+    // Ctrl-C or a TERM: every result so far is already in results.jsonl; say so and where, and
+    // leave (the guests' QEMUs die with kmatrix).
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch for SIGTERM")?;
+    let outcome = tokio::select! {
+        o = execute => o.exit_code(exit::INFRA)?,
+        _ = tokio::signal::ctrl_c() => return Ok((interrupted("SIGINT", &done, &results_path, &progress), Outcome::empty())),
+        _ = term.recv() => return Ok((interrupted("SIGTERM", &done, &results_path, &progress), Outcome::empty())),
+    };
+    progress.finish();
+    let table = render::table::render(&outcome.results, &kernels, color && !json);
+    let summary = render::table::Summary::of(&outcome.results);
+    let summary_path = run_dir.join("summary.json");
+    let _ = std::fs::write(&summary_path, serde_json::to_vec_pretty(&outcome).unwrap_or_default());
+    let mut text = format!("\n{table}\n");
+    if bpf_steps {
+        text.push_str(&crate::bpf_object::render_steps(&outcome.results));
+    }
+    for s in &outcome.stale {
+        text.push_str(&format!("stale expectation: {s}\n"));
+    }
+    let artifacts: usize = outcome.results.iter().map(|r| r.artifacts.len()).sum();
+    if artifacts > 0 {
+        text.push_str(&format!(
                 "{artifacts} artifacts (traces, flame graphs) under {} in {:.2} s; `kmatrix trace {} <kernel>::<scenario>` lists a cell's\n",
                 run_dir.join("artifacts").display(),
                 outcome.artifacts_s,
                 run_dir.display()
             ));
-        }
-        text.push_str(&format!("{} in {:.1} s; results: {}\n", summary.line(), outcome.wall_s, results_path.display()));
-        if json {
-            eprint!("{text}");
-        } else {
-            print!("{text}");
-        }
-        Ok((exit_code(&summary), outcome))
     }
+    text.push_str(&format!("{} in {:.1} s; results: {}\n", summary.line(), outcome.wall_s, results_path.display()));
+    if json {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+    Ok((exit_code(&summary), outcome))
 }
 
 /// A run's exit code: infrastructure errors first, then test failures.

@@ -1,6 +1,9 @@
 //! `kmatrix scenarios list`: the catalogue.
 
-use super::*;
+use crate::cache::Cache;
+use crate::exit::{self, ExitContext};
+use anyhow::Result;
+use clap::Subcommand;
 
 /// What `kmatrix scenarios` shows of the catalogue.
 #[derive(Debug, Subcommand)]

@@ -2,9 +2,16 @@
 //! package, run in a guest through the shared host root; every case a result in a run directory
 //! (`results.jsonl`, so `kmatrix report` renders, diffs and merges it like any run).
 
-use super::*;
-use crate::run::results::ResultsWriter;
+use super::{open_session, seconds, start_shared, tag_kernel, tag_session, GuestArgs};
+use crate::exit::{self, ExitContext};
+use crate::report as render;
+use crate::run::results::{self, ResultsWriter};
+use crate::settings::SnapshotMode;
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
 use kmatrix_proto::{ExecRequest, Status};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// The kernel selftest suites `kmatrix selftest` runs.
 #[derive(Debug, Subcommand)]
@@ -47,10 +54,9 @@ pub(crate) async fn selftest_cmd(cmd: SelftestCommand) -> Result<i32> {
         }
     }
     let session = Arc::new(open_session(a.guest.accel).await?);
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    let run_dir = a.guest.out.join(format!("run-{stamp}"));
+    let run_dir = results::run_dir(&a.guest.out);
     std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
-    let results_path = run_dir.join("results.jsonl");
+    let results_path = run_dir.join(results::FILE_NAME);
     let mut writer = ResultsWriter::open(&results_path).exit_code(exit::INFRA)?;
     eprintln!("kmatrix: ftracetest on {}; results stream to {}", kernels.join(", "), results_path.display());
     let mut all = Vec::new();

@@ -3,9 +3,15 @@
 //! keys, Ctrl-C included, go to the guest's foreground program. The window size follows the
 //! host's (SIGWINCH). `exit N` ends the shell, powers the guest off and returns N.
 
-use super::*;
+use super::{open_session, start_shared, GuestArgs};
+use crate::exit::{self, ExitContext};
+use anyhow::{Context, Result};
+use clap::Args;
 use kmatrix_proto::{GuestMsg, HostMsg, StdinMode};
 use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 use vmm_sys_util::terminal::Terminal;
 
 /// `kmatrix shell`: the guest, the writable directories and the shell to run.
@@ -52,7 +58,7 @@ fn winsize() -> Option<(u16, u16)> {
 
 pub(crate) async fn shell_cmd(a: ShellArgs) -> Result<i32> {
     let argv = if a.argv.is_empty() { default_shell() } else { a.argv.clone() };
-    let (req, rw) = super::exec::request(&argv, &[], 24.0 * 3600.0, &a.rw)?;
+    let (req, rw) = crate::exec::request(&argv, &[], 24.0 * 3600.0, &a.rw).exit_code(exit::BAD_INPUT)?;
     let session = Arc::new(open_session(a.guest.accel).await?);
     let (p, g) = start_shared(&session, &a.guest, a.guest.kernel(), "shell", rw, a.kernel_headers).await?;
     interactive(g, req, &p.kernel).await

@@ -2,8 +2,11 @@
 //! folded stacks). A results file from before artifacts were written gets them made now, from
 //! what its results carry.
 
-use super::*;
+use crate::exit::{self, ExitContext};
 use crate::report::artifacts;
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
 
 /// `kmatrix trace`: which run and which cell.
 #[derive(Debug, Args)]
@@ -25,7 +28,7 @@ pub(crate) fn trace_cmd(a: TraceArgs) -> Result<i32> {
         ))
         .exit_code(exit::BAD_INPUT);
     };
-    let file = super::report::results_file(&a.run);
+    let file = crate::run::results::file_in(&a.run);
     let run_dir = file.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
     let results = super::report::read_results(&a.run)?;
     let cells: Vec<&kmatrix_proto::ScenarioResult> = results

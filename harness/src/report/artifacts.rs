@@ -10,6 +10,7 @@
 //! Not here: the conversions themselves (`chrome_trace.rs`, `flamegraph.rs`).
 
 use super::{chrome_trace, flamegraph};
+use crate::cache::sanitize;
 use kmatrix_proto::ScenarioResult;
 use std::path::{Path, PathBuf};
 
@@ -41,18 +42,14 @@ pub enum ArtifactError {
     },
 }
 
-fn safe(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || "-._".contains(c) { c } else { '_' }).collect()
-}
-
 /// Where `kernel`'s artifacts go in a run directory.
 pub fn dir(run_dir: &Path, kernel: &str) -> PathBuf {
-    run_dir.join("artifacts").join(safe(kernel))
+    run_dir.join("artifacts").join(sanitize(kernel))
 }
 
 /// The file a result's capture is kept in, beside its other artifacts.
 fn capture_file(r: &ScenarioResult) -> String {
-    format!("{}.capture.txt.gz", safe(&r.scenario))
+    format!("{}.capture.txt.gz", sanitize(&r.scenario))
 }
 
 fn gzip(text: &str) -> Vec<u8> {
@@ -75,7 +72,7 @@ fn read_capture(run_dir: &Path, r: &ScenarioResult) -> Option<kmatrix_proto::Cap
 
 /// The artifacts of `r` as (file name, bytes); empty when it carries no trace data.
 pub fn render(r: &ScenarioResult) -> Result<Vec<(String, Vec<u8>)>, ArtifactError> {
-    let base = safe(&r.scenario);
+    let base = sanitize(&r.scenario);
     let mut out = Vec::new();
     if let Some(c) = &r.capture {
         out.push((capture_file(r), gzip(&c.text)));
@@ -136,7 +133,7 @@ fn write_files(
         let p = d.join(&name);
         crate::cache::write_atomic(&p, &bytes)
             .map_err(|e| ArtifactError::Write { path: p.clone(), source: std::io::Error::other(e) })?;
-        rel.push(format!("artifacts/{}/{name}", safe(&r.kernel)));
+        rel.push(format!("artifacts/{}/{name}", sanitize(&r.kernel)));
     }
     Ok(rel)
 }

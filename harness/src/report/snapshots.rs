@@ -12,7 +12,7 @@ use std::path::Path;
 fn fixture() -> (Vec<ScenarioResult>, Vec<String>) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runs/snapshot/results.jsonl");
     let results = crate::run::results::read(&path).expect("the snapshot fixture reads");
-    let kernels = crate::cli::report::kernels_in(&results);
+    let kernels = crate::run::results::kernels(&results);
     (results, kernels)
 }
 

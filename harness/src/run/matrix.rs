@@ -2,13 +2,14 @@
 //! append it to `results.jsonl`, and hand it to the caller for display. Used by `kmatrix run`,
 //! `kmatrix bench matrix` and the libtest-mimic harness alike.
 
-use super::results::{ResultsError, ResultsWriter};
+use super::guests::Guests;
+use super::results::{self, ResultsError, ResultsWriter};
 use super::scheduler::{self, KernelPlan, Planned, RunEvent, SchedulerConfig};
 use super::verdict::{self, Expectations, Judgement};
 use kmatrix_proto::{ScenarioInfo, ScenarioResult};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tokio::sync::mpsc;
 
@@ -30,6 +31,87 @@ pub struct MatrixRun {
     /// Exactly these cells instead of `kernels` × `scenarios` with `params` (`kmatrix rerun`:
     /// each kernel's exact build, each scenario with its own recorded parameters).
     pub cells: Option<Vec<KernelPlan>>,
+}
+
+impl MatrixRun {
+    /// `kernels` × `scenarios` in `run_dir` (results, console logs and artifacts), guests as
+    /// `guests` say, the rest as a run without flags has it: one guest at a time per CPU, the
+    /// default VM timeout, no retries, no extra files, no parameters over the catalogue's, the
+    /// host root and kernel headers offered when some scenario needs them. Change any field
+    /// after; `kmatrix run`, `kmatrix rerun` and the test harness start from here.
+    pub fn new(
+        guests: Guests,
+        run_dir: &Path,
+        kernels: Vec<String>,
+        scenarios: Vec<ScenarioInfo>,
+        expectations: Expectations,
+    ) -> MatrixRun {
+        let sched = SchedulerConfig {
+            guests,
+            vm_timeout: crate::settings::VM_TIMEOUT,
+            jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).max(1),
+            host_root: scenarios.iter().any(|s| s.host_root),
+            log_dir: run_dir.to_path_buf(),
+            extra: Vec::new(),
+            retries: 0,
+            expected: None,
+            kernel_headers: scenarios.iter().any(|s| s.kernel_headers),
+        };
+        MatrixRun {
+            sched,
+            kernels,
+            scenarios,
+            params: BTreeMap::new(),
+            expectations,
+            results_path: run_dir.join(results::FILE_NAME),
+            cells: None,
+        }
+    }
+
+    /// The folder of `results_path`: where the artifacts go.
+    pub fn run_dir(&self) -> &Path {
+        self.results_path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// What the scheduler runs, kernel by kernel: `cells` when set, else each of `kernels` with
+    /// every scenario, `params` over each scenario's defaults.
+    pub fn plan(&self) -> Vec<KernelPlan> {
+        match &self.cells {
+            Some(cells) => cells.clone(),
+            None => self
+                .kernels
+                .iter()
+                .map(|k| {
+                    let scenarios = self
+                        .scenarios
+                        .iter()
+                        .map(|s| {
+                            let mut params = s.params.clone();
+                            params.extend(self.params.clone());
+                            Planned { scenario: s.id.clone(), params }
+                        })
+                        .collect();
+                    KernelPlan { label: k.clone(), spec: k.clone(), scenarios }
+                })
+                .collect(),
+        }
+    }
+
+    /// The kernels' labels in plan order: the report's columns.
+    pub fn labels(&self) -> Vec<String> {
+        match &self.cells {
+            Some(cells) => cells.iter().map(|k| k.label.clone()).collect(),
+            None => self.kernels.clone(),
+        }
+    }
+
+    /// How many (kernel, scenario) cells the run has.
+    pub fn cell_count(&self) -> usize {
+        match &self.cells {
+            Some(c) => c.iter().map(|k| k.scenarios.len()).sum(),
+            None => self.scenarios.len() * self.kernels.len(),
+        }
+    }
 }
 
 /// Per-kernel time split.
@@ -124,25 +206,7 @@ pub async fn execute(run: MatrixRun, mut on: impl FnMut(Progress)) -> Result<Out
         run.scenarios.iter().map(|s| (s.id.clone(), (s.since.clone(), s.until.clone()))).collect();
     let requires: BTreeMap<String, Vec<String>> =
         run.scenarios.iter().map(|s| (s.id.clone(), s.requires.clone())).collect();
-    let plan: Vec<KernelPlan> = match run.cells.clone() {
-        Some(cells) => cells,
-        None => run
-            .kernels
-            .iter()
-            .map(|k| {
-                let scenarios = run
-                    .scenarios
-                    .iter()
-                    .map(|s| {
-                        let mut params = s.params.clone();
-                        params.extend(run.params.clone());
-                        Planned { scenario: s.id.clone(), params }
-                    })
-                    .collect();
-                KernelPlan { label: k.clone(), spec: k.clone(), scenarios }
-            })
-            .collect(),
-    };
+    let plan = run.plan();
     let (tx, mut rx) = mpsc::channel(64);
     let mut cfg = run.sched.clone();
     cfg.expected = Some(std::sync::Arc::new(run.expectations.clone()));
@@ -186,8 +250,7 @@ pub async fn execute(run: MatrixRun, mut on: impl FnMut(Progress)) -> Result<Out
                 // Trace data a person can open, next to results.jsonl; a failure to write one
                 // is said, it changes no verdict.
                 let t = Instant::now();
-                let run_dir = run.results_path.parent().unwrap_or(std::path::Path::new("."));
-                match crate::report::artifacts::write(run_dir, &mut result) {
+                match crate::report::artifacts::write(run.run_dir(), &mut result) {
                     Ok(()) => {}
                     Err(e) => {
                         let text = format!("{} {}: no artifacts: {e}", result.kernel, result.scenario);

@@ -73,6 +73,49 @@ impl ResultsWriter {
     }
 }
 
+/// The name of a run directory's results file.
+pub const FILE_NAME: &str = "results.jsonl";
+
+/// A new run directory's path under `out`: `<out>/run-<milliseconds since the epoch>`, the one
+/// rule every command that writes results (run, rerun, selftest) names its directory by.
+/// Nothing is created.
+pub fn run_dir(out: &Path) -> PathBuf {
+    stamped_dir(out, "run")
+}
+
+/// `<out>/<prefix>-<milliseconds since the epoch>`: [`run_dir`]'s rule for the other commands'
+/// output directories (`exec-…`, `bisect-…`). Nothing is created.
+pub fn stamped_dir(out: &Path, prefix: &str) -> PathBuf {
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    out.join(format!("{prefix}-{stamp}"))
+}
+
+/// The results file a path names: a run directory's `results.jsonl`, or the path itself when it
+/// is not a directory (a results file given directly).
+pub fn file_in(run: &Path) -> PathBuf {
+    if run.is_dir() {
+        run.join(FILE_NAME)
+    } else {
+        run.to_path_buf()
+    }
+}
+
+/// [`read`] the results of a run directory or results file ([`file_in`]).
+pub fn read_run(run: &Path) -> Result<Vec<ScenarioResult>, ResultsError> {
+    read(&file_in(run))
+}
+
+/// The kernels of `results`, each once, in the order they first appear: a report's columns.
+pub fn kernels(results: &[ScenarioResult]) -> Vec<String> {
+    let mut ks: Vec<String> = Vec::new();
+    for r in results {
+        if !ks.contains(&r.kernel) {
+            ks.push(r.kernel.clone());
+        }
+    }
+    ks
+}
+
 /// Read a results file. A torn final line (no newline, unparsable) is dropped; any other bad line
 /// is an error naming its number.
 pub fn read(path: &Path) -> Result<Vec<ScenarioResult>, ResultsError> {
@@ -131,6 +174,23 @@ mod tests {
         let r = read(&p).unwrap();
         assert_eq!(r.len(), 2);
         assert_eq!(r[1].status, Status::Fail);
+    }
+
+    #[test]
+    fn a_run_is_named_by_its_directory_or_its_file() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = run_dir(d.path());
+        let name = dir.file_name().unwrap().to_str().unwrap();
+        assert!(name.strip_prefix("run-").is_some_and(|t| t.parse::<u128>().is_ok()), "{name}");
+        assert_eq!(file_in(d.path()), d.path().join("results.jsonl"));
+        let file = d.path().join("shard.jsonl");
+        assert_eq!(file_in(&file), file);
+    }
+
+    #[test]
+    fn kernels_are_listed_once_in_first_seen_order() {
+        let r = |k: &str| ScenarioResult { kernel: k.into(), ..ScenarioResult::new("a.b.c", Status::Pass, "") };
+        assert_eq!(kernels(&[r("b"), r("a"), r("b")]), ["b", "a"]);
     }
 
     #[test]

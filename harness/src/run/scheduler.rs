@@ -17,9 +17,10 @@
 use super::guests::Guests;
 use super::history;
 use super::queue::Queue;
+use crate::cache::sanitize;
 use crate::image::{self, Image};
 use crate::kernel::PreparedKernel;
-use crate::session::{sanitize, SessionError};
+use crate::session::SessionError;
 use crate::vm::VmError;
 use kmatrix_proto::KernelBuild;
 use kmatrix_proto::{Cause, RunRequest, ScenarioResult, Status};
