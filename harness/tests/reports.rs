@@ -216,6 +216,24 @@ fn report_of_a_missing_run_is_bad_input() {
     common::assert_bad_input(&out, &["/nonexistent/run-1"]);
 }
 
+/// A report read by a reader that has gone away (`kmatrix report diff A B | head -1`): the
+/// output ends quietly, exit 0; `print!` panicked on the broken pipe (exit 101, "failed printing
+/// to stdout"). The pipe's read end is closed before kmatrix starts, so every write meets EPIPE.
+#[test]
+fn a_report_whose_reader_went_away_ends_quietly() {
+    for args in [
+        vec!["report".into(), "diff".into(), fixture("before").into_os_string(), fixture("after").into_os_string()],
+        vec!["report".into(), fixture("snapshot").into_os_string(), "--format".into(), "html".into()],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = kmatrix().args(&args).stdout(writer).stderr(std::process::Stdio::piped()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
 /// `kmatrix report diff ARGS`: exit code, stdout, stderr.
 fn diff(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
     let out = kmatrix().args(["report", "diff"]).args(args).output().unwrap();

@@ -101,9 +101,9 @@ fn gate(
             "counts": render::diff::counts(&cells),
             "cells": cells,
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        emit(&(serde_json::to_string_pretty(&v)? + "\n"))?;
     } else {
-        print!("{}", render::diff::render_classified(&cells, fail_on));
+        emit(&render::diff::render_classified(&cells, fail_on))?;
     }
     Ok(if failed { exit::TEST_FAILED } else { exit::OK })
 }
@@ -140,9 +140,9 @@ pub(crate) fn report_cmd(a: ReportArgs) -> Result<i32> {
             };
             let d = render::diff::diff(&read_results(&before)?, &read_results(&after)?);
             if json {
-                println!("{}", serde_json::to_string_pretty(&d)?);
+                emit(&(serde_json::to_string_pretty(&d)? + "\n"))?;
             } else {
-                print!("{}", render::diff::render(&d));
+                emit(&render::diff::render(&d))?;
             }
             Ok(exit::OK)
         }
@@ -165,7 +165,7 @@ pub(crate) fn report_cmd(a: ReportArgs) -> Result<i32> {
                 Some(o) => std::fs::write(&o, text)
                     .with_context(|| format!("cannot write {}", o.display()))
                     .exit_code(exit::INFRA)?,
-                None => print!("{text}"),
+                None => emit(&text)?,
             }
             Ok(exit::OK)
         }
@@ -221,9 +221,20 @@ pub(crate) fn report_cmd(a: ReportArgs) -> Result<i32> {
                 Some(o) => crate::cache::write_atomic(&o, text.as_bytes())
                     .with_context(|| format!("cannot write {}", o.display()))
                     .exit_code(exit::BAD_INPUT)?,
-                None => print!("{text}"),
+                None => emit(&text)?,
             }
             Ok(exit::OK)
         }
+    }
+}
+
+/// Write `text` to stdout. A reader that has gone away (`kmatrix report diff A B | head -1`)
+/// ends the output quietly: `print!` would panic on the broken pipe (Rust ignores SIGPIPE).
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("cannot write the report to stdout").exit_code(exit::INFRA),
     }
 }
