@@ -5,7 +5,9 @@
 //! The host also writes results to disk in this shape, so a results file and the channel agree.
 //!
 //! This crate holds data and small pure helpers only: no I/O, no parsing of kernel files (the agent
-//! and the harness own those) beyond the two line formats both sides read ([`ftrace`]).
+//! and the harness own those) beyond what both sides read — ftrace's and tracefs's line formats
+//! ([`ftrace`], [`tracefs`], fuzzed) and the kernel version of a release or a `since`
+//! ([`KernelVersion`]).
 
 // The shared vocabulary of host and guest: every public item says what it means.
 #![warn(missing_docs)]
