@@ -23,6 +23,7 @@ pub const ALL: &[Scenario] = &[
     perf::STAT_INSTRUCTIONS,
     perf::RECORD_REPORT,
     perf::RECORD_SYSTEM,
+    perf::RECORD_PID,
     perf::RECORD_DWARF,
     perf::FLAMEGRAPH,
     trace_cmd::RECORD_PID,

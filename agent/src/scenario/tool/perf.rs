@@ -358,6 +358,55 @@ fn record_system(ctx: &mut Ctx) -> Result<ScenarioResult> {
     Ok(r.with_excerpt(&report_excerpt(&rep.stdout)))
 }
 
+/// The seeds' `perf record -p $(pidof node_exporter) -g -F 4000`: perf attached by pid to a
+/// process that is already running (openat-loop, released into its loop before perf starts),
+/// for `seconds`, with call graphs at 4000 Hz. Every sample `perf script` prints is that pid's —
+/// the pid is known from the spawn, not from perf — and each carries a call chain.
+// perf record -p and -g came with perf (2.6.31).
+pub const RECORD_PID: Scenario = Meta::new("tool.perf.record_pid", "2.6.31")
+    .summary("perf record -p PID -g -F 4000 -- sleep 1 on a running openat-loop: every sample is that pid's, each with a call chain")
+    .requires(&[REQ])
+    .params(&[("seconds", "1")])
+    .run(record_pid);
+
+fn record_pid(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    let perf = PERF.program();
+    let secs = ctx.param_u64("seconds", 1)?;
+    anyhow::ensure!((1..=30).contains(&secs), "parameter seconds={secs} out of range 1..=30");
+    let secs = secs.to_string();
+    let dir = Workdir::new()?;
+    // Far more calls than the recording lasts; killed once perf is done.
+    let mut w = openat_loop::start(100_000_000, "/dev/null")?;
+    w.wait_at_gate(std::time::Duration::from_secs(10))?;
+    w.release()?;
+    let pid = w.pid();
+    let pid_arg = pid.to_string();
+    let argv = [&perf, "record", "-p", &pid_arg, "-g", "-F", "4000", "-o", "perf.data", "--", "/usr/bin/sleep", &secs];
+    let rec = dir.step(ctx, &PERF, &argv, "perf record -p failed");
+    let _ = w.signal(libc::SIGKILL);
+    let _ = w.wait_exited(std::time::Duration::from_secs(10));
+    let rec = step!(rec);
+    let samples = step!(script_samples(ctx, &dir));
+    let of_pid = samples.iter().filter(|s| i64::from(s.pid) == i64::from(pid)).count() as u64;
+    let with_chain = samples.iter().filter(|s| !s.frames.is_empty()).count() as u64;
+    let mut problems = Vec::new();
+    if samples.is_empty() {
+        problems.push(format!("perf recorded no sample of pid {pid} in {secs} s"));
+    }
+    let n = samples.len() as u64;
+    let mut r = verdict(
+        ctx.id(),
+        vec![
+            count("samples in perf script (== perf record's)", recorded_samples(&rec.stderr), n),
+            count(format!("samples of the workload's pid {pid} (== samples)"), n, of_pid),
+            count("samples with a call chain (== samples)", n, with_chain),
+        ],
+        problems,
+    );
+    r.detail = PERF.detail(serde_json::json!({ "pid": pid, "samples": n, "frequency": 4000 }));
+    Ok(r.with_excerpt(&dir.read("script.txt").map(|t| crate::excerpt::head(&t, 20)).unwrap_or_default()))
+}
+
 /// The seeds' `perf record --call-graph dwarf --aio --sample-cpu ./hello` (the hotspot recipe),
 /// on hello as the seeds build it (hello-dyn: dynamic, PIE): `perf script` unwinds every sample
 /// taken in hello_greet or hello_add through hello's own frames into `main`, from the copied
