@@ -258,9 +258,10 @@ impl MatrixTest {
         };
         let mut selected: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut names = Vec::new();
-        for k in &kernels {
-            // Each kernel's trials are the lane its matrix entry names (the wide fleet's: core).
-            let lane = crate::kernel::default_lane(k).unwrap_or(crate::catalogue::Lane::All);
+        // Each kernel's trials are the lane its matrix entry names (the wide fleet's: core).
+        let lanes =
+            crate::kernel::default_lanes(&kernels).unwrap_or_else(|_| vec![crate::catalogue::Lane::All; kernels.len()]);
+        for (k, lane) in kernels.iter().zip(lanes) {
             for s in catalogue.iter().filter(|s| lane.has(s)) {
                 let name = format!("{k}::{}", s.id);
                 if !args.list && is_selected(&args, &name) {

@@ -276,24 +276,14 @@ fn lane_cells(
     params: &std::collections::BTreeMap<String, String>,
 ) -> Result<Option<Vec<crate::run::scheduler::KernelPlan>>> {
     use crate::run::scheduler::{KernelPlan, Planned};
-    let mut lanes = Vec::new();
-    for k in kernels {
-        lanes.push(kernel::default_lane(k).context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?);
-    }
+    let lanes = kernel::default_lanes(kernels).context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?;
     if lanes.iter().all(|l| *l == Lane::All) {
         return Ok(None);
     }
     let mut plans = Vec::new();
     for (k, lane) in kernels.iter().zip(lanes) {
-        let planned: Vec<Planned> = scenarios
-            .iter()
-            .filter(|s| lane.has(s))
-            .map(|s| {
-                let mut p = s.params.clone();
-                p.extend(params.clone());
-                Planned { scenario: s.id.clone(), params: p }
-            })
-            .collect();
+        let planned: Vec<Planned> =
+            scenarios.iter().filter(|s| lane.has(s)).map(|s| matrix::planned(s, params)).collect();
         if planned.is_empty() {
             eprintln!(
                 "kmatrix: {k} runs its matrix lane ({}), where --scenarios selects nothing; --lane all runs every lane",

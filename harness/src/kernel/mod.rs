@@ -83,11 +83,11 @@ pub fn expand_names(names: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// The lane each kernel of the matrix in use runs when a run names none: its entry's `lane`,
-/// else every lane. A kernel outside the matrix (a spec, a file) runs every lane.
-pub fn default_lane(id: &str) -> Result<crate::catalogue::Lane> {
+/// The lane each of `ids` runs when a run names none, in order: its entry's `lane` in the
+/// matrix in use, else every lane. A kernel outside the matrix (a spec, a file) runs every lane.
+pub fn default_lanes(ids: &[String]) -> Result<Vec<crate::catalogue::Lane>> {
     let matrix = KernelsDir::try_locate(None)?.matrix()?;
-    Ok(matrix.get(id).and_then(|k| k.lane).unwrap_or(crate::catalogue::Lane::All))
+    Ok(ids.iter().map(|id| matrix.get(id).and_then(|k| k.lane).unwrap_or(crate::catalogue::Lane::All)).collect())
 }
 
 /// The ids of the default matrix (see [`Matrix::default_ids`]), in file order.

@@ -82,15 +82,7 @@ impl MatrixRun {
                 .kernels
                 .iter()
                 .map(|k| {
-                    let scenarios = self
-                        .scenarios
-                        .iter()
-                        .map(|s| {
-                            let mut params = s.params.clone();
-                            params.extend(self.params.clone());
-                            Planned { scenario: s.id.clone(), params }
-                        })
-                        .collect();
+                    let scenarios = self.scenarios.iter().map(|s| planned(s, &self.params)).collect();
                     KernelPlan { label: k.clone(), spec: k.clone(), scenarios }
                 })
                 .collect(),
@@ -112,6 +104,13 @@ impl MatrixRun {
             None => self.scenarios.len() * self.kernels.len(),
         }
     }
+}
+
+/// `s` as a run plans it: its id, with `params` over the scenario's own defaults.
+pub fn planned(s: &ScenarioInfo, params: &BTreeMap<String, String>) -> Planned {
+    let mut merged = s.params.clone();
+    merged.extend(params.clone());
+    Planned { scenario: s.id.clone(), params: merged }
 }
 
 /// Per-kernel time split.

@@ -314,11 +314,16 @@ fn script_samples(ctx: &Ctx, dir: &Workdir) -> Step<Vec<Sample>> {
     })
 }
 
-fn record_system(ctx: &mut Ctx) -> Result<ScenarioResult> {
-    let perf = PERF.program();
+/// The `seconds` parameter of a recording (`-- sleep SECONDS`), 1 to 30.
+fn record_seconds(ctx: &Ctx) -> Result<String> {
     let secs = ctx.param_u64("seconds", 1)?;
     anyhow::ensure!((1..=30).contains(&secs), "parameter seconds={secs} out of range 1..=30");
-    let secs = secs.to_string();
+    Ok(secs.to_string())
+}
+
+fn record_system(ctx: &mut Ctx) -> Result<ScenarioResult> {
+    let perf = PERF.program();
+    let secs = record_seconds(ctx)?;
     let dir = Workdir::new()?;
     let argv = [&perf, "record", "-e", "cpu-clock", "-ag", "-o", "perf.data", "--", "/usr/bin/sleep", &secs];
     let rec = step!(dir.step(ctx, &PERF, &argv, "perf record -ag failed"));
@@ -371,9 +376,7 @@ pub const RECORD_PID: Scenario = Meta::new("tool.perf.record_pid", "2.6.31")
 
 fn record_pid(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let perf = PERF.program();
-    let secs = ctx.param_u64("seconds", 1)?;
-    anyhow::ensure!((1..=30).contains(&secs), "parameter seconds={secs} out of range 1..=30");
-    let secs = secs.to_string();
+    let secs = record_seconds(ctx)?;
     let dir = Workdir::new()?;
     // Far more calls than the recording lasts; killed once perf is done.
     let mut w = openat_loop::start(100_000_000, "/dev/null")?;
