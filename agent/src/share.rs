@@ -137,9 +137,16 @@ pub fn ensure(share: &Share) -> Result<String> {
             host_paths::isolate_view_scratch(dir)?;
         }
     }
-    // An extra share under /tmp mounts on the host's directory there, shown first.
-    let extra_paths: Vec<std::path::PathBuf> = share.extra.iter().map(|m| m.path.clone().into()).collect();
-    host_paths::reveal(&extra_paths)?;
+    // Host paths the share names are shown at their host paths first, under /tmp too: an extra
+    // share mounts on the host's directory there, and the kernel headers and module tree live
+    // in the kmatrix cache, which a user may keep there (KMATRIX_CACHE=/tmp/...).
+    let named: Vec<std::path::PathBuf> = share
+        .extra
+        .iter()
+        .map(|m| m.path.clone().into())
+        .chain(share.headers.iter().chain(share.modules.iter()).map(std::path::PathBuf::from))
+        .collect();
+    host_paths::reveal(&named)?;
     let modules = crate::modtree::bind(share, HOST_ROOT).unwrap_or_else(|e| Some(format!("no /lib/modules: {e:#}")));
     for m in &share.extra {
         let target = format!("{HOST_ROOT}{}", m.path);
