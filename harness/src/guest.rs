@@ -86,6 +86,12 @@ impl Drop for ScratchDisk {
 }
 
 impl Guest {
+    /// When the console's first byte came, counted from QEMU's start (a restored guest prints
+    /// nothing: `None`).
+    pub fn first_output_after(&self) -> Option<Duration> {
+        self.vm.first_output_after()
+    }
+
     /// Boot `kernel` with `image` as `opts` say — from a snapshot when one is ready, else cold
     /// (taking one when asked) — and wait for the agent's `Hello`.
     pub async fn start(kernel: &PreparedKernel, image: &Image, opts: &GuestOptions) -> Result<Guest, VmError> {
@@ -144,10 +150,13 @@ impl Guest {
             incoming: false,
             shares,
             disk,
+            first_output: em.first_output,
         };
         let virtio = settings.channel == Channel::Virtio && image.has_virtio_console();
         let files = VmFiles { console_log: opts.console_log.clone() };
-        let snapshots = opts.snapshots.as_ref().filter(|_| daemons.is_empty());
+        // A KVM proof boot (its console loud, its first byte timed) is cold and leaves no
+        // snapshot: later boots, once KVM is proven, take the quiet one.
+        let snapshots = opts.snapshots.as_ref().filter(|_| daemons.is_empty() && em.first_output.is_none());
         match snapshots {
             None => Self::cold(cfg, files, virtio, opts, boot_path, daemons).await,
             Some(cache) => Self::from_snapshot(cache, cfg, files, virtio, opts, boot_path, daemons).await,

@@ -171,7 +171,8 @@ impl Session {
 
     /// The emulator a guest of `kernel` gets now (the accelerator may have fallen back to TCG).
     pub fn emulator(&self, kernel: &PreparedKernel, settings: &GuestSettings) -> Emulator {
-        Emulator::for_arch(kernel.arch, &self.qemu, self.accel.current(), settings.boot_timeout)
+        let v = self.accel.verdict();
+        Emulator::for_arch(kernel.arch, &self.qemu, (v.accel, v.proven), settings.boot_timeout)
     }
 
     /// Start a guest under the session's accelerator. Under KVM the real kernel must reach
@@ -190,7 +191,7 @@ impl Session {
             match Guest::start(kernel, image, &o).await {
                 Ok(g) => {
                     if g.accel == Accel::Kvm && !g.restored {
-                        self.accel.proven(&kernel.id, g.hello_after);
+                        self.accel.proven(&kernel.id, g.hello_after, g.first_output_after());
                     }
                     return Ok(g);
                 }

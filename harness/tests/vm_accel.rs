@@ -111,6 +111,83 @@ async fn vm_accel_kvm_abort_in_set_msrs_and_the_guest_is_redone_under_tcg() {
     }
 }
 
+/// The silent host kind (issue 28): under KVM the real kernel never runs and QEMU says nothing.
+/// Until a boot has proven KVM here, a KVM boot prints from its first milliseconds and must
+/// print within `KVM_FIRST_OUTPUT` (3 s): the silence is an accelerator failure after 3 s, not
+/// after the 15 s Hello deadline, and the guest is redone under TCG. Once proven (a verdict
+/// that says so), a KVM boot is quiet again and held to the Hello deadline alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn vm_accel_silent_kvm_is_caught_by_its_empty_console_in_three_seconds() {
+    if !common::inside_namespace(NsKvm::Opens, "vm_accel_silent_kvm_is_caught_by_its_empty_console_in_three_seconds") {
+        return;
+    }
+    let (_dir, qemu) = fake_qemu("kvm-silent");
+    let cache = Cache::from_env().unwrap();
+    let session = Session::with(cache.clone(), qemu.clone(), AccelChoice::Auto).await;
+    let store = session.accel.store().map(Path::to_path_buf);
+    assert_eq!(session.accel.current(), Accel::Kvm, "{}", session.accel.describe());
+    assert!(!session.accel.verdict().proven);
+    let (kernel, image) = session.prepare("debian-6.1", &Default::default(), Default::default(), &[]).await.unwrap();
+    let settings = GuestSettings::default();
+    let opts = session.guest_options(&kernel, &settings, log("kvm-silent"));
+    assert_eq!(opts.emulator.first_output, Some(kmatrix::vm::accel::KVM_FIRST_OUTPUT));
+
+    let t = Instant::now();
+    let e = Guest::start(&kernel, &image, &opts).await.err().expect("a silent KVM boot must fail");
+    let took = t.elapsed();
+    match &e {
+        VmError::Accelerator { evidence, qemu_stderr, .. } => {
+            assert!(evidence.contains("no console output within 3.0 s under KVM"), "{evidence}");
+            assert_eq!(qemu_stderr, "", "this QEMU says nothing");
+        }
+        other => panic!("expected an accelerator failure, got: {other}"),
+    }
+    assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(5), "declared after {took:?}");
+
+    // Through the session: the same silence switches it to TCG, where the guest comes up.
+    let mut g = session.start_guest(&kernel, &image, &opts).await.unwrap();
+    assert_eq!(g.accel, Accel::Tcg);
+    let v = session.accel.verdict();
+    assert!(v.evidence.as_deref().is_some_and(|e| e.contains("no console output")), "{v:?}");
+    kprobe_counts_exactly(&mut g).await;
+    g.shutdown().await.unwrap();
+    if let Some(p) = store {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// A proof boot under a KVM that works prints at once and reaches Hello; the verdict is then
+/// proven, names the first console byte's time, and the next KVM boots are quiet (no deadline on
+/// their console). Here "KVM" is TCG behind the fake QEMU in its pass-through mode.
+#[tokio::test(flavor = "multi_thread")]
+async fn vm_accel_proof_boot_prints_at_once_and_proves_kvm() {
+    if !common::inside_namespace(NsKvm::Opens, "vm_accel_proof_boot_prints_at_once_and_proves_kvm") {
+        return;
+    }
+    let (_dir, qemu) = fake_qemu("kvm-works");
+    let cache = Cache::from_env().unwrap();
+    let session = Session::with(cache.clone(), qemu.clone(), AccelChoice::Auto).await;
+    let store = session.accel.store().map(Path::to_path_buf);
+    assert_eq!(session.accel.current(), Accel::Kvm, "{}", session.accel.describe());
+    let (kernel, image) = session.prepare("debian-6.1", &Default::default(), Default::default(), &[]).await.unwrap();
+    let settings = GuestSettings::default();
+    let opts = session.guest_options(&kernel, &settings, log("kvm-works"));
+    let g = session.start_guest(&kernel, &image, &opts).await.unwrap();
+    assert_eq!((g.accel, g.restored), (Accel::Kvm, false), "the proof boot is cold");
+    let first = g.first_output_after().expect("the proof boot printed");
+    assert!(first < kmatrix::vm::accel::KVM_FIRST_OUTPUT, "{first:?}");
+    let console = std::fs::read_to_string(&opts.console_log).unwrap();
+    assert!(console.contains("Linux version"), "the proof boot's kernel is not quiet: {console}");
+    g.shutdown().await.unwrap();
+    let v = session.accel.verdict();
+    assert!(v.proven && v.reason.contains("first console byte after"), "{v:?}");
+    let next = session.guest_options(&kernel, &settings, log("kvm-works-2"));
+    assert_eq!(next.emulator.first_output, None, "a proven KVM's boots are quiet");
+    if let Some(p) = store {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
 /// kmatrix with the fake QEMU, in the target's temporary directory.
 fn kmatrix(qemu: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_kmatrix"));

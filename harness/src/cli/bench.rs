@@ -281,6 +281,7 @@ async fn bare_kernel(p: &Prepared, settings: &GuestSettings) -> Result<f64> {
         incoming: false,
         shares: Vec::new(),
         disk: None,
+        first_output: None,
     };
     let started = std::time::Instant::now();
     let mut cmd = tokio::process::Command::new(&cfg.qemu);

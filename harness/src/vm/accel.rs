@@ -8,7 +8,8 @@
 //!    `isa-debug-exit`) is a fast first filter, never the proof;
 //! 2. the proof is the real kernel of the run reaching the agent's `Hello` under KVM within
 //!    [`KVM_HELLO_DEADLINE`]: [`Accelerator::proven`] records it, and every KVM boot is held to
-//!    that deadline;
+//!    that deadline; until then a KVM boot prints from its first milliseconds and must print
+//!    within [`KVM_FIRST_OUTPUT`], so a KVM that runs nothing and says nothing costs 3 s, not 15;
 //! 3. QEMU's stderr is watched (`console::accel_failure`): a KVM error ends the guest at once as
 //!    a [`VmError::Accelerator`], and [`Accelerator::fall_back`]
 //!    flips the verdict to TCG, stores it, and lets the caller redo the guest under TCG in the same
@@ -39,6 +40,12 @@ pub const PROBE_DEADLINE: Duration = Duration::from_secs(4);
 /// well under a second (snapshot saving comes after `Hello`); a KVM boot slower than this is a
 /// KVM that does not work, and the guest is redone under TCG.
 pub const KVM_HELLO_DEADLINE: Duration = Duration::from_secs(15);
+/// QEMU start → the first console byte of a KVM boot, until a real kernel has proven KVM on this
+/// host. A PVH kernel with `earlyprintk` prints in its first milliseconds under a working KVM
+/// (QEMU's own start is most of the wait); a KVM that runs nothing leaves the console empty (on
+/// one Intel host QEMU printed nothing at all and the guest never ran), and waiting out
+/// [`KVM_HELLO_DEADLINE`] for it cost 15 s. Under TCG the same boot prints within about 0.3 s.
+pub const KVM_FIRST_OUTPUT: Duration = Duration::from_secs(3);
 /// A cached TCG verdict is re-measured after this long: the probe or the KVM boot that made it
 /// may have failed for a passing reason (a loaded host, a module being reloaded), and a host
 /// whose KVM works must not stay on TCG for ever. A KVM verdict needs no expiry: a KVM that
@@ -197,13 +204,17 @@ impl Accelerator {
     }
 
     /// A real kernel reached `Hello` under KVM: that, not the probe guest, proves KVM works here.
-    pub fn proven(&self, kernel: &str, hello: Duration) {
+    /// `first_output`: when its console's first byte came (the proof boot prints from the start).
+    pub fn proven(&self, kernel: &str, hello: Duration, first_output: Option<Duration>) {
         let Ok(mut v) = self.state.lock() else { return };
         if v.accel != Accel::Kvm || v.proven {
             return;
         }
         v.proven = true;
-        v.reason = format!("KVM works: {kernel} reached the agent's Hello under KVM in {:.2} s", hello.as_secs_f64());
+        let first =
+            first_output.map(|d| format!(", its first console byte after {} ms", d.as_millis())).unwrap_or_default();
+        v.reason =
+            format!("KVM works: {kernel} reached the agent's Hello under KVM in {:.2} s{first}", hello.as_secs_f64());
         v.measured_at = now();
         if let (Some(p), AccelChoice::Auto) = (&self.store, self.choice) {
             write_verdict(p, &v);
@@ -421,6 +432,7 @@ pub async fn run_probe(qemu: &Path, image: &Path, accel: Accel, deadline: Durati
         incoming: false,
         shares: Vec::new(),
         disk: None,
+        first_output: None,
     };
     let started = Instant::now();
     let mut cmd = tokio::process::Command::new(qemu);

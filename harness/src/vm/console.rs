@@ -106,6 +106,8 @@ pub struct ConsoleState {
     partial: Vec<u8>,
     /// Console bytes received so far; 0 after boot means the guest never ran (a broken KVM).
     pub bytes: u64,
+    /// When the first console byte came.
+    pub first_byte: Option<std::time::Instant>,
     /// QEMU's stderr, bounded.
     qemu: VecDeque<String>,
     /// The first QEMU line that said the accelerator failed.
@@ -115,6 +117,9 @@ pub struct ConsoleState {
 impl ConsoleState {
     /// Feed raw console bytes; complete lines are classified and kept in the tail.
     pub fn feed(&mut self, data: &[u8]) {
+        if self.first_byte.is_none() && !data.is_empty() {
+            self.first_byte = Some(std::time::Instant::now());
+        }
         self.bytes += data.len() as u64;
         for &b in data {
             if b == b'\n' {

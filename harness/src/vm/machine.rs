@@ -49,6 +49,8 @@ pub struct Vm {
     monitor_out: Arc<Mutex<String>>,
     active: Option<&'static str>,
     started: Instant,
+    /// The first console byte must come within this long of `started` (a KVM proof boot).
+    first_output: Option<Duration>,
     _sockets: tempfile::TempDir,
     /// Where every byte the guest printed on its console is written.
     pub console_log: PathBuf,
@@ -174,6 +176,7 @@ impl Vm {
             monitor_out,
             active: None,
             started,
+            first_output: cfg.first_output.filter(|_| cfg.accel == Accel::Kvm && !cfg.incoming),
             _sockets: sockets,
             console_log: files.console_log,
         })
@@ -230,6 +233,9 @@ impl Vm {
                 }
                 _ = panic_check.tick() => {
                     if let Some(e) = self.accel_error(waiting_for).await {
+                        return Err(e);
+                    }
+                    if let Some(e) = self.silent(waiting_for).await {
                         return Err(e);
                     }
                     if let Some(p) = self.console.lock().ok().and_then(|c| c.panicked().cloned()) {
@@ -391,6 +397,38 @@ impl Vm {
 
     fn exit_error(&self, status: String, waiting_for: &str) -> VmError {
         exited(self.accel, &self.console, status, waiting_for)
+    }
+
+    /// A KVM proof boot whose console stayed empty past its deadline (the guest has not spoken on
+    /// the channel either): KVM runs nothing here, whatever QEMU says (on some hosts, nothing).
+    /// QEMU is killed and the accelerator error names the wait.
+    async fn silent(&mut self, waiting_for: &str) -> Option<VmError> {
+        let within = self.first_output?;
+        if self.active.is_some() || self.started.elapsed() < within {
+            return None;
+        }
+        if self.console.lock().ok()?.bytes > 0 {
+            self.first_output = None;
+            return None;
+        }
+        self.kill().await;
+        let c = self.console.lock().ok()?;
+        Some(VmError::Accelerator {
+            accel: self.accel.as_str(),
+            evidence: format!(
+                "no console output within {:.1} s under KVM (a kernel under a working KVM prints in milliseconds)",
+                within.as_secs_f64()
+            ),
+            waiting_for: waiting_for.into(),
+            qemu_stderr: c.qemu_stderr(),
+            console: c.tail(),
+        })
+    }
+
+    /// When the first console byte came, counted from QEMU's start (none yet: `None`).
+    pub fn first_output_after(&self) -> Option<Duration> {
+        let first = self.console.lock().ok()?.first_byte?;
+        Some(first.saturating_duration_since(self.started))
     }
 
     /// When QEMU said on stderr that KVM failed: give it a moment to finish its report (the

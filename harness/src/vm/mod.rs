@@ -30,7 +30,8 @@ pub fn qemu_binary() -> std::path::PathBuf {
 /// and how long it gets to reach `Hello`. The one statement of the foreign-architecture rule:
 /// another architecture's guest runs in its own QEMU, under TCG whatever the host's accelerator,
 /// without firmware, and boots several times slower; a KVM guest is held to
-/// [`accel::KVM_HELLO_DEADLINE`] (that boot is the proof KVM works).
+/// [`accel::KVM_HELLO_DEADLINE`] (that boot is the proof KVM works), and until a boot has proven
+/// KVM on this host, to its first console byte within [`accel::KVM_FIRST_OUTPUT`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Emulator {
     /// The QEMU binary.
@@ -41,6 +42,10 @@ pub struct Emulator {
     pub bios: Option<std::path::PathBuf>,
     /// QEMU start → `Hello` before the boot counts as failed.
     pub hello_deadline: std::time::Duration,
+    /// QEMU start → the first console byte before the boot counts as an accelerator failure:
+    /// set for the proof boot of a KVM not yet proven on this host
+    /// ([`accel::KVM_FIRST_OUTPUT`]; see [`QemuConfig::first_output`]).
+    pub first_output: Option<std::time::Duration>,
 }
 
 /// How much longer a guest of another architecture gets to reach `Hello` (arm64 under TCG).
@@ -48,11 +53,12 @@ const FOREIGN_BOOT_FACTOR: u32 = 3;
 
 impl Emulator {
     /// For a guest of `arch` on this host, whose own QEMU is `host_qemu` and accelerator
-    /// `host_accel`, given `boot_timeout` (the settings').
+    /// `host_accel` (`proven`: a real kernel has reached `Hello` under it here), given
+    /// `boot_timeout` (the settings').
     pub fn for_arch(
         arch: crate::kernel::Arch,
         host_qemu: &std::path::Path,
-        host_accel: Accel,
+        (host_accel, proven): (Accel, bool),
         boot_timeout: std::time::Duration,
     ) -> Emulator {
         if !arch.is_host() {
@@ -61,6 +67,7 @@ impl Emulator {
                 accel: Accel::Tcg,
                 bios: None,
                 hello_deadline: boot_timeout * FOREIGN_BOOT_FACTOR,
+                first_output: None,
             };
         }
         let hello_deadline = match host_accel {
@@ -72,6 +79,7 @@ impl Emulator {
             accel: host_accel,
             bios: qemu::default_bios(host_qemu),
             hello_deadline,
+            first_output: (host_accel == Accel::Kvm && !proven).then_some(accel::KVM_FIRST_OUTPUT),
         }
     }
 }

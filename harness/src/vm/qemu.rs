@@ -80,6 +80,11 @@ pub struct QemuConfig {
     pub shares: Vec<ShareDir>,
     /// A scratch disk (`--disk SIZE`): a raw file as a virtio-blk device (`/dev/vda`).
     pub disk: Option<PathBuf>,
+    /// The guest must print on its console within this long, or it is an accelerator failure:
+    /// the proof boot of a KVM not yet proven on this host ([`super::accel::KVM_FIRST_OUTPUT`]).
+    /// Such a boot's kernel prints from its first milliseconds (`quiet` dropped, `earlyprintk`
+    /// on the console's 8250), so a silent KVM is told from a slow one at once.
+    pub first_output: Option<std::time::Duration>,
 }
 
 /// A host directory the guest can mount by its tag.
@@ -167,6 +172,10 @@ impl QemuConfig {
     pub fn cmdline(&self) -> String {
         let base = if self.arch == Arch::Arm64 { ARM64_CMDLINE } else { BASE_CMDLINE };
         let mut words: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+        if self.first_output.is_some() {
+            words.retain(|w| w != "quiet");
+            words.push(if self.arch == Arch::Arm64 { "earlycon" } else { "earlyprintk=serial,ttyS0,115200" }.into());
+        }
         words.extend(self.append.iter().cloned());
         words.join(" ")
     }
@@ -335,7 +344,22 @@ mod tests {
             incoming: false,
             shares: Vec::new(),
             disk: None,
+            first_output: None,
         }
+    }
+
+    #[test]
+    fn a_kvm_proof_boot_is_loud_from_its_first_milliseconds() {
+        let quiet = cfg().cmdline();
+        assert!(quiet.split(' ').any(|w| w == "quiet") && !quiet.contains("earlyprintk"), "{quiet}");
+        let proof = QemuConfig { first_output: Some(std::time::Duration::from_secs(3)), ..cfg() }.cmdline();
+        assert!(!proof.split(' ').any(|w| w == "quiet"), "{proof}");
+        assert!(proof.split(' ').any(|w| w == "earlyprintk=serial,ttyS0,115200"), "{proof}");
+        // The rest of the line is the same, so the boot is the one later guests get.
+        fn rest(c: &str) -> Vec<&str> {
+            c.split(' ').filter(|w| *w != "quiet" && !w.starts_with("earlyprintk")).collect()
+        }
+        assert_eq!(rest(&quiet), rest(&proof));
     }
 
     #[test]

@@ -327,6 +327,7 @@ mod tests {
             incoming: false,
             shares: Vec::new(),
             disk: None,
+            first_output: None,
         }
     }
 
