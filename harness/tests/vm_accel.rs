@@ -210,8 +210,8 @@ fn vm_accel_run_falls_back_once_and_every_result_says_tcg() {
     let out_dir = tempfile::tempdir().unwrap();
     let t = Instant::now();
     let (mut cmd, _old) = kmatrix_with_kvm_node(&qemu);
-    let out = cmd
-        .args([
+    let out = common::output_leaving_nothing(
+        cmd.args([
             "run",
             "--kernels",
             "debian-6.1,debian-6.12",
@@ -219,9 +219,8 @@ fn vm_accel_run_falls_back_once_and_every_result_says_tcg() {
             "ftrace.tracers.available,kprobe.tracefs.openat",
         ])
         .args(["--snapshot", "off", "--json", "--out"])
-        .arg(out_dir.path())
-        .output()
-        .unwrap();
+        .arg(out_dir.path()),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let rs = common::json_results(&out.stdout);
@@ -241,7 +240,7 @@ fn vm_accel_run_falls_back_once_and_every_result_says_tcg() {
 fn vm_accel_forced_kvm_is_a_clear_infrastructure_error_naming_qemu() {
     let (_dir, qemu) = fake_qemu("kvm-internal-error");
     let t = Instant::now();
-    let out = kmatrix(&qemu).args(["boot", "--kernel", "debian-6.1", "--accel", "kvm"]).output().unwrap();
+    let out = common::output_leaving_nothing(kmatrix(&qemu).args(["boot", "--kernel", "debian-6.1", "--accel", "kvm"]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("the kvm accelerator failed"), "{stderr}");

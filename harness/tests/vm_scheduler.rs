@@ -4,7 +4,8 @@
 //! a scenario that fails once and passes on the automatic retry is `flaky`, with both attempts;
 //! results stream to results.jsonl as they arrive; a kernel split over two VMs (a free job slot)
 //! gives the same results, each once, in the same order as one VM; and a scenario in a VM
-//! always starts from a clean tracefs, whatever the one before it left.
+//! always starts from a clean tracefs, whatever the one before it left. After every run here,
+//! no process kmatrix started is left (`common::output_leaving_nothing`).
 
 mod common;
 
@@ -13,12 +14,12 @@ use std::time::Duration;
 
 fn run(scenarios: &str, extra: &[&str]) -> (Option<i32>, Vec<ScenarioResult>, String) {
     let d = tempfile::tempdir().unwrap();
-    let out = common::kmatrix()
-        .args(["run", "--kernels", "debian-6.1", "--scenarios", scenarios, "--json", "--out"])
-        .arg(d.path())
-        .args(extra)
-        .output()
-        .unwrap();
+    let out = common::output_leaving_nothing(
+        common::kmatrix()
+            .args(["run", "--kernels", "debian-6.1", "--scenarios", scenarios, "--json", "--out"])
+            .arg(d.path())
+            .args(extra),
+    );
     let results = common::json_results(&out.stdout);
     // The same results were streamed to the run's results.jsonl.
     let run_dir = std::fs::read_dir(d.path())

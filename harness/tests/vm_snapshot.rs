@@ -21,13 +21,17 @@ async fn vm_snapshot_is_taken_then_restored_and_a_damaged_one_is_replaced() {
     let mut opts = p.options("snap", vec![format!("kmatrix.test=snap-{}", std::process::id())]);
     opts.snapshots = Some(p.session.cache.clone());
 
+    // This binary's only test: every QEMU below this process is one of its guests.
+    let mut watch = common::Watch::new(std::process::id());
     let mut first = p.start(&opts).await;
+    watch.look();
     assert!(first.restored, "the first start takes the snapshot, then runs from it");
     let caps = first.caps.clone();
     kprobe_passes(&mut first).await;
     first.shutdown().await.unwrap();
 
     let mut second = p.start(&opts).await;
+    watch.look();
     assert!(second.restored);
     assert_eq!(second.caps, caps);
     assert!(second.hello_after < Duration::from_secs(2), "restore took {:?}", second.hello_after);
@@ -43,8 +47,11 @@ async fn vm_snapshot_is_taken_then_restored_and_a_damaged_one_is_replaced() {
     // Damage the saved device state: the restore fails, the snapshot goes, the guest boots cold.
     std::fs::write(dir.join("state"), b"not a migration stream").unwrap();
     let mut third = p.start(&opts).await;
+    watch.look();
     assert!(!third.restored);
     assert!(!dir.exists(), "the damaged snapshot was not removed");
     kprobe_passes(&mut third).await;
     third.shutdown().await.unwrap();
+    assert!(watch.qemus().len() >= 3, "three guests were watched: {:?}", watch.seen());
+    watch.assert_none_left();
 }

@@ -301,6 +301,37 @@ impl Watch {
     }
 }
 
+/// Run `cmd` to its end as [`Command::output`] does, while a thread [`Watch`]es every process it
+/// starts (looking every 50 ms); after it, assert that none outlived it. For every test that
+/// runs kmatrix through a fault (a hang, a panic, a KVM failure, a split scheduler): 0 orphans
+/// is part of each one's verdict, not a column nobody reads.
+pub fn output_leaving_nothing(cmd: &mut Command) -> std::process::Output {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (done, mut watch) = (done.clone(), Watch::new(child.id()));
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                watch.look();
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            watch
+        })
+    };
+    let out = child.wait_with_output().unwrap();
+    done.store(true, Ordering::Relaxed);
+    let watch = watcher.join().unwrap();
+    watch.assert_none_left();
+    out
+}
+
 /// Who runs the tests and what `/dev/kvm` does for them, for the output of tests whose host
 /// differs between machines (root or an ordinary user; no `/dev/kvm`, one that does not open,
 /// one that opens), so a log says which host kind was proven.
