@@ -1,7 +1,8 @@
 //! Reports rendered from real runs (fixtures captured from `kmatrix run`, see
 //! fixtures/runs/README.md) and checked by the tools that consume them: the JUnit XML against its
 //! schema with xmllint, the HTML matrix in headless Chromium, KTAP with the kernel's own
-//! `kunit_parser.py`, and `report diff` between two runs. `vm_report_diff_…` boots debian-6.1
+//! `kunit_parser.py`, the published site in headless Chromium (links, details, a screenshot),
+//! and `report diff` between two runs. `vm_report_diff_…` boots debian-6.1
 //! twice (a user's object and its regressed version) for the baseline/candidate gate.
 
 mod common;
@@ -56,6 +57,106 @@ fn chromium() -> String {
         .to_string()
 }
 
+/// Headless Chromium with `args` (a profile of its own under `dir`); its stdout.
+fn headless(dir: &Path, args: &[&str]) -> String {
+    let profile = tempfile::tempdir_in(dir).unwrap();
+    let out = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--virtual-time-budget=2000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .output()
+        .expect("chromium (Debian: apt-get install chromium; elsewhere set KMATRIX_CHROMIUM)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// A PNG's width and height (its IHDR chunk) and its size in bytes.
+fn png_shape(p: &Path) -> (u32, u32, usize) {
+    let b = std::fs::read(p).unwrap();
+    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n", "{} is not a PNG", p.display());
+    assert_eq!(&b[12..16], b"IHDR");
+    let be = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    (be(16), be(20), b.len())
+}
+
+/// `report site` of two real runs: the index holds one link per (kernel, scenario) of the runs
+/// (a later run's cell replacing an earlier one's), a failed cell's link opens its section of
+/// the scenario's page in Chromium with the run's reason and rerun command line, and a
+/// screenshot of the index is a full page of table, not a blank one.
+#[test]
+fn report_site_links_every_cell_to_its_detail_in_headless_chromium() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("site");
+    let made = kmatrix()
+        .args(["report", "site", "--out"])
+        .arg(&out)
+        .arg(fixture("before"))
+        .arg(fixture("after"))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let mut pairs = std::collections::BTreeSet::new();
+    for run in ["before", "after"] {
+        for r in kmatrix::run::results::read_run(&fixture(run)).unwrap() {
+            pairs.insert((r.kernel, r.scenario));
+        }
+    }
+    let index = format!("file://{}", out.join("index.html").display());
+    let dom = headless(d.path(), &["--dump-dom", &index]);
+    assert!(dom.contains("<table id=\"compat\">"), "{dom}");
+    assert_eq!(dom.matches("class=\"cell\"").count(), pairs.len(), "one link per cell");
+
+    // A cell that failed in `after` (the later run): its link, then its detail.
+    let after = kmatrix::run::results::read_run(&fixture("after")).unwrap();
+    let failed = after.iter().find(|r| r.status == kmatrix_proto::Status::Fail).expect("a failed cell in after/");
+    let href = format!("scenario/{}.html#{}", failed.scenario, failed.kernel);
+    assert!(dom.contains(&format!("href=\"{href}\">fail</a>")), "no link {href}");
+    let detail = headless(d.path(), &["--dump-dom", &format!("file://{}/{href}", out.display())]);
+    let section = detail
+        .split(&format!("<section id=\"{}\"", failed.kernel))
+        .nth(1)
+        .and_then(|s| s.split("</section>").next())
+        .unwrap_or_else(|| panic!("no section {} in {detail}", failed.kernel));
+    let reason_head: String = failed.reason.chars().take(40).collect();
+    assert!(
+        section.contains(&reason_head.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")),
+        "{section}"
+    );
+    let rerun = format!(
+        "kmatrix rerun {} --kernel {} --scenario {}",
+        fixture("after").display(),
+        failed.kernel,
+        failed.scenario
+    );
+    assert!(section.contains(&rerun), "no {rerun} in {section}");
+
+    // Screenshots at one size: the index's table against a blank page.
+    let (shot, blank) = (d.path().join("index.png"), d.path().join("blank.png"));
+    headless(d.path(), &["--window-size=1200,900", &format!("--screenshot={}", shot.display()), &index]);
+    headless(d.path(), &["--window-size=1200,900", &format!("--screenshot={}", blank.display()), "about:blank"]);
+    let (w, h, size) = png_shape(&shot);
+    let (bw, bh, bsize) = png_shape(&blank);
+    assert_eq!((w, h), (bw, bh));
+    assert!(w >= 1000 && h >= 700, "{w}x{h}");
+    assert!(size > 4 * bsize, "the index's screenshot ({size} B) is no fuller than a blank page's ({bsize} B)");
+
+    // Written over a site already there: refused, naming the directory (exit 2).
+    let again = kmatrix().args(["report", "site", "--out"]).arg(&out).arg(fixture("after")).output().unwrap();
+    assert_eq!(again.status.code(), Some(2), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(String::from_utf8_lossy(&again.stderr).contains(&format!("{} exists and is not empty", out.display())));
+}
+
 #[test]
 fn junit_of_flaky_cells_and_errors_with_causes_validates() {
     use kmatrix_proto::{Cause, ScenarioResult, Status};
@@ -84,27 +185,8 @@ fn html_matrix_renders_and_opens_a_cell_in_headless_chromium() {
     let page = d.path().join("matrix.html");
     let st = kmatrix().args(["report", "--format", "html", "-o"]).arg(&page).arg(fixture("after")).status().unwrap();
     assert!(st.success());
-    let profile = d.path().join("chromium-profile");
     let url = format!("file://{}#open=0", page.display());
-    let out = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=2000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
-        .arg(&url)
-        .output()
-        .expect("chromium (Debian: apt-get install chromium; elsewhere set KMATRIX_CHROMIUM)");
-    let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dom = headless(d.path(), &["--dump-dom", &url]);
     // The table was built, and the script opened cell 0's detail.
     assert!(dom.contains("<table id=\"matrix\">"), "{dom}");
     let detail = dom.split("<div id=\"detail\">").nth(1).unwrap_or("");

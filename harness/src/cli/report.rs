@@ -65,6 +65,17 @@ pub enum ReportCommand {
         #[arg(long, short = 'o')]
         output: Option<PathBuf>,
     },
+    /// The compatibility table of one or more runs as a static site to publish (GitHub Pages):
+    /// `index.html` with every cell a link to its detail, and a page per scenario with each
+    /// kernel's cell (why, evidence, counts, build, guest, excerpt, rerun command line).
+    Site {
+        /// Run directories or results.jsonl files (a later run's cell replaces an earlier one's).
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// The directory to write the site into: must not exist, or be empty.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Join result files (e.g. CI shards) into one results.jsonl.
     Merge {
         /// Run directories or results.jsonl files, joined in this order.
@@ -123,6 +134,17 @@ fn links_from(run: &std::path::Path, output: Option<&std::path::Path>) -> String
     }
 }
 
+/// Each scenario's declared `since`, from the agent's catalogue.
+fn catalogue_since() -> Result<std::collections::BTreeMap<String, String>> {
+    let cache = Cache::from_env().exit_code(exit::INFRA)?;
+    Ok(crate::catalogue::load(&cache)
+        .context("cannot list the agent's catalogue (each scenario's since)")
+        .exit_code(exit::INFRA)?
+        .into_iter()
+        .map(|s| (s.id, s.since))
+        .collect())
+}
+
 /// The results of a run directory or results file; one that cannot be read is bad input.
 pub(super) fn read_results(p: &std::path::Path) -> Result<Vec<kmatrix_proto::ScenarioResult>> {
     results::read_run(p).exit_code(exit::BAD_INPUT)
@@ -148,14 +170,7 @@ pub(crate) fn report_cmd(a: ReportArgs) -> Result<i32> {
         }
         Some(ReportCommand::Compat { run, format, output }) => {
             let results = read_results(&run)?;
-            let cache = Cache::from_env().exit_code(exit::INFRA)?;
-            let since: std::collections::BTreeMap<String, String> = crate::catalogue::load(&cache)
-                .context("cannot list the agent's catalogue (each scenario's since)")
-                .exit_code(exit::INFRA)?
-                .into_iter()
-                .map(|s| (s.id, s.since))
-                .collect();
-            let t = render::compat::build(&results, &since);
+            let t = render::compat::build(&results, &catalogue_since()?);
             let text = match format.as_str() {
                 "json" => serde_json::to_string_pretty(&t)? + "\n",
                 "html" => render::compat::html(&t),
@@ -167,6 +182,27 @@ pub(crate) fn report_cmd(a: ReportArgs) -> Result<i32> {
                     .exit_code(exit::INFRA)?,
                 None => emit(&text)?,
             }
+            Ok(exit::OK)
+        }
+        Some(ReportCommand::Site { runs, out }) => {
+            let mut read = Vec::new();
+            for r in &runs {
+                read.push(render::site::Run { path: r.display().to_string(), results: read_results(r)? });
+            }
+            let w = match render::site::write(&out, &read, &catalogue_since()?) {
+                Ok(w) => w,
+                Err(e @ (render::site::SiteError::Empty { .. } | render::site::SiteError::NotEmpty(_))) => {
+                    return Err(e).context("report site").exit_code(exit::BAD_INPUT)
+                }
+                Err(e) => return Err(e).context("report site").exit_code(exit::INFRA),
+            };
+            eprintln!(
+                "report site: {} pages, {} cells, in {} (open {})",
+                w.pages,
+                w.cells,
+                out.display(),
+                out.join("index.html").display()
+            );
             Ok(exit::OK)
         }
         Some(ReportCommand::Merge { inputs, output }) => {

@@ -1,6 +1,7 @@
 //! Rendering for people and programs: the boot record and benchmark statistics (here), the
 //! result matrix as a terminal table, JUnit XML, KTAP, an HTML page and a GitHub summary, run
-//! diffs (and the baseline/candidate classes CI gates on), the compatibility table, progress bars, and a cell's artifacts
+//! diffs (and the baseline/candidate classes CI gates on), the compatibility table and its static
+//! site, progress bars, and a cell's artifacts
 //! (Chrome trace JSON, flame graph SVG). Nothing here runs guests or reads kernels; it formats
 //! what others produced. Snapshot tests (`snapshots`) pin the table, JUnit and HTML output.
 
@@ -16,6 +17,7 @@ pub mod html;
 pub mod junit;
 pub mod ktap;
 pub mod progress;
+pub mod site;
 #[cfg(test)]
 mod snapshots;
 pub mod table;
