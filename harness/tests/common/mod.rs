@@ -239,13 +239,21 @@ pub fn proc_table() -> std::collections::BTreeMap<u32, Proc> {
 #[derive(Debug, Default)]
 pub struct Watch {
     root: u32,
+    /// Only processes whose command line holds this (a test's own guests, where other tests of
+    /// the same process start guests too).
+    marker: Option<String>,
     /// pid → (comm, start time) of every started process seen.
     seen: std::collections::BTreeMap<u32, (String, u64)>,
 }
 
 impl Watch {
     pub fn new(root: u32) -> Watch {
-        Watch { root, seen: Default::default() }
+        Watch { root, marker: None, seen: Default::default() }
+    }
+
+    /// A watch of the processes below `root` whose command line holds `marker`.
+    pub fn marked(root: u32, marker: &str) -> Watch {
+        Watch { root, marker: Some(marker.to_string()), seen: Default::default() }
     }
 
     /// Record the started processes below the root now.
@@ -260,7 +268,11 @@ impl Watch {
         }
         for pid in &below[1..] {
             let p = &table[pid];
-            if STARTED.contains(&p.comm.as_str()) && !p.zombie {
+            let marked = self.marker.as_ref().is_none_or(|m| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(m.as_str()))
+            });
+            if STARTED.contains(&p.comm.as_str()) && !p.zombie && marked {
                 self.seen.entry(*pid).or_insert((p.comm.clone(), p.start));
             }
         }
@@ -393,12 +405,18 @@ exec "$0" "$@""#
 const IN_NAMESPACE: &str = "KMATRIX_TEST_IN_NAMESPACE";
 
 /// For a test whose body must run in a namespace of [`in_namespace`] (its `/dev/kvm` as `kvm`):
-/// in the test process, run this test binary's test `name` again inside one, check that it
-/// passed, and return false; in the binary run inside, return true (run the body).
-pub fn inside_namespace(kvm: NsKvm, name: &str) -> bool {
+/// in the test process, run this test binary's test `name` of `module` (the caller's
+/// `module_path!()`) again inside one, check that it passed, and return false; in the binary run
+/// inside, return true (run the body).
+pub fn inside_namespace(kvm: NsKvm, module: &str, name: &str) -> bool {
     if std::env::var_os(IN_NAMESPACE).is_some() {
         return true;
     }
+    // libtest names a test by its path below the crate: `vm_accel::vm_accel_…`.
+    let name = &match module.split_once("::") {
+        Some((_, below)) => format!("{below}::{name}"),
+        None => name.to_string(),
+    };
     eprintln!("{}; {name} runs in a user and mount namespace whose /dev/kvm is {kvm:?}", host_kind());
     let (mut c, _old) = in_namespace(kvm, &std::env::current_exe().unwrap());
     let out = c.args(["--exact", name, "--nocapture", "--test-threads", "1"]).env(IN_NAMESPACE, "1").output().unwrap();

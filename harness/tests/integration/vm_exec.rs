@@ -3,7 +3,7 @@
 //! codes and signals; a program that never exits and leaves children holding its pipes; and the
 //! bad inputs (no such program, a script without its interpreter, a bad --rw) refused by name.
 
-mod common;
+use crate::common;
 use common::kmatrix;
 
 use std::process::{Command, Output, Stdio};

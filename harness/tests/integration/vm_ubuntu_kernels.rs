@@ -7,7 +7,7 @@
 //! The whole core lane of every Ubuntu line is in the default matrix (`tests/matrix.rs`), with
 //! its pinned statuses in `tests/expected.toml`.
 
-mod common;
+use crate::common;
 
 use kmatrix_proto::Status;
 

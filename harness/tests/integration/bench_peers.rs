@@ -2,7 +2,7 @@
 //! refusal exits 2 naming the input, before anything is installed or booted. The bench itself
 //! installs software and takes minutes, so it is run by hand (docs/performance.md), not here.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

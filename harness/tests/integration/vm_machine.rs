@@ -5,7 +5,7 @@
 //! block-layer requests counted exactly; and `exec --output-dir` with each kernel's output
 //! unprefixed. Each check is one a guest without the feature fails.
 
-mod common;
+use crate::common;
 use common::kmatrix;
 
 use kmatrix_proto::Status;

@@ -2,7 +2,7 @@
 //! linux-source-6.1 (downloaded and verified on first use): a handful of cases with exact
 //! statuses, mapped to `selftest.ftrace.<dir>.<file>` results in a run directory.
 
-mod common;
+use crate::common;
 
 use kmatrix_proto::Status;
 

@@ -6,7 +6,7 @@
 //! evidence; a `--workload` no selected scenario takes is bad input before anything boots; the
 //! command runs in the caller's directory.
 
-mod common;
+use crate::common;
 
 use kmatrix_proto::{ScenarioResult, Status};
 

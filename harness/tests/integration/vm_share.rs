@@ -5,7 +5,7 @@
 //! share asked for, named in each result; no virtiofsd outlives a SIGKILLed kmatrix.
 //! These need virtiofsd (`scripts/setup.sh` builds it); without one they fail, naming it.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! running kmatrix does, a shared lock on its use lock) and one run directory; with a budget of
 //! nothing, everything else goes and those two stay, and `kernels gc` leaves the held kernel too.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! Boots the real Debian 6.1 kernel under QEMU (these tests download it on first use) and checks
 //! the walking skeleton end to end, through the library and through the `kmatrix` binary.
 
-mod common;
+use crate::common;
 use common::kmatrix;
 
 use kmatrix::guest::Guest;

@@ -3,7 +3,7 @@
 //! and its changes, Ctrl-C reaching the guest's foreground program, and `exit N` ending kmatrix
 //! with N.
 
-mod common;
+use crate::common;
 
 use common::Tmux;
 use std::process::Command;

@@ -5,7 +5,7 @@
 //! kmatrix starts (`common::Watch`: QEMU of either architecture, virtiofsd, helpers) and asserts
 //! none is left after the run. Figures: docs/reliability.md.
 
-mod common;
+use crate::common;
 use common::{kmatrix, Watch};
 
 use kmatrix_proto::Status;

@@ -5,7 +5,7 @@
 //! against the predicate, the number of steps against log2, and the changelog against the two
 //! builds. Then a --good build that is not good is refused, naming it.
 
-mod common;
+use crate::common;
 
 use kmatrix::kernel::version;
 use std::path::PathBuf;

@@ -5,7 +5,7 @@
 //! and `report diff` between two runs. `vm_report_diff_…` boots debian-6.1
 //! twice (a user's object and its regressed version) for the baseline/candidate gate.
 
-mod common;
+use crate::common;
 use common::kmatrix;
 
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 //! it; `kmatrix trace` says where they are and the HTML report links them. The checks here are
 //! written apart from the library's own checker.
 
-mod common;
+use crate::common;
 use common::kmatrix;
 
 use kmatrix_proto::{ScenarioResult, Status};

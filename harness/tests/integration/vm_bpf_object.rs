@@ -5,7 +5,7 @@
 //! object is bad input (exit 2) before anything boots. Objects are compiled from
 //! tests/fixtures/bpf (see its README).
 
-mod common;
+use crate::common;
 
 use common::{build, core_source, cut_object, fixture, json_results};
 use kmatrix_proto::{ScenarioResult, Status};

@@ -2,7 +2,7 @@
 //! `Hello` (warmed up first: the agent's one-time BPF work is in the snapshot), the next restores
 //! it (and the agent answers), a damaged snapshot is removed and the guest boots cold instead.
 
-mod common;
+use crate::common;
 
 use kmatrix::guest::Guest;
 use kmatrix_proto::{RunRequest, Status};
@@ -18,11 +18,12 @@ async fn kprobe_passes(g: &mut Guest) {
 async fn vm_snapshot_is_taken_then_restored_and_a_damaged_one_is_replaced() {
     let p = common::prepare("debian-6.1", Vec::new()).await;
     // A command line word of its own gives this test a snapshot key of its own.
-    let mut opts = p.options("snap", vec![format!("kmatrix.test=snap-{}", std::process::id())]);
+    let marker = format!("kmatrix.test=snap-{}", std::process::id());
+    let mut opts = p.options("snap", vec![marker.clone()]);
     opts.snapshots = Some(p.session.cache.clone());
 
-    // This binary's only test: every QEMU below this process is one of its guests.
-    let mut watch = common::Watch::new(std::process::id());
+    // Other tests of this process start guests too: watch the ones with this test's word.
+    let mut watch = common::Watch::marked(std::process::id(), &marker);
     let mut first = p.start(&opts).await;
     watch.look();
     assert!(first.restored, "the first start takes the snapshot, then runs from it");

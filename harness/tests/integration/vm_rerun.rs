@@ -4,7 +4,7 @@
 //! that matches nothing are refused with the error naming them; `--shell` opens a shell on the
 //! scenario's kept tracefs state (driven through tmux, as `vm_shell.rs` does).
 
-mod common;
+use crate::common;
 
 use common::Tmux;
 use kmatrix_proto::{ScenarioResult, Status};

@@ -7,7 +7,7 @@
 //! always starts from a clean tracefs, whatever the one before it left. After every run here,
 //! no process kmatrix started is left (`common::output_leaving_nothing`).
 
-mod common;
+use crate::common;
 
 use kmatrix_proto::{RunRequest, ScenarioResult, Status};
 use std::time::Duration;

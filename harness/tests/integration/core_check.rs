@@ -4,7 +4,7 @@
 //! fails on every kernel with the field named; bad files are bad input naming the file.
 //! `vm_bpf_object.rs` checks that the in-guest load agrees.
 
-mod common;
+use crate::common;
 
 use common::{build, core_source, cut_object, fixture};
 use serde_json::Value;

@@ -5,8 +5,6 @@
 //! this host's distribution (os-release), with the host's verdict saying the host lacks it —
 //! not `fail` — while strace beside it, present, still passes.
 
-mod common;
-
 use std::process::Command;
 
 /// `<Distribution>'s trace-cmd` as kmatrix names it for this host.
