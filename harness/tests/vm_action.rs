@@ -444,6 +444,62 @@ fn vm_action_runs_as_a_runner_would() {
     eprintln!("action: four runs in {:.1} s", started.elapsed().as_secs_f64());
 }
 
+/// The `command` input: the user's commands, one per line, as judged cells (`kmatrix run
+/// --command`) in a project of the user's (the workspace), named through `args`: one reads a
+/// file of the workspace (passes only in its directory), one exits 77 (unsupported), one exits 3
+/// (fail). The outputs count them as the results file has them, the summary shows their rows,
+/// the Action exits 1.
+#[test]
+fn vm_action_runs_the_users_commands_as_cells() {
+    let d = tempfile::tempdir().unwrap();
+    let clone = clone_into(d.path());
+    let project = d.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let token = format!("workspace-file-{}", std::process::id());
+    std::fs::write(project.join("data.txt"), format!("{token}\n")).unwrap();
+    let temp = d.path().join("run");
+    std::fs::create_dir_all(&temp).unwrap();
+    let started = std::time::Instant::now();
+    let mut r = Runner::new(
+        &clone,
+        &temp,
+        &[
+            ("kernels", "debian-6.1"),
+            ("command", "grep -qx workspace-file-[0-9]* data.txt\n\n  sh -c 'echo no frobnicator; exit 77'\nsh -c 'echo broken; exit 3'\n"),
+            ("args", "--name data --name skip --name broken --retries 0"),
+            ("kmatrix", env!("CARGO_BIN_EXE_kmatrix")),
+        ],
+    );
+    r.in_workspace(&project);
+    let ran = r.run();
+    eprintln!("action: the user's commands in {:.1} s", started.elapsed().as_secs_f64());
+    assert_eq!(ran.last().unwrap().1, Ran::Code(1), "{ran:?}");
+    let out = r.action_outputs();
+    let s = statuses(Path::new(&out["results"]));
+    let want: BTreeMap<String, String> = [("user.data", "pass"), ("user.skip", "unsupported"), ("user.broken", "fail")]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(s, want, "{}", out["results"]);
+    assert_eq!((out["passed"].as_str(), out["failed"].as_str(), out["errors"].as_str()), ("1", "1", "0"));
+    assert_eq!(out["exit-code"], "1");
+    for (cell, verdict) in [("user.data", "ok"), ("user.skip", "unsup"), ("user.broken", "FAIL")] {
+        assert!(
+            r.summary.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == [cell, verdict]),
+            "no row {cell} {verdict} in the summary:\n{}",
+            r.summary
+        );
+    }
+    // The command ran in the workspace: its recorded directory, and the file it read.
+    let results = std::fs::read_to_string(&out["results"]).unwrap();
+    let data: Value = results
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["scenario"] == "user.data")
+        .unwrap();
+    assert_eq!(data["params"]["cwd"], project.display().to_string());
+}
+
 /// The build step without the `kmatrix` input, used from a project of the user's (not this
 /// repository): `cargo install` of the Action's own `harness` into the cached directory, once
 /// per build key. A release build takes 10+ minutes here, so
@@ -530,7 +586,6 @@ fn action_says_bad_input_with_exit_2() {
     };
     // Refused before anything is installed: the first step fails, every other is skipped.
     for (what, with) in [
-        ("command", vec![("command", "make check")]),
         ("baseline", vec![("baseline", "no-such-dir/results.jsonl")]),
         ("kmatrix", vec![("kmatrix", "/nonexistent/kmatrix")]),
     ] {
@@ -549,6 +604,11 @@ fn action_says_bad_input_with_exit_2() {
     assert_eq!(out["exit-code"], "2", "{out:?}");
     assert_eq!(out["results"], "", "no run, no results: {out:?}");
     assert!(ran.iter().any(|(n, r)| n == "Write the job summary" && *r == Ran::Skipped), "{ran:?}");
+    // Nor is a command: its words are split, never expanded, and `$(touch` is no program here.
+    let (ran, r) = run("command-injection", &[("command", &glob), ("kmatrix", bin)]);
+    assert_eq!(ran.last().unwrap(), &("Exit with kmatrix's code".to_string(), Ran::Code(2)), "{ran:?}");
+    assert!(!mark.exists(), "a command input ran as shell text");
+    assert_eq!(r.action_outputs()["results"], "");
 }
 
 /// No `${{ }}` in a script: every value reaches the scripts through `env:` (GitHub splices an
