@@ -65,6 +65,17 @@ pub enum ExecError {
     /// An `--env` word that is not `NAME=VALUE` (as given).
     #[error("--env {0:?}: expected NAME=VALUE")]
     BadEnv(String),
+    /// A command line that does not split into words.
+    #[error("{line:?} does not split into words: {why}")]
+    Split {
+        /// The command line.
+        line: String,
+        /// Why.
+        why: SplitError,
+    },
+    /// A command line with no word in it.
+    #[error("empty command")]
+    Empty,
 }
 
 /// Variables never passed to the guest: they name host resources the guest cannot reach
@@ -268,6 +279,84 @@ pub fn request(
         host_time_ns: None,
     };
     Ok((req, rw_abs))
+}
+
+/// Why a command line does not split into words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SplitError {
+    /// A `'` without its closing `'`.
+    #[error("unterminated single quote")]
+    SingleQuote,
+    /// A `"` without its closing `"`.
+    #[error("unterminated double quote")]
+    DoubleQuote,
+    /// A `\` with nothing after it to escape.
+    #[error("a backslash at the end")]
+    TrailingBackslash,
+}
+
+/// Plain words, 'single' and "double" quotes, backslash escapes; no expansion of any kind.
+pub fn split_words(s: &str) -> Result<Vec<String>, SplitError> {
+    let (mut words, mut cur, mut any) = (Vec::new(), String::new(), false);
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                any = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => cur.push(c),
+                        None => return Err(SplitError::SingleQuote),
+                    }
+                }
+            }
+            '"' => {
+                any = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => cur.push(chars.next().ok_or(SplitError::TrailingBackslash)?),
+                        Some(c) => cur.push(c),
+                        None => return Err(SplitError::DoubleQuote),
+                    }
+                }
+            }
+            '\\' => {
+                any = true;
+                cur.push(chars.next().ok_or(SplitError::TrailingBackslash)?);
+            }
+            c if c.is_whitespace() => {
+                if any {
+                    words.push(std::mem::take(&mut cur));
+                    any = false;
+                }
+            }
+            c => {
+                any = true;
+                cur.push(c);
+            }
+        }
+    }
+    if any {
+        words.push(cur);
+    }
+    Ok(words)
+}
+
+/// A host command line given as one string (`'ls -l /tmp'`, as `--workload` and `--command`
+/// take it): split into words ([`split_words`]), its program resolved ([`resolve`]) in the
+/// guest's `PATH` against the caller's directory ([`caller_cwd`]), where it will run. Returns
+/// the argv with the program's host path first, and that directory.
+pub fn command_line(line: &str) -> Result<(Vec<String>, PathBuf), ExecError> {
+    let words = split_words(line).map_err(|why| ExecError::Split { line: line.into(), why })?;
+    let Some(first) = words.first() else { return Err(ExecError::Empty) };
+    let path = guest_path(&std::env::var("PATH").unwrap_or_default());
+    let cwd = caller_cwd()?;
+    let program = resolve(first, &path, &cwd)?;
+    let mut argv = vec![program.display().to_string()];
+    argv.extend(words[1..].iter().cloned());
+    Ok((argv, cwd))
 }
 
 #[cfg(test)]

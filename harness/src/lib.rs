@@ -25,6 +25,7 @@ pub mod selftest;
 pub mod session;
 pub mod settings;
 pub mod testing;
+pub mod user_command;
 pub mod vm;
 
 /// An error and every cause under it on one line (`a: b: c`), for results and reports that

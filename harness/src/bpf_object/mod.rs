@@ -15,7 +15,7 @@ mod object;
 mod plan;
 
 pub use object::{contain, kind_of, open, parse, ObjProgram, Panicked, UserObject};
-pub use plan::{plan, render_steps, workload, workload_count, Plan, Request, SplitError, Workload};
+pub use plan::{plan, render_steps, workload, workload_count, Plan, Request, Workload};
 
 use std::path::PathBuf;
 

@@ -81,78 +81,8 @@ pub fn workload(spec: &str) -> Result<Workload, ObjectError> {
     if matches!(name, "openat-loop" | "hello") && !spec.contains(char::is_whitespace) {
         return workload_count(spec).map(Workload::Builtin);
     }
-    let argv = shell_words(spec).map_err(|e| bad(e.to_string()))?;
-    let Some(first) = argv.first() else { return Err(bad("empty command".into())) };
-    let path = crate::exec::guest_path(&std::env::var("PATH").unwrap_or_default());
-    // The command runs in this directory in the guest's view of the host root.
-    let cwd = crate::exec::caller_cwd().map_err(|e| bad(e.to_string()))?;
-    let resolved = crate::exec::resolve(first, &path, &cwd).map_err(|e| bad(e.to_string()))?;
-    let mut full = vec![resolved.display().to_string()];
-    full.extend(argv[1..].iter().cloned());
-    Ok(Workload::Command(full, cwd))
-}
-
-/// Why a command line does not split into words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum SplitError {
-    /// A `'` without its closing `'`.
-    #[error("unterminated single quote")]
-    SingleQuote,
-    /// A `"` without its closing `"`.
-    #[error("unterminated double quote")]
-    DoubleQuote,
-    /// A `\` with nothing after it to escape.
-    #[error("a backslash at the end")]
-    TrailingBackslash,
-}
-
-/// Plain words, 'single' and "double" quotes, backslash escapes; no expansion of any kind.
-fn shell_words(s: &str) -> Result<Vec<String>, SplitError> {
-    let (mut words, mut cur, mut any) = (Vec::new(), String::new(), false);
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                any = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => cur.push(c),
-                        None => return Err(SplitError::SingleQuote),
-                    }
-                }
-            }
-            '"' => {
-                any = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => cur.push(chars.next().ok_or(SplitError::TrailingBackslash)?),
-                        Some(c) => cur.push(c),
-                        None => return Err(SplitError::DoubleQuote),
-                    }
-                }
-            }
-            '\\' => {
-                any = true;
-                cur.push(chars.next().ok_or(SplitError::TrailingBackslash)?);
-            }
-            c if c.is_whitespace() => {
-                if any {
-                    words.push(std::mem::take(&mut cur));
-                    any = false;
-                }
-            }
-            c => {
-                any = true;
-                cur.push(c);
-            }
-        }
-    }
-    if any {
-        words.push(cur);
-    }
-    Ok(words)
+    let (argv, cwd) = crate::exec::command_line(spec).map_err(|e| bad(e.to_string()))?;
+    Ok(Workload::Command(argv, cwd))
 }
 
 /// Check `req` against `obj` and turn it into the scenario's parameters.

@@ -112,7 +112,12 @@ pub(crate) async fn rerun_cmd(a: RerunArgs) -> Result<i32> {
     let cat = crate::catalogue::load(&cache).context("cannot list the agent's catalogue").exit_code(exit::INFRA)?;
     let mut infos: Vec<kmatrix_proto::ScenarioInfo> = Vec::new();
     for r in &cells {
-        let Some(info) = cat.iter().find(|s| s.id == r.scenario) else {
+        // The user's command: what it ran is in the cell's own parameters.
+        let user = match crate::user_command::is_user(&r.scenario) {
+            true => Some(crate::user_command::info_of(r).exit_code(exit::BAD_INPUT)?),
+            false => None,
+        };
+        let Some(info) = user.as_ref().or_else(|| cat.iter().find(|s| s.id == r.scenario)) else {
             return Err(anyhow::anyhow!(
                 "{} {}: this kmatrix's catalogue has no scenario {} (the results come from another kmatrix version?)",
                 r.kernel,
@@ -249,18 +254,20 @@ async fn shell_at_failure(a: &RerunArgs, r: &ScenarioResult, lock: Option<&kerne
     let session = Arc::new(open_session(accel).await?);
     let ga = a.guest(accel, &spec, rerun::machine_of(r));
     let (p, mut g) = start_shared(&session, &ga, &spec, "rerun-shell", Vec::new(), false).await?;
-    let req = RunRequest {
-        scenario: r.scenario.clone(),
-        params: r.params.clone(),
-        root: g.share.clone(),
-        keep_state: true,
-        ..Default::default()
+    let timeout = Duration::from_secs_f64(a.scenario_timeout);
+    let now = if crate::user_command::is_user(&r.scenario) {
+        crate::user_command::run(&mut g, &r.scenario, &r.params, &r.kernel, &p.kernel.release, timeout).await
+    } else {
+        let req = RunRequest {
+            scenario: r.scenario.clone(),
+            params: r.params.clone(),
+            root: g.share.clone(),
+            keep_state: true,
+            ..Default::default()
+        };
+        g.run(req, timeout).await
     };
-    let now = g
-        .run(req, Duration::from_secs_f64(a.scenario_timeout))
-        .await
-        .with_context(|| format!("running {} on {spec} failed", r.scenario))
-        .exit_code(exit::INFRA)?;
+    let now = now.with_context(|| format!("running {} on {spec} failed", r.scenario)).exit_code(exit::INFRA)?;
     eprintln!(
         "kmatrix: {} {} on {spec}: was {}, now {}{}",
         r.kernel,

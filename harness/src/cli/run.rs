@@ -62,6 +62,9 @@ pub struct RunArgs {
     /// A user's BPF object to run instead of scenarios (flattened: `--bpf-object`, ...).
     #[command(flatten)]
     pub bpf: Box<BpfObjectArgs>,
+    /// The user's own commands as judged cells (flattened: `--command`, `--command-file`, `--name`).
+    #[command(flatten)]
+    pub user: Box<UserCommandArgs>,
     /// The kernel and how to boot it (flattened: `--kernel`, `--accel`, `--memory`, ...).
     #[command(flatten)]
     pub guest: GuestArgs,
@@ -93,6 +96,27 @@ pub struct BpfObjectArgs {
     /// where the count is exact (a built-in workload on its own call), else at least once.
     #[arg(long, requires = "workload")]
     pub expect_runs: Option<u64>,
+}
+
+/// `kmatrix run --command`: the user's own commands, each a judged cell on every kernel.
+#[derive(Debug, Args, Clone, Default)]
+pub struct UserCommandArgs {
+    /// A host command line to run on each kernel as the cell `user.<name>` (repeatable): run in
+    /// the guest through the shared host root, in this directory, with this environment, as
+    /// `kmatrix exec` runs it. Exit 0 is pass, 4 or 77 unsupported (skip), anything else fail,
+    /// its timeout (--scenario-timeout) an error. Words and quotes are split as a shell splits
+    /// them, with no expansion (`--command "sh -c 'make check'"` for a shell). Alone, it runs
+    /// only the commands; with --scenarios, those scenarios too.
+    #[arg(long = "command", value_name = "'CMD ARGS'")]
+    pub commands: Vec<String>,
+    /// A file of commands, one per line (blank lines and `#` comments skipped), run as
+    /// --command runs each, after the --command ones.
+    #[arg(long, value_name = "FILE")]
+    pub command_file: Option<PathBuf>,
+    /// The name of the command's cell, `user.<name>` (repeatable: the n-th names the n-th
+    /// command). Default: `command`; several unnamed commands are `command-1`, `command-2`...
+    #[arg(long = "name", value_name = "NAME")]
+    pub names: Vec<String>,
 }
 
 /// `--workload` (and `--expect-runs`) without `--bpf-object`: the parameters the selected
@@ -166,7 +190,9 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32> {
 }
 
 pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, Outcome)> {
-    // A user's object is checked before anything else: a typo should not cost a boot per kernel.
+    // The user's commands and object are checked before anything else: a typo should not cost
+    // a boot per kernel.
+    let commands = user_commands(&a)?;
     let user = match &a.bpf.bpf_object {
         Some(path) => {
             if a.scenarios != "*" {
@@ -183,9 +209,12 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, Outcome)> {
     };
     let cache = Cache::from_env().exit_code(exit::INFRA)?;
     let cat = crate::catalogue::load(&cache).context("cannot list the agent's catalogue").exit_code(exit::INFRA)?;
-    let mut scenarios =
-        select_scenarios(&cat, user.as_ref().map_or(a.scenarios.as_str(), |_| crate::bpf_object::SCENARIO))?;
-    if let (None, Some(lane)) = (&user, a.lane) {
+    // Commands alone run alone: the catalogue's scenarios come with them only when named.
+    let mut scenarios = match (&user, commands.is_empty() || a.scenarios != "*") {
+        (None, false) => Vec::new(),
+        _ => select_scenarios(&cat, user.as_ref().map_or(a.scenarios.as_str(), |_| crate::bpf_object::SCENARIO))?,
+    };
+    if let (None, Some(lane), false) = (&user, a.lane, scenarios.is_empty()) {
         scenarios.retain(|s| lane.has(s));
         if scenarios.is_empty() {
             return Err(anyhow::anyhow!(
@@ -233,6 +262,8 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, Outcome)> {
             KernelSpec::Debian(_) | KernelSpec::Ubuntu(_) => {}
         }
     }
+    let catalogue_only = scenarios.clone();
+    scenarios.extend(commands.iter().map(|c| c.info()));
     // A forced virtio-fs without the daemon is the user's setup to fix, before anything boots.
     let host_root =
         scenarios.iter().any(|s| s.host_root) || user.as_ref().is_some_and(|p| p.host_root) || workload_host_root;
@@ -245,8 +276,8 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, Outcome)> {
     }
     params.extend(workload_params);
     // Without --lane, each kernel runs the lane its matrix entry names (the wide fleet's: core).
-    let cells = match (&user, a.lane) {
-        (None, None) => lane_cells(&kernels, &scenarios, &params)?,
+    let cells = match (&user, a.lane, catalogue_only.is_empty()) {
+        (None, None, false) => lane_cells(&kernels, &catalogue_only, &params, &commands)?,
         _ => None,
     };
     let expectations = load_expectations(a.expectations.as_deref())?;
@@ -267,13 +298,15 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, Outcome)> {
 }
 
 /// Each kernel's cells when some kernel's matrix entry names a lane (`lane = "core"`): that
-/// lane's share of `scenarios`, with `params` over each scenario's defaults. `None` when every
+/// lane's share of `scenarios`, with `params` over each scenario's defaults, then the user's
+/// `commands`. `None` when every
 /// kernel runs every lane (the plain kernels × scenarios). A kernel left with no scenario is
 /// dropped, and said; none left at all is bad input.
 fn lane_cells(
     kernels: &[String],
     scenarios: &[kmatrix_proto::ScenarioInfo],
     params: &std::collections::BTreeMap<String, String>,
+    commands: &[crate::user_command::UserCommand],
 ) -> Result<Option<Vec<crate::run::scheduler::KernelPlan>>> {
     use crate::run::scheduler::{KernelPlan, Planned};
     let lanes = kernel::default_lanes(kernels).context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?;
@@ -282,8 +315,10 @@ fn lane_cells(
     }
     let mut plans = Vec::new();
     for (k, lane) in kernels.iter().zip(lanes) {
-        let planned: Vec<Planned> =
+        let mut planned: Vec<Planned> =
             scenarios.iter().filter(|s| lane.has(s)).map(|s| matrix::planned(s, params)).collect();
+        // The user's commands run on every kernel, whatever its lane.
+        planned.extend(commands.iter().map(|c| matrix::planned(&c.info(), params)));
         if planned.is_empty() {
             eprintln!(
                 "kmatrix: {k} runs its matrix lane ({}), where --scenarios selects nothing; --lane all runs every lane",
@@ -398,6 +433,28 @@ pub(crate) fn exit_code(summary: &render::table::Summary) -> i32 {
     } else {
         exit::OK
     }
+}
+
+/// The user's commands of `run --command`/`--command-file`/`--name`, checked (programs found,
+/// names distinct); bad input, named, otherwise.
+fn user_commands(a: &RunArgs) -> Result<Vec<crate::user_command::UserCommand>> {
+    let u = &a.user;
+    if u.commands.is_empty() && u.command_file.is_none() {
+        if !u.names.is_empty() {
+            return Err(anyhow::anyhow!("--name names a --command, and none is given")).exit_code(exit::BAD_INPUT);
+        }
+        return Ok(Vec::new());
+    }
+    if a.bpf.bpf_object.is_some() {
+        return Err(anyhow::anyhow!("--command and --bpf-object are two runs: give one of them"))
+            .exit_code(exit::BAD_INPUT);
+    }
+    let cmds =
+        crate::user_command::plan(&u.commands, u.command_file.as_deref(), &u.names).exit_code(exit::BAD_INPUT)?;
+    for c in &cmds {
+        eprintln!("kmatrix: {}: {} in {}", c.id, c.line, c.cwd.display());
+    }
+    Ok(cmds)
 }
 
 /// Read and check a user's object for `run --bpf-object`, and plan its scenario.

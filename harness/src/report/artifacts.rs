@@ -77,7 +77,8 @@ pub fn render(r: &ScenarioResult) -> Result<Vec<(String, Vec<u8>)>, ArtifactErro
     if let Some(c) = &r.capture {
         out.push((capture_file(r), gzip(&c.text)));
     }
-    if let Some(t) = chrome_trace::from_result(r) {
+    // A user's command's output is kept as it is; it is no trace to lay out.
+    if let Some(t) = chrome_trace::from_result(r).filter(|_| !crate::user_command::is_user(&r.scenario)) {
         out.push((format!("{base}.trace.json"), serde_json::to_vec(&t).unwrap_or_default()));
     }
     if let Some(lines) = flamegraph::collapsed(r) {

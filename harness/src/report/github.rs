@@ -1,14 +1,16 @@
 //! The GitHub Actions workflow that fans the matrix out over runners, generated from
-//! `kernels/matrix.toml`: a job per kernel (`kmatrix run`), split into nextest partitions when a
-//! kernel's shard would be long, then a job that merges the shards' results and renders the
-//! reports. `kmatrix ci github` prints it; a test keeps the committed copy equal to what this
+//! `kernels/matrix.toml`: a job per kernel, each a thin caller of this repository's Action
+//! (`uses: ./`, `action.yml`: set-up, caches, `kmatrix run`, summary, upload), split into nextest
+//! partitions when a kernel's shard would be long, then a job that merges the shards' results and
+//! renders the reports. `kmatrix ci github` prints it; a test keeps the committed copy equal to what this
 //! generates, validates it against GitHub's published workflow schema and runs its jobs' steps in
 //! a clean clone (`harness/tests/integration/vm_ci_workflow.rs`).
 //!
 //! What the runners need that they do not have: a Debian mirror (their apt points at Ubuntu's
 //! archive, which has no Debian kernels: the repository variable `KMATRIX_MIRROR`, checked first),
-//! `/dev/kvm` opened to the runner user (a udev rule), and what `scripts/setup.sh` installs (every
-//! job runs it). The Rust build and the kernels are cached between runs.
+//! `/dev/kvm` opened to the runner user (a udev rule: `scripts/open-kvm.sh`, which the Action
+//! runs too), and what `scripts/setup.sh` installs (every job runs it, the kernel jobs through
+//! the Action). The Rust build and the kernels are cached between runs.
 //!
 //! `github-workflow.schema.json` beside this file is SchemaStore's `github-workflow.json`
 //! (github.com/SchemaStore/schemastore, `src/schemas/json/github-workflow.json` as of commit
@@ -68,8 +70,8 @@ fn setup_steps(s: &mut String) {
     );
 }
 
-/// The steps that get a runner ready to boot guests: the mirror, /dev/kvm, set-up, kernels.
-fn guest_steps(s: &mut String) {
+/// The first steps of a job that boots guests: the checkout and the mirror, checked.
+fn checkout_and_mirror(s: &mut String) {
     let _ = write!(
         s,
         r#"      - uses: actions/checkout@v5
@@ -79,25 +81,18 @@ fn guest_steps(s: &mut String) {
             echo "::error::{NO_MIRROR}"
             exit 1
           fi
-      - name: Open /dev/kvm to the runner user
-        run: |
-          if [ -e /dev/kvm ] && ! {{ [ -r /dev/kvm ] && [ -w /dev/kvm ]; }}; then
-            if [ "$(id -u)" = 0 ]; then
-              as_root=()
-            elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-              as_root=(sudo -n)
-            else
-              echo "::warning::/dev/kvm is not open to $(id -un) and there is no sudo to open it: guests run under TCG"
-              exit 0
-            fi
-            echo 'KERNEL=="kvm", GROUP="kvm", MODE="0666", OPTIONS+="static_node=kvm"' |
-              "${{as_root[@]}}" tee /etc/udev/rules.d/99-kmatrix-kvm.rules
-            if command -v udevadm >/dev/null; then
-              "${{as_root[@]}}" udevadm control --reload-rules || true
-              "${{as_root[@]}}" udevadm trigger --name-match=kvm || true
-            fi
-          fi
 "#
+    );
+}
+
+/// The steps that get a partition's runner ready to boot guests (the kernel jobs have the
+/// Action do this): the mirror, /dev/kvm (the script the Action runs), set-up, kernels.
+fn guest_steps(s: &mut String) {
+    checkout_and_mirror(s);
+    s.push_str(
+        r#"      - name: Open /dev/kvm to the runner user
+        run: ./scripts/open-kvm.sh
+"#,
     );
     setup_steps(s);
     s.push_str(
@@ -151,16 +146,14 @@ jobs:
 "#,
             list(whole.iter().map(|w| w.kernel.clone()))
         );
-        guest_steps(&mut s);
+        checkout_and_mirror(&mut s);
+        // The Action (action.yml, this repository's own) does the rest: /dev/kvm, set-up,
+        // the kernel and build caches, the run, the job summary and the upload of the run.
         s.push_str(
             r#"      - name: Matrix shard
-        run: ./target/debug/kmatrix run --kernels "${{ matrix.kernel }}" --out kmatrix-shard
-      - uses: actions/upload-artifact@v6
-        if: always()
+        uses: ./
         with:
-          name: results-${{ matrix.kernel }}
-          path: kmatrix-shard
-          if-no-files-found: error
+          kernels: ${{ matrix.kernel }}
 
 "#,
         );
@@ -257,6 +250,22 @@ mod tests {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../.github/workflows/kmatrix.yml");
         let have = std::fs::read_to_string(path).unwrap_or_default();
         assert!(have == want, "{path} is stale: regenerate it with `kmatrix ci github > {path}`");
+    }
+
+    #[test]
+    fn kernel_jobs_call_the_action_and_kvm_is_opened_in_one_place() {
+        let w = workflow(&[Shard { kernel: "a".into(), partitions: 1 }, Shard { kernel: "b".into(), partitions: 2 }]);
+        let shard =
+            "      - name: Matrix shard\n        uses: ./\n        with:\n          kernels: ${{ matrix.kernel }}\n";
+        assert!(w.contains(shard), "{w}");
+        // Only the partition job opens /dev/kvm itself, with the script the Action runs.
+        assert_eq!(w.matches("./scripts/open-kvm.sh").count(), 1, "{w}");
+        let read = |f: &str| std::fs::read_to_string(format!("{}/../{f}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        for f in ["action.yml", ".github/workflows/kmatrix.yml"] {
+            assert!(!read(f).contains("99-kmatrix-kvm.rules"), "{f} writes the udev rule itself");
+        }
+        assert!(read("scripts/open-kvm.sh").contains("99-kmatrix-kvm.rules"));
+        assert!(read("action.yml").contains("run: bash \"$GITHUB_ACTION_PATH/scripts/open-kvm.sh\""));
     }
 
     #[test]

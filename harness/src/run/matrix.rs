@@ -106,10 +106,13 @@ impl MatrixRun {
     }
 }
 
-/// `s` as a run plans it: its id, with `params` over the scenario's own defaults.
+/// `s` as a run plans it: its id, with `params` over the scenario's own defaults. A user's
+/// command (`user.*`) keeps its own: the run's `--param`s are the scenarios'.
 pub fn planned(s: &ScenarioInfo, params: &BTreeMap<String, String>) -> Planned {
     let mut merged = s.params.clone();
-    merged.extend(params.clone());
+    if !crate::user_command::is_user(&s.id) {
+        merged.extend(params.clone());
+    }
     Planned { scenario: s.id.clone(), params: merged }
 }
 

@@ -4,6 +4,8 @@
 // Each test binary uses a different part of this module.
 #![allow(dead_code, reason = "each test binary uses a different part of this module")]
 
+pub mod action;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

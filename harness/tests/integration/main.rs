@@ -36,4 +36,5 @@ mod vm_snapshot;
 mod vm_tool_missing;
 mod vm_ubuntu_host;
 mod vm_ubuntu_kernels;
+mod vm_user_command;
 mod vm_user_workload;

@@ -15,6 +15,9 @@
 //! reads action metadata only through a workflow that uses it, so it is given one, and the
 //! Action's steps as a workflow job of their own (so shellcheck sees their scripts).
 
+use crate::common;
+
+use common::action::{action, Ran, Runner};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -30,266 +33,6 @@ fn clone_into(dir: &Path) -> PathBuf {
     let st = Command::new("git").args(["clone", "-q"]).arg(root()).arg(&clone).status().unwrap();
     assert!(st.success(), "git clone {}", root().display());
     clone
-}
-
-fn action(clone: &Path) -> Value {
-    let p = clone.join("action.yml");
-    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-/// What became of a step.
-#[derive(Debug, Clone, PartialEq)]
-enum Ran {
-    /// A `run:` step and its exit code.
-    Code(i32),
-    /// A `uses:` step, stood in for.
-    StoodIn,
-    /// Its `if:` was false.
-    Skipped,
-}
-
-/// A runner running the Action once.
-struct Runner {
-    /// The Action's directory (`GITHUB_ACTION_PATH`): the clone.
-    clone: PathBuf,
-    /// `GITHUB_WORKSPACE`, where the steps run: the clone too, as `uses: ./` has it, unless
-    /// [`Runner::in_workspace`] moves it to a project of the user's.
-    workspace: PathBuf,
-    temp: PathBuf,
-    /// `artifacts/<name>/`: what upload-artifact stored.
-    artifacts: PathBuf,
-    env: BTreeMap<String, String>,
-    inputs: BTreeMap<String, String>,
-    /// Outputs of the steps so far, by step id.
-    outputs: BTreeMap<String, BTreeMap<String, String>>,
-    /// The job summary: every step's `GITHUB_STEP_SUMMARY`, in order.
-    summary: String,
-    /// A step has failed: only `always()` steps run from now on.
-    failed: bool,
-    /// `run:` steps so far (their files are numbered).
-    steps_run: usize,
-}
-
-impl Runner {
-    fn new(clone: &Path, temp: &Path, with: &[(&str, &str)]) -> Runner {
-        let a = action(clone);
-        // Inputs as GitHub gives them: every declared one, the caller's value or its default; a
-        // name the Action does not declare is the caller's mistake (GitHub warns), so a test
-        // using one fails here.
-        let declared = a["inputs"].as_object().unwrap();
-        for (k, _) in with {
-            assert!(declared.contains_key(*k), "input {k} is not declared in action.yml");
-        }
-        let inputs = declared
-            .iter()
-            .map(|(k, v)| {
-                let given = with.iter().find(|(n, _)| n == k).map(|(_, v)| v.to_string());
-                (k.clone(), given.unwrap_or_else(|| v["default"].as_str().unwrap_or("").to_string()))
-            })
-            .collect();
-        let runner_temp = temp.join("runner-temp");
-        std::fs::create_dir_all(&runner_temp).unwrap();
-        // A runner's environment: the basics of a login, the toolchain, this host's kmatrix cache
-        // and mirror, and what GitHub sets for a composite action's steps.
-        let mut env: BTreeMap<String, String> =
-            ["PATH", "HOME", "USER", "LOGNAME", "LANG", "CARGO_HOME", "RUSTUP_HOME", "KMATRIX_CACHE", "KMATRIX_MIRROR"]
-                .into_iter()
-                .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
-                .collect();
-        for (k, v) in [
-            ("CI", "true"),
-            ("GITHUB_ACTIONS", "true"),
-            ("GITHUB_JOB", "matrix"),
-            ("RUNNER_OS", "Linux"),
-            ("GITHUB_WORKSPACE", clone.to_str().unwrap()),
-            ("GITHUB_ACTION_PATH", clone.to_str().unwrap()),
-            ("RUNNER_TEMP", runner_temp.to_str().unwrap()),
-        ] {
-            env.insert(k.into(), v.into());
-        }
-        Runner {
-            clone: clone.to_path_buf(),
-            workspace: clone.to_path_buf(),
-            temp: temp.to_path_buf(),
-            artifacts: temp.join("artifacts"),
-            env,
-            inputs,
-            outputs: BTreeMap::new(),
-            summary: String::new(),
-            failed: false,
-            steps_run: 0,
-        }
-    }
-
-    /// Run in `dir`, a user's project, as `uses: owner/kmatrix@ref` from another repository does.
-    fn in_workspace(&mut self, dir: &Path) {
-        self.workspace = dir.to_path_buf();
-        self.env.insert("GITHUB_WORKSPACE".into(), dir.display().to_string());
-    }
-
-    /// The value of an expression's operand: the contexts the Action may use.
-    fn value(&self, expr: &str) -> String {
-        let parts: Vec<&str> = expr.trim().split('.').collect();
-        match parts.as_slice() {
-            ["inputs", name] => self.inputs.get(*name).cloned().unwrap_or_else(|| panic!("no input {name}")),
-            // An output a step did not set is empty, as on GitHub.
-            ["steps", id, "outputs", name] => {
-                self.outputs.get(*id).and_then(|o| o.get(*name)).cloned().unwrap_or_default()
-            }
-            ["runner", "os"] => "Linux".into(),
-            _ => panic!("the test does not know the expression {expr:?}"),
-        }
-    }
-
-    /// `${{ ... }}` expressions in a string.
-    fn expand(&self, s: &str) -> String {
-        let mut out = String::new();
-        let mut rest = s;
-        while let Some(i) = rest.find("${{") {
-            out.push_str(&rest[..i]);
-            let j = rest[i..].find("}}").map(|j| i + j).unwrap_or_else(|| panic!("unclosed expression in {s}"));
-            out.push_str(&self.value(&rest[i + 3..j]));
-            rest = &rest[j + 2..];
-        }
-        out.push_str(rest);
-        out
-    }
-
-    /// An `if:` condition: `always()` or comparisons with `''`, joined by `&&`.
-    fn condition(&self, cond: Option<&str>) -> bool {
-        let Some(cond) = cond else { return !self.failed };
-        let mut always = false;
-        let mut holds = true;
-        for term in cond.split("&&").map(str::trim) {
-            if term == "always()" {
-                always = true;
-            } else if let Some(lhs) = term.strip_suffix("== ''") {
-                holds &= self.value(lhs).is_empty();
-            } else if let Some(lhs) = term.strip_suffix("!= ''") {
-                holds &= !self.value(lhs).is_empty();
-            } else {
-                panic!("the test does not know the condition {term:?}");
-            }
-        }
-        holds && (always || !self.failed)
-    }
-
-    /// Every step of the Action, in order; what became of each, by name.
-    fn run(&mut self) -> Vec<(String, Ran)> {
-        let a = action(&self.clone);
-        assert_eq!(a["runs"]["using"], "composite");
-        let mut ran = Vec::new();
-        for step in a["runs"]["steps"].as_array().unwrap() {
-            let name = step["name"].as_str().expect("every step has a name").to_string();
-            let r = if !self.condition(step.get("if").and_then(Value::as_str)) {
-                Ran::Skipped
-            } else if let Some(uses) = step.get("uses").and_then(Value::as_str) {
-                self.stand_in(uses, &step["with"]);
-                Ran::StoodIn
-            } else {
-                let t = std::time::Instant::now();
-                let code = self.run_step(step);
-                eprintln!("action: step {name:?} exited {code} in {:.2} s", t.elapsed().as_secs_f64());
-                if code != 0 {
-                    self.failed = true;
-                }
-                Ran::Code(code)
-            };
-            ran.push((name, r));
-        }
-        ran
-    }
-
-    /// A `run:` step as the runner runs one with `shell: bash`.
-    fn run_step(&mut self, step: &Value) -> i32 {
-        assert_eq!(step["shell"], "bash", "{step:?}");
-        self.steps_run += 1;
-        let n = self.steps_run;
-        let files = |what: &str| self.temp.join(format!("{what}-{n}"));
-        let (script, output, summary, genv) = (files("step.sh"), files("output"), files("summary"), files("env"));
-        std::fs::write(&script, step["run"].as_str().unwrap()).unwrap();
-        for f in [&output, &summary, &genv] {
-            std::fs::write(f, "").unwrap();
-        }
-        let mut env = self.env.clone();
-        if let Some(e) = step.get("env").and_then(Value::as_object) {
-            for (k, v) in e {
-                env.insert(k.clone(), self.expand(v.as_str().unwrap()));
-            }
-        }
-        for (k, f) in [("GITHUB_OUTPUT", &output), ("GITHUB_STEP_SUMMARY", &summary), ("GITHUB_ENV", &genv)] {
-            env.insert(k.into(), f.display().to_string());
-        }
-        let st = Command::new("timeout")
-            .args(["1800", "bash", "--noprofile", "--norc", "-eo", "pipefail"])
-            .arg(&script)
-            .current_dir(&self.workspace)
-            .env_clear()
-            .envs(&env)
-            .status()
-            .unwrap();
-        let id = step.get("id").and_then(Value::as_str).map_or_else(|| format!("#{n}"), str::to_string);
-        self.outputs.insert(id, key_values(&std::fs::read_to_string(&output).unwrap()));
-        self.env.extend(key_values(&std::fs::read_to_string(&genv).unwrap()));
-        self.summary.push_str(&std::fs::read_to_string(&summary).unwrap());
-        st.code().unwrap_or(-1)
-    }
-
-    /// The actions the Action uses, stood in for.
-    fn stand_in(&self, uses: &str, with: &Value) {
-        let with: BTreeMap<String, String> = with
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), self.expand(v.as_str().unwrap()).trim().to_string()))
-            .collect();
-        match uses.split('@').next().unwrap() {
-            // The kernels are in this host's cache already, and kmatrix is this test's binary.
-            "actions/cache" => {
-                for k in ["path", "key", "restore-keys"] {
-                    assert!(with.get(k).is_some_and(|v| !v.is_empty()), "actions/cache without {k}: {with:?}");
-                }
-            }
-            "actions/upload-artifact" => {
-                let (name, path) = (&with["name"], Path::new(&with["path"]));
-                assert!(!name.is_empty() && path.is_dir(), "upload-artifact: {with:?}");
-                let to = self.artifacts.join(name);
-                std::fs::create_dir_all(&self.artifacts).unwrap();
-                let st = Command::new("cp").arg("-a").arg(path).arg(&to).status().unwrap();
-                assert!(st.success(), "cp -a {} {}", path.display(), to.display());
-            }
-            other => panic!("the test does not know the action {other}"),
-        }
-    }
-
-    /// The Action's outputs, as the caller's `steps.<id>.outputs` sees them.
-    fn action_outputs(&self) -> BTreeMap<String, String> {
-        let a = action(&self.clone);
-        a["outputs"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), self.expand(v["value"].as_str().unwrap())))
-            .collect()
-    }
-}
-
-/// A `GITHUB_OUTPUT`/`GITHUB_ENV` file: `name=value` lines and `name<<DELIMITER` blocks.
-fn key_values(text: &str) -> BTreeMap<String, String> {
-    let mut m = BTreeMap::new();
-    let mut lines = text.lines();
-    while let Some(l) = lines.next() {
-        if let Some((k, delim)) = l.split_once("<<") {
-            let v: Vec<&str> = lines.by_ref().take_while(|x| *x != delim).collect();
-            m.insert(k.to_string(), v.join("\n"));
-        } else if let Some((k, v)) = l.split_once('=') {
-            m.insert(k.to_string(), v.to_string());
-        } else if !l.is_empty() {
-            panic!("not an output line: {l:?}");
-        }
-    }
-    m
 }
 
 /// The statuses in a results.jsonl, read apart from the Action: scenario → status.
@@ -444,6 +187,62 @@ fn vm_action_runs_as_a_runner_would() {
     eprintln!("action: four runs in {:.1} s", started.elapsed().as_secs_f64());
 }
 
+/// The `command` input: the user's commands, one per line, as judged cells (`kmatrix run
+/// --command`) in a project of the user's (the workspace), named through `args`: one reads a
+/// file of the workspace (passes only in its directory), one exits 77 (unsupported), one exits 3
+/// (fail). The outputs count them as the results file has them, the summary shows their rows,
+/// the Action exits 1.
+#[test]
+fn vm_action_runs_the_users_commands_as_cells() {
+    let d = tempfile::tempdir().unwrap();
+    let clone = clone_into(d.path());
+    let project = d.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let token = format!("workspace-file-{}", std::process::id());
+    std::fs::write(project.join("data.txt"), format!("{token}\n")).unwrap();
+    let temp = d.path().join("run");
+    std::fs::create_dir_all(&temp).unwrap();
+    let started = std::time::Instant::now();
+    let mut r = Runner::new(
+        &clone,
+        &temp,
+        &[
+            ("kernels", "debian-6.1"),
+            ("command", "grep -qx workspace-file-[0-9]* data.txt\n\n  sh -c 'echo no frobnicator; exit 77'\nsh -c 'echo broken; exit 3'\n"),
+            ("args", "--name data --name skip --name broken --retries 0"),
+            ("kmatrix", env!("CARGO_BIN_EXE_kmatrix")),
+        ],
+    );
+    r.in_workspace(&project);
+    let ran = r.run();
+    eprintln!("action: the user's commands in {:.1} s", started.elapsed().as_secs_f64());
+    assert_eq!(ran.last().unwrap().1, Ran::Code(1), "{ran:?}");
+    let out = r.action_outputs();
+    let s = statuses(Path::new(&out["results"]));
+    let want: BTreeMap<String, String> = [("user.data", "pass"), ("user.skip", "unsupported"), ("user.broken", "fail")]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(s, want, "{}", out["results"]);
+    assert_eq!((out["passed"].as_str(), out["failed"].as_str(), out["errors"].as_str()), ("1", "1", "0"));
+    assert_eq!(out["exit-code"], "1");
+    for (cell, verdict) in [("user.data", "ok"), ("user.skip", "unsup"), ("user.broken", "FAIL")] {
+        assert!(
+            r.summary.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == [cell, verdict]),
+            "no row {cell} {verdict} in the summary:\n{}",
+            r.summary
+        );
+    }
+    // The command ran in the workspace: its recorded directory, and the file it read.
+    let results = std::fs::read_to_string(&out["results"]).unwrap();
+    let data: Value = results
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["scenario"] == "user.data")
+        .unwrap();
+    assert_eq!(data["params"]["cwd"], project.display().to_string());
+}
+
 /// The build step without the `kmatrix` input, used from a project of the user's (not this
 /// repository): `cargo install` of the Action's own `harness` into the cached directory, once
 /// per build key. A release build takes 10+ minutes here, so
@@ -530,7 +329,6 @@ fn action_says_bad_input_with_exit_2() {
     };
     // Refused before anything is installed: the first step fails, every other is skipped.
     for (what, with) in [
-        ("command", vec![("command", "make check")]),
         ("baseline", vec![("baseline", "no-such-dir/results.jsonl")]),
         ("kmatrix", vec![("kmatrix", "/nonexistent/kmatrix")]),
     ] {
@@ -549,6 +347,11 @@ fn action_says_bad_input_with_exit_2() {
     assert_eq!(out["exit-code"], "2", "{out:?}");
     assert_eq!(out["results"], "", "no run, no results: {out:?}");
     assert!(ran.iter().any(|(n, r)| n == "Write the job summary" && *r == Ran::Skipped), "{ran:?}");
+    // Nor is a command: its words are split, never expanded, and `$(touch` is no program here.
+    let (ran, r) = run("command-injection", &[("command", &glob), ("kmatrix", bin)]);
+    assert_eq!(ran.last().unwrap(), &("Exit with kmatrix's code".to_string(), Ran::Code(2)), "{ran:?}");
+    assert!(!mark.exists(), "a command input ran as shell text");
+    assert_eq!(r.action_outputs()["results"], "");
 }
 
 /// No `${{ }}` in a script: every value reaches the scripts through `env:` (GitHub splices an

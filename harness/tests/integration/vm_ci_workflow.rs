@@ -6,8 +6,14 @@
 //! mirror). What needs GitHub itself is stood in for: the checkout is the clone, the Rust build
 //! cache is a target directory kept under this workspace's `target/`, artifacts are copied
 //! between the jobs. The kernel job runs for one kernel (debian-6.1) and boots its guests: the
-//! whole catalogue, as on a runner.
+//! whole catalogue, as on a runner. Its shard is this repository's Action (`uses: ./`), run
+//! step by step as `vm_action.rs` runs it (`common/action.rs`), its build restored from the
+//! cache stand-in (this test's kmatrix, as a cache hit for the key would give it: a release
+//! build takes 10+ minutes here).
 
+use crate::common;
+
+use common::action::{self, Ran};
 use kmatrix_proto::Status;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -59,6 +65,8 @@ struct Runner {
     env: BTreeMap<String, String>,
     matrix: BTreeMap<String, String>,
     mirror: String,
+    /// Where the Action's build cache goes (`XDG_CACHE_HOME` of its steps: not this host's).
+    xdg: PathBuf,
 }
 
 impl Runner {
@@ -85,7 +93,8 @@ impl Runner {
         out
     }
 
-    /// Run the steps of `job`; returns the exit code of each `run:` step by name. A step that
+    /// Run the steps of `job`; returns the exit code of each `run:` step (and of the Action, by
+    /// its last step) by name. A step that
     /// fails ends the job, except for those marked `if: always()`. `allowed` names the steps
     /// whose exit code 1 is not a failure of the workflow (the matrix's own verdict).
     fn run_job(&self, job: &Value, allowed: &[&str]) -> Vec<(String, i32)> {
@@ -100,11 +109,20 @@ impl Runner {
             if failed && !always {
                 continue;
             }
+            let name = step["name"].as_str().unwrap_or("(unnamed)").to_string();
+            if step.get("uses").and_then(Value::as_str) == Some("./") {
+                let code = self.this_action(&step["with"]);
+                eprintln!("ci: step {name:?} (the Action) exited {code}");
+                if code != 0 && !(code == 1 && allowed.contains(&name.as_str())) {
+                    failed = true;
+                }
+                codes.push((name, code));
+                continue;
+            }
             if let Some(action) = step.get("uses").and_then(Value::as_str) {
                 self.action(action, &step["with"]);
                 continue;
             }
-            let name = step["name"].as_str().unwrap_or("(unnamed)").to_string();
             let script = self.expand(step["run"].as_str().unwrap());
             let mut env = self.env.clone();
             if let Some(e) = step.get("env").and_then(Value::as_object) {
@@ -136,6 +154,28 @@ impl Runner {
             .status()
             .unwrap();
         st.code().unwrap_or(-1)
+    }
+
+    /// `uses: ./`: this repository's Action with the step's inputs, its steps run as a runner
+    /// runs them, in this job's environment; its upload goes where this job's would. Returns its
+    /// exit code (its last step's).
+    fn this_action(&self, with: &Value) -> i32 {
+        let inputs: Vec<(String, String)> =
+            with.as_object().unwrap().iter().map(|(k, v)| (k.clone(), self.expand(v.as_str().unwrap()))).collect();
+        let inputs: Vec<(&str, &str)> = inputs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let temp = self.temp.join("action");
+        std::fs::create_dir_all(&temp).unwrap();
+        let mut r = action::Runner::new(&self.clone, &temp, &inputs);
+        r.env.extend(self.env.clone());
+        r.env.insert("GITHUB_JOB".into(), "kernel".into());
+        r.env.insert("XDG_CACHE_HOME".into(), self.xdg.display().to_string());
+        r.artifacts = self.artifacts.clone();
+        r.restore_build = Some(PathBuf::from(env!("CARGO_BIN_EXE_kmatrix")));
+        let ran = r.run();
+        match ran.last() {
+            Some((_, Ran::Code(c))) => *c,
+            other => panic!("the Action did not reach its last step: {other:?} ({ran:?})"),
+        }
     }
 
     /// The actions this workflow uses, stood in for.
@@ -207,6 +247,8 @@ fn vm_ci_workflow_jobs_run_in_a_clean_clone() {
             .into_iter()
             .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
             .collect();
+    // The kernels in this host's kmatrix cache, whatever XDG_CACHE_HOME the Action is given.
+    env.insert("KMATRIX_CACHE".into(), kmatrix::cache::Cache::from_env().unwrap().root().display().to_string());
     for (k, v) in [
         ("CI", "true"),
         ("GITHUB_ACTIONS", "true"),
@@ -223,6 +265,7 @@ fn vm_ci_workflow_jobs_run_in_a_clean_clone() {
         env,
         matrix: BTreeMap::new(),
         mirror,
+        xdg: d.path().join("xdg"),
     };
     for (k, v) in w["env"].as_object().unwrap() {
         let v = runner.expand(v.as_str().unwrap());
@@ -256,13 +299,16 @@ fn vm_ci_workflow_jobs_run_in_a_clean_clone() {
 
     let codes = runner.run_job(kernel_job, &["Matrix shard"]);
     let names: Vec<&str> = codes.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["Check the mirror", "Open /dev/kvm to the runner user", "Set up", "Build", "Matrix shard"]);
-    let shard: Vec<PathBuf> = std::fs::read_dir(runner.artifacts.join("results-debian-6.1"))
+    assert_eq!(names, ["Check the mirror", "Matrix shard"]);
+    // The Action uploaded the run directory as `kmatrix-kernel-<kernel>-run-<time>`.
+    let shard: Vec<PathBuf> = std::fs::read_dir(&runner.artifacts)
         .unwrap()
-        .map(|e| e.unwrap().path().join("results.jsonl"))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("kmatrix-kernel-debian-6.1-run-"))
+        .map(|p| p.join("results.jsonl"))
         .filter(|p| p.is_file())
         .collect();
-    assert_eq!(shard.len(), 1, "one run directory in the artifact: {shard:?}");
+    assert_eq!(shard.len(), 1, "one run directory uploaded: {shard:?}");
     let results = lines(&shard[0]);
     assert!(results >= 40, "the shard ran the catalogue: {results} results");
     // The shard passes: its exit code 1 ("a test failed") is let through by run_job only so the

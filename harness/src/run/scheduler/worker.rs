@@ -140,14 +140,20 @@ pub(super) async fn worker(shared: &Shared, kr: &KernelRun, ready: &Arc<Ready>, 
                 break;
             }
             let t1 = Instant::now();
-            let req = RunRequest {
-                scenario: p.scenario.clone(),
-                params: p.params.clone(),
-                root: guest.share.clone(),
-                keep_state: false,
-                host_time_ns: None,
+            let timeout = cfg.guests.scenario_timeout.min(left);
+            let outcome = if crate::user_command::is_user(&p.scenario) {
+                // The user's command: an exec of it in the shared host root, judged on the host.
+                crate::user_command::run(&mut guest, &p.scenario, &p.params, kernel, &k.release, timeout).await
+            } else {
+                let req = RunRequest {
+                    scenario: p.scenario.clone(),
+                    params: p.params.clone(),
+                    root: guest.share.clone(),
+                    keep_state: false,
+                    host_time_ns: None,
+                };
+                guest.run(req, timeout).await
             };
-            let outcome = guest.run(req, cfg.guests.scenario_timeout.min(left)).await;
             let wall = t1.elapsed() + first_wall;
             kr.state.lock().await.scenario_time += t1.elapsed();
             let mut r = match outcome {
