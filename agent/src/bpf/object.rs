@@ -44,6 +44,8 @@ pub const CORE: Object = object!("core.bpf.o");
 pub const MULTI: Object = object!("multi.bpf.o");
 /// Counting into a per-CPU array.
 pub const PERCPU: Object = object!("percpu.bpf.o");
+/// A biolatency-style histogram on the block request tracepoints.
+pub const BLOCK: Object = object!("block.bpf.o");
 /// A program the verifier must reject.
 pub const REJECT: Object = object!("reject.bpf.o");
 
@@ -133,7 +135,7 @@ mod tests {
     /// catches a renamed C function or map before a guest does.
     #[test]
     fn embedded_objects_parse_with_their_programs_and_maps() {
-        let cases: [(Object, &[&str]); 9] = [
+        let cases: [(Object, &[&str]); 10] = [
             (
                 PROBES,
                 &[
@@ -154,6 +156,7 @@ mod tests {
             (MULTI, &["kprobe_multi_openat", "uprobe_multi_hello"]),
             (REJECT, &["reject_ctx_oob"]),
             (PERCPU, &["percpu_openat"]),
+            (BLOCK, &["block_issue", "block_complete"]),
         ];
         for (obj, programs) in cases {
             let parsed = aya_obj::Object::parse(obj.bytes).unwrap_or_else(|e| panic!("{}: {e}", obj.name));
