@@ -138,11 +138,17 @@ fn vm_machine_scratch_disk_counts_direct_io_requests_exactly() {
         let c = r.counts.iter().find(|c| c.what == what).unwrap_or_else(|| panic!("{what}: {:?}", r.counts));
         assert_eq!((c.expected, c.observed), (32, 32));
     }
-    // Without --disk the run gives the scenario a guest with a disk of its own choosing.
-    let (out, rs) = run_on_6_1(id, &[]);
-    let [r] = rs.as_slice() else { panic!("no result: {}", text(&out.stderr)) };
-    assert_eq!(r.status, Status::Pass, "{}: {:?}", r.reason, r.counts);
-    assert_eq!(r.disk_mb, Some(64));
+    // Without --disk the run gives the block scenarios a guest with a disk of its own choosing;
+    // the BPF histogram holds exactly the workload's 32 writes and 32 reads.
+    let (out, rs) = run_on_6_1(&format!("{id},bpf.block.rq_latency"), &[]);
+    assert_eq!(rs.len(), 2, "{}", text(&out.stderr));
+    for r in &rs {
+        assert_eq!(r.status, Status::Pass, "{}: {}: {:?}", r.scenario, r.reason, r.counts);
+        assert_eq!((r.cpus, r.disk_mb), (Some(1), Some(64)), "{}", r.scenario);
+    }
+    let r = rs.iter().find(|r| r.scenario == "bpf.block.rq_latency").unwrap();
+    let c = r.counts.iter().find(|c| c.what == "latencies in the histogram (block_complete)");
+    assert_eq!(c.map(|c| (c.expected, c.observed)), Some((64, 64)), "{:?}", r.counts);
 }
 
 /// A plain `kmatrix run` (no `--cpus`, no `--disk`) places each cell in a guest that meets its
