@@ -121,6 +121,7 @@ fn vm_soak_fifty_runs_leak_no_fd_process_temp_file_or_memory() {
             retries: 0,
             expected: None,
             kernel_headers: false,
+            fit: kmatrix::run::machine::Fit::ALL,
         };
         let run = MatrixRun {
             sched,

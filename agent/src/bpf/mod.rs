@@ -17,7 +17,7 @@ mod sys;
 pub mod vmlinux;
 
 pub use btf::BTF_VMLINUX;
-pub use object::{Counts, Loaded, Object, BTF, CORE, MULTI, PERFBUF, PRINTK, PROBES, REJECT, RINGBUF};
+pub use object::{Counts, Loaded, Object, BLOCK, BTF, CORE, MULTI, PERCPU, PERFBUF, PRINTK, PROBES, REJECT, RINGBUF};
 pub use probe::{attach_probe, attach_types, map_types, probed_map_types, probed_prog_types, prog_types, ON_DEMAND};
 pub use rejected::Rejected;
 pub use sys::syscall_present;

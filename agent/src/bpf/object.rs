@@ -42,6 +42,10 @@ pub const PRINTK: Object = object!("printk.bpf.o");
 pub const CORE: Object = object!("core.bpf.o");
 /// Programs for kprobe_multi and uprobe_multi links.
 pub const MULTI: Object = object!("multi.bpf.o");
+/// Counting into a per-CPU array.
+pub const PERCPU: Object = object!("percpu.bpf.o");
+/// A biolatency-style histogram on the block request tracepoints.
+pub const BLOCK: Object = object!("block.bpf.o");
 /// A program the verifier must reject.
 pub const REJECT: Object = object!("reject.bpf.o");
 
@@ -101,8 +105,13 @@ pub struct Counts {
 }
 
 pub fn write_tgid(config: &mut Map, tgid: u32) -> Result<()> {
+    write_config(config, 0, u64::from(tgid))
+}
+
+/// Slot `slot` of `km_config` (an object's own settings beyond the tgid in slot 0).
+pub fn write_config(config: &mut Map, slot: u32, value: u64) -> Result<()> {
     let mut array: Array<&mut MapData, u64> = Array::try_from(config).context("km_config is not an array of u64")?;
-    array.set(0, u64::from(tgid), 0).context("bpf_map_update_elem(km_config) failed")
+    array.set(slot, value, 0).with_context(|| format!("bpf_map_update_elem(km_config[{slot}]) failed"))
 }
 
 pub fn read_counts(map: &Map) -> Result<Counts> {
@@ -126,7 +135,7 @@ mod tests {
     /// catches a renamed C function or map before a guest does.
     #[test]
     fn embedded_objects_parse_with_their_programs_and_maps() {
-        let cases: [(Object, &[&str]); 8] = [
+        let cases: [(Object, &[&str]); 10] = [
             (
                 PROBES,
                 &[
@@ -146,6 +155,8 @@ mod tests {
             (CORE, &["core_task"]),
             (MULTI, &["kprobe_multi_openat", "uprobe_multi_hello"]),
             (REJECT, &["reject_ctx_oob"]),
+            (PERCPU, &["percpu_openat"]),
+            (BLOCK, &["block_issue", "block_complete"]),
         ];
         for (obj, programs) in cases {
             let parsed = aya_obj::Object::parse(obj.bytes).unwrap_or_else(|e| panic!("{}: {e}", obj.name));

@@ -24,16 +24,18 @@ pub const MEMORY_MAX_MB: u32 = 64 * 1024;
 /// `--cpus`, `--memory` and `--disk`.
 #[derive(Debug, Args, Clone, Copy, PartialEq, Eq)]
 pub struct MachineArgs {
-    /// Guest CPUs (QEMU `-smp`; several run in parallel under TCG too: MTTCG), 1 to 255. Per-CPU
-    /// scenarios (`ftrace.percpu.*`) need 2.
-    #[arg(long, default_value_t = crate::settings::CPUS, value_parser = cpus)]
-    pub cpus: u32,
+    /// Guest CPUs (QEMU `-smp`; several run in parallel under TCG too: MTTCG), 1 to 255
+    /// [default: 1]. Without it, `run` gives the scenarios that need more (`ftrace.percpu.*`: 2)
+    /// a guest that has them.
+    #[arg(long, value_parser = cpus)]
+    pub cpus: Option<u32>,
     /// Guest memory: MiB (`512`) or a size with a unit (`512M`, `1G`, `1536MiB`); at least the
     /// floor Debian's kernels need to boot (`settings::MEMORY_FLOOR_MB`).
     #[arg(long, default_value = "512M", value_parser = memory_mb)]
     pub memory: u32,
     /// A scratch disk of SIZE (`64M`, `1G`; MiB when bare) as `/dev/vda` (virtio-blk): a sparse
-    /// file beside the run's console logs, removed with the guest. For block-layer tracing.
+    /// file beside the run's console logs, removed with the guest. For block-layer tracing;
+    /// without it, `run` gives the scenarios that need one a guest with a 64 MiB disk.
     #[arg(long, value_name = "SIZE", value_parser = disk_bytes)]
     pub disk: Option<u64>,
 }
@@ -42,7 +44,7 @@ impl MachineArgs {
     /// The guests' settings with this machine, the rest default (see `GuestArgs::settings`).
     pub fn settings(self) -> crate::settings::GuestSettings {
         crate::settings::GuestSettings {
-            cpus: self.cpus,
+            cpus: self.cpus.unwrap_or(crate::settings::CPUS),
             memory_mb: self.memory,
             disk_bytes: self.disk,
             ..Default::default()
@@ -52,7 +54,14 @@ impl MachineArgs {
 
 impl Default for MachineArgs {
     fn default() -> Self {
-        MachineArgs { cpus: crate::settings::CPUS, memory: crate::settings::MEMORY_MB, disk: None }
+        MachineArgs { cpus: None, memory: crate::settings::MEMORY_MB, disk: None }
+    }
+}
+
+impl MachineArgs {
+    /// What `run` may choose per cell: the dimensions these flags leave open (`run::machine`).
+    pub fn fit(self) -> crate::run::machine::Fit {
+        crate::run::machine::Fit { cpus: self.cpus.is_none(), disk: self.disk.is_none() }
     }
 }
 

@@ -87,7 +87,7 @@ impl RerunArgs {
             accel,
             boot_timeout: self.boot_timeout,
             machine: MachineArgs {
-                cpus: self.cpus.unwrap_or(recorded.0),
+                cpus: Some(self.cpus.unwrap_or(recorded.0)),
                 memory: self.memory.unwrap_or(recorded.1),
                 disk: recorded.2.map(|mb| mb << 20),
             },
@@ -176,6 +176,8 @@ pub(crate) async fn rerun_cmd(a: RerunArgs) -> Result<i32> {
             expectations.clone(),
         );
         mr.cells = Some(g.plan);
+        // Each cell in the machine its result recorded (the group's), as it ran then.
+        mr.sched.fit = crate::run::machine::Fit::NONE;
         let (code, outcome) = super::run::launch(mr, a.json, false).await?;
         worst = worst.max(code);
         now.extend(outcome.results);

@@ -291,6 +291,8 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, Outcome)> {
     mr.sched.vm_timeout = Duration::from_secs_f64(a.vm_timeout);
     mr.sched.extra = user.iter().map(|p| p.file.clone()).collect();
     mr.sched.retries = a.retries;
+    // A machine flag given fixes that dimension for every cell; the others are fitted.
+    mr.sched.fit = a.guest.machine.fit();
     if let Some(j) = a.jobs {
         mr.sched.jobs = j.max(1);
     }

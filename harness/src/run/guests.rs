@@ -31,6 +31,12 @@ impl Guests {
         self.session.guest_options(k, &self.settings, log)
     }
 
+    /// [`Guests::options`] in machine `m` instead of the settings' own (a cell the run placed
+    /// in a guest that meets its scenario's needs: `run::machine`).
+    pub fn options_in(&self, k: &PreparedKernel, log: PathBuf, m: super::machine::Machine) -> GuestOptions {
+        self.session.guest_options(k, &m.apply(&self.settings), log)
+    }
+
     /// How a guest of `kernel` (its config at `config`) that shares the host root gets it: the
     /// run's `--share` mode on this host; a forced virtio-fs that cannot be had is an error.
     pub fn share_plan(&self, kernel: &str, config: Option<&Path>) -> Result<SharePlan, ShareError> {

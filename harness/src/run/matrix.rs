@@ -37,7 +37,8 @@ impl MatrixRun {
     /// `kernels` × `scenarios` in `run_dir` (results, console logs and artifacts), guests as
     /// `guests` say, the rest as a run without flags has it: one guest at a time per CPU, the
     /// default VM timeout, no retries, no extra files, no parameters over the catalogue's, the
-    /// host root and kernel headers offered when some scenario needs them. Change any field
+    /// host root and kernel headers offered when some scenario needs them, each cell in a
+    /// guest whose machine meets its scenario's needs (`sched.fit`). Change any field
     /// after; `kmatrix run`, `kmatrix rerun` and the test harness start from here.
     pub fn new(
         guests: Guests,
@@ -56,6 +57,7 @@ impl MatrixRun {
             retries: 0,
             expected: None,
             kernel_headers: scenarios.iter().any(|s| s.kernel_headers),
+            fit: super::machine::Fit::ALL,
         };
         MatrixRun {
             sched,
@@ -113,7 +115,7 @@ pub fn planned(s: &ScenarioInfo, params: &BTreeMap<String, String>) -> Planned {
     if !crate::user_command::is_user(&s.id) {
         merged.extend(params.clone());
     }
-    Planned { scenario: s.id.clone(), params: merged }
+    Planned { scenario: s.id.clone(), params: merged, needs: super::machine::Needs::of(&s.requires) }
 }
 
 /// Per-kernel time split.

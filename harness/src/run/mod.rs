@@ -5,6 +5,7 @@
 
 pub mod guests;
 pub mod history;
+pub mod machine;
 pub mod matrix;
 pub mod queue;
 pub mod rerun;

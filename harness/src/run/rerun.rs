@@ -239,7 +239,8 @@ pub fn plan(
             }
         };
         let g = &mut groups[gi];
-        let planned = Planned { scenario: r.scenario.clone(), params: r.params.clone() };
+        // The machine is the one the result recorded (the group's), not fitted again.
+        let planned = Planned { scenario: r.scenario.clone(), params: r.params.clone(), needs: Default::default() };
         match g.plan.iter_mut().find(|k| k.label == r.kernel && k.spec == spec) {
             Some(k) => k.scenarios.push(planned),
             None => g.plan.push(KernelPlan { label: r.kernel.clone(), spec, scenarios: vec![planned] }),

@@ -16,6 +16,7 @@
 
 use super::guests::Guests;
 use super::history;
+use super::machine::{self, Fit, Machine, Needs};
 use super::queue::Queue;
 use crate::cache::sanitize;
 use crate::image::{self, Image};
@@ -40,6 +41,9 @@ pub struct Planned {
     pub scenario: String,
     /// Every parameter it runs with (the catalogue's defaults already merged in).
     pub params: BTreeMap<String, String>,
+    /// What it needs of the guest machine (the catalogue's requirements): with
+    /// [`SchedulerConfig::fit`], it runs in a guest that has it.
+    pub needs: Needs,
 }
 
 /// One kernel's share of a run: the label its results carry (a matrix id, so expectations and
@@ -81,6 +85,9 @@ pub struct SchedulerConfig {
     /// Some scenario compiles against the kernel's headers (BCC): fetch each kernel's
     /// `linux-headers` packages and offer them with the host root.
     pub kernel_headers: bool,
+    /// Which dimensions of the guests' machine (`guests.settings`) a cell may get changed to
+    /// meet its scenario's [`Needs`]: those the user did not fix (`machine::place`).
+    pub fit: Fit,
 }
 
 /// What happens, in order, per kernel.
@@ -141,7 +148,10 @@ const SPLIT_MIN_S: f64 = 1.0;
 struct KernelRun {
     label: String,
     spec: String,
+    /// In run order: the cells of the run's own machine first, then those of the fitted one.
     scenarios: Vec<Planned>,
+    /// The machine each scenario runs in (`machine::place`).
+    machines: Vec<Machine>,
     /// Expected seconds of each scenario (`history`), to choose the kernel to split.
     estimate: Vec<f64>,
     started: Instant,
@@ -198,9 +208,18 @@ pub async fn run(cfg: SchedulerConfig, mut plan: Vec<KernelPlan>, tx: mpsc::Send
         |kp: &KernelPlan| history::estimate(&times, &kp.label, kp.scenarios.iter().map(|p| p.scenario.as_str()));
     // Stable: kernels never seen keep the order they were given in.
     plan.sort_by(|a, b| weight(b).total_cmp(&weight(a)));
+    let base = Machine::of(&cfg.guests.settings);
     let kernels: Vec<Arc<KernelRun>> = plan
         .into_iter()
-        .map(|kp| {
+        .map(|mut kp| {
+            let needs: Vec<Needs> = kp.scenarios.iter().map(|p| p.needs).collect();
+            let mut placed: Vec<(Machine, Planned)> =
+                machine::place(base, cfg.fit, &needs).into_iter().zip(kp.scenarios).collect();
+            // Stable: each machine's cells keep their plan order, and a guest changes machine
+            // at most once per kind (the run's own first).
+            placed.sort_by_key(|(m, _)| *m != base);
+            let machines = placed.iter().map(|(m, _)| *m).collect();
+            kp.scenarios = placed.into_iter().map(|(_, p)| p).collect();
             let estimate = kp
                 .scenarios
                 .iter()
@@ -218,6 +237,7 @@ pub async fn run(cfg: SchedulerConfig, mut plan: Vec<KernelPlan>, tx: mpsc::Send
                 label: kp.label,
                 spec: kp.spec,
                 scenarios: kp.scenarios,
+                machines,
                 estimate,
                 started: Instant::now(),
                 boots: AtomicUsize::new(0),

@@ -251,14 +251,14 @@ pub fn machine_unmet(requires: &[String], r: &ScenarioResult) -> Option<MachineG
         if req == "machine: hardware PMU" && r.accel == "tcg" {
             return Some(MachineGap { why: "TCG emulates no hardware PMU".into(), shows: "no hardware PMU" });
         }
-        if let Some(n) = req.strip_prefix("at least ").and_then(|t| t.split_once(" online CPUs")) {
-            let (need, cpus) = (n.0.parse::<u32>().ok()?, r.cpus.unwrap_or(1));
+        if let Some(need) = super::machine::cpus_needed(req) {
+            let cpus = r.cpus.unwrap_or(1);
             return (cpus < need).then(|| MachineGap {
                 why: format!("the guest was booted with {cpus} CPU(s), the scenario needs {need} (--cpus {need})"),
                 shows: "online CPU(s), the scenario needs",
             });
         }
-        if req.starts_with("block device ") && r.disk_mb.is_none() {
+        if super::machine::is_disk(req) && r.disk_mb.is_none() {
             return Some(MachineGap {
                 why: "the guest was booted without a scratch disk (--disk SIZE)".into(),
                 shows: "no block device",

@@ -138,10 +138,45 @@ fn vm_machine_scratch_disk_counts_direct_io_requests_exactly() {
         let c = r.counts.iter().find(|c| c.what == what).unwrap_or_else(|| panic!("{what}: {:?}", r.counts));
         assert_eq!((c.expected, c.observed), (32, 32));
     }
-    let (_, rs) = run_on_6_1(id, &[]);
-    let [r] = rs.as_slice() else { panic!("no result") };
-    assert_eq!(r.status, Status::Unsupported, "{}", r.reason);
-    assert!(r.evidence.as_deref().unwrap_or("").contains("/sys/block/vda does not exist"), "{:?}", r.evidence);
+    // Without --disk the run gives the block scenarios a guest with a disk of its own choosing;
+    // the BPF histogram holds exactly the workload's 32 writes and 32 reads.
+    let (out, rs) = run_on_6_1(&format!("{id},bpf.block.rq_latency"), &[]);
+    assert_eq!(rs.len(), 2, "{}", text(&out.stderr));
+    for r in &rs {
+        assert_eq!(r.status, Status::Pass, "{}: {}: {:?}", r.scenario, r.reason, r.counts);
+        assert_eq!((r.cpus, r.disk_mb), (Some(1), Some(64)), "{}", r.scenario);
+    }
+    let r = rs.iter().find(|r| r.scenario == "bpf.block.rq_latency").unwrap();
+    let c = r.counts.iter().find(|c| c.what == "latencies in the histogram (block_complete)");
+    assert_eq!(c.map(|c| (c.expected, c.observed)), Some((64, 64)), "{:?}", r.counts);
+}
+
+/// A plain `kmatrix run` (no `--cpus`, no `--disk`) places each cell in a guest that meets its
+/// scenario's machine needs: the per-CPU ones in a 2-CPU guest, the rest in the default 1-CPU
+/// one; an explicit `--cpus 1` wins (unsupported, `vm_machine_percpu_openat_...`). Before, both
+/// per-CPU scenarios were `unsupported` in a plain run.
+#[test]
+fn vm_machine_a_plain_run_gives_each_scenario_the_machine_it_needs() {
+    let _one_at_a_time = serial();
+    let ids = "ftrace.percpu.sys_enter_openat,bpf.percpu_array.openat,ftrace.event.sys_enter_openat";
+    let (out, rs) = run_on_6_1(ids, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(rs.len(), 3, "{stderr}");
+    let by = |id: &str| rs.iter().find(|r| r.scenario == id).unwrap_or_else(|| panic!("no {id}: {stderr}"));
+    for id in ["ftrace.percpu.sys_enter_openat", "bpf.percpu_array.openat"] {
+        let r = by(id);
+        assert_eq!(r.status, Status::Pass, "{id}: {}: {:?}\n{stderr}", r.reason, r.counts);
+        assert_eq!((r.cpus, r.disk_mb), (Some(2), None), "{id}");
+    }
+    let r = by("ftrace.event.sys_enter_openat");
+    assert_eq!((r.status, r.cpus, r.disk_mb), (Status::Pass, Some(1), None), "{}", r.reason);
+    // The BPF per-CPU values: exactly N0 = 100 on cpu0 and N1 = 37 on cpu1.
+    let r = by("bpf.percpu_array.openat");
+    for (what, n) in [("km_percpu[0] on cpu0", 100), ("km_percpu[0] on cpu1", 37)] {
+        let c = r.counts.iter().find(|c| c.what == what).unwrap_or_else(|| panic!("{what}: {:?}", r.counts));
+        assert_eq!((c.expected, c.observed), (n, n), "{what}");
+    }
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
 
 #[test]

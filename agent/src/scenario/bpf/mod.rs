@@ -1,12 +1,13 @@
 //! The `bpf.` family: kmatrix's own BPF objects loaded, attached and fired on every hook type
 //! (kprobe, kretprobe, tracepoint, raw_tracepoint, tp_btf, fentry/fexit, uprobe/uretprobe,
 //! perf_event, kprobe_multi, uprobe_multi), their output channels (ring buffer, perf buffer,
-//! bpf_trace_printk), CO-RE reads, the verifier's refusal, and a user's object brought from a
+//! bpf_trace_printk), a per-CPU array read back per CPU, a block-layer latency histogram, CO-RE reads, the verifier's refusal, and a user's object brought from a
 //! path. Each file holds the scenarios of one id path (`bpf.<path>.*`).
 //!
 //! This module is only the family's registry, in catalogue order. What the files share is in
 //! `support::bpf` and `support::bpf_output`; loading objects is `crate::bpf`.
 
+mod block;
 mod core;
 mod fentry;
 mod fexit;
@@ -14,6 +15,7 @@ mod kprobe;
 mod kprobe_multi;
 mod kretprobe;
 mod object;
+mod percpu_array;
 mod perf_buffer;
 mod perf_event;
 mod raw_tracepoint;
@@ -45,6 +47,8 @@ pub const ALL: &[Scenario] = &[
     ringbuf::OPENAT,
     perf_buffer::OPENAT,
     trace_printk::OPENAT,
+    percpu_array::OPENAT,
+    block::RQ_LATENCY,
     core::TASK_STRUCT,
     core::TASK_STATE,
     verifier::REJECT,

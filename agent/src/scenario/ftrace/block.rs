@@ -8,24 +8,22 @@
 //! Needs the disk: without `--disk` the guest has no block device and the scenario is
 //! `unsupported` with the `/sys/block` listing as evidence.
 
+use crate::disk::{dev_t, stat, DISK};
 use crate::excerpt;
 use crate::process;
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::req::Req;
 use crate::scenario::support::gated::{self, trace_problems};
 use crate::scenario::support::verdict::count;
-use crate::scenario::support::workload;
+use crate::scenario::support::workload::{self, DIRECT_IO};
 use crate::tracefs::trace;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use kmatrix_proto::ScenarioResult;
 use std::collections::BTreeSet;
 use std::time::Instant;
 
 const ISSUE: &str = "block/block_rq_issue";
 const COMPLETE: &str = "block/block_rq_complete";
-/// The scratch disk as the kernel names it (the first virtio-blk device).
-pub const DISK: &str = "vda";
-const DIRECT_IO: &str = "/bin/direct-io";
 
 // block_rq_issue/complete as TRACE_EVENTs with a dev field date from 2.6.31; the dev filter on
 // a dev_t field works from the same release.
@@ -58,24 +56,6 @@ pub fn parse_rq(body: &str) -> Option<Rq> {
         sector: t.get(plus.checked_sub(1)?)?.parse().ok()?,
         sectors: t.get(plus + 1)?.parse().ok()?,
     })
-}
-
-/// Completed reads and writes of `/sys/block/<disk>/stat` (its fields 1 and 5).
-fn stat(disk: &str) -> Result<(u64, u64)> {
-    let path = format!("/sys/block/{disk}/stat");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("read({path}) failed"))?;
-    let f: Vec<u64> = text.split_whitespace().filter_map(|w| w.parse().ok()).collect();
-    anyhow::ensure!(f.len() >= 5, "{path} has {} fields: {text:?}", f.len());
-    Ok((f[0], f[4]))
-}
-
-/// The kernel's `dev_t` of `/sys/block/<disk>/dev` (`254:0`), as the event's `dev` field holds
-/// it: `MKDEV(major, minor)` = major << 20 | minor.
-fn dev_t(disk: &str) -> Result<u64> {
-    let path = format!("/sys/block/{disk}/dev");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("read({path}) failed"))?;
-    let (major, minor) = text.trim().split_once(':').with_context(|| format!("{path}: {text:?}"))?;
-    Ok((major.parse::<u64>()? << 20) | minor.parse::<u64>()?)
 }
 
 fn run(ctx: &mut Ctx) -> Result<ScenarioResult> {

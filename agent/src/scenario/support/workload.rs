@@ -17,6 +17,8 @@ pub const YIELD_LOOP: &str = "/bin/yield-loop";
 pub const MOUNT_TMPFS: &str = "/bin/mount-tmpfs";
 pub const URANDOM_READ: &str = "/bin/urandom-read";
 pub const PAUSE_CROWD: &str = "/bin/pause-crowd";
+/// `direct-io N DEV`: N writes then N reads of 4 KiB with `O_DIRECT` on a block device.
+pub const DIRECT_IO: &str = "/bin/direct-io";
 
 /// The line `hello` prints per greeting.
 pub const GREETING: &str = "hello, world!\n";

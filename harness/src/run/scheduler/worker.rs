@@ -38,10 +38,13 @@ pub(super) async fn worker(shared: &Shared, kr: &KernelRun, ready: &Arc<Ready>, 
     let mut pending: Option<Taken> = None;
     loop {
         let Some(first_taken) = take(shared, kr, &mut pending, from_back).await else { return };
+        // This guest's machine is the one its first scenario was placed in; a scenario of
+        // another machine ends the guest and starts one of that machine.
+        let machine = kr.machines[first_taken.i];
         pending = Some(first_taken);
         let boots = kr.boots.fetch_add(1, Ordering::SeqCst) + 1;
         let log = cfg.log_dir.join(format!("{}-boot{boots}.console.log", sanitize(kernel)));
-        let mut opts = cfg.guests.options(k, log.clone());
+        let mut opts = cfg.guests.options_in(k, log.clone(), machine);
         // Scenarios that run the host's tools get the host root (read-only), as `--share` says;
         // a share that cannot be had fails like a boot.
         let plan = match cfg.host_root {
@@ -77,11 +80,10 @@ pub(super) async fn worker(shared: &Shared, kr: &KernelRun, ready: &Arc<Ready>, 
                 let mut first = t.first;
                 for (i, mut r) in all_error(kr, &reason, cause_of(&e), Some(k), &rest) {
                     r.accel = accel.to_string();
-                    (r.cpus, r.memory_mb, r.disk_mb) = (
-                        Some(opts.settings.cpus),
-                        Some(opts.settings.memory_mb),
-                        opts.settings.disk_bytes.map(|b| b >> 20),
-                    );
+                    // Each cell's own machine: the ones of the other machine never booted either.
+                    let m = kr.machines[i];
+                    (r.cpus, r.memory_mb, r.disk_mb) =
+                        (Some(m.cpus), Some(opts.settings.memory_mb), m.disk_bytes.map(|b| b >> 20));
                     if i == t.i {
                         // The retry of the scenario that broke the last guest could not boot.
                         r.previous = first.take().map(Box::new);
@@ -119,7 +121,13 @@ pub(super) async fn worker(shared: &Shared, kr: &KernelRun, ready: &Arc<Ready>, 
             })
             .await;
         let mut broken = false;
+        let mut switch = false;
         while let Some(Taken { i, first, first_wall }) = take(shared, kr, &mut pending, from_back).await {
+            if kr.machines[i] != machine {
+                pending = Some(Taken { i, first, first_wall });
+                switch = true;
+                break;
+            }
             let p = &kr.scenarios[i];
             let left = ready.deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -219,8 +227,8 @@ pub(super) async fn worker(shared: &Shared, kr: &KernelRun, ready: &Arc<Ready>, 
             }
         }
         // The queue ran dry for this VM (`take` gave `None`: this worker has left it), unless
-        // the VM broke with work left.
-        let left_queue = !broken;
+        // the VM broke with work left or the next scenario needs another machine.
+        let left_queue = !broken && !switch;
         if broken || guest.restored {
             // A restored guest is a private copy-on-write copy of a snapshot and nothing in it
             // is kept: its kernel's power-off path (paid once per cargo-nextest trial) changes
