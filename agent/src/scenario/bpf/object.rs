@@ -5,8 +5,12 @@
 //! Parameters: `object` (its path in the guest; without it, the agent's own probes.bpf.o is
 //! written to /tmp and taken through the same steps, a self-test), `program` (default: the
 //! object's only program), `attach` (`kprobe:SYM`, `tracepoint:CAT/NAME`, `raw_tracepoint:NAME`,
-//! `tp_btf:NAME`, `fentry:FN`, `fexit:FN`, `uprobe:PATH:SYMBOL`, `perf_event:cpu-clock`; without
-//! it the program is only loaded), `workload` (`openat-loop:N` or `hello:N`) and `expect_runs`
+//! `tp_btf:NAME`, `fentry:FN`, `fexit:FN`, `uprobe:PATH:SYMBOL`, `perf_event:cpu-clock`, and
+//! libbpf's `ksyscall:NAME`, a kprobe on this kernel's symbol for syscall NAME from
+//! /proc/kallsyms; without it the program is only loaded), `unsupported` (set by the host for a
+//! program in a libbpf section the agent has no attach path for, `usdt/`, `kprobe.multi/`, ...:
+//! the object is loaded, CO-RE relocated and its maps created, then the result is `unsupported`
+//! with that reason), `workload` (`openat-loop:N` or `hello:N`) and `expect_runs`
 //! (how many times the program must run during the workload, counted by the kernel's BPF run
 //! statistics, 5.8+); `path` is the file openat-loop opens, as for the other openat scenarios.
 //! Every step is reported with its time, errno and message; a refused load carries the
@@ -29,7 +33,7 @@ use std::time::Instant;
 // Counting a program's runs: kernel.bpf_stats_enabled (5.1), or BPF_ENABLE_STATS (5.8).
 pub const LOAD: Scenario = Meta::new("bpf.object.load", "5.1")
 .summary("a BPF object from a path: load, verify, attach, run a workload, detach, each step reported with the verifier log")
-.params(&[("object", ""), ("program", ""), ("attach", ""), ("workload", ""), ("workload_cmd", ""), ("workload_cwd", ""), ("expect_runs", "")])
+.params(&[("object", ""), ("program", ""), ("attach", ""), ("workload", ""), ("workload_cmd", ""), ("workload_cwd", ""), ("expect_runs", ""), ("unsupported", "")])
 .run(load);
 
 /// Where the self-test writes the embedded object, to load it from a path like a user's.
@@ -53,12 +57,17 @@ struct Step {
 #[derive(Debug, PartialEq, Eq)]
 enum AttachSpec {
     KProbe(String),
+    /// libbpf's `ksyscall/NAME`: a kprobe on the syscall's symbol, found on the running kernel.
+    KSyscall(String),
     TracePoint(String, String),
     RawTracePoint(String),
     TpBtf(String),
     FEntry(String),
     FExit(String),
-    UProbe { path: String, symbol: String },
+    UProbe {
+        path: String,
+        symbol: String,
+    },
     CpuClock,
 }
 
@@ -67,6 +76,7 @@ fn parse_attach(spec: &str) -> Result<AttachSpec> {
     let target = target.to_string();
     Ok(match kind {
         "kprobe" | "kretprobe" => AttachSpec::KProbe(target),
+        "ksyscall" => AttachSpec::KSyscall(target),
         "tracepoint" => {
             let (c, n) = target.split_once('/').with_context(|| format!("attach={spec:?}: tracepoint:CAT/NAME"))?;
             AttachSpec::TracePoint(c.to_string(), n.to_string())
@@ -81,7 +91,7 @@ fn parse_attach(spec: &str) -> Result<AttachSpec> {
             AttachSpec::UProbe { path: path.to_string(), symbol: symbol.to_string() }
         }
         "perf_event" if target == "cpu-clock" => AttachSpec::CpuClock,
-        _ => bail!("attach={spec:?}: unknown kind {kind:?} (kprobe, tracepoint, raw_tracepoint, tp_btf, fentry, fexit, uprobe, perf_event:cpu-clock)"),
+        _ => bail!("attach={spec:?}: unknown kind {kind:?} (kprobe, ksyscall, tracepoint, raw_tracepoint, tp_btf, fentry, fexit, uprobe, perf_event:cpu-clock)"),
     })
 }
 
@@ -169,6 +179,12 @@ fn load(ctx: &mut Ctx) -> Result<ScenarioResult> {
             return Ok(finish(steps, "", Vec::new(), vec![rej.to_string()], rej.errno));
         }
     };
+    if let Some(why) = param("unsupported").filter(|_| !selftest) {
+        let mut r = finish(steps, "", Vec::new(), Vec::new(), None);
+        r.status = Status::Unsupported;
+        r.reason = why;
+        return Ok(r);
+    }
     let names: Vec<String> = l.ebpf.programs().map(|(n, _)| n.to_string()).collect();
     let program = match program {
         Some(p) => p,
@@ -210,8 +226,19 @@ fn load(ctx: &mut Ctx) -> Result<ScenarioResult> {
         Some(spec) => {
             let need_pid = || pid.context("uprobe and perf_event attach need a workload=... to attach to");
             let offset;
+            let syscall;
             let hook = match spec {
                 AttachSpec::KProbe(s) => Hook::KProbe(s),
+                AttachSpec::KSyscall(name) => {
+                    // libbpf's rule: the arch wrapper where the kernel has syscall wrappers (4.17+
+                    // on x86-64), else sys_NAME.
+                    let names = crate::arch::syscall_symbols(name);
+                    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                    syscall = crate::kallsyms::first_of(&names)?
+                        .with_context(|| format!("ksyscall:{name}: none of {names:?} in /proc/kallsyms"))?
+                        .to_string();
+                    Hook::KProbe(&syscall)
+                }
                 AttachSpec::TracePoint(c, n) => Hook::TracePoint(c, n),
                 AttachSpec::RawTracePoint(n) => Hook::RawTracePoint(n),
                 AttachSpec::TpBtf(n) => Hook::TpBtf(n),
@@ -400,6 +427,7 @@ mod tests {
             parse_attach("uprobe:/bin/hello:hello_greet").unwrap(),
             AttachSpec::UProbe { path: "/bin/hello".into(), symbol: "hello_greet".into() }
         );
+        assert_eq!(parse_attach("ksyscall:openat").unwrap(), AttachSpec::KSyscall("openat".into()));
         assert!(parse_attach("tracepoint:nocategory").unwrap_err().to_string().contains("nocategory"));
         assert!(parse_attach("xdp:eth0").is_err());
         assert!(parse_attach("kprobe").is_err());
