@@ -172,3 +172,36 @@ fn vm_user_object_with_a_host_command_as_workload_checks_it_ran() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(rs.is_empty() && stderr.contains("kmatrix-no-such-cmd"), "{stderr}");
 }
+
+/// libbpf 1.x section names aya-obj does not read as written: `SEC("ksyscall/openat")` is
+/// attached from its name alone (no --attach) as a kprobe on the kernel's openat symbol, found
+/// in the guest's /proc/kallsyms, and runs exactly once per openat of the workload (the kernel's
+/// BPF run statistics against openat-loop's own count); a `SEC("usdt")` program, which kmatrix
+/// cannot attach, is `unsupported` naming its section after its object loaded in the guest.
+#[test]
+fn vm_ksyscall_object_attaches_from_its_section_and_counts_exactly() {
+    let d = tempfile::tempdir().unwrap();
+    let obj = build(&fixture("ksyscall_openat.bpf.c"), d.path());
+    let (code, rs, stderr) = run(&obj, "debian-6.1", &["--workload", "openat-loop:100"]);
+    assert_eq!(rs.len(), 1, "{stderr}");
+    let r = &rs[0];
+    assert_eq!(r.status, Status::Pass, "{r:#?}");
+    assert_eq!(code, Some(0));
+    assert_eq!(r.counts.len(), 1);
+    assert_eq!((r.counts[0].expected, r.counts[0].observed), (100, 100), "{:?}", r.counts);
+    let s = steps(r);
+    assert!(s.iter().all(|(_, ok)| *ok), "{s:?}");
+    assert!(
+        s.iter().any(|(step, _)| step == "attach ksyscall_openat to ksyscall:openat (kprobe __x64_sys_openat)"),
+        "{s:?}"
+    );
+
+    let obj = build(&fixture("libbpf_sections.bpf.c"), d.path());
+    let (code, rs, stderr) = run(&obj, "debian-6.1", &["--program", "s_usdt", "--workload", "openat-loop:10"]);
+    assert_eq!(rs.len(), 1, "{stderr}");
+    let r = &rs[0];
+    assert_eq!(r.status, Status::Unsupported, "{r:#?}");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(r.reason.contains("section \"usdt\"") && r.reason.contains("no attach path for usdt"), "{}", r.reason);
+    assert_eq!(steps(r), [("load object /user/libbpf_sections.bpf.o".to_string(), true)]);
+}
