@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod ext;
+pub mod external;
 
 use crate::elf::le::{u16_at, u32_at};
 

@@ -22,7 +22,13 @@ pub fn render(r: &Report) -> String {
         if r.relocations == 1 { "" } else { "s" }
     );
     for k in &r.kernels {
-        let _ = writeln!(out, "{} ({}): {}", k.kernel, k.release, if k.ok { "ok" } else { "FAIL" });
+        let _ = write!(out, "{} ({}): {}", k.kernel, k.release, if k.ok { "ok" } else { "FAIL" });
+        match (&k.btf, k.external_btf) {
+            (Some(b), true) => {
+                let _ = writeln!(out, " (no BTF of its own: against the external BTF {b})");
+            }
+            _ => out.push('\n'),
+        }
         if let Some(e) = &k.error {
             let _ = writeln!(out, "  {e}");
         }

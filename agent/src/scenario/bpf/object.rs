@@ -168,14 +168,16 @@ fn load(ctx: &mut Ctx) -> Result<ScenarioResult> {
 
     // Step 1: the object (parse, CO-RE relocation against the kernel's BTF, maps).
     let t = Instant::now();
+    let against =
+        bpf::vmlinux::external().map(|p| format!(" (CO-RE against the external BTF {p})")).unwrap_or_default();
     let mut l = match Loaded::open("user object", &bytes) {
         Ok(l) => {
-            push(&mut steps, format!("load object {path}"), t, Ok(()));
+            push(&mut steps, format!("load object {path}{against}"), t, Ok(()));
             l
         }
         Err(e) => {
             let rej = e.chain().find_map(|c| c.downcast_ref::<Rejected>()).context("load object")?;
-            push(&mut steps, format!("load object {path}"), t, Err(rej));
+            push(&mut steps, format!("load object {path}{against}"), t, Err(rej));
             return Ok(finish(steps, "", Vec::new(), vec![rej.to_string()], rej.errno));
         }
     };
