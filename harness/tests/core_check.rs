@@ -187,6 +187,42 @@ fn libbpf_section_names_relocate_like_plain_kprobes() {
     }
 }
 
+/// `--btf FILE`: Ubuntu's 4.15 has no BTF; a BTF made by `kmatrix btf from-headers` from
+/// another 4.15 build's headers relocates the agent's CO-RE object there (its `state` flavour,
+/// `__state` guarded), and the report says the BTF is external. Kernels with BTF keep their
+/// own. A file that is not BTF is bad input naming it.
+#[test]
+fn an_external_btf_relocates_on_a_btf_less_kernel_and_bad_ones_are_named() {
+    let d = tempfile::tempdir().unwrap();
+    let obj = build(&core_source(), d.path());
+    let btf = d.path().join("k.btf");
+    let made = Command::new(env!("CARGO_BIN_EXE_kmatrix"))
+        .args(["btf", "from-headers", "--kernel", "ubuntu:4.15.0-212", "-o"])
+        .arg(&btf)
+        .output()
+        .unwrap();
+    assert_eq!(made.status.code(), Some(0), "{}", String::from_utf8_lossy(&made.stderr));
+    let o = core_check(&obj, "ubuntu-4.15", true);
+    assert_eq!(o.status.code(), Some(1));
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kmatrix"));
+    c.args(["core-check", "--json", "--kernels", "ubuntu-4.15,debian-6.1", "--btf"]).arg(&btf).arg(&obj);
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = report(&o);
+    let k = |id: &str| r["kernels"].as_array().unwrap().iter().find(|k| k["kernel"] == id).unwrap().clone();
+    assert_eq!((k("ubuntu-4.15")["btf"].as_str(), k("ubuntu-4.15")["external_btf"].as_bool()), (btf.to_str(), Some(true)));
+    assert_eq!(k("debian-6.1")["external_btf"], Value::Null, "{:#}", k("debian-6.1"));
+    assert_eq!(reloc(&r, "ubuntu-4.15", "core_task", "field_byte_offset", "task_struct___old.state").0, "applied");
+    assert_eq!(reloc(&r, "ubuntu-4.15", "core_task", "field_byte_offset", "task_struct.__state").0, "guarded");
+    assert_eq!(reloc(&r, "ubuntu-4.15", "core_task", "field_byte_offset", "trace_event_raw_sys_enter.id").1, "offset 8");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kmatrix"));
+    c.args(["core-check", "--kernels", "ubuntu-4.15", "--btf"]).arg(&obj).arg(&obj);
+    let o = c.output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("--btf {} is not BTF", obj.display())), "{stderr}");
+}
+
 /// `good` with the length of its `.BTF.ext` CO-RE part 4 bytes short: its last record ends
 /// outside the part.
 fn short_core_part(good: &[u8]) -> Vec<u8> {

@@ -13,6 +13,7 @@
 
 pub mod ext;
 pub mod external;
+pub mod from_headers;
 
 use crate::elf::le::{u16_at, u32_at};
 

@@ -8,6 +8,7 @@
 mod bench;
 mod bisect;
 mod boot;
+mod btf;
 mod core_check;
 mod exec;
 mod exec_output;
@@ -105,6 +106,9 @@ pub enum Command {
     /// A BPF object's CO-RE relocations against each kernel's BTF, without booting; exit 1 if a
     /// program would not relocate on some kernel.
     CoreCheck(CoreCheckArgs),
+    /// External BTF for kernels built without it (`--btf` of core-check and run).
+    #[command(subcommand)]
+    Btf(btf::BtfCommand),
     /// Keep the cache (kernels, images, snapshots) and the run directories within a size budget,
     /// least recently used first; never what a running kmatrix uses.
     Gc(GcArgs),
@@ -257,6 +261,7 @@ pub async fn main(cli: Cli) -> Result<i32> {
         Command::Shell(a) => shell::shell_cmd(a).await,
         Command::Selftest(c) => selftest::selftest_cmd(c).await,
         Command::CoreCheck(a) => core_check::core_check_cmd(a).await,
+        Command::Btf(c) => btf::btf_cmd(c).await,
         Command::Gc(a) => gc::gc_cmd(a).await,
         Command::Ci(CiCommand::Github) => {
             let ids = kernel::matrix_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?;
