@@ -210,11 +210,17 @@ fn an_external_btf_relocates_on_a_btf_less_kernel_and_bad_ones_are_named() {
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let r = report(&o);
     let k = |id: &str| r["kernels"].as_array().unwrap().iter().find(|k| k["kernel"] == id).unwrap().clone();
-    assert_eq!((k("ubuntu-4.15")["btf"].as_str(), k("ubuntu-4.15")["external_btf"].as_bool()), (btf.to_str(), Some(true)));
+    assert_eq!(
+        (k("ubuntu-4.15")["btf"].as_str(), k("ubuntu-4.15")["external_btf"].as_bool()),
+        (btf.to_str(), Some(true))
+    );
     assert_eq!(k("debian-6.1")["external_btf"], Value::Null, "{:#}", k("debian-6.1"));
     assert_eq!(reloc(&r, "ubuntu-4.15", "core_task", "field_byte_offset", "task_struct___old.state").0, "applied");
     assert_eq!(reloc(&r, "ubuntu-4.15", "core_task", "field_byte_offset", "task_struct.__state").0, "guarded");
-    assert_eq!(reloc(&r, "ubuntu-4.15", "core_task", "field_byte_offset", "trace_event_raw_sys_enter.id").1, "offset 8");
+    assert_eq!(
+        reloc(&r, "ubuntu-4.15", "core_task", "field_byte_offset", "trace_event_raw_sys_enter.id").1,
+        "offset 8"
+    );
     let mut c = Command::new(env!("CARGO_BIN_EXE_kmatrix"));
     c.args(["core-check", "--kernels", "ubuntu-4.15", "--btf"]).arg(&obj).arg(&obj);
     let o = c.output().unwrap();

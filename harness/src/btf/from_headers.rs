@@ -98,8 +98,12 @@ pub fn make(dir: &Path, arch: &str, includes: &[String], out: &Path) -> Result<u
     let a = dir.join("arch").join(arch);
     let mut cc = Command::new(&clang);
     // Every type the headers define, not only those the file uses: CO-RE looks types up by name.
-    cc.args(["-g", "-c", "-O0", "-fstandalone-debug", "-fno-eliminate-unused-debug-types", "-Wno-everything"])
-        .args(["-D__KERNEL__", "-nostdinc", "-isystem", builtin.trim()]);
+    cc.args(["-g", "-c", "-O0", "-fstandalone-debug", "-fno-eliminate-unused-debug-types", "-Wno-everything"]).args([
+        "-D__KERNEL__",
+        "-nostdinc",
+        "-isystem",
+        builtin.trim(),
+    ]);
     for inc in [
         a.join("include"),
         a.join("include/generated"),
@@ -116,12 +120,12 @@ pub fn make(dir: &Path, arch: &str, includes: &[String], out: &Path) -> Result<u
     let mut pahole = Command::new("pahole");
     pahole.arg(format!("--btf_encode_detached={}", out.display())).arg(&o);
     run(&mut pahole, "pahole", "dwarves", &o)?;
-    let bytes = super::external::read(out).map_err(|source| FromHeadersError::Check { dir: dir.to_path_buf(), source })?;
-    let table = super::BtfTable::parse(&bytes)
-        .map_err(|source| FromHeadersError::Check {
-            dir: dir.to_path_buf(),
-            source: super::external::ExternalBtfError::NotBtf { path: out.to_path_buf(), source },
-        })?;
+    let bytes =
+        super::external::read(out).map_err(|source| FromHeadersError::Check { dir: dir.to_path_buf(), source })?;
+    let table = super::BtfTable::parse(&bytes).map_err(|source| FromHeadersError::Check {
+        dir: dir.to_path_buf(),
+        source: super::external::ExternalBtfError::NotBtf { path: out.to_path_buf(), source },
+    })?;
     Ok(table.types.len() - 1)
 }
 

@@ -43,7 +43,8 @@ pub(crate) async fn btf_cmd(cmd: BtfCommand) -> Result<i32> {
     let opts = a.fetch.fetch_options();
     let id = a.kernel.clone();
     let (tree, arch) = tokio::task::spawn_blocking(move || -> Result<_> {
-        let k = kernel::prepare(&spec, &cache, &opts).map_err(tag_kernel).with_context(|| format!("cannot fetch {id}"))?;
+        let k =
+            kernel::prepare(&spec, &cache, &opts).map_err(tag_kernel).with_context(|| format!("cannot fetch {id}"))?;
         let tree = kernel::headers(&k, &cache, &opts).map_err(tag_kernel).context("cannot fetch its headers")?;
         Ok((tree, k.arch))
     })
@@ -56,11 +57,6 @@ pub(crate) async fn btf_cmd(cmd: BtfCommand) -> Result<i32> {
     let types = crate::btf::from_headers::make(&tree.dir, arch, &a.includes, &a.out)
         .with_context(|| format!("cannot make a BTF from the headers of {} ({})", a.kernel, tree.release))
         .exit_code(exit::INFRA)?;
-    println!(
-        "{}: {types} types from the headers of {} ({})",
-        a.out.display(),
-        tree.release,
-        tree.packages.join(", ")
-    );
+    println!("{}: {types} types from the headers of {} ({})", a.out.display(), tree.release, tree.packages.join(", "));
     Ok(exit::OK)
 }
