@@ -85,7 +85,8 @@ pub enum Command {
     /// Render, diff or merge result files (a run directory or its results.jsonl).
     Report(ReportArgs),
     /// The first build of a kernel line where a scenario stops passing or a command stops
-    /// exiting 0, with the Debian changelog between the last good and the first bad build.
+    /// exiting 0, with the changelog between the last good and the first bad build (Debian's or,
+    /// with `--distro ubuntu`, Ubuntu's ABI builds).
     Bisect(BisectArgs),
     /// Where a cell's artifacts are (Chrome trace of its ftrace data, flame graph of its
     /// sampled stacks), made now from its result when the run did not write them.
