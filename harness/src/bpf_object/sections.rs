@@ -252,7 +252,7 @@ fn rename_plan(bytes: &[u8]) -> Option<RenamePlan> {
     let shoff = usize::try_from(u64_at(bytes, 0x28)?).ok()?;
     let shentsize = usize::from(u16_at(bytes, 0x3a)?);
     let shstrndx = usize::from(u16_at(bytes, 0x3e)?);
-    if shentsize < 64 {
+    if shentsize != 64 {
         return None;
     }
     let header = |i: usize| shoff.checked_add(i.checked_mul(shentsize)?);
