@@ -4,7 +4,7 @@
 //! host root (exit 0 good, 125 skip, 1-127 bad, as `git bisect run`). Every build is prepared as
 //! any kernel is (downloaded, verified along the chain of trust, in the same cache) and booted
 //! for real; one that cannot be prepared or does not boot is skipped with the reason. Then the
-//! Debian changelog entries between the last good and the first bad build.
+//! changelog entries (Debian's or Ubuntu's) between the last good and the first bad build.
 //!
 //! Not here: listing builds (`kernel::available`), rendering (`cli/bisect.rs`).
 
@@ -251,7 +251,7 @@ pub struct Report {
     pub first_bad: AvailableKernel,
     /// Skipped builds between the two: the first bad build may be any of these (or first_bad).
     pub could_also_be: Vec<AvailableKernel>,
-    /// The Debian changelog entries of the builds after the last good one up to the first bad
+    /// The changelog entries of the builds after the last good one up to the first bad
     /// one, newest first, as the first bad build's package ships them.
     pub changelog: Vec<changelog::Entry>,
     /// Why there is no changelog, when there is none.

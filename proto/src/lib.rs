@@ -24,8 +24,8 @@ pub use caps::{
     ProbeSyntax, TracefsFeatures,
 };
 pub use msg::{
-    ExecOutcome, ExecRequest, GuestMsg, HostMsg, RunRequest, Share, ShareMount, StdinMode, HEADERS_ENV, MAX_LINE,
-    PROTO_VERSION, ROOT_TAG,
+    ExecOutcome, ExecRequest, GuestMsg, HostMsg, RunRequest, Share, ShareMount, StdinMode, EXTERNAL_BTF, HEADERS_ENV,
+    MAX_LINE, PROTO_VERSION, ROOT_TAG,
 };
 pub use result::{
     bounded, Capture, Cause, Count, KernelBuild, ScenarioInfo, ScenarioResult, Status, Timings, MAX_CAPTURE,

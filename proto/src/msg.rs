@@ -217,6 +217,11 @@ pub struct ShareMount {
 /// or uses the host's UAPI headers, which do not match the guest's kernel).
 pub const HEADERS_ENV: &[&str] = &["BCC_KERNEL_SOURCE", "BPFTRACE_KERNEL_SOURCE"];
 
+/// Where an external BTF (`--btf FILE`, as BTFHub supplies for kernels built without
+/// `CONFIG_DEBUG_INFO_BTF`) sits in the guest image. The agent relocates CO-RE objects against
+/// it when the kernel has no `/sys/kernel/btf/vmlinux` of its own.
+pub const EXTERNAL_BTF: &str = "/kmatrix/vmlinux.btf";
+
 /// The tag of the host root's share.
 pub const ROOT_TAG: &str = "kmatrix-root";
 

@@ -25,6 +25,16 @@ pub use sys::syscall_present;
 /// Why the running kernel has no BTF to give (reason, evidence), or `None` when
 /// `/sys/kernel/btf/vmlinux` is there: what CO-RE objects and the BTF-typed hooks (tp_btf,
 /// fentry, fexit) need, said the same way wherever one is refused for it.
+/// Neither the kernel's BTF nor an external one (`kmatrix run --btf`) to relocate CO-RE
+/// objects against: why, and the evidence.
+pub fn core_btf_absent() -> Option<(String, String)> {
+    let (reason, evidence) = btf_absent()?;
+    if vmlinux::external().is_some() {
+        return None;
+    }
+    Some((reason, format!("{evidence}; no external BTF at {} (kmatrix run --btf FILE)", kmatrix_proto::EXTERNAL_BTF)))
+}
+
 pub fn btf_absent() -> Option<(String, String)> {
     (!std::path::Path::new(btf::BTF_VMLINUX).exists()).then(|| {
         (

@@ -8,11 +8,17 @@
 //! are bad input (exit 2) instead of a boot per kernel that ends in the same error. Whether the
 //! kernel accepts the program (CO-RE, verifier, attach) is the guest's job; `core_check` computes
 //! the CO-RE part without booting. This module neither boots nor judges results.
+//!
+//! Section names are libbpf 1.x's ([`sections`]): an object whose programs sit in sections
+//! aya-obj does not read (`ksyscall/`, `usdt/`, `kprobe.multi/`, `struct_ops/`, ...) is read
+//! through aliases, and a program whose section names its target is attached to it without
+//! `--attach`, as libbpf's auto-attach does.
 
 #![warn(missing_docs)]
 
 mod object;
 mod plan;
+pub mod sections;
 
 pub use object::{contain, kind_of, open, parse, ObjProgram, Panicked, UserObject};
 pub use plan::{plan, render_steps, workload, workload_count, Plan, Request, Workload};

@@ -8,13 +8,18 @@ use aya_obj::ProgramSection;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// A program of the object, as aya-obj sees it.
+/// A program of the object, as aya-obj sees it, with its section as the compiler wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjProgram {
     /// The program's name (its function's name in the C source).
     pub name: String,
-    /// The program type from its ELF section (`kprobe`, `tracepoint`, `fentry`, ...).
+    /// The program type from its ELF section (`kprobe`, `tracepoint`, `fentry`, ...); for a
+    /// section aya-obj reads only under an alias, libbpf's name for it (`ksyscall`, `usdt`).
     pub kind: &'static str,
+    /// The type aya-obj gives it (the alias's for an aliased section): what it loads as.
+    pub aya_kind: &'static str,
+    /// Its ELF section's name as written (`ksyscall/openat`).
+    pub section: String,
 }
 
 /// A user's object, read and parsed.
@@ -22,8 +27,11 @@ pub struct ObjProgram {
 pub struct UserObject {
     /// The file as given.
     pub path: PathBuf,
-    /// Its bytes, put into the guest image as they are.
+    /// Its bytes, put into the guest image: as given, or with the program sections aya-obj
+    /// does not read renamed ([`super::sections::alias`]).
     pub bytes: Vec<u8>,
+    /// (section as written, the name aya-obj reads) for each renamed section.
+    pub renamed: Vec<(String, String)>,
     /// Sorted by name.
     pub programs: Vec<ObjProgram>,
     /// aya-obj's parse, for `core_check`.
@@ -46,16 +54,37 @@ pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<UserObject, ObjectError> {
         return Err(ObjectError::NotBpf { path, machine });
     }
     check_btf(&path, &bytes)?;
+    let written = section_names(&bytes);
+    let super::sections::Aliased { bytes, renamed } = super::sections::alias(&bytes);
     let object = contain(|| aya_obj::Object::parse(&bytes))
         .map_err(|Panicked(message)| ObjectError::AyaPanic { path: path.clone(), message })?
         .map_err(|e| ObjectError::Parse { detail: parse_detail(&e), path: path.clone() })?;
-    let mut programs: Vec<ObjProgram> =
-        object.programs.iter().map(|(name, p)| ObjProgram { name: name.clone(), kind: kind_of(&p.section) }).collect();
+    let mut programs: Vec<ObjProgram> = object
+        .programs
+        .iter()
+        .map(|(name, p)| {
+            let section = written.get(p.section_index).cloned().unwrap_or_default();
+            let aya_kind = kind_of(&p.section);
+            let kind = match super::sections::lookup(&section) {
+                Some((def, _)) if renamed.iter().any(|(old, _)| *old == section) => def.prefix,
+                _ => aya_kind,
+            };
+            ObjProgram { name: name.clone(), kind, aya_kind, section }
+        })
+        .collect();
     programs.sort_by(|a, b| a.name.cmp(&b.name));
     if programs.is_empty() {
         return Err(ObjectError::NoPrograms { path });
     }
-    Ok(UserObject { path, bytes, programs, object })
+    Ok(UserObject { path, bytes, renamed, programs, object })
+}
+
+/// Section names by index, as written (empty where unreadable).
+fn section_names(bytes: &[u8]) -> Vec<String> {
+    crate::elf::Elf::parse(bytes)
+        .and_then(|e| e.sections())
+        .map(|s| s.iter().map(|s| String::from_utf8_lossy(s.name).into_owned()).collect())
+        .unwrap_or_default()
 }
 
 /// Read the object's `.BTF` and `.BTF.ext` with the harness's readers first: aya-obj 0.3 panics

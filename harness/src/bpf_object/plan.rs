@@ -5,6 +5,7 @@
 //! Reading the object is [`super::object`]'s.
 
 use super::object::{loads_without_target, UserObject};
+use super::sections::Auto;
 use super::{ObjectError, GUEST_DIR, SCENARIO};
 use crate::cache::sanitize;
 use crate::image::ExtraFile;
@@ -106,11 +107,31 @@ pub fn plan(obj: &UserObject, req: &Request) -> Result<Plan, ObjectError> {
     if let Some(n) = req.expect_runs.filter(|_| !has_workload || req.attach.is_none()) {
         return Err(ObjectError::NothingToCount(n));
     }
-    match &req.attach {
-        Some(spec) => {
+    let section = super::sections::lookup(&prog.section);
+    // A section aya-obj reads only under an alias and the agent has no attach path for: its
+    // object is still relocated and loaded in the guest, and the result is `unsupported`.
+    let unsupported = match section {
+        Some((def, _)) if def.auto == Auto::No && obj.renamed.iter().any(|(old, _)| *old == prog.section) => {
+            Some(format!(
+                "program {} is in section {:?}, a libbpf {} program ({}): kmatrix relocates its object and \
+                 creates its maps, but has no attach path for {} programs",
+                prog.name, prog.section, def.prefix, def.prog_type, def.prefix
+            ))
+        }
+        _ => None,
+    };
+    // Without --attach, the section's own target, as libbpf's auto-attach takes it.
+    let attach = match (&req.attach, &unsupported) {
+        (Some(a), _) => Some(a.clone()),
+        (None, None) => section.and_then(|(def, extras)| auto_attach(def.auto, extras)),
+        (None, Some(_)) => None,
+    };
+    match (&attach, &unsupported) {
+        (_, Some(_)) => {}
+        (Some(spec), None) => {
             let (kind, needs_pid) = attach_kind(spec)?;
             let wants = accepts(kind);
-            if !wants.split(", ").any(|w| w == prog.kind) {
+            if !wants.split(", ").any(|w| w == prog.aya_kind) {
                 return Err(ObjectError::Mismatch {
                     path: obj.path.clone(),
                     program: prog.name.clone(),
@@ -123,29 +144,32 @@ pub fn plan(obj: &UserObject, req: &Request) -> Result<Plan, ObjectError> {
                 return Err(ObjectError::NeedsWorkload { spec: spec.clone() });
             }
         }
-        None if !loads_without_target(prog.kind) => {
+        (None, None) if !loads_without_target(prog.aya_kind) => {
             return Err(ObjectError::NeedsAttach {
                 path: obj.path.clone(),
                 program: prog.name.clone(),
                 kind: prog.kind,
             })
         }
-        None => {}
+        (None, None) => {}
     }
     let name = obj.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "object.bpf.o".into());
     let guest_path = format!("{GUEST_DIR}/{}", sanitize(&name));
     let mut params = BTreeMap::new();
     params.insert("object".to_string(), guest_path.clone());
     params.insert("program".to_string(), prog.name.clone());
-    if let Some(a) = &req.attach {
+    if let Some(a) = &attach {
         params.insert("attach".to_string(), a.clone());
+    }
+    if let Some(why) = &unsupported {
+        params.insert("unsupported".to_string(), why.clone());
     }
     if let (Some(w), Some(spec)) = (&wl, &req.workload) {
         params.extend(w.params(spec));
     }
     // A hook on the workload's own call runs once per iteration: that is the default check.
     // Without an attach nothing runs, so there is nothing to count.
-    let expect = req.expect_runs.or(runs.filter(|_| req.attach.is_some()));
+    let expect = req.expect_runs.or(runs.filter(|_| attach.is_some())).filter(|_| unsupported.is_none());
     if let Some(n) = expect {
         params.insert("expect_runs".to_string(), n.to_string());
     }
@@ -157,6 +181,26 @@ pub fn plan(obj: &UserObject, req: &Request) -> Result<Plan, ObjectError> {
     })
 }
 
+/// The `--attach` spec a section's extras give (libbpf's auto-attach), when the agent can
+/// attach it: a plain symbol, or `CATEGORY/NAME` for a tracepoint.
+fn auto_attach(auto: Auto, extras: &str) -> Option<String> {
+    let symbol = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+    let kind = match auto {
+        Auto::KProbe => "kprobe",
+        Auto::KSyscall => "ksyscall",
+        Auto::RawTracePoint => "raw_tracepoint",
+        Auto::TpBtf => "tp_btf",
+        Auto::FEntry => "fentry",
+        Auto::FExit => "fexit",
+        Auto::TracePoint => {
+            let (c, n) = extras.split_once('/')?;
+            return (symbol(c) && symbol(n)).then(|| format!("tracepoint:{extras}"));
+        }
+        Auto::No => return None,
+    };
+    symbol(extras).then(|| format!("{kind}:{extras}"))
+}
+
 /// The kind of an `--attach KIND:TARGET` spec, checked as the agent parses it, and whether it
 /// attaches to the workload's pid.
 fn attach_kind(spec: &str) -> Result<(&str, bool), ObjectError> {
@@ -166,7 +210,9 @@ fn attach_kind(spec: &str) -> Result<(&str, bool), ObjectError> {
         return Err(bad("the target is empty"));
     }
     match kind {
-        "kprobe" | "kretprobe" | "raw_tracepoint" | "raw_tp" | "tp_btf" | "fentry" | "fexit" => Ok((kind, false)),
+        "kprobe" | "kretprobe" | "ksyscall" | "raw_tracepoint" | "raw_tp" | "tp_btf" | "fentry" | "fexit" => {
+            Ok((kind, false))
+        }
         "tracepoint" => match target.split_once('/') {
             Some((c, n)) if !c.is_empty() && !n.is_empty() => Ok((kind, false)),
             _ => Err(bad("a tracepoint is tracepoint:CATEGORY/NAME")),
@@ -178,7 +224,7 @@ fn attach_kind(spec: &str) -> Result<(&str, bool), ObjectError> {
         "perf_event" if target == "cpu-clock" => Ok((kind, true)),
         "perf_event" => Err(bad("the perf_event target is cpu-clock")),
         _ => Err(bad(
-            "unknown kind; one of kprobe, kretprobe, tracepoint, raw_tracepoint, tp_btf, fentry, fexit, uprobe, \
+            "unknown kind; one of kprobe, kretprobe, ksyscall, tracepoint, raw_tracepoint, tp_btf, fentry, fexit, uprobe, \
              uretprobe, perf_event",
         )),
     }
@@ -187,7 +233,7 @@ fn attach_kind(spec: &str) -> Result<(&str, bool), ObjectError> {
 /// Program types an attach kind takes (aya's program classes: a KProbe is kprobe or kretprobe).
 fn accepts(kind: &str) -> &'static str {
     match kind {
-        "kprobe" | "kretprobe" => "kprobe, kretprobe",
+        "kprobe" | "kretprobe" | "ksyscall" => "kprobe, kretprobe",
         "tracepoint" => "tracepoint",
         "raw_tracepoint" | "raw_tp" => "raw_tracepoint",
         "tp_btf" => "tp_btf",

@@ -12,6 +12,8 @@
 #![warn(missing_docs)]
 
 pub mod ext;
+pub mod external;
+pub mod from_headers;
 
 use crate::elf::le::{u16_at, u32_at};
 

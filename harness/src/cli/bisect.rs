@@ -1,6 +1,7 @@
 //! `kmatrix bisect`: the first build of a kernel line where a scenario stops passing, or where a
 //! command stops exiting 0 (as `git bisect run`), over every build of the line the mirror
-//! offers, with the Debian changelog entries between the last good and the first bad build. The
+//! offers (Debian's, or Ubuntu's ABI builds with `--distro ubuntu`), with the changelog entries
+//! between the last good and the first bad build. The
 //! search is `bisect.rs`'s; this file picks the builds and the predicate and prints.
 
 use super::{open_session, seconds, tag_kernel, MachineArgs, MirrorArgs};
@@ -25,7 +26,12 @@ pub struct BisectArgs {
     /// Default: the line of --good/--bad.
     #[arg(long)]
     pub line: Option<String>,
-    /// A build known good (package version `6.12.43-1~bpo12+1`, or `debian:<version>`);
+    /// Whose builds: Debian's (`linux-image-*`) or Ubuntu's ABI builds
+    /// (`linux-image-unsigned-<abi>-generic`).
+    #[arg(long, value_enum, default_value = "debian")]
+    pub distro: kernel::Distro,
+    /// A build known good (package version `6.12.43-1~bpo12+1`, or `debian:<version>`; for
+    /// Ubuntu `4.15.0-212.223`, its ABI `4.15.0-212`, or `ubuntu:4.15.0-212`);
     /// default: the line's oldest build. It is tested first.
     #[arg(long)]
     pub good: Option<String>,
@@ -69,9 +75,16 @@ pub struct BisectArgs {
     pub argv: Vec<String>,
 }
 
-/// `debian:6.12.57-1` or `6.12.57-1` → `6.12.57-1`.
+/// `debian:6.12.57-1` or `6.12.57-1` → `6.12.57-1`; `ubuntu:4.15.0-212` → `4.15.0-212`.
 fn version_of(s: &str) -> &str {
-    s.strip_prefix("debian:").unwrap_or(s)
+    s.strip_prefix("debian:").or_else(|| s.strip_prefix("ubuntu:")).unwrap_or(s)
+}
+
+/// Whether `given` (a version or, for Ubuntu, an ABI) names the build of version `v`:
+/// `4.15.0-212` names `4.15.0-212.223`.
+fn names(given: &str, v: &str) -> bool {
+    let g = version_of(given);
+    v == g || v.strip_prefix(g).is_some_and(|rest| rest.starts_with('.'))
 }
 
 /// `6.12.57-1~bpo12+1` → `6.12`.
@@ -104,7 +117,8 @@ pub(crate) async fn bisect_cmd(a: BisectArgs) -> Result<i32> {
     let fetch = a.fetch.fetch_options();
     let all = {
         let (l, c, f) = (line.clone(), cache.clone(), fetch.clone());
-        tokio::task::spawn_blocking(move || kernel::available(kernel::Distro::Debian, &l, &c, &f))
+        let distro = a.distro;
+        tokio::task::spawn_blocking(move || kernel::available(distro, &l, &c, &f))
             .await
             .context("listing builds died")?
             .map_err(tag_kernel)?
@@ -126,7 +140,7 @@ pub(crate) async fn bisect_cmd(a: BisectArgs) -> Result<i32> {
     }
     let find = |flag: &str, v: &Option<String>, default: usize| -> Result<usize> {
         let Some(v) = v else { return Ok(default) };
-        builds.iter().position(|b| b.version == version_of(v)).ok_or_else(|| {
+        builds.iter().position(|b| names(v, &b.version)).ok_or_else(|| {
             let known: Vec<&str> = builds.iter().map(|b| b.version.as_str()).collect();
             anyhow::Error::new(exit::Exit {
                 code: exit::BAD_INPUT,
@@ -275,7 +289,7 @@ fn render(r: &Report) -> String {
         Some(e) => t.push_str(&format!("\nno changelog: {e}\n")),
         None => {
             t.push_str(&format!(
-                "\nDebian changelog from {} to {} ({} entries, from {}):\n\n",
+                "\nchangelog from {} to {} ({} entries, from {}):\n\n",
                 r.last_good.version,
                 r.first_bad.version,
                 r.changelog.len(),
@@ -315,6 +329,10 @@ mod tests {
     #[test]
     fn lines_come_from_package_versions() {
         assert_eq!(line_of("6.12.57-1~bpo12+1").as_deref(), Some("6.12"));
+        assert_eq!(line_of("ubuntu:4.15.0-212").as_deref(), Some("4.15"));
+        assert!(names("ubuntu:4.15.0-212", "4.15.0-212.223") && names("4.15.0-212.223", "4.15.0-212.223"));
+        assert!(!names("4.15.0-21", "4.15.0-212.223") && !names("4.15.0-212", "4.15.0-2120.1"));
+        assert!(names("debian:6.1.176-1", "6.1.176-1"));
         assert_eq!(line_of("debian:6.1.176-1").as_deref(), Some("6.1"));
         assert_eq!(line_of("1:7.3.4-1").as_deref(), Some("7.3"));
         assert_eq!(line_of("latest"), None);

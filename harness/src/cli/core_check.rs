@@ -23,12 +23,20 @@ pub struct CoreCheckArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// An external BTF (BTFHub's, or `scripts/btf-from-headers.sh`'s) for kernels built without
+    /// BTF: their relocations are computed against it. Kernels with BTF keep their own.
+    #[arg(long, value_name = "FILE")]
+    pub btf: Option<PathBuf>,
 }
 
 pub(crate) async fn core_check_cmd(a: CoreCheckArgs) -> Result<i32> {
     use crate::{bpf_object, core_check};
     let obj = bpf_object::open(&a.object).exit_code(exit::BAD_INPUT)?;
     let info = core_check::object_info(&obj).exit_code(exit::BAD_INPUT)?;
+    if let Some(b) = &a.btf {
+        crate::btf::external::read(b).exit_code(exit::BAD_INPUT)?;
+    }
+    let external = a.btf.clone();
     let named = if a.kernels.is_empty() { vec!["all".to_string()] } else { a.kernels.clone() };
     let kernels = kernel::expand_names(&named).map_err(tag_kernel).exit_code(exit::BAD_INPUT)?;
     let mut specs = Vec::new();
@@ -51,8 +59,10 @@ pub(crate) async fn core_check_cmd(a: CoreCheckArgs) -> Result<i32> {
             let handles: Vec<_> = prepared
                 .iter()
                 .map(|k| {
-                    let (obj, info) = (&obj, &info);
-                    s.spawn(move || core_check::check_kernel(obj, info, &k.id, &k.release, k.boot.btf.as_deref()))
+                    let (obj, info, external) = (&obj, &info, external.as_deref());
+                    s.spawn(move || {
+                        core_check::check_kernel(obj, info, &k.id, &k.release, k.boot.btf.as_deref(), external)
+                    })
                 })
                 .collect();
             handles.into_iter().map(|h| h.join()).collect::<Result<Vec<_>, _>>()

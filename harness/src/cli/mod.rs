@@ -8,6 +8,7 @@
 mod bench;
 mod bisect;
 mod boot;
+mod btf;
 mod core_check;
 mod exec;
 mod exec_output;
@@ -84,7 +85,8 @@ pub enum Command {
     /// Render, diff or merge result files (a run directory or its results.jsonl).
     Report(ReportArgs),
     /// The first build of a kernel line where a scenario stops passing or a command stops
-    /// exiting 0, with the Debian changelog between the last good and the first bad build.
+    /// exiting 0, with the changelog between the last good and the first bad build (Debian's or,
+    /// with `--distro ubuntu`, Ubuntu's ABI builds).
     Bisect(BisectArgs),
     /// Where a cell's artifacts are (Chrome trace of its ftrace data, flame graph of its
     /// sampled stacks), made now from its result when the run did not write them.
@@ -105,6 +107,9 @@ pub enum Command {
     /// A BPF object's CO-RE relocations against each kernel's BTF, without booting; exit 1 if a
     /// program would not relocate on some kernel.
     CoreCheck(CoreCheckArgs),
+    /// External BTF for kernels built without it (`--btf` of core-check and run).
+    #[command(subcommand)]
+    Btf(btf::BtfCommand),
     /// Keep the cache (kernels, images, snapshots) and the run directories within a size budget,
     /// least recently used first; never what a running kmatrix uses.
     Gc(GcArgs),
@@ -257,6 +262,7 @@ pub async fn main(cli: Cli) -> Result<i32> {
         Command::Shell(a) => shell::shell_cmd(a).await,
         Command::Selftest(c) => selftest::selftest_cmd(c).await,
         Command::CoreCheck(a) => core_check::core_check_cmd(a).await,
+        Command::Btf(c) => btf::btf_cmd(c).await,
         Command::Gc(a) => gc::gc_cmd(a).await,
         Command::Ci(CiCommand::Github) => {
             let ids = kernel::matrix_ids().context("cannot read the kernel matrix").exit_code(exit::BAD_INPUT)?;

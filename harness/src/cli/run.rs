@@ -80,9 +80,11 @@ pub struct BpfObjectArgs {
     /// The program of --bpf-object (default: its only program).
     #[arg(long, requires = "bpf_object")]
     pub program: Option<String>,
-    /// Where to attach it: kprobe:SYM, kretprobe:SYM, tracepoint:CAT/NAME, raw_tracepoint:NAME,
-    /// tp_btf:NAME, fentry:FN, fexit:FN, uprobe:PATH:SYMBOL, perf_event:cpu-clock. Without it
-    /// the program is only loaded (verified).
+    /// Where to attach it: kprobe:SYM, kretprobe:SYM, ksyscall:NAME (a kprobe on the kernel's
+    /// symbol for syscall NAME), tracepoint:CAT/NAME, raw_tracepoint:NAME, tp_btf:NAME, fentry:FN,
+    /// fexit:FN, uprobe:PATH:SYMBOL, perf_event:cpu-clock. Without it, a program whose libbpf
+    /// section names its target (`ksyscall/openat`, `tp/syscalls/sys_enter_openat`) is attached
+    /// there, as libbpf's auto-attach does; any other is only loaded (verified).
     #[arg(long, requires = "bpf_object", value_name = "KIND:TARGET")]
     pub attach: Option<String>,
     /// What runs while the program (or, without --bpf-object, the probe of every selected
@@ -96,6 +98,11 @@ pub struct BpfObjectArgs {
     /// where the count is exact (a built-in workload on its own call), else at least once.
     #[arg(long, requires = "workload")]
     pub expect_runs: Option<u64>,
+    /// An external BTF (BTFHub's, or `scripts/btf-from-headers.sh`'s) for kernels built without
+    /// BTF: the agent relocates CO-RE objects (--bpf-object's, and the bpf.core.* scenarios')
+    /// against it where the kernel has no /sys/kernel/btf/vmlinux. Kernels with BTF keep theirs.
+    #[arg(long, value_name = "FILE")]
+    pub btf: Option<PathBuf>,
 }
 
 /// `kmatrix run --command`: the user's own commands, each a judged cell on every kernel.
@@ -207,6 +214,14 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, Outcome)> {
         }
         None => None,
     };
+    let external_btf = match &a.bpf.btf {
+        Some(path) => Some(crate::image::ExtraFile {
+            path: kmatrix_proto::EXTERNAL_BTF.to_string(),
+            mode: 0o644,
+            data: crate::btf::external::read(path).exit_code(exit::BAD_INPUT)?,
+        }),
+        None => None,
+    };
     let cache = Cache::from_env().exit_code(exit::INFRA)?;
     let cat = crate::catalogue::load(&cache).context("cannot list the agent's catalogue").exit_code(exit::INFRA)?;
     // Commands alone run alone: the catalogue's scenarios come with them only when named.
@@ -290,6 +305,7 @@ pub(crate) async fn run_inner(a: RunArgs) -> Result<(i32, Outcome)> {
     mr.sched.host_root = host_root;
     mr.sched.vm_timeout = Duration::from_secs_f64(a.vm_timeout);
     mr.sched.extra = user.iter().map(|p| p.file.clone()).collect();
+    mr.sched.extra.extend(external_btf);
     mr.sched.retries = a.retries;
     // A machine flag given fixes that dimension for every cell; the others are fitted.
     mr.sched.fit = a.guest.machine.fit();

@@ -112,8 +112,12 @@ pub struct KernelReport {
     pub kernel: String,
     /// Its `uname -r`, which decides what aya would sanitise.
     pub release: String,
-    /// The BTF file the relocations were computed against; `None` when the kernel has none.
+    /// The BTF file the relocations were computed against; `None` when the kernel has none and
+    /// no `--btf` was given.
     pub btf: Option<String>,
+    /// `btf` is the external one (`--btf FILE`): the kernel has no BTF of its own.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub external_btf: bool,
     /// Every program relocates on this kernel.
     pub ok: bool,
     /// A failure of the whole object on this kernel (aya refuses to load any of its programs).

@@ -53,19 +53,23 @@ enum Done {
 }
 
 /// Compute `obj`'s CO-RE relocations against one kernel's BTF file (`None`: the kernel has
-/// none). `release` (`uname -r`) decides which BTF kinds aya would sanitise away, as it does
-/// after probing the running kernel.
+/// none), else against `external` (`--btf FILE`), as the agent does in the guest. `release`
+/// (`uname -r`) decides which BTF kinds aya would sanitise away, as it does after probing the
+/// running kernel.
 pub fn check_kernel(
     obj: &UserObject,
     info: &ObjectInfo,
     kernel: &str,
     release: &str,
-    btf_path: Option<&Path>,
+    own: Option<&Path>,
+    external: Option<&Path>,
 ) -> KernelReport {
+    let btf_path = own.or(external);
     let mut report = KernelReport {
         kernel: kernel.to_string(),
         release: release.to_string(),
         btf: btf_path.map(|p| p.display().to_string()),
+        external_btf: own.is_none() && external.is_some(),
         ok: true,
         error: None,
         programs: Vec::new(),

@@ -22,7 +22,13 @@ pub fn render(r: &Report) -> String {
         if r.relocations == 1 { "" } else { "s" }
     );
     for k in &r.kernels {
-        let _ = writeln!(out, "{} ({}): {}", k.kernel, k.release, if k.ok { "ok" } else { "FAIL" });
+        let _ = write!(out, "{} ({}): {}", k.kernel, k.release, if k.ok { "ok" } else { "FAIL" });
+        match (&k.btf, k.external_btf) {
+            (Some(b), true) => {
+                let _ = writeln!(out, " (no BTF of its own: against the external BTF {b})");
+            }
+            _ => out.push('\n'),
+        }
         if let Some(e) = &k.error {
             let _ = writeln!(out, "  {e}");
         }
@@ -88,6 +94,7 @@ mod tests {
                     kernel: "debian-6.1".into(),
                     release: "6.1.0-50-amd64".into(),
                     btf: None,
+                    external_btf: false,
                     ok: false,
                     error: None,
                     programs: vec![ProgramReport {
@@ -103,9 +110,10 @@ mod tests {
                 KernelReport {
                     kernel: "local".into(),
                     release: "7.0".into(),
-                    btf: None,
+                    btf: Some("/x/k.btf".into()),
+                    external_btf: true,
                     ok: false,
-                    error: Some("kernel local has no BTF".into()),
+                    error: Some("aya refuses the object's CO-RE relocations on local".into()),
                     programs: Vec::new(),
                 },
             ],
@@ -117,8 +125,8 @@ mod tests {
              core_task (kprobe): FAIL, 1 applied, 0 guarded, 1 failed\n    \
              applied  field_byte_offset  task_struct.pid  0:1       offset 2264\n    \
              FAILED   field_byte_offset  task_struct.x    0:1       gone\n\
-             local (7.0): FAIL\n  \
-             kernel local has no BTF\n\
+             local (7.0): FAIL (no BTF of its own: against the external BTF /x/k.btf)\n  \
+             aya refuses the object's CO-RE relocations on local\n\
              2 kernels, 2 with failures\n"
         );
     }

@@ -146,6 +146,89 @@ fn a_portable_object_passes_on_the_default_matrix_and_a_btf_less_kernel_says_why
     assert!(text.contains("kernel ubuntu-4.15 has no BTF: CO-RE relocations cannot be resolved"), "{text}");
 }
 
+/// libbpf 1.x section names aya-obj does not read as written (`ksyscall/`, `kretsyscall/`,
+/// `usdt`, `kprobe.multi/`, `uprobe.multi/`, `fmod_ret/`, `raw_tp.w/`) relocate like any other:
+/// every program's read of `task_struct.tgid` lands on the offset a plain `SEC("kprobe")`
+/// object (count_openat) gets on the same kernels, each program under libbpf's name for its
+/// section.
+#[test]
+fn libbpf_section_names_relocate_like_plain_kprobes() {
+    let d = tempfile::tempdir().unwrap();
+    let obj = build(&fixture("libbpf_sections.bpf.c"), d.path());
+    let plain = build(&fixture("count_openat.bpf.c"), d.path());
+    let kernels = "debian-5.10,debian-6.1";
+    let o = core_check(&obj, kernels, true);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = report(&o);
+    let w = report(&core_check(&plain, kernels, true));
+    let kinds = [
+        ("s_fmod_ret", "fmod_ret"),
+        ("s_kprobe_multi", "kprobe.multi"),
+        ("s_kretsyscall", "kretsyscall"),
+        ("s_ksyscall", "ksyscall"),
+        ("s_raw_tp", "raw_tracepoint"),
+        ("s_raw_tp_w", "raw_tp.w"),
+        ("s_tp", "tracepoint"),
+        ("s_uprobe_multi", "uprobe.multi"),
+        ("s_usdt", "usdt"),
+    ];
+    assert_eq!(r["programs"], serde_json::json!(kinds.iter().map(|(p, _)| *p).collect::<Vec<_>>()));
+    for kernel in kernels.split(',') {
+        let (ws, witness) = reloc(&w, kernel, "count_openat", "field_byte_offset", "task_struct.tgid");
+        assert_eq!(ws, "applied");
+        let k = r["kernels"].as_array().unwrap().iter().find(|k| k["kernel"] == kernel).unwrap();
+        for (program, kind) in kinds {
+            let p = k["programs"].as_array().unwrap().iter().find(|p| p["program"] == program).unwrap();
+            assert_eq!((p["kind"].as_str(), p["ok"].as_bool()), (Some(kind), Some(true)), "{kernel}: {p:#}");
+            assert_eq!(p["relocations"].as_array().map(Vec::len), Some(1), "{kernel}: {p:#}");
+            let (s, detail) = reloc(&r, kernel, program, "field_byte_offset", "task_struct.tgid");
+            assert_eq!((s, detail), ("applied", witness), "{kernel} {program}");
+        }
+    }
+}
+
+/// `--btf FILE`: Ubuntu's 4.15 has no BTF; a BTF made by `kmatrix btf from-headers` from
+/// another 4.15 build's headers relocates the agent's CO-RE object there (its `state` flavour,
+/// `__state` guarded), and the report says the BTF is external. Kernels with BTF keep their
+/// own. A file that is not BTF is bad input naming it.
+#[test]
+fn an_external_btf_relocates_on_a_btf_less_kernel_and_bad_ones_are_named() {
+    let d = tempfile::tempdir().unwrap();
+    let obj = build(&core_source(), d.path());
+    let btf = d.path().join("k.btf");
+    let made = Command::new(env!("CARGO_BIN_EXE_kmatrix"))
+        .args(["btf", "from-headers", "--kernel", "ubuntu:4.15.0-212", "-o"])
+        .arg(&btf)
+        .output()
+        .unwrap();
+    assert_eq!(made.status.code(), Some(0), "{}", String::from_utf8_lossy(&made.stderr));
+    let o = core_check(&obj, "ubuntu-4.15", true);
+    assert_eq!(o.status.code(), Some(1));
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kmatrix"));
+    c.args(["core-check", "--json", "--kernels", "ubuntu-4.15,debian-6.1", "--btf"]).arg(&btf).arg(&obj);
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = report(&o);
+    let k = |id: &str| r["kernels"].as_array().unwrap().iter().find(|k| k["kernel"] == id).unwrap().clone();
+    assert_eq!(
+        (k("ubuntu-4.15")["btf"].as_str(), k("ubuntu-4.15")["external_btf"].as_bool()),
+        (btf.to_str(), Some(true))
+    );
+    assert_eq!(k("debian-6.1")["external_btf"], Value::Null, "{:#}", k("debian-6.1"));
+    assert_eq!(reloc(&r, "ubuntu-4.15", "core_task", "field_byte_offset", "task_struct___old.state").0, "applied");
+    assert_eq!(reloc(&r, "ubuntu-4.15", "core_task", "field_byte_offset", "task_struct.__state").0, "guarded");
+    assert_eq!(
+        reloc(&r, "ubuntu-4.15", "core_task", "field_byte_offset", "trace_event_raw_sys_enter.id").1,
+        "offset 8"
+    );
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kmatrix"));
+    c.args(["core-check", "--kernels", "ubuntu-4.15", "--btf"]).arg(&obj).arg(&obj);
+    let o = c.output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("--btf {} is not BTF", obj.display())), "{stderr}");
+}
+
 /// `good` with the length of its `.BTF.ext` CO-RE part 4 bytes short: its last record ends
 /// outside the part.
 fn short_core_part(good: &[u8]) -> Vec<u8> {

@@ -3,7 +3,8 @@
 //! 6.12.74), so the answer is known from the list of builds alone: the last good build is the
 //! newest before 6.12.86, the first bad the oldest from it. Every step's verdict is checked
 //! against the predicate, the number of steps against log2, and the changelog against the two
-//! builds. Then a --good build that is not good is refused, naming it.
+//! builds. Then a --good build that is not good is refused, naming it. The same over Ubuntu's
+//! 4.15 ABI builds (`--distro ubuntu`): four builds, the predicate the guest's ABI number.
 
 use crate::common;
 
@@ -103,4 +104,58 @@ fn vm_bisect_refuses_a_good_build_that_is_bad() {
     common::assert_bad_input(&out, &["is not older than the bad build"]);
     let out = kmatrix(&["--line", "6.12"]);
     common::assert_bad_input(&out, &["bisect needs a predicate"]);
+}
+
+/// `--distro ubuntu`: Ubuntu's 4.15 ABI builds 210 to 213, each booted, the predicate "the
+/// guest's `uname -r` ABI is below 212" (a host script run in the guest). The answer is known
+/// from the ABI numbers: 211 last good, 212 first bad; the changelog between them is exactly
+/// 212's own entry (the two builds are adjacent), Ubuntu's, naming its Launchpad tracker.
+#[test]
+fn vm_bisect_over_ubuntu_abi_builds_finds_the_first_bad_one_and_its_changelog() {
+    let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bisect-ubuntu-predicate.sh");
+    let script =
+        "#!/bin/sh\nabi=$(uname -r | cut -d- -f2)\necho \"$KMATRIX_GUEST runs $(uname -r)\"\n[ \"$abi\" -lt 212 ]\n";
+    std::fs::write(&p, script).unwrap();
+    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = kmatrix(&[
+        "--distro",
+        "ubuntu",
+        "--line",
+        "4.15",
+        "--good",
+        "4.15.0-210",
+        "--bad",
+        "ubuntu:4.15.0-213",
+        "--json",
+        "--",
+        p.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    let steps: Vec<(&str, &str)> = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["build"].as_str().unwrap(), s["verdict"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("ubuntu:4.15.0-210", "good"),
+            ("ubuntu:4.15.0-213", "bad"),
+            ("ubuntu:4.15.0-211", "good"),
+            ("ubuntu:4.15.0-212", "bad")
+        ]
+    );
+    assert_eq!(
+        (r["last_good"]["version"].as_str(), r["first_bad"]["version"].as_str()),
+        (Some("4.15.0-211.222"), Some("4.15.0-212.223"))
+    );
+    assert_eq!(r["first_bad"]["package"], "linux-image-unsigned-4.15.0-212-generic");
+    let log = r["changelog"].as_array().unwrap_or_else(|| panic!("no changelog: {}", r["changelog_error"]));
+    let versions: Vec<&str> = log.iter().map(|e| e["version"].as_str().unwrap()).collect();
+    assert_eq!(versions, ["4.15.0-212.223"], "{log:?}");
+    let text = log[0]["text"].as_str().unwrap();
+    assert!(text.starts_with("linux (4.15.0-212.223) bionic;") && text.contains("(LP: #"), "{text}");
 }

@@ -172,3 +172,84 @@ fn vm_user_object_with_a_host_command_as_workload_checks_it_ran() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(rs.is_empty() && stderr.contains("kmatrix-no-such-cmd"), "{stderr}");
 }
+
+/// libbpf 1.x section names aya-obj does not read as written: `SEC("ksyscall/openat")` is
+/// attached from its name alone (no --attach) as a kprobe on the kernel's openat symbol, found
+/// in the guest's /proc/kallsyms, and runs exactly once per openat of the workload (the kernel's
+/// BPF run statistics against openat-loop's own count); a `SEC("usdt")` program, which kmatrix
+/// cannot attach, is `unsupported` naming its section after its object loaded in the guest.
+#[test]
+fn vm_ksyscall_object_attaches_from_its_section_and_counts_exactly() {
+    let d = tempfile::tempdir().unwrap();
+    let obj = build(&fixture("ksyscall_openat.bpf.c"), d.path());
+    let (code, rs, stderr) = run(&obj, "debian-6.1", &["--workload", "openat-loop:100"]);
+    assert_eq!(rs.len(), 1, "{stderr}");
+    let r = &rs[0];
+    assert_eq!(r.status, Status::Pass, "{r:#?}");
+    assert_eq!(code, Some(0));
+    assert_eq!(r.counts.len(), 1);
+    assert_eq!((r.counts[0].expected, r.counts[0].observed), (100, 100), "{:?}", r.counts);
+    let s = steps(r);
+    assert!(s.iter().all(|(_, ok)| *ok), "{s:?}");
+    assert!(
+        s.iter().any(|(step, _)| step == "attach ksyscall_openat to ksyscall:openat (kprobe __x64_sys_openat)"),
+        "{s:?}"
+    );
+
+    let obj = build(&fixture("libbpf_sections.bpf.c"), d.path());
+    let (code, rs, stderr) = run(&obj, "debian-6.1", &["--program", "s_usdt", "--workload", "openat-loop:10"]);
+    assert_eq!(rs.len(), 1, "{stderr}");
+    let r = &rs[0];
+    assert_eq!(r.status, Status::Unsupported, "{r:#?}");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(r.reason.contains("section \"usdt\"") && r.reason.contains("no attach path for usdt"), "{}", r.reason);
+    assert_eq!(steps(r), [("load object /user/libbpf_sections.bpf.o".to_string(), true)]);
+}
+
+/// `--btf FILE` on a kernel built without BTF (Ubuntu's 4.15.0-213): the agent's CO-RE
+/// scenario is `unsupported` without it, and with a BTF made by `kmatrix btf from-headers` from
+/// *another* 4.15 build's headers (4.15.0-212) it passes: the pid and tgid read through CO-RE
+/// equal the workload's pid from its spawn, on every one of its openat calls.
+#[test]
+fn vm_external_btf_makes_co_re_work_on_a_btf_less_kernel() {
+    let d = tempfile::tempdir().unwrap();
+    let btf = d.path().join("vmlinux-4.15.0-212.btf");
+    let made = common::kmatrix()
+        .args(["btf", "from-headers", "--kernel", "ubuntu:4.15.0-212", "--out"])
+        .arg(&btf)
+        .output()
+        .unwrap();
+    assert_eq!(made.status.code(), Some(0), "{}", String::from_utf8_lossy(&made.stderr));
+    let core = |extra: &[&str]| {
+        let out = common::kmatrix()
+            .args(["run", "--json", "--kernels", "ubuntu-4.15", "--scenarios", "bpf.core.task_struct", "--out"])
+            .arg(d.path())
+            .args(extra)
+            .output()
+            .unwrap();
+        let rs = json_results(&out.stdout);
+        assert_eq!(rs.len(), 1, "{}", String::from_utf8_lossy(&out.stderr));
+        rs.into_iter().next().unwrap()
+    };
+    let without = core(&[]);
+    assert_eq!(without.status, Status::Unsupported, "{without:#?}");
+    assert!(without.reason.contains("BTF"), "{}", without.reason);
+    let with = core(&["--btf", btf.to_str().unwrap()]);
+    assert_eq!(with.status, Status::Pass, "{with:#?}");
+    assert_eq!(with.detail["btf"], "/kmatrix/vmlinux.btf", "{:#}", with.detail);
+    let pid = with.detail["pid"].as_u64().unwrap();
+    let c = with.counts.iter().find(|c| c.what == format!("events with task->pid = task->tgid = {pid}"));
+    let c = c.unwrap_or_else(|| panic!("{:#?}", with.counts));
+    assert_eq!((c.expected, c.observed), (10, 10));
+    // A file that is not BTF is bad input naming it, before anything boots.
+    let obj = build(&fixture("count_openat.bpf.c"), d.path());
+    let out = common::kmatrix()
+        .args(["run", "--kernels", "ubuntu-4.15", "--scenarios", "bpf.core.task_struct", "--btf"])
+        .arg(&obj)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("--btf {} is not BTF", obj.display())), "{stderr}");
+    assert!(!stderr.contains("booted"), "{stderr}");
+}

@@ -9,7 +9,7 @@ use crate::bpf;
 use crate::bpf::event::{KmEvent, MAX_EVENTS};
 use crate::scenario::meta::{Ctx, Meta, Scenario};
 use crate::scenario::support::bpf::{
-    events_excerpt, guarded, openat_summary, run_program, without_btf, Hook, OpenatWorkload, VMLINUX_BTF_SINCE,
+    events_excerpt, guarded, openat_summary, run_program, without_core_btf, Hook, OpenatWorkload, VMLINUX_BTF_SINCE,
 };
 use crate::scenario::support::openat_loop;
 use crate::scenario::support::verdict::count;
@@ -51,7 +51,7 @@ fn state_field_of(release: &str) -> (u32, &'static str) {
 /// `core_task` on sys_enter_openat for `openat-loop N`, checked for what `read` names.
 fn core_read(ctx: &mut Ctx, read: Read) -> Result<ScenarioResult> {
     let id = ctx.id();
-    if let Some(r) = without_btf(id) {
+    if let Some(r) = without_core_btf(id) {
         return Ok(r);
     }
     guarded(id, || {
@@ -111,6 +111,8 @@ fn core_read(ctx: &mut Ctx, read: Read) -> Result<ScenarioResult> {
             "expected_state_field": want_name,
             "state_field_read": fields.first().copied().unwrap_or("none"),
             "verifier_load_ms": p.load_ms,
+            // The BTF the object was relocated against: the kernel's, or `run --btf`'s.
+            "btf": bpf::vmlinux::external().unwrap_or(bpf::BTF_VMLINUX),
         });
         Ok(r.with_excerpt(&events_excerpt(events, 5)))
     })

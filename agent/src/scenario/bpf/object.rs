@@ -5,8 +5,12 @@
 //! Parameters: `object` (its path in the guest; without it, the agent's own probes.bpf.o is
 //! written to /tmp and taken through the same steps, a self-test), `program` (default: the
 //! object's only program), `attach` (`kprobe:SYM`, `tracepoint:CAT/NAME`, `raw_tracepoint:NAME`,
-//! `tp_btf:NAME`, `fentry:FN`, `fexit:FN`, `uprobe:PATH:SYMBOL`, `perf_event:cpu-clock`; without
-//! it the program is only loaded), `workload` (`openat-loop:N` or `hello:N`) and `expect_runs`
+//! `tp_btf:NAME`, `fentry:FN`, `fexit:FN`, `uprobe:PATH:SYMBOL`, `perf_event:cpu-clock`, and
+//! libbpf's `ksyscall:NAME`, a kprobe on this kernel's symbol for syscall NAME from
+//! /proc/kallsyms; without it the program is only loaded), `unsupported` (set by the host for a
+//! program in a libbpf section the agent has no attach path for, `usdt/`, `kprobe.multi/`, ...:
+//! the object is loaded, CO-RE relocated and its maps created, then the result is `unsupported`
+//! with that reason), `workload` (`openat-loop:N` or `hello:N`) and `expect_runs`
 //! (how many times the program must run during the workload, counted by the kernel's BPF run
 //! statistics, 5.8+); `path` is the file openat-loop opens, as for the other openat scenarios.
 //! Every step is reported with its time, errno and message; a refused load carries the
@@ -29,7 +33,7 @@ use std::time::Instant;
 // Counting a program's runs: kernel.bpf_stats_enabled (5.1), or BPF_ENABLE_STATS (5.8).
 pub const LOAD: Scenario = Meta::new("bpf.object.load", "5.1")
 .summary("a BPF object from a path: load, verify, attach, run a workload, detach, each step reported with the verifier log")
-.params(&[("object", ""), ("program", ""), ("attach", ""), ("workload", ""), ("workload_cmd", ""), ("workload_cwd", ""), ("expect_runs", "")])
+.params(&[("object", ""), ("program", ""), ("attach", ""), ("workload", ""), ("workload_cmd", ""), ("workload_cwd", ""), ("expect_runs", ""), ("unsupported", "")])
 .run(load);
 
 /// Where the self-test writes the embedded object, to load it from a path like a user's.
@@ -53,12 +57,17 @@ struct Step {
 #[derive(Debug, PartialEq, Eq)]
 enum AttachSpec {
     KProbe(String),
+    /// libbpf's `ksyscall/NAME`: a kprobe on the syscall's symbol, found on the running kernel.
+    KSyscall(String),
     TracePoint(String, String),
     RawTracePoint(String),
     TpBtf(String),
     FEntry(String),
     FExit(String),
-    UProbe { path: String, symbol: String },
+    UProbe {
+        path: String,
+        symbol: String,
+    },
     CpuClock,
 }
 
@@ -67,6 +76,7 @@ fn parse_attach(spec: &str) -> Result<AttachSpec> {
     let target = target.to_string();
     Ok(match kind {
         "kprobe" | "kretprobe" => AttachSpec::KProbe(target),
+        "ksyscall" => AttachSpec::KSyscall(target),
         "tracepoint" => {
             let (c, n) = target.split_once('/').with_context(|| format!("attach={spec:?}: tracepoint:CAT/NAME"))?;
             AttachSpec::TracePoint(c.to_string(), n.to_string())
@@ -81,7 +91,7 @@ fn parse_attach(spec: &str) -> Result<AttachSpec> {
             AttachSpec::UProbe { path: path.to_string(), symbol: symbol.to_string() }
         }
         "perf_event" if target == "cpu-clock" => AttachSpec::CpuClock,
-        _ => bail!("attach={spec:?}: unknown kind {kind:?} (kprobe, tracepoint, raw_tracepoint, tp_btf, fentry, fexit, uprobe, perf_event:cpu-clock)"),
+        _ => bail!("attach={spec:?}: unknown kind {kind:?} (kprobe, ksyscall, tracepoint, raw_tracepoint, tp_btf, fentry, fexit, uprobe, perf_event:cpu-clock)"),
     })
 }
 
@@ -158,17 +168,29 @@ fn load(ctx: &mut Ctx) -> Result<ScenarioResult> {
 
     // Step 1: the object (parse, CO-RE relocation against the kernel's BTF, maps).
     let t = Instant::now();
+    let against =
+        bpf::vmlinux::external().map(|p| format!(" (CO-RE against the external BTF {p})")).unwrap_or_default();
     let mut l = match Loaded::open("user object", &bytes) {
         Ok(l) => {
-            push(&mut steps, format!("load object {path}"), t, Ok(()));
+            push(&mut steps, format!("load object {path}{against}"), t, Ok(()));
             l
         }
         Err(e) => {
             let rej = e.chain().find_map(|c| c.downcast_ref::<Rejected>()).context("load object")?;
-            push(&mut steps, format!("load object {path}"), t, Err(rej));
+            push(&mut steps, format!("load object {path}{against}"), t, Err(rej));
             return Ok(finish(steps, "", Vec::new(), vec![rej.to_string()], rej.errno));
         }
     };
+    if let Some(why) = param("unsupported").filter(|_| !selftest) {
+        let mut r = finish(steps, "", Vec::new(), Vec::new(), None);
+        r.status = Status::Unsupported;
+        // kmatrix lacks the attach path, not the kernel: the host's verdict keeps it unsupported.
+        let program = param("program").unwrap_or_default();
+        r.host_lacks =
+            Some(format!("an attach path for the section of program {program} (kmatrix's, not the kernel's)"));
+        r.reason = why;
+        return Ok(r);
+    }
     let names: Vec<String> = l.ebpf.programs().map(|(n, _)| n.to_string()).collect();
     let program = match program {
         Some(p) => p,
@@ -199,6 +221,8 @@ fn load(ctx: &mut Ctx) -> Result<ScenarioResult> {
 
     // Steps 2 and 3: verify (load) and attach.
     let t = Instant::now();
+    // What a `ksyscall:NAME` target is on this kernel, for the attach step.
+    let mut resolved = String::new();
     let outcome: Result<f64, anyhow::Error> = match &attach_spec {
         None => {
             let prog = l.ebpf.program_mut(&program).with_context(|| format!("no program {program} in {path}"))?;
@@ -210,8 +234,20 @@ fn load(ctx: &mut Ctx) -> Result<ScenarioResult> {
         Some(spec) => {
             let need_pid = || pid.context("uprobe and perf_event attach need a workload=... to attach to");
             let offset;
+            let syscall: String;
             let hook = match spec {
                 AttachSpec::KProbe(s) => Hook::KProbe(s),
+                AttachSpec::KSyscall(name) => {
+                    // libbpf's rule: the arch wrapper where the kernel has syscall wrappers (4.17+
+                    // on x86-64), else sys_NAME.
+                    let names = crate::arch::syscall_symbols(name);
+                    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                    syscall = crate::kallsyms::first_of(&names)?
+                        .with_context(|| format!("ksyscall:{name}: none of {names:?} in /proc/kallsyms"))?
+                        .to_string();
+                    resolved = format!(" (kprobe {syscall})");
+                    Hook::KProbe(&syscall)
+                }
                 AttachSpec::TracePoint(c, n) => Hook::TracePoint(c, n),
                 AttachSpec::RawTracePoint(n) => Hook::RawTracePoint(n),
                 AttachSpec::TpBtf(n) => Hook::TpBtf(n),
@@ -246,7 +282,7 @@ fn load(ctx: &mut Ctx) -> Result<ScenarioResult> {
         message: String::new(),
     });
     if attach_spec.is_some() {
-        let step = format!("attach {program} to {attach_text}");
+        let step = format!("attach {program} to {attach_text}{resolved}");
         steps.push(Step { step, ok: true, ms: attach_ms - load_ms, errno: None, message: String::new() });
     }
     let runs_before = run_count(&l);
@@ -400,6 +436,7 @@ mod tests {
             parse_attach("uprobe:/bin/hello:hello_greet").unwrap(),
             AttachSpec::UProbe { path: "/bin/hello".into(), symbol: "hello_greet".into() }
         );
+        assert_eq!(parse_attach("ksyscall:openat").unwrap(), AttachSpec::KSyscall("openat".into()));
         assert!(parse_attach("tracepoint:nocategory").unwrap_err().to_string().contains("nocategory"));
         assert!(parse_attach("xdp:eth0").is_err());
         assert!(parse_attach("kprobe").is_err());

@@ -52,6 +52,15 @@ use std::num::NonZeroU32;
 use std::time::Instant;
 
 /// `unsupported` when the kernel has no BTF (CO-RE and BTF-typed hooks need it), else None.
+/// `unsupported` when there is no BTF to relocate a CO-RE object against: neither the kernel's
+/// nor an external one from `kmatrix run --btf`.
+pub fn without_core_btf(id: &str) -> Option<ScenarioResult> {
+    let (reason, evidence) = crate::bpf::core_btf_absent()?;
+    let mut r = ScenarioResult::new(id, Status::Unsupported, reason);
+    r.evidence = Some(evidence);
+    Some(r)
+}
+
 pub fn without_btf(id: &str) -> Option<ScenarioResult> {
     let (reason, evidence) = crate::bpf::btf_absent()?;
     let mut r = ScenarioResult::new(id, Status::Unsupported, reason);

@@ -15,7 +15,7 @@ use crate::cache::Cache;
 use crate::kernel::error::{KernelError, Result};
 use crate::kernel::files::deb;
 use crate::kernel::manifest::Manifest;
-use crate::kernel::{FetchOptions, Mirror, PreparedKernel};
+use crate::kernel::{Distro, FetchOptions, PreparedKernel};
 
 /// The file name the changelog is kept under in a build's cache entry (gzip, as shipped).
 const CACHED: &str = "changelog.gz";
@@ -121,7 +121,7 @@ pub fn changelog(k: &PreparedKernel, cache: &Cache, opts: &FetchOptions) -> Resu
         let name = entry.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let _guard = cache.lock(&format!("kernel-{name}"))?;
         if !kept.is_file() {
-            let gz = fetch(&Manifest::load(manifest_path)?, entry, opts, &what)?;
+            let gz = fetch(&Manifest::load(manifest_path)?, k.origin.distro, entry, opts, &what)?;
             crate::cache::write_atomic(&kept, &gz)?;
         }
     }
@@ -156,9 +156,11 @@ fn gunzip(gz: &[u8]) -> std::result::Result<String, GunzipError> {
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// Download the build's packages (image first) until one holds a changelog; return it, gzipped.
-fn fetch(m: &Manifest, entry: &Path, opts: &FetchOptions, what: &str) -> Result<Vec<u8>> {
-    let mirror = Mirror::from_options(opts)?;
+/// Download the build's packages (image first) from its distribution's mirror until one holds a
+/// changelog (Ubuntu's packages carry the same `changelog.Debian.gz`); return it, gzipped.
+fn fetch(m: &Manifest, distro: Distro, entry: &Path, opts: &FetchOptions, what: &str) -> Result<Vec<u8>> {
+    let archive = crate::kernel::archive(distro, opts)?;
+    let mirror = archive.mirror();
     let dir = tempfile::Builder::new().prefix(".changelog-").tempdir_in(entry).map_err(KernelError::io(entry))?;
     let mut debs: Vec<_> = m.debs.iter().collect();
     debs.sort_by_key(|d| Some(&d.name) != m.origin.package.as_ref());
