@@ -131,16 +131,7 @@ impl Runner {
 
     /// `${{ ... }}` expressions in a string.
     fn expand(&self, s: &str) -> String {
-        let mut out = String::new();
-        let mut rest = s;
-        while let Some(i) = rest.find("${{") {
-            out.push_str(&rest[..i]);
-            let j = rest[i..].find("}}").map(|j| i + j).unwrap_or_else(|| panic!("unclosed expression in {s}"));
-            out.push_str(&self.value(&rest[i + 3..j]));
-            rest = &rest[j + 2..];
-        }
-        out.push_str(rest);
-        out
+        expand_expressions(s, |expr| self.value(expr))
     }
 
     /// An `if:` condition: `always()` or comparisons with `''`, joined by `&&`.
@@ -284,4 +275,20 @@ fn key_values(text: &str) -> BTreeMap<String, String> {
         }
     }
     m
+}
+
+/// `s` with each `${{ expr }}` replaced by `value(expr)` (the expression as written, untrimmed):
+/// the one expander of this file's Action runner and of the workflow runner in
+/// `vm_ci_workflow`, each with its own contexts.
+pub fn expand_expressions(s: &str, mut value: impl FnMut(&str) -> String) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("${{") {
+        out.push_str(&rest[..i]);
+        let j = rest[i..].find("}}").map(|j| i + j).unwrap_or_else(|| panic!("unclosed expression in {s}"));
+        out.push_str(&value(&rest[i + 3..j]));
+        rest = &rest[j + 2..];
+    }
+    out.push_str(rest);
+    out
 }

@@ -315,6 +315,18 @@ impl Watch {
     }
 }
 
+/// The run directories (`run-<stamp>`) kmatrix wrote under `out`, oldest first.
+pub fn run_dirs(out: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(out)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("run-"))
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v
+}
+
 /// Run `cmd` to its end as [`Command::output`] does, while a thread [`Watch`]es every process it
 /// starts (looking every 50 ms); after it, assert that none outlived it. For every test that
 /// runs kmatrix through a fault (a hang, a panic, a KVM failure, a split scheduler): 0 orphans

@@ -72,25 +72,17 @@ struct Runner {
 impl Runner {
     /// `${{ ... }}` expressions: the contexts a `run:` or `env:` of this workflow may use.
     fn expand(&self, s: &str) -> String {
-        let mut out = String::new();
-        let mut rest = s;
-        while let Some(i) = rest.find("${{") {
-            out.push_str(&rest[..i]);
-            let j = rest[i..].find("}}").map(|j| i + j).unwrap_or_else(|| panic!("unclosed expression in {s}"));
-            let expr = rest[i + 3..j].trim();
-            let value = match expr.split_once('.') {
+        action::expand_expressions(s, |expr| {
+            let expr = expr.trim();
+            match expr.split_once('.') {
                 Some(("matrix", k)) => self.matrix.get(k).cloned().unwrap_or_else(|| panic!("no matrix.{k}")),
                 Some(("vars", "KMATRIX_MIRROR")) => self.mirror.clone(),
                 Some(("github", "workspace")) => self.clone.display().to_string(),
                 Some(("strategy", "job-index")) => "0".into(),
                 Some(("runner", "os")) => "Linux".into(),
                 _ => panic!("the test does not know the expression {expr:?} (in {s:?})"),
-            };
-            out.push_str(&value);
-            rest = &rest[j + 2..];
-        }
-        out.push_str(rest);
-        out
+            }
+        })
     }
 
     /// Run the steps of `job`; returns the exit code of each `run:` step (and of the Action, by

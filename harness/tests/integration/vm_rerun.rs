@@ -8,22 +8,11 @@ use crate::common;
 
 use common::Tmux;
 use kmatrix_proto::{ScenarioResult, Status};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 fn kmatrix(args: &[&str], out: &Path) -> Output {
     common::kmatrix().args(args).arg("--out").arg(out).output().unwrap()
-}
-
-fn run_dirs(out: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(out)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("run-"))
-        .map(|e| e.path())
-        .collect();
-    v.sort();
-    v
 }
 
 fn write_results(path: &Path, rs: &[ScenarioResult]) {
@@ -49,16 +38,16 @@ fn vm_rerun_replays_cells_on_the_same_build_with_the_same_parameters() {
     );
     let stderr = String::from_utf8_lossy(&first.stderr);
     assert_eq!(first.status.code(), Some(0), "{stderr}");
-    let before = kmatrix::run::results::read(&run_dirs(d.path())[0].join("results.jsonl")).unwrap();
+    let before = kmatrix::run::results::read(&common::run_dirs(d.path())[0].join("results.jsonl")).unwrap();
     assert_eq!(before.len(), 2);
 
     // One cell, by kernel and scenario.
-    let run = run_dirs(d.path())[0].display().to_string();
+    let run = common::run_dirs(d.path())[0].display().to_string();
     let again =
         kmatrix(&["rerun", &run, "--kernel", "debian-6.1", "--scenario", "kprobe.tracefs.openat", "--json"], d.path());
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert_eq!(again.status.code(), Some(0), "{stderr}");
-    let dirs = run_dirs(d.path());
+    let dirs = common::run_dirs(d.path());
     assert_eq!(dirs.len(), 2, "a rerun writes a run directory of its own");
     let after = kmatrix::run::results::read(&dirs[1].join("results.jsonl")).unwrap();
     assert_eq!(after.len(), 1, "{after:?}");
@@ -119,7 +108,7 @@ fn vm_rerun_shell_opens_on_the_scenarios_kept_tracefs_state() {
     let d = tempfile::tempdir().unwrap();
     let first = kmatrix(&["run", "--kernels", "debian-6.1", "-s", "kprobe.tracefs.openat", "-p", "count=9"], d.path());
     assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stderr));
-    let run = run_dirs(d.path())[0].display().to_string();
+    let run = common::run_dirs(d.path())[0].display().to_string();
     let cmd = format!(
         "env PS1='km-prompt$ ' {} rerun {run} --out {} --shell -- /bin/bash --norc --noprofile; echo KMATRIX-EXIT=$?; sleep 600",
         env!("CARGO_BIN_EXE_kmatrix"),

@@ -14,7 +14,7 @@ use crate::common;
 use kmatrix_proto::{Cause, Status};
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 fn script(dir: &Path, name: &str, body: &str) {
@@ -25,17 +25,6 @@ fn script(dir: &Path, name: &str, body: &str) {
 
 fn run_in(cwd: &Path, args: &[&str]) -> Output {
     common::kmatrix().current_dir(cwd).args(args).output().unwrap()
-}
-
-fn run_dirs(out: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(out)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("run-"))
-        .map(|e| e.path())
-        .collect();
-    v.sort();
-    v
 }
 
 /// The cell's whole output, from its artifact.
@@ -100,7 +89,7 @@ fn vm_user_commands_are_judged_cells_with_artifacts_reports_and_rerun() {
     let results = common::json_results(&first.stdout);
     let cell = |id: &str| results.iter().find(|r| r.scenario == id).unwrap_or_else(|| panic!("no {id}: {stderr}"));
     assert_eq!(results.len(), 5, "{results:?}");
-    let run = run_dirs(&out)[0].clone();
+    let run = common::run_dirs(&out)[0].clone();
 
     let pass = cell("user.pass");
     assert_eq!((pass.status, pass.kernel.as_str()), (Status::Pass, "debian-6.1"), "{pass:?}");
@@ -150,7 +139,7 @@ fn vm_user_commands_are_judged_cells_with_artifacts_reports_and_rerun() {
     let now = common::json_results(&again.stdout);
     assert_eq!(now.len(), 1);
     assert_eq!((now[0].params.clone(), now[0].build.clone()), (cwd.params.clone(), cwd.build.clone()));
-    assert_eq!(output_artifact(&run_dirs(&out)[1], &now[0]), format!("{token}\n"));
+    assert_eq!(output_artifact(&common::run_dirs(&out)[1], &now[0]), format!("{token}\n"));
 }
 
 #[test]
