@@ -330,6 +330,14 @@ impl ScenarioResult {
         self
     }
 
+    /// Keep the end of `raw` as the excerpt, bounded to [`MAX_EXCERPT`] bytes from its end: for
+    /// text whose last lines say what happened (a verifier log ends with the refused instruction
+    /// and the reason), which [`Self::with_excerpt`] would cut.
+    pub fn with_excerpt_tail(mut self, raw: &str) -> Self {
+        self.excerpt = bounded_tail(raw, MAX_EXCERPT);
+        self
+    }
+
     /// Keep the whole capture `raw` (described by `what`), cut at the last line end within
     /// [`MAX_CAPTURE`] bytes when longer: a cut never splits a line.
     pub fn with_capture(mut self, what: &str, raw: &str) -> Self {
@@ -359,9 +367,39 @@ pub fn bounded(s: &str, max: usize) -> String {
     format!("{}\n[... {} bytes cut]", &s[..end], s.len() - end)
 }
 
+/// The last `max` bytes of `s` or less, starting at a line (a line longer than that is cut on a
+/// character boundary), with what was left out said first.
+pub fn bounded_tail(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut start = s.len() - max;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    if let Some(nl) = s[start..].find('\n').filter(|nl| start + nl + 1 < s.len()) {
+        start += nl + 1;
+    }
+    format!("[... {} bytes cut]\n{}", start, &s[start..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tail_excerpt_keeps_the_last_line_whole() {
+        let log: String = (0..500).map(|i| format!("{i}: r1 = *(u64 *)(r10 -8)\n")).collect::<String>()
+            + "invalid func unknown#195896080\n";
+        let r = ScenarioResult::new("x", Status::Fail, "").with_excerpt_tail(&log);
+        assert!(r.excerpt.len() <= MAX_EXCERPT + 40, "{}", r.excerpt.len());
+        assert!(r.excerpt.ends_with("invalid func unknown#195896080\n"), "{}", r.excerpt);
+        assert!(r.excerpt.starts_with("[... ") && r.excerpt.lines().nth(1).unwrap().ends_with("(r10 -8)"));
+        // The head-kept excerpt loses it: why verifier logs take the tail.
+        let head = ScenarioResult::new("x", Status::Fail, "").with_excerpt(&log);
+        assert!(!head.excerpt.contains("invalid func"));
+        assert_eq!(bounded_tail("short", 10), "short");
+    }
 
     #[test]
     fn results_without_build_or_params_still_parse_and_new_ones_round_trip() {

@@ -163,7 +163,7 @@ fn load(ctx: &mut Ctx) -> Result<ScenarioResult> {
         let mut r = verdict(id, counts, problems);
         r.errno = errno;
         r.detail = serde_json::json!({ "object": path, "steps": steps });
-        r.with_excerpt(&excerpt::tail(log, 40))
+        r.with_excerpt_tail(&excerpt::tail(log, 40))
     };
 
     // Step 1: the object (parse, CO-RE relocation against the kernel's BTF, maps).

@@ -53,7 +53,7 @@ fn reject(ctx: &mut Ctx) -> Result<ScenarioResult> {
         "verifier_log_lines": log.lines().count(),
         "corrupt_object": corrupt.map(|e| format!("{e:#}")),
     });
-    Ok(r.with_excerpt(&excerpt::tail(&log, 30)))
+    Ok(r.with_excerpt_tail(&excerpt::tail(&log, 30)))
 }
 
 /// The first half of probes.bpf.o: an ELF file cut off in the middle.

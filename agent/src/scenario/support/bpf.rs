@@ -210,7 +210,7 @@ pub fn guarded(id: &str, body: impl FnOnce() -> Result<ScenarioResult>) -> Resul
 pub fn rejected(id: &str, rej: &Rejected, status: Status) -> ScenarioResult {
     let mut r = ScenarioResult::new(id, status, rej.to_string());
     r.errno = rej.errno;
-    r.with_excerpt(&excerpt::tail(&rej.verifier_log, 40))
+    r.with_excerpt_tail(&excerpt::tail(&rej.verifier_log, 40))
 }
 
 /// A gated `openat-loop N PATH` and what its counts are compared with.
