@@ -36,10 +36,32 @@ pub fn core_btf_absent() -> Option<(String, String)> {
 }
 
 pub fn btf_absent() -> Option<(String, String)> {
-    (!std::path::Path::new(btf::BTF_VMLINUX).exists()).then(|| {
-        (
-            "kernel BTF absent".to_string(),
-            format!("{} does not exist (CONFIG_DEBUG_INFO_BTF not set?)", btf::BTF_VMLINUX),
-        )
+    if std::path::Path::new(btf::BTF_VMLINUX).exists() {
+        return None;
+    }
+    let missing = format!("{} does not exist", btf::BTF_VMLINUX);
+    let not_set = "no kernel BTF (CONFIG_DEBUG_INFO_BTF is not set)".to_string();
+    Some(match debug_info_btf() {
+        Some((Some(v), source)) if v == "n" => {
+            (not_set, format!("{missing}; {source}: # CONFIG_DEBUG_INFO_BTF is not set"))
+        }
+        Some((Some(v), source)) => {
+            ("no kernel BTF".to_string(), format!("{missing}, although {source} has CONFIG_DEBUG_INFO_BTF={v}"))
+        }
+        Some((None, source)) => {
+            (not_set, format!("{missing}; {source} has no CONFIG_DEBUG_INFO_BTF line (the option came in 5.2)"))
+        }
+        None => ("no kernel BTF".to_string(), format!("{missing}; the guest has no config of this kernel to say why")),
     })
+}
+
+/// `CONFIG_DEBUG_INFO_BTF` of the running kernel (`None`: the config has no such line) and the
+/// file that says it: the image's `/boot/config-<release>` (the package's config), read only
+/// when the BTF is missing.
+fn debug_info_btf() -> Option<(Option<String>, String)> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    let path = format!("/boot/config-{}", release.trim());
+    let text = std::fs::read_to_string(&path).ok()?;
+    let value = crate::kconfig::parse(&text, |n| n == "CONFIG_DEBUG_INFO_BTF").remove("CONFIG_DEBUG_INFO_BTF");
+    Some((value, path))
 }

@@ -63,13 +63,21 @@ fn vm_ubuntu_kernels_4_15_and_5_4_boot_and_trace_with_exact_statuses() {
     want.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
     assert_eq!(got, want, "{stderr}");
     let no_btf = rs.iter().find(|r| r.kernel == "ubuntu-4.15" && r.scenario == "bpf.core.task_struct").unwrap();
-    assert!(no_btf.reason.contains("kernel BTF absent"), "{no_btf:?}");
+    assert!(no_btf.reason.contains("no kernel BTF (CONFIG_DEBUG_INFO_BTF is not set)"), "{no_btf:?}");
+    // The evidence: the missing file, and the package's config that has no such option (5.2).
+    let evidence = no_btf.evidence.as_deref().unwrap_or_default();
+    assert!(
+        evidence.contains("/sys/kernel/btf/vmlinux does not exist")
+            && evidence.contains("/boot/config-4.15.0-")
+            && evidence.contains("no CONFIG_DEBUG_INFO_BTF line"),
+        "{no_btf:?}"
+    );
     // Each missing piece by name: the map type, the program type, the event, the BTF.
     for (kernel, scenario, why) in [
         ("ubuntu-4.15", "bpf.ringbuf.openat", "BPF map type ringbuf refused"),
         ("ubuntu-5.4", "bpf.ringbuf.openat", "BPF map type ringbuf refused"),
         ("ubuntu-4.15", "bpf.raw_tracepoint.sys_enter", "BPF program type raw_tracepoint refused"),
-        ("ubuntu-4.15", "bpf.fentry.openat", "kernel BTF absent"),
+        ("ubuntu-4.15", "bpf.fentry.openat", "no kernel BTF"),
         ("ubuntu-5.4", "bpf.fentry.openat", "BPF program type tracing refused"),
         ("ubuntu-4.15", "bpf.trace_printk.openat", "event bpf_trace/bpf_trace_printk"),
         ("ubuntu-5.4", "bpf.trace_printk.openat", "event bpf_trace/bpf_trace_printk"),
