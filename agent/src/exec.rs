@@ -31,6 +31,7 @@ const GRACE: Duration = Duration::from_millis(500);
 /// Without a channel (a scenario running a host tool), nothing is streamed and no request can
 /// arrive: the program runs to its end or its timeout.
 pub fn run(mut ch: Option<&mut Channel>, req: &ExecRequest) -> Result<ExecOutcome> {
+    let arrived = Instant::now();
     let timeout = match req.timeout_ms {
         0 => DEFAULT_TIMEOUT,
         ms => Duration::from_millis(ms),
@@ -89,6 +90,7 @@ pub fn run(mut ch: Option<&mut Channel>, req: &ExecRequest) -> Result<ExecOutcom
         });
     }
     let started = Instant::now();
+    let setup_ms = started.duration_since(arrived).as_millis() as u64;
     let mut child = cmd.spawn().with_context(|| {
         format!("spawn({}) failed{}", req.argv.join(" "), root.map(|_| " in the host root").unwrap_or(""))
     })?;
@@ -221,6 +223,7 @@ pub fn run(mut ch: Option<&mut Channel>, req: &ExecRequest) -> Result<ExecOutcom
         timed_out,
         share: shared,
         clock_offset_ms: None,
+        setup_ms: Some(setup_ms),
     })
 }
 

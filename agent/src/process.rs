@@ -176,6 +176,7 @@ impl Running {
             timed_out,
             share: None,
             clock_offset_ms: None,
+            setup_ms: None,
         };
         Ok(Finished { outcome, wall })
     }

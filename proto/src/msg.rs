@@ -249,6 +249,10 @@ pub struct ExecOutcome {
     /// host) before the agent set it, when the request carried the time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock_offset_ms: Option<f64>,
+    /// Milliseconds from the request's arrival to the program's spawn: mounting the host root
+    /// (the first request of a guest), showing host paths, resolving the program.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup_ms: Option<u64>,
 }
 
 impl ExecOutcome {

@@ -40,6 +40,25 @@ pub enum BenchCommand {
     /// Each peer is first tried as its README says, then with the least it needs here. Prints
     /// min / median / max per tool, kernel and mode and the ratios to kmatrix.
     Peers(PeersArgs),
+    /// Take `kmatrix exec -- PROGRAM` apart: N runs of the whole command (its process wall
+    /// time), each beside the same exec timed phase by phase in this process (session, kernel
+    /// and image, guest start from the snapshot, the guest's set-up and share mount, the
+    /// program, the channel, the power-off); min / median / max per phase, after one untimed
+    /// warm-up run.
+    Exec {
+        /// The kernel and how to boot it (flattened: `--kernel`, `--accel`, `--memory`, ...).
+        #[command(flatten)]
+        guest: GuestArgs,
+        /// How many timed runs (at least 1).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+        /// Print the samples and their statistics as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The program and its arguments (default `/bin/true`).
+        #[arg(last = true)]
+        argv: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 mod bench;
+mod bench_exec;
 mod bisect;
 mod boot;
 mod btf;
@@ -250,6 +251,9 @@ pub async fn main(cli: Cli) -> Result<i32> {
         Command::Bench(BenchCommand::Boot { guest, runs, json }) => bench::bench_boot(guest, runs, json).await,
         Command::Bench(BenchCommand::Matrix(a)) => bench::bench_matrix(a).await,
         Command::Bench(BenchCommand::Peers(a)) => bench::bench_peers(a).await,
+        Command::Bench(BenchCommand::Exec { guest, runs, json, argv }) => {
+            bench_exec::bench_exec(guest, runs, json, argv).await
+        }
         Command::Kernels(KernelsCommand::Fetch { ids, fetch }) => kernels::kernels_fetch(ids, fetch).await,
         Command::Kernels(k) => kernels::kernels_other(k).await,
         Command::Run(a) => run::run(a).await,
