@@ -15,11 +15,12 @@ fi
 # Needed: QEMU, the workloads' and BPF objects' compilers, signature checking, xmllint (JUnit
 # schema test), tmux (the shell test), USDT headers (the USDT workload), virtiofsd's build
 # dependencies (seccomp, libcap-ng); gpg makes the signing keys of the chain-of-trust tests;
-# pahole (dwarves) turns headers into BTF for `kmatrix btf from-headers`; debootstrap's scripts name
+# pahole (dwarves) turns headers into BTF for `kmatrix btf from-headers`; Go runs a Go test suite
+# through `go test -exec "kmatrix exec ..."` (harness/tests/integration/vm_exec.rs); debootstrap's scripts name
 # Ubuntu's default mirror, where kmatrix fetches Ubuntu's kernels on a
 # host that is not Ubuntu (KMATRIX_UBUNTU_MIRROR overrides).
 need_pkgs=(qemu-system-x86 gcc libc6-dev binutils clang llvm libbpf-dev zstd gpgv gpg debian-archive-keyring debootstrap ca-certificates
-  libxml2-utils tmux systemtap-sdt-dev dwarves
+  libxml2-utils tmux systemtap-sdt-dev dwarves golang-go
   libseccomp-dev libcap-ng-dev)
 # The tracing tools, run inside guests through the shared host root (tool.* scenarios, exec,
 # shell, selftest): perf, trace-cmd, uftrace, bpftool, bpftrace, BCC (tplist, TRACEPOINT_PROBE),

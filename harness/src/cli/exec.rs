@@ -6,7 +6,7 @@
 //! one summary line per kernel closes the run.
 
 use super::exec_output::{KernelOutput, Layout};
-use super::{open_session, seconds, start_shared, tag_kernel, GuestArgs};
+use super::{open_session_saying, seconds, start_shared, tag_kernel, GuestArgs};
 use crate::exit::{self, ExitContext};
 use crate::guest::Guest;
 use crate::kernel;
@@ -92,7 +92,7 @@ pub(crate) async fn exec_cmd(a: ExecArgs) -> Result<i32> {
             Some(Layout::Flat(out_dir))
         }
     };
-    let session = Arc::new(open_session(a.guest.accel).await?);
+    let session = Arc::new(open_session_saying(a.guest.accel, !single || a.verbose).await?);
     let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let sem = Arc::new(tokio::sync::Semaphore::new(jobs));
     let mut tasks = Vec::new();

@@ -323,8 +323,17 @@ fn check_disk(args: &GuestArgs, settings: &GuestSettings) -> Result<()> {
 
 /// Open a session for `args.accel` and say which accelerator it uses and why.
 async fn open_session(choice: AccelChoice) -> Result<Session> {
+    open_session_saying(choice, true).await
+}
+
+/// [`open_session`], saying the accelerator only when `say`: `exec` of one program keeps its
+/// stderr the program's own (a `go test -json` reads both streams as one), unless `-v`. A KVM
+/// that fails is still said, once, when it happens.
+async fn open_session_saying(choice: AccelChoice, say: bool) -> Result<Session> {
     let session = Session::open(choice).await.exit_code(exit::INFRA)?;
-    eprintln!("kmatrix: {}", session.accel.describe());
+    if say {
+        eprintln!("kmatrix: {}", session.accel.describe());
+    }
     Ok(session)
 }
 

@@ -1,5 +1,6 @@
 //! `kmatrix exec` through the shared host root, on real Debian kernels: a real crate's `cargo test`
-//! with kmatrix as the cargo runner on two kernels; scripts, the caller's env, cwd and stdin; exit
+//! with kmatrix as the cargo runner on two kernels; a Go package's `go test -json -exec` per
+//! kernel; scripts, the caller's env, cwd and stdin; exit
 //! codes and signals; a program that never exits and leaves children holding its pipes; and the
 //! bad inputs (no such program, a script without its interpreter, a bad --rw) refused by name.
 
@@ -49,6 +50,80 @@ fn vm_exec_is_a_cargo_runner_for_a_real_crate_on_two_kernels() {
         stdout.contains("[debian-6.1] test runs_in_the_guest_with_the_callers_environment_and_cwd ... FAILED"),
         "{stdout}"
     );
+}
+
+/// A Go package's own tests, as a Go project runs them across kernels: `go test -json -exec
+/// "kmatrix exec --kernel K --"` once per kernel (the loop the README documents), each
+/// invocation's output the program's own, so `go test -json`'s events parse. The tests read the
+/// guest's kernel release and its tracefs: run on the host they fail.
+#[test]
+fn vm_exec_runs_a_go_test_suite_per_kernel_with_json_events() {
+    let dir = scratch();
+    std::fs::write(dir.path().join("go.mod"), "module kmatrix.test/demo\n\ngo 1.19\n").unwrap();
+    std::fs::write(
+        dir.path().join("demo_test.go"),
+        r#"package demo
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestRunsInTheGuestKernel(t *testing.T) {
+	rel, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := os.Getenv("KMATRIX_KERNEL_RELEASE")
+	if want == "" || strings.TrimSpace(string(rel)) != want {
+		t.Fatalf("running on %q, kmatrix says %q", strings.TrimSpace(string(rel)), want)
+	}
+	t.Logf("kernel %s", want)
+}
+
+func TestTracefsListsTheFunctionTracer(t *testing.T) {
+	b, err := os.ReadFile("/sys/kernel/tracing/available_tracers")
+	if err != nil || !strings.Contains(string(b), "function") {
+		t.Fatalf("no function tracer: %q %v", b, err)
+	}
+}
+"#,
+    )
+    .unwrap();
+    let go = |exec: Option<&str>| {
+        let mut c = Command::new("go");
+        c.args(["test", "-json", "-count=1"]);
+        if let Some(e) = exec {
+            c.args(["-exec", e]);
+        }
+        c.arg("./...")
+            .current_dir(dir.path())
+            .env("GOCACHE", dir.path().join("gocache"))
+            .env("GOPATH", dir.path().join("gopath"))
+            .env("GOFLAGS", "-mod=mod")
+            .env_remove("KMATRIX_KERNEL_RELEASE")
+            .output()
+            .expect("go (Debian and Ubuntu: apt-get install golang-go; scripts/setup.sh installs it)")
+    };
+    let host_release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap().trim().to_string();
+    for (k, release_prefix) in [("debian-6.1", "6.1.0-"), ("debian-6.12", "6.12.")] {
+        let out = go(Some(&format!("{} exec --kernel {k} --", env!("CARGO_BIN_EXE_kmatrix"))));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{k}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        // Every line is one of go test's JSON events: nothing of kmatrix's in the program's output.
+        let events: Vec<serde_json::Value> =
+            stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{k}: {e}: {l}"))).collect();
+        let passed: Vec<&str> =
+            events.iter().filter(|e| e["Action"] == "pass").filter_map(|e| e["Test"].as_str()).collect();
+        assert_eq!(passed, ["TestRunsInTheGuestKernel", "TestTracefsListsTheFunctionTracer"], "{k}: {stdout}");
+        let said = events.iter().filter_map(|e| e["Output"].as_str()).find(|o| o.contains("kernel ")).unwrap_or("");
+        assert!(said.contains(&format!("kernel {release_prefix}")) && !said.contains(&host_release), "{k}: {said}");
+    }
+    // On the host the same suite fails: the checks can fail.
+    let out = go(None);
+    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(r#""Action":"fail""#));
 }
 
 #[test]
