@@ -4,7 +4,7 @@
 //! partitions when a kernel's shard would be long, then a job that merges the shards' results and
 //! renders the reports. `kmatrix ci github` prints it; a test keeps the committed copy equal to what this
 //! generates, validates it against GitHub's published workflow schema and runs its jobs' steps in
-//! a clean clone (`harness/tests/integration/vm_ci_workflow.rs`).
+//! a clean clone (`harness/tests/vm_ci_workflow.rs`).
 //!
 //! What the runners need that they do not have: a Debian mirror (their apt points at Ubuntu's
 //! archive, which has no Debian kernels: the repository variable `KMATRIX_MIRROR`, checked first),

@@ -6,9 +6,12 @@
 //!
 //! Modules whose name starts with `vm_` boot real kernels under QEMU; the others render reports
 //! (`reports`), check CO-RE relocations offline (`core_check`), collect garbage (`gc`) or run
-//! the peers' benchmark (`bench_peers`). `vm_soak` stays a binary of its own: it counts this
+//! the peers' benchmark (`bench_peers`). Three stay binaries of their own: `vm_soak` counts this
 //! process's file descriptors, children, temporary files and memory, which other tests running
-//! beside it in one process would change.
+//! beside it in one process would change; `vm_ci_workflow` and `vm_ubuntu_host` build kmatrix
+//! (a clean clone's workflow build, a release build in the Ubuntu root) on both cores for
+//! minutes, and cargo runs test binaries one after another, so no guest with a deadline runs
+//! beside those builds (one did here: a scheduler test's scenario timed out under such a build).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -23,7 +26,6 @@ mod vm_artifacts;
 mod vm_bisect;
 mod vm_boot;
 mod vm_bpf_object;
-mod vm_ci_workflow;
 mod vm_exec;
 mod vm_faults;
 mod vm_machine;
@@ -34,7 +36,6 @@ mod vm_share;
 mod vm_shell;
 mod vm_snapshot;
 mod vm_tool_missing;
-mod vm_ubuntu_host;
 mod vm_ubuntu_kernels;
 mod vm_user_command;
 mod vm_user_workload;

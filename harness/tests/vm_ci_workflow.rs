@@ -11,7 +11,7 @@
 //! cache stand-in (this test's kmatrix, as a cache hit for the key would give it: a release
 //! build takes 10+ minutes here).
 
-use crate::common;
+mod common;
 
 use common::action::{self, Ran};
 use kmatrix_proto::Status;
