@@ -27,6 +27,7 @@ mod loopback;
 mod modtree;
 mod modules;
 mod mounts;
+mod net;
 mod perf;
 mod power;
 mod process;
@@ -120,6 +121,9 @@ fn boot_and_serve() -> Result<()> {
         console::say(&said);
     }
     if let Some(said) = disk::preload() {
+        console::say(&said);
+    }
+    if let Some(said) = net::preload() {
         console::say(&said);
     }
     let modules_ms = sys::since_start_ms();

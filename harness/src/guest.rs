@@ -139,6 +139,9 @@ impl Guest {
                 if settings.disk_bytes.is_some() {
                     a.push("kmatrix.disk".into());
                 }
+                if settings.net == crate::settings::Net::User {
+                    a.push("kmatrix.net=user".into());
+                }
                 a
             },
             serial_channel: None,
@@ -151,6 +154,7 @@ impl Guest {
             shares,
             disk,
             first_output: em.first_output,
+            net_user: settings.net == crate::settings::Net::User,
         };
         let virtio = settings.channel == Channel::Virtio && image.has_virtio_console();
         let files = VmFiles { console_log: opts.console_log.clone() };

@@ -123,6 +123,19 @@ pub struct GuestSettings {
     pub boot_timeout: Duration,
     /// How guests that share the host root get it (`--share`).
     pub share: ShareMode,
+    /// The guest's network besides `lo` (`--net`).
+    pub net: Net,
+}
+
+/// A guest's network besides `lo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Net {
+    /// None: the guest reaches nothing outside (the default).
+    #[default]
+    None,
+    /// QEMU's user-mode network: a virtio-net `eth0` at 10.0.2.15/24, the host's loopback at
+    /// 10.0.2.2 (its gateway), outbound TCP/UDP through QEMU; nothing reaches in.
+    User,
 }
 
 impl Default for GuestSettings {
@@ -136,6 +149,7 @@ impl Default for GuestSettings {
             snapshot: SnapshotMode::Auto,
             boot_timeout: BOOT_TIMEOUT,
             share: ShareMode::Auto,
+            net: Net::None,
         }
     }
 }

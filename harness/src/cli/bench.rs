@@ -301,6 +301,7 @@ async fn bare_kernel(p: &Prepared, settings: &GuestSettings) -> Result<f64> {
         shares: Vec::new(),
         disk: None,
         first_output: None,
+        net_user: false,
     };
     let started = std::time::Instant::now();
     let mut cmd = tokio::process::Command::new(&cfg.qemu);

@@ -38,6 +38,11 @@ pub struct MachineArgs {
     /// without it, `run` gives the scenarios that need one a guest with a 64 MiB disk.
     #[arg(long, value_name = "SIZE", value_parser = disk_bytes)]
     pub disk: Option<u64>,
+    /// The guest's network besides `lo`: none (default), or user (QEMU's user-mode network:
+    /// `eth0` at 10.0.2.15/24, the host's loopback reachable at 10.0.2.2, outbound connections
+    /// through QEMU, nothing reaching in).
+    #[arg(long, value_enum, default_value_t = crate::settings::Net::None)]
+    pub net: crate::settings::Net,
 }
 
 impl MachineArgs {
@@ -47,6 +52,7 @@ impl MachineArgs {
             cpus: self.cpus.unwrap_or(crate::settings::CPUS),
             memory_mb: self.memory,
             disk_bytes: self.disk,
+            net: self.net,
             ..Default::default()
         }
     }
@@ -54,7 +60,7 @@ impl MachineArgs {
 
 impl Default for MachineArgs {
     fn default() -> Self {
-        MachineArgs { cpus: None, memory: crate::settings::MEMORY_MB, disk: None }
+        MachineArgs { cpus: None, memory: crate::settings::MEMORY_MB, disk: None, net: crate::settings::Net::None }
     }
 }
 

@@ -413,6 +413,8 @@ mod tests {
             "9p",
             "--snapshot",
             "on",
+            "--net",
+            "user",
         ]);
         assert_eq!(
             a.settings(SnapshotMode::Off),
@@ -425,8 +427,10 @@ mod tests {
                 snapshot: SnapshotMode::On,
                 boot_timeout: Duration::from_secs(5),
                 share: crate::vm::share::ShareMode::NineP,
+                net: crate::settings::Net::User,
             }
         );
+        assert!(Cli::try_parse_from(["kmatrix", "exec", "--net", "tap", "--", "true"]).is_err());
         assert!(!a.settings(SnapshotMode::Off).image_options(false).virtio_channel);
         assert!(Cli::try_parse_from(["kmatrix", "boot", "--channel", "pci"]).is_err());
         assert!(Cli::try_parse_from(["kmatrix", "boot", "--snapshot", "auto"]).is_err());

@@ -90,6 +90,7 @@ impl RerunArgs {
                 cpus: Some(self.cpus.unwrap_or(recorded.0)),
                 memory: self.memory.unwrap_or(recorded.1),
                 disk: recorded.2.map(|mb| mb << 20),
+                net: Default::default(),
             },
             fetch: self.fetch.clone(),
             out: self.out.clone(),

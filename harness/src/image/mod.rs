@@ -63,6 +63,7 @@ struct GuestSpec {
     share_modules: Vec<String>,
     virtiofs_modules: Vec<String>,
     disk_modules: Vec<String>,
+    net_modules: Vec<String>,
     modules: Vec<String>,
 }
 
@@ -253,7 +254,7 @@ fn assemble(
     if kernel.boot.modules_dir.is_some() {
         // Files already in the image (boot modules, the other list's): written once.
         let mut written = modules.clone();
-        let mut lists = vec![(&spec.disk_modules, "kmatrix-disk.load")];
+        let mut lists = vec![(&spec.disk_modules, "kmatrix-disk.load"), (&spec.net_modules, "kmatrix-net.load")];
         if opts.share {
             lists.push((&spec.share_modules, "kmatrix-share.load"));
             // A kernel without virtio-fs (before 5.4: Ubuntu's 4.15) shares over 9p only; the

@@ -433,6 +433,7 @@ pub async fn run_probe(qemu: &Path, image: &Path, accel: Accel, deadline: Durati
         shares: Vec::new(),
         disk: None,
         first_output: None,
+        net_user: false,
     };
     let started = Instant::now();
     let mut cmd = tokio::process::Command::new(qemu);

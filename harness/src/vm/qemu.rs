@@ -80,6 +80,8 @@ pub struct QemuConfig {
     pub shares: Vec<ShareDir>,
     /// A scratch disk (`--disk SIZE`): a raw file as a virtio-blk device (`/dev/vda`).
     pub disk: Option<PathBuf>,
+    /// QEMU's user-mode network on a virtio-net device (`--net user`).
+    pub net_user: bool,
     /// The guest must print on its console within this long, or it is an accelerator failure:
     /// the proof boot of a KVM not yet proven on this host ([`super::accel::KVM_FIRST_OUTPUT`]).
     /// Such a boot's kernel prints from its first milliseconds (`quiet` dropped, `earlyprintk`
@@ -306,6 +308,14 @@ impl QemuConfig {
             a.push("-device".into());
             a.push("virtio-blk-pci,drive=kmdisk,serial=kmatrix-scratch".into());
         }
+        if self.net_user {
+            // QEMU's own NAT: the guest's outbound connections become the host's; the host's
+            // loopback is 10.0.2.2. No option ROM (qboot boots the kernel itself).
+            a.push("-netdev".into());
+            a.push("user,id=kmnet".into());
+            a.push("-device".into());
+            a.push("virtio-net-pci,netdev=kmnet,romfile=".into());
+        }
         if self.debug_exit {
             a.push("-device".into());
             a.push("isa-debug-exit,iobase=0xf4,iosize=0x04".into());
@@ -345,6 +355,7 @@ mod tests {
             shares: Vec::new(),
             disk: None,
             first_output: None,
+            net_user: false,
         }
     }
 

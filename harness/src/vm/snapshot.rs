@@ -328,6 +328,7 @@ mod tests {
             shares: Vec::new(),
             disk: None,
             first_output: None,
+            net_user: false,
         }
     }
 

@@ -55,6 +55,62 @@ fn machine_flags_refuse_bad_sizes_and_a_used_output_dir_by_name() {
     common::assert_bad_input(&out, &["--output-dir", "not empty"]);
 }
 
+/// `--net user`: a program in the guest reaches a server on the host's loopback at 10.0.2.2,
+/// through QEMU's user-mode network, on a kernel whose virtio-net is a module (6.1) and one
+/// where it is built in (6.12), from a snapshot; the server sees the guest's token and the guest
+/// its answer. Without the flag the same connection fails and the server sees nothing.
+#[test]
+fn vm_machine_net_user_reaches_a_server_on_the_hosts_loopback() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // One connection at most, within `wait`: the token it sent, answered with `pong:<token>`.
+    let serve = |wait: std::time::Duration| {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            match listener.accept() {
+                Ok((mut c, _)) => {
+                    c.set_nonblocking(false).unwrap();
+                    c.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+                    let mut buf = [0u8; 64];
+                    let n = c.read(&mut buf).unwrap_or(0);
+                    let got = String::from_utf8_lossy(&buf[..n]).trim().to_string();
+                    let _ = c.write_all(format!("pong:{got}\n").as_bytes());
+                    return Some(got);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                Err(_) => return None,
+            }
+        }
+    };
+    let client = |kernel: &str, net: &[&str], token: &str| {
+        kmatrix()
+            .args(["exec", "--kernel", kernel])
+            .args(net)
+            .args(["--", "/bin/sh", "-c", &format!("echo {token} | /bin/busybox nc 10.0.2.2 {port}")])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    for kernel in ["debian-6.1", "debian-6.12"] {
+        let token = format!("{kernel}-{}", std::process::id());
+        let child = client(kernel, &["--net", "user"], &token);
+        let got = serve(std::time::Duration::from_secs(180));
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(got.as_deref(), Some(token.as_str()), "{kernel}: {}", text(&out.stderr));
+        assert!(out.status.success(), "{kernel}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout).trim(), format!("pong:{token}"), "{kernel}");
+    }
+    // No network without the flag: the connection fails in the guest, nothing arrives.
+    let out = client("debian-6.1", &[], "nothing").wait_with_output().unwrap();
+    assert!(!out.status.success(), "connected without --net: {}", text(&out.stdout));
+    assert_eq!(serve(std::time::Duration::from_millis(100)), None);
+}
+
 #[test]
 fn vm_machine_cpus_and_memory_reach_the_guest() {
     let _one_at_a_time = serial();
