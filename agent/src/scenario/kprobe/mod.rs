@@ -8,6 +8,7 @@
 
 mod any;
 mod blacklist;
+mod block;
 mod debugfs;
 mod eprobe;
 mod fprobe;
@@ -33,6 +34,7 @@ pub const TRACEFS: &[Scenario] = &[
     eprobe::SYS_ENTER_OPENAT,
     eprobe::SYS_ENTER_OPENAT_NUMERIC,
     fprobe::OPENAT,
+    block::START_REQUEST,
     any::ANY,
 ];
 
