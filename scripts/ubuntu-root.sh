@@ -9,8 +9,8 @@
 #   ubuntu-root.sh run [--user] [--tree DIR | --clone DIR] -- CMD...
 #                                         run CMD (bash -c) in the root, as root or, with --user,
 #                                         as the root's ordinary user `kmuser` (no kvm group);
-#                                         with --tree, in a fresh copy of DIR's git tree (tracked
-#                                         and untracked, unignored files) at /tmp/kmatrix-<user>;
+#                                         with --tree, in a copy of DIR's git tree (tracked
+#                                         and untracked, unignored files; updated by content) at /tmp/kmatrix-<user>;
 #                                         with --clone, in a clean clone of DIR's HEAD there
 #
 # The root: Ubuntu $KMATRIX_UBUNTU_SUITE (default noble, 24.04) made by mmdebstrap (Debian's,
@@ -156,15 +156,31 @@ clone_head() {
 }
 
 # copy_tree ROOT SRC OWNER: SRC's git tree (tracked and untracked, unignored files, as they are
-# now, with their times, so a build kept elsewhere stays incremental) into ROOT/tmp/kmatrix-OWNER,
-# fresh, owned by OWNER.
+# now) at ROOT/tmp/kmatrix-OWNER, owned by OWNER. The copy is kept between runs and updated by
+# content: a file whose bytes changed (or is new) is written with the time of this copy, an
+# unchanged one keeps its time, a file gone from SRC goes. So the build kept in the root's own
+# target directory rebuilds exactly what changed, whichever tree it was last built from (copying
+# SRC's times instead let a file edited before the last build from another tree look older than
+# that build: cargo kept a stale kmatrix-proto, and the agent did not compile).
 copy_tree() {
-  local r="$1" src="$2" owner="$3"
+  local r="$1" src="$2" owner="$3" dest stage f
+  dest="$r/tmp/kmatrix-$owner"
   git -C "$src" rev-parse --show-toplevel >/dev/null 2>&1 || die "--tree $src: not a git work tree"
-  rm -rf "$r/tmp/kmatrix-$owner"
-  mkdir -p "$r/tmp/kmatrix-$owner"
+  stage=$(mktemp -d)
   (cd "$src" && git ls-files -z --cached --others --exclude-standard | tar --null -T - --ignore-failed-read -cf - 2>/dev/null) \
-    | tar -xf - -C "$r/tmp/kmatrix-$owner"
+    | tar -xf - -C "$stage"
+  mkdir -p "$dest"
+  while IFS= read -r -d '' f; do
+    if [ -L "$stage/$f" ] || ! cmp -s "$stage/$f" "$dest/$f"; then
+      mkdir -p "$dest/$(dirname "$f")"
+      rm -f "$dest/$f"
+      cp -P --preserve=mode "$stage/$f" "$dest/$f"
+    fi
+  done < <(cd "$stage" && find . \( -type f -o -type l \) -print0)
+  while IFS= read -r -d '' f; do
+    [ -e "$stage/$f" ] || [ -L "$stage/$f" ] || rm -f "$dest/$f"
+  done < <(cd "$dest" && find . \( -type f -o -type l \) -not -path './target/*' -print0)
+  rm -rf "$stage"
   chroot "$r" chown -R "$owner:" "/tmp/kmatrix-$owner"
 }
 
