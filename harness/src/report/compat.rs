@@ -190,7 +190,8 @@ pub fn markdown(t: &Compat) -> String {
 
 /// A single HTML page holding the same table.
 pub fn html(t: &Compat) -> String {
-    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    // Quotes too: a cell's text is also its title attribute.
+    let esc = super::html_escape;
     let mut out = String::from(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>kmatrix compatibility</title>\n<style>\
          body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;font-size:12px}\

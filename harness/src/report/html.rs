@@ -2,13 +2,10 @@
 //! opens the result's detail (reason, evidence, counts, timings, raw excerpt). No external assets:
 //! the page works from a CI artifact store or a mail attachment.
 
+use super::html_escape as esc;
 use kmatrix_proto::ScenarioResult;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
 
 /// The page for `results`; `run` is where they were read from (a run directory or results.jsonl),
 /// which the `kmatrix rerun` command lines of failed cells name; `links` goes before each

@@ -22,6 +22,11 @@ pub mod site;
 mod snapshots;
 pub mod table;
 
+/// Text for HTML, in an element or a quoted attribute: the report pages' one escape.
+pub(crate) fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
 use crate::guest::Guest;
 use crate::image::Image;
 use crate::kernel::PreparedKernel;

@@ -11,6 +11,7 @@
 //! a directory beside `DIR` and renamed into place, so a failure leaves no half-written site.
 
 use super::compat::{self, Cell, Compat};
+use super::html_escape as esc;
 use kmatrix_proto::{ScenarioResult, Status};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -59,10 +60,6 @@ pub struct Written {
 /// The page of a scenario, relative to the site's root.
 pub fn scenario_page(scenario: &str) -> String {
     format!("scenario/{}.html", crate::cache::sanitize(scenario))
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 const STYLE: &str = "body{font-family:sans-serif;margin:1em 2em}table{border-collapse:collapse}\

@@ -323,8 +323,7 @@ fn vm_accel_host_without_dev_kvm_boots_under_tcg_first_time() {
     eprintln!("{}; kmatrix runs in a user and mount namespace without /dev/kvm", common::host_kind());
     let real = Cache::from_env().unwrap();
     // Make sure the kernel is there: the namespace's cache only links to it.
-    let out = Command::new(env!("CARGO_BIN_EXE_kmatrix")).args(["kernels", "fetch", "debian-6.1"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    fetch(&["debian-6.1"]);
     let cache = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(real.root().join("kernels"), cache.path().join("kernels")).unwrap();
     let (mut cmd, _old) = common::in_namespace(NsKvm::Absent, env!("CARGO_BIN_EXE_kmatrix").as_ref());

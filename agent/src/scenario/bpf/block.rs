@@ -79,23 +79,13 @@ fn run(ctx: &mut Ctx) -> Result<ScenarioResult> {
         let detach_ms = ms(t);
 
         let mut problems = workload_problems(&done);
-        let (writes, reads) = match workload::summary(&done.stdout, "direct-io") {
-            Ok(m) => (workload::num(&m, "writes")?.max(0) as u64, workload::num(&m, "reads")?.max(0) as u64),
-            Err(e) => {
-                problems.push(format!("{e:#}"));
-                (0, 0)
-            }
-        };
         let total: u64 = hist.iter().sum();
-        let c = vec![
-            count("4 KiB O_DIRECT writes the workload made", n, writes),
-            count("4 KiB O_DIRECT reads the workload made", n, reads),
-            count("completed writes in /sys/block/vda/stat", n, after.1.saturating_sub(before.1)),
-            count("completed reads in /sys/block/vda/stat", n, after.0.saturating_sub(before.0)),
+        let mut c = workload::direct_io_counts(&done.stdout, n, (before, after), &mut problems);
+        c.extend([
             count("requests issued on the disk (block_issue)", 2 * n, hits.hits),
             count("latencies in the histogram (block_complete)", 2 * n, total),
             count("completions without their issue", 0, hits.dropped),
-        ];
+        ]);
         let mut r = verdict(id, c, problems);
         r.timings = Timings { attach_ms, run_ms, detach_ms };
         let buckets: Vec<String> = hist

@@ -71,14 +71,6 @@ fn run(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let text = ctx.tfs.read("trace")?;
     let parsed = trace::parse(&text);
     let mut problems = trace_problems(&a.done, parsed.lost);
-    let s = workload::summary(&a.done.stdout, "direct-io");
-    let (writes, reads) = match &s {
-        Ok(m) => (workload::num(m, "writes").unwrap_or(0) as u64, workload::num(m, "reads").unwrap_or(0) as u64),
-        Err(e) => {
-            problems.push(format!("{e:#}"));
-            (0, 0)
-        }
-    };
     let rqs = |event: &str, dir: char| -> Vec<Rq> {
         parsed
             .entries
@@ -90,12 +82,7 @@ fn run(ctx: &mut Ctx) -> Result<ScenarioResult> {
     };
     let sectors = |v: &[Rq]| v.iter().map(|r| r.sector).collect::<BTreeSet<u64>>();
     let wanted: BTreeSet<u64> = (0..n).map(|i| i * 8).collect();
-    let mut counts = vec![
-        count("4 KiB O_DIRECT writes the workload made", n, writes),
-        count("4 KiB O_DIRECT reads the workload made", n, reads),
-        count("completed writes in /sys/block/vda/stat", n, after.1.saturating_sub(before.1)),
-        count("completed reads in /sys/block/vda/stat", n, after.0.saturating_sub(before.0)),
-    ];
+    let mut counts = workload::direct_io_counts(&a.done.stdout, n, (before, after), &mut problems);
     for (event, name) in [("block_rq_issue:", "block_rq_issue"), ("block_rq_complete:", "block_rq_complete")] {
         for (dir, what) in [('W', "write"), ('R', "read")] {
             let v = rqs(event, dir);

@@ -48,27 +48,14 @@ fn run(ctx: &mut Ctx) -> Result<ScenarioResult> {
     let (_, prof) = profile_of(ctx, GROUP, EVENT)?;
     let parsed = trace::parse(&text);
     let mut problems = trace_problems(&a.done, parsed.lost);
-    let (writes, reads) = match workload::summary(&a.done.stdout, "direct-io") {
-        Ok(m) => (workload::num(&m, "writes").unwrap_or(0) as u64, workload::num(&m, "reads").unwrap_or(0) as u64),
-        Err(e) => {
-            problems.push(format!("{e:#}"));
-            (0, 0)
-        }
-    };
     let entries = parsed.entries.iter().filter(|e| e.body.starts_with(&format!("{EVENT}: "))).count() as u64;
     let requests = 2 * n;
-    let counts = vec![
-        count("4 KiB O_DIRECT writes the workload made", n, writes),
-        count("4 KiB O_DIRECT reads the workload made", n, reads),
-        count(
-            "completed requests in /sys/block/vda/stat",
-            requests,
-            (after.0 + after.1).saturating_sub(before.0 + before.1),
-        ),
+    let mut counts = workload::direct_io_counts(&a.done.stdout, n, (before, after), &mut problems);
+    counts.extend([
         count(format!("{ev} entries in the trace"), requests, entries),
         count("kprobe_profile hits", requests, prof.hits),
         count("kprobe_profile misses", 0, prof.misses),
-    ];
+    ]);
     let mut r = a.verdict(ctx.id(), counts, problems);
     r.detail =
         serde_json::json!({ "symbol": SYMBOL, "stat_before": [before.0, before.1], "stat_after": [after.0, after.1] });

@@ -47,6 +47,33 @@ pub fn summary(text: &str, name: &str) -> Result<BTreeMap<String, String>> {
         .collect())
 }
 
+/// What every block-layer scenario checks around `direct-io N` on the scratch disk: the N
+/// writes and N reads the workload's summary says it made, and the completed writes and reads the
+/// block layer counted (`/sys/block/<disk>/stat`, `before` and `after` as `disk::stat` reads them:
+/// reads, writes). A summary that is missing or malformed is a problem, its counts 0.
+pub fn direct_io_counts(
+    stdout: &str,
+    n: u64,
+    (before, after): ((u64, u64), (u64, u64)),
+    problems: &mut Vec<String>,
+) -> Vec<kmatrix_proto::Count> {
+    use super::verdict::count;
+    let made = summary(stdout, "direct-io").and_then(|m| Ok((num(&m, "writes")?, num(&m, "reads")?)));
+    let (writes, reads) = match made {
+        Ok((w, r)) => (w.max(0) as u64, r.max(0) as u64),
+        Err(e) => {
+            problems.push(format!("{e:#}"));
+            (0, 0)
+        }
+    };
+    vec![
+        count("4 KiB O_DIRECT writes the workload made", n, writes),
+        count("4 KiB O_DIRECT reads the workload made", n, reads),
+        count("completed writes in /sys/block/vda/stat", n, after.1.saturating_sub(before.1)),
+        count("completed reads in /sys/block/vda/stat", n, after.0.saturating_sub(before.0)),
+    ]
+}
+
 /// A numeric value of a summary; a missing or malformed one is an error naming it.
 pub fn num(map: &BTreeMap<String, String>, key: &str) -> Result<i64> {
     let v = map.get(key).with_context(|| format!("summary has no {key}= ({map:?})"))?;
